@@ -1,0 +1,121 @@
+//! Backends execute validated ops on a device.
+//!
+//! The [`Backend`] trait is the only thing the rest of the crate knows about
+//! a device. The CPU backend (`cpu/`) is always built and is the reference;
+//! other backends live in their own folders behind cargo features, and their
+//! types (cudarc's included) never leave those folders.
+
+mod cpu;
+
+use std::any::Any;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::op::{Op, SourceEncoding};
+use crate::tensor::DType;
+
+pub(crate) use cpu::CpuBackend;
+
+/// A buffer owned by a backend (host memory for the CPU, device memory for a GPU).
+pub trait DeviceBuffer: Any + Send + Sync + Debug {
+    /// For the owning backend to get its own type back.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// An input of an op: its shape, dtype and buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct TensorRef<'a> {
+    pub shape: &'a [usize],
+    pub dtype: DType,
+    pub buffer: &'a dyn DeviceBuffer,
+}
+
+/// What a backend is, for receipts and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendInfo {
+    /// `cpu` or `cuda`.
+    pub kind: String,
+    /// e.g. `x86_64 avx2+fma, 2 threads` or `NVIDIA H100 80GB HBM3`.
+    pub device: String,
+}
+
+/// A device that executes validated ops.
+///
+/// Every method receives inputs whose shapes and dtypes the [`crate::Session`]
+/// has already checked, and the output shape it computed; a backend only
+/// computes. It must produce exactly the bits `SEMANTICS.md` defines.
+///
+/// # Errors
+///
+/// Only [`Error::Device`] (a provider fault) or [`Error::Unsupported`].
+pub trait Backend: Send + Sync + Debug {
+    /// What this backend is.
+    fn info(&self) -> BackendInfo;
+
+    /// Copies f32 elements to the device.
+    fn upload_f32(&self, data: &[f32]) -> Result<Box<dyn DeviceBuffer>, Error>;
+
+    /// Copies i32 elements to the device.
+    fn upload_i32(&self, data: &[i32]) -> Result<Box<dyn DeviceBuffer>, Error>;
+
+    /// Decodes little-endian `bytes` in `encoding` to `dtype` elements on the
+    /// device. `bytes.len()` is exactly the element count times the encoded
+    /// size. f16/bf16 widen exactly; i64 values outside i32 are an
+    /// [`Error::InvalidArgument`] (the only deterministic error a backend returns).
+    fn upload_encoded(
+        &self,
+        bytes: &[u8],
+        encoding: SourceEncoding,
+        dtype: DType,
+    ) -> Result<Box<dyn DeviceBuffer>, Error>;
+
+    /// Copies an f32 buffer back to the host.
+    fn read_f32(&self, x: TensorRef<'_>) -> Result<Vec<f32>, Error>;
+
+    /// Copies an i32 buffer back to the host.
+    fn read_i32(&self, x: TensorRef<'_>) -> Result<Vec<i32>, Error>;
+
+    /// Executes `op` on `inputs`, producing a new buffer of `out_shape`/`out_dtype`.
+    fn execute(
+        &self,
+        op: &Op,
+        inputs: &[TensorRef<'_>],
+        out_shape: &[usize],
+        out_dtype: DType,
+    ) -> Result<Box<dyn DeviceBuffer>, Error>;
+}
+
+/// A shareable handle to one backend instance (one per process and device).
+#[derive(Debug, Clone)]
+pub struct Device {
+    backend: Arc<dyn Backend>,
+}
+
+impl Device {
+    /// The CPU reference backend, using every core the machine has.
+    pub fn cpu() -> Device {
+        Device::from_backend(Arc::new(CpuBackend::new(None)))
+    }
+
+    /// The CPU reference backend with a fixed number of worker threads
+    /// (results do not depend on it; tests use it to prove that).
+    pub fn cpu_with_threads(threads: usize) -> Device {
+        Device::from_backend(Arc::new(CpuBackend::new(Some(threads))))
+    }
+
+    /// Wraps any backend.
+    pub fn from_backend(backend: Arc<dyn Backend>) -> Device {
+        Device { backend }
+    }
+
+    /// The backend behind this device.
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.backend
+    }
+
+    /// What this device is.
+    pub fn info(&self) -> BackendInfo {
+        self.backend.info()
+    }
+}

@@ -1,0 +1,46 @@
+//! Deterministic tensor ops for Assay guests.
+//!
+//! Verification in Assay is a hash comparison, so every op here is defined as
+//! a scalar program per output element (see `SEMANTICS.md` beside this
+//! crate's `Cargo.toml`) and every backend must reproduce the CPU reference
+//! bit for bit.
+//!
+//! The crate has three layers:
+//!
+//! - [`Session`]: one per job. It validates shapes and arguments, computes
+//!   each op's [`Work`] and output size from shapes alone, enforces the job's
+//!   GPU memory quota (live tensor bytes) and work budget *before* launching
+//!   anything, and keeps the work meter.
+//! - [`Op`]: a validated op with its parameters, handed to a backend.
+//! - [`Backend`]: executes ops on a device. The CPU backend is always built;
+//!   CUDA is a cargo feature. Backend-specific types never leave
+//!   `src/backend/<name>/`.
+//!
+//! # Example
+//!
+//! ```
+//! use assay_host_gpu::{Device, Session, SessionLimits};
+//!
+//! # fn main() -> Result<(), assay_host_gpu::Error> {
+//! let device = Device::cpu();
+//! let mut session = Session::new(device, SessionLimits::default());
+//! let a = session.upload_f32(&[2, 2], vec![1.0, 2.0, 3.0, 4.0])?;
+//! let b = session.upload_f32(&[2, 2], vec![1.0, 0.0, 0.0, 1.0])?;
+//! let c = session.matmul(&a, &b, false, false)?;
+//! assert_eq!(session.read_f32(&c)?, vec![1.0, 2.0, 3.0, 4.0]);
+//! assert_eq!(session.work().flops, 2 * 2 * 2 * 2);
+//! # Ok(())
+//! # }
+//! ```
+
+mod backend;
+mod error;
+mod op;
+mod session;
+mod tensor;
+
+pub use backend::{Backend, BackendInfo, DeviceBuffer, Device, TensorRef};
+pub use error::Error;
+pub use op::{BinaryOp, Op, ReduceOp, SourceEncoding, UnaryOp};
+pub use session::{Session, SessionLimits, Work};
+pub use tensor::{DType, Tensor};

@@ -1,0 +1,72 @@
+//! The op catalogue, as handed to a backend after validation.
+
+use crate::tensor::DType;
+
+/// Element-wise functions of one operand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    Neg,
+    Abs,
+    Relu,
+    Gelu,
+    Tanh,
+    Sigmoid,
+    Exp,
+    Log,
+    Sqrt,
+}
+
+/// Element-wise functions of two operands (numpy broadcasting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Max,
+    Min,
+}
+
+/// Reductions over the last axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReduceOp {
+    Sum,
+    Mean,
+    Max,
+    Min,
+}
+
+/// How raw little-endian bytes encode elements (for tensors made from input bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourceEncoding {
+    F32,
+    F16,
+    Bf16,
+    I32,
+    I64,
+}
+
+/// One validated op. Shapes of inputs and output travel beside it in
+/// [`crate::TensorRef`]s, already checked by the [`crate::Session`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Fill { value: f32 },
+    Matmul { transpose_a: bool, transpose_b: bool },
+    Unary(UnaryOp),
+    Binary(BinaryOp),
+    Scale { factor: f32 },
+    Reduce(ReduceOp),
+    Softmax,
+    LayerNorm { eps: f32 },
+    RmsNorm { eps: f32 },
+    Gather,
+    Permute { axes: Vec<usize> },
+    Slice { axis: usize, start: usize, end: usize },
+    Concat { axis: usize },
+    MaskedMeanPool,
+    L2Normalize { eps: f32 },
+    Argmax,
+    Conv2d { stride: (usize, usize), padding: (usize, usize), has_bias: bool },
+    MaxPool2d { kernel: (usize, usize), stride: (usize, usize), padding: (usize, usize) },
+    Cast { to: DType },
+}

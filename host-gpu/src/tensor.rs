@@ -1,0 +1,76 @@
+use std::sync::Arc;
+
+use crate::backend::DeviceBuffer;
+
+/// Element type of a tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DType {
+    /// IEEE-754 binary32.
+    F32,
+    /// Two's-complement 32-bit integer.
+    I32,
+}
+
+impl DType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        4
+    }
+
+    /// The name used in error messages and docs.
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::I32 => "i32",
+        }
+    }
+}
+
+/// A handle to a contiguous, row-major tensor on a session's device.
+///
+/// Cloning is cheap (the buffer is shared). Views that keep the bytes
+/// unchanged (reshape) share the buffer, so they cost no quota. The quota
+/// charge of a buffer is released when the last handle to it is dropped.
+#[derive(Debug, Clone)]
+pub struct Tensor {
+    pub(crate) shape: Arc<[usize]>,
+    pub(crate) dtype: DType,
+    pub(crate) buffer: Arc<Allocation>,
+}
+
+/// A device buffer and the quota it holds.
+#[derive(Debug)]
+pub(crate) struct Allocation {
+    pub(crate) buffer: Box<dyn DeviceBuffer>,
+    pub(crate) bytes: u64,
+    pub(crate) live_bytes: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Drop for Allocation {
+    fn drop(&mut self) {
+        self.live_bytes
+            .fetch_sub(self.bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Tensor {
+    /// The dimensions, outermost first.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Size of the elements in bytes.
+    pub fn byte_len(&self) -> u64 {
+        self.numel() as u64 * self.dtype.size() as u64
+    }
+}
