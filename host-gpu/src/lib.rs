@@ -35,6 +35,7 @@
 
 mod backend;
 mod error;
+pub mod math;
 mod op;
 mod session;
 mod tensor;
