@@ -1,0 +1,422 @@
+//! Running one job: instantiate, run, classify the ending, sign the receipt.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use assay_host_gpu::{Device, Session, SessionLimits};
+use assay_protocol::{
+    BackendDescriptor, Hash32, JobSpec, NodeKey, Outcome, Receipt, ReceiptBody, WorkDone,
+    inputs_root, job_id, outputs_root,
+};
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Engine, Store, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::JobPre;
+use crate::cache::{CacheHit, DiskCache, MemoryCache};
+use crate::gpu::{GpuCtx, GpuCtxView, GpuView, HostError, Inputs};
+use crate::limits::{GuestLimits, MemoryLimitHit};
+use crate::wasi::{Captured, deterministic_ctx};
+use crate::{Error, FaultKind};
+
+/// Most bytes of guest stderr quoted in a trap's error text.
+const STDERR_IN_ERROR: usize = 4096;
+
+/// A deterministic reason a host call ended the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// A tensor op would exceed the work budget.
+    WorkBudget(String),
+    /// Outputs would exceed the output cap.
+    OutputLimit(String),
+    /// The guest broke a rule of the interface (e.g. a dead tensor handle).
+    Trap(String),
+}
+
+impl fmt::Display for Ending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ending::WorkBudget(m) => write!(f, "work budget exhausted: {m}"),
+            Ending::OutputLimit(m) => write!(f, "output limit exceeded: {m}"),
+            Ending::Trap(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+/// Everything in a store.
+pub(crate) struct JobState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    gpu: GpuCtx,
+    limits: GuestLimits,
+}
+
+impl WasiView for JobState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl GpuView for JobState {
+    fn gpu(&mut self) -> GpuCtxView<'_> {
+        GpuCtxView {
+            ctx: &mut self.gpu,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// A component compiled and linked, ready to instantiate.
+pub struct LoadedComponent {
+    hash: Hash32,
+    pre: JobPre<JobState>,
+    hit: CacheHit,
+}
+
+impl fmt::Debug for LoadedComponent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedComponent")
+            .field("hash", &self.hash)
+            .field("hit", &self.hit)
+            .finish()
+    }
+}
+
+impl LoadedComponent {
+    /// blake3 of the component's bytes.
+    pub fn hash(&self) -> Hash32 {
+        self.hash
+    }
+
+    /// Where this load came from.
+    pub fn cache_hit(&self) -> CacheHit {
+        self.hit
+    }
+}
+
+/// How to set up a [`Runtime`].
+#[derive(Debug)]
+pub struct RuntimeOptions {
+    /// Where compiled components are cached (none: compile every process).
+    pub cache_dir: Option<PathBuf>,
+    /// The device tensor ops run on.
+    pub device: Device,
+    /// The key receipts are signed with.
+    pub key: NodeKey,
+}
+
+/// What one run produced: a deterministic result with its signed receipt.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The job id ([`assay_protocol::job_id`]).
+    pub job_id: Hash32,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The outputs: what the guest wrote on success; `{"error": text}` otherwise.
+    pub outputs: BTreeMap<String, Vec<u8>>,
+    /// The failure text (also the `error` output), if the run failed.
+    pub error: Option<String>,
+    /// The receipt, signed by this node.
+    pub receipt: Receipt,
+    /// Captured stdout (capped; not part of the outputs root).
+    pub stdout: Vec<u8>,
+    /// Captured stderr (capped; not part of the outputs root).
+    pub stderr: Vec<u8>,
+    /// The guest's `log` lines (capped; not part of the outputs root).
+    pub log: String,
+    /// Wall time of instantiate + run.
+    pub elapsed: std::time::Duration,
+}
+
+/// The sandbox: one engine, one linker, one device, a component cache and a node key.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<JobState>,
+    device: Device,
+    disk: Option<DiskCache>,
+    loaded: MemoryCache<LoadedComponent>,
+    key: NodeKey,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("device", &self.device.info())
+            .field("node", &self.key.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// A runtime on the process-wide engine.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Engine`] if the engine can't be built; [`Error::Cache`] if the
+    /// cache directory can't be created.
+    pub fn new(options: RuntimeOptions) -> Result<Runtime, Error> {
+        let engine = crate::engine::shared()?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| Error::Engine(format!("linking WASI: {e}")))?;
+        crate::gpu::add_to_linker(&mut linker)
+            .map_err(|e| Error::Engine(format!("linking assay:gpu: {e}")))?;
+        let disk = match &options.cache_dir {
+            Some(dir) => Some(DiskCache::open(dir, &engine)?),
+            None => None,
+        };
+        Ok(Runtime {
+            engine,
+            linker,
+            device: options.device,
+            disk,
+            loaded: MemoryCache::default(),
+            key: options.key,
+        })
+    }
+
+    /// This node's identity.
+    pub fn node_key(&self) -> &NodeKey {
+        &self.key
+    }
+
+    /// The device ops run on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Compiles (or fetches from the caches) and links a component.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadComponent`] if the bytes are not a component for the
+    /// `assay:gpu/job` world, with a message saying what to do.
+    pub fn load(&self, bytes: &[u8]) -> Result<Arc<LoadedComponent>, Error> {
+        let hash = Hash32::of(bytes);
+        if let Some(c) = self.loaded.get(&hash) {
+            return Ok(Arc::new(LoadedComponent {
+                hash,
+                pre: c.pre.clone(),
+                hit: CacheHit::Memory,
+            }));
+        }
+        let (component, hit) = match &self.disk {
+            Some(disk) => disk.load_or_compile(&self.engine, &hash, bytes)?,
+            None => (crate::cache::compile(&self.engine, bytes)?, CacheHit::Compiled),
+        };
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(JobPre::new)
+            .map_err(|e| {
+                Error::BadComponent(format!(
+                    "this component is not an Assay job: it must target the `assay:gpu/job` world \
+                     (export `run: func() -> result<_, string>`, import only assay:gpu and WASI 0.2) \
+                     — write it with the assay-guest SDK. Details: {e}"
+                ))
+            })?;
+        let loaded = Arc::new(LoadedComponent { hash, pre, hit });
+        self.loaded.insert(hash, loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Runs `component` on `inputs` under `spec`.
+    ///
+    /// Every deterministic ending — success, guest error, trap, fuel, work
+    /// budget, memory cap, GPU quota, output cap — is an `Ok` report with a
+    /// signed receipt.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ProviderFault`] when the ending says something about this
+    /// machine instead (watchdog, device failure, no free instance slot):
+    /// no receipt, the job should run elsewhere.
+    pub fn run(
+        &self,
+        component: &LoadedComponent,
+        inputs: Arc<Inputs>,
+        spec: &JobSpec,
+    ) -> Result<RunReport, Error> {
+        let input_hashes: Vec<(String, u64, Hash32)> = inputs
+            .iter()
+            .map(|(n, b)| (n.clone(), b.len() as u64, Hash32::of(b)))
+            .collect();
+        let inputs_root = inputs_root(input_hashes.iter().map(|(n, s, h)| (n.as_str(), *s, h)));
+        let job_id = job_id(&component.hash, &inputs_root, spec);
+        let started_at_ms = unix_ms();
+        let start = Instant::now();
+
+        let (wasi, captured) = deterministic_ctx(&job_id, spec);
+        let session = Session::new(
+            self.device.clone(),
+            SessionLimits {
+                memory_quota: spec.gpu_memory_bytes,
+                work_budget: spec.work_budget,
+                ..SessionLimits::default()
+            },
+        );
+        let params = Arc::new(spec.params.clone());
+        let state = JobState {
+            wasi,
+            table: ResourceTable::new(),
+            gpu: GpuCtx::new(session, inputs, params, spec),
+            limits: GuestLimits {
+                memory_bytes: spec.memory_bytes.min(crate::engine::MAX_GUEST_MEMORY),
+            },
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store
+            .set_fuel(spec.fuel)
+            .map_err(|e| internal(format!("setting fuel: {e}")))?;
+        store.set_epoch_deadline(crate::engine::watchdog_ticks(spec.wall_clock_ms));
+        store.epoch_deadline_trap();
+
+        let result = component
+            .pre
+            .instantiate(&mut store)
+            .and_then(|job| job.call_run(&mut store));
+        let elapsed = start.elapsed();
+        let fuel_used = spec.fuel - store.get_fuel().unwrap_or(0);
+
+        let state = store.into_data();
+        let ending = classify(result, &state.gpu, &captured)?;
+        let (outcome, outputs, error) = match ending {
+            (Outcome::Success, None) => (Outcome::Success, state.gpu.outputs, None),
+            (outcome, error) => {
+                let text = error.unwrap_or_default();
+                let mut outputs = BTreeMap::new();
+                outputs.insert("error".to_string(), text.clone().into_bytes());
+                (outcome, outputs, Some(text))
+            }
+        };
+        let root = outputs_root(outputs.iter().map(|(n, b)| (n.as_str(), b.as_slice())));
+        let work = state.gpu.session.work();
+        let info = self.device.info();
+        let receipt = ReceiptBody {
+            job_id,
+            shard: spec.shard,
+            provider_id: self.key.id(),
+            component_hash: component.hash,
+            inputs_root,
+            outputs_root: root,
+            outcome,
+            fuel_used,
+            work: WorkDone {
+                flops: work.flops,
+                bytes: work.bytes,
+            },
+            backend: BackendDescriptor {
+                kind: info.kind,
+                device: info.device,
+            },
+            telemetry: None,
+            started_at_ms,
+            finished_at_ms: unix_ms(),
+        }
+        .sign(&self.key)?;
+        Ok(RunReport {
+            job_id,
+            outcome,
+            outputs,
+            error,
+            receipt,
+            stdout: captured.stdout.contents().to_vec(),
+            stderr: captured.stderr.contents().to_vec(),
+            log: state.gpu.log,
+            elapsed,
+        })
+    }
+}
+
+fn internal(message: String) -> Error {
+    Error::ProviderFault {
+        kind: FaultKind::Internal,
+        message,
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Turns the run's result into (outcome, error text), or a provider fault.
+fn classify(
+    result: wasmtime::Result<Result<(), String>>,
+    gpu: &GpuCtx,
+    captured: &Captured,
+) -> Result<(Outcome, Option<String>), Error> {
+    let failed = |outcome: Outcome, text: String| -> Result<(Outcome, Option<String>), Error> {
+        let outcome = match outcome {
+            Outcome::GuestError | Outcome::Trap if gpu.quota_refused => Outcome::GpuQuotaExceeded,
+            o => o,
+        };
+        Ok((outcome, Some(text)))
+    };
+    let e = match result {
+        Ok(Ok(())) => return Ok((Outcome::Success, None)),
+        Ok(Err(message)) => return failed(Outcome::GuestError, message),
+        Err(e) => e,
+    };
+    if let Some(host) = e.downcast_ref::<HostError>() {
+        return match host {
+            HostError::End(Ending::WorkBudget(m)) => {
+                failed(Outcome::WorkBudgetExhausted, format!("work budget exhausted: {m}"))
+            }
+            HostError::End(Ending::OutputLimit(m)) => {
+                failed(Outcome::OutputLimitExceeded, format!("output limit exceeded: {m}"))
+            }
+            HostError::End(Ending::Trap(m)) => failed(Outcome::Trap, with_stderr(m, captured)),
+            HostError::Fault(m) => Err(Error::ProviderFault {
+                kind: FaultKind::Device,
+                message: m.clone(),
+            }),
+            HostError::Guest(g) => failed(Outcome::Trap, format!("unhandled host error: {g:?}")),
+        };
+    }
+    if let Some(hit) = e.downcast_ref::<MemoryLimitHit>() {
+        return failed(Outcome::MemoryLimit, hit.to_string());
+    }
+    if let Some(trap) = e.downcast_ref::<Trap>() {
+        return match trap {
+            Trap::OutOfFuel => failed(
+                Outcome::FuelExhausted,
+                "fuel exhausted: the guest used all the fuel of its spec".into(),
+            ),
+            Trap::Interrupt => Err(Error::ProviderFault {
+                kind: FaultKind::Watchdog,
+                message: "the wall-clock watchdog fired before the job finished".into(),
+            }),
+            other => failed(Outcome::Trap, with_stderr(&format!("trap: {other}"), captured)),
+        };
+    }
+    if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+        return Err(Error::ProviderFault {
+            kind: FaultKind::Capacity,
+            message: format!("{e}"),
+        });
+    }
+    // Anything else came from the guest's use of an interface (e.g. a WASI
+    // stream error it turned into a trap); the text is deterministic.
+    failed(Outcome::Trap, with_stderr(&format!("trap: {e}"), captured))
+}
+
+/// A trap's text followed by the tail of the guest's stderr (where a Rust
+/// guest prints its panic message).
+fn with_stderr(message: &str, captured: &Captured) -> String {
+    let stderr = captured.stderr.contents();
+    if stderr.is_empty() {
+        return message.to_string();
+    }
+    let tail = &stderr[stderr.len().saturating_sub(STDERR_IN_ERROR)..];
+    format!("{message}\nguest stderr:\n{}", String::from_utf8_lossy(tail).trim_end())
+}
