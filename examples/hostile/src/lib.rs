@@ -1,1 +1,163 @@
+//! `hostile`: one component that misbehaves in the way the job param `mode`
+//! chooses, so the host's tests can check each limit of the sandbox.
+//!
+//! | `mode` | what it does | expected outcome |
+//! | --- | --- | --- |
+//! | `ok` | writes output `ok.txt` (`ok\n`) | success |
+//! | `infinite-loop` | spins forever (a loop the optimiser cannot remove) | fuel exhausted (or the watchdog) |
+//! | `memory-bomb` | allocates 64 MiB chunks and keeps them all | guest memory cap (a trap) |
+//! | `deep-recursion` | non-tail recursion without end | trap (call stack exhausted) |
+//! | `huge-output` | writes 1 MiB outputs `bulk-000000`, `bulk-000001`, … forever | output limit exceeded |
+//! | `quota-bomb` | asks for a `[16384, 16384, 16]` f32 tensor (16 GiB) | guest error carrying the host's `quota-exceeded` text |
+//! | `tensor-hoard` | keeps `[1024, 1024]` tensors (4 MiB each) alive until the host refuses | guest error carrying the host's `quota-exceeded` text |
+//! | `shape-mismatch` | `[2,3]·[4,5]`; checks it gets the `shape-mismatch` variant, then writes output `recovered` (the error text) | success |
+//! | `missing-input` | reads input `does-not-exist` | guest error carrying the host's `not-found` text |
+//! | `bad-output-name` | writes an output named `../escape` | guest error carrying the host's `invalid-argument` text |
+//! | `panic` | panics | trap |
+//! | `guest-error` | returns `Err("hostile guest-error: returned an error on purpose")` | guest error |
+//! | `work-bomb` | multiplies `[size, size]` matrices forever (param `size`, default 1024) | work budget exhausted |
+//!
+//! A missing or unknown `mode` is a guest error that lists the modes.
 
+use std::hint::black_box;
+
+use assay_guest::prelude::*;
+
+const MODES: &str = "ok, infinite-loop, memory-bomb, deep-recursion, huge-output, quota-bomb, tensor-hoard, \
+                     shape-mismatch, missing-input, bad-output-name, panic, guest-error, work-bomb";
+
+fn run() -> Result<()> {
+    let Some(mode) = assay_guest::param_str("mode") else {
+        return Err(Error::Param {
+            name: "mode".into(),
+            message: format!("missing; one of: {MODES}"),
+        });
+    };
+    log!("hostile: mode {mode}");
+    match mode.as_str() {
+        "ok" => write_output("ok.txt", "ok\n"),
+        "infinite-loop" => infinite_loop(),
+        "memory-bomb" => memory_bomb(),
+        "deep-recursion" => {
+            let depth = recurse(black_box(0));
+            Err(Error::msg(format_args!(
+                "deep-recursion returned after {depth} calls"
+            )))
+        }
+        "huge-output" => huge_output(),
+        "quota-bomb" => quota_bomb(),
+        "tensor-hoard" => tensor_hoard(),
+        "shape-mismatch" => shape_mismatch(),
+        "missing-input" => read_input_range("does-not-exist", 0, 16).map(drop),
+        "bad-output-name" => write_output("../escape", "x"),
+        "panic" => panic!("hostile guest panicked on purpose"),
+        "guest-error" => Err(Error::msg(
+            "hostile guest-error: returned an error on purpose",
+        )),
+        "work-bomb" => work_bomb(),
+        other => Err(Error::Param {
+            name: "mode".into(),
+            message: format!("unknown mode {other:?}; one of: {MODES}"),
+        }),
+    }
+}
+
+fn infinite_loop() -> Result<()> {
+    let mut x: u64 = black_box(1);
+    loop {
+        // black_box hides the value from the optimiser, so the loop stays.
+        x = black_box(
+            x.wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407),
+        );
+    }
+}
+
+fn memory_bomb() -> Result<()> {
+    const CHUNK: usize = 64 << 20;
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut chunk = vec![0u8; CHUNK];
+        // Touch one byte per 64 KiB page so the memory is really used.
+        for i in (0..CHUNK).step_by(65536) {
+            chunk[i] = black_box(hoard.len() as u8);
+        }
+        hoard.push(black_box(chunk));
+        black_box(&hoard);
+    }
+}
+
+/// Non-tail recursion with a live frame: the optimiser cannot flatten it.
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let frame = black_box([depth; 32]);
+    if black_box(depth) == u64::MAX {
+        return 0;
+    }
+    let deeper = recurse(black_box(depth + 1));
+    deeper.wrapping_add(frame[(depth % 32) as usize])
+}
+
+fn huge_output() -> Result<()> {
+    let chunk: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
+    let mut i: u64 = 0;
+    loop {
+        write_output(&format!("bulk-{i:06}"), &chunk)?;
+        i += 1;
+    }
+}
+
+fn quota_bomb() -> Result<()> {
+    match Tensor::fill(&[16384, 16384, 16], 1.0) {
+        Ok(t) => Err(Error::msg(format_args!(
+            "quota-bomb: a 16 GiB tensor was allowed (numel {})",
+            t.numel()
+        ))),
+        Err(e @ Error::QuotaExceeded(_)) => Err(e),
+        Err(other) => Err(Error::msg(format_args!(
+            "quota-bomb: expected quota-exceeded, got: {other}"
+        ))),
+    }
+}
+
+fn tensor_hoard() -> Result<()> {
+    let mut hoard = Vec::new();
+    loop {
+        match Tensor::fill(&[1024, 1024], 1.0) {
+            Ok(t) => hoard.push(t),
+            Err(e @ Error::QuotaExceeded(_)) => {
+                return Err(e.context(format_args!("after {} tensors of 4 MiB", hoard.len())));
+            }
+            Err(other) => return Err(other),
+        }
+    }
+}
+
+fn shape_mismatch() -> Result<()> {
+    let a = Tensor::fill(&[2, 3], 1.0)?;
+    let b = Tensor::fill(&[4, 5], 1.0)?;
+    match a.matmul(&b) {
+        Err(e @ Error::ShapeMismatch(_)) => {
+            write_output("recovered", e.to_string())?;
+            Ok(())
+        }
+        Err(other) => Err(Error::msg(format_args!(
+            "shape-mismatch: expected shape-mismatch, got: {other}"
+        ))),
+        Ok(_) => Err(Error::msg("shape-mismatch: [2,3]·[4,5] was accepted")),
+    }
+}
+
+fn work_bomb() -> Result<()> {
+    let size: u32 = param_or("size", 1024)?;
+    let a = Tensor::fill(&[size, size], 0.5)?;
+    let mut rounds: u64 = 0;
+    loop {
+        let c = a.matmul(&a)?;
+        black_box(&c);
+        rounds += 1;
+        black_box(rounds);
+    }
+}
+
+assay_guest::job!(run);

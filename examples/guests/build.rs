@@ -1,0 +1,208 @@
+//! Builds every example guest for `wasm32-wasip2` (release) with a nested
+//! cargo, in `<workspace>/target/guests`, and tells `src/lib.rs` where the
+//! components are (`cargo:rustc-env=ASSAY_GUEST_<NAME>=<path>`).
+//!
+//! The nested cargo gets a clean environment: everything the outer cargo
+//! (or `cargo clippy`, `cargo test`, a jobserver, a wrapper) sets for this
+//! build script would otherwise change what it builds or for which target.
+//! Its own target dir keeps it off the outer build's lock.
+
+use std::env;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// (package, artifact file name, env var suffix). Keep in sync with `Guest` in src/lib.rs.
+const GUESTS: &[(&str, &str, &str)] = &[
+    ("hello", "hello.wasm", "HELLO"),
+    ("matmul", "matmul.wasm", "MATMUL"),
+    ("hostile", "hostile.wasm", "HOSTILE"),
+    ("microbench", "microbench.wasm", "MICROBENCH"),
+    ("wasi-command", "wasi-command.wasm", "WASI_COMMAND"),
+];
+
+const TARGET: &str = "wasm32-wasip2";
+
+fn main() {
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    // examples/guests → the workspace root.
+    let workspace = manifest_dir
+        .parent()
+        .and_then(Path::parent)
+        .expect("examples/guests lives two levels below the workspace root")
+        .to_path_buf();
+    let target_dir = workspace.join("target").join("guests");
+
+    for path in [
+        "wit",
+        "guest-sdk",
+        "Cargo.toml",
+        "Cargo.lock",
+        "rust-toolchain.toml",
+    ] {
+        println!("cargo:rerun-if-changed={}", workspace.join(path).display());
+    }
+    for (package, _, _) in GUESTS {
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join("examples").join(package).display()
+        );
+    }
+    println!("cargo:rerun-if-env-changed=ASSAY_GUEST_RUSTFLAGS");
+
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| OsString::from("rustc"));
+    check_target_installed(&rustc);
+
+    let mut cmd = Command::new(&cargo);
+    clean_env(&mut cmd);
+    cmd.arg("build")
+        .arg("--release")
+        .arg("--target")
+        .arg(TARGET)
+        .arg("--manifest-path")
+        .arg(workspace.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir);
+    for (package, _, _) in GUESTS {
+        cmd.arg("-p").arg(package);
+    }
+
+    // Reproducible bytes wherever the checkout or the cargo home lives
+    // (paths end up in panic messages and debug info), plus small, fast
+    // guests: one codegen unit, LTO, no DWARF (the name section stays, so
+    // traps still name functions).
+    let mut rustflags = vec![remap(&workspace, "/assay")];
+    if let Some(home) = cargo_home() {
+        rustflags.push(remap(&home, "/cargo"));
+    }
+    if let Ok(extra) = env::var("ASSAY_GUEST_RUSTFLAGS") {
+        rustflags.extend(extra.split_whitespace().map(str::to_owned));
+    }
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\x1f"))
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
+        .env("CARGO_PROFILE_RELEASE_LTO", "true")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "3")
+        .env("CARGO_TERM_COLOR", "never")
+        // The nested cargo's stdout would be read as build-script directives.
+        .stdout(Stdio::from(std::io::stderr()))
+        .stderr(Stdio::inherit());
+
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("could not run {cargo:?} to build the guests: {e}"));
+    if !status.success() {
+        panic!(
+            "building the example guests for {TARGET} failed ({status}); the nested cargo's errors are above.\n\
+             To reproduce: cargo build --release --target {TARGET} --target-dir target/guests -p hello -p matmul ...\n\
+             If the target is missing: run `rustup target add {TARGET}`"
+        );
+    }
+
+    let out = target_dir.join(TARGET).join("release");
+    for (package, file, var) in GUESTS {
+        let path = out.join(file);
+        if !path.is_file() {
+            panic!(
+                "the nested cargo succeeded but {} is missing (guest `{package}`)",
+                path.display()
+            );
+        }
+        println!("cargo:rustc-env=ASSAY_GUEST_{var}={}", path.display());
+    }
+    println!("cargo:rustc-env=ASSAY_GUESTS_DIR={}", out.display());
+}
+
+fn remap(from: &Path, to: &str) -> String {
+    format!("--remap-path-prefix={}={to}", from.display())
+}
+
+fn cargo_home() -> Option<PathBuf> {
+    env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+}
+
+/// Fails with the fix when the toolchain has no standard library for the target.
+fn check_target_installed(rustc: &OsString) {
+    let Ok(out) = Command::new(rustc)
+        .args(["--print", "target-libdir", "--target", TARGET])
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("RUSTC_WRAPPER")
+        .output()
+    else {
+        return; // let the build itself report what is wrong
+    };
+    let libdir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let has_core = std::fs::read_dir(&libdir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("libcore-"))
+        })
+        .unwrap_or(false);
+    if !has_core {
+        panic!(
+            "the Rust target {TARGET} is not installed (no standard library in {}): run `rustup target add {TARGET}`",
+            libdir.display()
+        );
+    }
+}
+
+/// Removes what the outer cargo, clippy, a wrapper or a jobserver set for this
+/// build script, so the nested cargo builds as if started from a shell.
+fn clean_env(cmd: &mut Command) {
+    const EXACT: &[&str] = &[
+        "RUSTFLAGS",
+        "RUSTDOCFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_ENCODED_RUSTDOCFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_BUILD_TARGET_DIR",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_BUILD_DIR",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_BUILD_RUSTC_WRAPPER",
+        "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER",
+        "CLIPPY_ARGS",
+        "CLIPPY_CONF_DIR",
+        "CARGO_MAKEFLAGS",
+        "MAKEFLAGS",
+        "MFLAGS",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "CARGO_SBOM_PATH",
+        "TARGET",
+        "HOST",
+        "OUT_DIR",
+        "OPT_LEVEL",
+        "PROFILE",
+        "DEBUG",
+        "NUM_JOBS",
+        "RUSTC_LINKER",
+        "CARGO_TARGET_TMPDIR",
+        "__CARGO_FIX_PLZ",
+    ];
+    const PREFIXES: &[&str] = &[
+        "CARGO_CFG_",
+        "CARGO_FEATURE_",
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_PROFILE_",
+        "CARGO_LLVM_COV",
+        "DEP_",
+    ];
+    for (key, _) in env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if EXACT.contains(&key) || PREFIXES.iter().any(|p| key.starts_with(p)) {
+            cmd.env_remove(key);
+        }
+    }
+}
