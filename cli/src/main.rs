@@ -1,1 +1,99 @@
-fn main() {}
+//! `assay`: run Assay jobs locally in the sandbox.
+//!
+//! Exit status: 0 success; 3 the job ended in a deterministic failure (its
+//! result is still written); 2 bad usage or unusable input; 1 provider fault
+//! or internal error.
+
+mod commands;
+mod home;
+mod spec_args;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status for a job that ended in a deterministic failure.
+pub const EXIT_JOB_FAILED: u8 = 3;
+/// Exit status for bad usage or unusable input.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit status for a provider fault or an internal error.
+pub const EXIT_FAULT: u8 = 1;
+
+#[derive(Debug, Parser)]
+#[command(name = "assay", version, about = "WebAssembly-sandboxed, verifiable GPU jobs")]
+struct Cli {
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a job component locally and write its outputs and signed receipt.
+    Run(commands::run::RunArgs),
+    /// Run the built-in demo job end to end (no files needed).
+    Demo(commands::demo::DemoArgs),
+    /// Check a receipt's signature.
+    Verify(commands::verify::VerifyArgs),
+}
+
+/// An error that carries its exit status.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    pub fn usage(error: impl Into<anyhow::Error>) -> Failure {
+        Failure {
+            code: EXIT_USAGE,
+            error: error.into(),
+        }
+    }
+
+    pub fn fault(error: impl Into<anyhow::Error>) -> Failure {
+        Failure {
+            code: EXIT_FAULT,
+            error: error.into(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    init_logging(cli.log_json);
+    let result = match cli.command {
+        Command::Run(args) => commands::run::main(args),
+        Command::Demo(args) => commands::demo::main(args),
+        Command::Verify(args) => commands::verify::main(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ASSAY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
