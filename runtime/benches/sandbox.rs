@@ -1,0 +1,96 @@
+//! Sandbox overheads: compiled-component cache hit, instantiate + trivial
+//! run, one host call, and the per-op overhead of a tiny matmul.
+//!
+//! Run: `cargo bench -p assay-runtime --bench sandbox`
+//! Prints medians over many runs, and each against its goal.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use assay_guests::Guest;
+use assay_host_gpu::Device;
+use assay_protocol::{JobSpec, NodeKey};
+use assay_runtime::{Inputs, Runtime, RuntimeOptions};
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn runtime(cache: &std::path::Path) -> Runtime {
+    Runtime::new(RuntimeOptions {
+        cache_dir: Some(cache.to_owned()),
+        device: Device::cpu_with_threads(1),
+        key: NodeKey::from_seed([1; 32]),
+    })
+    .expect("runtime")
+}
+
+fn spec(mode: &str, n: u64) -> JobSpec {
+    let mut s = JobSpec::default();
+    s.params.insert("mode".into(), mode.into());
+    s.params.insert("n".into(), n.to_string());
+    s
+}
+
+fn main() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bytes = Guest::Microbench.bytes();
+    // Warm the disk cache.
+    runtime(dir.path()).load(bytes).expect("compile");
+
+    // 1. Cache hit from disk: deserialize + link (a fresh runtime each time).
+    let mut loads = Vec::new();
+    for _ in 0..200 {
+        let rt = runtime(dir.path());
+        let t = Instant::now();
+        let c = rt.load(bytes).expect("load");
+        loads.push(t.elapsed());
+        assert_eq!(c.cache_hit(), assay_runtime::CacheHit::Disk);
+    }
+    let load = median(loads);
+
+    let rt = runtime(dir.path());
+    let c = rt.load(bytes).expect("load");
+    let inputs = Arc::new(Inputs::new());
+    let timed = |mode: &str, n: u64, reps: usize| -> Duration {
+        let s = spec(mode, n);
+        let mut v = Vec::with_capacity(reps);
+        for _ in 0..reps {
+            let r = rt.run(&c, inputs.clone(), &s).expect("run");
+            assert!(r.outcome.is_success(), "{mode}: {:?}", r.error);
+            v.push(r.elapsed);
+        }
+        median(v)
+    };
+
+    // 2. Instantiate + trivial run (context set-up included; receipt signing excluded).
+    let trivial = timed("trivial", 0, 2000);
+    // 3. One host call: (n calls − 0 calls) / n.
+    let n_calls = 1_000_000;
+    let calls = timed("host-calls", n_calls, 15);
+    let base_calls = timed("host-calls", 0, 200);
+    let per_call = calls.saturating_sub(base_calls).as_secs_f64() / n_calls as f64;
+    // 4. Tiny matmul [4,4]·[4,4] per op.
+    let n_ops = 100_000;
+    let ops = timed("tiny-matmul", n_ops, 7);
+    let base_ops = timed("tiny-matmul", 0, 200);
+    let per_op = ops.saturating_sub(base_ops).as_secs_f64() / n_ops as f64;
+
+    println!("| measurement | median | goal | ratio to goal |");
+    println!("|---|---|---|---|");
+    let row = |name: &str, secs: f64, goal: f64, unit: f64, label: &str| {
+        println!(
+            "| {name} | {:.2} {label} | {:.0} {label} | {:.2}× |",
+            secs * unit,
+            goal * unit,
+            secs / goal
+        );
+    };
+    row("compiled-component cache hit (disk → InstancePre)", load.as_secs_f64(), 0.5e-3, 1e3, "ms");
+    row("instantiate + trivial run", trivial.as_secs_f64(), 25e-6, 1e6, "µs");
+    row("one host call (tensor.shape)", per_call, 60e-9, 1e9, "ns");
+    println!("| tiny matmul [4,4]·[4,4], per op (call + alloc + kernel) | {:.0} ns | — | — |", per_op * 1e9);
+    println!();
+    println!("component: microbench.wasm ({} bytes); cpu backend, 1 thread", bytes.len());
+}
