@@ -40,7 +40,7 @@ mod op;
 mod session;
 mod tensor;
 
-pub use backend::{Backend, BackendInfo, DeviceBuffer, Device, TensorRef};
+pub use backend::{Backend, BackendInfo, CpuSimd, Device, DeviceBuffer, TensorRef};
 pub use error::Error;
 pub use op::{BinaryOp, Op, ReduceOp, SourceEncoding, UnaryOp};
 pub use session::{Session, SessionLimits, Work};

@@ -46,27 +46,77 @@ pub enum SourceEncoding {
     I64,
 }
 
+impl SourceEncoding {
+    /// Bytes per encoded element.
+    pub fn size(self) -> usize {
+        match self {
+            SourceEncoding::F16 | SourceEncoding::Bf16 => 2,
+            SourceEncoding::F32 | SourceEncoding::I32 => 4,
+            SourceEncoding::I64 => 8,
+        }
+    }
+
+    /// The dtype a tensor decoded from this encoding has (floats → f32, integers → i32).
+    pub fn dtype(self) -> DType {
+        match self {
+            SourceEncoding::F32 | SourceEncoding::F16 | SourceEncoding::Bf16 => DType::F32,
+            SourceEncoding::I32 | SourceEncoding::I64 => DType::I32,
+        }
+    }
+}
+
 /// One validated op. Shapes of inputs and output travel beside it in
 /// [`crate::TensorRef`]s, already checked by the [`crate::Session`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
-    Fill { value: f32 },
-    Matmul { transpose_a: bool, transpose_b: bool },
+    Fill {
+        value: f32,
+    },
+    Matmul {
+        transpose_a: bool,
+        transpose_b: bool,
+    },
     Unary(UnaryOp),
     Binary(BinaryOp),
-    Scale { factor: f32 },
+    Scale {
+        factor: f32,
+    },
     Reduce(ReduceOp),
     Softmax,
-    LayerNorm { eps: f32 },
-    RmsNorm { eps: f32 },
+    LayerNorm {
+        eps: f32,
+    },
+    RmsNorm {
+        eps: f32,
+    },
     Gather,
-    Permute { axes: Vec<usize> },
-    Slice { axis: usize, start: usize, end: usize },
-    Concat { axis: usize },
+    Permute {
+        axes: Vec<usize>,
+    },
+    Slice {
+        axis: usize,
+        start: usize,
+        end: usize,
+    },
+    Concat {
+        axis: usize,
+    },
     MaskedMeanPool,
-    L2Normalize { eps: f32 },
+    L2Normalize {
+        eps: f32,
+    },
     Argmax,
-    Conv2d { stride: (usize, usize), padding: (usize, usize), has_bias: bool },
-    MaxPool2d { kernel: (usize, usize), stride: (usize, usize), padding: (usize, usize) },
-    Cast { to: DType },
+    Conv2d {
+        stride: (usize, usize),
+        padding: (usize, usize),
+        has_bias: bool,
+    },
+    MaxPool2d {
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+    },
+    Cast {
+        to: DType,
+    },
 }

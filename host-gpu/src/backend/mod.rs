@@ -16,6 +16,7 @@ use crate::op::{Op, SourceEncoding};
 use crate::tensor::DType;
 
 pub(crate) use cpu::CpuBackend;
+pub use cpu::CpuSimd;
 
 /// A buffer owned by a backend (host memory for the CPU, device memory for a GPU).
 pub trait DeviceBuffer: Any + Send + Sync + Debug {
@@ -76,6 +77,27 @@ pub trait Backend: Send + Sync + Debug {
     /// Copies an i32 buffer back to the host.
     fn read_i32(&self, x: TensorRef<'_>) -> Result<Vec<i32>, Error>;
 
+    /// The first element of the i32 tensor `indices` that is negative or not
+    /// below `bound`, as (position in row-major order, value); `None` when
+    /// all are in range. The session calls it before a gather is charged or
+    /// launched, so the error is the same on every backend. The default reads
+    /// the indices back; a backend may check them where they are.
+    ///
+    /// # Errors
+    ///
+    /// Only [`Error::Device`] or [`Error::Unsupported`].
+    fn first_index_out_of_range(
+        &self,
+        indices: TensorRef<'_>,
+        bound: usize,
+    ) -> Result<Option<(usize, i32)>, Error> {
+        let values = self.read_i32(indices)?;
+        Ok(values
+            .iter()
+            .position(|&i| usize::try_from(i).map_or(true, |i| i >= bound))
+            .and_then(|p| values.get(p).map(|&v| (p, v))))
+    }
+
     /// Executes `op` on `inputs`, producing a new buffer of `out_shape`/`out_dtype`.
     fn execute(
         &self,
@@ -102,6 +124,33 @@ impl Device {
     /// (results do not depend on it; tests use it to prove that).
     pub fn cpu_with_threads(threads: usize) -> Device {
         Device::from_backend(Arc::new(CpuBackend::new(Some(threads))))
+    }
+
+    /// The CPU reference backend on a chosen SIMD path (`threads: None` uses
+    /// every core). Tests use it to run every path; production code uses
+    /// [`Device::cpu`], whose path comes from [`CpuSimd::from_env`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] if this machine cannot run `simd`.
+    pub fn cpu_with(threads: Option<usize>, simd: CpuSimd) -> Result<Device, Error> {
+        if !simd.is_supported() {
+            return Err(Error::Unsupported(format!(
+                "this CPU cannot run the {} path; supported: {:?}",
+                simd.name(),
+                CpuSimd::supported()
+            )));
+        }
+        Ok(Device::from_backend(Arc::new(CpuBackend::with_simd(
+            threads, simd,
+        ))))
+    }
+
+    /// Every accelerator backend built into this crate that works on this
+    /// machine (none yet: the CUDA backend adds itself here). The conformance
+    /// suite runs on each of them beside the CPU.
+    pub fn accelerators() -> Vec<Device> {
+        Vec::new()
     }
 
     /// Wraps any backend.

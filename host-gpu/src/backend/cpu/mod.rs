@@ -1,11 +1,34 @@
 //! The CPU reference backend.
+//!
+//! Its kernels are the executable form of `SEMANTICS.md`: every other backend
+//! must reproduce their bits. They are split by op family (`elementwise`,
+//! `reduce`, `norm`, `layout`, `matmul`, `conv`, `encode`); the per-element
+//! programs they share live in `scalar`.
+//!
+//! Parallelism (rayon) is only ever across outputs, never inside one
+//! output's reduction, so results do not depend on the thread count. Kernels
+//! are compiled for several instruction sets (`simd`) and all give the same
+//! bits.
+
+mod conv;
+mod elementwise;
+mod encode;
+mod layout;
+mod matmul;
+mod norm;
+mod reduce;
+pub(crate) mod scalar;
+pub(crate) mod simd;
 
 use std::any::Any;
+
+use rayon::prelude::*;
 
 use crate::backend::{Backend, BackendInfo, DeviceBuffer, TensorRef};
 use crate::error::Error;
 use crate::op::{Op, SourceEncoding};
 use crate::tensor::DType;
+pub use simd::CpuSimd;
 
 /// Host memory holding a tensor's elements.
 #[derive(Debug)]
@@ -20,32 +43,226 @@ impl DeviceBuffer for CpuBuffer {
     }
 }
 
+impl CpuBuffer {
+    fn dtype(&self) -> DType {
+        match self {
+            CpuBuffer::F32(_) => DType::F32,
+            CpuBuffer::I32(_) => DType::I32,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            CpuBuffer::F32(v) => v.len(),
+            CpuBuffer::I32(v) => v.len(),
+        }
+    }
+}
+
 /// The reference backend: always built, always available.
 #[derive(Debug)]
 pub(crate) struct CpuBackend {
     threads: Option<usize>,
+    /// A private pool when a thread count was asked for; `None` uses rayon's global pool.
+    pool: Option<rayon::ThreadPool>,
+    /// Why no private pool could be built (shown in [`Backend::info`]).
+    pool_error: Option<String>,
+    simd: CpuSimd,
 }
 
 impl CpuBackend {
+    /// A backend on the default SIMD path ([`CpuSimd::from_env`]).
     pub(crate) fn new(threads: Option<usize>) -> CpuBackend {
-        CpuBackend { threads }
+        CpuBackend::with_simd(threads, CpuSimd::from_env())
     }
+
+    /// A backend on `simd`, which the caller has checked is supported.
+    pub(crate) fn with_simd(threads: Option<usize>, simd: CpuSimd) -> CpuBackend {
+        let simd = if simd.is_supported() {
+            simd
+        } else {
+            CpuSimd::Scalar
+        };
+        let (pool, pool_error) = match threads {
+            None => (None, None),
+            Some(n) => match rayon::ThreadPoolBuilder::new()
+                .num_threads(n.max(1))
+                .thread_name(|i| format!("assay-cpu-{i}"))
+                .build()
+            {
+                Ok(pool) => (Some(pool), None),
+                // The global pool computes the same bits; only speed differs.
+                Err(e) => (None, Some(e.to_string())),
+            },
+        };
+        CpuBackend {
+            threads,
+            pool,
+            pool_error,
+            simd,
+        }
+    }
+
+    fn threads(&self) -> usize {
+        match &self.pool {
+            Some(pool) => pool.current_num_threads(),
+            None => rayon::current_num_threads(),
+        }
+    }
+
+    /// Runs `f` inside this backend's pool so rayon work uses its threads.
+    fn install<R: Send>(&self, f: impl FnOnce(&Ctx) -> R + Send) -> R {
+        let ctx = Ctx {
+            simd: self.simd,
+            threads: self.threads(),
+        };
+        match &self.pool {
+            Some(pool) if ctx.threads > 1 => pool.install(|| f(&ctx)),
+            _ => f(&ctx),
+        }
+    }
+}
+
+/// What a kernel needs to know about where it runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ctx {
+    pub(crate) simd: CpuSimd,
+    pub(crate) threads: usize,
+}
+
+/// Below this many element-operations an op runs on the calling thread: a
+/// rayon fork costs microseconds.
+const PAR_MIN_COST: usize = 1 << 15;
+
+impl Ctx {
+    /// Runs `f(first_row, chunk)` over chunks of whole rows of `out` (rows of
+    /// `row_len` elements, each costing about `cost_per_row`), in parallel
+    /// when it pays. Which rows share a chunk never changes a result.
+    pub(crate) fn rows<T: Send>(
+        &self,
+        out: &mut [T],
+        row_len: usize,
+        cost_per_row: usize,
+        f: impl Fn(usize, &mut [T]) + Sync + Send,
+    ) {
+        if out.is_empty() || row_len == 0 {
+            return;
+        }
+        let rows = out.len() / row_len;
+        let cost = cost_per_row.max(1);
+        if self.threads <= 1 || rows <= 1 || rows.saturating_mul(cost) < PAR_MIN_COST {
+            f(0, out);
+            return;
+        }
+        let min_rows = (PAR_MIN_COST / 4).div_ceil(cost).max(1);
+        let per_chunk = rows.div_ceil(self.threads * 4).max(min_rows);
+        out.par_chunks_mut(per_chunk * row_len)
+            .enumerate()
+            .for_each(|(i, chunk)| f(i * per_chunk, chunk));
+    }
+
+    /// Runs `f(i)` for `i in 0..n`, in parallel when there is more than one
+    /// task and more than one thread.
+    pub(crate) fn tasks(&self, n: usize, f: impl Fn(usize) + Sync + Send) {
+        if self.threads <= 1 || n <= 1 {
+            (0..n).for_each(f);
+        } else {
+            (0..n).into_par_iter().for_each(f);
+        }
+    }
+}
+
+/// A zeroed vector of `n` elements, or a device fault if the host is out of memory
+/// (the quota was checked before; running out here says nothing about the job).
+pub(crate) fn alloc<T: Copy + Default>(n: usize) -> Result<Vec<T>, Error> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|e| Error::Device(format!("cpu: cannot allocate {n} elements: {e}")))?;
+    v.resize(n, T::default());
+    Ok(v)
+}
+
+/// The number of elements of `shape`, or a device fault on overflow (the
+/// session checked every shape, so this is a bug in the caller).
+pub(crate) fn numel(shape: &[usize]) -> Result<usize, Error> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| Error::Device(format!("cpu: shape {shape:?} overflows")))
+}
+
+/// The CPU buffer behind `x`, checked against its shape.
+fn buffer<'a>(x: &TensorRef<'a>) -> Result<&'a CpuBuffer, Error> {
+    let buf = x
+        .buffer
+        .as_any()
+        .downcast_ref::<CpuBuffer>()
+        .ok_or_else(|| Error::Device("cpu: got a buffer of another backend".into()))?;
+    if buf.dtype() != x.dtype || buf.len() != numel(x.shape)? {
+        return Err(Error::Device(format!(
+            "cpu: buffer holds {} {} elements but the tensor is {} {:?}",
+            buf.len(),
+            buf.dtype().name(),
+            x.dtype.name(),
+            x.shape
+        )));
+    }
+    Ok(buf)
+}
+
+/// The f32 elements of `x`.
+pub(crate) fn f32s<'a>(x: &TensorRef<'a>) -> Result<&'a [f32], Error> {
+    match buffer(x)? {
+        CpuBuffer::F32(v) => Ok(v),
+        CpuBuffer::I32(_) => Err(Error::Device("cpu: expected an f32 buffer".into())),
+    }
+}
+
+/// The i32 elements of `x`.
+pub(crate) fn i32s<'a>(x: &TensorRef<'a>) -> Result<&'a [i32], Error> {
+    match buffer(x)? {
+        CpuBuffer::I32(v) => Ok(v),
+        CpuBuffer::F32(_) => Err(Error::Device("cpu: expected an i32 buffer".into())),
+    }
+}
+
+/// Input `i` of an op.
+fn input<'a, 'b>(inputs: &'b [TensorRef<'a>], i: usize) -> Result<&'b TensorRef<'a>, Error> {
+    inputs
+        .get(i)
+        .ok_or_else(|| Error::Device(format!("cpu: op is missing input {i}")))
 }
 
 impl Backend for CpuBackend {
     fn info(&self) -> BackendInfo {
+        let mut device = format!(
+            "{} {}, {} threads",
+            std::env::consts::ARCH,
+            self.simd,
+            self.threads()
+        );
+        if let (Some(asked), Some(err)) = (self.threads, &self.pool_error) {
+            device.push_str(&format!(" (asked for {asked}: {err})"));
+        }
         BackendInfo {
             kind: "cpu".into(),
-            device: format!("{}, {:?} threads", std::env::consts::ARCH, self.threads),
+            device,
         }
     }
 
     fn upload_f32(&self, data: &[f32]) -> Result<Box<dyn DeviceBuffer>, Error> {
-        Ok(Box::new(CpuBuffer::F32(data.to_vec())))
+        // Every f32 a tensor holds is canonical, so copies of it are too.
+        let mut v = alloc::<f32>(data.len())?;
+        for (o, &x) in v.iter_mut().zip(data) {
+            *o = scalar::canon(x);
+        }
+        Ok(Box::new(CpuBuffer::F32(v)))
     }
 
     fn upload_i32(&self, data: &[i32]) -> Result<Box<dyn DeviceBuffer>, Error> {
-        Ok(Box::new(CpuBuffer::I32(data.to_vec())))
+        let mut v = alloc::<i32>(data.len())?;
+        v.copy_from_slice(data);
+        Ok(Box::new(CpuBuffer::I32(v)))
     }
 
     fn upload_encoded(
@@ -54,18 +271,23 @@ impl Backend for CpuBackend {
         encoding: SourceEncoding,
         dtype: DType,
     ) -> Result<Box<dyn DeviceBuffer>, Error> {
-        let _ = (bytes, encoding, dtype);
-        unimplemented!("upload_encoded")
+        Ok(Box::new(encode::decode(bytes, encoding, dtype)?))
     }
 
     fn read_f32(&self, x: TensorRef<'_>) -> Result<Vec<f32>, Error> {
-        let _ = x;
-        unimplemented!("read_f32")
+        Ok(f32s(&x)?.to_vec())
     }
 
     fn read_i32(&self, x: TensorRef<'_>) -> Result<Vec<i32>, Error> {
-        let _ = x;
-        unimplemented!("read_i32")
+        Ok(i32s(&x)?.to_vec())
+    }
+
+    fn first_index_out_of_range(
+        &self,
+        indices: TensorRef<'_>,
+        bound: usize,
+    ) -> Result<Option<(usize, i32)>, Error> {
+        Ok(layout::first_out_of_range(i32s(&indices)?, bound))
     }
 
     fn execute(
@@ -75,7 +297,104 @@ impl Backend for CpuBackend {
         out_shape: &[usize],
         out_dtype: DType,
     ) -> Result<Box<dyn DeviceBuffer>, Error> {
-        let _ = (op, inputs, out_shape, out_dtype);
-        unimplemented!("execute")
+        let out = self.install(|ctx| run(ctx, op, inputs, out_shape))?;
+        if out.dtype() != out_dtype || out.len() != numel(out_shape)? {
+            return Err(Error::Device(format!(
+                "cpu: {op:?} produced {} {} elements for {} {out_shape:?}",
+                out.len(),
+                out.dtype().name(),
+                out_dtype.name()
+            )));
+        }
+        Ok(Box::new(out))
     }
+}
+
+/// Executes one op (inside the backend's pool).
+fn run(
+    ctx: &Ctx,
+    op: &Op,
+    inputs: &[TensorRef<'_>],
+    out_shape: &[usize],
+) -> Result<CpuBuffer, Error> {
+    let x = || input(inputs, 0);
+    Ok(match op {
+        Op::Fill { value } => CpuBuffer::F32(elementwise::fill(numel(out_shape)?, *value)?),
+        Op::Matmul {
+            transpose_a,
+            transpose_b,
+        } => CpuBuffer::F32(matmul::matmul(
+            ctx,
+            x()?,
+            input(inputs, 1)?,
+            *transpose_a,
+            *transpose_b,
+            out_shape,
+        )?),
+        Op::Unary(u) => CpuBuffer::F32(elementwise::unary(ctx, *u, f32s(x()?)?)?),
+        Op::Binary(b) => CpuBuffer::F32(elementwise::binary(
+            ctx,
+            *b,
+            x()?,
+            input(inputs, 1)?,
+            out_shape,
+        )?),
+        Op::Scale { factor } => CpuBuffer::F32(elementwise::scale(ctx, f32s(x()?)?, *factor)?),
+        Op::Reduce(r) => CpuBuffer::F32(reduce::reduce(ctx, *r, x()?)?),
+        Op::Softmax => CpuBuffer::F32(norm::softmax(ctx, x()?)?),
+        Op::LayerNorm { eps } => CpuBuffer::F32(norm::layer_norm(
+            ctx,
+            x()?,
+            f32s(input(inputs, 1)?)?,
+            f32s(input(inputs, 2)?)?,
+            *eps,
+        )?),
+        Op::RmsNorm { eps } => {
+            CpuBuffer::F32(norm::rms_norm(ctx, x()?, f32s(input(inputs, 1)?)?, *eps)?)
+        }
+        Op::L2Normalize { eps } => CpuBuffer::F32(norm::l2_normalize(ctx, x()?, *eps)?),
+        Op::Gather => layout::gather(ctx, x()?, i32s(input(inputs, 1)?)?)?,
+        Op::Permute { axes } => layout::permute(ctx, x()?, axes)?,
+        Op::Slice { axis, start, end } => layout::slice(ctx, x()?, *axis, *start, *end)?,
+        Op::Concat { axis } => layout::concat(ctx, inputs, *axis, out_shape)?,
+        Op::MaskedMeanPool => CpuBuffer::F32(reduce::masked_mean_pool(
+            ctx,
+            x()?,
+            f32s(input(inputs, 1)?)?,
+        )?),
+        Op::Argmax => CpuBuffer::I32(reduce::argmax(ctx, x()?)?),
+        Op::Conv2d {
+            stride,
+            padding,
+            has_bias,
+        } => {
+            let bias = if *has_bias {
+                Some(f32s(input(inputs, 2)?)?)
+            } else {
+                None
+            };
+            CpuBuffer::F32(conv::conv2d(
+                ctx,
+                x()?,
+                input(inputs, 1)?,
+                bias,
+                *stride,
+                *padding,
+                out_shape,
+            )?)
+        }
+        Op::MaxPool2d {
+            kernel,
+            stride,
+            padding,
+        } => CpuBuffer::F32(conv::max_pool2d(
+            ctx,
+            x()?,
+            *kernel,
+            *stride,
+            *padding,
+            out_shape,
+        )?),
+        Op::Cast { to } => elementwise::cast(ctx, x()?, *to)?,
+    })
 }

@@ -1,0 +1,185 @@
+//! Data movement: permute, slice, concat, gather. Elements are copied bit for
+//! bit (any dtype), so these ops never round and never create a NaN.
+
+use crate::backend::TensorRef;
+use crate::backend::cpu::elementwise::offset_of;
+use crate::backend::cpu::{CpuBuffer, Ctx, alloc, buffer, numel};
+use crate::error::Error;
+
+/// Runs `$body` with `$v` bound to the elements of `$buf` (f32 or i32) and
+/// wraps the resulting vector back in the same variant.
+macro_rules! per_dtype {
+    ($buf:expr, |$v:ident| $body:expr) => {
+        match $buf {
+            CpuBuffer::F32($v) => CpuBuffer::F32($body),
+            CpuBuffer::I32($v) => CpuBuffer::I32($body),
+        }
+    };
+}
+
+/// Output dimension i is input dimension `axes[i]`.
+pub(super) fn permute(ctx: &Ctx, x: &TensorRef<'_>, axes: &[usize]) -> Result<CpuBuffer, Error> {
+    let rank = x.shape.len();
+    if axes.len() != rank || axes.iter().any(|&a| a >= rank) {
+        return Err(Error::Device(format!("cpu: permute axes {axes:?}")));
+    }
+    let mut in_strides = vec![0; rank];
+    let mut stride = 1;
+    for i in (0..rank).rev() {
+        in_strides[i] = stride;
+        stride *= x.shape[i];
+    }
+    let out_dims: Vec<usize> = axes.iter().map(|&a| x.shape[a]).collect();
+    let strides: Vec<usize> = axes.iter().map(|&a| in_strides[a]).collect();
+    let (dims, strides) = super::elementwise::coalesce(&out_dims, &[strides]);
+    let strides = &strides[0];
+    Ok(per_dtype!(buffer(x)?, |v| strided_copy(
+        ctx, v, &dims, strides
+    )?))
+}
+
+/// Copies the elements of `x` at `strides` over `dims` (row-major) into a new vector.
+fn strided_copy<T: Copy + Default + Send + Sync>(
+    ctx: &Ctx,
+    x: &[T],
+    dims: &[usize],
+    strides: &[usize],
+) -> Result<Vec<T>, Error> {
+    let n = numel(dims)?;
+    let mut out = alloc::<T>(n)?;
+    if n == 0 {
+        return Ok(out);
+    }
+    let inner = dims[dims.len() - 1];
+    let step = strides[strides.len() - 1];
+    ctx.rows(&mut out, inner, inner, |first, chunk| {
+        for (r, row) in chunk.chunks_mut(inner).enumerate() {
+            let off = offset_of(first + r, &dims[..dims.len() - 1], strides);
+            if step == 1 {
+                row.copy_from_slice(&x[off..off + inner]);
+            } else {
+                for (j, o) in row.iter_mut().enumerate() {
+                    *o = x[off + j * step];
+                }
+            }
+        }
+    });
+    Ok(out)
+}
+
+/// Elements `start..end` of `axis`.
+pub(super) fn slice(
+    ctx: &Ctx,
+    x: &TensorRef<'_>,
+    axis: usize,
+    start: usize,
+    end: usize,
+) -> Result<CpuBuffer, Error> {
+    let dim = x.shape.get(axis).copied().unwrap_or(0);
+    if start > end || end > dim {
+        return Err(Error::Device(format!("cpu: slice {start}..{end} of {dim}")));
+    }
+    let outer: usize = x.shape[..axis].iter().product();
+    let inner: usize = x.shape[axis + 1..].iter().product();
+    let (run, skip) = ((end - start) * inner, dim * inner);
+    Ok(per_dtype!(buffer(x)?, |v| {
+        let mut out = alloc(outer * run)?;
+        ctx.rows(&mut out, run, run, |first, chunk| {
+            for (r, o) in chunk.chunks_mut(run).enumerate() {
+                let at = (first + r) * skip + start * inner;
+                o.copy_from_slice(&v[at..at + run]);
+            }
+        });
+        out
+    }))
+}
+
+/// Joins `inputs` along `axis` into `out_shape`.
+pub(super) fn concat(
+    ctx: &Ctx,
+    inputs: &[TensorRef<'_>],
+    axis: usize,
+    out_shape: &[usize],
+) -> Result<CpuBuffer, Error> {
+    let first = inputs
+        .first()
+        .ok_or_else(|| Error::Device("cpu: concat of nothing".into()))?;
+    let outer: usize = out_shape[..axis].iter().product();
+    let inner: usize = out_shape[axis + 1..].iter().product();
+    let row = out_shape[axis] * inner;
+    // Each input contributes one run of `shape[axis] · inner` elements per outer row.
+    let parts: Vec<(&CpuBuffer, usize)> = inputs
+        .iter()
+        .map(|t| Ok((buffer(t)?, t.shape.get(axis).copied().unwrap_or(0) * inner)))
+        .collect::<Result<_, Error>>()?;
+    if parts.iter().map(|p| p.1).sum::<usize>() != row {
+        return Err(Error::Device("cpu: concat sizes".into()));
+    }
+    macro_rules! join {
+        ($variant:ident) => {{
+            let srcs: Vec<(&[_], usize)> = parts
+                .iter()
+                .map(|(b, len)| match b {
+                    CpuBuffer::$variant(v) => Ok((v.as_slice(), *len)),
+                    _ => Err(Error::Device("cpu: concat of mixed dtypes".into())),
+                })
+                .collect::<Result<_, Error>>()?;
+            let mut out = alloc(outer * row)?;
+            ctx.rows(&mut out, row, row, |first, chunk| {
+                for (r, o) in chunk.chunks_mut(row).enumerate() {
+                    let mut at = 0;
+                    for (src, len) in &srcs {
+                        let from = (first + r) * len;
+                        o[at..at + len].copy_from_slice(&src[from..from + len]);
+                        at += len;
+                    }
+                }
+            });
+            CpuBuffer::$variant(out)
+        }};
+    }
+    Ok(match buffer(first)? {
+        CpuBuffer::F32(_) => join!(F32),
+        CpuBuffer::I32(_) => join!(I32),
+    })
+}
+
+/// The first index that is negative or ≥ `bound`, with its position.
+pub(super) fn first_out_of_range(indices: &[i32], bound: usize) -> Option<(usize, i32)> {
+    indices
+        .iter()
+        .enumerate()
+        .find(|&(_, &i)| usize::try_from(i).map_or(true, |i| i >= bound))
+        .map(|(p, &i)| (p, i))
+}
+
+/// Rows of `table` `[v, d]` picked by `indices` → `[..., d]`.
+pub(super) fn gather(
+    ctx: &Ctx,
+    table: &TensorRef<'_>,
+    indices: &[i32],
+) -> Result<CpuBuffer, Error> {
+    let &[rows, d] = table.shape else {
+        return Err(Error::Device(format!(
+            "cpu: gather table {:?}",
+            table.shape
+        )));
+    };
+    if let Some((at, i)) = first_out_of_range(indices, rows) {
+        // The session checks first; this keeps a direct caller from reading out of bounds.
+        return Err(Error::InvalidArgument(format!(
+            "gather: index {i} at position {at} is outside the table's {rows} rows"
+        )));
+    }
+    Ok(per_dtype!(buffer(table)?, |v| {
+        let mut out = alloc(indices.len() * d)?;
+        ctx.rows(&mut out, d, d, |first, chunk| {
+            for (o, &i) in chunk.chunks_mut(d).zip(&indices[first..]) {
+                // In range: checked above.
+                let at = i as usize * d;
+                o.copy_from_slice(&v[at..at + d]);
+            }
+        });
+        out
+    }))
+}

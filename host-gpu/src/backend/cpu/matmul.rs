@@ -1,0 +1,511 @@
+//! Matrix products: the GEMM engine (shared with conv2d) and batched matmul.
+//!
+//! Every output is `acc = +0.0; for k ascending: acc = fma(a[i,k], b[k,j], acc)`.
+//! The engine is the classic packed design (B packed into panels of NR
+//! columns, A into panels of MR rows, a register-tiled microkernel), with one
+//! rule that makes it exact: a microkernel owns whole outputs and walks k in
+//! ascending order. k is cut into blocks of `KC` for the cache, and each
+//! block resumes from the accumulator the previous one stored (a store and a
+//! load of an f32 change nothing), never "sum a block, then add".
+
+use std::sync::Mutex;
+
+use crate::backend::TensorRef;
+use crate::backend::cpu::elementwise::{broadcast_strides, offset_of};
+use crate::backend::cpu::scalar::canon;
+use crate::backend::cpu::simd::{CpuSimd, multiversion};
+use crate::backend::cpu::{Ctx, alloc, f32s, numel};
+use crate::error::Error;
+
+/// k per block (the packed panels of one block stay in L1/L2).
+const KC: usize = 256;
+/// Columns of B packed at once.
+const NC: usize = 1024;
+/// Largest tile any microkernel uses (MR · NR).
+const MAX_TILE: usize = 8 * 32;
+
+/// A read-only strided matrix: element (r, c) is `data[off + r·rs + c·cs]`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Strided<'a> {
+    pub(super) data: &'a [f32],
+    pub(super) off: usize,
+    pub(super) rs: usize,
+    pub(super) cs: usize,
+}
+
+/// Where the B operand of a GEMM comes from.
+pub(super) trait SourceB: Sync {
+    /// Writes `B[k0 + kk, j0 + j]` to `dst[kk·nr + j]` for `kk < kc`,
+    /// `j < width`, and +0.0 for `width ≤ j < nr` (padding columns, whose
+    /// outputs are thrown away).
+    fn pack_panel(&self, k0: usize, kc: usize, j0: usize, width: usize, nr: usize, dst: &mut [f32]);
+}
+
+impl SourceB for Strided<'_> {
+    fn pack_panel(
+        &self,
+        k0: usize,
+        kc: usize,
+        j0: usize,
+        width: usize,
+        nr: usize,
+        dst: &mut [f32],
+    ) {
+        if self.rs == 1 && self.cs != 1 {
+            // Transposed B: columns are contiguous, so read them whole.
+            for row in dst.chunks_exact_mut(nr).take(kc) {
+                row[width..].fill(0.0);
+            }
+            for j in 0..width {
+                let at = self.off + (j0 + j) * self.cs + k0;
+                for (kk, &v) in self.data[at..at + kc].iter().enumerate() {
+                    dst[kk * nr + j] = v;
+                }
+            }
+            return;
+        }
+        for (kk, row) in dst.chunks_exact_mut(nr).take(kc).enumerate() {
+            let at = self.off + (k0 + kk) * self.rs + j0 * self.cs;
+            if self.cs == 1 {
+                row[..width].copy_from_slice(&self.data[at..at + width]);
+            } else {
+                for (j, o) in row[..width].iter_mut().enumerate() {
+                    *o = self.data[at + j * self.cs];
+                }
+            }
+            row[width..].fill(0.0);
+        }
+    }
+}
+
+/// Packs `A[i0 + r, k0 + kk]` to `dst[kk·mr + r]` (rows past `rows` are +0.0).
+fn pack_a(
+    a: &Strided<'_>,
+    i0: usize,
+    rows: usize,
+    k0: usize,
+    kc: usize,
+    mr: usize,
+    dst: &mut [f32],
+) {
+    if a.cs == 1 {
+        for r in 0..mr {
+            if r < rows {
+                let at = a.off + (i0 + r) * a.rs + k0;
+                for (kk, &v) in a.data[at..at + kc].iter().enumerate() {
+                    dst[kk * mr + r] = v;
+                }
+            } else {
+                for kk in 0..kc {
+                    dst[kk * mr + r] = 0.0;
+                }
+            }
+        }
+    } else {
+        for (kk, col) in dst.chunks_exact_mut(mr).take(kc).enumerate() {
+            let at = a.off + (k0 + kk) * a.cs + i0 * a.rs;
+            if a.rs == 1 {
+                col[..rows].copy_from_slice(&a.data[at..at + rows]);
+            } else {
+                for (r, o) in col[..rows].iter_mut().enumerate() {
+                    *o = a.data[at + r * a.rs];
+                }
+            }
+            col[rows..].fill(0.0);
+        }
+    }
+}
+
+/// A microkernel: continues the MR×NR accumulators in `c` (row stride NR)
+/// over `kc` steps of packed A (`kc·MR`) and packed B (`kc·NR`).
+///
+/// # Safety
+///
+/// `a`, `b` and `c` point to at least `kc·MR`, `kc·NR` and `MR·NR` floats,
+/// and the CPU supports the kernel's target features.
+type KernelFn = unsafe fn(kc: usize, a: *const f32, b: *const f32, c: *mut f32);
+
+/// A microkernel and its tile shape.
+#[derive(Clone, Copy)]
+struct Kernel {
+    mr: usize,
+    nr: usize,
+    run: KernelFn,
+}
+
+impl Kernel {
+    fn for_simd(simd: CpuSimd) -> Kernel {
+        match simd {
+            #[cfg(target_arch = "x86_64")]
+            CpuSimd::Avx512 => Kernel {
+                mr: 8,
+                nr: 32,
+                run: x86::kernel_avx512::<8>,
+            },
+            #[cfg(target_arch = "x86_64")]
+            CpuSimd::Avx2 => Kernel {
+                mr: 6,
+                nr: 16,
+                run: x86::kernel_avx2::<6>,
+            },
+            _ => Kernel {
+                mr: 4,
+                nr: 8,
+                run: kernel_generic::<4, 8>,
+            },
+        }
+    }
+
+    /// Runs the kernel on one tile after checking every length it relies on.
+    fn tile(&self, kc: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+        assert!(
+            a.len() >= kc * self.mr && b.len() >= kc * self.nr && c.len() >= self.mr * self.nr,
+            "gemm: panel sizes"
+        );
+        // SAFETY: lengths checked above; `Kernel::for_simd` only picks a
+        // SIMD kernel for a path the backend verified the CPU supports.
+        unsafe { (self.run)(kc, a.as_ptr(), b.as_ptr(), c.as_mut_ptr()) }
+    }
+}
+
+/// The portable microkernel (the `scalar` path), `f32::mul_add` per step.
+///
+/// # Safety
+///
+/// As [`KernelFn`].
+unsafe fn kernel_generic<const MR: usize, const NR: usize>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+) {
+    // SAFETY: the caller guarantees the extents (see `KernelFn`).
+    let (a, b, c) = unsafe {
+        (
+            std::slice::from_raw_parts(a, kc * MR),
+            std::slice::from_raw_parts(b, kc * NR),
+            std::slice::from_raw_parts_mut(c, MR * NR),
+        )
+    };
+    let mut acc = [[0.0f32; NR]; MR];
+    for (r, row) in acc.iter_mut().enumerate() {
+        row.copy_from_slice(&c[r * NR..(r + 1) * NR]);
+    }
+    for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
+        for (row, &av) in acc.iter_mut().zip(ap) {
+            for (o, &bv) in row.iter_mut().zip(bp) {
+                *o = av.mul_add(bv, *o);
+            }
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        c[r * NR..(r + 1) * NR].copy_from_slice(row);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// AVX2 microkernel, MR × 16: two 8-wide accumulators per row held over
+    /// the whole k block; `vfmadd231ps` rounds each lane once, like `fmaf`.
+    ///
+    /// # Safety
+    ///
+    /// As [`super::KernelFn`]; the CPU has AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn kernel_avx2<const MR: usize>(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+    ) {
+        // SAFETY: every pointer offset stays inside the extents the caller guarantees.
+        unsafe {
+            let mut acc0 = [_mm256_setzero_ps(); MR];
+            let mut acc1 = [_mm256_setzero_ps(); MR];
+            for r in 0..MR {
+                acc0[r] = _mm256_loadu_ps(c.add(r * 16));
+                acc1[r] = _mm256_loadu_ps(c.add(r * 16 + 8));
+            }
+            for p in 0..kc {
+                let b0 = _mm256_loadu_ps(b.add(p * 16));
+                let b1 = _mm256_loadu_ps(b.add(p * 16 + 8));
+                let ap = a.add(p * MR);
+                for r in 0..MR {
+                    let av = _mm256_broadcast_ss(&*ap.add(r));
+                    acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
+                    acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+                }
+            }
+            for r in 0..MR {
+                _mm256_storeu_ps(c.add(r * 16), acc0[r]);
+                _mm256_storeu_ps(c.add(r * 16 + 8), acc1[r]);
+            }
+        }
+    }
+
+    /// AVX-512 microkernel, MR × 32: two 16-wide accumulators per row.
+    ///
+    /// # Safety
+    ///
+    /// As [`super::KernelFn`]; the CPU has AVX-512F.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn kernel_avx512<const MR: usize>(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+    ) {
+        // SAFETY: every pointer offset stays inside the extents the caller guarantees.
+        unsafe {
+            let mut acc0 = [_mm512_setzero_ps(); MR];
+            let mut acc1 = [_mm512_setzero_ps(); MR];
+            for r in 0..MR {
+                acc0[r] = _mm512_loadu_ps(c.add(r * 32));
+                acc1[r] = _mm512_loadu_ps(c.add(r * 32 + 16));
+            }
+            for p in 0..kc {
+                let b0 = _mm512_loadu_ps(b.add(p * 32));
+                let b1 = _mm512_loadu_ps(b.add(p * 32 + 16));
+                let ap = a.add(p * MR);
+                for r in 0..MR {
+                    let av = _mm512_set1_ps(*ap.add(r));
+                    acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
+                    acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
+                }
+            }
+            for r in 0..MR {
+                _mm512_storeu_ps(c.add(r * 32), acc0[r]);
+                _mm512_storeu_ps(c.add(r * 32 + 16), acc1[r]);
+            }
+        }
+    }
+}
+
+/// The output matrix, shared by tasks that each write their own tiles.
+#[derive(Clone, Copy)]
+struct SharedOut {
+    ptr: *mut f32,
+    len: usize,
+}
+
+// SAFETY: tasks write disjoint tiles (see `gemm`), so sharing the pointer is sound.
+unsafe impl Send for SharedOut {}
+// SAFETY: as above.
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// Elements `at..at + len` of the output.
+    ///
+    /// # Safety
+    ///
+    /// No other live slice overlaps that range.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn part(&self, at: usize, len: usize) -> &mut [f32] {
+        assert!(at + len <= self.len, "gemm: tile outside the output");
+        // SAFETY: in bounds (checked); exclusivity is the caller's promise.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(at), len) }
+    }
+}
+
+/// `c += A · B` for an m×k `a`, a k×n `b` and a row-major m×n `c` (callers
+/// pass `c` zeroed, so every output is the dot product from +0.0).
+pub(super) fn gemm(
+    ctx: &Ctx,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &Strided<'_>,
+    b: &impl SourceB,
+    c: &mut [f32],
+) -> Result<(), Error> {
+    if c.len() != m * n {
+        return Err(Error::Device("cpu: gemm output size".into()));
+    }
+    if m == 0 || n == 0 || k == 0 {
+        return Ok(());
+    }
+    let kern = Kernel::for_simd(ctx.simd);
+    let (mr, nr) = (kern.mr, kern.nr);
+    let m_panels = m.div_ceil(mr);
+    let kc_max = KC.min(k);
+    let nc_max = NC.min(n.div_ceil(nr) * nr);
+    let mut apack = alloc::<f32>(m_panels * mr * kc_max)?;
+    let mut bpack = alloc::<f32>(nc_max * kc_max)?;
+    let out = SharedOut {
+        ptr: c.as_mut_ptr(),
+        len: c.len(),
+    };
+    for k0 in (0..k).step_by(KC) {
+        let kc = KC.min(k - k0);
+        let apack = &mut apack[..m_panels * mr * kc];
+        ctx.rows(apack, mr * kc, mr * kc, |first, chunk| {
+            for (p, panel) in chunk.chunks_exact_mut(mr * kc).enumerate() {
+                let i0 = (first + p) * mr;
+                pack_a(a, i0, mr.min(m - i0), k0, kc, mr, panel);
+            }
+        });
+        let apack = &*apack;
+        for j0 in (0..n).step_by(NC) {
+            let nc = NC.min(n - j0);
+            let n_panels = nc.div_ceil(nr);
+            let bpack = &mut bpack[..n_panels * nr * kc];
+            ctx.rows(bpack, nr * kc, nr * kc, |first, chunk| {
+                for (q, panel) in chunk.chunks_exact_mut(nr * kc).enumerate() {
+                    let jq = j0 + (first + q) * nr;
+                    b.pack_panel(k0, kc, jq, nr.min(n - jq), nr, panel);
+                }
+            });
+            let bpack = &*bpack;
+            // Tasks are rectangles of tiles; each tile belongs to exactly one task.
+            let target = if ctx.threads > 1 { ctx.threads * 4 } else { 1 };
+            let row_groups = m_panels.min(target);
+            let col_groups = n_panels.min(target.div_ceil(row_groups));
+            let rows_per = m_panels.div_ceil(row_groups);
+            let cols_per = n_panels.div_ceil(col_groups);
+            let tasks = m_panels.div_ceil(rows_per) * n_panels.div_ceil(cols_per);
+            let task_cols = n_panels.div_ceil(cols_per);
+            ctx.tasks(tasks, |t| {
+                let (rg, cg) = (t / task_cols, t % task_cols);
+                let mut tile = [0.0f32; MAX_TILE];
+                let tile = &mut tile[..mr * nr];
+                for q in cg * cols_per..((cg + 1) * cols_per).min(n_panels) {
+                    let bp = &bpack[q * nr * kc..(q + 1) * nr * kc];
+                    let jq = j0 + q * nr;
+                    let cols = nr.min(n - jq);
+                    for p in rg * rows_per..((rg + 1) * rows_per).min(m_panels) {
+                        let ap = &apack[p * mr * kc..(p + 1) * mr * kc];
+                        let i0 = p * mr;
+                        let rows = mr.min(m - i0);
+                        for r in 0..rows {
+                            // SAFETY: tile (p, q) is this task's alone; rows do not overlap.
+                            let src = unsafe { out.part((i0 + r) * n + jq, cols) };
+                            tile[r * nr..r * nr + cols].copy_from_slice(src);
+                        }
+                        kern.tile(kc, ap, bp, tile);
+                        for r in 0..rows {
+                            // SAFETY: as above.
+                            let dst = unsafe { out.part((i0 + r) * n + jq, cols) };
+                            dst.copy_from_slice(&tile[r * nr..r * nr + cols]);
+                        }
+                    }
+                }
+            });
+        }
+    }
+    Ok(())
+}
+
+multiversion! {
+    fn canon_slice(x: &mut [f32]) {
+        for v in x.iter_mut() {
+            *v = canon(*v);
+        }
+    }
+}
+
+/// Replaces every NaN in `x` by the canonical NaN (GEMM outputs may hold
+/// x86's negative default NaN or an input's payload).
+pub(super) fn canonicalize(ctx: &Ctx, x: &mut [f32]) {
+    ctx.rows(x, 4096, 4096, |_, chunk| canon_slice(ctx.simd, chunk));
+}
+
+/// Runs `f(i, out_i)` for each of `count` equal parts of `out`, either the
+/// parts in parallel with `f` serial inside, or the parts one by one with
+/// `f` free to go parallel: whichever keeps the threads busier. Results do
+/// not depend on the choice.
+pub(super) fn for_each_part(
+    ctx: &Ctx,
+    out: &mut [f32],
+    count: usize,
+    cost_per_part: usize,
+    f: impl Fn(&Ctx, usize, &mut [f32]) -> Result<(), Error> + Sync + Send,
+) -> Result<(), Error> {
+    if count == 0 || out.is_empty() {
+        return Ok(());
+    }
+    let part = out.len() / count;
+    if count >= ctx.threads * 2 && ctx.threads > 1 {
+        let serial = Ctx {
+            simd: ctx.simd,
+            threads: 1,
+        };
+        let failure = Mutex::new(None);
+        ctx.rows(out, part, cost_per_part, |first, chunk| {
+            for (i, o) in chunk.chunks_mut(part).enumerate() {
+                if let Err(e) = f(&serial, first + i, o) {
+                    *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                }
+            }
+        });
+        match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    } else {
+        for (i, o) in out.chunks_mut(part).enumerate() {
+            f(ctx, i, o)?;
+        }
+        Ok(())
+    }
+}
+
+/// Batched matmul `[..., m, k] · [..., k, n]` with broadcast batch dims.
+pub(super) fn matmul(
+    ctx: &Ctx,
+    a: &TensorRef<'_>,
+    b: &TensorRef<'_>,
+    transpose_a: bool,
+    transpose_b: bool,
+    out_shape: &[usize],
+) -> Result<Vec<f32>, Error> {
+    let (av, bv) = (f32s(a)?, f32s(b)?);
+    let (ra, rb, ro) = (a.shape.len(), b.shape.len(), out_shape.len());
+    if ra < 2 || rb < 2 || ro < 2 {
+        return Err(Error::Device("cpu: matmul needs rank ≥ 2".into()));
+    }
+    let (a_rows, a_cols) = (a.shape[ra - 2], a.shape[ra - 1]);
+    let (b_rows, b_cols) = (b.shape[rb - 2], b.shape[rb - 1]);
+    let (m, k) = if transpose_a {
+        (a_cols, a_rows)
+    } else {
+        (a_rows, a_cols)
+    };
+    let n = if transpose_b { b_rows } else { b_cols };
+    let mut out = alloc::<f32>(numel(out_shape)?)?;
+    let batch_dims = &out_shape[..ro - 2];
+    let batches = numel(batch_dims)?;
+    if out.len() != batches * m * n {
+        return Err(Error::Device("cpu: matmul output shape".into()));
+    }
+    let a_strides = broadcast_strides(&a.shape[..ra - 2], ro - 2);
+    let b_strides = broadcast_strides(&b.shape[..rb - 2], ro - 2);
+    let (a_rs, a_cs) = if transpose_a {
+        (1, a_cols)
+    } else {
+        (a_cols, 1)
+    };
+    let (b_rs, b_cs) = if transpose_b {
+        (1, b_cols)
+    } else {
+        (b_cols, 1)
+    };
+    for_each_part(ctx, &mut out, batches, 2 * m * n * k, |ctx, i, c| {
+        let a = Strided {
+            data: av,
+            off: offset_of(i, batch_dims, &a_strides) * a_rows * a_cols,
+            rs: a_rs,
+            cs: a_cs,
+        };
+        let b = Strided {
+            data: bv,
+            off: offset_of(i, batch_dims, &b_strides) * b_rows * b_cols,
+            rs: b_rs,
+            cs: b_cs,
+        };
+        gemm(ctx, m, n, k, &a, &b, c)
+    })?;
+    canonicalize(ctx, &mut out);
+    Ok(out)
+}

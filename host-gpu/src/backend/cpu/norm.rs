@@ -1,0 +1,145 @@
+//! Row-wise normalisations over the last axis: softmax, layer-norm, rms-norm, l2-normalize.
+
+use crate::backend::TensorRef;
+use crate::backend::cpu::reduce::{
+    LANES, combine, lane_sum, lane_sum_squared_deviations, lane_sum_squares, row_max,
+};
+use crate::backend::cpu::scalar::{self, canon};
+use crate::backend::cpu::simd::multiversion;
+use crate::backend::cpu::{Ctx, alloc, f32s};
+use crate::error::Error;
+use crate::math;
+
+/// Runs `kernel` over the rows of `x` (last axis) into a fresh output.
+fn by_rows(
+    ctx: &Ctx,
+    x: &TensorRef<'_>,
+    cost_per_element: usize,
+    kernel: impl Fn(&[f32], &mut [f32]) + Sync + Send,
+) -> Result<Vec<f32>, Error> {
+    let v = f32s(x)?;
+    let n = x.shape.last().copied().unwrap_or(1);
+    let mut out = alloc::<f32>(v.len())?;
+    ctx.rows(&mut out, n, n * cost_per_element, |first, chunk| {
+        kernel(&v[first * n..first * n + chunk.len()], chunk);
+    });
+    Ok(out)
+}
+
+multiversion! {
+    fn softmax_rows(x: &[f32], n: usize, out: &mut [f32]) {
+        for (row, o) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+            let m = row_max(row);
+            // e = exp(x − m) into the output while summing e in the 32-lane order.
+            let mut s = [0.0f32; LANES];
+            let mut xs = row.chunks_exact(LANES);
+            let mut os = o.chunks_exact_mut(LANES);
+            for (xc, oc) in (&mut xs).zip(&mut os) {
+                for l in 0..LANES {
+                    let e = math::exp(xc[l] - m);
+                    oc[l] = e;
+                    s[l] += e;
+                }
+            }
+            for (l, (&xv, ov)) in xs.remainder().iter().zip(os.into_remainder()).enumerate() {
+                let e = math::exp(xv - m);
+                *ov = e;
+                s[l] += e;
+            }
+            let sum = combine(s);
+            for ov in o.iter_mut() {
+                *ov = canon(*ov / sum);
+            }
+        }
+    }
+}
+
+/// Softmax over the last axis: `exp(x − max) / Σ exp(x − max)`, divided (not
+/// multiplied by a reciprocal).
+pub(super) fn softmax(ctx: &Ctx, x: &TensorRef<'_>) -> Result<Vec<f32>, Error> {
+    let n = x.shape.last().copied().unwrap_or(1);
+    by_rows(ctx, x, 20, |rows, out| softmax_rows(ctx.simd, rows, n, out))
+}
+
+multiversion! {
+    fn layer_norm_rows(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, out: &mut [f32]) {
+        let n = gamma.len();
+        let nf = n as f32;
+        for (row, o) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+            let mean = lane_sum(row) / nf;
+            let var = lane_sum_squared_deviations(row, mean) / nf;
+            let den = (var + eps).sqrt();
+            for (((ov, &xv), &g), &b) in o.iter_mut().zip(row).zip(gamma).zip(beta) {
+                *ov = canon(((xv - mean) / den).mul_add(g, b));
+            }
+        }
+    }
+}
+
+/// Layer norm over the last axis (see SEMANTICS.md for the rounding order).
+pub(super) fn layer_norm(
+    ctx: &Ctx,
+    x: &TensorRef<'_>,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+) -> Result<Vec<f32>, Error> {
+    check_row_params(x, &[gamma, beta])?;
+    by_rows(ctx, x, 8, |rows, out| {
+        layer_norm_rows(ctx.simd, rows, gamma, beta, eps, out)
+    })
+}
+
+multiversion! {
+    fn rms_norm_rows(x: &[f32], gamma: &[f32], eps: f32, out: &mut [f32]) {
+        let n = gamma.len();
+        let nf = n as f32;
+        for (row, o) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+            let den = (lane_sum_squares(row) / nf + eps).sqrt();
+            for ((ov, &xv), &g) in o.iter_mut().zip(row).zip(gamma) {
+                *ov = canon((xv / den) * g);
+            }
+        }
+    }
+}
+
+/// RMS norm over the last axis: `(x / sqrt(Σx²/n + eps)) · gamma`.
+pub(super) fn rms_norm(
+    ctx: &Ctx,
+    x: &TensorRef<'_>,
+    gamma: &[f32],
+    eps: f32,
+) -> Result<Vec<f32>, Error> {
+    check_row_params(x, &[gamma])?;
+    by_rows(ctx, x, 4, |rows, out| {
+        rms_norm_rows(ctx.simd, rows, gamma, eps, out)
+    })
+}
+
+multiversion! {
+    fn l2_rows(x: &[f32], n: usize, eps: f32, out: &mut [f32]) {
+        for (row, o) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+            let den = scalar::max(lane_sum_squares(row).sqrt(), eps);
+            for (ov, &xv) in o.iter_mut().zip(row) {
+                *ov = canon(xv / den);
+            }
+        }
+    }
+}
+
+/// `x / max(sqrt(Σx²), eps)` over the last axis.
+pub(super) fn l2_normalize(ctx: &Ctx, x: &TensorRef<'_>, eps: f32) -> Result<Vec<f32>, Error> {
+    let n = x.shape.last().copied().unwrap_or(1);
+    by_rows(ctx, x, 3, |rows, out| l2_rows(ctx.simd, rows, n, eps, out))
+}
+
+/// Per-column parameters (gamma, beta) must have the row length.
+fn check_row_params(x: &TensorRef<'_>, params: &[&[f32]]) -> Result<(), Error> {
+    let n = x.shape.last().copied().unwrap_or(1);
+    if params.iter().any(|p| p.len() != n) {
+        return Err(Error::Device(format!(
+            "cpu: norm parameters do not match rows of {n}"
+        )));
+    }
+    Ok(())
+}
