@@ -10,6 +10,8 @@
 //! - host errors (the raw WIT variant) convert into [`Error`];
 //! - [`Error`] converts into `String`, so a `run` function returning
 //!   `Result<(), String>` can use `?` on SDK calls;
+//! - common std errors (UTF-8, integer and float parsing, I/O) and
+//!   `serde_json` errors convert too;
 //! - `&str` and `String` convert into [`Error::Other`], so
 //!   `return Err("no tokens".into())` works in a function returning
 //!   [`crate::Result`].
@@ -160,6 +162,36 @@ impl From<&str> for Error {
 impl From<std::string::FromUtf8Error> for Error {
     fn from(e: std::string::FromUtf8Error) -> Self {
         Error::Format(format!("not valid UTF-8: {e}"))
+    }
+}
+
+impl From<std::str::Utf8Error> for Error {
+    fn from(e: std::str::Utf8Error) -> Self {
+        Error::Format(format!("not valid UTF-8: {e}"))
+    }
+}
+
+impl From<std::num::ParseIntError> for Error {
+    fn from(e: std::num::ParseIntError) -> Self {
+        Error::Format(format!("not an integer: {e}"))
+    }
+}
+
+impl From<std::num::ParseFloatError> for Error {
+    fn from(e: std::num::ParseFloatError) -> Self {
+        Error::Format(format!("not a number: {e}"))
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Format(format!("JSON: {e}"))
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Other(format!("I/O: {e}"))
     }
 }
 

@@ -14,9 +14,10 @@
 //! - Inputs: none.
 //! - Outputs:
 //!   - `greeting.txt`: `hello, <name>!\n`
-//!   - `wasi.json`: one JSON object with the keys `wall_clock_unix_nanos`
-//!     (integer), `monotonic_step_nanos` (integer: the second `Instant`
-//!     minus the first), `random_hex` (32 hex digits from 16 random bytes),
+//!   - `wasi.json`: one JSON object with the keys `wall_clock_unix_secs` and
+//!     `wall_clock_unix_nanos` (integers), `monotonic_step_nanos` (integer:
+//!     the second `Instant` minus the first), `random` (32 hex digits: 16
+//!     random bytes from `getrandom`),
 //!     `hashmap_hash` (integer: a fixed value hashed with a fresh std
 //!     `RandomState`), `env_vars` and `args` (counts), `fs_root_visible` (bool).
 
@@ -50,8 +51,9 @@ fn run() -> Result<()> {
     write_output("greeting.txt", format!("hello, {name}!\n"))?;
 
     let json = format!(
-        "{{\"wall_clock_unix_nanos\":{},\"monotonic_step_nanos\":{},\"random_hex\":\"{}\",\
+        "{{\"wall_clock_unix_secs\":{},\"wall_clock_unix_nanos\":{},\"monotonic_step_nanos\":{},\"random\":\"{}\",\
          \"hashmap_hash\":{},\"env_vars\":{},\"args\":{},\"fs_root_visible\":{}}}\n",
+        wall.as_secs(),
         wall.as_nanos(),
         step.as_nanos(),
         random_hex,

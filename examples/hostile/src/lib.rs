@@ -39,10 +39,8 @@ fn run() -> Result<()> {
         "infinite-loop" => infinite_loop(),
         "memory-bomb" => memory_bomb(),
         "deep-recursion" => {
-            let depth = recurse(black_box(0));
-            Err(Error::msg(format_args!(
-                "deep-recursion returned after {depth} calls"
-            )))
+            let r = recurse(0, black_box(u64::MAX));
+            Err(Error::msg(format_args!("deep-recursion returned ({r})")))
         }
         "huge-output" => huge_output(),
         "quota-bomb" => quota_bomb(),
@@ -87,15 +85,17 @@ fn memory_bomb() -> Result<()> {
     }
 }
 
-/// Non-tail recursion with a live frame: the optimiser cannot flatten it.
+/// Non-tail recursion the optimiser can neither flatten nor bound (`limit`
+/// comes through `black_box`). It keeps its state in wasm locals, not on
+/// Rust's shadow stack in linear memory, so it exhausts the engine's call
+/// stack ("call stack exhausted") rather than running off linear memory.
 #[inline(never)]
-fn recurse(depth: u64) -> u64 {
-    let frame = black_box([depth; 32]);
-    if black_box(depth) == u64::MAX {
-        return 0;
+fn recurse(depth: u64, limit: u64) -> u64 {
+    if depth >= limit {
+        return depth;
     }
-    let deeper = recurse(black_box(depth + 1));
-    deeper.wrapping_add(frame[(depth % 32) as usize])
+    let below = recurse(depth + 1, limit);
+    below.rotate_left(7) ^ depth.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 fn huge_output() -> Result<()> {
