@@ -1,9 +1,11 @@
 //! Deterministic tensor ops for Assay guests.
 //!
 //! Verification in Assay is a hash comparison, so every op here is defined as
-//! a scalar program per output element (see `SEMANTICS.md` beside this
-//! crate's `Cargo.toml`) and every backend must reproduce the CPU reference
-//! bit for bit.
+//! a scalar program per output element ([`semantics`], the crate's
+//! `SEMANTICS.md`) and every backend must reproduce the CPU reference bit for
+//! bit. [`semantics`] is the standard a backend meets: reduction orders, fma
+//! placement, NaN/±0/inf/subnormal behaviour, broadcasting, dtypes, the work
+//! formulas and quota accounting, and the conformance suite.
 //!
 //! The crate has three layers:
 //!
@@ -35,6 +37,9 @@
 
 mod backend;
 mod error;
+
+#[doc = include_str!("../SEMANTICS.md")]
+pub mod semantics {}
 pub mod math;
 mod op;
 mod session;
@@ -43,5 +48,5 @@ mod tensor;
 pub use backend::{Backend, BackendInfo, CpuSimd, Device, DeviceBuffer, TensorRef};
 pub use error::Error;
 pub use op::{BinaryOp, Op, ReduceOp, SourceEncoding, UnaryOp};
-pub use session::{Session, SessionLimits, Work};
+pub use session::{Session, SessionLimits, TRANSCENDENTAL_FLOPS, Work, unary_flops};
 pub use tensor::{DType, Tensor};

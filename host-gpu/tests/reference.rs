@@ -10,6 +10,11 @@ use common::{Rng, devices, session};
 
 const NAN: u32 = 0x7fc0_0000;
 
+/// A batched matmul case: batch dims of a and b, m, k, n.
+type MatmulShape = (&'static [usize], &'static [usize], usize, usize, usize);
+type Unary = fn(f32) -> f32;
+type Binary = fn(f32, f32) -> f32;
+
 /// On the bits: LLVM may fold an `is_nan` select on an arithmetic result away.
 fn canon(x: f32) -> f32 {
     let bits = x.to_bits();
@@ -96,7 +101,7 @@ fn canon_all(x: &[f32]) -> Vec<f32> {
 #[test]
 fn matmul_matches_the_dot_product_program() {
     // (batch_a, batch_b, m, k, n): odd sizes around every tile and block edge.
-    let shapes: &[(&[usize], &[usize], usize, usize, usize)] = &[
+    let shapes: &[MatmulShape] = &[
         (&[], &[], 1, 1, 1),
         (&[], &[], 5, 7, 3),
         (&[], &[], 13, 300, 37),
@@ -184,7 +189,7 @@ fn gelu(x: f32) -> f32 {
 
 #[test]
 fn unary_ops_match_their_scalar_programs() {
-    let mut ops: Vec<(UnaryOp, fn(f32) -> f32)> = vec![
+    let mut ops: Vec<(UnaryOp, Unary)> = vec![
         (UnaryOp::Neg, |x| -x),
         (UnaryOp::Abs, f32::abs),
         (UnaryOp::Relu, |x| maximum(x, 0.0)),
@@ -215,7 +220,7 @@ fn unary_ops_match_their_scalar_programs() {
 
 #[test]
 fn binary_ops_broadcast_like_numpy() {
-    let ops: [(BinaryOp, fn(f32, f32) -> f32); 6] = [
+    let ops: [(BinaryOp, Binary); 6] = [
         (BinaryOp::Add, |a, b| a + b),
         (BinaryOp::Sub, |a, b| a - b),
         (BinaryOp::Mul, |a, b| a * b),
@@ -327,13 +332,13 @@ fn row_reductions_use_the_32_lane_order() {
                     &min,
                 );
 
-                // softmax: max, exp(x - max) summed in lanes, then divide.
+                // softmax: max, exp(x - max) summed in lanes, times 1/sum.
                 let mut want = Vec::new();
-                for r in 0..rows {
-                    let m = max[r];
+                for (r, &m) in max.iter().enumerate() {
                     let e: Vec<f32> = row(r).iter().map(|&v| math::exp(v - m)).collect();
                     let sum = lanes(&e, |a, v| a + v);
-                    want.extend(e.iter().map(|v| v / sum));
+                    let inv = 1.0 / sum;
+                    want.extend(e.iter().map(|v| v * inv));
                 }
                 assert_bits(
                     &format!("softmax {what}"),
@@ -351,9 +356,9 @@ fn row_reductions_use_the_32_lane_order() {
                 for r in 0..rows {
                     let mean = lanes(row(r), |a, v| a + v) / n as f32;
                     let var = lanes(row(r), |a, v| (v - mean).mul_add(v - mean, a)) / n as f32;
-                    let den = (var + eps).sqrt();
+                    let rstd = 1.0 / (var + eps).sqrt();
                     for (j, &v) in row(r).iter().enumerate() {
-                        want.push(((v - mean) / den).mul_add(gamma[j], beta[j]));
+                        want.push(((v - mean) * rstd).mul_add(gamma[j], beta[j]));
                     }
                 }
                 assert_bits(
@@ -366,8 +371,9 @@ fn row_reductions_use_the_32_lane_order() {
                 // rms norm
                 let mut want = Vec::new();
                 for r in 0..rows {
-                    let den = (lanes(row(r), |a, v| v.mul_add(v, a)) / n as f32 + eps).sqrt();
-                    want.extend(row(r).iter().zip(&gamma).map(|(&v, &gm)| (v / den) * gm));
+                    let rstd =
+                        1.0 / (lanes(row(r), |a, v| v.mul_add(v, a)) / n as f32 + eps).sqrt();
+                    want.extend(row(r).iter().zip(&gamma).map(|(&v, &gm)| (v * rstd) * gm));
                 }
                 assert_bits(
                     &format!("rms_norm {what}"),
@@ -379,8 +385,8 @@ fn row_reductions_use_the_32_lane_order() {
                 // l2 normalize
                 let mut want = Vec::new();
                 for r in 0..rows {
-                    let den = maximum(lanes(row(r), |a, v| v.mul_add(v, a)).sqrt(), 1e-12);
-                    want.extend(row(r).iter().map(|&v| v / den));
+                    let inv = 1.0 / maximum(lanes(row(r), |a, v| v.mul_add(v, a)).sqrt(), 1e-12);
+                    want.extend(row(r).iter().map(|&v| v * inv));
                 }
                 assert_bits(
                     &format!("l2 {what}"),

@@ -32,7 +32,7 @@ pub(super) fn decode(
     dtype: DType,
 ) -> Result<CpuBuffer, Error> {
     let size = encoding.size();
-    if bytes.len() % size != 0 {
+    if !bytes.len().is_multiple_of(size) {
         return Err(Error::Device(format!(
             "cpu: {} bytes is not a whole number of {size}-byte elements",
             bytes.len()

@@ -46,16 +46,17 @@ multiversion! {
                 *ov = e;
                 s[l] += e;
             }
-            let sum = combine(s);
+            let inv = 1.0 / combine(s);
             for ov in o.iter_mut() {
-                *ov = canon(*ov / sum);
+                *ov = canon(*ov * inv);
             }
         }
     }
 }
 
-/// Softmax over the last axis: `exp(x − max) / Σ exp(x − max)`, divided (not
-/// multiplied by a reciprocal).
+/// Softmax over the last axis: `exp(x − max) · (1 / Σ exp(x − max))`: one
+/// division per row, a multiplication per element (a division per element
+/// costs several times more on every backend).
 pub(super) fn softmax(ctx: &Ctx, x: &TensorRef<'_>) -> Result<Vec<f32>, Error> {
     let n = x.shape.last().copied().unwrap_or(1);
     by_rows(ctx, x, 20, |rows, out| softmax_rows(ctx.simd, rows, n, out))
@@ -68,9 +69,9 @@ multiversion! {
         for (row, o) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
             let mean = lane_sum(row) / nf;
             let var = lane_sum_squared_deviations(row, mean) / nf;
-            let den = (var + eps).sqrt();
+            let rstd = 1.0 / (var + eps).sqrt();
             for (((ov, &xv), &g), &b) in o.iter_mut().zip(row).zip(gamma).zip(beta) {
-                *ov = canon(((xv - mean) / den).mul_add(g, b));
+                *ov = canon(((xv - mean) * rstd).mul_add(g, b));
             }
         }
     }
@@ -95,15 +96,15 @@ multiversion! {
         let n = gamma.len();
         let nf = n as f32;
         for (row, o) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
-            let den = (lane_sum_squares(row) / nf + eps).sqrt();
+            let rstd = 1.0 / (lane_sum_squares(row) / nf + eps).sqrt();
             for ((ov, &xv), &g) in o.iter_mut().zip(row).zip(gamma) {
-                *ov = canon((xv / den) * g);
+                *ov = canon((xv * rstd) * g);
             }
         }
     }
 }
 
-/// RMS norm over the last axis: `(x / sqrt(Σx²/n + eps)) · gamma`.
+/// RMS norm over the last axis: `(x · (1 / sqrt(Σx²/n + eps))) · gamma`.
 pub(super) fn rms_norm(
     ctx: &Ctx,
     x: &TensorRef<'_>,
@@ -119,15 +120,15 @@ pub(super) fn rms_norm(
 multiversion! {
     fn l2_rows(x: &[f32], n: usize, eps: f32, out: &mut [f32]) {
         for (row, o) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
-            let den = scalar::max(lane_sum_squares(row).sqrt(), eps);
+            let inv = 1.0 / scalar::max(lane_sum_squares(row).sqrt(), eps);
             for (ov, &xv) in o.iter_mut().zip(row) {
-                *ov = canon(xv / den);
+                *ov = canon(xv * inv);
             }
         }
     }
 }
 
-/// `x / max(sqrt(Σx²), eps)` over the last axis.
+/// `x · (1 / max(sqrt(Σx²), eps))` over the last axis.
 pub(super) fn l2_normalize(ctx: &Ctx, x: &TensorRef<'_>, eps: f32) -> Result<Vec<f32>, Error> {
     let n = x.shape.last().copied().unwrap_or(1);
     by_rows(ctx, x, 3, |rows, out| l2_rows(ctx.simd, rows, n, eps, out))

@@ -105,10 +105,10 @@ pub(super) fn reduce(ctx: &Ctx, op: ReduceOp, x: &TensorRef<'_>) -> Result<Vec<f
     let rows = x.shape[..x.shape.len().saturating_sub(1)].iter().product();
     let mut out = alloc::<f32>(rows)?;
     if n == 0 {
-        // Empty rows: the identity of each op (mean: 0/0).
+        // Empty rows: the identity of each op (mean: 0/0, NaN).
         out.fill(canon(match op {
             ReduceOp::Sum => 0.0,
-            ReduceOp::Mean => 0.0 / 0.0,
+            ReduceOp::Mean => f32::NAN,
             ReduceOp::Max => f32::NEG_INFINITY,
             ReduceOp::Min => f32::INFINITY,
         }));

@@ -23,13 +23,13 @@ pub enum CpuSimd {
 }
 
 /// The environment variable that picks the default path: `scalar`, `avx2` or `avx512`.
-pub const SIMD_ENV: &str = "ASSAY_CPU_SIMD";
+pub(crate) const SIMD_ENV: &str = "ASSAY_CPU_SIMD";
 
 impl CpuSimd {
     /// Every path, slowest first.
     pub const ALL: [CpuSimd; 3] = [CpuSimd::Scalar, CpuSimd::Avx2, CpuSimd::Avx512];
 
-    /// The lowercase name (`scalar`, `avx2`, `avx512`), as [`SIMD_ENV`] spells it.
+    /// The lowercase name (`scalar`, `avx2`, `avx512`), as `ASSAY_CPU_SIMD` spells it.
     pub fn name(self) -> &'static str {
         match self {
             CpuSimd::Scalar => "scalar",
@@ -89,7 +89,7 @@ impl CpuSimd {
         CpuSimd::supported().pop().unwrap_or(CpuSimd::Scalar)
     }
 
-    /// The default path: [`SIMD_ENV`] if set (read once per process), else
+    /// The default path: `ASSAY_CPU_SIMD` if set (read once per process), else
     /// [`CpuSimd::best`]. A requested path the machine lacks, or an unknown
     /// name, falls back to the fastest supported path below it, so a
     /// misconfigured provider still computes the same bits.
@@ -102,8 +102,7 @@ impl CpuSimd {
                 .unwrap_or(CpuSimd::Avx512);
             CpuSimd::ALL
                 .into_iter()
-                .filter(|s| *s as u8 <= wanted as u8 && s.is_supported())
-                .next_back()
+                .rfind(|s| *s as u8 <= wanted as u8 && s.is_supported())
                 .unwrap_or(CpuSimd::Scalar)
         })
     }
