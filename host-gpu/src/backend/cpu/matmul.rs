@@ -21,6 +21,9 @@ use crate::error::Error;
 const KC: usize = 256;
 /// Columns of B packed at once.
 const NC: usize = 1024;
+/// A panels a task sweeps per B panel (MC = 16 · MR rows: ~128 KiB of packed
+/// A, which stays in L2 while each B panel stays in L1).
+const MC_PANELS: usize = 16;
 /// Largest tile any microkernel uses (MR · NR).
 const MAX_TILE: usize = 8 * 32;
 
@@ -370,24 +373,27 @@ pub(super) fn gemm(
                 let (rg, cg) = (t / task_cols, t % task_cols);
                 let mut tile = [0.0f32; MAX_TILE];
                 let tile = &mut tile[..mr * nr];
-                for q in cg * cols_per..((cg + 1) * cols_per).min(n_panels) {
-                    let bp = &bpack[q * nr * kc..(q + 1) * nr * kc];
-                    let jq = j0 + q * nr;
-                    let cols = nr.min(n - jq);
-                    for p in rg * rows_per..((rg + 1) * rows_per).min(m_panels) {
-                        let ap = &apack[p * mr * kc..(p + 1) * mr * kc];
-                        let i0 = p * mr;
-                        let rows = mr.min(m - i0);
-                        for r in 0..rows {
-                            // SAFETY: tile (p, q) is this task's alone; rows do not overlap.
-                            let src = unsafe { out.part((i0 + r) * n + jq, cols) };
-                            tile[r * nr..r * nr + cols].copy_from_slice(src);
-                        }
-                        kern.tile(kc, ap, bp, tile);
-                        for r in 0..rows {
-                            // SAFETY: as above.
-                            let dst = unsafe { out.part((i0 + r) * n + jq, cols) };
-                            dst.copy_from_slice(&tile[r * nr..r * nr + cols]);
+                let task_rows = rg * rows_per..((rg + 1) * rows_per).min(m_panels);
+                for p0 in task_rows.clone().step_by(MC_PANELS) {
+                    for q in cg * cols_per..((cg + 1) * cols_per).min(n_panels) {
+                        let bp = &bpack[q * nr * kc..(q + 1) * nr * kc];
+                        let jq = j0 + q * nr;
+                        let cols = nr.min(n - jq);
+                        for p in p0..(p0 + MC_PANELS).min(task_rows.end) {
+                            let ap = &apack[p * mr * kc..(p + 1) * mr * kc];
+                            let i0 = p * mr;
+                            let rows = mr.min(m - i0);
+                            for r in 0..rows {
+                                // SAFETY: tile (p, q) is this task's alone; rows do not overlap.
+                                let src = unsafe { out.part((i0 + r) * n + jq, cols) };
+                                tile[r * nr..r * nr + cols].copy_from_slice(src);
+                            }
+                            kern.tile(kc, ap, bp, tile);
+                            for r in 0..rows {
+                                // SAFETY: as above.
+                                let dst = unsafe { out.part((i0 + r) * n + jq, cols) };
+                                dst.copy_from_slice(&tile[r * nr..r * nr + cols]);
+                            }
                         }
                     }
                 }
