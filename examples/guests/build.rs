@@ -19,6 +19,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("hostile", "hostile.wasm", "HOSTILE"),
     ("microbench", "microbench.wasm", "MICROBENCH"),
     ("wasi-command", "wasi-command.wasm", "WASI_COMMAND"),
+    ("mlp", "mlp.wasm", "MLP"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -22,6 +22,7 @@
 //! | [`Guest::Hostile`] | `assay:gpu/job` | misbehaves as param `mode` says (see `examples/hostile/src/lib.rs`) |
 //! | [`Guest::Microbench`] | `assay:gpu/job` | param `mode`: `trivial`, `host-calls`, `tiny-matmul` (param `n`) |
 //! | [`Guest::WasiCommand`] | `wasi:cli/command` | a plain `fn main`: the wrong world, which the host must refuse |
+//! | [`Guest::Mlp`] | `assay:gpu/job` | a 2-layer MLP; weights from safetensors input `model` (see [`safetensors`]), rows from input `x`; outputs `probs`, `classes.txt`; shards split the rows |
 
 use std::path::Path;
 
@@ -38,6 +39,8 @@ pub enum Guest {
     Microbench,
     /// `examples/wasi-command`: a `wasi:cli/command` component, not a job.
     WasiCommand,
+    /// `examples/mlp`: a two-layer MLP classifier, weights from a safetensors input.
+    Mlp,
 }
 
 /// `matmul.wasm`, embedded (only this guest's bytes are linked into a binary that uses it).
@@ -50,18 +53,21 @@ pub static HOSTILE_WASM: &[u8] = include_bytes!(env!("ASSAY_GUEST_HOSTILE"));
 pub static MICROBENCH_WASM: &[u8] = include_bytes!(env!("ASSAY_GUEST_MICROBENCH"));
 /// `wasi-command.wasm`, embedded.
 pub static WASI_COMMAND_WASM: &[u8] = include_bytes!(env!("ASSAY_GUEST_WASI_COMMAND"));
+/// `mlp.wasm`, embedded.
+pub static MLP_WASM: &[u8] = include_bytes!(env!("ASSAY_GUEST_MLP"));
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 5] = [
+    pub const ALL: [Guest; 6] = [
         Guest::Hello,
         Guest::Matmul,
         Guest::Hostile,
         Guest::Microbench,
         Guest::WasiCommand,
+        Guest::Mlp,
     ];
 
-    /// The guest's package name (`hello`, `matmul`, `hostile`, `microbench`, `wasi-command`).
+    /// The guest's package name (`hello`, `matmul`, `hostile`, `microbench`, `wasi-command`, `mlp`).
     pub fn name(self) -> &'static str {
         match self {
             Guest::Hello => "hello",
@@ -69,6 +75,7 @@ impl Guest {
             Guest::Hostile => "hostile",
             Guest::Microbench => "microbench",
             Guest::WasiCommand => "wasi-command",
+            Guest::Mlp => "mlp",
         }
     }
 
@@ -90,6 +97,7 @@ impl Guest {
             Guest::Hostile => env!("ASSAY_GUEST_HOSTILE"),
             Guest::Microbench => env!("ASSAY_GUEST_MICROBENCH"),
             Guest::WasiCommand => env!("ASSAY_GUEST_WASI_COMMAND"),
+            Guest::Mlp => env!("ASSAY_GUEST_MLP"),
         })
     }
 
@@ -102,6 +110,7 @@ impl Guest {
             Guest::Hostile => HOSTILE_WASM,
             Guest::Microbench => MICROBENCH_WASM,
             Guest::WasiCommand => WASI_COMMAND_WASM,
+            Guest::Mlp => MLP_WASM,
         }
     }
 }
@@ -189,5 +198,168 @@ pub mod matrix {
             }
         }
         Some(c)
+    }
+}
+
+/// Writing safetensors files (for the `mlp` guest's `model` input, or any
+/// test that needs a model), and the element encodings they use.
+pub mod safetensors {
+    /// One tensor to write: its name, safetensors dtype (`"F32"`, `"F16"`,
+    /// `"BF16"`, `"I32"`, `"I64"`, …), shape and little-endian bytes.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Entry<'a> {
+        /// The tensor's name.
+        pub name: &'a str,
+        /// The dtype as safetensors spells it.
+        pub dtype: &'a str,
+        /// The dimensions.
+        pub shape: &'a [u64],
+        /// The elements, little-endian, row-major.
+        pub data: &'a [u8],
+    }
+
+    /// A safetensors file holding `entries` (data in the given order, header
+    /// keys sorted), with optional `__metadata__`. The sizes are not checked
+    /// against the shapes, so tests can write broken files on purpose.
+    pub fn encode(entries: &[Entry<'_>], metadata: &[(&str, &str)]) -> Vec<u8> {
+        let mut fields: Vec<(String, String)> = Vec::new();
+        let mut offset = 0usize;
+        for e in entries {
+            let shape: Vec<String> = e.shape.iter().map(u64::to_string).collect();
+            let value = format!(
+                "{{\"dtype\":{},\"shape\":[{}],\"data_offsets\":[{},{}]}}",
+                json_string(e.dtype),
+                shape.join(","),
+                offset,
+                offset + e.data.len()
+            );
+            fields.push((e.name.to_owned(), value));
+            offset += e.data.len();
+        }
+        fields.sort();
+        let mut parts: Vec<String> = Vec::new();
+        if !metadata.is_empty() {
+            let meta: Vec<String> = metadata
+                .iter()
+                .map(|(k, v)| format!("{}:{}", json_string(k), json_string(v)))
+                .collect();
+            parts.push(format!("\"__metadata__\":{{{}}}", meta.join(",")));
+        }
+        parts.extend(
+            fields
+                .iter()
+                .map(|(k, v)| format!("{}:{v}", json_string(k))),
+        );
+        let mut header = format!("{{{}}}", parts.join(",")).into_bytes();
+        // Pad with spaces to a multiple of 8, as the reference writer does.
+        while header.len() % 8 != 0 {
+            header.push(b' ');
+        }
+        let mut out = Vec::with_capacity(8 + header.len() + offset);
+        out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        out.extend_from_slice(&header);
+        for e in entries {
+            out.extend_from_slice(e.data);
+        }
+        out
+    }
+
+    fn json_string(s: &str) -> String {
+        let mut out = String::with_capacity(s.len() + 2);
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    /// f32 values as little-endian bytes (dtype `F32`).
+    pub fn f32_le(values: &[f32]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    /// f32 values rounded to bfloat16 (nearest, ties to even), little-endian (dtype `BF16`).
+    pub fn bf16_le(values: &[f32]) -> Vec<u8> {
+        values
+            .iter()
+            .flat_map(|&v| f32_to_bf16(v).to_le_bytes())
+            .collect()
+    }
+
+    /// f32 values rounded to IEEE binary16 (nearest, ties to even), little-endian (dtype `F16`).
+    pub fn f16_le(values: &[f32]) -> Vec<u8> {
+        values
+            .iter()
+            .flat_map(|&v| f32_to_f16(v).to_le_bytes())
+            .collect()
+    }
+
+    /// f32 → bfloat16 bits, round to nearest even; NaN stays NaN.
+    pub fn f32_to_bf16(x: f32) -> u16 {
+        let b = x.to_bits();
+        if x.is_nan() {
+            return ((b >> 16) as u16) | 0x0040;
+        }
+        let lsb = (b >> 16) & 1;
+        (b.wrapping_add(0x7fff + lsb) >> 16) as u16
+    }
+
+    /// bfloat16 bits → f32 (exact).
+    pub fn bf16_to_f32(h: u16) -> f32 {
+        f32::from_bits(u32::from(h) << 16)
+    }
+
+    /// f32 → binary16 bits, round to nearest even (subnormals kept, overflow to ∞).
+    pub fn f32_to_f16(x: f32) -> u16 {
+        let b = x.to_bits();
+        let sign = ((b >> 16) & 0x8000) as u16;
+        let exp = ((b >> 23) & 0xff) as i32;
+        let man = b & 0x7f_ffff;
+        if exp == 0xff {
+            return sign | 0x7c00 | if man != 0 { 0x0200 } else { 0 };
+        }
+        let e = exp - 127 + 15;
+        if e >= 0x1f {
+            return sign | 0x7c00;
+        }
+        if e <= 0 {
+            if e < -10 {
+                return sign;
+            }
+            let m = man | 0x80_0000;
+            let shift = (14 - e) as u32;
+            let half = 1u32 << (shift - 1);
+            let rem = m & ((1u32 << shift) - 1);
+            let mut h = m >> shift;
+            if rem > half || (rem == half && h & 1 == 1) {
+                h += 1;
+            }
+            return sign | h as u16;
+        }
+        let mut h = ((e as u32) << 10) | (man >> 13);
+        let rem = man & 0x1fff;
+        if rem > 0x1000 || (rem == 0x1000 && h & 1 == 1) {
+            h += 1;
+        }
+        sign | h as u16
+    }
+
+    /// binary16 bits → f32 (exact).
+    pub fn f16_to_f32(h: u16) -> f32 {
+        let sign = if h & 0x8000 != 0 { -1.0f32 } else { 1.0 };
+        let exp = i32::from((h >> 10) & 0x1f);
+        let man = f32::from(h & 0x3ff);
+        match exp {
+            0 => sign * man * 2f32.powi(-24),
+            0x1f if man == 0.0 => sign * f32::INFINITY,
+            0x1f => f32::NAN,
+            _ => sign * (1.0 + man / 1024.0) * 2f32.powi(exp - 15),
+        }
     }
 }
