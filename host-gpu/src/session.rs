@@ -399,12 +399,11 @@ impl Session {
                 ("beta", beta, Some(DType::F32)),
             ],
         )?;
-        let (rows, n) = last_axis(what, x)?;
+        let (rows, _) = last_axis(what, x)?;
         row_param(what, "gamma", gamma, x)?;
         row_param(what, "beta", beta, x)?;
         check_eps(what, eps)?;
         let flops = 8 * x.numel() as u128 + 4 * rows as u128;
-        let _ = n;
         self.op(
             what,
             Op::LayerNorm { eps },

@@ -236,10 +236,11 @@ fn input<'a, 'b>(inputs: &'b [TensorRef<'a>], i: usize) -> Result<&'b TensorRef<
 impl Backend for CpuBackend {
     fn info(&self) -> BackendInfo {
         let mut device = format!(
-            "{} {}, {} threads",
+            "{} {}, {} thread{}",
             std::env::consts::ARCH,
             self.simd,
-            self.threads()
+            self.threads(),
+            if self.threads() == 1 { "" } else { "s" }
         );
         if let (Some(asked), Some(err)) = (self.threads, &self.pool_error) {
             device.push_str(&format!(" (asked for {asked}: {err})"));
