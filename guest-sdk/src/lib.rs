@@ -66,7 +66,14 @@
 //! ```
 //!
 //! Build it with `cargo build --release --target wasm32-wasip2`; the
-//! component is `target/wasm32-wasip2/release/classify.wasm`.
+//! component is `target/wasm32-wasip2/release/classify.wasm`. The
+//! repository's `examples/mlp` is this job (plus sharding), and
+//! `examples/matmul`, `examples/hello` and `examples/minilm-embed` show
+//! raw inputs, WASI and a real BERT-family model.
+//!
+//! To implement the generated trait yourself instead of using [`job!`]:
+//! `impl assay_guest::bindings::Guest for MyJob { fn run() -> Result<(), String> { … } }`
+//! and `assay_guest::bindings::export!(MyJob);`.
 //!
 //! ## Errors
 //! Every fallible call returns [`Result<T>`]. The host refuses bad requests
