@@ -272,9 +272,8 @@ impl Session {
                 )),
                 e => e,
             })?;
-        let batch: u128 = out_shape.iter().map(|&d| d as u128).product();
         out_shape.extend([m, n]);
-        let flops = 2 * batch * m as u128 * n as u128 * ka as u128;
+        let flops = product(out_shape.iter().copied().chain([ka, 2]));
         self.op(
             what,
             Op::Matmul {
@@ -321,7 +320,7 @@ impl Session {
             &[("a", a, Some(DType::F32)), ("b", b, Some(DType::F32))],
         )?;
         let out_shape = broadcast_shapes(what, &a.shape, &b.shape)?;
-        let flops = out_shape.iter().map(|&d| d as u128).product();
+        let flops = product(out_shape.iter().copied());
         self.op(what, Op::Binary(op), &[a, b], out_shape, DType::F32, flops)
     }
 
@@ -763,11 +762,11 @@ impl Session {
         }
         let (ho, wo) = window_out(what, (h, w), (kh, kw), stride, padding)?;
         let out_shape = vec![n, o, ho, wo];
-        let outputs = [n, o, ho, wo].iter().map(|&d| d as u128).product::<u128>();
-        let mut flops = 2 * outputs * (c as u128) * (kh as u128) * (kw as u128);
+        let outputs = product([n, o, ho, wo]);
+        let mut flops = product([n, o, ho, wo, c, kh, kw, 2]);
         let mut inputs = vec![x, weight];
         if let Some(bias) = bias {
-            flops += outputs;
+            flops = flops.saturating_add(outputs);
             inputs.push(bias);
         }
         self.op(
@@ -819,10 +818,7 @@ impl Session {
             )));
         }
         let (ho, wo) = window_out(what, (h, w), kernel, stride, padding)?;
-        let flops = [n, c, ho, wo, kernel.0, kernel.1]
-            .iter()
-            .map(|&d| d as u128)
-            .product();
+        let flops = product([n, c, ho, wo, kernel.0, kernel.1]);
         self.op(
             what,
             Op::MaxPool2d {
@@ -974,6 +970,15 @@ impl Session {
 
     /// Charges `work` and reserves `out_bytes` of quota, or refuses.
     fn charge(&mut self, what: &str, work: Work, out_bytes: u64) -> Result<(), Error> {
+        // The quota comes first: a tensor that can never fit is an error the
+        // guest may handle (e.g. by retrying smaller), and it costs no work.
+        let live = self.live_bytes();
+        if live.saturating_add(out_bytes) > self.limits.memory_quota {
+            return Err(Error::QuotaExceeded(format!(
+                "{what} needs {out_bytes} bytes with {live} bytes alive; the job's quota is {} bytes",
+                self.limits.memory_quota
+            )));
+        }
         let units = self.work.units().saturating_add(work.units());
         if units > self.limits.work_budget {
             return Err(Error::WorkBudgetExhausted(format!(
@@ -981,13 +986,6 @@ impl Session {
                 work.units(),
                 self.work.units(),
                 self.limits.work_budget
-            )));
-        }
-        let live = self.live_bytes();
-        if live.saturating_add(out_bytes) > self.limits.memory_quota {
-            return Err(Error::QuotaExceeded(format!(
-                "{what} needs {out_bytes} bytes with {live} bytes alive; the job's quota is {} bytes",
-                self.limits.memory_quota
             )));
         }
         self.work.flops = self.work.flops.saturating_add(work.flops);
@@ -1059,6 +1057,15 @@ fn tensor_ref(t: &Tensor) -> TensorRef<'_> {
 
 fn too_large(what: &str) -> Error {
     Error::InvalidArgument(format!("{what}: the op is too large to meter"))
+}
+
+/// The product of `factors`, saturating: a guest can make dimensions whose
+/// product overflows even u128 (zero-size tensors may have huge other
+/// dimensions), and a saturated count is then refused by [`to_work`].
+fn product(factors: impl IntoIterator<Item = usize>) -> u128 {
+    factors
+        .into_iter()
+        .fold(1u128, |acc, f| acc.saturating_mul(f as u128))
 }
 
 /// Work from wide counts, refusing what does not fit the meter.

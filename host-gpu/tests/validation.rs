@@ -308,6 +308,43 @@ fn hostile_shapes_are_refused_without_panicking_or_allocating() {
 }
 
 #[test]
+fn zero_size_tensors_with_huge_dimensions_do_not_overflow() {
+    // A zero-size tensor may carry huge other dimensions; every product the
+    // session and backend form from them must stay checked (run this test
+    // in a debug build too: overflow there panics).
+    let mut s = session();
+    let big = 1usize << 62;
+    let z = s.fill(&[0, big, big], 0.0).expect("zero elements");
+    let p = s.permute(&z, &[0, 2, 1]).expect("empty permute");
+    assert_eq!(p.shape(), &[0, big, big]);
+    s.slice(&z, 2, 1, 5).expect("empty slice");
+    s.concat(&[&z, &z], 0).expect("empty concat");
+    let one = s.fill(&[1], 1.0).expect("one");
+    s.binary(BinaryOp::Add, &z, &one).expect("empty add");
+    let r = s.reduce(ReduceOp::Sum, &z).expect("empty reduce");
+    assert_eq!(r.shape(), &[0, big]);
+    s.softmax(&z).expect("empty softmax");
+    // matmul: a [2^62, 1, 2, 0] · b [1, 2^62, 0, n]: the batch alone overflows u64.
+    let a = s.fill(&[big, 1, 2, 0], 0.0).expect("a");
+    let b = s.fill(&[1, big, 0, usize::MAX], 0.0).expect("b");
+    expect_err(s.matmul(&a, &b, false, false), invalid, &[]);
+    // conv2d over zero channels with a huge image and stride.
+    let x = s.fill(&[1, 0, big, big], 0.0).expect("x");
+    let w = s.fill(&[2, 0, 3, 3], 0.0).expect("w");
+    let bias = s.fill(&[2], 0.5).expect("bias");
+    let y = s
+        .conv2d(&x, &w, Some(&bias), (big / 4, big / 4), (0, 0))
+        .expect("conv");
+    assert_eq!(y.shape(), &[1, 2, 4, 4]);
+    assert_eq!(s.read_f32(&y).expect("read"), vec![0.5; 32]);
+    let e = s.fill(&[0, 3, big, big], 0.0).expect("images");
+    let pooled = s
+        .max_pool2d(&e, (2, 2), (1, 1), (0, 0))
+        .expect("empty pool");
+    assert_eq!(pooled.shape()[0], 0);
+}
+
+#[test]
 fn quota_counts_live_tensors_and_frees_on_drop() {
     let mut s = limited(1000, u64::MAX);
     let a = s.fill(&[100], 0.0).expect("400 bytes");

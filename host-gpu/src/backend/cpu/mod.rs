@@ -298,6 +298,15 @@ impl Backend for CpuBackend {
         out_shape: &[usize],
         out_dtype: DType,
     ) -> Result<Box<dyn DeviceBuffer>, Error> {
+        if numel(out_shape)? == 0 {
+            // Nothing to compute. Returning here also keeps kernels from
+            // deriving strides of zero-size inputs, whose other dimensions may
+            // be as large as a guest likes (their products can overflow).
+            return Ok(Box::new(match out_dtype {
+                DType::F32 => CpuBuffer::F32(Vec::new()),
+                DType::I32 => CpuBuffer::I32(Vec::new()),
+            }));
+        }
         let out = self.install(|ctx| run(ctx, op, inputs, out_shape))?;
         if out.dtype() != out_dtype || out.len() != numel(out_shape)? {
             return Err(Error::Device(format!(
