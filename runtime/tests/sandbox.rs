@@ -137,7 +137,7 @@ fn hostile_guests_end_in_the_right_outcome_and_the_host_keeps_serving() {
         fuel: 2_000_000_000,
         memory_bytes: 256 << 20,
         gpu_memory_bytes: 64 << 20,
-        work_budget: 10_000_000_000,
+        work_budget: 1_000_000_000,
         output_bytes: 8 << 20,
         wall_clock_ms: 120_000,
         ..JobSpec::default()
