@@ -71,6 +71,9 @@ fn main() {
     let calls = timed("host-calls", n_calls, 15);
     let base_calls = timed("host-calls", 0, 200);
     let per_call = calls.saturating_sub(base_calls).as_secs_f64() / n_calls as f64;
+    let scalar_calls = timed("host-calls-scalar", n_calls, 15);
+    let base_scalar = timed("host-calls-scalar", 0, 200);
+    let per_scalar_call = scalar_calls.saturating_sub(base_scalar).as_secs_f64() / n_calls as f64;
     // 4. Tiny matmul [4,4]·[4,4] per op.
     let n_ops = 100_000;
     let ops = timed("tiny-matmul", n_ops, 7);
@@ -81,7 +84,7 @@ fn main() {
     println!("|---|---|---|---|");
     let row = |name: &str, secs: f64, goal: f64, unit: f64, label: &str| {
         println!(
-            "| {name} | {:.2} {label} | {:.0} {label} | {:.2}× |",
+            "| {name} | {:.2} {label} | {:.2} {label} | {:.2}× |",
             secs * unit,
             goal * unit,
             secs / goal
@@ -89,7 +92,8 @@ fn main() {
     };
     row("compiled-component cache hit (disk → InstancePre)", load.as_secs_f64(), 0.5e-3, 1e3, "ms");
     row("instantiate + trivial run", trivial.as_secs_f64(), 25e-6, 1e6, "µs");
-    row("one host call (tensor.shape)", per_call, 60e-9, 1e9, "ns");
+    row("one host call returning a u64 (tensor.numel)", per_scalar_call, 60e-9, 1e9, "ns");
+    row("one host call returning a list (tensor.shape)", per_call, 60e-9, 1e9, "ns");
     println!("| tiny matmul [4,4]·[4,4], per op (call + alloc + kernel) | {:.0} ns | — | — |", per_op * 1e9);
     println!();
     println!("component: microbench.wasm ({} bytes); cpu backend, 1 thread", bytes.len());

@@ -4,7 +4,8 @@
 //! | `mode` | what it does |
 //! | --- | --- |
 //! | `trivial` | returns `Ok` at once: instantiation + call overhead |
-//! | `host-calls` | makes one `[1]` tensor, then calls `tensor.shape()` on it `n` times: per-host-call cost |
+//! | `host-calls` | makes one `[1]` tensor, then calls `tensor.shape()` on it `n` times: per-host-call cost of a call returning a list (the host calls back into the guest's allocator) |
+//! | `host-calls-scalar` | the same with `tensor.numel()`, which returns a `u64`: the bare cost of a host call |
 //! | `tiny-matmul` | `n` matmuls of `[4,4]·[4,4]`: per-op overhead |
 //!
 //! `n` is the job param `n` (default 1000).
@@ -26,6 +27,15 @@ fn run() -> Result<()> {
             }
             Ok(())
         }
+        "host-calls-scalar" => {
+            let n: u64 = param_or("n", 1000)?;
+            let t = Tensor::fill(&[1], 0.0)?;
+            let raw = t.as_raw();
+            for _ in 0..n {
+                black_box(raw.numel());
+            }
+            Ok(())
+        }
         "tiny-matmul" => {
             let n: u64 = param_or("n", 1000)?;
             let a = Tensor::fill(&[4, 4], 0.25)?;
@@ -37,7 +47,7 @@ fn run() -> Result<()> {
         }
         other => Err(Error::Param {
             name: "mode".into(),
-            message: format!("unknown mode {other:?}; one of: trivial, host-calls, tiny-matmul"),
+            message: format!("unknown mode {other:?}; one of: trivial, host-calls, host-calls-scalar, tiny-matmul"),
         }),
     }
 }
