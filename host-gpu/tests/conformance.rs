@@ -233,12 +233,13 @@ fn cases() -> Vec<Case> {
         BinaryOp::Max,
         BinaryOp::Min,
     ];
-    let pairs: [(&str, &[usize], &[usize]); 5] = [
+    let pairs: [(&str, &[usize], &[usize]); 6] = [
         ("same", &[1001], &[1001]),
         ("row", &[9, 37], &[37]),
         ("outer", &[13, 1], &[1, 29]),
         ("mixed", &[2, 3, 1, 5], &[3, 7, 1]),
         ("scalar", &[], &[6, 11]),
+        ("large_rows", &[41, 1000], &[1000]),
     ];
     for op in binary {
         for (class, sa, sb) in pairs {

@@ -236,6 +236,10 @@ fn binary_ops_broadcast_like_numpy() {
         (&[], &[6, 2]),
         (&[5, 0], &[1]),
         (&[2, 1, 3], &[2, 4, 3]),
+        // Large enough to split across threads, in chunks that start mid-row.
+        (&[41, 1000], &[1000]),
+        (&[150, 301], &[150, 1]),
+        (&[70001], &[70001]),
     ];
     let mut rng = Rng::new(3);
     for (name, device) in devices() {
@@ -285,9 +289,21 @@ fn binary_ops_broadcast_like_numpy() {
 fn row_reductions_use_the_32_lane_order() {
     let mut rng = Rng::new(4);
     for (name, device) in devices() {
-        for n in [1, 5, 31, 32, 33, 64, 100, 1000, 4099] {
+        // (rows, n): lengths around the 32 lanes, and enough rows to split across threads.
+        let shapes = [
+            (3, 1),
+            (3, 5),
+            (3, 31),
+            (3, 32),
+            (3, 33),
+            (3, 64),
+            (3, 100),
+            (3, 1000),
+            (3, 4099),
+            (257, 129),
+        ];
+        for (rows, n) in shapes {
             for special in [0.0, 0.05] {
-                let rows = 3;
                 // Values of very different magnitudes make the order visible.
                 let x: Vec<f32> = rng
                     .edgy(rows * n, special)

@@ -104,6 +104,19 @@ enum Operand<'a> {
     Splat(f32),
 }
 
+impl<'a> Operand<'a> {
+    /// Elements `col..col + len` of the output row whose operand row starts
+    /// at `off`, walking with `step` (after coalescing, an innermost stride is
+    /// 1, a walk, or 0, a broadcast).
+    fn at(v: &'a [f32], off: usize, step: usize, col: usize, len: usize) -> Operand<'a> {
+        if step == 0 {
+            Operand::Splat(v[off])
+        } else {
+            Operand::Run(&v[off + col..off + col + len])
+        }
+    }
+}
+
 #[inline(always)]
 fn binary_row_op(op: BinaryOp, a: Operand<'_>, b: Operand<'_>, out: &mut [f32]) {
     match (a, b) {
@@ -219,27 +232,24 @@ pub(super) fn binary(
         ],
     );
     let inner = dims[dims.len() - 1];
+    let outer = &dims[..dims.len() - 1];
     let (sa, sb) = (&strides[0], &strides[1]);
     let (ia, ib) = (sa[sa.len() - 1], sb[sb.len() - 1]);
-    ctx.rows(&mut out, inner, inner, |first, chunk| {
-        for (r, row) in chunk.chunks_mut(inner).enumerate() {
-            let outer = &dims[..dims.len() - 1];
-            let (oa, ob) = (
-                offset_of(first + r, outer, sa),
-                offset_of(first + r, outer, sb),
-            );
-            // After coalescing, an innermost stride is 1 (walk) or 0 (broadcast).
-            let x = if ia == 0 {
-                Operand::Splat(av[oa])
-            } else {
-                Operand::Run(&av[oa..oa + inner])
-            };
-            let y = if ib == 0 {
-                Operand::Splat(bv[ob])
-            } else {
-                Operand::Run(&bv[ob..ob + inner])
-            };
-            binary_row(ctx.simd, op, x, y, row);
+    // Chunks of FLAT_ROW output elements, each walked as pieces of output
+    // rows: a same-shape op coalesces to one long row, which still splits
+    // across threads this way.
+    ctx.rows(&mut out, FLAT_ROW, FLAT_ROW, |first, chunk| {
+        let mut at = first * FLAT_ROW;
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            let (row, col) = (at / inner, at % inner);
+            let take = (inner - col).min(rest.len());
+            let (piece, tail) = rest.split_at_mut(take);
+            let x = Operand::at(av, offset_of(row, outer, sa), ia, col, take);
+            let y = Operand::at(bv, offset_of(row, outer, sb), ib, col, take);
+            binary_row(ctx.simd, op, x, y, piece);
+            at += take;
+            rest = tail;
         }
     });
     Ok(out)
