@@ -117,24 +117,23 @@ def fit_rounded(name, target, powers, weight, lo, hi):
 def main():
     which = sys.argv[1:] or ["exp", "log", "tanh", "erf"]
     if "exp" in which:
-        deg = 7
-        ln2h = mpf(log(2)) / 2
-        # exp(r) = 1 + r + r^2 * (c2 + c3 r + ... ), r in [-ln2/2, ln2/2] (+ margin for k rounding)
-        lo, hi = -ln2h * mpf("1.0001"), ln2h * mpf("1.0001")
-        print(f"exp: degree {deg} on [{float(lo)}, {float(hi)}]")
+        # e^r = 1 + r + r^2*(C2 + C3 r + ... + C7 r^5), r in [-ln2/2, ln2/2] (+ margin)
+        h = log(2) / 2 * mpf("1.0001")
+        print(f"exp: C2..C7 on [{float(-h)}, {float(h)}], relative error")
         fit_rounded(
-            "exp",
+            "EXP",
             lambda r: exp(r) - 1 - r,
-            [(f"c{j}", (lambda j: lambda r: r**j)(j)) for j in range(2, deg + 1)],
+            [(f"C{j}", (lambda j: lambda r: r**j)(j)) for j in range(2, 8)],
             lambda r: 1 / exp(r),
-            lo,
-            hi,
+            -h,
+            h,
         )
     if "log" in which:
+        # log((1+s)/(1-s)) = 2s + s*R(s^2), R(z) = L1 z + L2 z^2 + L3 z^3 + L4 z^4
         smax = (sqrt(2) - 1) / (sqrt(2) + 1) * mpf("1.0001")
-        print(f"log: R(z)=z(L1+z(L2+z(L3+z L4))), s in (0, {float(smax)}]")
+        print(f"log: L1..L4, s in (0, {float(smax)}], relative error of log((1+s)/(1-s))")
         fit_rounded(
-            "log",
+            "LOG",
             lambda s: log((1 + s) / (1 - s)) - 2 * s,
             [(f"L{j}", (lambda j: lambda s: s ** (2 * j + 1))(j)) for j in range(1, 5)],
             lambda s: 1 / log((1 + s) / (1 - s)),
@@ -142,19 +141,39 @@ def main():
             smax,
         )
     if "tanh" in which:
-        A = mpf(sys.argv[2]) if len(sys.argv) > 2 and which == ["tanh"] else mpf("0.625")
-        deg = int(sys.argv[3]) if len(sys.argv) > 3 else 6
-        print(f"tanh: x + x*z*P(z), P degree {deg-1} in z=x^2, on [0, {float(A)}]")
+        # tanh a = a + a*z*(T1 + T2 z + ... + T6 z^5), z = a^2, a in [0, 0.625]
+        print("tanh: T1..T6 on [0, 0.625], relative error")
         fit_rounded(
-            "tanh",
+            "TANH",
             lambda x: tanh(x) - x,
-            [(f"t{j}", (lambda j: lambda x: x ** (2 * j + 1))(j)) for j in range(1, deg + 1)],
+            [(f"T{j}", (lambda j: lambda x: x ** (2 * j + 1))(j)) for j in range(1, 7)],
             lambda x: 1 / tanh(x),
             mpf("1e-6"),
-            A,
+            mpf("0.625"),
         )
     if "erf" in which:
-        pass
+        # erf a = a + a*(E0 + E1 z + ... + E6 z^6), z = a^2, a in [0, 1]
+        print("erf: E0..E6 on [0, 1], relative error")
+        fit_rounded(
+            "ERF",
+            lambda a: erf(a) - a,
+            [(f"E{j}", (lambda j: lambda a: a ** (2 * j + 1))(j)) for j in range(0, 7)],
+            lambda a: 1 / erf(a),
+            mpf("1e-6"),
+            mpf(1),
+        )
+        # erfc a = e^(-a^2) * (R0 + R1 t + ... + R8 t^8), t = a - 2.5, a in [1, 3.92];
+        # weight e^(-a^2): the *absolute* error of erf = 1 - erfc
+        m = mpf("2.5")
+        print("erf tail: R0..R8 on a in [1, 3.92], t = a - 2.5, absolute error of erf")
+        fit_rounded(
+            "ERF",
+            lambda t: erfc(t + m) * exp((t + m) ** 2),
+            [(f"R{j}", (lambda j: lambda t: t**j)(j)) for j in range(0, 9)],
+            lambda t: exp(-((t + m) ** 2)),
+            1 - m,
+            mpf("3.92") - m,
+        )
 
 
 if __name__ == "__main__":
