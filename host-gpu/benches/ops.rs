@@ -7,6 +7,9 @@
 //! - `ASSAY_BENCH_QUICK=1`: fewer shapes, shorter runs (for a smoke check).
 //! - `ASSAY_BENCH_SIMD=avx2`: only that path (default: every supported path).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -157,14 +160,6 @@ fn plain_gelu(x: &[f32], out: &mut [f32]) {
     }
 }
 
-fn erf_is_ready() -> bool {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let ok = std::panic::catch_unwind(|| math::erf(0.5)).is_ok();
-    std::panic::set_hook(hook);
-    ok
-}
-
 fn row_ops_table() {
     println!("\nrow ops, µs per call (best of repeated runs); 'plain' is a one-thread scalar loop");
     println!(
@@ -173,7 +168,7 @@ fn row_ops_table() {
     );
     let shapes: [(&str, [usize; 2]); 2] =
         [("[128, 1536]", [128, 1536]), ("[12·128, 128]", [1536, 128])];
-    let gelu = erf_is_ready();
+    let gelu = common::erf_is_ready();
     if !gelu {
         println!("(gelu skipped: math::erf is not implemented yet)");
     }

@@ -91,11 +91,7 @@ pub trait Backend: Send + Sync + Debug {
         indices: TensorRef<'_>,
         bound: usize,
     ) -> Result<Option<(usize, i32)>, Error> {
-        let values = self.read_i32(indices)?;
-        Ok(values
-            .iter()
-            .position(|&i| usize::try_from(i).map_or(true, |i| i >= bound))
-            .and_then(|p| values.get(p).map(|&v| (p, v))))
+        Ok(first_index_outside(&self.read_i32(indices)?, bound))
     }
 
     /// Executes `op` on `inputs`, producing a new buffer of `out_shape`/`out_dtype`.
@@ -106,6 +102,15 @@ pub trait Backend: Send + Sync + Debug {
         out_shape: &[usize],
         out_dtype: DType,
     ) -> Result<Box<dyn DeviceBuffer>, Error>;
+}
+
+/// The first index that is negative or not below `bound`, with its position.
+pub(crate) fn first_index_outside(indices: &[i32], bound: usize) -> Option<(usize, i32)> {
+    indices
+        .iter()
+        .enumerate()
+        .find(|&(_, &i)| usize::try_from(i).map_or(true, |i| i >= bound))
+        .map(|(p, &i)| (p, i))
 }
 
 /// A shareable handle to one backend instance (one per process and device).

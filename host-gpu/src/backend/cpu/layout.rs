@@ -1,9 +1,9 @@
 //! Data movement: permute, slice, concat, gather. Elements are copied bit for
 //! bit (any dtype), so these ops never round and never create a NaN.
 
-use crate::backend::TensorRef;
 use crate::backend::cpu::elementwise::offset_of;
 use crate::backend::cpu::{CpuBuffer, Ctx, alloc, buffer, numel};
+use crate::backend::{TensorRef, first_index_outside};
 use crate::error::Error;
 
 /// Runs `$body` with `$v` bound to the elements of `$buf` (f32 or i32) and
@@ -144,15 +144,6 @@ pub(super) fn concat(
     })
 }
 
-/// The first index that is negative or ≥ `bound`, with its position.
-pub(super) fn first_out_of_range(indices: &[i32], bound: usize) -> Option<(usize, i32)> {
-    indices
-        .iter()
-        .enumerate()
-        .find(|&(_, &i)| usize::try_from(i).map_or(true, |i| i >= bound))
-        .map(|(p, &i)| (p, i))
-}
-
 /// Rows of `table` `[v, d]` picked by `indices` → `[..., d]`.
 pub(super) fn gather(
     ctx: &Ctx,
@@ -165,7 +156,7 @@ pub(super) fn gather(
             table.shape
         )));
     };
-    if let Some((at, i)) = first_out_of_range(indices, rows) {
+    if let Some((at, i)) = first_index_outside(indices, rows) {
         // The session checks first; this keeps a direct caller from reading out of bounds.
         return Err(Error::InvalidArgument(format!(
             "gather: index {i} at position {at} is outside the table's {rows} rows"

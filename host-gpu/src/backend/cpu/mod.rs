@@ -288,7 +288,7 @@ impl Backend for CpuBackend {
         indices: TensorRef<'_>,
         bound: usize,
     ) -> Result<Option<(usize, i32)>, Error> {
-        Ok(layout::first_out_of_range(i32s(&indices)?, bound))
+        Ok(crate::backend::first_index_outside(i32s(&indices)?, bound))
     }
 
     fn execute(
