@@ -111,7 +111,7 @@ impl CpuSimd {
 impl std::fmt::Display for CpuSimd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            CpuSimd::Scalar => "scalar (baseline, software fma)",
+            CpuSimd::Scalar => "scalar (baseline, libm fmaf)",
             CpuSimd::Avx2 => "avx2+fma",
             CpuSimd::Avx512 => "avx512f+avx2+fma",
         })
