@@ -69,12 +69,36 @@ fn upload(s: &mut Session, shape: &[usize], seed: u32) -> Tensor {
         .expect("upload")
 }
 
-/// Where an OpenBLAS (or MKL) sgemm comparison goes: return its GFLOP/s for
-/// `[m, k] · [k, n]` on `threads` threads. Not wired up yet; the table
-/// prints "n/a" until it is.
-fn blas_gflops(_m: usize, _k: usize, _n: usize, _threads: usize) -> Option<f64> {
-    None
+/// OpenBLAS sgemm GFLOP/s for `[m, k] · [k, n]` on `threads` threads,
+/// measured in the same run through numpy (PyPI wheel, bundled OpenBLAS) by
+/// `benches/blas_peer.py`. `None` (printed "n/a") when python3, numpy or
+/// threadpoolctl is missing: `pip install numpy threadpoolctl`.
+///
+/// OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are removed for this command only,
+/// so OpenBLAS picks its own kernel for this CPU (printed under the table).
+fn blas_gflops(m: usize, k: usize, n: usize, threads: usize) -> Option<f64> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/blas_peer.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .args([m, k, n, threads].map(|v| v.to_string()))
+        .arg(budget().as_secs_f64().to_string())
+        .env_remove("OPENBLAS_CORETYPE")
+        .env_remove("OPENBLAS_L2_SIZE")
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8(out.stdout).ok()?;
+    let mut words = text.split_whitespace();
+    let gflops = words.next()?.parse().ok()?;
+    if let Some(kernel) = words.next() {
+        BLAS_KERNEL.get_or_init(|| kernel.to_string());
+    }
+    Some(gflops)
 }
+
+static BLAS_KERNEL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 fn simd_paths() -> Vec<CpuSimd> {
     match std::env::var("ASSAY_BENCH_SIMD") {
@@ -95,8 +119,8 @@ fn matmul_table() {
     }
     println!("\nmatmul [m, k] · [k, n], GFLOP/s (best of repeated runs)");
     println!(
-        "{:<28} {:>8} {:>8} {:>10} {:>10} {:>10}",
-        "shape", "simd", "threads", "ms", "GFLOP/s", "BLAS"
+        "{:<28} {:>8} {:>8} {:>10} {:>10} {:>10} {:>9}",
+        "shape", "simd", "threads", "ms", "GFLOP/s", "OpenBLAS", "ratio"
     );
     for (name, m, k, n) in shapes {
         for simd in simd_paths() {
@@ -112,19 +136,27 @@ fn matmul_table() {
                     black_box(s.matmul(&a, &b, false, false).expect("matmul"));
                 });
                 let gflops = 2.0 * (m * k * n) as f64 / t.as_secs_f64() / 1e9;
-                let blas = blas_gflops(m, k, n, threads)
-                    .map_or_else(|| "n/a".to_string(), |g| format!("{g:.1}"));
+                let blas = blas_gflops(m, k, n, threads);
+                let (blas_text, ratio) = match blas {
+                    Some(g) => (format!("{g:.1}"), format!("{:.2}×", gflops / g)),
+                    None => ("n/a".to_string(), "n/a".to_string()),
+                };
                 println!(
-                    "{:<28} {:>8} {:>8} {:>10.3} {:>10.1} {:>10}",
+                    "{:<28} {:>8} {:>8} {:>10.3} {:>10.1} {:>10} {:>9}",
                     name,
                     simd.name(),
                     threads,
                     t.as_secs_f64() * 1e3,
                     gflops,
-                    blas
+                    blas_text,
+                    ratio
                 );
             }
         }
+    }
+    match BLAS_KERNEL.get() {
+        Some(kernel) => println!("OpenBLAS kernel (numpy, threadpoolctl): {kernel}"),
+        None => println!("OpenBLAS peer unavailable: pip install numpy threadpoolctl"),
     }
 }
 
