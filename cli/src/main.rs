@@ -6,6 +6,7 @@
 
 mod commands;
 mod home;
+mod model_store;
 mod spec_args;
 
 use std::process::ExitCode;
@@ -37,6 +38,8 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Check a receipt's signature.
     Verify(commands::verify::VerifyArgs),
+    /// Fetch or check the all-MiniLM-L6-v2 model the demo and the embedding job use.
+    Model(commands::model::ModelArgs),
 }
 
 /// An error that carries its exit status.
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::main(args),
         Command::Demo(args) => commands::demo::main(args),
         Command::Verify(args) => commands::verify::main(args),
+        Command::Model(args) => commands::model::main(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

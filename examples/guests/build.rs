@@ -19,6 +19,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("hostile", "hostile.wasm", "HOSTILE"),
     ("microbench", "microbench.wasm", "MICROBENCH"),
     ("wasi-command", "wasi-command.wasm", "WASI_COMMAND"),
+    ("minilm-embed", "minilm_embed.wasm", "MINILM_EMBED"),
     ("mlp", "mlp.wasm", "MLP"),
 ];
 

@@ -22,6 +22,7 @@
 //! | [`Guest::Hostile`] | `assay:gpu/job` | misbehaves as param `mode` says (see `examples/hostile/src/lib.rs`) |
 //! | [`Guest::Microbench`] | `assay:gpu/job` | param `mode`: `trivial`, `host-calls`, `tiny-matmul` (param `n`) |
 //! | [`Guest::WasiCommand`] | `wasi:cli/command` | a plain `fn main`: the wrong world, which the host must refuse |
+//! | [`Guest::MinilmEmbed`] | `assay:gpu/job` | all-MiniLM-L6-v2 sentence embeddings (see `examples/minilm-embed/src/lib.rs`) |
 //! | [`Guest::Mlp`] | `assay:gpu/job` | a 2-layer MLP; weights from safetensors input `model` (see [`safetensors`]), rows from input `x`; outputs `probs`, `classes.txt`; shards split the rows |
 
 use std::path::Path;
@@ -39,6 +40,8 @@ pub enum Guest {
     Microbench,
     /// `examples/wasi-command`: a `wasi:cli/command` component, not a job.
     WasiCommand,
+    /// `examples/minilm-embed`: sentence embeddings (inputs `text`, `tokenizer`, `model`, `config`, …).
+    MinilmEmbed,
     /// `examples/mlp`: a two-layer MLP classifier, weights from a safetensors input.
     Mlp,
 }
@@ -53,21 +56,24 @@ pub static HOSTILE_WASM: &[u8] = include_bytes!(env!("ASSAY_GUEST_HOSTILE"));
 pub static MICROBENCH_WASM: &[u8] = include_bytes!(env!("ASSAY_GUEST_MICROBENCH"));
 /// `wasi-command.wasm`, embedded.
 pub static WASI_COMMAND_WASM: &[u8] = include_bytes!(env!("ASSAY_GUEST_WASI_COMMAND"));
+/// `minilm_embed.wasm`, embedded.
+pub static MINILM_EMBED_WASM: &[u8] = include_bytes!(env!("ASSAY_GUEST_MINILM_EMBED"));
 /// `mlp.wasm`, embedded.
 pub static MLP_WASM: &[u8] = include_bytes!(env!("ASSAY_GUEST_MLP"));
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 6] = [
+    pub const ALL: [Guest; 7] = [
         Guest::Hello,
         Guest::Matmul,
         Guest::Hostile,
         Guest::Microbench,
         Guest::WasiCommand,
         Guest::Mlp,
+        Guest::MinilmEmbed,
     ];
 
-    /// The guest's package name (`hello`, `matmul`, `hostile`, `microbench`, `wasi-command`, `mlp`).
+    /// The guest's package name (`hello`, `matmul`, `hostile`, `microbench`, `wasi-command`, `mlp`, `minilm-embed`).
     pub fn name(self) -> &'static str {
         match self {
             Guest::Hello => "hello",
@@ -75,6 +81,7 @@ impl Guest {
             Guest::Hostile => "hostile",
             Guest::Microbench => "microbench",
             Guest::WasiCommand => "wasi-command",
+            Guest::MinilmEmbed => "minilm-embed",
             Guest::Mlp => "mlp",
         }
     }
@@ -97,6 +104,7 @@ impl Guest {
             Guest::Hostile => env!("ASSAY_GUEST_HOSTILE"),
             Guest::Microbench => env!("ASSAY_GUEST_MICROBENCH"),
             Guest::WasiCommand => env!("ASSAY_GUEST_WASI_COMMAND"),
+            Guest::MinilmEmbed => env!("ASSAY_GUEST_MINILM_EMBED"),
             Guest::Mlp => env!("ASSAY_GUEST_MLP"),
         })
     }
@@ -110,6 +118,7 @@ impl Guest {
             Guest::Hostile => HOSTILE_WASM,
             Guest::Microbench => MICROBENCH_WASM,
             Guest::WasiCommand => WASI_COMMAND_WASM,
+            Guest::MinilmEmbed => MINILM_EMBED_WASM,
             Guest::Mlp => MLP_WASM,
         }
     }

@@ -1,0 +1,539 @@
+//! `minilm-embed`: sentence embeddings with all-MiniLM-L6-v2 (or any BERT
+//! sentence-transformers model of the same shape), exactly as
+//! `SentenceTransformer.encode` computes them, on the host's tensor ops.
+//!
+//! # Inputs
+//! | name | what | needed |
+//! | --- | --- | --- |
+//! | `text` | UTF-8, one sentence per line | yes |
+//! | `tokenizer` | the model's `tokenizer.json` | yes |
+//! | `model` | the model's `model.safetensors` (f32/f16/bf16) | yes |
+//! | `config` | the model's `config.json` (sizes, LayerNorm eps, activation) | yes |
+//! | `sentence_bert_config` | `sentence_bert_config.json` (`max_seq_length`) | no: then `max_position_embeddings` |
+//! | `pooling_config` | `1_Pooling/config.json` (mean or CLS pooling) | no: then mean pooling |
+//! | `modules` | `modules.json` (a `Normalize` module turns on L2 normalisation) | no: then no normalisation |
+//!
+//! Lines: the text is split at `\n` (a `\r` before it is dropped); a final
+//! newline ends the last line, it does not start an empty one. Every other
+//! line is a sentence, an empty one included (it embeds the empty string,
+//! `[CLS] [SEP]`), so row `i` of the output is always line `i`. An empty
+//! `text` gives zero rows.
+//!
+//! # Params
+//! - `batch_size` (default 32): sentences per forward pass. Sentences are
+//!   sorted by token count (longest first, ties in input order) before
+//!   batching so that little padding is computed; results do not depend on
+//!   either (see *Batch invariance*).
+//!
+//! # Outputs
+//! - `embeddings`: little-endian f32, row-major, one `hidden_size`-wide row
+//!   (384 for MiniLM) per input line, in input order.
+//! - `tokens.json`: the token ids of each line (after truncation), a JSON
+//!   array of arrays.
+//! - `info.json`: the number of rows, their width, and the settings followed
+//!   (not the batch size: outputs do not depend on it).
+//!
+//! # What it computes
+//! Tokenization (in the guest, `tokenizers`): the tokenizer file's
+//! normaliser and pre-tokenizer, `[CLS] … [SEP]`, truncation to
+//! `max_seq_length` tokens (the tokenizer file's own truncation and padding
+//! settings are replaced, as sentence-transformers does). Then BERT on the
+//! host: embeddings (word + token type 0, then + position), LayerNorm;
+//! per layer: Q/K/V (`x · Wᵀ + b`), scores `Q·Kᵀ · 1/√d_head` plus the
+//! padding bias, softmax, context, output projection + residual +
+//! LayerNorm, intermediate GELU (exact erf) + output projection +
+//! residual + LayerNorm; then masked mean pooling over the real tokens and L2
+//! normalisation (`x / max(‖x‖, 1e-12)`).
+//!
+//! # Batch invariance
+//! A sentence's embedding does not depend on its batch-mates, bit for bit:
+//! - every op is defined per output element, so a row's values do not
+//!   depend on how many rows a matmul, LayerNorm or GELU has;
+//! - padded key positions get [`MASK_BIAS`] added to their scores, so
+//!   `exp(score − max)` is exactly `+0.0` (the host's exp returns `+0` below
+//!   −104); they add `+0.0` to the softmax sum (the sum's 32-lane order puts
+//!   a real position in the same lane whatever the row length) and their
+//!   probabilities are exactly `+0.0`, so in `P·V` they add `fma(0, v, acc)
+//!   = acc`: padding contributes exact zeros;
+//! - padding is appended after the real tokens, so real positions keep their
+//!   indices in every reduction;
+//! - mean pooling skips masked positions.
+//!
+//! `cli/tests/minilm.rs` checks it: batch sizes 1, 7 and 32 give the same bytes.
+
+use assay_guest::prelude::*;
+use serde_json::Value;
+use tokenizers::{Tokenizer, TruncationParams, TruncationStrategy};
+
+/// Added to the attention scores of padded key positions. Scores of real
+/// positions are far from ±1e6 for any sane model, so `score + MASK_BIAS −
+/// max` is below −104, where exp is exactly +0.
+pub const MASK_BIAS: f32 = -1.0e9;
+
+/// The `eps` of sentence-transformers' `Normalize` (`F.normalize`).
+const NORMALIZE_EPS: f32 = 1e-12;
+
+/// Default sentences per forward pass.
+const DEFAULT_BATCH: usize = 32;
+
+/// What `config.json` says about the encoder.
+#[derive(Debug, Clone)]
+struct BertConfig {
+    hidden: usize,
+    layers: usize,
+    heads: usize,
+    intermediate: usize,
+    eps: f32,
+    max_positions: usize,
+    vocab: usize,
+    pad_id: i32,
+}
+
+fn json_input(name: &str) -> Result<Option<Value>> {
+    if !inputs().iter().any(|i| i.name == name) {
+        return Ok(None);
+    }
+    let text = read_input_to_string(name)?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| Error::Format(format!("input `{name}` is not valid JSON: {e}")))
+}
+
+fn get_usize(v: &Value, input: &str, key: &str) -> Result<usize> {
+    v.get(key)
+        .and_then(Value::as_u64)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| {
+            Error::Format(format!(
+                "input `{input}`: `{key}` is missing or not a non-negative integer"
+            ))
+        })
+}
+
+impl BertConfig {
+    fn read() -> Result<BertConfig> {
+        let v = json_input("config")?.ok_or_else(|| {
+            Error::NotFound("no input `config`: pass the model's config.json as `config`".into())
+        })?;
+        let act = v
+            .get("hidden_act")
+            .and_then(Value::as_str)
+            .unwrap_or("gelu");
+        if act != "gelu" {
+            return Err(Error::Unsupported(format!(
+                "config.json: hidden_act {act:?}; this job implements BERT's exact-erf \"gelu\" only"
+            )));
+        }
+        let pos = v
+            .get("position_embedding_type")
+            .and_then(Value::as_str)
+            .unwrap_or("absolute");
+        if pos != "absolute" {
+            return Err(Error::Unsupported(format!(
+                "config.json: position_embedding_type {pos:?}; only \"absolute\" is implemented"
+            )));
+        }
+        let eps = v
+            .get("layer_norm_eps")
+            .and_then(Value::as_f64)
+            .ok_or_else(|| Error::Format("config.json: `layer_norm_eps` is missing".into()))?;
+        let pad_id = v.get("pad_token_id").and_then(Value::as_i64).unwrap_or(0);
+        let cfg = BertConfig {
+            hidden: get_usize(&v, "config", "hidden_size")?,
+            layers: get_usize(&v, "config", "num_hidden_layers")?,
+            heads: get_usize(&v, "config", "num_attention_heads")?,
+            intermediate: get_usize(&v, "config", "intermediate_size")?,
+            eps: eps as f32,
+            max_positions: get_usize(&v, "config", "max_position_embeddings")?,
+            vocab: get_usize(&v, "config", "vocab_size")?,
+            pad_id: i32::try_from(pad_id)
+                .map_err(|_| Error::Format(format!("config.json: pad_token_id {pad_id}")))?,
+        };
+        if cfg.heads == 0 || cfg.hidden == 0 || !cfg.hidden.is_multiple_of(cfg.heads) {
+            return Err(Error::Format(format!(
+                "config.json: hidden_size {} is not a multiple of num_attention_heads {}",
+                cfg.hidden, cfg.heads
+            )));
+        }
+        Ok(cfg)
+    }
+
+    fn head_dim(&self) -> usize {
+        self.hidden / self.heads
+    }
+}
+
+/// How token vectors become one sentence vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pooling {
+    Mean,
+    Cls,
+}
+
+/// What the sentence-transformers files say (each optional).
+#[derive(Debug, Clone)]
+struct Pipeline {
+    max_seq_length: usize,
+    pooling: Pooling,
+    normalize: bool,
+}
+
+impl Pipeline {
+    fn read(cfg: &BertConfig) -> Result<Pipeline> {
+        let max_seq_length = match json_input("sentence_bert_config")? {
+            Some(v) => get_usize(&v, "sentence_bert_config", "max_seq_length")?,
+            None => cfg.max_positions,
+        };
+        if max_seq_length < 2 || max_seq_length > cfg.max_positions {
+            return Err(Error::Format(format!(
+                "max_seq_length {max_seq_length} must be in 2..={} (max_position_embeddings)",
+                cfg.max_positions
+            )));
+        }
+        let pooling = match json_input("pooling_config")? {
+            None => Pooling::Mean,
+            Some(v) => {
+                let on = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
+                let modes: Vec<&str> = [
+                    "pooling_mode_cls_token",
+                    "pooling_mode_mean_tokens",
+                    "pooling_mode_max_tokens",
+                    "pooling_mode_mean_sqrt_len_tokens",
+                    "pooling_mode_weightedmean_tokens",
+                    "pooling_mode_lasttoken",
+                ]
+                .into_iter()
+                .filter(|k| on(k))
+                .collect();
+                match modes.as_slice() {
+                    ["pooling_mode_mean_tokens"] => Pooling::Mean,
+                    ["pooling_mode_cls_token"] => Pooling::Cls,
+                    other => {
+                        return Err(Error::Unsupported(format!(
+                            "pooling config turns on {other:?}; this job implements exactly one of \
+                             pooling_mode_mean_tokens or pooling_mode_cls_token"
+                        )));
+                    }
+                }
+            }
+        };
+        let normalize = match json_input("modules")? {
+            None => false,
+            Some(Value::Array(modules)) => {
+                let mut normalize = false;
+                for m in &modules {
+                    let ty = m.get("type").and_then(Value::as_str).unwrap_or("");
+                    match ty.rsplit('.').next() {
+                        Some("Transformer" | "Pooling") => {}
+                        Some("Normalize") => normalize = true,
+                        _ => {
+                            return Err(Error::Unsupported(format!(
+                                "modules.json lists {ty:?}; this job implements Transformer, \
+                                 Pooling and Normalize"
+                            )));
+                        }
+                    }
+                }
+                normalize
+            }
+            Some(_) => return Err(Error::Format("modules.json is not a JSON array".into())),
+        };
+        Ok(Pipeline {
+            max_seq_length,
+            pooling,
+            normalize,
+        })
+    }
+}
+
+/// One encoder layer's weights (Linear weights as stored: `[out, in]`).
+struct Layer {
+    wq: Tensor,
+    bq: Tensor,
+    wk: Tensor,
+    bk: Tensor,
+    wv: Tensor,
+    bv: Tensor,
+    wo: Tensor,
+    bo: Tensor,
+    ln1_g: Tensor,
+    ln1_b: Tensor,
+    wi: Tensor,
+    bi: Tensor,
+    wo2: Tensor,
+    bo2: Tensor,
+    ln2_g: Tensor,
+    ln2_b: Tensor,
+}
+
+struct Bert {
+    cfg: BertConfig,
+    word: Tensor,
+    /// Token type 0's row, `[hidden]`.
+    type0: Tensor,
+    pos: Tensor,
+    ln_g: Tensor,
+    ln_b: Tensor,
+    layers: Vec<Layer>,
+}
+
+/// Loads a tensor and checks its shape against the config.
+fn load(st: &SafeTensors, name: &str, shape: &[usize]) -> Result<Tensor> {
+    let info = st.info(name)?;
+    let want: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    if info.shape != want {
+        return Err(Error::Format(format!(
+            "model tensor `{name}` has shape {:?}; config.json implies {want:?}",
+            info.shape
+        )));
+    }
+    st.load(name).context(format_args!("loading `{name}`"))
+}
+
+impl Bert {
+    fn load(cfg: BertConfig) -> Result<Bert> {
+        let st = SafeTensors::open("model")?;
+        // Checkpoints saved from BertForX carry a `bert.` prefix.
+        let p = if st.contains("embeddings.word_embeddings.weight") {
+            ""
+        } else if st.contains("bert.embeddings.word_embeddings.weight") {
+            "bert."
+        } else {
+            return Err(Error::Format(
+                "input `model` has no embeddings.word_embeddings.weight: is it a BERT safetensors file?"
+                    .into(),
+            ));
+        };
+        let (h, i) = (cfg.hidden, cfg.intermediate);
+        let types = st.info(&format!("{p}embeddings.token_type_embeddings.weight"))?;
+        let type_rows = types.shape.first().copied().unwrap_or(0) as usize;
+        let type_table = load(
+            &st,
+            &format!("{p}embeddings.token_type_embeddings.weight"),
+            &[type_rows, h],
+        )?;
+        let type0 = type_table.slice(0, 0..1)?.reshape(&[h])?;
+        let mut layers = Vec::with_capacity(cfg.layers);
+        for l in 0..cfg.layers {
+            let n = |s: &str| format!("{p}encoder.layer.{l}.{s}");
+            layers.push(Layer {
+                wq: load(&st, &n("attention.self.query.weight"), &[h, h])?,
+                bq: load(&st, &n("attention.self.query.bias"), &[h])?,
+                wk: load(&st, &n("attention.self.key.weight"), &[h, h])?,
+                bk: load(&st, &n("attention.self.key.bias"), &[h])?,
+                wv: load(&st, &n("attention.self.value.weight"), &[h, h])?,
+                bv: load(&st, &n("attention.self.value.bias"), &[h])?,
+                wo: load(&st, &n("attention.output.dense.weight"), &[h, h])?,
+                bo: load(&st, &n("attention.output.dense.bias"), &[h])?,
+                ln1_g: load(&st, &n("attention.output.LayerNorm.weight"), &[h])?,
+                ln1_b: load(&st, &n("attention.output.LayerNorm.bias"), &[h])?,
+                wi: load(&st, &n("intermediate.dense.weight"), &[i, h])?,
+                bi: load(&st, &n("intermediate.dense.bias"), &[i])?,
+                wo2: load(&st, &n("output.dense.weight"), &[h, i])?,
+                bo2: load(&st, &n("output.dense.bias"), &[h])?,
+                ln2_g: load(&st, &n("output.LayerNorm.weight"), &[h])?,
+                ln2_b: load(&st, &n("output.LayerNorm.bias"), &[h])?,
+            });
+        }
+        Ok(Bert {
+            word: load(
+                &st,
+                &format!("{p}embeddings.word_embeddings.weight"),
+                &[cfg.vocab, h],
+            )?,
+            type0,
+            pos: load(
+                &st,
+                &format!("{p}embeddings.position_embeddings.weight"),
+                &[cfg.max_positions, h],
+            )?,
+            ln_g: load(&st, &format!("{p}embeddings.LayerNorm.weight"), &[h])?,
+            ln_b: load(&st, &format!("{p}embeddings.LayerNorm.bias"), &[h])?,
+            layers,
+            cfg,
+        })
+    }
+
+    /// Token vectors `[b·s, hidden]` of a padded batch: `ids` `[b, s]` (i32),
+    /// `bias` `[b, 1, 1, s]` (0 for real tokens, [`MASK_BIAS`] for padding).
+    fn encode(&self, ids: &Tensor, bias: &Tensor, b: usize, s: usize) -> Result<Tensor> {
+        let h = self.cfg.hidden;
+        // (word + token type) + position, as BertEmbeddings adds them.
+        let mut x = self
+            .word
+            .gather(ids)?
+            .add(&self.type0)?
+            .add(&self.pos.slice(0, 0..s)?)?
+            .layer_norm(&self.ln_g, &self.ln_b, self.cfg.eps)?
+            .reshape(&[b * s, h])?;
+        for layer in &self.layers {
+            x = self.layer(layer, &x, bias, b, s)?;
+        }
+        Ok(x)
+    }
+
+    fn layer(&self, w: &Layer, x: &Tensor, bias: &Tensor, b: usize, s: usize) -> Result<Tensor> {
+        let (h, nh, hd) = (self.cfg.hidden, self.cfg.heads, self.cfg.head_dim());
+        let eps = self.cfg.eps;
+        // [b·s, h] → [b, heads, s, head_dim]
+        let split = |t: Tensor| t.reshape(&[b, s, nh, hd])?.permute(&[0, 2, 1, 3]);
+        let q = split(x.matmul_t(&w.wq, false, true)?.add(&w.bq)?)?;
+        let k = split(x.matmul_t(&w.wk, false, true)?.add(&w.bk)?)?;
+        let v = split(x.matmul_t(&w.wv, false, true)?.add(&w.bv)?)?;
+        let probs = q
+            .matmul_t(&k, false, true)?
+            .scale(1.0 / (hd as f32).sqrt())?
+            .add(bias)?
+            .softmax()?;
+        drop((q, k));
+        let context = probs
+            .matmul(&v)?
+            .permute(&[0, 2, 1, 3])?
+            .reshape(&[b * s, h])?;
+        drop((probs, v));
+        let attn = context
+            .matmul_t(&w.wo, false, true)?
+            .add(&w.bo)?
+            .add(x)?
+            .layer_norm(&w.ln1_g, &w.ln1_b, eps)?;
+        let inter = attn.matmul_t(&w.wi, false, true)?.add(&w.bi)?.gelu()?;
+        inter
+            .matmul_t(&w.wo2, false, true)?
+            .add(&w.bo2)?
+            .add(&attn)?
+            .layer_norm(&w.ln2_g, &w.ln2_b, eps)
+    }
+}
+
+/// The sentences of `text`: split at `\n`, a `\r` before it dropped, no
+/// empty line after a final newline (as `str::lines`).
+pub fn split_lines(text: &str) -> Vec<&str> {
+    text.lines().collect()
+}
+
+fn tokenizer(max_seq_length: usize) -> Result<Tokenizer> {
+    let bytes = read_input("tokenizer")?;
+    let mut tok = Tokenizer::from_bytes(&bytes)
+        .map_err(|e| Error::Format(format!("input `tokenizer` is not a tokenizer.json: {e}")))?;
+    // sentence-transformers tokenizes with padding=True (to the batch, which
+    // the batching below does) and truncation to max_seq_length, replacing
+    // the tokenizer file's own settings (128 and fixed padding for MiniLM).
+    tok.with_padding(None);
+    tok.with_truncation(Some(TruncationParams {
+        max_length: max_seq_length,
+        strategy: TruncationStrategy::LongestFirst,
+        stride: 0,
+        ..TruncationParams::default()
+    }))
+    .map_err(|e| Error::Format(format!("tokenizer truncation: {e}")))?;
+    Ok(tok)
+}
+
+fn run() -> Result<()> {
+    let cfg = BertConfig::read()?;
+    let pipe = Pipeline::read(&cfg)?;
+    let batch_size: usize = param_or("batch_size", DEFAULT_BATCH)?;
+    if batch_size == 0 {
+        return Err(Error::Param {
+            name: "batch_size".into(),
+            message: "must be at least 1".into(),
+        });
+    }
+
+    let text = read_input_to_string("text")?;
+    let lines = split_lines(&text);
+    let tok = tokenizer(pipe.max_seq_length)?;
+    let mut ids: Vec<Vec<i32>> = Vec::with_capacity(lines.len());
+    for (n, line) in lines.iter().enumerate() {
+        let enc = tok
+            .encode(*line, true)
+            .map_err(|e| Error::Format(format!("tokenizing line {}: {e}", n + 1)))?;
+        let row: Vec<i32> = enc
+            .get_ids()
+            .iter()
+            .map(|&id| i32::try_from(id).unwrap_or(i32::MAX))
+            .collect();
+        ids.push(row);
+    }
+    let total_tokens: usize = ids.iter().map(Vec::len).sum();
+    log!(
+        "minilm-embed: {} lines, {total_tokens} tokens (max_seq_length {}, {:?} pooling, normalize {}), batch size {batch_size}",
+        lines.len(),
+        pipe.max_seq_length,
+        pipe.pooling,
+        pipe.normalize
+    );
+
+    let h = cfg.hidden;
+    let model = Bert::load(cfg)?;
+    log!("minilm-embed: weights loaded");
+
+    // Longest first; ties keep input order (a stable sort).
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
+
+    let mut out = vec![0.0f32; ids.len() * h];
+    let batches = order.len().div_ceil(batch_size);
+    for (bn, chunk) in order.chunks(batch_size).enumerate() {
+        let b = chunk.len();
+        let s = chunk.iter().map(|&i| ids[i].len()).max().unwrap_or(0);
+        let mut flat = Vec::with_capacity(b * s);
+        let mut mask = Vec::with_capacity(b * s);
+        for &i in chunk {
+            let row = &ids[i];
+            flat.extend_from_slice(row);
+            flat.resize(flat.len() + (s - row.len()), model.cfg.pad_id);
+            mask.extend(std::iter::repeat_n(1.0f32, row.len()));
+            mask.resize(mask.len() + (s - row.len()), 0.0);
+        }
+        let bias: Vec<f32> = mask
+            .iter()
+            .map(|&m| if m == 0.0 { MASK_BIAS } else { 0.0 })
+            .collect();
+        let ids_t = Tensor::from_i32(&[b, s], &flat)?;
+        let bias_t = Tensor::from_f32(&[b, 1, 1, s], &bias)?;
+        let x = model
+            .encode(&ids_t, &bias_t, b, s)
+            .context(format_args!("batch {} of {batches}", bn + 1))?
+            .reshape(&[b, s, h])?;
+        let pooled = match pipe.pooling {
+            Pooling::Mean => x.masked_mean_pool(&Tensor::from_f32(&[b, s], &mask)?)?,
+            Pooling::Cls => x.slice(1, 0..1)?.reshape(&[b, h])?,
+        };
+        let pooled = if pipe.normalize {
+            pooled.l2_normalize(NORMALIZE_EPS)?
+        } else {
+            pooled
+        };
+        let rows = pooled.to_vec_f32()?;
+        for (r, &i) in chunk.iter().enumerate() {
+            out[i * h..(i + 1) * h].copy_from_slice(&rows[r * h..(r + 1) * h]);
+        }
+        log!(
+            "minilm-embed: batch {}/{batches}: {b} sentences × {s} tokens",
+            bn + 1
+        );
+    }
+
+    let mut bytes = Vec::with_capacity(out.len() * 4);
+    for v in &out {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    write_output("embeddings", &bytes)?;
+    let tokens = serde_json::to_string(&ids).map_err(Error::msg)?;
+    write_output("tokens.json", tokens)?;
+    let info = serde_json::json!({
+        "rows": ids.len(),
+        "dim": h,
+        "dtype": "f32le",
+        "tokens": total_tokens,
+        "max_seq_length": pipe.max_seq_length,
+        "pooling": match pipe.pooling { Pooling::Mean => "mean", Pooling::Cls => "cls" },
+        "normalize": pipe.normalize,
+    });
+    write_output("info.json", info.to_string())?;
+    log!("minilm-embed: {} embeddings of {h} written", ids.len());
+    Ok(())
+}
+
+assay_guest::job!(run);
