@@ -1,0 +1,398 @@
+//! Signed requests.
+//!
+//! Every state-changing request carries an [`pb::Auth`]: the caller's node
+//! id, a random nonce, an expiry (Unix ms) and an ed25519 signature over
+//!
+//! ```text
+//! canonical( domain "assay/rpc/<Message>/v1",
+//!            node id (32 bytes), u64 nonce, u64 expires_at_ms,
+//!            then the request's other fields in field order )
+//! ```
+//!
+//! using [`assay_protocol::canonical::Encoder`] (so the signature never
+//! depends on how protobuf happened to encode the message, and a signature
+//! over one kind of request can never pass as another). Repeated fields are a
+//! `u64` count then the items; maps are sorted by key; absent messages are a
+//! `0` byte, present ones a `1` byte then their fields.
+//!
+//! [`verify`] checks the signature and the expiry window; the nonce must then
+//! be recorded by the receiver (the coordinator keeps `(node, nonce)` until
+//! the expiry passes), which refuses a second use as a replay.
+
+use assay_protocol::canonical::Encoder;
+use assay_protocol::{NodeId, NodeKey};
+
+use crate::{Error, convert, pb};
+
+/// A request that carries an [`pb::Auth`].
+pub trait Signed {
+    /// The message name in the domain tag, e.g. `SubmitJobRequest`.
+    const KIND: &'static str;
+    /// The auth field.
+    fn auth(&self) -> Option<&pb::Auth>;
+    /// The auth field, to fill in.
+    fn auth_mut(&mut self) -> &mut Option<pb::Auth>;
+    /// Appends every field but `auth`, in field order.
+    fn encode_body(&self, e: &mut Encoder);
+}
+
+/// Who signed a request that verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    /// The signer.
+    pub node: NodeId,
+    /// The request's nonce (record it to refuse replays).
+    pub nonce: u64,
+    /// Until when the nonce must be remembered.
+    pub expires_at_ms: u64,
+}
+
+/// The bytes a request's signature covers.
+pub fn signing_bytes<M: Signed>(msg: &M, node: &[u8], nonce: u64, expires_at_ms: u64) -> Vec<u8> {
+    let mut e = Encoder::new(&format!("assay/rpc/{}/v1", M::KIND));
+    e.bytes(node).u64(nonce).u64(expires_at_ms);
+    msg.encode_body(&mut e);
+    e.finish()
+}
+
+/// A fresh random nonce.
+///
+/// # Errors
+///
+/// [`Error::Random`] if the OS has no random source.
+pub fn nonce() -> Result<u64, Error> {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).map_err(|e| Error::Random(e.to_string()))?;
+    Ok(u64::from_le_bytes(b))
+}
+
+/// Signs `msg` with `key`: a fresh nonce, expiry `now_ms + ttl_ms`.
+///
+/// # Errors
+///
+/// [`Error::Random`] if no nonce could be drawn.
+pub fn sign<M: Signed>(key: &NodeKey, msg: &mut M, now_ms: u64, ttl_ms: u64) -> Result<(), Error> {
+    let n = nonce()?;
+    sign_with(key, msg, n, now_ms.saturating_add(ttl_ms));
+    Ok(())
+}
+
+/// Signs `msg` with a chosen nonce and expiry (tests forge replays with it).
+pub fn sign_with<M: Signed>(key: &NodeKey, msg: &mut M, nonce: u64, expires_at_ms: u64) {
+    let id = key.id();
+    *msg.auth_mut() = None;
+    let bytes = signing_bytes(msg, &id.0, nonce, expires_at_ms);
+    let sig = key.sign(&bytes);
+    *msg.auth_mut() = Some(pb::Auth {
+        node_id: id.0.to_vec(),
+        nonce,
+        expires_at_ms,
+        signature: sig.0.to_vec(),
+    });
+}
+
+/// Checks `msg`'s signature and that it has not expired and does not expire
+/// more than `max_ahead_ms` after `now_ms`.
+///
+/// # Errors
+///
+/// [`Error::Unsigned`], [`Error::Invalid`] (malformed auth),
+/// [`Error::BadSignature`], [`Error::Expired`], [`Error::TooFarAhead`].
+pub fn verify<M: Signed>(msg: &M, now_ms: u64, max_ahead_ms: u64) -> Result<Verified, Error> {
+    let auth = msg.auth().ok_or(Error::Unsigned)?;
+    let node = convert::node_id("auth.node_id", &auth.node_id)?;
+    let sig = convert::signature("auth.signature", &auth.signature)?;
+    let bytes = signing_bytes(msg, &auth.node_id, auth.nonce, auth.expires_at_ms);
+    node.verify(&bytes, &sig).map_err(|_| Error::BadSignature {
+        node: node.to_hex(),
+    })?;
+    if auth.expires_at_ms <= now_ms {
+        return Err(Error::Expired {
+            expires_at_ms: auth.expires_at_ms,
+            now_ms,
+        });
+    }
+    let ahead = auth.expires_at_ms - now_ms;
+    if ahead > max_ahead_ms {
+        return Err(Error::TooFarAhead {
+            ahead_ms: ahead,
+            max_ms: max_ahead_ms,
+        });
+    }
+    Ok(Verified {
+        node,
+        nonce: auth.nonce,
+        expires_at_ms: auth.expires_at_ms,
+    })
+}
+
+// ------------------------------------------------------- field encodings
+
+fn shard(e: &mut Encoder, s: Option<&pb::Shard>) {
+    match s {
+        None => {
+            e.u8(0);
+        }
+        Some(s) => {
+            e.u8(1).u32(s.index).u32(s.count);
+        }
+    }
+}
+
+fn spec(e: &mut Encoder, s: Option<&pb::JobSpec>) {
+    let Some(s) = s else {
+        e.u8(0);
+        return;
+    };
+    e.u8(1)
+        .u64(s.fuel)
+        .u64(s.memory_bytes)
+        .u64(s.gpu_memory_bytes)
+        .u64(s.work_budget)
+        .u64(s.output_bytes)
+        .u64(s.log_bytes)
+        .u64(s.wall_clock_ms)
+        .u64(s.start_time_ms);
+    shard(e, s.shard.as_ref());
+    // A BTreeMap: already sorted by key.
+    e.u64(s.params.len() as u64);
+    for (k, v) in &s.params {
+        e.str(k).str(v);
+    }
+}
+
+fn blob_refs(e: &mut Encoder, refs: &[pb::BlobRef]) {
+    e.u64(refs.len() as u64);
+    for r in refs {
+        e.str(&r.name).bytes(&r.hash).u64(r.size);
+    }
+}
+
+fn work(e: &mut Encoder, w: Option<&pb::WorkDone>) {
+    match w {
+        None => {
+            e.u8(0);
+        }
+        Some(w) => {
+            e.u8(1).u64(w.flops).u64(w.bytes);
+        }
+    }
+}
+
+fn receipt(e: &mut Encoder, r: Option<&pb::Receipt>) {
+    let Some(r) = r else {
+        e.u8(0);
+        return;
+    };
+    e.u8(1).bytes(&r.job_id);
+    shard(e, r.shard.as_ref());
+    e.bytes(&r.provider_id)
+        .bytes(&r.component_hash)
+        .bytes(&r.inputs_root)
+        .bytes(&r.outputs_root)
+        .u32(r.outcome as u32)
+        .u64(r.fuel_used);
+    work(e, r.work.as_ref());
+    match &r.backend {
+        None => {
+            e.u8(0);
+        }
+        Some(b) => {
+            e.u8(1).str(&b.kind).str(&b.device);
+        }
+    }
+    match &r.telemetry {
+        None => {
+            e.u8(0);
+        }
+        Some(t) => {
+            e.u8(1)
+                .u32(t.samples)
+                .u32(t.max_temperature_c)
+                .u64(t.mean_power_mw)
+                .u32(t.mean_utilization_pct);
+        }
+    }
+    e.u64(r.started_at_ms)
+        .u64(r.finished_at_ms)
+        .bytes(&r.signature);
+}
+
+macro_rules! signed {
+    ($t:ident, |$m:ident, $e:ident| $body:block) => {
+        impl Signed for pb::$t {
+            const KIND: &'static str = stringify!($t);
+            fn auth(&self) -> Option<&pb::Auth> {
+                self.auth.as_ref()
+            }
+            fn auth_mut(&mut self) -> &mut Option<pb::Auth> {
+                &mut self.auth
+            }
+            fn encode_body(&self, $e: &mut Encoder) {
+                let $m = self;
+                $body
+            }
+        }
+    };
+}
+
+signed!(UploadHeader, |m, e| {
+    e.bytes(&m.hash).u64(m.size);
+});
+signed!(FaucetRequest, |m, e| {
+    e.u64(m.amount);
+});
+signed!(StakeRequest, |m, e| {
+    e.u64(m.amount);
+});
+signed!(SubmitJobRequest, |m, e| {
+    e.bytes(&m.component_hash).u64(m.component_size);
+    blob_refs(e, &m.inputs);
+    spec(e, m.spec.as_ref());
+    e.u32(m.shards).u64(m.max_price);
+    match &m.requirements {
+        None => {
+            e.u8(0);
+        }
+        Some(r) => {
+            e.u8(1).u8(u8::from(r.gpu));
+        }
+    }
+});
+signed!(RegisterRequest, |m, e| {
+    match &m.hardware {
+        None => {
+            e.u8(0);
+        }
+        Some(h) => {
+            e.u8(1).u32(h.cpu_cores).u64(h.memory_bytes);
+            e.u64(h.gpus.len() as u64);
+            for g in &h.gpus {
+                e.str(&g.name).u64(g.memory_bytes);
+            }
+        }
+    }
+    e.u64(m.price).u64(m.stake).u32(m.slots).str(&m.version);
+});
+signed!(HeartbeatRequest, |m, e| {
+    e.u32(m.free_slots);
+    e.u64(m.gpus.len() as u64);
+    for g in &m.gpus {
+        e.u32(g.index)
+            .u32(g.temperature_c)
+            .u64(g.power_mw)
+            .u32(g.utilization_pct)
+            .u64(g.memory_used_bytes);
+    }
+});
+signed!(TakeLeasesRequest, |m, e| {
+    e.u32(m.max);
+});
+signed!(SubmitReceiptRequest, |m, e| {
+    e.bytes(&m.lease_id);
+    receipt(e, m.receipt.as_ref());
+    blob_refs(e, &m.outputs);
+});
+signed!(ReturnLeaseRequest, |m, e| {
+    e.bytes(&m.lease_id).u8(u8::from(m.fault)).str(&m.reason);
+});
+signed!(SubmitVerdictRequest, |m, e| {
+    e.bytes(&m.receipt_id)
+        .bytes(&m.outputs_root)
+        .u32(m.outcome as u32)
+        .u64(m.fuel_used);
+    work(e, m.work.as_ref());
+    e.u8(u8::from(m.agrees));
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(b: u8) -> NodeKey {
+        NodeKey::from_seed([b; 32])
+    }
+
+    #[test]
+    fn a_signed_request_verifies_once_signed_and_not_after_any_change() {
+        let mut req = pb::SubmitJobRequest {
+            component_hash: vec![1; 32],
+            component_size: 10,
+            inputs: vec![pb::BlobRef {
+                name: "a".into(),
+                hash: vec![2; 32],
+                size: 3,
+            }],
+            spec: Some(pb::JobSpec::default()),
+            shards: 2,
+            max_price: 7,
+            ..Default::default()
+        };
+        sign_with(&key(1), &mut req, 42, 10_000);
+        let v = verify(&req, 5_000, 60_000).expect("verifies");
+        assert_eq!(v.node, key(1).id());
+        assert_eq!(v.nonce, 42);
+
+        let mut changed = req.clone();
+        changed.max_price = 8;
+        assert!(matches!(
+            verify(&changed, 5_000, 60_000),
+            Err(Error::BadSignature { .. })
+        ));
+        let mut changed = req.clone();
+        changed.inputs[0].size = 4;
+        assert!(matches!(
+            verify(&changed, 5_000, 60_000),
+            Err(Error::BadSignature { .. })
+        ));
+        let mut changed = req.clone();
+        if let Some(a) = changed.auth.as_mut() {
+            a.nonce += 1;
+        }
+        assert!(matches!(
+            verify(&changed, 5_000, 60_000),
+            Err(Error::BadSignature { .. })
+        ));
+    }
+
+    #[test]
+    fn a_wrong_key_expiry_and_missing_auth_are_refused() {
+        let mut req = pb::TakeLeasesRequest { auth: None, max: 1 };
+        assert!(matches!(verify(&req, 0, 1), Err(Error::Unsigned)));
+        sign_with(&key(2), &mut req, 1, 10_000);
+        // Claims to be node 1 but was signed by node 2.
+        let mut forged = req.clone();
+        if let Some(a) = forged.auth.as_mut() {
+            a.node_id = key(1).id().0.to_vec();
+        }
+        let e = verify(&forged, 0, 60_000).expect_err("wrong key");
+        assert!(e.to_string().contains("bad signature"), "{e}");
+        assert_eq!(e.code(), tonic::Code::Unauthenticated);
+        assert!(matches!(
+            verify(&req, 10_000, 60_000),
+            Err(Error::Expired { .. })
+        ));
+        assert!(matches!(
+            verify(&req, 0, 5_000),
+            Err(Error::TooFarAhead { .. })
+        ));
+    }
+
+    #[test]
+    fn a_signature_for_one_kind_does_not_pass_as_another() {
+        let mut a = pb::FaucetRequest {
+            auth: None,
+            amount: 5,
+        };
+        sign_with(&key(1), &mut a, 9, 10_000);
+        let b = pb::StakeRequest {
+            auth: a.auth.clone(),
+            amount: 5,
+        };
+        assert!(verify(&a, 0, 60_000).is_ok());
+        assert!(matches!(
+            verify(&b, 0, 60_000),
+            Err(Error::BadSignature { .. })
+        ));
+    }
+}

@@ -1,0 +1,179 @@
+//! Client helpers: connecting to a coordinator and moving blobs.
+
+use std::time::Duration;
+
+use assay_protocol::{Hash32, NodeKey};
+use tokio_stream::StreamExt;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::pb::blobs_client::BlobsClient;
+use crate::{CHUNK_BYTES, Error, auth, convert, now_ms, pb};
+
+/// How long a signed request stays valid.
+pub const REQUEST_TTL_MS: u64 = 60_000;
+
+/// Largest gRPC message a client accepts or sends.
+pub const MAX_MESSAGE_BYTES: usize = 8 << 20;
+
+/// A channel to `url` (e.g. `http://127.0.0.1:7700`). The connection is made
+/// lazily and re-made after failures, so a coordinator that restarts is
+/// picked up again.
+///
+/// # Errors
+///
+/// [`Error::Connect`] if `url` is not a valid endpoint.
+pub fn channel(url: &str) -> Result<Channel, Error> {
+    let endpoint = Endpoint::from_shared(url.to_string())
+        .map_err(|e| Error::Connect {
+            url: url.to_string(),
+            reason: format!("not a valid URL ({e}); use e.g. http://127.0.0.1:7700"),
+        })?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(10));
+    Ok(endpoint.connect_lazy())
+}
+
+fn blobs(channel: &Channel) -> BlobsClient<Channel> {
+    BlobsClient::new(channel.clone())
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// Which of `hashes` the coordinator already stores (hash → size).
+///
+/// # Errors
+///
+/// The call's status as [`Error::Rpc`].
+pub async fn stat(
+    channel: &Channel,
+    hashes: &[Hash32],
+) -> Result<std::collections::BTreeMap<Hash32, u64>, Error> {
+    let resp = blobs(channel)
+        .stat(pb::StatRequest {
+            hashes: hashes.iter().map(|h| h.0.to_vec()).collect(),
+        })
+        .await?
+        .into_inner();
+    let mut out = std::collections::BTreeMap::new();
+    for b in resp.present {
+        out.insert(convert::hash("present.hash", &b.hash)?, b.size);
+    }
+    Ok(out)
+}
+
+/// Uploads `bytes` as a blob, signed by `key`, in [`CHUNK_BYTES`] chunks.
+///
+/// # Errors
+///
+/// The coordinator's refusal (size limit, hash mismatch, bad signature) as
+/// [`Error::Rpc`].
+pub async fn upload(
+    channel: &Channel,
+    key: &NodeKey,
+    bytes: std::sync::Arc<[u8]>,
+) -> Result<pb::UploadResponse, Error> {
+    let hash = Hash32::of(&bytes);
+    upload_declared(channel, key, bytes, hash).await
+}
+
+/// Uploads `bytes` declaring `hash` as their hash (tests use a wrong one to
+/// check that the coordinator refuses it).
+///
+/// # Errors
+///
+/// As [`upload`].
+pub async fn upload_declared(
+    channel: &Channel,
+    key: &NodeKey,
+    bytes: std::sync::Arc<[u8]>,
+    hash: Hash32,
+) -> Result<pb::UploadResponse, Error> {
+    let mut header = pb::UploadHeader {
+        auth: None,
+        hash: hash.0.to_vec(),
+        size: bytes.len() as u64,
+    };
+    auth::sign(key, &mut header, now_ms(), REQUEST_TTL_MS)?;
+    let chunks = (0..bytes.len().div_ceil(CHUNK_BYTES)).map(move |i| {
+        let end = ((i + 1) * CHUNK_BYTES).min(bytes.len());
+        pb::UploadRequest {
+            part: Some(pb::upload_request::Part::Chunk(
+                bytes[i * CHUNK_BYTES..end].to_vec(),
+            )),
+        }
+    });
+    let first = pb::UploadRequest {
+        part: Some(pb::upload_request::Part::Header(header)),
+    };
+    let stream = tokio_stream::iter(std::iter::once(first).chain(chunks));
+    Ok(blobs(channel).upload(stream).await?.into_inner())
+}
+
+/// Uploads whichever of `blobs` the coordinator lacks; returns how many
+/// bytes were sent (0 when it had them all).
+///
+/// # Errors
+///
+/// As [`stat`] and [`upload`].
+pub async fn upload_missing(
+    channel: &Channel,
+    key: &NodeKey,
+    blobs: &[std::sync::Arc<[u8]>],
+) -> Result<u64, Error> {
+    let hashes: Vec<Hash32> = blobs.iter().map(|b| Hash32::of(b)).collect();
+    let present = stat(channel, &hashes).await?;
+    let mut sent = 0u64;
+    let mut done = std::collections::BTreeSet::new();
+    for (blob, hash) in blobs.iter().zip(&hashes) {
+        if present.contains_key(hash) || !done.insert(*hash) {
+            continue;
+        }
+        upload(channel, key, blob.clone()).await?;
+        sent += blob.len() as u64;
+    }
+    Ok(sent)
+}
+
+/// Downloads blob `hash`, refusing more than `max_bytes`, and checks that
+/// the bytes hash to `hash`.
+///
+/// # Errors
+///
+/// [`Error::Rpc`] (e.g. not found), [`Error::Blob`] if the bytes do not
+/// match or are too many.
+pub async fn download(channel: &Channel, hash: &Hash32, max_bytes: u64) -> Result<Vec<u8>, Error> {
+    let mut stream = blobs(channel)
+        .download(pb::DownloadRequest {
+            hash: hash.0.to_vec(),
+            offset: 0,
+            length: 0,
+        })
+        .await?
+        .into_inner();
+    let mut out = Vec::new();
+    let mut hasher = blake3::Hasher::new();
+    while let Some(msg) = stream.next().await {
+        let msg = msg?;
+        if msg.total_size > max_bytes || (out.len() + msg.chunk.len()) as u64 > max_bytes {
+            return Err(Error::Blob {
+                hash: hash.to_hex(),
+                reason: format!("larger than the {max_bytes} bytes allowed"),
+            });
+        }
+        if out.is_empty() {
+            out.reserve(usize::try_from(msg.total_size).unwrap_or(0));
+        }
+        hasher.update(&msg.chunk);
+        out.extend_from_slice(&msg.chunk);
+    }
+    let got = Hash32::from(hasher.finalize());
+    if got != *hash {
+        return Err(Error::Blob {
+            hash: hash.to_hex(),
+            reason: format!("the {} bytes received hash to {got}", out.len()),
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,58 @@
+//! `assay.proto` — the gRPC contract between Assay nodes — and everything a
+//! node needs to speak it:
+//!
+//! - [`pb`]: the prost messages and tonic clients/servers generated from
+//!   `proto/assay.proto` at build time (protox compiles the file, so no
+//!   `protoc` binary is needed).
+//! - [`convert`]: the one place where domain types (`assay_protocol`) become
+//!   messages and back; decoding checks lengths and ranges and names the
+//!   offending field.
+//! - [`auth`]: signed requests. Every state-changing request carries an
+//!   [`pb::Auth`] (node id, nonce, expiry, ed25519 signature) over a
+//!   canonical encoding with a domain tag per message kind.
+//! - [`client`]: connecting, and streaming blobs up and down in chunks.
+//!
+//! # Example
+//!
+//! ```
+//! use assay_proto::{auth, pb};
+//! use assay_protocol::NodeKey;
+//!
+//! let key = NodeKey::from_seed([7; 32]);
+//! let mut req = pb::TakeLeasesRequest { auth: None, max: 4 };
+//! auth::sign(&key, &mut req, 1_000, 30_000).unwrap();
+//! let who = auth::verify(&req, 1_500, 300_000).unwrap();
+//! assert_eq!(who.node, key.id());
+//! req.max = 5; // any change breaks the signature
+//! assert!(auth::verify(&req, 1_500, 300_000).is_err());
+//! ```
+
+pub mod auth;
+pub mod client;
+pub mod convert;
+mod error;
+
+pub use error::Error;
+
+/// Messages and services generated from `proto/assay.proto` (package `assay.v1`).
+#[allow(
+    clippy::all,
+    clippy::pedantic,
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms
+)]
+pub mod pb {
+    tonic::include_proto!("assay.v1");
+}
+
+/// Largest chunk of a blob in one stream message.
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// Current Unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
