@@ -45,7 +45,9 @@ mod op;
 mod session;
 mod tensor;
 
-pub use backend::{Backend, BackendInfo, CpuSimd, Device, DeviceBuffer, TensorRef};
+pub use backend::{
+    AcceleratorProbe, Backend, BackendInfo, CpuSimd, Device, DeviceBuffer, TensorRef, cuda_build,
+};
 pub use error::Error;
 pub use op::{BinaryOp, Op, ReduceOp, SourceEncoding, UnaryOp};
 pub use session::{Session, SessionLimits, TRANSCENDENTAL_FLOPS, Work, unary_flops};

@@ -6,6 +6,8 @@
 //! types (cudarc's included) never leave those folders.
 
 mod cpu;
+#[cfg(feature = "cuda-backend")]
+mod cuda;
 
 use std::any::Any;
 use std::fmt::Debug;
@@ -152,10 +154,99 @@ impl Device {
     }
 
     /// Every accelerator backend built into this crate that works on this
-    /// machine (none yet: the CUDA backend adds itself here). The conformance
-    /// suite runs on each of them beside the CPU.
+    /// machine: each CUDA device when built with the `cuda` feature and a
+    /// driver is present (one new stream per call). The conformance suite
+    /// runs on each of them beside the CPU. [`Device::probe_accelerators`]
+    /// also says why there are none.
     pub fn accelerators() -> Vec<Device> {
-        Vec::new()
+        Device::probe_accelerators().devices
+    }
+
+    /// The accelerators of [`Device::accelerators`], and a line for each
+    /// backend that is not available, saying why (not built in, no driver,
+    /// no device, kernels failed to compile). With `ASSAY_CUDA_EMULATOR=1`
+    /// (tests only) the CUDA kernels emulated on the host are added.
+    pub fn probe_accelerators() -> AcceleratorProbe {
+        let mut probe = AcceleratorProbe::default();
+        #[cfg(feature = "cuda-backend")]
+        {
+            match cuda::device_count() {
+                Ok(n) => {
+                    for ordinal in 0..n {
+                        match cuda::CudaBackend::open(ordinal) {
+                            Ok(b) => probe.devices.push(Device::from_backend(Arc::new(b))),
+                            Err(e) => probe
+                                .unavailable
+                                .push(format!("cuda device {ordinal}: {e}")),
+                        }
+                    }
+                }
+                Err(e) => probe.unavailable.push(format!("cuda: {e}")),
+            }
+            if std::env::var("ASSAY_CUDA_EMULATOR").as_deref() == Ok("1") {
+                match cuda::emu::build_library().and_then(|p| cuda::CudaBackend::emulated(&p)) {
+                    Ok(b) => probe.devices.push(Device::from_backend(Arc::new(b))),
+                    Err(e) => probe.unavailable.push(format!("cuda-emulated: {e}")),
+                }
+            }
+        }
+        #[cfg(not(feature = "cuda-backend"))]
+        probe.unavailable.push(
+            "cuda: this binary was built without the `cuda` feature (rebuild with \
+             `--features cuda`)"
+                .into(),
+        );
+        probe
+    }
+
+    /// A new handle (its own CUDA stream) on CUDA device `ordinal`. The
+    /// device's context and compiled kernels are made once per process and
+    /// shared; make one handle per job.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] when built without the `cuda` feature;
+    /// [`Error::Device`] without a driver or device, or when the kernels do
+    /// not compile (the message says which).
+    pub fn cuda(ordinal: usize) -> Result<Device, Error> {
+        #[cfg(feature = "cuda-backend")]
+        {
+            cuda::device_count().map_err(Error::Device)?;
+            Ok(Device::from_backend(Arc::new(cuda::CudaBackend::open(
+                ordinal,
+            )?)))
+        }
+        #[cfg(not(feature = "cuda-backend"))]
+        {
+            let _ = ordinal;
+            Err(Error::Unsupported(
+                "this binary was built without the `cuda` feature; rebuild with `--features cuda` \
+                 (or `cuda-13` for a CUDA 13 toolkit)"
+                    .into(),
+            ))
+        }
+    }
+
+    /// The CUDA kernels emulated on the host (a test instrument: slow, never
+    /// chosen on its own). Builds the emulator with the system C++ compiler.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] without the `cuda` feature; [`Error::Device`]
+    /// when the emulator cannot be built or loaded.
+    #[doc(hidden)]
+    pub fn cuda_emulated() -> Result<Device, Error> {
+        #[cfg(feature = "cuda-backend")]
+        {
+            let lib = cuda::emu::build_library()?;
+            Ok(Device::from_backend(Arc::new(cuda::CudaBackend::emulated(
+                &lib,
+            )?)))
+        }
+        #[cfg(not(feature = "cuda-backend"))]
+        Err(Error::Unsupported(
+            "built without the `cuda` feature".into(),
+        ))
     }
 
     /// Wraps any backend.
@@ -171,5 +262,98 @@ impl Device {
     /// What this device is.
     pub fn info(&self) -> BackendInfo {
         self.backend.info()
+    }
+}
+
+/// What [`Device::probe_accelerators`] found.
+#[derive(Debug, Clone, Default)]
+pub struct AcceleratorProbe {
+    /// The accelerators that work.
+    pub devices: Vec<Device>,
+    /// One line per backend (or device) that does not, saying why.
+    pub unavailable: Vec<String>,
+}
+
+/// Facts about the CUDA build, for tests and tools (the compile check,
+/// `assay devices`). Everything works without the `cuda` feature and then
+/// says so.
+#[doc(hidden)]
+pub mod cuda_build {
+    /// True when built with the `cuda` (or `cuda-13`) feature.
+    pub fn enabled() -> bool {
+        cfg!(feature = "cuda-backend")
+    }
+
+    /// The kernels' NVRTC program (canonical.h and kernels/*.cu, concatenated).
+    ///
+    /// # Errors
+    ///
+    /// Without the `cuda` feature.
+    pub fn kernel_source() -> Result<String, String> {
+        #[cfg(feature = "cuda-backend")]
+        return Ok(super::cuda::kernels::source());
+        #[cfg(not(feature = "cuda-backend"))]
+        Err(not_built())
+    }
+
+    /// The kernels the backend launches.
+    pub fn kernel_names() -> &'static [&'static str] {
+        #[cfg(feature = "cuda-backend")]
+        return super::cuda::kernels::KERNEL_NAMES;
+        #[cfg(not(feature = "cuda-backend"))]
+        &[]
+    }
+
+    /// The production NVRTC flags for `arch` (e.g. `compute_90`).
+    pub fn nvrtc_options(arch: &str) -> Vec<String> {
+        #[cfg(feature = "cuda-backend")]
+        return super::cuda::kernels::nvrtc_options(arch);
+        #[cfg(not(feature = "cuda-backend"))]
+        {
+            let _ = arch;
+            Vec::new()
+        }
+    }
+
+    /// NVRTC's version, or why it cannot be loaded.
+    ///
+    /// # Errors
+    ///
+    /// Without the `cuda` feature or without a loadable libnvrtc.
+    pub fn nvrtc_version() -> Result<(i32, i32), String> {
+        #[cfg(feature = "cuda-backend")]
+        return super::cuda::nvrtc_version();
+        #[cfg(not(feature = "cuda-backend"))]
+        Err(not_built())
+    }
+
+    /// The CUDA version the driver supports (e.g. `13.0`), when a driver is loaded.
+    pub fn driver_version() -> Option<String> {
+        #[cfg(feature = "cuda-backend")]
+        return super::cuda::device_count()
+            .ok()
+            .and_then(|_| super::cuda::driver_version());
+        #[cfg(not(feature = "cuda-backend"))]
+        None
+    }
+
+    /// Compiles `source` to PTX for `arch` with the production flags.
+    ///
+    /// # Errors
+    ///
+    /// Without the `cuda` feature, without NVRTC, or with NVRTC's log.
+    pub fn compile_ptx(source: &str, arch: &str) -> Result<String, String> {
+        #[cfg(feature = "cuda-backend")]
+        return super::cuda::compile_ptx(source, arch);
+        #[cfg(not(feature = "cuda-backend"))]
+        {
+            let _ = (source, arch);
+            Err(not_built())
+        }
+    }
+
+    #[cfg(not(feature = "cuda-backend"))]
+    fn not_built() -> String {
+        "built without the `cuda` feature (rebuild with `--features cuda`)".into()
     }
 }

@@ -1,0 +1,155 @@
+/* elementwise.cu — creation, decoding, unary, scale, binary, cast. */
+
+/* Every element = bits (the host passes canon(value) for f32). */
+extern "C" __global__ void assay_fill_u32(u32 *out, u64 n, u32 bits) {
+    for (u64 i = assay_tid(); i < n; i += assay_stride()) {
+        out[i] = bits;
+    }
+}
+
+/* In place: any NaN becomes canonical (uploads). */
+extern "C" __global__ void assay_canon_f32(float *x, u64 n) {
+    for (u64 i = assay_tid(); i < n; i += assay_stride()) {
+        x[i] = assay_canon(x[i]);
+    }
+}
+
+static __device__ __forceinline__ u32 assay_le32(const u8 *p) {
+    return (u32)p[0] | ((u32)p[1] << 8) | ((u32)p[2] << 16) | ((u32)p[3] << 24);
+}
+
+/* IEEE binary16 -> binary32, exact; NaN -> canonical. Same program as the CPU's. */
+static __device__ __forceinline__ float assay_f16_to_f32(u32 h) {
+    u32 sign = (h >> 15) << 31;
+    u32 e = (h >> 10) & 0x1fu;
+    u32 man = h & 0x3ffu;
+    if (e == 0) {
+        if (man == 0) {
+            return __uint_as_float(sign);
+        }
+        /* man * 2^-24: exact in f32 */
+        float v = (float)man * __uint_as_float(0x33800000u);
+        return sign ? -v : v;
+    }
+    if (e == 0x1f) {
+        return man == 0 ? __uint_as_float(sign | 0x7f800000u) : __uint_as_float(ASSAY_CANONICAL_NAN);
+    }
+    return __uint_as_float(sign | ((e + 127 - 15) << 23) | (man << 13));
+}
+
+/* Little-endian bytes -> elements. `enc`: 0 f32, 1 f16, 2 bf16, 3 i32, 4 i64
+ * (the host checked that every i64 fits in i32). */
+extern "C" __global__ void assay_decode(const u8 *src, u32 *out, u64 n, int enc) {
+    for (u64 i = assay_tid(); i < n; i += assay_stride()) {
+        u32 bits;
+        if (enc == 0) {
+            bits = __float_as_uint(assay_canon(__uint_as_float(assay_le32(src + 4 * i))));
+        } else if (enc == 1) {
+            u32 h = (u32)src[2 * i] | ((u32)src[2 * i + 1] << 8);
+            bits = __float_as_uint(assay_canon(assay_f16_to_f32(h)));
+        } else if (enc == 2) {
+            u32 h = (u32)src[2 * i] | ((u32)src[2 * i + 1] << 8);
+            bits = __float_as_uint(assay_canon(__uint_as_float(h << 16)));
+        } else if (enc == 3) {
+            bits = assay_le32(src + 4 * i);
+        } else {
+            bits = assay_le32(src + 8 * i); /* the low half of an in-range i64 */
+        }
+        out[i] = bits;
+    }
+}
+
+/* SEMANTICS.md: gelu(x) = (0.5*x) * (1 + erf(x * f32(1/sqrt 2))), no fma. */
+static __device__ __forceinline__ float assay_gelu(float x) {
+    float e = assay_erf(x * __uint_as_float(0x3f3504f3u));
+    float h = 0.5f * x;
+    return h * (1.0f + e);
+}
+
+static __device__ __forceinline__ float assay_sigmoid(float x) {
+    return 1.0f / (1.0f + assay_exp(-x));
+}
+
+/* Unary op codes: the order of `UnaryOp` in ../ops.rs. */
+#define ASSAY_U_NEG 0
+#define ASSAY_U_ABS 1
+#define ASSAY_U_RELU 2
+#define ASSAY_U_GELU 3
+#define ASSAY_U_TANH 4
+#define ASSAY_U_SIGMOID 5
+#define ASSAY_U_EXP 6
+#define ASSAY_U_LOG 7
+#define ASSAY_U_SQRT 8
+
+static __device__ __forceinline__ float assay_unary(int op, float v) {
+    switch (op) {
+    case ASSAY_U_NEG: return __uint_as_float(__float_as_uint(v) ^ 0x80000000u);
+    case ASSAY_U_ABS: return __uint_as_float(__float_as_uint(v) & 0x7fffffffu);
+    case ASSAY_U_RELU: return assay_maximum(v, 0.0f);
+    case ASSAY_U_GELU: return assay_gelu(v);
+    case ASSAY_U_TANH: return assay_tanh(v);
+    case ASSAY_U_SIGMOID: return assay_sigmoid(v);
+    case ASSAY_U_EXP: return assay_exp(v);
+    case ASSAY_U_LOG: return assay_log(v);
+    default: return sqrtf(v); /* correctly rounded: --prec-sqrt=true */
+    }
+}
+
+extern "C" __global__ void assay_unary_f32(const float *x, float *out, u64 n, int op) {
+    for (u64 i = assay_tid(); i < n; i += assay_stride()) {
+        out[i] = assay_canon(assay_unary(op, x[i]));
+    }
+}
+
+extern "C" __global__ void assay_scale_f32(const float *x, float *out, u64 n, float factor) {
+    for (u64 i = assay_tid(); i < n; i += assay_stride()) {
+        out[i] = assay_canon(x[i] * factor);
+    }
+}
+
+/* Binary op codes: the order of `BinaryOp`. */
+static __device__ __forceinline__ float assay_binary(int op, float a, float b) {
+    switch (op) {
+    case 0: return a + b;
+    case 1: return a - b;
+    case 2: return a * b;
+    case 3: return a / b; /* IEEE division: --prec-div=true */
+    case 4: return assay_maximum(a, b);
+    default: return assay_minimum(a, b);
+    }
+}
+
+/* out[base_out + i] = a[base_a + off_a(i)] op b[base_b + off_b(i)] over d (broadcast strides). */
+extern "C" __global__ void assay_binary_f32(const float *a, const float *b, float *out, StridedDims d,
+                                            u64 n, i64 base_a, i64 base_b, i64 base_out, int op) {
+    for (u64 i = assay_tid(); i < n; i += assay_stride()) {
+        i64 oa, ob;
+        assay_offsets(d, i, &oa, &ob);
+        out[base_out + (i64)i] = assay_canon(assay_binary(op, a[base_a + oa], b[base_b + ob]));
+    }
+}
+
+/* f32 -> i32 as Rust's `as`: truncate toward zero, saturate, NaN -> 0. */
+extern "C" __global__ void assay_f32_to_i32(const float *x, int *out, u64 n) {
+    for (u64 i = assay_tid(); i < n; i += assay_stride()) {
+        float v = x[i];
+        int r;
+        if (assay_is_nan(v)) {
+            r = 0;
+        } else if (v >= 2147483648.0f) {
+            r = 2147483647;
+        } else if (v <= -2147483648.0f) {
+            r = (-2147483647 - 1);
+        } else {
+            r = __float2int_rz(v);
+        }
+        out[i] = r;
+    }
+}
+
+/* i32 -> f32, round to nearest even. */
+extern "C" __global__ void assay_i32_to_f32(const int *x, float *out, u64 n) {
+    for (u64 i = assay_tid(); i < n; i += assay_stride()) {
+        out[i] = __int2float_rn(x[i]);
+    }
+}
