@@ -5,6 +5,7 @@
 //! | --- | --- |
 //! | `trivial` | returns `Ok` at once: instantiation + call overhead |
 //! | `host-calls` | makes one `[1]` tensor, then calls `tensor.shape()` on it `n` times: per-host-call cost of a call returning a list (the host calls back into the guest's allocator) |
+//! | `host-calls-plain` | `job-io.shard()` `n` times: a host call with no resource handle |
 //! | `host-calls-scalar` | the same with `tensor.numel()`, which returns a `u64`: the bare cost of a host call |
 //! | `tiny-matmul` | `n` matmuls of `[4,4]·[4,4]`: per-op overhead |
 //!
@@ -24,6 +25,13 @@ fn run() -> Result<()> {
             let raw = t.as_raw();
             for _ in 0..n {
                 black_box(raw.shape());
+            }
+            Ok(())
+        }
+        "host-calls-plain" => {
+            let n: u64 = param_or("n", 1000)?;
+            for _ in 0..n {
+                black_box(assay_guest::shard());
             }
             Ok(())
         }
@@ -47,7 +55,7 @@ fn run() -> Result<()> {
         }
         other => Err(Error::Param {
             name: "mode".into(),
-            message: format!("unknown mode {other:?}; one of: trivial, host-calls, host-calls-scalar, tiny-matmul"),
+            message: format!("unknown mode {other:?}; one of: trivial, host-calls, host-calls-plain, host-calls-scalar, tiny-matmul"),
         }),
     }
 }
