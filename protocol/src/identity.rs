@@ -65,7 +65,9 @@ impl NodeKey {
                 let mut seed = [0u8; 32];
                 hex::decode_to_slice(text.trim(), &mut seed).map_err(|e| Error::BadKeyFile {
                     path: path.to_owned(),
-                    reason: format!("expected 64 hex digits ({e}); move it away to create a new key"),
+                    reason: format!(
+                        "expected 64 hex digits ({e}); move it away to create a new key"
+                    ),
                 })?;
                 Ok(NodeKey::from_seed(seed))
             }
@@ -125,7 +127,9 @@ fn check_private(path: &Path) -> Result<(), Error> {
     if mode & 0o077 != 0 {
         return Err(Error::BadKeyFile {
             path: path.to_owned(),
-            reason: format!("permissions are {mode:o}; other users could read it — run `chmod 600` on it"),
+            reason: format!(
+                "permissions are {mode:o}; other users could read it — run `chmod 600` on it"
+            ),
         });
     }
     Ok(())

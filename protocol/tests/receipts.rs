@@ -1,8 +1,8 @@
 //! Receipts verify with the node's key, and any change breaks them.
 
 use assay_protocol::{
-    BackendDescriptor, Hash32, JobSpec, NodeKey, Outcome, Receipt, ReceiptBody, Shard,
-    WorkDone, inputs_root, job_id, outputs_root,
+    BackendDescriptor, Hash32, JobSpec, NodeKey, Outcome, Receipt, ReceiptBody, Shard, WorkDone,
+    inputs_root, job_id, outputs_root,
 };
 
 fn sample_body(key: &NodeKey) -> ReceiptBody {
@@ -125,7 +125,10 @@ fn a_flipped_character_in_the_json_receipt_fails() {
             }
         }
     }
-    assert!(parsed > 100, "the test must exercise many tamperings, got {parsed}");
+    assert!(
+        parsed > 100,
+        "the test must exercise many tamperings, got {parsed}"
+    );
     assert_eq!(failures, parsed);
 }
 
@@ -161,5 +164,9 @@ fn job_id_depends_on_every_deciding_field() {
     assert_ne!(job_id(&c, &i, &s), id);
     let mut s = base.clone();
     s.wall_clock_ms += 1;
-    assert_eq!(job_id(&c, &i, &s), id, "the watchdog is not part of the job");
+    assert_eq!(
+        job_id(&c, &i, &s),
+        id,
+        "the watchdog is not part of the job"
+    );
 }

@@ -123,17 +123,59 @@ fn main() {
             secs / goal
         );
     };
-    row("compiled-component cache hit (disk → InstancePre), CPU", load.0.as_secs_f64(), 0.5e-3, 1e3, "ms");
-    row("compiled-component cache hit (disk → InstancePre), wall", load.1.as_secs_f64(), 0.5e-3, 1e3, "ms");
-    row("instantiate + trivial run, wall", trivial.as_secs_f64(), 25e-6, 1e6, "µs");
+    row(
+        "compiled-component cache hit (disk → InstancePre), CPU",
+        load.0.as_secs_f64(),
+        0.5e-3,
+        1e3,
+        "ms",
+    );
+    row(
+        "compiled-component cache hit (disk → InstancePre), wall",
+        load.1.as_secs_f64(),
+        0.5e-3,
+        1e3,
+        "ms",
+    );
+    row(
+        "instantiate + trivial run, wall",
+        trivial.as_secs_f64(),
+        25e-6,
+        1e6,
+        "µs",
+    );
     println!(
         "| whole `Runtime::run` of the trivial job incl. input hashing + ed25519 receipt, CPU | {:.2} µs | — | — |",
         trivial_cpu_whole_run.as_secs_f64() * 1e6
     );
-    row("one host call without a resource (job-io.shard)", per_plain_call, 60e-9, 1e9, "ns");
-    row("one host call on a tensor handle returning a u64 (tensor.numel)", per_scalar_call, 60e-9, 1e9, "ns");
-    row("one host call returning a list (tensor.shape)", per_call, 60e-9, 1e9, "ns");
-    println!("| tiny matmul [4,4]·[4,4], per op (call + alloc + kernel) | {:.0} ns | — | — |", per_op * 1e9);
+    row(
+        "one host call without a resource (job-io.shard)",
+        per_plain_call,
+        60e-9,
+        1e9,
+        "ns",
+    );
+    row(
+        "one host call on a tensor handle returning a u64 (tensor.numel)",
+        per_scalar_call,
+        60e-9,
+        1e9,
+        "ns",
+    );
+    row(
+        "one host call returning a list (tensor.shape)",
+        per_call,
+        60e-9,
+        1e9,
+        "ns",
+    );
+    println!(
+        "| tiny matmul [4,4]·[4,4], per op (call + alloc + kernel) | {:.0} ns | — | — |",
+        per_op * 1e9
+    );
     println!();
-    println!("component: microbench.wasm ({} bytes); cpu backend, 1 thread", bytes.len());
+    println!(
+        "component: microbench.wasm ({} bytes); cpu backend, 1 thread",
+        bytes.len()
+    );
 }

@@ -77,7 +77,10 @@ impl DiskCache {
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(c) => return Ok((c, CacheHit::Disk)),
                 Err(e) => {
-                    tracing::warn!("discarding unusable cached artifact {}: {e}", path.display());
+                    tracing::warn!(
+                        "discarding unusable cached artifact {}: {e}",
+                        path.display()
+                    );
                     let _ = std::fs::remove_file(&path);
                 }
             }
@@ -86,7 +89,8 @@ impl DiskCache {
         match component.serialize() {
             Ok(artifact) => {
                 let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-                let written = std::fs::write(&tmp, &artifact).and_then(|()| std::fs::rename(&tmp, &path));
+                let written =
+                    std::fs::write(&tmp, &artifact).and_then(|()| std::fs::rename(&tmp, &path));
                 if let Err(e) = written {
                     let _ = std::fs::remove_file(&tmp);
                     tracing::warn!("cannot store compiled component in {}: {e}", path.display());

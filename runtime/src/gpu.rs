@@ -114,13 +114,22 @@ impl GpuCtx {
         })
     }
 
-    fn range<'a>(&self, bytes: &'a [u8], name: &str, offset: u64, len: u64) -> Result<&'a [u8], HostError> {
+    fn range<'a>(
+        &self,
+        bytes: &'a [u8],
+        name: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<&'a [u8], HostError> {
         let size = bytes.len() as u64;
-        let end = offset.checked_add(len).filter(|&e| e <= size).ok_or_else(|| {
-            not_found(format!(
-                "bytes {offset}..{offset}+{len} lie outside input {name:?} of {size} bytes"
-            ))
-        })?;
+        let end = offset
+            .checked_add(len)
+            .filter(|&e| e <= size)
+            .ok_or_else(|| {
+                not_found(format!(
+                    "bytes {offset}..{offset}+{len} lie outside input {name:?} of {size} bytes"
+                ))
+            })?;
         Ok(&bytes[offset as usize..end as usize])
     }
 
@@ -129,11 +138,13 @@ impl GpuCtx {
         let replaced = self.outputs.get(&name).map_or(0, |d| d.len() as u64);
         let total = self.output_bytes - replaced + data.len() as u64;
         if total > self.output_limit {
-            return Err(HostError::End(crate::sandbox::Ending::OutputLimit(format!(
-                "writing {} bytes to output {name:?} would bring outputs to {total} bytes; the spec allows {}",
-                data.len(),
-                self.output_limit
-            ))));
+            return Err(HostError::End(crate::sandbox::Ending::OutputLimit(
+                format!(
+                    "writing {} bytes to output {name:?} would bring outputs to {total} bytes; the spec allows {}",
+                    data.len(),
+                    self.output_limit
+                ),
+            )));
         }
         self.output_bytes = total;
         self.outputs.insert(name, data);
@@ -239,19 +250,25 @@ impl GpuCtxView<'_> {
     ) -> R<Resource<Tensor>> {
         let mut held = Vec::with_capacity(N);
         for r in operands {
-            held.push(self.get(r).map_err(|e| HostError::Fault(format!("{e:#}")))?);
+            held.push(
+                self.get(r)
+                    .map_err(|e| HostError::Fault(format!("{e:#}")))?,
+            );
         }
         let refs: [&Tensor; N] = std::array::from_fn(|i| &held[i]);
         let result = f(&mut self.ctx.session, refs);
         let out = self.ctx.note(result)?;
-        self.push(out).map_err(|e| HostError::Fault(format!("{e:#}")))
+        self.push(out)
+            .map_err(|e| HostError::Fault(format!("{e:#}")))
     }
 }
 
 /// Bindings errors that are about the table, not the job, are traps: the
 /// guest passed a handle that is not a live tensor of this store.
 fn table_trap(e: wasmtime::Error) -> HostError {
-    HostError::End(crate::sandbox::Ending::Trap(format!("bad tensor handle: {e}")))
+    HostError::End(crate::sandbox::Ending::Trap(format!(
+        "bad tensor handle: {e}"
+    )))
 }
 
 impl tensor::HostTensor for GpuCtxView<'_> {
@@ -317,7 +334,9 @@ impl tensor::Host for GpuCtxView<'_> {
         transpose_a: bool,
         transpose_b: bool,
     ) -> R<Resource<Tensor>> {
-        self.op([&a, &b], |s, [a, b]| s.matmul(a, b, transpose_a, transpose_b))
+        self.op([&a, &b], |s, [a, b]| {
+            s.matmul(a, b, transpose_a, transpose_b)
+        })
     }
 
     fn unary(&mut self, op: tensor::UnaryOp, x: Resource<Tensor>) -> R<Resource<Tensor>> {
@@ -380,14 +399,25 @@ impl tensor::Host for GpuCtxView<'_> {
         beta: Resource<Tensor>,
         eps: f32,
     ) -> R<Resource<Tensor>> {
-        self.op([&x, &gamma, &beta], |s, [x, g, b]| s.layer_norm(x, g, b, eps))
+        self.op([&x, &gamma, &beta], |s, [x, g, b]| {
+            s.layer_norm(x, g, b, eps)
+        })
     }
 
-    fn rms_norm(&mut self, x: Resource<Tensor>, gamma: Resource<Tensor>, eps: f32) -> R<Resource<Tensor>> {
+    fn rms_norm(
+        &mut self,
+        x: Resource<Tensor>,
+        gamma: Resource<Tensor>,
+        eps: f32,
+    ) -> R<Resource<Tensor>> {
         self.op([&x, &gamma], |s, [x, g]| s.rms_norm(x, g, eps))
     }
 
-    fn gather(&mut self, table: Resource<Tensor>, indices: Resource<Tensor>) -> R<Resource<Tensor>> {
+    fn gather(
+        &mut self,
+        table: Resource<Tensor>,
+        indices: Resource<Tensor>,
+    ) -> R<Resource<Tensor>> {
         self.op([&table, &indices], |s, [t, i]| s.gather(t, i))
     }
 
@@ -401,7 +431,13 @@ impl tensor::Host for GpuCtxView<'_> {
         self.op([&x], |s, [x]| s.permute(x, &axes))
     }
 
-    fn slice(&mut self, x: Resource<Tensor>, axis: u32, start: u32, end: u32) -> R<Resource<Tensor>> {
+    fn slice(
+        &mut self,
+        x: Resource<Tensor>,
+        axis: u32,
+        start: u32,
+        end: u32,
+    ) -> R<Resource<Tensor>> {
         self.op([&x], |s, [x]| {
             s.slice(x, axis as usize, start as usize, end as usize)
         })
@@ -418,7 +454,11 @@ impl tensor::Host for GpuCtxView<'_> {
         self.push(t).map_err(table_trap)
     }
 
-    fn masked_mean_pool(&mut self, x: Resource<Tensor>, mask: Resource<Tensor>) -> R<Resource<Tensor>> {
+    fn masked_mean_pool(
+        &mut self,
+        x: Resource<Tensor>,
+        mask: Resource<Tensor>,
+    ) -> R<Resource<Tensor>> {
         self.op([&x, &mask], |s, [x, m]| s.masked_mean_pool(x, m))
     }
 
@@ -444,7 +484,9 @@ impl tensor::Host for GpuCtxView<'_> {
             Some(b) => self.op([&x, &weight, &b], |s, [x, w, b]| {
                 s.conv2d(x, w, Some(b), stride, padding)
             }),
-            None => self.op([&x, &weight], |s, [x, w]| s.conv2d(x, w, None, stride, padding)),
+            None => self.op([&x, &weight], |s, [x, w]| {
+                s.conv2d(x, w, None, stride, padding)
+            }),
         }
     }
 
@@ -538,11 +580,13 @@ impl job_io::Host for GpuCtxView<'_> {
         let replaced = self.ctx.outputs.get(&name).map_or(0, |d| d.len() as u64);
         let total = self.ctx.output_bytes - replaced + t.byte_len();
         if total > self.ctx.output_limit {
-            return Err(HostError::End(crate::sandbox::Ending::OutputLimit(format!(
-                "writing tensor output {name:?} of {} bytes would bring outputs to {total} bytes; the spec allows {}",
-                t.byte_len(),
-                self.ctx.output_limit
-            ))));
+            return Err(HostError::End(crate::sandbox::Ending::OutputLimit(
+                format!(
+                    "writing tensor output {name:?} of {} bytes would bring outputs to {total} bytes; the spec allows {}",
+                    t.byte_len(),
+                    self.ctx.output_limit
+                ),
+            )));
         }
         let bytes = self.ctx.session.read_bytes(&t)?;
         self.ctx.put_output(name, bytes)

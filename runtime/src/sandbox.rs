@@ -208,7 +208,10 @@ impl Runtime {
         }
         let (component, hit) = match &self.disk {
             Some(disk) => disk.load_or_compile(&self.engine, &hash, bytes)?,
-            None => (crate::cache::compile(&self.engine, bytes)?, CacheHit::Compiled),
+            None => (
+                crate::cache::compile(&self.engine, bytes)?,
+                CacheHit::Compiled,
+            ),
         };
         let pre = self
             .linker
@@ -369,12 +372,14 @@ fn classify(
     };
     if let Some(host) = e.downcast_ref::<HostError>() {
         return match host {
-            HostError::End(Ending::WorkBudget(m)) => {
-                failed(Outcome::WorkBudgetExhausted, format!("work budget exhausted: {m}"))
-            }
-            HostError::End(Ending::OutputLimit(m)) => {
-                failed(Outcome::OutputLimitExceeded, format!("output limit exceeded: {m}"))
-            }
+            HostError::End(Ending::WorkBudget(m)) => failed(
+                Outcome::WorkBudgetExhausted,
+                format!("work budget exhausted: {m}"),
+            ),
+            HostError::End(Ending::OutputLimit(m)) => failed(
+                Outcome::OutputLimitExceeded,
+                format!("output limit exceeded: {m}"),
+            ),
             HostError::End(Ending::Trap(m)) => failed(Outcome::Trap, with_stderr(m, captured)),
             HostError::Fault(m) => Err(Error::ProviderFault {
                 kind: FaultKind::Device,
@@ -396,10 +401,15 @@ fn classify(
                 kind: FaultKind::Watchdog,
                 message: "the wall-clock watchdog fired before the job finished".into(),
             }),
-            other => failed(Outcome::Trap, with_stderr(&format!("trap: {other}"), captured)),
+            other => failed(
+                Outcome::Trap,
+                with_stderr(&format!("trap: {other}"), captured),
+            ),
         };
     }
-    if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+    if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
         return Err(Error::ProviderFault {
             kind: FaultKind::Capacity,
             message: format!("{e}"),
@@ -418,5 +428,8 @@ fn with_stderr(message: &str, captured: &Captured) -> String {
         return message.to_string();
     }
     let tail = &stderr[stderr.len().saturating_sub(STDERR_IN_ERROR)..];
-    format!("{message}\nguest stderr:\n{}", String::from_utf8_lossy(tail).trim_end())
+    format!(
+        "{message}\nguest stderr:\n{}",
+        String::from_utf8_lossy(tail).trim_end()
+    )
 }

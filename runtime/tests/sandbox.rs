@@ -23,8 +23,12 @@ fn runtime() -> Runtime {
 }
 
 fn matmul_inputs(m: u32, k: u32, n: u32) -> Inputs {
-    let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 3.0).collect();
-    let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 7.0).collect();
+    let a: Vec<f32> = (0..m * k)
+        .map(|i| ((i * 7 % 13) as f32 - 6.0) / 3.0)
+        .collect();
+    let b: Vec<f32> = (0..k * n)
+        .map(|i| ((i * 5 % 11) as f32 - 5.0) / 7.0)
+        .collect();
     let mut inputs = Inputs::new();
     inputs.insert("a".into(), matrix::encode(m, k, &a).expect("a").into());
     inputs.insert("b".into(), matrix::encode(k, n, &b).expect("b").into());
@@ -33,7 +37,8 @@ fn matmul_inputs(m: u32, k: u32, n: u32) -> Inputs {
 
 fn run(rt: &Runtime, guest: Guest, inputs: Inputs, spec: &JobSpec) -> RunReport {
     let c = rt.load(guest.bytes()).expect("load");
-    rt.run(&c, Arc::new(inputs), spec).expect("a deterministic result")
+    rt.run(&c, Arc::new(inputs), spec)
+        .expect("a deterministic result")
 }
 
 fn hostile(rt: &Runtime, mode: &str, spec: &JobSpec) -> RunReport {
@@ -44,7 +49,13 @@ fn hostile(rt: &Runtime, mode: &str, spec: &JobSpec) -> RunReport {
 
 fn fingerprint(r: &RunReport) -> (String, Outcome, u64, u64, u64) {
     let b = &r.receipt.body;
-    (b.outputs_root.to_hex(), b.outcome, b.fuel_used, b.work.flops, b.work.bytes)
+    (
+        b.outputs_root.to_hex(),
+        b.outcome,
+        b.fuel_used,
+        b.work.flops,
+        b.work.bytes,
+    )
 }
 
 #[test]
@@ -58,8 +69,14 @@ fn matmul_is_correct_and_identical_over_20_runs() {
     let want = matrix::reference_matmul(m, k, &a, k2, n, &b).expect("reference");
     let (rows, cols, got) = matrix::decode(&first.outputs["c"]).expect("c is a matrix");
     assert_eq!((rows, cols), (33, 29));
-    let same_bits = got.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits());
-    assert!(same_bits, "the product must equal the fma reference bit for bit");
+    let same_bits = got
+        .iter()
+        .zip(&want)
+        .all(|(x, y)| x.to_bits() == y.to_bits());
+    assert!(
+        same_bits,
+        "the product must equal the fma reference bit for bit"
+    );
     assert!(first.receipt.body.fuel_used > 0);
     assert_eq!(first.receipt.body.work.flops, 2 * 33 * 47 * 29);
     for _ in 0..19 {
@@ -75,21 +92,42 @@ fn cold_and_warm_component_cache_agree() {
     let cold = runtime_with(Some(dir.path()), Device::cpu());
     let loaded = cold.load(Guest::Matmul.bytes()).expect("load");
     assert_eq!(loaded.cache_hit(), CacheHit::Compiled);
-    let a = cold.run(&loaded, Arc::new(inputs.clone()), &JobSpec::default()).expect("run");
-    assert_eq!(cold.load(Guest::Matmul.bytes()).expect("again").cache_hit(), CacheHit::Memory);
+    let a = cold
+        .run(&loaded, Arc::new(inputs.clone()), &JobSpec::default())
+        .expect("run");
+    assert_eq!(
+        cold.load(Guest::Matmul.bytes()).expect("again").cache_hit(),
+        CacheHit::Memory
+    );
 
     let warm = runtime_with(Some(dir.path()), Device::cpu());
     let loaded = warm.load(Guest::Matmul.bytes()).expect("load");
-    assert_eq!(loaded.cache_hit(), CacheHit::Disk, "a second runtime loads from disk");
-    let b = warm.run(&loaded, Arc::new(inputs), &JobSpec::default()).expect("run");
+    assert_eq!(
+        loaded.cache_hit(),
+        CacheHit::Disk,
+        "a second runtime loads from disk"
+    );
+    let b = warm
+        .run(&loaded, Arc::new(inputs), &JobSpec::default())
+        .expect("run");
     assert_eq!(fingerprint(&a), fingerprint(&b));
 }
 
 #[test]
 fn results_do_not_depend_on_cpu_threads() {
     let inputs = matmul_inputs(64, 96, 80);
-    let one = run(&runtime_with(None, Device::cpu_with_threads(1)), Guest::Matmul, inputs.clone(), &JobSpec::default());
-    let two = run(&runtime_with(None, Device::cpu_with_threads(2)), Guest::Matmul, inputs, &JobSpec::default());
+    let one = run(
+        &runtime_with(None, Device::cpu_with_threads(1)),
+        Guest::Matmul,
+        inputs.clone(),
+        &JobSpec::default(),
+    );
+    let two = run(
+        &runtime_with(None, Device::cpu_with_threads(2)),
+        Guest::Matmul,
+        inputs,
+        &JobSpec::default(),
+    );
     assert_eq!(fingerprint(&one), fingerprint(&two));
 }
 
@@ -99,28 +137,46 @@ fn hello_sees_a_deterministic_wasi() {
     let a = run(&rt, Guest::Hello, Inputs::new(), &JobSpec::default());
     assert_eq!(a.outcome, Outcome::Success, "{:?}", a.error);
     let b = run(&runtime(), Guest::Hello, Inputs::new(), &JobSpec::default());
-    assert_eq!(a.outputs, b.outputs, "same WASI view across runs and runtimes");
+    assert_eq!(
+        a.outputs, b.outputs,
+        "same WASI view across runs and runtimes"
+    );
     assert_eq!(a.stdout, b.stdout);
     assert!(!a.stdout.is_empty(), "stdout is captured");
     let wasi: serde_json::Value =
         serde_json::from_slice(&a.outputs["wasi.json"]).expect("wasi.json is JSON");
     let text = wasi.to_string();
     // The wall clock is the spec's start time (2026-01-01).
-    assert!(text.contains("1767225600"), "wall clock frozen at the start time: {text}");
+    assert!(
+        text.contains("1767225600"),
+        "wall clock frozen at the start time: {text}"
+    );
 
     // A different job (different params) sees different random bytes.
     let mut spec = JobSpec::default();
     spec.params.insert("name".into(), "other".into());
     let c = run(&rt, Guest::Hello, Inputs::new(), &spec);
     let wasi_c: serde_json::Value = serde_json::from_slice(&c.outputs["wasi.json"]).expect("json");
-    assert_ne!(wasi.get("random"), wasi_c.get("random"), "random is seeded by the job id");
+    assert_ne!(
+        wasi.get("random"),
+        wasi_c.get("random"),
+        "random is seeded by the job id"
+    );
 }
 
 #[test]
 fn receipts_verify_and_tampering_fails() {
     let rt = runtime();
-    let report = run(&rt, Guest::Matmul, matmul_inputs(4, 4, 4), &JobSpec::default());
-    report.receipt.verify().expect("verifies with the node's key");
+    let report = run(
+        &rt,
+        Guest::Matmul,
+        matmul_inputs(4, 4, 4),
+        &JobSpec::default(),
+    );
+    report
+        .receipt
+        .verify()
+        .expect("verifies with the node's key");
     assert_eq!(report.receipt.body.provider_id, rt.node_key().id());
     let mut tampered = report.receipt.clone();
     tampered.body.outputs_root.0[0] ^= 1;
@@ -163,14 +219,22 @@ fn hostile_guests_end_in_the_right_outcome_and_the_host_keeps_serving() {
             err.to_lowercase().contains(needle),
             "mode {mode}: the message should mention {needle:?}: {err}"
         );
-        assert_eq!(r.outputs.keys().collect::<Vec<_>>(), ["error"], "mode {mode}");
+        assert_eq!(
+            r.outputs.keys().collect::<Vec<_>>(),
+            ["error"],
+            "mode {mode}"
+        );
         r.receipt.verify().expect("failures are signed results too");
         // The same runtime keeps serving.
         let ok = hostile(&rt, "ok", &spec);
         assert_eq!(ok.outcome, Outcome::Success, "after {mode}: {:?}", ok.error);
         // And the failure is deterministic.
         let again = hostile(&rt, mode, &spec);
-        assert_eq!(fingerprint(&again), fingerprint(&r), "mode {mode} is deterministic");
+        assert_eq!(
+            fingerprint(&again),
+            fingerprint(&r),
+            "mode {mode} is deterministic"
+        );
     }
 }
 
@@ -179,7 +243,10 @@ fn a_shape_mismatch_is_an_error_the_guest_can_handle() {
     let r = hostile(&runtime(), "shape-mismatch", &JobSpec::default());
     assert_eq!(r.outcome, Outcome::Success, "{:?}", r.error);
     let text = String::from_utf8_lossy(&r.outputs["recovered"]).to_string();
-    assert!(text.contains("inner dimensions") || text.contains("shape"), "{text}");
+    assert!(
+        text.contains("inner dimensions") || text.contains("shape"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -195,14 +262,26 @@ fn the_watchdog_is_a_provider_fault_not_a_result() {
     let c = rt.load(Guest::Hostile.bytes()).expect("load");
     let t = std::time::Instant::now();
     match rt.run(&c, Arc::new(Inputs::new()), &spec) {
-        Err(Error::ProviderFault { kind: FaultKind::Watchdog, .. }) => {}
+        Err(Error::ProviderFault {
+            kind: FaultKind::Watchdog,
+            ..
+        }) => {}
         other => panic!("expected a watchdog fault, got {other:?}"),
     }
-    assert!(t.elapsed().as_secs() < 30, "the watchdog fired late: {:?}", t.elapsed());
+    assert!(
+        t.elapsed().as_secs() < 30,
+        "the watchdog fired late: {:?}",
+        t.elapsed()
+    );
     // Still serving.
     let mut ok = JobSpec::default();
     ok.params = BTreeMap::from([("mode".to_string(), "ok".to_string())]);
-    assert_eq!(rt.run(&c, Arc::new(Inputs::new()), &ok).expect("ok").outcome, Outcome::Success);
+    assert_eq!(
+        rt.run(&c, Arc::new(Inputs::new()), &ok)
+            .expect("ok")
+            .outcome,
+        Outcome::Success
+    );
 }
 
 fn bad_component(bytes: &[u8]) -> String {
