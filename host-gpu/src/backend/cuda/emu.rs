@@ -8,6 +8,7 @@
 //! It is a test instrument, slow, and never chosen on its own.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use super::gpu::{Gpu, Launch, Mem, Param};
 use super::kernels;
@@ -103,6 +104,9 @@ pub(crate) fn emulator_source() -> Result<String, String> {
 /// `c++`) into the temp directory, keyed by a hash of its source, and
 /// returns its path. Reuses an earlier build of the same source.
 pub(crate) fn build_library() -> Result<PathBuf, Error> {
+    // One build at a time in this process (tests run in parallel threads).
+    static BUILD: Mutex<()> = Mutex::new(());
+    let _one = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let src = emulator_source().map_err(|e| Error::Device(format!("cuda-emulated: {e}")))?;
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for b in src.bytes() {
