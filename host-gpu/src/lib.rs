@@ -43,6 +43,7 @@ pub mod semantics {}
 pub mod math;
 mod op;
 mod session;
+pub mod telemetry;
 mod tensor;
 
 pub use backend::{
