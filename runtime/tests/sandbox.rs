@@ -274,8 +274,10 @@ fn the_watchdog_is_a_provider_fault_not_a_result() {
         t.elapsed()
     );
     // Still serving.
-    let mut ok = JobSpec::default();
-    ok.params = BTreeMap::from([("mode".to_string(), "ok".to_string())]);
+    let ok = JobSpec {
+        params: BTreeMap::from([("mode".to_string(), "ok".to_string())]),
+        ..JobSpec::default()
+    };
     assert_eq!(
         rt.run(&c, Arc::new(Inputs::new()), &ok)
             .expect("ok")
