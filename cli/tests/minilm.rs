@@ -9,7 +9,13 @@
 //! - `identical_bytes_across_runs_threads_batches_and_simd`: same bytes for
 //!   the same inputs across runs, CPU thread counts (1, 2), batch sizes (1,
 //!   7, 32) and every SIMD path this CPU has.
+//! - `a_sentence_does_not_depend_on_its_batch_mates`: alone, beside a
+//!   256-token sentence, in a mixed batch: the same bytes.
+//! - `empty_lines_and_a_final_newline`: how lines are read.
 //! - `assay_demo_runs_the_embedding_job`: the CLI's main job end to end.
+//! - `host_replica_matches_the_guest_and_shows_where_time_goes`: the forward
+//!   pass replayed on a host-gpu `Session` outside the sandbox gives the
+//!   guest's bytes, and prints the time per op family (`--nocapture`).
 //!
 //! They need the model (`assay model fetch`). Without it they print a
 //! visible SKIPPED line and pass, unless `ASSAY_REQUIRE_MODEL=1`, where
