@@ -1,0 +1,237 @@
+//! The content-addressed blob store: files named by their blake3 hash under
+//! `<data dir>/blobs/<first two hex digits>/<hash>`.
+//!
+//! An upload is written to a temporary file while it is hashed; it is kept
+//! (renamed into place, after an fsync) only if it has exactly the declared
+//! size, no more than the store's limit, and hashes to the declared hash.
+//! Presence on disk is the truth: a coordinator restarted on the same data
+//! directory has every blob it had.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use assay_protocol::Hash32;
+
+use crate::Error;
+
+/// The blob store.
+#[derive(Debug)]
+pub struct BlobStore {
+    dir: PathBuf,
+    max_bytes: u64,
+    counter: AtomicU64,
+}
+
+/// An upload in progress.
+#[derive(Debug)]
+pub struct Upload {
+    hash: Hash32,
+    size: u64,
+    written: u64,
+    hasher: blake3::Hasher,
+    file: std::fs::File,
+    tmp: PathBuf,
+    dest: PathBuf,
+    max_bytes: u64,
+}
+
+impl BlobStore {
+    /// A store in `dir` (created if missing) refusing blobs over `max_bytes`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the directories cannot be created.
+    pub fn open(dir: &Path, max_bytes: u64) -> Result<BlobStore, Error> {
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        // Half-written uploads of an earlier process.
+        if let Ok(rd) = std::fs::read_dir(&tmp) {
+            for e in rd.flatten() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        Ok(BlobStore {
+            dir: dir.to_owned(),
+            max_bytes,
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    /// The largest blob accepted.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// Where blob `hash` lives.
+    pub fn path(&self, hash: &Hash32) -> PathBuf {
+        let hex = hash.to_hex();
+        self.dir.join(&hex[..2]).join(hex)
+    }
+
+    /// The blob's size if it is stored.
+    pub fn size(&self, hash: &Hash32) -> Option<u64> {
+        std::fs::metadata(self.path(hash)).ok().map(|m| m.len())
+    }
+
+    /// The blob's bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if it is not stored.
+    pub fn read(&self, hash: &Hash32) -> Result<Vec<u8>, Error> {
+        std::fs::read(self.path(hash)).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::NotFound(format!("blob {hash} is not stored here: upload it first"))
+            } else {
+                Error::io(self.path(hash), e)
+            }
+        })
+    }
+
+    /// Starts an upload of `size` bytes declared to hash to `hash`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLarge`] over the limit; [`Error::Io`].
+    pub fn begin(&self, hash: Hash32, size: u64) -> Result<Upload, Error> {
+        if size > self.max_bytes {
+            return Err(too_large(size, self.max_bytes));
+        }
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let tmp =
+            self.dir
+                .join("tmp")
+                .join(format!("{}-{}-{n}", hash.to_hex(), std::process::id()));
+        let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        Ok(Upload {
+            hash,
+            size,
+            written: 0,
+            hasher: blake3::Hasher::new(),
+            file,
+            tmp,
+            dest: self.path(&hash),
+            max_bytes: self.max_bytes,
+        })
+    }
+
+    /// Stores `bytes` (for blobs the coordinator makes itself).
+    ///
+    /// # Errors
+    ///
+    /// As [`BlobStore::begin`] and [`Upload::finish`].
+    pub fn put(&self, bytes: &[u8]) -> Result<Hash32, Error> {
+        let hash = Hash32::of(bytes);
+        if self.size(&hash).is_some() {
+            return Ok(hash);
+        }
+        let mut u = self.begin(hash, bytes.len() as u64)?;
+        u.write(bytes)?;
+        u.finish()?;
+        Ok(hash)
+    }
+}
+
+fn too_large(size: u64, max: u64) -> Error {
+    Error::TooLarge(format!(
+        "blob of {size} bytes is over this coordinator's limit of {max} bytes (--max-blob-bytes): split the input or raise the limit"
+    ))
+}
+
+impl Upload {
+    /// Appends a chunk.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLarge`] once more bytes arrive than declared or allowed.
+    pub fn write(&mut self, chunk: &[u8]) -> Result<(), Error> {
+        let written = self.written + chunk.len() as u64;
+        if written > self.max_bytes {
+            return Err(too_large(written, self.max_bytes));
+        }
+        if written > self.size {
+            return Err(Error::Invalid(format!(
+                "blob {}: more bytes than the {} declared",
+                self.hash, self.size
+            )));
+        }
+        self.hasher.update(chunk);
+        self.file
+            .write_all(chunk)
+            .map_err(|e| Error::io(&self.tmp, e))?;
+        self.written = written;
+        Ok(())
+    }
+
+    /// Checks size and hash and moves the blob into place. Returns `true` if
+    /// it was new.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] for a short upload; [`Error::DataLoss`] if the
+    /// bytes hash to something else; [`Error::Io`].
+    pub fn finish(self) -> Result<bool, Error> {
+        let cleanup = |e: Error| {
+            let _ = std::fs::remove_file(&self.tmp);
+            e
+        };
+        if self.written != self.size {
+            return Err(cleanup(Error::Invalid(format!(
+                "blob {}: {} bytes received but {} declared",
+                self.hash, self.written, self.size
+            ))));
+        }
+        let got = Hash32::from(self.hasher.finalize());
+        if got != self.hash {
+            return Err(cleanup(Error::DataLoss(format!(
+                "blob hash mismatch: declared {} but the {} bytes received hash to {got}; upload the right bytes or declare their blake3",
+                self.hash, self.written
+            ))));
+        }
+        if self.dest.exists() {
+            let _ = std::fs::remove_file(&self.tmp);
+            return Ok(false);
+        }
+        self.file
+            .sync_all()
+            .map_err(|e| cleanup(Error::io(&self.tmp, e)))?;
+        if let Some(parent) = self.dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| cleanup(Error::io(parent, e)))?;
+        }
+        std::fs::rename(&self.tmp, &self.dest).map_err(|e| cleanup(Error::io(&self.dest, e)))?;
+        Ok(true)
+    }
+
+    /// Drops a failed upload.
+    pub fn abort(self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uploads_are_checked_before_they_are_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = BlobStore::open(dir.path(), 10).expect("open");
+        let h = store.put(b"hello").expect("put");
+        assert_eq!(store.read(&h).expect("read"), b"hello");
+        assert_eq!(store.size(&h), Some(5));
+
+        let e = store.begin(Hash32::of(b"x"), 11).expect_err("too large");
+        assert!(matches!(e, Error::TooLarge(_)), "{e}");
+
+        let mut u = store.begin(Hash32::of(b"abc"), 3).expect("begin");
+        u.write(b"abd").expect("write");
+        let e = u.finish().expect_err("mismatch");
+        assert!(e.to_string().contains("hash mismatch"), "{e}");
+        assert!(store.size(&Hash32::of(b"abc")).is_none());
+        assert!(store.size(&Hash32::of(b"abd")).is_none());
+
+        let mut u = store.begin(Hash32::of(b"abc"), 3).expect("begin");
+        assert!(u.write(b"abcd").is_err(), "more than declared");
+    }
+}

@@ -1,0 +1,1039 @@
+//! [`SqlStore`]: the one implementation of [`Store`], over either backend.
+//! The market logic (escrow, matching, leases, settlement) lives here once;
+//! the backends only run SQL.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use assay_protocol::market::{cost, escrow_per_shard};
+use assay_protocol::{BlobRef, Hash32, JobSpec, NodeId, Receipt, Shard, job_id};
+
+use crate::Error;
+use crate::ledger::{self, Movement, Posted};
+use crate::matching::{self, Need, ProviderView, reliability_permille};
+use crate::schema;
+use crate::sql::{Backend, Conn, Row, Value, int};
+use crate::store::*;
+
+/// How long the cached provider list used for matching may be.
+const SNAPSHOT_MS: u64 = 250;
+
+/// The store over a SQL backend.
+pub struct SqlStore<B: Backend> {
+    b: B,
+    cfg: MarketConfig,
+    snapshot: Mutex<Option<(u64, Arc<Vec<ProviderView>>)>>,
+}
+
+impl<B: Backend + std::fmt::Debug> std::fmt::Debug for SqlStore<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("backend", &self.b)
+            .field("config", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String, Error> {
+    serde_json::to_string(v).map_err(|e| Error::Corrupt(format!("encoding JSON: {e}")))
+}
+
+fn unjson<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T, Error> {
+    serde_json::from_str(s).map_err(|e| Error::Corrupt(format!("stored {what}: {e}")))
+}
+
+fn random_id() -> Result<Hash32, Error> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).map_err(|e| Error::Corrupt(format!("random source: {e}")))?;
+    Ok(Hash32(b))
+}
+
+fn shard_spec(spec: &JobSpec, index: u32, count: u32) -> JobSpec {
+    let mut s = spec.clone();
+    s.shard = Shard { index, count };
+    s
+}
+
+const PROVIDER_COLS: &str = "id, price, cpu_cores, memory_bytes, gpu_count, gpu_memory_bytes, slots, \
+     free_slots, stake, last_seen, completed, faults, expired";
+
+fn provider_view(r: &Row, now_ms: u64, liveness_ms: u64) -> Result<ProviderView, Error> {
+    let last_seen_ms = r.u64(9)?;
+    let (completed, faults, expired) = (r.u64(10)?, r.u64(11)?, r.u64(12)?);
+    Ok(ProviderView {
+        id: r.node(0)?,
+        price: r.u64(1)?,
+        cpu_cores: r.u32(2)?,
+        memory_bytes: r.u64(3)?,
+        gpu_count: r.u32(4)?,
+        gpu_memory_bytes: r.u64(5)?,
+        slots: r.u32(6)?,
+        free_slots: r.u32(7)?,
+        stake: r.u64(8)?,
+        reliability_permille: reliability_permille(completed, faults, expired),
+        last_seen_ms,
+        online: last_seen_ms.saturating_add(liveness_ms) >= now_ms,
+        completed,
+        faults,
+        expired,
+    })
+}
+
+/// Builds a lease from a shard, loading (and caching) its job.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn lease_from(
+    c: &mut dyn Conn,
+    jobs: &mut HashMap<Hash32, (Hash32, u64, Vec<BlobRef>, JobSpec, u32, Hash32)>,
+    job: Hash32,
+    idx: u32,
+    lease_id: Hash32,
+    shard_job_id: Hash32,
+    expires_at_ms: u64,
+    price: u64,
+) -> Result<(Lease, Hash32), Error> {
+    if let std::collections::hash_map::Entry::Vacant(slot) = jobs.entry(job) {
+        let r = c.query_one(
+            "SELECT component_hash, component_size, inputs, spec, shards, inputs_root FROM jobs WHERE id = $1",
+            &[(&job).into()],
+        )?;
+        slot.insert((
+            r.hash(0)?,
+            r.u64(1)?,
+            unjson(r.text(2)?, "inputs")?,
+            unjson(r.text(3)?, "spec")?,
+            r.u32(4)?,
+            r.hash(5)?,
+        ));
+    }
+    let (component_hash, component_size, inputs, spec, count, inputs_root) = jobs
+        .get(&job)
+        .cloned()
+        .ok_or_else(|| Error::Corrupt("job vanished".into()))?;
+    Ok((
+        Lease {
+            lease_id,
+            job_id: job,
+            shard_job_id,
+            component_hash,
+            component_size,
+            inputs,
+            spec: shard_spec(&spec, idx, count),
+            expires_at_ms,
+            price,
+        },
+        inputs_root,
+    ))
+}
+
+impl<B: Backend> SqlStore<B> {
+    /// Opens the store on `b`, migrating the schema.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`], or [`Error::Corrupt`] for a database newer than this build.
+    pub fn open(b: B, cfg: MarketConfig) -> Result<SqlStore<B>, Error> {
+        schema::migrate(&b)?;
+        Ok(SqlStore {
+            b,
+            cfg,
+            snapshot: Mutex::new(None),
+        })
+    }
+
+    /// The backend (tests use it to tamper with rows).
+    pub fn backend(&self) -> &B {
+        &self.b
+    }
+
+    /// Online providers, from a snapshot at most [`SNAPSHOT_MS`] old.
+    fn online(&self, now_ms: u64) -> Result<Arc<Vec<ProviderView>>, Error> {
+        if let Ok(g) = self.snapshot.lock()
+            && let Some((at, v)) = g.as_ref()
+            && now_ms >= *at
+            && now_ms - *at < SNAPSHOT_MS
+        {
+            return Ok(v.clone());
+        }
+        let all: Vec<ProviderView> = self
+            .providers(now_ms)?
+            .into_iter()
+            .filter(|p| p.online)
+            .collect();
+        let v = Arc::new(all);
+        if let Ok(mut g) = self.snapshot.lock() {
+            *g = Some((now_ms, v.clone()));
+        }
+        Ok(v)
+    }
+
+    fn account_in(c: &mut dyn Conn, node: &NodeId) -> Result<Account, Error> {
+        let get = |c: &mut dyn Conn, name: String| -> Result<u64, Error> {
+            let v = ledger::balance_of(c, &name)?;
+            u64::try_from(v).map_err(|_| Error::Corrupt(format!("{name} is negative")))
+        };
+        Ok(Account {
+            balance: get(c, ledger::balance(node))?,
+            stake: get(c, ledger::stake(node))?,
+            earnings: get(c, ledger::earnings(node))?,
+            verifier_earnings: get(c, ledger::verifier_earnings(node))?,
+        })
+    }
+
+    fn receipt_row(r: &Row) -> Result<ReceiptRecord, Error> {
+        let receipt: Receipt = unjson(r.text(3)?, "receipt")?;
+        Ok(ReceiptRecord {
+            seq: r.u64(0)?,
+            id: r.hash(1)?,
+            job_id: r.hash(2)?,
+            receipt,
+            outputs: unjson(r.text(4)?, "outputs")?,
+            committed_at_ms: r.u64(5)?,
+            settle_at_ms: r.u64(6)?,
+            paid: r.opt_i64(7)?.map(|v| v.max(0) as u64),
+        })
+    }
+
+    /// Re-queues one leased shard (after expiry or return).
+    fn requeue(
+        c: &mut dyn Conn,
+        job: &Hash32,
+        idx: i64,
+        lease: &Hash32,
+        now_ms: u64,
+    ) -> Result<bool, Error> {
+        let n = c.exec(
+            "UPDATE shards SET state = 'queued', queued_at = $4, lease_id = NULL, provider = NULL, \
+             lease_price = NULL, lease_expires_at = NULL \
+             WHERE job_id = $1 AND idx = $2 AND lease_id = $3 AND state = 'leased'",
+            &[job.into(), Value::Int(idx), lease.into(), int(now_ms)?],
+        )?;
+        Ok(n == 1)
+    }
+}
+
+const RECEIPT_COLS: &str = "seq, id, job_id, receipt, outputs, created_at, settle_at, paid";
+
+impl<B: Backend> Store for SqlStore<B> {
+    fn backend_name(&self) -> &'static str {
+        self.b.dialect().name()
+    }
+
+    fn config(&self) -> &MarketConfig {
+        &self.cfg
+    }
+
+    fn use_nonce(&self, node: &NodeId, nonce: u64, expires_at_ms: u64) -> Result<(), Error> {
+        let n = self.b.write(&mut |c| {
+            c.exec(
+                "INSERT INTO nonces (node, nonce, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (node, nonce) DO NOTHING",
+                &[node.into(), Value::Int(nonce as i64), int(expires_at_ms)?],
+            )
+        })?;
+        if n == 0 {
+            return Err(Error::Auth(assay_proto::Error::Replayed {
+                node: node.to_hex(),
+                nonce,
+            }));
+        }
+        Ok(())
+    }
+
+    fn purge_nonces(&self, now_ms: u64) -> Result<u64, Error> {
+        self.b
+            .write(&mut |c| c.exec("DELETE FROM nonces WHERE expires_at < $1", &[int(now_ms)?]))
+    }
+
+    fn mint(
+        &self,
+        node: &NodeId,
+        amount: u64,
+        reference: &str,
+        now_ms: u64,
+    ) -> Result<Account, Error> {
+        self.b.write(&mut |c| {
+            ledger::post(
+                c,
+                Movement {
+                    kind: "mint",
+                    debit: ledger::ISSUANCE,
+                    credit: &ledger::balance(node),
+                    amount,
+                    reference,
+                },
+                now_ms,
+            )?;
+            Self::account_in(c, node)
+        })
+    }
+
+    fn stake(
+        &self,
+        node: &NodeId,
+        amount: u64,
+        reference: &str,
+        now_ms: u64,
+    ) -> Result<Account, Error> {
+        self.b.write(&mut |c| {
+            ledger::post(
+                c,
+                Movement {
+                    kind: "stake",
+                    debit: &ledger::balance(node),
+                    credit: &ledger::stake(node),
+                    amount,
+                    reference,
+                },
+                now_ms,
+            )?;
+            let a = Self::account_in(c, node)?;
+            c.exec(
+                "UPDATE providers SET stake = $2 WHERE id = $1",
+                &[node.into(), int(a.stake)?],
+            )?;
+            Ok(a)
+        })
+    }
+
+    fn account(&self, node: &NodeId) -> Result<Account, Error> {
+        self.b.read(&mut |c| Self::account_in(c, node))
+    }
+
+    fn submit_job(&self, job: &NewJob, now_ms: u64) -> Result<Submitted, Error> {
+        if job.shards == 0 {
+            return Err(Error::Invalid("a job needs at least one shard".into()));
+        }
+        let per_shard = escrow_per_shard(job.max_price, &job.spec).ok_or_else(|| {
+            Error::Invalid(
+                "max price × (fuel + work budget) overflows: lower --max-price or the budgets"
+                    .into(),
+            )
+        })?;
+        let escrow = per_shard
+            .checked_mul(u64::from(job.shards))
+            .filter(|e| *e <= i64::MAX as u64)
+            .ok_or_else(|| {
+                Error::Invalid(
+                    "the escrow overflows: lower --max-price, the budgets or --shards".into(),
+                )
+            })?;
+        let shard_job_ids: Vec<Hash32> = (0..job.shards)
+            .map(|i| {
+                job_id(
+                    &job.component_hash,
+                    &job.inputs_root,
+                    &shard_spec(&job.spec, i, job.shards),
+                )
+            })
+            .collect();
+        let spec = shard_spec(&job.spec, 0, job.shards);
+        let inputs = json(&job.inputs)?;
+        let spec_json = json(&spec)?;
+        self.b.write(&mut |c| {
+            if c
+                .query_opt("SELECT seq FROM jobs WHERE id = $1", &[(&job.id).into()])?
+                .is_some()
+            {
+                return Err(Error::AlreadyExists(format!("job {} exists already", job.id)));
+            }
+            let balance_acct = ledger::balance(&job.renter);
+            let have = ledger::balance_of(c, &balance_acct)?;
+            if have < escrow as i64 {
+                return Err(Error::Precondition(format!(
+                    "your balance of {have} µcr does not cover the escrow of {escrow} µcr \
+                     (max price {} µcr/Munit × (fuel {} + work budget {}) × {} shards): \
+                     add credits (`assay faucet` on a devnet) or lower --max-price, --fuel or --work-budget",
+                    job.max_price, job.spec.fuel, job.spec.work_budget, job.shards
+                )));
+            }
+            ledger::post(
+                c,
+                Movement {
+                    kind: "escrow",
+                    debit: &balance_acct,
+                    credit: &ledger::escrow(&job.id),
+                    amount: escrow,
+                    reference: &format!("escrow/{}", job.id),
+                },
+                now_ms,
+            )?;
+            let priority = i64::from(ledger::balance_of(c, &ledger::stake(&job.renter))? > 0);
+            let seq = c
+                .query_one(
+                    "INSERT INTO jobs (id, renter, component_hash, component_size, inputs, inputs_root, spec, \
+                     shards, max_price, require_gpu, priority, escrow, shard_escrow, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING seq",
+                    &[
+                        (&job.id).into(),
+                        (&job.renter).into(),
+                        (&job.component_hash).into(),
+                        int(job.component_size)?,
+                        inputs.clone().into(),
+                        (&job.inputs_root).into(),
+                        spec_json.clone().into(),
+                        int(u64::from(job.shards))?,
+                        int(job.max_price)?,
+                        job.require_gpu.into(),
+                        Value::Int(priority),
+                        int(escrow)?,
+                        int(per_shard)?,
+                        int(now_ms)?,
+                    ],
+                )?
+                .i64(0)?;
+            for (i, sid) in shard_job_ids.iter().enumerate() {
+                c.exec(
+                    "INSERT INTO shards (job_id, idx, job_seq, shard_job_id, state, priority, max_price, \
+                     memory_bytes, gpu_memory_bytes, require_gpu, queued_at) \
+                     VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10)",
+                    &[
+                        (&job.id).into(),
+                        Value::Int(i as i64),
+                        Value::Int(seq),
+                        sid.into(),
+                        Value::Int(priority),
+                        int(job.max_price)?,
+                        int(job.spec.memory_bytes)?,
+                        int(job.spec.gpu_memory_bytes)?,
+                        job.require_gpu.into(),
+                        int(now_ms)?,
+                    ],
+                )?;
+            }
+            Ok(())
+        })?;
+        Ok(Submitted {
+            escrow,
+            shard_job_ids,
+        })
+    }
+
+    fn job(&self, id: &Hash32, now_ms: u64) -> Result<Option<JobView>, Error> {
+        let view = self.b.read(&mut |c| {
+            let Some(j) = c.query_opt(
+                "SELECT renter, component_hash, component_size, inputs, spec, max_price, escrow, created_at, require_gpu \
+                 FROM jobs WHERE id = $1",
+                &[id.into()],
+            )?
+            else {
+                return Ok(None);
+            };
+            let spec: JobSpec = unjson(j.text(4)?, "spec")?;
+            let need = Need {
+                max_price: j.u64(5)?,
+                memory_bytes: spec.memory_bytes,
+                gpu_memory_bytes: spec.gpu_memory_bytes,
+                require_gpu: j.i64(8)? != 0,
+            };
+            let mut receipts: BTreeMap<Hash32, ReceiptRecord> = BTreeMap::new();
+            for r in c.query(
+                &format!("SELECT {RECEIPT_COLS} FROM receipts WHERE job_id = $1"),
+                &[id.into()],
+            )? {
+                let rec = Self::receipt_row(&r)?;
+                receipts.insert(rec.id, rec);
+            }
+            let mut shards = Vec::new();
+            for s in c.query(
+                "SELECT idx, shard_job_id, state, provider, attempts, receipt_id FROM shards \
+                 WHERE job_id = $1 ORDER BY idx",
+                &[id.into()],
+            )? {
+                let receipt = match s.opt_hash(5)? {
+                    Some(rid) => receipts.get(&rid).cloned(),
+                    None => None,
+                };
+                shards.push(ShardView {
+                    index: s.u32(0)?,
+                    shard_job_id: s.hash(1)?,
+                    state: s.text(2)?.to_string(),
+                    provider: s.opt_node(3)?,
+                    attempts: s.u32(4)?,
+                    receipt,
+                    why_not_matched: String::new(),
+                });
+            }
+            Ok(Some((
+                JobView {
+                    id: *id,
+                    renter: j.node(0)?,
+                    component_hash: j.hash(1)?,
+                    component_size: j.u64(2)?,
+                    inputs: unjson(j.text(3)?, "inputs")?,
+                    spec,
+                    max_price: j.u64(5)?,
+                    escrow: j.u64(6)?,
+                    created_at_ms: j.u64(7)?,
+                    shards,
+                },
+                need,
+            )))
+        })?;
+        let Some((mut view, need)) = view else {
+            return Ok(None);
+        };
+        if view.shards.iter().any(|s| s.state == "queued") {
+            let online = self.online(now_ms)?;
+            let why = matching::why_not_matched(&need, &online);
+            for s in view.shards.iter_mut().filter(|s| s.state == "queued") {
+                s.why_not_matched.clone_from(&why);
+            }
+        }
+        Ok(Some(view))
+    }
+
+    fn register(
+        &self,
+        p: &ProviderInfo,
+        stake_target: u64,
+        now_ms: u64,
+    ) -> Result<Registered, Error> {
+        let gpu_count = p.gpus.len() as u64;
+        let gpu_mem = p.gpus.iter().map(|g| g.1).max().unwrap_or(0);
+        let hardware = json(&p.gpus)?;
+        let r = self.b.write(&mut |c| {
+            let current = u64::try_from(ledger::balance_of(c, &ledger::stake(&p.id))?).unwrap_or(0);
+            if stake_target > current {
+                ledger::post(
+                    c,
+                    Movement {
+                        kind: "stake",
+                        debit: &ledger::balance(&p.id),
+                        credit: &ledger::stake(&p.id),
+                        amount: stake_target - current,
+                        reference: &format!("stake/{}/{}", p.id, stake_target),
+                    },
+                    now_ms,
+                )?;
+            }
+            let stake = current.max(stake_target);
+            c.exec(
+                "INSERT INTO providers (id, price, cpu_cores, memory_bytes, gpu_count, gpu_memory_bytes, hardware, \
+                 slots, free_slots, version, registered_at, last_seen, stake) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $10, $11) \
+                 ON CONFLICT (id) DO UPDATE SET price = excluded.price, cpu_cores = excluded.cpu_cores, \
+                 memory_bytes = excluded.memory_bytes, gpu_count = excluded.gpu_count, \
+                 gpu_memory_bytes = excluded.gpu_memory_bytes, hardware = excluded.hardware, \
+                 slots = excluded.slots, free_slots = excluded.free_slots, version = excluded.version, \
+                 last_seen = excluded.last_seen, stake = excluded.stake",
+                &[
+                    (&p.id).into(),
+                    int(p.price)?,
+                    int(u64::from(p.cpu_cores))?,
+                    int(p.memory_bytes)?,
+                    int(gpu_count)?,
+                    int(gpu_mem)?,
+                    hardware.clone().into(),
+                    int(u64::from(p.slots))?,
+                    p.version.as_str().into(),
+                    int(now_ms)?,
+                    int(stake)?,
+                ],
+            )?;
+            let active = c
+                .query(
+                    "SELECT lease_id FROM shards WHERE provider = $1 AND state = 'leased'",
+                    &[(&p.id).into()],
+                )?
+                .iter()
+                .map(|r| r.hash(0))
+                .collect::<Result<Vec<_>, _>>()?;
+            let h = c.query_one(
+                "SELECT completed, faults, expired FROM providers WHERE id = $1",
+                &[(&p.id).into()],
+            )?;
+            Ok(Registered {
+                stake,
+                active_leases: active,
+                reliability_permille: reliability_permille(h.u64(0)?, h.u64(1)?, h.u64(2)?),
+            })
+        })?;
+        if let Ok(mut g) = self.snapshot.lock() {
+            *g = None;
+        }
+        Ok(r)
+    }
+
+    fn heartbeat(
+        &self,
+        node: &NodeId,
+        free_slots: u32,
+        telemetry_json: &str,
+        now_ms: u64,
+    ) -> Result<Option<Vec<Hash32>>, Error> {
+        let expires = now_ms.saturating_add(self.cfg.lease_ttl_ms);
+        self.b.write(&mut |c| {
+            let n = c.exec(
+                "UPDATE providers SET last_seen = $2, free_slots = $3, telemetry = $4 WHERE id = $1",
+                &[node.into(), int(now_ms)?, int(u64::from(free_slots))?, telemetry_json.into()],
+            )?;
+            if n == 0 {
+                return Ok(None);
+            }
+            c.exec(
+                "UPDATE shards SET lease_expires_at = $2 WHERE provider = $1 AND state = 'leased'",
+                &[node.into(), int(expires)?],
+            )?;
+            let leases = c
+                .query(
+                    "SELECT lease_id FROM shards WHERE provider = $1 AND state = 'leased'",
+                    &[node.into()],
+                )?
+                .iter()
+                .map(|r| r.hash(0))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Some(leases))
+        })
+    }
+
+    fn take_leases(&self, node: &NodeId, max: u32, now_ms: u64) -> Result<Vec<Lease>, Error> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let online = if self.cfg.preference_window_ms > 0 {
+            Some(self.online(now_ms)?)
+        } else {
+            None
+        };
+        let window = self.cfg.preference_window_ms;
+        let expires = now_ms.saturating_add(self.cfg.lease_ttl_ms);
+        self.b.write(&mut |c| {
+            let Some(row) = c.query_opt(
+                &format!("SELECT {PROVIDER_COLS} FROM providers WHERE id = $1"),
+                &[node.into()],
+            )?
+            else {
+                return Err(Error::NotFound(format!(
+                    "provider {node} is not registered: call Register first"
+                )));
+            };
+            let me = provider_view(&row, now_ms, u64::MAX)?;
+            let active = c
+                .query(
+                    "SELECT job_id FROM shards WHERE provider = $1 AND state = 'leased'",
+                    &[node.into()],
+                )?
+                .iter()
+                .map(|r| r.hash(0))
+                .collect::<Result<Vec<_>, _>>()?;
+            let free = me.slots.saturating_sub(active.len() as u32).min(max);
+            c.exec(
+                "UPDATE providers SET last_seen = $2 WHERE id = $1",
+                &[node.into(), int(now_ms)?],
+            )?;
+            if free == 0 {
+                return Ok(Vec::new());
+            }
+            let mut held: BTreeSet<Hash32> = active.into_iter().collect();
+            let candidates = c.query(
+                &format!(
+                    "SELECT s.job_id, s.idx, s.shard_job_id, s.queued_at, s.max_price, s.memory_bytes, \
+                     s.gpu_memory_bytes, s.require_gpu FROM shards s \
+                     WHERE s.state = 'queued' AND s.max_price >= $1 AND s.memory_bytes <= $2 \
+                     AND s.gpu_memory_bytes <= $3 AND s.require_gpu <= $4 \
+                     ORDER BY s.priority DESC, s.job_seq, s.idx LIMIT $5{}",
+                    c.dialect().skip_locked("s")
+                ),
+                &[
+                    int(me.price)?,
+                    int(me.memory_bytes)?,
+                    int(me.device_memory())?,
+                    Value::Int(i64::from(me.gpu_count > 0)),
+                    int(u64::from(free) * 4 + 16)?,
+                ],
+            )?;
+            let mut chosen: Vec<(Hash32, u32, Hash32)> = Vec::new();
+            for r in &candidates {
+                if chosen.len() as u32 >= free {
+                    break;
+                }
+                let job = r.hash(0)?;
+                let fresh = now_ms.saturating_sub(r.u64(3)?) < window;
+                if fresh {
+                    // One shard of a job per provider while others could take the rest.
+                    if held.contains(&job) {
+                        continue;
+                    }
+                    let need = Need {
+                        max_price: r.u64(4)?,
+                        memory_bytes: r.u64(5)?,
+                        gpu_memory_bytes: r.u64(6)?,
+                        require_gpu: r.i64(7)? != 0,
+                    };
+                    if let Some(online) = &online {
+                        let better: Vec<&ProviderView> = online
+                            .iter()
+                            .filter(|q| {
+                                q.id != me.id
+                                    && q.free_slots > 0
+                                    && matching::fits(q, &need)
+                                    && matching::rank(q, &me).is_lt()
+                            })
+                            .collect();
+                        if !better.is_empty() {
+                            let holders: BTreeSet<NodeId> = c
+                                .query(
+                                    "SELECT provider FROM shards WHERE job_id = $1 AND state = 'leased'",
+                                    &[(&job).into()],
+                                )?
+                                .iter()
+                                .filter_map(|r| r.opt_node(0).ok().flatten())
+                                .collect();
+                            if better.iter().any(|q| !holders.contains(&q.id)) {
+                                continue;
+                            }
+                        }
+                    }
+                }
+                held.insert(job);
+                chosen.push((job, r.u32(1)?, r.hash(2)?));
+            }
+            let mut jobs = HashMap::new();
+            let mut leases = Vec::with_capacity(chosen.len());
+            for (job, idx, shard_job_id) in chosen {
+                let lease_id = random_id()?;
+                let n = c.exec(
+                    "UPDATE shards SET state = 'leased', lease_id = $3, provider = $4, lease_price = $5, \
+                     lease_expires_at = $6, attempts = attempts + 1 \
+                     WHERE job_id = $1 AND idx = $2 AND state = 'queued'",
+                    &[
+                        (&job).into(),
+                        Value::Int(i64::from(idx)),
+                        (&lease_id).into(),
+                        node.into(),
+                        int(me.price)?,
+                        int(expires)?,
+                    ],
+                )?;
+                if n != 1 {
+                    continue;
+                }
+                c.exec(
+                    "INSERT INTO leases (id, job_id, idx, provider, price, granted_at, state) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 'active')",
+                    &[
+                        (&lease_id).into(),
+                        (&job).into(),
+                        Value::Int(i64::from(idx)),
+                        node.into(),
+                        int(me.price)?,
+                        int(now_ms)?,
+                    ],
+                )?;
+                let (lease, _) =
+                    lease_from(c, &mut jobs, job, idx, lease_id, shard_job_id, expires, me.price)?;
+                leases.push(lease);
+            }
+            Ok(leases)
+        })
+    }
+
+    fn lease(&self, id: &Hash32) -> Result<Option<LeaseInfo>, Error> {
+        self.b.read(&mut |c| {
+            let Some(l) = c.query_opt(
+                "SELECT l.job_id, l.idx, l.provider, l.price, l.state, s.shard_job_id, s.lease_expires_at \
+                 FROM leases l JOIN shards s ON s.job_id = l.job_id AND s.idx = l.idx WHERE l.id = $1",
+                &[id.into()],
+            )?
+            else {
+                return Ok(None);
+            };
+            let mut jobs = HashMap::new();
+            let expires = l.opt_i64(6)?.unwrap_or(0).max(0) as u64;
+            let (lease, inputs_root) = lease_from(
+                c,
+                &mut jobs,
+                l.hash(0)?,
+                l.u32(1)?,
+                *id,
+                l.hash(5)?,
+                expires,
+                l.u64(3)?,
+            )?;
+            Ok(Some(LeaseInfo {
+                lease,
+                provider: l.node(2)?,
+                state: LeaseState::parse(l.text(4)?)?,
+                inputs_root,
+            }))
+        })
+    }
+
+    fn submit_receipt(&self, s: &ReceiptSubmission, now_ms: u64) -> Result<(Hash32, u64), Error> {
+        let rid = s.receipt.id();
+        let settle_at = now_ms.saturating_add(self.cfg.settlement_delay_ms);
+        let receipt_json = json(&s.receipt)?;
+        let outputs_json = json(&s.outputs)?;
+        self.b.write(&mut |c| {
+            let Some(l) = c.query_opt(
+                &format!(
+                    "SELECT job_id, idx, provider, price, state FROM leases WHERE id = $1{}",
+                    c.dialect().for_update()
+                ),
+                &[(&s.lease_id).into()],
+            )?
+            else {
+                return Err(Error::NotFound(format!(
+                    "no lease {}: a provider submits receipts only for leases it was given",
+                    s.lease_id
+                )));
+            };
+            let holder = l.node(2)?;
+            if holder != s.provider {
+                return Err(Error::PermissionDenied(format!(
+                    "lease {} is held by provider {holder}, not by {}",
+                    s.lease_id, s.provider
+                )));
+            }
+            let job = l.hash(0)?;
+            let idx = l.i64(1)?;
+            match LeaseState::parse(l.text(4)?)? {
+                LeaseState::Active => {}
+                LeaseState::Done => {
+                    // A retry of a receipt that was recorded: same answer.
+                    if let Some(r) = c.query_opt(
+                        "SELECT settle_at FROM receipts WHERE id = $1 AND lease_id = $2",
+                        &[(&rid).into(), (&s.lease_id).into()],
+                    )? {
+                        return Ok((rid, r.u64(0)?));
+                    }
+                    return Err(Error::AlreadyExists(format!(
+                        "lease {} already has a different receipt",
+                        s.lease_id
+                    )));
+                }
+                LeaseState::Expired => {
+                    return Err(Error::Precondition(format!(
+                        "lease {} expired (no heartbeat within the lease time) and its shard went back to the queue: \
+                         the result is not accepted",
+                        s.lease_id
+                    )));
+                }
+                LeaseState::Returned => {
+                    return Err(Error::Precondition(format!(
+                        "lease {} was returned: the result is not accepted",
+                        s.lease_id
+                    )));
+                }
+            }
+            let escrow = c
+                .query_one("SELECT shard_escrow FROM jobs WHERE id = $1", &[(&job).into()])?
+                .u64(0)?;
+            let n = c.exec(
+                "UPDATE shards SET state = 'done', receipt_id = $4, lease_expires_at = NULL \
+                 WHERE job_id = $1 AND idx = $2 AND lease_id = $3 AND state = 'leased'",
+                &[(&job).into(), Value::Int(idx), (&s.lease_id).into(), (&rid).into()],
+            )?;
+            if n != 1 {
+                return Err(Error::Precondition(format!(
+                    "lease {} is no longer current for its shard",
+                    s.lease_id
+                )));
+            }
+            c.exec(
+                "INSERT INTO receipts (id, job_id, idx, provider, lease_id, receipt, outputs, outputs_root, \
+                 units, price, escrow, created_at, settle_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                &[
+                    (&rid).into(),
+                    (&job).into(),
+                    Value::Int(idx),
+                    (&s.provider).into(),
+                    (&s.lease_id).into(),
+                    receipt_json.clone().into(),
+                    outputs_json.clone().into(),
+                    (&s.receipt.body.outputs_root).into(),
+                    int(s.units)?,
+                    int(l.u64(3)?)?,
+                    int(escrow)?,
+                    int(now_ms)?,
+                    int(settle_at)?,
+                ],
+            )?;
+            c.exec(
+                "UPDATE leases SET state = 'done', ended_at = $2 WHERE id = $1",
+                &[(&s.lease_id).into(), int(now_ms)?],
+            )?;
+            c.exec(
+                "UPDATE providers SET completed = completed + 1 WHERE id = $1",
+                &[(&s.provider).into()],
+            )?;
+            Ok((rid, settle_at))
+        })
+    }
+
+    fn return_lease(
+        &self,
+        node: &NodeId,
+        lease: &Hash32,
+        fault: bool,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<(), Error> {
+        self.b.write(&mut |c| {
+            let Some(l) = c.query_opt(
+                &format!(
+                    "SELECT job_id, idx, provider, state FROM leases WHERE id = $1{}",
+                    c.dialect().for_update()
+                ),
+                &[lease.into()],
+            )?
+            else {
+                return Err(Error::NotFound(format!("no lease {lease}")));
+            };
+            let holder = l.node(2)?;
+            if holder != *node {
+                return Err(Error::PermissionDenied(format!(
+                    "lease {lease} is held by provider {holder}, not by {node}"
+                )));
+            }
+            if LeaseState::parse(l.text(3)?)? != LeaseState::Active {
+                return Ok(());
+            }
+            Self::requeue(c, &l.hash(0)?, l.i64(1)?, lease, now_ms)?;
+            c.exec(
+                "UPDATE leases SET state = 'returned', ended_at = $2, reason = $3 WHERE id = $1",
+                &[lease.into(), int(now_ms)?, reason.into()],
+            )?;
+            if fault {
+                c.exec(
+                    "UPDATE providers SET faults = faults + 1 WHERE id = $1",
+                    &[node.into()],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn expire_leases(&self, now_ms: u64) -> Result<u64, Error> {
+        self.b.write(&mut |c| {
+            let rows = c.query(
+                &format!(
+                    "SELECT s.job_id, s.idx, s.lease_id, s.provider FROM shards s \
+                     WHERE s.state = 'leased' AND s.lease_expires_at <= $1 LIMIT 1000{}",
+                    c.dialect().skip_locked("s")
+                ),
+                &[int(now_ms)?],
+            )?;
+            let mut n = 0;
+            for r in &rows {
+                let lease = r.hash(2)?;
+                if Self::requeue(c, &r.hash(0)?, r.i64(1)?, &lease, now_ms)? {
+                    c.exec(
+                        "UPDATE leases SET state = 'expired', ended_at = $2 WHERE id = $1",
+                        &[(&lease).into(), int(now_ms)?],
+                    )?;
+                    c.exec(
+                        "UPDATE providers SET expired = expired + 1 WHERE id = $1",
+                        &[r.blob(3)?.into()],
+                    )?;
+                    tracing::info!(lease = %lease.short(), "lease expired: shard re-queued");
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+    }
+
+    fn settle_due(&self, now_ms: u64) -> Result<Vec<Hash32>, Error> {
+        let fee_bps = self.cfg.fee_bps;
+        self.b.write(&mut |c| {
+            let rows = c.query(
+                &format!(
+                    "SELECT r.id, r.job_id, r.provider, r.units, r.price, r.escrow, j.renter \
+                     FROM receipts r JOIN jobs j ON j.id = r.job_id \
+                     WHERE r.settled_at IS NULL AND r.settle_at <= $1 ORDER BY r.seq LIMIT 500{}",
+                    c.dialect().skip_locked("r")
+                ),
+                &[int(now_ms)?],
+            )?;
+            let mut settled = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let rid = r.hash(0)?;
+                let job = r.hash(1)?;
+                let provider = r.node(2)?;
+                let renter = r.node(6)?;
+                let escrow = r.u64(5)?;
+                let payment = cost(r.u64(4)?, r.u64(3)?).unwrap_or(u64::MAX).min(escrow);
+                let fee = u64::try_from(u128::from(payment) * u128::from(fee_bps) / 10_000)
+                    .unwrap_or(payment)
+                    .min(payment);
+                let from = ledger::escrow(&job);
+                for (kind, to, amount) in [
+                    ("pay", ledger::earnings(&provider), payment - fee),
+                    ("fee", ledger::FEES.to_string(), fee),
+                    ("refund", ledger::balance(&renter), escrow - payment),
+                ] {
+                    let posted = ledger::post(
+                        c,
+                        Movement {
+                            kind,
+                            debit: &from,
+                            credit: &to,
+                            amount,
+                            reference: &format!("settle/{rid}/{kind}"),
+                        },
+                        now_ms,
+                    )?;
+                    if posted == Posted::Duplicate {
+                        tracing::warn!(receipt = %rid.short(), kind, "settlement entry existed: skipped");
+                    }
+                }
+                c.exec(
+                    "UPDATE receipts SET settled_at = $2, paid = $3 WHERE id = $1 AND settled_at IS NULL",
+                    &[(&rid).into(), int(now_ms)?, int(payment)?],
+                )?;
+                settled.push(rid);
+            }
+            Ok(settled)
+        })
+    }
+
+    fn receipts_after(&self, after_seq: u64, limit: u32) -> Result<Vec<ReceiptRecord>, Error> {
+        self.b.read(&mut |c| {
+            c.query(
+                &format!(
+                    "SELECT {RECEIPT_COLS} FROM receipts WHERE seq > $1 ORDER BY seq LIMIT $2"
+                ),
+                &[int(after_seq)?, Value::Int(i64::from(limit))],
+            )?
+            .iter()
+            .map(Self::receipt_row)
+            .collect()
+        })
+    }
+
+    fn ledger_entries(&self, after_seq: u64, limit: u64) -> Result<Vec<ledger::Entry>, Error> {
+        self.b.read(&mut |c| ledger::entries(c, after_seq, limit))
+    }
+
+    fn verify_ledger(&self) -> Result<ledger::Report, Error> {
+        self.b.read(&mut |c| {
+            let mut all = Vec::new();
+            loop {
+                let after = all.last().map_or(0, |e: &ledger::Entry| e.seq);
+                let page = ledger::entries(c, after, 10_000)?;
+                if page.is_empty() {
+                    break;
+                }
+                all.extend(page);
+            }
+            let balances = ledger::stored_balances(c)?;
+            let head = ledger::stored_head(c)?;
+            Ok(ledger::verify(&all, Some(&balances), Some(head)))
+        })
+    }
+
+    fn providers(&self, now_ms: u64) -> Result<Vec<ProviderView>, Error> {
+        let liveness = self.cfg.provider_liveness_ms;
+        self.b.read(&mut |c| {
+            c.query(
+                &format!("SELECT {PROVIDER_COLS} FROM providers ORDER BY id"),
+                &[],
+            )?
+            .iter()
+            .map(|r| provider_view(r, now_ms, liveness))
+            .collect()
+        })
+    }
+}

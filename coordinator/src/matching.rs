@@ -1,0 +1,234 @@
+//! Matching rules, as pure functions over what the store knows.
+//!
+//! A provider fits a shard when its memory covers the spec's guest memory,
+//! its device memory (its largest GPU's, or its RAM on a CPU-only machine:
+//! the CPU backend keeps tensors in RAM) covers the spec's GPU memory quota,
+//! it has a GPU if the job requires one, and its price is at most the
+//! renter's max. Among fitting providers the cheapest wins; stake, then
+//! reliability, then node id break ties. A provider that polls is given a
+//! freshly queued shard only if no better-ranked online provider with a free
+//! slot (and no shard of that job yet) also fits; after the preference
+//! window any fitting provider takes it, so no shard waits on a busy
+//! favourite.
+
+use std::cmp::Ordering;
+
+use assay_protocol::NodeId;
+
+/// What the store knows of a provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderView {
+    /// Its node id.
+    pub id: NodeId,
+    /// µcr per million work units.
+    pub price: u64,
+    /// CPU cores.
+    pub cpu_cores: u32,
+    /// RAM.
+    pub memory_bytes: u64,
+    /// Number of GPUs.
+    pub gpu_count: u32,
+    /// The largest GPU's memory.
+    pub gpu_memory_bytes: u64,
+    /// Jobs it runs at once.
+    pub slots: u32,
+    /// Free slots at its last heartbeat.
+    pub free_slots: u32,
+    /// Its stake, µcr.
+    pub stake: u64,
+    /// Reliability, per mille.
+    pub reliability_permille: u64,
+    /// Last heard from, Unix ms.
+    pub last_seen_ms: u64,
+    /// Heard from within the liveness window.
+    pub online: bool,
+    /// Shards completed.
+    pub completed: u64,
+    /// Runs that ended in a provider fault.
+    pub faults: u64,
+    /// Leases that expired.
+    pub expired: u64,
+}
+
+impl ProviderView {
+    /// Memory tensors live in: the GPU's, or RAM for a CPU-only provider.
+    pub fn device_memory(&self) -> u64 {
+        if self.gpu_count > 0 {
+            self.gpu_memory_bytes
+        } else {
+            self.memory_bytes
+        }
+    }
+}
+
+/// What a shard needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Need {
+    /// The renter's max price.
+    pub max_price: u64,
+    /// Guest linear memory.
+    pub memory_bytes: u64,
+    /// GPU memory quota.
+    pub gpu_memory_bytes: u64,
+    /// A GPU is required.
+    pub require_gpu: bool,
+}
+
+/// Reliability from history, per mille: `(completed + 1) / (completed +
+/// faults + 2·expired + 2)`. A new provider starts at 500; an expired lease
+/// (a provider that vanished) weighs twice a reported fault.
+pub fn reliability_permille(completed: u64, faults: u64, expired: u64) -> u64 {
+    let num = completed.saturating_add(1).saturating_mul(1000);
+    let den = completed
+        .saturating_add(faults)
+        .saturating_add(expired.saturating_mul(2))
+        .saturating_add(2);
+    num / den
+}
+
+/// The provider's hardware fits the shard (price aside).
+pub fn fits_hardware(p: &ProviderView, n: &Need) -> bool {
+    p.memory_bytes >= n.memory_bytes
+        && p.device_memory() >= n.gpu_memory_bytes
+        && (!n.require_gpu || p.gpu_count > 0)
+}
+
+/// The provider fits the shard and asks at most its max price.
+pub fn fits(p: &ProviderView, n: &Need) -> bool {
+    fits_hardware(p, n) && p.price <= n.max_price
+}
+
+/// Orders providers best first: cheapest, then most stake, then most
+/// reliable, then node id (so the order is total).
+pub fn rank(a: &ProviderView, b: &ProviderView) -> Ordering {
+    a.price
+        .cmp(&b.price)
+        .then(b.stake.cmp(&a.stake))
+        .then(b.reliability_permille.cmp(&a.reliability_permille))
+        .then(a.id.cmp(&b.id))
+}
+
+/// Why a queued shard has no provider yet, in words for the renter.
+pub fn why_not_matched(n: &Need, providers: &[ProviderView]) -> String {
+    let online: Vec<&ProviderView> = providers.iter().filter(|p| p.online).collect();
+    if online.is_empty() {
+        return "no provider is online".into();
+    }
+    let hw: Vec<&&ProviderView> = online.iter().filter(|p| fits_hardware(p, n)).collect();
+    if hw.is_empty() {
+        if n.require_gpu && online.iter().all(|p| p.gpu_count == 0) {
+            return format!("none of the {} online providers has a GPU", online.len());
+        }
+        let most_mem = online.iter().map(|p| p.memory_bytes).max().unwrap_or(0);
+        let most_dev = online
+            .iter()
+            .filter(|p| !n.require_gpu || p.gpu_count > 0)
+            .map(|p| p.device_memory())
+            .max()
+            .unwrap_or(0);
+        return format!(
+            "no online provider has enough memory: the job needs {} bytes of memory and {} bytes of {} memory; the most online is {most_mem} and {most_dev}",
+            n.memory_bytes,
+            n.gpu_memory_bytes,
+            if n.require_gpu { "GPU" } else { "device" }
+        );
+    }
+    let affordable: Vec<&&&ProviderView> = hw.iter().filter(|p| p.price <= n.max_price).collect();
+    if affordable.is_empty() {
+        let cheapest = hw.iter().map(|p| p.price).min().unwrap_or(0);
+        return format!(
+            "all {} providers that fit ask more than your max price of {} µcr/Munit (the cheapest asks {cheapest}): raise --max-price",
+            hw.len(),
+            n.max_price
+        );
+    }
+    if affordable.iter().all(|p| p.free_slots == 0) {
+        return format!(
+            "all {} matching providers are busy: waiting for a free slot",
+            affordable.len()
+        );
+    }
+    format!(
+        "{} matching providers have free slots: waiting for the next poll",
+        affordable.iter().filter(|p| p.free_slots > 0).count()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(id: u8, price: u64, mem: u64, gpus: u32) -> ProviderView {
+        ProviderView {
+            id: NodeId([id; 32]),
+            price,
+            cpu_cores: 4,
+            memory_bytes: mem,
+            gpu_count: gpus,
+            gpu_memory_bytes: if gpus > 0 { 80 << 30 } else { 0 },
+            slots: 2,
+            free_slots: 2,
+            stake: 0,
+            reliability_permille: 500,
+            last_seen_ms: 0,
+            online: true,
+            completed: 0,
+            faults: 0,
+            expired: 0,
+        }
+    }
+
+    fn need(max_price: u64, mem: u64, gpu: bool) -> Need {
+        Need {
+            max_price,
+            memory_bytes: mem,
+            gpu_memory_bytes: mem,
+            require_gpu: gpu,
+        }
+    }
+
+    #[test]
+    fn cheapest_then_stake_then_reliability() {
+        let a = p(1, 10, 1 << 30, 0);
+        let mut b = p(2, 10, 1 << 30, 0);
+        assert_eq!(rank(&a, &b), Ordering::Less, "id breaks the last tie");
+        b.stake = 5;
+        assert_eq!(rank(&a, &b), Ordering::Greater, "stake beats id");
+        let mut c = p(3, 9, 1 << 30, 0);
+        c.reliability_permille = 1;
+        assert_eq!(rank(&c, &b), Ordering::Less, "price beats stake");
+        let mut d = p(4, 10, 1 << 30, 0);
+        d.stake = 5;
+        d.reliability_permille = 900;
+        assert_eq!(
+            rank(&d, &b),
+            Ordering::Less,
+            "reliability breaks a stake tie"
+        );
+    }
+
+    #[test]
+    fn reasons_name_the_blocker() {
+        let n = need(10, 2 << 30, false);
+        assert_eq!(why_not_matched(&n, &[]), "no provider is online");
+        let small = p(1, 5, 1 << 30, 0);
+        assert!(why_not_matched(&n, &[small]).contains("enough memory"));
+        let dear = p(2, 50, 8 << 30, 0);
+        let w = why_not_matched(&n, std::slice::from_ref(&dear));
+        assert!(w.contains("max price") && w.contains("50"), "{w}");
+        assert!(why_not_matched(&need(100, 1, true), &[dear]).contains("GPU"));
+        let mut busy = p(3, 5, 8 << 30, 0);
+        busy.free_slots = 0;
+        assert!(why_not_matched(&n, &[busy]).contains("busy"));
+        let mut offline = p(4, 5, 8 << 30, 0);
+        offline.online = false;
+        assert_eq!(why_not_matched(&n, &[offline]), "no provider is online");
+    }
+
+    #[test]
+    fn reliability_rewards_completion_and_punishes_vanishing() {
+        assert_eq!(reliability_permille(0, 0, 0), 500);
+        assert!(reliability_permille(10, 0, 0) > 900);
+        assert!(reliability_permille(10, 0, 2) < reliability_permille(10, 2, 0));
+    }
+}

@@ -1,0 +1,193 @@
+//! Migrations: numbered, applied in order, recorded in `meta.schema_version`.
+//! The two dialects differ only in column types and auto-increment keys.
+
+use crate::Error;
+use crate::sql::{Backend, Dialect, Value};
+
+/// The version the code expects.
+pub const SCHEMA_VERSION: i64 = 1;
+
+fn migrations(d: Dialect) -> Vec<String> {
+    let (blob, serial) = match d {
+        Dialect::Sqlite => ("BLOB", "INTEGER PRIMARY KEY AUTOINCREMENT"),
+        Dialect::Postgres => ("BYTEA", "BIGSERIAL PRIMARY KEY"),
+    };
+    let v1 = format!(
+        "
+CREATE TABLE nonces (
+    node {blob} NOT NULL,
+    nonce BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    PRIMARY KEY (node, nonce)
+);
+CREATE INDEX nonces_expiry ON nonces (expires_at);
+CREATE TABLE providers (
+    id {blob} PRIMARY KEY,
+    price BIGINT NOT NULL,
+    cpu_cores BIGINT NOT NULL,
+    memory_bytes BIGINT NOT NULL,
+    gpu_count BIGINT NOT NULL,
+    gpu_memory_bytes BIGINT NOT NULL,
+    hardware TEXT NOT NULL,
+    slots BIGINT NOT NULL,
+    free_slots BIGINT NOT NULL,
+    version TEXT NOT NULL,
+    registered_at BIGINT NOT NULL,
+    last_seen BIGINT NOT NULL,
+    completed BIGINT NOT NULL DEFAULT 0,
+    faults BIGINT NOT NULL DEFAULT 0,
+    expired BIGINT NOT NULL DEFAULT 0,
+    telemetry TEXT NOT NULL DEFAULT '[]',
+    stake BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE jobs (
+    seq {serial},
+    id {blob} NOT NULL UNIQUE,
+    renter {blob} NOT NULL,
+    component_hash {blob} NOT NULL,
+    component_size BIGINT NOT NULL,
+    inputs TEXT NOT NULL,
+    inputs_root {blob} NOT NULL,
+    spec TEXT NOT NULL,
+    shards BIGINT NOT NULL,
+    max_price BIGINT NOT NULL,
+    require_gpu BIGINT NOT NULL,
+    priority BIGINT NOT NULL,
+    escrow BIGINT NOT NULL,
+    shard_escrow BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE shards (
+    job_id {blob} NOT NULL,
+    idx BIGINT NOT NULL,
+    job_seq BIGINT NOT NULL,
+    shard_job_id {blob} NOT NULL,
+    state TEXT NOT NULL,
+    priority BIGINT NOT NULL,
+    max_price BIGINT NOT NULL,
+    memory_bytes BIGINT NOT NULL,
+    gpu_memory_bytes BIGINT NOT NULL,
+    require_gpu BIGINT NOT NULL,
+    queued_at BIGINT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    lease_id {blob},
+    provider {blob},
+    lease_price BIGINT,
+    lease_expires_at BIGINT,
+    receipt_id {blob},
+    PRIMARY KEY (job_id, idx)
+);
+CREATE INDEX shards_queued ON shards (priority DESC, job_seq, idx) WHERE state = 'queued';
+CREATE INDEX shards_by_provider ON shards (provider) WHERE state = 'leased';
+CREATE INDEX shards_by_expiry ON shards (lease_expires_at) WHERE state = 'leased';
+CREATE INDEX shards_by_lease ON shards (lease_id);
+CREATE TABLE leases (
+    id {blob} PRIMARY KEY,
+    job_id {blob} NOT NULL,
+    idx BIGINT NOT NULL,
+    provider {blob} NOT NULL,
+    price BIGINT NOT NULL,
+    granted_at BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    ended_at BIGINT,
+    reason TEXT
+);
+CREATE TABLE receipts (
+    seq {serial},
+    id {blob} NOT NULL UNIQUE,
+    job_id {blob} NOT NULL,
+    idx BIGINT NOT NULL,
+    provider {blob} NOT NULL,
+    lease_id {blob} NOT NULL,
+    receipt TEXT NOT NULL,
+    outputs TEXT NOT NULL,
+    outputs_root {blob} NOT NULL,
+    units BIGINT NOT NULL,
+    price BIGINT NOT NULL,
+    escrow BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    settle_at BIGINT NOT NULL,
+    settled_at BIGINT,
+    paid BIGINT
+);
+CREATE INDEX receipts_due ON receipts (settle_at) WHERE settled_at IS NULL;
+CREATE TABLE accounts (
+    name TEXT PRIMARY KEY,
+    balance BIGINT NOT NULL
+);
+CREATE TABLE ledger (
+    seq BIGINT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    debit TEXT NOT NULL,
+    credit TEXT NOT NULL,
+    amount BIGINT NOT NULL,
+    reference TEXT NOT NULL UNIQUE,
+    at_ms BIGINT NOT NULL,
+    prev_hash {blob} NOT NULL,
+    hash {blob} NOT NULL
+);
+CREATE TABLE ledger_head (
+    id BIGINT PRIMARY KEY,
+    seq BIGINT NOT NULL,
+    hash {blob} NOT NULL
+)"
+    );
+    vec![v1]
+}
+
+/// Brings the database to [`SCHEMA_VERSION`] (creating it if empty). Safe
+/// to run from several replicas at once (PostgreSQL: an advisory lock).
+///
+/// # Errors
+///
+/// [`Error::Database`]; [`Error::Corrupt`] if the database is newer than
+/// this build.
+pub fn migrate<B: Backend>(b: &B) -> Result<(), Error> {
+    let d = b.dialect();
+    b.write(&mut |c| {
+        if d == Dialect::Postgres {
+            c.exec("SELECT pg_advisory_xact_lock(770077)", &[])?;
+        }
+        c.exec(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            &[],
+        )?;
+        let version: i64 = match c.query_opt(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            &[],
+        )? {
+            Some(r) => r
+                .text(0)?
+                .parse()
+                .map_err(|_| Error::Corrupt("meta.schema_version is not a number".into()))?,
+            None => 0,
+        };
+        if version > SCHEMA_VERSION {
+            return Err(Error::Corrupt(format!(
+                "the database is at schema version {version}, newer than this coordinator's {SCHEMA_VERSION}: upgrade assay"
+            )));
+        }
+        for (i, m) in migrations(d).iter().enumerate() {
+            let v = i as i64 + 1;
+            if v <= version {
+                continue;
+            }
+            for stmt in m.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                c.exec(stmt, &[])?;
+            }
+            if v == 1 {
+                c.exec(
+                    "INSERT INTO ledger_head (id, seq, hash) VALUES (1, 0, $1)",
+                    &[Value::Blob(vec![0; 32])],
+                )?;
+            }
+            tracing::info!(version = v, backend = d.name(), "migrated the store");
+        }
+        c.exec(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', $1) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[Value::Text(SCHEMA_VERSION.to_string())],
+        )?;
+        Ok(())
+    })
+}

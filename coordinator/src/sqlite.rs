@@ -1,0 +1,192 @@
+//! The embedded SQLite backend (the default): one database file in WAL
+//! mode, a small pool of connections, writers serialised by
+//! `BEGIN IMMEDIATE` (with a busy timeout), readers concurrent.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::Error;
+use crate::sql::{Backend, Conn, Dialect, Row, Value};
+
+/// Most idle connections kept.
+const POOL: usize = 8;
+
+/// SQLite through `rusqlite` (SQLite compiled in: nothing to install).
+#[derive(Debug)]
+pub struct Sqlite {
+    path: PathBuf,
+    pool: Mutex<Vec<Connection>>,
+}
+
+fn db(e: rusqlite::Error) -> Error {
+    Error::Database {
+        backend: "sqlite",
+        message: e.to_string(),
+    }
+}
+
+impl Sqlite {
+    /// Opens (or creates) the database at `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`] if the file cannot be opened as a database, or
+    /// [`Error::Io`] if its directory cannot be created.
+    pub fn open(path: &Path) -> Result<Sqlite, Error> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let s = Sqlite {
+            path: path.to_owned(),
+            pool: Mutex::new(Vec::new()),
+        };
+        let c = s.connect()?;
+        // WAL survives in the file; set it once.
+        c.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
+        s.put(c);
+        Ok(s)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn connect(&self) -> Result<Connection, Error> {
+        let c = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(db)?;
+        c.busy_timeout(Duration::from_secs(10)).map_err(db)?;
+        // In WAL mode NORMAL syncs at checkpoints: a crash of the machine (not
+        // of the process) can lose the last commits, never corrupt the file.
+        c.pragma_update(None, "synchronous", "NORMAL").map_err(db)?;
+        c.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+        c.set_prepared_statement_cache_capacity(64);
+        Ok(c)
+    }
+
+    fn take(&self) -> Result<Connection, Error> {
+        let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
+        match pooled {
+            Some(c) => Ok(c),
+            None => self.connect(),
+        }
+    }
+
+    fn put(&self, c: Connection) {
+        if let Ok(mut p) = self.pool.lock()
+            && p.len() < POOL
+        {
+            p.push(c);
+        }
+    }
+
+    fn run<R>(
+        &self,
+        behavior: TransactionBehavior,
+        f: &mut dyn FnMut(&mut dyn Conn) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let mut c = self.take()?;
+        let result = (|| {
+            let tx = c.transaction_with_behavior(behavior).map_err(db)?;
+            let mut conn = SqliteConn { tx: &tx };
+            let r = f(&mut conn)?;
+            tx.commit().map_err(db)?;
+            Ok(r)
+        })();
+        // A failed transaction was rolled back when `tx` dropped; the
+        // connection is still good.
+        self.put(c);
+        result
+    }
+}
+
+impl Backend for Sqlite {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn write<R>(&self, f: &mut dyn FnMut(&mut dyn Conn) -> Result<R, Error>) -> Result<R, Error> {
+        self.run(TransactionBehavior::Immediate, f)
+    }
+
+    fn read<R>(&self, f: &mut dyn FnMut(&mut dyn Conn) -> Result<R, Error>) -> Result<R, Error> {
+        self.run(TransactionBehavior::Deferred, f)
+    }
+
+    fn batch(&self, sql: &str) -> Result<(), Error> {
+        let c = self.take()?;
+        let r = c.execute_batch(sql).map_err(db);
+        self.put(c);
+        r
+    }
+}
+
+struct SqliteConn<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+}
+
+/// `$1` → `?1` (the queries have no `$` elsewhere).
+fn translate(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Value::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Value::Int(v) => ToSqlOutput::Borrowed(ValueRef::Integer(*v)),
+            Value::Blob(v) => ToSqlOutput::Borrowed(ValueRef::Blob(v)),
+            Value::Text(v) => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
+        })
+    }
+}
+
+impl Conn for SqliteConn<'_> {
+    fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64, Error> {
+        let mut stmt = self.tx.prepare_cached(&translate(sql)).map_err(db)?;
+        let n = stmt
+            .execute(rusqlite::params_from_iter(params.iter()))
+            .map_err(db)?;
+        Ok(n as u64)
+    }
+
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, Error> {
+        let mut stmt = self.tx.prepare_cached(&translate(sql)).map_err(db)?;
+        let cols = stmt.column_count();
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params.iter()))
+            .map_err(db)?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(db)? {
+            let mut vals = Vec::with_capacity(cols);
+            for i in 0..cols {
+                vals.push(match r.get_ref(i).map_err(db)? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(v) => Value::Int(v),
+                    ValueRef::Real(v) => {
+                        return Err(Error::Corrupt(format!("unexpected real {v} in column {i}")));
+                    }
+                    ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                    ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+                });
+            }
+            out.push(Row(vals));
+        }
+        Ok(out)
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+}

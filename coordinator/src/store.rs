@@ -1,0 +1,461 @@
+//! The store: everything the coordinator keeps, behind one trait.
+//!
+//! [`Store`] is implemented once, by [`crate::SqlStore`], over two real
+//! databases: embedded SQLite ([`crate::sqlite::Sqlite`], the default) and
+//! PostgreSQL ([`crate::postgres::Postgres`], for replicas sharing one
+//! database). Every method that changes state is one database transaction,
+//! and every method takes the current time as an argument, so tests can
+//! drive lease expiry and settlement without sleeping.
+
+use assay_protocol::{BlobRef, Hash32, JobSpec, NodeId, Receipt};
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::ledger::{Entry, Report};
+pub use crate::matching::ProviderView;
+
+/// The market's timing and fee rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarketConfig {
+    /// A lease lasts this long past the provider's last heartbeat.
+    pub lease_ttl_ms: u64,
+    /// A provider counts as online this long after it was last heard from.
+    pub provider_liveness_ms: u64,
+    /// How long a fresh shard waits for the best-ranked provider.
+    pub preference_window_ms: u64,
+    /// A receipt settles this long after it is recorded (until verdicts).
+    pub settlement_delay_ms: u64,
+    /// Protocol fee in basis points of each payment.
+    pub fee_bps: u64,
+}
+
+impl Default for MarketConfig {
+    fn default() -> Self {
+        MarketConfig {
+            lease_ttl_ms: 30_000,
+            provider_liveness_ms: 15_000,
+            preference_window_ms: 1_000,
+            settlement_delay_ms: 10_000,
+            fee_bps: 200,
+        }
+    }
+}
+
+/// A node's accounts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Spendable balance, µcr.
+    pub balance: u64,
+    /// Stake, µcr.
+    pub stake: u64,
+    /// Provider earnings, µcr.
+    pub earnings: u64,
+    /// Verifier earnings, µcr.
+    pub verifier_earnings: u64,
+}
+
+/// A job to accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    /// The market job id.
+    pub id: Hash32,
+    /// Who pays.
+    pub renter: NodeId,
+    /// blake3 of the component.
+    pub component_hash: Hash32,
+    /// Its size.
+    pub component_size: u64,
+    /// The inputs.
+    pub inputs: Vec<BlobRef>,
+    /// `inputs_root` of the inputs.
+    pub inputs_root: Hash32,
+    /// The spec (its shard field is ignored).
+    pub spec: JobSpec,
+    /// Number of shards (≥ 1).
+    pub shards: u32,
+    /// µcr per million work units.
+    pub max_price: u64,
+    /// Only GPU providers.
+    pub require_gpu: bool,
+}
+
+/// What accepting a job did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    /// µcr moved from the renter's balance into escrow.
+    pub escrow: u64,
+    /// `assay_protocol::job_id` of each shard.
+    pub shard_job_ids: Vec<Hash32>,
+}
+
+/// A provider's registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderInfo {
+    /// Its node id.
+    pub id: NodeId,
+    /// µcr per million work units.
+    pub price: u64,
+    /// CPU cores.
+    pub cpu_cores: u32,
+    /// RAM bytes.
+    pub memory_bytes: u64,
+    /// GPUs: (name, memory bytes).
+    pub gpus: Vec<(String, u64)>,
+    /// Jobs at once.
+    pub slots: u32,
+    /// Its software version.
+    pub version: String,
+}
+
+/// What registering returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    /// The stake now held.
+    pub stake: u64,
+    /// Leases the store thinks it holds.
+    pub active_leases: Vec<Hash32>,
+    /// Reliability, per mille.
+    pub reliability_permille: u64,
+}
+
+/// A lease handed to a provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The lease id.
+    pub lease_id: Hash32,
+    /// The market job.
+    pub job_id: Hash32,
+    /// `assay_protocol::job_id` of this shard.
+    pub shard_job_id: Hash32,
+    /// The component.
+    pub component_hash: Hash32,
+    /// Its size.
+    pub component_size: u64,
+    /// The inputs.
+    pub inputs: Vec<BlobRef>,
+    /// The spec with this shard's index/count.
+    pub spec: JobSpec,
+    /// When it expires unless renewed.
+    pub expires_at_ms: u64,
+    /// The price the provider is paid at.
+    pub price: u64,
+}
+
+/// The state of a lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseState {
+    /// Held.
+    Active,
+    /// Its receipt was recorded.
+    Done,
+    /// It expired; the shard was re-queued.
+    Expired,
+    /// The provider gave it back.
+    Returned,
+}
+
+impl LeaseState {
+    /// The stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            LeaseState::Active => "active",
+            LeaseState::Done => "done",
+            LeaseState::Expired => "expired",
+            LeaseState::Returned => "returned",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<LeaseState, Error> {
+        Ok(match s {
+            "active" => LeaseState::Active,
+            "done" => LeaseState::Done,
+            "expired" => LeaseState::Expired,
+            "returned" => LeaseState::Returned,
+            other => return Err(Error::Corrupt(format!("unknown lease state {other:?}"))),
+        })
+    }
+}
+
+/// A lease and what a receipt for it must match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseInfo {
+    /// The lease.
+    pub lease: Lease,
+    /// Who holds (or held) it.
+    pub provider: NodeId,
+    /// Its state.
+    pub state: LeaseState,
+    /// The inputs root of the job.
+    pub inputs_root: Hash32,
+}
+
+/// A receipt to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptSubmission {
+    /// The lease it completes.
+    pub lease_id: Hash32,
+    /// The submitting provider.
+    pub provider: NodeId,
+    /// The receipt (already checked against the lease and the outputs).
+    pub receipt: Receipt,
+    /// The outputs (already stored).
+    pub outputs: Vec<BlobRef>,
+    /// Billable units (`fuel_used + flops + bytes`).
+    pub units: u64,
+}
+
+/// A recorded receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptRecord {
+    /// Commit order.
+    pub seq: u64,
+    /// `Receipt::id`.
+    pub id: Hash32,
+    /// The market job.
+    pub job_id: Hash32,
+    /// The receipt.
+    pub receipt: Receipt,
+    /// The outputs.
+    pub outputs: Vec<BlobRef>,
+    /// When it was recorded.
+    pub committed_at_ms: u64,
+    /// When it settles (or settled).
+    pub settle_at_ms: u64,
+    /// What it paid (once settled).
+    pub paid: Option<u64>,
+}
+
+/// One shard of a job, as the renter sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardView {
+    /// Index.
+    pub index: u32,
+    /// `assay_protocol::job_id` of the shard.
+    pub shard_job_id: Hash32,
+    /// `queued`, `leased` or `done`.
+    pub state: String,
+    /// Who holds or ran it.
+    pub provider: Option<NodeId>,
+    /// Leases handed out so far.
+    pub attempts: u32,
+    /// The receipt once done.
+    pub receipt: Option<ReceiptRecord>,
+    /// For a queued shard: why no provider took it yet.
+    pub why_not_matched: String,
+}
+
+/// A job, as the renter sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobView {
+    /// The market job id.
+    pub id: Hash32,
+    /// Who pays.
+    pub renter: NodeId,
+    /// The component.
+    pub component_hash: Hash32,
+    /// Its size.
+    pub component_size: u64,
+    /// The inputs.
+    pub inputs: Vec<BlobRef>,
+    /// The spec (shard 0 of N).
+    pub spec: JobSpec,
+    /// µcr per million units.
+    pub max_price: u64,
+    /// Escrowed µcr.
+    pub escrow: u64,
+    /// When it was accepted.
+    pub created_at_ms: u64,
+    /// The shards in order.
+    pub shards: Vec<ShardView>,
+}
+
+impl JobView {
+    /// `queued`, `running`, `done` (every shard has a receipt) or `settled`.
+    pub fn state(&self) -> &'static str {
+        let done = self.shards.iter().all(|s| s.state == "done");
+        let settled = self
+            .shards
+            .iter()
+            .all(|s| s.receipt.as_ref().is_some_and(|r| r.paid.is_some()));
+        if done && settled {
+            "settled"
+        } else if done {
+            "done"
+        } else if self.shards.iter().any(|s| s.state != "queued") {
+            "running"
+        } else {
+            "queued"
+        }
+    }
+
+    /// The result root once every shard is done.
+    pub fn result_root(&self) -> Option<Hash32> {
+        let roots: Option<Vec<Hash32>> = self
+            .shards
+            .iter()
+            .map(|s| s.receipt.as_ref().map(|r| r.receipt.body.outputs_root))
+            .collect();
+        roots.map(|r| assay_protocol::results_root(&r))
+    }
+}
+
+/// Everything the coordinator keeps.
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend_name(&self) -> &'static str;
+    /// The market rules.
+    fn config(&self) -> &MarketConfig;
+
+    /// Records a request nonce until it expires.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Auth`] (`Replayed`) if this node used it already.
+    fn use_nonce(&self, node: &NodeId, nonce: u64, expires_at_ms: u64) -> Result<(), Error>;
+    /// Forgets nonces whose requests have expired.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn purge_nonces(&self, now_ms: u64) -> Result<u64, Error>;
+
+    /// Mints `amount` into the node's balance (devnet faucet), once per `reference`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn mint(
+        &self,
+        node: &NodeId,
+        amount: u64,
+        reference: &str,
+        now_ms: u64,
+    ) -> Result<Account, Error>;
+    /// Moves `amount` from the node's balance to its stake, once per `reference`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Precondition`] if the balance is too small.
+    fn stake(
+        &self,
+        node: &NodeId,
+        amount: u64,
+        reference: &str,
+        now_ms: u64,
+    ) -> Result<Account, Error>;
+    /// The node's accounts.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn account(&self, node: &NodeId) -> Result<Account, Error>;
+
+    /// Accepts a job: escrows `max price × (fuel + work budget)` per shard
+    /// from the renter's balance and queues its shards.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Precondition`] if the balance does not cover the escrow;
+    /// [`Error::AlreadyExists`] for a job id already taken.
+    fn submit_job(&self, job: &NewJob, now_ms: u64) -> Result<Submitted, Error>;
+    /// A job with its shards, receipts and "why not matched".
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn job(&self, id: &Hash32, now_ms: u64) -> Result<Option<JobView>, Error>;
+
+    /// Registers or updates a provider and tops its stake up to `stake_target`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Precondition`] if its balance cannot cover the stake.
+    fn register(
+        &self,
+        p: &ProviderInfo,
+        stake_target: u64,
+        now_ms: u64,
+    ) -> Result<Registered, Error>;
+    /// Marks the provider alive and renews its leases; `None` if unknown.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn heartbeat(
+        &self,
+        node: &NodeId,
+        free_slots: u32,
+        telemetry_json: &str,
+        now_ms: u64,
+    ) -> Result<Option<Vec<Hash32>>, Error>;
+    /// Leases up to `max` queued shards the provider is matched to.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if the provider is not registered.
+    fn take_leases(&self, node: &NodeId, max: u32, now_ms: u64) -> Result<Vec<Lease>, Error>;
+    /// A lease, whatever its state.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn lease(&self, id: &Hash32) -> Result<Option<LeaseInfo>, Error>;
+    /// Records the receipt of an active lease; returns its id and when it
+    /// settles. Submitting the same receipt again returns the same answer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] (no such lease), [`Error::PermissionDenied`]
+    /// (another provider's), [`Error::Precondition`] (expired or returned).
+    fn submit_receipt(&self, s: &ReceiptSubmission, now_ms: u64) -> Result<(Hash32, u64), Error>;
+    /// Gives a lease back and re-queues its shard (`fault`: counts against reliability).
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::submit_receipt`].
+    fn return_lease(
+        &self,
+        node: &NodeId,
+        lease: &Hash32,
+        fault: bool,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<(), Error>;
+    /// Re-queues the shards of leases that expired; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn expire_leases(&self, now_ms: u64) -> Result<u64, Error>;
+    /// Settles receipts whose delay has passed (pay, fee, refund); returns
+    /// their ids. Idempotent per receipt.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn settle_due(&self, now_ms: u64) -> Result<Vec<Hash32>, Error>;
+    /// Recorded receipts after `after_seq`, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn receipts_after(&self, after_seq: u64, limit: u32) -> Result<Vec<ReceiptRecord>, Error>;
+    /// Ledger entries after `after_seq`, in order.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn ledger_entries(&self, after_seq: u64, limit: u64) -> Result<Vec<Entry>, Error>;
+    /// Checks the whole ledger against its chain and the stored balances.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn verify_ledger(&self) -> Result<Report, Error>;
+    /// Every registered provider.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn providers(&self, now_ms: u64) -> Result<Vec<ProviderView>, Error>;
+}

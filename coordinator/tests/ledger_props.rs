@@ -1,0 +1,368 @@
+//! Property tests of the ledger on a real (SQLite) store: any sequence of
+//! market operations — including duplicated and reordered submissions,
+//! returns, expiries and repeated settlement — conserves credits, keeps
+//! every account but issuance non-negative, settles each receipt once and
+//! leaves a hash chain that verifies; and any change to any entry is found.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use assay_coordinator::ledger::{self, Entry};
+use assay_coordinator::sqlite::Sqlite;
+use assay_coordinator::store::{Lease, NewJob, ProviderInfo, ReceiptSubmission};
+use assay_coordinator::{MarketConfig, SqlStore, Store};
+use assay_protocol::market::billable_units;
+use assay_protocol::{
+    BackendDescriptor, BlobRef, Hash32, JobSpec, NodeKey, Outcome, ReceiptBody, WorkDone,
+    inputs_root, outputs_root,
+};
+use proptest::prelude::*;
+
+fn key(n: u8) -> NodeKey {
+    NodeKey::from_seed([n + 1; 32])
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Mint {
+        node: u8,
+        amount: u64,
+        reference: u8,
+    },
+    Stake {
+        node: u8,
+        amount: u64,
+    },
+    Submit {
+        renter: u8,
+        tag: u8,
+        shards: u32,
+        max_price: u64,
+    },
+    Take {
+        provider: u8,
+        max: u32,
+    },
+    Complete {
+        pick: usize,
+        fuel: u64,
+        twice: bool,
+    },
+    Return {
+        pick: usize,
+        fault: bool,
+    },
+    Advance {
+        ms: u64,
+    },
+    SettleAgain,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u8..3, 0u64..20_000, 0u8..4).prop_map(|(node, amount, reference)| Op::Mint {
+            node,
+            amount,
+            reference
+        }),
+        (0u8..5, 0u64..3_000).prop_map(|(node, amount)| Op::Stake { node, amount }),
+        (0u8..3, 0u8..6, 1u32..4, 1u64..300).prop_map(|(renter, tag, shards, max_price)| {
+            Op::Submit {
+                renter,
+                tag,
+                shards,
+                max_price,
+            }
+        }),
+        (3u8..5, 1u32..4).prop_map(|(provider, max)| Op::Take { provider, max }),
+        (any::<usize>(), 0u64..1_000_000, any::<bool>())
+            .prop_map(|(pick, fuel, twice)| Op::Complete { pick, fuel, twice }),
+        (any::<usize>(), any::<bool>()).prop_map(|(pick, fault)| Op::Return { pick, fault }),
+        (0u64..1_500).prop_map(|ms| Op::Advance { ms }),
+        Just(Op::SettleAgain),
+    ]
+}
+
+fn cfg() -> MarketConfig {
+    MarketConfig {
+        lease_ttl_ms: 1_000,
+        provider_liveness_ms: 10_000,
+        preference_window_ms: 0,
+        settlement_delay_ms: 300,
+        fee_bps: 250,
+    }
+}
+
+fn job(renter: u8, tag: u8, shards: u32, max_price: u64) -> NewJob {
+    let inputs = vec![BlobRef {
+        name: "x".into(),
+        hash: Hash32([tag; 32]),
+        size: 1,
+    }];
+    NewJob {
+        id: Hash32([tag; 32]),
+        renter: key(renter).id(),
+        component_hash: Hash32([200; 32]),
+        component_size: 1,
+        inputs_root: inputs_root(inputs.iter().map(|b| (b.name.as_str(), b.size, &b.hash))),
+        inputs,
+        spec: JobSpec {
+            fuel: 1_000_000,
+            work_budget: 2_000_000,
+            ..JobSpec::default()
+        },
+        shards,
+        max_price,
+        require_gpu: false,
+    }
+}
+
+fn submission(s: &SqlStore<Sqlite>, lease: &Lease, provider: u8, fuel: u64) -> ReceiptSubmission {
+    let k = key(provider);
+    let info = s.lease(&lease.lease_id).expect("lease").expect("exists");
+    let work = WorkDone {
+        flops: fuel / 2,
+        bytes: 7,
+    };
+    let receipt = ReceiptBody {
+        job_id: lease.shard_job_id,
+        shard: lease.spec.shard,
+        provider_id: k.id(),
+        component_hash: lease.component_hash,
+        inputs_root: info.inputs_root,
+        outputs_root: outputs_root([("o", &b"x"[..])]),
+        outcome: Outcome::Success,
+        fuel_used: fuel,
+        work,
+        backend: BackendDescriptor::default(),
+        telemetry: None,
+        started_at_ms: 0,
+        finished_at_ms: 0,
+    }
+    .sign(&k)
+    .expect("sign");
+    ReceiptSubmission {
+        lease_id: lease.lease_id,
+        provider: k.id(),
+        units: billable_units(fuel, &work),
+        receipt,
+        outputs: vec![],
+    }
+}
+
+/// Runs `ops`; returns the store and the total minted.
+fn run(ops: &[Op]) -> (common::SqliteDb, u64) {
+    let db = common::SqliteDb::new();
+    let s = db.open(cfg());
+    let mut now = 1u64;
+    let mut minted = 0u64;
+    let mut minted_refs = std::collections::BTreeSet::new();
+    let mut leases: Vec<(Lease, u8)> = Vec::new();
+    for p in 3..5u8 {
+        s.register(
+            &ProviderInfo {
+                id: key(p).id(),
+                price: 10 + u64::from(p),
+                cpu_cores: 1,
+                memory_bytes: 1 << 40,
+                gpus: vec![],
+                slots: 3,
+                version: "t".into(),
+            },
+            0,
+            now,
+        )
+        .expect("register");
+    }
+    for op in ops {
+        match op.clone() {
+            Op::Mint {
+                node,
+                amount,
+                reference,
+            } => {
+                let r = format!("mint/{node}/{reference}");
+                s.mint(&key(node).id(), amount, &r, now).expect("mint");
+                if amount > 0 && minted_refs.insert(r) {
+                    minted += amount;
+                }
+            }
+            Op::Stake { node, amount } => {
+                let _ = s.stake(&key(node).id(), amount, &format!("stake/{now}/{node}"), now);
+            }
+            Op::Submit {
+                renter,
+                tag,
+                shards,
+                max_price,
+            } => {
+                let _ = s.submit_job(&job(renter, tag, shards, max_price), now);
+            }
+            Op::Take { provider, max } => {
+                for l in s.take_leases(&key(provider).id(), max, now).expect("take") {
+                    leases.push((l, provider));
+                }
+            }
+            Op::Complete { pick, fuel, twice } => {
+                if !leases.is_empty() {
+                    let (l, p) = leases[pick % leases.len()].clone();
+                    let sub = submission(&s, &l, p, fuel);
+                    let first = s.submit_receipt(&sub, now);
+                    if twice {
+                        let second = s.submit_receipt(&sub, now + 1);
+                        if let (Ok(a), Ok(b)) = (&first, &second) {
+                            assert_eq!(a, b, "a duplicate submission gets the same answer");
+                        }
+                    }
+                }
+            }
+            Op::Return { pick, fault } => {
+                if !leases.is_empty() {
+                    let (l, p) = leases[pick % leases.len()].clone();
+                    let _ = s.return_lease(&key(p).id(), &l.lease_id, fault, "test", now);
+                }
+            }
+            Op::Advance { ms } => {
+                now += ms;
+                for p in 3..5u8 {
+                    if ms % 3 != 0 {
+                        let _ = s.heartbeat(&key(p).id(), 1, "[]", now);
+                    }
+                }
+                s.expire_leases(now).expect("expire");
+                s.settle_due(now).expect("settle");
+            }
+            Op::SettleAgain => {
+                s.settle_due(now).expect("settle");
+                s.settle_due(now).expect("settle");
+            }
+        }
+    }
+    (db, minted)
+}
+
+fn check(s: &SqlStore<Sqlite>, minted: u64) -> Result<(), TestCaseError> {
+    let r = s.verify_ledger().expect("verify");
+    prop_assert!(r.ok(), "problems: {:?}", r.problems);
+    let issuance = r.balances.get(ledger::ISSUANCE).copied().unwrap_or(0);
+    prop_assert_eq!(-issuance, i128::from(minted), "only mints create credits");
+    let others: i128 = r
+        .balances
+        .iter()
+        .filter(|(k, _)| k.as_str() != ledger::ISSUANCE)
+        .map(|(_, v)| *v)
+        .sum();
+    prop_assert_eq!(others, i128::from(minted), "credits are conserved");
+    for (name, v) in &r.balances {
+        if name != ledger::ISSUANCE {
+            prop_assert!(*v >= 0, "{} is negative: {}", name, v);
+        }
+    }
+    let entries = s.ledger_entries(0, 1_000_000).expect("entries");
+    let mut pays: BTreeMap<String, u32> = BTreeMap::new();
+    for e in &entries {
+        if let Some(rest) = e.reference.strip_prefix("settle/") {
+            *pays.entry(rest.to_string()).or_default() += 1;
+        }
+    }
+    prop_assert!(
+        pays.values().all(|n| *n == 1),
+        "a receipt settled twice: {:?}",
+        pays
+    );
+    // Every settled receipt paid at most its shard's escrow.
+    for rec in s.receipts_after(0, 10_000).expect("receipts") {
+        if let Some(paid) = rec.paid {
+            prop_assert!(paid <= 2_000_000 * 300, "paid {}", paid);
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_sequence_conserves_credits_and_verifies(ops in proptest::collection::vec(op(), 1..40)) {
+        let (db, minted) = run(&ops);
+        let s = db.open(cfg());
+        check(&s, minted)?;
+        // Drain: everything due settles, and escrow of fully settled jobs is empty.
+        s.expire_leases(u64::MAX / 4).expect("expire");
+        s.settle_due(u64::MAX / 4).expect("settle");
+        check(&s, minted)?;
+    }
+
+    #[test]
+    fn settlement_does_not_depend_on_submission_order(
+        order in Just((0..6usize).collect::<Vec<_>>()).prop_shuffle(),
+        dups in proptest::collection::vec(0usize..6, 0..6),
+        fuels in proptest::collection::vec(0u64..1_000_000, 6),
+    ) {
+        // The same six receipts, submitted in order 0..6 vs shuffled with duplicates.
+        let final_balances = |seq: Vec<usize>| {
+            let db = common::SqliteDb::new();
+            let s = db.open(cfg());
+            s.mint(&key(0).id(), 1_000_000_000, "m", 0).expect("mint");
+            s.register(&ProviderInfo {
+                id: key(3).id(), price: 17, cpu_cores: 1, memory_bytes: 1 << 40,
+                gpus: vec![], slots: 8, version: "t".into(),
+            }, 0, 0).expect("reg");
+            s.submit_job(&job(0, 1, 6, 50), 0).expect("job");
+            let mut leases = s.take_leases(&key(3).id(), 8, 1).expect("take");
+            leases.sort_by_key(|l| l.spec.shard.index);
+            for (t, i) in seq.iter().enumerate() {
+                let sub = submission(&s, &leases[*i], 3, fuels[*i]);
+                s.submit_receipt(&sub, 10 + t as u64).expect("receipt");
+                s.settle_due(10 + t as u64).expect("settle");
+            }
+            s.settle_due(1_000_000).expect("settle");
+            let r = s.verify_ledger().expect("verify");
+            assert!(r.ok(), "{:?}", r.problems);
+            r.balances
+        };
+        let mut shuffled = order.clone();
+        shuffled.extend(dups);
+        prop_assert_eq!(final_balances((0..6).collect()), final_balances(shuffled));
+    }
+
+    #[test]
+    fn any_change_to_any_entry_is_detected(
+        amounts in proptest::collection::vec(1u64..1_000, 2..20),
+        victim in any::<usize>(),
+        field in 0u8..6,
+        delta in 1u64..50,
+    ) {
+        // A valid chain: mint to a, then transfers a → b.
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut prev = [0u8; 32];
+        let total: u64 = amounts.iter().sum();
+        for (i, amount) in std::iter::once(total).chain(amounts.iter().copied().map(|a| a / 2 + 1)).enumerate() {
+            let (debit, credit) = match i {
+                0 => (ledger::ISSUANCE.to_string(), "a".to_string()),
+                _ => ("a".into(), "b".into()),
+            };
+            let mut e = Entry {
+                seq: i as u64 + 1, kind: "t".into(), debit, credit, amount,
+                reference: format!("r{i}"), at_ms: i as u64, prev_hash: prev, hash: [0; 32],
+            };
+            e.hash = e.computed_hash();
+            prev = e.hash;
+            entries.push(e);
+        }
+        prop_assert!(ledger::verify(&entries, None, None).ok());
+        let v = victim % entries.len();
+        let e = &mut entries[v];
+        match field {
+            0 => e.amount += delta,
+            1 => e.kind.push('x'),
+            2 => e.debit.push('x'),
+            3 => e.reference.push('x'),
+            4 => e.at_ms += delta,
+            _ => e.seq += delta,
+        }
+        let r = ledger::verify(&entries, None, None);
+        prop_assert!(!r.ok(), "changing field {} of entry {} went unnoticed", field, v + 1);
+    }
+}

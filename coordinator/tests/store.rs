@@ -1,0 +1,465 @@
+//! The store suite: every test runs on SQLite and on PostgreSQL (when
+//! `ASSAY_TEST_POSTGRES_URL` is set), against real databases.
+
+mod common;
+
+use assay_coordinator::sql::{Backend, Value};
+use assay_coordinator::store::{Lease, NewJob, ProviderInfo, ReceiptSubmission};
+use assay_coordinator::{Error, MarketConfig, SqlStore, Store};
+use assay_protocol::market::billable_units;
+use assay_protocol::{
+    BackendDescriptor, BlobRef, Hash32, JobSpec, NodeKey, Outcome, Receipt, ReceiptBody, WorkDone,
+    inputs_root, outputs_root,
+};
+
+type Db<'a, B> = &'a dyn Fn(MarketConfig) -> SqlStore<B>;
+
+fn key(n: u8) -> NodeKey {
+    NodeKey::from_seed([n; 32])
+}
+
+fn cfg() -> MarketConfig {
+    MarketConfig {
+        lease_ttl_ms: 1_000,
+        provider_liveness_ms: 10_000,
+        preference_window_ms: 0,
+        settlement_delay_ms: 500,
+        fee_bps: 1_000,
+    }
+}
+
+fn provider(k: &NodeKey, price: u64, memory: u64) -> ProviderInfo {
+    ProviderInfo {
+        id: k.id(),
+        price,
+        cpu_cores: 4,
+        memory_bytes: memory,
+        gpus: Vec::new(),
+        slots: 4,
+        version: "test".into(),
+    }
+}
+
+fn spec() -> JobSpec {
+    JobSpec {
+        fuel: 1_000_000,
+        work_budget: 9_000_000,
+        memory_bytes: 1 << 20,
+        gpu_memory_bytes: 1 << 20,
+        ..JobSpec::default()
+    }
+}
+
+fn new_job(renter: &NodeKey, tag: u8, shards: u32, max_price: u64) -> NewJob {
+    let inputs = vec![BlobRef {
+        name: "a".into(),
+        hash: Hash32([tag; 32]),
+        size: 3,
+    }];
+    NewJob {
+        id: Hash32([tag.wrapping_add(100); 32]),
+        renter: renter.id(),
+        component_hash: Hash32([7; 32]),
+        component_size: 10,
+        inputs_root: inputs_root(inputs.iter().map(|b| (b.name.as_str(), b.size, &b.hash))),
+        inputs,
+        spec: spec(),
+        shards,
+        max_price,
+        require_gpu: false,
+    }
+}
+
+const OUT: &[u8] = b"result";
+
+fn receipt_for<B: Backend>(store: &SqlStore<B>, lease: &Lease, k: &NodeKey) -> ReceiptSubmission {
+    let info = store
+        .lease(&lease.lease_id)
+        .expect("lease")
+        .expect("exists");
+    let receipt = ReceiptBody {
+        job_id: lease.shard_job_id,
+        shard: lease.spec.shard,
+        provider_id: k.id(),
+        component_hash: lease.component_hash,
+        inputs_root: info.inputs_root,
+        outputs_root: outputs_root([("c", OUT)]),
+        outcome: Outcome::Success,
+        fuel_used: 500_000,
+        work: WorkDone {
+            flops: 1_000_000,
+            bytes: 500_000,
+        },
+        backend: BackendDescriptor {
+            kind: "cpu".into(),
+            device: "test".into(),
+        },
+        telemetry: None,
+        started_at_ms: 1,
+        finished_at_ms: 2,
+    }
+    .sign(k)
+    .expect("sign");
+    submission(lease, k, receipt)
+}
+
+fn submission(lease: &Lease, k: &NodeKey, receipt: Receipt) -> ReceiptSubmission {
+    let units = billable_units(receipt.body.fuel_used, &receipt.body.work);
+    ReceiptSubmission {
+        lease_id: lease.lease_id,
+        provider: k.id(),
+        receipt,
+        outputs: vec![BlobRef {
+            name: "c".into(),
+            hash: Hash32::of(OUT),
+            size: OUT.len() as u64,
+        }],
+        units,
+    }
+}
+
+fn ledger_ok<B: Backend>(s: &SqlStore<B>) {
+    let r = s.verify_ledger().expect("verify");
+    assert!(r.ok(), "ledger problems: {:?}", r.problems);
+}
+
+fn ledger_mint_stake_and_overdraft<B: Backend>(db: Db<'_, B>) {
+    let s = db(cfg());
+    let a = key(1);
+    assert_eq!(
+        s.mint(&a.id(), 1_000, "m1", 1).expect("mint").balance,
+        1_000
+    );
+    assert_eq!(
+        s.mint(&a.id(), 1_000, "m1", 2).expect("dup").balance,
+        1_000,
+        "same reference mints once"
+    );
+    let acct = s.stake(&a.id(), 400, "s1", 3).expect("stake");
+    assert_eq!((acct.balance, acct.stake), (600, 400));
+    let e = s.stake(&a.id(), 601, "s2", 4).expect_err("overdraft");
+    assert!(matches!(e, Error::Precondition(_)), "{e}");
+    assert!(e.to_string().contains("600"), "{e}");
+    assert_eq!(
+        s.account(&a.id()).expect("account").balance,
+        600,
+        "a refused movement changes nothing"
+    );
+    ledger_ok(&s);
+    assert_eq!(s.verify_ledger().expect("verify").entries, 2);
+}
+
+fn escrow_covers_max_price_times_budgets<B: Backend>(db: Db<'_, B>) {
+    let s = db(cfg());
+    let r = key(1);
+    s.mint(&r.id(), 1_999, "m", 0).expect("mint");
+    // 100 µcr/Munit × (1M fuel + 9M work) = 1000 µcr per shard.
+    let e = s
+        .submit_job(&new_job(&r, 1, 2, 100), 1)
+        .expect_err("2000 > 1999");
+    assert!(matches!(e, Error::Precondition(_)));
+    assert!(
+        e.to_string().contains("2000") && e.to_string().contains("faucet"),
+        "{e}"
+    );
+    s.mint(&r.id(), 1, "m2", 0).expect("mint");
+    let sub = s.submit_job(&new_job(&r, 1, 2, 100), 1).expect("accepted");
+    assert_eq!(sub.escrow, 2_000);
+    assert_eq!(sub.shard_job_ids.len(), 2);
+    assert_ne!(sub.shard_job_ids[0], sub.shard_job_ids[1]);
+    assert_eq!(s.account(&r.id()).expect("acct").balance, 0);
+    let e = s
+        .submit_job(&new_job(&r, 1, 2, 100), 1)
+        .expect_err("same id");
+    assert!(matches!(e, Error::AlreadyExists(_)), "{e}");
+    let view = s
+        .job(&new_job(&r, 1, 2, 100).id, 2)
+        .expect("job")
+        .expect("exists");
+    assert_eq!(view.state(), "queued");
+    assert_eq!(view.shards[0].why_not_matched, "no provider is online");
+    ledger_ok(&s);
+}
+
+fn matching_respects_hardware_price_and_prefers_cheapest<B: Backend>(db: Db<'_, B>) {
+    let s = db(MarketConfig {
+        preference_window_ms: 5_000,
+        ..cfg()
+    });
+    let r = key(1);
+    let (small, dear, cheap) = (key(2), key(3), key(4));
+    s.mint(&r.id(), 1_000_000, "m", 0).expect("mint");
+    s.register(&provider(&small, 1, 1 << 10), 0, 0)
+        .expect("reg");
+    s.register(&provider(&dear, 500, 1 << 30), 0, 0)
+        .expect("reg");
+    s.submit_job(&new_job(&r, 1, 1, 100), 10).expect("job");
+    assert!(
+        s.take_leases(&small.id(), 4, 20).expect("take").is_empty(),
+        "too little memory"
+    );
+    assert!(
+        s.take_leases(&dear.id(), 4, 20).expect("take").is_empty(),
+        "above max price"
+    );
+    let view = s
+        .job(&new_job(&r, 1, 1, 100).id, 30)
+        .expect("job")
+        .expect("exists");
+    assert!(
+        view.shards[0].why_not_matched.contains("max price"),
+        "{}",
+        view.shards[0].why_not_matched
+    );
+
+    s.register(&provider(&dear, 50, 1 << 30), 0, 40)
+        .expect("cheaper now");
+    s.register(&provider(&cheap, 10, 1 << 30), 0, 40)
+        .expect("reg");
+    // Within the preference window the cheaper online provider gets it.
+    assert!(
+        s.take_leases(&dear.id(), 4, 1_000)
+            .expect("take")
+            .is_empty(),
+        "cheap goes first"
+    );
+    let got = s.take_leases(&cheap.id(), 4, 1_000).expect("take");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].price, 10);
+    // Past the window, anyone who fits takes what is left.
+    s.submit_job(&new_job(&r, 2, 1, 100), 2_000).expect("job");
+    assert!(
+        s.take_leases(&dear.id(), 4, 2_100)
+            .expect("take")
+            .is_empty()
+    );
+    assert_eq!(s.take_leases(&dear.id(), 4, 7_500).expect("take").len(), 1);
+}
+
+fn shards_spread_across_providers<B: Backend>(db: Db<'_, B>) {
+    let s = db(MarketConfig {
+        preference_window_ms: 5_000,
+        ..cfg()
+    });
+    let r = key(1);
+    let (a, b) = (key(2), key(3));
+    s.mint(&r.id(), 1_000_000, "m", 0).expect("mint");
+    s.register(&provider(&a, 10, 1 << 30), 0, 0).expect("reg");
+    s.register(&provider(&b, 10, 1 << 30), 0, 0).expect("reg");
+    s.submit_job(&new_job(&r, 1, 2, 100), 10).expect("job");
+    let first = s.take_leases(&a.id(), 4, 20).expect("a");
+    let second = s.take_leases(&b.id(), 4, 20).expect("b");
+    assert_eq!((first.len(), second.len()), (1, 1), "one shard each");
+    assert_ne!(first[0].spec.shard.index, second[0].spec.shard.index);
+    let view = s
+        .job(&new_job(&r, 1, 2, 100).id, 30)
+        .expect("job")
+        .expect("exists");
+    assert_eq!(view.state(), "running");
+}
+
+fn expired_lease_requeues_and_only_one_receipt_pays<B: Backend>(db: Db<'_, B>) {
+    let s = db(cfg());
+    let r = key(1);
+    let (a, b) = (key(2), key(3));
+    s.mint(&r.id(), 10_000, "m", 0).expect("mint");
+    s.register(&provider(&a, 50, 1 << 30), 0, 0).expect("reg");
+    s.register(&provider(&b, 50, 1 << 30), 0, 0).expect("reg");
+    let job = new_job(&r, 1, 2, 100);
+    s.submit_job(&job, 0).expect("job");
+
+    let la = s.take_leases(&a.id(), 1, 10).expect("a");
+    assert_eq!(la.len(), 1);
+    // A heartbeat renews the lease: not expired at 10 + 1000.
+    assert!(s.heartbeat(&a.id(), 0, "[]", 500).expect("hb").is_some());
+    assert_eq!(s.expire_leases(1_100).expect("expire"), 0);
+    // A vanishes: at 1_500 + its lease is gone, the shard back in the queue.
+    assert_eq!(s.expire_leases(1_600).expect("expire"), 1);
+    let e = s
+        .submit_receipt(&receipt_for(&s, &la[0], &a), 1_700)
+        .expect_err("expired lease");
+    assert!(matches!(e, Error::Precondition(_)), "{e}");
+    assert!(e.to_string().contains("expired"), "{e}");
+
+    let lb = s.take_leases(&b.id(), 4, 1_700).expect("b");
+    assert_eq!(lb.len(), 2, "b takes both shards (no preference window)");
+    let mut settle_at = 0;
+    for l in &lb {
+        let sub = receipt_for(&s, l, &b);
+        let (rid, at) = s.submit_receipt(&sub, 1_800).expect("receipt");
+        assert_eq!(
+            s.submit_receipt(&sub, 1_900).expect("retry"),
+            (rid, at),
+            "a retry gets the same answer"
+        );
+        settle_at = at;
+    }
+    assert_eq!(settle_at, 2_300);
+    let view = s.job(&job.id, 2_000).expect("job").expect("exists");
+    assert_eq!(view.state(), "done");
+    assert!(view.result_root().is_some());
+    assert!(s.settle_due(2_299).expect("early").is_empty());
+    assert_eq!(s.settle_due(2_300).expect("settle").len(), 2);
+    assert!(
+        s.settle_due(9_999).expect("again").is_empty(),
+        "settles once"
+    );
+    assert_eq!(
+        s.job(&job.id, 3_000).expect("job").expect("exists").state(),
+        "settled"
+    );
+
+    // 50 µcr/Munit × 2M units = 100 per shard; fee 10% = 10; refund 900 per shard.
+    assert_eq!(s.account(&b.id()).expect("b").earnings, 180);
+    assert_eq!(s.account(&a.id()).expect("a").earnings, 0);
+    assert_eq!(
+        s.account(&r.id()).expect("r").balance,
+        10_000 - 2_000 + 1_800
+    );
+    let report = s.verify_ledger().expect("verify");
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.balances.get("fees").copied(), Some(20));
+    assert_eq!(
+        report.balances.get(&format!("escrow:{}", job.id)).copied(),
+        Some(0)
+    );
+    let providers = s.providers(3_000).expect("providers");
+    let pa = providers.iter().find(|p| p.id == a.id()).expect("a");
+    let pb = providers.iter().find(|p| p.id == b.id()).expect("b");
+    assert_eq!((pa.expired, pb.completed), (1, 2));
+    assert!(pa.reliability_permille < pb.reliability_permille);
+}
+
+fn returned_lease_requeues_and_faults_lower_reliability<B: Backend>(db: Db<'_, B>) {
+    let s = db(cfg());
+    let r = key(1);
+    let a = key(2);
+    s.mint(&r.id(), 10_000, "m", 0).expect("mint");
+    s.register(&provider(&a, 50, 1 << 30), 0, 0).expect("reg");
+    s.submit_job(&new_job(&r, 1, 1, 100), 0).expect("job");
+    let l = s.take_leases(&a.id(), 1, 10).expect("take");
+    s.return_lease(&a.id(), &l[0].lease_id, true, "device fault", 20)
+        .expect("return");
+    let e = s
+        .submit_receipt(&receipt_for(&s, &l[0], &a), 30)
+        .expect_err("returned");
+    assert!(e.to_string().contains("returned"), "{e}");
+    let again = s.take_leases(&a.id(), 1, 40).expect("take again");
+    assert_eq!(again.len(), 1);
+    assert_ne!(
+        again[0].lease_id, l[0].lease_id,
+        "a new lease for the second attempt"
+    );
+    let p = &s.providers(50).expect("providers")[0];
+    assert_eq!(p.faults, 1);
+    assert!(p.reliability_permille < 500);
+}
+
+fn receipts_are_checked_against_the_lease<B: Backend>(db: Db<'_, B>) {
+    let s = db(cfg());
+    let r = key(1);
+    let (a, b) = (key(2), key(3));
+    s.mint(&r.id(), 10_000, "m", 0).expect("mint");
+    s.register(&provider(&a, 50, 1 << 30), 0, 0).expect("reg");
+    s.register(&provider(&b, 50, 1 << 30), 0, 0).expect("reg");
+    s.submit_job(&new_job(&r, 1, 1, 100), 0).expect("job");
+    let l = s.take_leases(&a.id(), 1, 10).expect("take");
+    let mut stolen = receipt_for(&s, &l[0], &b);
+    let e = s.submit_receipt(&stolen, 20).expect_err("not b's lease");
+    assert!(matches!(e, Error::PermissionDenied(_)), "{e}");
+    stolen.lease_id = Hash32([9; 32]);
+    let e = s.submit_receipt(&stolen, 20).expect_err("no such lease");
+    assert!(matches!(e, Error::NotFound(_)), "{e}");
+    let e = s
+        .return_lease(&b.id(), &l[0].lease_id, false, "", 20)
+        .expect_err("not b's");
+    assert!(matches!(e, Error::PermissionDenied(_)), "{e}");
+    assert!(s.take_leases(&key(9).id(), 1, 20).is_err(), "unregistered");
+}
+
+fn replayed_nonce_is_refused<B: Backend>(db: Db<'_, B>) {
+    let s = db(cfg());
+    let a = key(1).id();
+    s.use_nonce(&a, 42, 1_000).expect("first");
+    let e = s.use_nonce(&a, 42, 1_000).expect_err("replay");
+    assert!(e.to_string().contains("replayed"), "{e}");
+    assert_eq!(e.code(), tonic::Code::AlreadyExists);
+    s.use_nonce(&key(2).id(), 42, 1_000)
+        .expect("another node's nonce is its own");
+    assert_eq!(s.purge_nonces(2_000).expect("purge"), 2);
+}
+
+fn tampering_is_detected<B: Backend>(db: Db<'_, B>) {
+    let s = db(cfg());
+    let a = key(1).id();
+    s.mint(&a, 1_000, "m1", 1).expect("mint");
+    s.stake(&a, 100, "s1", 2).expect("stake");
+    s.mint(&a, 5, "m2", 3).expect("mint");
+    ledger_ok(&s);
+    let tamper = |sql: &str, params: Vec<Value>| {
+        s.backend()
+            .write(&mut |c| c.exec(sql, &params))
+            .expect("tamper");
+    };
+    tamper("UPDATE ledger SET amount = 99 WHERE seq = 2", vec![]);
+    let r = s.verify_ledger().expect("verify");
+    assert!(!r.ok());
+    assert!(
+        r.problems.iter().any(|p| p.contains("entry 2")),
+        "{:?}",
+        r.problems
+    );
+    tamper("UPDATE ledger SET amount = 100 WHERE seq = 2", vec![]);
+    ledger_ok(&s);
+    tamper(
+        "UPDATE accounts SET balance = balance + 1 WHERE name = $1",
+        vec![Value::Text(format!("balance:{a}"))],
+    );
+    assert!(
+        !s.verify_ledger().expect("verify").ok(),
+        "a balance changed behind the ledger's back"
+    );
+    tamper(
+        "UPDATE accounts SET balance = balance - 1 WHERE name = $1",
+        vec![Value::Text(format!("balance:{a}"))],
+    );
+    ledger_ok(&s);
+    tamper("DELETE FROM ledger WHERE seq = 3", vec![]);
+    assert!(!s.verify_ledger().expect("verify").ok(), "a dropped entry");
+}
+
+fn state_survives_reopen<B: Backend>(db: Db<'_, B>) {
+    let r = key(1);
+    let a = key(2);
+    let job = new_job(&r, 1, 2, 100);
+    {
+        let s = db(cfg());
+        s.mint(&r.id(), 10_000, "m", 0).expect("mint");
+        s.register(&provider(&a, 50, 1 << 30), 0, 0).expect("reg");
+        s.submit_job(&job, 0).expect("job");
+        let l = s.take_leases(&a.id(), 1, 10).expect("take");
+        s.submit_receipt(&receipt_for(&s, &l[0], &a), 20)
+            .expect("receipt");
+    }
+    let s = db(cfg());
+    let view = s.job(&job.id, 30).expect("job").expect("still there");
+    assert_eq!(view.shards[0].state, "done");
+    assert_eq!(view.shards[1].state, "queued");
+    assert_eq!(s.account(&r.id()).expect("acct").balance, 8_000);
+    assert_eq!(s.receipts_after(0, 10).expect("receipts").len(), 1);
+    ledger_ok(&s);
+    assert_eq!(s.verify_ledger().expect("verify").entries, 2);
+}
+
+both_backends!(
+    ledger_mint_stake_and_overdraft,
+    escrow_covers_max_price_times_budgets,
+    matching_respects_hardware_price_and_prefers_cheapest,
+    shards_spread_across_providers,
+    expired_lease_requeues_and_only_one_receipt_pays,
+    returned_lease_requeues_and_faults_lower_reliability,
+    receipts_are_checked_against_the_lease,
+    replayed_nonce_is_refused,
+    tampering_is_detected,
+    state_survives_reopen,
+);
