@@ -443,7 +443,11 @@ mod replica {
                     .chunks_exact(4)
                     .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                     .collect();
-                let t = session.upload_f32(&shape, vals).expect("upload");
+                let mut t = session.upload_f32(&shape, vals).expect("upload");
+                // Linear weights are used as [in, out], as the guest loads them.
+                if name.starts_with("encoder.") && name.ends_with(".weight") && shape.len() == 2 {
+                    t = session.permute(&t, &[1, 0]).expect("transpose");
+                }
                 weights.insert(name.clone(), t);
             }
             Replica {
@@ -472,7 +476,7 @@ mod replica {
         fn linear(&mut self, x: &Tensor, w: &str, b: &str) -> Tensor {
             let (w, b) = (self.w(w), self.w(b));
             let y = self.t("matmul: linear layers", |s| {
-                s.matmul(x, &w, false, true).expect("mm")
+                s.matmul(x, &w, false, false).expect("mm")
             });
             self.t("add: bias", |s| {
                 s.binary(BinaryOp::Add, &y, &b).expect("bias")

@@ -246,7 +246,7 @@ impl Pipeline {
     }
 }
 
-/// One encoder layer's weights (Linear weights as stored: `[out, in]`).
+/// One encoder layer's weights (Linear weights transposed to `[in, out]`).
 struct Layer {
     wq: Tensor,
     bq: Tensor,
@@ -321,6 +321,15 @@ fn load_rows(st: &SafeTensors, name: &str, ids: &[i32], h: usize) -> Result<Tens
     Tensor::concat(&refs, 0).context(format_args!("joining {} rows of `{name}`", ids.len()))
 }
 
+/// Loads a Linear weight (stored `[out, in]`) as `[in, out]`, so that
+/// `x · Wᵀ` is a plain matmul: the host packs a row-major B with contiguous
+/// copies, which matters when few rows share each packing (small batches).
+/// Transposing moves elements only; every product is the same dot product
+/// in the same k order, so the bits are the same.
+fn load_linear(st: &SafeTensors, name: &str, shape: &[usize]) -> Result<Tensor> {
+    load(st, name, shape)?.transpose(0, 1)
+}
+
 impl Bert {
     /// Loads the weights. `used` is every token id the job will look up
     /// (padding included), ascending and deduplicated.
@@ -350,19 +359,19 @@ impl Bert {
         for l in 0..cfg.layers {
             let n = |s: &str| format!("{p}encoder.layer.{l}.{s}");
             layers.push(Layer {
-                wq: load(&st, &n("attention.self.query.weight"), &[h, h])?,
+                wq: load_linear(&st, &n("attention.self.query.weight"), &[h, h])?,
                 bq: load(&st, &n("attention.self.query.bias"), &[h])?,
-                wk: load(&st, &n("attention.self.key.weight"), &[h, h])?,
+                wk: load_linear(&st, &n("attention.self.key.weight"), &[h, h])?,
                 bk: load(&st, &n("attention.self.key.bias"), &[h])?,
-                wv: load(&st, &n("attention.self.value.weight"), &[h, h])?,
+                wv: load_linear(&st, &n("attention.self.value.weight"), &[h, h])?,
                 bv: load(&st, &n("attention.self.value.bias"), &[h])?,
-                wo: load(&st, &n("attention.output.dense.weight"), &[h, h])?,
+                wo: load_linear(&st, &n("attention.output.dense.weight"), &[h, h])?,
                 bo: load(&st, &n("attention.output.dense.bias"), &[h])?,
                 ln1_g: load(&st, &n("attention.output.LayerNorm.weight"), &[h])?,
                 ln1_b: load(&st, &n("attention.output.LayerNorm.bias"), &[h])?,
-                wi: load(&st, &n("intermediate.dense.weight"), &[i, h])?,
+                wi: load_linear(&st, &n("intermediate.dense.weight"), &[i, h])?,
                 bi: load(&st, &n("intermediate.dense.bias"), &[i])?,
-                wo2: load(&st, &n("output.dense.weight"), &[h, i])?,
+                wo2: load_linear(&st, &n("output.dense.weight"), &[h, i])?,
                 bo2: load(&st, &n("output.dense.bias"), &[h])?,
                 ln2_g: load(&st, &n("output.LayerNorm.weight"), &[h])?,
                 ln2_b: load(&st, &n("output.LayerNorm.bias"), &[h])?,
@@ -436,9 +445,9 @@ impl Bert {
         let eps = self.cfg.eps;
         // [b·s, h] → [b, heads, s, head_dim]
         let split = |t: Tensor| t.reshape(&[b, s, nh, hd])?.permute(&[0, 2, 1, 3]);
-        let q = split(x.matmul_t(&w.wq, false, true)?.add(&w.bq)?)?;
-        let k = split(x.matmul_t(&w.wk, false, true)?.add(&w.bk)?)?;
-        let v = split(x.matmul_t(&w.wv, false, true)?.add(&w.bv)?)?;
+        let q = split(x.matmul(&w.wq)?.add(&w.bq)?)?;
+        let k = split(x.matmul(&w.wk)?.add(&w.bk)?)?;
+        let v = split(x.matmul(&w.wv)?.add(&w.bv)?)?;
         let probs = q
             .matmul_t(&k, false, true)?
             .scale(1.0 / (hd as f32).sqrt())?
@@ -451,13 +460,13 @@ impl Bert {
             .reshape(&[b * s, h])?;
         drop((probs, v));
         let attn = context
-            .matmul_t(&w.wo, false, true)?
+            .matmul(&w.wo)?
             .add(&w.bo)?
             .add(x)?
             .layer_norm(&w.ln1_g, &w.ln1_b, eps)?;
-        let inter = attn.matmul_t(&w.wi, false, true)?.add(&w.bi)?.gelu()?;
+        let inter = attn.matmul(&w.wi)?.add(&w.bi)?.gelu()?;
         inter
-            .matmul_t(&w.wo2, false, true)?
+            .matmul(&w.wo2)?
             .add(&w.bo2)?
             .add(&attn)?
             .layer_norm(&w.ln2_g, &w.ln2_b, eps)
