@@ -421,7 +421,8 @@ mod replica {
     pub struct Replica {
         pub session: Session,
         weights: BTreeMap<String, Tensor>,
-        pub times: BTreeMap<&'static str, (Duration, u32)>,
+        /// Per op family: time, calls, FLOPs (from the work meter).
+        pub times: BTreeMap<&'static str, (Duration, u32, u64)>,
     }
 
     impl Replica {
@@ -465,11 +466,14 @@ mod replica {
         }
 
         fn t<R>(&mut self, family: &'static str, f: impl FnOnce(&mut Session) -> R) -> R {
+            let flops = self.session.work().flops;
             let start = Instant::now();
             let r = f(&mut self.session);
+            let elapsed = start.elapsed();
             let e = self.times.entry(family).or_default();
-            e.0 += start.elapsed();
+            e.0 += elapsed;
             e.1 += 1;
+            e.2 += self.session.work().flops - flops;
             r
         }
 
@@ -671,9 +675,14 @@ fn host_replica_matches_the_guest_and_shows_where_time_goes() {
         );
         let mut rows: Vec<_> = r.times.iter().collect();
         rows.sort_by_key(|r| std::cmp::Reverse(r.1.0));
-        for (family, (d, calls)) in rows {
+        for (family, (d, calls, flops)) in rows {
+            let rate = if family.starts_with("matmul") {
+                format!("{:>6.1} GFLOP/s", *flops as f64 / d.as_secs_f64() / 1e9)
+            } else {
+                String::new()
+            };
             println!(
-                "  {family:<30} {:>8.2} ms {:>5.1}%  {calls:>5} calls",
+                "  {family:<30} {:>8.2} ms {:>5.1}%  {calls:>5} calls  {rate}",
                 d.as_secs_f64() * 1e3,
                 100.0 * d.as_secs_f64() / total.as_secs_f64()
             );

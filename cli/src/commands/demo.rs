@@ -116,9 +116,11 @@ pub fn main(args: DemoArgs) -> Result<u8, Failure> {
         sentences.len(),
         args.batch_size
     );
+    let cpu0 = thread_cpu_seconds();
     let first = runtime
         .run(&component, Arc::new(inputs.clone()), &spec)
         .map_err(Failure::fault)?;
+    let cpu1 = thread_cpu_seconds();
     for line in first.log.lines() {
         eprintln!("      {line}");
     }
@@ -134,6 +136,8 @@ pub fn main(args: DemoArgs) -> Result<u8, Failure> {
     let second = runtime
         .run(&component, Arc::new(inputs), &spec)
         .map_err(Failure::fault)?;
+    let cpu2 = thread_cpu_seconds();
+    let cpu = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| b - a);
     let same = first.receipt.body.deterministic_part() == second.receipt.body.deterministic_part();
 
     if let Some(dir) = &args.out {
@@ -148,6 +152,10 @@ pub fn main(args: DemoArgs) -> Result<u8, Failure> {
         v["sentences"] = json!(sentences.len());
         v["seconds"] = json!(secs);
         v["rerun_seconds"] = json!(second.elapsed.as_secs_f64());
+        // CPU time of the calling thread (Linux): all of the job's CPU time
+        // with --threads 1, where the host ops run on that thread too.
+        v["cpu_seconds"] = json!(cpu(cpu0, cpu1));
+        v["rerun_cpu_seconds"] = json!(cpu(cpu1, cpu2));
         v["sentences_per_second"] = json!(rate);
         v["batch_size"] = json!(args.batch_size);
         v["model_dir"] = json!(model.dir);
@@ -205,6 +213,13 @@ pub fn main(args: DemoArgs) -> Result<u8, Failure> {
         )));
     }
     Ok(0)
+}
+
+/// CPU time of the calling thread in seconds (Linux `/proc/thread-self/schedstat`).
+fn thread_cpu_seconds() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(ns as f64 / 1e9)
 }
 
 /// The backend description's thread count, e.g. "2" from "x86_64 avx2+fma, 2 threads".

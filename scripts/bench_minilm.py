@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Benchmark: all-MiniLM-L6-v2 sentence embeddings, Assay vs onnxruntime.
+
+Sentences/s on the fixed 64-sentence set of `assay demo`
+(cli/src/demo_sentences.txt) at batch sizes 1, 16, 64 with 1 and 2 threads:
+
+- assay: `assay demo --json --threads T --batch-size B` (the minilm-embed
+  guest in the sandbox, CPU backend). The time is the job's wall time:
+  instantiate, parse tokenizer.json, tokenize, load the 90 MB of weights from
+  the inputs, all batches, pooling, outputs. The best of the demo's two runs
+  and of --reps invocations counts.
+- onnxruntime: the same model exported to ONNX (torch.onnx.export of the
+  transformers BertModel + mean pooling + L2 normalisation, made once and
+  cached), CPUExecutionProvider with intra_op_num_threads=T,
+  inter_op_num_threads=1; the time is tokenization (HF `tokenizers`, same
+  truncation, batches sorted by length like the guest) + all batches of
+  session.run; the session is built before timing. Best of --reps.
+- candle: not measured (see BENCHMARKS.md).
+
+The ONNX model is checked first against reference.json (the
+sentence-transformers embeddings of the test set), so the peer is known to
+compute the same function.
+
+Usage (after `cargo build --release -p assay-cli` and `assay model fetch`):
+    python3 -m venv /tmp/minilm-venv
+    /tmp/minilm-venv/bin/pip install -r scripts/minilm_requirements.txt
+    /tmp/minilm-venv/bin/python scripts/bench_minilm.py --assay target/release/assay
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from minilm_reference import model_dir, read_lines  # noqa: E402
+
+SENTENCES = ROOT / "cli" / "src" / "demo_sentences.txt"
+TESTDATA = ROOT / "examples" / "minilm-embed" / "testdata"
+BATCHES = (1, 16, 64)
+THREADS = (1, 2)
+
+
+def export_onnx(model: Path, path: Path) -> None:
+    import torch
+    from transformers import AutoModel
+
+    bert = AutoModel.from_pretrained(str(model), attn_implementation="eager").eval()
+
+    class Embed(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, ids, mask):
+            h = self.m(input_ids=ids, attention_mask=mask).last_hidden_state
+            mf = mask.unsqueeze(-1).to(h.dtype)
+            pooled = (h * mf).sum(1) / mf.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+    # A dummy batch WITH padding, so that no "mask is all ones" shortcut is traced.
+    ids = torch.tensor([[101, 7592, 2088, 102], [101, 102, 0, 0]], dtype=torch.long)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.long)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        Embed(bert),
+        (ids, mask),
+        str(path),
+        input_names=["input_ids", "attention_mask"],
+        output_names=["embeddings"],
+        dynamic_axes={"input_ids": {0: "b", 1: "s"}, "attention_mask": {0: "b", 1: "s"}, "embeddings": {0: "b"}},
+        opset_version=17,
+        dynamo=False,
+    )
+
+
+class Ort:
+    def __init__(self, onnx_path: Path, model: Path, threads: int):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        self.sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        self.tok = Tokenizer.from_file(str(model / "tokenizer.json"))
+        self.tok.no_padding()
+        max_len = json.loads((model / "sentence_bert_config.json").read_text())["max_seq_length"]
+        self.tok.enable_truncation(max_len)
+
+    def embed(self, sentences, batch):
+        import numpy as np
+
+        ids = [e.ids for e in self.tok.encode_batch(sentences)]
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        out = np.zeros((len(ids), 384), dtype=np.float32)
+        for at in range(0, len(order), batch):
+            chunk = order[at : at + batch]
+            s = max(len(ids[i]) for i in chunk)
+            x = np.zeros((len(chunk), s), dtype=np.int64)
+            m = np.zeros((len(chunk), s), dtype=np.int64)
+            for r, i in enumerate(chunk):
+                x[r, : len(ids[i])] = ids[i]
+                m[r, : len(ids[i])] = 1
+            (e,) = self.sess.run(None, {"input_ids": x, "attention_mask": m})
+            out[chunk] = e
+        return out
+
+
+def assay_rate(assay: str, threads: int, batch: int, reps: int, n: int):
+    """(sentences per wall second, sentences per CPU second of the job's thread or None)."""
+    best = float("inf")
+    best_cpu = float("inf")
+    for _ in range(reps):
+        r = subprocess.run(
+            [assay, "demo", "--json", "--no-fetch", "--backend", "cpu", "--threads", str(threads), "--batch-size", str(batch)],
+            capture_output=True,
+            text=True,
+        )
+        if r.returncode != 0:
+            sys.exit(f"assay demo failed ({r.returncode}):\n{r.stderr}")
+        v = json.loads(r.stdout)
+        assert v["sentences"] == n and v["rerun_identical"], v
+        best = min(best, v["seconds"], v.get("rerun_seconds", v["seconds"]))
+        for k in ("cpu_seconds", "rerun_cpu_seconds"):
+            if v.get(k):
+                best_cpu = min(best_cpu, v[k])
+    # With one thread the host ops run on the job's thread: its CPU time is all of it.
+    return n / best, (n / best_cpu if threads == 1 and best_cpu < float("inf") else None)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--assay", default=str(ROOT / "target" / "release" / "assay"))
+    ap.add_argument("--model", type=Path, default=model_dir())
+    ap.add_argument("--onnx", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "assay-bench" / "minilm.onnx")
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args()
+
+    import numpy as np
+    import onnxruntime
+
+    if not (args.model / "model.safetensors").is_file():
+        sys.exit(f"no model in {args.model}: run `assay model fetch` first")
+    if not args.onnx.is_file():
+        print(f"exporting the ONNX model to {args.onnx}", file=sys.stderr)
+        export_onnx(args.model, args.onnx)
+
+    # The peer computes the same function: check it on the reference set.
+    ref = json.loads((TESTDATA / "reference.json").read_text())
+    ort1 = Ort(args.onnx, args.model, 2)
+    got = ort1.embed(ref["sentences"], 16)
+    want = np.asarray(ref["embeddings"], dtype=np.float32)
+    diff = float(np.abs(got - want).max())
+    print(f"onnxruntime {onnxruntime.__version__} vs reference.json: max |diff| {diff:.2e}")
+    if diff > 1e-4:
+        sys.exit("the ONNX export does not match the reference; not benchmarking it")
+
+    sentences = read_lines(SENTENCES)
+    n = len(sentences)
+    load_before = os.getloadavg()
+    rows = []
+    for threads in THREADS:
+        ort_t = Ort(args.onnx, args.model, threads)
+        for batch in BATCHES:
+            ort_t.embed(sentences, batch)  # warm-up
+            best = best_cpu = float("inf")
+            for _ in range(args.reps):
+                t, c = time.perf_counter(), time.process_time()
+                ort_t.embed(sentences, batch)
+                best = min(best, time.perf_counter() - t)
+                best_cpu = min(best_cpu, time.process_time() - c)
+            ort_rate = n / best
+            ort_cpu = n / best_cpu if threads == 1 else None
+            a_rate, a_cpu = assay_rate(args.assay, threads, batch, args.reps, n)
+            rows.append((batch, threads, a_rate, ort_rate, a_cpu, ort_cpu))
+            print(f"batch {batch:>2} threads {threads}: assay {a_rate:8.1f}/s  onnxruntime {ort_rate:8.1f}/s  ratio {a_rate / ort_rate:.2f}", file=sys.stderr)
+
+    load_after = os.getloadavg()
+    print()
+    print(
+        f"{n} sentences (cli/src/demo_sentences.txt), sentences/s, best of {args.reps}; ratio = assay / onnxruntime; "
+        f"{os.cpu_count()} CPUs, load average {load_before[0]:.1f} before, {load_after[0]:.1f} after"
+    )
+    print()
+    print("| batch | threads | assay (sandbox) | onnxruntime | ratio | assay per CPU-s | onnxruntime per CPU-s | ratio (CPU) |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for batch, threads, a, o, ac, oc in rows:
+        cpu = f"{ac:.1f} | {oc:.1f} | {ac / oc:.2f}" if ac and oc else "— | — | —"
+        print(f"| {batch} | {threads} | {a:.1f} | {o:.1f} | {a / o:.2f} | {cpu} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
