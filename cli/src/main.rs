@@ -40,6 +40,8 @@ enum Command {
     Verify(commands::verify::VerifyArgs),
     /// Fetch or check the all-MiniLM-L6-v2 model the demo and the embedding job use.
     Model(commands::model::ModelArgs),
+    /// List this machine's GPUs (NVML telemetry) and the CUDA backend's state.
+    Devices(commands::devices::DevicesArgs),
 }
 
 /// An error that carries its exit status.
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => commands::demo::main(args),
         Command::Verify(args) => commands::verify::main(args),
         Command::Model(args) => commands::model::main(args),
+        Command::Devices(args) => commands::devices::main(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

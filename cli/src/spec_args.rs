@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use assay_host_gpu::Device;
 use assay_protocol::{JobSpec, Shard};
 use clap::{Args, ValueEnum};
@@ -109,13 +109,25 @@ impl DeviceArgs {
         };
         match self.backend {
             BackendChoice::Cpu => Ok(cpu()),
-            BackendChoice::Auto => {
-                tracing::info!("using the CPU backend: this build has no CUDA backend");
-                Ok(cpu())
-            }
-            BackendChoice::Cuda => bail!(
-                "this build of assay has no CUDA backend; rebuild with `cargo build --release --features cuda`, or use --backend cpu"
-            ),
+            BackendChoice::Auto => match Device::cuda(0) {
+                Ok(gpu) => {
+                    tracing::info!("using the CUDA backend: {}", gpu.info().device);
+                    Ok(gpu)
+                }
+                Err(e @ assay_host_gpu::Error::Unsupported(_)) => {
+                    tracing::info!("using the CPU backend: {e}");
+                    Ok(cpu())
+                }
+                Err(e) => {
+                    tracing::warn!("using the CPU backend: no usable CUDA device: {e}");
+                    Ok(cpu())
+                }
+            },
+            BackendChoice::Cuda => Device::cuda(0).map_err(|e| {
+                anyhow::anyhow!(
+                    "--backend cuda: {e}; use --backend cpu (or auto) to run on the CPU"
+                )
+            }),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod demo;
+pub mod devices;
 pub mod model;
 pub mod run;
 pub mod verify;
