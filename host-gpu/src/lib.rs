@@ -18,6 +18,13 @@
 //!   CUDA is a cargo feature. Backend-specific types never leave
 //!   `src/backend/<name>/`.
 //!
+//! With the `cuda` (or `cuda-13`) feature, [`Device::accelerators`] and
+//! [`Device::cuda`] give the CUDA backend when a driver and a GPU are
+//! present ([`Device::probe_accelerators`] says why not otherwise); its
+//! decisions are in [`semantics`] ("The CUDA backend as built").
+//! [`telemetry`] reads GPU name, memory, temperature, power, utilisation
+//! and clocks through NVML and is simply absent without an NVIDIA driver.
+//!
 //! # Example
 //!
 //! ```
