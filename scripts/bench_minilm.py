@@ -15,7 +15,10 @@ Sentences/s on the fixed 64-sentence set of `assay demo`
   inter_op_num_threads=1; the time is tokenization (HF `tokenizers`, same
   truncation, batches sorted by length like the guest) + all batches of
   session.run; the session is built before timing. Best of --reps.
-- candle: not measured (see BENCHMARKS.md).
+- candle (0.11, when --candle points at the built peer,
+  scripts/bench_minilm_candle): candle-transformers' BertModel + mean
+  pooling + L2 normalisation, timed like onnxruntime (tokenization + every
+  batch; model loading not timed), RAYON_NUM_THREADS=T. Best of --reps.
 
 The ONNX model is checked first against reference.json (the
 sentence-transformers embeddings of the test set), so the peer is known to
@@ -24,7 +27,9 @@ compute the same function.
 Usage (after `cargo build --release -p assay-cli` and `assay model fetch`):
     python3 -m venv /tmp/minilm-venv
     /tmp/minilm-venv/bin/pip install -r scripts/minilm_requirements.txt
-    /tmp/minilm-venv/bin/python scripts/bench_minilm.py --assay target/release/assay
+    cargo build --release --manifest-path scripts/bench_minilm_candle/Cargo.toml   # optional peer
+    /tmp/minilm-venv/bin/python scripts/bench_minilm.py --assay target/release/assay \
+        --candle scripts/bench_minilm_candle/target/release/bench-minilm-candle
 """
 
 import argparse
@@ -134,12 +139,26 @@ def assay_rate(assay: str, threads: int, batch: int, reps: int, n: int):
     return n / best, (n / best_cpu if threads == 1 and best_cpu < float("inf") else None)
 
 
+def candle_rate(candle: str, model: Path, threads: int, batch: int, reps: int, n: int, reference=None):
+    """(sentences per wall second, per CPU second or None, max |diff| vs reference or None)."""
+    args = [candle, str(model), str(SENTENCES), str(batch), str(reps)]
+    if reference:
+        args.append(str(reference))
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+    r = subprocess.run(args, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        sys.exit(f"the candle peer failed ({r.returncode}):\n{r.stderr}")
+    v = json.loads(r.stdout)
+    return n / v["seconds"], (n / v["cpu_seconds"] if threads == 1 else None), v.get("max_abs_diff")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--assay", default=str(ROOT / "target" / "release" / "assay"))
     ap.add_argument("--model", type=Path, default=model_dir())
     ap.add_argument("--onnx", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "assay-bench" / "minilm.onnx")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--candle", help="the built scripts/bench_minilm_candle binary (optional peer)")
     args = ap.parse_args()
 
     import numpy as np
@@ -161,6 +180,12 @@ def main() -> int:
     if diff > 1e-4:
         sys.exit("the ONNX export does not match the reference; not benchmarking it")
 
+    if args.candle:
+        _, _, d = candle_rate(args.candle, args.model, 2, 16, 1, 64, TESTDATA / "reference.json")
+        print(f"candle vs reference.json: max |diff| {d:.2e}")
+        if d > 1e-4:
+            sys.exit("the candle peer does not match the reference; not benchmarking it")
+
     sentences = read_lines(SENTENCES)
     n = len(sentences)
     load_before = os.getloadavg()
@@ -178,7 +203,10 @@ def main() -> int:
             ort_rate = n / best
             ort_cpu = n / best_cpu if threads == 1 else None
             a_rate, a_cpu = assay_rate(args.assay, threads, batch, args.reps, n)
-            rows.append((batch, threads, a_rate, ort_rate, a_cpu, ort_cpu))
+            c_rate = c_cpu = None
+            if args.candle:
+                c_rate, c_cpu, _ = candle_rate(args.candle, args.model, threads, batch, args.reps, n)
+            rows.append((batch, threads, a_rate, ort_rate, c_rate, a_cpu, ort_cpu, c_cpu))
             print(f"batch {batch:>2} threads {threads}: assay {a_rate:8.1f}/s  onnxruntime {ort_rate:8.1f}/s  ratio {a_rate / ort_rate:.2f}", file=sys.stderr)
 
     load_after = os.getloadavg()
@@ -188,11 +216,18 @@ def main() -> int:
         f"{os.cpu_count()} CPUs, load average {load_before[0]:.1f} before, {load_after[0]:.1f} after"
     )
     print()
-    print("| batch | threads | assay (sandbox) | onnxruntime | ratio | assay per CPU-s | onnxruntime per CPU-s | ratio (CPU) |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for batch, threads, a, o, ac, oc in rows:
-        cpu = f"{ac:.1f} | {oc:.1f} | {ac / oc:.2f}" if ac and oc else "— | — | —"
-        print(f"| {batch} | {threads} | {a:.1f} | {o:.1f} | {a / o:.2f} | {cpu} |")
+    def num(v):
+        return f"{v:.1f}" if v else "—"
+
+    def ratio(a, b):
+        return f"{a / b:.2f}" if a and b else "—"
+
+    print("| batch | threads | assay (sandbox) | onnxruntime | candle | ÷ onnxruntime | ÷ candle "
+          "| assay per CPU-s | onnxruntime per CPU-s | candle per CPU-s | ÷ onnxruntime (CPU) | ÷ candle (CPU) |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for batch, threads, a, o, c, ac, oc, cc in rows:
+        print(f"| {batch} | {threads} | {num(a)} | {num(o)} | {num(c)} | {ratio(a, o)} | {ratio(a, c)} "
+              f"| {num(ac)} | {num(oc)} | {num(cc)} | {ratio(ac, oc)} | {ratio(ac, cc)} |")
     return 0
 
 
