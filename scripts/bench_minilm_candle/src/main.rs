@@ -60,7 +60,11 @@ impl Embedder {
             let sum = h.broadcast_mul(&mf)?.sum(1)?;
             let count = mf.sum(1)?.clamp(1e-9, f64::INFINITY)?;
             let pooled = sum.broadcast_div(&count)?;
-            let norm = pooled.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::INFINITY)?;
+            let norm = pooled
+                .sqr()?
+                .sum_keepdim(1)?
+                .sqrt()?
+                .clamp(1e-12, f64::INFINITY)?;
             let e = pooled.broadcast_div(&norm)?.to_vec2::<f32>()?;
             for (r, &i) in chunk.iter().enumerate() {
                 out[i] = e[r].clone();
@@ -73,7 +77,9 @@ impl Embedder {
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 5 {
-        return Err("usage: bench-minilm-candle MODEL_DIR SENTENCES BATCH REPS [REFERENCE_JSON]".into());
+        return Err(
+            "usage: bench-minilm-candle MODEL_DIR SENTENCES BATCH REPS [REFERENCE_JSON]".into(),
+        );
     }
     let dir = std::path::Path::new(&args[1]);
     let text = std::fs::read_to_string(&args[2])?;
@@ -87,8 +93,9 @@ fn main() -> Res<()> {
     let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &dev)?;
     let model = BertModel::load(vb, &config)?;
     let mut tok = Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| e.to_string())?;
-    let sbert: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("sentence_bert_config.json"))?)?;
+    let sbert: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        dir.join("sentence_bert_config.json"),
+    )?)?;
     let max_len = sbert["max_seq_length"].as_u64().ok_or("max_seq_length")? as usize;
     tok.with_padding(None);
     tok.with_truncation(Some(TruncationParams {
