@@ -39,11 +39,19 @@
 //! `max_seq_length` tokens (the tokenizer file's own truncation and padding
 //! settings are replaced, as sentence-transformers does). Then BERT on the
 //! host: embeddings (word + token type 0, then + position), LayerNorm;
-//! per layer: Q/K/V (`x · Wᵀ + b`), scores `Q·Kᵀ · 1/√d_head` plus the
+//! per layer: Q/K/V (`x · Wᵀ + b`, with `Wᵀ` made once at load time so the
+//! host packs it with contiguous copies; same bits as a transposed read), scores `Q·Kᵀ · 1/√d_head` plus the
 //! padding bias, softmax, context, output projection + residual +
 //! LayerNorm, intermediate GELU (exact erf) + output projection +
 //! residual + LayerNorm; then masked mean pooling over the real tokens and L2
 //! normalisation (`x / max(‖x‖, 1e-12)`).
+//!
+//! # Weights
+//! Every weight goes from the `model` input to the device with
+//! `tensor-from-input` (only the safetensors header passes through guest
+//! memory). Of the word-embedding table only the rows of the tokens the job
+//! uses are loaded (one range per row, then a concat) unless they are more
+//! than 1/8 of the vocabulary; the rows hold the same values either way.
 //!
 //! # Batch invariance
 //! A sentence's embedding does not depend on its batch-mates, bit for bit:
@@ -54,7 +62,9 @@
 //!   −104); they add `+0.0` to the softmax sum (the sum's 32-lane order puts
 //!   a real position in the same lane whatever the row length) and their
 //!   probabilities are exactly `+0.0`, so in `P·V` they add `fma(0, v, acc)
-//!   = acc`: padding contributes exact zeros;
+//!   = acc`: padding contributes exact zeros (given finite values at padded
+//!   positions, which finite weights guarantee, and an accumulator that is
+//!   not `−0.0`, which would need every real term to be zero);
 //! - padding is appended after the real tokens, so real positions keep their
 //!   indices in every reduction;
 //! - mean pooling skips masked positions.
