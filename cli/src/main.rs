@@ -42,6 +42,22 @@ enum Command {
     Model(commands::model::ModelArgs),
     /// List this machine's GPUs (NVML telemetry) and the CUDA backend's state.
     Devices(commands::devices::DevicesArgs),
+    /// Publish a job to the market: upload its blobs, escrow, optionally follow it.
+    Publish(commands::publish::PublishArgs),
+    /// A published job: status, outputs, receipts.
+    Job(commands::job::JobArgs),
+    /// Devnet credits for this node.
+    Faucet(commands::faucet::FaucetArgs),
+    /// A node's balance, stake and earnings.
+    Account(commands::faucet::AccountArgs),
+    /// The market's ledger: verify its hash chain and balances.
+    Ledger(commands::ledger::LedgerArgs),
+    /// Run the market: job queue, matching, leases, ledger, blob store (gRPC).
+    Coordinator(commands::coordinator::CoordinatorArgs),
+    /// Sell this machine's compute: take leases, run jobs, submit receipts.
+    Provider(commands::provider::ProviderArgs),
+    /// A coordinator and providers on this machine, as separate processes.
+    Devnet(commands::devnet::DevnetArgs),
 }
 
 /// An error that carries its exit status.
@@ -82,6 +98,14 @@ fn main() -> ExitCode {
         Command::Verify(args) => commands::verify::main(args),
         Command::Model(args) => commands::model::main(args),
         Command::Devices(args) => commands::devices::main(args),
+        Command::Publish(args) => commands::publish::main(args),
+        Command::Job(args) => commands::job::main(args),
+        Command::Faucet(args) => commands::faucet::main(args),
+        Command::Account(args) => commands::faucet::account(args),
+        Command::Ledger(args) => commands::ledger::main(args),
+        Command::Coordinator(args) => commands::coordinator::main(args),
+        Command::Provider(args) => commands::provider::main(args),
+        Command::Devnet(args) => commands::devnet::main(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -6,6 +6,16 @@ pub mod model;
 pub mod run;
 pub mod verify;
 
+// The network: coordinator, provider daemon, renter commands, devnet.
+pub mod coordinator;
+pub mod devnet;
+pub mod faucet;
+pub mod job;
+pub mod ledger;
+pub mod net;
+pub mod provider;
+pub mod publish;
+
 use std::path::Path;
 use std::sync::Arc;
 

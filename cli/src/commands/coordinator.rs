@@ -1,0 +1,107 @@
+//! `assay coordinator`: the market server.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use assay_coordinator::MarketConfig;
+use assay_coordinator::blobs::BlobStore;
+use assay_coordinator::server::{Coordinator, ServerConfig};
+use clap::Args;
+
+use crate::Failure;
+use crate::spec_args::parse_size;
+
+#[derive(Debug, Args)]
+pub struct CoordinatorArgs {
+    /// Address to serve gRPC on (port 0: any free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    pub listen: SocketAddr,
+    /// Where blobs (and the default SQLite database) live [default: $ASSAY_HOME/coordinator].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The store: sqlite://PATH or postgres://USER@HOST:PORT/DB [default: sqlite in the data dir].
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
+    /// Turn on the devnet faucet (mints credits on request).
+    #[arg(long)]
+    pub faucet: bool,
+    /// A lease expires this long after the provider's last heartbeat.
+    #[arg(long, default_value_t = 30_000)]
+    pub lease_ttl_ms: u64,
+    /// Heartbeat interval asked of providers (they count as online for 3 intervals).
+    #[arg(long, default_value_t = 5_000)]
+    pub heartbeat_ms: u64,
+    /// A receipt settles this long after it is recorded.
+    #[arg(long, default_value_t = 10_000)]
+    pub settlement_delay_ms: u64,
+    /// How long a fresh shard waits for the best-ranked provider.
+    #[arg(long, default_value_t = 1_000)]
+    pub preference_window_ms: u64,
+    /// Protocol fee, basis points of each payment.
+    #[arg(long, default_value_t = 200)]
+    pub fee_bps: u64,
+    /// Largest blob accepted, e.g. 1GiB.
+    #[arg(long, default_value = "1GiB", value_parser = parse_size)]
+    pub max_blob_bytes: u64,
+    /// Period of lease expiry and settlement.
+    #[arg(long, default_value_t = 250)]
+    pub tick_ms: u64,
+}
+
+pub fn main(args: CoordinatorArgs) -> Result<u8, Failure> {
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| crate::home::dir().join("coordinator"));
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))
+        .map_err(Failure::usage)?;
+    let market = MarketConfig {
+        lease_ttl_ms: args.lease_ttl_ms,
+        provider_liveness_ms: args.heartbeat_ms.saturating_mul(3),
+        preference_window_ms: args.preference_window_ms,
+        settlement_delay_ms: args.settlement_delay_ms,
+        fee_bps: args.fee_bps.min(10_000),
+    };
+    // Opened before the async runtime starts (the PostgreSQL client blocks).
+    let store = assay_coordinator::open_store(args.database.as_deref(), &data_dir, market)
+        .map_err(Failure::usage)?;
+    let blobs = Arc::new(
+        BlobStore::open(&data_dir.join("blobs"), args.max_blob_bytes).map_err(Failure::usage)?,
+    );
+    let backend = store.backend_name();
+    let coordinator = Coordinator::new(
+        store,
+        blobs,
+        ServerConfig {
+            faucet: args.faucet,
+            heartbeat_interval_ms: args.heartbeat_ms,
+            tick_ms: args.tick_ms,
+            ..ServerConfig::default()
+        },
+    );
+    let rt = super::net::tokio()?;
+    rt.block_on(async move {
+        let listener = assay_coordinator::server::bind(args.listen)
+            .await
+            .map_err(Failure::usage)?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Failure::fault(anyhow::anyhow!("listen address: {e}")))?;
+        println!(
+            "assay coordinator listening on http://{addr} (store: {backend}, data: {}{})",
+            data_dir.display(),
+            if args.faucet { ", faucet on" } else { "" }
+        );
+        let _ = std::io::stdout().flush();
+        coordinator
+            .serve(listener, super::net::shutdown_signal())
+            .await
+            .map_err(|e| Failure::fault(anyhow::anyhow!("serving: {e}")))?;
+        eprintln!("assay coordinator stopped");
+        Ok(0)
+    })
+}

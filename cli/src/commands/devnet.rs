@@ -1,0 +1,220 @@
+//! `assay devnet`: a whole market on this machine — a coordinator (with
+//! the faucet) and providers, each its own process on loopback with its own
+//! key — until Ctrl-C. `--demo` then publishes the matmul job in two shards
+//! from a third identity and follows it to settlement.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::Failure;
+
+#[derive(Debug, Args)]
+pub struct DevnetArgs {
+    /// Where every node keeps its state and logs [default: $ASSAY_HOME/devnet].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// The coordinator's address.
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    pub listen: String,
+    /// How many providers.
+    #[arg(long, default_value_t = 2)]
+    pub providers: u32,
+    /// Publish the matmul job in two shards and follow it to settlement.
+    #[arg(long)]
+    pub demo: bool,
+    /// With --demo: stop the devnet when the demo is done.
+    #[arg(long)]
+    pub exit_after_demo: bool,
+}
+
+/// Children are stopped (SIGTERM, then kill) when this drops.
+struct Node {
+    name: String,
+    child: Child,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        {
+            // SIGTERM: providers give their leases back, the coordinator stops.
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(self.child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        eprintln!("stopped {}", self.name);
+    }
+}
+
+fn log_file(dir: &Path, name: &str) -> Result<std::fs::File, Failure> {
+    let path = dir.join("logs").join(format!("{name}.log"));
+    std::fs::create_dir_all(dir.join("logs"))
+        .map_err(|e| Failure::usage(anyhow::anyhow!("{e}")))?;
+    std::fs::File::create(&path)
+        .with_context(|| format!("creating {}", path.display()))
+        .map_err(Failure::usage)
+}
+
+pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| crate::home::dir().join("devnet"));
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating {}", dir.display()))
+        .map_err(Failure::usage)?;
+    let exe = std::env::current_exe()
+        .context("finding the assay binary")
+        .map_err(Failure::fault)?;
+
+    let mut coordinator = Command::new(&exe)
+        .args(["coordinator", "--faucet", "--listen", &args.listen])
+        .args([
+            "--settlement-delay-ms",
+            "3000",
+            "--heartbeat-ms",
+            "1000",
+            "--lease-ttl-ms",
+            "5000",
+        ])
+        .arg("--data-dir")
+        .arg(dir.join("coordinator"))
+        .env("ASSAY_HOME", dir.join("coordinator"))
+        .stdout(Stdio::piped())
+        .stderr(log_file(&dir, "coordinator")?)
+        .spawn()
+        .context("starting the coordinator")
+        .map_err(Failure::fault)?;
+    let stdout = coordinator.stdout.take();
+    let mut nodes = vec![Node {
+        name: "coordinator".into(),
+        child: coordinator,
+    }];
+    let mut first = String::new();
+    if let Some(out) = stdout {
+        let _ = BufReader::new(out).read_line(&mut first);
+    }
+    let Some(url) = first.split_whitespace().find(|w| w.starts_with("http://")) else {
+        return Err(Failure::fault(anyhow::anyhow!(
+            "the coordinator did not start (see {}): {first}",
+            dir.join("logs/coordinator.log").display()
+        )));
+    };
+    let url = url.to_string();
+    println!("coordinator  {url}  (data and logs in {})", dir.display());
+
+    for i in 0..args.providers {
+        let name = format!("provider-{i}");
+        let child = Command::new(&exe)
+            .args(["provider", "--coordinator", &url])
+            .args(["--price", &(10 + i).to_string()])
+            .args(["--stake", "100000000", "--faucet", "1000000000"])
+            .args([
+                "--slots",
+                "2",
+                "--poll-ms",
+                "200",
+                "--drain-timeout-ms",
+                "5000",
+            ])
+            .env("ASSAY_HOME", dir.join(&name))
+            .stdout(Stdio::null())
+            .stderr(log_file(&dir, &name)?)
+            .spawn()
+            .with_context(|| format!("starting {name}"))
+            .map_err(Failure::fault)?;
+        println!("{name}   price {} µcr/Munit, stake 100 credits", 10 + i);
+        nodes.push(Node { name, child });
+    }
+    println!();
+    println!("try it (another shell):");
+    println!("  export ASSAY_COORDINATOR={url}");
+    println!("  assay faucet");
+    println!("  assay publish JOB.wasm --input NAME=PATH --shards 2 --max-price 100 --wait");
+    println!();
+    let _ = std::io::stdout().flush();
+
+    if args.demo {
+        let code = demo(&exe, &dir, &url)?;
+        if args.exit_after_demo {
+            drop(nodes);
+            return Ok(code);
+        }
+    }
+    println!("devnet running; Ctrl-C stops it");
+    let _ = std::io::stdout().flush();
+    let rt = super::net::tokio()?;
+    rt.block_on(super::net::shutdown_signal());
+    drop(nodes);
+    Ok(0)
+}
+
+/// Publishes matmul (2 shards) as a renter and follows it to settlement.
+fn demo(exe: &Path, dir: &Path, url: &str) -> Result<u8, Failure> {
+    let work = dir.join("demo");
+    std::fs::create_dir_all(&work).map_err(|e| Failure::usage(anyhow::anyhow!("{e}")))?;
+    let component = work.join("matmul.wasm");
+    std::fs::write(&component, assay_guests::MATMUL_WASM)
+        .map_err(|e| Failure::fault(anyhow::anyhow!("{e}")))?;
+    let n = 64u32;
+    let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 - 3.0).collect();
+    let b: Vec<f32> = (0..n * n).map(|i| (i % 5) as f32 * 0.5).collect();
+    for (name, m) in [("a.bin", &a), ("b.bin", &b)] {
+        let bytes = assay_guests::matrix::encode(n, n, m)
+            .ok_or_else(|| Failure::fault(anyhow::anyhow!("encoding the demo matrix")))?;
+        std::fs::write(work.join(name), bytes)
+            .map_err(|e| Failure::fault(anyhow::anyhow!("{e}")))?;
+    }
+    let run = |args: &[&str]| -> Result<u8, Failure> {
+        println!("$ assay {}", args.join(" "));
+        let _ = std::io::stdout().flush();
+        let status = Command::new(exe)
+            .args(args)
+            .env("ASSAY_HOME", dir.join("renter"))
+            .env("ASSAY_COORDINATOR", url)
+            .current_dir(&work)
+            .status()
+            .map_err(|e| Failure::fault(anyhow::anyhow!("{e}")))?;
+        Ok(status.code().unwrap_or(1) as u8)
+    };
+    run(&["faucet"])?;
+    let code = run(&[
+        "publish",
+        "matmul.wasm",
+        "--input",
+        "a=a.bin",
+        "--input",
+        "b=b.bin",
+        "--shards",
+        "2",
+        "--max-price",
+        "100",
+        "--fuel",
+        "100000000",
+        "--work-budget",
+        "100000000",
+        "--wait",
+    ])?;
+    if code != 0 {
+        return Ok(code);
+    }
+    // Settlement follows after the coordinator's delay (3 s on a devnet).
+    std::thread::sleep(Duration::from_millis(3_500));
+    run(&["account"])?;
+    run(&["ledger", "verify"])
+}

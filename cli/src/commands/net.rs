@@ -1,0 +1,103 @@
+//! What the network subcommands share: the coordinator flag, a tokio
+//! runtime, the node key, signing, and turning gRPC statuses into exit
+//! statuses.
+
+use assay_proto::auth::{self, Signed};
+use assay_proto::client::REQUEST_TTL_MS;
+use assay_proto::now_ms;
+use assay_protocol::NodeKey;
+use clap::Args;
+use tonic::transport::Channel;
+
+use crate::Failure;
+
+/// The default coordinator address (`assay coordinator`'s default `--listen`).
+pub const DEFAULT_COORDINATOR: &str = "http://127.0.0.1:7700";
+
+/// Which coordinator to talk to.
+#[derive(Debug, Clone, Args)]
+pub struct CoordinatorUrl {
+    /// The coordinator's URL.
+    #[arg(long, env = "ASSAY_COORDINATOR", default_value = DEFAULT_COORDINATOR)]
+    pub coordinator: String,
+}
+
+impl CoordinatorUrl {
+    /// A lazily connecting channel (made inside `rt`, which drives it).
+    pub fn channel(&self, rt: &tokio::runtime::Runtime) -> Result<Channel, Failure> {
+        let _in_runtime = rt.enter();
+        assay_proto::client::channel(&self.coordinator).map_err(Failure::usage)
+    }
+}
+
+/// A multi-threaded tokio runtime for one command.
+pub fn tokio() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::fault(anyhow::anyhow!("starting the async runtime: {e}")))
+}
+
+/// This node's key (`$ASSAY_HOME/node.key`, created on first use).
+pub fn node_key() -> Result<NodeKey, Failure> {
+    NodeKey::load_or_create(&crate::home::key_file()).map_err(Failure::usage)
+}
+
+/// `m`, signed by `key` with a fresh nonce.
+pub fn signed<M: Signed>(key: &NodeKey, mut m: M) -> Result<M, Failure> {
+    auth::sign(key, &mut m, now_ms(), REQUEST_TTL_MS).map_err(Failure::fault)?;
+    Ok(m)
+}
+
+/// A refused or failed call as an exit status: the coordinator unreachable
+/// or broken is a fault (1); a refusal of the request is a usage error (2).
+pub fn rpc(url: &str) -> impl Fn(tonic::Status) -> Failure + '_ {
+    move |s| {
+        let e = assay_proto::Error::from(s.clone());
+        match s.code() {
+            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal => {
+                Failure::fault(anyhow::anyhow!("coordinator at {url}: {e}"))
+            }
+            _ => Failure::usage(anyhow::anyhow!("{e}")),
+        }
+    }
+}
+
+/// A proto-layer error (uploads, downloads) as an exit status.
+pub fn proto(url: &str) -> impl Fn(assay_proto::Error) -> Failure + '_ {
+    move |e| match e {
+        assay_proto::Error::Rpc(s) => rpc(url)(s),
+        other if other.is_transient() => {
+            Failure::fault(anyhow::anyhow!("coordinator at {url}: {other}"))
+        }
+        other => Failure::usage(other),
+    }
+}
+
+/// µcr as credits with six decimals.
+pub fn credits(micro: u64) -> String {
+    format!("{}.{:06}", micro / 1_000_000, micro % 1_000_000)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

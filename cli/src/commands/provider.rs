@@ -1,0 +1,88 @@
+//! `assay provider`: the provider daemon.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use assay_provider::{Config, Hardware};
+use clap::Args;
+
+use super::net::CoordinatorUrl;
+use crate::Failure;
+use crate::spec_args::{DeviceArgs, parse_size};
+
+#[derive(Debug, Args)]
+pub struct ProviderArgs {
+    #[command(flatten)]
+    pub coordinator: CoordinatorUrl,
+    /// Asking price, µcr per million work units.
+    #[arg(long, default_value_t = 10)]
+    pub price: u64,
+    /// Stake to hold, µcr (topped up from this node's balance).
+    #[arg(long, default_value_t = 0)]
+    pub stake: u64,
+    /// Jobs to run at once [default: cores / 2, at least 1].
+    #[arg(long)]
+    pub slots: Option<u32>,
+    /// Memory to offer, e.g. 8GiB [default: all of this machine's].
+    #[arg(long, value_parser = parse_size)]
+    pub memory: Option<u64>,
+    /// How often to ask for work when idle, ms.
+    #[arg(long, default_value_t = 500)]
+    pub poll_ms: u64,
+    /// Serve Prometheus metrics here (e.g. 127.0.0.1:9101).
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// On shutdown, how long running jobs may finish, ms.
+    #[arg(long, default_value_t = 30_000)]
+    pub drain_timeout_ms: u64,
+    /// Largest blob to download, e.g. 2GiB.
+    #[arg(long, default_value = "1GiB", value_parser = parse_size)]
+    pub max_blob_bytes: u64,
+    /// Devnet: ask the faucet for this many µcr first (e.g. to cover --stake).
+    #[arg(long, default_value_t = 0)]
+    pub faucet: u64,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+pub fn main(args: ProviderArgs) -> Result<u8, Failure> {
+    let device = args.device.device().map_err(Failure::usage)?;
+    let runtime = Arc::new(super::runtime(device)?);
+    let mut hardware = Hardware::detect();
+    if let Some(m) = args.memory {
+        hardware.memory_bytes = m;
+    }
+    let slots = args
+        .slots
+        .unwrap_or_else(|| (hardware.cpu_cores / 2).max(1))
+        .max(1);
+    let cfg = Config {
+        coordinator: args.coordinator.coordinator.clone(),
+        price: args.price,
+        stake: args.stake,
+        slots,
+        hardware,
+        state_dir: assay_provider::state_dir(&crate::home::dir()),
+        poll_interval: Duration::from_millis(args.poll_ms.max(10)),
+        metrics_listen: args.metrics_listen,
+        drain_timeout: Duration::from_millis(args.drain_timeout_ms),
+        max_blob_bytes: args.max_blob_bytes,
+        faucet: args.faucet,
+    };
+    eprintln!(
+        "assay provider {} → {} (price {} µcr/Munit, {slots} slots)",
+        runtime.node_key().id(),
+        cfg.coordinator,
+        cfg.price
+    );
+    let rt = super::net::tokio()?;
+    rt.block_on(assay_provider::run(
+        cfg,
+        runtime,
+        super::net::shutdown_signal(),
+    ))
+    .map_err(Failure::fault)?;
+    eprintln!("assay provider stopped");
+    Ok(0)
+}

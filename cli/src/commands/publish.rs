@@ -1,0 +1,284 @@
+//! `assay publish`: upload a job's blobs (only those the coordinator lacks),
+//! submit it with escrow, and optionally follow it to the end.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use assay_proto::pb::renter_client::RenterClient;
+use assay_proto::{client, convert, pb};
+use assay_protocol::{BlobRef, Hash32, Outcome};
+use clap::Args;
+use serde_json::json;
+use tonic::transport::Channel;
+
+use super::net::{CoordinatorUrl, credits, node_key, rpc, signed};
+use crate::Failure;
+use crate::spec_args::{SpecArgs, parse_pair};
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The job: a Wasm component for the assay:gpu/job world.
+    pub component: PathBuf,
+    /// An input blob, NAME=PATH (repeatable).
+    #[arg(long = "input", short = 'i', value_name = "NAME=PATH", value_parser = parse_pair)]
+    pub inputs: Vec<(String, String)>,
+    /// Data-parallel shards (each sees its index/count through job-io).
+    #[arg(long, default_value_t = 1)]
+    pub shards: u32,
+    /// Most you pay, µcr per million work units (escrow: this × (fuel + work budget) × shards).
+    #[arg(long)]
+    pub max_price: u64,
+    /// Only providers with a GPU.
+    #[arg(long)]
+    pub gpu: bool,
+    /// Follow the job until every shard has a receipt.
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 3_600)]
+    pub wait_timeout_s: u64,
+    /// Print one JSON object instead of progress lines.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub coordinator: CoordinatorUrl,
+    #[command(flatten)]
+    pub spec: SpecArgs,
+}
+
+pub fn main(args: PublishArgs) -> Result<u8, Failure> {
+    let component: Arc<[u8]> = std::fs::read(&args.component)
+        .with_context(|| format!("reading component {}", args.component.display()))
+        .map_err(Failure::usage)?
+        .into();
+    let mut inputs: Vec<(String, Arc<[u8]>)> = Vec::new();
+    for (name, path) in &args.inputs {
+        if inputs.iter().any(|(n, _)| n == name) {
+            return Err(Failure::usage(anyhow::anyhow!(
+                "input {name:?} given twice"
+            )));
+        }
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("reading input {name:?} from {path}"))
+            .map_err(Failure::usage)?;
+        inputs.push((name.clone(), bytes.into()));
+    }
+    if args.spec.shard.is_some() {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "--shard picks one shard of a local run; to publish, use --shards N"
+        )));
+    }
+    let spec = args.spec.build().map_err(Failure::usage)?;
+    let key = node_key()?;
+    let url = args.coordinator.coordinator.clone();
+    let rt = super::net::tokio()?;
+    let channel = args.coordinator.channel(&rt)?;
+    rt.block_on(async {
+        let mut blobs = vec![component.clone()];
+        blobs.extend(inputs.iter().map(|(_, b)| b.clone()));
+        let sent = client::upload_missing(&channel, &key, &blobs)
+            .await
+            .map_err(super::net::proto(&url))?;
+        if !args.json {
+            let total: u64 = blobs.iter().map(|b| b.len() as u64).sum();
+            println!(
+                "uploaded     {sent} of {total} bytes ({} already on the coordinator)",
+                total - sent
+            );
+        }
+        let refs: Vec<BlobRef> = inputs
+            .iter()
+            .map(|(n, b)| BlobRef {
+                name: n.clone(),
+                hash: Hash32::of(b),
+                size: b.len() as u64,
+            })
+            .collect();
+        let req = signed(
+            &key,
+            pb::SubmitJobRequest {
+                auth: None,
+                component_hash: Hash32::of(&component).0.to_vec(),
+                component_size: component.len() as u64,
+                inputs: convert::blob_refs_to_pb(&refs),
+                spec: Some(pb::JobSpec::from(&spec)),
+                shards: args.shards,
+                max_price: args.max_price,
+                requirements: Some(pb::Requirements { gpu: args.gpu }),
+            },
+        )?;
+        let resp = RenterClient::new(channel.clone())
+            .submit_job(req)
+            .await
+            .map_err(rpc(&url))?
+            .into_inner();
+        let job = convert::hash("job_id", &resp.job_id).map_err(Failure::fault)?;
+        if !args.json {
+            println!("job          {job}");
+            println!("escrow       {} credits", credits(resp.escrow));
+        }
+        if !args.wait {
+            if args.json {
+                println!(
+                    "{}",
+                    json!({ "job_id": job, "escrow": resp.escrow, "uploaded_bytes": sent })
+                );
+            }
+            return Ok(0);
+        }
+        let status = follow(
+            &channel,
+            &url,
+            &job,
+            args.json,
+            Duration::from_secs(args.wait_timeout_s),
+        )
+        .await?;
+        let failed = status.shards.iter().any(|s| {
+            s.receipt.as_ref().is_some_and(|r| {
+                convert::outcome("outcome", r.outcome).ok() != Some(Outcome::Success)
+            })
+        });
+        if args.json {
+            let mut v = status_json(&status);
+            v["escrow"] = json!(resp.escrow);
+            v["uploaded_bytes"] = json!(sent);
+            println!("{v}");
+        }
+        Ok(if failed { crate::EXIT_JOB_FAILED } else { 0 })
+    })
+}
+
+/// Polls the job, printing each change, until every shard has a receipt.
+pub async fn follow(
+    channel: &Channel,
+    url: &str,
+    job: &Hash32,
+    quiet: bool,
+    timeout: Duration,
+) -> Result<pb::JobStatus, Failure> {
+    let start = Instant::now();
+    let mut last = String::new();
+    loop {
+        let status = RenterClient::new(channel.clone())
+            .get_job(pb::GetJobRequest {
+                job_id: job.0.to_vec(),
+            })
+            .await
+            .map_err(rpc(url))?
+            .into_inner();
+        let line = progress(&status);
+        if !quiet && line != last {
+            println!("{:>6.1}s      {line}", start.elapsed().as_secs_f64());
+            let _ = std::io::stdout().flush();
+        }
+        last = line;
+        if status.state == "done" || status.state == "settled" {
+            if !quiet {
+                let root = convert::hash("result_root", &status.result_root)
+                    .map(|h| h.to_hex())
+                    .unwrap_or_default();
+                println!("result root  {root}");
+                for s in &status.shards {
+                    if let Some(r) = &s.receipt {
+                        let outcome = convert::outcome("outcome", r.outcome)
+                            .map(|o| o.to_string())
+                            .unwrap_or_default();
+                        let root = convert::hash("outputs_root", &r.outputs_root)
+                            .map(|h| h.short())
+                            .unwrap_or_default();
+                        let who = convert::node_id("provider", &s.provider)
+                            .map(|n| n.to_hex())
+                            .unwrap_or_default();
+                        println!(
+                            "  shard {}    {outcome:<10} outputs {root}  provider {}  fuel {}",
+                            s.index,
+                            who.get(..12).unwrap_or(""),
+                            r.fuel_used
+                        );
+                    }
+                }
+            }
+            return Ok(status);
+        }
+        if start.elapsed() > timeout {
+            return Err(Failure::fault(anyhow::anyhow!(
+                "job {job} is still {} after {}s: see `assay job status {job}`",
+                status.state,
+                timeout.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+/// One line: queued → matched → running on N providers → done.
+fn progress(s: &pb::JobStatus) -> String {
+    let n = s.shards.len();
+    let done = s.shards.iter().filter(|x| x.state == "done").count();
+    let leased: Vec<&pb::ShardStatus> = s.shards.iter().filter(|x| x.state == "leased").collect();
+    let mut providers: Vec<&[u8]> = s
+        .shards
+        .iter()
+        .filter(|x| x.state != "queued")
+        .map(|x| x.provider.as_slice())
+        .collect();
+    providers.sort();
+    providers.dedup();
+    match s.state.as_str() {
+        "queued" => {
+            let why = s
+                .shards
+                .first()
+                .map(|x| x.why_not_matched.as_str())
+                .unwrap_or("");
+            format!("queued       {n} shard(s) waiting: {why}")
+        }
+        "running" if done == 0 && leased.is_empty() => format!("matched      {n} shard(s)"),
+        "running" => format!(
+            "running      on {} provider(s): {done}/{n} shards done, {} running, {} queued",
+            providers.len(),
+            leased.len(),
+            n - done - leased.len()
+        ),
+        "done" => format!(
+            "done         {n}/{n} shards on {} provider(s)",
+            providers.len()
+        ),
+        "settled" => format!("settled      {n}/{n} shards paid"),
+        other => other.to_string(),
+    }
+}
+
+/// The job as JSON.
+pub fn status_json(s: &pb::JobStatus) -> serde_json::Value {
+    let hex = |b: &[u8]| hex::encode(b);
+    json!({
+        "job_id": hex(&s.job_id),
+        "state": s.state,
+        "result_root": hex(&s.result_root),
+        "escrow": s.escrow,
+        "max_price": s.max_price,
+        "shards": s.shards.iter().map(|x| {
+            let receipt = x.receipt.as_ref().and_then(|r| convert::receipt(Some(r)).ok());
+            json!({
+                "index": x.index,
+                "state": x.state,
+                "shard_job_id": hex(&x.shard_job_id),
+                "provider": hex(&x.provider),
+                "attempts": x.attempts,
+                "why_not_matched": x.why_not_matched,
+                "settled": x.settled,
+                "paid": x.paid,
+                "outcome": receipt.as_ref().map(|r| r.body.outcome),
+                "outputs_root": receipt.as_ref().map(|r| r.body.outputs_root),
+                "receipt_id": receipt.as_ref().map(|r| r.id()),
+                "receipt": receipt,
+                "outputs": x.outputs.iter().map(|o| json!({"name": o.name, "hash": hex(&o.hash), "size": o.size})).collect::<Vec<_>>(),
+            })
+        }).collect::<Vec<_>>(),
+    })
+}
