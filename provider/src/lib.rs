@@ -292,9 +292,7 @@ impl Daemon {
                     tracing::info!(lease = %lease.short(), fault, reason, "lease given back");
                     break;
                 }
-                Err(s)
-                    if s.code() == tonic::Code::Unavailable || s.code() == tonic::Code::Unknown =>
-                {
+                Err(s) if !refused(&assay_proto::Error::from(s.clone())) => {
                     tokio::time::sleep(backoff(attempt)).await;
                 }
                 Err(s) => {
@@ -460,7 +458,7 @@ impl Daemon {
                     tracing::info!(lease = %id.short(), receipt = %rid, outcome = %report.outcome, "receipt accepted");
                     return;
                 }
-                Err(Error::Proto(e)) if e.is_transient() || e.code() == tonic::Code::Unknown => {
+                Err(Error::Proto(e)) if !refused(&e) => {
                     Metrics::add(&self.metrics.rpc_errors, 1);
                     attempt += 1;
                     if attempt > 200 {
@@ -478,6 +476,23 @@ impl Daemon {
             }
         }
     }
+}
+
+/// The coordinator answered and said no (as opposed to an outage or a
+/// broken connection, after which the same request is sent again).
+fn refused(e: &assay_proto::Error) -> bool {
+    use tonic::Code;
+    matches!(
+        e.code(),
+        Code::InvalidArgument
+            | Code::NotFound
+            | Code::PermissionDenied
+            | Code::FailedPrecondition
+            | Code::AlreadyExists
+            | Code::DataLoss
+            | Code::OutOfRange
+            | Code::Unimplemented
+    )
 }
 
 /// Runs the daemon until `shutdown` resolves, then drains.
@@ -642,7 +657,7 @@ async fn faucet(d: &Daemon) {
                 tracing::info!(balance = r.get_ref().balance, "faucet credited");
                 return;
             }
-            Err(s) if s.code() == tonic::Code::Unavailable || s.code() == tonic::Code::Unknown => {
+            Err(s) if !refused(&assay_proto::Error::from(s.clone())) => {
                 d.sleep(backoff(attempt)).await;
             }
             Err(s) => {

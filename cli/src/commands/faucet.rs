@@ -24,8 +24,24 @@ pub struct FaucetArgs {
 pub struct AccountArgs {
     /// The node [default: this node].
     pub node: Option<NodeId>,
+    /// Print JSON (amounts in µcr).
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub coordinator: CoordinatorUrl,
+}
+
+fn print_json(a: &pb::AccountResponse) {
+    println!(
+        "{}",
+        serde_json::json!({
+            "node": hex::encode(&a.node_id),
+            "balance": a.balance,
+            "stake": a.stake,
+            "earnings": a.earnings,
+            "verifier_earnings": a.verifier_earnings,
+        })
+    );
 }
 
 fn print(a: &pb::AccountResponse) {
@@ -81,7 +97,11 @@ pub fn account(args: AccountArgs) -> Result<u8, Failure> {
             .await
             .map_err(rpc(&url))?
             .into_inner();
-        print(&a);
+        if args.json {
+            print_json(&a);
+        } else {
+            print(&a);
+        }
         Ok(0)
     })
 }

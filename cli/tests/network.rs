@@ -1,0 +1,688 @@
+//! The network end to end, as users run it: a coordinator and providers as
+//! separate `assay` processes on loopback, renters using the CLI (and, for
+//! the refusal tests, raw gRPC calls). Short lease, heartbeat and settlement
+//! times keep every test to seconds; every wait is bounded.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use assay_guests::{Guest, matrix};
+use assay_proto::pb;
+use assay_proto::pb::provider_client::ProviderClient;
+use assay_proto::pb::renter_client::RenterClient;
+use assay_protocol::market::{billable_units, cost};
+use assay_protocol::{Hash32, NodeKey, Receipt, results_root};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_assay");
+
+/// A child process killed (SIGKILL) when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a coordinator; returns it and its URL.
+fn coordinator(data: &Path, listen: &str, extra: &[&str]) -> (Proc, String) {
+    let mut child = Command::new(BIN)
+        .args(["coordinator", "--faucet", "--listen", listen])
+        .arg("--data-dir")
+        .arg(data)
+        .args(
+            [
+                ("--lease-ttl-ms", "1500"),
+                ("--heartbeat-ms", "300"),
+                ("--settlement-delay-ms", "500"),
+                ("--preference-window-ms", "0"),
+                ("--tick-ms", "100"),
+            ]
+            .iter()
+            .filter(|(flag, _)| !extra.contains(flag))
+            .flat_map(|(flag, v)| [*flag, *v]),
+        )
+        .args(extra)
+        .env("ASSAY_HOME", data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn coordinator");
+    let out = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(out).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("coordinator started");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    (Proc(child), url)
+}
+
+fn provider(url: &str, home: &Path, price: u64, slots: u32) -> Proc {
+    Proc(
+        Command::new(BIN)
+            .args([
+                "provider",
+                "--coordinator",
+                url,
+                "--price",
+                &price.to_string(),
+            ])
+            .args([
+                "--slots",
+                &slots.to_string(),
+                "--poll-ms",
+                "100",
+                "--drain-timeout-ms",
+                "2000",
+            ])
+            .args([
+                "--faucet",
+                "1000000000",
+                "--stake",
+                "1000000",
+                "--threads",
+                "1",
+            ])
+            .env("ASSAY_HOME", home)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn provider"),
+    )
+}
+
+fn assay(home: &Path, url: &str, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("ASSAY_HOME", home)
+        .env("ASSAY_COORDINATOR", url)
+        .output()
+        .expect("spawn assay")
+}
+
+fn ok(out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// A node's id (creating its key first, before any daemon uses that home).
+fn node_id(home: &Path, url: &str) -> String {
+    account(home, url, None)["node"]
+        .as_str()
+        .expect("node")
+        .to_string()
+}
+
+/// Waits until the provider registered (its stake is in place).
+fn wait_registered(home: &Path, url: &str, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while account(home, url, Some(id))["stake"].as_u64() != Some(1_000_000) {
+        assert!(Instant::now() < deadline, "provider {id} never registered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn account(home: &Path, url: &str, node: Option<&str>) -> Value {
+    let mut args = vec!["account", "--json"];
+    if let Some(n) = node {
+        args.push(n);
+    }
+    json(&ok(assay(home, url, &args)))
+}
+
+/// Polls `assay job status --json` until `done(status)` or the deadline.
+fn wait_job(home: &Path, url: &str, job: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let s = json(&ok(assay(home, url, &["job", "status", job, "--json"])));
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {job} never got there: {s:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn matmul_inputs(dir: &Path) -> (PathBuf, String, String) {
+    let component = dir.join("matmul.wasm");
+    std::fs::write(&component, Guest::Matmul.bytes()).expect("component");
+    let a: Vec<f32> = (0..24 * 16).map(|i| (i % 13) as f32 * 0.5 - 3.0).collect();
+    let b: Vec<f32> = (0..16 * 8).map(|i| (i % 7) as f32 * 0.25 - 0.5).collect();
+    std::fs::write(dir.join("a.bin"), matrix::encode(24, 16, &a).expect("a")).expect("a");
+    std::fs::write(dir.join("b.bin"), matrix::encode(16, 8, &b).expect("b")).expect("b");
+    (
+        component,
+        format!("a={}", dir.join("a.bin").display()),
+        format!("b={}", dir.join("b.bin").display()),
+    )
+}
+
+const LIMITS: [&str; 4] = ["--fuel", "100000000", "--work-budget", "100000000"];
+
+/// What a settled shard must have paid: (payment, fee).
+fn expected_pay(receipt: &Receipt, price: u64, escrow: u64) -> (u64, u64) {
+    let units = billable_units(receipt.body.fuel_used, &receipt.body.work);
+    let payment = cost(price, units).expect("cost").min(escrow);
+    (payment, payment * 200 / 10_000)
+}
+
+#[test]
+fn two_providers_run_matmul_in_two_shards_and_the_ledger_balances_exactly() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let (_c, url) = coordinator(&root.join("coordinator"), "127.0.0.1:0", &[]);
+    let renter = root.join("renter");
+    let (id0, id1) = (
+        node_id(&root.join("p0"), &url),
+        node_id(&root.join("p1"), &url),
+    );
+    let _p0 = provider(&url, &root.join("p0"), 10, 1);
+    let _p1 = provider(&url, &root.join("p1"), 10, 1);
+    wait_registered(&renter, &url, &id0);
+    wait_registered(&renter, &url, &id1);
+    let (component, a, b) = matmul_inputs(root);
+    let component = component.to_string_lossy().to_string();
+
+    ok(assay(&renter, &url, &["faucet", "--amount", "5000000"]));
+    let mut args = vec![
+        "publish", &component, "--input", &a, "--input", &b, "--shards", "2",
+    ];
+    args.extend([
+        "--max-price",
+        "100",
+        "--wait",
+        "--json",
+        "--wait-timeout-s",
+        "60",
+    ]);
+    args.extend(LIMITS);
+    let published = json(&ok(assay(&renter, &url, &args)));
+    assert!(published["uploaded_bytes"].as_u64().expect("uploaded") > 0);
+    let job = published["job_id"].as_str().expect("job id").to_string();
+    let shards = published["shards"].as_array().expect("shards").clone();
+    assert_eq!(shards.len(), 2);
+
+    // Each shard's outputs root is what a local `assay run` of that shard gives.
+    let mut roots = Vec::new();
+    let mut providers = std::collections::BTreeSet::new();
+    for (i, s) in shards.iter().enumerate() {
+        assert_eq!(s["outcome"], "success", "{s:#}");
+        let shard = format!("{i}/2");
+        let mut run = vec![
+            "run", &component, "--input", &a, "--input", &b, "--shard", &shard, "--json",
+        ];
+        run.extend(LIMITS);
+        let local = json(&ok(assay(&root.join("local"), &url, &run)));
+        assert_eq!(s["outputs_root"], local["outputs_root"], "shard {i}");
+        assert_eq!(s["shard_job_id"], local["job_id"], "shard {i}");
+        roots.push(
+            s["outputs_root"]
+                .as_str()
+                .expect("root")
+                .parse::<Hash32>()
+                .expect("hash"),
+        );
+        providers.insert(s["provider"].as_str().expect("provider").to_string());
+    }
+    assert_eq!(providers.len(), 2, "one shard on each provider");
+    assert_eq!(
+        published["result_root"].as_str(),
+        Some(results_root(&roots).to_hex().as_str())
+    );
+
+    // Settlement: exactly price × units per shard, fee 2 %, the rest refunded.
+    let settled = wait_job(&renter, &url, &job, 30, |s| s["state"] == "settled");
+    let escrow_total = settled["escrow"].as_u64().expect("escrow");
+    let per_shard = escrow_total / 2;
+    assert_eq!(
+        per_shard,
+        100 * 200,
+        "100 µcr/Munit × (1e8 fuel + 1e8 work) / 1e6"
+    );
+    let mut spent = 0;
+    let mut earned: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut fees = 0;
+    for s in settled["shards"].as_array().expect("shards") {
+        let receipt: Receipt = serde_json::from_value(s["receipt"].clone()).expect("receipt");
+        receipt.verify().expect("signed receipt");
+        let (payment, fee) = expected_pay(&receipt, 10, per_shard);
+        assert_eq!(s["paid"].as_u64(), Some(payment));
+        spent += payment;
+        fees += fee;
+        *earned
+            .entry(s["provider"].as_str().expect("p").to_string())
+            .or_default() += payment - fee;
+    }
+    assert_eq!(
+        account(&renter, &url, None)["balance"].as_u64(),
+        Some(5_000_000 - spent)
+    );
+    for (p, e) in &earned {
+        assert_eq!(
+            account(&renter, &url, Some(p))["earnings"].as_u64(),
+            Some(*e),
+            "provider {p}"
+        );
+    }
+    let _ = fees;
+    ok(assay(&renter, &url, &["ledger", "verify"]));
+    let offline = ok(assay(
+        &renter,
+        &url,
+        &[
+            "ledger",
+            "verify",
+            "--data-dir",
+            &root.join("coordinator").to_string_lossy(),
+        ],
+    ));
+    assert!(String::from_utf8_lossy(&offline.stdout).contains("ledger OK"));
+
+    // Outputs come back concatenated in shard order.
+    let out = root.join("out");
+    ok(assay(
+        &renter,
+        &url,
+        &["job", "outputs", &job, "--out", &out.to_string_lossy()],
+    ));
+    let c0 = std::fs::read(out.join(".assay/shard-0/c")).expect("shard 0 output");
+    let joined = std::fs::read(out.join("c")).expect("joined");
+    assert_eq!(joined.len(), 2 * c0.len());
+
+    // Content addressing: the same blobs again upload nothing.
+    let mut again = vec![
+        "publish",
+        &component,
+        "--input",
+        &a,
+        "--input",
+        &b,
+        "--max-price",
+        "100",
+        "--json",
+    ];
+    again.extend(LIMITS);
+    let second = json(&ok(assay(&renter, &url, &again)));
+    assert_eq!(second["uploaded_bytes"].as_u64(), Some(0));
+}
+
+/// A job that burns `fuel` in a loop (≈ 0.3 ns per unit here): long enough
+/// to be killed in the middle of.
+fn spin_job(dir: &Path) -> String {
+    let component = dir.join("hostile.wasm");
+    std::fs::write(&component, Guest::Hostile.bytes()).expect("component");
+    component.to_string_lossy().to_string()
+}
+
+fn publish_spin(renter: &Path, url: &str, component: &str, fuel: &str) -> String {
+    let out = ok(assay(
+        renter,
+        url,
+        &[
+            "publish",
+            component,
+            "--param",
+            "mode=infinite-loop",
+            "--fuel",
+            fuel,
+            "--work-budget",
+            "1000",
+            "--max-price",
+            "10",
+            "--json",
+        ],
+    ));
+    json(&out)["job_id"].as_str().expect("job").to_string()
+}
+
+#[test]
+fn a_provider_killed_mid_job_loses_the_lease_and_another_completes_it_paid_once() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let (_c, url) = coordinator(&root.join("coordinator"), "127.0.0.1:0", &[]);
+    let renter = root.join("renter");
+    ok(assay(&renter, &url, &["faucet"]));
+    let component = spin_job(root);
+    let victim_id = node_id(&root.join("victim"), &url);
+    let rescuer = root.join("rescuer");
+    let rescuer_id = node_id(&rescuer, &url);
+    let mut victim = provider(&url, &root.join("victim"), 10, 1);
+    wait_registered(&renter, &url, &victim_id);
+    let job = publish_spin(&renter, &url, &component, "6000000000");
+    wait_job(&renter, &url, &job, 30, |s| {
+        s["shards"][0]["state"] == "leased"
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    victim.0.kill().expect("kill -9");
+    let _ = victim.0.wait();
+
+    let _r = provider(&url, &rescuer, 10, 1);
+    let s = wait_job(&renter, &url, &job, 60, |s| s["state"] == "settled");
+    let shard = &s["shards"][0];
+    assert_eq!(shard["attempts"].as_u64(), Some(2), "{s:#}");
+    assert_eq!(shard["provider"].as_str(), Some(rescuer_id.as_str()));
+    assert_eq!(shard["outcome"], "fuel-exhausted");
+    let receipt: Receipt = serde_json::from_value(shard["receipt"].clone()).expect("receipt");
+    let (payment, fee) = expected_pay(&receipt, 10, s["escrow"].as_u64().expect("escrow"));
+    assert!(payment > 0);
+    assert_eq!(
+        account(&renter, &url, Some(&rescuer_id))["earnings"].as_u64(),
+        Some(payment - fee)
+    );
+    assert_eq!(
+        account(&renter, &url, Some(&victim_id))["earnings"].as_u64(),
+        Some(0),
+        "the killed provider is paid nothing"
+    );
+    assert_eq!(
+        account(&renter, &url, None)["balance"].as_u64(),
+        Some(1_000_000_000 - payment)
+    );
+    ok(assay(&renter, &url, &["ledger", "verify"]));
+}
+
+fn restart_mid_flight(extra: &[&str]) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let data = root.join("coordinator");
+    let mut args = vec!["--lease-ttl-ms", "10000"];
+    args.extend(extra);
+    let (c, url) = coordinator(&data, "127.0.0.1:0", &args);
+    let listen = url.trim_start_matches("http://").to_string();
+    let renter = root.join("renter");
+    ok(assay(&renter, &url, &["faucet"]));
+    let _p = provider(&url, &root.join("p"), 10, 1);
+    let component = spin_job(root);
+    let job = publish_spin(&renter, &url, &component, "3000000000");
+    wait_job(&renter, &url, &job, 30, |s| {
+        s["shards"][0]["state"] == "leased"
+    });
+    drop(c); // kill -9 while the provider runs the job
+    std::thread::sleep(Duration::from_millis(500));
+    let (_c, url2) = coordinator(&data, &listen, &args);
+    assert_eq!(url, url2);
+    // The provider's receipt goes through once the coordinator is back.
+    let s = wait_job(&renter, &url, &job, 60, |s| s["state"] == "settled");
+    assert_eq!(
+        s["shards"][0]["attempts"].as_u64(),
+        Some(1),
+        "the lease survived the restart: {s:#}"
+    );
+    assert_eq!(s["shards"][0]["outcome"], "fuel-exhausted");
+    // The blobs and the ledger survived too.
+    let out = root.join("out");
+    ok(assay(
+        &renter,
+        &url,
+        &["job", "outputs", &job, "--out", &out.to_string_lossy()],
+    ));
+    assert!(out.join("error").exists());
+    let v = ok(assay(&renter, &url, &["ledger", "verify"]));
+    let text = String::from_utf8_lossy(&v.stdout).to_string();
+    // mint, escrow, provider faucet + stake, pay, fee, refund.
+    assert!(text.contains("ledger OK    7 entries"), "{text}");
+}
+
+#[test]
+fn a_coordinator_restarted_mid_flight_loses_nothing_sqlite() {
+    restart_mid_flight(&[]);
+}
+
+#[test]
+fn a_coordinator_restarted_mid_flight_loses_nothing_postgres() {
+    let Ok(url) = std::env::var("ASSAY_TEST_POSTGRES_URL") else {
+        assert_ne!(
+            std::env::var("ASSAY_REQUIRE_POSTGRES").as_deref(),
+            Ok("1"),
+            "ASSAY_REQUIRE_POSTGRES=1 but ASSAY_TEST_POSTGRES_URL is not set"
+        );
+        eprintln!(
+            "SKIPPED the PostgreSQL restart test: set ASSAY_TEST_POSTGRES_URL (see scripts/ci-postgres.sh)"
+        );
+        return;
+    };
+    // A schema of its own, so parallel tests and old runs do not mix.
+    let schema = format!(
+        "e2e_{}_{}",
+        std::process::id(),
+        assay_proto::now_ms() % 1_000_000
+    );
+    let pg = assay_coordinator::postgres::Postgres::open(&url, Some(&schema)).expect("postgres");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let db = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    restart_mid_flight(&["--database", &db]);
+    let _ = pg.drop_schema();
+}
+
+fn signed<M: assay_proto::auth::Signed>(key: &NodeKey, mut m: M) -> M {
+    assay_proto::auth::sign(key, &mut m, assay_proto::now_ms(), 60_000).expect("sign");
+    m
+}
+
+#[test]
+fn bad_requests_are_refused_with_clear_errors() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let (_c, url) = coordinator(
+        &root.join("coordinator"),
+        "127.0.0.1:0",
+        &["--max-blob-bytes", "64KiB"],
+    );
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    rt.block_on(async {
+        let ch = assay_proto::client::channel(&url).expect("channel");
+        let (renter, p1, p2) = (
+            NodeKey::from_seed([1; 32]),
+            NodeKey::from_seed([2; 32]),
+            NodeKey::from_seed([3; 32]),
+        );
+        let mut rc = RenterClient::new(ch.clone());
+        let mut pc = ProviderClient::new(ch.clone());
+
+        // A request signed by another key than the node it names.
+        let mut forged = signed(
+            &p2,
+            pb::FaucetRequest {
+                auth: None,
+                amount: 1,
+            },
+        );
+        if let Some(a) = forged.auth.as_mut() {
+            a.node_id = renter.id().0.to_vec();
+        }
+        let e = rc.faucet(forged).await.expect_err("wrong key");
+        assert_eq!(e.code(), tonic::Code::Unauthenticated);
+        assert!(e.message().contains("bad signature"), "{}", e.message());
+
+        // A replayed request.
+        let once = signed(
+            &renter,
+            pb::FaucetRequest {
+                auth: None,
+                amount: 10_000_000,
+            },
+        );
+        rc.faucet(once.clone()).await.expect("first");
+        let e = rc.faucet(once).await.expect_err("replay");
+        assert_eq!(e.code(), tonic::Code::AlreadyExists);
+        assert!(e.message().contains("replayed"), "{}", e.message());
+
+        // An expired request.
+        let mut old = pb::FaucetRequest {
+            auth: None,
+            amount: 1,
+        };
+        assay_proto::auth::sign_with(&renter, &mut old, 77, assay_proto::now_ms() - 1);
+        let e = rc.faucet(old).await.expect_err("expired");
+        assert_eq!(e.code(), tonic::Code::Unauthenticated);
+        assert!(e.message().contains("expired"), "{}", e.message());
+
+        // An oversized blob, and a blob whose bytes do not match its hash.
+        let big: Arc<[u8]> = vec![7u8; 100 << 10].into();
+        let e = assay_proto::client::upload(&ch, &renter, big)
+            .await
+            .expect_err("too big");
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e}");
+        assert!(e.to_string().contains("limit"), "{e}");
+        let bytes: Arc<[u8]> = b"some bytes".to_vec().into();
+        let e =
+            assay_proto::client::upload_declared(&ch, &renter, bytes, Hash32::of(b"other bytes"))
+                .await
+                .expect_err("mismatch");
+        assert_eq!(e.code(), tonic::Code::DataLoss, "{e}");
+        assert!(e.to_string().contains("hash mismatch"), "{e}");
+
+        // A job, leased to p1.
+        let component: Arc<[u8]> = Guest::Matmul.bytes().to_vec().into();
+        assay_proto::client::upload(&ch, &renter, component.clone())
+            .await
+            .expect("upload");
+        let spec = assay_protocol::JobSpec {
+            fuel: 1_000,
+            work_budget: 1_000,
+            ..Default::default()
+        };
+        rc.submit_job(signed(
+            &renter,
+            pb::SubmitJobRequest {
+                auth: None,
+                component_hash: Hash32::of(&component).0.to_vec(),
+                component_size: component.len() as u64,
+                inputs: vec![],
+                spec: Some(pb::JobSpec::from(&spec)),
+                shards: 1,
+                max_price: 10,
+                requirements: None,
+            },
+        ))
+        .await
+        .expect("job");
+        let register = |k: &NodeKey| {
+            signed(
+                k,
+                pb::RegisterRequest {
+                    auth: None,
+                    hardware: Some(pb::Hardware {
+                        cpu_cores: 1,
+                        memory_bytes: 1 << 40,
+                        gpus: vec![],
+                    }),
+                    price: 1,
+                    stake: 0,
+                    slots: 1,
+                    version: "test".into(),
+                },
+            )
+        };
+        pc.register(register(&p1)).await.expect("p1");
+        pc.register(register(&p2)).await.expect("p2");
+        let leases = pc
+            .take_leases(signed(&p1, pb::TakeLeasesRequest { auth: None, max: 1 }))
+            .await
+            .expect("lease")
+            .into_inner()
+            .leases;
+        assert_eq!(leases.len(), 1);
+
+        // p2 submits a receipt for p1's lease, and for no lease at all.
+        let body = assay_protocol::ReceiptBody {
+            job_id: Hash32::of(b"x"),
+            shard: Default::default(),
+            provider_id: p2.id(),
+            component_hash: Hash32::of(&component),
+            inputs_root: Hash32::of(b"y"),
+            outputs_root: assay_protocol::outputs_root(Vec::<(&str, &[u8])>::new()),
+            outcome: assay_protocol::Outcome::Success,
+            fuel_used: 1,
+            work: Default::default(),
+            backend: Default::default(),
+            telemetry: None,
+            started_at_ms: 0,
+            finished_at_ms: 0,
+        };
+        let receipt = body.sign(&p2).expect("sign");
+        let submit = |lease: Vec<u8>| {
+            signed(
+                &p2,
+                pb::SubmitReceiptRequest {
+                    auth: None,
+                    lease_id: lease,
+                    receipt: Some(pb::Receipt::from(&receipt)),
+                    outputs: vec![],
+                },
+            )
+        };
+        let e = pc
+            .submit_receipt(submit(leases[0].lease_id.clone()))
+            .await
+            .expect_err("not p2's lease");
+        assert_eq!(e.code(), tonic::Code::PermissionDenied);
+        assert!(
+            e.message().contains("is held by provider"),
+            "{}",
+            e.message()
+        );
+        let e = pc
+            .submit_receipt(submit(vec![9; 32]))
+            .await
+            .expect_err("no lease");
+        assert_eq!(e.code(), tonic::Code::NotFound);
+        assert!(e.message().contains("no lease"), "{}", e.message());
+    });
+
+    // Through the CLI: a renter without credits is told what to do.
+    let (component, a, b) = matmul_inputs(root);
+    let out = assay(
+        &root.join("poor"),
+        &url,
+        &[
+            "publish",
+            &component.to_string_lossy(),
+            "--input",
+            &a,
+            "--input",
+            &b,
+            "--max-price",
+            "100",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not cover the escrow") && err.contains("assay faucet"),
+        "{err}"
+    );
+}
