@@ -686,3 +686,93 @@ fn bad_requests_are_refused_with_clear_errors() {
         "{err}"
     );
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn metrics(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics endpoint");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .expect("request");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("response");
+    body
+}
+
+#[test]
+fn a_provider_stopped_with_sigterm_gives_its_lease_back_at_once() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    // Leases last 60 s: only a returned lease lets the second provider in quickly.
+    let (_c, url) = coordinator(
+        &root.join("coordinator"),
+        "127.0.0.1:0",
+        &["--lease-ttl-ms", "60000"],
+    );
+    let renter = root.join("renter");
+    ok(assay(&renter, &url, &["faucet"]));
+    let component = spin_job(root);
+    let first_id = node_id(&root.join("first"), &url);
+    let port = free_port();
+    let first = Proc(
+        Command::new(BIN)
+            .args([
+                "provider",
+                "--coordinator",
+                &url,
+                "--slots",
+                "1",
+                "--poll-ms",
+                "100",
+            ])
+            .args([
+                "--drain-timeout-ms",
+                "200",
+                "--faucet",
+                "1000000000",
+                "--stake",
+                "1000000",
+            ])
+            .args(["--metrics-listen", &format!("127.0.0.1:{port}")])
+            .env("ASSAY_HOME", root.join("first"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn provider"),
+    );
+    wait_registered(&renter, &url, &first_id);
+    let job = publish_spin(&renter, &url, &component, "20000000000");
+    wait_job(&renter, &url, &job, 30, |s| {
+        s["shards"][0]["state"] == "leased"
+    });
+    let m = metrics(port);
+    assert!(m.contains("assay_provider_leases_taken_total 1"), "{m}");
+    assert!(
+        m.contains("# TYPE assay_provider_running_jobs gauge"),
+        "{m}"
+    );
+
+    let pid = first.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let started = Instant::now();
+    let s = wait_job(&renter, &url, &job, 20, |s| {
+        s["shards"][0]["state"] == "queued"
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "returned, not expired"
+    );
+    assert_eq!(s["shards"][0]["attempts"].as_u64(), Some(1));
+    drop(first);
+}

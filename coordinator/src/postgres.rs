@@ -6,10 +6,11 @@
 //! It uses the synchronous `postgres` client (a pool of connections); the
 //! gRPC server calls the store from blocking threads.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
-use postgres::{Client, IsolationLevel, NoTls};
+use postgres::{Client, IsolationLevel, NoTls, Statement};
 
 use crate::Error;
 use crate::sql::{Backend, Conn, Dialect, Row, Value};
@@ -23,7 +24,14 @@ const RETRIES: usize = 20;
 pub struct Postgres {
     url: String,
     schema: Option<String>,
-    pool: Mutex<Vec<Client>>,
+    pool: Mutex<Vec<Pooled>>,
+}
+
+/// A connection and its prepared statements (prepared once per connection:
+/// a statement then costs one round trip, not two).
+struct Pooled {
+    client: Client,
+    statements: HashMap<String, Statement>,
 }
 
 impl std::fmt::Debug for Postgres {
@@ -88,7 +96,7 @@ impl Postgres {
         Ok(p)
     }
 
-    fn connect(&self) -> Result<Client, Error> {
+    fn connect(&self) -> Result<Pooled, Error> {
         let mut c = Client::connect(&self.url, NoTls).map_err(|e| Error::Database {
             backend: "postgres",
             message: format!(
@@ -102,19 +110,22 @@ impl Postgres {
             ))
             .map_err(db)?;
         }
-        Ok(c)
+        Ok(Pooled {
+            client: c,
+            statements: HashMap::new(),
+        })
     }
 
-    fn take(&self) -> Result<Client, Error> {
+    fn take(&self) -> Result<Pooled, Error> {
         let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
         match pooled {
-            Some(c) if !c.is_closed() => Ok(c),
+            Some(c) if !c.client.is_closed() => Ok(c),
             _ => self.connect(),
         }
     }
 
-    fn put(&self, c: Client) {
-        if c.is_closed() {
+    fn put(&self, c: Pooled) {
+        if c.client.is_closed() {
             return;
         }
         if let Ok(mut p) = self.pool.lock()
@@ -134,7 +145,8 @@ impl Postgres {
             return Ok(());
         };
         let mut c = self.take()?;
-        c.batch_execute(&format!("DROP SCHEMA IF EXISTS {s} CASCADE"))
+        c.client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {s} CASCADE"))
             .map_err(db)
     }
 
@@ -146,8 +158,9 @@ impl Postgres {
         let mut attempt = 0;
         loop {
             let mut c = self.take()?;
+            let Pooled { client, statements } = &mut c;
             let outcome = (|| {
-                let mut builder = c.build_transaction();
+                let mut builder = client.build_transaction();
                 if read_only {
                     builder = builder
                         .read_only(true)
@@ -156,6 +169,7 @@ impl Postgres {
                 let mut tx = builder.start().map_err(|e| Failed::Fatal(db(e)))?;
                 let mut conn = PgConn {
                     tx: &mut tx,
+                    statements,
                     transient: false,
                 };
                 match f(&mut conn) {
@@ -222,7 +236,9 @@ impl Backend for Postgres {
 
     fn batch(&self, sql: &str) -> Result<(), Error> {
         let mut c = self.take()?;
-        let r = c.batch_execute(sql).map_err(db);
+        let r = c.client.batch_execute(sql).map_err(db);
+        // The schema may have changed under the prepared statements.
+        c.statements.clear();
         self.put(c);
         r
     }
@@ -230,11 +246,21 @@ impl Backend for Postgres {
 
 struct PgConn<'a, 'b> {
     tx: &'a mut postgres::Transaction<'b>,
+    statements: &'a mut HashMap<String, Statement>,
     /// A statement failed with a conflict: the transaction must be retried.
     transient: bool,
 }
 
 impl PgConn<'_, '_> {
+    fn statement(&mut self, sql: &str) -> Result<Statement, Error> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.tx.prepare(sql).map_err(|e| self.fail(e))?;
+        self.statements.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+
     fn fail(&mut self, e: postgres::Error) -> Error {
         if transient(&e) {
             self.transient = true;
@@ -284,13 +310,13 @@ fn params(p: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
 
 impl Conn for PgConn<'_, '_> {
     fn exec(&mut self, sql: &str, p: &[Value]) -> Result<u64, Error> {
-        let stmt = self.tx.prepare(sql).map_err(|e| self.fail(e))?;
+        let stmt = self.statement(sql)?;
         let r = self.tx.execute(&stmt, &params(p));
         r.map_err(|e| self.fail(e))
     }
 
     fn query(&mut self, sql: &str, p: &[Value]) -> Result<Vec<Row>, Error> {
-        let stmt = self.tx.prepare(sql).map_err(|e| self.fail(e))?;
+        let stmt = self.statement(sql)?;
         let rows = self.tx.query(&stmt, &params(p));
         let rows = rows.map_err(|e| self.fail(e))?;
         let mut out = Vec::with_capacity(rows.len());
