@@ -337,6 +337,62 @@ fn two_providers_run_matmul_in_two_shards_and_the_ledger_balances_exactly() {
     again.extend(LIMITS);
     let second = json(&ok(assay(&renter, &url, &again)));
     assert_eq!(second["uploaded_bytes"].as_u64(), Some(0));
+
+    // Tampering with one ledger entry in the database is caught, offline and online.
+    use assay_coordinator::sql::Backend;
+    let db = assay_coordinator::sqlite::Sqlite::open(&root.join("coordinator/coordinator.db"))
+        .expect("db");
+    db.write(&mut |c| c.exec("UPDATE ledger SET amount = amount + 1 WHERE seq = 2", &[]))
+        .expect("tamper");
+    let offline = assay(
+        &renter,
+        &url,
+        &[
+            "ledger",
+            "verify",
+            "--data-dir",
+            &root.join("coordinator").to_string_lossy(),
+        ],
+    );
+    assert_eq!(offline.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&offline.stdout);
+    assert!(
+        text.contains("BROKEN") && text.contains("entry 2"),
+        "{text}"
+    );
+    let online = assay(&renter, &url, &["ledger", "verify"]);
+    assert_eq!(online.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&online.stdout).contains("entry 2"));
+}
+
+#[test]
+fn devnet_runs_the_demo_end_to_end() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = Command::new(BIN)
+        .args([
+            "devnet",
+            "--demo",
+            "--exit-after-demo",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--dir")
+        .arg(tmp.path())
+        .env("ASSAY_HOME", tmp.path())
+        .output()
+        .expect("devnet");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("running      on 2 provider(s)")
+            || text.contains("done         2/2 shards on 2 provider(s)"),
+        "{text}"
+    );
+    assert!(text.contains("ledger OK"), "{text}");
 }
 
 /// A job that burns `fuel` in a loop (≈ 0.3 ns per unit here): long enough

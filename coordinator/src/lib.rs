@@ -17,6 +17,25 @@
 //!   authentication (signatures, expiry, replayed nonces), and the
 //!   background work (lease expiry, settlement, nonce purge).
 //!
+//! # Why `rusqlite` + `postgres` (and not one async layer)
+//!
+//! Both stores share one implementation ([`SqlStore`]) over a ~100-line SQL
+//! layer ([`sql`]): queries are written once with `$n` placeholders; only the
+//! schema's column types and two locking clauses differ. The store trait is
+//! synchronous (each method is one transaction) and the server calls it on
+//! blocking threads. `rusqlite` (SQLite compiled in) is the fastest embedded
+//! path (prepared-statement cache, no per-query thread hop) and the sync
+//! `postgres` client gives PostgreSQL with row locks and `SKIP LOCKED` at the
+//! cost of one more small dependency tree; prepared statements are cached
+//! per connection.
+//!
+//! # Shards that never finish
+//!
+//! A shard whose leases end [`MarketConfig::max_attempts`] times without a
+//! receipt (provider faults, expired or returned leases — e.g. a component no
+//! provider can load) is marked `failed` and its escrow is refunded, so a
+//! bad job cannot circulate forever.
+//!
 //! # Money
 //!
 //! A renter's job escrows `max price × (fuel + work budget)` per shard

@@ -193,20 +193,53 @@ impl<B: Backend> SqlStore<B> {
         })
     }
 
-    /// Re-queues one leased shard (after expiry or return).
+    /// Re-queues one leased shard (after expiry or return) — or, after
+    /// `max_attempts` leases without a receipt, fails it and refunds its
+    /// escrow to the renter.
     fn requeue(
         c: &mut dyn Conn,
         job: &Hash32,
         idx: i64,
         lease: &Hash32,
+        max_attempts: u32,
         now_ms: u64,
     ) -> Result<bool, Error> {
+        let Some(row) = c.query_opt(
+            "SELECT s.attempts, j.renter, j.shard_escrow FROM shards s JOIN jobs j ON j.id = s.job_id \
+             WHERE s.job_id = $1 AND s.idx = $2 AND s.lease_id = $3 AND s.state = 'leased'",
+            &[job.into(), Value::Int(idx), lease.into()],
+        )?
+        else {
+            return Ok(false);
+        };
+        let give_up = max_attempts > 0 && row.u64(0)? >= u64::from(max_attempts);
+        let state = if give_up { "failed" } else { "queued" };
         let n = c.exec(
-            "UPDATE shards SET state = 'queued', queued_at = $4, lease_id = NULL, provider = NULL, \
+            "UPDATE shards SET state = $5, queued_at = $4, lease_id = NULL, provider = NULL, \
              lease_price = NULL, lease_expires_at = NULL \
              WHERE job_id = $1 AND idx = $2 AND lease_id = $3 AND state = 'leased'",
-            &[job.into(), Value::Int(idx), lease.into(), int(now_ms)?],
+            &[
+                job.into(),
+                Value::Int(idx),
+                lease.into(),
+                int(now_ms)?,
+                state.into(),
+            ],
         )?;
+        if n == 1 && give_up {
+            ledger::post(
+                c,
+                Movement {
+                    kind: "refund",
+                    debit: &ledger::escrow(job),
+                    credit: &ledger::balance(&row.node(1)?),
+                    amount: row.u64(2)?,
+                    reference: &format!("failed/{job}/{idx}"),
+                },
+                now_ms,
+            )?;
+            tracing::warn!(job = %job.short(), shard = idx, attempts = max_attempts, "shard failed: escrow refunded");
+        }
         Ok(n == 1)
     }
 }
@@ -472,6 +505,12 @@ impl<B: Backend> Store for SqlStore<B> {
         let Some((mut view, need)) = view else {
             return Ok(None);
         };
+        for s in view.shards.iter_mut().filter(|s| s.state == "failed") {
+            s.why_not_matched = format!(
+                "gave up after {} leases ended without a receipt (provider faults or expired leases); its escrow was refunded",
+                s.attempts
+            );
+        }
         if view.shards.iter().any(|s| s.state == "queued") {
             let online = self.online(now_ms)?;
             let why = matching::why_not_matched(&need, &online);
@@ -870,6 +909,7 @@ impl<B: Backend> Store for SqlStore<B> {
         reason: &str,
         now_ms: u64,
     ) -> Result<(), Error> {
+        let max_attempts = self.cfg.max_attempts;
         self.b.write(&mut |c| {
             let Some(l) = c.query_opt(
                 &format!(
@@ -890,7 +930,7 @@ impl<B: Backend> Store for SqlStore<B> {
             if LeaseState::parse(l.text(3)?)? != LeaseState::Active {
                 return Ok(());
             }
-            Self::requeue(c, &l.hash(0)?, l.i64(1)?, lease, now_ms)?;
+            Self::requeue(c, &l.hash(0)?, l.i64(1)?, lease, max_attempts, now_ms)?;
             c.exec(
                 "UPDATE leases SET state = 'returned', ended_at = $2, reason = $3 WHERE id = $1",
                 &[lease.into(), int(now_ms)?, reason.into()],
@@ -906,6 +946,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     fn expire_leases(&self, now_ms: u64) -> Result<u64, Error> {
+        let max_attempts = self.cfg.max_attempts;
         self.b.write(&mut |c| {
             let rows = c.query(
                 &format!(
@@ -918,7 +959,7 @@ impl<B: Backend> Store for SqlStore<B> {
             let mut n = 0;
             for r in &rows {
                 let lease = r.hash(2)?;
-                if Self::requeue(c, &r.hash(0)?, r.i64(1)?, &lease, now_ms)? {
+                if Self::requeue(c, &r.hash(0)?, r.i64(1)?, &lease, max_attempts, now_ms)? {
                     c.exec(
                         "UPDATE leases SET state = 'expired', ended_at = $2 WHERE id = $1",
                         &[(&lease).into(), int(now_ms)?],

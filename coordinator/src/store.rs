@@ -27,6 +27,10 @@ pub struct MarketConfig {
     pub settlement_delay_ms: u64,
     /// Protocol fee in basis points of each payment.
     pub fee_bps: u64,
+    /// A shard whose lease ended without a receipt this many times
+    /// (provider faults, expired or returned leases) fails, and its escrow
+    /// goes back to the renter. 0: never give up.
+    pub max_attempts: u32,
 }
 
 impl Default for MarketConfig {
@@ -37,6 +41,7 @@ impl Default for MarketConfig {
             preference_window_ms: 1_000,
             settlement_delay_ms: 10_000,
             fee_bps: 200,
+            max_attempts: 5,
         }
     }
 }
@@ -232,7 +237,7 @@ pub struct ShardView {
     pub index: u32,
     /// `assay_protocol::job_id` of the shard.
     pub shard_job_id: Hash32,
-    /// `queued`, `leased` or `done`.
+    /// `queued`, `leased`, `done` or `failed` (gave up after too many attempts).
     pub state: String,
     /// Who holds or ran it.
     pub provider: Option<NodeId>,
@@ -270,8 +275,16 @@ pub struct JobView {
 }
 
 impl JobView {
-    /// `queued`, `running`, `done` (every shard has a receipt) or `settled`.
+    /// `queued`, `running`, `done` (every shard has a receipt), `settled`,
+    /// or `failed` (a shard gave up and none is still queued or leased).
     pub fn state(&self) -> &'static str {
+        let active = self
+            .shards
+            .iter()
+            .any(|s| s.state == "queued" || s.state == "leased");
+        if !active && self.shards.iter().any(|s| s.state == "failed") {
+            return "failed";
+        }
         let done = self.shards.iter().all(|s| s.state == "done");
         let settled = self
             .shards

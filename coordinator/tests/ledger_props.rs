@@ -91,6 +91,7 @@ fn cfg() -> MarketConfig {
         preference_window_ms: 0,
         settlement_delay_ms: 300,
         fee_bps: 250,
+        max_attempts: 3,
     }
 }
 

@@ -25,6 +25,7 @@ fn cfg() -> MarketConfig {
         preference_window_ms: 0,
         settlement_delay_ms: 500,
         fee_bps: 1_000,
+        max_attempts: 0,
     }
 }
 
@@ -355,6 +356,54 @@ fn returned_lease_requeues_and_faults_lower_reliability<B: Backend>(db: Db<'_, B
     assert!(p.reliability_permille < 500);
 }
 
+fn a_shard_that_keeps_failing_is_given_up_and_refunded<B: Backend>(db: Db<'_, B>) {
+    let s = db(MarketConfig {
+        max_attempts: 2,
+        ..cfg()
+    });
+    let r = key(1);
+    let a = key(2);
+    s.mint(&r.id(), 10_000, "m", 0).expect("mint");
+    s.register(&provider(&a, 50, 1 << 30), 0, 0).expect("reg");
+    let job = new_job(&r, 1, 2, 100);
+    s.submit_job(&job, 0).expect("job");
+    assert_eq!(s.account(&r.id()).expect("acct").balance, 8_000);
+    // Shard 0: a fault, then an expired lease → failed. Shard 1 succeeds.
+    let l = s.take_leases(&a.id(), 2, 10).expect("take");
+    assert_eq!(l.len(), 2);
+    let (l0, l1) = if l[0].spec.shard.index == 0 {
+        (&l[0], &l[1])
+    } else {
+        (&l[1], &l[0])
+    };
+    s.submit_receipt(&receipt_for(&s, l1, &a), 20)
+        .expect("receipt");
+    s.return_lease(&a.id(), &l0.lease_id, true, "device fault", 30)
+        .expect("return");
+    let again = s.take_leases(&a.id(), 1, 40).expect("again");
+    assert_eq!(again.len(), 1);
+    assert_eq!(s.expire_leases(5_000).expect("expire"), 1);
+    assert!(
+        s.take_leases(&a.id(), 1, 5_100)
+            .expect("none left")
+            .is_empty()
+    );
+    let view = s.job(&job.id, 5_200).expect("job").expect("exists");
+    assert_eq!(view.shards[0].state, "failed");
+    assert!(
+        view.shards[0].why_not_matched.contains("gave up"),
+        "{}",
+        view.shards[0].why_not_matched
+    );
+    assert_eq!(view.state(), "failed");
+    assert!(view.result_root().is_none());
+    // The failed shard's escrow came back; the other settles as usual.
+    assert_eq!(s.account(&r.id()).expect("acct").balance, 9_000);
+    assert_eq!(s.settle_due(10_000).expect("settle").len(), 1);
+    assert_eq!(s.account(&r.id()).expect("acct").balance, 9_000 + 900);
+    ledger_ok(&s);
+}
+
 fn receipts_are_checked_against_the_lease<B: Backend>(db: Db<'_, B>) {
     let s = db(cfg());
     let r = key(1);
@@ -459,6 +508,7 @@ both_backends!(
     expired_lease_requeues_and_only_one_receipt_pays,
     returned_lease_requeues_and_faults_lower_reliability,
     receipts_are_checked_against_the_lease,
+    a_shard_that_keeps_failing_is_given_up_and_refunded,
     replayed_nonce_is_refused,
     tampering_is_detected,
     state_survives_reopen,

@@ -43,6 +43,9 @@ pub struct CoordinatorArgs {
     /// Protocol fee, basis points of each payment.
     #[arg(long, default_value_t = 200)]
     pub fee_bps: u64,
+    /// A shard whose leases end this many times without a receipt fails (escrow refunded); 0: never.
+    #[arg(long, default_value_t = 5)]
+    pub max_attempts: u32,
     /// Largest blob accepted, e.g. 1GiB.
     #[arg(long, default_value = "1GiB", value_parser = parse_size)]
     pub max_blob_bytes: u64,
@@ -65,6 +68,7 @@ pub fn main(args: CoordinatorArgs) -> Result<u8, Failure> {
         preference_window_ms: args.preference_window_ms,
         settlement_delay_ms: args.settlement_delay_ms,
         fee_bps: args.fee_bps.min(10_000),
+        max_attempts: args.max_attempts,
     };
     // Opened before the async runtime starts (the PostgreSQL client blocks).
     let store = assay_coordinator::open_store(args.database.as_deref(), &data_dir, market)

@@ -176,6 +176,18 @@ pub async fn follow(
             let _ = std::io::stdout().flush();
         }
         last = line;
+        if status.state == "failed" {
+            let why: Vec<String> = status
+                .shards
+                .iter()
+                .filter(|s| s.state == "failed")
+                .map(|s| format!("shard {}: {}", s.index, s.why_not_matched))
+                .collect();
+            return Err(Failure::fault(anyhow::anyhow!(
+                "job {job} failed: {}",
+                why.join("; ")
+            )));
+        }
         if status.state == "done" || status.state == "settled" {
             if !quiet {
                 let root = convert::hash("result_root", &status.result_root)
