@@ -16,6 +16,9 @@
 //! - `host_replica_matches_the_guest_and_shows_where_time_goes`: the forward
 //!   pass replayed on a host-gpu `Session` outside the sandbox gives the
 //!   guest's bytes, and prints the time per op family (`--nocapture`).
+//! - `cuda_backend_gives_the_cpu_bytes`: the job on the CUDA backend (a GPU,
+//!   or the kernels emulated on the host with `ASSAY_CUDA_EMULATOR=1`) gives
+//!   the CPU's bytes.
 //!
 //! They need the model (`assay model fetch`). Without it they print a
 //! visible SKIPPED line and pass, unless `ASSAY_REQUIRE_MODEL=1`, where
@@ -752,4 +755,61 @@ fn fetch_from_a_folder_of_good_files_installs_them() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The job on the CUDA backend gives the CPU's bytes: on a GPU when there is
+/// one (all test sentences), and on the CUDA kernels emulated on the host
+/// when `ASSAY_CUDA_EMULATOR=1` (slow, so three short sentences).
+/// `ASSAY_REQUIRE_GPU=1` / `ASSAY_REQUIRE_EMULATOR=1` turn a skip into a failure.
+#[test]
+fn cuda_backend_gives_the_cpu_bytes() {
+    let Some(model) = model_or_skip("cuda_backend_gives_the_cpu_bytes") else {
+        return;
+    };
+    let flag = |name: &str| std::env::var(name).is_ok_and(|v| v == "1");
+    let all = std::fs::read(testdata().join("sentences.txt")).expect("sentences.txt");
+    let short = b"Hi\nThe cat sits outside.\n\n".to_vec();
+    let mut runs: Vec<(&str, Device, Vec<u8>)> = Vec::new();
+    match Device::cuda(0) {
+        Ok(gpu) => runs.push(("cuda", gpu, all)),
+        Err(e) => {
+            assert!(!flag("ASSAY_REQUIRE_GPU"), "ASSAY_REQUIRE_GPU=1 but: {e}");
+            println!("SKIPPED cuda_backend_gives_the_cpu_bytes on a GPU: {e}");
+        }
+    }
+    if flag("ASSAY_CUDA_EMULATOR") {
+        match Device::cuda_emulated() {
+            Ok(emu) => runs.push(("cuda (emulated)", emu, short)),
+            Err(e) => {
+                assert!(
+                    !flag("ASSAY_REQUIRE_EMULATOR"),
+                    "ASSAY_REQUIRE_EMULATOR=1 but: {e}"
+                );
+                println!("SKIPPED cuda_backend_gives_the_cpu_bytes on the emulator: {e}");
+            }
+        }
+    } else {
+        println!(
+            "SKIPPED cuda_backend_gives_the_cpu_bytes on the emulator: ASSAY_CUDA_EMULATOR is not 1"
+        );
+    }
+    let cpu = runtime(Device::cpu_with_threads(2));
+    for (what, device, text) in runs {
+        let want = embed(&cpu, &inputs(&model, &text), 32);
+        let start = std::time::Instant::now();
+        let got = embed(&runtime(device), &inputs(&model, &text), 32);
+        assert_eq!(
+            got.outputs, want.outputs,
+            "{what}: the outputs differ from the CPU's"
+        );
+        assert_eq!(
+            got.receipt.body.outputs_root,
+            want.receipt.body.outputs_root
+        );
+        println!(
+            "minilm on {what}: {} lines, bit-identical to the CPU ({:.1} s)",
+            String::from_utf8_lossy(&text).lines().count(),
+            start.elapsed().as_secs_f64()
+        );
+    }
 }
