@@ -642,6 +642,7 @@ fn bad_requests_are_refused_with_clear_errors() {
                 shards: 1,
                 max_price: 10,
                 requirements: None,
+                split_inputs: vec![],
             },
         ))
         .await
@@ -831,4 +832,118 @@ fn a_provider_stopped_with_sigterm_gives_its_lease_back_at_once() {
     );
     assert_eq!(s["shards"][0]["attempts"].as_u64(), Some(1));
     drop(first);
+}
+
+#[test]
+fn split_inputs_give_each_shard_only_its_lines() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (_c, url) = coordinator(&tmp.path().join("coordinator"), "127.0.0.1:0", &[]);
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    rt.block_on(async {
+        let ch = assay_proto::client::channel(&url).expect("channel");
+        let (renter, p) = (NodeKey::from_seed([1; 32]), NodeKey::from_seed([2; 32]));
+        RenterClient::new(ch.clone())
+            .faucet(signed(
+                &renter,
+                pb::FaucetRequest {
+                    auth: None,
+                    amount: 1_000_000,
+                },
+            ))
+            .await
+            .expect("faucet");
+        let component: Arc<[u8]> = Guest::Matmul.bytes().to_vec().into();
+        let text: Arc<[u8]> = b"one\ntwo\nthree\nfour\nfive".to_vec().into();
+        let other: Arc<[u8]> = b"not split".to_vec().into();
+        assay_proto::client::upload_missing(
+            &ch,
+            &renter,
+            &[component.clone(), text.clone(), other.clone()],
+        )
+        .await
+        .expect("upload");
+        let blob = |name: &str, b: &[u8]| pb::BlobRef {
+            name: name.into(),
+            hash: Hash32::of(b).0.to_vec(),
+            size: b.len() as u64,
+        };
+        let spec = assay_protocol::JobSpec {
+            fuel: 1_000,
+            work_budget: 1_000,
+            ..Default::default()
+        };
+        let resp = RenterClient::new(ch.clone())
+            .submit_job(signed(
+                &renter,
+                pb::SubmitJobRequest {
+                    auth: None,
+                    component_hash: Hash32::of(&component).0.to_vec(),
+                    component_size: component.len() as u64,
+                    inputs: vec![blob("text", &text), blob("other", &other)],
+                    spec: Some(pb::JobSpec::from(&spec)),
+                    shards: 2,
+                    max_price: 10,
+                    requirements: None,
+                    split_inputs: vec!["text".into()],
+                },
+            ))
+            .await
+            .expect("job")
+            .into_inner();
+        let mut pc = ProviderClient::new(ch.clone());
+        pc.register(signed(
+            &p,
+            pb::RegisterRequest {
+                auth: None,
+                hardware: Some(pb::Hardware {
+                    cpu_cores: 1,
+                    memory_bytes: 1 << 40,
+                    gpus: vec![],
+                }),
+                price: 1,
+                stake: 0,
+                slots: 2,
+                version: "test".into(),
+            },
+        ))
+        .await
+        .expect("register");
+        let mut leases = pc
+            .take_leases(signed(&p, pb::TakeLeasesRequest { auth: None, max: 2 }))
+            .await
+            .expect("leases")
+            .into_inner()
+            .leases;
+        leases.sort_by_key(|l| l.spec.as_ref().and_then(|s| s.shard).map_or(0, |s| s.index));
+        assert_eq!(leases.len(), 2);
+        let mut joined = Vec::new();
+        for (i, (l, want)) in leases
+            .iter()
+            .zip([&b"one\ntwo\n"[..], &b"three\nfour\nfive"[..]])
+            .enumerate()
+        {
+            let inputs = assay_proto::convert::blob_refs("inputs", &l.inputs).expect("inputs");
+            let t = inputs.iter().find(|b| b.name == "text").expect("text");
+            let part = assay_proto::client::download(&ch, &t.hash, 1 << 20)
+                .await
+                .expect("part");
+            assert_eq!(part, want, "shard {i} gets only its lines");
+            joined.extend(part);
+            let o = inputs.iter().find(|b| b.name == "other").expect("other");
+            assert_eq!(o.hash, Hash32::of(&other), "unsplit inputs stay whole");
+            // The shard's job id is what a local run on exactly these inputs gives.
+            let root = assay_protocol::inputs_root(
+                inputs.iter().map(|b| (b.name.as_str(), b.size, &b.hash)),
+            );
+            let mut s = spec.clone();
+            s.shard = assay_protocol::Shard {
+                index: i as u32,
+                count: 2,
+            };
+            let id = assay_protocol::job_id(&Hash32::of(&component), &root, &s);
+            assert_eq!(l.shard_job_id, id.0.to_vec());
+            assert_eq!(resp.shard_job_ids[i], id.0.to_vec());
+        }
+        assert_eq!(joined, text.to_vec());
+    });
 }

@@ -122,6 +122,7 @@ fn job(n: u64, renter: &NodeKey) -> NewJob {
         shards: 1,
         max_price: 100,
         require_gpu: false,
+        shard_inputs: vec![],
     }
 }
 
@@ -418,6 +419,7 @@ fn run_grpc(stores: Vec<Arc<dyn Store>>, a: &Args) {
                 shards: 1,
                 max_price: 100,
                 requirements: None,
+                split_inputs: vec![],
             };
             assay_proto::auth::sign(&renter, &mut m, now_ms(), 60_000).expect("sign");
             let mut c = RenterClient::new(channel.clone());

@@ -79,6 +79,22 @@ fn provider_view(r: &Row, now_ms: u64, liveness_ms: u64) -> Result<ProviderView,
     })
 }
 
+/// A shard's own inputs (parts of inputs split by line), if it has any.
+fn own_inputs(
+    c: &mut dyn Conn,
+    job: &Hash32,
+    idx: u32,
+) -> Result<Option<(Vec<BlobRef>, Hash32)>, Error> {
+    let r = c.query_one(
+        "SELECT inputs, inputs_root FROM shards WHERE job_id = $1 AND idx = $2",
+        &[job.into(), Value::Int(i64::from(idx))],
+    )?;
+    match r.0.first() {
+        Some(Value::Text(t)) => Ok(Some((unjson(t, "shard inputs")?, r.hash(1)?))),
+        _ => Ok(None),
+    }
+}
+
 /// Builds a lease from a shard, loading (and caching) its job.
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn lease_from(
@@ -90,6 +106,7 @@ fn lease_from(
     shard_job_id: Hash32,
     expires_at_ms: u64,
     price: u64,
+    own_inputs: Option<(Vec<BlobRef>, Hash32)>,
 ) -> Result<(Lease, Hash32), Error> {
     if let std::collections::hash_map::Entry::Vacant(slot) = jobs.entry(job) {
         let r = c.query_one(
@@ -109,6 +126,7 @@ fn lease_from(
         .get(&job)
         .cloned()
         .ok_or_else(|| Error::Corrupt("job vanished".into()))?;
+    let (inputs, inputs_root) = own_inputs.unwrap_or((inputs, inputs_root));
     Ok((
         Lease {
             lease_id,
@@ -350,11 +368,28 @@ impl<B: Backend> Store for SqlStore<B> {
                     "the escrow overflows: lower --max-price, the budgets or --shards".into(),
                 )
             })?;
+        if !job.shard_inputs.is_empty() && job.shard_inputs.len() != job.shards as usize {
+            return Err(Error::Invalid(format!(
+                "{} shard input lists for {} shards",
+                job.shard_inputs.len(),
+                job.shards
+            )));
+        }
+        // Each shard's own inputs and inputs root (NULL in the row: the job's).
+        let mut own: Vec<Option<(String, Hash32)>> = Vec::with_capacity(job.shards as usize);
+        for list in &job.shard_inputs {
+            let root = assay_protocol::inputs_root(
+                list.iter().map(|b| (b.name.as_str(), b.size, &b.hash)),
+            );
+            own.push(Some((json(list)?, root)));
+        }
+        own.resize(job.shards as usize, None);
         let shard_job_ids: Vec<Hash32> = (0..job.shards)
             .map(|i| {
+                let root = own[i as usize].as_ref().map_or(job.inputs_root, |o| o.1);
                 job_id(
                     &job.component_hash,
-                    &job.inputs_root,
+                    &root,
                     &shard_spec(&job.spec, i, job.shards),
                 )
             })
@@ -417,8 +452,8 @@ impl<B: Backend> Store for SqlStore<B> {
             for (i, sid) in shard_job_ids.iter().enumerate() {
                 c.exec(
                     "INSERT INTO shards (job_id, idx, job_seq, shard_job_id, state, priority, max_price, \
-                     memory_bytes, gpu_memory_bytes, require_gpu, queued_at) \
-                     VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10)",
+                     memory_bytes, gpu_memory_bytes, require_gpu, queued_at, inputs, inputs_root) \
+                     VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12)",
                     &[
                         (&job.id).into(),
                         Value::Int(i as i64),
@@ -430,6 +465,8 @@ impl<B: Backend> Store for SqlStore<B> {
                         int(job.spec.gpu_memory_bytes)?,
                         job.require_gpu.into(),
                         int(now_ms)?,
+                        own[i].as_ref().map(|o| o.0.clone()).into(),
+                        own[i].as_ref().map(|o| o.1.0.to_vec()).map_or(Value::Null, Value::Blob),
                     ],
                 )?;
             }
@@ -468,7 +505,7 @@ impl<B: Backend> Store for SqlStore<B> {
             }
             let mut shards = Vec::new();
             for s in c.query(
-                "SELECT idx, shard_job_id, state, provider, attempts, receipt_id FROM shards \
+                "SELECT idx, shard_job_id, state, provider, attempts, receipt_id, inputs FROM shards \
                  WHERE job_id = $1 ORDER BY idx",
                 &[id.into()],
             )? {
@@ -484,6 +521,10 @@ impl<B: Backend> Store for SqlStore<B> {
                     attempts: s.u32(4)?,
                     receipt,
                     why_not_matched: String::new(),
+                    inputs: match s.0.get(6) {
+                        Some(Value::Text(t)) => unjson(t, "shard inputs")?,
+                        _ => Vec::new(),
+                    },
                 });
             }
             Ok(Some((
@@ -505,6 +546,9 @@ impl<B: Backend> Store for SqlStore<B> {
         let Some((mut view, need)) = view else {
             return Ok(None);
         };
+        for s in view.shards.iter_mut().filter(|s| s.inputs.is_empty()) {
+            s.inputs.clone_from(&view.inputs);
+        }
         for s in view.shards.iter_mut().filter(|s| s.state == "failed") {
             s.why_not_matched = format!(
                 "gave up after {} leases ended without a receipt (provider faults or expired leases); its escrow was refunded",
@@ -759,8 +803,9 @@ impl<B: Backend> Store for SqlStore<B> {
                         int(now_ms)?,
                     ],
                 )?;
+                let own = own_inputs(c, &job, idx)?;
                 let (lease, _) =
-                    lease_from(c, &mut jobs, job, idx, lease_id, shard_job_id, expires, me.price)?;
+                    lease_from(c, &mut jobs, job, idx, lease_id, shard_job_id, expires, me.price, own)?;
                 leases.push(lease);
             }
             Ok(leases)
@@ -779,6 +824,7 @@ impl<B: Backend> Store for SqlStore<B> {
             };
             let mut jobs = HashMap::new();
             let expires = l.opt_i64(6)?.unwrap_or(0).max(0) as u64;
+            let own = own_inputs(c, &l.hash(0)?, l.u32(1)?)?;
             let (lease, inputs_root) = lease_from(
                 c,
                 &mut jobs,
@@ -788,6 +834,7 @@ impl<B: Backend> Store for SqlStore<B> {
                 l.hash(5)?,
                 expires,
                 l.u64(3)?,
+                own,
             )?;
             Ok(Some(LeaseInfo {
                 lease,

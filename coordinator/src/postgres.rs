@@ -7,15 +7,14 @@
 //! gRPC server calls the store from blocking threads.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, IsolationLevel, NoTls, Statement};
 
 use crate::Error;
-use crate::sql::{Backend, Conn, Dialect, Row, Value};
+use crate::sql::{Backend, Conn, Dialect, Pool, Row, Value};
 
-/// Most idle connections kept.
+/// Most connections open at once (per replica).
 const POOL: usize = 16;
 /// Retries of a transaction that hit a serialization failure or deadlock.
 const RETRIES: usize = 20;
@@ -24,7 +23,7 @@ const RETRIES: usize = 20;
 pub struct Postgres {
     url: String,
     schema: Option<String>,
-    pool: Mutex<Vec<Pooled>>,
+    pool: Pool<Pooled>,
 }
 
 /// A connection and its prepared statements (prepared once per connection:
@@ -89,9 +88,9 @@ impl Postgres {
         let p = Postgres {
             url: url.to_string(),
             schema: schema.map(str::to_string),
-            pool: Mutex::new(Vec::new()),
+            pool: Pool::new(POOL),
         };
-        let c = p.connect()?;
+        let c = p.take()?;
         p.put(c);
         Ok(p)
     }
@@ -117,21 +116,20 @@ impl Postgres {
     }
 
     fn take(&self) -> Result<Pooled, Error> {
-        let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
-        match pooled {
-            Some(c) if !c.client.is_closed() => Ok(c),
-            _ => self.connect(),
+        loop {
+            let c = self.pool.take(|| self.connect())?;
+            if !c.client.is_closed() {
+                return Ok(c);
+            }
+            self.pool.discard();
         }
     }
 
     fn put(&self, c: Pooled) {
         if c.client.is_closed() {
-            return;
-        }
-        if let Ok(mut p) = self.pool.lock()
-            && p.len() < POOL
-        {
-            p.push(c);
+            self.pool.discard();
+        } else {
+            self.pool.put(c);
         }
     }
 

@@ -5,7 +5,7 @@ use crate::Error;
 use crate::sql::{Backend, Dialect, Value};
 
 /// The version the code expects.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 fn migrations(d: Dialect) -> Vec<String> {
     let (blob, serial) = match d {
@@ -132,7 +132,13 @@ CREATE TABLE ledger_head (
     hash {blob} NOT NULL
 )"
     );
-    vec![v1]
+    // v2: shards may have inputs of their own (parts of inputs split by line).
+    let v2 = format!(
+        "
+ALTER TABLE shards ADD COLUMN inputs TEXT;
+ALTER TABLE shards ADD COLUMN inputs_root {blob}"
+    );
+    vec![v1, v2]
 }
 
 /// Brings the database to [`SCHEMA_VERSION`] (creating it if empty). Safe

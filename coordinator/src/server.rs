@@ -216,6 +216,7 @@ impl Coordinator {
                     why_not_matched: s.why_not_matched.clone(),
                     settled: s.receipt.as_ref().is_some_and(|r| r.paid.is_some()),
                     paid: s.receipt.as_ref().and_then(|r| r.paid).unwrap_or(0),
+                    inputs: convert::blob_refs_to_pb(&s.inputs),
                 })
                 .collect(),
             result_root: view.result_root().map(|h| h.0.to_vec()).unwrap_or_default(),
@@ -489,6 +490,38 @@ impl Renter for Coordinator {
             index: 0,
             count: req.shards,
         };
+        // Inputs split by line: one part per shard, stored as blobs of their own.
+        let mut shard_inputs: Vec<Vec<BlobRef>> = Vec::new();
+        if !req.split_inputs.is_empty() {
+            for name in &req.split_inputs {
+                if !inputs.iter().any(|b| &b.name == name) {
+                    return Err(Status::invalid_argument(format!(
+                        "split input {name:?} is not one of the job's inputs"
+                    )));
+                }
+            }
+            let blobs = self.blobs.clone();
+            let (names, all, shards) = (req.split_inputs.clone(), inputs.clone(), req.shards);
+            shard_inputs = blocking(move || {
+                let mut per: Vec<Vec<BlobRef>> = vec![all.clone(); shards as usize];
+                for b in all.iter().filter(|b| names.contains(&b.name)) {
+                    let bytes = blobs.read(&b.hash)?;
+                    let lines: Vec<&[u8]> = bytes.split_inclusive(|c| *c == b'\n').collect();
+                    let n = lines.len();
+                    for (i, list) in per.iter_mut().enumerate() {
+                        let (lo, hi) = (i * n / shards as usize, (i + 1) * n / shards as usize);
+                        let part: Vec<u8> = lines[lo..hi].concat();
+                        let hash = blobs.put(&part)?;
+                        if let Some(slot) = list.iter_mut().find(|x| x.name == b.name) {
+                            slot.hash = hash;
+                            slot.size = part.len() as u64;
+                        }
+                    }
+                }
+                Ok(per)
+            })
+            .await?;
+        }
         let nonce = req.auth.as_ref().map_or(0, |a| a.nonce);
         let require_gpu = req.requirements.as_ref().is_some_and(|r| r.gpu);
         let mut e = Encoder::new("assay/market-job/v1");
@@ -498,7 +531,11 @@ impl Renter for Coordinator {
             .u64(spec.wall_clock_ms)
             .u32(req.shards)
             .u64(req.max_price)
-            .u8(u8::from(require_gpu));
+            .u8(u8::from(require_gpu))
+            .u64(req.split_inputs.len() as u64);
+        for name in &req.split_inputs {
+            e.str(name);
+        }
         let job = NewJob {
             id: e.hash(),
             renter,
@@ -510,6 +547,7 @@ impl Renter for Coordinator {
             shards: req.shards,
             max_price: req.max_price,
             require_gpu,
+            shard_inputs,
         };
         let store = self.store.clone();
         let id = job.id;

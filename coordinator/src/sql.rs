@@ -252,3 +252,56 @@ pub trait Backend: Send + Sync + 'static {
     /// [`Error::Database`].
     fn batch(&self, sql: &str) -> Result<(), Error>;
 }
+
+/// A bounded pool of connections: at most `max` open at once; a caller
+/// waits for a free one instead of opening more (PostgreSQL refuses
+/// clients past `max_connections`).
+pub(crate) struct Pool<T> {
+    state: std::sync::Mutex<(Vec<T>, usize)>,
+    freed: std::sync::Condvar,
+    max: usize,
+}
+
+impl<T> Pool<T> {
+    pub(crate) fn new(max: usize) -> Pool<T> {
+        Pool {
+            state: std::sync::Mutex::new((Vec::new(), 0)),
+            freed: std::sync::Condvar::new(),
+            max: max.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Vec<T>, usize)> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An idle connection, a new one (under the limit), or the next one freed.
+    pub(crate) fn take(&self, connect: impl Fn() -> Result<T, Error>) -> Result<T, Error> {
+        let mut g = self.lock();
+        loop {
+            if let Some(c) = g.0.pop() {
+                return Ok(c);
+            }
+            if g.1 < self.max {
+                g.1 += 1;
+                drop(g);
+                return connect().inspect_err(|_| self.discard());
+            }
+            g = self.freed.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Returns a connection for reuse.
+    pub(crate) fn put(&self, c: T) {
+        self.lock().0.push(c);
+        self.freed.notify_one();
+    }
+
+    /// Forgets a connection that was closed or broken.
+    pub(crate) fn discard(&self) {
+        let mut g = self.lock();
+        g.1 = g.1.saturating_sub(1);
+        drop(g);
+        self.freed.notify_one();
+    }
+}

@@ -3,23 +3,29 @@
 //! `BEGIN IMMEDIATE` (with a busy timeout), readers concurrent.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::Error;
-use crate::sql::{Backend, Conn, Dialect, Row, Value};
+use crate::sql::{Backend, Conn, Dialect, Pool, Row, Value};
 
-/// Most idle connections kept.
-const POOL: usize = 8;
+/// Most connections open at once.
+const POOL: usize = 16;
 
 /// SQLite through `rusqlite` (SQLite compiled in: nothing to install).
-#[derive(Debug)]
 pub struct Sqlite {
     path: PathBuf,
-    pool: Mutex<Vec<Connection>>,
+    pool: Pool<Connection>,
+}
+
+impl std::fmt::Debug for Sqlite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sqlite")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 fn db(e: rusqlite::Error) -> Error {
@@ -44,9 +50,9 @@ impl Sqlite {
         }
         let s = Sqlite {
             path: path.to_owned(),
-            pool: Mutex::new(Vec::new()),
+            pool: Pool::new(POOL),
         };
-        let c = s.connect()?;
+        let c = s.take()?;
         // WAL survives in the file; set it once.
         c.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
         s.put(c);
@@ -76,19 +82,11 @@ impl Sqlite {
     }
 
     fn take(&self) -> Result<Connection, Error> {
-        let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
-        match pooled {
-            Some(c) => Ok(c),
-            None => self.connect(),
-        }
+        self.pool.take(|| self.connect())
     }
 
     fn put(&self, c: Connection) {
-        if let Ok(mut p) = self.pool.lock()
-            && p.len() < POOL
-        {
-            p.push(c);
-        }
+        self.pool.put(c);
     }
 
     fn run<R>(

@@ -82,6 +82,9 @@ pub struct NewJob {
     pub max_price: u64,
     /// Only GPU providers.
     pub require_gpu: bool,
+    /// Each shard's own inputs when some were split by line (one list per
+    /// shard, in shard order); empty: every shard gets `inputs`.
+    pub shard_inputs: Vec<Vec<BlobRef>>,
 }
 
 /// What accepting a job did.
@@ -247,6 +250,8 @@ pub struct ShardView {
     pub receipt: Option<ReceiptRecord>,
     /// For a queued shard: why no provider took it yet.
     pub why_not_matched: String,
+    /// This shard's inputs.
+    pub inputs: Vec<BlobRef>,
 }
 
 /// A job, as the renter sees it.

@@ -116,6 +116,7 @@ fn job(renter: u8, tag: u8, shards: u32, max_price: u64) -> NewJob {
         shards,
         max_price,
         require_gpu: false,
+        shard_inputs: vec![],
     }
 }
 

@@ -68,6 +68,7 @@ fn new_job(renter: &NodeKey, tag: u8, shards: u32, max_price: u64) -> NewJob {
         shards,
         max_price,
         require_gpu: false,
+        shard_inputs: vec![],
     }
 }
 

@@ -258,6 +258,10 @@ signed!(SubmitJobRequest, |m, e| {
             e.u8(1).u8(u8::from(r.gpu));
         }
     }
+    e.u64(m.split_inputs.len() as u64);
+    for name in &m.split_inputs {
+        e.str(name);
+    }
 });
 signed!(RegisterRequest, |m, e| {
     match &m.hardware {

@@ -34,6 +34,10 @@ pub struct PublishArgs {
     /// Only providers with a GPU.
     #[arg(long)]
     pub gpu: bool,
+    /// Split this input by line across the shards (repeatable): each shard
+    /// gets only its part of the lines.
+    #[arg(long = "split-input", value_name = "NAME")]
+    pub split_inputs: Vec<String>,
     /// Follow the job until every shard has a receipt.
     #[arg(long)]
     pub wait: bool,
@@ -108,6 +112,7 @@ pub fn main(args: PublishArgs) -> Result<u8, Failure> {
                 shards: args.shards,
                 max_price: args.max_price,
                 requirements: Some(pb::Requirements { gpu: args.gpu }),
+                split_inputs: args.split_inputs.clone(),
             },
         )?;
         let resp = RenterClient::new(channel.clone())
