@@ -387,11 +387,9 @@ fn devnet_runs_the_demo_end_to_end() {
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        text.contains("running      on 2 provider(s)")
-            || text.contains("done         2/2 shards on 2 provider(s)"),
-        "{text}"
-    );
+    // Which providers take the two shards depends on who polls first: one
+    // provider may run both. The demo must finish all shards either way.
+    assert!(text.contains("done         2/2 shards on "), "{text}");
     assert!(text.contains("ledger OK"), "{text}");
 }
 
