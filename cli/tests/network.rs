@@ -945,3 +945,129 @@ fn split_inputs_give_each_shard_only_its_lines() {
         assert_eq!(joined, text.to_vec());
     });
 }
+
+#[path = "../src/model_store.rs"]
+mod model_store;
+
+#[test]
+fn minilm_in_two_shards_with_split_text_matches_local_runs() {
+    let model = match model_store::load() {
+        Ok(m) => m,
+        Err(e) => {
+            assert_ne!(
+                std::env::var("ASSAY_REQUIRE_MODEL").as_deref(),
+                Ok("1"),
+                "ASSAY_REQUIRE_MODEL=1 but the model is not usable: {e}"
+            );
+            eprintln!("SKIPPED minilm on the network: {e} (run `assay model fetch`)");
+            return;
+        }
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let component = root.join("minilm.wasm");
+    std::fs::write(&component, Guest::MinilmEmbed.bytes()).expect("component");
+    let component = component.to_string_lossy().to_string();
+    let text = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples/minilm-embed/testdata/sentences.txt"),
+    )
+    .expect("sentences");
+    let mut inputs: Vec<String> = Vec::new();
+    for (name, bytes) in &model.files {
+        let p = root.join(name);
+        std::fs::write(&p, bytes).expect("model file");
+        inputs.push(format!("{name}={}", p.display()));
+    }
+    let write = |name: &str, bytes: &[u8]| {
+        let p = root.join(name);
+        std::fs::write(&p, bytes).expect("text");
+        format!("text={}", p.display())
+    };
+    let full = write("text.txt", &text);
+    // The coordinator's split: shard i of 2 gets lines [i·L/2, (i+1)·L/2).
+    let lines: Vec<&[u8]> = text.split_inclusive(|c| *c == b'\n').collect();
+    let half = lines.len() / 2;
+    let parts = [
+        write("part0.txt", &lines[..half].concat()),
+        write("part1.txt", &lines[half..].concat()),
+    ];
+
+    let (_c, url) = coordinator(&root.join("coordinator"), "127.0.0.1:0", &[]);
+    let renter = root.join("renter");
+    let (id0, id1) = (
+        node_id(&root.join("p0"), &url),
+        node_id(&root.join("p1"), &url),
+    );
+    let _p0 = provider(&url, &root.join("p0"), 10, 1);
+    let _p1 = provider(&url, &root.join("p1"), 10, 1);
+    wait_registered(&renter, &url, &id0);
+    wait_registered(&renter, &url, &id1);
+    ok(assay(&renter, &url, &["faucet"]));
+    let mut args = vec!["publish", component.as_str(), "--input", full.as_str()];
+    for i in &inputs {
+        args.extend(["--input", i.as_str()]);
+    }
+    args.extend([
+        "--split-input",
+        "text",
+        "--shards",
+        "2",
+        "--max-price",
+        "10",
+        "--wait",
+        "--json",
+    ]);
+    args.extend(["--work-budget", "1000000000000", "--wait-timeout-s", "150"]);
+    let published = json(&ok(assay(&renter, &url, &args)));
+    let job = published["job_id"].as_str().expect("job").to_string();
+
+    // Each shard's outputs root is a local run of that shard on its part.
+    for (i, part) in parts.iter().enumerate() {
+        let shard = format!("{i}/2");
+        let mut run = vec![
+            "run",
+            component.as_str(),
+            "--input",
+            part.as_str(),
+            "--shard",
+            shard.as_str(),
+            "--json",
+        ];
+        for x in &inputs {
+            run.extend(["--input", x.as_str()]);
+        }
+        let local = json(&ok(assay(&root.join("local"), &url, &run)));
+        let s = &published["shards"][i];
+        assert_eq!(s["outcome"], "success", "{s:#}");
+        assert_eq!(s["outputs_root"], local["outputs_root"], "shard {i}");
+    }
+    // And the embeddings, joined in shard order, are the unsharded job's, bit for bit.
+    let out = root.join("out");
+    ok(assay(
+        &renter,
+        &url,
+        &["job", "outputs", &job, "--out", &out.to_string_lossy()],
+    ));
+    let mut run = vec![
+        "run",
+        component.as_str(),
+        "--input",
+        full.as_str(),
+        "--json",
+        "--out",
+    ];
+    let whole = root.join("whole");
+    let whole_s = whole.to_string_lossy().to_string();
+    run.push(whole_s.as_str());
+    for x in &inputs {
+        run.extend(["--input", x.as_str()]);
+    }
+    ok(assay(&root.join("local"), &url, &run));
+    let joined = std::fs::read(out.join("embeddings")).expect("joined embeddings");
+    assert_eq!(joined.len(), 64 * 384 * 4);
+    assert!(
+        joined == std::fs::read(whole.join("embeddings")).expect("whole"),
+        "sharded ≠ unsharded"
+    );
+}
