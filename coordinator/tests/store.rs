@@ -238,6 +238,27 @@ fn matching_respects_hardware_price_and_prefers_cheapest<B: Backend>(db: Db<'_, 
     assert_eq!(s.take_leases(&dear.id(), 4, 7_500).expect("take").len(), 1);
 }
 
+fn staked_renters_queue_first<B: Backend>(db: Db<'_, B>) {
+    let s = db(cfg());
+    let (plain, staked, a) = (key(1), key(5), key(2));
+    s.mint(&plain.id(), 1_000_000, "m1", 0).expect("mint");
+    s.mint(&staked.id(), 1_000_000, "m2", 0).expect("mint");
+    s.stake(&staked.id(), 1, "s", 0).expect("stake");
+    s.register(&provider(&a, 10, 1 << 30), 0, 0).expect("reg");
+    s.submit_job(&new_job(&plain, 1, 1, 100), 10)
+        .expect("first in time");
+    s.submit_job(&new_job(&staked, 2, 1, 100), 20)
+        .expect("staked, later");
+    let l = s.take_leases(&a.id(), 1, 30).expect("take");
+    assert_eq!(
+        l[0].job_id,
+        new_job(&staked, 2, 1, 100).id,
+        "the staked renter's job goes first"
+    );
+    let l = s.take_leases(&a.id(), 1, 30).expect("take");
+    assert_eq!(l[0].job_id, new_job(&plain, 1, 1, 100).id);
+}
+
 fn shards_spread_across_providers<B: Backend>(db: Db<'_, B>) {
     let s = db(MarketConfig {
         preference_window_ms: 5_000,
@@ -506,6 +527,7 @@ both_backends!(
     escrow_covers_max_price_times_budgets,
     matching_respects_hardware_price_and_prefers_cheapest,
     shards_spread_across_providers,
+    staked_renters_queue_first,
     expired_lease_requeues_and_only_one_receipt_pays,
     returned_lease_requeues_and_faults_lower_reliability,
     receipts_are_checked_against_the_lease,
