@@ -21,7 +21,11 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_FAULT: u8 = 1;
 
 #[derive(Debug, Parser)]
-#[command(name = "assay", version, about = "WebAssembly-sandboxed, verifiable GPU jobs")]
+#[command(
+    name = "assay",
+    version,
+    about = "WebAssembly-sandboxed, verifiable GPU jobs"
+)]
 struct Cli {
     /// Log as JSON lines instead of text.
     #[arg(long, global = true)]

@@ -38,15 +38,59 @@ fn run_writes_outputs_and_a_receipt_and_two_processes_agree() {
     let home = tempfile::tempdir().expect("home");
     let work = tempfile::tempdir().expect("work");
     let (a, b) = write_matrices(work.path());
-    let wasm = Guest::Matmul.path().to_str().expect("utf-8 path").to_string();
+    let wasm = Guest::Matmul
+        .path()
+        .to_str()
+        .expect("utf-8 path")
+        .to_string();
     let out1 = work.path().join("out1");
     let out2 = work.path().join("out2");
-    let first = assay(home.path(), &["run", &wasm, "--input", &a, "--input", &b, "--out", out1.to_str().expect("p"), "--json"]);
-    assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
-    let second = assay(home.path(), &["run", &wasm, "-i", &a, "-i", &b, "-o", out2.to_str().expect("p"), "--json"]);
+    let first = assay(
+        home.path(),
+        &[
+            "run",
+            &wasm,
+            "--input",
+            &a,
+            "--input",
+            &b,
+            "--out",
+            out1.to_str().expect("p"),
+            "--json",
+        ],
+    );
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let second = assay(
+        home.path(),
+        &[
+            "run",
+            &wasm,
+            "-i",
+            &a,
+            "-i",
+            &b,
+            "-o",
+            out2.to_str().expect("p"),
+            "--json",
+        ],
+    );
     assert_eq!(second.status.code(), Some(0));
     let (j1, j2) = (json(&first), json(&second));
-    for key in ["outcome", "outputs_root", "fuel_used", "work", "outputs", "error", "receipt", "elapsed_ms"] {
+    for key in [
+        "outcome",
+        "outputs_root",
+        "fuel_used",
+        "work",
+        "outputs",
+        "error",
+        "receipt",
+        "elapsed_ms",
+    ] {
         assert!(j1.get(key).is_some(), "--json lacks {key}: {j1}");
     }
     assert_eq!(j1["outcome"], "success");
@@ -61,10 +105,19 @@ fn run_writes_outputs_and_a_receipt_and_two_processes_agree() {
     // The receipt verifies; a flipped digit does not.
     let receipt = out1.join(".assay/receipt.json");
     let ok = assay(home.path(), &["verify", receipt.to_str().expect("p")]);
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stdout));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
     let text = std::fs::read_to_string(&receipt).expect("receipt");
     let fuel = j1["fuel_used"].to_string();
-    let tampered = text.replacen(&format!("\"fuel_used\": {fuel}"), &format!("\"fuel_used\": {}", fuel.parse::<u64>().expect("n") + 1), 1);
+    let tampered = text.replacen(
+        &format!("\"fuel_used\": {fuel}"),
+        &format!("\"fuel_used\": {}", fuel.parse::<u64>().expect("n") + 1),
+        1,
+    );
     assert_ne!(tampered, text, "the test must change the receipt");
     std::fs::write(&receipt, tampered).expect("write");
     let bad = assay(home.path(), &["verify", receipt.to_str().expect("p")]);
@@ -77,11 +130,32 @@ fn a_failing_job_exits_3_and_still_writes_its_result() {
     let work = tempfile::tempdir().expect("work");
     let out = work.path().join("out");
     let wasm = Guest::Hostile.path().to_str().expect("p").to_string();
-    let r = assay(home.path(), &["run", &wasm, "--param", "mode=guest-error", "--out", out.to_str().expect("p"), "--json"]);
-    assert_eq!(r.status.code(), Some(3), "{}", String::from_utf8_lossy(&r.stderr));
+    let r = assay(
+        home.path(),
+        &[
+            "run",
+            &wasm,
+            "--param",
+            "mode=guest-error",
+            "--out",
+            out.to_str().expect("p"),
+            "--json",
+        ],
+    );
+    assert_eq!(
+        r.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
     let j = json(&r);
     assert_eq!(j["outcome"], "guest-error");
-    assert!(j["error"].as_str().expect("error text").contains("on purpose"));
+    assert!(
+        j["error"]
+            .as_str()
+            .expect("error text")
+            .contains("on purpose")
+    );
     let written = std::fs::read_to_string(out.join("error")).expect("error output written");
     assert!(written.contains("on purpose"));
 }
@@ -100,12 +174,18 @@ fn unusable_input_exits_2_with_a_message() {
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("wasm32-wasip2"));
 
-    let wrong = assay(home.path(), &["run", Guest::WasiCommand.path().to_str().expect("p")]);
+    let wrong = assay(
+        home.path(),
+        &["run", Guest::WasiCommand.path().to_str().expect("p")],
+    );
     assert_eq!(wrong.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("assay:gpu/job"));
 
     let wasm = Guest::Matmul.path().to_str().expect("p").to_string();
-    let bad_input = assay(home.path(), &["run", &wasm, "--input", "a=/nonexistent/a.bin"]);
+    let bad_input = assay(
+        home.path(),
+        &["run", &wasm, "--input", "a=/nonexistent/a.bin"],
+    );
     assert_eq!(bad_input.status.code(), Some(2));
     let bad_flag = assay(home.path(), &["run", &wasm, "--shard", "4/2"]);
     assert_eq!(bad_flag.status.code(), Some(2));
@@ -117,9 +197,23 @@ fn a_watchdog_fault_exits_1() {
     let wasm = Guest::Hostile.path().to_str().expect("p").to_string();
     let r = assay(
         home.path(),
-        &["run", &wasm, "--param", "mode=infinite-loop", "--fuel", "18446744073709551615", "--timeout-ms", "300"],
+        &[
+            "run",
+            &wasm,
+            "--param",
+            "mode=infinite-loop",
+            "--fuel",
+            "18446744073709551615",
+            "--timeout-ms",
+            "300",
+        ],
     );
-    assert_eq!(r.status.code(), Some(1), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(
+        r.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
     assert!(String::from_utf8_lossy(&r.stderr).contains("watchdog"));
 }
 
@@ -127,13 +221,22 @@ fn a_watchdog_fault_exits_1() {
 fn the_node_key_is_created_once_with_private_permissions() {
     let home = tempfile::tempdir().expect("home");
     let wasm = Guest::Hostile.path().to_str().expect("p").to_string();
-    let a = json(&assay(home.path(), &["run", &wasm, "--param", "mode=ok", "--json"]));
-    let b = json(&assay(home.path(), &["run", &wasm, "--param", "mode=ok", "--json"]));
+    let a = json(&assay(
+        home.path(),
+        &["run", &wasm, "--param", "mode=ok", "--json"],
+    ));
+    let b = json(&assay(
+        home.path(),
+        &["run", &wasm, "--param", "mode=ok", "--json"],
+    ));
     assert_eq!(a["receipt"]["provider_id"], b["receipt"]["provider_id"]);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(home.path().join("node.key")).expect("key").permissions().mode();
+        let mode = std::fs::metadata(home.path().join("node.key"))
+            .expect("key")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }

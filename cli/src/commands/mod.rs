@@ -116,15 +116,29 @@ pub fn print_summary(report: &RunReport, out: Option<&Path>) {
     }
     println!("outputs root  {}", body.outputs_root);
     for (name, bytes) in &report.outputs {
-        println!("  {name:<20} {:>12} bytes  {}", bytes.len(), Hash32::of(bytes).short());
+        println!(
+            "  {name:<20} {:>12} bytes  {}",
+            bytes.len(),
+            Hash32::of(bytes).short()
+        );
     }
     println!("fuel used     {}", body.fuel_used);
-    println!("work          {} flops, {} bytes", body.work.flops, body.work.bytes);
-    println!("backend       {} ({})", body.backend.kind, body.backend.device);
+    println!(
+        "work          {} flops, {} bytes",
+        body.work.flops, body.work.bytes
+    );
+    println!(
+        "backend       {} ({})",
+        body.backend.kind, body.backend.device
+    );
     println!("job id        {}", report.job_id);
     println!("receipt       signed by {}", body.provider_id);
     println!("elapsed       {:.2} ms", report.elapsed.as_secs_f64() * 1e3);
     if let Some(dir) = out {
-        println!("written to    {}/ (receipt in {}/.assay/receipt.json)", dir.display(), dir.display());
+        println!(
+            "written to    {}/ (receipt in {}/.assay/receipt.json)",
+            dir.display(),
+            dir.display()
+        );
     }
 }

@@ -38,7 +38,9 @@ pub fn main(args: RunArgs) -> Result<u8, Failure> {
             .with_context(|| format!("reading input {name:?} from {path}"))
             .map_err(Failure::usage)?;
         if inputs.insert(name.clone(), bytes.into()).is_some() {
-            return Err(Failure::usage(anyhow::anyhow!("input {name:?} given twice")));
+            return Err(Failure::usage(anyhow::anyhow!(
+                "input {name:?} given twice"
+            )));
         }
     }
     let spec = args.spec.build().map_err(Failure::usage)?;

@@ -55,7 +55,9 @@ fn run() -> Result<()> {
         }
         other => Err(Error::Param {
             name: "mode".into(),
-            message: format!("unknown mode {other:?}; one of: trivial, host-calls, host-calls-plain, host-calls-scalar, tiny-matmul"),
+            message: format!(
+                "unknown mode {other:?}; one of: trivial, host-calls, host-calls-plain, host-calls-scalar, tiny-matmul"
+            ),
         }),
     }
 }
