@@ -234,12 +234,16 @@ fn dtype_to_wit(d: hg::DType) -> tensor::Dtype {
 }
 
 impl GpuCtxView<'_> {
-    fn get(&self, r: &Resource<Tensor>) -> wasmtime::Result<Tensor> {
-        Ok(self.table.get(r)?.clone())
+    /// The tensor behind a handle the guest passed in.
+    fn get(&self, r: &Resource<Tensor>) -> R<Tensor> {
+        self.table.get(r).cloned().map_err(table_trap)
     }
 
-    fn push(&mut self, t: Tensor) -> wasmtime::Result<Resource<Tensor>> {
-        Ok(self.table.push(t)?)
+    /// Hands an op's result to the guest: notes a quota refusal, then puts
+    /// the tensor in the table.
+    fn hand_out(&mut self, result: Result<Tensor, hg::Error>) -> R<Resource<Tensor>> {
+        let t = self.ctx.note(result)?;
+        self.table.push(t).map_err(table_trap)
     }
 
     /// Runs an op on borrowed operands and hands the result to the guest.
@@ -250,22 +254,17 @@ impl GpuCtxView<'_> {
     ) -> R<Resource<Tensor>> {
         let mut held = Vec::with_capacity(N);
         for r in operands {
-            held.push(
-                self.get(r)
-                    .map_err(|e| HostError::Fault(format!("{e:#}")))?,
-            );
+            held.push(self.get(r)?);
         }
         let refs: [&Tensor; N] = std::array::from_fn(|i| &held[i]);
         let result = f(&mut self.ctx.session, refs);
-        let out = self.ctx.note(result)?;
-        self.push(out)
-            .map_err(|e| HostError::Fault(format!("{e:#}")))
+        self.hand_out(result)
     }
 }
 
-/// Bindings errors that are about the table, not the job, are traps: the
-/// guest passed a handle that is not a live tensor of this store.
-fn table_trap(e: wasmtime::Error) -> HostError {
+/// Resource-table errors are about the guest's handles, not the machine:
+/// a deterministic trap, never a provider fault.
+fn table_trap(e: impl fmt::Display) -> HostError {
     HostError::End(crate::sandbox::Ending::Trap(format!(
         "bad tensor handle: {e}"
     )))
@@ -286,12 +285,12 @@ impl tensor::HostTensor for GpuCtxView<'_> {
     }
 
     fn read_f32(&mut self, x: Resource<Tensor>) -> R<Vec<f32>> {
-        let t = self.get(&x).map_err(table_trap)?;
+        let t = self.get(&x)?;
         Ok(self.ctx.session.read_f32(&t)?)
     }
 
     fn read_i32(&mut self, x: Resource<Tensor>) -> R<Vec<i32>> {
-        let t = self.get(&x).map_err(table_trap)?;
+        let t = self.get(&x)?;
         Ok(self.ctx.session.read_i32(&t)?)
     }
 
@@ -311,20 +310,17 @@ impl tensor::Host for GpuCtxView<'_> {
 
     fn upload_f32(&mut self, shape: Vec<u32>, data: Vec<f32>) -> R<Resource<Tensor>> {
         let r = self.ctx.session.upload_f32(&dims(&shape), data);
-        let t = self.ctx.note(r)?;
-        self.push(t).map_err(table_trap)
+        self.hand_out(r)
     }
 
     fn upload_i32(&mut self, shape: Vec<u32>, data: Vec<i32>) -> R<Resource<Tensor>> {
         let r = self.ctx.session.upload_i32(&dims(&shape), data);
-        let t = self.ctx.note(r)?;
-        self.push(t).map_err(table_trap)
+        self.hand_out(r)
     }
 
     fn fill(&mut self, shape: Vec<u32>, value: f32) -> R<Resource<Tensor>> {
         let r = self.ctx.session.fill(&dims(&shape), value);
-        let t = self.ctx.note(r)?;
-        self.push(t).map_err(table_trap)
+        self.hand_out(r)
     }
 
     fn matmul(
@@ -446,12 +442,11 @@ impl tensor::Host for GpuCtxView<'_> {
     fn concat(&mut self, xs: Vec<Resource<Tensor>>, axis: u32) -> R<Resource<Tensor>> {
         let mut held = Vec::with_capacity(xs.len());
         for r in &xs {
-            held.push(self.get(r).map_err(table_trap)?);
+            held.push(self.get(r)?);
         }
         let refs: Vec<&Tensor> = held.iter().collect();
         let r = self.ctx.session.concat(&refs, axis as usize);
-        let t = self.ctx.note(r)?;
-        self.push(t).map_err(table_trap)
+        self.hand_out(r)
     }
 
     fn masked_mean_pool(
@@ -565,8 +560,7 @@ impl job_io::Host for GpuCtxView<'_> {
         let bytes = self.ctx.input(&name)?.clone();
         let range = self.ctx.range(&bytes, &name, offset, count)?;
         let r = self.ctx.session.from_encoded(&shape, encoding, range);
-        let t = self.ctx.note(r)?;
-        self.push(t).map_err(table_trap)
+        self.hand_out(r)
     }
 
     fn write_output(&mut self, name: String, data: Vec<u8>) -> R<()> {
@@ -575,7 +569,7 @@ impl job_io::Host for GpuCtxView<'_> {
 
     fn write_tensor_output(&mut self, name: String, x: Resource<Tensor>) -> R<()> {
         check_output_name(&name)?;
-        let t = self.get(&x).map_err(table_trap)?;
+        let t = self.get(&x)?;
         // Refuse before reading the tensor back if it cannot fit.
         let replaced = self.ctx.outputs.get(&name).map_or(0, |d| d.len() as u64);
         let total = self.ctx.output_bytes - replaced + t.byte_len();
