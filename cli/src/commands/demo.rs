@@ -282,23 +282,22 @@ fn neighbours<'a>(
 
 // ----- the old matmul demo ---------------------------------------------------
 
-/// A matrix in the matmul guest's format: u32 rows, u32 cols (LE), then f32 LE row-major.
+/// A `rows × cols` matrix of uniform values in [-1, 1) from splitmix64,
+/// in the matmul guest's format (`assay_guests::matrix`).
 fn matrix(rows: u32, cols: u32, seed: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + rows as usize * cols as usize * 4);
-    out.extend_from_slice(&rows.to_le_bytes());
-    out.extend_from_slice(&cols.to_le_bytes());
     let mut state = seed;
-    for _ in 0..rows as u64 * cols as u64 {
-        // splitmix64 → uniform in [-1, 1)
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        let v = (z >> 40) as f32 / (1u64 << 23) as f32 - 1.0;
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out
+    let values: Vec<f32> = (0..u64::from(rows) * u64::from(cols))
+        .map(|_| {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            (z >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect();
+    assay_guests::matrix::encode(rows, cols, &values)
+        .expect("rows × cols values were generated for a rows × cols matrix")
 }
 
 fn matmul_demo(args: &DemoArgs) -> Result<u8, Failure> {
