@@ -217,6 +217,8 @@ impl Coordinator {
                     settled: s.receipt.as_ref().is_some_and(|r| r.paid.is_some()),
                     paid: s.receipt.as_ref().and_then(|r| r.paid).unwrap_or(0),
                     inputs: convert::blob_refs_to_pb(&s.inputs),
+                    verification: None,
+                    rejected_receipts: Vec::new(),
                 })
                 .collect(),
             result_root: view.result_root().map(|h| h.0.to_vec()).unwrap_or_default(),
@@ -226,6 +228,7 @@ impl Coordinator {
             component_hash: view.component_hash.0.to_vec(),
             inputs: convert::blob_refs_to_pb(&view.inputs),
             spec: Some(pb::JobSpec::from(&view.spec)),
+            guarantee: None,
         }
     }
 
@@ -253,6 +256,8 @@ fn receipt_record(r: &ReceiptRecord) -> pb::ReceiptRecord {
         receipt: Some(pb::Receipt::from(&r.receipt)),
         outputs: convert::blob_refs_to_pb(&r.outputs),
         committed_at_ms: r.committed_at_ms,
+        epoch: 0,
+        rate_ppm: 0,
     }
 }
 
@@ -906,6 +911,34 @@ impl Verifier for Coordinator {
         Err(Status::unimplemented(
             "verdicts are not accepted yet (the verifier issue): receipts settle after the settlement delay",
         ))
+    }
+
+    async fn register_verifier(
+        &self,
+        _request: Request<pb::RegisterVerifierRequest>,
+    ) -> Result<Response<pb::RegisterVerifierResponse>, Status> {
+        Err(Status::unimplemented("verifiers: in progress"))
+    }
+
+    async fn get_beacon(
+        &self,
+        _request: Request<pb::GetBeaconRequest>,
+    ) -> Result<Response<pb::GetBeaconResponse>, Status> {
+        Err(Status::unimplemented("verifiers: in progress"))
+    }
+
+    async fn take_checks(
+        &self,
+        _request: Request<pb::TakeChecksRequest>,
+    ) -> Result<Response<pb::TakeChecksResponse>, Status> {
+        Err(Status::unimplemented("verifiers: in progress"))
+    }
+
+    async fn return_check(
+        &self,
+        _request: Request<pb::ReturnCheckRequest>,
+    ) -> Result<Response<pb::ReturnCheckResponse>, Status> {
+        Err(Status::unimplemented("verifiers: in progress"))
     }
 }
 

@@ -262,6 +262,7 @@ signed!(SubmitJobRequest, |m, e| {
     for name in &m.split_inputs {
         e.str(name);
     }
+    e.u32(m.verify_rate_ppm).u8(u8::from(m.unverified));
 });
 signed!(RegisterRequest, |m, e| {
     match &m.hardware {
@@ -300,8 +301,18 @@ signed!(SubmitReceiptRequest, |m, e| {
 signed!(ReturnLeaseRequest, |m, e| {
     e.bytes(&m.lease_id).u8(u8::from(m.fault)).str(&m.reason);
 });
+signed!(RegisterVerifierRequest, |m, e| {
+    e.u64(m.stake).str(&m.version).str(&m.backend);
+});
+signed!(TakeChecksRequest, |m, e| {
+    e.u32(m.max);
+});
+signed!(ReturnCheckRequest, |m, e| {
+    e.bytes(&m.check_id).str(&m.reason);
+});
 signed!(SubmitVerdictRequest, |m, e| {
-    e.bytes(&m.receipt_id)
+    e.bytes(&m.check_id)
+        .bytes(&m.receipt_id)
         .bytes(&m.outputs_root)
         .u32(m.outcome as u32)
         .u64(m.fuel_used);

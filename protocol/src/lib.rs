@@ -31,6 +31,7 @@ mod error;
 mod hash;
 mod identity;
 pub mod market;
+pub mod verification;
 mod outcome;
 mod receipt;
 mod spec;
