@@ -28,6 +28,7 @@
 //! ```
 
 pub mod auth;
+pub mod cache;
 pub mod client;
 pub mod convert;
 mod error;

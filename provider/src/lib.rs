@@ -21,7 +21,17 @@
 //!    to the drain timeout, then gives back the rest.
 //!
 //! Metrics for Prometheus are in [`metrics`].
+//!
+//! # Test-only knobs
+//!
+//! [`Config::cheat`] (`assay provider --cheat-rate F [--inflate-work N]`,
+//! hidden flags) makes the provider lie on a deterministic fraction of its
+//! leases — corrupted outputs or over-billed work, validly signed — so that
+//! end-to-end tests can show that verifiers catch it and the provider is
+//! slashed. See [`cheat`]. Never set it on a real provider: a cheated
+//! receipt that is sampled costs the stake.
 
+pub mod cheat;
 pub mod journal;
 pub mod metrics;
 
@@ -32,6 +42,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use assay_proto::cache::{BlobCache, Source};
 use assay_proto::client::{self, REQUEST_TTL_MS};
 use assay_proto::pb::provider_client::ProviderClient;
 use assay_proto::{auth, convert, now_ms, pb};
@@ -39,6 +50,7 @@ use assay_protocol::{BlobRef, Hash32, NodeKey};
 use assay_runtime::{Inputs, Runtime};
 use tonic::transport::Channel;
 
+use crate::cheat::Cheat;
 use crate::journal::Journal;
 use crate::metrics::Metrics;
 
@@ -141,6 +153,8 @@ pub struct Config {
     pub max_blob_bytes: u64,
     /// Devnet: ask the faucet for this many µcr at start (0: don't).
     pub faucet: u64,
+    /// Test only: lie on some leases (see [`cheat`]). The default never does.
+    pub cheat: Cheat,
 }
 
 /// Shared state of the daemon.
@@ -149,6 +163,7 @@ struct Daemon {
     runtime: Arc<Runtime>,
     channel: Channel,
     journal: Journal,
+    blobs: BlobCache,
     metrics: Arc<Metrics>,
     /// Leases taken and not yet finished: lease id → started running.
     active: Mutex<BTreeMap<Hash32, bool>>,
@@ -309,28 +324,12 @@ impl Daemon {
 
     /// A blob from the cache, or downloaded into it.
     async fn blob(&self, hash: &Hash32) -> Result<Arc<[u8]>, Error> {
-        let path = self.cfg.state_dir.join("blobs").join(hash.to_hex());
-        if let Ok(bytes) = tokio::fs::read(&path).await
-            && Hash32::of(&bytes) == *hash
-        {
-            Metrics::add(&self.metrics.blob_cache_hits, 1);
-            return Ok(bytes.into());
+        let (bytes, source) = self.blobs.get(&self.channel, hash).await?;
+        match source {
+            Source::Cache => Metrics::add(&self.metrics.blob_cache_hits, 1),
+            Source::Downloaded => Metrics::add(&self.metrics.bytes_downloaded, bytes.len() as u64),
         }
-        let bytes = client::download(&self.channel, hash, self.cfg.max_blob_bytes).await?;
-        Metrics::add(&self.metrics.bytes_downloaded, bytes.len() as u64);
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .map_err(|e| Error::io(dir, e))?;
-        }
-        tokio::fs::write(&tmp, &bytes)
-            .await
-            .map_err(|e| Error::io(&tmp, e))?;
-        tokio::fs::rename(&tmp, &path)
-            .await
-            .map_err(|e| Error::io(&path, e))?;
-        Ok(bytes.into())
+        Ok(bytes)
     }
 
     async fn fetch(&self, lease: &pb::Lease) -> Result<(Arc<[u8]>, Inputs), Error> {
@@ -406,6 +405,22 @@ impl Daemon {
             }
         };
         Metrics::add(&self.metrics.fuel_used, report.receipt.body.fuel_used);
+        let mut report = report;
+        if self.cfg.cheat.chosen(&id) {
+            match self
+                .cfg
+                .cheat
+                .apply(key(&self), &mut report.outputs, &mut report.receipt)
+            {
+                Ok(what) => {
+                    Metrics::add(&self.metrics.cheats, 1);
+                    tracing::warn!(lease = %id.short(), cheat = what, "test knob: this receipt lies");
+                }
+                Err(e) => {
+                    tracing::error!(lease = %id.short(), error = %e, "test knob: cannot cheat")
+                }
+            }
+        }
         self.deliver(&id, report).await;
         self.journal.end(&id);
         if let Ok(mut a) = self.active.lock() {
@@ -508,6 +523,14 @@ pub async fn run(
 ) -> Result<(), Error> {
     std::fs::create_dir_all(&cfg.state_dir).map_err(|e| Error::io(&cfg.state_dir, e))?;
     let journal = Journal::open(&cfg.state_dir.join("leases.journal"))?;
+    let blobs = BlobCache::new(cfg.state_dir.join("blobs"), cfg.max_blob_bytes);
+    if cfg.cheat.is_on() {
+        tracing::warn!(
+            rate = cfg.cheat.rate,
+            inflate_work = cfg.cheat.inflate_work,
+            "TEST KNOB: this provider cheats on a fraction of its leases and will be slashed"
+        );
+    }
     let channel = client::channel(&cfg.coordinator)?;
     let metrics = Arc::new(Metrics::default());
     if let Some(addr) = cfg.metrics_listen {
@@ -526,6 +549,7 @@ pub async fn run(
         runtime,
         channel,
         journal,
+        blobs,
         metrics,
         active: Mutex::new(BTreeMap::new()),
         stopping: stop_rx,

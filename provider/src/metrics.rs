@@ -33,6 +33,8 @@ pub struct Metrics {
     pub rpc_errors: AtomicU64,
     /// Times the daemon (re)registered.
     pub registrations: AtomicU64,
+    /// Receipts the test knob made lie (see [`crate::cheat`]).
+    pub cheats: AtomicU64,
 }
 
 impl Metrics {
@@ -117,6 +119,14 @@ impl Metrics {
             "Times the daemon registered.",
             &self.registrations,
         );
+        if self.cheats.load(Ordering::Relaxed) > 0 {
+            put(
+                "test_cheats_total",
+                "counter",
+                "Receipts the --cheat-rate test knob made lie.",
+                &self.cheats,
+            );
+        }
         out
     }
 }

@@ -1,0 +1,192 @@
+//! A node's local blob cache: content-addressed files named by their blake3
+//! hash, filled from the coordinator on a miss.
+//!
+//! The provider and the verifier daemons both fetch components and inputs by
+//! hash; this is the one implementation. A cached file is re-hashed on every
+//! read, so a corrupted or tampered file is never used (it is downloaded
+//! again and replaced). Files are written to a unique temporary name and
+//! renamed, so two tasks fetching the same blob at once, or a crash half way
+//! through a write, never leave a truncated file under a blob's name.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use assay_proto::cache::{BlobCache, Source};
+//! use assay_protocol::Hash32;
+//!
+//! # async fn demo(hash: Hash32) -> Result<(), assay_proto::Error> {
+//! let channel = assay_proto::client::channel("http://127.0.0.1:7700")?;
+//! let cache = BlobCache::new("/tmp/assay-blobs", 1 << 30);
+//! let (bytes, source) = cache.get(&channel, &hash).await?;
+//! assert_eq!(Hash32::of(&bytes), hash);
+//! if let Source::Downloaded = source {
+//!     println!("fetched {} bytes", bytes.len());
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use assay_protocol::Hash32;
+use tonic::transport::Channel;
+
+use crate::{Error, client};
+
+/// Where a blob came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The local cache (its bytes re-hashed to the requested hash).
+    Cache,
+    /// The coordinator (and it is now in the cache).
+    Downloaded,
+}
+
+/// A directory of blobs named by their hash (hex).
+#[derive(Debug)]
+pub struct BlobCache {
+    dir: PathBuf,
+    max_bytes: u64,
+    tmp_counter: AtomicU64,
+}
+
+impl BlobCache {
+    /// A cache in `dir` (created on the first write) that refuses to
+    /// download blobs larger than `max_bytes`.
+    pub fn new(dir: impl Into<PathBuf>, max_bytes: u64) -> BlobCache {
+        BlobCache {
+            dir: dir.into(),
+            max_bytes,
+            tmp_counter: AtomicU64::new(0),
+        }
+    }
+
+    /// The cache directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where blob `hash` lives in the cache.
+    pub fn path(&self, hash: &Hash32) -> PathBuf {
+        self.dir.join(hash.to_hex())
+    }
+
+    /// The cached bytes of `hash`, if the cache holds a good copy.
+    pub async fn cached(&self, hash: &Hash32) -> Option<Arc<[u8]>> {
+        let bytes = tokio::fs::read(self.path(hash)).await.ok()?;
+        // Hashing a large blob takes a while: keep it off the async threads.
+        let want = *hash;
+        let (ok, bytes) = tokio::task::spawn_blocking(move || (Hash32::of(&bytes) == want, bytes))
+            .await
+            .ok()?;
+        ok.then(|| bytes.into())
+    }
+
+    /// Blob `hash`: from the cache, or downloaded from the coordinator on
+    /// `channel` (checked against `hash`) and stored in the cache.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Rpc`] if the coordinator does not have the blob or cannot be
+    /// reached; [`Error::Blob`] if the downloaded bytes do not hash to `hash`,
+    /// are larger than the cache's limit, or cannot be written to the cache
+    /// directory.
+    pub async fn get(
+        &self,
+        channel: &Channel,
+        hash: &Hash32,
+    ) -> Result<(Arc<[u8]>, Source), Error> {
+        if let Some(bytes) = self.cached(hash).await {
+            return Ok((bytes, Source::Cache));
+        }
+        let bytes = client::download(channel, hash, self.max_bytes).await?;
+        self.store(hash, &bytes).await?;
+        Ok((bytes.into(), Source::Downloaded))
+    }
+
+    /// Writes `bytes` (whose hash is `hash`) into the cache.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Blob`] if the bytes do not hash to `hash` or the directory
+    /// cannot be written.
+    pub async fn store(&self, hash: &Hash32, bytes: &[u8]) -> Result<(), Error> {
+        if Hash32::of(bytes) != *hash {
+            return Err(Error::Blob {
+                hash: hash.to_hex(),
+                reason: "refusing to cache bytes that hash to something else".into(),
+            });
+        }
+        let io = |what: &str, path: &Path, e: std::io::Error| Error::Blob {
+            hash: hash.to_hex(),
+            reason: format!(
+                "cannot {what} the blob cache at {}: {e} (check its permissions and free space)",
+                path.display()
+            ),
+        };
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .map_err(|e| io("create", &self.dir, e))?;
+        let path = self.path(hash);
+        let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
+        let tmp = self
+            .dir
+            .join(format!(".{}.tmp{}-{n}", hash.to_hex(), std::process::id()));
+        if let Err(e) = tokio::fs::write(&tmp, bytes).await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(io("write to", &tmp, e));
+        }
+        tokio::fs::rename(&tmp, &path)
+            .await
+            .map_err(|e| io("rename into", &path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "assay-proto-cache-{name}-{}-{}",
+            std::process::id(),
+            crate::now_ms()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[tokio::test]
+    async fn a_stored_blob_is_served_and_a_tampered_one_is_not() {
+        let dir = scratch("tamper");
+        let cache = BlobCache::new(&dir, 1 << 20);
+        let bytes = b"some input".to_vec();
+        let hash = Hash32::of(&bytes);
+        assert!(cache.cached(&hash).await.is_none());
+        cache.store(&hash, &bytes).await.expect("store");
+        assert_eq!(cache.cached(&hash).await.as_deref(), Some(&bytes[..]));
+        std::fs::write(cache.path(&hash), b"other bytes").expect("tamper");
+        assert!(cache.cached(&hash).await.is_none(), "re-hashed on read");
+        // Only the blob itself is left in the directory (no temporary files).
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .expect("dir")
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from(hash.to_hex())]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn bytes_that_do_not_match_their_hash_are_refused() {
+        let dir = scratch("mismatch");
+        let cache = BlobCache::new(&dir, 1 << 20);
+        let e = cache
+            .store(&Hash32::of(b"a"), b"b")
+            .await
+            .expect_err("wrong hash");
+        assert!(e.to_string().contains("hash to something else"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

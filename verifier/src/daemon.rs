@@ -1,0 +1,973 @@
+//! The verifier daemon (`assay verifier`): re-executes sampled receipts and
+//! signs verdicts.
+//!
+//! 1. **Register** with the coordinator (`RegisterVerifier`), topping the
+//!    stake up to [`Config::stake`] from the balance (on a devnet, after
+//!    asking the faucet for [`Config::faucet`] µcr). If the coordinator
+//!    forgets the verifier (a fresh database), it registers again.
+//! 2. **Watch the beacon** (`GetBeacon`): remember each epoch's commitment
+//!    as first published, so a coordinator that later swaps a commitment to
+//!    fit a seed is caught.
+//! 3. **Take checks** (`TakeChecks`) while slots are free, and for each:
+//!    - confirm the sampling (role `verify`, reason `sampled`): the revealed
+//!      seed hashes to the epoch's commitment (and to the one seen earlier),
+//!      and `is_sampled(receipt id, seed, rate)`; if not, a warning and
+//!      [`Metrics::sampling_unconfirmed`] (the check is still done: the
+//!      verdict is about the receipt, not the coordinator);
+//!    - check the receipt's signature, that its id is the check's, and that
+//!      the component, inputs and spec to run are the receipt's job
+//!      (`job_id`, `inputs_root`); otherwise the check is given back —
+//!      nothing here is the provider's fault;
+//!    - fetch the component and inputs by hash (blake3-checked
+//!      [`BlobCache`]), re-execute them with [`Runtime::run`] on a blocking
+//!      thread, and compare outputs root, outcome, fuel and work with the
+//!      receipt ([`crate::verdict`]);
+//!    - submit the signed verdict (`SubmitVerdict`) and log its decision.
+//!
+//!    A re-execution that ends in a fault of this machine
+//!    ([`assay_runtime::Error::ProviderFault`]: its watchdog, its device) is
+//!    never a mismatch: the check is given back (`ReturnCheck`) with the
+//!    reason, and goes to another verifier.
+//! 4. **Survive** outages: calls retry with exponential backoff (up to 5 s).
+//! 5. **Shut down gracefully**: on the shutdown signal it takes no new
+//!    checks, lets running ones finish for up to the drain timeout, then
+//!    gives back the rest.
+//!
+//! # Test-only knob
+//!
+//! [`Config::lie_rate`] (`assay verifier --lie-rate F`, a hidden flag) makes
+//! the verifier lie on a fraction `F` of its checks: it reports its real
+//! result with the first byte of the outputs root flipped and
+//! `agrees = false`, even when its run matched. The checks are chosen from
+//! `blake3("assay/test/lie/v1" ‖ check id)` (`F = 1`: every check), so a
+//! test is reproducible. It exists so that end-to-end tests can show a lying
+//! verifier is overruled by the referee and slashed; never set it on a real
+//! verifier.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use assay_proto::cache::{BlobCache, Source};
+use assay_proto::client::{self, REQUEST_TTL_MS};
+use assay_proto::pb::verifier_client::VerifierClient;
+use assay_proto::{auth, convert, now_ms, pb};
+use assay_protocol::verification::{commitment, is_sampled};
+use assay_protocol::{Hash32, JobSpec, NodeKey, Receipt, inputs_root, job_id};
+use assay_runtime::{Inputs, Runtime};
+use tonic::transport::Channel;
+
+use crate::Error;
+use crate::metrics::{self, Metrics};
+use crate::verdict::Observed;
+
+/// How the daemon runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The coordinator's URL.
+    pub coordinator: String,
+    /// Stake to hold, µcr (topped up from the balance at registration).
+    pub stake: u64,
+    /// Checks worked on at once.
+    pub slots: u32,
+    /// Where the blob cache lives.
+    pub state_dir: PathBuf,
+    /// How often to ask for checks when idle.
+    pub poll_interval: Duration,
+    /// Where to serve Prometheus metrics.
+    pub metrics_listen: Option<SocketAddr>,
+    /// How long running checks may finish after the shutdown signal.
+    pub drain_timeout: Duration,
+    /// Largest blob to download.
+    pub max_blob_bytes: u64,
+    /// Devnet: ask the faucet for this many µcr at start (0: don't).
+    pub faucet: u64,
+    /// Test only: lie on this fraction of checks (see the module docs).
+    pub lie_rate: f64,
+}
+
+impl Config {
+    /// A configuration with the CLI's defaults for everything but the
+    /// coordinator and the state directory.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let cfg = assay_verifier::Config::new("http://127.0.0.1:7700", "/tmp/v".into());
+    /// assert_eq!(cfg.lie_rate, 0.0);
+    /// ```
+    pub fn new(coordinator: &str, state_dir: PathBuf) -> Config {
+        Config {
+            coordinator: coordinator.to_string(),
+            stake: 0,
+            slots: 1,
+            state_dir,
+            poll_interval: Duration::from_millis(500),
+            metrics_listen: None,
+            drain_timeout: Duration::from_secs(30),
+            max_blob_bytes: 1 << 30,
+            faucet: 0,
+            lie_rate: 0.0,
+        }
+    }
+}
+
+/// Where a node keeps its verifier state under its home directory.
+pub fn state_dir(home: &Path) -> PathBuf {
+    home.join("verifier")
+}
+
+/// True iff the `--lie-rate` knob picks check `check`: the first 8 bytes
+/// (little-endian) of `blake3("assay/test/lie/v1" ‖ check)`, as a fraction
+/// of 2⁶⁴, are below `rate`.
+///
+/// # Example
+///
+/// ```
+/// use assay_protocol::Hash32;
+/// use assay_verifier::daemon::lies_on;
+///
+/// let check = Hash32::of(b"a check");
+/// assert!(lies_on(1.0, &check));
+/// assert!(!lies_on(0.0, &check));
+/// assert_eq!(lies_on(0.3, &check), lies_on(0.3, &check));
+/// ```
+pub fn lies_on(rate: f64, check: &Hash32) -> bool {
+    if rate >= 1.0 {
+        return true;
+    }
+    if rate.is_nan() || rate <= 0.0 {
+        return false;
+    }
+    let mut h = blake3::Hasher::new();
+    h.update(b"assay/test/lie/v1");
+    h.update(&check.0);
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&h.finalize().as_bytes()[..8]);
+    ((u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64) < rate
+}
+
+/// Why the sampling of a check could not be confirmed (`None`: confirmed).
+///
+/// `seen` is the commitment this verifier saw published for the epoch
+/// before the seed came out, if it was watching then.
+///
+/// # Example
+///
+/// ```
+/// use assay_proto::pb;
+/// use assay_protocol::Hash32;
+/// use assay_protocol::verification::commitment;
+/// use assay_verifier::daemon::sampling_problem;
+///
+/// let seed = [5u8; 32];
+/// let beacon = pb::EpochBeacon {
+///     epoch: 3,
+///     commitment: commitment(&seed).0.to_vec(),
+///     seed: seed.to_vec(),
+/// };
+/// let receipt = Hash32::of(b"receipt");
+/// assert_eq!(sampling_problem(&receipt, 3, 1_000_000, Some(&beacon), None), None);
+/// assert!(sampling_problem(&receipt, 3, 0, Some(&beacon), None).is_some());
+/// ```
+pub fn sampling_problem(
+    receipt_id: &Hash32,
+    epoch: u64,
+    rate_ppm: u32,
+    beacon: Option<&pb::EpochBeacon>,
+    seen: Option<&Hash32>,
+) -> Option<String> {
+    let Some(b) = beacon else {
+        return Some("the check carries no beacon".into());
+    };
+    if b.epoch != epoch {
+        return Some(format!(
+            "the beacon is for epoch {} but the receipt was recorded in epoch {epoch}",
+            b.epoch
+        ));
+    }
+    let Ok(seed) = <[u8; 32]>::try_from(b.seed.as_slice()) else {
+        return Some(format!(
+            "the epoch seed has {} bytes, not 32 (not revealed?)",
+            b.seed.len()
+        ));
+    };
+    let Ok(committed) = convert::hash("beacon.commitment", &b.commitment) else {
+        return Some("the beacon's commitment is not 32 bytes".into());
+    };
+    if commitment(&seed) != committed {
+        return Some("the revealed seed does not hash to the epoch's commitment".into());
+    }
+    if let Some(seen) = seen
+        && *seen != committed
+    {
+        return Some(format!(
+            "the coordinator published commitment {} for epoch {epoch} earlier, not {}",
+            seen.short(),
+            committed.short()
+        ));
+    }
+    if !is_sampled(receipt_id, &seed, rate_ppm) {
+        return Some(format!(
+            "is_sampled(receipt, seed, {rate_ppm} ppm) is false: this receipt was not drawn"
+        ));
+    }
+    None
+}
+
+/// A check whose receipt, job and sampling were examined: ready to run.
+struct Prepared {
+    id: Hash32,
+    role: String,
+    receipt_id: Hash32,
+    receipt: Receipt,
+    component: Hash32,
+    inputs: Vec<assay_protocol::BlobRef>,
+    spec: JobSpec,
+}
+
+/// Shared state of the daemon.
+struct Daemon {
+    cfg: Config,
+    runtime: Arc<Runtime>,
+    channel: Channel,
+    blobs: BlobCache,
+    metrics: Arc<Metrics>,
+    /// Checks taken and not yet answered or given back.
+    active: Mutex<BTreeSet<Hash32>>,
+    /// Epoch → the commitment first seen published for it.
+    beacons: Mutex<BTreeMap<u64, Hash32>>,
+    stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+/// A check that cannot be answered: why, as given back to the coordinator.
+fn refuse(reason: impl Into<String>) -> String {
+    reason.into()
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis((100u64 << attempt.min(6)).min(5_000))
+}
+
+/// The coordinator answered and said no (as opposed to an outage, after
+/// which the same request is sent again).
+fn refused(e: &assay_proto::Error) -> bool {
+    use tonic::Code;
+    matches!(
+        e.code(),
+        Code::InvalidArgument
+            | Code::NotFound
+            | Code::PermissionDenied
+            | Code::FailedPrecondition
+            | Code::AlreadyExists
+            | Code::DataLoss
+            | Code::OutOfRange
+            | Code::Unimplemented
+            | Code::Unauthenticated
+    )
+}
+
+/// Beacon commitments remembered (older epochs are forgotten).
+const BEACONS_KEPT: usize = 10_000;
+
+impl Daemon {
+    fn key(&self) -> &NodeKey {
+        self.runtime.node_key()
+    }
+
+    fn client(&self) -> VerifierClient<Channel> {
+        VerifierClient::new(self.channel.clone())
+            .max_decoding_message_size(client::MAX_MESSAGE_BYTES)
+    }
+
+    fn free_slots(&self) -> u32 {
+        let busy = self
+            .active
+            .lock()
+            .map(|a| a.len() as u32)
+            .unwrap_or(self.cfg.slots);
+        self.cfg.slots.saturating_sub(busy)
+    }
+
+    fn stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    fn sign<M: auth::Signed>(&self, m: &mut M) -> Result<(), Error> {
+        auth::sign(self.key(), m, now_ms(), REQUEST_TTL_MS)?;
+        Ok(())
+    }
+
+    /// Sleeps, or returns early when shutdown starts.
+    async fn sleep(&self, d: Duration) {
+        let mut rx = self.stopping.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = rx.wait_for(|v| *v) => {}
+        }
+    }
+
+    async fn register(&self) -> Result<pb::RegisterVerifierResponse, Error> {
+        let mut req = pb::RegisterVerifierRequest {
+            auth: None,
+            stake: self.cfg.stake,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            backend: self.runtime.device().info().kind,
+        };
+        self.sign(&mut req)?;
+        let resp = self
+            .client()
+            .register_verifier(req)
+            .await
+            .map_err(assay_proto::Error::from)?
+            .into_inner();
+        Metrics::add(&self.metrics.registrations, 1);
+        Ok(resp)
+    }
+
+    /// Registers, retrying through outages and refusals (e.g. a balance
+    /// short of the stake, until the faucet or a transfer fills it).
+    ///
+    /// `None` on shutdown; an error only if the coordinator does not serve
+    /// verification at all.
+    async fn register_until_ok(&self) -> Result<Option<pb::RegisterVerifierResponse>, Error> {
+        let mut attempt = 0;
+        loop {
+            if self.stopping() {
+                return Ok(None);
+            }
+            match self.register().await {
+                Ok(r) => {
+                    tracing::info!(
+                        coordinator = %self.cfg.coordinator,
+                        verifier = %self.key().id(),
+                        stake = r.stake,
+                        check_ttl_ms = r.check_ttl_ms,
+                        epoch_ms = r.epoch_ms,
+                        "registered as a verifier"
+                    );
+                    return Ok(Some(r));
+                }
+                Err(Error::Proto(e)) if e.code() == tonic::Code::Unimplemented => {
+                    return Err(Error::Unsupported {
+                        url: self.cfg.coordinator.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+                Err(e) => {
+                    Metrics::add(&self.metrics.rpc_errors, 1);
+                    tracing::warn!(error = %e, "cannot register as a verifier; retrying");
+                    attempt += 1;
+                    self.sleep(backoff(attempt)).await;
+                }
+            }
+        }
+    }
+
+    async fn give_back(&self, check: &Hash32, reason: &str) {
+        let mut req = pb::ReturnCheckRequest {
+            auth: None,
+            check_id: check.0.to_vec(),
+            reason: reason.to_string(),
+        };
+        for attempt in 0..5 {
+            if self.sign(&mut req).is_err() {
+                break;
+            }
+            match self.client().return_check(req.clone()).await {
+                Ok(_) => {
+                    Metrics::add(&self.metrics.checks_returned, 1);
+                    tracing::info!(check = %check.short(), reason, "check given back");
+                    break;
+                }
+                Err(s) if !refused(&assay_proto::Error::from(s.clone())) => {
+                    Metrics::add(&self.metrics.rpc_errors, 1);
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(s) => {
+                    tracing::warn!(check = %check.short(), error = %s.message(), "could not give the check back");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn finish(&self, check: &Hash32) {
+        if let Ok(mut a) = self.active.lock() {
+            a.remove(check);
+        }
+    }
+
+    /// Everything about a check that can be examined before running it.
+    fn prepare(&self, check: &pb::Check, id: Hash32) -> Result<Prepared, String> {
+        let record = check
+            .record
+            .as_ref()
+            .ok_or_else(|| refuse("the check carries no receipt record"))?;
+        let receipt = convert::receipt(record.receipt.as_ref())
+            .map_err(|e| refuse(format!("the check's receipt is malformed: {e}")))?;
+        let receipt_id = convert::hash("record.receipt_id", &record.receipt_id)
+            .map_err(|e| refuse(e.to_string()))?;
+        if let Err(e) = receipt.verify() {
+            return Err(refuse(format!(
+                "the receipt's signature does not verify ({e}): it is not the provider's statement"
+            )));
+        }
+        if receipt.id() != receipt_id {
+            return Err(refuse(format!(
+                "the receipt hashes to id {}, not the check's receipt id {}",
+                receipt.id().short(),
+                receipt_id.short()
+            )));
+        }
+        if check.role == "verify" && check.reason == "sampled" {
+            let seen = check.beacon.as_ref().and_then(|b| {
+                self.beacons
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(&b.epoch).copied())
+            });
+            if let Some(problem) = sampling_problem(
+                &receipt_id,
+                record.epoch,
+                record.rate_ppm,
+                check.beacon.as_ref(),
+                seen.as_ref(),
+            ) {
+                Metrics::add(&self.metrics.sampling_unconfirmed, 1);
+                tracing::warn!(
+                    check = %id.short(),
+                    receipt = %receipt_id.short(),
+                    epoch = record.epoch,
+                    problem,
+                    "cannot confirm that this receipt was sampled; checking it anyway"
+                );
+            }
+        }
+        let component = convert::hash("component_hash", &check.component_hash)
+            .map_err(|e| refuse(e.to_string()))?;
+        let inputs =
+            convert::blob_refs("inputs", &check.inputs).map_err(|e| refuse(e.to_string()))?;
+        let spec = convert::spec("spec", check.spec.as_ref()).map_err(|e| refuse(e.to_string()))?;
+        // The job to run must be the one the receipt is about; otherwise a
+        // mismatch would blame the provider for the coordinator's mistake.
+        if component != receipt.body.component_hash {
+            return Err(refuse(format!(
+                "the check names component {} but the receipt component {}",
+                component.short(),
+                receipt.body.component_hash.short()
+            )));
+        }
+        let root = inputs_root(inputs.iter().map(|b| (b.name.as_str(), b.size, &b.hash)));
+        if root != receipt.body.inputs_root {
+            return Err(refuse(format!(
+                "the check's inputs have root {} but the receipt's are {}",
+                root.short(),
+                receipt.body.inputs_root.short()
+            )));
+        }
+        if job_id(&component, &root, &spec) != receipt.body.job_id {
+            return Err(refuse(
+                "the check's spec is not the one the receipt's job id was made from",
+            ));
+        }
+        Ok(Prepared {
+            id,
+            role: check.role.clone(),
+            receipt_id,
+            receipt,
+            component,
+            inputs,
+            spec,
+        })
+    }
+
+    /// A blob from the cache, or downloaded into it.
+    async fn blob(&self, hash: &Hash32) -> Result<Arc<[u8]>, assay_proto::Error> {
+        let (bytes, source) = self.blobs.get(&self.channel, hash).await?;
+        match source {
+            Source::Cache => Metrics::add(&self.metrics.blob_cache_hits, 1),
+            Source::Downloaded => Metrics::add(&self.metrics.bytes_downloaded, bytes.len() as u64),
+        }
+        Ok(bytes)
+    }
+
+    /// The component and inputs, retrying through outages.
+    async fn fetch(&self, p: &Prepared) -> Result<(Arc<[u8]>, Inputs), assay_proto::Error> {
+        let mut attempt = 0;
+        loop {
+            let r = async {
+                let component = self.blob(&p.component).await?;
+                let mut inputs = Inputs::new();
+                for b in &p.inputs {
+                    inputs.insert(b.name.clone(), self.blob(&b.hash).await?);
+                }
+                Ok::<_, assay_proto::Error>((component, inputs))
+            }
+            .await;
+            match r {
+                Err(e) if e.is_transient() && attempt < 8 && !self.stopping() => {
+                    Metrics::add(&self.metrics.rpc_errors, 1);
+                    attempt += 1;
+                    self.sleep(backoff(attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Works one check to the end: a verdict, or the check given back.
+    async fn work(self: Arc<Self>, check: pb::Check) {
+        let Ok(id) = convert::hash("check_id", &check.check_id) else {
+            tracing::warn!("a check without a valid id: ignored");
+            return;
+        };
+        Metrics::add(&self.metrics.running, 1);
+        self.work_inner(id, check).await;
+        self.metrics.running.fetch_sub(1, Ordering::Relaxed);
+        self.finish(&id);
+    }
+
+    async fn work_inner(&self, id: Hash32, check: pb::Check) {
+        if self.stopping() {
+            self.give_back(&id, "verifier shutting down").await;
+            return;
+        }
+        let p = match self.prepare(&check, id) {
+            Ok(p) => p,
+            Err(reason) => {
+                Metrics::add(&self.metrics.bad_receipts, 1);
+                tracing::warn!(check = %id.short(), reason, "not checking this receipt");
+                self.give_back(&id, &reason).await;
+                return;
+            }
+        };
+        let (component, inputs) = match self.fetch(&p).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(check = %id.short(), error = %e, "cannot fetch the job's blobs");
+                self.give_back(&id, &format!("verifier cannot fetch the job's blobs: {e}"))
+                    .await;
+                return;
+            }
+        };
+        if self.stopping() {
+            self.give_back(&id, "verifier shutting down").await;
+            return;
+        }
+        let runtime = self.runtime.clone();
+        let spec = p.spec.clone();
+        let started = Instant::now();
+        let result = tokio::task::spawn_blocking(move || {
+            let loaded = runtime.load(&component)?;
+            runtime.run(&loaded, Arc::new(inputs), &spec)
+        })
+        .await;
+        Metrics::add(
+            &self.metrics.reexecution_ms,
+            u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        );
+        let report = match result {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                // Whatever stopped this run (its watchdog, its device, a
+                // component it cannot load) is this machine's problem or an
+                // unverifiable job, never evidence against the provider.
+                if matches!(e, assay_runtime::Error::ProviderFault { .. }) {
+                    Metrics::add(&self.metrics.local_faults, 1);
+                }
+                tracing::warn!(check = %id.short(), error = %e, "re-execution produced no result");
+                self.give_back(&id, &format!("verifier's re-execution failed: {e}"))
+                    .await;
+                return;
+            }
+            Err(e) => {
+                Metrics::add(&self.metrics.local_faults, 1);
+                self.give_back(&id, &format!("verifier's re-execution crashed: {e}"))
+                    .await;
+                return;
+            }
+        };
+        Metrics::add(&self.metrics.fuel_used, report.receipt.body.fuel_used);
+        let got = Observed::claimed_by(&report.receipt.body);
+        let claimed = Observed::claimed_by(&p.receipt.body);
+        let comparison = got.compare(&claimed);
+        let lie = lies_on(self.cfg.lie_rate, &id);
+        let (said, agrees) = if lie {
+            Metrics::add(&self.metrics.lies, 1);
+            tracing::warn!(check = %id.short(), really = %comparison, "test knob: this verdict lies");
+            (got.corrupted(), false)
+        } else {
+            (got, comparison.agrees())
+        };
+        self.submit(&p, said, agrees, &comparison.to_string()).await;
+    }
+
+    /// Submits a verdict, retrying through outages.
+    async fn submit(&self, p: &Prepared, said: Observed, agrees: bool, comparison: &str) {
+        let mut attempt = 0;
+        loop {
+            let mut req = pb::SubmitVerdictRequest {
+                auth: None,
+                check_id: p.id.0.to_vec(),
+                receipt_id: p.receipt_id.0.to_vec(),
+                outputs_root: said.outputs_root.0.to_vec(),
+                outcome: pb::Outcome::from(said.outcome) as i32,
+                fuel_used: said.fuel_used,
+                work: Some(pb::WorkDone {
+                    flops: said.work.flops,
+                    bytes: said.work.bytes,
+                }),
+                agrees,
+            };
+            if let Err(e) = self.sign(&mut req) {
+                tracing::error!(error = %e, "cannot sign a verdict");
+                return;
+            }
+            match self.client().submit_verdict(req).await {
+                Ok(resp) => {
+                    let decision = resp.into_inner().decision;
+                    Metrics::add(
+                        if agrees {
+                            &self.metrics.verdicts_agree
+                        } else {
+                            &self.metrics.verdicts_mismatch
+                        },
+                        1,
+                    );
+                    self.metrics.decided(&decision);
+                    let provider = p.receipt.body.provider_id.to_hex();
+                    let provider = provider.get(..12).unwrap_or(&provider);
+                    if agrees {
+                        tracing::info!(receipt = %p.receipt_id.short(), provider, role = %p.role, agrees, decision = %decision, "verdict");
+                    } else {
+                        tracing::warn!(receipt = %p.receipt_id.short(), provider, role = %p.role, agrees, comparison, decision = %decision, "verdict");
+                    }
+                    return;
+                }
+                Err(s) => {
+                    let e = assay_proto::Error::from(s);
+                    if refused(&e) || attempt >= 20 || self.stopping() {
+                        Metrics::add(&self.metrics.verdicts_refused, 1);
+                        tracing::warn!(check = %p.id.short(), receipt = %p.receipt_id.short(), error = %e, "verdict refused");
+                        return;
+                    }
+                    Metrics::add(&self.metrics.rpc_errors, 1);
+                    attempt += 1;
+                    tracing::warn!(check = %p.id.short(), error = %e, "coordinator unreachable; will resubmit the verdict");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+            }
+        }
+    }
+
+    /// Records beacon commitments as they are published.
+    async fn watch_beacon(self: Arc<Self>, epoch_ms: u64) {
+        let every = Duration::from_millis((epoch_ms / 2).clamp(250, 30_000));
+        // The first call asks for nothing but learns the current epoch.
+        let mut from = u64::MAX;
+        while !self.stopping() {
+            let r = self
+                .client()
+                .get_beacon(pb::GetBeaconRequest { from_epoch: from })
+                .await;
+            match r {
+                Ok(resp) => {
+                    let resp = resp.into_inner();
+                    let mut last = resp.current_epoch;
+                    if let Ok(mut seen) = self.beacons.lock() {
+                        for b in &resp.epochs {
+                            let Ok(c) = convert::hash("beacon.commitment", &b.commitment) else {
+                                continue;
+                            };
+                            match seen.get(&b.epoch) {
+                                Some(old) if *old != c => {
+                                    Metrics::add(&self.metrics.sampling_unconfirmed, 1);
+                                    tracing::warn!(epoch = b.epoch, was = %old.short(), now = %c.short(), "the coordinator changed an epoch's commitment");
+                                }
+                                Some(_) => {}
+                                None => {
+                                    seen.insert(b.epoch, c);
+                                }
+                            }
+                            last = last.max(b.epoch);
+                        }
+                        while seen.len() > BEACONS_KEPT {
+                            seen.pop_first();
+                        }
+                    }
+                    from = last;
+                }
+                Err(s) if s.code() == tonic::Code::Unimplemented => return,
+                Err(s) => {
+                    Metrics::add(&self.metrics.rpc_errors, 1);
+                    tracing::debug!(error = %s.message(), "beacon poll failed");
+                }
+            }
+            self.sleep(every).await;
+        }
+    }
+}
+
+async fn faucet(d: &Daemon) {
+    for attempt in 0..50 {
+        let mut req = pb::FaucetRequest {
+            auth: None,
+            amount: d.cfg.faucet,
+        };
+        if d.sign(&mut req).is_err() {
+            return;
+        }
+        match pb::renter_client::RenterClient::new(d.channel.clone())
+            .faucet(req)
+            .await
+        {
+            Ok(r) => {
+                tracing::info!(balance = r.get_ref().balance, "faucet credited");
+                return;
+            }
+            Err(s) if !refused(&assay_proto::Error::from(s.clone())) => {
+                d.sleep(backoff(attempt)).await;
+            }
+            Err(s) => {
+                tracing::warn!(error = %s.message(), "faucet refused");
+                return;
+            }
+        }
+    }
+}
+
+/// Runs the verifier until `shutdown` resolves, then drains. Verdicts are
+/// signed with `runtime`'s node key and jobs re-executed on its device.
+///
+/// # Errors
+///
+/// [`Error::Io`] if the state directory cannot be created or the metrics
+/// address bound; [`Error::Proto`] for a bad coordinator URL;
+/// [`Error::Unsupported`] if the coordinator does not serve verification.
+///
+/// # Example
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use assay_host_gpu::Device;
+/// use assay_protocol::NodeKey;
+/// use assay_runtime::{Runtime, RuntimeOptions};
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let runtime = Arc::new(Runtime::new(RuntimeOptions {
+///     cache_dir: None,
+///     device: Device::cpu(),
+///     key: NodeKey::generate()?,
+/// })?);
+/// let mut cfg = assay_verifier::Config::new("http://127.0.0.1:7700", "/tmp/verifier".into());
+/// cfg.stake = 50_000_000;
+/// cfg.faucet = 100_000_000;
+/// assay_verifier::run(cfg, runtime, async {
+///     let _ = tokio::signal::ctrl_c().await;
+/// })
+/// .await?;
+/// # Ok(())
+/// # }
+/// ```
+pub async fn run(
+    cfg: Config,
+    runtime: Arc<Runtime>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), Error> {
+    std::fs::create_dir_all(&cfg.state_dir).map_err(|e| Error::io(&cfg.state_dir, e))?;
+    let channel = client::channel(&cfg.coordinator)?;
+    let metrics = Arc::new(Metrics::default());
+    if let Some(addr) = cfg.metrics_listen {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::io(format!("metrics address {addr}"), e))?;
+        let local = l
+            .local_addr()
+            .map_err(|e| Error::io("metrics address", e))?;
+        tracing::info!(%local, "metrics at http://{local}/metrics");
+        tokio::spawn(metrics::serve(l, metrics.clone()));
+    }
+    if cfg.lie_rate > 0.0 {
+        tracing::warn!(
+            rate = cfg.lie_rate,
+            "TEST KNOB: this verifier lies on a fraction of its checks and will be slashed"
+        );
+    }
+    let blobs = BlobCache::new(cfg.state_dir.join("blobs"), cfg.max_blob_bytes);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let d = Arc::new(Daemon {
+        cfg,
+        runtime,
+        channel,
+        blobs,
+        metrics,
+        active: Mutex::new(BTreeSet::new()),
+        beacons: Mutex::new(BTreeMap::new()),
+        stopping: stop_rx,
+    });
+
+    let main = {
+        let d = d.clone();
+        async move {
+            if d.cfg.faucet > 0 {
+                faucet(&d).await;
+            }
+            let Some(reg) = d.register_until_ok().await? else {
+                return Ok(());
+            };
+            tokio::spawn(d.clone().watch_beacon(reg.epoch_ms));
+            let mut checks = tokio::task::JoinSet::new();
+            let mut attempt = 0;
+            while !d.stopping() {
+                let free = d.free_slots();
+                if free == 0 {
+                    // A finished check frees a slot: wait for one, or poll.
+                    tokio::select! {
+                        _ = checks.join_next() => {}
+                        _ = d.sleep(d.cfg.poll_interval) => {}
+                    }
+                    continue;
+                }
+                let mut req = pb::TakeChecksRequest {
+                    auth: None,
+                    max: free,
+                };
+                d.sign(&mut req)?;
+                match d.client().take_checks(req).await {
+                    Ok(resp) => {
+                        attempt = 0;
+                        let taken = resp.into_inner().checks;
+                        let got = !taken.is_empty();
+                        for c in taken {
+                            let Ok(id) = convert::hash("check_id", &c.check_id) else {
+                                continue;
+                            };
+                            Metrics::add(&d.metrics.checks_taken, 1);
+                            if let Ok(mut a) = d.active.lock() {
+                                a.insert(id);
+                            }
+                            checks.spawn(d.clone().work(c));
+                        }
+                        while checks.try_join_next().is_some() {}
+                        if !got {
+                            d.sleep(d.cfg.poll_interval).await;
+                        }
+                    }
+                    Err(s) => {
+                        Metrics::add(&d.metrics.rpc_errors, 1);
+                        if s.code() == tonic::Code::NotFound {
+                            // The coordinator forgot us (new database): register again.
+                            tracing::warn!(error = %s.message(), "the coordinator does not know this verifier: registering again");
+                            if d.register_until_ok().await?.is_none() {
+                                break;
+                            }
+                        } else {
+                            attempt += 1;
+                            tracing::warn!(error = %s.message(), "cannot take checks; backing off");
+                            d.sleep(backoff(attempt)).await;
+                        }
+                    }
+                }
+            }
+            // Draining: let running checks finish, then give back the rest.
+            if tokio::time::timeout(d.cfg.drain_timeout, async {
+                while checks.join_next().await.is_some() {}
+            })
+            .await
+            .is_err()
+            {
+                checks.abort_all();
+                let left: Vec<Hash32> = d
+                    .active
+                    .lock()
+                    .map(|a| a.iter().copied().collect())
+                    .unwrap_or_default();
+                for c in left {
+                    d.give_back(&c, "verifier shut down before finishing the check")
+                        .await;
+                }
+            }
+            Ok::<(), Error>(())
+        }
+    };
+    tokio::pin!(main);
+    tokio::select! {
+        r = &mut main => r,
+        _ = shutdown => {
+            tracing::info!("shutting down: no new checks; finishing running ones");
+            let _ = stop_tx.send(true);
+            main.await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lie_choice_is_deterministic_and_follows_the_rate() {
+        let ids: Vec<Hash32> = (0..20_000u32)
+            .map(|i| Hash32::of(&i.to_le_bytes()))
+            .collect();
+        let picks: Vec<bool> = ids.iter().map(|i| lies_on(0.25, i)).collect();
+        let again: Vec<bool> = ids.iter().map(|i| lies_on(0.25, i)).collect();
+        assert_eq!(picks, again);
+        let n = picks.iter().filter(|b| **b).count();
+        // 5,000 expected; σ ≈ 61.
+        assert!((4_700..5_300).contains(&n), "{n}");
+        assert!(ids.iter().all(|i| lies_on(1.0, i)));
+        assert!(!ids.iter().any(|i| lies_on(0.0, i) || lies_on(f64::NAN, i)));
+    }
+
+    fn beacon(seed: [u8; 32], epoch: u64) -> pb::EpochBeacon {
+        pb::EpochBeacon {
+            epoch,
+            commitment: commitment(&seed).0.to_vec(),
+            seed: seed.to_vec(),
+        }
+    }
+
+    #[test]
+    fn sampling_is_confirmed_only_from_a_consistent_beacon() {
+        let seed = [8u8; 32];
+        let b = beacon(seed, 4);
+        // Find receipts on both sides of a 50% draw.
+        let ids: Vec<Hash32> = (0..64u32).map(|i| Hash32::of(&i.to_le_bytes())).collect();
+        let drawn = ids
+            .iter()
+            .find(|r| is_sampled(r, &seed, 500_000))
+            .expect("some receipt is drawn");
+        let not = ids
+            .iter()
+            .find(|r| !is_sampled(r, &seed, 500_000))
+            .expect("some receipt is not");
+        assert_eq!(sampling_problem(drawn, 4, 500_000, Some(&b), None), None);
+        let p = sampling_problem(not, 4, 500_000, Some(&b), None).expect("not drawn");
+        assert!(p.contains("not drawn"), "{p}");
+        // Wrong epoch, no beacon, unrevealed seed, a seed that is not the
+        // committed one, a commitment that changed since it was published.
+        assert!(sampling_problem(drawn, 5, 500_000, Some(&b), None).is_some());
+        assert!(sampling_problem(drawn, 4, 500_000, None, None).is_some());
+        let mut hidden = b.clone();
+        hidden.seed.clear();
+        assert!(sampling_problem(drawn, 4, 500_000, Some(&hidden), None).is_some());
+        let mut swapped = b.clone();
+        swapped.seed = vec![9; 32];
+        let p = sampling_problem(drawn, 4, 500_000, Some(&swapped), None).expect("bad seed");
+        assert!(p.contains("does not hash"), "{p}");
+        let earlier = Hash32([1; 32]);
+        let p = sampling_problem(drawn, 4, 500_000, Some(&b), Some(&earlier)).expect("swapped");
+        assert!(p.contains("earlier"), "{p}");
+        let same = commitment(&seed);
+        assert_eq!(
+            sampling_problem(drawn, 4, 500_000, Some(&b), Some(&same)),
+            None
+        );
+    }
+}

@@ -1,0 +1,528 @@
+//! The detection and economics model: what spot checks at rate `p` do to a
+//! provider that cheats on a fraction `f` of its jobs.
+//!
+//! # The game
+//!
+//! Each of a provider's `n` jobs is cheated with probability `f`; each
+//! receipt is sampled with probability `p`, independently (the sampling seed
+//! is revealed after the receipt is committed, so the provider cannot tell
+//! which ones will be checked). A cheated job that is not sampled pays the
+//! cheater `g` more than honest work would (at most the job's whole payment:
+//! the cheater skipped the work). The first sampled cheat is caught: the
+//! provider loses the fraction `σ` of its stake `S` and is suspended, so the
+//! game ends there.
+//!
+//! - Detection within `n` jobs: `P = 1 − (1 − p·f)^n`.
+//! - Jobs until the first detection: geometric, mean `1/(p·f)`; cheated jobs
+//!   that paid off before it: mean `(1 − p)/p`, whatever `f` is.
+//! - Expected gain over the `n` jobs (counting only cheats before the
+//!   detection): `g · (1 − p)/p · P`.
+//! - Expected loss: `σ·S · P`.
+//! - Net expected value: `P · (g·(1 − p)/p − σ·S)`.
+//!
+//! The last line is the point: the sign does not depend on `f` or `n`, so the
+//! per-job rule `S ≥ g·(1 − p)/(p·σ)`
+//! ([`assay_protocol::verification::required_stake`]) makes cheating a
+//! losing bet for every cheating rate and horizon, not just for a single job.
+//! Audits make it worse for the cheater: once caught, its unsettled receipts
+//! are all re-executed and the cheated ones refunded, which this model does
+//! not count.
+//!
+//! # Overhead
+//!
+//! Honest providers cost `p` re-executions per job. A mismatch adds a
+//! referee run, so a population in which a fraction `f` of jobs is cheated
+//! costs `p·(1 + f)` runs per job.
+//!
+//! # Example
+//!
+//! ```
+//! use assay_verifier::model::Model;
+//!
+//! let m = Model::new(0.05, 0.05, 3_000)?.with_gain(1_000).with_slash_bps(5_000);
+//! let r = m.report();
+//! assert!(r.detection_probability > 0.999);
+//! assert_eq!(r.required_stake, Some(38_000));
+//! assert!(r.jobs_to_detect_999.is_some_and(|n| n < 3_000));
+//! println!("{r}");
+//! # Ok::<(), assay_verifier::Error>(())
+//! ```
+
+use std::fmt;
+
+use assay_protocol::verification::{BPS, RATE_ALWAYS, escape_probability, required_stake};
+use serde::Serialize;
+
+use crate::Error;
+
+/// The model's inputs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Model {
+    /// Sampling rate `p` in `[0, 1]`.
+    pub rate: f64,
+    /// Fraction `f` of its jobs the provider cheats on, in `[0, 1]`.
+    pub cheat_fraction: f64,
+    /// Jobs `n` the provider runs.
+    pub jobs: u64,
+    /// What cheating on one job gains, µcr (`g`).
+    pub gain: u64,
+    /// The provider's stake, µcr (`S`); `None`: the required stake.
+    pub stake: Option<u64>,
+    /// Fraction `σ` of the stake a proven cheat loses, basis points.
+    pub slash_bps: u32,
+}
+
+/// What the model predicts (every amount in µcr).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// `p`.
+    pub rate: f64,
+    /// `p` in parts per million (what the network uses).
+    pub rate_ppm: u32,
+    /// `f`.
+    pub cheat_fraction: f64,
+    /// `n`.
+    pub jobs: u64,
+    /// `g`.
+    pub gain_per_job: u64,
+    /// `S` (the required stake when none was given).
+    pub stake: u64,
+    /// True if `stake` is the required stake (none was given).
+    pub stake_is_required: bool,
+    /// `σ`, basis points.
+    pub slash_bps: u32,
+    /// `(1 − p·f)^n`.
+    pub escape_probability: f64,
+    /// `1 − (1 − p·f)^n`.
+    pub detection_probability: f64,
+    /// `1/(p·f)` (`None`: never detected, `p·f = 0`).
+    pub expected_jobs_to_detection: Option<f64>,
+    /// `(1 − p)/p`: cheats that pay off before the first detection (`None`: `p = 0`).
+    pub expected_cheats_before_detection: Option<f64>,
+    /// Jobs after which a cheater is caught with probability ≥ 99.9%.
+    pub jobs_to_detect_999: Option<u64>,
+    /// Cheated jobs over the horizon that paid off, expected.
+    pub expected_undetected_cheats: f64,
+    /// `g` × that.
+    pub expected_gain: f64,
+    /// `σ·S·P`.
+    pub expected_loss: f64,
+    /// Gain − loss.
+    pub net_expected_value: f64,
+    /// `⌈g·(1 − p)/(p·σ)⌉` (`None`: no stake suffices).
+    pub required_stake: Option<u64>,
+    /// Expected value of cheating on one single job: `(1 − p)·g − p·σ·S`.
+    pub single_job_expected_value: f64,
+    /// Re-executions per job: `p` (verifiers) plus `p·f` (referees).
+    pub overhead_runs_per_job: f64,
+}
+
+fn unit(name: &'static str, v: f64) -> Result<f64, Error> {
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(Error::Model(format!(
+            "{name} must be a probability between 0 and 1, got {v} (e.g. 0.05 for 5%)"
+        )))
+    }
+}
+
+impl Model {
+    /// A model with sampling rate `rate`, cheating fraction `cheat_fraction`
+    /// and `jobs` jobs; gain 1,000 µcr per job, a 50% slash, and the
+    /// required stake until set otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Model`] if a rate is not in `[0, 1]`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use assay_verifier::model::Model;
+    ///
+    /// assert!(Model::new(1.5, 0.1, 10).is_err());
+    /// let m = Model::new(0.1, 0.1, 10)?;
+    /// assert!((m.detection_probability() - (1.0 - 0.99f64.powi(10))).abs() < 1e-12);
+    /// # Ok::<(), assay_verifier::Error>(())
+    /// ```
+    pub fn new(rate: f64, cheat_fraction: f64, jobs: u64) -> Result<Model, Error> {
+        Ok(Model {
+            rate: unit("the sampling rate p", rate)?,
+            cheat_fraction: unit("the cheat rate f", cheat_fraction)?,
+            jobs,
+            gain: 1_000,
+            stake: None,
+            slash_bps: 5_000,
+        })
+    }
+
+    /// Sets the gain per cheated job, µcr.
+    pub fn with_gain(mut self, gain: u64) -> Model {
+        self.gain = gain;
+        self
+    }
+
+    /// Sets the provider's stake, µcr.
+    pub fn with_stake(mut self, stake: u64) -> Model {
+        self.stake = Some(stake);
+        self
+    }
+
+    /// Sets the slash, basis points (capped at 10,000).
+    pub fn with_slash_bps(mut self, slash_bps: u32) -> Model {
+        self.slash_bps = slash_bps.min(BPS);
+        self
+    }
+
+    /// `p` in parts per million, rounded to the nearest.
+    pub fn rate_ppm(&self) -> u32 {
+        // In [0, 1e6] by construction: the cast cannot truncate.
+        (self.rate * f64::from(RATE_ALWAYS)).round() as u32
+    }
+
+    fn sigma(&self) -> f64 {
+        f64::from(self.slash_bps.min(BPS)) / f64::from(BPS)
+    }
+
+    /// `1 − (1 − p·f)^n`.
+    pub fn detection_probability(&self) -> f64 {
+        1.0 - escape_probability(self.rate, self.cheat_fraction, self.jobs)
+    }
+
+    /// The required stake (see [`required_stake`]).
+    pub fn required_stake(&self) -> Option<u64> {
+        required_stake(self.gain, self.rate_ppm(), self.slash_bps)
+    }
+
+    /// The stake in play: the one set, else the required one (0 if none
+    /// suffices).
+    pub fn stake(&self) -> u64 {
+        self.stake
+            .unwrap_or_else(|| self.required_stake().unwrap_or(0))
+    }
+
+    /// Expected number of cheated jobs that pay off within the horizon,
+    /// stopping at the first detection: `Σ_{k<n} (1 − p·f)^k · f·(1 − p)`.
+    pub fn expected_undetected_cheats(&self) -> f64 {
+        let (p, f) = (self.rate, self.cheat_fraction);
+        let pf = p * f;
+        if pf == 0.0 {
+            // Never caught: every cheat pays.
+            return self.jobs as f64 * f;
+        }
+        (1.0 - p) / p * self.detection_probability()
+    }
+
+    /// Smallest `n` with `(1 − p·f)^n ≤ 1 − confidence` (`None` if never).
+    pub fn jobs_to_detect(&self, confidence: f64) -> Option<u64> {
+        let pf = self.rate * self.cheat_fraction;
+        if pf <= 0.0 || !(0.0..1.0).contains(&confidence) {
+            return None;
+        }
+        if pf >= 1.0 {
+            return Some(1);
+        }
+        let n = ((1.0 - confidence).ln() / (1.0 - pf).ln()).ceil();
+        // Guard the float: step to the first n that really reaches it.
+        let mut n = n.max(1.0) as u64;
+        while n > 1 && escape_probability(self.rate, self.cheat_fraction, n - 1) <= 1.0 - confidence
+        {
+            n -= 1;
+        }
+        while escape_probability(self.rate, self.cheat_fraction, n) > 1.0 - confidence {
+            n += 1;
+        }
+        Some(n)
+    }
+
+    /// Everything the model predicts.
+    pub fn report(&self) -> Report {
+        let (p, f) = (self.rate, self.cheat_fraction);
+        let stake = self.stake();
+        let detect = self.detection_probability();
+        let undetected = self.expected_undetected_cheats();
+        let gain = self.gain as f64 * undetected;
+        let loss = self.sigma() * stake as f64 * detect;
+        Report {
+            rate: p,
+            rate_ppm: self.rate_ppm(),
+            cheat_fraction: f,
+            jobs: self.jobs,
+            gain_per_job: self.gain,
+            stake,
+            stake_is_required: self.stake.is_none(),
+            slash_bps: self.slash_bps,
+            escape_probability: 1.0 - detect,
+            detection_probability: detect,
+            expected_jobs_to_detection: (p * f > 0.0).then(|| 1.0 / (p * f)),
+            expected_cheats_before_detection: (p > 0.0).then(|| (1.0 - p) / p),
+            jobs_to_detect_999: self.jobs_to_detect(0.999),
+            expected_undetected_cheats: undetected,
+            expected_gain: gain,
+            expected_loss: loss,
+            net_expected_value: gain - loss,
+            required_stake: self.required_stake(),
+            single_job_expected_value: (1.0 - p) * self.gain as f64
+                - p * self.sigma() * stake as f64,
+            overhead_runs_per_job: p * (1.0 + f),
+        }
+    }
+}
+
+fn opt<T: fmt::Display>(v: Option<T>, none: &str) -> String {
+    v.map_or_else(|| none.to_string(), |v| v.to_string())
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let row = |out: &mut fmt::Formatter<'_>, k: &str, v: String| writeln!(out, "{k:<44} {v}");
+        row(
+            out,
+            "sampling rate p",
+            format!("{:.4}% ({} ppm)", self.rate * 100.0, self.rate_ppm),
+        )?;
+        row(
+            out,
+            "cheat rate f",
+            format!("{:.4}%", self.cheat_fraction * 100.0),
+        )?;
+        row(out, "jobs n", self.jobs.to_string())?;
+        row(
+            out,
+            "gain per cheated job g",
+            format!("{} µcr", self.gain_per_job),
+        )?;
+        row(
+            out,
+            "stake S",
+            format!(
+                "{} µcr{}",
+                self.stake,
+                if self.stake_is_required {
+                    " (the required stake)"
+                } else {
+                    ""
+                }
+            ),
+        )?;
+        row(
+            out,
+            "slash σ",
+            format!("{:.2}%", f64::from(self.slash_bps) / 100.0),
+        )?;
+        writeln!(out)?;
+        row(
+            out,
+            "detection probability 1 − (1 − p·f)^n",
+            format!("{:.6}", self.detection_probability),
+        )?;
+        row(
+            out,
+            "escape probability (1 − p·f)^n",
+            format!("{:.6e}", self.escape_probability),
+        )?;
+        row(
+            out,
+            "jobs until detected, mean 1/(p·f)",
+            opt(
+                self.expected_jobs_to_detection.map(|v| format!("{v:.1}")),
+                "never",
+            ),
+        )?;
+        row(
+            out,
+            "jobs to detect with 99.9% probability",
+            opt(self.jobs_to_detect_999, "never"),
+        )?;
+        row(
+            out,
+            "cheats paid before detection, mean (1 − p)/p",
+            opt(
+                self.expected_cheats_before_detection
+                    .map(|v| format!("{v:.2}")),
+                "all of them",
+            ),
+        )?;
+        writeln!(out)?;
+        row(
+            out,
+            "expected gain of the cheater",
+            format!(
+                "{:.0} µcr ({:.2} paid cheats)",
+                self.expected_gain, self.expected_undetected_cheats
+            ),
+        )?;
+        row(
+            out,
+            "expected loss σ·S·P",
+            format!("{:.0} µcr", self.expected_loss),
+        )?;
+        row(
+            out,
+            "net expected value of cheating",
+            format!(
+                "{:+.0} µcr ({})",
+                self.net_expected_value,
+                if self.net_expected_value <= 0.0 {
+                    "does not pay"
+                } else {
+                    "PAYS: raise the stake or p"
+                }
+            ),
+        )?;
+        row(
+            out,
+            "required stake g·(1 − p)/(p·σ)",
+            opt(
+                self.required_stake.map(|s| format!("{s} µcr")),
+                "none suffices (p = 0 or σ = 0)",
+            ),
+        )?;
+        row(
+            out,
+            "EV of cheating on a single job",
+            format!("{:+.0} µcr", self.single_job_expected_value),
+        )?;
+        row(
+            out,
+            "verification overhead p·(1 + f)",
+            format!(
+                "{:.4} runs per job ({:.2}%)",
+                self.overhead_runs_per_job,
+                self.overhead_runs_per_job * 100.0
+            ),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+    }
+
+    #[test]
+    fn detection_is_one_minus_escape() {
+        let m = Model::new(0.05, 0.1, 1_000).expect("model");
+        let want = 1.0 - (1.0 - 0.005f64).powi(1_000);
+        assert!(close(m.detection_probability(), want));
+        let r = m.report();
+        assert!(close(r.escape_probability + r.detection_probability, 1.0));
+        assert_eq!(r.rate_ppm, 50_000);
+        assert!(close(r.expected_jobs_to_detection.expect("finite"), 200.0));
+        assert!(close(
+            r.expected_cheats_before_detection.expect("finite"),
+            19.0
+        ));
+    }
+
+    #[test]
+    fn the_issue_target_is_met_at_five_percent() {
+        // p = 5%, f = 5%: ≥ 99.9% detection within 3,000 jobs.
+        let m = Model::new(0.05, 0.05, 3_000).expect("model");
+        assert!(m.detection_probability() >= 0.999);
+        let n = m.jobs_to_detect(0.999).expect("finite");
+        assert!(n <= 3_000, "{n}");
+        // n is the least such: one fewer is not enough.
+        let at = |n| 1.0 - escape_probability(0.05, 0.05, n);
+        assert!(at(n) >= 0.999 && at(n - 1) < 0.999, "{n}");
+        assert_eq!(n, 2_760);
+    }
+
+    #[test]
+    fn undetected_cheats_match_a_direct_sum() {
+        for (p, f, n) in [(0.05, 0.1, 1_000u64), (0.5, 1.0, 7), (0.01, 0.3, 50)] {
+            let m = Model::new(p, f, n).expect("model");
+            let direct: f64 = (0..n)
+                .map(|k| (1.0 - p * f).powi(k as i32) * f * (1.0 - p))
+                .sum();
+            assert!(close(m.expected_undetected_cheats(), direct), "{p} {f} {n}");
+        }
+        // Never sampled: every cheat pays.
+        let m = Model::new(0.0, 0.5, 100).expect("model");
+        assert!(close(m.expected_undetected_cheats(), 50.0));
+        assert_eq!(m.report().jobs_to_detect_999, None);
+    }
+
+    #[test]
+    fn the_required_stake_makes_cheating_lose_for_every_f_and_n() {
+        for (p, f, n) in [
+            (0.05, 0.1, 1_000u64),
+            (0.05, 1.0, 1),
+            (0.01, 0.01, 100_000),
+            (0.2, 0.5, 3),
+        ] {
+            let m = Model::new(p, f, n)
+                .expect("model")
+                .with_gain(1_234)
+                .with_slash_bps(2_500);
+            let r = m.report();
+            assert!(r.stake_is_required);
+            assert_eq!(Some(r.stake), r.required_stake);
+            assert!(
+                r.net_expected_value <= 1e-6,
+                "{p} {f} {n}: {}",
+                r.net_expected_value
+            );
+            assert!(r.single_job_expected_value <= 1e-6);
+            // One µcr less stake than required and cheating pays (whenever
+            // there is a chance of detection at all).
+            let less = m.with_stake(r.stake - 1).report();
+            assert!(less.net_expected_value > 0.0, "{p} {f} {n}");
+        }
+    }
+
+    #[test]
+    fn without_stake_cheating_pays() {
+        let r = Model::new(0.05, 0.1, 1_000)
+            .expect("model")
+            .with_stake(0)
+            .report();
+        assert!(r.net_expected_value > 0.0);
+        assert!(close(r.expected_loss, 0.0));
+        assert!(r.to_string().contains("PAYS"), "{r}");
+    }
+
+    #[test]
+    fn overhead_counts_referee_runs() {
+        let r = Model::new(0.05, 0.1, 10).expect("model").report();
+        assert!(close(r.overhead_runs_per_job, 0.055));
+        let honest = Model::new(0.05, 0.0, 10).expect("model").report();
+        assert!(close(honest.overhead_runs_per_job, 0.05));
+    }
+
+    #[test]
+    fn bad_inputs_are_refused_with_a_hint() {
+        let e = Model::new(5.0, 0.1, 1).expect_err("p > 1");
+        assert!(e.to_string().contains("0.05 for 5%"), "{e}");
+        assert!(Model::new(0.1, -0.1, 1).is_err());
+        assert!(Model::new(f64::NAN, 0.1, 1).is_err());
+        // No sampling: no stake suffices.
+        assert_eq!(
+            Model::new(0.0, 0.1, 1).expect("model").required_stake(),
+            None
+        );
+    }
+
+    #[test]
+    fn the_table_names_every_figure() {
+        let t = Model::new(0.05, 0.1, 1_000)
+            .expect("model")
+            .report()
+            .to_string();
+        for k in [
+            "detection probability",
+            "escape probability",
+            "expected gain",
+            "expected loss",
+            "net expected value",
+            "required stake",
+            "verification overhead",
+        ] {
+            assert!(t.contains(k), "{k} missing from\n{t}");
+        }
+    }
+}
