@@ -42,6 +42,10 @@ fn coordinator(data: &Path, listen: &str, extra: &[&str]) -> (Proc, String) {
                 ("--settlement-delay-ms", "500"),
                 ("--preference-window-ms", "0"),
                 ("--tick-ms", "100"),
+                // These tests are about the market without verifiers
+                // (cli/tests/verification.rs has them): receipts settle
+                // after the window.
+                ("--verify-rate", "0"),
             ]
             .iter()
             .filter(|(flag, _)| !extra.contains(flag))

@@ -108,6 +108,7 @@ fn job(n: u64, renter: &NodeKey) -> NewJob {
     id[..8].copy_from_slice(&n.to_le_bytes());
     id[8] = 0xbe;
     NewJob {
+        verify_rate_ppm: 0,
         id: Hash32(id),
         renter: renter.id(),
         component_hash: Hash32([2; 32]),
@@ -403,6 +404,8 @@ fn run_grpc(stores: Vec<Arc<dyn Store>>, a: &Args) {
         let (ch, ih) = (Hash32::of(&component), Hash32::of(&input));
         move || {
             let mut m = pb::SubmitJobRequest {
+                unverified: true,
+                verify_rate_ppm: 0,
                 auth: None,
                 component_hash: ch.0.to_vec(),
                 component_size: 1000,

@@ -72,6 +72,7 @@ pub mod server;
 pub mod sql;
 pub mod sqlite;
 pub mod store;
+mod verification;
 
 pub use error::Error;
 pub use market::SqlStore;

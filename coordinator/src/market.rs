@@ -5,11 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use assay_protocol::market::{cost, escrow_per_shard};
+use assay_protocol::market::escrow_per_shard;
+use assay_protocol::verification::{RATE_ALWAYS, required_stake};
 use assay_protocol::{BlobRef, Hash32, JobSpec, NodeId, Receipt, Shard, job_id};
 
 use crate::Error;
-use crate::ledger::{self, Movement, Posted};
+use crate::ledger::{self, Movement};
 use crate::matching::{self, Need, ProviderView, reliability_permille};
 use crate::schema;
 use crate::sql::{Backend, Conn, Row, Value, int};
@@ -20,8 +21,8 @@ const SNAPSHOT_MS: u64 = 250;
 
 /// The store over a SQL backend.
 pub struct SqlStore<B: Backend> {
-    b: B,
-    cfg: MarketConfig,
+    pub(crate) b: B,
+    pub(crate) cfg: MarketConfig,
     snapshot: Mutex<Option<(u64, Arc<Vec<ProviderView>>)>>,
 }
 
@@ -34,15 +35,15 @@ impl<B: Backend + std::fmt::Debug> std::fmt::Debug for SqlStore<B> {
     }
 }
 
-fn json<T: serde::Serialize>(v: &T) -> Result<String, Error> {
+pub(crate) fn json<T: serde::Serialize>(v: &T) -> Result<String, Error> {
     serde_json::to_string(v).map_err(|e| Error::Corrupt(format!("encoding JSON: {e}")))
 }
 
-fn unjson<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T, Error> {
+pub(crate) fn unjson<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T, Error> {
     serde_json::from_str(s).map_err(|e| Error::Corrupt(format!("stored {what}: {e}")))
 }
 
-fn random_id() -> Result<Hash32, Error> {
+pub(crate) fn random_id() -> Result<Hash32, Error> {
     let mut b = [0u8; 32];
     getrandom::fill(&mut b).map_err(|e| Error::Corrupt(format!("random source: {e}")))?;
     Ok(Hash32(b))
@@ -55,7 +56,7 @@ fn shard_spec(spec: &JobSpec, index: u32, count: u32) -> JobSpec {
 }
 
 const PROVIDER_COLS: &str = "id, price, cpu_cores, memory_bytes, gpu_count, gpu_memory_bytes, slots, \
-     free_slots, stake, last_seen, completed, faults, expired";
+     free_slots, stake, last_seen, completed, faults, expired, suspended";
 
 fn provider_view(r: &Row, now_ms: u64, liveness_ms: u64) -> Result<ProviderView, Error> {
     let last_seen_ms = r.u64(9)?;
@@ -76,11 +77,12 @@ fn provider_view(r: &Row, now_ms: u64, liveness_ms: u64) -> Result<ProviderView,
         completed,
         faults,
         expired,
+        suspended: r.i64(13)? != 0,
     })
 }
 
 /// A shard's own inputs (parts of inputs split by line), if it has any.
-fn own_inputs(
+pub(crate) fn own_inputs(
     c: &mut dyn Conn,
     job: &Hash32,
     idx: u32,
@@ -97,7 +99,7 @@ fn own_inputs(
 
 /// Builds a lease from a shard, loading (and caching) its job.
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
-fn lease_from(
+pub(crate) fn lease_from(
     c: &mut dyn Conn,
     jobs: &mut HashMap<Hash32, (Hash32, u64, Vec<BlobRef>, JobSpec, u32, Hash32)>,
     job: Hash32,
@@ -198,6 +200,48 @@ impl<B: Backend> SqlStore<B> {
     }
 
     fn receipt_row(r: &Row) -> Result<ReceiptRecord, Error> {
+        receipt_row(r)
+    }
+}
+
+/// Moves what the node's stake lacks of `target` from its balance into
+/// its stake; returns the stake now held.
+pub(crate) fn top_up_stake(
+    c: &mut dyn Conn,
+    node: &NodeId,
+    target: u64,
+    now_ms: u64,
+) -> Result<u64, Error> {
+    let current = u64::try_from(ledger::balance_of(c, &ledger::stake(node))?).unwrap_or(0);
+    if target > current {
+        let have = ledger::balance_of(c, &ledger::balance(node))?;
+        let need = target - current;
+        if have < i64::try_from(need).unwrap_or(i64::MAX) {
+            return Err(Error::Precondition(format!(
+                "your balance of {have} µcr cannot cover a stake of {target} µcr (you hold {current}): \
+                 add credits (`assay faucet` on a devnet) or ask for less stake"
+            )));
+        }
+        // The reference names the stake before and after, so topping up
+        // again after a slash is a new movement, and a retry is not.
+        ledger::post(
+            c,
+            Movement {
+                kind: "stake",
+                debit: &ledger::balance(node),
+                credit: &ledger::stake(node),
+                amount: need,
+                reference: &format!("stake/{node}/{current}/{target}"),
+            },
+            now_ms,
+        )?;
+    }
+    Ok(current.max(target))
+}
+
+/// A receipt row read with [`RECEIPT_COLS`].
+pub(crate) fn receipt_row(r: &Row) -> Result<ReceiptRecord, Error> {
+    {
         let receipt: Receipt = unjson(r.text(3)?, "receipt")?;
         Ok(ReceiptRecord {
             seq: r.u64(0)?,
@@ -208,9 +252,15 @@ impl<B: Backend> SqlStore<B> {
             committed_at_ms: r.u64(5)?,
             settle_at_ms: r.u64(6)?,
             paid: r.opt_i64(7)?.map(|v| v.max(0) as u64),
+            epoch: r.u64(8)?,
+            rate_ppm: r.u32(9)?,
+            check_state: r.text(10)?.to_string(),
+            check_reason: r.text(11)?.to_string(),
         })
     }
+}
 
+impl<B: Backend> SqlStore<B> {
     /// Re-queues one leased shard (after expiry or return) — or, after
     /// `max_attempts` leases without a receipt, fails it and refunds its
     /// escrow to the renter.
@@ -262,7 +312,8 @@ impl<B: Backend> SqlStore<B> {
     }
 }
 
-const RECEIPT_COLS: &str = "seq, id, job_id, receipt, outputs, created_at, settle_at, paid";
+pub(crate) const RECEIPT_COLS: &str = "seq, id, job_id, receipt, outputs, created_at, settle_at, paid, \
+     epoch, rate_ppm, check_state, check_reason";
 
 impl<B: Backend> Store for SqlStore<B> {
     fn backend_name(&self) -> &'static str {
@@ -354,12 +405,34 @@ impl<B: Backend> Store for SqlStore<B> {
         if job.shards == 0 {
             return Err(Error::Invalid("a job needs at least one shard".into()));
         }
-        let per_shard = escrow_per_shard(job.max_price, &job.spec).ok_or_else(|| {
+        let base = escrow_per_shard(job.max_price, &job.spec).ok_or_else(|| {
             Error::Invalid(
                 "max price × (fuel + work budget) overflows: lower --max-price or the budgets"
                     .into(),
             )
         })?;
+        if job.verify_rate_ppm > RATE_ALWAYS {
+            return Err(Error::Invalid(format!(
+                "a verification rate of {} ppm is more than always ({RATE_ALWAYS})",
+                job.verify_rate_ppm
+            )));
+        }
+        // A verified job also escrows the verifier's fee (a re-execution at
+        // the provider's price): a sampled shard pays it, the rest comes back.
+        let verified = job.verify_rate_ppm > 0;
+        let per_shard = if verified { base.checked_mul(2) } else { Some(base) }.ok_or_else(|| {
+            Error::Invalid("the escrow overflows: lower --max-price or the budgets".into())
+        })?;
+        let min_stake = if verified {
+            required_stake(base, job.verify_rate_ppm, self.cfg.slash_bps).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "at a verification rate of {} ppm no provider stake makes cheating on this job a losing bet: raise --verify-rate",
+                    job.verify_rate_ppm
+                ))
+            })?
+        } else {
+            0
+        };
         let escrow = per_shard
             .checked_mul(u64::from(job.shards))
             .filter(|e| *e <= i64::MAX as u64)
@@ -429,8 +502,8 @@ impl<B: Backend> Store for SqlStore<B> {
             let seq = c
                 .query_one(
                     "INSERT INTO jobs (id, renter, component_hash, component_size, inputs, inputs_root, spec, \
-                     shards, max_price, require_gpu, priority, escrow, shard_escrow, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING seq",
+                     shards, max_price, require_gpu, priority, escrow, shard_escrow, created_at, verify_rate_ppm) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING seq",
                     &[
                         (&job.id).into(),
                         (&job.renter).into(),
@@ -446,14 +519,15 @@ impl<B: Backend> Store for SqlStore<B> {
                         int(escrow)?,
                         int(per_shard)?,
                         int(now_ms)?,
+                        Value::Int(i64::from(job.verify_rate_ppm)),
                     ],
                 )?
                 .i64(0)?;
             for (i, sid) in shard_job_ids.iter().enumerate() {
                 c.exec(
                     "INSERT INTO shards (job_id, idx, job_seq, shard_job_id, state, priority, max_price, \
-                     memory_bytes, gpu_memory_bytes, require_gpu, queued_at, inputs, inputs_root) \
-                     VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12)",
+                     memory_bytes, gpu_memory_bytes, require_gpu, queued_at, inputs, inputs_root, min_stake) \
+                     VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                     &[
                         (&job.id).into(),
                         Value::Int(i as i64),
@@ -467,6 +541,7 @@ impl<B: Backend> Store for SqlStore<B> {
                         int(now_ms)?,
                         own[i].as_ref().map(|o| o.0.clone()).into(),
                         own[i].as_ref().map(|o| o.1.0.to_vec()).map_or(Value::Null, Value::Blob),
+                        int(min_stake)?,
                     ],
                 )?;
             }
@@ -481,40 +556,51 @@ impl<B: Backend> Store for SqlStore<B> {
     fn job(&self, id: &Hash32, now_ms: u64) -> Result<Option<JobView>, Error> {
         let view = self.b.read(&mut |c| {
             let Some(j) = c.query_opt(
-                "SELECT renter, component_hash, component_size, inputs, spec, max_price, escrow, created_at, require_gpu \
-                 FROM jobs WHERE id = $1",
+                "SELECT renter, component_hash, component_size, inputs, spec, max_price, escrow, created_at, require_gpu, \
+                 verify_rate_ppm FROM jobs WHERE id = $1",
                 &[id.into()],
             )?
             else {
                 return Ok(None);
             };
             let spec: JobSpec = unjson(j.text(4)?, "spec")?;
-            let need = Need {
+            let mut need = Need {
                 max_price: j.u64(5)?,
                 memory_bytes: spec.memory_bytes,
                 gpu_memory_bytes: spec.gpu_memory_bytes,
                 require_gpu: j.i64(8)? != 0,
+                min_stake: 0,
             };
             let mut receipts: BTreeMap<Hash32, ReceiptRecord> = BTreeMap::new();
+            let mut rejected: BTreeMap<u32, Vec<Hash32>> = BTreeMap::new();
             for r in c.query(
-                &format!("SELECT {RECEIPT_COLS} FROM receipts WHERE job_id = $1"),
+                &format!("SELECT {RECEIPT_COLS}, idx FROM receipts WHERE job_id = $1 ORDER BY seq"),
                 &[id.into()],
             )? {
                 let rec = Self::receipt_row(&r)?;
+                if rec.check_state == "rejected" || rec.check_state == "void" {
+                    rejected.entry(r.u32(12)?).or_default().push(rec.id);
+                }
                 receipts.insert(rec.id, rec);
             }
             let mut shards = Vec::new();
             for s in c.query(
-                "SELECT idx, shard_job_id, state, provider, attempts, receipt_id, inputs FROM shards \
+                "SELECT idx, shard_job_id, state, provider, attempts, receipt_id, inputs, min_stake FROM shards \
                  WHERE job_id = $1 ORDER BY idx",
                 &[id.into()],
             )? {
+                need.min_stake = need.min_stake.max(s.u64(7)?);
                 let receipt = match s.opt_hash(5)? {
                     Some(rid) => receipts.get(&rid).cloned(),
                     None => None,
                 };
+                let verdicts = match &receipt {
+                    Some(r) => crate::verification::verdicts_of(c, &r.id)?,
+                    None => Vec::new(),
+                };
+                let index = s.u32(0)?;
                 shards.push(ShardView {
-                    index: s.u32(0)?,
+                    index,
                     shard_job_id: s.hash(1)?,
                     state: s.text(2)?.to_string(),
                     provider: s.opt_node(3)?,
@@ -525,7 +611,29 @@ impl<B: Backend> Store for SqlStore<B> {
                         Some(Value::Text(t)) => unjson(t, "shard inputs")?,
                         _ => Vec::new(),
                     },
+                    verdicts,
+                    rejected_receipts: rejected.remove(&index).unwrap_or_default(),
                 });
+            }
+            let mut at_stake = Vec::new();
+            let holders: BTreeSet<NodeId> = shards
+                .iter()
+                .filter_map(|s| {
+                    s.receipt
+                        .as_ref()
+                        .map(|r| r.receipt.body.provider_id)
+                        .or(s.provider)
+                })
+                .collect();
+            for p in holders {
+                let stake = u64::try_from(ledger::balance_of(c, &ledger::stake(&p))?).unwrap_or(0);
+                let n = c
+                    .query_one(
+                        "SELECT COUNT(*) FROM receipts WHERE provider = $1",
+                        &[(&p).into()],
+                    )?
+                    .u64(0)?;
+                at_stake.push((p, stake, n));
             }
             Ok(Some((
                 JobView {
@@ -539,6 +647,8 @@ impl<B: Backend> Store for SqlStore<B> {
                     escrow: j.u64(6)?,
                     created_at_ms: j.u64(7)?,
                     shards,
+                    verify_rate_ppm: j.u32(9)?,
+                    providers_at_stake: at_stake,
                 },
                 need,
             )))
@@ -575,21 +685,7 @@ impl<B: Backend> Store for SqlStore<B> {
         let gpu_mem = p.gpus.iter().map(|g| g.1).max().unwrap_or(0);
         let hardware = json(&p.gpus)?;
         let r = self.b.write(&mut |c| {
-            let current = u64::try_from(ledger::balance_of(c, &ledger::stake(&p.id))?).unwrap_or(0);
-            if stake_target > current {
-                ledger::post(
-                    c,
-                    Movement {
-                        kind: "stake",
-                        debit: &ledger::balance(&p.id),
-                        credit: &ledger::stake(&p.id),
-                        amount: stake_target - current,
-                        reference: &format!("stake/{}/{}", p.id, stake_target),
-                    },
-                    now_ms,
-                )?;
-            }
-            let stake = current.max(stake_target);
+            let stake = top_up_stake(c, &p.id, stake_target, now_ms)?;
             c.exec(
                 "INSERT INTO providers (id, price, cpu_cores, memory_bytes, gpu_count, gpu_memory_bytes, hardware, \
                  slots, free_slots, version, registered_at, last_seen, stake) \
@@ -691,6 +787,11 @@ impl<B: Backend> Store for SqlStore<B> {
                 )));
             };
             let me = provider_view(&row, now_ms, u64::MAX)?;
+            if me.suspended {
+                return Err(Error::PermissionDenied(format!(
+                    "provider {node} was caught returning a wrong result and is suspended from the market"
+                )));
+            }
             let active = c
                 .query(
                     "SELECT job_id FROM shards WHERE provider = $1 AND state = 'leased'",
@@ -711,9 +812,9 @@ impl<B: Backend> Store for SqlStore<B> {
             let candidates = c.query(
                 &format!(
                     "SELECT s.job_id, s.idx, s.shard_job_id, s.queued_at, s.max_price, s.memory_bytes, \
-                     s.gpu_memory_bytes, s.require_gpu FROM shards s \
+                     s.gpu_memory_bytes, s.require_gpu, s.min_stake FROM shards s \
                      WHERE s.state = 'queued' AND s.max_price >= $1 AND s.memory_bytes <= $2 \
-                     AND s.gpu_memory_bytes <= $3 AND s.require_gpu <= $4 \
+                     AND s.gpu_memory_bytes <= $3 AND s.require_gpu <= $4 AND s.min_stake <= $6 \
                      ORDER BY s.priority DESC, s.job_seq, s.idx LIMIT $5{}",
                     c.dialect().skip_locked("s")
                 ),
@@ -723,6 +824,7 @@ impl<B: Backend> Store for SqlStore<B> {
                     int(me.device_memory())?,
                     Value::Int(i64::from(me.gpu_count > 0)),
                     int(u64::from(free) * 4 + 16)?,
+                    int(me.stake)?,
                 ],
             )?;
             let mut chosen: Vec<(Hash32, u32, Hash32)> = Vec::new();
@@ -742,6 +844,7 @@ impl<B: Backend> Store for SqlStore<B> {
                         memory_bytes: r.u64(5)?,
                         gpu_memory_bytes: r.u64(6)?,
                         require_gpu: r.i64(7)? != 0,
+                        min_stake: r.u64(8)?,
                     };
                     if let Some(online) = &online {
                         let better: Vec<&ProviderView> = online
@@ -902,9 +1005,22 @@ impl<B: Backend> Store for SqlStore<B> {
                     )));
                 }
             }
-            let escrow = c
-                .query_one("SELECT shard_escrow FROM jobs WHERE id = $1", &[(&job).into()])?
-                .u64(0)?;
+            let j = c.query_one(
+                "SELECT shard_escrow, verify_rate_ppm FROM jobs WHERE id = $1",
+                &[(&job).into()],
+            )?;
+            let (escrow, rate_ppm) = (j.u64(0)?, j.u32(1)?);
+            let epoch = crate::verification::open_epoch(c, self.cfg.epoch_ms, now_ms)?;
+            let suspended = c
+                .query_one("SELECT suspended FROM providers WHERE id = $1", &[(&s.provider).into()])?
+                .i64(0)?
+                != 0;
+            // A provider caught cheating has every later receipt checked too.
+            let (check_state, check_reason) = match (rate_ppm, suspended) {
+                (_, true) => ("sampled", "audit"),
+                (0, false) => ("unverified", ""),
+                (_, false) => ("pending", ""),
+            };
             let n = c.exec(
                 "UPDATE shards SET state = 'done', receipt_id = $4, lease_expires_at = NULL \
                  WHERE job_id = $1 AND idx = $2 AND lease_id = $3 AND state = 'leased'",
@@ -918,8 +1034,8 @@ impl<B: Backend> Store for SqlStore<B> {
             }
             c.exec(
                 "INSERT INTO receipts (id, job_id, idx, provider, lease_id, receipt, outputs, outputs_root, \
-                 units, price, escrow, created_at, settle_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                 units, price, escrow, created_at, settle_at, epoch, rate_ppm, check_state, check_reason) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
                 &[
                     (&rid).into(),
                     (&job).into(),
@@ -934,8 +1050,15 @@ impl<B: Backend> Store for SqlStore<B> {
                     int(escrow)?,
                     int(now_ms)?,
                     int(settle_at)?,
+                    int(epoch)?,
+                    Value::Int(i64::from(rate_ppm)),
+                    check_state.into(),
+                    check_reason.into(),
                 ],
             )?;
+            if check_state == "sampled" {
+                crate::verification::open_check(c, &rid, "verify", check_reason, &[s.provider], now_ms)?;
+            }
             c.exec(
                 "UPDATE leases SET state = 'done', ended_at = $2 WHERE id = $1",
                 &[(&s.lease_id).into(), int(now_ms)?],
@@ -1028,9 +1151,9 @@ impl<B: Backend> Store for SqlStore<B> {
         self.b.write(&mut |c| {
             let rows = c.query(
                 &format!(
-                    "SELECT r.id, r.job_id, r.provider, r.units, r.price, r.escrow, j.renter \
-                     FROM receipts r JOIN jobs j ON j.id = r.job_id \
-                     WHERE r.settled_at IS NULL AND r.settle_at <= $1 ORDER BY r.seq LIMIT 500{}",
+                    "SELECT r.id FROM receipts r \
+                     WHERE r.settled_at IS NULL AND r.settle_at <= $1 \
+                     AND r.check_state IN ('unverified', 'not-sampled') ORDER BY r.seq LIMIT 500{}",
                     c.dialect().skip_locked("r")
                 ),
                 &[int(now_ms)?],
@@ -1038,39 +1161,7 @@ impl<B: Backend> Store for SqlStore<B> {
             let mut settled = Vec::with_capacity(rows.len());
             for r in &rows {
                 let rid = r.hash(0)?;
-                let job = r.hash(1)?;
-                let provider = r.node(2)?;
-                let renter = r.node(6)?;
-                let escrow = r.u64(5)?;
-                let payment = cost(r.u64(4)?, r.u64(3)?).unwrap_or(u64::MAX).min(escrow);
-                let fee = u64::try_from(u128::from(payment) * u128::from(fee_bps) / 10_000)
-                    .unwrap_or(payment)
-                    .min(payment);
-                let from = ledger::escrow(&job);
-                for (kind, to, amount) in [
-                    ("pay", ledger::earnings(&provider), payment - fee),
-                    ("fee", ledger::FEES.to_string(), fee),
-                    ("refund", ledger::balance(&renter), escrow - payment),
-                ] {
-                    let posted = ledger::post(
-                        c,
-                        Movement {
-                            kind,
-                            debit: &from,
-                            credit: &to,
-                            amount,
-                            reference: &format!("settle/{rid}/{kind}"),
-                        },
-                        now_ms,
-                    )?;
-                    if posted == Posted::Duplicate {
-                        tracing::warn!(receipt = %rid.short(), kind, "settlement entry existed: skipped");
-                    }
-                }
-                c.exec(
-                    "UPDATE receipts SET settled_at = $2, paid = $3 WHERE id = $1 AND settled_at IS NULL",
-                    &[(&rid).into(), int(now_ms)?, int(payment)?],
-                )?;
+                crate::verification::pay_out(c, &rid, fee_bps, None, now_ms)?;
                 settled.push(rid);
             }
             Ok(settled)
@@ -1110,6 +1201,45 @@ impl<B: Backend> Store for SqlStore<B> {
             let head = ledger::stored_head(c)?;
             Ok(ledger::verify(&all, Some(&balances), Some(head)))
         })
+    }
+
+    fn register_verifier(
+        &self,
+        v: &VerifierInfo,
+        stake_target: u64,
+        now_ms: u64,
+    ) -> Result<u64, Error> {
+        self.register_verifier_impl(v, stake_target, now_ms)
+    }
+
+    fn reveal_epochs(&self, now_ms: u64) -> Result<u64, Error> {
+        self.reveal_epochs_impl(now_ms)
+    }
+
+    fn beacon(&self, from_epoch: u64, limit: u32) -> Result<Vec<EpochSeed>, Error> {
+        self.beacon_impl(from_epoch, limit)
+    }
+
+    fn take_checks(&self, verifier: &NodeId, max: u32, now_ms: u64) -> Result<Vec<CheckTask>, Error> {
+        self.take_checks_impl(verifier, max, now_ms)
+    }
+
+    fn submit_verdict(&self, v: &VerdictSubmission, now_ms: u64) -> Result<Decision, Error> {
+        self.submit_verdict_impl(v, now_ms)
+    }
+
+    fn return_check(
+        &self,
+        verifier: &NodeId,
+        check: &Hash32,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<(), Error> {
+        self.return_check_impl(verifier, check, reason, now_ms)
+    }
+
+    fn expire_checks(&self, now_ms: u64) -> Result<u64, Error> {
+        self.expire_checks_impl(now_ms)
     }
 
     fn providers(&self, now_ms: u64) -> Result<Vec<ProviderView>, Error> {

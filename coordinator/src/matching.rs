@@ -4,7 +4,9 @@
 //! its device memory (its largest GPU's, or its RAM on a CPU-only machine:
 //! the CPU backend keeps tensors in RAM) covers the spec's GPU memory quota,
 //! it has a GPU if the job requires one, and its price is at most the
-//! renter's max. Among fitting providers the cheapest wins; stake, then
+//! renter's max, its stake covers what the job's verification rate requires
+//! (see [`assay_protocol::verification::required_stake`]) and it was not
+//! suspended for a proven cheat. Among fitting providers the cheapest wins; stake, then
 //! reliability, then node id break ties. A provider that polls is given a
 //! freshly queued shard only if no better-ranked online provider with a free
 //! slot (and no shard of that job yet) also fits; after the preference
@@ -48,6 +50,8 @@ pub struct ProviderView {
     pub faults: u64,
     /// Leases that expired.
     pub expired: u64,
+    /// Caught cheating: never matched again.
+    pub suspended: bool,
 }
 
 impl ProviderView {
@@ -72,6 +76,8 @@ pub struct Need {
     pub gpu_memory_bytes: u64,
     /// A GPU is required.
     pub require_gpu: bool,
+    /// The least stake a provider must hold (from the verification rate).
+    pub min_stake: u64,
 }
 
 /// Reliability from history, per mille: `(completed + 1) / (completed +
@@ -95,7 +101,7 @@ pub fn fits_hardware(p: &ProviderView, n: &Need) -> bool {
 
 /// The provider fits the shard and asks at most its max price.
 pub fn fits(p: &ProviderView, n: &Need) -> bool {
-    fits_hardware(p, n) && p.price <= n.max_price
+    fits_hardware(p, n) && p.price <= n.max_price && p.stake >= n.min_stake && !p.suspended
 }
 
 /// Orders providers best first: cheapest, then most stake, then most
@@ -142,6 +148,20 @@ pub fn why_not_matched(n: &Need, providers: &[ProviderView]) -> String {
             n.max_price
         );
     }
+    let staked: Vec<&&&&ProviderView> = affordable
+        .iter()
+        .filter(|p| p.stake >= n.min_stake && !p.suspended)
+        .collect();
+    if staked.is_empty() {
+        let most = affordable.iter().map(|p| p.stake).max().unwrap_or(0);
+        return format!(
+            "the {} providers that fit and are within your price hold less stake than the {} µcr your verification rate requires (the most is {most}): \
+             wait for a better-staked provider, or raise --verify-rate (a higher rate needs less stake)",
+            affordable.len(),
+            n.min_stake
+        );
+    }
+    let affordable = staked;
     if affordable.iter().all(|p| p.free_slots == 0) {
         return format!(
             "all {} matching providers are busy: waiting for a free slot",
@@ -175,6 +195,7 @@ mod tests {
             completed: 0,
             faults: 0,
             expired: 0,
+            suspended: false,
         }
     }
 
@@ -184,6 +205,7 @@ mod tests {
             memory_bytes: mem,
             gpu_memory_bytes: mem,
             require_gpu: gpu,
+            min_stake: 0,
         }
     }
 
@@ -219,7 +241,12 @@ mod tests {
         assert!(why_not_matched(&need(100, 1, true), &[dear]).contains("GPU"));
         let mut busy = p(3, 5, 8 << 30, 0);
         busy.free_slots = 0;
-        assert!(why_not_matched(&n, &[busy]).contains("busy"));
+        assert!(why_not_matched(&n, std::slice::from_ref(&busy)).contains("busy"));
+        let poor = Need {
+            min_stake: 1_000,
+            ..n
+        };
+        assert!(why_not_matched(&poor, &[busy]).contains("stake"));
         let mut offline = p(4, 5, 8 << 30, 0);
         offline.online = false;
         assert_eq!(why_not_matched(&n, &[offline]), "no provider is online");

@@ -5,7 +5,7 @@ use crate::Error;
 use crate::sql::{Backend, Dialect, Value};
 
 /// The version the code expects.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 fn migrations(d: Dialect) -> Vec<String> {
     let (blob, serial) = match d {
@@ -138,7 +138,72 @@ CREATE TABLE ledger_head (
 ALTER TABLE shards ADD COLUMN inputs TEXT;
 ALTER TABLE shards ADD COLUMN inputs_root {blob}"
     );
-    vec![v1, v2]
+    // v3: verification — epoch seeds (commit–reveal), sampling state per
+    // receipt, verifiers, checks and signed verdicts, suspended providers.
+    let v3 = format!(
+        "
+ALTER TABLE jobs ADD COLUMN verify_rate_ppm BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE shards ADD COLUMN min_stake BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE receipts ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE receipts ADD COLUMN rate_ppm BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE receipts ADD COLUMN check_state TEXT NOT NULL DEFAULT 'unverified';
+ALTER TABLE receipts ADD COLUMN check_reason TEXT NOT NULL DEFAULT '';
+CREATE INDEX receipts_pending ON receipts (epoch) WHERE check_state = 'pending';
+CREATE INDEX receipts_by_provider ON receipts (provider) WHERE settled_at IS NULL;
+ALTER TABLE providers ADD COLUMN suspended BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE providers ADD COLUMN slashed BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE epochs (
+    epoch BIGINT PRIMARY KEY,
+    seed {blob} NOT NULL,
+    commitment {blob} NOT NULL,
+    created_at BIGINT NOT NULL,
+    revealed_at BIGINT
+);
+CREATE TABLE verifiers (
+    id {blob} PRIMARY KEY,
+    version TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    registered_at BIGINT NOT NULL,
+    last_seen BIGINT NOT NULL,
+    verdicts BIGINT NOT NULL DEFAULT 0,
+    missed BIGINT NOT NULL DEFAULT 0,
+    overruled BIGINT NOT NULL DEFAULT 0,
+    suspended BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE checks (
+    id {blob} PRIMARY KEY,
+    receipt_id {blob} NOT NULL,
+    role TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    state TEXT NOT NULL,
+    verifier {blob},
+    deadline BIGINT,
+    excluded TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX checks_open ON checks (created_at) WHERE state = 'open';
+CREATE INDEX checks_taken ON checks (deadline) WHERE state = 'taken';
+CREATE INDEX checks_by_receipt ON checks (receipt_id);
+CREATE TABLE verdicts (
+    seq {serial},
+    check_id {blob} NOT NULL UNIQUE,
+    receipt_id {blob} NOT NULL,
+    verifier {blob} NOT NULL,
+    role TEXT NOT NULL,
+    agrees BIGINT NOT NULL,
+    outputs_root {blob} NOT NULL,
+    outcome TEXT NOT NULL,
+    fuel_used BIGINT NOT NULL,
+    flops BIGINT NOT NULL,
+    bytes BIGINT NOT NULL,
+    nonce BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    signature {blob} NOT NULL,
+    at_ms BIGINT NOT NULL
+);
+CREATE INDEX verdicts_by_receipt ON verdicts (receipt_id)"
+    );
+    vec![v1, v2, v3]
 }
 
 /// Brings the database to [`SCHEMA_VERSION`] (creating it if empty). Safe

@@ -23,12 +23,16 @@ use assay_proto::pb::verifier_server::{Verifier, VerifierServer};
 use assay_proto::{CHUNK_BYTES, convert, now_ms, pb};
 use assay_protocol::canonical::Encoder;
 use assay_protocol::market::billable_units;
+use assay_protocol::verification::{RATE_ALWAYS, escape_probability, rate};
 use assay_protocol::{BlobRef, Hash32, NodeId, inputs_root, job_id};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::blobs::BlobStore;
-use crate::store::{JobView, NewJob, ProviderInfo, ReceiptRecord, ReceiptSubmission};
+use crate::store::{
+    EpochSeed, JobView, NewJob, ProviderInfo, ReceiptRecord, ReceiptSubmission, RunResult,
+    VerdictSubmission, VerdictView, VerifierInfo,
+};
 use crate::{Error, Store};
 
 /// Server settings beyond the market rules.
@@ -139,16 +143,18 @@ impl Coordinator {
             }
             let r = blocking(move || {
                 let expired = store.expire_leases(now)?;
+                let sampled = store.reveal_epochs(now)?;
+                let late = store.expire_checks(now)?;
                 let settled = store.settle_due(now)?;
                 if purge {
                     store.purge_nonces(now)?;
                 }
-                Ok((expired, settled.len()))
+                Ok((expired, settled.len(), sampled, late))
             })
             .await;
             match r {
-                Ok((e, s)) if e > 0 || s > 0 => {
-                    tracing::info!(expired = e, settled = s, "background work");
+                Ok((e, s, sampled, late)) if e > 0 || s > 0 || sampled > 0 || late > 0 => {
+                    tracing::info!(expired = e, settled = s, sampled, late_checks = late, "background work");
                 }
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "background work failed"),
@@ -193,7 +199,7 @@ impl Coordinator {
     }
 
     /// A job's status message.
-    fn job_status(view: &JobView) -> pb::JobStatus {
+    fn job_status(view: &JobView, slash_bps: u32) -> pb::JobStatus {
         pb::JobStatus {
             job_id: view.id.0.to_vec(),
             renter: view.renter.0.to_vec(),
@@ -217,8 +223,13 @@ impl Coordinator {
                     settled: s.receipt.as_ref().is_some_and(|r| r.paid.is_some()),
                     paid: s.receipt.as_ref().and_then(|r| r.paid).unwrap_or(0),
                     inputs: convert::blob_refs_to_pb(&s.inputs),
-                    verification: None,
-                    rejected_receipts: Vec::new(),
+                    verification: s.receipt.as_ref().map(|r| pb::Verification {
+                        state: r.check_state.clone(),
+                        epoch: r.epoch,
+                        reason: r.check_reason.clone(),
+                        verdicts: s.verdicts.iter().map(verdict_record).collect(),
+                    }),
+                    rejected_receipts: s.rejected_receipts.iter().map(|h| h.0.to_vec()).collect(),
                 })
                 .collect(),
             result_root: view.result_root().map(|h| h.0.to_vec()).unwrap_or_default(),
@@ -228,7 +239,26 @@ impl Coordinator {
             component_hash: view.component_hash.0.to_vec(),
             inputs: convert::blob_refs_to_pb(&view.inputs),
             spec: Some(pb::JobSpec::from(&view.spec)),
-            guarantee: None,
+            guarantee: Some(pb::Guarantee {
+                rate_ppm: view.verify_rate_ppm,
+                slash_bps,
+                providers: view
+                    .providers_at_stake
+                    .iter()
+                    .map(|(p, stake, n)| pb::ProviderGuarantee {
+                        provider: p.0.to_vec(),
+                        stake: *stake,
+                        receipts: *n,
+                        escape: [0.01, 0.1, 1.0]
+                            .iter()
+                            .map(|f| pb::EscapeOdds {
+                                cheat_fraction: *f,
+                                probability: escape_probability(rate(view.verify_rate_ppm), *f, *n),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            }),
         }
     }
 
@@ -256,8 +286,32 @@ fn receipt_record(r: &ReceiptRecord) -> pb::ReceiptRecord {
         receipt: Some(pb::Receipt::from(&r.receipt)),
         outputs: convert::blob_refs_to_pb(&r.outputs),
         committed_at_ms: r.committed_at_ms,
-        epoch: 0,
-        rate_ppm: 0,
+        epoch: r.epoch,
+        rate_ppm: r.rate_ppm,
+    }
+}
+
+fn verdict_record(v: &VerdictView) -> pb::VerdictRecord {
+    pb::VerdictRecord {
+        verifier: v.verifier.0.to_vec(),
+        role: v.role.clone(),
+        agrees: v.agrees,
+        outputs_root: v.result.outputs_root.0.to_vec(),
+        outcome: pb::Outcome::from(v.result.outcome) as i32,
+        fuel_used: v.result.fuel_used,
+        work: Some(pb::WorkDone {
+            flops: v.result.work.flops,
+            bytes: v.result.work.bytes,
+        }),
+        at_ms: v.at_ms,
+    }
+}
+
+fn epoch_beacon(e: &EpochSeed) -> pb::EpochBeacon {
+    pb::EpochBeacon {
+        epoch: e.epoch,
+        commitment: e.commitment.0.to_vec(),
+        seed: e.seed.map(|s| s.to_vec()).unwrap_or_default(),
     }
 }
 
@@ -541,6 +595,22 @@ impl Renter for Coordinator {
         for name in &req.split_inputs {
             e.str(name);
         }
+        let verify_rate_ppm = match (req.unverified, req.verify_rate_ppm) {
+            (true, 0) => 0,
+            (true, _) => {
+                return Err(Status::invalid_argument(
+                    "a job is either unverified or has a verification rate, not both",
+                ));
+            }
+            (false, 0) => self.store.config().default_rate_ppm,
+            (false, r) if r > RATE_ALWAYS => {
+                return Err(Status::invalid_argument(format!(
+                    "verify_rate_ppm {r} is more than {RATE_ALWAYS} (every receipt)"
+                )));
+            }
+            (false, r) => r,
+        };
+        e.u32(verify_rate_ppm);
         let job = NewJob {
             id: e.hash(),
             renter,
@@ -553,6 +623,7 @@ impl Renter for Coordinator {
             max_price: req.max_price,
             require_gpu,
             shard_inputs,
+            verify_rate_ppm,
         };
         let store = self.store.clone();
         let id = job.id;
@@ -573,7 +644,7 @@ impl Renter for Coordinator {
         let store = self.store.clone();
         let view = blocking(move || store.job(&id, now_ms())).await?;
         match view {
-            Some(v) => Ok(Response::new(Self::job_status(&v))),
+            Some(v) => Ok(Response::new(Self::job_status(&v, self.store.config().slash_bps))),
             None => Err(Status::not_found(format!(
                 "no job {id} on this coordinator"
             ))),
@@ -906,39 +977,115 @@ impl Verifier for Coordinator {
 
     async fn submit_verdict(
         &self,
-        _request: Request<pb::SubmitVerdictRequest>,
+        request: Request<pb::SubmitVerdictRequest>,
     ) -> Result<Response<pb::SubmitVerdictResponse>, Status> {
-        Err(Status::unimplemented(
-            "verdicts are not accepted yet (the verifier issue): receipts settle after the settlement delay",
-        ))
+        let req = request.into_inner();
+        let verifier = self.authenticate(&req).await?;
+        let auth = req.auth.clone().unwrap_or_default();
+        let v = VerdictSubmission {
+            check_id: convert::hash("check_id", &req.check_id).map_err(bad)?,
+            receipt_id: convert::hash("receipt_id", &req.receipt_id).map_err(bad)?,
+            verifier,
+            result: RunResult {
+                outputs_root: convert::hash("outputs_root", &req.outputs_root).map_err(bad)?,
+                outcome: convert::outcome("outcome", req.outcome).map_err(bad)?,
+                fuel_used: req.fuel_used,
+                work: req
+                    .work
+                    .map(|w| assay_protocol::WorkDone {
+                        flops: w.flops,
+                        bytes: w.bytes,
+                    })
+                    .unwrap_or_default(),
+            },
+            agrees: req.agrees,
+            nonce: auth.nonce,
+            expires_at_ms: auth.expires_at_ms,
+            signature: auth.signature,
+        };
+        let store = self.store.clone();
+        let decision = blocking(move || store.submit_verdict(&v, now_ms())).await?;
+        tracing::info!(receipt = %convert::hash("receipt_id", &req.receipt_id).map(|h| h.short()).unwrap_or_default(),
+            verifier = %verifier, agrees = req.agrees, decision = decision.name(), "verdict");
+        Ok(Response::new(pb::SubmitVerdictResponse {
+            decision: decision.name().to_string(),
+        }))
     }
 
     async fn register_verifier(
         &self,
-        _request: Request<pb::RegisterVerifierRequest>,
+        request: Request<pb::RegisterVerifierRequest>,
     ) -> Result<Response<pb::RegisterVerifierResponse>, Status> {
-        Err(Status::unimplemented("verifiers: in progress"))
+        let req = request.into_inner();
+        let node = self.authenticate(&req).await?;
+        let info = VerifierInfo {
+            id: node,
+            version: req.version.clone(),
+            backend: req.backend.clone(),
+        };
+        let store = self.store.clone();
+        let stake = blocking(move || store.register_verifier(&info, req.stake, now_ms())).await?;
+        tracing::info!(verifier = %node, stake, "verifier registered");
+        Ok(Response::new(pb::RegisterVerifierResponse {
+            stake,
+            check_ttl_ms: self.store.config().check_ttl_ms,
+            epoch_ms: self.store.config().epoch_ms,
+        }))
     }
 
     async fn get_beacon(
         &self,
-        _request: Request<pb::GetBeaconRequest>,
+        request: Request<pb::GetBeaconRequest>,
     ) -> Result<Response<pb::GetBeaconResponse>, Status> {
-        Err(Status::unimplemented("verifiers: in progress"))
+        let req = request.into_inner();
+        let store = self.store.clone();
+        let epochs = blocking(move || store.beacon(req.from_epoch, 1000)).await?;
+        let epoch_ms = self.store.config().epoch_ms.max(1);
+        Ok(Response::new(pb::GetBeaconResponse {
+            epoch_ms,
+            current_epoch: now_ms() / epoch_ms,
+            epochs: epochs.iter().map(epoch_beacon).collect(),
+        }))
     }
 
     async fn take_checks(
         &self,
-        _request: Request<pb::TakeChecksRequest>,
+        request: Request<pb::TakeChecksRequest>,
     ) -> Result<Response<pb::TakeChecksResponse>, Status> {
-        Err(Status::unimplemented("verifiers: in progress"))
+        let req = request.into_inner();
+        let node = self.authenticate(&req).await?;
+        let store = self.store.clone();
+        let max = req.max.min(64);
+        let tasks = blocking(move || store.take_checks(&node, max, now_ms())).await?;
+        Ok(Response::new(pb::TakeChecksResponse {
+            checks: tasks
+                .iter()
+                .map(|t| pb::Check {
+                    check_id: t.id.0.to_vec(),
+                    role: t.role.clone(),
+                    reason: t.reason.clone(),
+                    record: Some(receipt_record(&t.record)),
+                    component_hash: t.lease.component_hash.0.to_vec(),
+                    component_size: t.lease.component_size,
+                    inputs: convert::blob_refs_to_pb(&t.lease.inputs),
+                    spec: Some(pb::JobSpec::from(&t.lease.spec)),
+                    beacon: Some(epoch_beacon(&t.beacon)),
+                    deadline_ms: t.deadline_ms,
+                })
+                .collect(),
+        }))
     }
 
     async fn return_check(
         &self,
-        _request: Request<pb::ReturnCheckRequest>,
+        request: Request<pb::ReturnCheckRequest>,
     ) -> Result<Response<pb::ReturnCheckResponse>, Status> {
-        Err(Status::unimplemented("verifiers: in progress"))
+        let req = request.into_inner();
+        let node = self.authenticate(&req).await?;
+        let check = convert::hash("check_id", &req.check_id).map_err(bad)?;
+        let store = self.store.clone();
+        blocking(move || store.return_check(&node, &check, &req.reason, now_ms())).await?;
+        Ok(Response::new(pb::ReturnCheckResponse {}))
     }
 }
 

@@ -23,7 +23,9 @@ pub struct MarketConfig {
     pub provider_liveness_ms: u64,
     /// How long a fresh shard waits for the best-ranked provider.
     pub preference_window_ms: u64,
-    /// A receipt settles this long after it is recorded (until verdicts).
+    /// The challenge window: a receipt that was not sampled for
+    /// verification (or whose job opted out) settles this long after it
+    /// was recorded.
     pub settlement_delay_ms: u64,
     /// Protocol fee in basis points of each payment.
     pub fee_bps: u64,
@@ -31,6 +33,21 @@ pub struct MarketConfig {
     /// (provider faults, expired or returned leases) fails, and its escrow
     /// goes back to the renter. 0: never give up.
     pub max_attempts: u32,
+    /// Length of a sampling epoch: receipts recorded in one epoch are
+    /// sampled with the seed revealed when it ends.
+    pub epoch_ms: u64,
+    /// Sampling rate of jobs that do not choose one, parts per million.
+    pub default_rate_ppm: u32,
+    /// A verifier has this long to answer a check before it goes to another.
+    pub check_ttl_ms: u64,
+    /// The fraction of its stake a node proven wrong loses, basis points.
+    pub slash_bps: u32,
+    /// The share of a provider's slash paid to the verifier who caught it
+    /// (basis points of the slash; the referee gets `referee_bps`, the
+    /// renter the rest).
+    pub bounty_bps: u32,
+    /// The referee's share of a slash, basis points.
+    pub referee_bps: u32,
 }
 
 impl Default for MarketConfig {
@@ -42,6 +59,12 @@ impl Default for MarketConfig {
             settlement_delay_ms: 10_000,
             fee_bps: 200,
             max_attempts: 5,
+            epoch_ms: 2_000,
+            default_rate_ppm: 50_000,
+            check_ttl_ms: 60_000,
+            slash_bps: 5_000,
+            bounty_bps: 5_000,
+            referee_bps: 2_500,
         }
     }
 }
@@ -85,6 +108,9 @@ pub struct NewJob {
     /// Each shard's own inputs when some were split by line (one list per
     /// shard, in shard order); empty: every shard gets `inputs`.
     pub shard_inputs: Vec<Vec<BlobRef>>,
+    /// Probability that each receipt is re-executed by a verifier, parts
+    /// per million (0: unverified, no guarantee and no verifier fee).
+    pub verify_rate_ppm: u32,
 }
 
 /// What accepting a job did.
@@ -231,6 +257,15 @@ pub struct ReceiptRecord {
     pub settle_at_ms: u64,
     /// What it paid (once settled).
     pub paid: Option<u64>,
+    /// The sampling epoch it was recorded in.
+    pub epoch: u64,
+    /// Its job's sampling rate, parts per million.
+    pub rate_ppm: u32,
+    /// Where its check stands: `unverified`, `pending`, `not-sampled`,
+    /// `sampled`, `disputed`, `verified`, `rejected` or `void`.
+    pub check_state: String,
+    /// Why it was checked: `sampled`, `audit` or `challenge` (empty if not).
+    pub check_reason: String,
 }
 
 /// One shard of a job, as the renter sees it.
@@ -252,6 +287,143 @@ pub struct ShardView {
     pub why_not_matched: String,
     /// This shard's inputs.
     pub inputs: Vec<BlobRef>,
+    /// The verdicts on the current receipt, in order.
+    pub verdicts: Vec<VerdictView>,
+    /// Receipts of this shard proven wrong.
+    pub rejected_receipts: Vec<Hash32>,
+}
+
+/// A recorded verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerdictView {
+    /// Who re-executed.
+    pub verifier: NodeId,
+    /// `verify` or `referee`.
+    pub role: String,
+    /// Its result equals the receipt's.
+    pub agrees: bool,
+    /// What it got.
+    pub result: RunResult,
+    /// When.
+    pub at_ms: u64,
+}
+
+/// The deterministic part of a run: what a verifier re-derives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunResult {
+    /// Outputs root.
+    pub outputs_root: Hash32,
+    /// Outcome.
+    pub outcome: assay_protocol::Outcome,
+    /// Fuel used.
+    pub fuel_used: u64,
+    /// Work metered.
+    pub work: assay_protocol::WorkDone,
+}
+
+impl RunResult {
+    /// The result a receipt states.
+    pub fn of(r: &Receipt) -> RunResult {
+        RunResult {
+            outputs_root: r.body.outputs_root,
+            outcome: r.body.outcome,
+            fuel_used: r.body.fuel_used,
+            work: r.body.work,
+        }
+    }
+}
+
+/// A verifier's registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifierInfo {
+    /// Its node id.
+    pub id: NodeId,
+    /// Its software version.
+    pub version: String,
+    /// The backend it re-executes on.
+    pub backend: String,
+}
+
+/// An epoch of the sampling beacon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochSeed {
+    /// The epoch number (`time / epoch_ms`).
+    pub epoch: u64,
+    /// `assay_protocol::verification::commitment(seed)`.
+    pub commitment: Hash32,
+    /// The seed, once the epoch is over.
+    pub seed: Option<[u8; 32]>,
+}
+
+/// A check handed to a verifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckTask {
+    /// The check id.
+    pub id: Hash32,
+    /// `verify` or `referee`.
+    pub role: String,
+    /// `sampled`, `audit` or `challenge`.
+    pub reason: String,
+    /// The receipt to check.
+    pub record: ReceiptRecord,
+    /// What to re-execute (the shard's component, inputs and spec).
+    pub lease: Lease,
+    /// The receipt's epoch (its seed revealed).
+    pub beacon: EpochSeed,
+    /// Answer by then.
+    pub deadline_ms: u64,
+}
+
+/// A verdict to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerdictSubmission {
+    /// The check.
+    pub check_id: Hash32,
+    /// The receipt it names.
+    pub receipt_id: Hash32,
+    /// Who re-executed (the request's signer).
+    pub verifier: NodeId,
+    /// What the re-execution gave.
+    pub result: RunResult,
+    /// The verifier's claim that it matches the receipt.
+    pub agrees: bool,
+    /// The signed request's nonce, expiry and signature (kept for audit).
+    pub nonce: u64,
+    /// See `nonce`.
+    pub expires_at_ms: u64,
+    /// See `nonce`.
+    pub signature: Vec<u8>,
+}
+
+/// What a verdict decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// The receipt matched: provider and verifier paid.
+    Verified,
+    /// A mismatch: a referee check was opened.
+    Disputed,
+    /// The referee agreed with the verifier: the provider was slashed and
+    /// the shard re-queued.
+    Rejected,
+    /// The referee agreed with the provider: the verifier was slashed and
+    /// the receipt settled.
+    Overruled,
+    /// The referee agreed with neither (a determinism failure): the receipt
+    /// is void and the shard re-queued, nobody slashed.
+    Inconclusive,
+}
+
+impl Decision {
+    /// The name used on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Decision::Verified => "verified",
+            Decision::Disputed => "disputed",
+            Decision::Rejected => "rejected",
+            Decision::Overruled => "overruled",
+            Decision::Inconclusive => "inconclusive",
+        }
+    }
 }
 
 /// A job, as the renter sees it.
@@ -277,6 +449,11 @@ pub struct JobView {
     pub created_at_ms: u64,
     /// The shards in order.
     pub shards: Vec<ShardView>,
+    /// Its sampling rate, parts per million (0: unverified).
+    pub verify_rate_ppm: u32,
+    /// What the providers that hold or ran its shards have at stake:
+    /// (provider, stake, receipts committed).
+    pub providers_at_stake: Vec<(NodeId, u64, u64)>,
 }
 
 impl JobView {
@@ -476,4 +653,67 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// [`Error::Database`].
     fn providers(&self, now_ms: u64) -> Result<Vec<ProviderView>, Error>;
+
+    /// Registers or updates a verifier and tops its stake up to `stake_target`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Precondition`] if its balance cannot cover the stake.
+    fn register_verifier(
+        &self,
+        v: &VerifierInfo,
+        stake_target: u64,
+        now_ms: u64,
+    ) -> Result<u64, Error>;
+    /// Reveals the seeds of epochs that are over and samples their
+    /// receipts; publishes the commitment of the next epoch. Returns how
+    /// many receipts were sampled.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn reveal_epochs(&self, now_ms: u64) -> Result<u64, Error>;
+    /// Epochs from `from_epoch` on (at most `limit`): commitments, and seeds
+    /// of those that are over.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn beacon(&self, from_epoch: u64, limit: u32) -> Result<Vec<EpochSeed>, Error>;
+    /// Up to `max` open checks for this verifier (never its own receipts,
+    /// never a dispute it is part of).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if it is not registered; [`Error::PermissionDenied`]
+    /// if it was suspended.
+    fn take_checks(&self, verifier: &NodeId, max: u32, now_ms: u64) -> Result<Vec<CheckTask>, Error>;
+    /// Records a verdict and acts on it (settle, dispute, slash).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] (no such check), [`Error::PermissionDenied`]
+    /// (another verifier's check), [`Error::Precondition`] (the check
+    /// expired), [`Error::Invalid`] (the receipt id or `agrees` does not
+    /// match).
+    fn submit_verdict(&self, v: &VerdictSubmission, now_ms: u64) -> Result<Decision, Error>;
+    /// Gives a check back without a verdict.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::submit_verdict`].
+    fn return_check(
+        &self,
+        verifier: &NodeId,
+        check: &Hash32,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<(), Error>;
+    /// Re-opens checks whose verifier did not answer in time (it may not
+    /// take them again); returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn expire_checks(&self, now_ms: u64) -> Result<u64, Error>;
 }

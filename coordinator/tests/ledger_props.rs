@@ -92,6 +92,7 @@ fn cfg() -> MarketConfig {
         settlement_delay_ms: 300,
         fee_bps: 250,
         max_attempts: 3,
+        ..MarketConfig::default()
     }
 }
 
@@ -102,6 +103,7 @@ fn job(renter: u8, tag: u8, shards: u32, max_price: u64) -> NewJob {
         size: 1,
     }];
     NewJob {
+        verify_rate_ppm: 0,
         id: Hash32([tag; 32]),
         renter: key(renter).id(),
         component_hash: Hash32([200; 32]),

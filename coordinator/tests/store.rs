@@ -26,6 +26,7 @@ fn cfg() -> MarketConfig {
         settlement_delay_ms: 500,
         fee_bps: 1_000,
         max_attempts: 0,
+        ..MarketConfig::default()
     }
 }
 
@@ -58,6 +59,7 @@ fn new_job(renter: &NodeKey, tag: u8, shards: u32, max_price: u64) -> NewJob {
         size: 3,
     }];
     NewJob {
+        verify_rate_ppm: 0,
         id: Hash32([tag.wrapping_add(100); 32]),
         renter: renter.id(),
         component_hash: Hash32([7; 32]),

@@ -27,6 +27,7 @@
 //! ```
 
 pub mod canonical;
+pub mod challenge;
 mod error;
 mod hash;
 mod identity;

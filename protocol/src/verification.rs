@@ -146,7 +146,7 @@ mod tests {
         assert!(is_sampled(&r, &[0; 32], RATE_ALWAYS));
         // The threshold sits exactly at draw · 10⁶ < rate · 2⁶⁴.
         let d = draw(&r, &[0; 32]);
-        let just_above = u32::try_from((u128::from(d) * 1_000_000 >> 64) + 1).unwrap_or(RATE_ALWAYS);
+        let just_above = u32::try_from(((u128::from(d) * 1_000_000) >> 64) + 1).unwrap_or(RATE_ALWAYS);
         assert!(is_sampled(&r, &[0; 32], just_above));
         assert!(!is_sampled(&r, &[0; 32], just_above - 1));
     }

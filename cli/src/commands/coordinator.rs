@@ -34,9 +34,23 @@ pub struct CoordinatorArgs {
     /// Heartbeat interval asked of providers (they count as online for 3 intervals).
     #[arg(long, default_value_t = 5_000)]
     pub heartbeat_ms: u64,
-    /// A receipt settles this long after it is recorded.
+    /// The challenge window: a receipt not drawn for verification (or of an
+    /// unverified job) settles this long after it is recorded.
     #[arg(long, default_value_t = 10_000)]
     pub settlement_delay_ms: u64,
+    /// Sampling rate of jobs that do not choose one, as a fraction (0: jobs
+    /// are unverified unless they ask for a rate).
+    #[arg(long, default_value_t = 0.05)]
+    pub verify_rate: f64,
+    /// Length of a sampling epoch: a receipt's sampling seed is revealed when its epoch ends.
+    #[arg(long, default_value_t = 2_000)]
+    pub epoch_ms: u64,
+    /// A verifier has this long to answer a check before it goes to another.
+    #[arg(long, default_value_t = 120_000)]
+    pub check_ttl_ms: u64,
+    /// The fraction of its stake a provider or verifier proven wrong loses, basis points.
+    #[arg(long, default_value_t = 5_000)]
+    pub slash_bps: u32,
     /// How long a fresh shard waits for the best-ranked provider.
     #[arg(long, default_value_t = 1_000)]
     pub preference_window_ms: u64,
@@ -69,6 +83,11 @@ pub fn main(args: CoordinatorArgs) -> Result<u8, Failure> {
         settlement_delay_ms: args.settlement_delay_ms,
         fee_bps: args.fee_bps.min(10_000),
         max_attempts: args.max_attempts,
+        epoch_ms: args.epoch_ms.max(1),
+        default_rate_ppm: rate_ppm(args.verify_rate)?,
+        check_ttl_ms: args.check_ttl_ms,
+        slash_bps: args.slash_bps.min(10_000),
+        ..MarketConfig::default()
     };
     // Opened before the async runtime starts (the PostgreSQL client blocks).
     let store = assay_coordinator::open_store(args.database.as_deref(), &data_dir, market)
@@ -108,4 +127,13 @@ pub fn main(args: CoordinatorArgs) -> Result<u8, Failure> {
         eprintln!("assay coordinator stopped");
         Ok(0)
     })
+}
+
+fn rate_ppm(p: f64) -> Result<u32, Failure> {
+    if !(0.0..=1.0).contains(&p) {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "--verify-rate {p}: give a fraction in [0, 1]"
+        )));
+    }
+    Ok((p * 1e6).round() as u32)
 }

@@ -91,6 +91,8 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
             "1000",
             "--lease-ttl-ms",
             "5000",
+            "--verify-rate",
+            "0",
         ])
         .arg("--data-dir")
         .arg(dir.join("coordinator"))

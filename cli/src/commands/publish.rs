@@ -38,6 +38,15 @@ pub struct PublishArgs {
     /// gets only its part of the lines.
     #[arg(long = "split-input", value_name = "NAME")]
     pub split_inputs: Vec<String>,
+    /// The probability that each shard's receipt is re-executed by a
+    /// verifier, as a fraction (e.g. 0.05, or 1 to check every shard)
+    /// [default: the coordinator's rate]. The verifier's fee is escrowed
+    /// with the job and refunded when a shard is not checked.
+    #[arg(long, value_name = "P", value_parser = parse_rate, conflicts_with = "unverified")]
+    pub verify_rate: Option<u32>,
+    /// Opt out of verification: no guarantee, no verifier fee.
+    #[arg(long)]
+    pub unverified: bool,
     /// Follow the job until every shard has a receipt.
     #[arg(long)]
     pub wait: bool,
@@ -113,6 +122,8 @@ pub fn main(args: PublishArgs) -> Result<u8, Failure> {
                 max_price: args.max_price,
                 requirements: Some(pb::Requirements { gpu: args.gpu }),
                 split_inputs: args.split_inputs.clone(),
+                verify_rate_ppm: args.verify_rate.unwrap_or(0),
+                unverified: args.unverified,
             },
         )?;
         let resp = RenterClient::new(channel.clone())
@@ -298,4 +309,17 @@ pub fn status_json(s: &pb::JobStatus) -> serde_json::Value {
             })
         }).collect::<Vec<_>>(),
     })
+}
+
+/// A probability in (0, 1] → parts per million.
+fn parse_rate(s: &str) -> Result<u32, String> {
+    let p: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number: give a fraction such as 0.05"))?;
+    if !(p > 0.0 && p <= 1.0) {
+        return Err(format!(
+            "{s}: a verification rate is a fraction in (0, 1]; use --unverified to opt out"
+        ));
+    }
+    Ok(((p * 1e6).round() as u32).max(1))
 }

@@ -1,0 +1,484 @@
+//! Verification in the store: sampling from the committed epoch seed,
+//! checks, verdicts, disputes, slashing and the money around them. Every
+//! test runs on SQLite and on PostgreSQL (when `ASSAY_TEST_POSTGRES_URL` is
+//! set), against real databases, and ends with the ledger verified.
+
+mod common;
+
+use assay_coordinator::sql::Backend;
+use assay_coordinator::store::{
+    CheckTask, Decision, Lease, NewJob, ProviderInfo, ReceiptSubmission, RunResult,
+    VerdictSubmission, VerifierInfo,
+};
+use assay_coordinator::{Error, MarketConfig, SqlStore, Store};
+use assay_protocol::market::{billable_units, cost, escrow_per_shard};
+use assay_protocol::verification::{RATE_ALWAYS, commitment, is_sampled, required_stake};
+use assay_protocol::{
+    BackendDescriptor, BlobRef, Hash32, JobSpec, NodeKey, Outcome, ReceiptBody, WorkDone,
+    inputs_root, outputs_root,
+};
+
+type Db<'a, B> = &'a dyn Fn(MarketConfig) -> SqlStore<B>;
+
+const EPOCH: u64 = 1_000;
+const WINDOW: u64 = 500;
+const FEE_BPS: u64 = 1_000;
+
+fn key(n: u8) -> NodeKey {
+    NodeKey::from_seed([n; 32])
+}
+
+fn cfg() -> MarketConfig {
+    MarketConfig {
+        lease_ttl_ms: 100_000,
+        provider_liveness_ms: 1_000_000,
+        preference_window_ms: 0,
+        settlement_delay_ms: WINDOW,
+        fee_bps: FEE_BPS,
+        max_attempts: 0,
+        epoch_ms: EPOCH,
+        default_rate_ppm: 50_000,
+        check_ttl_ms: 1_000,
+        slash_bps: 5_000,
+        bounty_bps: 5_000,
+        referee_bps: 2_500,
+    }
+}
+
+fn spec() -> JobSpec {
+    JobSpec {
+        fuel: 1_000_000,
+        work_budget: 9_000_000,
+        memory_bytes: 1 << 20,
+        gpu_memory_bytes: 1 << 20,
+        ..JobSpec::default()
+    }
+}
+
+fn job(renter: &NodeKey, tag: u8, shards: u32, rate_ppm: u32) -> NewJob {
+    let inputs = vec![BlobRef {
+        name: "a".into(),
+        hash: Hash32([tag; 32]),
+        size: 3,
+    }];
+    NewJob {
+        id: Hash32([tag.wrapping_add(100); 32]),
+        renter: renter.id(),
+        component_hash: Hash32([7; 32]),
+        component_size: 10,
+        inputs_root: inputs_root(inputs.iter().map(|b| (b.name.as_str(), b.size, &b.hash))),
+        inputs,
+        spec: spec(),
+        shards,
+        max_price: 100,
+        require_gpu: false,
+        shard_inputs: vec![],
+        verify_rate_ppm: rate_ppm,
+    }
+}
+
+fn provider(k: &NodeKey, price: u64) -> ProviderInfo {
+    ProviderInfo {
+        id: k.id(),
+        price,
+        cpu_cores: 4,
+        memory_bytes: 1 << 30,
+        gpus: Vec::new(),
+        slots: 64,
+        version: "test".into(),
+    }
+}
+
+fn verifier(k: &NodeKey) -> VerifierInfo {
+    VerifierInfo {
+        id: k.id(),
+        version: "test".into(),
+        backend: "cpu".into(),
+    }
+}
+
+/// The honest result, or a corrupted one.
+fn result(honest: bool) -> RunResult {
+    RunResult {
+        outputs_root: outputs_root([("c", if honest { &b"right"[..] } else { b"wrong" })]),
+        outcome: Outcome::Success,
+        fuel_used: 500_000,
+        work: WorkDone {
+            flops: 1_000_000,
+            bytes: 500_000,
+        },
+    }
+}
+
+fn receipt<B: Backend>(s: &SqlStore<B>, lease: &Lease, k: &NodeKey, honest: bool) -> ReceiptSubmission {
+    let info = s.lease(&lease.lease_id).expect("lease").expect("exists");
+    let r = result(honest);
+    let receipt = ReceiptBody {
+        job_id: lease.shard_job_id,
+        shard: lease.spec.shard,
+        provider_id: k.id(),
+        component_hash: lease.component_hash,
+        inputs_root: info.inputs_root,
+        outputs_root: r.outputs_root,
+        outcome: r.outcome,
+        fuel_used: r.fuel_used,
+        work: r.work,
+        backend: BackendDescriptor {
+            kind: "cpu".into(),
+            device: "test".into(),
+        },
+        telemetry: None,
+        started_at_ms: 1,
+        finished_at_ms: 2,
+    }
+    .sign(k)
+    .expect("sign");
+    ReceiptSubmission {
+        lease_id: lease.lease_id,
+        provider: k.id(),
+        units: billable_units(receipt.body.fuel_used, &receipt.body.work),
+        receipt,
+        outputs: vec![BlobRef {
+            name: "c".into(),
+            hash: Hash32::of(if honest { b"right" } else { b"wrong" }),
+            size: 5,
+        }],
+    }
+}
+
+fn verdict(check: &CheckTask, v: &NodeKey, honest: bool) -> VerdictSubmission {
+    let r = result(honest);
+    VerdictSubmission {
+        check_id: check.id,
+        receipt_id: check.record.id,
+        verifier: v.id(),
+        agrees: r == RunResult::of(&check.record.receipt),
+        result: r,
+        nonce: 1,
+        expires_at_ms: 10,
+        signature: vec![0; 64],
+    }
+}
+
+fn ledger_ok<B: Backend>(s: &SqlStore<B>) {
+    let r = s.verify_ledger().expect("verify");
+    assert!(r.ok(), "ledger problems: {:?}", r.problems);
+}
+
+/// What one verified shard moves: (provider net, fee, verifier fee, refund).
+fn verified_split(price: u64, escrow: u64) -> (u64, u64, u64, u64) {
+    let units = billable_units(500_000, &result(true).work);
+    let pay = cost(price, units).expect("fits");
+    let fee = pay * FEE_BPS / 10_000;
+    (pay - fee, fee, pay, escrow - 2 * pay)
+}
+
+const STAKE: u64 = 10_000_000;
+
+/// A renter with credits, providers `a` (cheap) and `b`, verifiers `v`, `w`.
+fn market<B: Backend>(s: &SqlStore<B>) -> (NodeKey, NodeKey, NodeKey, NodeKey, NodeKey) {
+    let (r, a, b, v, w) = (key(1), key(2), key(3), key(4), key(5));
+    s.mint(&r.id(), 100_000_000, "m/r", 0).expect("mint");
+    for k in [&a, &b, &v, &w] {
+        s.mint(&k.id(), STAKE, &format!("m/{}", k.id()), 0)
+            .expect("mint");
+    }
+    s.register(&provider(&a, 50), STAKE, 0).expect("reg a");
+    s.register(&provider(&b, 60), STAKE, 0).expect("reg b");
+    s.register_verifier(&verifier(&v), STAKE, 0).expect("reg v");
+    s.register_verifier(&verifier(&w), STAKE, 0).expect("reg w");
+    (r, a, b, v, w)
+}
+
+fn sampling_follows_the_committed_seed<B: Backend>(db: Db<'_, B>) {
+    let s = db(cfg());
+    let (r, a, ..) = market(&s);
+    // The commitments of the current and next epoch are out before any receipt.
+    s.reveal_epochs(10).expect("reveal");
+    let published = s.beacon(0, 10).expect("beacon");
+    assert!(published.iter().all(|e| e.seed.is_none()), "no seed before its epoch ends");
+    let rate = 300_000;
+    let n = 40u32;
+    s.submit_job(&job(&r, 1, n, rate), 10).expect("job");
+    let leases = s.take_leases(&a.id(), n, 20).expect("take");
+    let mut ids = Vec::new();
+    for l in &leases {
+        let (rid, _) = s.submit_receipt(&receipt(&s, l, &a, true), 30).expect("receipt");
+        ids.push(rid);
+    }
+    let recs = s.receipts_after(0, 100).expect("receipts");
+    assert!(recs.iter().all(|x| x.check_state == "pending" && x.epoch == 0));
+    assert_eq!(s.reveal_epochs(EPOCH - 1).expect("reveal"), 0, "epoch 0 is not over");
+    let sampled = s.reveal_epochs(EPOCH).expect("reveal");
+    let e0 = &s.beacon(0, 1).expect("beacon")[0];
+    let seed = e0.seed.expect("revealed once over");
+    assert_eq!(commitment(&seed), published[0].commitment, "the seed matches the commitment published before");
+    let recs = s.receipts_after(0, 100).expect("receipts");
+    let mut want = 0;
+    for x in &recs {
+        let drawn = is_sampled(&x.id, &seed, rate);
+        want += u64::from(drawn);
+        let state = if drawn { "sampled" } else { "not-sampled" };
+        assert_eq!(x.check_state, state, "receipt {}", x.id);
+    }
+    assert_eq!(sampled, want);
+    assert!(want > 0 && want < u64::from(n), "{want} of {n} sampled at 30%");
+    // A receipt recorded after its epoch's seed is out goes to the next epoch.
+    s.submit_job(&job(&r, 2, 1, rate), EPOCH + 10).expect("job");
+    let l = s.take_leases(&a.id(), 1, EPOCH + 20).expect("take");
+    s.submit_receipt(&receipt(&s, &l[0], &a, true), 10).expect("late clock");
+    let last = s.receipts_after(recs.last().map_or(0, |x| x.seq), 10).expect("rec");
+    assert_eq!(last[0].epoch, 1, "never an epoch whose seed is revealed");
+    // Not-sampled receipts settle after the window; sampled ones wait.
+    let settled = s.settle_due(EPOCH + WINDOW).expect("settle");
+    assert_eq!(settled.len() as u64, u64::from(n) - want);
+    ledger_ok(&s);
+}
+
+fn unverified_jobs_settle_after_the_window_without_a_verifier_fee<B: Backend>(db: Db<'_, B>) {
+    let s = db(cfg());
+    let (r, a, ..) = market(&s);
+    let sub = s.submit_job(&job(&r, 1, 1, 0), 0).expect("job");
+    assert_eq!(sub.escrow, escrow_per_shard(100, &spec()).expect("fits"));
+    let l = s.take_leases(&a.id(), 1, 1).expect("take");
+    s.submit_receipt(&receipt(&s, &l[0], &a, true), 2).expect("receipt");
+    s.reveal_epochs(5 * EPOCH).expect("reveal");
+    assert_eq!(s.settle_due(5 * EPOCH).expect("settle").len(), 1);
+    let rec = &s.receipts_after(0, 1).expect("r")[0];
+    assert_eq!(rec.check_state, "unverified");
+    ledger_ok(&s);
+}
+
+fn an_honest_receipt_is_verified_and_everyone_is_paid_exactly<B: Backend>(db: Db<'_, B>) {
+    let s = db(cfg());
+    let (r, a, _, v, _) = market(&s);
+    let before = s.account(&r.id()).expect("acct").balance;
+    let sub = s.submit_job(&job(&r, 1, 1, RATE_ALWAYS), 0).expect("job");
+    let base = escrow_per_shard(100, &spec()).expect("fits");
+    assert_eq!(sub.escrow, 2 * base, "the verifier's fee is escrowed too");
+    let l = s.take_leases(&a.id(), 1, 1).expect("take");
+    s.submit_receipt(&receipt(&s, &l[0], &a, true), 2).expect("receipt");
+    // The provider may not check its own receipt; nothing is open before the reveal.
+    s.register_verifier(&verifier(&a), 0, 3).expect("a as verifier");
+    assert!(s.take_checks(&v.id(), 4, 3).expect("take").is_empty());
+    s.reveal_epochs(EPOCH).expect("reveal");
+    assert!(s.take_checks(&a.id(), 4, EPOCH).expect("take").is_empty(), "never its own receipt");
+    let checks = s.take_checks(&v.id(), 4, EPOCH).expect("take");
+    assert_eq!(checks.len(), 1);
+    let c = &checks[0];
+    assert_eq!((c.role.as_str(), c.reason.as_str()), ("verify", "sampled"));
+    assert_eq!(c.lease.spec, l[0].spec, "the verifier re-executes the shard's exact spec");
+    assert_eq!(c.lease.inputs, l[0].inputs);
+    let seed = c.beacon.seed.expect("revealed");
+    assert!(is_sampled(&c.record.id, &seed, RATE_ALWAYS));
+    // A verdict whose `agrees` contradicts its own result is refused.
+    let mut lie = verdict(c, &v, true);
+    lie.agrees = false;
+    assert!(matches!(s.submit_verdict(&lie, EPOCH + 1), Err(Error::Invalid(_))));
+    // Another verifier cannot answer this check.
+    let w = key(5);
+    let mut foreign = verdict(c, &w, true);
+    foreign.verifier = w.id();
+    assert!(matches!(s.submit_verdict(&foreign, EPOCH + 1), Err(Error::PermissionDenied(_))));
+    assert_eq!(
+        s.submit_verdict(&verdict(c, &v, true), EPOCH + 1).expect("verdict"),
+        Decision::Verified
+    );
+    assert!(matches!(
+        s.submit_verdict(&verdict(c, &v, true), EPOCH + 2),
+        Err(Error::AlreadyExists(_))
+    ));
+    let (net, _fee, vfee, refund) = verified_split(50, 2 * base);
+    assert_eq!(s.account(&a.id()).expect("a").earnings, net);
+    assert_eq!(s.account(&v.id()).expect("v").verifier_earnings, vfee);
+    assert_eq!(s.account(&r.id()).expect("r").balance, before - 2 * base + refund);
+    let view = s.job(&sub_job(&r, 1), EPOCH + 3).expect("job").expect("exists");
+    assert_eq!(view.state(), "settled");
+    assert_eq!(view.shards[0].verdicts.len(), 1);
+    assert!(view.shards[0].verdicts[0].agrees);
+    ledger_ok(&s);
+}
+
+fn sub_job(r: &NodeKey, tag: u8) -> Hash32 {
+    job(r, tag, 1, 0).id
+}
+
+fn a_cheat_is_caught_slashed_suspended_audited_and_redone<B: Backend>(db: Db<'_, B>) {
+    let s = db(cfg());
+    let (r, a, b, v, w) = market(&s);
+    let before = s.account(&r.id()).expect("acct").balance;
+    // Job 1 is checked for sure; job 2's receipt is recorded in the next
+    // epoch (still pending when `a` is caught), at a low rate.
+    s.submit_job(&job(&r, 1, 1, RATE_ALWAYS), 0).expect("job 1");
+    s.submit_job(&job(&r, 2, 1, 10_000), 0).expect("job 2");
+    let l = s.take_leases(&a.id(), 2, 1).expect("take");
+    assert_eq!(l.len(), 2, "a is cheapest and takes both");
+    let (one, two) = if l[0].job_id == sub_job(&r, 1) { (&l[0], &l[1]) } else { (&l[1], &l[0]) };
+    s.submit_receipt(&receipt(&s, one, &a, false), 2).expect("cheat");
+    s.submit_receipt(&receipt(&s, two, &a, false), EPOCH).expect("cheat");
+    s.reveal_epochs(EPOCH).expect("reveal");
+    let c = s.take_checks(&v.id(), 4, EPOCH).expect("take");
+    assert_eq!(c.len(), 1, "only job 1 was drawn");
+    assert_eq!(
+        s.submit_verdict(&verdict(&c[0], &v, true), EPOCH + 1).expect("v"),
+        Decision::Disputed
+    );
+    // The referee is someone else: not the provider, not v.
+    assert!(s.take_checks(&v.id(), 4, EPOCH + 2).expect("v again").is_empty());
+    let rc = s.take_checks(&w.id(), 4, EPOCH + 2).expect("w");
+    assert_eq!(rc.len(), 1);
+    assert_eq!(rc[0].role, "referee");
+    assert_eq!(
+        s.submit_verdict(&verdict(&rc[0], &w, true), EPOCH + 3).expect("referee"),
+        Decision::Rejected
+    );
+    // a: half its stake gone — half of that to v, a quarter to w, the rest to the renter.
+    let slashed = STAKE / 2;
+    assert_eq!(s.account(&a.id()).expect("a").stake, STAKE - slashed);
+    assert_eq!(s.account(&a.id()).expect("a").earnings, 0, "no pay for a wrong result");
+    assert_eq!(s.account(&v.id()).expect("v").verifier_earnings, slashed / 2);
+    assert_eq!(s.account(&w.id()).expect("w").verifier_earnings, slashed / 4);
+    // a is out of the market; its other unsettled receipt is audited.
+    assert!(matches!(s.take_leases(&a.id(), 1, EPOCH + 4), Err(Error::PermissionDenied(_))));
+    let audit = s.take_checks(&v.id(), 4, EPOCH + 4).expect("audit");
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].reason, "audit");
+    // Job 2's receipt is wrong too: disputed, then rejected by w.
+    assert_eq!(
+        s.submit_verdict(&verdict(&audit[0], &v, true), EPOCH + 5).expect("v"),
+        Decision::Disputed
+    );
+    let rc = s.take_checks(&w.id(), 4, EPOCH + 5).expect("w");
+    assert_eq!(
+        s.submit_verdict(&verdict(&rc[0], &w, true), EPOCH + 6).expect("w"),
+        Decision::Rejected
+    );
+    // Both shards went back to the queue and b redoes them, honestly.
+    let redo = s.take_leases(&b.id(), 4, EPOCH + 7).expect("b");
+    assert_eq!(redo.len(), 2);
+    for x in &redo {
+        s.submit_receipt(&receipt(&s, x, &b, true), EPOCH + 8).expect("honest");
+    }
+    s.reveal_epochs(3 * EPOCH).expect("reveal");
+    for c in s.take_checks(&v.id(), 4, 3 * EPOCH).expect("take") {
+        assert_eq!(s.submit_verdict(&verdict(&c, &v, true), 3 * EPOCH).expect("v"), Decision::Verified);
+    }
+    s.settle_due(3 * EPOCH + WINDOW).expect("settle");
+    for tag in [1, 2] {
+        let view = s.job(&sub_job(&r, tag), 4 * EPOCH).expect("job").expect("exists");
+        assert_eq!(view.state(), "settled", "job {tag}");
+        let shard = &view.shards[0];
+        assert_eq!(shard.rejected_receipts.len(), 1);
+        let rec = shard.receipt.as_ref().expect("receipt");
+        assert_eq!(rec.receipt.body.provider_id, b.id());
+        assert_eq!(rec.receipt.body.outputs_root, result(true).outputs_root);
+    }
+    // The renter paid for b's two runs (and one verifier fee on job 1 —
+    // maybe two if job 2's redo was drawn) and got the rest of a's slash.
+    let after = s.account(&r.id()).expect("acct").balance;
+    let units = billable_units(500_000, &result(true).work);
+    let pay = cost(60, units).expect("fits");
+    // Each proven wrong receipt slashes half of what stake is left.
+    let second = (STAKE - slashed) / 2;
+    assert_eq!(s.account(&a.id()).expect("a").stake, STAKE - slashed - second);
+    let bounties = slashed / 2 + second / 2;
+    let fees_paid = s.account(&v.id()).expect("v").verifier_earnings - bounties;
+    assert!(fees_paid == pay || fees_paid == 2 * pay, "{fees_paid}");
+    assert_eq!(after, before - 2 * pay - fees_paid + slashed / 4 + second / 4);
+    ledger_ok(&s);
+}
+
+fn a_lying_verifier_is_overruled_and_slashed<B: Backend>(db: Db<'_, B>) {
+    let s = db(cfg());
+    let (r, a, _, v, w) = market(&s);
+    s.submit_job(&job(&r, 1, 1, RATE_ALWAYS), 0).expect("job");
+    let l = s.take_leases(&a.id(), 1, 1).expect("take");
+    s.submit_receipt(&receipt(&s, &l[0], &a, true), 2).expect("honest");
+    s.reveal_epochs(EPOCH).expect("reveal");
+    let c = s.take_checks(&v.id(), 1, EPOCH).expect("take");
+    // v lies: it claims the corrupted result.
+    assert_eq!(
+        s.submit_verdict(&verdict(&c[0], &v, false), EPOCH + 1).expect("lie"),
+        Decision::Disputed
+    );
+    let rc = s.take_checks(&w.id(), 1, EPOCH + 2).expect("w");
+    assert_eq!(
+        s.submit_verdict(&verdict(&rc[0], &w, true), EPOCH + 3).expect("referee"),
+        Decision::Overruled
+    );
+    let slashed = STAKE / 2;
+    assert_eq!(s.account(&v.id()).expect("v").stake, STAKE - slashed);
+    let base = escrow_per_shard(100, &spec()).expect("fits");
+    let (net, _, vfee, _) = verified_split(50, 2 * base);
+    assert_eq!(s.account(&w.id()).expect("w").verifier_earnings, slashed / 4 + vfee);
+    assert_eq!(
+        s.account(&a.id()).expect("a").earnings,
+        net + (slashed - slashed / 4),
+        "the provider is paid and compensated"
+    );
+    assert_eq!(s.account(&a.id()).expect("a").stake, STAKE, "the provider keeps its stake");
+    assert!(matches!(s.take_checks(&v.id(), 1, EPOCH + 4), Err(Error::PermissionDenied(_))));
+    ledger_ok(&s);
+}
+
+fn a_silent_verifier_is_replaced_and_its_late_verdict_refused<B: Backend>(db: Db<'_, B>) {
+    let s = db(cfg());
+    let (r, a, _, v, w) = market(&s);
+    s.submit_job(&job(&r, 1, 1, RATE_ALWAYS), 0).expect("job");
+    let l = s.take_leases(&a.id(), 1, 1).expect("take");
+    s.submit_receipt(&receipt(&s, &l[0], &a, true), 2).expect("receipt");
+    s.reveal_epochs(EPOCH).expect("reveal");
+    let c = s.take_checks(&v.id(), 1, EPOCH).expect("take");
+    assert_eq!(c.len(), 1);
+    assert!(s.take_checks(&w.id(), 1, EPOCH).expect("w").is_empty(), "taken");
+    // v's deadline passes.
+    assert_eq!(s.expire_checks(c[0].deadline_ms).expect("expire"), 1);
+    assert!(s.take_checks(&v.id(), 1, c[0].deadline_ms + 1).expect("v").is_empty(), "not v again");
+    let c2 = s.take_checks(&w.id(), 1, c[0].deadline_ms + 1).expect("w");
+    assert_eq!(c2.len(), 1);
+    assert!(matches!(
+        s.submit_verdict(&verdict(&c[0], &v, true), c[0].deadline_ms + 2),
+        Err(Error::Precondition(_))
+    ));
+    // A verifier-side fault gives the check back without a verdict.
+    s.return_check(&w.id(), &c2[0].id, "watchdog", c[0].deadline_ms + 3)
+        .expect("return");
+    let c3 = s.take_checks(&w.id(), 1, c[0].deadline_ms + 4).expect("w");
+    assert_eq!(
+        s.submit_verdict(&verdict(&c3[0], &w, true), c[0].deadline_ms + 5).expect("w"),
+        Decision::Verified
+    );
+    ledger_ok(&s);
+}
+
+fn stake_required_follows_the_rate<B: Backend>(db: Db<'_, B>) {
+    let s = db(cfg());
+    let (r, a, ..) = market(&s);
+    let poor = key(9);
+    s.mint(&poor.id(), 1_000, "m/poor", 0).expect("mint");
+    let base = escrow_per_shard(100, &spec()).expect("fits");
+    let need = required_stake(base, 50_000, 5_000).expect("finite");
+    assert!(need > 1_000 && need <= STAKE, "{need}");
+    s.register(&provider(&poor, 1), 1_000, 0).expect("reg");
+    s.submit_job(&job(&r, 1, 1, 50_000), 0).expect("job");
+    assert!(s.take_leases(&poor.id(), 1, 1).expect("take").is_empty(), "under-staked");
+    // With only the poor provider online the renter is told why.
+    let view = s.job(&sub_job(&r, 1), 2).expect("job").expect("exists");
+    assert_eq!(view.state(), "queued");
+    assert_eq!(s.take_leases(&a.id(), 1, 3).expect("take").len(), 1);
+    // p = 0 is refused only when not explicitly unverified: an unverified
+    // job needs no stake.
+    s.submit_job(&job(&r, 2, 1, 0), 4).expect("unverified job");
+    assert_eq!(s.take_leases(&poor.id(), 1, 5).expect("take").len(), 1);
+    ledger_ok(&s);
+}
+
+both_backends!(
+    sampling_follows_the_committed_seed,
+    unverified_jobs_settle_after_the_window_without_a_verifier_fee,
+    an_honest_receipt_is_verified_and_everyone_is_paid_exactly,
+    a_cheat_is_caught_slashed_suspended_audited_and_redone,
+    a_lying_verifier_is_overruled_and_slashed,
+    a_silent_verifier_is_replaced_and_its_late_verdict_refused,
+    stake_required_follows_the_rate,
+);
