@@ -60,6 +60,8 @@ enum Command {
     Coordinator(commands::coordinator::CoordinatorArgs),
     /// Sell this machine's compute: take leases, run jobs, submit receipts.
     Provider(commands::provider::ProviderArgs),
+    /// Check providers: re-execute sampled receipts and sign verdicts (`assay verifier model`: the economics).
+    Verifier(commands::verifier::VerifierArgs),
     /// A coordinator and providers on this machine, as separate processes.
     Devnet(commands::devnet::DevnetArgs),
 }
@@ -109,6 +111,7 @@ fn main() -> ExitCode {
         Command::Ledger(args) => commands::ledger::main(args),
         Command::Coordinator(args) => commands::coordinator::main(args),
         Command::Provider(args) => commands::provider::main(args),
+        Command::Verifier(args) => commands::verifier::main(args),
         Command::Devnet(args) => commands::devnet::main(args),
     };
     match result {

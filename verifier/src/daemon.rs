@@ -860,9 +860,19 @@ pub async fn run(
                     }
                     Err(s) => {
                         Metrics::add(&d.metrics.rpc_errors, 1);
-                        if s.code() == tonic::Code::NotFound {
-                            // The coordinator forgot us (new database): register again.
-                            tracing::warn!(error = %s.message(), "the coordinator does not know this verifier: registering again");
+                        if matches!(
+                            s.code(),
+                            tonic::Code::NotFound
+                                | tonic::Code::FailedPrecondition
+                                | tonic::Code::PermissionDenied
+                        ) {
+                            // The coordinator forgot us (a new database) or
+                            // no longer counts us as a verifier (e.g. our
+                            // stake fell short): register again, which tops
+                            // the stake up.
+                            tracing::warn!(error = %s.message(), "the coordinator refuses checks to this verifier: registering again");
+                            attempt += 1;
+                            d.sleep(backoff(attempt)).await;
                             if d.register_until_ok().await?.is_none() {
                                 break;
                             }

@@ -358,19 +358,19 @@ impl fmt::Display for Report {
             "expected loss σ·S·P",
             format!("{:.0} µcr", self.expected_loss),
         )?;
+        let net = self.net_expected_value;
         row(
             out,
             "net expected value of cheating",
-            format!(
-                "{:+.0} µcr ({})",
-                self.net_expected_value,
-                if self.net_expected_value <= 0.0 {
-                    "does not pay"
-                } else {
-                    "PAYS: raise the stake or p"
-                }
-            ),
+            if net.abs() < 0.5 {
+                "0 µcr (break-even: does not pay)".to_string()
+            } else if net < 0.0 {
+                format!("{net:.0} µcr (does not pay)")
+            } else {
+                format!("+{net:.0} µcr (PAYS: raise the stake or p)")
+            },
         )?;
+        let single = self.single_job_expected_value;
         row(
             out,
             "required stake g·(1 − p)/(p·σ)",
@@ -382,7 +382,11 @@ impl fmt::Display for Report {
         row(
             out,
             "EV of cheating on a single job",
-            format!("{:+.0} µcr", self.single_job_expected_value),
+            if single.abs() < 0.5 {
+                "0 µcr".to_string()
+            } else {
+                format!("{single:+.0} µcr")
+            },
         )?;
         row(
             out,

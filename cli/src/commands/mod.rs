@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod net;
 pub mod provider;
 pub mod publish;
+pub mod verifier;
 
 use std::path::Path;
 use std::sync::Arc;

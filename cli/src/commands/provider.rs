@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use assay_provider::cheat::Cheat;
 use assay_provider::{Config, Hardware};
 use clap::Args;
 
@@ -44,6 +45,24 @@ pub struct ProviderArgs {
     pub faucet: u64,
     #[command(flatten)]
     pub device: DeviceArgs,
+    /// TEST ONLY: lie on this fraction of leases (0..=1), chosen from the
+    /// lease id (see assay_provider::cheat); the lies get this node slashed.
+    #[arg(long, hide = true, default_value_t = 0.0, value_parser = parse_fraction)]
+    pub cheat_rate: f64,
+    /// TEST ONLY: on the leases --cheat-rate picks, keep the outputs honest
+    /// and claim this many extra FLOPs instead of corrupting the outputs.
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub inflate_work: u64,
+}
+
+/// A fraction in `[0, 1]` (a test knob's rate).
+pub fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!(
+            "{s:?} is not a fraction between 0 and 1 (e.g. 0.1)"
+        )),
+    }
 }
 
 pub fn main(args: ProviderArgs) -> Result<u8, Failure> {
@@ -69,6 +88,10 @@ pub fn main(args: ProviderArgs) -> Result<u8, Failure> {
         drain_timeout: Duration::from_millis(args.drain_timeout_ms),
         max_blob_bytes: args.max_blob_bytes,
         faucet: args.faucet,
+        cheat: Cheat {
+            rate: args.cheat_rate,
+            inflate_work: args.inflate_work,
+        },
     };
     eprintln!(
         "assay provider {} → {} (price {} µcr/Munit, {slots} slots)",
