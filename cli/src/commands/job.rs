@@ -118,7 +118,30 @@ pub fn main(args: JobArgs) -> Result<u8, Failure> {
                             x.why_not_matched
                         ));
                     }
+                    if let Some(v) = &x.verification {
+                        line.push_str(&format!("\n              check: {}", v.state));
+                        if !v.reason.is_empty() {
+                            line.push_str(&format!(" ({})", v.reason));
+                        }
+                        for d in &v.verdicts {
+                            line.push_str(&format!(
+                                "; {} {} by {}",
+                                d.role,
+                                if d.agrees { "agreed" } else { "disagreed" },
+                                hex::encode(&d.verifier).get(..12).unwrap_or("")
+                            ));
+                        }
+                    }
+                    if !x.rejected_receipts.is_empty() {
+                        line.push_str(&format!(
+                            "\n              {} earlier receipt(s) proven wrong: their provider was slashed and the shard redone",
+                            x.rejected_receipts.len()
+                        ));
+                    }
                     println!("{line}");
+                }
+                if let Some(g) = &s.guarantee {
+                    print_guarantee(g);
                 }
                 Ok(0)
             }
@@ -202,4 +225,31 @@ pub fn main(args: JobArgs) -> Result<u8, Failure> {
             }
         }
     })
+}
+
+/// The guarantee in force, in words.
+fn print_guarantee(g: &pb::Guarantee) {
+    if g.rate_ppm == 0 {
+        println!("guarantee    none: the job opted out of verification");
+        return;
+    }
+    let p = f64::from(g.rate_ppm) / 1e6;
+    println!(
+        "guarantee    each receipt re-executed with probability p = {p}; a provider proven wrong loses {}% of its stake",
+        g.slash_bps / 100
+    );
+    for x in &g.providers {
+        let odds: Vec<String> = x
+            .escape
+            .iter()
+            .map(|e| format!("f={}: {:.3e}", e.cheat_fraction, e.probability))
+            .collect();
+        println!(
+            "  provider {}  stake {} credits at risk, {} receipts; chance a cheat on a fraction f of its jobs is still undetected (1 − p·f)^n: {}",
+            hex::encode(&x.provider).get(..12).unwrap_or(""),
+            credits(x.stake),
+            x.receipts,
+            odds.join(", ")
+        );
+    }
 }

@@ -306,8 +306,35 @@ pub fn status_json(s: &pb::JobStatus) -> serde_json::Value {
                 "receipt_id": receipt.as_ref().map(|r| r.id()),
                 "receipt": receipt,
                 "outputs": x.outputs.iter().map(|o| json!({"name": o.name, "hash": hex(&o.hash), "size": o.size})).collect::<Vec<_>>(),
+                "verification": x.verification.as_ref().map(|v| json!({
+                    "state": v.state,
+                    "epoch": v.epoch,
+                    "reason": v.reason,
+                    "verdicts": v.verdicts.iter().map(|d| json!({
+                        "verifier": hex(&d.verifier),
+                        "role": d.role,
+                        "agrees": d.agrees,
+                        "outputs_root": hex(&d.outputs_root),
+                        "fuel_used": d.fuel_used,
+                        "at_ms": d.at_ms,
+                    })).collect::<Vec<_>>(),
+                })),
+                "rejected_receipts": x.rejected_receipts.iter().map(|r| hex(r)).collect::<Vec<_>>(),
             })
         }).collect::<Vec<_>>(),
+        "guarantee": s.guarantee.as_ref().map(|g| json!({
+            "rate": f64::from(g.rate_ppm) / 1e6,
+            "slash_bps": g.slash_bps,
+            "providers": g.providers.iter().map(|p| json!({
+                "provider": hex(&p.provider),
+                "stake": p.stake,
+                "receipts": p.receipts,
+                "escape_probability": p.escape.iter().map(|e| json!({
+                    "cheat_fraction": e.cheat_fraction,
+                    "probability": e.probability,
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        })),
     })
 }
 
