@@ -3,198 +3,21 @@
 //! the refusal tests, raw gRPC calls). Short lease, heartbeat and settlement
 //! times keep every test to seconds; every wait is bounded.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use assay_guests::{Guest, matrix};
+use assay_guests::Guest;
 use assay_proto::pb;
 use assay_proto::pb::provider_client::ProviderClient;
 use assay_proto::pb::renter_client::RenterClient;
 use assay_protocol::market::{billable_units, cost};
 use assay_protocol::{Hash32, NodeKey, Receipt, results_root};
-use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_assay");
-
-/// A child process killed (SIGKILL) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts a coordinator; returns it and its URL.
-fn coordinator(data: &Path, listen: &str, extra: &[&str]) -> (Proc, String) {
-    let mut child = Command::new(BIN)
-        .args(["coordinator", "--faucet", "--listen", listen])
-        .arg("--data-dir")
-        .arg(data)
-        .args(
-            [
-                ("--lease-ttl-ms", "1500"),
-                ("--heartbeat-ms", "300"),
-                ("--settlement-delay-ms", "500"),
-                ("--preference-window-ms", "0"),
-                ("--tick-ms", "100"),
-                // These tests are about the market without verifiers
-                // (cli/tests/verification.rs has them): receipts settle
-                // after the window.
-                ("--verify-rate", "0"),
-            ]
-            .iter()
-            .filter(|(flag, _)| !extra.contains(flag))
-            .flat_map(|(flag, v)| [*flag, *v]),
-        )
-        .args(extra)
-        .env("ASSAY_HOME", data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn coordinator");
-    let out = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(out).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("coordinator started");
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_string();
-    (Proc(child), url)
-}
-
-fn provider(url: &str, home: &Path, price: u64, slots: u32) -> Proc {
-    Proc(
-        Command::new(BIN)
-            .args([
-                "provider",
-                "--coordinator",
-                url,
-                "--price",
-                &price.to_string(),
-            ])
-            .args([
-                "--slots",
-                &slots.to_string(),
-                "--poll-ms",
-                "100",
-                "--drain-timeout-ms",
-                "2000",
-            ])
-            .args([
-                "--faucet",
-                "1000000000",
-                "--stake",
-                "1000000",
-                "--threads",
-                "1",
-            ])
-            .env("ASSAY_HOME", home)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn provider"),
-    )
-}
-
-fn assay(home: &Path, url: &str, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("ASSAY_HOME", home)
-        .env("ASSAY_COORDINATOR", url)
-        .output()
-        .expect("spawn assay")
-}
-
-fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-/// A node's id (creating its key first, before any daemon uses that home).
-fn node_id(home: &Path, url: &str) -> String {
-    account(home, url, None)["node"]
-        .as_str()
-        .expect("node")
-        .to_string()
-}
-
-/// Waits until the provider registered (its stake is in place).
-fn wait_registered(home: &Path, url: &str, id: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while account(home, url, Some(id))["stake"].as_u64() != Some(1_000_000) {
-        assert!(Instant::now() < deadline, "provider {id} never registered");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn account(home: &Path, url: &str, node: Option<&str>) -> Value {
-    let mut args = vec!["account", "--json"];
-    if let Some(n) = node {
-        args.push(n);
-    }
-    json(&ok(assay(home, url, &args)))
-}
-
-/// Polls `assay job status --json` until `done(status)` or the deadline.
-fn wait_job(home: &Path, url: &str, job: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let s = json(&ok(assay(home, url, &["job", "status", job, "--json"])));
-        if done(&s) {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job {job} never got there: {s:#}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn matmul_inputs(dir: &Path) -> (PathBuf, String, String) {
-    let component = dir.join("matmul.wasm");
-    std::fs::write(&component, Guest::Matmul.bytes()).expect("component");
-    let a: Vec<f32> = (0..24 * 16).map(|i| (i % 13) as f32 * 0.5 - 3.0).collect();
-    let b: Vec<f32> = (0..16 * 8).map(|i| (i % 7) as f32 * 0.25 - 0.5).collect();
-    std::fs::write(dir.join("a.bin"), matrix::encode(24, 16, &a).expect("a")).expect("a");
-    std::fs::write(dir.join("b.bin"), matrix::encode(16, 8, &b).expect("b")).expect("b");
-    (
-        component,
-        format!("a={}", dir.join("a.bin").display()),
-        format!("b={}", dir.join("b.bin").display()),
-    )
-}
-
-const LIMITS: [&str; 4] = ["--fuel", "100000000", "--work-budget", "100000000"];
+use common::*;
 
 /// What a settled shard must have paid: (payment, fee).
 fn expected_pay(receipt: &Receipt, price: u64, escrow: u64) -> (u64, u64) {
@@ -636,6 +459,8 @@ fn bad_requests_are_refused_with_clear_errors() {
         rc.submit_job(signed(
             &renter,
             pb::SubmitJobRequest {
+                unverified: true,
+                verify_rate_ppm: 0,
                 auth: None,
                 component_hash: Hash32::of(&component).0.to_vec(),
                 component_size: component.len() as u64,
@@ -878,6 +703,8 @@ fn split_inputs_give_each_shard_only_its_lines() {
             .submit_job(signed(
                 &renter,
                 pb::SubmitJobRequest {
+                unverified: true,
+                verify_rate_ppm: 0,
                     auth: None,
                     component_hash: Hash32::of(&component).0.to_vec(),
                     component_size: component.len() as u64,

@@ -1,0 +1,231 @@
+//! Helpers shared by the end-to-end suites: `assay` processes on loopback
+//! (coordinator, providers, verifiers), the CLI as a renter, bounded waits.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use assay_guests::{Guest, matrix};
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_assay");
+
+/// A child process killed (SIGKILL) when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a coordinator; returns it and its URL.
+pub fn coordinator(data: &Path, listen: &str, extra: &[&str]) -> (Proc, String) {
+    let mut child = Command::new(BIN)
+        .args(["coordinator", "--faucet", "--listen", listen])
+        .arg("--data-dir")
+        .arg(data)
+        .args(
+            [
+                ("--lease-ttl-ms", "1500"),
+                ("--heartbeat-ms", "300"),
+                ("--settlement-delay-ms", "500"),
+                ("--preference-window-ms", "0"),
+                ("--tick-ms", "100"),
+                // These tests are about the market without verifiers
+                // (cli/tests/verification.rs has them): receipts settle
+                // after the window.
+                ("--verify-rate", "0"),
+            ]
+            .iter()
+            .filter(|(flag, _)| !extra.contains(flag))
+            .flat_map(|(flag, v)| [*flag, *v]),
+        )
+        .args(extra)
+        .env("ASSAY_HOME", data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn coordinator");
+    let out = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(out).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("coordinator started");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    (Proc(child), url)
+}
+
+pub fn provider(url: &str, home: &Path, price: u64, slots: u32) -> Proc {
+    provider_with(url, home, price, slots, &[])
+}
+
+/// A provider with extra flags (e.g. `--cheat-rate 1`).
+pub fn provider_with(url: &str, home: &Path, price: u64, slots: u32, extra: &[&str]) -> Proc {
+    Proc(
+        Command::new(BIN)
+            .args([
+                "provider",
+                "--coordinator",
+                url,
+                "--price",
+                &price.to_string(),
+            ])
+            .args([
+                "--slots",
+                &slots.to_string(),
+                "--poll-ms",
+                "100",
+                "--drain-timeout-ms",
+                "2000",
+            ])
+            .args([
+                "--faucet",
+                "1000000000",
+                "--stake",
+                "1000000",
+                "--threads",
+                "1",
+            ])
+            .args(extra)
+            .env("ASSAY_HOME", home)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn provider"),
+    )
+}
+
+pub fn assay(home: &Path, url: &str, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("ASSAY_HOME", home)
+        .env("ASSAY_COORDINATOR", url)
+        .output()
+        .expect("spawn assay")
+}
+
+pub fn ok(out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// A node's id (creating its key first, before any daemon uses that home).
+pub fn node_id(home: &Path, url: &str) -> String {
+    account(home, url, None)["node"]
+        .as_str()
+        .expect("node")
+        .to_string()
+}
+
+/// Waits until the provider registered (its stake is in place).
+pub fn wait_registered(home: &Path, url: &str, id: &str) {
+    wait_staked(home, url, id, 1_000_000);
+}
+
+/// Waits until the node holds `stake` (it registered).
+pub fn wait_staked(home: &Path, url: &str, id: &str, stake: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while account(home, url, Some(id))["stake"].as_u64() != Some(stake) {
+        assert!(Instant::now() < deadline, "provider {id} never registered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn account(home: &Path, url: &str, node: Option<&str>) -> Value {
+    let mut args = vec!["account", "--json"];
+    if let Some(n) = node {
+        args.push(n);
+    }
+    json(&ok(assay(home, url, &args)))
+}
+
+/// Polls `assay job status --json` until `done(status)` or the deadline.
+pub fn wait_job(home: &Path, url: &str, job: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let s = json(&ok(assay(home, url, &["job", "status", job, "--json"])));
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {job} never got there: {s:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn matmul_inputs(dir: &Path) -> (PathBuf, String, String) {
+    let component = dir.join("matmul.wasm");
+    std::fs::write(&component, Guest::Matmul.bytes()).expect("component");
+    let a: Vec<f32> = (0..24 * 16).map(|i| (i % 13) as f32 * 0.5 - 3.0).collect();
+    let b: Vec<f32> = (0..16 * 8).map(|i| (i % 7) as f32 * 0.25 - 0.5).collect();
+    std::fs::write(dir.join("a.bin"), matrix::encode(24, 16, &a).expect("a")).expect("a");
+    std::fs::write(dir.join("b.bin"), matrix::encode(16, 8, &b).expect("b")).expect("b");
+    (
+        component,
+        format!("a={}", dir.join("a.bin").display()),
+        format!("b={}", dir.join("b.bin").display()),
+    )
+}
+
+pub const LIMITS: [&str; 4] = ["--fuel", "100000000", "--work-budget", "100000000"];
+
+
+/// A verifier daemon with a stake of 1 credit (from the faucet) and extra
+/// flags (e.g. `--lie-rate 1`, `--threads 2`).
+pub fn verifier(url: &str, home: &Path, extra: &[&str]) -> Proc {
+    Proc(
+        Command::new(BIN)
+            .args(["verifier", "--coordinator", url])
+            .args(["--faucet", "1000000000", "--stake", "1000000"])
+            .args(["--poll-ms", "50", "--slots", "2"])
+            .args(extra)
+            .env("ASSAY_HOME", home)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn verifier"),
+    )
+}
+
+/// Publishes with `args` (plus `--json`); returns the job id.
+pub fn publish(home: &Path, url: &str, args: &[&str]) -> String {
+    let mut all = vec!["publish"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    json(&ok(assay(home, url, &all)))["job_id"]
+        .as_str()
+        .expect("job id")
+        .to_string()
+}
