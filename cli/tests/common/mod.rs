@@ -36,9 +36,8 @@ pub fn coordinator(data: &Path, listen: &str, extra: &[&str]) -> (Proc, String) 
                 ("--settlement-delay-ms", "500"),
                 ("--preference-window-ms", "0"),
                 ("--tick-ms", "100"),
-                // These tests are about the market without verifiers
-                // (cli/tests/verification.rs has them): receipts settle
-                // after the window.
+                // Unverified unless a test turns sampling on (the
+                // verification suite does): receipts settle after the window.
                 ("--verify-rate", "0"),
             ]
             .iter()
@@ -73,39 +72,43 @@ pub fn provider(url: &str, home: &Path, price: u64, slots: u32) -> Proc {
     provider_with(url, home, price, slots, &[])
 }
 
-/// A provider with extra flags (e.g. `--cheat-rate 1`).
+/// A provider with extra flags (e.g. `--cheat-rate 1`, or `--threads 2`
+/// in place of the default).
 pub fn provider_with(url: &str, home: &Path, price: u64, slots: u32, extra: &[&str]) -> Proc {
+    let slots = slots.to_string();
+    let defaults = [
+        ("--slots", slots.as_str()),
+        ("--poll-ms", "100"),
+        ("--drain-timeout-ms", "2000"),
+        ("--faucet", "1000000000"),
+        ("--stake", "1000000"),
+        ("--threads", "1"),
+    ];
+    daemon(
+        &["provider", "--coordinator", url, "--price", &price.to_string()],
+        &defaults,
+        extra,
+        home,
+    )
+}
+
+/// Spawns `assay ARGS` with each default flag unless `extra` names it.
+fn daemon(args: &[&str], defaults: &[(&str, &str)], extra: &[&str], home: &Path) -> Proc {
     Proc(
         Command::new(BIN)
-            .args([
-                "provider",
-                "--coordinator",
-                url,
-                "--price",
-                &price.to_string(),
-            ])
-            .args([
-                "--slots",
-                &slots.to_string(),
-                "--poll-ms",
-                "100",
-                "--drain-timeout-ms",
-                "2000",
-            ])
-            .args([
-                "--faucet",
-                "1000000000",
-                "--stake",
-                "1000000",
-                "--threads",
-                "1",
-            ])
+            .args(args)
+            .args(
+                defaults
+                    .iter()
+                    .filter(|(flag, _)| !extra.contains(flag))
+                    .flat_map(|(flag, v)| [*flag, *v]),
+            )
             .args(extra)
             .env("ASSAY_HOME", home)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("spawn provider"),
+            .expect("spawn assay daemon"),
     )
 }
 
@@ -205,18 +208,13 @@ pub const LIMITS: [&str; 4] = ["--fuel", "100000000", "--work-budget", "10000000
 /// A verifier daemon with a stake of 1 credit (from the faucet) and extra
 /// flags (e.g. `--lie-rate 1`, `--threads 2`).
 pub fn verifier(url: &str, home: &Path, extra: &[&str]) -> Proc {
-    Proc(
-        Command::new(BIN)
-            .args(["verifier", "--coordinator", url])
-            .args(["--faucet", "1000000000", "--stake", "1000000"])
-            .args(["--poll-ms", "50", "--slots", "2"])
-            .args(extra)
-            .env("ASSAY_HOME", home)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn verifier"),
-    )
+    let defaults = [
+        ("--faucet", "1000000000"),
+        ("--stake", "1000000"),
+        ("--poll-ms", "50"),
+        ("--slots", "2"),
+    ];
+    daemon(&["verifier", "--coordinator", url], &defaults, extra, home)
 }
 
 /// Publishes with `args` (plus `--json`); returns the job id.

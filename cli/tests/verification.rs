@@ -1,0 +1,393 @@
+//! Verification end to end, as users run it: a coordinator, providers and
+//! verifiers as separate `assay` processes on loopback, renters using the
+//! CLI. A provider that cheats (the hidden `--cheat-rate` knob) is caught,
+//! slashed and its work redone; a verifier that lies (`--lie-rate`) is
+//! overruled by a referee and slashed; thousands of honest jobs checked by
+//! verifiers on other thread counts never produce a mismatch; and the ledger
+//! balances to the µcr through all of it.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use assay_guests::safetensors::{Entry, encode, f32_le};
+use assay_protocol::market::{billable_units, cost};
+use assay_protocol::{Hash32, Receipt};
+use common::*;
+use serde_json::Value;
+
+const STAKE: u64 = 1_000_000;
+const FAUCET: u64 = 1_000_000_000_000;
+
+/// The coordinator of these tests: short epochs, a challenge window long
+/// enough for a cheat to be caught before its receipts would settle.
+fn market(root: &Path, window_ms: &str, rate: &str) -> (Proc, String) {
+    coordinator(
+        &root.join("coordinator"),
+        "127.0.0.1:0",
+        &[
+            "--epoch-ms",
+            "300",
+            "--settlement-delay-ms",
+            window_ms,
+            "--verify-rate",
+            rate,
+            "--check-ttl-ms",
+            "60000",
+            "--preference-window-ms",
+            "0",
+        ],
+    )
+}
+
+fn status(home: &Path, url: &str, job: &str) -> Value {
+    json(&ok(assay(home, url, &["job", "status", job, "--json"])))
+}
+
+fn wait_all_settled(home: &Path, url: &str, jobs: &[String], secs: u64) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let all: Vec<Value> = jobs.iter().map(|j| status(home, url, j)).collect();
+        if all.iter().all(|s| s["state"] == "settled") {
+            return all;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not all settled in {secs} s: {:#}",
+            all.iter()
+                .map(|s| format!("{} {}", s["job_id"], s["state"]))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// `slash_bps` 5000 of `stake`: (slashed, verifier's bounty, referee's share, renter's rest).
+fn slash_split(stake: u64) -> (u64, u64, u64, u64) {
+    let s = stake / 2;
+    let (bounty, referee) = (s / 2, s / 4);
+    (s, bounty, referee, s - bounty - referee)
+}
+
+/// What a settled shard cost the renter: the provider's pay, plus the
+/// verifier's fee (a re-execution at the same price) if a verifier agreed.
+fn renter_cost(shard: &Value, price: u64) -> u64 {
+    let receipt: Receipt = serde_json::from_value(shard["receipt"].clone()).expect("receipt");
+    receipt.verify().expect("the receipt is signed by its provider");
+    let pay = cost(price, billable_units(receipt.body.fuel_used, &receipt.body.work)).expect("fits");
+    assert_eq!(u(&shard["paid"]), pay);
+    let verified = shard["verification"]["state"] == "verified";
+    pay + if verified { pay } else { 0 }
+}
+
+#[test]
+fn a_cheating_provider_is_caught_slashed_and_its_jobs_redone() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let (_c, url) = market(root, "20000", "0.2");
+    let renter = root.join("renter");
+    let (cheat_home, honest_home) = (root.join("cheater"), root.join("honest"));
+    let (cheater, honest) = (node_id(&cheat_home, &url), node_id(&honest_home, &url));
+    let _v1 = verifier(&url, &root.join("v1"), &["--threads", "2"]);
+    let _v2 = verifier(&url, &root.join("v2"), &[]);
+    // The cheater runs alone first: every shard is its, and every result wrong.
+    let cheat = provider_with(&url, &cheat_home, 10, 2, &["--cheat-rate", "1"]);
+    wait_registered(&renter, &url, &cheater);
+    ok(assay(&renter, &url, &["faucet", "--amount", &FAUCET.to_string()]));
+    let before = u(&account(&renter, &url, None)["balance"]);
+
+    let (component, a, b) = matmul_inputs(root);
+    let component = component.to_string_lossy().to_string();
+    let mut jobs = Vec::new();
+    for rate in ["1", "0.2", "0.2"] {
+        let mut args = vec![
+            component.as_str(),
+            "--input",
+            &a,
+            "--input",
+            &b,
+            "--shards",
+            "2",
+            "--max-price",
+            "100",
+            "--verify-rate",
+            rate,
+        ];
+        args.extend(LIMITS);
+        jobs.push(publish(&renter, &url, &args));
+    }
+    // The cheater is caught on the job checked at p = 1; every other receipt
+    // of its, still in the challenge window, is then audited.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let rejected: usize = jobs
+            .iter()
+            .map(|j| status(&renter, &url, j))
+            .map(|s| {
+                s["shards"]
+                    .as_array()
+                    .expect("shards")
+                    .iter()
+                    .map(|x| x["rejected_receipts"].as_array().map_or(0, Vec::len))
+                    .sum::<usize>()
+            })
+            .sum();
+        if rejected == 6 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {rejected} of the cheater's 6 receipts were rejected"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(cheat);
+    let _honest = provider(&url, &honest_home, 20, 2);
+    let settled = wait_all_settled(&renter, &url, &jobs, 120);
+
+    // Every shard ends with the honest provider's result, which is what a
+    // local run gives.
+    let mut local = BTreeMap::new();
+    for i in 0..2 {
+        let shard = format!("{i}/2");
+        let mut run = vec![
+            "run", &component, "--input", &a, "--input", &b, "--shard", &shard, "--json",
+        ];
+        run.extend(LIMITS);
+        local.insert(
+            i,
+            json(&ok(assay(&root.join("local"), &url, &run)))["outputs_root"].clone(),
+        );
+    }
+    let mut spent = 0;
+    for s in &settled {
+        for (i, x) in s["shards"].as_array().expect("shards").iter().enumerate() {
+            assert_eq!(x["provider"].as_str(), Some(honest.as_str()), "{x:#}");
+            assert_eq!(x["outputs_root"], local[&i], "job {} shard {i}", s["job_id"]);
+            assert_eq!(x["rejected_receipts"].as_array().map(Vec::len), Some(1));
+            spent += renter_cost(x, 20);
+        }
+    }
+    // The cheater: never paid, slashed once per wrong receipt, suspended.
+    let mut stake = STAKE;
+    let mut compensation = 0;
+    for _ in 0..6 {
+        let (s, _, _, rest) = slash_split(stake);
+        stake -= s;
+        compensation += rest;
+    }
+    let c = account(&renter, &url, Some(&cheater));
+    assert_eq!(u(&c["earnings"]), 0, "no pay for wrong results");
+    assert_eq!(u(&c["stake"]), stake, "slashed six times");
+    assert_eq!(
+        u(&account(&renter, &url, None)["balance"]),
+        before - spent + compensation,
+        "the renter paid only for correct work and got the rest of each slash"
+    );
+    let text = String::from_utf8_lossy(&ok(assay(&renter, &url, &["job", "status", &jobs[0]])).stdout)
+        .to_string();
+    assert!(text.contains("proven wrong"), "{text}");
+    assert!(text.contains("guarantee    each receipt re-executed with probability p = 1"), "{text}");
+    assert!(
+        String::from_utf8_lossy(&ok(assay(&renter, &url, &["ledger", "verify"])).stdout)
+            .contains("ledger OK")
+    );
+}
+
+#[test]
+fn a_lying_verifier_is_overruled_by_the_referee_and_slashed() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let (_c, url) = market(root, "1000", "1");
+    let renter = root.join("renter");
+    let (p_home, liar_home, ref_home) = (root.join("p"), root.join("liar"), root.join("referee"));
+    let (p, liar, referee) = (
+        node_id(&p_home, &url),
+        node_id(&liar_home, &url),
+        node_id(&ref_home, &url),
+    );
+    let _p = provider(&url, &p_home, 10, 1);
+    // Only the liar is online at first, so it takes the check.
+    let _liar = verifier(&url, &liar_home, &["--lie-rate", "1"]);
+    wait_registered(&renter, &url, &p);
+    wait_staked(&renter, &url, &liar, STAKE);
+    ok(assay(&renter, &url, &["faucet", "--amount", &FAUCET.to_string()]));
+    let (component, a, b) = matmul_inputs(root);
+    let component = component.to_string_lossy().to_string();
+    let mut args = vec![component.as_str(), "--input", &a, "--input", &b, "--max-price", "100"];
+    args.extend(LIMITS);
+    let job = publish(&renter, &url, &args);
+    wait_job(&renter, &url, &job, 60, |s| {
+        s["shards"][0]["verification"]["state"] == "disputed"
+    });
+    let _referee = verifier(&url, &ref_home, &["--threads", "2"]);
+    let settled = wait_job(&renter, &url, &job, 60, |s| s["state"] == "settled");
+    let shard = &settled["shards"][0];
+    let verdicts = shard["verification"]["verdicts"].as_array().expect("verdicts");
+    assert_eq!(verdicts.len(), 2, "{shard:#}");
+    assert_eq!(
+        (verdicts[0]["verifier"].as_str(), verdicts[0]["agrees"].as_bool()),
+        (Some(liar.as_str()), Some(false))
+    );
+    assert_eq!(
+        (
+            verdicts[1]["verifier"].as_str(),
+            verdicts[1]["role"].as_str(),
+            verdicts[1]["agrees"].as_bool()
+        ),
+        (Some(referee.as_str()), Some("referee"), Some(true))
+    );
+    let pay = u(&shard["paid"]);
+    let (_, _, referee_share, _) = slash_split(STAKE);
+    let (slashed, ..) = slash_split(STAKE);
+    assert_eq!(u(&account(&renter, &url, Some(&liar))["stake"]), STAKE - slashed);
+    assert_eq!(
+        u(&account(&renter, &url, Some(&referee))["verifier_earnings"]),
+        referee_share + pay,
+        "the referee gets its share of the slash and the verifier's fee"
+    );
+    let fee = pay * 200 / 10_000;
+    assert_eq!(
+        u(&account(&renter, &url, Some(&p))["earnings"]),
+        pay - fee + (slashed - referee_share),
+        "the provider is paid and compensated"
+    );
+    assert!(
+        String::from_utf8_lossy(&ok(assay(&renter, &url, &["ledger", "verify"])).stdout)
+            .contains("ledger OK")
+    );
+}
+
+/// An MLP (matmul, add, GELU, softmax) whose shards each take 2 rows.
+fn mlp_inputs(dir: &Path, shards: u32) -> (String, String, String) {
+    let (d, h, c) = (16usize, 32usize, 4usize);
+    let values = |n: usize, seed: usize| -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 7919 + seed * 104_729) % 2001) as f32 / 1000.0 - 1.0)
+            .collect()
+    };
+    let (w1, b1, w2, b2) = (values(h * d, 1), values(h, 2), values(c * h, 3), values(c, 4));
+    let (w1b, b1b, w2b, b2b) = (f32_le(&w1), f32_le(&b1), f32_le(&w2), f32_le(&b2));
+    let model = encode(
+        &[
+            Entry {
+                name: "fc1.weight",
+                dtype: "F32",
+                shape: &[h as u64, d as u64],
+                data: &w1b,
+            },
+            Entry {
+                name: "fc1.bias",
+                dtype: "F32",
+                shape: &[h as u64],
+                data: &b1b,
+            },
+            Entry {
+                name: "fc2.weight",
+                dtype: "F32",
+                shape: &[c as u64, h as u64],
+                data: &w2b,
+            },
+            Entry {
+                name: "fc2.bias",
+                dtype: "F32",
+                shape: &[c as u64],
+                data: &b2b,
+            },
+        ],
+        &[],
+    );
+    let x = f32_le(&values(shards as usize * 2 * d, 5));
+    let component = dir.join("mlp.wasm");
+    std::fs::write(&component, assay_guests::Guest::Mlp.bytes()).expect("component");
+    std::fs::write(dir.join("model.safetensors"), model).expect("model");
+    std::fs::write(dir.join("x.bin"), x).expect("x");
+    (
+        component.to_string_lossy().to_string(),
+        format!("model={}", dir.join("model.safetensors").display()),
+        format!("x={}", dir.join("x.bin").display()),
+    )
+}
+
+/// 2,000 honest shards, every one re-executed (p = 1) by verifiers on other
+/// thread counts than the providers': not one mismatch, nobody slashed.
+#[test]
+fn two_thousand_honest_jobs_checked_on_other_thread_counts_never_mismatch() {
+    const JOBS: u32 = 8;
+    const SHARDS: u32 = 250;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let (_c, url) = market(root, "1000", "1");
+    let renter = root.join("renter");
+    let homes: Vec<_> = (0..2).map(|i| root.join(format!("p{i}"))).collect();
+    let ids: Vec<String> = homes.iter().map(|h| node_id(h, &url)).collect();
+    let _p0 = provider_with(&url, &homes[0], 10, 4, &["--poll-ms", "20"]);
+    let _p1 = provider_with(&url, &homes[1], 10, 4, &["--poll-ms", "20", "--threads", "2"]);
+    let _v2 = verifier(&url, &root.join("v2"), &["--threads", "2", "--slots", "4"]);
+    let _v3 = verifier(&url, &root.join("v3"), &["--threads", "3", "--slots", "4"]);
+    for id in &ids {
+        wait_registered(&renter, &url, id);
+    }
+    ok(assay(&renter, &url, &["faucet", "--amount", &FAUCET.to_string()]));
+    let (component, model, x) = mlp_inputs(root, SHARDS);
+    let shards = SHARDS.to_string();
+    let jobs: Vec<String> = (0..JOBS)
+        .map(|_| {
+            publish(
+                &renter,
+                &url,
+                &[
+                    &component,
+                    "--input",
+                    &model,
+                    "--input",
+                    &x,
+                    "--shards",
+                    &shards,
+                    "--max-price",
+                    "100",
+                    "--fuel",
+                    "50000000",
+                    "--work-budget",
+                    "50000000",
+                ],
+            )
+        })
+        .collect();
+    let settled = wait_all_settled(&renter, &url, &jobs, 900);
+    let mut checked = 0;
+    let mut roots: BTreeMap<u64, Value> = BTreeMap::new();
+    for s in &settled {
+        for x in s["shards"].as_array().expect("shards") {
+            let v = &x["verification"];
+            assert_eq!(v["state"], "verified", "{x:#}");
+            let verdicts = v["verdicts"].as_array().expect("verdicts");
+            assert_eq!(verdicts.len(), 1, "no dispute: {x:#}");
+            assert_eq!(verdicts[0]["agrees"], true);
+            assert_eq!(x["rejected_receipts"].as_array().map(Vec::len), Some(0));
+            // Same shard index, same rows: the same bytes, whoever ran it.
+            let prev = roots.insert(u(&x["index"]), x["outputs_root"].clone());
+            if let Some(p) = prev {
+                assert_eq!(p, x["outputs_root"]);
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, JOBS * SHARDS);
+    for id in &ids {
+        let a = account(&renter, &url, Some(id));
+        assert_eq!(u(&a["stake"]), STAKE, "provider {id} was never slashed");
+    }
+    let _ = Hash32::of(b"");
+    assert!(
+        String::from_utf8_lossy(&ok(assay(&renter, &url, &["ledger", "verify"])).stdout)
+            .contains("ledger OK")
+    );
+}
