@@ -574,6 +574,7 @@ pub async fn run(
             tokio::spawn(heartbeats(d.clone(), hb));
             let mut jobs = tokio::task::JoinSet::new();
             let mut attempt = 0;
+            let mut suspended = false;
             while !d.stopping() {
                 let free = d.free_slots();
                 if free == 0 {
@@ -590,6 +591,7 @@ pub async fn run(
                 match d.client().take_leases(req).await {
                     Ok(resp) => {
                         attempt = 0;
+                        suspended = false;
                         let leases = resp.into_inner().leases;
                         let got = !leases.is_empty();
                         for l in leases {
@@ -625,6 +627,14 @@ pub async fn run(
                         if s.code() == tonic::Code::NotFound {
                             // The coordinator forgot us (new database): register again.
                             let _ = d.register_until_ok().await;
+                        } else if s.code() == tonic::Code::PermissionDenied {
+                            // Suspended (caught cheating): no leases until an
+                            // operator lifts it. Say so once, then ask rarely.
+                            if !suspended {
+                                suspended = true;
+                                tracing::error!(error = %s.message(), "this provider gets no leases; asking again every 30 s (stop it with Ctrl-C)");
+                            }
+                            d.sleep(Duration::from_secs(30)).await;
                         } else {
                             attempt += 1;
                             tracing::warn!(error = %s.message(), "cannot take leases; backing off");

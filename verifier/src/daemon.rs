@@ -668,8 +668,10 @@ impl Daemon {
     /// Records beacon commitments as they are published.
     async fn watch_beacon(self: Arc<Self>, epoch_ms: u64) {
         let every = Duration::from_millis((epoch_ms / 2).clamp(250, 30_000));
-        // The first call asks for nothing but learns the current epoch.
-        let mut from = u64::MAX;
+        // Epochs are numbered by Unix time / epoch length; start just before
+        // now (every later poll starts from the epoch current at the last).
+        let mut from = (now_ms() / epoch_ms.max(1)).saturating_sub(1);
+        let mut warned = false;
         while !self.stopping() {
             let r = self
                 .client()
@@ -678,9 +680,13 @@ impl Daemon {
             match r {
                 Ok(resp) => {
                     let resp = resp.into_inner();
-                    let mut last = resp.current_epoch;
                     if let Ok(mut seen) = self.beacons.lock() {
                         for b in &resp.epochs {
+                            // Only a commitment seen before its seed is out
+                            // tells anything about the seed.
+                            if !b.seed.is_empty() {
+                                continue;
+                            }
                             let Ok(c) = convert::hash("beacon.commitment", &b.commitment) else {
                                 continue;
                             };
@@ -694,18 +700,21 @@ impl Daemon {
                                     seen.insert(b.epoch, c);
                                 }
                             }
-                            last = last.max(b.epoch);
                         }
                         while seen.len() > BEACONS_KEPT {
                             seen.pop_first();
                         }
                     }
-                    from = last;
+                    // The current epoch's commitment may appear later.
+                    from = resp.current_epoch.saturating_sub(1);
                 }
                 Err(s) if s.code() == tonic::Code::Unimplemented => return,
                 Err(s) => {
                     Metrics::add(&self.metrics.rpc_errors, 1);
-                    tracing::debug!(error = %s.message(), "beacon poll failed");
+                    if !warned {
+                        warned = true;
+                        tracing::warn!(error = %s.message(), "cannot read the beacon (will keep trying)");
+                    }
                 }
             }
             self.sleep(every).await;
@@ -823,6 +832,7 @@ pub async fn run(
             tokio::spawn(d.clone().watch_beacon(reg.epoch_ms));
             let mut checks = tokio::task::JoinSet::new();
             let mut attempt = 0;
+            let mut suspended = false;
             while !d.stopping() {
                 let free = d.free_slots();
                 if free == 0 {
@@ -841,6 +851,7 @@ pub async fn run(
                 match d.client().take_checks(req).await {
                     Ok(resp) => {
                         attempt = 0;
+                        suspended = false;
                         let taken = resp.into_inner().checks;
                         let got = !taken.is_empty();
                         for c in taken {
@@ -860,22 +871,22 @@ pub async fn run(
                     }
                     Err(s) => {
                         Metrics::add(&d.metrics.rpc_errors, 1);
-                        if matches!(
-                            s.code(),
-                            tonic::Code::NotFound
-                                | tonic::Code::FailedPrecondition
-                                | tonic::Code::PermissionDenied
-                        ) {
-                            // The coordinator forgot us (a new database) or
-                            // no longer counts us as a verifier (e.g. our
-                            // stake fell short): register again, which tops
-                            // the stake up.
-                            tracing::warn!(error = %s.message(), "the coordinator refuses checks to this verifier: registering again");
-                            attempt += 1;
-                            d.sleep(backoff(attempt)).await;
+                        if s.code() == tonic::Code::NotFound {
+                            // The coordinator forgot us (a new database):
+                            // register again.
+                            tracing::warn!(error = %s.message(), "the coordinator does not know this verifier: registering again");
                             if d.register_until_ok().await?.is_none() {
                                 break;
                             }
+                        } else if s.code() == tonic::Code::PermissionDenied {
+                            // Suspended (overruled by a referee): no checks
+                            // until an operator lifts it. Say so once, then
+                            // ask rarely.
+                            if !suspended {
+                                suspended = true;
+                                tracing::error!(error = %s.message(), "this verifier gets no checks; asking again every 30 s (stop it with Ctrl-C)");
+                            }
+                            d.sleep(Duration::from_secs(30)).await;
                         } else {
                             attempt += 1;
                             tracing::warn!(error = %s.message(), "cannot take checks; backing off");
