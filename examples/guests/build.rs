@@ -21,6 +21,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("wasi-command", "wasi-command.wasm", "WASI_COMMAND"),
     ("minilm-embed", "minilm_embed.wasm", "MINILM_EMBED"),
     ("mlp", "mlp.wasm", "MLP"),
+    ("challenge", "challenge.wasm", "CHALLENGE"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -14,9 +14,10 @@
 //! # The guest
 //!
 //! From the seed the guest draws thin factors and forms two dense n×n f32
-//! operands on the device, `B` and `X₀`, then runs `rounds` steps of
-//! `X ← tanh(rms_norm(X·B))` and returns `X·w` for a seeded vector `w`
-//! (output `digest`; the layout and the reasons for this shape are in
+//! operands on the device, `B` and `D`, then runs `rounds` steps of
+//! `X ← tanh(rms_norm(X·B, γₜ) + D)` from `X = D`, with fresh seeded gains
+//! γₜ each round, and returns `X·w` for a seeded vector `w` (output
+//! `digest`; the layout and the reasons for this shape are in
 //! `examples/challenge/src/lib.rs`). Its work is [`challenge_work`]`(n,
 //! rounds)` — `rounds · 2n³` FLOPs of matmul plus `O(rounds · n²)` — exactly
 //! as the host meters it, and its live device memory peaks at
@@ -156,13 +157,14 @@ pub const MARGIN_DEN: u64 = 4;
 /// the smallest GPU class is sized to exclude, in MFLOP/s.
 pub const CPU_CEILING_MFLOPS: u64 = 2_000_000;
 
-/// Guest fuel per f32 drawn from the seed (blake3 XOF and conversion,
-/// ≈ 20 measured; 4× headroom).
-const FUEL_PER_DRAWN_VALUE: u64 = 80;
-/// Guest fuel per round (a few host calls; ≈ 1,000 measured, 10× headroom).
+/// Guest fuel per f32 drawn from the seed: blake3's XOF in portable wasm
+/// and the conversion, ≈ 170 measured (n = 16 … 1024); 2.3× headroom.
+const FUEL_PER_DRAWN_VALUE: u64 = 400;
+/// Guest fuel per round beyond its γₜ (a few host calls); generous.
 const FUEL_PER_ROUND: u64 = 10_000;
-/// Guest fuel outside the loops (start-up, param parsing, the digest).
-const FUEL_BASE: u64 = 5_000_000;
+/// Guest fuel outside the loops (start-up, params, the digest: ≈ 15,000
+/// measured, plus 4n for the digest's bytes, covered by the per-value rate).
+const FUEL_BASE: u64 = 1_000_000;
 /// Guest linear memory: the factors are ≤ 4 MiB at n = 65536.
 const GUEST_MEMORY_BYTES: u64 = 64 << 20;
 /// One GiB.
@@ -356,9 +358,11 @@ impl ChallengeWork {
 ///                          matmul n×r · r×n    flops 2n²r, bytes 8nr + 4n²
 ///                          scale, cast, cast   flops n² each, bytes 8n² each
 ///                          sub                 flops n², bytes 12n²
-/// w: upload n×1 (bytes 8n); gamma: fill n (bytes 4n)
-/// per round: matmul n×n · n×n                  flops 2n³, bytes 12n²
+/// w: upload n×1                               bytes 8n
+/// per round: upload γ (n)                      bytes 8n
+///            matmul n×n · n×n                  flops 2n³, bytes 12n²
 ///            rms_norm                          flops 4n² + 3n, bytes 8n² + 4n
+///            add D                             flops n², bytes 12n²
 ///            tanh                              flops 16n², bytes 8n²
 /// digest: matmul n×n · n×1                     flops 2n², bytes 4n² + 8n
 /// ```
@@ -388,9 +392,11 @@ pub fn challenge_work(n: u32, rounds: u32) -> Result<ChallengeWork, ChallengeErr
             .checked_add(n2.checked_mul(8 + 8 + 8 + 12)?)?; // scale, casts, sub
         let round_flops = n3
             .checked_mul(2)?
-            .checked_add(n2.checked_mul(4 + 16)?)?
+            .checked_add(n2.checked_mul(4 + 1 + 16)?)?
             .checked_add(3 * n64)?;
-        let round_bytes = n2.checked_mul(12 + 8 + 8)?.checked_add(4 * n64)?;
+        let round_bytes = n2
+            .checked_mul(12 + 8 + 12 + 8)?
+            .checked_add(8 * n64 + 4 * n64)?;
         let rounds = u64::from(rounds);
         let flops = operand_flops
             .checked_mul(2)?
@@ -398,7 +404,7 @@ pub fn challenge_work(n: u32, rounds: u32) -> Result<ChallengeWork, ChallengeErr
             .checked_add(2 * n2)?;
         let bytes = operand_bytes
             .checked_mul(2)?
-            .checked_add(8 * n64 + 4 * n64)? // w upload, gamma fill
+            .checked_add(8 * n64)? // w upload
             .checked_add(round_bytes.checked_mul(rounds)?)?
             .checked_add(4 * n2 + 8 * n64)?;
         flops.checked_add(bytes)?; // units must fit too
@@ -408,9 +414,10 @@ pub fn challenge_work(n: u32, rounds: u32) -> Result<ChallengeWork, ChallengeErr
 }
 
 /// The most device memory the challenge's live tensors take at once for
-/// matrix size `n`: forming X₀ while B is alive (B, `scaled`, its i32 cast
-/// and the f32 cast back: 4 n×n), or, for small n, B plus the thin factors
-/// and their product. Rounds hold at most 3 n×n.
+/// matrix size `n`: in a round, B, D and two of Xₜ·B, its norm, the sum and
+/// the tanh (4 n×n) plus γₜ and w; while forming D, B with `scaled`, its i32
+/// cast and the f32 cast back (4 n×n); for small n, B plus D's thin factors
+/// and their product.
 ///
 /// # Errors
 /// [`ChallengeError::OutOfRange`] for `n` outside what the guest accepts.
@@ -420,8 +427,8 @@ pub fn peak_gpu_bytes(n: u32) -> Result<u64, ChallengeError> {
     let n2 = n * n; // n ≤ 65536: no overflow below 2⁶⁴ for any of these
     let forming = 4 * n2;
     let forming_product = 2 * n2 + 2 * RANK * n;
-    let rounds = 3 * n2 + 2 * n;
-    let digest = 2 * n2 + 3 * n;
+    let rounds = 4 * n2 + 2 * n;
+    let digest = 3 * n2 + 2 * n;
     Ok(4 * forming.max(forming_product).max(rounds).max(digest))
 }
 
@@ -445,7 +452,7 @@ fn check_size(n: u32, rounds: u32) -> Result<(), ChallengeError> {
 
 /// The spec of a challenge of size `n` × `rounds` with `seed`: params, and
 /// limits that cover the guest's use with headroom — fuel for drawing
-/// `4·16n + n` values and the loop, work budget = [`challenge_work`] + 1/8,
+/// `(4·16 + 1 + rounds)·n` values and the loop, work budget = [`challenge_work`] + 1/8,
 /// GPU memory = [`peak_gpu_bytes`] + 1/8, outputs = the digest. The
 /// watchdog (`wall_clock_ms`) keeps the default: the time bound is the
 /// coordinator's to enforce, from lease to receipt, and a verifier
@@ -470,7 +477,8 @@ pub fn spec_for(
     let work = challenge_work(n, rounds)?;
     let peak = peak_gpu_bytes(n)?;
     let (n64, rounds64) = (u64::from(n), u64::from(rounds));
-    let drawn = (4 * RANK + 1) * n64;
+    // Values drawn from the seed: four thin factors and w, then γₜ per round.
+    let drawn = (4 * RANK + 1 + rounds64) * n64;
     let fuel = FUEL_BASE + FUEL_PER_DRAWN_VALUE * drawn + FUEL_PER_ROUND * rounds64;
     let units = work.units();
     let params = BTreeMap::from([
@@ -581,7 +589,11 @@ mod tests {
         for (name, mib, class) in [
             ("Tesla T4", 15_360, DeviceClass::GpuSmall),
             ("NVIDIA GeForce RTX 3060", 12_288, DeviceClass::GpuSmall),
-            ("NVIDIA RTX 4000 Ada Generation", 20_475, DeviceClass::GpuSmall),
+            (
+                "NVIDIA RTX 4000 Ada Generation",
+                20_475,
+                DeviceClass::GpuSmall,
+            ),
             ("NVIDIA GeForce RTX 4090", 24_564, DeviceClass::GpuMedium),
             ("NVIDIA A10", 23_028, DeviceClass::GpuMedium),
             ("NVIDIA L4", 23_034, DeviceClass::GpuMedium),
@@ -600,20 +612,11 @@ mod tests {
             DeviceClass::GpuLarge
         );
         // The edges.
-        assert_eq!(
-            classify(&[gpu("x", 20 * 1024 - 1)]),
-            DeviceClass::GpuSmall
-        );
+        assert_eq!(classify(&[gpu("x", 20 * 1024 - 1)]), DeviceClass::GpuSmall);
         assert_eq!(classify(&[gpu("x", 20 * 1024)]), DeviceClass::GpuMedium);
-        assert_eq!(
-            classify(&[gpu("x", 60 * 1024 - 1)]),
-            DeviceClass::GpuMedium
-        );
+        assert_eq!(classify(&[gpu("x", 60 * 1024 - 1)]), DeviceClass::GpuMedium);
         assert_eq!(classify(&[gpu("x", 60 * 1024)]), DeviceClass::GpuLarge);
-        assert_eq!(
-            classify(&[("x".into(), u64::MAX)]),
-            DeviceClass::GpuLarge
-        );
+        assert_eq!(classify(&[("x".into(), u64::MAX)]), DeviceClass::GpuLarge);
     }
 
     #[test]
@@ -652,11 +655,14 @@ mod tests {
     fn work_matches_a_direct_count() {
         // n = 3, rounds = 2, counted op by op.
         let (n, r) = (3u64, 16u64);
-        let operand = (2 * n * n * r + 4 * n * n, 16 * n * r + 8 * n * r + 4 * n * n + 36 * n * n);
-        let round = (2 * n * n * n + 20 * n * n + 3 * n, 28 * n * n + 4 * n);
+        let operand = (
+            2 * n * n * r + 4 * n * n,
+            16 * n * r + 8 * n * r + 4 * n * n + 36 * n * n,
+        );
+        let round = (2 * n * n * n + 21 * n * n + 3 * n, 40 * n * n + 12 * n);
         let want = ChallengeWork {
             flops: 2 * operand.0 + 2 * round.0 + 2 * n * n,
-            bytes: 2 * operand.1 + 12 * n + 2 * round.1 + 4 * n * n + 8 * n,
+            bytes: 2 * operand.1 + 8 * n + 2 * round.1 + 4 * n * n + 8 * n,
         };
         assert_eq!(challenge_work(3, 2), Ok(want));
     }

@@ -24,6 +24,7 @@
 //! | [`Guest::WasiCommand`] | `wasi:cli/command` | a plain `fn main`: the wrong world, which the host must refuse |
 //! | [`Guest::MinilmEmbed`] | `assay:gpu/job` | all-MiniLM-L6-v2 sentence embeddings (see `examples/minilm-embed/src/lib.rs`) |
 //! | [`Guest::Mlp`] | `assay:gpu/job` | a 2-layer MLP; weights from safetensors input `model` (see [`safetensors`]), rows from input `x`; outputs `probs`, `classes.txt`; shards split the rows |
+//! | [`Guest::Challenge`] | `assay:gpu/job` | proof of hardware: params `seed`, `n`, `rounds`; ≈ `rounds · 2n³` FLOPs of seeded matmul on the device; output `digest` (see `examples/challenge/src/lib.rs`, sizes in `assay_protocol::challenge`) |
 
 use std::path::Path;
 
@@ -44,6 +45,8 @@ pub enum Guest {
     MinilmEmbed,
     /// `examples/mlp`: a two-layer MLP classifier, weights from a safetensors input.
     Mlp,
+    /// `examples/challenge`: the proof-of-hardware job (params `seed`, `n`, `rounds`).
+    Challenge,
 }
 
 /// `matmul.wasm`, embedded (only this guest's bytes are linked into a binary that uses it).
@@ -60,10 +63,12 @@ pub static WASI_COMMAND_WASM: &[u8] = include_bytes!(env!("ASSAY_GUEST_WASI_COMM
 pub static MINILM_EMBED_WASM: &[u8] = include_bytes!(env!("ASSAY_GUEST_MINILM_EMBED"));
 /// `mlp.wasm`, embedded.
 pub static MLP_WASM: &[u8] = include_bytes!(env!("ASSAY_GUEST_MLP"));
+/// `challenge.wasm`, embedded (what the coordinator sends as the proof-of-hardware job).
+pub static CHALLENGE_WASM: &[u8] = include_bytes!(env!("ASSAY_GUEST_CHALLENGE"));
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 7] = [
+    pub const ALL: [Guest; 8] = [
         Guest::Hello,
         Guest::Matmul,
         Guest::Hostile,
@@ -71,9 +76,10 @@ impl Guest {
         Guest::WasiCommand,
         Guest::Mlp,
         Guest::MinilmEmbed,
+        Guest::Challenge,
     ];
 
-    /// The guest's package name (`hello`, `matmul`, `hostile`, `microbench`, `wasi-command`, `mlp`, `minilm-embed`).
+    /// The guest's package name (`hello`, `matmul`, `hostile`, `microbench`, `wasi-command`, `mlp`, `minilm-embed`, `challenge`).
     pub fn name(self) -> &'static str {
         match self {
             Guest::Hello => "hello",
@@ -83,6 +89,7 @@ impl Guest {
             Guest::WasiCommand => "wasi-command",
             Guest::MinilmEmbed => "minilm-embed",
             Guest::Mlp => "mlp",
+            Guest::Challenge => "challenge",
         }
     }
 
@@ -106,6 +113,7 @@ impl Guest {
             Guest::WasiCommand => env!("ASSAY_GUEST_WASI_COMMAND"),
             Guest::MinilmEmbed => env!("ASSAY_GUEST_MINILM_EMBED"),
             Guest::Mlp => env!("ASSAY_GUEST_MLP"),
+            Guest::Challenge => env!("ASSAY_GUEST_CHALLENGE"),
         })
     }
 
@@ -120,6 +128,7 @@ impl Guest {
             Guest::WasiCommand => WASI_COMMAND_WASM,
             Guest::MinilmEmbed => MINILM_EMBED_WASM,
             Guest::Mlp => MLP_WASM,
+            Guest::Challenge => CHALLENGE_WASM,
         }
     }
 }
