@@ -380,11 +380,16 @@ impl Daemon {
         let runtime = self.runtime.clone();
         let (component, inputs) = fetched;
         tracing::info!(lease = %id.short(), shard = %format!("{}/{}", spec.shard.index, spec.shard.count), "running");
+        let started = std::time::Instant::now();
         let result = tokio::task::spawn_blocking(move || {
             let loaded = runtime.load(&component)?;
             runtime.run(&loaded, Arc::new(inputs), &spec)
         })
         .await;
+        Metrics::add(
+            &self.metrics.run_ms,
+            u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        );
         self.metrics.running.fetch_sub(1, Ordering::Relaxed);
         let report = match result {
             Ok(Ok(r)) => r,

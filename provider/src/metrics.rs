@@ -29,6 +29,9 @@ pub struct Metrics {
     pub blob_cache_hits: AtomicU64,
     /// Fuel burnt by finished runs.
     pub fuel_used: AtomicU64,
+    /// Wall time of finished runs (load + run), ms: with the verifier's
+    /// `reexecution_ms_total`, the verification overhead.
+    pub run_ms: AtomicU64,
     /// Failed calls to the coordinator.
     pub rpc_errors: AtomicU64,
     /// Times the daemon (re)registered.
@@ -106,6 +109,12 @@ impl Metrics {
             "counter",
             "Fuel burnt by finished runs.",
             &self.fuel_used,
+        );
+        put(
+            "run_ms_total",
+            "counter",
+            "Wall time of runs (load + run), ms.",
+            &self.run_ms,
         );
         put(
             "rpc_errors_total",

@@ -219,15 +219,112 @@ pub fn sampling_problem(
     None
 }
 
-/// A check whose receipt, job and sampling were examined: ready to run.
-struct Prepared {
+/// A check whose receipt and job were examined: ready to run.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The check.
+    pub id: Hash32,
+    /// `verify` or `referee`.
+    pub role: String,
+    /// The receipt checked.
+    pub receipt_id: Hash32,
+    /// The receipt (its signature verified).
+    pub receipt: Receipt,
+    /// The component to run.
+    pub component: Hash32,
+    /// The inputs to run it on.
+    pub inputs: Vec<assay_protocol::BlobRef>,
+    /// The spec to run it under.
+    pub spec: JobSpec,
+}
+
+/// Examines a check before running it: the receipt must be validly signed
+/// by its provider and have the check's receipt id, and the component,
+/// inputs and spec to run must be exactly the receipt's job (its
+/// `component_hash`, `inputs_root` and `job_id`) — otherwise a mismatch
+/// would blame the provider for the coordinator's mistake. For a sampled
+/// check in the `verify` role it also confirms the sampling
+/// ([`sampling_problem`]; `seen` gives the commitment this verifier saw
+/// published for an epoch, if any).
+///
+/// Returns the check ready to run and, if the sampling could not be
+/// confirmed, why (the check is still worth doing: the verdict is about the
+/// receipt, not the coordinator).
+///
+/// # Errors
+///
+/// Why the check cannot be answered, as the reason to give it back with.
+pub fn examine(
+    check: &pb::Check,
     id: Hash32,
-    role: String,
-    receipt_id: Hash32,
-    receipt: Receipt,
-    component: Hash32,
-    inputs: Vec<assay_protocol::BlobRef>,
-    spec: JobSpec,
+    seen: impl Fn(u64) -> Option<Hash32>,
+) -> Result<(Prepared, Option<String>), String> {
+    let record = check
+        .record
+        .as_ref()
+        .ok_or("the check carries no receipt record")?;
+    let receipt = convert::receipt(record.receipt.as_ref())
+        .map_err(|e| format!("the check's receipt is malformed: {e}"))?;
+    let receipt_id =
+        convert::hash("record.receipt_id", &record.receipt_id).map_err(|e| e.to_string())?;
+    if let Err(e) = receipt.verify() {
+        return Err(format!(
+            "the receipt's signature does not verify ({e}): it is not the provider's statement"
+        ));
+    }
+    if receipt.id() != receipt_id {
+        return Err(format!(
+            "the receipt hashes to id {}, not the check's receipt id {}",
+            receipt.id().short(),
+            receipt_id.short()
+        ));
+    }
+    let problem = if check.role == "verify" && check.reason == "sampled" {
+        let earlier = check.beacon.as_ref().and_then(|b| seen(b.epoch));
+        sampling_problem(
+            &receipt_id,
+            record.epoch,
+            record.rate_ppm,
+            check.beacon.as_ref(),
+            earlier.as_ref(),
+        )
+    } else {
+        None
+    };
+    let component =
+        convert::hash("component_hash", &check.component_hash).map_err(|e| e.to_string())?;
+    let inputs = convert::blob_refs("inputs", &check.inputs).map_err(|e| e.to_string())?;
+    let spec = convert::spec("spec", check.spec.as_ref()).map_err(|e| e.to_string())?;
+    if component != receipt.body.component_hash {
+        return Err(format!(
+            "the check names component {} but the receipt component {}",
+            component.short(),
+            receipt.body.component_hash.short()
+        ));
+    }
+    let root = inputs_root(inputs.iter().map(|b| (b.name.as_str(), b.size, &b.hash)));
+    if root != receipt.body.inputs_root {
+        return Err(format!(
+            "the check's inputs have root {} but the receipt's are {}",
+            root.short(),
+            receipt.body.inputs_root.short()
+        ));
+    }
+    if job_id(&component, &root, &spec) != receipt.body.job_id {
+        return Err("the check's spec is not the one the receipt's job id was made from".into());
+    }
+    Ok((
+        Prepared {
+            id,
+            role: check.role.clone(),
+            receipt_id,
+            receipt,
+            component,
+            inputs,
+            spec,
+        },
+        problem,
+    ))
 }
 
 /// Shared state of the daemon.
@@ -242,11 +339,6 @@ struct Daemon {
     /// Epoch → the commitment first seen published for it.
     beacons: Mutex<BTreeMap<u64, Hash32>>,
     stopping: tokio::sync::watch::Receiver<bool>,
-}
-
-/// A check that cannot be answered: why, as given back to the coordinator.
-fn refuse(reason: impl Into<String>) -> String {
-    reason.into()
 }
 
 fn backoff(attempt: u32) -> Duration {
@@ -402,88 +494,24 @@ impl Daemon {
         }
     }
 
-    /// Everything about a check that can be examined before running it.
+    /// [`examine`]s a check, counting and logging what it finds.
     fn prepare(&self, check: &pb::Check, id: Hash32) -> Result<Prepared, String> {
-        let record = check
-            .record
-            .as_ref()
-            .ok_or_else(|| refuse("the check carries no receipt record"))?;
-        let receipt = convert::receipt(record.receipt.as_ref())
-            .map_err(|e| refuse(format!("the check's receipt is malformed: {e}")))?;
-        let receipt_id = convert::hash("record.receipt_id", &record.receipt_id)
-            .map_err(|e| refuse(e.to_string()))?;
-        if let Err(e) = receipt.verify() {
-            return Err(refuse(format!(
-                "the receipt's signature does not verify ({e}): it is not the provider's statement"
-            )));
+        let (p, problem) = examine(check, id, |epoch| {
+            self.beacons
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&epoch).copied())
+        })?;
+        if let Some(problem) = problem {
+            Metrics::add(&self.metrics.sampling_unconfirmed, 1);
+            tracing::warn!(
+                check = %id.short(),
+                receipt = %p.receipt_id.short(),
+                problem,
+                "cannot confirm that this receipt was sampled; checking it anyway"
+            );
         }
-        if receipt.id() != receipt_id {
-            return Err(refuse(format!(
-                "the receipt hashes to id {}, not the check's receipt id {}",
-                receipt.id().short(),
-                receipt_id.short()
-            )));
-        }
-        if check.role == "verify" && check.reason == "sampled" {
-            let seen = check.beacon.as_ref().and_then(|b| {
-                self.beacons
-                    .lock()
-                    .ok()
-                    .and_then(|m| m.get(&b.epoch).copied())
-            });
-            if let Some(problem) = sampling_problem(
-                &receipt_id,
-                record.epoch,
-                record.rate_ppm,
-                check.beacon.as_ref(),
-                seen.as_ref(),
-            ) {
-                Metrics::add(&self.metrics.sampling_unconfirmed, 1);
-                tracing::warn!(
-                    check = %id.short(),
-                    receipt = %receipt_id.short(),
-                    epoch = record.epoch,
-                    problem,
-                    "cannot confirm that this receipt was sampled; checking it anyway"
-                );
-            }
-        }
-        let component = convert::hash("component_hash", &check.component_hash)
-            .map_err(|e| refuse(e.to_string()))?;
-        let inputs =
-            convert::blob_refs("inputs", &check.inputs).map_err(|e| refuse(e.to_string()))?;
-        let spec = convert::spec("spec", check.spec.as_ref()).map_err(|e| refuse(e.to_string()))?;
-        // The job to run must be the one the receipt is about; otherwise a
-        // mismatch would blame the provider for the coordinator's mistake.
-        if component != receipt.body.component_hash {
-            return Err(refuse(format!(
-                "the check names component {} but the receipt component {}",
-                component.short(),
-                receipt.body.component_hash.short()
-            )));
-        }
-        let root = inputs_root(inputs.iter().map(|b| (b.name.as_str(), b.size, &b.hash)));
-        if root != receipt.body.inputs_root {
-            return Err(refuse(format!(
-                "the check's inputs have root {} but the receipt's are {}",
-                root.short(),
-                receipt.body.inputs_root.short()
-            )));
-        }
-        if job_id(&component, &root, &spec) != receipt.body.job_id {
-            return Err(refuse(
-                "the check's spec is not the one the receipt's job id was made from",
-            ));
-        }
-        Ok(Prepared {
-            id,
-            role: check.role.clone(),
-            receipt_id,
-            receipt,
-            component,
-            inputs,
-            spec,
-        })
+        Ok(p)
     }
 
     /// A blob from the cache, or downloaded into it.
@@ -697,6 +725,7 @@ impl Daemon {
                                 }
                                 Some(_) => {}
                                 None => {
+                                    Metrics::add(&self.metrics.commitments_seen, 1);
                                     seen.insert(b.epoch, c);
                                 }
                             }
@@ -944,6 +973,126 @@ mod tests {
         assert!((4_700..5_300).contains(&n), "{n}");
         assert!(ids.iter().all(|i| lies_on(1.0, i)));
         assert!(!ids.iter().any(|i| lies_on(0.0, i) || lies_on(f64::NAN, i)));
+    }
+
+    /// A check of a validly signed receipt of a real job, sampled at 100%.
+    fn good_check() -> pb::Check {
+        let key = NodeKey::from_seed([6; 32]);
+        let component = Hash32::of(b"component bytes");
+        let inputs = vec![assay_protocol::BlobRef {
+            name: "x".into(),
+            hash: Hash32::of(b"input"),
+            size: 5,
+        }];
+        let spec = JobSpec::default();
+        let root = inputs_root(inputs.iter().map(|b| (b.name.as_str(), b.size, &b.hash)));
+        let receipt = assay_protocol::ReceiptBody {
+            job_id: job_id(&component, &root, &spec),
+            shard: spec.shard,
+            provider_id: key.id(),
+            component_hash: component,
+            inputs_root: root,
+            outputs_root: Hash32::of(b"outputs"),
+            outcome: assay_protocol::Outcome::Success,
+            fuel_used: 1,
+            work: assay_protocol::WorkDone::default(),
+            backend: assay_protocol::BackendDescriptor::default(),
+            telemetry: None,
+            started_at_ms: 1,
+            finished_at_ms: 2,
+        }
+        .sign(&key)
+        .expect("sign");
+        pb::Check {
+            check_id: vec![1; 32],
+            role: "verify".into(),
+            reason: "sampled".into(),
+            record: Some(pb::ReceiptRecord {
+                seq: 1,
+                receipt_id: receipt.id().0.to_vec(),
+                job_id: vec![0; 32],
+                receipt: Some(pb::Receipt::from(&receipt)),
+                outputs: Vec::new(),
+                committed_at_ms: 1,
+                epoch: 7,
+                rate_ppm: 1_000_000,
+            }),
+            component_hash: component.0.to_vec(),
+            component_size: 15,
+            inputs: convert::blob_refs_to_pb(&inputs),
+            spec: Some(pb::JobSpec::from(&spec)),
+            beacon: Some(beacon([2; 32], 7)),
+            deadline_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_consistent_check_is_run() {
+        let c = good_check();
+        let (p, problem) = examine(&c, Hash32([1; 32]), |_| None).expect("runs");
+        assert_eq!(problem, None);
+        assert_eq!(p.role, "verify");
+        assert_eq!(p.inputs.len(), 1);
+        // The commitment seen earlier is consulted.
+        let (_, problem) =
+            examine(&c, Hash32([1; 32]), |_| Some(Hash32([0; 32]))).expect("still runs");
+        assert!(problem.is_some_and(|p| p.contains("earlier")));
+    }
+
+    #[test]
+    fn a_check_that_is_not_the_receipts_job_is_given_back() {
+        type Break = fn(&mut pb::Check);
+        let cases: [(Break, &str); 6] = [
+            (
+                |c| {
+                    if let Some(r) = c.record.as_mut().and_then(|r| r.receipt.as_mut()) {
+                        r.fuel_used += 1;
+                    }
+                },
+                "signature does not verify",
+            ),
+            (
+                |c| {
+                    if let Some(r) = c.record.as_mut() {
+                        r.receipt_id = vec![9; 32];
+                    }
+                },
+                "not the check's receipt id",
+            ),
+            (|c| c.component_hash = vec![3; 32], "names component"),
+            (|c| c.inputs[0].size += 1, "inputs have root"),
+            (
+                |c| {
+                    if let Some(s) = c.spec.as_mut() {
+                        s.fuel += 1;
+                    }
+                },
+                "job id",
+            ),
+            (|c| c.record = None, "no receipt record"),
+        ];
+        for (change, why) in cases {
+            let mut c = good_check();
+            change(&mut c);
+            let e = examine(&c, Hash32([1; 32]), |_| None).expect_err(why);
+            assert!(e.contains(why), "{why}: {e}");
+        }
+    }
+
+    #[test]
+    fn only_sampled_verify_checks_confirm_the_sampling() {
+        let mut c = good_check();
+        if let Some(r) = c.record.as_mut() {
+            r.rate_ppm = 0;
+        }
+        let (_, problem) = examine(&c, Hash32([1; 32]), |_| None).expect("runs");
+        assert!(problem.is_some_and(|p| p.contains("not drawn")));
+        for (role, reason) in [("referee", "sampled"), ("verify", "audit")] {
+            c.role = role.into();
+            c.reason = reason.into();
+            let (_, problem) = examine(&c, Hash32([1; 32]), |_| None).expect("runs");
+            assert_eq!(problem, None, "{role}/{reason}");
+        }
     }
 
     fn beacon(seed: [u8; 32], epoch: u64) -> pb::EpochBeacon {

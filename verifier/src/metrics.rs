@@ -45,6 +45,8 @@ pub struct Metrics {
     pub rpc_errors: AtomicU64,
     /// Times the daemon (re)registered.
     pub registrations: AtomicU64,
+    /// Epoch commitments seen published before their seed was revealed.
+    pub commitments_seen: AtomicU64,
 }
 
 impl Metrics {
@@ -158,6 +160,12 @@ impl Metrics {
             "counter",
             "Times the daemon registered.",
             &self.registrations,
+        );
+        put(
+            "beacon_commitments_seen_total",
+            "counter",
+            "Epoch commitments seen published before their seed was revealed.",
+            &self.commitments_seen,
         );
         if self.lies.load(Ordering::Relaxed) > 0 {
             put(
