@@ -217,6 +217,10 @@ fn devnet_runs_the_demo_end_to_end() {
     // Which providers take the two shards depends on who polls first: one
     // provider may run both. The demo must finish all shards either way.
     assert!(text.contains("done         2/2 shards on "), "{text}");
+    assert!(
+        text.contains("settled      2/2 shards paid; checks: 2 verified"),
+        "the devnet's verifiers check both shards: {text}"
+    );
     assert!(text.contains("ledger OK"), "{text}");
 }
 

@@ -1,7 +1,8 @@
 //! `assay devnet`: a whole market on this machine — a coordinator (with
-//! the faucet) and providers, each its own process on loopback with its own
-//! key — until Ctrl-C. `--demo` then publishes the matmul job in two shards
-//! from a third identity and follows it to settlement.
+//! the faucet), providers and verifiers, each its own process on loopback
+//! with its own key — until Ctrl-C. `--demo` then publishes the matmul job
+//! in two shards, every shard checked by a verifier (p = 1), from a renter
+//! identity and follows it to verified settlement.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -24,6 +25,9 @@ pub struct DevnetArgs {
     /// How many providers.
     #[arg(long, default_value_t = 2)]
     pub providers: u32,
+    /// How many verifiers (two or more, so a disputed receipt finds a referee).
+    #[arg(long, default_value_t = 2)]
+    pub verifiers: u32,
     /// Publish the matmul job in two shards and follow it to settlement.
     #[arg(long)]
     pub demo: bool,
@@ -91,8 +95,8 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
             "1000",
             "--lease-ttl-ms",
             "5000",
-            "--verify-rate",
-            "0",
+            "--epoch-ms",
+            "1000",
         ])
         .arg("--data-dir")
         .arg(dir.join("coordinator"))
@@ -141,6 +145,21 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
             .with_context(|| format!("starting {name}"))
             .map_err(Failure::fault)?;
         println!("{name}   price {} µcr/Munit, stake 100 credits", 10 + i);
+        nodes.push(Node { name, child });
+    }
+    for i in 0..args.verifiers {
+        let name = format!("verifier-{i}");
+        let child = Command::new(&exe)
+            .args(["verifier", "--coordinator", &url])
+            .args(["--stake", "100000000", "--faucet", "1000000000"])
+            .args(["--poll-ms", "200", "--backend", "cpu"])
+            .env("ASSAY_HOME", dir.join(&name))
+            .stdout(Stdio::null())
+            .stderr(log_file(&dir, &name)?)
+            .spawn()
+            .with_context(|| format!("starting {name}"))
+            .map_err(Failure::fault)?;
+        println!("{name}   stake 100 credits, re-executes on the CPU");
         nodes.push(Node { name, child });
     }
     println!();
@@ -210,13 +229,13 @@ fn demo(exe: &Path, dir: &Path, url: &str) -> Result<u8, Failure> {
         "100000000",
         "--work-budget",
         "100000000",
-        "--wait",
+        "--verify-rate",
+        "1",
+        "--wait-settled",
     ])?;
     if code != 0 {
         return Ok(code);
     }
-    // Settlement follows after the coordinator's delay (3 s on a devnet).
-    std::thread::sleep(Duration::from_millis(3_500));
     run(&["account"])?;
     run(&["ledger", "verify"])
 }

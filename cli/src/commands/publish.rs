@@ -50,6 +50,10 @@ pub struct PublishArgs {
     /// Follow the job until every shard has a receipt.
     #[arg(long)]
     pub wait: bool,
+    /// Like --wait, then also wait until every shard is settled: verified
+    /// by a verifier if sampled, else past the challenge window, and paid.
+    #[arg(long)]
+    pub wait_settled: bool,
     /// Give up waiting after this many seconds.
     #[arg(long, default_value_t = 3_600)]
     pub wait_timeout_s: u64,
@@ -136,7 +140,7 @@ pub fn main(args: PublishArgs) -> Result<u8, Failure> {
             println!("job          {job}");
             println!("escrow       {} credits", credits(resp.escrow));
         }
-        if !args.wait {
+        if !args.wait && !args.wait_settled {
             if args.json {
                 println!(
                     "{}",
@@ -150,6 +154,7 @@ pub fn main(args: PublishArgs) -> Result<u8, Failure> {
             &url,
             &job,
             args.json,
+            args.wait_settled,
             Duration::from_secs(args.wait_timeout_s),
         )
         .await?;
@@ -168,16 +173,19 @@ pub fn main(args: PublishArgs) -> Result<u8, Failure> {
     })
 }
 
-/// Polls the job, printing each change, until every shard has a receipt.
+/// Polls the job, printing each change, until every shard has a receipt
+/// (and, with `until_settled`, until every shard is settled).
 pub async fn follow(
     channel: &Channel,
     url: &str,
     job: &Hash32,
     quiet: bool,
+    until_settled: bool,
     timeout: Duration,
 ) -> Result<pb::JobStatus, Failure> {
     let start = Instant::now();
     let mut last = String::new();
+    let mut shown = false;
     loop {
         let status = RenterClient::new(channel.clone())
             .get_job(pb::GetJobRequest {
@@ -204,7 +212,9 @@ pub async fn follow(
                 why.join("; ")
             )));
         }
-        if status.state == "done" || status.state == "settled" {
+        let finished = status.state == "done" || status.state == "settled";
+        if finished && !shown {
+            shown = true;
             if !quiet {
                 let root = convert::hash("result_root", &status.result_root)
                     .map(|h| h.to_hex())
@@ -230,6 +240,8 @@ pub async fn follow(
                     }
                 }
             }
+        }
+        if finished && (!until_settled || status.state == "settled") {
             return Ok(status);
         }
         if start.elapsed() > timeout {
@@ -273,12 +285,27 @@ fn progress(s: &pb::JobStatus) -> String {
             n - done - leased.len()
         ),
         "done" => format!(
-            "done         {n}/{n} shards on {} provider(s)",
-            providers.len()
+            "done         {n}/{n} shards on {} provider(s); checks: {}",
+            providers.len(),
+            checks(s)
         ),
-        "settled" => format!("settled      {n}/{n} shards paid"),
+        "settled" => format!("settled      {n}/{n} shards paid; checks: {}", checks(s)),
         other => other.to_string(),
     }
+}
+
+/// How many shards are in each check state, e.g. `1 verified, 1 not-sampled`.
+fn checks(s: &pb::JobStatus) -> String {
+    let mut by: std::collections::BTreeMap<&str, usize> = Default::default();
+    for x in &s.shards {
+        if let Some(v) = &x.verification {
+            *by.entry(v.state.as_str()).or_default() += 1;
+        }
+    }
+    by.iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The job as JSON.
