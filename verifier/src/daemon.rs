@@ -63,7 +63,7 @@ use tonic::transport::Channel;
 
 use crate::Error;
 use crate::metrics::{self, Metrics};
-use crate::verdict::Observed;
+use crate::verdict::{Comparison, Observed};
 
 /// How the daemon runs.
 #[derive(Debug, Clone)]
@@ -325,6 +325,86 @@ pub fn examine(
         },
         problem,
     ))
+}
+
+/// What to do with a check once the re-execution is over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Submit a verdict stating `said`.
+    Verdict {
+        /// What the verdict states (the run's result, or the lie).
+        said: Observed,
+        /// Whether the verdict agrees with the receipt.
+        agrees: bool,
+        /// How the run really compares with the receipt.
+        comparison: Comparison,
+        /// True if the `--lie-rate` knob made this verdict lie.
+        lie: bool,
+    },
+    /// Give the check back without a verdict.
+    GiveBack {
+        /// Why (sent to the coordinator).
+        reason: String,
+        /// True if this machine failed (watchdog, device, crash).
+        local_fault: bool,
+    },
+}
+
+/// Turns a re-execution into a [`Decision`]. A run that produced no result
+/// — a fault of this machine ([`assay_runtime::Error::ProviderFault`]: its
+/// watchdog, its device) or a component it cannot load — is never a
+/// mismatch: the check is given back and goes to another verifier. With
+/// `lie` (the test knob), the verdict states the run's result with a
+/// corrupted outputs root and disagrees, whatever the run gave.
+///
+/// # Example
+///
+/// ```
+/// use assay_runtime::{Error, FaultKind};
+/// use assay_verifier::daemon::{decide, Decision};
+/// # let key = assay_protocol::NodeKey::from_seed([1; 32]);
+/// # let receipt = assay_protocol::ReceiptBody {
+/// #     job_id: Default::default(), shard: Default::default(), provider_id: key.id(),
+/// #     component_hash: Default::default(), inputs_root: Default::default(),
+/// #     outputs_root: Default::default(), outcome: assay_protocol::Outcome::Success,
+/// #     fuel_used: 0, work: Default::default(), backend: Default::default(),
+/// #     telemetry: None, started_at_ms: 0, finished_at_ms: 0,
+/// # }.sign(&key).expect("sign");
+///
+/// let watchdog = Err(Error::ProviderFault { kind: FaultKind::Watchdog, message: "too slow".into() });
+/// assert!(matches!(decide(&watchdog, &receipt, false), Decision::GiveBack { local_fault: true, .. }));
+/// ```
+pub fn decide(
+    run: &Result<assay_runtime::RunReport, assay_runtime::Error>,
+    receipt: &Receipt,
+    lie: bool,
+) -> Decision {
+    let report = match run {
+        Ok(r) => r,
+        Err(e) => {
+            return Decision::GiveBack {
+                reason: format!("verifier's re-execution produced no result: {e}"),
+                local_fault: matches!(e, assay_runtime::Error::ProviderFault { .. }),
+            };
+        }
+    };
+    let got = Observed::claimed_by(&report.receipt.body);
+    let comparison = got.compare(&Observed::claimed_by(&receipt.body));
+    if lie {
+        Decision::Verdict {
+            said: got.corrupted(),
+            agrees: false,
+            comparison,
+            lie,
+        }
+    } else {
+        Decision::Verdict {
+            said: got,
+            agrees: comparison.agrees(),
+            comparison,
+            lie,
+        }
+    }
 }
 
 /// Shared state of the daemon.
@@ -599,40 +679,40 @@ impl Daemon {
             &self.metrics.reexecution_ms,
             u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         );
-        let report = match result {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                // Whatever stopped this run (its watchdog, its device, a
-                // component it cannot load) is this machine's problem or an
-                // unverifiable job, never evidence against the provider.
-                if matches!(e, assay_runtime::Error::ProviderFault { .. }) {
+        let run = match result {
+            Ok(r) => r,
+            Err(e) => Err(assay_runtime::Error::ProviderFault {
+                kind: assay_runtime::FaultKind::Internal,
+                message: format!("the re-execution crashed: {e}"),
+            }),
+        };
+        if let Ok(r) = &run {
+            Metrics::add(&self.metrics.fuel_used, r.receipt.body.fuel_used);
+        }
+        match decide(&run, &p.receipt, lies_on(self.cfg.lie_rate, &id)) {
+            Decision::GiveBack {
+                reason,
+                local_fault,
+            } => {
+                if local_fault {
                     Metrics::add(&self.metrics.local_faults, 1);
                 }
-                tracing::warn!(check = %id.short(), error = %e, "re-execution produced no result");
-                self.give_back(&id, &format!("verifier's re-execution failed: {e}"))
-                    .await;
-                return;
+                tracing::warn!(check = %id.short(), reason, "re-execution produced no result");
+                self.give_back(&id, &reason).await;
             }
-            Err(e) => {
-                Metrics::add(&self.metrics.local_faults, 1);
-                self.give_back(&id, &format!("verifier's re-execution crashed: {e}"))
-                    .await;
-                return;
+            Decision::Verdict {
+                said,
+                agrees,
+                comparison,
+                lie,
+            } => {
+                if lie {
+                    Metrics::add(&self.metrics.lies, 1);
+                    tracing::warn!(check = %id.short(), really = %comparison, "test knob: this verdict lies");
+                }
+                self.submit(&p, said, agrees, &comparison.to_string()).await;
             }
-        };
-        Metrics::add(&self.metrics.fuel_used, report.receipt.body.fuel_used);
-        let got = Observed::claimed_by(&report.receipt.body);
-        let claimed = Observed::claimed_by(&p.receipt.body);
-        let comparison = got.compare(&claimed);
-        let lie = lies_on(self.cfg.lie_rate, &id);
-        let (said, agrees) = if lie {
-            Metrics::add(&self.metrics.lies, 1);
-            tracing::warn!(check = %id.short(), really = %comparison, "test knob: this verdict lies");
-            (got.corrupted(), false)
-        } else {
-            (got, comparison.agrees())
-        };
-        self.submit(&p, said, agrees, &comparison.to_string()).await;
+        }
     }
 
     /// Submits a verdict, retrying through outages.
@@ -1092,6 +1172,119 @@ mod tests {
             c.reason = reason.into();
             let (_, problem) = examine(&c, Hash32([1; 32]), |_| None).expect("runs");
             assert_eq!(problem, None, "{role}/{reason}");
+        }
+    }
+
+    /// A run whose receipt (signed by the verifier) states `root`.
+    fn rerun(claimed: &Receipt, root: Hash32) -> assay_runtime::RunReport {
+        let key = NodeKey::from_seed([7; 32]);
+        let mut body = claimed.body.clone();
+        body.provider_id = key.id();
+        body.outputs_root = root;
+        body.backend.kind = "cpu".into();
+        assay_runtime::RunReport {
+            job_id: body.job_id,
+            outcome: body.outcome,
+            outputs: BTreeMap::new(),
+            error: None,
+            receipt: body.sign(&key).expect("sign"),
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            log: String::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    fn claimed() -> Receipt {
+        let c = good_check();
+        convert::receipt(c.record.as_ref().and_then(|r| r.receipt.as_ref())).expect("receipt")
+    }
+
+    #[test]
+    fn a_matching_run_agrees_and_a_different_one_does_not() {
+        let receipt = claimed();
+        let same = Ok(rerun(&receipt, receipt.body.outputs_root));
+        match decide(&same, &receipt, false) {
+            Decision::Verdict {
+                said, agrees, lie, ..
+            } => {
+                assert!(agrees && !lie);
+                assert_eq!(said, Observed::claimed_by(&receipt.body));
+            }
+            other => panic!("{other:?}"),
+        }
+        let other = Ok(rerun(&receipt, Hash32([5; 32])));
+        match decide(&other, &receipt, false) {
+            Decision::Verdict {
+                said,
+                agrees,
+                comparison,
+                ..
+            } => {
+                assert!(!agrees);
+                assert_eq!(said.outputs_root, Hash32([5; 32]));
+                assert_eq!(comparison.to_string(), "differs in outputs_root");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_lie_disagrees_with_a_corrupted_root_even_on_a_match() {
+        let receipt = claimed();
+        let same = Ok(rerun(&receipt, receipt.body.outputs_root));
+        match decide(&same, &receipt, true) {
+            Decision::Verdict {
+                said,
+                agrees,
+                comparison,
+                lie,
+            } => {
+                assert!(lie && !agrees);
+                assert!(comparison.agrees(), "the run really matched");
+                assert_ne!(said.outputs_root, receipt.body.outputs_root);
+                assert_eq!(said.outputs_root.0[1..], receipt.body.outputs_root.0[1..]);
+                assert_eq!(said.fuel_used, receipt.body.fuel_used);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_run_without_a_result_is_never_a_mismatch() {
+        let receipt = claimed();
+        type MakeError = fn() -> assay_runtime::Error;
+        let cases: [(MakeError, bool); 3] = [
+            (
+                || assay_runtime::Error::ProviderFault {
+                    kind: assay_runtime::FaultKind::Watchdog,
+                    message: "wall clock".into(),
+                },
+                true,
+            ),
+            (
+                || assay_runtime::Error::ProviderFault {
+                    kind: assay_runtime::FaultKind::Device,
+                    message: "out of memory".into(),
+                },
+                true,
+            ),
+            (|| assay_runtime::Error::BadComponent("no".into()), false),
+        ];
+        for (make, local) in cases {
+            // Not even the lie knob turns a fault into a verdict.
+            for lie in [false, true] {
+                match decide(&Err(make()), &receipt, lie) {
+                    Decision::GiveBack {
+                        reason,
+                        local_fault,
+                    } => {
+                        assert_eq!(local_fault, local, "{reason}");
+                        assert!(reason.contains("no result"), "{reason}");
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
         }
     }
 
