@@ -707,8 +707,8 @@ fn split_inputs_give_each_shard_only_its_lines() {
             .submit_job(signed(
                 &renter,
                 pb::SubmitJobRequest {
-                unverified: true,
-                verify_rate_ppm: 0,
+                    unverified: true,
+                    verify_rate_ppm: 0,
                     auth: None,
                     component_hash: Hash32::of(&component).0.to_vec(),
                     component_size: component.len() as u64,

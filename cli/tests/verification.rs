@@ -80,8 +80,14 @@ fn slash_split(stake: u64) -> (u64, u64, u64, u64) {
 /// verifier's fee (a re-execution at the same price) if a verifier agreed.
 fn renter_cost(shard: &Value, price: u64) -> u64 {
     let receipt: Receipt = serde_json::from_value(shard["receipt"].clone()).expect("receipt");
-    receipt.verify().expect("the receipt is signed by its provider");
-    let pay = cost(price, billable_units(receipt.body.fuel_used, &receipt.body.work)).expect("fits");
+    receipt
+        .verify()
+        .expect("the receipt is signed by its provider");
+    let pay = cost(
+        price,
+        billable_units(receipt.body.fuel_used, &receipt.body.work),
+    )
+    .expect("fits");
     assert_eq!(u(&shard["paid"]), pay);
     let verified = shard["verification"]["state"] == "verified";
     pay + if verified { pay } else { 0 }
@@ -100,7 +106,11 @@ fn a_cheating_provider_is_caught_slashed_and_its_jobs_redone() {
     // The cheater runs alone first: every shard is its, and every result wrong.
     let cheat = provider_with(&url, &cheat_home, 10, 2, &["--cheat-rate", "1"]);
     wait_registered(&renter, &url, &cheater);
-    ok(assay(&renter, &url, &["faucet", "--amount", &FAUCET.to_string()]));
+    ok(assay(
+        &renter,
+        &url,
+        &["faucet", "--amount", &FAUCET.to_string()],
+    ));
     let before = u(&account(&renter, &url, None)["balance"]);
 
     let (component, a, b) = matmul_inputs(root);
@@ -170,7 +180,11 @@ fn a_cheating_provider_is_caught_slashed_and_its_jobs_redone() {
     for s in &settled {
         for (i, x) in s["shards"].as_array().expect("shards").iter().enumerate() {
             assert_eq!(x["provider"].as_str(), Some(honest.as_str()), "{x:#}");
-            assert_eq!(x["outputs_root"], local[&i], "job {} shard {i}", s["job_id"]);
+            assert_eq!(
+                x["outputs_root"], local[&i],
+                "job {} shard {i}",
+                s["job_id"]
+            );
             assert_eq!(x["rejected_receipts"].as_array().map(Vec::len), Some(1));
             spent += renter_cost(x, 20);
         }
@@ -191,10 +205,14 @@ fn a_cheating_provider_is_caught_slashed_and_its_jobs_redone() {
         before - spent + compensation,
         "the renter paid only for correct work and got the rest of each slash"
     );
-    let text = String::from_utf8_lossy(&ok(assay(&renter, &url, &["job", "status", &jobs[0]])).stdout)
-        .to_string();
+    let text =
+        String::from_utf8_lossy(&ok(assay(&renter, &url, &["job", "status", &jobs[0]])).stdout)
+            .to_string();
     assert!(text.contains("proven wrong"), "{text}");
-    assert!(text.contains("guarantee    each receipt re-executed with probability p = 1"), "{text}");
+    assert!(
+        text.contains("guarantee    each receipt re-executed with probability p = 1"),
+        "{text}"
+    );
     assert!(
         String::from_utf8_lossy(&ok(assay(&renter, &url, &["ledger", "verify"])).stdout)
             .contains("ledger OK")
@@ -218,10 +236,22 @@ fn a_lying_verifier_is_overruled_by_the_referee_and_slashed() {
     let _liar = verifier(&url, &liar_home, &["--lie-rate", "1"]);
     wait_registered(&renter, &url, &p);
     wait_staked(&renter, &url, &liar, STAKE);
-    ok(assay(&renter, &url, &["faucet", "--amount", &FAUCET.to_string()]));
+    ok(assay(
+        &renter,
+        &url,
+        &["faucet", "--amount", &FAUCET.to_string()],
+    ));
     let (component, a, b) = matmul_inputs(root);
     let component = component.to_string_lossy().to_string();
-    let mut args = vec![component.as_str(), "--input", &a, "--input", &b, "--max-price", "100"];
+    let mut args = vec![
+        component.as_str(),
+        "--input",
+        &a,
+        "--input",
+        &b,
+        "--max-price",
+        "100",
+    ];
     args.extend(LIMITS);
     let job = publish(&renter, &url, &args);
     wait_job(&renter, &url, &job, 60, |s| {
@@ -230,10 +260,15 @@ fn a_lying_verifier_is_overruled_by_the_referee_and_slashed() {
     let _referee = verifier(&url, &ref_home, &["--threads", "2"]);
     let settled = wait_job(&renter, &url, &job, 60, |s| s["state"] == "settled");
     let shard = &settled["shards"][0];
-    let verdicts = shard["verification"]["verdicts"].as_array().expect("verdicts");
+    let verdicts = shard["verification"]["verdicts"]
+        .as_array()
+        .expect("verdicts");
     assert_eq!(verdicts.len(), 2, "{shard:#}");
     assert_eq!(
-        (verdicts[0]["verifier"].as_str(), verdicts[0]["agrees"].as_bool()),
+        (
+            verdicts[0]["verifier"].as_str(),
+            verdicts[0]["agrees"].as_bool()
+        ),
         (Some(liar.as_str()), Some(false))
     );
     assert_eq!(
@@ -247,7 +282,10 @@ fn a_lying_verifier_is_overruled_by_the_referee_and_slashed() {
     let pay = u(&shard["paid"]);
     let (_, _, referee_share, _) = slash_split(STAKE);
     let (slashed, ..) = slash_split(STAKE);
-    assert_eq!(u(&account(&renter, &url, Some(&liar))["stake"]), STAKE - slashed);
+    assert_eq!(
+        u(&account(&renter, &url, Some(&liar))["stake"]),
+        STAKE - slashed
+    );
     assert_eq!(
         u(&account(&renter, &url, Some(&referee))["verifier_earnings"]),
         referee_share + pay,
@@ -273,7 +311,12 @@ fn mlp_inputs(dir: &Path, shards: u32) -> (String, String, String) {
             .map(|i| ((i * 7919 + seed * 104_729) % 2001) as f32 / 1000.0 - 1.0)
             .collect()
     };
-    let (w1, b1, w2, b2) = (values(h * d, 1), values(h, 2), values(c * h, 3), values(c, 4));
+    let (w1, b1, w2, b2) = (
+        values(h * d, 1),
+        values(h, 2),
+        values(c * h, 3),
+        values(c, 4),
+    );
     let (w1b, b1b, w2b, b2b) = (f32_le(&w1), f32_le(&b1), f32_le(&w2), f32_le(&b2));
     let model = encode(
         &[
@@ -329,13 +372,23 @@ fn two_thousand_honest_jobs_checked_on_other_thread_counts_never_mismatch() {
     let homes: Vec<_> = (0..2).map(|i| root.join(format!("p{i}"))).collect();
     let ids: Vec<String> = homes.iter().map(|h| node_id(h, &url)).collect();
     let _p0 = provider_with(&url, &homes[0], 10, 4, &["--poll-ms", "20"]);
-    let _p1 = provider_with(&url, &homes[1], 10, 4, &["--poll-ms", "20", "--threads", "2"]);
+    let _p1 = provider_with(
+        &url,
+        &homes[1],
+        10,
+        4,
+        &["--poll-ms", "20", "--threads", "2"],
+    );
     let _v2 = verifier(&url, &root.join("v2"), &["--threads", "2", "--slots", "4"]);
     let _v3 = verifier(&url, &root.join("v3"), &["--threads", "3", "--slots", "4"]);
     for id in &ids {
         wait_registered(&renter, &url, id);
     }
-    ok(assay(&renter, &url, &["faucet", "--amount", &FAUCET.to_string()]));
+    ok(assay(
+        &renter,
+        &url,
+        &["faucet", "--amount", &FAUCET.to_string()],
+    ));
     let (component, model, x) = mlp_inputs(root, SHARDS);
     let shards = SHARDS.to_string();
     let jobs: Vec<String> = (0..JOBS)

@@ -420,7 +420,12 @@ impl<B: Backend> Store for SqlStore<B> {
         // A verified job also escrows the verifier's fee (a re-execution at
         // the provider's price): a sampled shard pays it, the rest comes back.
         let verified = job.verify_rate_ppm > 0;
-        let per_shard = if verified { base.checked_mul(2) } else { Some(base) }.ok_or_else(|| {
+        let per_shard = if verified {
+            base.checked_mul(2)
+        } else {
+            Some(base)
+        }
+        .ok_or_else(|| {
             Error::Invalid("the escrow overflows: lower --max-price or the budgets".into())
         })?;
         let min_stake = if verified {
@@ -1220,7 +1225,12 @@ impl<B: Backend> Store for SqlStore<B> {
         self.beacon_impl(from_epoch, limit)
     }
 
-    fn take_checks(&self, verifier: &NodeId, max: u32, now_ms: u64) -> Result<Vec<CheckTask>, Error> {
+    fn take_checks(
+        &self,
+        verifier: &NodeId,
+        max: u32,
+        now_ms: u64,
+    ) -> Result<Vec<CheckTask>, Error> {
         self.take_checks_impl(verifier, max, now_ms)
     }
 

@@ -154,7 +154,13 @@ impl Coordinator {
             .await;
             match r {
                 Ok((e, s, sampled, late)) if e > 0 || s > 0 || sampled > 0 || late > 0 => {
-                    tracing::info!(expired = e, settled = s, sampled, late_checks = late, "background work");
+                    tracing::info!(
+                        expired = e,
+                        settled = s,
+                        sampled,
+                        late_checks = late,
+                        "background work"
+                    );
                 }
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "background work failed"),
@@ -644,7 +650,10 @@ impl Renter for Coordinator {
         let store = self.store.clone();
         let view = blocking(move || store.job(&id, now_ms())).await?;
         match view {
-            Some(v) => Ok(Response::new(Self::job_status(&v, self.store.config().slash_bps))),
+            Some(v) => Ok(Response::new(Self::job_status(
+                &v,
+                self.store.config().slash_bps,
+            ))),
             None => Err(Status::not_found(format!(
                 "no job {id} on this coordinator"
             ))),

@@ -687,7 +687,12 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// [`Error::NotFound`] if it is not registered; [`Error::PermissionDenied`]
     /// if it was suspended.
-    fn take_checks(&self, verifier: &NodeId, max: u32, now_ms: u64) -> Result<Vec<CheckTask>, Error>;
+    fn take_checks(
+        &self,
+        verifier: &NodeId,
+        max: u32,
+        now_ms: u64,
+    ) -> Result<Vec<CheckTask>, Error>;
     /// Records a verdict and acts on it (settle, dispute, slash).
     ///
     /// # Errors

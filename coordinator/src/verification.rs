@@ -163,9 +163,7 @@ pub(crate) fn pay_out(
         .unwrap_or(payment)
         .min(payment);
     let verifier_fee = match verifier {
-        Some(_) => cost(price, units)
-            .unwrap_or(u64::MAX)
-            .min(escrow - payment),
+        Some(_) => cost(price, units).unwrap_or(u64::MAX).min(escrow - payment),
         None => 0,
     };
     let from = ledger::escrow(&job);
@@ -215,8 +213,9 @@ fn slash(
 ) -> Result<u64, Error> {
     let stake_acct = ledger::stake(node);
     let stake = u64::try_from(ledger::balance_of(c, &stake_acct)?).unwrap_or(0);
-    let slashed = u64::try_from(u128::from(stake) * u128::from(slash_bps.min(BPS)) / u128::from(BPS))
-        .unwrap_or(stake);
+    let slashed =
+        u64::try_from(u128::from(stake) * u128::from(slash_bps.min(BPS)) / u128::from(BPS))
+            .unwrap_or(stake);
     let mut left = slashed;
     for (i, (to, bps)) in shares.iter().enumerate() {
         let amount = u64::try_from(u128::from(slashed) * u128::from(*bps) / u128::from(BPS))

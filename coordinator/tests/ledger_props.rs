@@ -1,6 +1,7 @@
 //! Property tests of the ledger on a real (SQLite) store: any sequence of
 //! market operations — including duplicated and reordered submissions,
-//! returns, expiries and repeated settlement — conserves credits, keeps
+//! returns, expiries, repeated settlement, and verification with cheating
+//! providers, lying verifiers, disputes and slashing — conserves credits, keeps
 //! every account but issuance non-negative, settles each receipt once and
 //! leaves a hash chain that verifies; and any change to any entry is found.
 
@@ -10,7 +11,9 @@ use std::collections::BTreeMap;
 
 use assay_coordinator::ledger::{self, Entry};
 use assay_coordinator::sqlite::Sqlite;
-use assay_coordinator::store::{Lease, NewJob, ProviderInfo, ReceiptSubmission};
+use assay_coordinator::store::{
+    Lease, NewJob, ProviderInfo, ReceiptSubmission, RunResult, VerdictSubmission, VerifierInfo,
+};
 use assay_coordinator::{MarketConfig, SqlStore, Store};
 use assay_protocol::market::billable_units;
 use assay_protocol::{
@@ -39,6 +42,7 @@ enum Op {
         tag: u8,
         shards: u32,
         max_price: u64,
+        rate_ppm: u32,
     },
     Take {
         provider: u8,
@@ -48,6 +52,12 @@ enum Op {
         pick: usize,
         fuel: u64,
         twice: bool,
+        cheat: bool,
+    },
+    /// Verifier 5 or 6 takes a check and answers it, honestly or not.
+    Verify {
+        verifier: u8,
+        honest: bool,
     },
     Return {
         pick: usize,
@@ -67,17 +77,34 @@ fn op() -> impl Strategy<Value = Op> {
             reference
         }),
         (0u8..5, 0u64..3_000).prop_map(|(node, amount)| Op::Stake { node, amount }),
-        (0u8..3, 0u8..6, 1u32..4, 1u64..300).prop_map(|(renter, tag, shards, max_price)| {
-            Op::Submit {
+        (
+            0u8..3,
+            0u8..6,
+            1u32..4,
+            1u64..300,
+            prop_oneof![Just(0u32), Just(500_000), Just(1_000_000)]
+        )
+            .prop_map(|(renter, tag, shards, max_price, rate_ppm)| Op::Submit {
                 renter,
                 tag,
                 shards,
                 max_price,
-            }
-        }),
+                rate_ppm,
+            }),
         (3u8..5, 1u32..4).prop_map(|(provider, max)| Op::Take { provider, max }),
-        (any::<usize>(), 0u64..1_000_000, any::<bool>())
-            .prop_map(|(pick, fuel, twice)| Op::Complete { pick, fuel, twice }),
+        (
+            any::<usize>(),
+            0u64..1_000_000,
+            any::<bool>(),
+            any::<bool>()
+        )
+            .prop_map(|(pick, fuel, twice, cheat)| Op::Complete {
+                pick,
+                fuel,
+                twice,
+                cheat
+            }),
+        (5u8..7, any::<bool>()).prop_map(|(verifier, honest)| Op::Verify { verifier, honest }),
         (any::<usize>(), any::<bool>()).prop_map(|(pick, fault)| Op::Return { pick, fault }),
         (0u64..1_500).prop_map(|ms| Op::Advance { ms }),
         Just(Op::SettleAgain),
@@ -92,18 +119,29 @@ fn cfg() -> MarketConfig {
         settlement_delay_ms: 300,
         fee_bps: 250,
         max_attempts: 3,
+        epoch_ms: 200,
+        check_ttl_ms: 700,
         ..MarketConfig::default()
     }
 }
 
+/// The true result of every job here, what a cheat claims, what a liar claims.
+fn root(what: &[u8]) -> Hash32 {
+    outputs_root([("o", what)])
+}
+
 fn job(renter: u8, tag: u8, shards: u32, max_price: u64) -> NewJob {
+    job_at(renter, tag, shards, max_price, 0)
+}
+
+fn job_at(renter: u8, tag: u8, shards: u32, max_price: u64, rate_ppm: u32) -> NewJob {
     let inputs = vec![BlobRef {
         name: "x".into(),
         hash: Hash32([tag; 32]),
         size: 1,
     }];
     NewJob {
-        verify_rate_ppm: 0,
+        verify_rate_ppm: rate_ppm,
         id: Hash32([tag; 32]),
         renter: key(renter).id(),
         component_hash: Hash32([200; 32]),
@@ -123,6 +161,16 @@ fn job(renter: u8, tag: u8, shards: u32, max_price: u64) -> NewJob {
 }
 
 fn submission(s: &SqlStore<Sqlite>, lease: &Lease, provider: u8, fuel: u64) -> ReceiptSubmission {
+    submission_of(s, lease, provider, fuel, b"x")
+}
+
+fn submission_of(
+    s: &SqlStore<Sqlite>,
+    lease: &Lease,
+    provider: u8,
+    fuel: u64,
+    output: &[u8],
+) -> ReceiptSubmission {
     let k = key(provider);
     let info = s.lease(&lease.lease_id).expect("lease").expect("exists");
     let work = WorkDone {
@@ -135,7 +183,7 @@ fn submission(s: &SqlStore<Sqlite>, lease: &Lease, provider: u8, fuel: u64) -> R
         provider_id: k.id(),
         component_hash: lease.component_hash,
         inputs_root: info.inputs_root,
-        outputs_root: outputs_root([("o", &b"x"[..])]),
+        outputs_root: root(output),
         outcome: Outcome::Success,
         fuel_used: fuel,
         work,
@@ -163,6 +211,24 @@ fn run(ops: &[Op]) -> (common::SqliteDb, u64) {
     let mut minted = 0u64;
     let mut minted_refs = std::collections::BTreeSet::new();
     let mut leases: Vec<(Lease, u8)> = Vec::new();
+    // Providers 3, 4 and verifiers 5, 6 hold stake (minted for them).
+    for n in 3..7u8 {
+        s.mint(&key(n).id(), 10_000_000, &format!("seed/{n}"), now)
+            .expect("mint");
+        minted += 10_000_000;
+    }
+    for v in 5..7u8 {
+        s.register_verifier(
+            &VerifierInfo {
+                id: key(v).id(),
+                version: "t".into(),
+                backend: "cpu".into(),
+            },
+            5_000_000,
+            now,
+        )
+        .expect("register verifier");
+    }
     for p in 3..5u8 {
         s.register(
             &ProviderInfo {
@@ -174,7 +240,7 @@ fn run(ops: &[Op]) -> (common::SqliteDb, u64) {
                 slots: 3,
                 version: "t".into(),
             },
-            0,
+            5_000_000,
             now,
         )
         .expect("register");
@@ -200,18 +266,25 @@ fn run(ops: &[Op]) -> (common::SqliteDb, u64) {
                 tag,
                 shards,
                 max_price,
+                rate_ppm,
             } => {
-                let _ = s.submit_job(&job(renter, tag, shards, max_price), now);
+                let _ = s.submit_job(&job_at(renter, tag, shards, max_price, rate_ppm), now);
             }
             Op::Take { provider, max } => {
                 for l in s.take_leases(&key(provider).id(), max, now).expect("take") {
                     leases.push((l, provider));
                 }
             }
-            Op::Complete { pick, fuel, twice } => {
+            Op::Complete {
+                pick,
+                fuel,
+                twice,
+                cheat,
+            } => {
                 if !leases.is_empty() {
                     let (l, p) = leases[pick % leases.len()].clone();
-                    let sub = submission(&s, &l, p, fuel);
+                    let output: &[u8] = if cheat { b"cheat" } else { b"x" };
+                    let sub = submission_of(&s, &l, p, fuel, output);
                     let first = s.submit_receipt(&sub, now);
                     if twice {
                         let second = s.submit_receipt(&sub, now + 1);
@@ -235,7 +308,35 @@ fn run(ops: &[Op]) -> (common::SqliteDb, u64) {
                     }
                 }
                 s.expire_leases(now).expect("expire");
+                s.reveal_epochs(now).expect("reveal");
+                s.expire_checks(now).expect("expire checks");
                 s.settle_due(now).expect("settle");
+            }
+            Op::Verify { verifier, honest } => {
+                let v = key(verifier).id();
+                let Ok(checks) = s.take_checks(&v, 1, now) else {
+                    continue; // suspended after being overruled
+                };
+                for c in checks {
+                    // The true result has output "x" and the receipt's fuel and work.
+                    let mut result = RunResult::of(&c.record.receipt);
+                    result.outputs_root = root(if honest { b"x" } else { b"lie" });
+                    let agrees = result == RunResult::of(&c.record.receipt);
+                    s.submit_verdict(
+                        &VerdictSubmission {
+                            check_id: c.id,
+                            receipt_id: c.record.id,
+                            verifier: v,
+                            result,
+                            agrees,
+                            nonce: 0,
+                            expires_at_ms: now,
+                            signature: vec![],
+                        },
+                        now,
+                    )
+                    .expect("a verdict on a held check is accepted");
+                }
             }
             Op::SettleAgain => {
                 s.settle_due(now).expect("settle");
@@ -278,7 +379,7 @@ fn check(s: &SqlStore<Sqlite>, minted: u64) -> Result<(), TestCaseError> {
     // Every settled receipt paid at most its shard's escrow.
     for rec in s.receipts_after(0, 10_000).expect("receipts") {
         if let Some(paid) = rec.paid {
-            prop_assert!(paid <= 2_000_000 * 300, "paid {}", paid);
+            prop_assert!(paid <= 3_000_000 * 300 / 1_000_000 + 1, "paid {}", paid);
         }
     }
     Ok(())

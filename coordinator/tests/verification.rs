@@ -110,7 +110,12 @@ fn result(honest: bool) -> RunResult {
     }
 }
 
-fn receipt<B: Backend>(s: &SqlStore<B>, lease: &Lease, k: &NodeKey, honest: bool) -> ReceiptSubmission {
+fn receipt<B: Backend>(
+    s: &SqlStore<B>,
+    lease: &Lease,
+    k: &NodeKey,
+    honest: bool,
+) -> ReceiptSubmission {
     let info = s.lease(&lease.lease_id).expect("lease").expect("exists");
     let r = result(honest);
     let receipt = ReceiptBody {
@@ -196,23 +201,39 @@ fn sampling_follows_the_committed_seed<B: Backend>(db: Db<'_, B>) {
     // The commitments of the current and next epoch are out before any receipt.
     s.reveal_epochs(10).expect("reveal");
     let published = s.beacon(0, 10).expect("beacon");
-    assert!(published.iter().all(|e| e.seed.is_none()), "no seed before its epoch ends");
+    assert!(
+        published.iter().all(|e| e.seed.is_none()),
+        "no seed before its epoch ends"
+    );
     let rate = 300_000;
     let n = 40u32;
     s.submit_job(&job(&r, 1, n, rate), 10).expect("job");
     let leases = s.take_leases(&a.id(), n, 20).expect("take");
     let mut ids = Vec::new();
     for l in &leases {
-        let (rid, _) = s.submit_receipt(&receipt(&s, l, &a, true), 30).expect("receipt");
+        let (rid, _) = s
+            .submit_receipt(&receipt(&s, l, &a, true), 30)
+            .expect("receipt");
         ids.push(rid);
     }
     let recs = s.receipts_after(0, 100).expect("receipts");
-    assert!(recs.iter().all(|x| x.check_state == "pending" && x.epoch == 0));
-    assert_eq!(s.reveal_epochs(EPOCH - 1).expect("reveal"), 0, "epoch 0 is not over");
+    assert!(
+        recs.iter()
+            .all(|x| x.check_state == "pending" && x.epoch == 0)
+    );
+    assert_eq!(
+        s.reveal_epochs(EPOCH - 1).expect("reveal"),
+        0,
+        "epoch 0 is not over"
+    );
     let sampled = s.reveal_epochs(EPOCH).expect("reveal");
     let e0 = &s.beacon(0, 1).expect("beacon")[0];
     let seed = e0.seed.expect("revealed once over");
-    assert_eq!(commitment(&seed), published[0].commitment, "the seed matches the commitment published before");
+    assert_eq!(
+        commitment(&seed),
+        published[0].commitment,
+        "the seed matches the commitment published before"
+    );
     let recs = s.receipts_after(0, 100).expect("receipts");
     let mut want = 0;
     for x in &recs {
@@ -222,12 +243,18 @@ fn sampling_follows_the_committed_seed<B: Backend>(db: Db<'_, B>) {
         assert_eq!(x.check_state, state, "receipt {}", x.id);
     }
     assert_eq!(sampled, want);
-    assert!(want > 0 && want < u64::from(n), "{want} of {n} sampled at 30%");
+    assert!(
+        want > 0 && want < u64::from(n),
+        "{want} of {n} sampled at 30%"
+    );
     // A receipt recorded after its epoch's seed is out goes to the next epoch.
     s.submit_job(&job(&r, 2, 1, rate), EPOCH + 10).expect("job");
     let l = s.take_leases(&a.id(), 1, EPOCH + 20).expect("take");
-    s.submit_receipt(&receipt(&s, &l[0], &a, true), 10).expect("late clock");
-    let last = s.receipts_after(recs.last().map_or(0, |x| x.seq), 10).expect("rec");
+    s.submit_receipt(&receipt(&s, &l[0], &a, true), 10)
+        .expect("late clock");
+    let last = s
+        .receipts_after(recs.last().map_or(0, |x| x.seq), 10)
+        .expect("rec");
     assert_eq!(last[0].epoch, 1, "never an epoch whose seed is revealed");
     // Not-sampled receipts settle after the window; sampled ones wait.
     let settled = s.settle_due(EPOCH + WINDOW).expect("settle");
@@ -241,7 +268,8 @@ fn unverified_jobs_settle_after_the_window_without_a_verifier_fee<B: Backend>(db
     let sub = s.submit_job(&job(&r, 1, 1, 0), 0).expect("job");
     assert_eq!(sub.escrow, escrow_per_shard(100, &spec()).expect("fits"));
     let l = s.take_leases(&a.id(), 1, 1).expect("take");
-    s.submit_receipt(&receipt(&s, &l[0], &a, true), 2).expect("receipt");
+    s.submit_receipt(&receipt(&s, &l[0], &a, true), 2)
+        .expect("receipt");
     s.reveal_epochs(5 * EPOCH).expect("reveal");
     assert_eq!(s.settle_due(5 * EPOCH).expect("settle").len(), 1);
     let rec = &s.receipts_after(0, 1).expect("r")[0];
@@ -257,31 +285,46 @@ fn an_honest_receipt_is_verified_and_everyone_is_paid_exactly<B: Backend>(db: Db
     let base = escrow_per_shard(100, &spec()).expect("fits");
     assert_eq!(sub.escrow, 2 * base, "the verifier's fee is escrowed too");
     let l = s.take_leases(&a.id(), 1, 1).expect("take");
-    s.submit_receipt(&receipt(&s, &l[0], &a, true), 2).expect("receipt");
+    s.submit_receipt(&receipt(&s, &l[0], &a, true), 2)
+        .expect("receipt");
     // The provider may not check its own receipt; nothing is open before the reveal.
-    s.register_verifier(&verifier(&a), 0, 3).expect("a as verifier");
+    s.register_verifier(&verifier(&a), 0, 3)
+        .expect("a as verifier");
     assert!(s.take_checks(&v.id(), 4, 3).expect("take").is_empty());
     s.reveal_epochs(EPOCH).expect("reveal");
-    assert!(s.take_checks(&a.id(), 4, EPOCH).expect("take").is_empty(), "never its own receipt");
+    assert!(
+        s.take_checks(&a.id(), 4, EPOCH).expect("take").is_empty(),
+        "never its own receipt"
+    );
     let checks = s.take_checks(&v.id(), 4, EPOCH).expect("take");
     assert_eq!(checks.len(), 1);
     let c = &checks[0];
     assert_eq!((c.role.as_str(), c.reason.as_str()), ("verify", "sampled"));
-    assert_eq!(c.lease.spec, l[0].spec, "the verifier re-executes the shard's exact spec");
+    assert_eq!(
+        c.lease.spec, l[0].spec,
+        "the verifier re-executes the shard's exact spec"
+    );
     assert_eq!(c.lease.inputs, l[0].inputs);
     let seed = c.beacon.seed.expect("revealed");
     assert!(is_sampled(&c.record.id, &seed, RATE_ALWAYS));
     // A verdict whose `agrees` contradicts its own result is refused.
     let mut lie = verdict(c, &v, true);
     lie.agrees = false;
-    assert!(matches!(s.submit_verdict(&lie, EPOCH + 1), Err(Error::Invalid(_))));
+    assert!(matches!(
+        s.submit_verdict(&lie, EPOCH + 1),
+        Err(Error::Invalid(_))
+    ));
     // Another verifier cannot answer this check.
     let w = key(5);
     let mut foreign = verdict(c, &w, true);
     foreign.verifier = w.id();
-    assert!(matches!(s.submit_verdict(&foreign, EPOCH + 1), Err(Error::PermissionDenied(_))));
+    assert!(matches!(
+        s.submit_verdict(&foreign, EPOCH + 1),
+        Err(Error::PermissionDenied(_))
+    ));
     assert_eq!(
-        s.submit_verdict(&verdict(c, &v, true), EPOCH + 1).expect("verdict"),
+        s.submit_verdict(&verdict(c, &v, true), EPOCH + 1)
+            .expect("verdict"),
         Decision::Verified
     );
     assert!(matches!(
@@ -291,8 +334,14 @@ fn an_honest_receipt_is_verified_and_everyone_is_paid_exactly<B: Backend>(db: Db
     let (net, _fee, vfee, refund) = verified_split(50, 2 * base);
     assert_eq!(s.account(&a.id()).expect("a").earnings, net);
     assert_eq!(s.account(&v.id()).expect("v").verifier_earnings, vfee);
-    assert_eq!(s.account(&r.id()).expect("r").balance, before - 2 * base + refund);
-    let view = s.job(&sub_job(&r, 1), EPOCH + 3).expect("job").expect("exists");
+    assert_eq!(
+        s.account(&r.id()).expect("r").balance,
+        before - 2 * base + refund
+    );
+    let view = s
+        .job(&sub_job(&r, 1), EPOCH + 3)
+        .expect("job")
+        .expect("exists");
     assert_eq!(view.state(), "settled");
     assert_eq!(view.shards[0].verdicts.len(), 1);
     assert!(view.shards[0].verdicts[0].agrees);
@@ -313,59 +362,94 @@ fn a_cheat_is_caught_slashed_suspended_audited_and_redone<B: Backend>(db: Db<'_,
     s.submit_job(&job(&r, 2, 1, 10_000), 0).expect("job 2");
     let l = s.take_leases(&a.id(), 2, 1).expect("take");
     assert_eq!(l.len(), 2, "a is cheapest and takes both");
-    let (one, two) = if l[0].job_id == sub_job(&r, 1) { (&l[0], &l[1]) } else { (&l[1], &l[0]) };
-    s.submit_receipt(&receipt(&s, one, &a, false), 2).expect("cheat");
-    s.submit_receipt(&receipt(&s, two, &a, false), EPOCH).expect("cheat");
+    let (one, two) = if l[0].job_id == sub_job(&r, 1) {
+        (&l[0], &l[1])
+    } else {
+        (&l[1], &l[0])
+    };
+    s.submit_receipt(&receipt(&s, one, &a, false), 2)
+        .expect("cheat");
+    s.submit_receipt(&receipt(&s, two, &a, false), EPOCH)
+        .expect("cheat");
     s.reveal_epochs(EPOCH).expect("reveal");
     let c = s.take_checks(&v.id(), 4, EPOCH).expect("take");
     assert_eq!(c.len(), 1, "only job 1 was drawn");
     assert_eq!(
-        s.submit_verdict(&verdict(&c[0], &v, true), EPOCH + 1).expect("v"),
+        s.submit_verdict(&verdict(&c[0], &v, true), EPOCH + 1)
+            .expect("v"),
         Decision::Disputed
     );
     // The referee is someone else: not the provider, not v.
-    assert!(s.take_checks(&v.id(), 4, EPOCH + 2).expect("v again").is_empty());
+    assert!(
+        s.take_checks(&v.id(), 4, EPOCH + 2)
+            .expect("v again")
+            .is_empty()
+    );
     let rc = s.take_checks(&w.id(), 4, EPOCH + 2).expect("w");
     assert_eq!(rc.len(), 1);
     assert_eq!(rc[0].role, "referee");
     assert_eq!(
-        s.submit_verdict(&verdict(&rc[0], &w, true), EPOCH + 3).expect("referee"),
+        s.submit_verdict(&verdict(&rc[0], &w, true), EPOCH + 3)
+            .expect("referee"),
         Decision::Rejected
     );
     // a: half its stake gone — half of that to v, a quarter to w, the rest to the renter.
     let slashed = STAKE / 2;
     assert_eq!(s.account(&a.id()).expect("a").stake, STAKE - slashed);
-    assert_eq!(s.account(&a.id()).expect("a").earnings, 0, "no pay for a wrong result");
-    assert_eq!(s.account(&v.id()).expect("v").verifier_earnings, slashed / 2);
-    assert_eq!(s.account(&w.id()).expect("w").verifier_earnings, slashed / 4);
+    assert_eq!(
+        s.account(&a.id()).expect("a").earnings,
+        0,
+        "no pay for a wrong result"
+    );
+    assert_eq!(
+        s.account(&v.id()).expect("v").verifier_earnings,
+        slashed / 2
+    );
+    assert_eq!(
+        s.account(&w.id()).expect("w").verifier_earnings,
+        slashed / 4
+    );
     // a is out of the market; its other unsettled receipt is audited.
-    assert!(matches!(s.take_leases(&a.id(), 1, EPOCH + 4), Err(Error::PermissionDenied(_))));
+    assert!(matches!(
+        s.take_leases(&a.id(), 1, EPOCH + 4),
+        Err(Error::PermissionDenied(_))
+    ));
     let audit = s.take_checks(&v.id(), 4, EPOCH + 4).expect("audit");
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].reason, "audit");
     // Job 2's receipt is wrong too: disputed, then rejected by w.
     assert_eq!(
-        s.submit_verdict(&verdict(&audit[0], &v, true), EPOCH + 5).expect("v"),
+        s.submit_verdict(&verdict(&audit[0], &v, true), EPOCH + 5)
+            .expect("v"),
         Decision::Disputed
     );
     let rc = s.take_checks(&w.id(), 4, EPOCH + 5).expect("w");
     assert_eq!(
-        s.submit_verdict(&verdict(&rc[0], &w, true), EPOCH + 6).expect("w"),
+        s.submit_verdict(&verdict(&rc[0], &w, true), EPOCH + 6)
+            .expect("w"),
         Decision::Rejected
     );
     // Both shards went back to the queue and b redoes them, honestly.
     let redo = s.take_leases(&b.id(), 4, EPOCH + 7).expect("b");
     assert_eq!(redo.len(), 2);
     for x in &redo {
-        s.submit_receipt(&receipt(&s, x, &b, true), EPOCH + 8).expect("honest");
+        s.submit_receipt(&receipt(&s, x, &b, true), EPOCH + 8)
+            .expect("honest");
     }
     s.reveal_epochs(3 * EPOCH).expect("reveal");
     for c in s.take_checks(&v.id(), 4, 3 * EPOCH).expect("take") {
-        assert_eq!(s.submit_verdict(&verdict(&c, &v, true), 3 * EPOCH).expect("v"), Decision::Verified);
+        assert_eq!(
+            s.submit_verdict(&verdict(&c, &v, true), 3 * EPOCH)
+                .expect("v"),
+            Decision::Verified
+        );
     }
     s.settle_due(3 * EPOCH + WINDOW).expect("settle");
     for tag in [1, 2] {
-        let view = s.job(&sub_job(&r, tag), 4 * EPOCH).expect("job").expect("exists");
+        let view = s
+            .job(&sub_job(&r, tag), 4 * EPOCH)
+            .expect("job")
+            .expect("exists");
         assert_eq!(view.state(), "settled", "job {tag}");
         let shard = &view.shards[0];
         assert_eq!(shard.rejected_receipts.len(), 1);
@@ -380,11 +464,17 @@ fn a_cheat_is_caught_slashed_suspended_audited_and_redone<B: Backend>(db: Db<'_,
     let pay = cost(60, units).expect("fits");
     // Each proven wrong receipt slashes half of what stake is left.
     let second = (STAKE - slashed) / 2;
-    assert_eq!(s.account(&a.id()).expect("a").stake, STAKE - slashed - second);
+    assert_eq!(
+        s.account(&a.id()).expect("a").stake,
+        STAKE - slashed - second
+    );
     let bounties = slashed / 2 + second / 2;
     let fees_paid = s.account(&v.id()).expect("v").verifier_earnings - bounties;
     assert!(fees_paid == pay || fees_paid == 2 * pay, "{fees_paid}");
-    assert_eq!(after, before - 2 * pay - fees_paid + slashed / 4 + second / 4);
+    assert_eq!(
+        after,
+        before - 2 * pay - fees_paid + slashed / 4 + second / 4
+    );
     ledger_ok(&s);
 }
 
@@ -393,31 +483,44 @@ fn a_lying_verifier_is_overruled_and_slashed<B: Backend>(db: Db<'_, B>) {
     let (r, a, _, v, w) = market(&s);
     s.submit_job(&job(&r, 1, 1, RATE_ALWAYS), 0).expect("job");
     let l = s.take_leases(&a.id(), 1, 1).expect("take");
-    s.submit_receipt(&receipt(&s, &l[0], &a, true), 2).expect("honest");
+    s.submit_receipt(&receipt(&s, &l[0], &a, true), 2)
+        .expect("honest");
     s.reveal_epochs(EPOCH).expect("reveal");
     let c = s.take_checks(&v.id(), 1, EPOCH).expect("take");
     // v lies: it claims the corrupted result.
     assert_eq!(
-        s.submit_verdict(&verdict(&c[0], &v, false), EPOCH + 1).expect("lie"),
+        s.submit_verdict(&verdict(&c[0], &v, false), EPOCH + 1)
+            .expect("lie"),
         Decision::Disputed
     );
     let rc = s.take_checks(&w.id(), 1, EPOCH + 2).expect("w");
     assert_eq!(
-        s.submit_verdict(&verdict(&rc[0], &w, true), EPOCH + 3).expect("referee"),
+        s.submit_verdict(&verdict(&rc[0], &w, true), EPOCH + 3)
+            .expect("referee"),
         Decision::Overruled
     );
     let slashed = STAKE / 2;
     assert_eq!(s.account(&v.id()).expect("v").stake, STAKE - slashed);
     let base = escrow_per_shard(100, &spec()).expect("fits");
     let (net, _, vfee, _) = verified_split(50, 2 * base);
-    assert_eq!(s.account(&w.id()).expect("w").verifier_earnings, slashed / 4 + vfee);
+    assert_eq!(
+        s.account(&w.id()).expect("w").verifier_earnings,
+        slashed / 4 + vfee
+    );
     assert_eq!(
         s.account(&a.id()).expect("a").earnings,
         net + (slashed - slashed / 4),
         "the provider is paid and compensated"
     );
-    assert_eq!(s.account(&a.id()).expect("a").stake, STAKE, "the provider keeps its stake");
-    assert!(matches!(s.take_checks(&v.id(), 1, EPOCH + 4), Err(Error::PermissionDenied(_))));
+    assert_eq!(
+        s.account(&a.id()).expect("a").stake,
+        STAKE,
+        "the provider keeps its stake"
+    );
+    assert!(matches!(
+        s.take_checks(&v.id(), 1, EPOCH + 4),
+        Err(Error::PermissionDenied(_))
+    ));
     ledger_ok(&s);
 }
 
@@ -426,14 +529,23 @@ fn a_silent_verifier_is_replaced_and_its_late_verdict_refused<B: Backend>(db: Db
     let (r, a, _, v, w) = market(&s);
     s.submit_job(&job(&r, 1, 1, RATE_ALWAYS), 0).expect("job");
     let l = s.take_leases(&a.id(), 1, 1).expect("take");
-    s.submit_receipt(&receipt(&s, &l[0], &a, true), 2).expect("receipt");
+    s.submit_receipt(&receipt(&s, &l[0], &a, true), 2)
+        .expect("receipt");
     s.reveal_epochs(EPOCH).expect("reveal");
     let c = s.take_checks(&v.id(), 1, EPOCH).expect("take");
     assert_eq!(c.len(), 1);
-    assert!(s.take_checks(&w.id(), 1, EPOCH).expect("w").is_empty(), "taken");
+    assert!(
+        s.take_checks(&w.id(), 1, EPOCH).expect("w").is_empty(),
+        "taken"
+    );
     // v's deadline passes.
     assert_eq!(s.expire_checks(c[0].deadline_ms).expect("expire"), 1);
-    assert!(s.take_checks(&v.id(), 1, c[0].deadline_ms + 1).expect("v").is_empty(), "not v again");
+    assert!(
+        s.take_checks(&v.id(), 1, c[0].deadline_ms + 1)
+            .expect("v")
+            .is_empty(),
+        "not v again"
+    );
     let c2 = s.take_checks(&w.id(), 1, c[0].deadline_ms + 1).expect("w");
     assert_eq!(c2.len(), 1);
     assert!(matches!(
@@ -445,7 +557,8 @@ fn a_silent_verifier_is_replaced_and_its_late_verdict_refused<B: Backend>(db: Db
         .expect("return");
     let c3 = s.take_checks(&w.id(), 1, c[0].deadline_ms + 4).expect("w");
     assert_eq!(
-        s.submit_verdict(&verdict(&c3[0], &w, true), c[0].deadline_ms + 5).expect("w"),
+        s.submit_verdict(&verdict(&c3[0], &w, true), c[0].deadline_ms + 5)
+            .expect("w"),
         Decision::Verified
     );
     ledger_ok(&s);
@@ -461,7 +574,10 @@ fn stake_required_follows_the_rate<B: Backend>(db: Db<'_, B>) {
     assert!(need > 1_000 && need <= STAKE, "{need}");
     s.register(&provider(&poor, 1), 1_000, 0).expect("reg");
     s.submit_job(&job(&r, 1, 1, 50_000), 0).expect("job");
-    assert!(s.take_leases(&poor.id(), 1, 1).expect("take").is_empty(), "under-staked");
+    assert!(
+        s.take_leases(&poor.id(), 1, 1).expect("take").is_empty(),
+        "under-staked"
+    );
     // With only the poor provider online the renter is told why.
     let view = s.job(&sub_job(&r, 1), 2).expect("job").expect("exists");
     assert_eq!(view.state(), "queued");

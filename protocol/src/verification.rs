@@ -133,8 +133,14 @@ mod tests {
     #[test]
     fn a_different_seed_samples_different_receipts() {
         let ids: Vec<Hash32> = (0..1000u32).map(|i| Hash32::of(&i.to_le_bytes())).collect();
-        let a: Vec<bool> = ids.iter().map(|r| is_sampled(r, &[1; 32], 500_000)).collect();
-        let b: Vec<bool> = ids.iter().map(|r| is_sampled(r, &[2; 32], 500_000)).collect();
+        let a: Vec<bool> = ids
+            .iter()
+            .map(|r| is_sampled(r, &[1; 32], 500_000))
+            .collect();
+        let b: Vec<bool> = ids
+            .iter()
+            .map(|r| is_sampled(r, &[2; 32], 500_000))
+            .collect();
         let same = a.iter().zip(&b).filter(|(x, y)| x == y).count();
         assert!((400..600).contains(&same), "{same} of 1000 agree");
     }
@@ -146,7 +152,8 @@ mod tests {
         assert!(is_sampled(&r, &[0; 32], RATE_ALWAYS));
         // The threshold sits exactly at draw · 10⁶ < rate · 2⁶⁴.
         let d = draw(&r, &[0; 32]);
-        let just_above = u32::try_from(((u128::from(d) * 1_000_000) >> 64) + 1).unwrap_or(RATE_ALWAYS);
+        let just_above =
+            u32::try_from(((u128::from(d) * 1_000_000) >> 64) + 1).unwrap_or(RATE_ALWAYS);
         assert!(is_sampled(&r, &[0; 32], just_above));
         assert!(!is_sampled(&r, &[0; 32], just_above - 1));
     }
@@ -158,7 +165,11 @@ mod tests {
         assert_eq!(required_stake(1_000, RATE_ALWAYS, 5_000), Some(0));
         assert_eq!(required_stake(1_000, 0, 5_000), None);
         assert_eq!(required_stake(0, 0, 0), Some(0));
-        for (g, p, s) in [(777u64, 12_345u32, 2_500u32), (1, 1, 1), (10_000, 999_999, 10_000)] {
+        for (g, p, s) in [
+            (777u64, 12_345u32, 2_500u32),
+            (1, 1, 1),
+            (10_000, 999_999, 10_000),
+        ] {
             let stake = required_stake(g, p, s).expect("finite");
             let (pf, sf) = (rate(p), f64::from(s) / 1e4);
             let ev = (1.0 - pf) * g as f64 - pf * sf * stake as f64;

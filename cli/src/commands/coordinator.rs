@@ -51,6 +51,13 @@ pub struct CoordinatorArgs {
     /// The fraction of its stake a provider or verifier proven wrong loses, basis points.
     #[arg(long, default_value_t = 5_000)]
     pub slash_bps: u32,
+    /// The share of a provider's slash paid to the verifier who caught it, basis points.
+    #[arg(long, default_value_t = 5_000)]
+    pub bounty_bps: u32,
+    /// The referee's share of a slash, basis points (the rest goes to the renter,
+    /// or to the provider when a verifier is overruled).
+    #[arg(long, default_value_t = 2_500)]
+    pub referee_bps: u32,
     /// How long a fresh shard waits for the best-ranked provider.
     #[arg(long, default_value_t = 1_000)]
     pub preference_window_ms: u64,
@@ -87,7 +94,8 @@ pub fn main(args: CoordinatorArgs) -> Result<u8, Failure> {
         default_rate_ppm: rate_ppm(args.verify_rate)?,
         check_ttl_ms: args.check_ttl_ms,
         slash_bps: args.slash_bps.min(10_000),
-        ..MarketConfig::default()
+        bounty_bps: args.bounty_bps.min(10_000),
+        referee_bps: args.referee_bps.min(10_000 - args.bounty_bps.min(10_000)),
     };
     // Opened before the async runtime starts (the PostgreSQL client blocks).
     let store = assay_coordinator::open_store(args.database.as_deref(), &data_dir, market)

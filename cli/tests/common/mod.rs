@@ -85,7 +85,13 @@ pub fn provider_with(url: &str, home: &Path, price: u64, slots: u32, extra: &[&s
         ("--threads", "1"),
     ];
     daemon(
-        &["provider", "--coordinator", url, "--price", &price.to_string()],
+        &[
+            "provider",
+            "--coordinator",
+            url,
+            "--price",
+            &price.to_string(),
+        ],
         &defaults,
         extra,
         home,
@@ -173,7 +179,13 @@ pub fn account(home: &Path, url: &str, node: Option<&str>) -> Value {
 }
 
 /// Polls `assay job status --json` until `done(status)` or the deadline.
-pub fn wait_job(home: &Path, url: &str, job: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+pub fn wait_job(
+    home: &Path,
+    url: &str,
+    job: &str,
+    secs: u64,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let s = json(&ok(assay(home, url, &["job", "status", job, "--json"])));
@@ -203,7 +215,6 @@ pub fn matmul_inputs(dir: &Path) -> (PathBuf, String, String) {
 }
 
 pub const LIMITS: [&str; 4] = ["--fuel", "100000000", "--work-budget", "100000000"];
-
 
 /// A verifier daemon with a stake of 1 credit (from the faucet) and extra
 /// flags (e.g. `--lie-rate 1`, `--threads 2`).
