@@ -223,15 +223,30 @@ impl Model {
         if pf >= 1.0 {
             return Some(1);
         }
-        let n = ((1.0 - confidence).ln() / (1.0 - pf).ln()).ceil();
-        // Guard the float: step to the first n that really reaches it.
-        let mut n = n.max(1.0) as u64;
-        while n > 1 && escape_probability(self.rate, self.cheat_fraction, n - 1) <= 1.0 - confidence
-        {
-            n -= 1;
+        let target = 1.0 - confidence;
+        // ln_1p keeps tiny p·f exact enough; past 2⁵³ jobs the count means
+        // nothing (and no float can step through it).
+        let n = (target.ln() / (-pf).ln_1p()).ceil();
+        if !n.is_finite() || n >= 2f64.powi(53) {
+            return None;
         }
-        while escape_probability(self.rate, self.cheat_fraction, n) > 1.0 - confidence {
-            n += 1;
+        // Guard the float: step to the first n that really reaches it (a
+        // step or two at most; bounded so that it always ends).
+        let escape = |n: u64| escape_probability(self.rate, self.cheat_fraction, n);
+        let mut n = (n as u64).max(1);
+        for _ in 0..64 {
+            if n > 1 && escape(n - 1) <= target {
+                n -= 1;
+            } else {
+                break;
+            }
+        }
+        for _ in 0..64 {
+            if escape(n) > target {
+                n += 1;
+            } else {
+                break;
+            }
         }
         Some(n)
     }
@@ -434,6 +449,23 @@ mod tests {
         let at = |n| 1.0 - escape_probability(0.05, 0.05, n);
         assert!(at(n) >= 0.999 && at(n - 1) < 0.999, "{n}");
         assert_eq!(n, 2_760);
+    }
+
+    #[test]
+    fn tiny_rates_end_with_an_answer() {
+        // p·f below f64's resolution around 1: no loop may spin forever.
+        let m = Model::new(1e-9, 1e-9, 10).expect("model");
+        assert_eq!(m.jobs_to_detect(0.999), None);
+        let m = Model::new(1e-6, 1e-3, 10).expect("model");
+        let n = m.jobs_to_detect(0.999).expect("finite");
+        let want = (0.001f64.ln() / (-1e-9f64).ln_1p()).ceil() as u64;
+        assert!(n.abs_diff(want) <= 64, "{n} vs {want}");
+        assert_eq!(
+            Model::new(1.0, 1.0, 1)
+                .expect("model")
+                .jobs_to_detect(0.999),
+            Some(1)
+        );
     }
 
     #[test]
