@@ -272,6 +272,70 @@ fn the_chain_never_settles() {
     );
 }
 
+/// The guest computes what its docs say: the same recurrence written out
+/// with host-gpu's session, from the same blake3 stream, gives the digest's
+/// bytes exactly.
+#[test]
+fn the_guest_computes_what_its_docs_say() {
+    use assay_host_gpu::{BinaryOp, DType, Session, SessionLimits, UnaryOp};
+
+    let (n, rounds) = (24usize, 5u32);
+    let r = run(
+        &runtime(Device::cpu()),
+        &spec_for(n as u32, rounds, SEED, T0).expect("in range"),
+    );
+    let (_, _, _, got) = digest(&r);
+
+    let mut xof = blake3::Hasher::new_derive_key("assay challenge v1")
+        .update(&SEED)
+        .finalize_xof();
+    let mut uniform = |count: usize| -> Vec<f32> {
+        let mut bytes = vec![0u8; count * 4];
+        xof.fill(&mut bytes);
+        bytes
+            .chunks_exact(4)
+            .map(|b| {
+                let x = u32::from_le_bytes(b.try_into().expect("4 bytes"));
+                (x >> 8) as f32 * (1.0 / 8_388_608.0) - 1.0
+            })
+            .collect()
+    };
+    let mut s = Session::new(Device::cpu(), SessionLimits::default());
+    let k = challenge::RANK as usize;
+    let dense = |s: &mut Session, a: Vec<f32>, b: Vec<f32>| {
+        let a = s.upload_f32(&[n, k], a).expect("a");
+        let b = s.upload_f32(&[k, n], b).expect("b");
+        let ab = s.matmul(&a, &b, false, false).expect("ab");
+        let scaled = s.scale(&ab, 1024.0).expect("scale");
+        let int = s.cast(&scaled, DType::I32).expect("trunc");
+        let back = s.cast(&int, DType::F32).expect("back");
+        s.binary(BinaryOp::Sub, &scaled, &back).expect("frac")
+    };
+    let (u, v) = (uniform(n * k), uniform(k * n));
+    let b = dense(&mut s, u, v);
+    let (p, q) = (uniform(n * k), uniform(k * n));
+    let drive = dense(&mut s, p, q);
+    let w = s.upload_f32(&[n, 1], uniform(n)).expect("w");
+    let mut x = drive.clone();
+    for _ in 0..rounds {
+        let gains = uniform(n).into_iter().map(|u| 2.0 + u).collect();
+        let gamma = s.upload_f32(&[n], gains).expect("gamma");
+        let y = s.matmul(&x, &b, false, false).expect("x·b");
+        let z = s.rms_norm(&y, &gamma, 1e-6).expect("rms_norm");
+        let sum = s.binary(BinaryOp::Add, &z, &drive).expect("+ d");
+        x = s.unary(UnaryOp::Tanh, &sum).expect("tanh");
+    }
+    let d = s.matmul(&x, &w, false, false).expect("x·w");
+    let want = s.read_f32(&d).expect("read");
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&got), bits(&want));
+    assert_eq!(
+        (s.work().flops, s.work().bytes),
+        (work(&r).flops, work(&r).bytes),
+        "the same ops, so the same metered work"
+    );
+}
+
 #[test]
 fn bad_params_are_guest_errors() {
     let rt = runtime(Device::cpu());
@@ -334,11 +398,19 @@ fn cuda_backend_gives_the_cpu_bytes() {
     }
     if flag("ASSAY_CUDA_EMULATOR") {
         match Device::cuda_emulated() {
-            Ok(emu) => runs.push((
-                "cuda (emulated)",
-                emu,
-                spec_for(40, 3, SEED, T0).expect("in range"),
-            )),
+            Ok(emu) => {
+                // n = 40: no multiple of any tile or warp; then the CPU class.
+                runs.push((
+                    "cuda (emulated)",
+                    emu.clone(),
+                    spec_for(40, 3, SEED, T0).expect("in range"),
+                ));
+                runs.push((
+                    "cuda (emulated)",
+                    emu,
+                    challenge_spec(DeviceClass::Cpu, SEED, T0),
+                ));
+            }
             Err(e) => {
                 assert!(
                     !flag("ASSAY_REQUIRE_EMULATOR"),
