@@ -38,7 +38,7 @@
 //! cached), signing and sending the receipt. A device at the floor finishes
 //! its compute in 80% of the compute allowance; a faster one has more slack.
 //! Each class's work is then chosen so that a machine only as fast as
-//! [`DeviceClass::excludes_mflops`] (the class below) misses the bound:
+//! [`ClassParams::excludes_mflops`] (the class below) misses the bound:
 //! `flops / excluded > bound`, which needs
 //! `flops · (1/excluded − MARGIN/floor) > OVERHEAD_MS`.
 //!
@@ -65,7 +65,7 @@
 //! usually reaches 60–90% of peak) has not been timed on these devices
 //! yet: the floors assume 40–60%. Calibrate them with
 //! `cargo bench -p assay-host-gpu --features cuda --bench cuda_matmul` on
-//! the slowest device of each class and adjust [`DeviceClass::floor_mflops`].
+//! the slowest device of each class and adjust [`ClassParams::floor_mflops`].
 //!
 //! | class | n | rounds | FLOPs | floor | bound | at the floor | excluded rate | it takes |
 //! |---|---|---|---|---|---|---|---|---|
@@ -115,8 +115,10 @@
 //! sizes (a "24 GB" card reports ≈ 23.6 GiB, "48 GB" ≈ 48.0 GiB, "80 GB"
 //! ≈ 79.6 GiB), so rounding and reserved memory never move a card across.
 //! (20 GB cards such as the RTX 4000 Ada report just under 20 GiB and are
-//! small.) A provider with several GPUs is classed by its largest: a job
-//! runs on one device.
+//! small.) A provider with several GPUs is classed by its largest (a job
+//! runs on one device), so the challenge proves one device of that class,
+//! not all of them. A GPU registered with unknown memory (0 bytes) claims
+//! the small class.
 //!
 //! # Example
 //!
