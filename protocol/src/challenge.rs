@@ -166,6 +166,9 @@ pub const MARGIN_DEN: u64 = 4;
 /// the smallest GPU class is sized to exclude, in MFLOP/s.
 pub const CPU_CEILING_MFLOPS: u64 = 2_000_000;
 
+/// The slowest re-execution the spec's watchdog allows for (MFLOP/s):
+/// a CPU verifier with about one free AVX-512 core.
+pub const VERIFIER_FLOOR_MFLOPS: u64 = 100_000;
 /// Guest fuel per f32 drawn from the seed: blake3's XOF in portable wasm
 /// and the conversion, ≈ 170 measured (n = 16 … 1024); 2.3× headroom.
 const FUEL_PER_DRAWN_VALUE: u64 = 400;
@@ -463,9 +466,10 @@ fn check_size(n: u32, rounds: u32) -> Result<(), ChallengeError> {
 /// limits that cover the guest's use with headroom — fuel for drawing
 /// `(4·16 + 1 + rounds)·n` values and the loop, work budget = [`challenge_work`] + 1/8,
 /// GPU memory = [`peak_gpu_bytes`] + 1/8, outputs = the digest. The
-/// watchdog (`wall_clock_ms`) keeps the default: the time bound is the
-/// coordinator's to enforce, from lease to receipt, and a verifier
-/// re-executing on a CPU needs far longer than the bound.
+/// watchdog (`wall_clock_ms`, not part of the job's identity) is not the
+/// time bound — that is the coordinator's to enforce, from lease to
+/// receipt — but room for a verifier re-executing on a modest CPU: twice
+/// the compute at [`VERIFIER_FLOOR_MFLOPS`], and at least the default.
 ///
 /// # Errors
 /// As [`challenge_work`].
@@ -501,6 +505,9 @@ pub fn spec_for(
         gpu_memory_bytes: peak + peak / 8,
         work_budget: units.saturating_add(units / 8),
         output_bytes: DIGEST_HEADER_BYTES + 4 * n64,
+        wall_clock_ms: JobSpec::default()
+            .wall_clock_ms
+            .max(2 * work.flops / VERIFIER_FLOOR_MFLOPS / 1000),
         start_time_ms,
         params,
         ..JobSpec::default()
@@ -653,6 +660,11 @@ mod tests {
             assert_eq!(spec.params[PARAM_N], p.n.to_string());
             assert_eq!(spec.params[PARAM_ROUNDS], p.rounds.to_string());
             assert!(spec.memory_bytes <= JobSpec::default().memory_bytes);
+            // The watchdog leaves a 100 GFLOP/s verifier room, never less
+            // than the default, and is far beyond the class's bound.
+            let at_verifier = work.flops / VERIFIER_FLOOR_MFLOPS / 1000;
+            assert!(spec.wall_clock_ms >= at_verifier.max(600_000));
+            assert!(spec.wall_clock_ms > class.bound_ms());
         }
         // Different seeds, different jobs.
         let a = challenge_spec(DeviceClass::Cpu, [1; 32], 0);
