@@ -20,8 +20,12 @@
 //!      nothing here is the provider's fault;
 //!    - fetch the component and inputs by hash (blake3-checked
 //!      [`BlobCache`]), re-execute them with [`Runtime::run`] on a blocking
-//!      thread, and compare outputs root, outcome, fuel and work with the
-//!      receipt ([`crate::verdict`]);
+//!      thread — under the job's spec, except that the watchdog is
+//!      [`Config::watchdog_scale`] times the job's and never runs past the
+//!      check's deadline ([`reexecution_spec`]; a check already past its
+//!      deadline has gone to another verifier and is dropped) — and compare
+//!      outputs root, outcome, fuel and work with the receipt
+//!      ([`crate::verdict`]);
 //!    - submit the signed verdict (`SubmitVerdict`) and log its decision.
 //!
 //!    A re-execution that ends in a fault of this machine
@@ -86,6 +90,12 @@ pub struct Config {
     pub max_blob_bytes: u64,
     /// Devnet: ask the faucet for this many µcr at start (0: don't).
     pub faucet: u64,
+    /// The watchdog of a re-execution is the job's `wall_clock_ms` times
+    /// this (at least 1), cut to the time left before the check's deadline.
+    /// The watchdog is not part of a job's identity or result, and a
+    /// verifier on a CPU may be several times slower than the GPU that ran
+    /// the job.
+    pub watchdog_scale: u32,
     /// Test only: lie on this fraction of checks (see the module docs).
     pub lie_rate: f64,
 }
@@ -111,6 +121,7 @@ impl Config {
             drain_timeout: Duration::from_secs(30),
             max_blob_bytes: 1 << 30,
             faucet: 0,
+            watchdog_scale: 4,
             lie_rate: 0.0,
         }
     }
@@ -236,6 +247,8 @@ pub struct Prepared {
     pub inputs: Vec<assay_protocol::BlobRef>,
     /// The spec to run it under.
     pub spec: JobSpec,
+    /// When the check's answer is due, Unix ms (0: no deadline).
+    pub deadline_ms: u64,
 }
 
 /// Examines a check before running it: the receipt must be validly signed
@@ -322,9 +335,49 @@ pub fn examine(
             component,
             inputs,
             spec,
+            deadline_ms: check.deadline_ms,
         },
         problem,
     ))
+}
+
+/// The spec a check is re-executed under: the job's, with the watchdog
+/// scaled by `scale` and cut to the time left before the deadline (`None`
+/// if none is left). Only the watchdog changes, and it is not part of the
+/// job's identity or result.
+///
+/// # Example
+///
+/// ```
+/// use assay_protocol::{Hash32, JobSpec};
+/// use assay_verifier::daemon::{Prepared, reexecution_spec};
+/// # let key = assay_protocol::NodeKey::from_seed([1; 32]);
+/// # let receipt = assay_protocol::ReceiptBody {
+/// #     job_id: Default::default(), shard: Default::default(), provider_id: key.id(),
+/// #     component_hash: Default::default(), inputs_root: Default::default(),
+/// #     outputs_root: Default::default(), outcome: assay_protocol::Outcome::Success,
+/// #     fuel_used: 0, work: Default::default(), backend: Default::default(),
+/// #     telemetry: None, started_at_ms: 0, finished_at_ms: 0,
+/// # }.sign(&key).expect("sign");
+///
+/// let mut spec = JobSpec::default();
+/// spec.wall_clock_ms = 1_000;
+/// let p = Prepared {
+///     id: Hash32::default(), role: "verify".into(), receipt_id: receipt.id(), receipt,
+///     component: Hash32::default(), inputs: vec![], spec, deadline_ms: 10_000,
+/// };
+/// assert_eq!(reexecution_spec(&p, 4, 0).map(|s| s.wall_clock_ms), Some(4_000));
+/// assert_eq!(reexecution_spec(&p, 4, 8_000).map(|s| s.wall_clock_ms), Some(2_000));
+/// assert!(reexecution_spec(&p, 4, 10_000).is_none());
+/// ```
+pub fn reexecution_spec(p: &Prepared, scale: u32, now_ms: u64) -> Option<JobSpec> {
+    let mut spec = p.spec.clone();
+    spec.wall_clock_ms = spec.wall_clock_ms.saturating_mul(u64::from(scale.max(1)));
+    if p.deadline_ms > 0 {
+        let left = p.deadline_ms.checked_sub(now_ms).filter(|l| *l > 0)?;
+        spec.wall_clock_ms = spec.wall_clock_ms.min(left);
+    }
+    Some(spec)
 }
 
 /// What to do with a check once the re-execution is over.
@@ -667,8 +720,12 @@ impl Daemon {
             self.give_back(&id, "verifier shutting down").await;
             return;
         }
+        let Some(spec) = reexecution_spec(&p, self.cfg.watchdog_scale, now_ms()) else {
+            // The check has gone to another verifier: running it is waste.
+            tracing::warn!(check = %id.short(), "the check's deadline passed before it could run: dropped");
+            return;
+        };
         let runtime = self.runtime.clone();
-        let spec = p.spec.clone();
         let started = Instant::now();
         let result = tokio::task::spawn_blocking(move || {
             let loaded = runtime.load(&component)?;

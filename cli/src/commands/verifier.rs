@@ -54,6 +54,11 @@ pub struct DaemonArgs {
     /// Devnet: ask the faucet for this many µcr first (e.g. to cover --stake).
     #[arg(long, default_value_t = 0)]
     pub faucet: u64,
+    /// Re-executions may run this many times the job's wall-clock limit
+    /// (a CPU verifier is slower than a GPU provider; the limit is not part
+    /// of the result), and never past the check's deadline.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub watchdog_scale: u32,
     #[command(flatten)]
     pub device: DeviceArgs,
     /// TEST ONLY: lie on this fraction of checks (0..=1), chosen from the
@@ -131,6 +136,7 @@ fn daemon(args: DaemonArgs) -> Result<u8, Failure> {
         drain_timeout: Duration::from_millis(args.drain_timeout_ms),
         max_blob_bytes: args.max_blob_bytes,
         faucet: args.faucet,
+        watchdog_scale: args.watchdog_scale,
         lie_rate: args.lie_rate,
     };
     eprintln!(
