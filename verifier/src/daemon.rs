@@ -342,8 +342,9 @@ pub fn examine(
 }
 
 /// The spec a check is re-executed under: the job's, with the watchdog
-/// scaled by `scale` and cut to the time left before the deadline (`None`
-/// if none is left). Only the watchdog changes, and it is not part of the
+/// scaled by `scale` and cut to end a little before the deadline (a fifth
+/// of the time left, at most 2 s, is kept for giving the check back; `None`
+/// if no time is left). Only the watchdog changes, and it is not part of the
 /// job's identity or result.
 ///
 /// # Example
@@ -367,15 +368,23 @@ pub fn examine(
 ///     component: Hash32::default(), inputs: vec![], spec, deadline_ms: 10_000,
 /// };
 /// assert_eq!(reexecution_spec(&p, 4, 0).map(|s| s.wall_clock_ms), Some(4_000));
-/// assert_eq!(reexecution_spec(&p, 4, 8_000).map(|s| s.wall_clock_ms), Some(2_000));
+/// assert_eq!(reexecution_spec(&p, 4, 6_000).map(|s| s.wall_clock_ms), Some(3_200));
 /// assert!(reexecution_spec(&p, 4, 10_000).is_none());
 /// ```
 pub fn reexecution_spec(p: &Prepared, scale: u32, now_ms: u64) -> Option<JobSpec> {
     let mut spec = p.spec.clone();
     spec.wall_clock_ms = spec.wall_clock_ms.saturating_mul(u64::from(scale.max(1)));
     if p.deadline_ms > 0 {
-        let left = p.deadline_ms.checked_sub(now_ms).filter(|l| *l > 0)?;
-        spec.wall_clock_ms = spec.wall_clock_ms.min(left);
+        // Stop early enough to give the check back before the deadline: a
+        // check that is handed back is reassigned at once, and a missed
+        // deadline counts against this verifier.
+        let left = p.deadline_ms.saturating_sub(now_ms);
+        let margin = (left / 5).min(DEADLINE_MARGIN_MS);
+        let budget = left.saturating_sub(margin);
+        if budget == 0 {
+            return None;
+        }
+        spec.wall_clock_ms = spec.wall_clock_ms.min(budget);
     }
     Some(spec)
 }
@@ -495,6 +504,10 @@ fn refused(e: &assay_proto::Error) -> bool {
             | Code::Unauthenticated
     )
 }
+
+/// Most time kept between a re-execution's watchdog and the check's
+/// deadline, for giving the check back in time.
+const DEADLINE_MARGIN_MS: u64 = 2_000;
 
 /// Beacon commitments remembered (older epochs are forgotten).
 const BEACONS_KEPT: usize = 10_000;
