@@ -62,6 +62,7 @@
 //! ```
 
 pub mod blobs;
+pub mod challenge;
 mod error;
 pub mod ledger;
 mod market;

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use assay_protocol::market::escrow_per_shard;
+use assay_protocol::challenge::{DeviceClass, classify};
 use assay_protocol::verification::{RATE_ALWAYS, required_stake};
 use assay_protocol::{BlobRef, Hash32, JobSpec, NodeId, Receipt, Shard, job_id};
 
@@ -56,7 +57,7 @@ fn shard_spec(spec: &JobSpec, index: u32, count: u32) -> JobSpec {
 }
 
 const PROVIDER_COLS: &str = "id, price, cpu_cores, memory_bytes, gpu_count, gpu_memory_bytes, slots, \
-     free_slots, stake, last_seen, completed, faults, expired, suspended";
+     free_slots, stake, last_seen, completed, faults, expired, suspended, hardware_state";
 
 fn provider_view(r: &Row, now_ms: u64, liveness_ms: u64) -> Result<ProviderView, Error> {
     let last_seen_ms = r.u64(9)?;
@@ -78,6 +79,7 @@ fn provider_view(r: &Row, now_ms: u64, liveness_ms: u64) -> Result<ProviderView,
         faults,
         expired,
         suspended: r.i64(13)? != 0,
+        hardware_ok: matches!(r.text(14)?, "passed" | "unchallenged"),
     })
 }
 
@@ -689,17 +691,29 @@ impl<B: Backend> Store for SqlStore<B> {
         let gpu_count = p.gpus.len() as u64;
         let gpu_mem = p.gpus.iter().map(|g| g.1).max().unwrap_or(0);
         let hardware = json(&p.gpus)?;
+        // GPU claims are challenged when this coordinator can (CPU claims
+        // are not: no job asks for a CPU class, and results are sampled).
+        let class = classify(&p.gpus);
+        let initial_state = if self.cfg.challenge_component.is_some() && class != DeviceClass::Cpu {
+            "unchecked"
+        } else {
+            "unchallenged"
+        };
         let r = self.b.write(&mut |c| {
             let stake = top_up_stake(c, &p.id, stake_target, now_ms)?;
             c.exec(
                 "INSERT INTO providers (id, price, cpu_cores, memory_bytes, gpu_count, gpu_memory_bytes, hardware, \
-                 slots, free_slots, version, registered_at, last_seen, stake) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $10, $11) \
+                 slots, free_slots, version, registered_at, last_seen, stake, hardware_class, hardware_state) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $10, $11, $12, $13) \
                  ON CONFLICT (id) DO UPDATE SET price = excluded.price, cpu_cores = excluded.cpu_cores, \
                  memory_bytes = excluded.memory_bytes, gpu_count = excluded.gpu_count, \
                  gpu_memory_bytes = excluded.gpu_memory_bytes, hardware = excluded.hardware, \
                  slots = excluded.slots, free_slots = excluded.free_slots, version = excluded.version, \
-                 last_seen = excluded.last_seen, stake = excluded.stake",
+                 last_seen = excluded.last_seen, stake = excluded.stake, \
+                 hardware_state = CASE WHEN providers.hardware_class = excluded.hardware_class \
+                   AND providers.hardware_state <> 'unchallenged' AND excluded.hardware_state <> 'unchallenged' \
+                   THEN providers.hardware_state ELSE excluded.hardware_state END, \
+                 hardware_class = excluded.hardware_class",
                 &[
                     (&p.id).into(),
                     int(p.price)?,
@@ -712,6 +726,8 @@ impl<B: Backend> Store for SqlStore<B> {
                     p.version.as_str().into(),
                     int(now_ms)?,
                     int(stake)?,
+                    class.name().into(),
+                    initial_state.into(),
                 ],
             )?;
             let active = c
@@ -818,8 +834,9 @@ impl<B: Backend> Store for SqlStore<B> {
                 &format!(
                     "SELECT s.job_id, s.idx, s.shard_job_id, s.queued_at, s.max_price, s.memory_bytes, \
                      s.gpu_memory_bytes, s.require_gpu, s.min_stake FROM shards s \
-                     WHERE s.state = 'queued' AND s.max_price >= $1 AND s.memory_bytes <= $2 \
+                     WHERE s.state = 'queued' AND s.memory_bytes <= $2 \
                      AND s.gpu_memory_bytes <= $3 AND s.require_gpu <= $4 AND s.min_stake <= $6 \
+                     AND ((s.only_provider IS NULL AND s.max_price >= $1) OR s.only_provider = $7) \
                      ORDER BY s.priority DESC, s.job_seq, s.idx LIMIT $5{}",
                     c.dialect().skip_locked("s")
                 ),
@@ -827,9 +844,10 @@ impl<B: Backend> Store for SqlStore<B> {
                     int(me.price)?,
                     int(me.memory_bytes)?,
                     int(me.device_memory())?,
-                    Value::Int(i64::from(me.gpu_count > 0)),
+                    Value::Int(i64::from(me.gpu_count > 0 && me.hardware_ok)),
                     int(u64::from(free) * 4 + 16)?,
                     int(me.stake)?,
+                    node.into(),
                 ],
             )?;
             let mut chosen: Vec<(Hash32, u32, Hash32)> = Vec::new();
@@ -838,7 +856,7 @@ impl<B: Backend> Store for SqlStore<B> {
                     break;
                 }
                 let job = r.hash(0)?;
-                let fresh = now_ms.saturating_sub(r.u64(3)?) < window;
+                let fresh = now_ms.saturating_sub(r.u64(3)?) < window && r.u64(4)? > 0;
                 if fresh {
                     // One shard of a job per provider while others could take the rest.
                     if held.contains(&job) {
@@ -1011,10 +1029,14 @@ impl<B: Backend> Store for SqlStore<B> {
                 }
             }
             let j = c.query_one(
-                "SELECT shard_escrow, verify_rate_ppm FROM jobs WHERE id = $1",
+                "SELECT shard_escrow, verify_rate_ppm, challenge_for FROM jobs WHERE id = $1",
                 &[(&job).into()],
             )?;
             let (escrow, rate_ppm) = (j.u64(0)?, j.u32(1)?);
+            let challenge = j.opt_node(2)?.is_some();
+            if challenge {
+                crate::challenge::answered(c, &s.provider, &job, &s.lease_id, now_ms)?;
+            }
             let epoch = crate::verification::open_epoch(c, self.cfg.epoch_ms, now_ms)?;
             let suspended = c
                 .query_one("SELECT suspended FROM providers WHERE id = $1", &[(&s.provider).into()])?
@@ -1022,6 +1044,7 @@ impl<B: Backend> Store for SqlStore<B> {
                 != 0;
             // A provider caught cheating has every later receipt checked too.
             let (check_state, check_reason) = match (rate_ppm, suspended) {
+                _ if challenge => ("sampled", "challenge"),
                 (_, true) => ("sampled", "audit"),
                 (0, false) => ("unverified", ""),
                 (_, false) => ("pending", ""),
@@ -1250,6 +1273,10 @@ impl<B: Backend> Store for SqlStore<B> {
 
     fn expire_checks(&self, now_ms: u64) -> Result<u64, Error> {
         self.expire_checks_impl(now_ms)
+    }
+
+    fn run_challenges(&self, now_ms: u64) -> Result<u64, Error> {
+        self.run_challenges_impl(now_ms)
     }
 
     fn providers(&self, now_ms: u64) -> Result<Vec<ProviderView>, Error> {

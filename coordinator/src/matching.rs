@@ -52,6 +52,9 @@ pub struct ProviderView {
     pub expired: u64,
     /// Caught cheating: never matched again.
     pub suspended: bool,
+    /// Its GPU claim passed the hardware challenge (or claims are not
+    /// challenged on this coordinator).
+    pub hardware_ok: bool,
 }
 
 impl ProviderView {
@@ -96,7 +99,7 @@ pub fn reliability_permille(completed: u64, faults: u64, expired: u64) -> u64 {
 pub fn fits_hardware(p: &ProviderView, n: &Need) -> bool {
     p.memory_bytes >= n.memory_bytes
         && p.device_memory() >= n.gpu_memory_bytes
-        && (!n.require_gpu || p.gpu_count > 0)
+        && (!n.require_gpu || (p.gpu_count > 0 && p.hardware_ok))
 }
 
 /// The provider fits the shard and asks at most its max price.
@@ -124,6 +127,12 @@ pub fn why_not_matched(n: &Need, providers: &[ProviderView]) -> String {
     if hw.is_empty() {
         if n.require_gpu && online.iter().all(|p| p.gpu_count == 0) {
             return format!("none of the {} online providers has a GPU", online.len());
+        }
+        if n.require_gpu && online.iter().all(|p| p.gpu_count == 0 || !p.hardware_ok) {
+            return format!(
+                "none of the {} online providers has a GPU that passed its hardware challenge (yet)",
+                online.len()
+            );
         }
         let most_mem = online.iter().map(|p| p.memory_bytes).max().unwrap_or(0);
         let most_dev = online
@@ -196,6 +205,7 @@ mod tests {
             faults: 0,
             expired: 0,
             suspended: false,
+            hardware_ok: true,
         }
     }
 

@@ -5,7 +5,7 @@ use crate::Error;
 use crate::sql::{Backend, Dialect, Value};
 
 /// The version the code expects.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 fn migrations(d: Dialect) -> Vec<String> {
     let (blob, serial) = match d {
@@ -203,7 +203,21 @@ CREATE TABLE verdicts (
 );
 CREATE INDEX verdicts_by_receipt ON verdicts (receipt_id)"
     );
-    vec![v1, v2, v3]
+    // v4: proof of hardware — each provider's claimed device class and the
+    // state of its challenge; challenge jobs are addressed to one provider.
+    let v4 = format!(
+        "
+ALTER TABLE providers ADD COLUMN hardware_class TEXT NOT NULL DEFAULT 'cpu';
+ALTER TABLE providers ADD COLUMN hardware_state TEXT NOT NULL DEFAULT 'unchecked';
+ALTER TABLE providers ADD COLUMN hardware_note TEXT NOT NULL DEFAULT '';
+ALTER TABLE providers ADD COLUMN challenge_job {blob};
+ALTER TABLE providers ADD COLUMN challenge_bound_ms BIGINT;
+ALTER TABLE providers ADD COLUMN challenge_deadline BIGINT;
+ALTER TABLE providers ADD COLUMN next_challenge_at BIGINT;
+ALTER TABLE jobs ADD COLUMN challenge_for {blob};
+ALTER TABLE shards ADD COLUMN only_provider {blob}"
+    );
+    vec![v1, v2, v3, v4]
 }
 
 /// Brings the database to [`SCHEMA_VERSION`] (creating it if empty). Safe

@@ -145,6 +145,7 @@ impl Coordinator {
                 let expired = store.expire_leases(now)?;
                 let sampled = store.reveal_epochs(now)?;
                 let late = store.expire_checks(now)?;
+                store.run_challenges(now)?;
                 let settled = store.settle_due(now)?;
                 if purge {
                     store.purge_nonces(now)?;

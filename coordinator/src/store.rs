@@ -48,6 +48,15 @@ pub struct MarketConfig {
     pub bounty_bps: u32,
     /// The referee's share of a slash, basis points.
     pub referee_bps: u32,
+    /// Proof of hardware: the challenge component (blake3, size) in the
+    /// blob store. `None`: claims are not challenged and GPU jobs match any
+    /// provider that registered a GPU.
+    pub challenge_component: Option<(Hash32, u64)>,
+    /// A provider that passed is challenged again after a random time of
+    /// 0.5–1.5 × this (when it holds no lease). 0: only at registration.
+    pub challenge_interval_ms: u64,
+    /// Tests only: every GPU class's challenge as (n, rounds, bound ms).
+    pub challenge_override: Option<(u32, u32, u64)>,
 }
 
 impl Default for MarketConfig {
@@ -65,6 +74,9 @@ impl Default for MarketConfig {
             slash_bps: 5_000,
             bounty_bps: 5_000,
             referee_bps: 2_500,
+            challenge_component: None,
+            challenge_interval_ms: 6 * 3_600_000,
+            challenge_override: None,
         }
     }
 }
@@ -714,6 +726,15 @@ pub trait Store: Send + Sync + 'static {
         reason: &str,
         now_ms: u64,
     ) -> Result<(), Error>;
+    /// Proof of hardware: sends a challenge to each online GPU provider
+    /// whose class is unchecked or due for a random re-check, and fails the
+    /// challenges that went unanswered past their deadline. Returns how many
+    /// challenges were sent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn run_challenges(&self, now_ms: u64) -> Result<u64, Error>;
     /// Re-opens checks whose verifier did not answer in time (it may not
     /// take them again); returns how many.
     ///

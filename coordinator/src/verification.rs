@@ -256,11 +256,20 @@ fn slash(
 /// Puts the shard of a receipt that was proven wrong (or void) back in the
 /// queue; its escrow stays for the next run.
 fn requeue_shard(c: &mut dyn Conn, receipt: &Hash32, now_ms: u64) -> Result<(), Error> {
+    let job = c
+        .query_one("SELECT job_id FROM receipts WHERE id = $1", &[receipt.into()])?
+        .hash(0)?;
+    // A hardware challenge is addressed to one provider: it is not redone.
+    let state = if crate::challenge::is_challenge(c, &job)? {
+        "failed"
+    } else {
+        "queued"
+    };
     c.exec(
-        "UPDATE shards SET state = 'queued', queued_at = $2, receipt_id = NULL, lease_id = NULL, \
+        "UPDATE shards SET state = $3, queued_at = $2, receipt_id = NULL, lease_id = NULL, \
          provider = NULL, lease_price = NULL, lease_expires_at = NULL \
          WHERE receipt_id = $1 AND state = 'done'",
-        &[receipt.into(), int(now_ms)?],
+        &[receipt.into(), int(now_ms)?, state.into()],
     )?;
     Ok(())
 }
@@ -577,6 +586,7 @@ impl<B: Backend> SqlStore<B> {
                 if agrees {
                     pay_out(c, &rid, cfg.fee_bps, Some(&v.verifier), now_ms)?;
                     set_state(c, "verified")?;
+                    crate::challenge::judged(c, &rid, true, cfg.challenge_interval_ms, now_ms)?;
                     return Ok(Decision::Verified);
                 }
                 set_state(c, "disputed")?;
@@ -608,6 +618,7 @@ impl<B: Backend> SqlStore<B> {
                 )?;
                 pay_out(c, &rid, cfg.fee_bps, Some(&v.verifier), now_ms)?;
                 set_state(c, "verified")?;
+                crate::challenge::judged(c, &rid, true, cfg.challenge_interval_ms, now_ms)?;
                 tracing::warn!(receipt = %rid.short(), verifier = %first.verifier, "the referee overruled the verifier: verifier slashed");
                 return Ok(Decision::Overruled);
             }
@@ -616,6 +627,7 @@ impl<B: Backend> SqlStore<B> {
                 &[(&rid).into(), int(now_ms)?],
             )?;
             requeue_shard(c, &rid, now_ms)?;
+            crate::challenge::judged(c, &rid, false, cfg.challenge_interval_ms, now_ms)?;
             if v.result != first.result {
                 set_state(c, "void")?;
                 tracing::error!(receipt = %rid.short(), "three different results for one receipt (a determinism failure?): receipt void, shard re-queued, nobody slashed");

@@ -32,10 +32,10 @@ mod error;
 mod hash;
 mod identity;
 pub mod market;
-pub mod verification;
 mod outcome;
 mod receipt;
 mod spec;
+pub mod verification;
 
 pub use error::Error;
 pub use hash::{Hash32, inputs_root, outputs_root};

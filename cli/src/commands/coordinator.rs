@@ -70,6 +70,17 @@ pub struct CoordinatorArgs {
     /// Largest blob accepted, e.g. 1GiB.
     #[arg(long, default_value = "1GiB", value_parser = parse_size)]
     pub max_blob_bytes: u64,
+    /// Do not challenge providers' GPU claims (proof of hardware): GPU jobs
+    /// then match any provider that registered a GPU.
+    #[arg(long)]
+    pub no_challenges: bool,
+    /// A provider that passed its hardware challenge is challenged again
+    /// after a random 0.5–1.5 × this (when idle); 0: only at registration.
+    #[arg(long, default_value_t = 6 * 3_600_000)]
+    pub challenge_interval_ms: u64,
+    /// Tests only: every GPU class's challenge as N,ROUNDS,BOUND_MS.
+    #[arg(long, hide = true, value_parser = parse_override)]
+    pub challenge_override: Option<(u32, u32, u64)>,
     /// Period of lease expiry and settlement.
     #[arg(long, default_value_t = 250)]
     pub tick_ms: u64,
@@ -83,6 +94,19 @@ pub fn main(args: CoordinatorArgs) -> Result<u8, Failure> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))
         .map_err(Failure::usage)?;
+    let blobs = Arc::new(
+        BlobStore::open(&data_dir.join("blobs"), args.max_blob_bytes).map_err(Failure::usage)?,
+    );
+    // Proof of hardware: the challenge guest is a blob like any component.
+    let challenge_component = if args.no_challenges {
+        None
+    } else {
+        let bytes = assay_guests::CHALLENGE_WASM;
+        let hash = blobs
+            .put(bytes)
+            .map_err(|e| Failure::fault(anyhow::anyhow!("storing the challenge component: {e}")))?;
+        Some((hash, bytes.len() as u64))
+    };
     let market = MarketConfig {
         lease_ttl_ms: args.lease_ttl_ms,
         provider_liveness_ms: args.heartbeat_ms.saturating_mul(3),
@@ -96,13 +120,13 @@ pub fn main(args: CoordinatorArgs) -> Result<u8, Failure> {
         slash_bps: args.slash_bps.min(10_000),
         bounty_bps: args.bounty_bps.min(10_000),
         referee_bps: args.referee_bps.min(10_000 - args.bounty_bps.min(10_000)),
+        challenge_component,
+        challenge_interval_ms: args.challenge_interval_ms,
+        challenge_override: args.challenge_override,
     };
     // Opened before the async runtime starts (the PostgreSQL client blocks).
     let store = assay_coordinator::open_store(args.database.as_deref(), &data_dir, market)
         .map_err(Failure::usage)?;
-    let blobs = Arc::new(
-        BlobStore::open(&data_dir.join("blobs"), args.max_blob_bytes).map_err(Failure::usage)?,
-    );
     let backend = store.backend_name();
     let coordinator = Coordinator::new(
         store,
@@ -144,4 +168,17 @@ fn rate_ppm(p: f64) -> Result<u32, Failure> {
         )));
     }
     Ok((p * 1e6).round() as u32)
+}
+
+/// `N,ROUNDS,BOUND_MS`.
+fn parse_override(s: &str) -> Result<(u32, u32, u64), String> {
+    let parts: Vec<&str> = s.split(',').collect();
+    match parts.as_slice() {
+        [n, r, b] => Ok((
+            n.parse().map_err(|_| format!("{n:?} is not a matrix size"))?,
+            r.parse().map_err(|_| format!("{r:?} is not a round count"))?,
+            b.parse().map_err(|_| format!("{b:?} is not milliseconds"))?,
+        )),
+        _ => Err(format!("{s:?}: expected N,ROUNDS,BOUND_MS")),
+    }
 }
