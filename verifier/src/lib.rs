@@ -5,8 +5,9 @@
 //! receipt is a hash comparison: re-run the job (on a CPU is fine) and
 //! compare outputs root, outcome, fuel used and work with the receipt. This
 //! crate holds the verifier daemon ([`daemon`], run by `assay verifier`),
-//! the comparison ([`verdict`]) and the detection/economics model
-//! ([`model`], printed by `assay verifier model`).
+//! the comparison ([`verdict`]), the detection/economics model
+//! ([`model`], printed by `assay verifier model`) and an audit of the
+//! coordinator's sampling decisions ([`audit`], `assay verifier audit`).
 //!
 //! # The sampling rule
 //!
@@ -99,6 +100,7 @@
 
 use std::path::PathBuf;
 
+pub mod audit;
 pub mod daemon;
 pub mod metrics;
 pub mod model;

@@ -27,6 +27,23 @@ pub struct VerifierArgs {
 pub enum VerifierCommand {
     /// Print what spot checks at rate p do to a cheating provider: detection odds, its expected gain and loss, the stake that makes cheating lose, the overhead.
     Model(ModelArgs),
+    /// Recompute, from the revealed epoch seeds, which receipts the coordinator had to check, and report any it skipped or checked without a draw (exit status 3 if any).
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub coordinator: CoordinatorUrl,
+    /// Start after this position of the receipt feed.
+    #[arg(long, default_value_t = 0)]
+    pub after_seq: u64,
+    /// Receipts to audit at most.
+    #[arg(long, default_value_t = 10_000)]
+    pub limit: u32,
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -96,6 +113,7 @@ pub struct ModelArgs {
 pub fn main(args: VerifierArgs) -> Result<u8, Failure> {
     match args.command {
         Some(VerifierCommand::Model(m)) => model(m),
+        Some(VerifierCommand::Audit(a)) => audit(a),
         None => daemon(args.daemon),
     }
 }
@@ -117,6 +135,34 @@ fn model(args: ModelArgs) -> Result<u8, Failure> {
         print!("{report}");
     }
     Ok(0)
+}
+
+fn audit(args: AuditArgs) -> Result<u8, Failure> {
+    let url = args.coordinator.coordinator.clone();
+    let rt = super::net::tokio()?;
+    let channel = args.coordinator.channel(&rt)?;
+    let report = rt
+        .block_on(assay_verifier::audit::audit(
+            &channel,
+            args.after_seq,
+            args.limit,
+        ))
+        .map_err(|e| match e {
+            assay_verifier::Error::Proto(p) => super::net::proto(&url)(p),
+            other => Failure::fault(other),
+        })?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| Failure::fault(anyhow::anyhow!("encoding the report: {e}")))?;
+        println!("{text}");
+    } else {
+        print!("{report}");
+    }
+    Ok(if report.violations().next().is_some() {
+        crate::EXIT_JOB_FAILED
+    } else {
+        0
+    })
 }
 
 fn daemon(args: DaemonArgs) -> Result<u8, Failure> {
