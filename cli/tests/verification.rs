@@ -444,3 +444,92 @@ fn two_thousand_honest_jobs_checked_on_other_thread_counts_never_mismatch() {
             .contains("ledger OK")
     );
 }
+
+/// Proof of hardware, both ways: a GPU claim that answers its challenge in
+/// time (here a small challenge, on the CPU backend: results are bit-exact,
+/// so the verifier's re-execution agrees) passes and gets GPU jobs; one
+/// that cannot answer within the bound fails and gets none.
+fn hardware_claim(bound_ms: &str) -> (tempfile::TempDir, Proc, String, Proc, Proc, String) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().to_path_buf();
+    let over = format!("64,2,{bound_ms}");
+    let (c, url) = coordinator(
+        &root.join("coordinator"),
+        "127.0.0.1:0",
+        &[
+            "--epoch-ms",
+            "300",
+            "--verify-rate",
+            "1",
+            "--challenge-override",
+            &over,
+        ],
+    );
+    let renter = root.join("renter");
+    let gpu = node_id(&root.join("gpu"), &url);
+    let p = provider_with(
+        &url,
+        &root.join("gpu"),
+        10,
+        1,
+        &[
+            "--claim-gpu",
+            "NVIDIA H100 80GB HBM3:80GiB",
+            "--backend",
+            "cpu",
+        ],
+    );
+    let v = verifier(&url, &root.join("v"), &[]);
+    wait_registered(&renter, &url, &gpu);
+    ok(assay(
+        &renter,
+        &url,
+        &["faucet", "--amount", &FAUCET.to_string()],
+    ));
+    (tmp, c, url, p, v, gpu)
+}
+
+fn publish_gpu_job(root: &Path, url: &str) -> String {
+    let (component, a, b) = matmul_inputs(root);
+    let component = component.to_string_lossy().to_string();
+    let mut args = vec![
+        component.as_str(),
+        "--input",
+        &a,
+        "--input",
+        &b,
+        "--gpu",
+        "--max-price",
+        "100",
+    ];
+    args.extend(LIMITS);
+    publish(&root.join("renter"), url, &args)
+}
+
+#[test]
+fn a_gpu_claim_that_answers_its_challenge_in_time_gets_gpu_jobs() {
+    let (tmp, _c, url, _p, _v, gpu) = hardware_claim("60000");
+    let job = publish_gpu_job(tmp.path(), &url);
+    let done = wait_job(&tmp.path().join("renter"), &url, &job, 60, |s| {
+        s["state"] == "settled"
+    });
+    assert_eq!(done["shards"][0]["provider"].as_str(), Some(gpu.as_str()));
+}
+
+#[test]
+fn a_gpu_claim_that_misses_its_challenge_bound_gets_no_gpu_jobs() {
+    let (tmp, _c, url, _p, _v, _gpu) = hardware_claim("1");
+    let job = publish_gpu_job(tmp.path(), &url);
+    // The challenge cannot come back within 1 ms of its lease: the claim fails.
+    let s = wait_job(&tmp.path().join("renter"), &url, &job, 60, |s| {
+        s["shards"][0]["why_not_matched"]
+            .as_str()
+            .is_some_and(|w| w.contains("passed its hardware challenge (GPU claims: 1 failed)"))
+    });
+    assert_eq!(s["state"], "queued");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        status(&tmp.path().join("renter"), &url, &job)["state"],
+        "queued"
+    );
+}

@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use assay_protocol::market::escrow_per_shard;
 use assay_protocol::challenge::{DeviceClass, classify};
+use assay_protocol::market::escrow_per_shard;
 use assay_protocol::verification::{RATE_ALWAYS, required_stake};
 use assay_protocol::{BlobRef, Hash32, JobSpec, NodeId, Receipt, Shard, job_id};
 
@@ -80,6 +80,7 @@ fn provider_view(r: &Row, now_ms: u64, liveness_ms: u64) -> Result<ProviderView,
         expired,
         suspended: r.i64(13)? != 0,
         hardware_ok: matches!(r.text(14)?, "passed" | "unchallenged"),
+        hardware_state: r.text(14)?.to_string(),
     })
 }
 

@@ -55,6 +55,9 @@ pub struct ProviderView {
     /// Its GPU claim passed the hardware challenge (or claims are not
     /// challenged on this coordinator).
     pub hardware_ok: bool,
+    /// Where its hardware challenge stands: `unchallenged`, `unchecked`,
+    /// `challenged`, `answered`, `passed` or `failed`.
+    pub hardware_state: String,
 }
 
 impl ProviderView {
@@ -129,9 +132,15 @@ pub fn why_not_matched(n: &Need, providers: &[ProviderView]) -> String {
             return format!("none of the {} online providers has a GPU", online.len());
         }
         if n.require_gpu && online.iter().all(|p| p.gpu_count == 0 || !p.hardware_ok) {
+            let mut states: std::collections::BTreeMap<&str, usize> = Default::default();
+            for p in online.iter().filter(|p| p.gpu_count > 0) {
+                *states.entry(p.hardware_state.as_str()).or_default() += 1;
+            }
+            let states: Vec<String> = states.iter().map(|(s, k)| format!("{k} {s}")).collect();
             return format!(
-                "none of the {} online providers has a GPU that passed its hardware challenge (yet)",
-                online.len()
+                "none of the {} online providers has a GPU that passed its hardware challenge (GPU claims: {})",
+                online.len(),
+                states.join(", ")
             );
         }
         let most_mem = online.iter().map(|p| p.memory_bytes).max().unwrap_or(0);
@@ -206,6 +215,7 @@ mod tests {
             expired: 0,
             suspended: false,
             hardware_ok: true,
+            hardware_state: "unchallenged".into(),
         }
     }
 

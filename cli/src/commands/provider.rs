@@ -53,6 +53,19 @@ pub struct ProviderArgs {
     /// and claim this many extra FLOPs instead of corrupting the outputs.
     #[arg(long, hide = true, default_value_t = 0)]
     pub inflate_work: u64,
+    /// TEST ONLY: register this GPU (NAME:BYTES) whatever the machine has,
+    /// to show that a false claim fails its hardware challenge.
+    #[arg(long, hide = true, value_parser = parse_gpu)]
+    pub claim_gpu: Option<(String, u64)>,
+}
+
+/// `NAME:BYTES` (e.g. `NVIDIA H100:85899345920`).
+fn parse_gpu(s: &str) -> Result<(String, u64), String> {
+    let (name, bytes) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{s:?}: expected NAME:BYTES"))?;
+    let bytes = parse_size(bytes).map_err(|e| format!("{s:?}: {e}"))?;
+    Ok((name.to_string(), bytes))
 }
 
 /// A fraction in `[0, 1]` (a test knob's rate).
@@ -71,6 +84,9 @@ pub fn main(args: ProviderArgs) -> Result<u8, Failure> {
     let mut hardware = Hardware::detect();
     if let Some(m) = args.memory {
         hardware.memory_bytes = m;
+    }
+    if let Some(g) = args.claim_gpu.clone() {
+        hardware.gpus = vec![g];
     }
     let slots = args
         .slots
