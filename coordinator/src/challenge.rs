@@ -26,9 +26,9 @@ use assay_protocol::verification::RATE_ALWAYS;
 use assay_protocol::{Hash32, JobSpec, NodeId, inputs_root, job_id};
 
 use crate::Error;
+use crate::SqlStore;
 use crate::market::{json, random_id};
 use crate::sql::{Backend, Conn, Value, int};
-use crate::SqlStore;
 
 /// The renter of challenge jobs: the coordinator itself (it pays nothing).
 pub const CHALLENGER: NodeId = NodeId([0; 32]);
@@ -80,18 +80,25 @@ pub(crate) fn answered(
     let bound = p.u64(0)?;
     let class = p.text(1)?.to_string();
     let granted = c
-        .query_one("SELECT granted_at FROM leases WHERE id = $1", &[lease.into()])?
+        .query_one(
+            "SELECT granted_at FROM leases WHERE id = $1",
+            &[lease.into()],
+        )?
         .u64(0)?;
     let took = now_ms.saturating_sub(granted);
     let (state, note) = if took <= bound {
         (
             "answered",
-            format!("{class} challenge answered in {took} ms (bound {bound} ms); awaiting its check"),
+            format!(
+                "{class} challenge answered in {took} ms (bound {bound} ms); awaiting its check"
+            ),
         )
     } else {
         (
             "failed",
-            format!("{class} challenge answered in {took} ms, over the {bound} ms bound of the class"),
+            format!(
+                "{class} challenge answered in {took} ms, over the {bound} ms bound of the class"
+            ),
         )
     };
     tracing::info!(provider = %provider, took, bound, state, "hardware challenge answered");
@@ -128,9 +135,17 @@ pub(crate) fn judged(
         None
     };
     let (from, to, note) = if correct {
-        ("answered", "passed", "challenge answered in time and verified")
+        (
+            "answered",
+            "passed",
+            "challenge answered in time and verified",
+        )
     } else {
-        ("answered", "failed", "challenge answer proven wrong by re-execution")
+        (
+            "answered",
+            "failed",
+            "challenge answer proven wrong by re-execution",
+        )
     };
     c.exec(
         "UPDATE providers SET hardware_state = $3, hardware_note = $4, next_challenge_at = $5 \
@@ -149,10 +164,12 @@ pub(crate) fn judged(
 
 /// A challenge shard is never re-queued for someone else: it fails.
 pub(crate) fn is_challenge(c: &mut dyn Conn, job: &Hash32) -> Result<bool, Error> {
-    Ok(c
-        .query_one("SELECT challenge_for FROM jobs WHERE id = $1", &[job.into()])?
-        .opt_node(0)?
-        .is_some())
+    Ok(c.query_one(
+        "SELECT challenge_for FROM jobs WHERE id = $1",
+        &[job.into()],
+    )?
+    .opt_node(0)?
+    .is_some())
 }
 
 impl<B: Backend> SqlStore<B> {

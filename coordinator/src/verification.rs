@@ -257,7 +257,10 @@ fn slash(
 /// queue; its escrow stays for the next run.
 fn requeue_shard(c: &mut dyn Conn, receipt: &Hash32, now_ms: u64) -> Result<(), Error> {
     let job = c
-        .query_one("SELECT job_id FROM receipts WHERE id = $1", &[receipt.into()])?
+        .query_one(
+            "SELECT job_id FROM receipts WHERE id = $1",
+            &[receipt.into()],
+        )?
         .hash(0)?;
     // A hardware challenge is addressed to one provider: it is not redone.
     let state = if crate::challenge::is_challenge(c, &job)? {

@@ -636,8 +636,19 @@ fn a_gpu_claim_passes_its_challenge_and_then_gets_gpu_jobs<B: Backend>(db: Db<'_
     assert_eq!(provider_state(&s, &g), "unchecked");
     s.submit_job(&gpu_job(&r, 1), 0).expect("gpu job");
     let view = s.job(&sub_job(&r, 1), 1).expect("job").expect("exists");
-    assert!(view.shards[0].why_not_matched.contains("hardware challenge"), "{}", view.shards[0].why_not_matched);
-    assert!(s.take_leases(&g.id(), 4, 1).expect("take").iter().all(|l| l.job_id != sub_job(&r, 1)));
+    assert!(
+        view.shards[0]
+            .why_not_matched
+            .contains("hardware challenge"),
+        "{}",
+        view.shards[0].why_not_matched
+    );
+    assert!(
+        s.take_leases(&g.id(), 4, 1)
+            .expect("take")
+            .iter()
+            .all(|l| l.job_id != sub_job(&r, 1))
+    );
     assert_eq!(s.run_challenges(2).expect("challenge"), 1);
     assert_eq!(provider_state(&s, &g), "challenged");
     // The challenge is addressed to g alone.
@@ -646,18 +657,26 @@ fn a_gpu_claim_passes_its_challenge_and_then_gets_gpu_jobs<B: Backend>(db: Db<'_
     assert_eq!(l.len(), 1);
     assert_eq!(l[0].spec.params.get("n").map(String::as_str), Some("64"));
     assert_eq!(l[0].price, 40);
-    s.submit_receipt(&receipt(&s, &l[0], &g, true), 10).expect("answer");
+    s.submit_receipt(&receipt(&s, &l[0], &g, true), 10)
+        .expect("answer");
     assert_eq!(provider_state(&s, &g), "answered");
     // Checked at once, whatever the epoch: reason "challenge".
     let c = s.take_checks(&v.id(), 4, 11).expect("take");
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].reason, "challenge");
-    assert_eq!(s.submit_verdict(&verdict(&c[0], &v, true), 12).expect("v"), Decision::Verified);
+    assert_eq!(
+        s.submit_verdict(&verdict(&c[0], &v, true), 12).expect("v"),
+        Decision::Verified
+    );
     assert_eq!(provider_state(&s, &g), "passed");
     let l = s.take_leases(&g.id(), 4, 13).expect("g");
     assert_eq!(l.len(), 1, "now matched to the GPU job");
     assert_eq!(l[0].job_id, sub_job(&r, 1));
-    assert_eq!(s.account(&g.id()).expect("g").earnings, 0, "a challenge pays nothing");
+    assert_eq!(
+        s.account(&g.id()).expect("g").earnings,
+        0,
+        "a challenge pays nothing"
+    );
     ledger_ok(&s);
 }
 
@@ -668,28 +687,45 @@ fn a_gpu_claim_that_is_wrong_slow_or_silent_fails<B: Backend>(db: Db<'_, B>) {
     let (_, _, _, v, w) = market(&s);
     let (wrong, slow, silent) = (key(10), key(11), key(12));
     for k in [&wrong, &slow, &silent] {
-        s.mint(&k.id(), STAKE, &format!("m/{}", k.id()), 0).expect("mint");
+        s.mint(&k.id(), STAKE, &format!("m/{}", k.id()), 0)
+            .expect("mint");
     }
     // Wrong: answers in time with a wrong result, which the verifiers prove.
     s.register(&gpu_provider(&wrong), STAKE, 0).expect("reg");
     assert_eq!(s.run_challenges(1).expect("challenge"), 1);
     let l = s.take_leases(&wrong.id(), 1, 3).expect("wrong");
-    s.submit_receipt(&receipt(&s, &l[0], &wrong, false), 4).expect("wrong answer");
+    s.submit_receipt(&receipt(&s, &l[0], &wrong, false), 4)
+        .expect("wrong answer");
     assert_eq!(provider_state(&s, &wrong), "answered");
     let c = s.take_checks(&v.id(), 4, 5).expect("v");
-    assert_eq!(s.submit_verdict(&verdict(&c[0], &v, true), 6).expect("v"), Decision::Disputed);
+    assert_eq!(
+        s.submit_verdict(&verdict(&c[0], &v, true), 6).expect("v"),
+        Decision::Disputed
+    );
     let rc = s.take_checks(&w.id(), 4, 7).expect("w");
-    assert_eq!(s.submit_verdict(&verdict(&rc[0], &w, true), 8).expect("w"), Decision::Rejected);
+    assert_eq!(
+        s.submit_verdict(&verdict(&rc[0], &w, true), 8).expect("w"),
+        Decision::Rejected
+    );
     assert_eq!(provider_state(&s, &wrong), "failed");
-    assert_eq!(s.account(&wrong.id()).expect("acct").stake, STAKE / 2, "slashed");
+    assert_eq!(
+        s.account(&wrong.id()).expect("acct").stake,
+        STAKE / 2,
+        "slashed"
+    );
     // The same database under a 5 ms bound.
     let s = db(challenge_cfg(5));
     s.register(&gpu_provider(&slow), STAKE, 10).expect("reg");
     s.register(&gpu_provider(&silent), STAKE, 10).expect("reg");
-    assert_eq!(s.run_challenges(10).expect("challenge"), 2, "not the failed one again");
+    assert_eq!(
+        s.run_challenges(10).expect("challenge"),
+        2,
+        "not the failed one again"
+    );
     // Slow: the answer comes 50 ms after the lease.
     let l = s.take_leases(&slow.id(), 1, 11).expect("slow");
-    s.submit_receipt(&receipt(&s, &l[0], &slow, true), 61).expect("late answer");
+    s.submit_receipt(&receipt(&s, &l[0], &slow, true), 61)
+        .expect("late answer");
     assert_eq!(provider_state(&s, &slow), "failed");
     // Silent: never answers; past the lease time plus the bound it fails.
     s.run_challenges(10 + 100_000 + 4).expect("not yet");
@@ -702,7 +738,6 @@ fn a_gpu_claim_that_is_wrong_slow_or_silent_fails<B: Backend>(db: Db<'_, B>) {
 both_backends!(
     a_gpu_claim_passes_its_challenge_and_then_gets_gpu_jobs,
     a_gpu_claim_that_is_wrong_slow_or_silent_fails,
-
     sampling_follows_the_committed_seed,
     unverified_jobs_settle_after_the_window_without_a_verifier_fee,
     an_honest_receipt_is_verified_and_everyone_is_paid_exactly,

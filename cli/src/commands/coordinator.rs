@@ -175,9 +175,12 @@ fn parse_override(s: &str) -> Result<(u32, u32, u64), String> {
     let parts: Vec<&str> = s.split(',').collect();
     match parts.as_slice() {
         [n, r, b] => Ok((
-            n.parse().map_err(|_| format!("{n:?} is not a matrix size"))?,
-            r.parse().map_err(|_| format!("{r:?} is not a round count"))?,
-            b.parse().map_err(|_| format!("{b:?} is not milliseconds"))?,
+            n.parse()
+                .map_err(|_| format!("{n:?} is not a matrix size"))?,
+            r.parse()
+                .map_err(|_| format!("{r:?} is not a round count"))?,
+            b.parse()
+                .map_err(|_| format!("{b:?} is not milliseconds"))?,
         )),
         _ => Err(format!("{s:?}: expected N,ROUNDS,BOUND_MS")),
     }
