@@ -533,3 +533,55 @@ fn a_gpu_claim_that_misses_its_challenge_bound_gets_no_gpu_jobs() {
         "queued"
     );
 }
+
+/// Over-billing is a mismatch too: the verifier re-derives the work.
+#[test]
+fn a_provider_that_inflates_its_work_is_caught() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let (_c, url) = market(root, "20000", "1");
+    let renter = root.join("renter");
+    let p_home = root.join("p");
+    let p = node_id(&p_home, &url);
+    let _p = provider_with(
+        &url,
+        &p_home,
+        10,
+        1,
+        &["--cheat-rate", "1", "--inflate-work", "1000000"],
+    );
+    let _v1 = verifier(&url, &root.join("v1"), &[]);
+    let _v2 = verifier(&url, &root.join("v2"), &[]);
+    wait_registered(&renter, &url, &p);
+    ok(assay(
+        &renter,
+        &url,
+        &["faucet", "--amount", &FAUCET.to_string()],
+    ));
+    let (component, a, b) = matmul_inputs(root);
+    let component = component.to_string_lossy().to_string();
+    let mut args = vec![
+        component.as_str(),
+        "--input",
+        &a,
+        "--input",
+        &b,
+        "--max-price",
+        "100",
+    ];
+    args.extend(LIMITS);
+    let job = publish(&renter, &url, &args);
+    let s = wait_job(&renter, &url, &job, 60, |s| {
+        s["shards"][0]["rejected_receipts"]
+            .as_array()
+            .is_some_and(|r| r.len() == 1)
+    });
+    // Outputs were honest; only the claimed work was not.
+    assert_eq!(
+        s["state"], "queued",
+        "re-queued, and its only provider is suspended"
+    );
+    let acct = account(&renter, &url, Some(&p));
+    assert_eq!(u(&acct["stake"]), STAKE / 2);
+    assert_eq!(u(&acct["earnings"]), 0);
+}

@@ -25,6 +25,7 @@
 //! receipt (`settle/<receipt>/…`, `slash/<receipt>/…`), so a verdict retried
 //! or processed by two replicas at once moves money once.
 
+use assay_protocol::challenge::VERIFIER_FLOOR_MFLOPS;
 use assay_protocol::market::cost;
 use assay_protocol::verification::{BPS, commitment, is_sampled};
 use assay_protocol::{Hash32, NodeId, Outcome, WorkDone};
@@ -390,7 +391,10 @@ impl<B: Backend> SqlStore<B> {
         self.b.read(&mut |c| {
             let rows = c.query(
                 "SELECT epoch FROM epochs WHERE epoch >= $1 ORDER BY epoch LIMIT $2",
-                &[int(from_epoch)?, Value::Int(i64::from(limit.min(1000)))],
+                &[
+                    Value::Int(i64::try_from(from_epoch).unwrap_or(i64::MAX)),
+                    Value::Int(i64::from(limit.min(1000))),
+                ],
             )?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
@@ -406,7 +410,7 @@ impl<B: Backend> SqlStore<B> {
         max: u32,
         now_ms: u64,
     ) -> Result<Vec<CheckTask>, Error> {
-        let deadline = now_ms.saturating_add(self.cfg.check_ttl_ms);
+        let ttl = self.cfg.check_ttl_ms;
         self.b.write(&mut |c| {
             let Some(v) = c.query_opt(
                 "SELECT suspended FROM verifiers WHERE id = $1",
@@ -449,6 +453,21 @@ impl<B: Backend> SqlStore<B> {
                 }
                 let id = ch.hash(0)?;
                 let rid = ch.hash(1)?;
+                // Big jobs get time to re-run on a CPU verifier: the TTL
+                // plus their FLOPs at the verifier floor (a GPU-class
+                // challenge is ~10¹⁴ FLOPs: minutes on a CPU).
+                let flops = c
+                    .query_one(
+                        "SELECT receipt FROM receipts WHERE id = $1",
+                        &[(&rid).into()],
+                    )
+                    .and_then(|r| unjson::<assay_protocol::Receipt>(r.text(0)?, "receipt"))?
+                    .body
+                    .work
+                    .flops;
+                let deadline = now_ms
+                    .saturating_add(ttl)
+                    .saturating_add(flops / VERIFIER_FLOOR_MFLOPS / 1_000);
                 let n = c.exec(
                     "UPDATE checks SET state = 'taken', verifier = $2, deadline = $3 \
                      WHERE id = $1 AND state = 'open'",
@@ -689,7 +708,7 @@ impl<B: Backend> SqlStore<B> {
         self.b.write(&mut |c| {
             let Some(ch) = c.query_opt(
                 &format!(
-                    "SELECT state, verifier FROM checks WHERE id = $1{}",
+                    "SELECT state, verifier, excluded FROM checks WHERE id = $1{}",
                     c.dialect().for_update()
                 ),
                 &[check.into()],
@@ -702,9 +721,13 @@ impl<B: Backend> SqlStore<B> {
                     "check {check} is not held by verifier {verifier}"
                 )));
             }
+            // Another verifier takes it: the same machine would likely fail
+            // again (with a single verifier the check waits for a second).
+            let mut excluded = excluded_of(ch.text(2)?)?;
+            excluded.push(verifier.to_hex());
             c.exec(
-                "UPDATE checks SET state = 'open', verifier = NULL, deadline = NULL WHERE id = $1",
-                &[check.into()],
+                "UPDATE checks SET state = 'open', verifier = NULL, deadline = NULL, excluded = $2 WHERE id = $1",
+                &[check.into(), json(&excluded)?.into()],
             )?;
             tracing::info!(check = %check.short(), verifier = %verifier, reason, "check returned without a verdict");
             Ok(())

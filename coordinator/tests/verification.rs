@@ -553,13 +553,22 @@ fn a_silent_verifier_is_replaced_and_its_late_verdict_refused<B: Backend>(db: Db
         s.submit_verdict(&verdict(&c[0], &v, true), c[0].deadline_ms + 2),
         Err(Error::Precondition(_))
     ));
-    // A verifier-side fault gives the check back without a verdict.
+    // A verifier-side fault gives the check back without a verdict; it
+    // goes to yet another verifier.
     s.return_check(&w.id(), &c2[0].id, "watchdog", c[0].deadline_ms + 3)
         .expect("return");
-    let c3 = s.take_checks(&w.id(), 1, c[0].deadline_ms + 4).expect("w");
+    assert!(
+        s.take_checks(&w.id(), 1, c[0].deadline_ms + 4)
+            .expect("w")
+            .is_empty()
+    );
+    let x = key(6);
+    s.register_verifier(&verifier(&x), 0, c[0].deadline_ms + 4)
+        .expect("x");
+    let c3 = s.take_checks(&x.id(), 1, c[0].deadline_ms + 4).expect("x");
     assert_eq!(
-        s.submit_verdict(&verdict(&c3[0], &w, true), c[0].deadline_ms + 5)
-            .expect("w"),
+        s.submit_verdict(&verdict(&c3[0], &x, true), c[0].deadline_ms + 5)
+            .expect("x"),
         Decision::Verified
     );
     ledger_ok(&s);
