@@ -744,7 +744,43 @@ fn a_gpu_claim_that_is_wrong_slow_or_silent_fails<B: Backend>(db: Db<'_, B>) {
     ledger_ok(&s);
 }
 
+/// Over many receipts the coordinator's draws come out at the job's rate.
+fn the_sampled_fraction_is_the_rate<B: Backend>(db: Db<'_, B>) {
+    let s = db(cfg());
+    let (r, a, ..) = market(&s);
+    let (rate, jobs, shards) = (100_000u32, 8u8, 250u32);
+    let mut now = 10;
+    for tag in 0..jobs {
+        s.submit_job(&job(&r, tag, shards, rate), now).expect("job");
+        let leases = s.take_leases(&a.id(), shards, now).expect("take");
+        assert_eq!(leases.len() as u32, shards.min(64));
+        for l in &leases {
+            s.submit_receipt(&receipt(&s, l, &a, true), now).expect("receipt");
+        }
+        now += EPOCH / 3;
+        let rest = s.take_leases(&a.id(), shards, now).expect("take");
+        for l in &rest {
+            s.submit_receipt(&receipt(&s, l, &a, true), now).expect("receipt");
+        }
+        now += EPOCH / 3;
+    }
+    s.reveal_epochs(now + 2 * EPOCH).expect("reveal");
+    let all = s.receipts_after(0, 100_000).expect("receipts");
+    let n = all.len() as f64;
+    let k = all.iter().filter(|x| x.check_state == "sampled").count() as f64;
+    assert!(all.iter().all(|x| x.check_state == "sampled" || x.check_state == "not-sampled"));
+    let p = f64::from(rate) / 1e6;
+    let sd = (n * p * (1.0 - p)).sqrt();
+    eprintln!("{k} of {n} receipts sampled at p = {p}");
+    assert!(
+        (k - n * p).abs() < 5.0 * sd,
+        "{k} of {n} sampled at p = {p}: expected {} ± {sd}",
+        n * p
+    );
+}
+
 both_backends!(
+    the_sampled_fraction_is_the_rate,
     a_gpu_claim_passes_its_challenge_and_then_gets_gpu_jobs,
     a_gpu_claim_that_is_wrong_slow_or_silent_fails,
     sampling_follows_the_committed_seed,

@@ -142,6 +142,44 @@ pub struct Runtime {
     disk: Option<DiskCache>,
     loaded: MemoryCache<LoadedComponent>,
     key: NodeKey,
+    input_hashes: InputHashes,
+}
+
+/// The blake3 of input buffers this runtime hashed lately, so a daemon that
+/// hands the same `Arc` (a model) to job after job hashes it once. An entry
+/// holds a `Weak` to the buffer: while the buffer is alive its address is
+/// its identity and its bytes cannot change (`Arc::get_mut` is refused while
+/// a `Weak` exists); once it is dropped the entry no longer matches.
+#[derive(Default)]
+struct InputHashes(std::sync::Mutex<Vec<(std::sync::Weak<[u8]>, Hash32)>>);
+
+impl InputHashes {
+    const KEPT: usize = 64;
+
+    fn of(&self, bytes: &Arc<[u8]>) -> Hash32 {
+        // Small buffers are cheaper to hash than to look up.
+        if bytes.len() < 64 << 10 {
+            return Hash32::of(bytes);
+        }
+        let same = |w: &std::sync::Weak<[u8]>| {
+            std::ptr::eq(w.as_ptr().cast::<u8>(), Arc::as_ptr(bytes).cast::<u8>())
+                && w.strong_count() > 0
+        };
+        if let Ok(memo) = self.0.lock()
+            && let Some((_, h)) = memo.iter().find(|(w, _)| same(w))
+        {
+            return *h;
+        }
+        let h = Hash32::of(bytes);
+        if let Ok(mut memo) = self.0.lock() {
+            memo.retain(|(w, _)| w.strong_count() > 0);
+            if memo.len() >= Self::KEPT {
+                memo.remove(0);
+            }
+            memo.push((Arc::downgrade(bytes), h));
+        }
+        h
+    }
 }
 
 impl fmt::Debug for Runtime {
@@ -178,6 +216,7 @@ impl Runtime {
             disk,
             loaded: MemoryCache::default(),
             key: options.key,
+            input_hashes: InputHashes::default(),
         })
     }
 
@@ -248,7 +287,7 @@ impl Runtime {
     ) -> Result<RunReport, Error> {
         let input_hashes: Vec<(String, u64, Hash32)> = inputs
             .iter()
-            .map(|(n, b)| (n.clone(), b.len() as u64, Hash32::of(b)))
+            .map(|(n, b)| (n.clone(), b.len() as u64, self.input_hashes.of(b)))
             .collect();
         let inputs_root = inputs_root(input_hashes.iter().map(|(n, s, h)| (n.as_str(), *s, h)));
         let job_id = job_id(&component.hash, &inputs_root, spec);
@@ -432,4 +471,26 @@ fn with_stderr(message: &str, captured: &Captured) -> String {
         "{message}\nguest stderr:\n{}",
         String::from_utf8_lossy(tail).trim_end()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remembered_input_hash_is_only_reused_for_the_same_live_buffer() {
+        let memo = InputHashes::default();
+        let a: Arc<[u8]> = vec![1u8; 1 << 20].into();
+        assert_eq!(memo.of(&a), Hash32::of(&a));
+        assert_eq!(memo.of(&a.clone()), Hash32::of(&a), "the same buffer");
+        // Equal length, other bytes, other buffer: hashed for itself.
+        let b: Arc<[u8]> = vec![2u8; 1 << 20].into();
+        assert_eq!(memo.of(&b), Hash32::of(&b));
+        // A buffer freed and a new one made: never confused with the old.
+        drop(a);
+        let c: Arc<[u8]> = vec![3u8; 1 << 20].into();
+        assert_eq!(memo.of(&c), Hash32::of(&c));
+        let small: Arc<[u8]> = vec![4u8; 10].into();
+        assert_eq!(memo.of(&small), Hash32::of(&small));
+    }
 }

@@ -845,7 +845,10 @@ impl Daemon {
 
     /// Records beacon commitments as they are published.
     async fn watch_beacon(self: Arc<Self>, epoch_ms: u64) {
-        let every = Duration::from_millis((epoch_ms / 2).clamp(250, 30_000));
+        // The coordinator publishes each commitment a whole epoch before
+        // its epoch starts, and reveals the seed when it ends: one look per
+        // epoch sees every commitment before its seed is out.
+        let every = Duration::from_millis(epoch_ms.clamp(250, 30_000));
         // Epochs are numbered by Unix time / epoch length; start just before
         // now (every later poll starts from the epoch current at the last).
         let mut from = (now_ms() / epoch_ms.max(1)).saturating_sub(1);
