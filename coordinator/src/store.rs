@@ -69,7 +69,7 @@ impl Default for MarketConfig {
             fee_bps: 200,
             max_attempts: 5,
             epoch_ms: 2_000,
-            default_rate_ppm: 50_000,
+            default_rate_ppm: 48_000,
             check_ttl_ms: 60_000,
             slash_bps: 5_000,
             bounty_bps: 5_000,

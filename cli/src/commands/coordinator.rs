@@ -40,7 +40,7 @@ pub struct CoordinatorArgs {
     pub settlement_delay_ms: u64,
     /// Sampling rate of jobs that do not choose one, as a fraction (0: jobs
     /// are unverified unless they ask for a rate).
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.048)]
     pub verify_rate: f64,
     /// Length of a sampling epoch: a receipt's sampling seed is revealed when its epoch ends.
     #[arg(long, default_value_t = 2_000)]
