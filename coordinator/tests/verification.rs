@@ -755,12 +755,14 @@ fn the_sampled_fraction_is_the_rate<B: Backend>(db: Db<'_, B>) {
         let leases = s.take_leases(&a.id(), shards, now).expect("take");
         assert_eq!(leases.len() as u32, shards.min(64));
         for l in &leases {
-            s.submit_receipt(&receipt(&s, l, &a, true), now).expect("receipt");
+            s.submit_receipt(&receipt(&s, l, &a, true), now)
+                .expect("receipt");
         }
         now += EPOCH / 3;
         let rest = s.take_leases(&a.id(), shards, now).expect("take");
         for l in &rest {
-            s.submit_receipt(&receipt(&s, l, &a, true), now).expect("receipt");
+            s.submit_receipt(&receipt(&s, l, &a, true), now)
+                .expect("receipt");
         }
         now += EPOCH / 3;
     }
@@ -768,7 +770,10 @@ fn the_sampled_fraction_is_the_rate<B: Backend>(db: Db<'_, B>) {
     let all = s.receipts_after(0, 100_000).expect("receipts");
     let n = all.len() as f64;
     let k = all.iter().filter(|x| x.check_state == "sampled").count() as f64;
-    assert!(all.iter().all(|x| x.check_state == "sampled" || x.check_state == "not-sampled"));
+    assert!(
+        all.iter()
+            .all(|x| x.check_state == "sampled" || x.check_state == "not-sampled")
+    );
     let p = f64::from(rate) / 1e6;
     let sd = (n * p * (1.0 - p)).sqrt();
     eprintln!("{k} of {n} receipts sampled at p = {p}");
