@@ -97,7 +97,10 @@ fn renter_cost(shard: &Value, price: u64) -> u64 {
 fn a_cheating_provider_is_caught_slashed_and_its_jobs_redone() {
     let tmp = tempfile::tempdir().expect("tmp");
     let root = tmp.path();
-    let (_c, url) = market(root, "20000", "0.2");
+    // A 45 s challenge window: the cheater's unsampled receipts must still be
+    // unsettled when it is caught (seconds in, even on a loaded machine), so
+    // the audit finds them; its honest successor's settle 45 s later.
+    let (_c, url) = market(root, "45000", "0.2");
     let renter = root.join("renter");
     let (cheat_home, honest_home) = (root.join("cheater"), root.join("honest"));
     let (cheater, honest) = (node_id(&cheat_home, &url), node_id(&honest_home, &url));
@@ -160,7 +163,7 @@ fn a_cheating_provider_is_caught_slashed_and_its_jobs_redone() {
     }
     drop(cheat);
     let _honest = provider(&url, &honest_home, 20, 2);
-    let settled = wait_all_settled(&renter, &url, &jobs, 120);
+    let settled = wait_all_settled(&renter, &url, &jobs, 180);
 
     // Every shard ends with the honest provider's result, which is what a
     // local run gives.

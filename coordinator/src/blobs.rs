@@ -95,8 +95,12 @@ impl BlobStore {
     ///
     /// [`Error::TooLarge`] over the limit; [`Error::Io`].
     pub fn begin(&self, hash: Hash32, size: u64) -> Result<Upload, Error> {
-        if size > self.max_bytes {
-            return Err(too_large(size, self.max_bytes));
+        self.begin_within(hash, size, self.max_bytes)
+    }
+
+    fn begin_within(&self, hash: Hash32, size: u64, max_bytes: u64) -> Result<Upload, Error> {
+        if size > max_bytes {
+            return Err(too_large(size, max_bytes));
         }
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let tmp =
@@ -112,21 +116,24 @@ impl BlobStore {
             file,
             tmp,
             dest: self.path(&hash),
-            max_bytes: self.max_bytes,
+            max_bytes,
         })
     }
 
-    /// Stores `bytes` (for blobs the coordinator makes itself).
+    /// Stores `bytes` (for blobs the coordinator makes itself: parts of
+    /// split inputs, the challenge component). The upload limit does not
+    /// apply: it is about what others send.
     ///
     /// # Errors
     ///
-    /// As [`BlobStore::begin`] and [`Upload::finish`].
+    /// As [`Upload::finish`]; [`Error::Io`].
     pub fn put(&self, bytes: &[u8]) -> Result<Hash32, Error> {
         let hash = Hash32::of(bytes);
         if self.size(&hash).is_some() {
             return Ok(hash);
         }
-        let mut u = self.begin(hash, bytes.len() as u64)?;
+        let size = bytes.len() as u64;
+        let mut u = self.begin_within(hash, size, size)?;
         u.write(bytes)?;
         u.finish()?;
         Ok(hash)
@@ -223,6 +230,10 @@ mod tests {
 
         let e = store.begin(Hash32::of(b"x"), 11).expect_err("too large");
         assert!(matches!(e, Error::TooLarge(_)), "{e}");
+        // The coordinator's own blobs (e.g. the challenge component) are not
+        // uploads: the limit does not apply to them.
+        let own = store.put(b"longer than ten bytes").expect("own blob");
+        assert_eq!(store.size(&own), Some(21));
 
         let mut u = store.begin(Hash32::of(b"abc"), 3).expect("begin");
         u.write(b"abd").expect("write");
