@@ -40,12 +40,24 @@
 //!
 //! A renter's job escrows `max price × (fuel + work budget)` per shard
 //! (prices are µcr per million work units, see
-//! [`assay_protocol::market`]). When a receipt settles — after a configurable
-//! delay, until verifier verdicts replace it — the provider's earnings get
-//! `price × billable units` less the protocol fee, the fee account gets the
-//! fee, and the rest of the shard's escrow goes back to the renter. Each of
-//! these is a ledger entry keyed by the receipt id, so a receipt settles at
-//! most once however often it is submitted or however settlement is retried.
+//! [`assay_protocol::market`]), twice that when the job is verified (the
+//! second half covers a verifier's fee). A receipt settles when a verifier
+//! agrees with it, or — when its epoch's seed did not draw it — after the
+//! challenge window: the provider's earnings get `price × billable units`
+//! less the protocol fee, the fee account gets the fee, a verifier that
+//! checked it gets the same pay, and the rest of the shard's escrow goes
+//! back to the renter. A receipt proven wrong pays nothing and its
+//! provider's stake is slashed ([`verification`] has the rules). Each
+//! movement is a ledger entry keyed by the receipt id, so a receipt settles
+//! at most once however often it is submitted or however settlement is
+//! retried.
+//!
+//! # Verification and proof of hardware
+//!
+//! [`verification`] samples receipts with a committed-then-revealed epoch
+//! seed, hands checks to verifiers and acts on their verdicts (settle,
+//! dispute, slash); [`challenge`] sends providers that claim a GPU a
+//! seeded challenge job and matches them to GPU jobs only once they pass.
 //!
 //! # Example
 //!
@@ -73,7 +85,7 @@ pub mod server;
 pub mod sql;
 pub mod sqlite;
 pub mod store;
-mod verification;
+pub mod verification;
 
 pub use error::Error;
 pub use market::SqlStore;

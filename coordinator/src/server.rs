@@ -6,9 +6,11 @@
 //! `ALREADY_EXISTS`), then calls the [`Store`] on a blocking thread (store
 //! calls are synchronous database transactions).
 //!
-//! Background work, on a fixed tick: expired leases are re-queued,
-//! receipts whose settlement delay passed are settled, spent nonces are
-//! purged.
+//! Background work, on a fixed tick: expired leases are re-queued, epochs
+//! that ended have their seeds revealed and their receipts sampled, checks
+//! past their deadline go to another verifier, hardware challenges are
+//! sent and timed out, receipts past their challenge window are settled,
+//! spent nonces are purged.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
