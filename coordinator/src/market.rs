@@ -621,6 +621,7 @@ impl<B: Backend> Store for SqlStore<B> {
                     },
                     verdicts,
                     rejected_receipts: rejected.remove(&index).unwrap_or_default(),
+                    check_note: String::new(),
                 });
             }
             let mut at_stake = Vec::new();
@@ -673,6 +674,7 @@ impl<B: Backend> Store for SqlStore<B> {
                 s.attempts
             );
         }
+        self.explain_checks(&mut view, now_ms)?;
         if view.shards.iter().any(|s| s.state == "queued") {
             let online = self.online(now_ms)?;
             let why = matching::why_not_matched(&need, &online);

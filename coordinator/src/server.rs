@@ -237,6 +237,7 @@ impl Coordinator {
                         epoch: r.epoch,
                         reason: r.check_reason.clone(),
                         verdicts: s.verdicts.iter().map(verdict_record).collect(),
+                        note: s.check_note.clone(),
                     }),
                     rejected_receipts: s.rejected_receipts.iter().map(|h| h.0.to_vec()).collect(),
                 })

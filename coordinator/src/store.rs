@@ -303,6 +303,8 @@ pub struct ShardView {
     pub verdicts: Vec<VerdictView>,
     /// Receipts of this shard proven wrong.
     pub rejected_receipts: Vec<Hash32>,
+    /// What the current receipt's check waits for, in words.
+    pub check_note: String,
 }
 
 /// A recorded verdict.

@@ -35,8 +35,8 @@ use crate::ledger::{self, Movement};
 use crate::market::{RECEIPT_COLS, json, lease_from, own_inputs, random_id, unjson};
 use crate::sql::{Backend, Conn, Value, int};
 use crate::store::{
-    CheckTask, Decision, EpochSeed, ReceiptRecord, RunResult, VerdictSubmission, VerdictView,
-    VerifierInfo,
+    CheckTask, Decision, EpochSeed, JobView, ReceiptRecord, RunResult, ShardView,
+    VerdictSubmission, VerdictView, VerifierInfo,
 };
 use crate::{SqlStore, market};
 
@@ -313,6 +313,60 @@ fn epoch_seed(c: &mut dyn Conn, epoch: u64) -> Result<EpochSeed, Error> {
 }
 
 impl<B: Backend> SqlStore<B> {
+    /// Says, for each shard whose receipt is not settled, what its check
+    /// waits for (a renter whose job sits in `sampled` wants to know why).
+    pub(crate) fn explain_checks(&self, view: &mut JobView, now_ms: u64) -> Result<(), Error> {
+        let waiting = |s: &ShardView| {
+            s.receipt
+                .as_ref()
+                .is_some_and(|r| r.paid.is_none() && r.check_state != "rejected")
+        };
+        if !view.shards.iter().any(waiting) {
+            return Ok(());
+        }
+        let liveness = self.cfg.provider_liveness_ms.max(self.cfg.check_ttl_ms);
+        let online: Vec<NodeId> = self.b.read(&mut |c| {
+            c.query(
+                "SELECT id FROM verifiers WHERE suspended = 0 AND last_seen + $2 >= $1",
+                &[int(now_ms)?, int(liveness)?],
+            )?
+            .iter()
+            .map(|r| r.node(0))
+            .collect()
+        })?;
+        let epoch_ms = self.cfg.epoch_ms.max(1);
+        for s in view.shards.iter_mut().filter(|s| waiting(s)) {
+            let Some(r) = &s.receipt else { continue };
+            let provider = r.receipt.body.provider_id;
+            let others = online.iter().filter(|v| **v != provider).count();
+            s.check_note = match r.check_state.as_str() {
+                "pending" => format!(
+                    "recorded in sampling epoch {}: whether it is checked is decided when that epoch's seed is revealed at {} ms",
+                    r.epoch,
+                    (r.epoch + 1).saturating_mul(epoch_ms)
+                ),
+                "not-sampled" => format!(
+                    "not drawn for a check: settles when the challenge window ends at {} ms",
+                    r.settle_at_ms
+                ),
+                "unverified" => format!(
+                    "the job opted out of verification: settles at {} ms",
+                    r.settle_at_ms
+                ),
+                "sampled" if others == 0 => {
+                    "waiting for a verifier: none is online (start one with `assay verifier`, or publish with --unverified)".into()
+                }
+                "sampled" => format!("waiting for one of {others} online verifiers to re-run it"),
+                "disputed" if others < 2 => {
+                    "disputed: waiting for a referee, a second verifier that must be online".into()
+                }
+                "disputed" => "disputed: a referee re-runs it".into(),
+                _ => String::new(),
+            };
+        }
+        Ok(())
+    }
+
     pub(crate) fn register_verifier_impl(
         &self,
         v: &VerifierInfo,

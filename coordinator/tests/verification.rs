@@ -292,7 +292,21 @@ fn an_honest_receipt_is_verified_and_everyone_is_paid_exactly<B: Backend>(db: Db
     s.register_verifier(&verifier(&a), 0, 3)
         .expect("a as verifier");
     assert!(s.take_checks(&v.id(), 4, 3).expect("take").is_empty());
+    let note = |t| {
+        s.job(&sub_job(&r, 1), t)
+            .expect("job")
+            .expect("exists")
+            .shards[0]
+            .check_note
+            .clone()
+    };
+    assert!(note(3).contains("seed is revealed"), "{}", note(3));
     s.reveal_epochs(EPOCH).expect("reveal");
+    assert!(
+        note(EPOCH).contains("online verifiers to re-run it"),
+        "{}",
+        note(EPOCH)
+    );
     assert!(
         s.take_checks(&a.id(), 4, EPOCH).expect("take").is_empty(),
         "never its own receipt"

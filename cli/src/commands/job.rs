@@ -123,6 +123,9 @@ pub fn main(args: JobArgs) -> Result<u8, Failure> {
                         if !v.reason.is_empty() {
                             line.push_str(&format!(" ({})", v.reason));
                         }
+                        if !v.note.is_empty() {
+                            line.push_str(&format!(" — {}", v.note));
+                        }
                         for d in &v.verdicts {
                             line.push_str(&format!(
                                 "; {} {} by {}",

@@ -337,6 +337,7 @@ pub fn status_json(s: &pb::JobStatus) -> serde_json::Value {
                     "state": v.state,
                     "epoch": v.epoch,
                     "reason": v.reason,
+                    "note": v.note,
                     "verdicts": v.verdicts.iter().map(|d| json!({
                         "verifier": hex(&d.verifier),
                         "role": d.role,
