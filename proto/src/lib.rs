@@ -32,6 +32,7 @@ pub mod cache;
 pub mod client;
 pub mod convert;
 mod error;
+pub mod metrics;
 
 pub use error::Error;
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use assay_proto::metrics::sample;
 
 /// The daemon's metrics.
 #[derive(Debug, Default)]
@@ -66,10 +66,14 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let mut put = |name: &str, kind: &str, help: &str, v: &AtomicU64| {
-            out.push_str(&format!(
-                "# HELP assay_verifier_{name} {help}\n# TYPE assay_verifier_{name} {kind}\nassay_verifier_{name} {}\n",
-                v.load(Ordering::Relaxed)
-            ));
+            sample(
+                &mut out,
+                "assay_verifier",
+                name,
+                kind,
+                help,
+                v.load(Ordering::Relaxed),
+            );
         };
         put(
             "checks_taken_total",
@@ -196,27 +200,9 @@ impl Metrics {
     }
 }
 
-/// Serves `GET /metrics` (any path, really) on `listener` forever.
+/// Serves these metrics on `listener` forever (see [`assay_proto::metrics::serve`]).
 pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
-    loop {
-        let Ok((mut sock, _)) = listener.accept().await else {
-            continue;
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 2048];
-            // One request per connection; its contents do not matter.
-            let _ =
-                tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut buf)).await;
-            let body = metrics.render();
-            let resp = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = sock.write_all(resp.as_bytes()).await;
-            let _ = sock.shutdown().await;
-        });
-    }
+    assay_proto::metrics::serve(listener, move || metrics.render()).await;
 }
 
 #[cfg(test)]
