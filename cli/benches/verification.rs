@@ -29,7 +29,6 @@ mod model_store;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use assay_guests::safetensors::{Entry, encode, f32_le};
 use assay_protocol::Hash32;
 use assay_protocol::verification::{escape_probability, is_sampled};
 use assay_provider::cheat::Cheat;
@@ -150,55 +149,13 @@ fn cpu_s(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// An MLP job of `shards` shards, 4 rows each (d 128, hidden 512, 16 classes).
-fn mlp(dir: &Path, shards: u32) -> (String, String, String) {
-    let (d, h, c) = (128usize, 512usize, 16usize);
-    let values = |n: usize, seed: usize| -> Vec<f32> {
-        (0..n)
-            .map(|i| ((i * 7919 + seed * 104_729) % 2001) as f32 / 1000.0 - 1.0)
-            .collect()
-    };
-    let (w1, b1, w2, b2) = (
-        f32_le(&values(h * d, 1)),
-        f32_le(&values(h, 2)),
-        f32_le(&values(c * h, 3)),
-        f32_le(&values(c, 4)),
-    );
-    let entry = |name, shape: &'static [u64], data| Entry {
-        name,
-        dtype: "F32",
-        shape,
-        data,
-    };
-    let model = encode(
-        &[
-            entry("fc1.weight", &[512, 128], &w1),
-            entry("fc1.bias", &[512], &b1),
-            entry("fc2.weight", &[16, 512], &w2),
-            entry("fc2.bias", &[16], &b2),
-        ],
-        &[],
-    );
-    std::fs::write(dir.join("mlp.wasm"), assay_guests::Guest::Mlp.bytes()).expect("component");
-    std::fs::write(dir.join("model.safetensors"), model).expect("model");
-    std::fs::write(
-        dir.join("x.bin"),
-        f32_le(&values(shards as usize * 4 * d, 5)),
-    )
-    .expect("x");
-    (
-        dir.join("mlp.wasm").to_string_lossy().to_string(),
-        format!("model={}", dir.join("model.safetensors").display()),
-        format!("x={}", dir.join("x.bin").display()),
-    )
-}
-
 /// `receipts` MLP shards in jobs of 250 — or, with `warm`, one shard
 /// checked for sure (so both daemons have the blobs and the compiled
 /// component before anything is measured).
 fn publish_all(renter: &Path, url: &str, dir: &Path, receipts: u32, warm: bool) -> Vec<String> {
     let per_job = if warm { 1 } else { 250u32 };
-    let (component, model, x) = mlp(dir, 250);
+    // d 128, hidden 512, 16 classes, 4 rows per shard.
+    let (component, model, x) = mlp_job(dir, 128, 512, 16, 250 * 4);
     let shards = per_job.to_string();
     let jobs = if warm { 1 } else { receipts.div_ceil(per_job) };
     let rate = if warm { "1" } else { "0.048" };

@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use assay_guests::safetensors::{Entry, encode, f32_le};
 use assay_protocol::market::{billable_units, cost};
 use assay_protocol::{Hash32, Receipt};
 use common::*;
@@ -93,6 +92,25 @@ fn renter_cost(shard: &Value, price: u64) -> u64 {
     pay + if verified { pay } else { 0 }
 }
 
+/// Publishes the matmul job (inputs written into `root`) at max price 100
+/// with `extra` flags; returns the job id.
+fn publish_matmul(root: &Path, renter: &Path, url: &str, extra: &[&str]) -> String {
+    let (component, a, b) = matmul_inputs(root);
+    let component = component.to_string_lossy().to_string();
+    let mut args = vec![
+        component.as_str(),
+        "--input",
+        &a,
+        "--input",
+        &b,
+        "--max-price",
+        "100",
+    ];
+    args.extend(LIMITS);
+    args.extend(extra);
+    publish(renter, url, &args)
+}
+
 #[test]
 fn a_cheating_provider_is_caught_slashed_and_its_jobs_redone() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -120,21 +138,12 @@ fn a_cheating_provider_is_caught_slashed_and_its_jobs_redone() {
     let component = component.to_string_lossy().to_string();
     let mut jobs = Vec::new();
     for rate in ["1", "0.2", "0.2"] {
-        let mut args = vec![
-            component.as_str(),
-            "--input",
-            &a,
-            "--input",
-            &b,
-            "--shards",
-            "2",
-            "--max-price",
-            "100",
-            "--verify-rate",
-            rate,
-        ];
-        args.extend(LIMITS);
-        jobs.push(publish(&renter, &url, &args));
+        jobs.push(publish_matmul(
+            root,
+            &renter,
+            &url,
+            &["--shards", "2", "--verify-rate", rate],
+        ));
     }
     // The cheater is caught on the job checked at p = 1; every other receipt
     // of its, still in the challenge window, is then audited.
@@ -244,19 +253,7 @@ fn a_lying_verifier_is_overruled_by_the_referee_and_slashed() {
         &url,
         &["faucet", "--amount", &FAUCET.to_string()],
     ));
-    let (component, a, b) = matmul_inputs(root);
-    let component = component.to_string_lossy().to_string();
-    let mut args = vec![
-        component.as_str(),
-        "--input",
-        &a,
-        "--input",
-        &b,
-        "--max-price",
-        "100",
-    ];
-    args.extend(LIMITS);
-    let job = publish(&renter, &url, &args);
+    let job = publish_matmul(root, &renter, &url, &[]);
     wait_job(&renter, &url, &job, 60, |s| {
         s["shards"][0]["verification"]["state"] == "disputed"
     });
@@ -306,62 +303,6 @@ fn a_lying_verifier_is_overruled_by_the_referee_and_slashed() {
     );
 }
 
-/// An MLP (matmul, add, GELU, softmax) whose shards each take 2 rows.
-fn mlp_inputs(dir: &Path, shards: u32) -> (String, String, String) {
-    let (d, h, c) = (16usize, 32usize, 4usize);
-    let values = |n: usize, seed: usize| -> Vec<f32> {
-        (0..n)
-            .map(|i| ((i * 7919 + seed * 104_729) % 2001) as f32 / 1000.0 - 1.0)
-            .collect()
-    };
-    let (w1, b1, w2, b2) = (
-        values(h * d, 1),
-        values(h, 2),
-        values(c * h, 3),
-        values(c, 4),
-    );
-    let (w1b, b1b, w2b, b2b) = (f32_le(&w1), f32_le(&b1), f32_le(&w2), f32_le(&b2));
-    let model = encode(
-        &[
-            Entry {
-                name: "fc1.weight",
-                dtype: "F32",
-                shape: &[h as u64, d as u64],
-                data: &w1b,
-            },
-            Entry {
-                name: "fc1.bias",
-                dtype: "F32",
-                shape: &[h as u64],
-                data: &b1b,
-            },
-            Entry {
-                name: "fc2.weight",
-                dtype: "F32",
-                shape: &[c as u64, h as u64],
-                data: &w2b,
-            },
-            Entry {
-                name: "fc2.bias",
-                dtype: "F32",
-                shape: &[c as u64],
-                data: &b2b,
-            },
-        ],
-        &[],
-    );
-    let x = f32_le(&values(shards as usize * 2 * d, 5));
-    let component = dir.join("mlp.wasm");
-    std::fs::write(&component, assay_guests::Guest::Mlp.bytes()).expect("component");
-    std::fs::write(dir.join("model.safetensors"), model).expect("model");
-    std::fs::write(dir.join("x.bin"), x).expect("x");
-    (
-        component.to_string_lossy().to_string(),
-        format!("model={}", dir.join("model.safetensors").display()),
-        format!("x={}", dir.join("x.bin").display()),
-    )
-}
-
 /// 2,000 honest shards, every one re-executed (p = 1) by verifiers on other
 /// thread counts than the providers': not one mismatch, nobody slashed.
 #[test]
@@ -392,7 +333,8 @@ fn two_thousand_honest_jobs_checked_on_other_thread_counts_never_mismatch() {
         &url,
         &["faucet", "--amount", &FAUCET.to_string()],
     ));
-    let (component, model, x) = mlp_inputs(root, SHARDS);
+    // An MLP (matmul, add, GELU, softmax): d 16, hidden 32, 4 classes, 2 rows per shard.
+    let (component, model, x) = mlp_job(root, 16, 32, 4, SHARDS as usize * 2);
     let shards = SHARDS.to_string();
     let jobs: Vec<String> = (0..JOBS)
         .map(|_| {
@@ -493,20 +435,7 @@ fn hardware_claim(bound_ms: &str) -> (tempfile::TempDir, Proc, String, Proc, Pro
 }
 
 fn publish_gpu_job(root: &Path, url: &str) -> String {
-    let (component, a, b) = matmul_inputs(root);
-    let component = component.to_string_lossy().to_string();
-    let mut args = vec![
-        component.as_str(),
-        "--input",
-        &a,
-        "--input",
-        &b,
-        "--gpu",
-        "--max-price",
-        "100",
-    ];
-    args.extend(LIMITS);
-    publish(&root.join("renter"), url, &args)
+    publish_matmul(root, &root.join("renter"), url, &["--gpu"])
 }
 
 #[test]
@@ -561,19 +490,7 @@ fn a_provider_that_inflates_its_work_is_caught() {
         &url,
         &["faucet", "--amount", &FAUCET.to_string()],
     ));
-    let (component, a, b) = matmul_inputs(root);
-    let component = component.to_string_lossy().to_string();
-    let mut args = vec![
-        component.as_str(),
-        "--input",
-        &a,
-        "--input",
-        &b,
-        "--max-price",
-        "100",
-    ];
-    args.extend(LIMITS);
-    let job = publish(&renter, &url, &args);
+    let job = publish_matmul(root, &renter, &url, &[]);
     let s = wait_job(&renter, &url, &job, 60, |s| {
         s["shards"][0]["rejected_receipts"]
             .as_array()

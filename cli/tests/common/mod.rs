@@ -238,3 +238,47 @@ pub fn publish(home: &Path, url: &str, args: &[&str]) -> String {
         .expect("job id")
         .to_string()
 }
+
+/// Writes an MLP job into `dir` — the guest, a safetensors model (`d`
+/// inputs, `h` hidden, `c` classes; seeded values in [-1, 1)) and `rows`
+/// rows of input `x` — and returns the component path and the two
+/// `--input` arguments.
+pub fn mlp_job(dir: &Path, d: usize, h: usize, c: usize, rows: usize) -> (String, String, String) {
+    use assay_guests::safetensors::{Entry, encode, f32_le};
+    let values = |n: usize, seed: usize| -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 7919 + seed * 104_729) % 2001) as f32 / 1000.0 - 1.0)
+            .collect()
+    };
+    let (w1, b1, w2, b2) = (
+        f32_le(&values(h * d, 1)),
+        f32_le(&values(h, 2)),
+        f32_le(&values(c * h, 3)),
+        f32_le(&values(c, 4)),
+    );
+    let (d64, h64, c64) = (d as u64, h as u64, c as u64);
+    let entry = |name, shape, data| Entry {
+        name,
+        dtype: "F32",
+        shape,
+        data,
+    };
+    let model = encode(
+        &[
+            entry("fc1.weight", &[h64, d64], &w1),
+            entry("fc1.bias", &[h64], &b1),
+            entry("fc2.weight", &[c64, h64], &w2),
+            entry("fc2.bias", &[c64], &b2),
+        ],
+        &[],
+    );
+    let component = dir.join("mlp.wasm");
+    std::fs::write(&component, Guest::Mlp.bytes()).expect("component");
+    std::fs::write(dir.join("model.safetensors"), model).expect("model");
+    std::fs::write(dir.join("x.bin"), f32_le(&values(rows * d, 5))).expect("x");
+    (
+        component.to_string_lossy().to_string(),
+        format!("model={}", dir.join("model.safetensors").display()),
+        format!("x={}", dir.join("x.bin").display()),
+    )
+}
