@@ -46,12 +46,25 @@ use crate::{SqlStore, market};
 pub(crate) fn open_epoch(c: &mut dyn Conn, epoch_ms: u64, now_ms: u64) -> Result<u64, Error> {
     let mut e = now_ms / epoch_ms.max(1);
     loop {
-        ensure_epoch(c, e, now_ms)?;
-        let r = c.query_one(
+        // The background tick publishes epochs ahead, so the row is nearly
+        // always there: draw a seed only when it is not.
+        let row = c.query_opt(
             "SELECT revealed_at FROM epochs WHERE epoch = $1",
             &[int(e)?],
         )?;
-        if r.opt_i64(0)?.is_none() {
+        let revealed = match row {
+            Some(r) => r.opt_i64(0)?.is_some(),
+            None => {
+                ensure_epoch(c, e, now_ms)?;
+                c.query_one(
+                    "SELECT revealed_at FROM epochs WHERE epoch = $1",
+                    &[int(e)?],
+                )?
+                .opt_i64(0)?
+                .is_some()
+            }
+        };
+        if !revealed {
             return Ok(e);
         }
         e += 1;
@@ -507,21 +520,13 @@ impl<B: Backend> SqlStore<B> {
                 }
                 let id = ch.hash(0)?;
                 let rid = ch.hash(1)?;
+                let (record, idx) = receipt_record(c, &rid)?;
                 // Big jobs get time to re-run on a CPU verifier: the TTL
                 // plus their FLOPs at the verifier floor (a GPU-class
                 // challenge is ~10¹⁴ FLOPs: minutes on a CPU).
-                let flops = c
-                    .query_one(
-                        "SELECT receipt FROM receipts WHERE id = $1",
-                        &[(&rid).into()],
-                    )
-                    .and_then(|r| unjson::<assay_protocol::Receipt>(r.text(0)?, "receipt"))?
-                    .body
-                    .work
-                    .flops;
                 let deadline = now_ms
                     .saturating_add(ttl)
-                    .saturating_add(flops / VERIFIER_FLOOR_MFLOPS / 1_000);
+                    .saturating_add(record.receipt.body.work.flops / VERIFIER_FLOOR_MFLOPS / 1_000);
                 let n = c.exec(
                     "UPDATE checks SET state = 'taken', verifier = $2, deadline = $3 \
                      WHERE id = $1 AND state = 'open'",
@@ -530,7 +535,6 @@ impl<B: Backend> SqlStore<B> {
                 if n != 1 {
                     continue;
                 }
-                let (record, idx) = receipt_record(c, &rid)?;
                 let l = c.query_one(
                     "SELECT r.lease_id, r.price, s.shard_job_id FROM receipts r \
                      JOIN shards s ON s.job_id = r.job_id AND s.idx = r.idx WHERE r.id = $1",
