@@ -182,6 +182,65 @@ fn matmul_matches_the_dot_product_program() {
     }
 }
 
+/// `A · B` by the dot-product program, for row-major or transposed 2-D operands.
+fn dot_program(av: &[f32], bv: &[f32], (m, k, n): (usize, usize, usize), tb: bool) -> Vec<f32> {
+    let mut want = Vec::with_capacity(m * n);
+    for i in 0..m {
+        for j in 0..n {
+            let mut acc = 0.0f32;
+            for kk in 0..k {
+                let y = if tb { bv[j * k + kk] } else { bv[kk * n + j] };
+                acc = av[i * k + kk].mul_add(y, acc);
+            }
+            want.push(acc);
+        }
+    }
+    want
+}
+
+#[test]
+fn a_weight_reused_as_b_keeps_the_dot_product_bits() {
+    // A weight is B for batch after batch (the CPU backend packs it once and
+    // reuses the panels): every row count around the kernels' tile heights,
+    // k past one block, n past one column block and not a whole panel, both
+    // layouts of the same buffer, and a batched A against the shared B.
+    let mut rng = Rng::new(21);
+    for (name, device) in devices() {
+        for (k, n) in [(300, 70), (9, 1100)] {
+            let wv = rng.edgy(k * n, 0.02);
+            let mut s = session(&device);
+            let wt = up(&mut s, &[k, n], &wv);
+            let w = canon_all(&wv);
+            for tb in [false, true, false] {
+                // Read as [n, k] transposed, the same buffer is another matrix.
+                let (kk, nn) = if tb { (n, k) } else { (k, n) };
+                for m in (1..=17).chain([40]) {
+                    let av = rng.edgy(m * kk, 0.02);
+                    let at = up(&mut s, &[m, kk], &av);
+                    let got = out!(s.matmul(&at, &wt, false, tb));
+                    let want = dot_program(&canon_all(&av), &w, (m, kk, nn), tb);
+                    assert_bits(
+                        &format!("reused weight m={m} k={kk} n={nn} tb={tb}"),
+                        &name,
+                        &got,
+                        &want,
+                    );
+                }
+                let av = rng.edgy(3 * 5 * kk, 0.02);
+                let at = up(&mut s, &[3, 5, kk], &av);
+                let got = out!(s.matmul(&at, &wt, false, tb));
+                let want = dot_program(&canon_all(&av), &w, (15, kk, nn), tb);
+                assert_bits(
+                    &format!("batched A, reused weight tb={tb}"),
+                    &name,
+                    &got,
+                    &want,
+                );
+            }
+        }
+    }
+}
+
 fn gelu(x: f32) -> f32 {
     let e = math::erf(x * std::f32::consts::FRAC_1_SQRT_2);
     (0.5 * x) * (1.0 + e)

@@ -149,7 +149,7 @@ pub(super) fn conv2d(
             x: &xv[i * image..(i + 1) * image],
             win,
         };
-        gemm(ctx, o, cols, k, &a, &b, part)
+        gemm(ctx, o, cols, k, &a, &b, None, part)
     })?;
     match bias {
         Some(bias) if !bias.is_empty() && cols > 0 => {

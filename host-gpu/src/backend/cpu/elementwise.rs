@@ -3,7 +3,7 @@
 use crate::backend::TensorRef;
 use crate::backend::cpu::scalar::{self, canon};
 use crate::backend::cpu::simd::multiversion;
-use crate::backend::cpu::{CpuBuffer, Ctx, alloc, f32s, i32s};
+use crate::backend::cpu::{Ctx, Values, alloc, f32s, i32s};
 use crate::error::Error;
 use crate::math;
 use crate::op::{BinaryOp, UnaryOp};
@@ -274,10 +274,10 @@ multiversion! {
 }
 
 /// Converts `x` to `to`.
-pub(super) fn cast(ctx: &Ctx, x: &TensorRef<'_>, to: DType) -> Result<CpuBuffer, Error> {
+pub(super) fn cast(ctx: &Ctx, x: &TensorRef<'_>, to: DType) -> Result<Values, Error> {
     Ok(match (x.dtype, to) {
-        (DType::F32, DType::F32) => CpuBuffer::F32(f32s(x)?.to_vec()),
-        (DType::I32, DType::I32) => CpuBuffer::I32(i32s(x)?.to_vec()),
+        (DType::F32, DType::F32) => Values::F32(f32s(x)?.to_vec()),
+        (DType::I32, DType::I32) => Values::I32(i32s(x)?.to_vec()),
         (DType::F32, DType::I32) => {
             let v = f32s(x)?;
             let mut out = alloc::<i32>(v.len())?;
@@ -285,7 +285,7 @@ pub(super) fn cast(ctx: &Ctx, x: &TensorRef<'_>, to: DType) -> Result<CpuBuffer,
                 let start = row * FLAT_ROW;
                 f32_to_i32(ctx.simd, &v[start..start + chunk.len()], chunk);
             });
-            CpuBuffer::I32(out)
+            Values::I32(out)
         }
         (DType::I32, DType::F32) => {
             let v = i32s(x)?;
@@ -294,7 +294,7 @@ pub(super) fn cast(ctx: &Ctx, x: &TensorRef<'_>, to: DType) -> Result<CpuBuffer,
                 let start = row * FLAT_ROW;
                 i32_to_f32(ctx.simd, &v[start..start + chunk.len()], chunk);
             });
-            CpuBuffer::F32(out)
+            Values::F32(out)
         }
     })
 }

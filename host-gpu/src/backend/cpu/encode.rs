@@ -1,7 +1,7 @@
 //! Decoding little-endian input bytes into tensor elements.
 
 use crate::backend::cpu::scalar::canon;
-use crate::backend::cpu::{CpuBuffer, alloc};
+use crate::backend::cpu::{Values, alloc};
 use crate::error::Error;
 use crate::op::SourceEncoding;
 use crate::tensor::DType;
@@ -30,7 +30,7 @@ pub(super) fn decode(
     bytes: &[u8],
     encoding: SourceEncoding,
     dtype: DType,
-) -> Result<CpuBuffer, Error> {
+) -> Result<Values, Error> {
     let size = encoding.size();
     if !bytes.len().is_multiple_of(size) {
         return Err(Error::Device(format!(
@@ -53,7 +53,7 @@ pub(super) fn decode(
                     _ => 0.0,
                 });
             }
-            Ok(CpuBuffer::F32(out))
+            Ok(Values::F32(out))
         }
         (SourceEncoding::I32, DType::I32) => {
             let mut out = alloc::<i32>(n)?;
@@ -62,7 +62,7 @@ pub(super) fn decode(
                     *o = i32::from_le_bytes([a, b, c, d]);
                 }
             }
-            Ok(CpuBuffer::I32(out))
+            Ok(Values::I32(out))
         }
         (SourceEncoding::I64, DType::I32) => {
             let mut out = alloc::<i32>(n)?;
@@ -72,7 +72,7 @@ pub(super) fn decode(
                 let v = i64::from_le_bytes(b);
                 *o = i32::try_from(v).map_err(|_| i64_out_of_range(at, v))?;
             }
-            Ok(CpuBuffer::I32(out))
+            Ok(Values::I32(out))
         }
         _ => Err(Error::Unsupported(format!(
             "cpu: cannot decode {encoding:?} to {}",

@@ -2,7 +2,7 @@
 //! bit (any dtype), so these ops never round and never create a NaN.
 
 use crate::backend::cpu::elementwise::offset_of;
-use crate::backend::cpu::{CpuBuffer, Ctx, alloc, buffer, numel};
+use crate::backend::cpu::{Ctx, Values, alloc, buffer, numel};
 use crate::backend::{TensorRef, first_index_outside};
 use crate::error::Error;
 
@@ -11,14 +11,14 @@ use crate::error::Error;
 macro_rules! per_dtype {
     ($buf:expr, |$v:ident| $body:expr) => {
         match $buf {
-            CpuBuffer::F32($v) => CpuBuffer::F32($body),
-            CpuBuffer::I32($v) => CpuBuffer::I32($body),
+            Values::F32($v) => Values::F32($body),
+            Values::I32($v) => Values::I32($body),
         }
     };
 }
 
 /// Output dimension i is input dimension `axes[i]`.
-pub(super) fn permute(ctx: &Ctx, x: &TensorRef<'_>, axes: &[usize]) -> Result<CpuBuffer, Error> {
+pub(super) fn permute(ctx: &Ctx, x: &TensorRef<'_>, axes: &[usize]) -> Result<Values, Error> {
     let rank = x.shape.len();
     if axes.len() != rank || axes.iter().any(|&a| a >= rank) {
         return Err(Error::Device(format!("cpu: permute axes {axes:?}")));
@@ -74,7 +74,7 @@ pub(super) fn slice(
     axis: usize,
     start: usize,
     end: usize,
-) -> Result<CpuBuffer, Error> {
+) -> Result<Values, Error> {
     let dim = x.shape.get(axis).copied().unwrap_or(0);
     if start > end || end > dim {
         return Err(Error::Device(format!("cpu: slice {start}..{end} of {dim}")));
@@ -100,7 +100,7 @@ pub(super) fn concat(
     inputs: &[TensorRef<'_>],
     axis: usize,
     out_shape: &[usize],
-) -> Result<CpuBuffer, Error> {
+) -> Result<Values, Error> {
     let first = inputs
         .first()
         .ok_or_else(|| Error::Device("cpu: concat of nothing".into()))?;
@@ -108,7 +108,7 @@ pub(super) fn concat(
     let inner: usize = out_shape[axis + 1..].iter().product();
     let row = out_shape[axis] * inner;
     // Each input contributes one run of `shape[axis] · inner` elements per outer row.
-    let parts: Vec<(&CpuBuffer, usize)> = inputs
+    let parts: Vec<(&Values, usize)> = inputs
         .iter()
         .map(|t| Ok((buffer(t)?, t.shape.get(axis).copied().unwrap_or(0) * inner)))
         .collect::<Result<_, Error>>()?;
@@ -120,7 +120,7 @@ pub(super) fn concat(
             let srcs: Vec<(&[_], usize)> = parts
                 .iter()
                 .map(|(b, len)| match b {
-                    CpuBuffer::$variant(v) => Ok((v.as_slice(), *len)),
+                    Values::$variant(v) => Ok((v.as_slice(), *len)),
                     _ => Err(Error::Device("cpu: concat of mixed dtypes".into())),
                 })
                 .collect::<Result<_, Error>>()?;
@@ -135,21 +135,17 @@ pub(super) fn concat(
                     }
                 }
             });
-            CpuBuffer::$variant(out)
+            Values::$variant(out)
         }};
     }
     Ok(match buffer(first)? {
-        CpuBuffer::F32(_) => join!(F32),
-        CpuBuffer::I32(_) => join!(I32),
+        Values::F32(_) => join!(F32),
+        Values::I32(_) => join!(I32),
     })
 }
 
 /// Rows of `table` `[v, d]` picked by `indices` → `[..., d]`.
-pub(super) fn gather(
-    ctx: &Ctx,
-    table: &TensorRef<'_>,
-    indices: &[i32],
-) -> Result<CpuBuffer, Error> {
+pub(super) fn gather(ctx: &Ctx, table: &TensorRef<'_>, indices: &[i32]) -> Result<Values, Error> {
     let &[rows, d] = table.shape else {
         return Err(Error::Device(format!(
             "cpu: gather table {:?}",

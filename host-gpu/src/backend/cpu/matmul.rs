@@ -7,14 +7,22 @@
 //! ascending order. k is cut into blocks of `KC` for the cache, and each
 //! block resumes from the accumulator the previous one stored (a store and a
 //! load of an f32 change nothing), never "sum a block, then add".
+//!
+//! Two things make small batches cheap. A B that is multiplied again and
+//! again (a model's weight, once per batch) is packed once and its panels
+//! kept with the buffer ([`PackCache`]); repacking a 384×1536 weight for a
+//! dozen rows used to cost more than the products. And a panel of A that
+//! is only partly full runs a kernel of its own height, so 11 rows cost 11
+//! rows of FMAs, not 16. Neither changes any output's k order.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::backend::TensorRef;
 use crate::backend::cpu::elementwise::{broadcast_strides, offset_of};
 use crate::backend::cpu::scalar::canon;
 use crate::backend::cpu::simd::{CpuSimd, multiversion};
-use crate::backend::cpu::{Ctx, alloc, f32s, numel};
+use crate::backend::cpu::{Ctx, alloc, cpu_buffer, f32s, numel};
 use crate::error::Error;
 
 /// k per block (the packed panels of one block stay in L1/L2).
@@ -25,7 +33,7 @@ const NC: usize = 1024;
 /// A, which stays in L2 while each B panel stays in L1).
 const MC_PANELS: usize = 16;
 /// Largest tile any microkernel uses (MR · NR).
-const MAX_TILE: usize = 8 * 32;
+const MAX_TILE: usize = 12 * 32;
 
 /// A read-only strided matrix: element (r, c) is `data[off + r·rs + c·cs]`.
 #[derive(Debug, Clone, Copy)]
@@ -119,8 +127,9 @@ fn pack_a(
     }
 }
 
-/// A microkernel: continues the MR×NR accumulators in `c` (row stride NR)
-/// over `kc` steps of packed A (`kc·MR`) and packed B (`kc·NR`).
+/// A microkernel: continues the first R rows of the MR×NR accumulators in
+/// `c` (row stride NR) over `kc` steps of packed A (`kc·MR`, of which it
+/// reads R per step) and packed B (`kc·NR`).
 ///
 /// # Safety
 ///
@@ -128,46 +137,85 @@ fn pack_a(
 /// and the CPU supports the kernel's target features.
 type KernelFn = unsafe fn(kc: usize, a: *const f32, b: *const f32, c: *mut f32);
 
-/// A microkernel and its tile shape.
+/// A microkernel family and its tile shape: `run[r - 1]` computes the first
+/// `r` rows of an MR-row panel, so a panel that is only partly full (a
+/// short matrix, the last rows of a tall one) costs its own rows, not MR.
 #[derive(Clone, Copy)]
 struct Kernel {
     mr: usize,
     nr: usize,
-    run: KernelFn,
+    run: &'static [KernelFn],
 }
+
+#[cfg(target_arch = "x86_64")]
+static AVX512_KERNELS: [KernelFn; 12] = [
+    x86::kernel_avx512::<12, 1>,
+    x86::kernel_avx512::<12, 2>,
+    x86::kernel_avx512::<12, 3>,
+    x86::kernel_avx512::<12, 4>,
+    x86::kernel_avx512::<12, 5>,
+    x86::kernel_avx512::<12, 6>,
+    x86::kernel_avx512::<12, 7>,
+    x86::kernel_avx512::<12, 8>,
+    x86::kernel_avx512::<12, 9>,
+    x86::kernel_avx512::<12, 10>,
+    x86::kernel_avx512::<12, 11>,
+    x86::kernel_avx512::<12, 12>,
+];
+
+#[cfg(target_arch = "x86_64")]
+static AVX2_KERNELS: [KernelFn; 6] = [
+    x86::kernel_avx2::<6, 1>,
+    x86::kernel_avx2::<6, 2>,
+    x86::kernel_avx2::<6, 3>,
+    x86::kernel_avx2::<6, 4>,
+    x86::kernel_avx2::<6, 5>,
+    x86::kernel_avx2::<6, 6>,
+];
+
+static GENERIC_KERNELS: [KernelFn; 4] = [
+    kernel_generic::<4, 1, 8>,
+    kernel_generic::<4, 2, 8>,
+    kernel_generic::<4, 3, 8>,
+    kernel_generic::<4, 4, 8>,
+];
 
 impl Kernel {
     fn for_simd(simd: CpuSimd) -> Kernel {
         match simd {
             #[cfg(target_arch = "x86_64")]
             CpuSimd::Avx512 => Kernel {
-                mr: 8,
+                mr: 12,
                 nr: 32,
-                run: x86::kernel_avx512::<8>,
+                run: &AVX512_KERNELS,
             },
             #[cfg(target_arch = "x86_64")]
             CpuSimd::Avx2 => Kernel {
                 mr: 6,
                 nr: 16,
-                run: x86::kernel_avx2::<6>,
+                run: &AVX2_KERNELS,
             },
             _ => Kernel {
                 mr: 4,
                 nr: 8,
-                run: kernel_generic::<4, 8>,
+                run: &GENERIC_KERNELS,
             },
         }
     }
 
-    /// Runs the kernel on one tile after checking every length it relies on.
-    fn tile(&self, kc: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    /// Runs the kernel for the first `rows` rows of one tile after checking
+    /// every length it relies on.
+    fn tile(&self, rows: usize, kc: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
         assert!(
-            a.len() >= kc * self.mr && b.len() >= kc * self.nr && c.len() >= self.mr * self.nr,
+            (1..=self.mr).contains(&rows)
+                && a.len() >= kc * self.mr
+                && b.len() >= kc * self.nr
+                && c.len() >= self.mr * self.nr,
             "gemm: panel sizes"
         );
         // SAFETY: lengths checked above; `Kernel::for_simd` only picks a
         // SIMD kernel for a path the backend verified the CPU supports.
-        unsafe { (self.run)(kc, a.as_ptr(), b.as_ptr(), c.as_mut_ptr()) }
+        unsafe { (self.run[rows - 1])(kc, a.as_ptr(), b.as_ptr(), c.as_mut_ptr()) }
     }
 }
 
@@ -176,7 +224,7 @@ impl Kernel {
 /// # Safety
 ///
 /// As [`KernelFn`].
-unsafe fn kernel_generic<const MR: usize, const NR: usize>(
+unsafe fn kernel_generic<const MR: usize, const R: usize, const NR: usize>(
     kc: usize,
     a: *const f32,
     b: *const f32,
@@ -190,7 +238,7 @@ unsafe fn kernel_generic<const MR: usize, const NR: usize>(
             std::slice::from_raw_parts_mut(c, MR * NR),
         )
     };
-    let mut acc = [[0.0f32; NR]; MR];
+    let mut acc = [[0.0f32; NR]; R];
     for (r, row) in acc.iter_mut().enumerate() {
         row.copy_from_slice(&c[r * NR..(r + 1) * NR]);
     }
@@ -217,7 +265,7 @@ mod x86 {
     ///
     /// As [`super::KernelFn`]; the CPU has AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn kernel_avx2<const MR: usize>(
+    pub(super) unsafe fn kernel_avx2<const MR: usize, const R: usize>(
         kc: usize,
         a: *const f32,
         b: *const f32,
@@ -225,9 +273,9 @@ mod x86 {
     ) {
         // SAFETY: every pointer offset stays inside the extents the caller guarantees.
         unsafe {
-            let mut acc0 = [_mm256_setzero_ps(); MR];
-            let mut acc1 = [_mm256_setzero_ps(); MR];
-            for r in 0..MR {
+            let mut acc0 = [_mm256_setzero_ps(); R];
+            let mut acc1 = [_mm256_setzero_ps(); R];
+            for r in 0..R {
                 acc0[r] = _mm256_loadu_ps(c.add(r * 16));
                 acc1[r] = _mm256_loadu_ps(c.add(r * 16 + 8));
             }
@@ -235,13 +283,13 @@ mod x86 {
                 let b0 = _mm256_loadu_ps(b.add(p * 16));
                 let b1 = _mm256_loadu_ps(b.add(p * 16 + 8));
                 let ap = a.add(p * MR);
-                for r in 0..MR {
+                for r in 0..R {
                     let av = _mm256_broadcast_ss(&*ap.add(r));
                     acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
                     acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
                 }
             }
-            for r in 0..MR {
+            for r in 0..R {
                 _mm256_storeu_ps(c.add(r * 16), acc0[r]);
                 _mm256_storeu_ps(c.add(r * 16 + 8), acc1[r]);
             }
@@ -254,7 +302,7 @@ mod x86 {
     ///
     /// As [`super::KernelFn`]; the CPU has AVX-512F.
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) unsafe fn kernel_avx512<const MR: usize>(
+    pub(super) unsafe fn kernel_avx512<const MR: usize, const R: usize>(
         kc: usize,
         a: *const f32,
         b: *const f32,
@@ -262,9 +310,9 @@ mod x86 {
     ) {
         // SAFETY: every pointer offset stays inside the extents the caller guarantees.
         unsafe {
-            let mut acc0 = [_mm512_setzero_ps(); MR];
-            let mut acc1 = [_mm512_setzero_ps(); MR];
-            for r in 0..MR {
+            let mut acc0 = [_mm512_setzero_ps(); R];
+            let mut acc1 = [_mm512_setzero_ps(); R];
+            for r in 0..R {
                 acc0[r] = _mm512_loadu_ps(c.add(r * 32));
                 acc1[r] = _mm512_loadu_ps(c.add(r * 32 + 16));
             }
@@ -272,13 +320,13 @@ mod x86 {
                 let b0 = _mm512_loadu_ps(b.add(p * 32));
                 let b1 = _mm512_loadu_ps(b.add(p * 32 + 16));
                 let ap = a.add(p * MR);
-                for r in 0..MR {
+                for r in 0..R {
                     let av = _mm512_set1_ps(*ap.add(r));
                     acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
                     acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
                 }
             }
-            for r in 0..MR {
+            for r in 0..R {
                 _mm512_storeu_ps(c.add(r * 32), acc0[r]);
                 _mm512_storeu_ps(c.add(r * 32 + 16), acc1[r]);
             }
@@ -312,8 +360,93 @@ impl SharedOut {
     }
 }
 
+/// The whole of a B operand in the panel layout `gemm` reads: for each
+/// block of `KC` k rows, its panels of `nr` columns one after another, each
+/// `kc · nr` floats, padding columns +0.0.
+#[derive(Debug)]
+pub(super) struct PackedB {
+    key: PackKey,
+    data: Vec<f32>,
+}
+
+/// What a packing depends on: the same buffer read as another matrix (a
+/// transposed read, another shape, another kernel width) packs differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PackKey {
+    k: usize,
+    n: usize,
+    nr: usize,
+    transposed: bool,
+}
+
+impl PackedB {
+    /// Packs all of `b` (k×n) for a kernel `nr` columns wide.
+    fn pack(ctx: &Ctx, b: &impl SourceB, key: PackKey) -> Result<PackedB, Error> {
+        let PackKey { k, n, nr, .. } = key;
+        let n_pad = n.div_ceil(nr) * nr;
+        let len = k
+            .checked_mul(n_pad)
+            .ok_or_else(|| Error::Device("cpu: packed matrix size overflows".into()))?;
+        let mut data = alloc::<f32>(len)?;
+        for k0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - k0);
+            let block = &mut data[k0 * n_pad..(k0 + kc) * n_pad];
+            ctx.rows(block, nr * kc, nr * kc, |first, chunk| {
+                for (q, panel) in chunk.chunks_exact_mut(nr * kc).enumerate() {
+                    let jq = (first + q) * nr;
+                    b.pack_panel(k0, kc, jq, nr.min(n - jq), nr, panel);
+                }
+            });
+        }
+        Ok(PackedB { key, data })
+    }
+
+    /// The panels of k rows `k0..k0 + kc` (a whole `KC` block) and columns
+    /// `j0..j0 + nc` (`j0` a multiple of `nr`).
+    fn panels(&self, k0: usize, kc: usize, j0: usize, nc: usize) -> &[f32] {
+        let nr = self.key.nr;
+        let at = k0 * self.key.n.div_ceil(nr) * nr + j0 * kc;
+        &self.data[at..at + nc.div_ceil(nr) * nr * kc]
+    }
+}
+
+/// A buffer's packed form as a B operand (see `CpuBuffer`): packed on the
+/// buffer's second use as B, which is when it starts paying (a model's
+/// weights are multiplied once per batch; most activations are B once).
+/// It holds one packing at a time, so it costs at most the buffer's own
+/// size again.
+#[derive(Debug, Default)]
+pub(crate) struct PackCache {
+    uses: AtomicU32,
+    packed: Mutex<Option<Arc<PackedB>>>,
+}
+
+impl PackCache {
+    /// `b`'s packed panels for `key`, packing them now if this is not the
+    /// buffer's first use as B; `None` when the caller should pack as it goes.
+    fn get(
+        &self,
+        ctx: &Ctx,
+        b: &impl SourceB,
+        key: PackKey,
+    ) -> Result<Option<Arc<PackedB>>, Error> {
+        let mut slot = self.packed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(packed) = slot.as_ref().filter(|p| p.key == key) {
+            return Ok(Some(Arc::clone(packed)));
+        }
+        if self.uses.fetch_add(1, Ordering::Relaxed) == 0 {
+            return Ok(None);
+        }
+        let packed = Arc::new(PackedB::pack(ctx, b, key)?);
+        *slot = Some(Arc::clone(&packed));
+        Ok(Some(packed))
+    }
+}
+
 /// `c += A · B` for an m×k `a`, a k×n `b` and a row-major m×n `c` (callers
-/// pass `c` zeroed, so every output is the dot product from +0.0).
+/// pass `c` zeroed, so every output is the dot product from +0.0). `packed`,
+/// when given, is `b` already packed for this kernel.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn gemm(
     ctx: &Ctx,
     m: usize,
@@ -321,6 +454,7 @@ pub(super) fn gemm(
     k: usize,
     a: &Strided<'_>,
     b: &impl SourceB,
+    packed: Option<&PackedB>,
     c: &mut [f32],
 ) -> Result<(), Error> {
     if c.len() != m * n {
@@ -335,7 +469,11 @@ pub(super) fn gemm(
     let kc_max = KC.min(k);
     let nc_max = NC.min(n.div_ceil(nr) * nr);
     let mut apack = alloc::<f32>(m_panels * mr * kc_max)?;
-    let mut bpack = alloc::<f32>(nc_max * kc_max)?;
+    let packed = packed.filter(|p| p.key.k == k && p.key.n == n && p.key.nr == nr);
+    let mut bpack = match packed {
+        Some(_) => Vec::new(),
+        None => alloc::<f32>(nc_max * kc_max)?,
+    };
     let out = SharedOut {
         ptr: c.as_mut_ptr(),
         len: c.len(),
@@ -353,14 +491,19 @@ pub(super) fn gemm(
         for j0 in (0..n).step_by(NC) {
             let nc = NC.min(n - j0);
             let n_panels = nc.div_ceil(nr);
-            let bpack = &mut bpack[..n_panels * nr * kc];
-            ctx.rows(bpack, nr * kc, nr * kc, |first, chunk| {
-                for (q, panel) in chunk.chunks_exact_mut(nr * kc).enumerate() {
-                    let jq = j0 + (first + q) * nr;
-                    b.pack_panel(k0, kc, jq, nr.min(n - jq), nr, panel);
+            let bpack = match packed {
+                Some(p) => p.panels(k0, kc, j0, nc),
+                None => {
+                    let bpack = &mut bpack[..n_panels * nr * kc];
+                    ctx.rows(bpack, nr * kc, nr * kc, |first, chunk| {
+                        for (q, panel) in chunk.chunks_exact_mut(nr * kc).enumerate() {
+                            let jq = j0 + (first + q) * nr;
+                            b.pack_panel(k0, kc, jq, nr.min(n - jq), nr, panel);
+                        }
+                    });
+                    &*bpack
                 }
-            });
-            let bpack = &*bpack;
+            };
             // Tasks are rectangles of tiles; each tile belongs to exactly one task.
             let target = if ctx.threads > 1 { ctx.threads * 4 } else { 1 };
             let row_groups = m_panels.min(target);
@@ -388,7 +531,7 @@ pub(super) fn gemm(
                                 let src = unsafe { out.part((i0 + r) * n + jq, cols) };
                                 tile[r * nr..r * nr + cols].copy_from_slice(src);
                             }
-                            kern.tile(kc, ap, bp, tile);
+                            kern.tile(rows, kc, ap, bp, tile);
                             for r in 0..rows {
                                 // SAFETY: as above.
                                 let dst = unsafe { out.part((i0 + r) * n + jq, cols) };
@@ -497,6 +640,24 @@ pub(super) fn matmul(
     } else {
         (b_cols, 1)
     };
+    // A B shared by every batch (a weight) may have its panels cached.
+    let packed = if numel(&b.shape[..rb - 2])? == 1 {
+        let whole = Strided {
+            data: bv,
+            off: 0,
+            rs: b_rs,
+            cs: b_cs,
+        };
+        let key = PackKey {
+            k,
+            n,
+            nr: Kernel::for_simd(ctx.simd).nr,
+            transposed: transpose_b,
+        };
+        cpu_buffer(b)?.packed.get(ctx, &whole, key)?
+    } else {
+        None
+    };
     for_each_part(ctx, &mut out, batches, 2 * m * n * k, |ctx, i, c| {
         let a = Strided {
             data: av,
@@ -510,7 +671,7 @@ pub(super) fn matmul(
             rs: b_rs,
             cs: b_cs,
         };
-        gemm(ctx, m, n, k, &a, &b, c)
+        gemm(ctx, m, n, k, &a, &b, packed.as_deref(), c)
     })?;
     canonicalize(ctx, &mut out);
     Ok(out)

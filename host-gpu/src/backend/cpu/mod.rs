@@ -30,32 +30,51 @@ use crate::op::{Op, SourceEncoding};
 use crate::tensor::DType;
 pub use simd::CpuSimd;
 
-/// Host memory holding a tensor's elements.
+/// A tensor's elements in host memory.
 #[derive(Debug)]
-pub(crate) enum CpuBuffer {
+pub(crate) enum Values {
     F32(Vec<f32>),
     I32(Vec<i32>),
 }
 
-impl DeviceBuffer for CpuBuffer {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-}
-
-impl CpuBuffer {
+impl Values {
     fn dtype(&self) -> DType {
         match self {
-            CpuBuffer::F32(_) => DType::F32,
-            CpuBuffer::I32(_) => DType::I32,
+            Values::F32(_) => DType::F32,
+            Values::I32(_) => DType::I32,
         }
     }
 
     fn len(&self) -> usize {
         match self {
-            CpuBuffer::F32(v) => v.len(),
-            CpuBuffer::I32(v) => v.len(),
+            Values::F32(v) => v.len(),
+            Values::I32(v) => v.len(),
         }
+    }
+}
+
+/// Host memory holding a tensor: its elements, and (filled on demand) the
+/// packed panels of the matrix when it is a matmul's B operand again and
+/// again, as a model's weights are. Tensors are immutable, so the panels
+/// never go stale; they are freed with the tensor.
+#[derive(Debug)]
+pub(crate) struct CpuBuffer {
+    values: Values,
+    packed: matmul::PackCache,
+}
+
+impl From<Values> for CpuBuffer {
+    fn from(values: Values) -> CpuBuffer {
+        CpuBuffer {
+            values,
+            packed: matmul::PackCache::default(),
+        }
+    }
+}
+
+impl DeviceBuffer for CpuBuffer {
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }
 
@@ -192,17 +211,17 @@ pub(crate) fn numel(shape: &[usize]) -> Result<usize, Error> {
 }
 
 /// The CPU buffer behind `x`, checked against its shape.
-fn buffer<'a>(x: &TensorRef<'a>) -> Result<&'a CpuBuffer, Error> {
+fn cpu_buffer<'a>(x: &TensorRef<'a>) -> Result<&'a CpuBuffer, Error> {
     let buf = x
         .buffer
         .as_any()
         .downcast_ref::<CpuBuffer>()
         .ok_or_else(|| Error::Device("cpu: got a buffer of another backend".into()))?;
-    if buf.dtype() != x.dtype || buf.len() != numel(x.shape)? {
+    if buf.values.dtype() != x.dtype || buf.values.len() != numel(x.shape)? {
         return Err(Error::Device(format!(
             "cpu: buffer holds {} {} elements but the tensor is {} {:?}",
-            buf.len(),
-            buf.dtype().name(),
+            buf.values.len(),
+            buf.values.dtype().name(),
             x.dtype.name(),
             x.shape
         )));
@@ -210,19 +229,24 @@ fn buffer<'a>(x: &TensorRef<'a>) -> Result<&'a CpuBuffer, Error> {
     Ok(buf)
 }
 
+/// The elements behind `x`, checked against its shape.
+fn buffer<'a>(x: &TensorRef<'a>) -> Result<&'a Values, Error> {
+    Ok(&cpu_buffer(x)?.values)
+}
+
 /// The f32 elements of `x`.
 pub(crate) fn f32s<'a>(x: &TensorRef<'a>) -> Result<&'a [f32], Error> {
     match buffer(x)? {
-        CpuBuffer::F32(v) => Ok(v),
-        CpuBuffer::I32(_) => Err(Error::Device("cpu: expected an f32 buffer".into())),
+        Values::F32(v) => Ok(v),
+        Values::I32(_) => Err(Error::Device("cpu: expected an f32 buffer".into())),
     }
 }
 
 /// The i32 elements of `x`.
 pub(crate) fn i32s<'a>(x: &TensorRef<'a>) -> Result<&'a [i32], Error> {
     match buffer(x)? {
-        CpuBuffer::I32(v) => Ok(v),
-        CpuBuffer::F32(_) => Err(Error::Device("cpu: expected an i32 buffer".into())),
+        Values::I32(v) => Ok(v),
+        Values::F32(_) => Err(Error::Device("cpu: expected an i32 buffer".into())),
     }
 }
 
@@ -257,13 +281,13 @@ impl Backend for CpuBackend {
         for (o, &x) in v.iter_mut().zip(data) {
             *o = scalar::canon(x);
         }
-        Ok(Box::new(CpuBuffer::F32(v)))
+        Ok(Box::new(CpuBuffer::from(Values::F32(v))))
     }
 
     fn upload_i32(&self, data: &[i32]) -> Result<Box<dyn DeviceBuffer>, Error> {
         let mut v = alloc::<i32>(data.len())?;
         v.copy_from_slice(data);
-        Ok(Box::new(CpuBuffer::I32(v)))
+        Ok(Box::new(CpuBuffer::from(Values::I32(v))))
     }
 
     fn upload_encoded(
@@ -272,7 +296,9 @@ impl Backend for CpuBackend {
         encoding: SourceEncoding,
         dtype: DType,
     ) -> Result<Box<dyn DeviceBuffer>, Error> {
-        Ok(Box::new(encode::decode(bytes, encoding, dtype)?))
+        Ok(Box::new(CpuBuffer::from(encode::decode(
+            bytes, encoding, dtype,
+        )?)))
     }
 
     fn read_f32(&self, x: TensorRef<'_>) -> Result<Vec<f32>, Error> {
@@ -302,10 +328,10 @@ impl Backend for CpuBackend {
             // Nothing to compute. Returning here also keeps kernels from
             // deriving strides of zero-size inputs, whose other dimensions may
             // be as large as a guest likes (their products can overflow).
-            return Ok(Box::new(match out_dtype {
-                DType::F32 => CpuBuffer::F32(Vec::new()),
-                DType::I32 => CpuBuffer::I32(Vec::new()),
-            }));
+            return Ok(Box::new(CpuBuffer::from(match out_dtype {
+                DType::F32 => Values::F32(Vec::new()),
+                DType::I32 => Values::I32(Vec::new()),
+            })));
         }
         let out = self.install(|ctx| run(ctx, op, inputs, out_shape))?;
         if out.dtype() != out_dtype || out.len() != numel(out_shape)? {
@@ -316,24 +342,19 @@ impl Backend for CpuBackend {
                 out_dtype.name()
             )));
         }
-        Ok(Box::new(out))
+        Ok(Box::new(CpuBuffer::from(out)))
     }
 }
 
 /// Executes one op (inside the backend's pool).
-fn run(
-    ctx: &Ctx,
-    op: &Op,
-    inputs: &[TensorRef<'_>],
-    out_shape: &[usize],
-) -> Result<CpuBuffer, Error> {
+fn run(ctx: &Ctx, op: &Op, inputs: &[TensorRef<'_>], out_shape: &[usize]) -> Result<Values, Error> {
     let x = || input(inputs, 0);
     Ok(match op {
-        Op::Fill { value } => CpuBuffer::F32(elementwise::fill(numel(out_shape)?, *value)?),
+        Op::Fill { value } => Values::F32(elementwise::fill(numel(out_shape)?, *value)?),
         Op::Matmul {
             transpose_a,
             transpose_b,
-        } => CpuBuffer::F32(matmul::matmul(
+        } => Values::F32(matmul::matmul(
             ctx,
             x()?,
             input(inputs, 1)?,
@@ -341,18 +362,18 @@ fn run(
             *transpose_b,
             out_shape,
         )?),
-        Op::Unary(u) => CpuBuffer::F32(elementwise::unary(ctx, *u, f32s(x()?)?)?),
-        Op::Binary(b) => CpuBuffer::F32(elementwise::binary(
+        Op::Unary(u) => Values::F32(elementwise::unary(ctx, *u, f32s(x()?)?)?),
+        Op::Binary(b) => Values::F32(elementwise::binary(
             ctx,
             *b,
             x()?,
             input(inputs, 1)?,
             out_shape,
         )?),
-        Op::Scale { factor } => CpuBuffer::F32(elementwise::scale(ctx, f32s(x()?)?, *factor)?),
-        Op::Reduce(r) => CpuBuffer::F32(reduce::reduce(ctx, *r, x()?)?),
-        Op::Softmax => CpuBuffer::F32(norm::softmax(ctx, x()?)?),
-        Op::LayerNorm { eps } => CpuBuffer::F32(norm::layer_norm(
+        Op::Scale { factor } => Values::F32(elementwise::scale(ctx, f32s(x()?)?, *factor)?),
+        Op::Reduce(r) => Values::F32(reduce::reduce(ctx, *r, x()?)?),
+        Op::Softmax => Values::F32(norm::softmax(ctx, x()?)?),
+        Op::LayerNorm { eps } => Values::F32(norm::layer_norm(
             ctx,
             x()?,
             f32s(input(inputs, 1)?)?,
@@ -360,19 +381,19 @@ fn run(
             *eps,
         )?),
         Op::RmsNorm { eps } => {
-            CpuBuffer::F32(norm::rms_norm(ctx, x()?, f32s(input(inputs, 1)?)?, *eps)?)
+            Values::F32(norm::rms_norm(ctx, x()?, f32s(input(inputs, 1)?)?, *eps)?)
         }
-        Op::L2Normalize { eps } => CpuBuffer::F32(norm::l2_normalize(ctx, x()?, *eps)?),
+        Op::L2Normalize { eps } => Values::F32(norm::l2_normalize(ctx, x()?, *eps)?),
         Op::Gather => layout::gather(ctx, x()?, i32s(input(inputs, 1)?)?)?,
         Op::Permute { axes } => layout::permute(ctx, x()?, axes)?,
         Op::Slice { axis, start, end } => layout::slice(ctx, x()?, *axis, *start, *end)?,
         Op::Concat { axis } => layout::concat(ctx, inputs, *axis, out_shape)?,
-        Op::MaskedMeanPool => CpuBuffer::F32(reduce::masked_mean_pool(
+        Op::MaskedMeanPool => Values::F32(reduce::masked_mean_pool(
             ctx,
             x()?,
             f32s(input(inputs, 1)?)?,
         )?),
-        Op::Argmax => CpuBuffer::I32(reduce::argmax(ctx, x()?)?),
+        Op::Argmax => Values::I32(reduce::argmax(ctx, x()?)?),
         Op::Conv2d {
             stride,
             padding,
@@ -383,7 +404,7 @@ fn run(
             } else {
                 None
             };
-            CpuBuffer::F32(conv::conv2d(
+            Values::F32(conv::conv2d(
                 ctx,
                 x()?,
                 input(inputs, 1)?,
@@ -397,7 +418,7 @@ fn run(
             kernel,
             stride,
             padding,
-        } => CpuBuffer::F32(conv::max_pool2d(
+        } => Values::F32(conv::max_pool2d(
             ctx,
             x()?,
             *kernel,
