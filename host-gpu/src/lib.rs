@@ -49,6 +49,7 @@ mod error;
 pub mod semantics {}
 pub mod math;
 mod op;
+pub mod resident;
 mod session;
 pub mod telemetry;
 mod tensor;

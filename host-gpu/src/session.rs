@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::backend::{Device, TensorRef};
 use crate::error::Error;
 use crate::op::{BinaryOp, Op, ReduceOp, SourceEncoding, UnaryOp};
+use crate::resident::ContentKey;
 use crate::tensor::{Allocation, DType, Tensor};
 
 /// Work done by tensor ops, computed from shapes alone (identical on every backend).
@@ -132,6 +133,54 @@ impl Session {
         encoding: SourceEncoding,
         bytes: &[u8],
     ) -> Result<Tensor, Error> {
+        self.decode(shape, encoding, bytes, None)
+    }
+
+    /// As [`Session::from_encoded`], but the device may hand back the buffer
+    /// an earlier job decoded from the same content, and keeps this one for
+    /// later jobs (see [`crate::resident`]). `key` must name the content of
+    /// `bytes`: equal keys for different bytes would give a job another
+    /// job's values. Work and quota are charged exactly as for a decode, so
+    /// a job's outcome and receipt do not depend on what the device kept.
+    ///
+    /// # Errors
+    ///
+    /// As [`Session::from_encoded`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use assay_host_gpu::resident::ContentKey;
+    /// use assay_host_gpu::{Device, Session, SessionLimits, SourceEncoding};
+    ///
+    /// let device = Device::cpu();
+    /// let bytes: Vec<u8> = [1.0f32, 2.0, 3.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    /// let key = ContentKey(*b"three floats: 1, 2 and 3........");
+    /// for _job in 0..2 {
+    ///     let mut s = Session::new(device.clone(), SessionLimits::default());
+    ///     let t = s.from_encoded_resident(&[3], SourceEncoding::F32, &bytes, key)?;
+    ///     assert_eq!(s.read_f32(&t)?, [1.0, 2.0, 3.0]);
+    /// }
+    /// assert_eq!(device.resident_stats().hits, 1);
+    /// # Ok::<(), assay_host_gpu::Error>(())
+    /// ```
+    pub fn from_encoded_resident(
+        &mut self,
+        shape: &[usize],
+        encoding: SourceEncoding,
+        bytes: &[u8],
+        key: ContentKey,
+    ) -> Result<Tensor, Error> {
+        self.decode(shape, encoding, bytes, Some(key))
+    }
+
+    fn decode(
+        &mut self,
+        shape: &[usize],
+        encoding: SourceEncoding,
+        bytes: &[u8],
+        key: Option<ContentKey>,
+    ) -> Result<Tensor, Error> {
         let what = "from_encoded";
         let dtype = encoding.dtype();
         let (numel, out_bytes) = self.checked_size(what, shape, dtype)?;
@@ -152,11 +201,23 @@ impl Session {
         }
         let work = to_work(what, 0, bytes.len() as u128 + out_bytes as u128)?;
         self.charge(what, work, out_bytes)?;
-        let buffer = self
-            .device
-            .backend()
-            .upload_encoded(bytes, encoding, dtype)?;
-        Ok(self.adopt(buffer, shape.to_vec(), dtype, out_bytes))
+        let resident = self.device.resident();
+        let kept = key.and_then(|k| resident.get(k, encoding, bytes.len()));
+        let buffer = match kept {
+            Some(buffer) => buffer,
+            None => {
+                let buffer: Arc<dyn crate::backend::DeviceBuffer> = Arc::from(
+                    self.device
+                        .backend()
+                        .upload_encoded(bytes, encoding, dtype)?,
+                );
+                if let Some(k) = key {
+                    resident.keep(k, encoding, bytes.len(), Arc::clone(&buffer), out_bytes);
+                }
+                buffer
+            }
+        };
+        Ok(self.adopt_shared(buffer, shape.to_vec(), dtype, out_bytes))
     }
 
     /// A tensor with every element equal to `value` (a NaN is stored canonical).
@@ -1014,6 +1075,18 @@ impl Session {
     fn adopt(
         &self,
         buffer: Box<dyn crate::backend::DeviceBuffer>,
+        shape: Vec<usize>,
+        dtype: DType,
+        bytes: u64,
+    ) -> Tensor {
+        self.adopt_shared(Arc::from(buffer), shape, dtype, bytes)
+    }
+
+    /// Wraps a backend buffer, possibly shared with other sessions, charging
+    /// this session `bytes` of quota while its handles live.
+    fn adopt_shared(
+        &self,
+        buffer: Arc<dyn crate::backend::DeviceBuffer>,
         shape: Vec<usize>,
         dtype: DType,
         bytes: u64,

@@ -41,7 +41,8 @@ pub struct Tensor {
 /// A device buffer and the quota it holds.
 #[derive(Debug)]
 pub(crate) struct Allocation {
-    pub(crate) buffer: Box<dyn DeviceBuffer>,
+    /// Shared with the device's resident inputs when it came from there.
+    pub(crate) buffer: Arc<dyn DeviceBuffer>,
     pub(crate) bytes: u64,
     pub(crate) live_bytes: Arc<std::sync::atomic::AtomicU64>,
 }

@@ -9,7 +9,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use assay_host_gpu::{self as hg, Session, Tensor};
-use assay_protocol::Shard;
+use assay_protocol::{Hash32, Shard};
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use crate::bindings::{job_io, tensor};
@@ -71,6 +71,9 @@ fn invalid(message: String) -> HostError {
 pub struct GpuCtx {
     pub(crate) session: Session,
     pub(crate) inputs: Arc<Inputs>,
+    /// The blake3 of each input (the runtime hashed them for the receipt):
+    /// large tensor ranges are named by it to the device's resident store.
+    pub(crate) input_hashes: BTreeMap<String, Hash32>,
     pub(crate) outputs: BTreeMap<String, Vec<u8>>,
     pub(crate) output_bytes: u64,
     pub(crate) output_limit: u64,
@@ -85,16 +88,20 @@ pub struct GpuCtx {
 }
 
 impl GpuCtx {
-    /// A context for one run.
+    /// A context for one run. `input_hashes` holds the blake3 of inputs (by
+    /// name); a tensor read from a large range of one of them may come from
+    /// the device's resident store (the same bits, charged the same).
     pub fn new(
         session: Session,
         inputs: Arc<Inputs>,
+        input_hashes: BTreeMap<String, Hash32>,
         params: Arc<BTreeMap<String, String>>,
         spec: &assay_protocol::JobSpec,
     ) -> GpuCtx {
         GpuCtx {
             session,
             inputs,
+            input_hashes,
             outputs: BTreeMap::new(),
             output_bytes: 0,
             output_limit: spec.output_bytes,
@@ -174,6 +181,21 @@ fn check_output_name(name: &str) -> Result<(), HostError> {
             "output name {name:?} must be 1–{MAX_OUTPUT_NAME} bytes of [A-Za-z0-9._-]"
         )))
     }
+}
+
+/// Input ranges at least this large are looked up in the device's resident
+/// store (smaller ones decode faster than a lookup pays back).
+const RESIDENT_MIN_BYTES: usize = 64 << 10;
+
+/// The name of bytes `offset..offset + len` of the input whose blake3 is
+/// `input`: equal names mean equal bytes.
+fn resident_key(input: &Hash32, offset: u64, len: usize) -> hg::resident::ContentKey {
+    let mut h = blake3::Hasher::new();
+    h.update(b"assay/resident-range/v1");
+    h.update(&input.0);
+    h.update(&offset.to_le_bytes());
+    h.update(&(len as u64).to_le_bytes());
+    hg::resident::ContentKey(*h.finalize().as_bytes())
 }
 
 /// What the bindings borrow from the store for one host call.
@@ -559,7 +581,15 @@ impl job_io::Host for GpuCtxView<'_> {
             .ok_or_else(|| invalid(format!("shape {shape:?} is too large")))?;
         let bytes = self.ctx.input(&name)?.clone();
         let range = self.ctx.range(&bytes, &name, offset, count)?;
-        let r = self.ctx.session.from_encoded(&shape, encoding, range);
+        let r = match self.ctx.input_hashes.get(&name) {
+            Some(input) if range.len() >= RESIDENT_MIN_BYTES => {
+                let key = resident_key(input, offset, range.len());
+                self.ctx
+                    .session
+                    .from_encoded_resident(&shape, encoding, range, key)
+            }
+            _ => self.ctx.session.from_encoded(&shape, encoding, range),
+        };
         self.hand_out(r)
     }
 

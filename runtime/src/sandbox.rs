@@ -307,7 +307,16 @@ impl Runtime {
         let state = JobState {
             wasi,
             table: ResourceTable::new(),
-            gpu: GpuCtx::new(session, inputs, params, spec),
+            gpu: GpuCtx::new(
+                session,
+                inputs,
+                input_hashes
+                    .iter()
+                    .map(|(n, _, h)| (n.clone(), *h))
+                    .collect(),
+                params,
+                spec,
+            ),
             limits: GuestLimits {
                 memory_bytes: spec.memory_bytes.min(crate::engine::MAX_GUEST_MEMORY),
             },

@@ -114,6 +114,53 @@ fn cold_and_warm_component_cache_agree() {
 }
 
 #[test]
+fn inputs_kept_on_the_device_between_jobs_change_nothing() {
+    // 160×160 f32 = 100 KiB per matrix: large enough for the resident store.
+    let inputs = matmul_inputs(160, 160, 160);
+    let device = Device::cpu_with_threads(2);
+    let rt = runtime_with(None, device.clone());
+    let cold = run(&rt, Guest::Matmul, inputs.clone(), &JobSpec::default());
+    assert_eq!(cold.outcome, Outcome::Success, "{:?}", cold.error);
+    let before = device.resident_stats();
+    assert_eq!((before.hits, before.buffers), (0, 2), "{before:?}");
+
+    // The same content in fresh buffers: served from the store, same receipt.
+    let copy: Inputs = inputs
+        .iter()
+        .map(|(n, b)| (n.clone(), b.to_vec().into()))
+        .collect();
+    let warm = run(&rt, Guest::Matmul, copy, &JobSpec::default());
+    assert_eq!(device.resident_stats().hits, 2);
+    assert_eq!(fingerprint(&cold), fingerprint(&warm));
+    assert_eq!(cold.outputs, warm.outputs);
+
+    // Other bytes of the same size and name are not mistaken for it.
+    let mut other = inputs.clone();
+    let (k, n, mut b) = matrix::decode(&inputs["b"]).expect("b");
+    b[12_345] += 1.0;
+    other.insert("b".into(), matrix::encode(k, n, &b).expect("b").into());
+    let changed = run(&rt, Guest::Matmul, other, &JobSpec::default());
+    let (m, k, a) = matrix::decode(&inputs["a"]).expect("a");
+    let want = matrix::reference_matmul(m, k, &a, k, n, &b).expect("reference");
+    let (_, _, got) = matrix::decode(&changed.outputs["c"]).expect("c");
+    assert!(got.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits()));
+
+    // A device that keeps nothing, and a job over its quota on a warm store:
+    // the same outcomes, fuel and work as on the warm device.
+    let none = runtime_with(None, Device::cpu_with_threads(2).with_resident_limit(0));
+    let plain = run(&none, Guest::Matmul, inputs.clone(), &JobSpec::default());
+    assert_eq!(fingerprint(&plain), fingerprint(&warm));
+    let tight = JobSpec {
+        gpu_memory_bytes: 150 << 10,
+        ..JobSpec::default()
+    };
+    let over_warm = run(&rt, Guest::Matmul, inputs.clone(), &tight);
+    let over_cold = run(&none, Guest::Matmul, inputs, &tight);
+    assert_ne!(over_warm.outcome, Outcome::Success);
+    assert_eq!(fingerprint(&over_warm), fingerprint(&over_cold));
+}
+
+#[test]
 fn results_do_not_depend_on_cpu_threads() {
     let inputs = matmul_inputs(64, 96, 80);
     let one = run(

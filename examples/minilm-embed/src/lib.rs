@@ -39,8 +39,8 @@
 //! `max_seq_length` tokens (the tokenizer file's own truncation and padding
 //! settings are replaced, as sentence-transformers does). Then BERT on the
 //! host: embeddings (word + token type 0, then + position), LayerNorm;
-//! per layer: Q/K/V (`x · Wᵀ + b`, with `Wᵀ` made once at load time so the
-//! host packs it with contiguous copies; same bits as a transposed read), scores `Q·Kᵀ · 1/√d_head` plus the
+//! per layer: Q/K/V (`x · Wᵀ + b`, a matmul with `transpose_b` on the
+//! weight as stored, which the host packs once and keeps), scores `Q·Kᵀ · 1/√d_head` plus the
 //! padding bias, softmax, context, output projection + residual +
 //! LayerNorm, intermediate GELU (exact erf) + output projection +
 //! residual + LayerNorm; then masked mean pooling over the real tokens and L2
@@ -256,7 +256,7 @@ impl Pipeline {
     }
 }
 
-/// One encoder layer's weights (Linear weights transposed to `[in, out]`).
+/// One encoder layer's weights (Linear weights as stored, `[out, in]`).
 struct Layer {
     wq: Tensor,
     bq: Tensor,
@@ -331,13 +331,12 @@ fn load_rows(st: &SafeTensors, name: &str, ids: &[i32], h: usize) -> Result<Tens
     Tensor::concat(&refs, 0).context(format_args!("joining {} rows of `{name}`", ids.len()))
 }
 
-/// Loads a Linear weight (stored `[out, in]`) as `[in, out]`, so that
-/// `x · Wᵀ` is a plain matmul: the host packs a row-major B with contiguous
-/// copies, which matters when few rows share each packing (small batches).
-/// Transposing moves elements only; every product is the same dot product
-/// in the same k order, so the bits are the same.
-fn load_linear(st: &SafeTensors, name: &str, shape: &[usize]) -> Result<Tensor> {
-    load(st, name, shape)?.transpose(0, 1)
+/// `x · Wᵀ + b`, as `nn.Linear` computes it, with `W` as stored (`[out,
+/// in]`) and `transpose_b`: no transposed copy is made; the host packs a
+/// weight into its matmul layout once and keeps the panels with the tensor
+/// (on a provider, from one job to the next).
+fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    x.matmul_t(w, false, true)?.add(b)
 }
 
 impl Bert {
@@ -369,19 +368,19 @@ impl Bert {
         for l in 0..cfg.layers {
             let n = |s: &str| format!("{p}encoder.layer.{l}.{s}");
             layers.push(Layer {
-                wq: load_linear(&st, &n("attention.self.query.weight"), &[h, h])?,
+                wq: load(&st, &n("attention.self.query.weight"), &[h, h])?,
                 bq: load(&st, &n("attention.self.query.bias"), &[h])?,
-                wk: load_linear(&st, &n("attention.self.key.weight"), &[h, h])?,
+                wk: load(&st, &n("attention.self.key.weight"), &[h, h])?,
                 bk: load(&st, &n("attention.self.key.bias"), &[h])?,
-                wv: load_linear(&st, &n("attention.self.value.weight"), &[h, h])?,
+                wv: load(&st, &n("attention.self.value.weight"), &[h, h])?,
                 bv: load(&st, &n("attention.self.value.bias"), &[h])?,
-                wo: load_linear(&st, &n("attention.output.dense.weight"), &[h, h])?,
+                wo: load(&st, &n("attention.output.dense.weight"), &[h, h])?,
                 bo: load(&st, &n("attention.output.dense.bias"), &[h])?,
                 ln1_g: load(&st, &n("attention.output.LayerNorm.weight"), &[h])?,
                 ln1_b: load(&st, &n("attention.output.LayerNorm.bias"), &[h])?,
-                wi: load_linear(&st, &n("intermediate.dense.weight"), &[i, h])?,
+                wi: load(&st, &n("intermediate.dense.weight"), &[i, h])?,
                 bi: load(&st, &n("intermediate.dense.bias"), &[i])?,
-                wo2: load_linear(&st, &n("output.dense.weight"), &[h, i])?,
+                wo2: load(&st, &n("output.dense.weight"), &[h, i])?,
                 bo2: load(&st, &n("output.dense.bias"), &[h])?,
                 ln2_g: load(&st, &n("output.LayerNorm.weight"), &[h])?,
                 ln2_b: load(&st, &n("output.LayerNorm.bias"), &[h])?,
@@ -455,9 +454,9 @@ impl Bert {
         let eps = self.cfg.eps;
         // [b·s, h] → [b, heads, s, head_dim]
         let split = |t: Tensor| t.reshape(&[b, s, nh, hd])?.permute(&[0, 2, 1, 3]);
-        let q = split(x.matmul(&w.wq)?.add(&w.bq)?)?;
-        let k = split(x.matmul(&w.wk)?.add(&w.bk)?)?;
-        let v = split(x.matmul(&w.wv)?.add(&w.bv)?)?;
+        let q = split(linear(x, &w.wq, &w.bq)?)?;
+        let k = split(linear(x, &w.wk, &w.bk)?)?;
+        let v = split(linear(x, &w.wv, &w.bv)?)?;
         let probs = q
             .matmul_t(&k, false, true)?
             .scale(1.0 / (hd as f32).sqrt())?
@@ -469,15 +468,11 @@ impl Bert {
             .permute(&[0, 2, 1, 3])?
             .reshape(&[b * s, h])?;
         drop((probs, v));
-        let attn = context
-            .matmul(&w.wo)?
-            .add(&w.bo)?
+        let attn = linear(&context, &w.wo, &w.bo)?
             .add(x)?
             .layer_norm(&w.ln1_g, &w.ln1_b, eps)?;
-        let inter = attn.matmul(&w.wi)?.add(&w.bi)?.gelu()?;
-        inter
-            .matmul(&w.wo2)?
-            .add(&w.bo2)?
+        let inter = linear(&attn, &w.wi, &w.bi)?.gelu()?;
+        linear(&inter, &w.wo2, &w.bo2)?
             .add(&attn)?
             .layer_norm(&w.ln2_g, &w.ln2_b, eps)
     }

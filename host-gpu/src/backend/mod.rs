@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crate::error::Error;
 use crate::op::{Op, SourceEncoding};
+use crate::resident::{Resident, ResidentStats};
 use crate::tensor::DType;
 
 pub(crate) use cpu::CpuBackend;
@@ -115,10 +116,12 @@ pub(crate) fn first_index_outside(indices: &[i32], bound: usize) -> Option<(usiz
         .map(|(p, &i)| (p, i))
 }
 
-/// A shareable handle to one backend instance (one per process and device).
+/// A shareable handle to one backend instance (one per process and device),
+/// and the input tensors it keeps decoded between jobs ([`crate::resident`]).
 #[derive(Debug, Clone)]
 pub struct Device {
     backend: Arc<dyn Backend>,
+    resident: Arc<Resident>,
 }
 
 impl Device {
@@ -249,9 +252,31 @@ impl Device {
         ))
     }
 
-    /// Wraps any backend.
+    /// Wraps any backend (keeping up to [`crate::resident::DEFAULT_LIMIT`]
+    /// bytes of decoded inputs between jobs).
     pub fn from_backend(backend: Arc<dyn Backend>) -> Device {
-        Device { backend }
+        Device {
+            backend,
+            resident: Arc::new(Resident::new(crate::resident::DEFAULT_LIMIT)),
+        }
+    }
+
+    /// This device keeping at most `bytes` of decoded inputs between jobs
+    /// (0: none). Clones made before this keep the old store.
+    pub fn with_resident_limit(self, bytes: u64) -> Device {
+        Device {
+            backend: self.backend,
+            resident: Arc::new(Resident::new(bytes)),
+        }
+    }
+
+    /// How the decoded inputs this device keeps are doing.
+    pub fn resident_stats(&self) -> ResidentStats {
+        self.resident.stats()
+    }
+
+    pub(crate) fn resident(&self) -> &Resident {
+        &self.resident
     }
 
     /// The backend behind this device.
