@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::backend::TensorRef;
 use crate::backend::cpu::elementwise::{broadcast_strides, offset_of};
+use crate::backend::cpu::panel_memory::PanelMemory;
 use crate::backend::cpu::scalar::canon;
 use crate::backend::cpu::simd::{CpuSimd, multiversion};
 use crate::backend::cpu::{Ctx, alloc, cpu_buffer, f32s, numel};
@@ -127,15 +128,16 @@ fn pack_a(
     }
 }
 
-/// A microkernel: continues the first R rows of the MR×NR accumulators in
-/// `c` (row stride NR) over `kc` steps of packed A (`kc·MR`, of which it
-/// reads R per step) and packed B (`kc·NR`).
+/// A microkernel: continues the first R rows of an MR×NR block of
+/// accumulators at `c` (rows `ldc` floats apart) over `kc` steps of packed
+/// A (`kc·MR`, of which it reads R per step) and packed B (`kc·NR`).
 ///
 /// # Safety
 ///
-/// `a`, `b` and `c` point to at least `kc·MR`, `kc·NR` and `MR·NR` floats,
-/// and the CPU supports the kernel's target features.
-type KernelFn = unsafe fn(kc: usize, a: *const f32, b: *const f32, c: *mut f32);
+/// `a` and `b` point to at least `kc·MR` and `kc·NR` floats, `c` to R rows
+/// of NR floats `ldc` apart that no other thread touches meanwhile, and the
+/// CPU supports the kernel's target features.
+type KernelFn = unsafe fn(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize);
 
 /// A microkernel family and its tile shape: `run[r - 1]` computes the first
 /// `r` rows of an MR-row panel, so a panel that is only partly full (a
@@ -203,19 +205,37 @@ impl Kernel {
         }
     }
 
-    /// Runs the kernel for the first `rows` rows of one tile after checking
-    /// every length it relies on.
+    /// Runs the kernel for the first `rows` rows of one tile held in `c`
+    /// (row stride NR) after checking every length it relies on.
     fn tile(&self, rows: usize, kc: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+        assert!(c.len() >= self.mr * self.nr, "gemm: tile size");
+        // SAFETY: `c` is an exclusive borrow of MR rows of NR floats.
+        unsafe { self.tile_at(rows, kc, a, b, c.as_mut_ptr(), self.nr) }
+    }
+
+    /// Runs the kernel for `rows` rows of NR outputs at `c`, `ldc` apart.
+    ///
+    /// # Safety
+    ///
+    /// `c` points to `rows` rows of NR floats `ldc` apart that no other
+    /// thread reads or writes meanwhile.
+    unsafe fn tile_at(
+        &self,
+        rows: usize,
+        kc: usize,
+        a: &[f32],
+        b: &[f32],
+        c: *mut f32,
+        ldc: usize,
+    ) {
         assert!(
-            (1..=self.mr).contains(&rows)
-                && a.len() >= kc * self.mr
-                && b.len() >= kc * self.nr
-                && c.len() >= self.mr * self.nr,
+            (1..=self.mr).contains(&rows) && a.len() >= kc * self.mr && b.len() >= kc * self.nr,
             "gemm: panel sizes"
         );
-        // SAFETY: lengths checked above; `Kernel::for_simd` only picks a
-        // SIMD kernel for a path the backend verified the CPU supports.
-        unsafe { (self.run[rows - 1])(kc, a.as_ptr(), b.as_ptr(), c.as_mut_ptr()) }
+        // SAFETY: lengths checked above, `c` is the caller's promise;
+        // `Kernel::for_simd` only picks a SIMD kernel for a path the backend
+        // verified the CPU supports.
+        unsafe { (self.run[rows - 1])(kc, a.as_ptr(), b.as_ptr(), c, ldc) }
     }
 }
 
@@ -229,18 +249,19 @@ unsafe fn kernel_generic<const MR: usize, const R: usize, const NR: usize>(
     a: *const f32,
     b: *const f32,
     c: *mut f32,
+    ldc: usize,
 ) {
     // SAFETY: the caller guarantees the extents (see `KernelFn`).
-    let (a, b, c) = unsafe {
+    let (a, b) = unsafe {
         (
             std::slice::from_raw_parts(a, kc * MR),
             std::slice::from_raw_parts(b, kc * NR),
-            std::slice::from_raw_parts_mut(c, MR * NR),
         )
     };
     let mut acc = [[0.0f32; NR]; R];
     for (r, row) in acc.iter_mut().enumerate() {
-        row.copy_from_slice(&c[r * NR..(r + 1) * NR]);
+        // SAFETY: row r of the caller's block.
+        row.copy_from_slice(unsafe { std::slice::from_raw_parts(c.add(r * ldc), NR) });
     }
     for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
         for (row, &av) in acc.iter_mut().zip(ap) {
@@ -250,13 +271,17 @@ unsafe fn kernel_generic<const MR: usize, const R: usize, const NR: usize>(
         }
     }
     for (r, row) in acc.iter().enumerate() {
-        c[r * NR..(r + 1) * NR].copy_from_slice(row);
+        // SAFETY: as above; nothing else borrows the block meanwhile.
+        unsafe { std::slice::from_raw_parts_mut(c.add(r * ldc), NR) }.copy_from_slice(row);
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
+
+    /// How many k steps ahead the AVX-512 kernel prefetches B.
+    const PREFETCH_STEPS: usize = 16;
 
     /// AVX2 microkernel, MR × 16: two 8-wide accumulators per row held over
     /// the whole k block; `vfmadd231ps` rounds each lane once, like `fmaf`.
@@ -270,14 +295,15 @@ mod x86 {
         a: *const f32,
         b: *const f32,
         c: *mut f32,
+        ldc: usize,
     ) {
         // SAFETY: every pointer offset stays inside the extents the caller guarantees.
         unsafe {
             let mut acc0 = [_mm256_setzero_ps(); R];
             let mut acc1 = [_mm256_setzero_ps(); R];
             for r in 0..R {
-                acc0[r] = _mm256_loadu_ps(c.add(r * 16));
-                acc1[r] = _mm256_loadu_ps(c.add(r * 16 + 8));
+                acc0[r] = _mm256_loadu_ps(c.add(r * ldc));
+                acc1[r] = _mm256_loadu_ps(c.add(r * ldc + 8));
             }
             for p in 0..kc {
                 let b0 = _mm256_loadu_ps(b.add(p * 16));
@@ -290,8 +316,8 @@ mod x86 {
                 }
             }
             for r in 0..R {
-                _mm256_storeu_ps(c.add(r * 16), acc0[r]);
-                _mm256_storeu_ps(c.add(r * 16 + 8), acc1[r]);
+                _mm256_storeu_ps(c.add(r * ldc), acc0[r]);
+                _mm256_storeu_ps(c.add(r * ldc + 8), acc1[r]);
             }
         }
     }
@@ -307,16 +333,22 @@ mod x86 {
         a: *const f32,
         b: *const f32,
         c: *mut f32,
+        ldc: usize,
     ) {
         // SAFETY: every pointer offset stays inside the extents the caller guarantees.
         unsafe {
             let mut acc0 = [_mm512_setzero_ps(); R];
             let mut acc1 = [_mm512_setzero_ps(); R];
             for r in 0..R {
-                acc0[r] = _mm512_loadu_ps(c.add(r * 32));
-                acc1[r] = _mm512_loadu_ps(c.add(r * 32 + 16));
+                acc0[r] = _mm512_loadu_ps(c.add(r * ldc));
+                acc1[r] = _mm512_loadu_ps(c.add(r * ldc + 16));
             }
             for p in 0..kc {
+                // B streams from memory when it is a large weight used by
+                // few rows: fetch it well ahead (past the panel's end is the
+                // next panel; a prefetch never faults).
+                _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add((p + PREFETCH_STEPS) * 32).cast());
+                _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add((p + PREFETCH_STEPS) * 32 + 16).cast());
                 let b0 = _mm512_loadu_ps(b.add(p * 32));
                 let b1 = _mm512_loadu_ps(b.add(p * 32 + 16));
                 let ap = a.add(p * MR);
@@ -327,8 +359,8 @@ mod x86 {
                 }
             }
             for r in 0..R {
-                _mm512_storeu_ps(c.add(r * 32), acc0[r]);
-                _mm512_storeu_ps(c.add(r * 32 + 16), acc1[r]);
+                _mm512_storeu_ps(c.add(r * ldc), acc0[r]);
+                _mm512_storeu_ps(c.add(r * ldc + 16), acc1[r]);
             }
         }
     }
@@ -347,6 +379,17 @@ unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 
 impl SharedOut {
+    /// A pointer to `rows` rows of `cols` elements starting at `at`, `ld`
+    /// apart, after checking they lie inside the output.
+    fn block(&self, at: usize, rows: usize, ld: usize, cols: usize) -> *mut f32 {
+        assert!(
+            rows >= 1 && at + (rows - 1) * ld + cols <= self.len,
+            "gemm: tile outside the output"
+        );
+        // SAFETY: in bounds (checked above).
+        unsafe { self.ptr.add(at) }
+    }
+
     /// Elements `at..at + len` of the output.
     ///
     /// # Safety
@@ -366,7 +409,7 @@ impl SharedOut {
 #[derive(Debug)]
 pub(super) struct PackedB {
     key: PackKey,
-    data: Vec<f32>,
+    data: PanelMemory,
 }
 
 /// What a packing depends on: the same buffer read as another matrix (a
@@ -387,10 +430,10 @@ impl PackedB {
         let len = k
             .checked_mul(n_pad)
             .ok_or_else(|| Error::Device("cpu: packed matrix size overflows".into()))?;
-        let mut data = alloc::<f32>(len)?;
+        let mut data = PanelMemory::zeroed(len)?;
         for k0 in (0..k).step_by(KC) {
             let kc = KC.min(k - k0);
-            let block = &mut data[k0 * n_pad..(k0 + kc) * n_pad];
+            let block = &mut data.as_mut_slice()[k0 * n_pad..(k0 + kc) * n_pad];
             ctx.rows(block, nr * kc, nr * kc, |first, chunk| {
                 for (q, panel) in chunk.chunks_exact_mut(nr * kc).enumerate() {
                     let jq = (first + q) * nr;
@@ -406,7 +449,7 @@ impl PackedB {
     fn panels(&self, k0: usize, kc: usize, j0: usize, nc: usize) -> &[f32] {
         let nr = self.key.nr;
         let at = k0 * self.key.n.div_ceil(nr) * nr + j0 * kc;
-        &self.data[at..at + nc.div_ceil(nr) * nr * kc]
+        &self.data.as_slice()[at..at + nc.div_ceil(nr) * nr * kc]
     }
 }
 
@@ -526,6 +569,14 @@ pub(super) fn gemm(
                             let ap = &apack[p * mr * kc..(p + 1) * mr * kc];
                             let i0 = p * mr;
                             let rows = mr.min(m - i0);
+                            if cols == nr {
+                                // A whole-width tile: the kernel works in the output.
+                                let c = out.block(i0 * n + jq, rows, n, nr);
+                                // SAFETY: tile (p, q) is this task's alone.
+                                unsafe { kern.tile_at(rows, kc, ap, bp, c, n) };
+                                continue;
+                            }
+                            // The last, narrower tile of a row goes through a full-width copy.
                             for r in 0..rows {
                                 // SAFETY: tile (p, q) is this task's alone; rows do not overlap.
                                 let src = unsafe { out.part((i0 + r) * n + jq, cols) };

@@ -16,6 +16,7 @@ mod encode;
 mod layout;
 mod matmul;
 mod norm;
+mod panel_memory;
 mod reduce;
 pub(crate) mod scalar;
 pub(crate) mod simd;
