@@ -59,5 +59,5 @@ pub use backend::{
 };
 pub use error::Error;
 pub use op::{BinaryOp, Op, ReduceOp, SourceEncoding, UnaryOp};
-pub use session::{Session, SessionLimits, TRANSCENDENTAL_FLOPS, Work, unary_flops};
+pub use session::{OpTime, Session, SessionLimits, TRANSCENDENTAL_FLOPS, Work, unary_flops};
 pub use tensor::{DType, Tensor};

@@ -1,7 +1,9 @@
 //! One job's view of a device: validation, work metering and the memory quota.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::backend::{Device, TensorRef};
 use crate::error::Error;
@@ -57,6 +59,20 @@ pub struct Session {
     limits: SessionLimits,
     work: Work,
     live_bytes: Arc<AtomicU64>,
+    op_times: BTreeMap<&'static str, OpTime>,
+}
+
+/// The device time a session spent on one kind of op: wall clock around
+/// each call (the op and its allocation), for profiles; never part of a
+/// result.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct OpTime {
+    /// Calls that ran (refused ones are not counted).
+    pub calls: u64,
+    /// Their time in all.
+    pub time: Duration,
+    /// Their metered FLOPs.
+    pub flops: u64,
 }
 
 impl Session {
@@ -67,7 +83,22 @@ impl Session {
             limits,
             work: Work::default(),
             live_bytes: Arc::new(AtomicU64::new(0)),
+            op_times: BTreeMap::new(),
         }
+    }
+
+    /// Where this session's device time went, per op name (`matmul`,
+    /// `add`, `from_encoded`, …), in name order.
+    pub fn op_times(&self) -> &BTreeMap<&'static str, OpTime> {
+        &self.op_times
+    }
+
+    /// Adds one call of `what` that took since `start` and metered `flops`.
+    fn record(&mut self, what: &'static str, start: Instant, flops: u64) {
+        let t = self.op_times.entry(what).or_default();
+        t.calls += 1;
+        t.time += start.elapsed();
+        t.flops += flops;
     }
 
     /// Work metered so far.
@@ -201,6 +232,7 @@ impl Session {
         }
         let work = to_work(what, 0, bytes.len() as u128 + out_bytes as u128)?;
         self.charge(what, work, out_bytes)?;
+        let start = Instant::now();
         let resident = self.device.resident();
         let kept = key.and_then(|k| resident.get(k, encoding, bytes.len()));
         let buffer = match kept {
@@ -217,7 +249,9 @@ impl Session {
                 buffer
             }
         };
-        Ok(self.adopt_shared(buffer, shape.to_vec(), dtype, out_bytes))
+        let t = self.adopt_shared(buffer, shape.to_vec(), dtype, out_bytes);
+        self.record(what, start, 0);
+        Ok(t)
     }
 
     /// A tensor with every element equal to `value` (a NaN is stored canonical).
@@ -913,7 +947,7 @@ impl Session {
     /// Validates the output, charges and launches an op that reads its inputs whole.
     fn op(
         &mut self,
-        what: &str,
+        what: &'static str,
         op: Op,
         inputs: &[&Tensor],
         out_shape: Vec<usize>,
@@ -928,7 +962,7 @@ impl Session {
     #[allow(clippy::too_many_arguments)]
     fn op_with_read(
         &mut self,
-        what: &str,
+        what: &'static str,
         op: Op,
         inputs: &[&Tensor],
         out_shape: Vec<usize>,
@@ -939,7 +973,10 @@ impl Session {
         let (_, out_bytes) = self.checked_size(what, &out_shape, out_dtype)?;
         let work = to_work(what, flops, read + out_bytes as u128)?;
         self.charge(what, work, out_bytes)?;
-        self.launch(&op, inputs, out_shape, out_dtype, out_bytes)
+        let start = Instant::now();
+        let t = self.launch(&op, inputs, out_shape, out_dtype, out_bytes)?;
+        self.record(what, start, work.flops);
+        Ok(t)
     }
 
     /// The element count and byte size of `shape`, refusing ranks past the

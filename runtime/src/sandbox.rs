@@ -132,6 +132,9 @@ pub struct RunReport {
     pub log: String,
     /// Wall time of instantiate + run.
     pub elapsed: std::time::Duration,
+    /// Where the device time went, per tensor op (wall clock; the rest of
+    /// `elapsed` is the guest's own code, host calls and instantiation).
+    pub op_times: BTreeMap<&'static str, assay_host_gpu::OpTime>,
 }
 
 /// The sandbox: one engine, one linker, one device, a component cache and a node key.
@@ -382,6 +385,7 @@ impl Runtime {
             stderr: captured.stderr.contents().to_vec(),
             log: state.gpu.log,
             elapsed,
+            op_times: state.gpu.session.op_times().clone(),
         })
     }
 }

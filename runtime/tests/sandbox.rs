@@ -143,7 +143,11 @@ fn inputs_kept_on_the_device_between_jobs_change_nothing() {
     let (m, k, a) = matrix::decode(&inputs["a"]).expect("a");
     let want = matrix::reference_matmul(m, k, &a, k, n, &b).expect("reference");
     let (_, _, got) = matrix::decode(&changed.outputs["c"]).expect("c");
-    assert!(got.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits()));
+    assert!(
+        got.iter()
+            .zip(&want)
+            .all(|(x, y)| x.to_bits() == y.to_bits())
+    );
 
     // A device that keeps nothing, and a job over its quota on a warm store:
     // the same outcomes, fuel and work as on the warm device.

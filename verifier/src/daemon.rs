@@ -1265,6 +1265,7 @@ mod tests {
             stderr: Vec::new(),
             log: String::new(),
             elapsed: Duration::ZERO,
+            op_times: BTreeMap::new(),
         }
     }
 

@@ -52,6 +52,9 @@ pub struct DemoArgs {
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     pub json: bool,
+    /// Also print where each run's time went, per tensor op.
+    #[arg(long)]
+    pub profile: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -160,6 +163,8 @@ pub fn main(args: DemoArgs) -> Result<u8, Failure> {
         v["batch_size"] = json!(args.batch_size);
         v["model_dir"] = json!(model.dir);
         v["rerun_identical"] = json!(same);
+        v["op_times"] = op_times_json(&first);
+        v["rerun_op_times"] = op_times_json(&second);
         v["neighbours"] = json!(
             neighbours
                 .iter()
@@ -199,6 +204,12 @@ pub fn main(args: DemoArgs) -> Result<u8, Failure> {
         if let Some(dir) = &args.out {
             println!("written to    {}/", dir.display());
         }
+        if args.profile {
+            println!();
+            print_profile("first run (weights decoded and packed)", &first);
+            println!();
+            print_profile("rerun (weights resident on the device)", &second);
+        }
         for (query, near) in &neighbours {
             println!();
             println!("nearest to    \"{query}\"");
@@ -213,6 +224,52 @@ pub fn main(args: DemoArgs) -> Result<u8, Failure> {
         )));
     }
     Ok(0)
+}
+
+/// Per-op device time of a run, slowest first, as JSON.
+fn op_times_json(report: &RunReport) -> serde_json::Value {
+    json!(
+        report
+            .op_times
+            .iter()
+            .map(|(name, t)| (
+                name.to_string(),
+                json!({ "calls": t.calls, "seconds": t.time.as_secs_f64(), "flops": t.flops })
+            ))
+            .collect::<serde_json::Map<_, _>>()
+    )
+}
+
+/// Prints where a run's time went: each tensor op, and the rest (the
+/// guest's own code — tokenizing, parsing — host calls, instantiation).
+fn print_profile(title: &str, report: &RunReport) {
+    let total = report.elapsed.as_secs_f64();
+    println!("{title}: {:.1} ms", total * 1e3);
+    let mut rows: Vec<_> = report.op_times.iter().collect();
+    rows.sort_by(|a, b| b.1.time.cmp(&a.1.time));
+    let mut in_ops = 0.0;
+    for (name, t) in rows {
+        let secs = t.time.as_secs_f64();
+        in_ops += secs;
+        let rate = if t.flops > 0 && secs > 0.0 {
+            format!("{:>7.1} GFLOP/s", t.flops as f64 / secs / 1e9)
+        } else {
+            String::new()
+        };
+        println!(
+            "  {name:<18} {:>8.1} ms {:>5.1}% {:>6} calls {rate}",
+            secs * 1e3,
+            100.0 * secs / total,
+            t.calls
+        );
+    }
+    let rest = (total - in_ops).max(0.0);
+    println!(
+        "  {:<18} {:>8.1} ms {:>5.1}%  (guest code, host calls, instantiation)",
+        "outside ops",
+        rest * 1e3,
+        100.0 * rest / total
+    );
 }
 
 /// CPU time of the calling thread in seconds (Linux `/proc/thread-self/schedstat`).

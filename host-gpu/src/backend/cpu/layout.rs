@@ -52,15 +52,33 @@ fn strided_copy<T: Copy + Default + Send + Sync>(
     }
     let inner = dims[dims.len() - 1];
     let step = strides[strides.len() - 1];
+    let (outer_dims, outer_strides) = (&dims[..dims.len() - 1], &strides[..strides.len() - 1]);
     ctx.rows(&mut out, inner, inner, |first, chunk| {
-        for (r, row) in chunk.chunks_mut(inner).enumerate() {
-            let off = offset_of(first + r, &dims[..dims.len() - 1], strides);
+        // The chunk's first row is located once; later rows step an odometer
+        // over the outer dimensions (no division per row).
+        let mut index = vec![0usize; outer_dims.len()];
+        let mut rest = first;
+        for (i, &d) in outer_dims.iter().enumerate().rev() {
+            index[i] = rest % d;
+            rest /= d;
+        }
+        let mut off = offset_of(first, outer_dims, outer_strides);
+        for row in chunk.chunks_exact_mut(inner) {
             if step == 1 {
                 row.copy_from_slice(&x[off..off + inner]);
             } else {
                 for (j, o) in row.iter_mut().enumerate() {
                     *o = x[off + j * step];
                 }
+            }
+            for i in (0..outer_dims.len()).rev() {
+                index[i] += 1;
+                off += outer_strides[i];
+                if index[i] < outer_dims[i] {
+                    break;
+                }
+                off -= outer_dims[i] * outer_strides[i];
+                index[i] = 0;
             }
         }
     });
