@@ -246,7 +246,7 @@ fn print_profile(title: &str, report: &RunReport) {
     let total = report.elapsed.as_secs_f64();
     println!("{title}: {:.1} ms", total * 1e3);
     let mut rows: Vec<_> = report.op_times.iter().collect();
-    rows.sort_by(|a, b| b.1.time.cmp(&a.1.time));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1.time));
     let mut in_ops = 0.0;
     for (name, t) in rows {
         let secs = t.time.as_secs_f64();
