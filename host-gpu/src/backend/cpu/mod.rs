@@ -130,17 +130,53 @@ impl CpuBackend {
         }
     }
 
-    /// Runs `f` inside this backend's pool so rayon work uses its threads.
-    fn install<R: Send>(&self, f: impl FnOnce(&Ctx) -> R + Send) -> R {
-        let ctx = Ctx {
-            simd: self.simd,
-            threads: self.threads(),
-        };
+    /// Runs `f` inside this backend's pool so rayon work uses its threads,
+    /// or, for an op of less than [`PAR_OP_MIN`] element-operations, on the
+    /// calling thread alone: handing an op to the pool and back costs
+    /// ≈ 20 µs, more than a small op (a bias add at batch size 1) itself.
+    fn install<R: Send>(&self, cost: usize, f: impl FnOnce(&Ctx) -> R + Send) -> R {
+        let threads = self.threads();
         match &self.pool {
-            Some(pool) if ctx.threads > 1 => pool.install(|| f(&ctx)),
-            _ => f(&ctx),
+            Some(pool) if threads > 1 && cost >= PAR_OP_MIN => {
+                let ctx = Ctx {
+                    simd: self.simd,
+                    threads,
+                };
+                pool.install(|| f(&ctx))
+            }
+            _ => f(&Ctx {
+                simd: self.simd,
+                threads: if cost >= PAR_OP_MIN { threads } else { 1 },
+            }),
         }
     }
+}
+
+/// Below this many element-operations an op runs on the calling thread.
+const PAR_OP_MIN: usize = 1 << 23;
+
+/// About how many element-operations `op` costs (to decide whether it is
+/// worth parallel threads; results never depend on it).
+fn op_cost(op: &Op, inputs: &[TensorRef<'_>], out_numel: usize) -> usize {
+    let inner = match op {
+        // Each output is a k-long dot product.
+        Op::Matmul { transpose_a, .. } => inputs
+            .first()
+            .and_then(|a| {
+                let r = a.shape.len();
+                let at = if *transpose_a { r.checked_sub(2)? } else { r.checked_sub(1)? };
+                a.shape.get(at).copied()
+            })
+            .unwrap_or(1),
+        Op::Conv2d { .. } => inputs
+            .get(1)
+            .map(|w| w.shape.iter().skip(1).product())
+            .unwrap_or(1),
+        // Transcendental functions cost tens of operations per element.
+        Op::Unary(_) | Op::Softmax => 16,
+        _ => 1,
+    };
+    out_numel.saturating_mul(inner.max(1))
 }
 
 /// What a kernel needs to know about where it runs.
@@ -334,7 +370,8 @@ impl Backend for CpuBackend {
                 DType::I32 => Values::I32(Vec::new()),
             })));
         }
-        let out = self.install(|ctx| run(ctx, op, inputs, out_shape))?;
+        let cost = op_cost(op, inputs, numel(out_shape)?);
+        let out = self.install(cost, |ctx| run(ctx, op, inputs, out_shape))?;
         if out.dtype() != out_dtype || out.len() != numel(out_shape)? {
             return Err(Error::Device(format!(
                 "cpu: {op:?} produced {} {} elements for {} {out_shape:?}",
