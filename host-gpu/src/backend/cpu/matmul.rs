@@ -455,9 +455,10 @@ impl PackedB {
 
 /// A buffer's packed form as a B operand (see `CpuBuffer`): packed on the
 /// buffer's second use as B, which is when it starts paying (a model's
-/// weights are multiplied once per batch; most activations are B once).
-/// It holds one packing at a time, so it costs at most the buffer's own
-/// size again.
+/// weights are multiplied once per batch; most activations are B once), or
+/// on the first for a job's inputs ([`PackCache::eager`]). It holds one
+/// packing at a time, so it costs about the buffer's own size again
+/// (rounded up to whole 2 MiB pages from 512 KiB on, see `panel_memory`).
 #[derive(Debug, Default)]
 pub(crate) struct PackCache {
     uses: AtomicU32,
@@ -465,6 +466,17 @@ pub(crate) struct PackCache {
 }
 
 impl PackCache {
+    /// A cache that packs on the buffer's first use as B: for buffers that
+    /// are a job's inputs (weights, as a rule), which stay resident for
+    /// later jobs and are worth packing whole even when a job multiplies by
+    /// them once.
+    pub(crate) fn eager() -> PackCache {
+        PackCache {
+            uses: AtomicU32::new(1),
+            packed: Mutex::default(),
+        }
+    }
+
     /// `b`'s packed panels for `key`, packing them now if this is not the
     /// buffer's first use as B; `None` when the caller should pack as it goes.
     fn get(
@@ -511,8 +523,11 @@ pub(super) fn gemm(
     let m_panels = m.div_ceil(mr);
     let kc_max = KC.min(k);
     let nc_max = NC.min(n.div_ceil(nr) * nr);
-    let mut apack = alloc::<f32>(m_panels * mr * kc_max)?;
     let packed = packed.filter(|p| p.key.k == k && p.key.n == n && p.key.nr == nr);
+    if let Some(packed) = packed {
+        return gemm_packed(ctx, kern, (m, n, k), a, packed, c);
+    }
+    let mut apack = alloc::<f32>(m_panels * mr * kc_max)?;
     let mut bpack = match packed {
         Some(_) => Vec::new(),
         None => alloc::<f32>(nc_max * kc_max)?,
@@ -594,6 +609,93 @@ pub(super) fn gemm(
             });
         }
     }
+    Ok(())
+}
+
+/// [`gemm`] with all of B packed beforehand (a cached weight): A is packed
+/// for every k block at once, and each tile runs all its k blocks in a row,
+/// so an output tile is loaded and stored once per call instead of once per
+/// k block (which, for a tall output, went through memory each time). The
+/// k order of every output is the same.
+fn gemm_packed(
+    ctx: &Ctx,
+    kern: Kernel,
+    (m, n, k): (usize, usize, usize),
+    a: &Strided<'_>,
+    packed: &PackedB,
+    c: &mut [f32],
+) -> Result<(), Error> {
+    let (mr, nr) = (kern.mr, kern.nr);
+    let m_panels = m.div_ceil(mr);
+    let n_panels = n.div_ceil(nr);
+    // Block kb of A: every panel's kc·MR floats, at kb·KC·MR·m_panels.
+    let mut apack = alloc::<f32>(m_panels * mr * k)?;
+    for k0 in (0..k).step_by(KC) {
+        let kc = KC.min(k - k0);
+        let block = &mut apack[k0 * mr * m_panels..(k0 + kc) * mr * m_panels];
+        ctx.rows(block, mr * kc, mr * kc, |first, chunk| {
+            for (p, panel) in chunk.chunks_exact_mut(mr * kc).enumerate() {
+                let i0 = (first + p) * mr;
+                pack_a(a, i0, mr.min(m - i0), k0, kc, mr, panel);
+            }
+        });
+    }
+    let apack = &*apack;
+    let out = SharedOut {
+        ptr: c.as_mut_ptr(),
+        len: c.len(),
+    };
+    let target = if ctx.threads > 1 { ctx.threads * 4 } else { 1 };
+    let row_groups = m_panels.min(target);
+    let col_groups = n_panels.min(target.div_ceil(row_groups));
+    let rows_per = m_panels.div_ceil(row_groups);
+    let cols_per = n_panels.div_ceil(col_groups);
+    let tasks = m_panels.div_ceil(rows_per) * n_panels.div_ceil(cols_per);
+    let task_cols = n_panels.div_ceil(cols_per);
+    ctx.tasks(tasks, |t| {
+        let (rg, cg) = (t / task_cols, t % task_cols);
+        let mut tile = [0.0f32; MAX_TILE];
+        let tile = &mut tile[..mr * nr];
+        let task_rows = rg * rows_per..((rg + 1) * rows_per).min(m_panels);
+        for p0 in task_rows.clone().step_by(MC_PANELS) {
+            for q in cg * cols_per..((cg + 1) * cols_per).min(n_panels) {
+                let jq = q * nr;
+                let cols = nr.min(n - jq);
+                for p in p0..(p0 + MC_PANELS).min(task_rows.end) {
+                    let i0 = p * mr;
+                    let rows = mr.min(m - i0);
+                    // A whole-width tile is worked on in the output; the
+                    // last, narrower one of a row in `tile`.
+                    let (dst, ld) = if cols == nr {
+                        (out.block(i0 * n + jq, rows, n, nr), n)
+                    } else {
+                        for r in 0..rows {
+                            // SAFETY: tile (p, q) is this task's alone; rows do not overlap.
+                            let row = unsafe { out.part((i0 + r) * n + jq, cols) };
+                            tile[r * nr..r * nr + cols].copy_from_slice(row);
+                        }
+                        (tile.as_mut_ptr(), nr)
+                    };
+                    for k0 in (0..k).step_by(KC) {
+                        let kc = KC.min(k - k0);
+                        let at = k0 * mr * m_panels + p * mr * kc;
+                        let ap = &apack[at..at + mr * kc];
+                        let bp = packed.panels(k0, kc, jq, nr);
+                        // SAFETY: tile (p, q) is this task's alone, and
+                        // `tile` is a local MR×NR block.
+                        unsafe { kern.tile_at(rows, kc, ap, bp, dst, ld) };
+                    }
+                    if cols < nr {
+                        for r in 0..rows {
+                            // SAFETY: as above; rows do not overlap.
+                            let row = unsafe { out.part((i0 + r) * n + jq, cols) };
+                            row.copy_from_slice(&tile[r * nr..r * nr + cols]);
+                        }
+                    }
+                }
+            }
+        }
+    });
     Ok(())
 }
 

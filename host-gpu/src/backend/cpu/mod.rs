@@ -164,7 +164,11 @@ fn op_cost(op: &Op, inputs: &[TensorRef<'_>], out_numel: usize) -> usize {
             .first()
             .and_then(|a| {
                 let r = a.shape.len();
-                let at = if *transpose_a { r.checked_sub(2)? } else { r.checked_sub(1)? };
+                let at = if *transpose_a {
+                    r.checked_sub(2)?
+                } else {
+                    r.checked_sub(1)?
+                };
                 a.shape.get(at).copied()
             })
             .unwrap_or(1),
@@ -333,9 +337,10 @@ impl Backend for CpuBackend {
         encoding: SourceEncoding,
         dtype: DType,
     ) -> Result<Box<dyn DeviceBuffer>, Error> {
-        Ok(Box::new(CpuBuffer::from(encode::decode(
-            bytes, encoding, dtype,
-        )?)))
+        Ok(Box::new(CpuBuffer {
+            values: encode::decode(bytes, encoding, dtype)?,
+            packed: matmul::PackCache::eager(),
+        }))
     }
 
     fn read_f32(&self, x: TensorRef<'_>) -> Result<Vec<f32>, Error> {
