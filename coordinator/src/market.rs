@@ -1182,9 +1182,10 @@ impl<B: Backend> Store for SqlStore<B> {
         self.b.write(&mut |c| {
             let rows = c.query(
                 &format!(
-                    "SELECT r.id FROM receipts r \
+                    "SELECT r.id, {} FROM receipts r JOIN jobs j ON j.id = r.job_id \
                      WHERE r.settled_at IS NULL AND r.settle_at <= $1 \
                      AND r.check_state IN ('unverified', 'not-sampled') ORDER BY r.seq LIMIT 500{}",
+                    crate::verification::PAY_COLS,
                     c.dialect().skip_locked("r")
                 ),
                 &[int(now_ms)?],
@@ -1192,7 +1193,7 @@ impl<B: Backend> Store for SqlStore<B> {
             let mut settled = Vec::with_capacity(rows.len());
             for r in &rows {
                 let rid = r.hash(0)?;
-                crate::verification::pay_out(c, &rid, fee_bps, None, now_ms)?;
+                crate::verification::pay_out_row(c, &rid, r, 1, fee_bps, None, now_ms)?;
                 settled.push(rid);
             }
             Ok(settled)

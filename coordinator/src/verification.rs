@@ -33,7 +33,7 @@ use assay_protocol::{Hash32, NodeId, Outcome, WorkDone};
 use crate::Error;
 use crate::ledger::{self, Movement};
 use crate::market::{RECEIPT_COLS, json, lease_from, own_inputs, random_id, unjson};
-use crate::sql::{Backend, Conn, Value, int};
+use crate::sql::{Backend, Conn, Row, Value, int};
 use crate::store::{
     CheckTask, Decision, EpochSeed, JobView, ReceiptRecord, RunResult, ShardView,
     VerdictSubmission, VerdictView, VerifierInfo,
@@ -159,18 +159,37 @@ pub(crate) fn pay_out(
     verifier: Option<&NodeId>,
     now_ms: u64,
 ) -> Result<u64, Error> {
-    let r = c.query_one(
-        "SELECT r.job_id, r.provider, r.units, r.price, r.escrow, j.renter \
-         FROM receipts r JOIN jobs j ON j.id = r.job_id WHERE r.id = $1",
+    let row = c.query_one(
+        &format!(
+            "SELECT {PAY_COLS} FROM receipts r JOIN jobs j ON j.id = r.job_id WHERE r.id = $1"
+        ),
         &[receipt.into()],
     )?;
+    pay_out_row(c, receipt, &row, 0, fee_bps, verifier, now_ms)
+}
+
+/// The columns [`pay_out_row`] reads, from `receipts r JOIN jobs j`.
+pub(crate) const PAY_COLS: &str = "r.job_id, r.provider, r.units, r.price, r.escrow, j.renter";
+
+/// [`pay_out`] for a receipt whose [`PAY_COLS`] the caller already read,
+/// starting at column `at` of `row` (settling a batch reads them all in one
+/// query instead of one per receipt).
+pub(crate) fn pay_out_row(
+    c: &mut dyn Conn,
+    receipt: &Hash32,
+    row: &Row,
+    at: usize,
+    fee_bps: u64,
+    verifier: Option<&NodeId>,
+    now_ms: u64,
+) -> Result<u64, Error> {
     let (job, provider, units, price, escrow, renter) = (
-        r.hash(0)?,
-        r.node(1)?,
-        r.u64(2)?,
-        r.u64(3)?,
-        r.u64(4)?,
-        r.node(5)?,
+        row.hash(at)?,
+        row.node(at + 1)?,
+        row.u64(at + 2)?,
+        row.u64(at + 3)?,
+        row.u64(at + 4)?,
+        row.node(at + 5)?,
     );
     let payment = cost(price, units).unwrap_or(u64::MAX).min(escrow);
     let fee = u64::try_from(u128::from(payment) * u128::from(fee_bps) / 10_000)

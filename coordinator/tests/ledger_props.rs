@@ -15,11 +15,7 @@ use assay_coordinator::store::{
     Lease, NewJob, ProviderInfo, ReceiptSubmission, RunResult, VerdictSubmission, VerifierInfo,
 };
 use assay_coordinator::{MarketConfig, SqlStore, Store};
-use assay_protocol::market::billable_units;
-use assay_protocol::{
-    BackendDescriptor, BlobRef, Hash32, JobSpec, NodeKey, Outcome, ReceiptBody, WorkDone,
-    inputs_root, outputs_root,
-};
+use assay_protocol::{Hash32, JobSpec, NodeKey, Outcome, WorkDone, outputs_root};
 use proptest::prelude::*;
 
 fn key(n: u8) -> NodeKey {
@@ -135,29 +131,12 @@ fn job(renter: u8, tag: u8, shards: u32, max_price: u64) -> NewJob {
 }
 
 fn job_at(renter: u8, tag: u8, shards: u32, max_price: u64, rate_ppm: u32) -> NewJob {
-    let inputs = vec![BlobRef {
-        name: "x".into(),
-        hash: Hash32([tag; 32]),
-        size: 1,
-    }];
-    NewJob {
-        verify_rate_ppm: rate_ppm,
-        id: Hash32([tag; 32]),
-        renter: key(renter).id(),
-        component_hash: Hash32([200; 32]),
-        component_size: 1,
-        inputs_root: inputs_root(inputs.iter().map(|b| (b.name.as_str(), b.size, &b.hash))),
-        inputs,
-        spec: JobSpec {
-            fuel: 1_000_000,
-            work_budget: 2_000_000,
-            ..JobSpec::default()
-        },
-        shards,
-        max_price,
-        require_gpu: false,
-        shard_inputs: vec![],
-    }
+    let spec = JobSpec {
+        fuel: 1_000_000,
+        work_budget: 2_000_000,
+        ..JobSpec::default()
+    };
+    common::job(&key(renter).id(), tag, shards, max_price, rate_ppm, spec)
 }
 
 fn submission(s: &SqlStore<Sqlite>, lease: &Lease, provider: u8, fuel: u64) -> ReceiptSubmission {
@@ -171,36 +150,16 @@ fn submission_of(
     fuel: u64,
     output: &[u8],
 ) -> ReceiptSubmission {
-    let k = key(provider);
-    let info = s.lease(&lease.lease_id).expect("lease").expect("exists");
-    let work = WorkDone {
-        flops: fuel / 2,
-        bytes: 7,
-    };
-    let receipt = ReceiptBody {
-        job_id: lease.shard_job_id,
-        shard: lease.spec.shard,
-        provider_id: k.id(),
-        component_hash: lease.component_hash,
-        inputs_root: info.inputs_root,
+    let result = RunResult {
         outputs_root: root(output),
         outcome: Outcome::Success,
         fuel_used: fuel,
-        work,
-        backend: BackendDescriptor::default(),
-        telemetry: None,
-        started_at_ms: 0,
-        finished_at_ms: 0,
-    }
-    .sign(&k)
-    .expect("sign");
-    ReceiptSubmission {
-        lease_id: lease.lease_id,
-        provider: k.id(),
-        units: billable_units(fuel, &work),
-        receipt,
-        outputs: vec![],
-    }
+        work: WorkDone {
+            flops: fuel / 2,
+            bytes: 7,
+        },
+    };
+    common::submission(s, lease, &key(provider), &result, vec![])
 }
 
 /// Runs `ops`; returns the store and the total minted.

@@ -3,20 +3,14 @@
 
 mod common;
 
+use common::{key, ledger_ok};
+
 use assay_coordinator::sql::{Backend, Value};
-use assay_coordinator::store::{Lease, NewJob, ProviderInfo, ReceiptSubmission};
+use assay_coordinator::store::{Lease, NewJob, ProviderInfo, ReceiptSubmission, RunResult};
 use assay_coordinator::{Error, MarketConfig, SqlStore, Store};
-use assay_protocol::market::billable_units;
-use assay_protocol::{
-    BackendDescriptor, BlobRef, Hash32, JobSpec, NodeKey, Outcome, Receipt, ReceiptBody, WorkDone,
-    inputs_root, outputs_root,
-};
+use assay_protocol::{BlobRef, Hash32, JobSpec, NodeKey, Outcome, WorkDone, outputs_root};
 
 type Db<'a, B> = &'a dyn Fn(MarketConfig) -> SqlStore<B>;
-
-fn key(n: u8) -> NodeKey {
-    NodeKey::from_seed([n; 32])
-}
 
 fn cfg() -> MarketConfig {
     MarketConfig {
@@ -53,40 +47,13 @@ fn spec() -> JobSpec {
 }
 
 fn new_job(renter: &NodeKey, tag: u8, shards: u32, max_price: u64) -> NewJob {
-    let inputs = vec![BlobRef {
-        name: "a".into(),
-        hash: Hash32([tag; 32]),
-        size: 3,
-    }];
-    NewJob {
-        verify_rate_ppm: 0,
-        id: Hash32([tag.wrapping_add(100); 32]),
-        renter: renter.id(),
-        component_hash: Hash32([7; 32]),
-        component_size: 10,
-        inputs_root: inputs_root(inputs.iter().map(|b| (b.name.as_str(), b.size, &b.hash))),
-        inputs,
-        spec: spec(),
-        shards,
-        max_price,
-        require_gpu: false,
-        shard_inputs: vec![],
-    }
+    common::job(&renter.id(), tag, shards, max_price, 0, spec())
 }
 
 const OUT: &[u8] = b"result";
 
 fn receipt_for<B: Backend>(store: &SqlStore<B>, lease: &Lease, k: &NodeKey) -> ReceiptSubmission {
-    let info = store
-        .lease(&lease.lease_id)
-        .expect("lease")
-        .expect("exists");
-    let receipt = ReceiptBody {
-        job_id: lease.shard_job_id,
-        shard: lease.spec.shard,
-        provider_id: k.id(),
-        component_hash: lease.component_hash,
-        inputs_root: info.inputs_root,
+    let result = RunResult {
         outputs_root: outputs_root([("c", OUT)]),
         outcome: Outcome::Success,
         fuel_used: 500_000,
@@ -94,37 +61,13 @@ fn receipt_for<B: Backend>(store: &SqlStore<B>, lease: &Lease, k: &NodeKey) -> R
             flops: 1_000_000,
             bytes: 500_000,
         },
-        backend: BackendDescriptor {
-            kind: "cpu".into(),
-            device: "test".into(),
-        },
-        telemetry: None,
-        started_at_ms: 1,
-        finished_at_ms: 2,
-    }
-    .sign(k)
-    .expect("sign");
-    submission(lease, k, receipt)
-}
-
-fn submission(lease: &Lease, k: &NodeKey, receipt: Receipt) -> ReceiptSubmission {
-    let units = billable_units(receipt.body.fuel_used, &receipt.body.work);
-    ReceiptSubmission {
-        lease_id: lease.lease_id,
-        provider: k.id(),
-        receipt,
-        outputs: vec![BlobRef {
-            name: "c".into(),
-            hash: Hash32::of(OUT),
-            size: OUT.len() as u64,
-        }],
-        units,
-    }
-}
-
-fn ledger_ok<B: Backend>(s: &SqlStore<B>) {
-    let r = s.verify_ledger().expect("verify");
-    assert!(r.ok(), "ledger problems: {:?}", r.problems);
+    };
+    let outputs = vec![BlobRef {
+        name: "c".into(),
+        hash: Hash32::of(OUT),
+        size: OUT.len() as u64,
+    }];
+    common::submission(store, lease, k, &result, outputs)
 }
 
 fn ledger_mint_stake_and_overdraft<B: Backend>(db: Db<'_, B>) {

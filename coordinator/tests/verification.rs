@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::{key, ledger_ok};
+
 use assay_coordinator::sql::Backend;
 use assay_coordinator::store::{
     CheckTask, Decision, Lease, NewJob, ProviderInfo, ReceiptSubmission, RunResult,
@@ -13,20 +15,13 @@ use assay_coordinator::store::{
 use assay_coordinator::{Error, MarketConfig, SqlStore, Store};
 use assay_protocol::market::{billable_units, cost, escrow_per_shard};
 use assay_protocol::verification::{RATE_ALWAYS, commitment, is_sampled, required_stake};
-use assay_protocol::{
-    BackendDescriptor, BlobRef, Hash32, JobSpec, NodeKey, Outcome, ReceiptBody, WorkDone,
-    inputs_root, outputs_root,
-};
+use assay_protocol::{BlobRef, Hash32, JobSpec, NodeKey, Outcome, WorkDone, outputs_root};
 
 type Db<'a, B> = &'a dyn Fn(MarketConfig) -> SqlStore<B>;
 
 const EPOCH: u64 = 1_000;
 const WINDOW: u64 = 500;
 const FEE_BPS: u64 = 1_000;
-
-fn key(n: u8) -> NodeKey {
-    NodeKey::from_seed([n; 32])
-}
 
 fn cfg() -> MarketConfig {
     MarketConfig {
@@ -57,25 +52,7 @@ fn spec() -> JobSpec {
 }
 
 fn job(renter: &NodeKey, tag: u8, shards: u32, rate_ppm: u32) -> NewJob {
-    let inputs = vec![BlobRef {
-        name: "a".into(),
-        hash: Hash32([tag; 32]),
-        size: 3,
-    }];
-    NewJob {
-        id: Hash32([tag.wrapping_add(100); 32]),
-        renter: renter.id(),
-        component_hash: Hash32([7; 32]),
-        component_size: 10,
-        inputs_root: inputs_root(inputs.iter().map(|b| (b.name.as_str(), b.size, &b.hash))),
-        inputs,
-        spec: spec(),
-        shards,
-        max_price: 100,
-        require_gpu: false,
-        shard_inputs: vec![],
-        verify_rate_ppm: rate_ppm,
-    }
+    common::job(&renter.id(), tag, shards, 100, rate_ppm, spec())
 }
 
 fn provider(k: &NodeKey, price: u64) -> ProviderInfo {
@@ -117,39 +94,12 @@ fn receipt<B: Backend>(
     k: &NodeKey,
     honest: bool,
 ) -> ReceiptSubmission {
-    let info = s.lease(&lease.lease_id).expect("lease").expect("exists");
-    let r = result(honest);
-    let receipt = ReceiptBody {
-        job_id: lease.shard_job_id,
-        shard: lease.spec.shard,
-        provider_id: k.id(),
-        component_hash: lease.component_hash,
-        inputs_root: info.inputs_root,
-        outputs_root: r.outputs_root,
-        outcome: r.outcome,
-        fuel_used: r.fuel_used,
-        work: r.work,
-        backend: BackendDescriptor {
-            kind: "cpu".into(),
-            device: "test".into(),
-        },
-        telemetry: None,
-        started_at_ms: 1,
-        finished_at_ms: 2,
-    }
-    .sign(k)
-    .expect("sign");
-    ReceiptSubmission {
-        lease_id: lease.lease_id,
-        provider: k.id(),
-        units: billable_units(receipt.body.fuel_used, &receipt.body.work),
-        receipt,
-        outputs: vec![BlobRef {
-            name: "c".into(),
-            hash: Hash32::of(if honest { b"right" } else { b"wrong" }),
-            size: 5,
-        }],
-    }
+    let outputs = vec![BlobRef {
+        name: "c".into(),
+        hash: Hash32::of(if honest { b"right" } else { b"wrong" }),
+        size: 5,
+    }];
+    common::submission(s, lease, k, &result(honest), outputs)
 }
 
 fn verdict(check: &CheckTask, v: &NodeKey, honest: bool) -> VerdictSubmission {
@@ -164,11 +114,6 @@ fn verdict(check: &CheckTask, v: &NodeKey, honest: bool) -> VerdictSubmission {
         expires_at_ms: 10,
         signature: vec![0; 64],
     }
-}
-
-fn ledger_ok<B: Backend>(s: &SqlStore<B>) {
-    let r = s.verify_ledger().expect("verify");
-    assert!(r.ok(), "ledger problems: {:?}", r.problems);
 }
 
 /// What one verified shard moves: (provider net, fee, verifier fee, refund).

@@ -94,3 +94,98 @@ macro_rules! both_backends {
         }
     };
 }
+
+// ---- market fixtures shared by the suites ------------------------------------
+
+use assay_coordinator::Store;
+use assay_coordinator::sql::Backend;
+use assay_coordinator::store::{Lease, NewJob, ReceiptSubmission, RunResult};
+use assay_protocol::market::billable_units;
+use assay_protocol::{
+    BackendDescriptor, BlobRef, Hash32, JobSpec, NodeId, NodeKey, ReceiptBody, inputs_root,
+};
+
+/// The node key of seed `n` (tests name nodes by small numbers).
+pub fn key(n: u8) -> NodeKey {
+    NodeKey::from_seed([n; 32])
+}
+
+/// A job by `renter` of `shards` shards over one small input that `tag`
+/// makes unique (so is the job id), at most `max_price` per unit, checked
+/// at `rate_ppm`.
+pub fn job(
+    renter: &NodeId,
+    tag: u8,
+    shards: u32,
+    max_price: u64,
+    rate_ppm: u32,
+    spec: JobSpec,
+) -> NewJob {
+    let inputs = vec![BlobRef {
+        name: "a".into(),
+        hash: Hash32([tag; 32]),
+        size: 3,
+    }];
+    NewJob {
+        id: Hash32([tag.wrapping_add(100); 32]),
+        renter: *renter,
+        component_hash: Hash32([7; 32]),
+        component_size: 10,
+        inputs_root: inputs_root(inputs.iter().map(|b| (b.name.as_str(), b.size, &b.hash))),
+        inputs,
+        spec,
+        shards,
+        max_price,
+        require_gpu: false,
+        shard_inputs: vec![],
+        verify_rate_ppm: rate_ppm,
+    }
+}
+
+/// `k`'s signed receipt for `lease` stating `result`, as it is submitted
+/// (with `outputs` as the uploaded blobs).
+pub fn submission<B: Backend>(
+    store: &SqlStore<B>,
+    lease: &Lease,
+    k: &NodeKey,
+    result: &RunResult,
+    outputs: Vec<BlobRef>,
+) -> ReceiptSubmission {
+    let info = store
+        .lease(&lease.lease_id)
+        .expect("lease")
+        .expect("exists");
+    let receipt = ReceiptBody {
+        job_id: lease.shard_job_id,
+        shard: lease.spec.shard,
+        provider_id: k.id(),
+        component_hash: lease.component_hash,
+        inputs_root: info.inputs_root,
+        outputs_root: result.outputs_root,
+        outcome: result.outcome,
+        fuel_used: result.fuel_used,
+        work: result.work,
+        backend: BackendDescriptor {
+            kind: "cpu".into(),
+            device: "test".into(),
+        },
+        telemetry: None,
+        started_at_ms: 1,
+        finished_at_ms: 2,
+    }
+    .sign(k)
+    .expect("sign");
+    ReceiptSubmission {
+        lease_id: lease.lease_id,
+        provider: k.id(),
+        units: billable_units(receipt.body.fuel_used, &receipt.body.work),
+        receipt,
+        outputs,
+    }
+}
+
+/// Fails the test unless the ledger verifies (chain, balances, head).
+pub fn ledger_ok<B: Backend>(s: &SqlStore<B>) {
+    let r = s.verify_ledger().expect("verify");
+    assert!(r.ok(), "ledger problems: {:?}", r.problems);
+}
