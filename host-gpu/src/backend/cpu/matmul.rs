@@ -205,14 +205,6 @@ impl Kernel {
         }
     }
 
-    /// Runs the kernel for the first `rows` rows of one tile held in `c`
-    /// (row stride NR) after checking every length it relies on.
-    fn tile(&self, rows: usize, kc: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-        assert!(c.len() >= self.mr * self.nr, "gemm: tile size");
-        // SAFETY: `c` is an exclusive borrow of MR rows of NR floats.
-        unsafe { self.tile_at(rows, kc, a, b, c.as_mut_ptr(), self.nr) }
-    }
-
     /// Runs the kernel for `rows` rows of NR outputs at `c`, `ldc` apart.
     ///
     /// # Safety
@@ -562,54 +554,99 @@ pub(super) fn gemm(
                     &*bpack
                 }
             };
-            // Tasks are rectangles of tiles; each tile belongs to exactly one task.
-            let target = if ctx.threads > 1 { ctx.threads * 4 } else { 1 };
-            let row_groups = m_panels.min(target);
-            let col_groups = n_panels.min(target.div_ceil(row_groups));
-            let rows_per = m_panels.div_ceil(row_groups);
-            let cols_per = n_panels.div_ceil(col_groups);
-            let tasks = m_panels.div_ceil(rows_per) * n_panels.div_ceil(cols_per);
-            let task_cols = n_panels.div_ceil(cols_per);
-            ctx.tasks(tasks, |t| {
-                let (rg, cg) = (t / task_cols, t % task_cols);
-                let mut tile = [0.0f32; MAX_TILE];
-                let tile = &mut tile[..mr * nr];
-                let task_rows = rg * rows_per..((rg + 1) * rows_per).min(m_panels);
-                for p0 in task_rows.clone().step_by(MC_PANELS) {
-                    for q in cg * cols_per..((cg + 1) * cols_per).min(n_panels) {
-                        let bp = &bpack[q * nr * kc..(q + 1) * nr * kc];
-                        let jq = j0 + q * nr;
-                        let cols = nr.min(n - jq);
-                        for p in p0..(p0 + MC_PANELS).min(task_rows.end) {
-                            let ap = &apack[p * mr * kc..(p + 1) * mr * kc];
-                            let i0 = p * mr;
-                            let rows = mr.min(m - i0);
-                            if cols == nr {
-                                // A whole-width tile: the kernel works in the output.
-                                let c = out.block(i0 * n + jq, rows, n, nr);
-                                // SAFETY: tile (p, q) is this task's alone.
-                                unsafe { kern.tile_at(rows, kc, ap, bp, c, n) };
-                                continue;
-                            }
-                            // The last, narrower tile of a row goes through a full-width copy.
-                            for r in 0..rows {
-                                // SAFETY: tile (p, q) is this task's alone; rows do not overlap.
-                                let src = unsafe { out.part((i0 + r) * n + jq, cols) };
-                                tile[r * nr..r * nr + cols].copy_from_slice(src);
-                            }
-                            kern.tile(rows, kc, ap, bp, tile);
-                            for r in 0..rows {
-                                // SAFETY: as above.
-                                let dst = unsafe { out.part((i0 + r) * n + jq, cols) };
-                                dst.copy_from_slice(&tile[r * nr..r * nr + cols]);
-                            }
-                        }
-                    }
-                }
+            let grid = TileGrid {
+                m,
+                n,
+                j0,
+                m_panels,
+                n_panels,
+                mr,
+                nr,
+            };
+            grid.run(ctx, &out, |p, q, rows, dst, ld| {
+                let ap = &apack[p * mr * kc..(p + 1) * mr * kc];
+                let bp = &bpack[q * nr * kc..(q + 1) * nr * kc];
+                // SAFETY: `run` hands out each tile to one call at a time.
+                unsafe { kern.tile_at(rows, kc, ap, bp, dst, ld) };
             });
         }
     }
     Ok(())
+}
+
+/// The MR×NR output tiles of one GEMM pass: `m_panels` × `n_panels` tiles
+/// of an m×n row-major output, the first column of panel 0 at `j0`.
+struct TileGrid {
+    m: usize,
+    n: usize,
+    j0: usize,
+    m_panels: usize,
+    n_panels: usize,
+    mr: usize,
+    nr: usize,
+}
+
+impl TileGrid {
+    /// Calls `f(p, q, rows, dst, ld)` once per tile (A panel `p`, B panel
+    /// `q`, `rows` real rows, the tile's first element at `dst`, rows `ld`
+    /// apart), in tasks that are rectangles of tiles, so each tile belongs
+    /// to exactly one task. Within a task, `MC_PANELS` A panels sweep each B
+    /// panel (which stays in L1). A whole-width tile is worked on in the
+    /// output; the narrower last one of a row in a local MR×NR copy.
+    fn run(
+        &self,
+        ctx: &Ctx,
+        out: &SharedOut,
+        f: impl Fn(usize, usize, usize, *mut f32, usize) + Sync + Send,
+    ) {
+        let Self {
+            m,
+            n,
+            j0,
+            m_panels,
+            n_panels,
+            mr,
+            nr,
+        } = *self;
+        let target = if ctx.threads > 1 { ctx.threads * 4 } else { 1 };
+        let row_groups = m_panels.min(target);
+        let col_groups = n_panels.min(target.div_ceil(row_groups));
+        let rows_per = m_panels.div_ceil(row_groups);
+        let cols_per = n_panels.div_ceil(col_groups);
+        let tasks = m_panels.div_ceil(rows_per) * n_panels.div_ceil(cols_per);
+        let task_cols = n_panels.div_ceil(cols_per);
+        ctx.tasks(tasks, |t| {
+            let (rg, cg) = (t / task_cols, t % task_cols);
+            let mut tile = [0.0f32; MAX_TILE];
+            let tile = &mut tile[..mr * nr];
+            let task_rows = rg * rows_per..((rg + 1) * rows_per).min(m_panels);
+            for p0 in task_rows.clone().step_by(MC_PANELS) {
+                for q in cg * cols_per..((cg + 1) * cols_per).min(n_panels) {
+                    let jq = j0 + q * nr;
+                    let cols = nr.min(n - jq);
+                    for p in p0..(p0 + MC_PANELS).min(task_rows.end) {
+                        let i0 = p * mr;
+                        let rows = mr.min(m - i0);
+                        if cols == nr {
+                            f(p, q, rows, out.block(i0 * n + jq, rows, n, nr), n);
+                            continue;
+                        }
+                        for r in 0..rows {
+                            // SAFETY: tile (p, q) is this task's alone; rows do not overlap.
+                            let src = unsafe { out.part((i0 + r) * n + jq, cols) };
+                            tile[r * nr..r * nr + cols].copy_from_slice(src);
+                        }
+                        f(p, q, rows, tile.as_mut_ptr(), nr);
+                        for r in 0..rows {
+                            // SAFETY: as above.
+                            let dst = unsafe { out.part((i0 + r) * n + jq, cols) };
+                            dst.copy_from_slice(&tile[r * nr..r * nr + cols]);
+                        }
+                    }
+                }
+            }
+        });
+    }
 }
 
 /// [`gemm`] with all of B packed beforehand (a cached weight): A is packed
@@ -645,55 +682,23 @@ fn gemm_packed(
         ptr: c.as_mut_ptr(),
         len: c.len(),
     };
-    let target = if ctx.threads > 1 { ctx.threads * 4 } else { 1 };
-    let row_groups = m_panels.min(target);
-    let col_groups = n_panels.min(target.div_ceil(row_groups));
-    let rows_per = m_panels.div_ceil(row_groups);
-    let cols_per = n_panels.div_ceil(col_groups);
-    let tasks = m_panels.div_ceil(rows_per) * n_panels.div_ceil(cols_per);
-    let task_cols = n_panels.div_ceil(cols_per);
-    ctx.tasks(tasks, |t| {
-        let (rg, cg) = (t / task_cols, t % task_cols);
-        let mut tile = [0.0f32; MAX_TILE];
-        let tile = &mut tile[..mr * nr];
-        let task_rows = rg * rows_per..((rg + 1) * rows_per).min(m_panels);
-        for p0 in task_rows.clone().step_by(MC_PANELS) {
-            for q in cg * cols_per..((cg + 1) * cols_per).min(n_panels) {
-                let jq = q * nr;
-                let cols = nr.min(n - jq);
-                for p in p0..(p0 + MC_PANELS).min(task_rows.end) {
-                    let i0 = p * mr;
-                    let rows = mr.min(m - i0);
-                    // A whole-width tile is worked on in the output; the
-                    // last, narrower one of a row in `tile`.
-                    let (dst, ld) = if cols == nr {
-                        (out.block(i0 * n + jq, rows, n, nr), n)
-                    } else {
-                        for r in 0..rows {
-                            // SAFETY: tile (p, q) is this task's alone; rows do not overlap.
-                            let row = unsafe { out.part((i0 + r) * n + jq, cols) };
-                            tile[r * nr..r * nr + cols].copy_from_slice(row);
-                        }
-                        (tile.as_mut_ptr(), nr)
-                    };
-                    for k0 in (0..k).step_by(KC) {
-                        let kc = KC.min(k - k0);
-                        let at = k0 * mr * m_panels + p * mr * kc;
-                        let ap = &apack[at..at + mr * kc];
-                        let bp = packed.panels(k0, kc, jq, nr);
-                        // SAFETY: tile (p, q) is this task's alone, and
-                        // `tile` is a local MR×NR block.
-                        unsafe { kern.tile_at(rows, kc, ap, bp, dst, ld) };
-                    }
-                    if cols < nr {
-                        for r in 0..rows {
-                            // SAFETY: as above; rows do not overlap.
-                            let row = unsafe { out.part((i0 + r) * n + jq, cols) };
-                            row.copy_from_slice(&tile[r * nr..r * nr + cols]);
-                        }
-                    }
-                }
-            }
+    let grid = TileGrid {
+        m,
+        n,
+        j0: 0,
+        m_panels,
+        n_panels,
+        mr,
+        nr,
+    };
+    grid.run(ctx, &out, |p, q, rows, dst, ld| {
+        for k0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - k0);
+            let at = k0 * mr * m_panels + p * mr * kc;
+            let ap = &apack[at..at + mr * kc];
+            let bp = packed.panels(k0, kc, q * nr, nr);
+            // SAFETY: `run` hands out each tile to one call at a time.
+            unsafe { kern.tile_at(rows, kc, ap, bp, dst, ld) };
         }
     });
     Ok(())
