@@ -11,6 +11,8 @@
 //!   [`pb::Auth`] (node id, nonce, expiry, ed25519 signature) over a
 //!   canonical encoding with a domain tag per message kind.
 //! - [`client`]: connecting, and streaming blobs up and down in chunks.
+//! - [`daemon`]: what the provider and verifier daemons share around their
+//!   calls (back-off, refusals, shutdown, retries).
 //!
 //! # Example
 //!
@@ -31,6 +33,7 @@ pub mod auth;
 pub mod cache;
 pub mod client;
 pub mod convert;
+pub mod daemon;
 mod error;
 pub mod metrics;
 

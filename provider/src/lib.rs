@@ -44,6 +44,7 @@ use std::time::Duration;
 
 use assay_proto::cache::{BlobCache, Source};
 use assay_proto::client::{self, REQUEST_TTL_MS};
+use assay_proto::daemon::{Shutdown, ask_faucet, backoff, refused, retry};
 use assay_proto::pb::provider_client::ProviderClient;
 use assay_proto::{auth, convert, now_ms, pb};
 use assay_protocol::{BlobRef, Hash32, NodeKey};
@@ -167,15 +168,11 @@ struct Daemon {
     metrics: Arc<Metrics>,
     /// Leases taken and not yet finished: lease id → started running.
     active: Mutex<BTreeMap<Hash32, bool>>,
-    stopping: tokio::sync::watch::Receiver<bool>,
+    shutdown: Shutdown,
 }
 
 fn key(d: &Daemon) -> &NodeKey {
     d.runtime.node_key()
-}
-
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis((100u64 << attempt.min(6)).min(5_000))
 }
 
 impl Daemon {
@@ -190,10 +187,6 @@ impl Daemon {
             .map(|a| a.len() as u32)
             .unwrap_or(self.cfg.slots);
         self.cfg.slots.saturating_sub(busy)
-    }
-
-    fn stopping(&self) -> bool {
-        *self.stopping.borrow()
     }
 
     fn sign<M: auth::Signed>(&self, m: &mut M) -> Result<(), Error> {
@@ -257,7 +250,7 @@ impl Daemon {
     async fn register_until_ok(&self) -> Option<pb::RegisterResponse> {
         let mut attempt = 0;
         loop {
-            if self.stopping() {
+            if self.shutdown.started() {
                 return None;
             }
             match self.register().await {
@@ -275,18 +268,9 @@ impl Daemon {
                     Metrics::add(&self.metrics.rpc_errors, 1);
                     tracing::warn!(error = %e, "cannot register; retrying");
                     attempt += 1;
-                    self.sleep(backoff(attempt)).await;
+                    self.shutdown.sleep(backoff(attempt)).await;
                 }
             }
-        }
-    }
-
-    /// Sleeps, or returns early when shutdown starts.
-    async fn sleep(&self, d: Duration) {
-        let mut rx = self.stopping.clone();
-        tokio::select! {
-            _ = tokio::time::sleep(d) => {}
-            _ = rx.wait_for(|v| *v) => {}
         }
     }
 
@@ -297,23 +281,25 @@ impl Daemon {
             fault,
             reason: reason.to_string(),
         };
-        for attempt in 0..5 {
-            if self.sign(&mut req).is_err() {
-                break;
+        let sent = retry(5, || {
+            let signed = auth::sign(key(self), &mut req, now_ms(), REQUEST_TTL_MS);
+            let (mut client, req) = (self.client(), req.clone());
+            async move {
+                signed?;
+                client
+                    .return_lease(req)
+                    .await
+                    .map_err(assay_proto::Error::from)
             }
-            match self.client().return_lease(req.clone()).await {
-                Ok(_) => {
-                    Metrics::add(&self.metrics.leases_returned, 1);
-                    tracing::info!(lease = %lease.short(), fault, reason, "lease given back");
-                    break;
-                }
-                Err(s) if !refused(&assay_proto::Error::from(s.clone())) => {
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                Err(s) => {
-                    tracing::warn!(lease = %lease.short(), error = %s.message(), "could not give the lease back");
-                    break;
-                }
+        })
+        .await;
+        match sent {
+            Ok(_) => {
+                Metrics::add(&self.metrics.leases_returned, 1);
+                tracing::info!(lease = %lease.short(), fault, reason, "lease given back");
+            }
+            Err(e) => {
+                tracing::warn!(lease = %lease.short(), error = %e, "could not give the lease back");
             }
         }
         self.journal.end(lease);
@@ -349,7 +335,7 @@ impl Daemon {
         let Ok(id) = convert::hash("lease_id", &lease.lease_id) else {
             return;
         };
-        if self.stopping() {
+        if self.shutdown.started() {
             self.give_back(&id, false, "provider shutting down").await;
             return;
         }
@@ -369,7 +355,7 @@ impl Daemon {
                 return;
             }
         };
-        if self.stopping() {
+        if self.shutdown.started() {
             self.give_back(&id, false, "provider shutting down").await;
             return;
         }
@@ -498,23 +484,6 @@ impl Daemon {
     }
 }
 
-/// The coordinator answered and said no (as opposed to an outage or a
-/// broken connection, after which the same request is sent again).
-fn refused(e: &assay_proto::Error) -> bool {
-    use tonic::Code;
-    matches!(
-        e.code(),
-        Code::InvalidArgument
-            | Code::NotFound
-            | Code::PermissionDenied
-            | Code::FailedPrecondition
-            | Code::AlreadyExists
-            | Code::DataLoss
-            | Code::OutOfRange
-            | Code::Unimplemented
-    )
-}
-
 /// Runs the daemon until `shutdown` resolves, then drains.
 ///
 /// # Errors
@@ -557,7 +526,7 @@ pub async fn run(
         blobs,
         metrics,
         active: Mutex::new(BTreeMap::new()),
-        stopping: stop_rx,
+        shutdown: Shutdown::new(stop_rx),
     });
     let unfinished = d.journal.unfinished();
 
@@ -565,7 +534,7 @@ pub async fn run(
         let d = d.clone();
         async move {
             if d.cfg.faucet > 0 {
-                faucet(&d).await;
+                ask_faucet(&d.channel, key(&d), d.cfg.faucet, &d.shutdown).await;
             }
             let Some(reg) = d.register_until_ok().await else {
                 return;
@@ -580,10 +549,10 @@ pub async fn run(
             let mut jobs = tokio::task::JoinSet::new();
             let mut attempt = 0;
             let mut suspended = false;
-            while !d.stopping() {
+            while !d.shutdown.started() {
                 let free = d.free_slots();
                 if free == 0 {
-                    d.sleep(d.cfg.poll_interval).await;
+                    d.shutdown.sleep(d.cfg.poll_interval).await;
                     continue;
                 }
                 let mut req = pb::TakeLeasesRequest {
@@ -624,7 +593,7 @@ pub async fn run(
                         }
                         while jobs.try_join_next().is_some() {}
                         if !got {
-                            d.sleep(d.cfg.poll_interval).await;
+                            d.shutdown.sleep(d.cfg.poll_interval).await;
                         }
                     }
                     Err(s) => {
@@ -639,11 +608,11 @@ pub async fn run(
                                 suspended = true;
                                 tracing::error!(error = %s.message(), "this provider gets no leases; asking again every 30 s (stop it with Ctrl-C)");
                             }
-                            d.sleep(Duration::from_secs(30)).await;
+                            d.shutdown.sleep(Duration::from_secs(30)).await;
                         } else {
                             attempt += 1;
                             tracing::warn!(error = %s.message(), "cannot take leases; backing off");
-                            d.sleep(backoff(attempt)).await;
+                            d.shutdown.sleep(backoff(attempt)).await;
                         }
                     }
                 }
@@ -679,34 +648,6 @@ pub async fn run(
     Ok(())
 }
 
-async fn faucet(d: &Daemon) {
-    for attempt in 0..50 {
-        let mut req = pb::FaucetRequest {
-            auth: None,
-            amount: d.cfg.faucet,
-        };
-        if d.sign(&mut req).is_err() {
-            return;
-        }
-        match assay_proto::pb::renter_client::RenterClient::new(d.channel.clone())
-            .faucet(req)
-            .await
-        {
-            Ok(r) => {
-                tracing::info!(balance = r.get_ref().balance, "faucet credited");
-                return;
-            }
-            Err(s) if !refused(&assay_proto::Error::from(s.clone())) => {
-                d.sleep(backoff(attempt)).await;
-            }
-            Err(s) => {
-                tracing::warn!(error = %s.message(), "faucet refused");
-                return;
-            }
-        }
-    }
-}
-
 fn gpu_telemetry(t: Option<&assay_host_gpu::telemetry::Telemetry>) -> Vec<pb::GpuTelemetry> {
     t.map(|t| {
         t.snapshot()
@@ -731,7 +672,7 @@ async fn heartbeats(d: Arc<Daemon>, every: Duration) {
     loop {
         tick.tick().await;
         // Keep renewing leases while draining; stop once nothing runs.
-        if d.stopping() && d.active.lock().map(|a| a.is_empty()).unwrap_or(true) {
+        if d.shutdown.started() && d.active.lock().map(|a| a.is_empty()).unwrap_or(true) {
             return;
         }
         let mut req = pb::HeartbeatRequest {

@@ -58,6 +58,7 @@ use std::time::{Duration, Instant};
 
 use assay_proto::cache::{BlobCache, Source};
 use assay_proto::client::{self, REQUEST_TTL_MS};
+use assay_proto::daemon::{Shutdown, ask_faucet, backoff, refused, retry};
 use assay_proto::pb::verifier_client::VerifierClient;
 use assay_proto::{auth, convert, now_ms, pb};
 use assay_protocol::verification::{commitment, is_sampled};
@@ -480,29 +481,7 @@ struct Daemon {
     active: Mutex<BTreeSet<Hash32>>,
     /// Epoch → the commitment first seen published for it.
     beacons: Mutex<BTreeMap<u64, Hash32>>,
-    stopping: tokio::sync::watch::Receiver<bool>,
-}
-
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis((100u64 << attempt.min(6)).min(5_000))
-}
-
-/// The coordinator answered and said no (as opposed to an outage, after
-/// which the same request is sent again).
-fn refused(e: &assay_proto::Error) -> bool {
-    use tonic::Code;
-    matches!(
-        e.code(),
-        Code::InvalidArgument
-            | Code::NotFound
-            | Code::PermissionDenied
-            | Code::FailedPrecondition
-            | Code::AlreadyExists
-            | Code::DataLoss
-            | Code::OutOfRange
-            | Code::Unimplemented
-            | Code::Unauthenticated
-    )
+    shutdown: Shutdown,
 }
 
 /// Most time kept between a re-execution's watchdog and the check's
@@ -531,22 +510,9 @@ impl Daemon {
         self.cfg.slots.saturating_sub(busy)
     }
 
-    fn stopping(&self) -> bool {
-        *self.stopping.borrow()
-    }
-
     fn sign<M: auth::Signed>(&self, m: &mut M) -> Result<(), Error> {
         auth::sign(self.key(), m, now_ms(), REQUEST_TTL_MS)?;
         Ok(())
-    }
-
-    /// Sleeps, or returns early when shutdown starts.
-    async fn sleep(&self, d: Duration) {
-        let mut rx = self.stopping.clone();
-        tokio::select! {
-            _ = tokio::time::sleep(d) => {}
-            _ = rx.wait_for(|v| *v) => {}
-        }
     }
 
     async fn register(&self) -> Result<pb::RegisterVerifierResponse, Error> {
@@ -575,7 +541,7 @@ impl Daemon {
     async fn register_until_ok(&self) -> Result<Option<pb::RegisterVerifierResponse>, Error> {
         let mut attempt = 0;
         loop {
-            if self.stopping() {
+            if self.shutdown.started() {
                 return Ok(None);
             }
             match self.register().await {
@@ -600,7 +566,7 @@ impl Daemon {
                     Metrics::add(&self.metrics.rpc_errors, 1);
                     tracing::warn!(error = %e, "cannot register as a verifier; retrying");
                     attempt += 1;
-                    self.sleep(backoff(attempt)).await;
+                    self.shutdown.sleep(backoff(attempt)).await;
                 }
             }
         }
@@ -612,24 +578,26 @@ impl Daemon {
             check_id: check.0.to_vec(),
             reason: reason.to_string(),
         };
-        for attempt in 0..5 {
-            if self.sign(&mut req).is_err() {
-                break;
+        let sent = retry(5, || {
+            let signed = auth::sign(self.key(), &mut req, now_ms(), REQUEST_TTL_MS);
+            let (mut client, req) = (self.client(), req.clone());
+            async move {
+                signed?;
+                client
+                    .return_check(req)
+                    .await
+                    .map_err(assay_proto::Error::from)
             }
-            match self.client().return_check(req.clone()).await {
-                Ok(_) => {
-                    Metrics::add(&self.metrics.checks_returned, 1);
-                    tracing::info!(check = %check.short(), reason, "check given back");
-                    break;
-                }
-                Err(s) if !refused(&assay_proto::Error::from(s.clone())) => {
-                    Metrics::add(&self.metrics.rpc_errors, 1);
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                Err(s) => {
-                    tracing::warn!(check = %check.short(), error = %s.message(), "could not give the check back");
-                    break;
-                }
+        })
+        .await;
+        match sent {
+            Ok(_) => {
+                Metrics::add(&self.metrics.checks_returned, 1);
+                tracing::info!(check = %check.short(), reason, "check given back");
+            }
+            Err(e) => {
+                Metrics::add(&self.metrics.rpc_errors, 1);
+                tracing::warn!(check = %check.short(), error = %e, "could not give the check back");
             }
         }
     }
@@ -684,10 +652,10 @@ impl Daemon {
             }
             .await;
             match r {
-                Err(e) if e.is_transient() && attempt < 8 && !self.stopping() => {
+                Err(e) if e.is_transient() && attempt < 8 && !self.shutdown.started() => {
                     Metrics::add(&self.metrics.rpc_errors, 1);
                     attempt += 1;
-                    self.sleep(backoff(attempt)).await;
+                    self.shutdown.sleep(backoff(attempt)).await;
                 }
                 other => return other,
             }
@@ -707,7 +675,7 @@ impl Daemon {
     }
 
     async fn work_inner(&self, id: Hash32, check: pb::Check) {
-        if self.stopping() {
+        if self.shutdown.started() {
             self.give_back(&id, "verifier shutting down").await;
             return;
         }
@@ -729,7 +697,7 @@ impl Daemon {
                 return;
             }
         };
-        if self.stopping() {
+        if self.shutdown.started() {
             self.give_back(&id, "verifier shutting down").await;
             return;
         }
@@ -829,7 +797,7 @@ impl Daemon {
                 }
                 Err(s) => {
                     let e = assay_proto::Error::from(s);
-                    if refused(&e) || attempt >= 20 || self.stopping() {
+                    if refused(&e) || attempt >= 20 || self.shutdown.started() {
                         Metrics::add(&self.metrics.verdicts_refused, 1);
                         tracing::warn!(check = %p.id.short(), receipt = %p.receipt_id.short(), error = %e, "verdict refused");
                         return;
@@ -853,7 +821,7 @@ impl Daemon {
         // now (every later poll starts from the epoch current at the last).
         let mut from = (now_ms() / epoch_ms.max(1)).saturating_sub(1);
         let mut warned = false;
-        while !self.stopping() {
+        while !self.shutdown.started() {
             let r = self
                 .client()
                 .get_beacon(pb::GetBeaconRequest { from_epoch: from })
@@ -899,35 +867,7 @@ impl Daemon {
                     }
                 }
             }
-            self.sleep(every).await;
-        }
-    }
-}
-
-async fn faucet(d: &Daemon) {
-    for attempt in 0..50 {
-        let mut req = pb::FaucetRequest {
-            auth: None,
-            amount: d.cfg.faucet,
-        };
-        if d.sign(&mut req).is_err() {
-            return;
-        }
-        match pb::renter_client::RenterClient::new(d.channel.clone())
-            .faucet(req)
-            .await
-        {
-            Ok(r) => {
-                tracing::info!(balance = r.get_ref().balance, "faucet credited");
-                return;
-            }
-            Err(s) if !refused(&assay_proto::Error::from(s.clone())) => {
-                d.sleep(backoff(attempt)).await;
-            }
-            Err(s) => {
-                tracing::warn!(error = %s.message(), "faucet refused");
-                return;
-            }
+            self.shutdown.sleep(every).await;
         }
     }
 }
@@ -999,14 +939,14 @@ pub async fn run(
         metrics,
         active: Mutex::new(BTreeSet::new()),
         beacons: Mutex::new(BTreeMap::new()),
-        stopping: stop_rx,
+        shutdown: Shutdown::new(stop_rx),
     });
 
     let main = {
         let d = d.clone();
         async move {
             if d.cfg.faucet > 0 {
-                faucet(&d).await;
+                ask_faucet(&d.channel, d.key(), d.cfg.faucet, &d.shutdown).await;
             }
             let Some(reg) = d.register_until_ok().await? else {
                 return Ok(());
@@ -1015,13 +955,13 @@ pub async fn run(
             let mut checks = tokio::task::JoinSet::new();
             let mut attempt = 0;
             let mut suspended = false;
-            while !d.stopping() {
+            while !d.shutdown.started() {
                 let free = d.free_slots();
                 if free == 0 {
                     // A finished check frees a slot: wait for one, or poll.
                     tokio::select! {
                         _ = checks.join_next() => {}
-                        _ = d.sleep(d.cfg.poll_interval) => {}
+                        _ = d.shutdown.sleep(d.cfg.poll_interval) => {}
                     }
                     continue;
                 }
@@ -1048,7 +988,7 @@ pub async fn run(
                         }
                         while checks.try_join_next().is_some() {}
                         if !got {
-                            d.sleep(d.cfg.poll_interval).await;
+                            d.shutdown.sleep(d.cfg.poll_interval).await;
                         }
                     }
                     Err(s) => {
@@ -1068,11 +1008,11 @@ pub async fn run(
                                 suspended = true;
                                 tracing::error!(error = %s.message(), "this verifier gets no checks; asking again every 30 s (stop it with Ctrl-C)");
                             }
-                            d.sleep(Duration::from_secs(30)).await;
+                            d.shutdown.sleep(Duration::from_secs(30)).await;
                         } else {
                             attempt += 1;
                             tracing::warn!(error = %s.message(), "cannot take checks; backing off");
-                            d.sleep(backoff(attempt)).await;
+                            d.shutdown.sleep(backoff(attempt)).await;
                         }
                     }
                 }
