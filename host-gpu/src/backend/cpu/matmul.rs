@@ -33,6 +33,9 @@ const NC: usize = 1024;
 /// A panels a task sweeps per B panel (MC = 16 · MR rows: ~128 KiB of packed
 /// A, which stays in L2 while each B panel stays in L1).
 const MC_PANELS: usize = 16;
+/// The largest packing a buffer keeps (256 MiB of floats: a 8192×8192
+/// weight); larger ones are packed block by block on every use.
+const MAX_KEPT_PACK_FLOATS: usize = 64 << 20;
 /// Largest tile any microkernel uses (MR · NR).
 const MAX_TILE: usize = 12 * 32;
 
@@ -482,6 +485,12 @@ impl PackCache {
             return Ok(Some(Arc::clone(packed)));
         }
         if self.uses.fetch_add(1, Ordering::Relaxed) == 0 {
+            return Ok(None);
+        }
+        // Packings are host memory outside the job's quota: a matrix too
+        // large to keep twice is packed as it goes, as on its first use.
+        let floats = key.k.saturating_mul(key.n.div_ceil(key.nr) * key.nr);
+        if floats > MAX_KEPT_PACK_FLOATS {
             return Ok(None);
         }
         let packed = Arc::new(PackedB::pack(ctx, b, key)?);
