@@ -206,7 +206,8 @@ fn a_weight_reused_as_b_keeps_the_dot_product_bits() {
     // layouts of the same buffer, and a batched A against the shared B.
     let mut rng = Rng::new(21);
     for (name, device) in devices() {
-        for (k, n) in [(300, 70), (9, 1100)] {
+        // (384, 384) is 576 KiB: its panels get their own huge-page mapping.
+        for (k, n) in [(300, 70), (9, 1100), (384, 384)] {
             let wv = rng.edgy(k * n, 0.02);
             let mut s = session(&device);
             let wt = up(&mut s, &[k, n], &wv);

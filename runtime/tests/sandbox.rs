@@ -369,3 +369,32 @@ fn bad_components_are_refused_with_a_clear_message() {
     assert!(bad_component(truncated).contains("malformed or truncated"));
     assert!(bad_component(&[]).contains("not a WebAssembly file"));
 }
+
+#[test]
+fn the_resident_store_keeps_to_its_limit_and_drops_the_oldest() {
+    // Each matmul input is 100 KiB decoded; room for three.
+    let device = Device::cpu_with_threads(1).with_resident_limit(300 << 10);
+    let rt = runtime_with(None, device.clone());
+    let first = matmul_inputs(160, 160, 160);
+    let cold = run(&rt, Guest::Matmul, first.clone(), &JobSpec::default());
+    assert_eq!(device.resident_stats().buffers, 2);
+    // Other content (a and b both differ): the store stays within its
+    // limit by dropping the oldest.
+    let mut other = first.clone();
+    for name in ["a", "b"] {
+        let (r, c, mut v) = matrix::decode(&first[name]).expect("matrix");
+        v[0] += 1.0;
+        other.insert(
+            name.into(),
+            matrix::encode(r, c, &v).expect("encode").into(),
+        );
+    }
+    run(&rt, Guest::Matmul, other, &JobSpec::default());
+    let stats = device.resident_stats();
+    assert!(stats.bytes <= stats.limit, "{stats:?}");
+    assert_eq!(stats.buffers, 3, "{stats:?}");
+    // The first job again: whatever was dropped is decoded anew, same receipt.
+    let again = run(&rt, Guest::Matmul, first, &JobSpec::default());
+    assert_eq!(fingerprint(&cold), fingerprint(&again));
+    assert!(device.resident_stats().bytes <= 300 << 10);
+}
