@@ -25,6 +25,11 @@
 //! [`telemetry`] reads GPU name, memory, temperature, power, utilisation
 //! and clocks through NVML and is simply absent without an NVIDIA driver.
 //!
+//! A [`Device`] also keeps decoded input tensors from one job to the next
+//! ([`resident`]: a provider decodes and packs a model's weights once, not
+//! per shard), and every session times its ops ([`Session::op_times`]) for
+//! profiles. Neither changes a result or what a job is charged.
+//!
 //! # Example
 //!
 //! ```
