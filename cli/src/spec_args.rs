@@ -99,10 +99,19 @@ pub struct DeviceArgs {
     /// CPU worker threads (results do not depend on it).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Decoded job inputs (a model's weights) the device keeps from one job
+    /// to the next, e.g. 512MiB; 0 keeps none (results and receipts do not
+    /// depend on it, only speed).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "1GiB")]
+    pub resident_memory: u64,
 }
 
 impl DeviceArgs {
     pub fn device(&self) -> anyhow::Result<Device> {
+        Ok(self.backend()?.with_resident_limit(self.resident_memory))
+    }
+
+    fn backend(&self) -> anyhow::Result<Device> {
         let cpu = || match self.threads {
             Some(n) => Device::cpu_with_threads(n),
             None => Device::cpu(),

@@ -208,7 +208,13 @@ pub fn main(args: DemoArgs) -> Result<u8, Failure> {
             println!();
             print_profile("first run (weights decoded and packed)", &first);
             println!();
-            print_profile("rerun (weights resident on the device)", &second);
+            let kept = runtime.device().resident_stats();
+            let title = if kept.hits > 0 {
+                "rerun (weights resident on the device)"
+            } else {
+                "rerun (weights decoded again: --resident-memory keeps none)"
+            };
+            print_profile(title, &second);
         }
         for (query, near) in &neighbours {
             println!();
