@@ -131,6 +131,43 @@ fn pack_a(
     }
 }
 
+/// Packs k rows `k0..k0 + kc` of every MR-row panel of the m-row `a` into
+/// `dst` (panel after panel, `kc·mr` floats each), panels in parallel.
+fn pack_a_block(
+    ctx: &Ctx,
+    a: &Strided<'_>,
+    m: usize,
+    (k0, kc): (usize, usize),
+    mr: usize,
+    dst: &mut [f32],
+) {
+    ctx.rows(dst, mr * kc, mr * kc, |first, chunk| {
+        for (p, panel) in chunk.chunks_exact_mut(mr * kc).enumerate() {
+            let i0 = (first + p) * mr;
+            pack_a(a, i0, mr.min(m - i0), k0, kc, mr, panel);
+        }
+    });
+}
+
+/// Packs k rows `k0..k0 + kc` of the NR-column panels of the n-column `b`
+/// that `dst` has room for, the first at column `j0`, panels in parallel.
+fn pack_b_block(
+    ctx: &Ctx,
+    b: &impl SourceB,
+    n: usize,
+    (k0, kc): (usize, usize),
+    j0: usize,
+    nr: usize,
+    dst: &mut [f32],
+) {
+    ctx.rows(dst, nr * kc, nr * kc, |first, chunk| {
+        for (q, panel) in chunk.chunks_exact_mut(nr * kc).enumerate() {
+            let jq = j0 + (first + q) * nr;
+            b.pack_panel(k0, kc, jq, nr.min(n - jq), nr, panel);
+        }
+    });
+}
+
 /// A microkernel: continues the first R rows of an MR×NR block of
 /// accumulators at `c` (rows `ldc` floats apart) over `kc` steps of packed
 /// A (`kc·MR`, of which it reads R per step) and packed B (`kc·NR`).
@@ -429,22 +466,17 @@ impl PackedB {
         for k0 in (0..k).step_by(KC) {
             let kc = KC.min(k - k0);
             let block = &mut data.as_mut_slice()[k0 * n_pad..(k0 + kc) * n_pad];
-            ctx.rows(block, nr * kc, nr * kc, |first, chunk| {
-                for (q, panel) in chunk.chunks_exact_mut(nr * kc).enumerate() {
-                    let jq = (first + q) * nr;
-                    b.pack_panel(k0, kc, jq, nr.min(n - jq), nr, panel);
-                }
-            });
+            pack_b_block(ctx, b, n, (k0, kc), 0, nr, block);
         }
         Ok(PackedB { key, data })
     }
 
-    /// The panels of k rows `k0..k0 + kc` (a whole `KC` block) and columns
-    /// `j0..j0 + nc` (`j0` a multiple of `nr`).
-    fn panels(&self, k0: usize, kc: usize, j0: usize, nc: usize) -> &[f32] {
+    /// Panel `q` (columns `q·nr..`) of the k rows `k0..k0 + kc` (a whole
+    /// `KC` block).
+    fn panel(&self, k0: usize, kc: usize, q: usize) -> &[f32] {
         let nr = self.key.nr;
-        let at = k0 * self.key.n.div_ceil(nr) * nr + j0 * kc;
-        &self.data.as_slice()[at..at + nc.div_ceil(nr) * nr * kc]
+        let at = k0 * self.key.n.div_ceil(nr) * nr + q * nr * kc;
+        &self.data.as_slice()[at..at + nr * kc]
     }
 }
 
@@ -529,10 +561,7 @@ pub(super) fn gemm(
         return gemm_packed(ctx, kern, (m, n, k), a, packed, c);
     }
     let mut apack = alloc::<f32>(m_panels * mr * kc_max)?;
-    let mut bpack = match packed {
-        Some(_) => Vec::new(),
-        None => alloc::<f32>(nc_max * kc_max)?,
-    };
+    let mut bpack = alloc::<f32>(nc_max * kc_max)?;
     let out = SharedOut {
         ptr: c.as_mut_ptr(),
         len: c.len(),
@@ -540,29 +569,14 @@ pub(super) fn gemm(
     for k0 in (0..k).step_by(KC) {
         let kc = KC.min(k - k0);
         let apack = &mut apack[..m_panels * mr * kc];
-        ctx.rows(apack, mr * kc, mr * kc, |first, chunk| {
-            for (p, panel) in chunk.chunks_exact_mut(mr * kc).enumerate() {
-                let i0 = (first + p) * mr;
-                pack_a(a, i0, mr.min(m - i0), k0, kc, mr, panel);
-            }
-        });
+        pack_a_block(ctx, a, m, (k0, kc), mr, apack);
         let apack = &*apack;
         for j0 in (0..n).step_by(NC) {
             let nc = NC.min(n - j0);
             let n_panels = nc.div_ceil(nr);
-            let bpack = match packed {
-                Some(p) => p.panels(k0, kc, j0, nc),
-                None => {
-                    let bpack = &mut bpack[..n_panels * nr * kc];
-                    ctx.rows(bpack, nr * kc, nr * kc, |first, chunk| {
-                        for (q, panel) in chunk.chunks_exact_mut(nr * kc).enumerate() {
-                            let jq = j0 + (first + q) * nr;
-                            b.pack_panel(k0, kc, jq, nr.min(n - jq), nr, panel);
-                        }
-                    });
-                    &*bpack
-                }
-            };
+            let bpack = &mut bpack[..n_panels * nr * kc];
+            pack_b_block(ctx, b, n, (k0, kc), j0, nr, bpack);
+            let bpack = &*bpack;
             let grid = TileGrid {
                 m,
                 n,
@@ -679,12 +693,7 @@ fn gemm_packed(
     for k0 in (0..k).step_by(KC) {
         let kc = KC.min(k - k0);
         let block = &mut apack[k0 * mr * m_panels..(k0 + kc) * mr * m_panels];
-        ctx.rows(block, mr * kc, mr * kc, |first, chunk| {
-            for (p, panel) in chunk.chunks_exact_mut(mr * kc).enumerate() {
-                let i0 = (first + p) * mr;
-                pack_a(a, i0, mr.min(m - i0), k0, kc, mr, panel);
-            }
-        });
+        pack_a_block(ctx, a, m, (k0, kc), mr, block);
     }
     let apack = &*apack;
     let out = SharedOut {
@@ -705,7 +714,7 @@ fn gemm_packed(
             let kc = KC.min(k - k0);
             let at = k0 * mr * m_panels + p * mr * kc;
             let ap = &apack[at..at + mr * kc];
-            let bp = packed.panels(k0, kc, q * nr, nr);
+            let bp = packed.panel(k0, kc, q);
             // SAFETY: `run` hands out each tile to one call at a time.
             unsafe { kern.tile_at(rows, kc, ap, bp, dst, ld) };
         }
