@@ -232,7 +232,7 @@ pub fn main(args: DemoArgs) -> Result<u8, Failure> {
     Ok(0)
 }
 
-/// Per-op device time of a run, slowest first, as JSON.
+/// Per-op device time of a run as a JSON object keyed by op name.
 fn op_times_json(report: &RunReport) -> serde_json::Value {
     json!(
         report
