@@ -14,7 +14,7 @@ use assay_coordinator::sqlite::Sqlite;
 use assay_coordinator::store::{
     Lease, NewJob, ProviderInfo, ReceiptSubmission, RunResult, VerdictSubmission, VerifierInfo,
 };
-use assay_coordinator::{MarketConfig, SqlStore, Store};
+use assay_coordinator::{Error, MarketConfig, SqlStore, Store};
 use assay_protocol::{Hash32, JobSpec, NodeKey, Outcome, WorkDone, outputs_root};
 use proptest::prelude::*;
 
@@ -170,6 +170,7 @@ fn run(ops: &[Op]) -> (common::SqliteDb, u64) {
     let mut minted = 0u64;
     let mut minted_refs = std::collections::BTreeSet::new();
     let mut leases: Vec<(Lease, u8)> = Vec::new();
+    let mut cheated = std::collections::BTreeSet::new();
     // Providers 3, 4 and verifiers 5, 6 hold stake (minted for them).
     for n in 3..7u8 {
         s.mint(&key(n).id(), 10_000_000, &format!("seed/{n}"), now)
@@ -230,8 +231,11 @@ fn run(ops: &[Op]) -> (common::SqliteDb, u64) {
                 let _ = s.submit_job(&job_at(renter, tag, shards, max_price, rate_ppm), now);
             }
             Op::Take { provider, max } => {
-                for l in s.take_leases(&key(provider).id(), max, now).expect("take") {
-                    leases.push((l, provider));
+                match s.take_leases(&key(provider).id(), max, now) {
+                    Ok(taken) => leases.extend(taken.into_iter().map(|l| (l, provider))),
+                    // A provider caught by a verifier is suspended from the market.
+                    Err(Error::PermissionDenied(_)) if cheated.contains(&provider) => {}
+                    Err(e) => panic!("take by provider {provider}: {e}"),
                 }
             }
             Op::Complete {
@@ -245,6 +249,9 @@ fn run(ops: &[Op]) -> (common::SqliteDb, u64) {
                     let output: &[u8] = if cheat { b"cheat" } else { b"x" };
                     let sub = submission_of(&s, &l, p, fuel, output);
                     let first = s.submit_receipt(&sub, now);
+                    if cheat && first.is_ok() {
+                        cheated.insert(p);
+                    }
                     if twice {
                         let second = s.submit_receipt(&sub, now + 1);
                         if let (Ok(a), Ok(b)) = (&first, &second) {
@@ -342,6 +349,57 @@ fn check(s: &SqlStore<Sqlite>, minted: u64) -> Result<(), TestCaseError> {
         }
     }
     Ok(())
+}
+
+/// Found by the property below: a provider a verifier caught cheating is
+/// refused further leases, and the books still balance.
+#[test]
+fn a_provider_caught_cheating_is_refused_leases_and_the_books_balance() {
+    let ops = [
+        Op::Mint {
+            node: 1,
+            amount: 2034,
+            reference: 0,
+        },
+        Op::Submit {
+            renter: 1,
+            tag: 0,
+            shards: 1,
+            max_price: 14,
+            rate_ppm: 1_000_000,
+        },
+        Op::Take {
+            provider: 4,
+            max: 1,
+        },
+        Op::Complete {
+            pick: 0,
+            fuel: 0,
+            twice: false,
+            cheat: true,
+        },
+        Op::Advance { ms: 199 },
+        Op::Verify {
+            verifier: 5,
+            honest: true,
+        },
+        Op::Verify {
+            verifier: 6,
+            honest: true,
+        },
+        Op::Take {
+            provider: 4,
+            max: 1,
+        },
+    ];
+    let (db, minted) = run(&ops);
+    let s = db.open(cfg());
+    let refused = s.take_leases(&key(4).id(), 1, 1_000);
+    assert!(
+        matches!(refused, Err(Error::PermissionDenied(_))),
+        "a caught provider takes no lease: {refused:?}"
+    );
+    check(&s, minted).expect("the books balance");
 }
 
 proptest! {
