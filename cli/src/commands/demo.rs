@@ -55,6 +55,10 @@ pub struct DemoArgs {
     /// Also print where each run's time went, per tensor op.
     #[arg(long)]
     pub profile: bool,
+    /// Run the job this many times after the first (each must match it bit
+    /// for bit); the fastest of them is reported as the rerun.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub reruns: u32,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -135,13 +139,30 @@ pub fn main(args: DemoArgs) -> Result<u8, Failure> {
         }
         return Ok(super::exit_code(&first));
     }
-    eprintln!("[4/4] running it again to check the result is bit-identical");
-    let second = runtime
-        .run(&component, Arc::new(inputs), &spec)
-        .map_err(Failure::fault)?;
-    let cpu2 = thread_cpu_seconds();
+    eprintln!(
+        "[4/4] running it again{} to check the result is bit-identical",
+        match args.reruns {
+            1 => String::new(),
+            n => format!(" ({n} times)"),
+        }
+    );
     let cpu = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| b - a);
-    let same = first.receipt.body.deterministic_part() == second.receipt.body.deterministic_part();
+    let mut same = true;
+    let mut fastest: Option<(RunReport, Option<f64>)> = None;
+    for _ in 0..args.reruns {
+        let before = thread_cpu_seconds();
+        let rerun = runtime
+            .run(&component, Arc::new(inputs.clone()), &spec)
+            .map_err(Failure::fault)?;
+        let cpu_used = cpu(before, thread_cpu_seconds());
+        same &= first.receipt.body.deterministic_part() == rerun.receipt.body.deterministic_part();
+        if fastest.as_ref().is_none_or(|(f, _)| rerun.elapsed < f.elapsed) {
+            fastest = Some((rerun, cpu_used));
+        }
+    }
+    let Some((second, rerun_cpu)) = fastest else {
+        return Err(Failure::fault(anyhow::anyhow!("no rerun ran")));
+    };
 
     if let Some(dir) = &args.out {
         super::write_results(dir, &first).map_err(Failure::fault)?;
@@ -158,7 +179,8 @@ pub fn main(args: DemoArgs) -> Result<u8, Failure> {
         // CPU time of the calling thread (Linux): all of the job's CPU time
         // with --threads 1, where the host ops run on that thread too.
         v["cpu_seconds"] = json!(cpu(cpu0, cpu1));
-        v["rerun_cpu_seconds"] = json!(cpu(cpu1, cpu2));
+        v["rerun_cpu_seconds"] = json!(rerun_cpu);
+        v["reruns"] = json!(args.reruns);
         v["sentences_per_second"] = json!(rate);
         v["batch_size"] = json!(args.batch_size);
         v["model_dir"] = json!(model.dir);
@@ -193,8 +215,12 @@ pub fn main(args: DemoArgs) -> Result<u8, Failure> {
         );
         println!("outputs root  {}", body.outputs_root);
         println!(
-            "rerun         {} (outputs root, outcome, fuel and work)",
-            if same { "bit-identical" } else { "DIFFERENT" }
+            "rerun         {}{} (outputs root, outcome, fuel and work)",
+            if same { "bit-identical" } else { "DIFFERENT" },
+            match args.reruns {
+                1 => String::new(),
+                n => format!(", {n} times; fastest {:.1} ms", second.elapsed.as_secs_f64() * 1e3),
+            }
         );
         println!(
             "work          {} flops, {} bytes",

@@ -114,7 +114,7 @@ multiversion! {
 
 /// conv2d NCHW: x `[n, c, h, w]`, weight `[o, c, kh, kw]`, optional bias `[o]`.
 pub(super) fn conv2d(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     x: &TensorRef<'_>,
     weight: &TensorRef<'_>,
     bias: Option<&[f32]>,
@@ -190,7 +190,7 @@ multiversion! {
 
 /// max-pool2d NCHW.
 pub(super) fn max_pool2d(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     x: &TensorRef<'_>,
     kernel: (usize, usize),
     stride: (usize, usize),

@@ -52,7 +52,7 @@ fn unary_cost(op: UnaryOp) -> usize {
 }
 
 /// `op` applied to every element.
-pub(super) fn unary(ctx: &Ctx, op: UnaryOp, x: &[f32]) -> Result<Vec<f32>, Error> {
+pub(super) fn unary(ctx: &Ctx<'_>, op: UnaryOp, x: &[f32]) -> Result<Vec<f32>, Error> {
     let mut out = alloc::<f32>(x.len())?;
     ctx.rows(
         &mut out,
@@ -73,7 +73,7 @@ multiversion! {
 }
 
 /// `x · factor`.
-pub(super) fn scale(ctx: &Ctx, x: &[f32], factor: f32) -> Result<Vec<f32>, Error> {
+pub(super) fn scale(ctx: &Ctx<'_>, x: &[f32], factor: f32) -> Result<Vec<f32>, Error> {
     let mut out = alloc::<f32>(x.len())?;
     ctx.rows(&mut out, FLAT_ROW, FLAT_ROW, |row, chunk| {
         let start = row * FLAT_ROW;
@@ -211,7 +211,7 @@ pub(super) fn offset_of(mut index: usize, dims: &[usize], strides: &[usize]) -> 
 
 /// `a op b` with numpy broadcasting into `out_shape`.
 pub(super) fn binary(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     op: BinaryOp,
     a: &TensorRef<'_>,
     b: &TensorRef<'_>,
@@ -274,7 +274,7 @@ multiversion! {
 }
 
 /// Converts `x` to `to`.
-pub(super) fn cast(ctx: &Ctx, x: &TensorRef<'_>, to: DType) -> Result<Values, Error> {
+pub(super) fn cast(ctx: &Ctx<'_>, x: &TensorRef<'_>, to: DType) -> Result<Values, Error> {
     Ok(match (x.dtype, to) {
         (DType::F32, DType::F32) => Values::F32(f32s(x)?.to_vec()),
         (DType::I32, DType::I32) => Values::I32(i32s(x)?.to_vec()),

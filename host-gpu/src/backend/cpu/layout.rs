@@ -18,7 +18,7 @@ macro_rules! per_dtype {
 }
 
 /// Output dimension i is input dimension `axes[i]`.
-pub(super) fn permute(ctx: &Ctx, x: &TensorRef<'_>, axes: &[usize]) -> Result<Values, Error> {
+pub(super) fn permute(ctx: &Ctx<'_>, x: &TensorRef<'_>, axes: &[usize]) -> Result<Values, Error> {
     let rank = x.shape.len();
     if axes.len() != rank || axes.iter().any(|&a| a >= rank) {
         return Err(Error::Device(format!("cpu: permute axes {axes:?}")));
@@ -40,7 +40,7 @@ pub(super) fn permute(ctx: &Ctx, x: &TensorRef<'_>, axes: &[usize]) -> Result<Va
 
 /// Copies the elements of `x` at `strides` over `dims` (row-major) into a new vector.
 fn strided_copy<T: Copy + Default + Send + Sync>(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     x: &[T],
     dims: &[usize],
     strides: &[usize],
@@ -87,7 +87,7 @@ fn strided_copy<T: Copy + Default + Send + Sync>(
 
 /// Elements `start..end` of `axis`.
 pub(super) fn slice(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     x: &TensorRef<'_>,
     axis: usize,
     start: usize,
@@ -114,7 +114,7 @@ pub(super) fn slice(
 
 /// Joins `inputs` along `axis` into `out_shape`.
 pub(super) fn concat(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     inputs: &[TensorRef<'_>],
     axis: usize,
     out_shape: &[usize],
@@ -163,7 +163,7 @@ pub(super) fn concat(
 }
 
 /// Rows of `table` `[v, d]` picked by `indices` → `[..., d]`.
-pub(super) fn gather(ctx: &Ctx, table: &TensorRef<'_>, indices: &[i32]) -> Result<Values, Error> {
+pub(super) fn gather(ctx: &Ctx<'_>, table: &TensorRef<'_>, indices: &[i32]) -> Result<Values, Error> {
     let &[rows, d] = table.shape else {
         return Err(Error::Device(format!(
             "cpu: gather table {:?}",

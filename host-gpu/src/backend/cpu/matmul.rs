@@ -134,7 +134,7 @@ fn pack_a(
 /// Packs k rows `k0..k0 + kc` of every MR-row panel of the m-row `a` into
 /// `dst` (panel after panel, `kc·mr` floats each), panels in parallel.
 fn pack_a_block(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     a: &Strided<'_>,
     m: usize,
     (k0, kc): (usize, usize),
@@ -152,7 +152,7 @@ fn pack_a_block(
 /// Packs k rows `k0..k0 + kc` of the NR-column panels of the n-column `b`
 /// that `dst` has room for, the first at column `j0`, panels in parallel.
 fn pack_b_block(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     b: &impl SourceB,
     n: usize,
     (k0, kc): (usize, usize),
@@ -456,7 +456,7 @@ struct PackKey {
 
 impl PackedB {
     /// Packs all of `b` (k×n) for a kernel `nr` columns wide.
-    fn pack(ctx: &Ctx, b: &impl SourceB, key: PackKey) -> Result<PackedB, Error> {
+    fn pack(ctx: &Ctx<'_>, b: &impl SourceB, key: PackKey) -> Result<PackedB, Error> {
         let PackKey { k, n, nr, .. } = key;
         let n_pad = n.div_ceil(nr) * nr;
         let len = k
@@ -508,7 +508,7 @@ impl PackCache {
     /// buffer's first use as B; `None` when the caller should pack as it goes.
     fn get(
         &self,
-        ctx: &Ctx,
+        ctx: &Ctx<'_>,
         b: &impl SourceB,
         key: PackKey,
     ) -> Result<Option<Arc<PackedB>>, Error> {
@@ -536,7 +536,7 @@ impl PackCache {
 /// when given, is `b` already packed for this kernel.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn gemm(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     m: usize,
     n: usize,
     k: usize,
@@ -618,7 +618,7 @@ impl TileGrid {
     /// output; the narrower last one of a row in a local MR×NR copy.
     fn run(
         &self,
-        ctx: &Ctx,
+        ctx: &Ctx<'_>,
         out: &SharedOut,
         f: impl Fn(usize, usize, usize, *mut f32, usize) + Sync + Send,
     ) {
@@ -632,8 +632,12 @@ impl TileGrid {
             nr,
         } = *self;
         let target = if ctx.threads > 1 { ctx.threads * 4 } else { 1 };
-        let row_groups = m_panels.min(target);
-        let col_groups = n_panels.min(target.div_ceil(row_groups));
+        // Columns are split first: a task streams its own B panels once and
+        // every task reads all of A, which for a layer's weights (larger
+        // than a batch's activations) moves the least memory; a row split
+        // would stream the whole weight once per task.
+        let col_groups = n_panels.min(target);
+        let row_groups = m_panels.min(target.div_ceil(col_groups));
         let rows_per = m_panels.div_ceil(row_groups);
         let cols_per = n_panels.div_ceil(col_groups);
         let tasks = m_panels.div_ceil(rows_per) * n_panels.div_ceil(cols_per);
@@ -678,7 +682,7 @@ impl TileGrid {
 /// k block (which, for a tall output, went through memory each time). The
 /// k order of every output is the same.
 fn gemm_packed(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     kern: Kernel,
     (m, n, k): (usize, usize, usize),
     a: &Strided<'_>,
@@ -732,7 +736,7 @@ multiversion! {
 
 /// Replaces every NaN in `x` by the canonical NaN (GEMM outputs may hold
 /// x86's negative default NaN or an input's payload).
-pub(super) fn canonicalize(ctx: &Ctx, x: &mut [f32]) {
+pub(super) fn canonicalize(ctx: &Ctx<'_>, x: &mut [f32]) {
     ctx.rows(x, 4096, 4096, |_, chunk| canon_slice(ctx.simd, chunk));
 }
 
@@ -741,21 +745,18 @@ pub(super) fn canonicalize(ctx: &Ctx, x: &mut [f32]) {
 /// `f` free to go parallel: whichever keeps the threads busier. Results do
 /// not depend on the choice.
 pub(super) fn for_each_part(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     out: &mut [f32],
     count: usize,
     cost_per_part: usize,
-    f: impl Fn(&Ctx, usize, &mut [f32]) -> Result<(), Error> + Sync + Send,
+    f: impl Fn(&Ctx<'_>, usize, &mut [f32]) -> Result<(), Error> + Sync + Send,
 ) -> Result<(), Error> {
     if count == 0 || out.is_empty() {
         return Ok(());
     }
     let part = out.len() / count;
     if count >= ctx.threads * 2 && ctx.threads > 1 {
-        let serial = Ctx {
-            simd: ctx.simd,
-            threads: 1,
-        };
+        let serial = ctx.serial();
         let failure = Mutex::new(None);
         ctx.rows(out, part, cost_per_part, |first, chunk| {
             for (i, o) in chunk.chunks_mut(part).enumerate() {
@@ -778,7 +779,7 @@ pub(super) fn for_each_part(
 
 /// Batched matmul `[..., m, k] · [..., k, n]` with broadcast batch dims.
 pub(super) fn matmul(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     a: &TensorRef<'_>,
     b: &TensorRef<'_>,
     transpose_a: bool,
@@ -799,6 +800,7 @@ pub(super) fn matmul(
     };
     let n = if transpose_b { b_rows } else { b_cols };
     let mut out = alloc::<f32>(numel(out_shape)?)?;
+    let ctx = &ctx.for_cost(out.len().saturating_mul(k));
     let batch_dims = &out_shape[..ro - 2];
     let batches = numel(batch_dims)?;
     if out.len() != batches * m * n {

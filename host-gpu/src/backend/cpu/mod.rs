@@ -5,8 +5,9 @@
 //! `reduce`, `norm`, `layout`, `matmul`, `conv`, `encode`); the per-element
 //! programs they share live in `scalar`.
 //!
-//! Parallelism (rayon) is only ever across outputs, never inside one
-//! output's reduction, so results do not depend on the thread count. Kernels
+//! Parallelism (a [`team::Team`] of threads per backend) is only ever
+//! across outputs, never inside one output's reduction, so results do not
+//! depend on the thread count. Kernels
 //! are compiled for several instruction sets (`simd`) and all give the same
 //! bits.
 
@@ -20,10 +21,12 @@ mod panel_memory;
 mod reduce;
 pub(crate) mod scalar;
 pub(crate) mod simd;
+mod team;
 
 use std::any::Any;
+use std::sync::Mutex;
 
-use rayon::prelude::*;
+use team::Team;
 
 use crate::backend::{Backend, BackendInfo, DeviceBuffer, TensorRef};
 use crate::error::Error;
@@ -83,10 +86,11 @@ impl DeviceBuffer for CpuBuffer {
 #[derive(Debug)]
 pub(crate) struct CpuBackend {
     threads: Option<usize>,
-    /// A private pool when a thread count was asked for; `None` uses rayon's global pool.
-    pool: Option<rayon::ThreadPool>,
-    /// Why no private pool could be built (shown in [`Backend::info`]).
-    pool_error: Option<String>,
+    /// The threads ops run on; `None` when only the caller's is used (one
+    /// thread asked for, or none could be started).
+    team: Option<Team>,
+    /// Why no team could be built (shown in [`Backend::info`]).
+    team_error: Option<String>,
     simd: CpuSimd,
 }
 
@@ -96,105 +100,80 @@ impl CpuBackend {
         CpuBackend::with_simd(threads, CpuSimd::from_env())
     }
 
-    /// A backend on `simd`, which the caller has checked is supported.
+    /// A backend on `simd`, which the caller has checked is supported;
+    /// `threads: None` uses every core.
     pub(crate) fn with_simd(threads: Option<usize>, simd: CpuSimd) -> CpuBackend {
         let simd = if simd.is_supported() {
             simd
         } else {
             CpuSimd::Scalar
         };
-        let (pool, pool_error) = match threads {
-            None => (None, None),
-            Some(n) => match rayon::ThreadPoolBuilder::new()
-                .num_threads(n.max(1))
-                .thread_name(|i| format!("assay-cpu-{i}"))
-                .build()
-            {
-                Ok(pool) => (Some(pool), None),
-                // The global pool computes the same bits; only speed differs.
-                Err(e) => (None, Some(e.to_string())),
-            },
+        let wanted = threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1);
+        let (team, team_error) = if wanted == 1 {
+            (None, None)
+        } else {
+            match Team::new(wanted) {
+                Ok(team) => (Some(team), None),
+                // One thread computes the same bits; only speed differs.
+                Err(e) => (None, Some(e)),
+            }
         };
         CpuBackend {
             threads,
-            pool,
-            pool_error,
+            team,
+            team_error,
             simd,
         }
     }
 
     fn threads(&self) -> usize {
-        match &self.pool {
-            Some(pool) => pool.current_num_threads(),
-            None => rayon::current_num_threads(),
-        }
+        self.team.as_ref().map_or(1, Team::threads)
     }
 
-    /// Runs `f` inside this backend's pool so rayon work uses its threads,
-    /// or, for an op of less than [`PAR_OP_MIN`] element-operations, on the
-    /// calling thread alone: handing an op to the pool and back costs
-    /// ≈ 20 µs, more than a small op (a bias add at batch size 1) itself.
-    fn install<R: Send>(&self, cost: usize, f: impl FnOnce(&Ctx) -> R + Send) -> R {
-        let threads = self.threads();
-        match &self.pool {
-            Some(pool) if threads > 1 && cost >= PAR_OP_MIN => {
-                let ctx = Ctx {
-                    simd: self.simd,
-                    threads,
-                };
-                pool.install(|| f(&ctx))
-            }
-            _ => f(&Ctx {
-                simd: self.simd,
-                threads: if cost >= PAR_OP_MIN { threads } else { 1 },
-            }),
+    /// What the kernels of one op run with.
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            simd: self.simd,
+            threads: self.threads(),
+            team: self.team.as_ref(),
         }
     }
-}
-
-/// Below this many element-operations an op runs on the calling thread.
-const PAR_OP_MIN: usize = 1 << 23;
-
-/// About how many element-operations `op` costs (to decide whether it is
-/// worth parallel threads; results never depend on it).
-fn op_cost(op: &Op, inputs: &[TensorRef<'_>], out_numel: usize) -> usize {
-    let inner = match op {
-        // Each output is a k-long dot product.
-        Op::Matmul { transpose_a, .. } => inputs
-            .first()
-            .and_then(|a| {
-                let r = a.shape.len();
-                let at = if *transpose_a {
-                    r.checked_sub(2)?
-                } else {
-                    r.checked_sub(1)?
-                };
-                a.shape.get(at).copied()
-            })
-            .unwrap_or(1),
-        Op::Conv2d { .. } => inputs
-            .get(1)
-            .map(|w| w.shape.iter().skip(1).product())
-            .unwrap_or(1),
-        // Transcendental functions cost tens of operations per element.
-        Op::Unary(_) | Op::Softmax => 16,
-        _ => 1,
-    };
-    out_numel.saturating_mul(inner.max(1))
 }
 
 /// What a kernel needs to know about where it runs.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Ctx {
+pub(crate) struct Ctx<'a> {
     pub(crate) simd: CpuSimd,
     pub(crate) threads: usize,
+    team: Option<&'a Team>,
 }
 
-/// Below this many element-operations an op runs on the calling thread: a
-/// rayon fork costs microseconds.
-const PAR_MIN_COST: usize = 1 << 15;
+/// Below this many element-operations an op runs on the calling thread:
+/// handing work to the team costs about a microsecond.
+const PAR_MIN_COST: usize = 1 << 14;
 
-impl Ctx {
+impl Ctx<'_> {
+    /// This context on the calling thread alone.
+    pub(crate) fn serial(&self) -> Self {
+        Ctx {
+            simd: self.simd,
+            threads: 1,
+            team: None,
+        }
+    }
+
+    /// This context, or [`Ctx::serial`] for work of fewer than
+    /// [`PAR_MIN_COST`] element-operations in all.
+    pub(crate) fn for_cost(&self, cost: usize) -> Self {
+        if cost < PAR_MIN_COST {
+            self.serial()
+        } else {
+            *self
+        }
+    }
+
     /// Runs `f(first_row, chunk)` over chunks of whole rows of `out` (rows of
     /// `row_len` elements, each costing about `cost_per_row`), in parallel
     /// when it pays. Which rows share a chunk never changes a result.
@@ -216,18 +195,23 @@ impl Ctx {
         }
         let min_rows = (PAR_MIN_COST / 4).div_ceil(cost).max(1);
         let per_chunk = rows.div_ceil(self.threads * 4).max(min_rows);
-        out.par_chunks_mut(per_chunk * row_len)
-            .enumerate()
-            .for_each(|(i, chunk)| f(i * per_chunk, chunk));
+        // Each chunk is taken by exactly one task (its lock is never contended).
+        let chunks: Vec<Mutex<&mut [T]>> = out
+            .chunks_mut(per_chunk * row_len)
+            .map(Mutex::new)
+            .collect();
+        self.tasks(chunks.len(), |i| {
+            let mut chunk = chunks[i].lock().unwrap_or_else(|p| p.into_inner());
+            f(i * per_chunk, &mut chunk);
+        });
     }
 
     /// Runs `f(i)` for `i in 0..n`, in parallel when there is more than one
     /// task and more than one thread.
     pub(crate) fn tasks(&self, n: usize, f: impl Fn(usize) + Sync + Send) {
-        if self.threads <= 1 || n <= 1 {
-            (0..n).for_each(f);
-        } else {
-            (0..n).into_par_iter().for_each(f);
+        match self.team {
+            Some(team) if self.threads > 1 && n > 1 => team.run(n, &f),
+            _ => (0..n).for_each(f),
         }
     }
 }
@@ -307,7 +291,7 @@ impl Backend for CpuBackend {
             self.threads(),
             if self.threads() == 1 { "" } else { "s" }
         );
-        if let (Some(asked), Some(err)) = (self.threads, &self.pool_error) {
+        if let (Some(asked), Some(err)) = (self.threads, &self.team_error) {
             device.push_str(&format!(" (asked for {asked}: {err})"));
         }
         BackendInfo {
@@ -375,8 +359,7 @@ impl Backend for CpuBackend {
                 DType::I32 => Values::I32(Vec::new()),
             })));
         }
-        let cost = op_cost(op, inputs, numel(out_shape)?);
-        let out = self.install(cost, |ctx| run(ctx, op, inputs, out_shape))?;
+        let out = run(&self.ctx(), op, inputs, out_shape)?;
         if out.dtype() != out_dtype || out.len() != numel(out_shape)? {
             return Err(Error::Device(format!(
                 "cpu: {op:?} produced {} {} elements for {} {out_shape:?}",
@@ -389,8 +372,8 @@ impl Backend for CpuBackend {
     }
 }
 
-/// Executes one op (inside the backend's pool).
-fn run(ctx: &Ctx, op: &Op, inputs: &[TensorRef<'_>], out_shape: &[usize]) -> Result<Values, Error> {
+/// Executes one op.
+fn run(ctx: &Ctx<'_>, op: &Op, inputs: &[TensorRef<'_>], out_shape: &[usize]) -> Result<Values, Error> {
     let x = || input(inputs, 0);
     Ok(match op {
         Op::Fill { value } => Values::F32(elementwise::fill(numel(out_shape)?, *value)?),

@@ -12,7 +12,7 @@ use crate::math;
 
 /// Runs `kernel` over the rows of `x` (last axis) into a fresh output.
 fn by_rows(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     x: &TensorRef<'_>,
     cost_per_element: usize,
     kernel: impl Fn(&[f32], &mut [f32]) + Sync + Send,
@@ -57,7 +57,7 @@ multiversion! {
 /// Softmax over the last axis: `exp(x − max) · (1 / Σ exp(x − max))`: one
 /// division per row, a multiplication per element (a division per element
 /// costs several times more on every backend).
-pub(super) fn softmax(ctx: &Ctx, x: &TensorRef<'_>) -> Result<Vec<f32>, Error> {
+pub(super) fn softmax(ctx: &Ctx<'_>, x: &TensorRef<'_>) -> Result<Vec<f32>, Error> {
     let n = x.shape.last().copied().unwrap_or(1);
     by_rows(ctx, x, 20, |rows, out| softmax_rows(ctx.simd, rows, n, out))
 }
@@ -79,7 +79,7 @@ multiversion! {
 
 /// Layer norm over the last axis (see SEMANTICS.md for the rounding order).
 pub(super) fn layer_norm(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     x: &TensorRef<'_>,
     gamma: &[f32],
     beta: &[f32],
@@ -106,7 +106,7 @@ multiversion! {
 
 /// RMS norm over the last axis: `(x · (1 / sqrt(Σx²/n + eps))) · gamma`.
 pub(super) fn rms_norm(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     x: &TensorRef<'_>,
     gamma: &[f32],
     eps: f32,
@@ -129,7 +129,7 @@ multiversion! {
 }
 
 /// `x · (1 / max(sqrt(Σx²), eps))` over the last axis.
-pub(super) fn l2_normalize(ctx: &Ctx, x: &TensorRef<'_>, eps: f32) -> Result<Vec<f32>, Error> {
+pub(super) fn l2_normalize(ctx: &Ctx<'_>, x: &TensorRef<'_>, eps: f32) -> Result<Vec<f32>, Error> {
     let n = x.shape.last().copied().unwrap_or(1);
     by_rows(ctx, x, 3, |rows, out| l2_rows(ctx.simd, rows, n, eps, out))
 }

@@ -99,7 +99,7 @@ multiversion! {
 }
 
 /// Reduces the last axis of `x`.
-pub(super) fn reduce(ctx: &Ctx, op: ReduceOp, x: &TensorRef<'_>) -> Result<Vec<f32>, Error> {
+pub(super) fn reduce(ctx: &Ctx<'_>, op: ReduceOp, x: &TensorRef<'_>) -> Result<Vec<f32>, Error> {
     let v = f32s(x)?;
     let n = x.shape.last().copied().unwrap_or(1);
     let rows = x.shape[..x.shape.len().saturating_sub(1)].iter().product();
@@ -142,7 +142,7 @@ fn argmax_row(row: &[f32]) -> usize {
 }
 
 /// Index of the largest element of each last-axis row, as i32.
-pub(super) fn argmax(ctx: &Ctx, x: &TensorRef<'_>) -> Result<Vec<i32>, Error> {
+pub(super) fn argmax(ctx: &Ctx<'_>, x: &TensorRef<'_>) -> Result<Vec<i32>, Error> {
     let v = f32s(x)?;
     let n = x.shape.last().copied().unwrap_or(1);
     let rows = x.shape[..x.shape.len().saturating_sub(1)].iter().product();
@@ -191,7 +191,7 @@ multiversion! {
 
 /// Masked mean over the sequence: x `[b, s, d]`, mask `[b, s]` → `[b, d]`.
 pub(super) fn masked_mean_pool(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     x: &TensorRef<'_>,
     mask: &[f32],
 ) -> Result<Vec<f32>, Error> {
