@@ -53,17 +53,15 @@ fn unary_cost(op: UnaryOp) -> usize {
 
 /// `op` applied to every element.
 pub(super) fn unary(ctx: &Ctx<'_>, op: UnaryOp, x: &[f32]) -> Result<Vec<f32>, Error> {
-    let mut out = alloc::<f32>(x.len())?;
-    ctx.rows(
-        &mut out,
+    ctx.new_rows(
+        x.len(),
         FLAT_ROW,
         FLAT_ROW * unary_cost(op),
         |row, chunk| {
             let start = row * FLAT_ROW;
             unary_kernel(ctx.simd, op, &x[start..start + chunk.len()], chunk);
         },
-    );
-    Ok(out)
+    )
 }
 
 multiversion! {
@@ -74,12 +72,10 @@ multiversion! {
 
 /// `x · factor`.
 pub(super) fn scale(ctx: &Ctx<'_>, x: &[f32], factor: f32) -> Result<Vec<f32>, Error> {
-    let mut out = alloc::<f32>(x.len())?;
-    ctx.rows(&mut out, FLAT_ROW, FLAT_ROW, |row, chunk| {
+    ctx.new_rows(x.len(), FLAT_ROW, FLAT_ROW, |row, chunk| {
         let start = row * FLAT_ROW;
         scale_kernel(ctx.simd, &x[start..start + chunk.len()], factor, chunk);
-    });
-    Ok(out)
+    })
 }
 
 /// The scalar program of a binary op.
@@ -131,16 +127,74 @@ fn binary_row_op(op: BinaryOp, a: Operand<'_>, b: Operand<'_>, out: &mut [f32]) 
     }
 }
 
+/// How a broadcast binary op walks its operands: output rows of `inner`
+/// elements over the `outer` dims; per operand, the stride of each outer dim
+/// and of the innermost (after coalescing, 1 for a walk or 0 for a broadcast).
+struct Walk<'s> {
+    inner: usize,
+    outer: &'s [usize],
+    a_strides: &'s [usize],
+    b_strides: &'s [usize],
+    a_step: usize,
+    b_step: usize,
+}
+
 multiversion! {
-    fn binary_row(op: BinaryOp, a: Operand<'_>, b: Operand<'_>, out: &mut [f32]) {
+    fn binary_chunk(op: BinaryOp, av: &[f32], bv: &[f32], walk: &Walk<'_>, at: usize, out: &mut [f32]) {
         // One monomorphic loop per op so each vectorises on its own.
         match op {
-            BinaryOp::Add => binary_row_op(BinaryOp::Add, a, b, out),
-            BinaryOp::Sub => binary_row_op(BinaryOp::Sub, a, b, out),
-            BinaryOp::Mul => binary_row_op(BinaryOp::Mul, a, b, out),
-            BinaryOp::Div => binary_row_op(BinaryOp::Div, a, b, out),
-            BinaryOp::Max => binary_row_op(BinaryOp::Max, a, b, out),
-            BinaryOp::Min => binary_row_op(BinaryOp::Min, a, b, out),
+            BinaryOp::Add => walk_rows(BinaryOp::Add, av, bv, walk, at, out),
+            BinaryOp::Sub => walk_rows(BinaryOp::Sub, av, bv, walk, at, out),
+            BinaryOp::Mul => walk_rows(BinaryOp::Mul, av, bv, walk, at, out),
+            BinaryOp::Div => walk_rows(BinaryOp::Div, av, bv, walk, at, out),
+            BinaryOp::Max => walk_rows(BinaryOp::Max, av, bv, walk, at, out),
+            BinaryOp::Min => walk_rows(BinaryOp::Min, av, bv, walk, at, out),
+        }
+    }
+}
+
+/// Output elements `at..at + out.len()`, row piece by row piece. The first
+/// row's operand offsets are computed once; later rows step an odometer over
+/// the outer dims (no division per row: short rows, like an attention mask
+/// broadcast over heads, made divisions most of the op).
+#[inline(always)]
+fn walk_rows(op: BinaryOp, av: &[f32], bv: &[f32], walk: &Walk<'_>, at: usize, out: &mut [f32]) {
+    let Walk {
+        inner,
+        outer,
+        a_strides,
+        b_strides,
+        a_step,
+        b_step,
+    } = *walk;
+    let (row, mut col) = (at / inner, at % inner);
+    let mut index = vec![0usize; outer.len()];
+    let mut rest = row;
+    for (i, &d) in outer.iter().enumerate().rev() {
+        index[i] = rest % d;
+        rest /= d;
+    }
+    let mut oa = offset_of(row, outer, a_strides);
+    let mut ob = offset_of(row, outer, b_strides);
+    let mut rest = out;
+    while !rest.is_empty() {
+        let take = (inner - col).min(rest.len());
+        let (piece, tail) = rest.split_at_mut(take);
+        let x = Operand::at(av, oa, a_step, col, take);
+        let y = Operand::at(bv, ob, b_step, col, take);
+        binary_row_op(op, x, y, piece);
+        rest = tail;
+        col = 0;
+        for i in (0..outer.len()).rev() {
+            index[i] += 1;
+            oa += a_strides[i];
+            ob += b_strides[i];
+            if index[i] < outer[i] {
+                break;
+            }
+            oa -= outer[i] * a_strides[i];
+            ob -= outer[i] * b_strides[i];
+            index[i] = 0;
         }
     }
 }
@@ -219,9 +273,8 @@ pub(super) fn binary(
 ) -> Result<Vec<f32>, Error> {
     let (av, bv) = (f32s(a)?, f32s(b)?);
     let n = super::numel(out_shape)?;
-    let mut out = alloc::<f32>(n)?;
     if n == 0 {
-        return Ok(out);
+        return alloc(0);
     }
     let rank = out_shape.len();
     let (dims, strides) = coalesce(
@@ -231,28 +284,21 @@ pub(super) fn binary(
             broadcast_strides(b.shape, rank),
         ],
     );
-    let inner = dims[dims.len() - 1];
-    let outer = &dims[..dims.len() - 1];
     let (sa, sb) = (&strides[0], &strides[1]);
-    let (ia, ib) = (sa[sa.len() - 1], sb[sb.len() - 1]);
+    let walk = Walk {
+        inner: dims[dims.len() - 1],
+        outer: &dims[..dims.len() - 1],
+        a_strides: &sa[..sa.len() - 1],
+        b_strides: &sb[..sb.len() - 1],
+        a_step: sa[sa.len() - 1],
+        b_step: sb[sb.len() - 1],
+    };
     // Chunks of FLAT_ROW output elements, each walked as pieces of output
     // rows: a same-shape op coalesces to one long row, which still splits
     // across threads this way.
-    ctx.rows(&mut out, FLAT_ROW, FLAT_ROW, |first, chunk| {
-        let mut at = first * FLAT_ROW;
-        let mut rest = chunk;
-        while !rest.is_empty() {
-            let (row, col) = (at / inner, at % inner);
-            let take = (inner - col).min(rest.len());
-            let (piece, tail) = rest.split_at_mut(take);
-            let x = Operand::at(av, offset_of(row, outer, sa), ia, col, take);
-            let y = Operand::at(bv, offset_of(row, outer, sb), ib, col, take);
-            binary_row(ctx.simd, op, x, y, piece);
-            at += take;
-            rest = tail;
-        }
-    });
-    Ok(out)
+    ctx.new_rows(n, FLAT_ROW, FLAT_ROW, |first, chunk| {
+        binary_chunk(ctx.simd, op, av, bv, &walk, first * FLAT_ROW, chunk);
+    })
 }
 
 multiversion! {
@@ -280,21 +326,17 @@ pub(super) fn cast(ctx: &Ctx<'_>, x: &TensorRef<'_>, to: DType) -> Result<Values
         (DType::I32, DType::I32) => Values::I32(i32s(x)?.to_vec()),
         (DType::F32, DType::I32) => {
             let v = f32s(x)?;
-            let mut out = alloc::<i32>(v.len())?;
-            ctx.rows(&mut out, FLAT_ROW, FLAT_ROW, |row, chunk| {
+            Values::I32(ctx.new_rows(v.len(), FLAT_ROW, FLAT_ROW, |row, chunk| {
                 let start = row * FLAT_ROW;
                 f32_to_i32(ctx.simd, &v[start..start + chunk.len()], chunk);
-            });
-            Values::I32(out)
+            })?)
         }
         (DType::I32, DType::F32) => {
             let v = i32s(x)?;
-            let mut out = alloc::<f32>(v.len())?;
-            ctx.rows(&mut out, FLAT_ROW, FLAT_ROW, |row, chunk| {
+            Values::F32(ctx.new_rows(v.len(), FLAT_ROW, FLAT_ROW, |row, chunk| {
                 let start = row * FLAT_ROW;
                 i32_to_f32(ctx.simd, &v[start..start + chunk.len()], chunk);
-            });
-            Values::F32(out)
+            })?)
         }
     })
 }

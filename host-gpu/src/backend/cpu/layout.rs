@@ -46,14 +46,13 @@ fn strided_copy<T: Copy + Default + Send + Sync>(
     strides: &[usize],
 ) -> Result<Vec<T>, Error> {
     let n = numel(dims)?;
-    let mut out = alloc::<T>(n)?;
     if n == 0 {
-        return Ok(out);
+        return alloc(0);
     }
     let inner = dims[dims.len() - 1];
     let step = strides[strides.len() - 1];
     let (outer_dims, outer_strides) = (&dims[..dims.len() - 1], &strides[..strides.len() - 1]);
-    ctx.rows(&mut out, inner, inner, |first, chunk| {
+    ctx.new_rows(n, inner, inner, |first, chunk| {
         // The chunk's first row is located once; later rows step an odometer
         // over the outer dimensions (no division per row).
         let mut index = vec![0usize; outer_dims.len()];
@@ -81,8 +80,7 @@ fn strided_copy<T: Copy + Default + Send + Sync>(
                 index[i] = 0;
             }
         }
-    });
-    Ok(out)
+    })
 }
 
 /// Elements `start..end` of `axis`.
@@ -101,14 +99,12 @@ pub(super) fn slice(
     let inner: usize = x.shape[axis + 1..].iter().product();
     let (run, skip) = ((end - start) * inner, dim * inner);
     Ok(per_dtype!(buffer(x)?, |v| {
-        let mut out = alloc(outer * run)?;
-        ctx.rows(&mut out, run, run, |first, chunk| {
+        ctx.new_rows(outer * run, run, run, |first, chunk| {
             for (r, o) in chunk.chunks_mut(run).enumerate() {
                 let at = (first + r) * skip + start * inner;
                 o.copy_from_slice(&v[at..at + run]);
             }
-        });
-        out
+        })?
     }))
 }
 
@@ -142,8 +138,7 @@ pub(super) fn concat(
                     _ => Err(Error::Device("cpu: concat of mixed dtypes".into())),
                 })
                 .collect::<Result<_, Error>>()?;
-            let mut out = alloc(outer * row)?;
-            ctx.rows(&mut out, row, row, |first, chunk| {
+            let out = ctx.new_rows(outer * row, row, row, |first, chunk| {
                 for (r, o) in chunk.chunks_mut(row).enumerate() {
                     let mut at = 0;
                     for (src, len) in &srcs {
@@ -152,7 +147,7 @@ pub(super) fn concat(
                         at += len;
                     }
                 }
-            });
+            })?;
             Values::$variant(out)
         }};
     }
@@ -177,14 +172,12 @@ pub(super) fn gather(ctx: &Ctx<'_>, table: &TensorRef<'_>, indices: &[i32]) -> R
         )));
     }
     Ok(per_dtype!(buffer(table)?, |v| {
-        let mut out = alloc(indices.len() * d)?;
-        ctx.rows(&mut out, d, d, |first, chunk| {
+        ctx.new_rows(indices.len() * d, d, d, |first, chunk| {
             for (o, &i) in chunk.chunks_mut(d).zip(&indices[first..]) {
                 // In range: checked above.
                 let at = i as usize * d;
                 o.copy_from_slice(&v[at..at + d]);
             }
-        });
-        out
+        })?
     }))
 }

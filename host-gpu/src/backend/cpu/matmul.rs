@@ -36,6 +36,11 @@ const MC_PANELS: usize = 16;
 /// The largest packing a buffer keeps (256 MiB of floats: a 8192×8192
 /// weight); larger ones are packed block by block on every use.
 const MAX_KEPT_PACK_FLOATS: usize = 64 << 20;
+/// The widest product whose row-major A the kernels read in place
+/// ([`reads_a_in_place`]).
+const DIRECT_A_MAX_N: usize = 512;
+/// Tallest panel of A any microkernel uses.
+const MAX_MR: usize = 12;
 /// Largest tile any microkernel uses (MR · NR).
 const MAX_TILE: usize = 12 * 32;
 
@@ -46,6 +51,30 @@ pub(super) struct Strided<'a> {
     pub(super) off: usize,
     pub(super) rs: usize,
     pub(super) cs: usize,
+}
+
+/// Whether the kernels read `a` in place rather than packed: only a
+/// row-major A, and only for a product at most [`DIRECT_A_MAX_N`] wide.
+/// Packing costs one pass over A whatever n is, while reading in place
+/// slows every k step a little (twelve row streams instead of one), so
+/// packing pays off only for wide products. Measured on AVX-512, one
+/// thread, in place vs packed: a 240×384 A times a 384×1536 weight 3.5 %
+/// slower; times 384×384 and a 240×1536 A times 1536×384 9 % faster; one
+/// layer's attention at batch 16 (192 heads of 15×32 · 32×15) 42 % faster.
+fn reads_a_in_place(a: &Strided<'_>, n: usize) -> bool {
+    a.cs == 1 && n <= DIRECT_A_MAX_N
+}
+
+
+impl<'a> Strided<'a> {
+    /// A row-major A (`cs == 1`) from row `i`, column `k0`, for a kernel
+    /// to read in place.
+    fn rows_from(&self, i: usize, k0: usize) -> APanel<'a> {
+        APanel::Rows {
+            data: &self.data[self.off + i * self.rs + k0..],
+            lda: self.rs,
+        }
+    }
 }
 
 /// Where the B operand of a GEMM comes from.
@@ -67,16 +96,15 @@ impl SourceB for Strided<'_> {
         dst: &mut [f32],
     ) {
         if self.rs == 1 && self.cs != 1 {
-            // Transposed B: columns are contiguous, so read them whole.
-            for row in dst.chunks_exact_mut(nr).take(kc) {
-                row[width..].fill(0.0);
-            }
-            for j in 0..width {
-                let at = self.off + (j0 + j) * self.cs + k0;
-                for (kk, &v) in self.data[at..at + kc].iter().enumerate() {
-                    dst[kk * nr + j] = v;
-                }
-            }
+            // Transposed B: columns are contiguous; gather a row of the
+            // panel at a time from `width` column streams.
+            let cols: Vec<&[f32]> = (0..width)
+                .map(|j| {
+                    let at = self.off + (j0 + j) * self.cs + k0;
+                    &self.data[at..at + kc]
+                })
+                .collect();
+            transpose_into(&cols, kc, nr, dst);
             return;
         }
         for (kk, row) in dst.chunks_exact_mut(nr).take(kc).enumerate() {
@@ -93,6 +121,25 @@ impl SourceB for Strided<'_> {
     }
 }
 
+/// Writes `dst[kk·width + r] = src[r][kk]` for `kk < len`, and +0.0 for
+/// `src.len() ≤ r < width`: `src` are `len`-long rows, `dst` gets them as
+/// columns. Row by row of `dst`, so its writes are contiguous.
+fn transpose_into(src: &[&[f32]], len: usize, width: usize, dst: &mut [f32]) {
+    let dst = &mut dst[..len * width];
+    match src {
+        [] => dst.fill(0.0),
+        _ => {
+            for (kk, row) in dst.chunks_exact_mut(width).enumerate() {
+                let (real, pad) = row.split_at_mut(src.len());
+                for (o, s) in real.iter_mut().zip(src) {
+                    *o = s[kk];
+                }
+                pad.fill(0.0);
+            }
+        }
+    }
+}
+
 /// Packs `A[i0 + r, k0 + kk]` to `dst[kk·mr + r]` (rows past `rows` are +0.0).
 fn pack_a(
     a: &Strided<'_>,
@@ -104,18 +151,12 @@ fn pack_a(
     dst: &mut [f32],
 ) {
     if a.cs == 1 {
-        for r in 0..mr {
-            if r < rows {
-                let at = a.off + (i0 + r) * a.rs + k0;
-                for (kk, &v) in a.data[at..at + kc].iter().enumerate() {
-                    dst[kk * mr + r] = v;
-                }
-            } else {
-                for kk in 0..kc {
-                    dst[kk * mr + r] = 0.0;
-                }
-            }
+        let mut src = [&[][..]; MAX_MR];
+        for (r, s) in src.iter_mut().enumerate().take(rows) {
+            let at = a.off + (i0 + r) * a.rs + k0;
+            *s = &a.data[at..at + kc];
         }
+        transpose_into(&src[..rows], kc, mr, dst);
     } else {
         for (kk, col) in dst.chunks_exact_mut(mr).take(kc).enumerate() {
             let at = a.off + (k0 + kk) * a.cs + i0 * a.rs;
@@ -177,7 +218,8 @@ fn pack_b_block(
 /// `a` and `b` point to at least `kc·MR` and `kc·NR` floats, `c` to R rows
 /// of NR floats `ldc` apart that no other thread touches meanwhile, and the
 /// CPU supports the kernel's target features.
-type KernelFn = unsafe fn(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize);
+type KernelFn =
+    unsafe fn(kc: usize, a: *const f32, lda: usize, b: *const f32, c: *mut f32, ldc: usize);
 
 /// A microkernel family and its tile shape: `run[r - 1]` computes the first
 /// `r` rows of an MR-row panel, so a panel that is only partly full (a
@@ -186,41 +228,50 @@ type KernelFn = unsafe fn(kc: usize, a: *const f32, b: *const f32, c: *mut f32, 
 struct Kernel {
     mr: usize,
     nr: usize,
-    run: &'static [KernelFn],
+    /// Packed-A kernels, then in-place-A kernels.
+    run: [&'static [KernelFn]; 2],
+}
+
+/// The kernels of one family, one per row count 1..=MR, reading A packed
+/// (`DIRECT = false`) or in place (`true`).
+macro_rules! kernels {
+    ($f:ident, $mr:literal, $direct:literal, [$($r:literal),*]) => {
+        [$($f::<$mr, $r, $direct>),*]
+    };
+    ($f:ident, $mr:literal, $direct:literal, [$($r:literal),*], $nr:literal) => {
+        [$($f::<$mr, $r, $direct, $nr>),*]
+    };
 }
 
 #[cfg(target_arch = "x86_64")]
-static AVX512_KERNELS: [KernelFn; 12] = [
-    x86::kernel_avx512::<12, 1>,
-    x86::kernel_avx512::<12, 2>,
-    x86::kernel_avx512::<12, 3>,
-    x86::kernel_avx512::<12, 4>,
-    x86::kernel_avx512::<12, 5>,
-    x86::kernel_avx512::<12, 6>,
-    x86::kernel_avx512::<12, 7>,
-    x86::kernel_avx512::<12, 8>,
-    x86::kernel_avx512::<12, 9>,
-    x86::kernel_avx512::<12, 10>,
-    x86::kernel_avx512::<12, 11>,
-    x86::kernel_avx512::<12, 12>,
+use x86::{kernel_avx2, kernel_avx512};
+
+#[cfg(target_arch = "x86_64")]
+static AVX512_KERNELS: [[KernelFn; 12]; 2] = [
+    kernels!(kernel_avx512, 12, false, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]),
+    kernels!(kernel_avx512, 12, true, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]),
 ];
 
 #[cfg(target_arch = "x86_64")]
-static AVX2_KERNELS: [KernelFn; 6] = [
-    x86::kernel_avx2::<6, 1>,
-    x86::kernel_avx2::<6, 2>,
-    x86::kernel_avx2::<6, 3>,
-    x86::kernel_avx2::<6, 4>,
-    x86::kernel_avx2::<6, 5>,
-    x86::kernel_avx2::<6, 6>,
+static AVX2_KERNELS: [[KernelFn; 6]; 2] = [
+    kernels!(kernel_avx2, 6, false, [1, 2, 3, 4, 5, 6]),
+    kernels!(kernel_avx2, 6, true, [1, 2, 3, 4, 5, 6]),
 ];
 
-static GENERIC_KERNELS: [KernelFn; 4] = [
-    kernel_generic::<4, 1, 8>,
-    kernel_generic::<4, 2, 8>,
-    kernel_generic::<4, 3, 8>,
-    kernel_generic::<4, 4, 8>,
+static GENERIC_KERNELS: [[KernelFn; 4]; 2] = [
+    kernels!(kernel_generic, 4, false, [1, 2, 3, 4], 8),
+    kernels!(kernel_generic, 4, true, [1, 2, 3, 4], 8),
 ];
+
+/// Where a microkernel reads its panel of A.
+#[derive(Clone, Copy)]
+enum APanel<'a> {
+    /// Packed: step p's MR values at `p·MR`.
+    Packed(&'a [f32]),
+    /// In place: row r's k values contiguous from `r·lda` (a row-major A;
+    /// packing it only transposed what the kernel can read directly).
+    Rows { data: &'a [f32], lda: usize },
+}
 
 impl Kernel {
     fn for_simd(simd: CpuSimd) -> Kernel {
@@ -229,18 +280,18 @@ impl Kernel {
             CpuSimd::Avx512 => Kernel {
                 mr: 12,
                 nr: 32,
-                run: &AVX512_KERNELS,
+                run: [&AVX512_KERNELS[0], &AVX512_KERNELS[1]],
             },
             #[cfg(target_arch = "x86_64")]
             CpuSimd::Avx2 => Kernel {
                 mr: 6,
                 nr: 16,
-                run: &AVX2_KERNELS,
+                run: [&AVX2_KERNELS[0], &AVX2_KERNELS[1]],
             },
             _ => Kernel {
                 mr: 4,
                 nr: 8,
-                run: &GENERIC_KERNELS,
+                run: [&GENERIC_KERNELS[0], &GENERIC_KERNELS[1]],
             },
         }
     }
@@ -255,19 +306,23 @@ impl Kernel {
         &self,
         rows: usize,
         kc: usize,
-        a: &[f32],
+        a: APanel<'_>,
         b: &[f32],
         c: *mut f32,
         ldc: usize,
     ) {
+        let (family, a, lda, a_fits) = match a {
+            APanel::Packed(a) => (0, a, 0, a.len() >= kc * self.mr),
+            APanel::Rows { data, lda } => (1, data, lda, (rows - 1) * lda + kc <= data.len()),
+        };
         assert!(
-            (1..=self.mr).contains(&rows) && a.len() >= kc * self.mr && b.len() >= kc * self.nr,
+            (1..=self.mr).contains(&rows) && a_fits && b.len() >= kc * self.nr,
             "gemm: panel sizes"
         );
-        // SAFETY: lengths checked above, `c` is the caller's promise;
+        // SAFETY: extents checked above, `c` is the caller's promise;
         // `Kernel::for_simd` only picks a SIMD kernel for a path the backend
         // verified the CPU supports.
-        unsafe { (self.run[rows - 1])(kc, a.as_ptr(), b.as_ptr(), c, ldc) }
+        unsafe { (self.run[family][rows - 1])(kc, a.as_ptr(), lda, b.as_ptr(), c, ldc) }
     }
 }
 
@@ -276,17 +331,22 @@ impl Kernel {
 /// # Safety
 ///
 /// As [`KernelFn`].
-unsafe fn kernel_generic<const MR: usize, const R: usize, const NR: usize>(
+unsafe fn kernel_generic<const MR: usize, const R: usize, const DIRECT: bool, const NR: usize>(
     kc: usize,
     a: *const f32,
+    lda: usize,
     b: *const f32,
     c: *mut f32,
     ldc: usize,
 ) {
+    if kc == 0 {
+        return;
+    }
+    let a_len = if DIRECT { (R - 1) * lda + kc } else { kc * MR };
     // SAFETY: the caller guarantees the extents (see `KernelFn`).
     let (a, b) = unsafe {
         (
-            std::slice::from_raw_parts(a, kc * MR),
+            std::slice::from_raw_parts(a, a_len),
             std::slice::from_raw_parts(b, kc * NR),
         )
     };
@@ -295,8 +355,9 @@ unsafe fn kernel_generic<const MR: usize, const R: usize, const NR: usize>(
         // SAFETY: row r of the caller's block.
         row.copy_from_slice(unsafe { std::slice::from_raw_parts(c.add(r * ldc), NR) });
     }
-    for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
-        for (row, &av) in acc.iter_mut().zip(ap) {
+    for (p, bp) in b.chunks_exact(NR).enumerate() {
+        for (r, row) in acc.iter_mut().enumerate() {
+            let av = if DIRECT { a[r * lda + p] } else { a[p * MR + r] };
             for (o, &bv) in row.iter_mut().zip(bp) {
                 *o = av.mul_add(bv, *o);
             }
@@ -322,9 +383,10 @@ mod x86 {
     ///
     /// As [`super::KernelFn`]; the CPU has AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn kernel_avx2<const MR: usize, const R: usize>(
+    pub(super) unsafe fn kernel_avx2<const MR: usize, const R: usize, const DIRECT: bool>(
         kc: usize,
         a: *const f32,
+        lda: usize,
         b: *const f32,
         c: *mut f32,
         ldc: usize,
@@ -340,9 +402,9 @@ mod x86 {
             for p in 0..kc {
                 let b0 = _mm256_loadu_ps(b.add(p * 16));
                 let b1 = _mm256_loadu_ps(b.add(p * 16 + 8));
-                let ap = a.add(p * MR);
                 for r in 0..R {
-                    let av = _mm256_broadcast_ss(&*ap.add(r));
+                    let at = if DIRECT { r * lda + p } else { p * MR + r };
+                    let av = _mm256_broadcast_ss(&*a.add(at));
                     acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
                     acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
                 }
@@ -360,9 +422,10 @@ mod x86 {
     ///
     /// As [`super::KernelFn`]; the CPU has AVX-512F.
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) unsafe fn kernel_avx512<const MR: usize, const R: usize>(
+    pub(super) unsafe fn kernel_avx512<const MR: usize, const R: usize, const DIRECT: bool>(
         kc: usize,
         a: *const f32,
+        lda: usize,
         b: *const f32,
         c: *mut f32,
         ldc: usize,
@@ -383,9 +446,9 @@ mod x86 {
                 _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add((p + PREFETCH_STEPS) * 32 + 16).cast());
                 let b0 = _mm512_loadu_ps(b.add(p * 32));
                 let b1 = _mm512_loadu_ps(b.add(p * 32 + 16));
-                let ap = a.add(p * MR);
                 for r in 0..R {
-                    let av = _mm512_set1_ps(*ap.add(r));
+                    let at = if DIRECT { r * lda + p } else { p * MR + r };
+                    let av = _mm512_set1_ps(*a.add(at));
                     acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
                     acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
                 }
@@ -560,7 +623,10 @@ pub(super) fn gemm(
     if let Some(packed) = packed {
         return gemm_packed(ctx, kern, (m, n, k), a, packed, c);
     }
-    let mut apack = alloc::<f32>(m_panels * mr * kc_max)?;
+    // A row-major A is read in place when the product is narrow; another
+    // is packed block by block.
+    let direct = reads_a_in_place(a, n);
+    let mut apack = alloc::<f32>(if direct { 0 } else { m_panels * mr * kc_max })?;
     let mut bpack = alloc::<f32>(nc_max * kc_max)?;
     let out = SharedOut {
         ptr: c.as_mut_ptr(),
@@ -568,8 +634,9 @@ pub(super) fn gemm(
     };
     for k0 in (0..k).step_by(KC) {
         let kc = KC.min(k - k0);
-        let apack = &mut apack[..m_panels * mr * kc];
-        pack_a_block(ctx, a, m, (k0, kc), mr, apack);
+        if !direct {
+            pack_a_block(ctx, a, m, (k0, kc), mr, &mut apack[..m_panels * mr * kc]);
+        }
         let apack = &*apack;
         for j0 in (0..n).step_by(NC) {
             let nc = NC.min(n - j0);
@@ -587,7 +654,11 @@ pub(super) fn gemm(
                 nr,
             };
             grid.run(ctx, &out, |p, q, rows, dst, ld| {
-                let ap = &apack[p * mr * kc..(p + 1) * mr * kc];
+                let ap = if direct {
+                    a.rows_from(p * mr, k0)
+                } else {
+                    APanel::Packed(&apack[p * mr * kc..(p + 1) * mr * kc])
+                };
                 let bp = &bpack[q * nr * kc..(q + 1) * nr * kc];
                 // SAFETY: `run` hands out each tile to one call at a time.
                 unsafe { kern.tile_at(rows, kc, ap, bp, dst, ld) };
@@ -692,12 +763,16 @@ fn gemm_packed(
     let (mr, nr) = (kern.mr, kern.nr);
     let m_panels = m.div_ceil(mr);
     let n_panels = n.div_ceil(nr);
-    // Block kb of A: every panel's kc·MR floats, at kb·KC·MR·m_panels.
-    let mut apack = alloc::<f32>(m_panels * mr * k)?;
-    for k0 in (0..k).step_by(KC) {
-        let kc = KC.min(k - k0);
-        let block = &mut apack[k0 * mr * m_panels..(k0 + kc) * mr * m_panels];
-        pack_a_block(ctx, a, m, (k0, kc), mr, block);
+    // Block kb of A: every panel's kc·MR floats, at kb·KC·MR·m_panels;
+    // nothing when A is read in place.
+    let direct = reads_a_in_place(a, n);
+    let mut apack = alloc::<f32>(if direct { 0 } else { m_panels * mr * k })?;
+    if !direct {
+        for k0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - k0);
+            let block = &mut apack[k0 * mr * m_panels..(k0 + kc) * mr * m_panels];
+            pack_a_block(ctx, a, m, (k0, kc), mr, block);
+        }
     }
     let apack = &*apack;
     let out = SharedOut {
@@ -716,8 +791,12 @@ fn gemm_packed(
     grid.run(ctx, &out, |p, q, rows, dst, ld| {
         for k0 in (0..k).step_by(KC) {
             let kc = KC.min(k - k0);
-            let at = k0 * mr * m_panels + p * mr * kc;
-            let ap = &apack[at..at + mr * kc];
+            let ap = if direct {
+                a.rows_from(p * mr, k0)
+            } else {
+                let at = k0 * mr * m_panels + p * mr * kc;
+                APanel::Packed(&apack[at..at + mr * kc])
+            };
             let bp = packed.panel(k0, kc, q);
             // SAFETY: `run` hands out each tile to one call at a time.
             unsafe { kern.tile_at(rows, kc, ap, bp, dst, ld) };

@@ -154,6 +154,10 @@ pub(crate) struct Ctx<'a> {
 /// handing work to the team costs about a microsecond.
 const PAR_MIN_COST: usize = 1 << 14;
 
+/// How much of an output [`Ctx::new_rows`] zeroes ahead of its kernel (it
+/// should still be in L1 when the kernel writes it).
+const PIECE_BYTES: usize = 16 << 10;
+
 impl Ctx<'_> {
     /// This context on the calling thread alone.
     pub(crate) fn serial(&self) -> Self {
@@ -204,6 +208,43 @@ impl Ctx<'_> {
             let mut chunk = chunks[i].lock().unwrap_or_else(|p| p.into_inner());
             f(i * per_chunk, &mut chunk);
         });
+    }
+
+    /// A new vector of `n` elements (rows of `row_len`, each costing about
+    /// `cost_per_row`), written by `f(first_row, chunk)` as in [`Ctx::rows`].
+    ///
+    /// Each task zeroes a piece of its chunk just before `f` writes it,
+    /// instead of the caller zeroing all of it first: the memory is
+    /// touched once, while in cache, and on every thread — a whole-output
+    /// memset ran on the calling thread alone and cost as much as a small op.
+    pub(crate) fn new_rows<T: Copy + Default + Send + Sync>(
+        &self,
+        n: usize,
+        row_len: usize,
+        cost_per_row: usize,
+        f: impl Fn(usize, &mut [T]) + Sync + Send,
+    ) -> Result<Vec<T>, Error> {
+        if n == 0 || row_len == 0 {
+            return alloc(n);
+        }
+        let mut v: Vec<T> = Vec::new();
+        v.try_reserve_exact(n)
+            .map_err(|e| Error::Device(format!("cpu: cannot allocate {n} elements: {e}")))?;
+        let rows_per_piece = (PIECE_BYTES / (row_len * std::mem::size_of::<T>()).max(1)).max(1);
+        let spare = &mut v.spare_capacity_mut()[..n];
+        self.rows(spare, row_len, cost_per_row, |first, chunk| {
+            for (i, piece) in chunk.chunks_mut(rows_per_piece * row_len).enumerate() {
+                piece.fill(std::mem::MaybeUninit::new(T::default()));
+                // SAFETY: every element of `piece` was initialised just above,
+                // and `MaybeUninit<T>` has the layout of `T`.
+                let piece = unsafe { &mut *(std::ptr::from_mut(piece) as *mut [T]) };
+                f(first + i * rows_per_piece, piece);
+            }
+        });
+        // SAFETY: `rows` hands every element of `spare` (all `n`) to exactly
+        // one call, which initialised it before anything read it.
+        unsafe { v.set_len(n) };
+        Ok(v)
     }
 
     /// Runs `f(i)` for `i in 0..n`, in parallel when there is more than one

@@ -6,7 +6,7 @@ use crate::backend::cpu::reduce::{
 };
 use crate::backend::cpu::scalar::{self, canon};
 use crate::backend::cpu::simd::multiversion;
-use crate::backend::cpu::{Ctx, alloc, f32s};
+use crate::backend::cpu::{Ctx, f32s};
 use crate::error::Error;
 use crate::math;
 
@@ -19,11 +19,9 @@ fn by_rows(
 ) -> Result<Vec<f32>, Error> {
     let v = f32s(x)?;
     let n = x.shape.last().copied().unwrap_or(1);
-    let mut out = alloc::<f32>(v.len())?;
-    ctx.rows(&mut out, n, n * cost_per_element, |first, chunk| {
+    ctx.new_rows(v.len(), n, n * cost_per_element, |first, chunk| {
         kernel(&v[first * n..first * n + chunk.len()], chunk);
-    });
-    Ok(out)
+    })
 }
 
 multiversion! {

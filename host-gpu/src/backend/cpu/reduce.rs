@@ -205,8 +205,7 @@ pub(super) fn masked_mean_pool(
     if mask.len() != b * s {
         return Err(Error::Device("cpu: masked_mean_pool mask size".into()));
     }
-    let mut out = alloc::<f32>(b * d)?;
-    ctx.rows(&mut out, d, s * d, |first, chunk| {
+    ctx.new_rows(b * d, d, s * d, |first, chunk| {
         for (r, o) in chunk.chunks_mut(d).enumerate() {
             let bi = first + r;
             pool_one(
@@ -217,6 +216,5 @@ pub(super) fn masked_mean_pool(
                 o,
             );
         }
-    });
-    Ok(out)
+    })
 }
