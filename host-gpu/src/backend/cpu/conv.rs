@@ -1,10 +1,10 @@
 //! NCHW convolution (as a GEMM over an implicit im2col matrix) and max pooling.
 
 use crate::backend::TensorRef;
-use crate::backend::cpu::matmul::{SourceB, Strided, canonicalize, for_each_part, gemm};
+use crate::backend::cpu::matmul::{SourceB, Strided, for_each_part, gemm};
 use crate::backend::cpu::scalar::{self, canon};
 use crate::backend::cpu::simd::multiversion;
-use crate::backend::cpu::{Ctx, alloc, f32s, numel};
+use crate::backend::cpu::{Ctx, alloc, f32s, numel, uninit};
 use crate::error::Error;
 
 /// The geometry of one conv2d or max-pool2d.
@@ -133,12 +133,14 @@ pub(super) fn conv2d(
     let images = x.shape[0];
     let k = c * kh * kw;
     let cols = win.ho * win.wo;
-    let mut out = alloc::<f32>(numel(out_shape)?)?;
-    if out.len() != images * o * cols || xv.len() != images * c * win.h * win.w {
+    let len = numel(out_shape)?;
+    if len != images * o * cols || xv.len() != images * c * win.h * win.w {
         return Err(Error::Device("cpu: conv2d sizes".into()));
     }
     let image = c * win.h * win.w;
-    for_each_part(ctx, &mut out, images, 2 * o * k * cols, |ctx, i, part| {
+    let mut out = uninit::<f32>(len)?;
+    let parts = &mut out.spare_capacity_mut()[..len];
+    for_each_part(ctx, parts, images, 2 * o * k * cols, |ctx, i, part| {
         let a = Strided {
             data: wv,
             off: 0,
@@ -151,16 +153,16 @@ pub(super) fn conv2d(
         };
         gemm(ctx, o, cols, k, &a, &b, None, part)
     })?;
-    match bias {
-        Some(bias) if !bias.is_empty() && cols > 0 => {
-            if bias.len() != o {
-                return Err(Error::Device("cpu: conv2d bias size".into()));
-            }
-            ctx.rows(&mut out, cols, cols, |first, chunk| {
-                add_bias_rows(ctx.simd, chunk, cols, first, bias);
-            });
+    // SAFETY: each image's gemm returned Ok, so wrote every one of its
+    // elements, and the images cover all `len`.
+    unsafe { out.set_len(len) };
+    if let Some(bias) = bias.filter(|b| !b.is_empty() && cols > 0) {
+        if bias.len() != o {
+            return Err(Error::Device("cpu: conv2d bias size".into()));
         }
-        _ => canonicalize(ctx, &mut out),
+        ctx.rows(&mut out, cols, cols, |first, chunk| {
+            add_bias_rows(ctx.simd, chunk, cols, first, bias);
+        });
     }
     Ok(out)
 }

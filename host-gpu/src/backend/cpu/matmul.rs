@@ -15,6 +15,7 @@
 //! is only partly full runs a kernel of its own height, so 11 rows cost 11
 //! rows of FMAs, not 16. Neither changes any output's k order.
 
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -22,8 +23,8 @@ use crate::backend::TensorRef;
 use crate::backend::cpu::elementwise::{broadcast_strides, offset_of};
 use crate::backend::cpu::panel_memory::PanelMemory;
 use crate::backend::cpu::scalar::canon;
-use crate::backend::cpu::simd::{CpuSimd, multiversion};
-use crate::backend::cpu::{Ctx, alloc, cpu_buffer, f32s, numel};
+use crate::backend::cpu::simd::CpuSimd;
+use crate::backend::cpu::{Ctx, alloc, cpu_buffer, f32s, numel, uninit};
 use crate::error::Error;
 
 /// k per block (the packed panels of one block stay in L1/L2).
@@ -210,16 +211,47 @@ fn pack_b_block(
 }
 
 /// A microkernel: continues the first R rows of an MR×NR block of
-/// accumulators at `c` (rows `ldc` floats apart) over `kc` steps of packed
-/// A (`kc·MR`, of which it reads R per step) and packed B (`kc·NR`).
+/// accumulators at `c` (rows `ldc` floats apart) over `kc` steps of A and
+/// of packed B (`kc·NR`). A is packed (`kc·MR`, of which it reads R per
+/// step) or, for the in-place kernels, R rows of `kc` floats `lda` apart.
+/// `block` says whether this is the first k block of the outputs (start
+/// from +0.0; `c` is not read and may be uninitialised) and whether it is
+/// the last (store canonical NaNs).
 ///
 /// # Safety
 ///
-/// `a` and `b` point to at least `kc·MR` and `kc·NR` floats, `c` to R rows
-/// of NR floats `ldc` apart that no other thread touches meanwhile, and the
-/// CPU supports the kernel's target features.
-type KernelFn =
-    unsafe fn(kc: usize, a: *const f32, lda: usize, b: *const f32, c: *mut f32, ldc: usize);
+/// `a` and `b` point to at least that much A and `kc·NR` floats, `c` to R
+/// rows of NR floats `ldc` apart that no other thread touches meanwhile
+/// (initialised unless `block.first`), and the CPU supports the kernel's
+/// target features.
+type KernelFn = unsafe fn(
+    kc: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    block: KBlock,
+);
+
+/// Where a kernel call's k block lies among all k blocks of its outputs.
+#[derive(Debug, Clone, Copy)]
+struct KBlock {
+    /// Accumulators start from +0.0 (what "c += A·B on a zeroed c" gave).
+    first: bool,
+    /// Outputs are final: NaNs are canonicalised as they are stored.
+    last: bool,
+}
+
+impl KBlock {
+    /// The block of `k0..k0 + kc` in a k of `k`.
+    fn of(k0: usize, kc: usize, k: usize) -> KBlock {
+        KBlock {
+            first: k0 == 0,
+            last: k0 + kc >= k,
+        }
+    }
+}
 
 /// A microkernel family and its tile shape: `run[r - 1]` computes the first
 /// `r` rows of an MR-row panel, so a panel that is only partly full (a
@@ -302,6 +334,7 @@ impl Kernel {
     ///
     /// `c` points to `rows` rows of NR floats `ldc` apart that no other
     /// thread reads or writes meanwhile.
+    #[allow(clippy::too_many_arguments)]
     unsafe fn tile_at(
         &self,
         rows: usize,
@@ -310,6 +343,7 @@ impl Kernel {
         b: &[f32],
         c: *mut f32,
         ldc: usize,
+        block: KBlock,
     ) {
         let (family, a, lda, a_fits) = match a {
             APanel::Packed(a) => (0, a, 0, a.len() >= kc * self.mr),
@@ -322,7 +356,7 @@ impl Kernel {
         // SAFETY: extents checked above, `c` is the caller's promise;
         // `Kernel::for_simd` only picks a SIMD kernel for a path the backend
         // verified the CPU supports.
-        unsafe { (self.run[family][rows - 1])(kc, a.as_ptr(), lda, b.as_ptr(), c, ldc) }
+        unsafe { (self.run[family][rows - 1])(kc, a.as_ptr(), lda, b.as_ptr(), c, ldc, block) }
     }
 }
 
@@ -338,6 +372,7 @@ unsafe fn kernel_generic<const MR: usize, const R: usize, const DIRECT: bool, co
     b: *const f32,
     c: *mut f32,
     ldc: usize,
+    block: KBlock,
 ) {
     if kc == 0 {
         return;
@@ -351,9 +386,11 @@ unsafe fn kernel_generic<const MR: usize, const R: usize, const DIRECT: bool, co
         )
     };
     let mut acc = [[0.0f32; NR]; R];
-    for (r, row) in acc.iter_mut().enumerate() {
-        // SAFETY: row r of the caller's block.
-        row.copy_from_slice(unsafe { std::slice::from_raw_parts(c.add(r * ldc), NR) });
+    if !block.first {
+        for (r, row) in acc.iter_mut().enumerate() {
+            // SAFETY: row r of the caller's block, initialised (not the first block).
+            row.copy_from_slice(unsafe { std::slice::from_raw_parts(c.add(r * ldc), NR) });
+        }
     }
     for (p, bp) in b.chunks_exact(NR).enumerate() {
         for (r, row) in acc.iter_mut().enumerate() {
@@ -363,15 +400,22 @@ unsafe fn kernel_generic<const MR: usize, const R: usize, const DIRECT: bool, co
             }
         }
     }
-    for (r, row) in acc.iter().enumerate() {
-        // SAFETY: as above; nothing else borrows the block meanwhile.
-        unsafe { std::slice::from_raw_parts_mut(c.add(r * ldc), NR) }.copy_from_slice(row);
+    for (r, row) in acc.iter_mut().enumerate() {
+        if block.last {
+            row.iter_mut().for_each(|v| *v = canon(*v));
+        }
+        // SAFETY: row r of the caller's block, which nothing else touches
+        // meanwhile (written, never read, so it may have been uninitialised).
+        unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), c.add(r * ldc), NR) };
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
+
+    use super::KBlock;
+    use crate::backend::cpu::scalar::CANONICAL_NAN;
 
     /// How many k steps ahead the AVX-512 kernel prefetches B.
     const PREFETCH_STEPS: usize = 16;
@@ -390,14 +434,17 @@ mod x86 {
         b: *const f32,
         c: *mut f32,
         ldc: usize,
+        block: KBlock,
     ) {
         // SAFETY: every pointer offset stays inside the extents the caller guarantees.
         unsafe {
             let mut acc0 = [_mm256_setzero_ps(); R];
             let mut acc1 = [_mm256_setzero_ps(); R];
-            for r in 0..R {
-                acc0[r] = _mm256_loadu_ps(c.add(r * ldc));
-                acc1[r] = _mm256_loadu_ps(c.add(r * ldc + 8));
+            if !block.first {
+                for r in 0..R {
+                    acc0[r] = _mm256_loadu_ps(c.add(r * ldc));
+                    acc1[r] = _mm256_loadu_ps(c.add(r * ldc + 8));
+                }
             }
             for p in 0..kc {
                 let b0 = _mm256_loadu_ps(b.add(p * 16));
@@ -407,6 +454,15 @@ mod x86 {
                     let av = _mm256_broadcast_ss(&*a.add(at));
                     acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
                     acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+                }
+            }
+            if block.last {
+                let nan = _mm256_set1_ps(CANONICAL_NAN);
+                for r in 0..R {
+                    let m0 = _mm256_cmp_ps::<_CMP_UNORD_Q>(acc0[r], acc0[r]);
+                    let m1 = _mm256_cmp_ps::<_CMP_UNORD_Q>(acc1[r], acc1[r]);
+                    acc0[r] = _mm256_blendv_ps(acc0[r], nan, m0);
+                    acc1[r] = _mm256_blendv_ps(acc1[r], nan, m1);
                 }
             }
             for r in 0..R {
@@ -429,14 +485,17 @@ mod x86 {
         b: *const f32,
         c: *mut f32,
         ldc: usize,
+        block: KBlock,
     ) {
         // SAFETY: every pointer offset stays inside the extents the caller guarantees.
         unsafe {
             let mut acc0 = [_mm512_setzero_ps(); R];
             let mut acc1 = [_mm512_setzero_ps(); R];
-            for r in 0..R {
-                acc0[r] = _mm512_loadu_ps(c.add(r * ldc));
-                acc1[r] = _mm512_loadu_ps(c.add(r * ldc + 16));
+            if !block.first {
+                for r in 0..R {
+                    acc0[r] = _mm512_loadu_ps(c.add(r * ldc));
+                    acc1[r] = _mm512_loadu_ps(c.add(r * ldc + 16));
+                }
             }
             for p in 0..kc {
                 // B streams from memory when it is a large weight used by
@@ -451,6 +510,15 @@ mod x86 {
                     let av = _mm512_set1_ps(*a.add(at));
                     acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
                     acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
+                }
+            }
+            if block.last {
+                let nan = _mm512_set1_ps(CANONICAL_NAN);
+                for r in 0..R {
+                    let m0 = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(acc0[r], acc0[r]);
+                    let m1 = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(acc1[r], acc1[r]);
+                    acc0[r] = _mm512_mask_blend_ps(m0, acc0[r], nan);
+                    acc1[r] = _mm512_mask_blend_ps(m1, acc1[r], nan);
                 }
             }
             for r in 0..R {
@@ -485,16 +553,26 @@ impl SharedOut {
         unsafe { self.ptr.add(at) }
     }
 
-    /// Elements `at..at + len` of the output.
+    /// Copies output elements `at..at + dst.len()` into `dst`.
     ///
     /// # Safety
     ///
-    /// No other live slice overlaps that range.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn part(&self, at: usize, len: usize) -> &mut [f32] {
-        assert!(at + len <= self.len, "gemm: tile outside the output");
-        // SAFETY: in bounds (checked); exclusivity is the caller's promise.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(at), len) }
+    /// Those elements are initialised and no other thread writes them meanwhile.
+    unsafe fn read(&self, at: usize, dst: &mut [f32]) {
+        assert!(at + dst.len() <= self.len, "gemm: tile outside the output");
+        // SAFETY: in bounds (checked); the rest is the caller's promise.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr.add(at), dst.as_mut_ptr(), dst.len()) }
+    }
+
+    /// Writes `src` to output elements `at..at + src.len()`.
+    ///
+    /// # Safety
+    ///
+    /// No other thread reads or writes those elements meanwhile.
+    unsafe fn write(&self, at: usize, src: &[f32]) {
+        assert!(at + src.len() <= self.len, "gemm: tile outside the output");
+        // SAFETY: in bounds (checked); the rest is the caller's promise.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(at), src.len()) }
     }
 }
 
@@ -594,9 +672,10 @@ impl PackCache {
     }
 }
 
-/// `c += A · B` for an m×k `a`, a k×n `b` and a row-major m×n `c` (callers
-/// pass `c` zeroed, so every output is the dot product from +0.0). `packed`,
-/// when given, is `b` already packed for this kernel.
+/// `c = A · B` for an m×k `a`, a k×n `b` and a row-major m×n `c`: every
+/// output the dot product from +0.0, NaNs canonical. `c` may be
+/// uninitialised; on success every element is written. `packed`, when
+/// given, is `b` already packed for this kernel.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn gemm(
     ctx: &Ctx<'_>,
@@ -606,10 +685,13 @@ pub(super) fn gemm(
     a: &Strided<'_>,
     b: &impl SourceB,
     packed: Option<&PackedB>,
-    c: &mut [f32],
+    c: &mut [MaybeUninit<f32>],
 ) -> Result<(), Error> {
     if c.len() != m * n {
         return Err(Error::Device("cpu: gemm output size".into()));
+    }
+    if k == 0 {
+        c.fill(MaybeUninit::new(0.0));
     }
     if m == 0 || n == 0 || k == 0 {
         return Ok(());
@@ -629,7 +711,7 @@ pub(super) fn gemm(
     let mut apack = alloc::<f32>(if direct { 0 } else { m_panels * mr * kc_max })?;
     let mut bpack = alloc::<f32>(nc_max * kc_max)?;
     let out = SharedOut {
-        ptr: c.as_mut_ptr(),
+        ptr: c.as_mut_ptr().cast(),
         len: c.len(),
     };
     for k0 in (0..k).step_by(KC) {
@@ -653,15 +735,17 @@ pub(super) fn gemm(
                 mr,
                 nr,
             };
-            grid.run(ctx, &out, |p, q, rows, dst, ld| {
+            let block = KBlock::of(k0, kc, k);
+            grid.run(ctx, &out, !block.first, |p, q, rows, dst, ld| {
                 let ap = if direct {
                     a.rows_from(p * mr, k0)
                 } else {
                     APanel::Packed(&apack[p * mr * kc..(p + 1) * mr * kc])
                 };
                 let bp = &bpack[q * nr * kc..(q + 1) * nr * kc];
-                // SAFETY: `run` hands out each tile to one call at a time.
-                unsafe { kern.tile_at(rows, kc, ap, bp, dst, ld) };
+                // SAFETY: `run` hands out each tile to one call at a time;
+                // it was written by the previous k block unless this is the first.
+                unsafe { kern.tile_at(rows, kc, ap, bp, dst, ld, block) };
             });
         }
     }
@@ -686,11 +770,13 @@ impl TileGrid {
     /// apart), in tasks that are rectangles of tiles, so each tile belongs
     /// to exactly one task. Within a task, `MC_PANELS` A panels sweep each B
     /// panel (which stays in L1). A whole-width tile is worked on in the
-    /// output; the narrower last one of a row in a local MR×NR copy.
+    /// output; the narrower last one of a row in a local MR×NR copy, which
+    /// starts as the output's values when `f` reads them (`continues`).
     fn run(
         &self,
         ctx: &Ctx<'_>,
         out: &SharedOut,
+        continues: bool,
         f: impl Fn(usize, usize, usize, *mut f32, usize) + Sync + Send,
     ) {
         let Self {
@@ -729,16 +815,17 @@ impl TileGrid {
                             f(p, q, rows, out.block(i0 * n + jq, rows, n, nr), n);
                             continue;
                         }
-                        for r in 0..rows {
-                            // SAFETY: tile (p, q) is this task's alone; rows do not overlap.
-                            let src = unsafe { out.part((i0 + r) * n + jq, cols) };
-                            tile[r * nr..r * nr + cols].copy_from_slice(src);
+                        if continues {
+                            for r in 0..rows {
+                                // SAFETY: tile (p, q) is this task's alone, and
+                                // written by the k blocks before.
+                                unsafe { out.read((i0 + r) * n + jq, &mut tile[r * nr..r * nr + cols]) };
+                            }
                         }
                         f(p, q, rows, tile.as_mut_ptr(), nr);
                         for r in 0..rows {
-                            // SAFETY: as above.
-                            let dst = unsafe { out.part((i0 + r) * n + jq, cols) };
-                            dst.copy_from_slice(&tile[r * nr..r * nr + cols]);
+                            // SAFETY: tile (p, q) is this task's alone.
+                            unsafe { out.write((i0 + r) * n + jq, &tile[r * nr..r * nr + cols]) };
                         }
                     }
                 }
@@ -758,7 +845,7 @@ fn gemm_packed(
     (m, n, k): (usize, usize, usize),
     a: &Strided<'_>,
     packed: &PackedB,
-    c: &mut [f32],
+    c: &mut [MaybeUninit<f32>],
 ) -> Result<(), Error> {
     let (mr, nr) = (kern.mr, kern.nr);
     let m_panels = m.div_ceil(mr);
@@ -776,7 +863,7 @@ fn gemm_packed(
     }
     let apack = &*apack;
     let out = SharedOut {
-        ptr: c.as_mut_ptr(),
+        ptr: c.as_mut_ptr().cast(),
         len: c.len(),
     };
     let grid = TileGrid {
@@ -788,7 +875,8 @@ fn gemm_packed(
         mr,
         nr,
     };
-    grid.run(ctx, &out, |p, q, rows, dst, ld| {
+    // Each tile runs all its k blocks here, the first from +0.0.
+    grid.run(ctx, &out, false, |p, q, rows, dst, ld| {
         for k0 in (0..k).step_by(KC) {
             let kc = KC.min(k - k0);
             let ap = if direct {
@@ -798,25 +886,12 @@ fn gemm_packed(
                 APanel::Packed(&apack[at..at + mr * kc])
             };
             let bp = packed.panel(k0, kc, q);
-            // SAFETY: `run` hands out each tile to one call at a time.
-            unsafe { kern.tile_at(rows, kc, ap, bp, dst, ld) };
+            // SAFETY: `run` hands out each tile to one call at a time; the
+            // first k block writes it, later ones continue it.
+            unsafe { kern.tile_at(rows, kc, ap, bp, dst, ld, KBlock::of(k0, kc, k)) };
         }
     });
     Ok(())
-}
-
-multiversion! {
-    fn canon_slice(x: &mut [f32]) {
-        for v in x.iter_mut() {
-            *v = canon(*v);
-        }
-    }
-}
-
-/// Replaces every NaN in `x` by the canonical NaN (GEMM outputs may hold
-/// x86's negative default NaN or an input's payload).
-pub(super) fn canonicalize(ctx: &Ctx<'_>, x: &mut [f32]) {
-    ctx.rows(x, 4096, 4096, |_, chunk| canon_slice(ctx.simd, chunk));
 }
 
 /// Runs `f(i, out_i)` for each of `count` equal parts of `out`, either the
@@ -825,10 +900,10 @@ pub(super) fn canonicalize(ctx: &Ctx<'_>, x: &mut [f32]) {
 /// not depend on the choice.
 pub(super) fn for_each_part(
     ctx: &Ctx<'_>,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     count: usize,
     cost_per_part: usize,
-    f: impl Fn(&Ctx<'_>, usize, &mut [f32]) -> Result<(), Error> + Sync + Send,
+    f: impl Fn(&Ctx<'_>, usize, &mut [MaybeUninit<f32>]) -> Result<(), Error> + Sync + Send,
 ) -> Result<(), Error> {
     if count == 0 || out.is_empty() {
         return Ok(());
@@ -878,11 +953,11 @@ pub(super) fn matmul(
         (a_rows, a_cols)
     };
     let n = if transpose_b { b_rows } else { b_cols };
-    let mut out = alloc::<f32>(numel(out_shape)?)?;
-    let ctx = &ctx.for_cost(out.len().saturating_mul(k));
+    let len = numel(out_shape)?;
+    let ctx = &ctx.for_cost(len.saturating_mul(k));
     let batch_dims = &out_shape[..ro - 2];
     let batches = numel(batch_dims)?;
-    if out.len() != batches * m * n {
+    if len != batches * m * n {
         return Err(Error::Device("cpu: matmul output shape".into()));
     }
     let a_strides = broadcast_strides(&a.shape[..ra - 2], ro - 2);
@@ -915,7 +990,8 @@ pub(super) fn matmul(
     } else {
         None
     };
-    for_each_part(ctx, &mut out, batches, 2 * m * n * k, |ctx, i, c| {
+    let mut out = uninit::<f32>(len)?;
+    for_each_part(ctx, &mut out.spare_capacity_mut()[..len], batches, 2 * m * n * k, |ctx, i, c| {
         let a = Strided {
             data: av,
             off: offset_of(i, batch_dims, &a_strides) * a_rows * a_cols,
@@ -930,6 +1006,8 @@ pub(super) fn matmul(
         };
         gemm(ctx, m, n, k, &a, &b, packed.as_deref(), c)
     })?;
-    canonicalize(ctx, &mut out);
+    // SAFETY: each part's gemm returned Ok, so wrote every one of its
+    // elements, and the parts cover all `len`.
+    unsafe { out.set_len(len) };
     Ok(out)
 }

@@ -227,9 +227,7 @@ impl Ctx<'_> {
         if n == 0 || row_len == 0 {
             return alloc(n);
         }
-        let mut v: Vec<T> = Vec::new();
-        v.try_reserve_exact(n)
-            .map_err(|e| Error::Device(format!("cpu: cannot allocate {n} elements: {e}")))?;
+        let mut v: Vec<T> = uninit(n)?;
         let rows_per_piece = (PIECE_BYTES / (row_len * std::mem::size_of::<T>()).max(1)).max(1);
         let spare = &mut v.spare_capacity_mut()[..n];
         self.rows(spare, row_len, cost_per_row, |first, chunk| {
@@ -264,6 +262,15 @@ pub(crate) fn alloc<T: Copy + Default>(n: usize) -> Result<Vec<T>, Error> {
     v.try_reserve_exact(n)
         .map_err(|e| Error::Device(format!("cpu: cannot allocate {n} elements: {e}")))?;
     v.resize(n, T::default());
+    Ok(v)
+}
+
+/// An empty vector with room for `n` elements (to be written through
+/// `spare_capacity_mut`), or a device fault if the host is out of memory.
+pub(crate) fn uninit<T>(n: usize) -> Result<Vec<T>, Error> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|e| Error::Device(format!("cpu: cannot allocate {n} elements: {e}")))?;
     Ok(v)
 }
 
