@@ -26,23 +26,25 @@ fn by_rows(
 
 multiversion! {
     fn softmax_rows(x: &[f32], n: usize, out: &mut [f32]) {
+        // x − max per row, then exp over the whole chunk in one pass: rows
+        // shorter than a vector (attention over a 15-token sentence) kept
+        // exp scalar when it ran row by row.
         for (row, o) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
             let m = row_max(row);
-            // e = exp(x − m) into the output while summing e in the 32-lane order.
-            let mut s = [0.0f32; LANES];
-            let mut xs = row.chunks_exact(LANES);
-            let mut os = o.chunks_exact_mut(LANES);
-            for (xc, oc) in (&mut xs).zip(&mut os) {
-                for l in 0..LANES {
-                    let e = math::exp(xc[l] - m);
-                    oc[l] = e;
-                    s[l] += e;
-                }
+            for (ov, &xv) in o.iter_mut().zip(row) {
+                *ov = xv - m;
             }
-            for (l, (&xv, ov)) in xs.remainder().iter().zip(os.into_remainder()).enumerate() {
-                let e = math::exp(xv - m);
-                *ov = e;
-                s[l] += e;
+        }
+        for v in out.iter_mut() {
+            *v = math::exp(*v);
+        }
+        // Σ e in the 32-lane order, then one division per row.
+        for o in out.chunks_exact_mut(n) {
+            let mut s = [0.0f32; LANES];
+            for chunk in o.chunks(LANES) {
+                for (acc, &e) in s.iter_mut().zip(chunk) {
+                    *acc += e;
+                }
             }
             let inv = 1.0 / combine(s);
             for ov in o.iter_mut() {

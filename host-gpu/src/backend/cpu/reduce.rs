@@ -62,26 +62,39 @@ pub(crate) fn lane_sum_squared_deviations(x: &[f32], c: f32) -> f32 {
     })
 }
 
-/// An order-free fold (max/min) over a row, in 32 lanes so it vectorises.
+/// A non-NaN float's rank in the order max and min use (−0 < +0): its
+/// bits as an i32 with a negative's magnitude bits flipped, so integer
+/// order is that order. Its own inverse.
 #[inline(always)]
-fn lane_extreme(x: &[f32], init: f32, pick: impl Fn(f32, f32) -> f32) -> f32 {
-    let mut s = [init; LANES];
-    let mut chunks = x.chunks_exact(LANES);
-    for c in &mut chunks {
-        for l in 0..LANES {
-            s[l] = pick(s[l], c[l]);
-        }
-    }
-    for (l, &v) in chunks.remainder().iter().enumerate() {
-        s[l] = pick(s[l], v);
-    }
-    s.into_iter().fold(init, pick)
+fn order_key(bits: i32) -> i32 {
+    bits ^ ((bits >> 31) & 0x7fff_ffff)
 }
 
-/// The maximum of a row (NaN if any is NaN; -inf if empty).
+/// Max or min of a row (`pick` on order keys), canonical NaN if any
+/// element is NaN, `init` if the row is empty. The result does not depend
+/// on the order elements are visited (a total order, and NaN wins), so
+/// unlike sums this need not follow the 32-lane order: integer max/min
+/// vectorises at any row length, where the float one stayed scalar and
+/// branchy on rows shorter than 32 (attention over a short sentence).
+#[inline(always)]
+fn extreme(x: &[f32], init: f32, pick: impl Fn(i32, i32) -> i32) -> f32 {
+    let mut nan = false;
+    let mut best = order_key(init.to_bits() as i32);
+    for &v in x {
+        nan |= v.is_nan();
+        best = pick(best, order_key(v.to_bits() as i32));
+    }
+    if nan {
+        scalar::CANONICAL_NAN
+    } else {
+        f32::from_bits(order_key(best) as u32)
+    }
+}
+
+/// The maximum of a row (NaN if any is NaN; -inf if empty; +0 over −0).
 #[inline(always)]
 pub(crate) fn row_max(x: &[f32]) -> f32 {
-    lane_extreme(x, f32::NEG_INFINITY, scalar::max)
+    extreme(x, f32::NEG_INFINITY, i32::max)
 }
 
 multiversion! {
@@ -92,7 +105,7 @@ multiversion! {
                 // n as f32 rounds to nearest for n > 2^24, as the spec says.
                 ReduceOp::Mean => lane_sum(row) / n as f32,
                 ReduceOp::Max => row_max(row),
-                ReduceOp::Min => lane_extreme(row, f32::INFINITY, scalar::min),
+                ReduceOp::Min => extreme(row, f32::INFINITY, i32::min),
             });
         }
     }
