@@ -76,6 +76,10 @@ pub enum Op {
         transpose_a: bool,
         transpose_b: bool,
     },
+    /// Inputs `[x, w, bias]`: `matmul(x, w, false, transpose_b) + bias`.
+    Linear {
+        transpose_b: bool,
+    },
     Unary(UnaryOp),
     Binary(BinaryOp),
     Scale {

@@ -326,6 +326,83 @@ impl Session {
         transpose_b: bool,
     ) -> Result<Tensor, Error> {
         let what = "matmul";
+        let (out_shape, flops) = self.matmul_shape(what, a, b, transpose_a, transpose_b)?;
+        self.op(
+            what,
+            Op::Matmul {
+                transpose_a,
+                transpose_b,
+            },
+            &[a, b],
+            out_shape,
+            DType::F32,
+            flops,
+        )
+    }
+
+    /// A dense layer: `matmul(x, w, false, transpose_w)` plus `bias`, a
+    /// vector as long as the output's last dimension, added to every row —
+    /// bit for bit `binary(Add, matmul(..), bias)` (each output is the dot
+    /// product rounded, then the sum rounded), in one op with no
+    /// intermediate tensor. A layer stored as PyTorch's `Linear` (`[out,
+    /// in]`) passes `transpose_w = true`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Session::matmul`]; [`Error::ShapeMismatch`] if `bias` is not a
+    /// vector of the output's last dimension.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use assay_host_gpu::{Device, Session, SessionLimits};
+    /// let mut s = Session::new(Device::cpu(), SessionLimits::default());
+    /// let x = s.upload_f32(&[1, 2], vec![1.0, 2.0])?;
+    /// let w = s.upload_f32(&[3, 2], vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0])?;
+    /// let b = s.upload_f32(&[3], vec![0.5, 0.5, 0.5])?;
+    /// let y = s.linear(&x, &w, &b, true)?;
+    /// assert_eq!(s.read_f32(&y)?, vec![1.5, 2.5, 3.5]);
+    /// # Ok::<(), assay_host_gpu::Error>(())
+    /// ```
+    pub fn linear(
+        &mut self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: &Tensor,
+        transpose_w: bool,
+    ) -> Result<Tensor, Error> {
+        let what = "linear";
+        self.check_inputs(what, &[("bias", bias, Some(DType::F32))])?;
+        let (out_shape, flops) = self.matmul_shape(what, x, w, false, transpose_w)?;
+        let n = out_shape[out_shape.len() - 1];
+        if bias.shape[..] != [n] {
+            return Err(Error::ShapeMismatch(format!(
+                "{what}: bias must be a vector of the output's last dimension [{n}] but it is {:?}",
+                bias.shape
+            )));
+        }
+        let adds = product(out_shape.iter().copied());
+        self.op(
+            what,
+            Op::Linear {
+                transpose_b: transpose_w,
+            },
+            &[x, w, bias],
+            out_shape,
+            DType::F32,
+            flops.saturating_add(adds),
+        )
+    }
+
+    /// The output shape and flops of `a · b` (as [`Session::matmul`] checks them).
+    fn matmul_shape(
+        &self,
+        what: &str,
+        a: &Tensor,
+        b: &Tensor,
+        transpose_a: bool,
+        transpose_b: bool,
+    ) -> Result<(Vec<usize>, u128), Error> {
         self.check_inputs(
             what,
             &[("a", a, Some(DType::F32)), ("b", b, Some(DType::F32))],
@@ -369,17 +446,7 @@ impl Session {
             })?;
         out_shape.extend([m, n]);
         let flops = product(out_shape.iter().copied().chain([ka, 2]));
-        self.op(
-            what,
-            Op::Matmul {
-                transpose_a,
-                transpose_b,
-            },
-            &[a, b],
-            out_shape,
-            DType::F32,
-            flops,
-        )
+        Ok((out_shape, flops))
     }
 
     /// An element-wise function (f32 only).

@@ -242,6 +242,53 @@ fn a_weight_reused_as_b_keeps_the_dot_product_bits() {
     }
 }
 
+#[test]
+fn linear_is_the_dot_product_then_the_bias_add() {
+    // A dense layer's fused bias add rounds exactly as matmul then add:
+    // narrow and wide n (in-place and packed A, a narrow last panel),
+    // k of 0, one block and past it, every row count around the tile
+    // heights, a batched x, both layouts of w, and a weight used twice
+    // (packed the second time).
+    let mut rng = Rng::new(33);
+    for (name, device) in devices() {
+        for (k, n) in [(0, 5), (7, 3), (300, 70), (33, 600)] {
+            let wv = rng.edgy(k * n, 0.02);
+            let bv = rng.edgy(n, 0.05);
+            let mut s = session(&device);
+            let bias = up(&mut s, &[n], &bv);
+            for tw in [false, true] {
+                let w_shape = if tw { [n, k] } else { [k, n] };
+                let wt = up(&mut s, &w_shape, &wv);
+                for m in [1, 2, 5, 11, 12, 13, 25] {
+                    for batch in [&[][..], &[3][..]] {
+                        let x_shape: Vec<usize> = batch.iter().copied().chain([m, k]).collect();
+                        let rows = x_shape[..x_shape.len() - 1].iter().product::<usize>();
+                        let xv = rng.edgy(rows * k, 0.02);
+                        let xt = up(&mut s, &x_shape, &xv);
+                        for use_ in ["first", "again"] {
+                            let got = out!(s.linear(&xt, &wt, &bias, tw));
+                            let product = s.matmul(&xt, &wt, false, tw).expect("matmul");
+                            let sum = out!(s.binary(BinaryOp::Add, &product, &bias));
+                            let what = format!(
+                                "linear m={m} k={k} n={n} tw={tw} batch={batch:?} ({use_} use)"
+                            );
+                            assert_bits(&what, &name, &got, &sum);
+                            let dots =
+                                dot_program(&canon_all(&xv), &canon_all(&wv), (rows, k, n), tw);
+                            let want: Vec<f32> = dots
+                                .iter()
+                                .enumerate()
+                                .map(|(i, &d)| canon(d) + canon(bv[i % n]))
+                                .collect();
+                            assert_bits(&what, &name, &got, &want);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn gelu(x: f32) -> f32 {
     let e = math::erf(x * std::f32::consts::FRAC_1_SQRT_2);
     (0.5 * x) * (1.0 + e)

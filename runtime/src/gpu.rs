@@ -357,6 +357,18 @@ impl tensor::Host for GpuCtxView<'_> {
         })
     }
 
+    fn linear(
+        &mut self,
+        x: Resource<Tensor>,
+        w: Resource<Tensor>,
+        bias: Resource<Tensor>,
+        transpose_w: bool,
+    ) -> R<Resource<Tensor>> {
+        self.op([&x, &w, &bias], |s, [x, w, bias]| {
+            s.linear(x, w, bias, transpose_w)
+        })
+    }
+
     fn unary(&mut self, op: tensor::UnaryOp, x: Resource<Tensor>) -> R<Resource<Tensor>> {
         use tensor::UnaryOp as W;
         let op = match op {

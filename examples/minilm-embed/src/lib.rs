@@ -331,12 +331,13 @@ fn load_rows(st: &SafeTensors, name: &str, ids: &[i32], h: usize) -> Result<Tens
     Tensor::concat(&refs, 0).context(format_args!("joining {} rows of `{name}`", ids.len()))
 }
 
-/// `x · Wᵀ + b`, as `nn.Linear` computes it, with `W` as stored (`[out,
-/// in]`) and `transpose_b`: no transposed copy is made; the host packs a
+/// `x · Wᵀ + b`, as `nn.Linear` computes it, in one host op, with `W` as
+/// stored (`[out, in]`): no transposed copy is made; the host packs a
 /// weight into its matmul layout once and keeps the panels with the tensor
-/// (on a provider, from one job to the next).
+/// (on a provider, from one job to the next), and adds the bias as it
+/// stores each output (the bits of a separate add).
 fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
-    x.matmul_t(w, false, true)?.add(b)
+    x.linear(w, b, true)
 }
 
 impl Bert {
@@ -455,14 +456,19 @@ impl Bert {
         // [b·s, h] → [b, heads, s, head_dim]
         let split = |t: Tensor| t.reshape(&[b, s, nh, hd])?.permute(&[0, 2, 1, 3]);
         let q = split(linear(x, &w.wq, &w.bq)?)?;
-        let k = split(linear(x, &w.wk, &w.bk)?)?;
+        // Kᵀ as [b, heads, head_dim, s] straight from the permute: the
+        // scores' B operand is then row-major (packed by copying rows; read
+        // transposed, it was gathered element by element).
+        let k_t = linear(x, &w.wk, &w.bk)?
+            .reshape(&[b, s, nh, hd])?
+            .permute(&[0, 2, 3, 1])?;
         let v = split(linear(x, &w.wv, &w.bv)?)?;
         let probs = q
-            .matmul_t(&k, false, true)?
+            .matmul(&k_t)?
             .scale(1.0 / (hd as f32).sqrt())?
             .add(bias)?
             .softmax()?;
-        drop((q, k));
+        drop((q, k_t));
         let context = probs
             .matmul(&v)?
             .permute(&[0, 2, 1, 3])?

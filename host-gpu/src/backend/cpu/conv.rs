@@ -151,7 +151,7 @@ pub(super) fn conv2d(
             x: &xv[i * image..(i + 1) * image],
             win,
         };
-        gemm(ctx, o, cols, k, &a, &b, None, part)
+        gemm(ctx, o, cols, k, &a, &b, None, None, part)
     })?;
     // SAFETY: each image's gemm returned Ok, so wrote every one of its
     // elements, and the images cover all `len`.

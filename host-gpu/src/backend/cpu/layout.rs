@@ -158,7 +158,11 @@ pub(super) fn concat(
 }
 
 /// Rows of `table` `[v, d]` picked by `indices` → `[..., d]`.
-pub(super) fn gather(ctx: &Ctx<'_>, table: &TensorRef<'_>, indices: &[i32]) -> Result<Values, Error> {
+pub(super) fn gather(
+    ctx: &Ctx<'_>,
+    table: &TensorRef<'_>,
+    indices: &[i32],
+) -> Result<Values, Error> {
     let &[rows, d] = table.shape else {
         return Err(Error::Device(format!(
             "cpu: gather table {:?}",

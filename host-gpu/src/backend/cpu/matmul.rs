@@ -66,7 +66,6 @@ fn reads_a_in_place(a: &Strided<'_>, n: usize) -> bool {
     a.cs == 1 && n <= DIRECT_A_MAX_N
 }
 
-
 impl<'a> Strided<'a> {
     /// A row-major A (`cs == 1`) from row `i`, column `k0`, for a kernel
     /// to read in place.
@@ -239,16 +238,22 @@ type KernelFn = unsafe fn(
 struct KBlock {
     /// Accumulators start from +0.0 (what "c += A·B on a zeroed c" gave).
     first: bool,
-    /// Outputs are final: NaNs are canonicalised as they are stored.
+    /// Outputs are final: the bias (if any) is added, and NaNs are
+    /// canonicalised, as they are stored.
     last: bool,
+    /// NR floats added to each row of the tile in the last block (the
+    /// tile's columns of a `linear` op's bias), or null.
+    bias: *const f32,
 }
 
 impl KBlock {
-    /// The block of `k0..k0 + kc` in a k of `k`.
-    fn of(k0: usize, kc: usize, k: usize) -> KBlock {
+    /// The block of `k0..k0 + kc` in a k of `k`, for a tile whose columns'
+    /// bias (NR floats) is `bias`.
+    fn of(k0: usize, kc: usize, k: usize, bias: Option<&[f32]>) -> KBlock {
         KBlock {
             first: k0 == 0,
             last: k0 + kc >= k,
+            bias: bias.map_or(std::ptr::null(), <[f32]>::as_ptr),
         }
     }
 }
@@ -280,8 +285,18 @@ use x86::{kernel_avx2, kernel_avx512};
 
 #[cfg(target_arch = "x86_64")]
 static AVX512_KERNELS: [[KernelFn; 12]; 2] = [
-    kernels!(kernel_avx512, 12, false, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]),
-    kernels!(kernel_avx512, 12, true, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]),
+    kernels!(
+        kernel_avx512,
+        12,
+        false,
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+    ),
+    kernels!(
+        kernel_avx512,
+        12,
+        true,
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+    ),
 ];
 
 #[cfg(target_arch = "x86_64")]
@@ -353,6 +368,8 @@ impl Kernel {
             (1..=self.mr).contains(&rows) && a_fits && b.len() >= kc * self.nr,
             "gemm: panel sizes"
         );
+        // `block.bias` comes from `KBlock::of`, which takes NR floats (a
+        // `BiasPanels::tile`).
         // SAFETY: extents checked above, `c` is the caller's promise;
         // `Kernel::for_simd` only picks a SIMD kernel for a path the backend
         // verified the CPU supports.
@@ -394,13 +411,23 @@ unsafe fn kernel_generic<const MR: usize, const R: usize, const DIRECT: bool, co
     }
     for (p, bp) in b.chunks_exact(NR).enumerate() {
         for (r, row) in acc.iter_mut().enumerate() {
-            let av = if DIRECT { a[r * lda + p] } else { a[p * MR + r] };
+            let av = if DIRECT {
+                a[r * lda + p]
+            } else {
+                a[p * MR + r]
+            };
             for (o, &bv) in row.iter_mut().zip(bp) {
                 *o = av.mul_add(bv, *o);
             }
         }
     }
+    // SAFETY: a bias is NR floats (see `KBlock::of`).
+    let bias = (block.last && !block.bias.is_null())
+        .then(|| unsafe { std::slice::from_raw_parts(block.bias, NR) });
     for (r, row) in acc.iter_mut().enumerate() {
+        if let Some(bias) = bias {
+            row.iter_mut().zip(bias).for_each(|(v, &b)| *v += b);
+        }
         if block.last {
             row.iter_mut().for_each(|v| *v = canon(*v));
         }
@@ -454,6 +481,16 @@ mod x86 {
                     let av = _mm256_broadcast_ss(&*a.add(at));
                     acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
                     acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+                }
+            }
+            if block.last && !block.bias.is_null() {
+                let (b0, b1) = (
+                    _mm256_loadu_ps(block.bias),
+                    _mm256_loadu_ps(block.bias.add(8)),
+                );
+                for r in 0..R {
+                    acc0[r] = _mm256_add_ps(acc0[r], b0);
+                    acc1[r] = _mm256_add_ps(acc1[r], b1);
                 }
             }
             if block.last {
@@ -510,6 +547,16 @@ mod x86 {
                     let av = _mm512_set1_ps(*a.add(at));
                     acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
                     acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
+                }
+            }
+            if block.last && !block.bias.is_null() {
+                let (b0, b1) = (
+                    _mm512_loadu_ps(block.bias),
+                    _mm512_loadu_ps(block.bias.add(16)),
+                );
+                for r in 0..R {
+                    acc0[r] = _mm512_add_ps(acc0[r], b0);
+                    acc1[r] = _mm512_add_ps(acc1[r], b1);
                 }
             }
             if block.last {
@@ -672,9 +719,10 @@ impl PackCache {
     }
 }
 
-/// `c = A · B` for an m×k `a`, a k×n `b` and a row-major m×n `c`: every
-/// output the dot product from +0.0, NaNs canonical. `c` may be
-/// uninitialised; on success every element is written. `packed`, when
+/// `c = A · B (+ bias)` for an m×k `a`, a k×n `b` and a row-major m×n `c`:
+/// every output the dot product from +0.0, then plus its column's bias
+/// (rounded once more, as a separate add would), NaNs canonical. `c` may
+/// be uninitialised; on success every element is written. `packed`, when
 /// given, is `b` already packed for this kernel.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn gemm(
@@ -685,25 +733,34 @@ pub(super) fn gemm(
     a: &Strided<'_>,
     b: &impl SourceB,
     packed: Option<&PackedB>,
+    bias: Option<&BiasPanels>,
     c: &mut [MaybeUninit<f32>],
 ) -> Result<(), Error> {
     if c.len() != m * n {
         return Err(Error::Device("cpu: gemm output size".into()));
     }
     if k == 0 {
-        c.fill(MaybeUninit::new(0.0));
+        for row in c.chunks_mut(n.max(1)) {
+            for (j, o) in row.iter_mut().enumerate() {
+                let b = bias.map_or(0.0, |bias| bias.padded[j]);
+                o.write(canon(0.0 + b));
+            }
+        }
     }
     if m == 0 || n == 0 || k == 0 {
         return Ok(());
     }
     let kern = Kernel::for_simd(ctx.simd);
     let (mr, nr) = (kern.mr, kern.nr);
+    if bias.is_some_and(|b| b.padded.len() < n.div_ceil(nr) * nr) {
+        return Err(Error::Device("cpu: gemm bias size".into()));
+    }
     let m_panels = m.div_ceil(mr);
     let kc_max = KC.min(k);
     let nc_max = NC.min(n.div_ceil(nr) * nr);
     let packed = packed.filter(|p| p.key.k == k && p.key.n == n && p.key.nr == nr);
     if let Some(packed) = packed {
-        return gemm_packed(ctx, kern, (m, n, k), a, packed, c);
+        return gemm_packed(ctx, kern, (m, n, k), a, packed, bias, c);
     }
     // A row-major A is read in place when the product is narrow; another
     // is packed block by block.
@@ -735,14 +792,15 @@ pub(super) fn gemm(
                 mr,
                 nr,
             };
-            let block = KBlock::of(k0, kc, k);
-            grid.run(ctx, &out, !block.first, |p, q, rows, dst, ld| {
+            let first = k0 == 0;
+            grid.run(ctx, &out, !first, |p, q, rows, dst, ld| {
                 let ap = if direct {
                     a.rows_from(p * mr, k0)
                 } else {
                     APanel::Packed(&apack[p * mr * kc..(p + 1) * mr * kc])
                 };
                 let bp = &bpack[q * nr * kc..(q + 1) * nr * kc];
+                let block = KBlock::of(k0, kc, k, bias.map(|b| b.tile(j0 + q * nr, nr)));
                 // SAFETY: `run` hands out each tile to one call at a time;
                 // it was written by the previous k block unless this is the first.
                 unsafe { kern.tile_at(rows, kc, ap, bp, dst, ld, block) };
@@ -750,6 +808,27 @@ pub(super) fn gemm(
         }
     }
     Ok(())
+}
+
+/// A `linear` op's bias, zero-padded to whole NR-column panels so a
+/// kernel can read NR floats for the narrow last panel too (the padding
+/// columns' outputs are thrown away).
+pub(super) struct BiasPanels {
+    padded: Vec<f32>,
+}
+
+impl BiasPanels {
+    /// `bias` (one float per output column) for a kernel `nr` columns wide.
+    fn new(bias: &[f32], nr: usize) -> Result<BiasPanels, Error> {
+        let mut padded = alloc::<f32>(bias.len().div_ceil(nr) * nr)?;
+        padded[..bias.len()].copy_from_slice(bias);
+        Ok(BiasPanels { padded })
+    }
+
+    /// The bias of the tile whose first column is `j`.
+    fn tile(&self, j: usize, nr: usize) -> &[f32] {
+        &self.padded[j..j + nr]
+    }
 }
 
 /// The MR×NR output tiles of one GEMM pass: `m_panels` × `n_panels` tiles
@@ -819,7 +898,9 @@ impl TileGrid {
                             for r in 0..rows {
                                 // SAFETY: tile (p, q) is this task's alone, and
                                 // written by the k blocks before.
-                                unsafe { out.read((i0 + r) * n + jq, &mut tile[r * nr..r * nr + cols]) };
+                                unsafe {
+                                    out.read((i0 + r) * n + jq, &mut tile[r * nr..r * nr + cols])
+                                };
                             }
                         }
                         f(p, q, rows, tile.as_mut_ptr(), nr);
@@ -845,6 +926,7 @@ fn gemm_packed(
     (m, n, k): (usize, usize, usize),
     a: &Strided<'_>,
     packed: &PackedB,
+    bias: Option<&BiasPanels>,
     c: &mut [MaybeUninit<f32>],
 ) -> Result<(), Error> {
     let (mr, nr) = (kern.mr, kern.nr);
@@ -886,9 +968,10 @@ fn gemm_packed(
                 APanel::Packed(&apack[at..at + mr * kc])
             };
             let bp = packed.panel(k0, kc, q);
+            let block = KBlock::of(k0, kc, k, bias.map(|b| b.tile(q * nr, nr)));
             // SAFETY: `run` hands out each tile to one call at a time; the
             // first k block writes it, later ones continue it.
-            unsafe { kern.tile_at(rows, kc, ap, bp, dst, ld, KBlock::of(k0, kc, k)) };
+            unsafe { kern.tile_at(rows, kc, ap, bp, dst, ld, block) };
         }
     });
     Ok(())
@@ -936,8 +1019,8 @@ pub(super) fn matmul(
     ctx: &Ctx<'_>,
     a: &TensorRef<'_>,
     b: &TensorRef<'_>,
-    transpose_a: bool,
-    transpose_b: bool,
+    (transpose_a, transpose_b): (bool, bool),
+    bias: Option<&[f32]>,
     out_shape: &[usize],
 ) -> Result<Vec<f32>, Error> {
     let (av, bv) = (f32s(a)?, f32s(b)?);
@@ -990,22 +1073,35 @@ pub(super) fn matmul(
     } else {
         None
     };
+    let bias = match bias {
+        Some(bias) if bias.len() != n => {
+            return Err(Error::Device("cpu: linear bias size".into()));
+        }
+        Some(bias) => Some(BiasPanels::new(bias, Kernel::for_simd(ctx.simd).nr)?),
+        None => None,
+    };
     let mut out = uninit::<f32>(len)?;
-    for_each_part(ctx, &mut out.spare_capacity_mut()[..len], batches, 2 * m * n * k, |ctx, i, c| {
-        let a = Strided {
-            data: av,
-            off: offset_of(i, batch_dims, &a_strides) * a_rows * a_cols,
-            rs: a_rs,
-            cs: a_cs,
-        };
-        let b = Strided {
-            data: bv,
-            off: offset_of(i, batch_dims, &b_strides) * b_rows * b_cols,
-            rs: b_rs,
-            cs: b_cs,
-        };
-        gemm(ctx, m, n, k, &a, &b, packed.as_deref(), c)
-    })?;
+    for_each_part(
+        ctx,
+        &mut out.spare_capacity_mut()[..len],
+        batches,
+        2 * m * n * k,
+        |ctx, i, c| {
+            let a = Strided {
+                data: av,
+                off: offset_of(i, batch_dims, &a_strides) * a_rows * a_cols,
+                rs: a_rs,
+                cs: a_cs,
+            };
+            let b = Strided {
+                data: bv,
+                off: offset_of(i, batch_dims, &b_strides) * b_rows * b_cols,
+                rs: b_rs,
+                cs: b_cs,
+            };
+            gemm(ctx, m, n, k, &a, &b, packed.as_deref(), bias.as_ref(), c)
+        },
+    )?;
     // SAFETY: each part's gemm returned Ok, so wrote every one of its
     // elements, and the parts cover all `len`.
     unsafe { out.set_len(len) };

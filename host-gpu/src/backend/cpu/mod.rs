@@ -421,7 +421,12 @@ impl Backend for CpuBackend {
 }
 
 /// Executes one op.
-fn run(ctx: &Ctx<'_>, op: &Op, inputs: &[TensorRef<'_>], out_shape: &[usize]) -> Result<Values, Error> {
+fn run(
+    ctx: &Ctx<'_>,
+    op: &Op,
+    inputs: &[TensorRef<'_>],
+    out_shape: &[usize],
+) -> Result<Values, Error> {
     let x = || input(inputs, 0);
     Ok(match op {
         Op::Fill { value } => Values::F32(elementwise::fill(numel(out_shape)?, *value)?),
@@ -432,8 +437,16 @@ fn run(ctx: &Ctx<'_>, op: &Op, inputs: &[TensorRef<'_>], out_shape: &[usize]) ->
             ctx,
             x()?,
             input(inputs, 1)?,
-            *transpose_a,
-            *transpose_b,
+            (*transpose_a, *transpose_b),
+            None,
+            out_shape,
+        )?),
+        Op::Linear { transpose_b } => Values::F32(matmul::matmul(
+            ctx,
+            x()?,
+            input(inputs, 1)?,
+            (false, *transpose_b),
+            Some(f32s(input(inputs, 2)?)?),
             out_shape,
         )?),
         Op::Unary(u) => Values::F32(elementwise::unary(ctx, *u, f32s(x()?)?)?),

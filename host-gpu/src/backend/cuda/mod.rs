@@ -539,6 +539,17 @@ impl CudaBackend {
                 out_shape,
                 out,
             ),
+            Op::Linear { transpose_b } => {
+                self.matmul(x()?, input(inputs, 1)?, false, *transpose_b, out_shape, out)?;
+                // The bias added in place: the add kernel reads each output
+                // element before writing it, at the same index.
+                let product = TensorRef {
+                    shape: out_shape,
+                    dtype: DType::F32,
+                    buffer: out,
+                };
+                self.binary(BinaryOp::Add, &product, input(inputs, 2)?, out_shape, out)
+            }
             Op::Unary(u) => {
                 let xp = self.ptr(x()?, DType::F32)?;
                 self.launch_flat(
