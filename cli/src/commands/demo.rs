@@ -156,7 +156,10 @@ pub fn main(args: DemoArgs) -> Result<u8, Failure> {
             .map_err(Failure::fault)?;
         let cpu_used = cpu(before, thread_cpu_seconds());
         same &= first.receipt.body.deterministic_part() == rerun.receipt.body.deterministic_part();
-        if fastest.as_ref().is_none_or(|(f, _)| rerun.elapsed < f.elapsed) {
+        if fastest
+            .as_ref()
+            .is_none_or(|(f, _)| rerun.elapsed < f.elapsed)
+        {
             fastest = Some((rerun, cpu_used));
         }
     }
@@ -219,7 +222,10 @@ pub fn main(args: DemoArgs) -> Result<u8, Failure> {
             if same { "bit-identical" } else { "DIFFERENT" },
             match args.reruns {
                 1 => String::new(),
-                n => format!(", {n} times; fastest {:.1} ms", second.elapsed.as_secs_f64() * 1e3),
+                n => format!(
+                    ", {n} times; fastest {:.1} ms",
+                    second.elapsed.as_secs_f64() * 1e3
+                ),
             }
         );
         println!(

@@ -230,7 +230,7 @@ type KernelFn = unsafe fn(
     b: *const f32,
     c: *mut f32,
     ldc: usize,
-    block: KBlock,
+    block: &KBlock,
 );
 
 /// Where a kernel call's k block lies among all k blocks of its outputs.
@@ -373,7 +373,7 @@ impl Kernel {
         // SAFETY: extents checked above, `c` is the caller's promise;
         // `Kernel::for_simd` only picks a SIMD kernel for a path the backend
         // verified the CPU supports.
-        unsafe { (self.run[family][rows - 1])(kc, a.as_ptr(), lda, b.as_ptr(), c, ldc, block) }
+        unsafe { (self.run[family][rows - 1])(kc, a.as_ptr(), lda, b.as_ptr(), c, ldc, &block) }
     }
 }
 
@@ -389,7 +389,7 @@ unsafe fn kernel_generic<const MR: usize, const R: usize, const DIRECT: bool, co
     b: *const f32,
     c: *mut f32,
     ldc: usize,
-    block: KBlock,
+    block: &KBlock,
 ) {
     if kc == 0 {
         return;
@@ -461,7 +461,7 @@ mod x86 {
         b: *const f32,
         c: *mut f32,
         ldc: usize,
-        block: KBlock,
+        block: &KBlock,
     ) {
         // SAFETY: every pointer offset stays inside the extents the caller guarantees.
         unsafe {
@@ -522,7 +522,7 @@ mod x86 {
         b: *const f32,
         c: *mut f32,
         ldc: usize,
-        block: KBlock,
+        block: &KBlock,
     ) {
         // SAFETY: every pointer offset stays inside the extents the caller guarantees.
         unsafe {
