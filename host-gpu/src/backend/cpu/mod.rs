@@ -150,9 +150,13 @@ pub(crate) struct Ctx<'a> {
     team: Option<&'a Team>,
 }
 
-/// Below this many element-operations an op runs on the calling thread:
-/// handing work to the team costs about a microsecond.
-const PAR_MIN_COST: usize = 1 << 14;
+/// Below this many element-operations an op runs on the calling thread.
+/// Handing work to the team costs about a microsecond, but splitting a
+/// small op also leaves half its output in another core's cache for the
+/// next op to fetch: at batch size 1 (ops of a few thousand elements)
+/// 2¹⁴ made layer norms and permutes slower on two threads than on one;
+/// 2¹⁶ measured best (2¹⁸ and 2²⁰ lost at batch size 16).
+const PAR_MIN_COST: usize = 1 << 16;
 
 /// How much of an output [`Ctx::new_rows`] zeroes ahead of its kernel (it
 /// should still be in L1 when the kernel writes it).
