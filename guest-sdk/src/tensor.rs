@@ -289,8 +289,9 @@ impl Tensor {
 
     /// A dense layer: `self · w` (or `self · wᵀ` with `transpose_w`, for
     /// PyTorch `Linear` weights stored `[out, in]`) plus `bias` on every
-    /// row. The same bits as `matmul_t` then `add`, in one op: no
-    /// intermediate tensor is written and read back.
+    /// row, then `activation` if given. The same bits as `matmul_t`, `add`
+    /// and `unary(activation)`, in one op: no intermediate tensor is written
+    /// and read back.
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] if the inner dimensions differ or `bias`
@@ -303,11 +304,23 @@ impl Tensor {
     /// let x = Tensor::from_f32(&[1, 2], &[1.0, 2.0])?;
     /// let w = Tensor::from_f32(&[3, 2], &[1.0, 0.0, 0.0, 1.0, 1.0, 1.0])?;
     /// let b = Tensor::from_f32(&[3], &[0.5, 0.5, 0.5])?;
-    /// assert_eq!(x.linear(&w, &b, true)?.to_vec_f32()?, vec![1.5, 2.5, 3.5]);
+    /// assert_eq!(x.linear(&w, &b, true, None)?.to_vec_f32()?, vec![1.5, 2.5, 3.5]);
     /// # Ok(()) }
     /// ```
-    pub fn linear(&self, w: &Tensor, bias: &Tensor, transpose_w: bool) -> Result<Tensor> {
-        Self::wrap(wit::linear(&self.raw, &w.raw, &bias.raw, transpose_w))
+    pub fn linear(
+        &self,
+        w: &Tensor,
+        bias: &Tensor,
+        transpose_w: bool,
+        activation: Option<UnaryOp>,
+    ) -> Result<Tensor> {
+        Self::wrap(wit::linear(
+            &self.raw,
+            &w.raw,
+            &bias.raw,
+            transpose_w,
+            activation,
+        ))
     }
 
     // ----- element-wise -------------------------------------------------------

@@ -76,9 +76,11 @@ pub enum Op {
         transpose_a: bool,
         transpose_b: bool,
     },
-    /// Inputs `[x, w, bias]`: `matmul(x, w, false, transpose_b) + bias`.
+    /// Inputs `[x, w, bias]`: `matmul(x, w, false, transpose_b) + bias`,
+    /// then `activation`.
     Linear {
         transpose_b: bool,
+        activation: Option<UnaryOp>,
     },
     Unary(UnaryOp),
     Binary(BinaryOp),

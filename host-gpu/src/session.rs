@@ -341,10 +341,11 @@ impl Session {
     }
 
     /// A dense layer: `matmul(x, w, false, transpose_w)` plus `bias`, a
-    /// vector as long as the output's last dimension, added to every row —
-    /// bit for bit `binary(Add, matmul(..), bias)` (each output is the dot
-    /// product rounded, then the sum rounded), in one op with no
-    /// intermediate tensor. A layer stored as PyTorch's `Linear` (`[out,
+    /// vector as long as the output's last dimension, added to every row,
+    /// then `activation` if given — bit for bit `binary(Add, matmul(..),
+    /// bias)` then [`Session::unary`] (each output is the dot product
+    /// rounded, then the sum rounded, then the function), in one op with no
+    /// intermediate tensors. A layer stored as PyTorch's `Linear` (`[out,
     /// in]`) passes `transpose_w = true`.
     ///
     /// # Errors
@@ -360,7 +361,7 @@ impl Session {
     /// let x = s.upload_f32(&[1, 2], vec![1.0, 2.0])?;
     /// let w = s.upload_f32(&[3, 2], vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0])?;
     /// let b = s.upload_f32(&[3], vec![0.5, 0.5, 0.5])?;
-    /// let y = s.linear(&x, &w, &b, true)?;
+    /// let y = s.linear(&x, &w, &b, true, None)?;
     /// assert_eq!(s.read_f32(&y)?, vec![1.5, 2.5, 3.5]);
     /// # Ok::<(), assay_host_gpu::Error>(())
     /// ```
@@ -370,6 +371,7 @@ impl Session {
         w: &Tensor,
         bias: &Tensor,
         transpose_w: bool,
+        activation: Option<UnaryOp>,
     ) -> Result<Tensor, Error> {
         let what = "linear";
         self.check_inputs(what, &[("bias", bias, Some(DType::F32))])?;
@@ -381,16 +383,18 @@ impl Session {
                 bias.shape
             )));
         }
-        let adds = product(out_shape.iter().copied());
+        let per_output = 1 + activation.map_or(0, unary_flops);
+        let epilogue = product(out_shape.iter().copied()).saturating_mul(u128::from(per_output));
         self.op(
             what,
             Op::Linear {
                 transpose_b: transpose_w,
+                activation,
             },
             &[x, w, bias],
             out_shape,
             DType::F32,
-            flops.saturating_add(adds),
+            flops.saturating_add(epilogue),
         )
     }
 

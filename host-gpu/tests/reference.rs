@@ -243,13 +243,14 @@ fn a_weight_reused_as_b_keeps_the_dot_product_bits() {
 }
 
 #[test]
-fn linear_is_the_dot_product_then_the_bias_add() {
-    // A dense layer's fused bias add rounds exactly as matmul then add:
-    // narrow and wide n (in-place and packed A, a narrow last panel),
-    // k of 0, one block and past it, every row count around the tile
-    // heights, a batched x, both layouts of w, and a weight used twice
-    // (packed the second time).
+fn linear_is_the_dot_product_then_the_bias_add_then_the_activation() {
+    // A dense layer's fused bias add and activation round exactly as
+    // matmul, add and unary: narrow and wide n (in-place and packed A, a
+    // narrow last panel), k of 0, one block and past it, row counts around
+    // the tile heights, a batched x, both layouts of w, and a weight used
+    // twice (packed the second time).
     let mut rng = Rng::new(33);
+    let activations = [None, Some(UnaryOp::Gelu), Some(UnaryOp::Tanh)];
     for (name, device) in devices() {
         for (k, n) in [(0, 5), (7, 3), (300, 70), (33, 600)] {
             let wv = rng.edgy(k * n, 0.02);
@@ -259,26 +260,40 @@ fn linear_is_the_dot_product_then_the_bias_add() {
             for tw in [false, true] {
                 let w_shape = if tw { [n, k] } else { [k, n] };
                 let wt = up(&mut s, &w_shape, &wv);
-                for m in [1, 2, 5, 11, 12, 13, 25] {
-                    for batch in [&[][..], &[3][..]] {
-                        let x_shape: Vec<usize> = batch.iter().copied().chain([m, k]).collect();
-                        let rows = x_shape[..x_shape.len() - 1].iter().product::<usize>();
-                        let xv = rng.edgy(rows * k, 0.02);
-                        let xt = up(&mut s, &x_shape, &xv);
+                for (m, batch) in [(1, 0), (5, 3), (11, 0), (12, 0), (13, 2), (25, 0)] {
+                    let x_shape: Vec<usize> = (batch > 0)
+                        .then_some(batch)
+                        .into_iter()
+                        .chain([m, k])
+                        .collect();
+                    let rows = x_shape[..x_shape.len() - 1].iter().product::<usize>();
+                    let xv = rng.edgy(rows * k, 0.02);
+                    let xt = up(&mut s, &x_shape, &xv);
+                    let dots = dot_program(&canon_all(&xv), &canon_all(&wv), (rows, k, n), tw);
+                    for activation in activations {
                         for use_ in ["first", "again"] {
-                            let got = out!(s.linear(&xt, &wt, &bias, tw));
+                            let got = out!(s.linear(&xt, &wt, &bias, tw, activation));
                             let product = s.matmul(&xt, &wt, false, tw).expect("matmul");
-                            let sum = out!(s.binary(BinaryOp::Add, &product, &bias));
+                            let sum = s.binary(BinaryOp::Add, &product, &bias).expect("add");
+                            let separate = match activation {
+                                Some(op) => out!(s.unary(op, &sum)),
+                                None => s.read_f32(&sum).expect("read"),
+                            };
                             let what = format!(
-                                "linear m={m} k={k} n={n} tw={tw} batch={batch:?} ({use_} use)"
+                                "linear m={m} k={k} n={n} tw={tw} batch={batch} {activation:?} ({use_} use)"
                             );
-                            assert_bits(&what, &name, &got, &sum);
-                            let dots =
-                                dot_program(&canon_all(&xv), &canon_all(&wv), (rows, k, n), tw);
+                            assert_bits(&what, &name, &got, &separate);
                             let want: Vec<f32> = dots
                                 .iter()
                                 .enumerate()
-                                .map(|(i, &d)| canon(d) + canon(bv[i % n]))
+                                .map(|(i, &d)| {
+                                    let y = canon(canon(d) + canon(bv[i % n]));
+                                    match activation {
+                                        Some(UnaryOp::Gelu) => gelu(y),
+                                        Some(UnaryOp::Tanh) => math::tanh(y),
+                                        _ => y,
+                                    }
+                                })
                                 .collect();
                             assert_bits(&what, &name, &got, &want);
                         }

@@ -363,25 +363,16 @@ impl tensor::Host for GpuCtxView<'_> {
         w: Resource<Tensor>,
         bias: Resource<Tensor>,
         transpose_w: bool,
+        activation: Option<tensor::UnaryOp>,
     ) -> R<Resource<Tensor>> {
+        let activation = activation.map(unary_op);
         self.op([&x, &w, &bias], |s, [x, w, bias]| {
-            s.linear(x, w, bias, transpose_w)
+            s.linear(x, w, bias, transpose_w, activation)
         })
     }
 
     fn unary(&mut self, op: tensor::UnaryOp, x: Resource<Tensor>) -> R<Resource<Tensor>> {
-        use tensor::UnaryOp as W;
-        let op = match op {
-            W::Neg => hg::UnaryOp::Neg,
-            W::Abs => hg::UnaryOp::Abs,
-            W::Relu => hg::UnaryOp::Relu,
-            W::Gelu => hg::UnaryOp::Gelu,
-            W::Tanh => hg::UnaryOp::Tanh,
-            W::Sigmoid => hg::UnaryOp::Sigmoid,
-            W::Exp => hg::UnaryOp::Exp,
-            W::Log => hg::UnaryOp::Log,
-            W::Sqrt => hg::UnaryOp::Sqrt,
-        };
+        let op = unary_op(op);
         self.op([&x], |s, [x]| s.unary(op, x))
     }
 
@@ -650,5 +641,21 @@ impl job_io::Host for GpuCtxView<'_> {
             self.ctx.log.push('\n');
         }
         Ok(())
+    }
+}
+
+/// The host's name for a WIT unary op.
+fn unary_op(op: tensor::UnaryOp) -> hg::UnaryOp {
+    use tensor::UnaryOp as W;
+    match op {
+        W::Neg => hg::UnaryOp::Neg,
+        W::Abs => hg::UnaryOp::Abs,
+        W::Relu => hg::UnaryOp::Relu,
+        W::Gelu => hg::UnaryOp::Gelu,
+        W::Tanh => hg::UnaryOp::Tanh,
+        W::Sigmoid => hg::UnaryOp::Sigmoid,
+        W::Exp => hg::UnaryOp::Exp,
+        W::Log => hg::UnaryOp::Log,
+        W::Sqrt => hg::UnaryOp::Sqrt,
     }
 }

@@ -71,6 +71,7 @@
 //!
 //! `cli/tests/minilm.rs` checks it: batch sizes 1, 7 and 32 give the same bytes.
 
+use assay_guest::UnaryOp;
 use assay_guest::prelude::*;
 use serde_json::Value;
 use tokenizers::{Tokenizer, TruncationParams, TruncationStrategy};
@@ -337,7 +338,7 @@ fn load_rows(st: &SafeTensors, name: &str, ids: &[i32], h: usize) -> Result<Tens
 /// (on a provider, from one job to the next), and adds the bias as it
 /// stores each output (the bits of a separate add).
 fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
-    x.linear(w, b, true)
+    x.linear(w, b, true, None)
 }
 
 impl Bert {
@@ -477,7 +478,8 @@ impl Bert {
         let attn = linear(&context, &w.wo, &w.bo)?
             .add(x)?
             .layer_norm(&w.ln1_g, &w.ln1_b, eps)?;
-        let inter = linear(&attn, &w.wi, &w.bi)?.gelu()?;
+        // GELU applied by the same op, as each output tile is stored.
+        let inter = attn.linear(&w.wi, &w.bi, true, Some(UnaryOp::Gelu))?;
         linear(&inter, &w.wo2, &w.bo2)?
             .add(&attn)?
             .layer_norm(&w.ln2_g, &w.ln2_b, eps)
@@ -505,18 +507,86 @@ struct WordPieceFile {
     post_processor: Option<tokenizers::PostProcessorWrapper>,
     #[serde(default)]
     added_tokens: Vec<tokenizers::AddedToken>,
-    model: tokenizers::models::wordpiece::WordPiece,
+    model: WordPieceModel,
+}
+
+/// A WordPiece `model` section, with the fields `WordPiece`'s own reader
+/// requires.
+#[derive(serde::Deserialize)]
+struct WordPieceModel {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    unk_token: String,
+    continuing_subword_prefix: String,
+    max_input_chars_per_word: usize,
+    vocab: Vocab,
+}
+
+/// `model.vocab`, read into a map sized for a whole BERT vocabulary at
+/// once: serde's map grows from empty and rehashed ~15 times on the way to
+/// 30k entries.
+struct Vocab(ahash::AHashMap<String, u32>);
+
+/// Room a [`Vocab`] reserves before reading (BERT's 30,522 entries fit).
+const VOCAB_CAPACITY: usize = 1 << 15;
+
+impl<'de> serde::Deserialize<'de> for Vocab {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vocab, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = Vocab;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map from token to id")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Vocab, A::Error> {
+                let capacity = map.size_hint().unwrap_or(0).max(VOCAB_CAPACITY);
+                let mut vocab = ahash::AHashMap::with_capacity(capacity);
+                while let Some((token, id)) = map.next_entry::<String, u32>()? {
+                    vocab.insert(token, id);
+                }
+                Ok(Vocab(vocab))
+            }
+        }
+        d.deserialize_map(Entries)
+    }
+}
+
+impl WordPieceModel {
+    /// The model, or `None` if the section is another kind of model.
+    fn build(self) -> Option<tokenizers::models::wordpiece::WordPiece> {
+        if self.kind.as_deref().is_some_and(|k| k != "WordPiece") {
+            return None;
+        }
+        tokenizers::models::wordpiece::WordPiece::builder()
+            .vocab(self.vocab.0)
+            .unk_token(self.unk_token)
+            .continuing_subword_prefix(self.continuing_subword_prefix)
+            .max_input_chars_per_word(self.max_input_chars_per_word)
+            .build()
+            .ok()
+    }
 }
 
 fn read_tokenizer(bytes: &[u8]) -> Result<Tokenizer> {
-    if let Ok(file) = serde_json::from_slice::<WordPieceFile>(bytes) {
-        let mut tok = Tokenizer::new(file.model);
-        tok.with_normalizer(file.normalizer)
-            .with_pre_tokenizer(file.pre_tokenizer)
-            .with_post_processor(file.post_processor);
+    if let Ok(WordPieceFile {
+        normalizer,
+        pre_tokenizer,
+        post_processor,
+        added_tokens,
+        model,
+    }) = serde_json::from_slice(bytes)
+        && let Some(model) = model.build()
+    {
+        let mut tok = Tokenizer::new(model);
+        tok.with_normalizer(normalizer)
+            .with_pre_tokenizer(pre_tokenizer)
+            .with_post_processor(post_processor);
         // As `Tokenizer::from_bytes` does: every added token through add_tokens
         // (each carries its own `special` flag).
-        tok.add_tokens(&file.added_tokens);
+        tok.add_tokens(&added_tokens);
         return Ok(tok);
     }
     // Any other model (or a file this shortcut does not read): the general path.

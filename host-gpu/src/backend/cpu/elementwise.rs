@@ -43,6 +43,31 @@ multiversion! {
     }
 }
 
+/// Applies `f` to each element of `x` in place, canonicalising NaN.
+#[inline(always)]
+fn map_in_place(x: &mut [f32], f: impl Fn(f32) -> f32) {
+    for v in x.iter_mut() {
+        *v = canon(f(*v));
+    }
+}
+
+multiversion! {
+    /// [`unary_kernel`] over `x` in place (the same program per element).
+    pub(super) fn unary_in_place(op: UnaryOp, x: &mut [f32]) {
+        match op {
+            UnaryOp::Neg => map_in_place(x, |v| -v),
+            UnaryOp::Abs => map_in_place(x, f32::abs),
+            UnaryOp::Relu => map_in_place(x, scalar::relu),
+            UnaryOp::Gelu => map_in_place(x, scalar::gelu),
+            UnaryOp::Tanh => map_in_place(x, math::tanh),
+            UnaryOp::Sigmoid => map_in_place(x, scalar::sigmoid),
+            UnaryOp::Exp => map_in_place(x, math::exp),
+            UnaryOp::Log => map_in_place(x, math::log),
+            UnaryOp::Sqrt => map_in_place(x, f32::sqrt),
+        }
+    }
+}
+
 /// Rough cost of one element of a unary op, for parallel chunking only.
 fn unary_cost(op: UnaryOp) -> usize {
     match op {

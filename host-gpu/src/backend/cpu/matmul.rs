@@ -20,12 +20,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::backend::TensorRef;
+use crate::backend::cpu::elementwise::unary_in_place;
 use crate::backend::cpu::elementwise::{broadcast_strides, offset_of};
 use crate::backend::cpu::panel_memory::PanelMemory;
 use crate::backend::cpu::scalar::canon;
 use crate::backend::cpu::simd::CpuSimd;
 use crate::backend::cpu::{Ctx, alloc, cpu_buffer, f32s, numel, uninit};
 use crate::error::Error;
+use crate::op::UnaryOp;
 
 /// k per block (the packed panels of one block stay in L1/L2).
 const KC: usize = 256;
@@ -744,9 +746,14 @@ pub(super) fn gemm(
     }
     if k == 0 {
         for row in c.chunks_mut(n.max(1)) {
-            for (j, o) in row.iter_mut().enumerate() {
-                let b = bias.map_or(0.0, |bias| bias.padded[j]);
-                o.write(canon(0.0 + b));
+            let mut values: Vec<f32> = (0..row.len())
+                .map(|j| canon(0.0 + bias.map_or(0.0, |bias| bias.padded[j])))
+                .collect();
+            if let Some(op) = bias.and_then(|b| b.activation) {
+                unary_in_place(ctx.simd, op, &mut values);
+            }
+            for (o, v) in row.iter_mut().zip(values) {
+                o.write(v);
             }
         }
     }
@@ -807,30 +814,53 @@ pub(super) fn gemm(
                 // SAFETY: `run` hands out each tile to one call at a time;
                 // it was written by the previous k block unless this is the first.
                 unsafe { kern.tile_at(rows, kc, ap, bp, dst, ld, block) };
+                if let Some(epilogue) = bias.filter(|_| block.last) {
+                    // SAFETY: the kernel just wrote the tile; it is this call's.
+                    unsafe { epilogue.activate(ctx.simd, rows, nr, dst, ld) };
+                }
             });
         }
     }
     Ok(())
 }
 
-/// A `linear` op's bias, zero-padded to whole NR-column panels so a
-/// kernel can read NR floats for the narrow last panel too (the padding
-/// columns' outputs are thrown away).
+/// What a `linear` op does to each output after its dot product: add the
+/// bias (zero-padded to whole NR-column panels so a kernel can read NR
+/// floats for the narrow last panel too; the padding columns' outputs are
+/// thrown away), then apply the activation.
 pub(super) struct BiasPanels {
     padded: Vec<f32>,
+    activation: Option<UnaryOp>,
 }
 
 impl BiasPanels {
     /// `bias` (one float per output column) for a kernel `nr` columns wide.
-    fn new(bias: &[f32], nr: usize) -> Result<BiasPanels, Error> {
+    fn new(bias: &[f32], activation: Option<UnaryOp>, nr: usize) -> Result<BiasPanels, Error> {
         let mut padded = alloc::<f32>(bias.len().div_ceil(nr) * nr)?;
         padded[..bias.len()].copy_from_slice(bias);
-        Ok(BiasPanels { padded })
+        Ok(BiasPanels { padded, activation })
     }
 
     /// The bias of the tile whose first column is `j`.
     fn tile(&self, j: usize, nr: usize) -> &[f32] {
         &self.padded[j..j + nr]
+    }
+
+    /// Applies the activation to a finished tile: `rows` rows of `nr`
+    /// floats `ld` apart at `dst`, while they are still in L1.
+    ///
+    /// # Safety
+    ///
+    /// As for the kernel that just wrote the tile: the rows are initialised
+    /// and no other thread touches them meanwhile.
+    unsafe fn activate(&self, simd: CpuSimd, rows: usize, nr: usize, dst: *mut f32, ld: usize) {
+        if let Some(op) = self.activation {
+            for r in 0..rows {
+                // SAFETY: the caller's promise.
+                let row = unsafe { std::slice::from_raw_parts_mut(dst.add(r * ld), nr) };
+                unary_in_place(simd, op, row);
+            }
+        }
     }
 }
 
@@ -976,6 +1006,10 @@ fn gemm_packed(
             // first k block writes it, later ones continue it.
             unsafe { kern.tile_at(rows, kc, ap, bp, dst, ld, block) };
         }
+        if let Some(epilogue) = bias {
+            // SAFETY: the kernels just finished the tile; it is this call's.
+            unsafe { epilogue.activate(ctx.simd, rows, nr, dst, ld) };
+        }
     });
     Ok(())
 }
@@ -1023,7 +1057,7 @@ pub(super) fn matmul(
     a: &TensorRef<'_>,
     b: &TensorRef<'_>,
     (transpose_a, transpose_b): (bool, bool),
-    bias: Option<&[f32]>,
+    linear: Option<(&[f32], Option<UnaryOp>)>,
     out_shape: &[usize],
 ) -> Result<Vec<f32>, Error> {
     let (av, bv) = (f32s(a)?, f32s(b)?);
@@ -1076,11 +1110,15 @@ pub(super) fn matmul(
     } else {
         None
     };
-    let bias = match bias {
-        Some(bias) if bias.len() != n => {
+    let bias = match linear {
+        Some((bias, _)) if bias.len() != n => {
             return Err(Error::Device("cpu: linear bias size".into()));
         }
-        Some(bias) => Some(BiasPanels::new(bias, Kernel::for_simd(ctx.simd).nr)?),
+        Some((bias, activation)) => Some(BiasPanels::new(
+            bias,
+            activation,
+            Kernel::for_simd(ctx.simd).nr,
+        )?),
         None => None,
     };
     let mut out = uninit::<f32>(len)?;

@@ -445,12 +445,15 @@ fn run(
             None,
             out_shape,
         )?),
-        Op::Linear { transpose_b } => Values::F32(matmul::matmul(
+        Op::Linear {
+            transpose_b,
+            activation,
+        } => Values::F32(matmul::matmul(
             ctx,
             x()?,
             input(inputs, 1)?,
             (false, *transpose_b),
-            Some(f32s(input(inputs, 2)?)?),
+            Some((f32s(input(inputs, 2)?)?, *activation)),
             out_shape,
         )?),
         Op::Unary(u) => Values::F32(elementwise::unary(ctx, *u, f32s(x()?)?)?),

@@ -539,16 +539,28 @@ impl CudaBackend {
                 out_shape,
                 out,
             ),
-            Op::Linear { transpose_b } => {
+            Op::Linear {
+                transpose_b,
+                activation,
+            } => {
                 self.matmul(x()?, input(inputs, 1)?, false, *transpose_b, out_shape, out)?;
-                // The bias added in place: the add kernel reads each output
-                // element before writing it, at the same index.
+                // The bias added, then the activation applied, in place: each
+                // kernel reads an output element before writing it, at the
+                // same index.
                 let product = TensorRef {
                     shape: out_shape,
                     dtype: DType::F32,
                     buffer: out,
                 };
-                self.binary(BinaryOp::Add, &product, input(inputs, 2)?, out_shape, out)
+                self.binary(BinaryOp::Add, &product, input(inputs, 2)?, out_shape, out)?;
+                match activation {
+                    Some(u) => self.launch_flat(
+                        "assay_unary_f32",
+                        n,
+                        &[o, o, Param::U64(n), Param::I32(unary_code(*u))],
+                    ),
+                    None => Ok(()),
+                }
             }
             Op::Unary(u) => {
                 let xp = self.ptr(x()?, DType::F32)?;
