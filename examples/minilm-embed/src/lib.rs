@@ -39,11 +39,11 @@
 //! `max_seq_length` tokens (the tokenizer file's own truncation and padding
 //! settings are replaced, as sentence-transformers does). Then BERT on the
 //! host: embeddings (word + token type 0, then + position), LayerNorm;
-//! per layer: Q/K/V (`x · Wᵀ + b`, a matmul with `transpose_b` on the
-//! weight as stored, which the host packs once and keeps), scores `Q·Kᵀ · 1/√d_head` plus the
-//! padding bias, softmax, context, output projection + residual +
-//! LayerNorm, intermediate GELU (exact erf) + output projection +
-//! residual + LayerNorm; then masked mean pooling over the real tokens and L2
+//! per layer: Q/K/V (`x · Wᵀ + b`, one host `linear` op on the weight as
+//! stored, which the host packs once and keeps), scores `Q·Kᵀ · 1/√d_head`
+//! plus the padding bias, softmax, context, output projection + residual +
+//! LayerNorm, intermediate (`linear` with its GELU, exact erf, in the same
+//! op) + output projection + residual + LayerNorm; then masked mean pooling over the real tokens and L2
 //! normalisation (`x / max(‖x‖, 1e-12)`).
 //!
 //! # Weights
