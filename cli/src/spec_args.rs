@@ -96,7 +96,8 @@ pub struct DeviceArgs {
     /// Backend for tensor ops.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
-    /// CPU worker threads (results do not depend on it).
+    /// Threads the CPU backend runs each op on, the job's own included
+    /// (default: every core; results do not depend on it).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Decoded job inputs (a model's weights) the device keeps from one job

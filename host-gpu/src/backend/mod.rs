@@ -130,8 +130,9 @@ impl Device {
         Device::from_backend(Arc::new(CpuBackend::new(None)))
     }
 
-    /// The CPU reference backend with a fixed number of worker threads
-    /// (results do not depend on it; tests use it to prove that).
+    /// The CPU reference backend running each op on `threads` threads, the
+    /// caller's included (results do not depend on it; tests use it to
+    /// prove that).
     pub fn cpu_with_threads(threads: usize) -> Device {
         Device::from_backend(Arc::new(CpuBackend::new(Some(threads))))
     }
