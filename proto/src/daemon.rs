@@ -1,6 +1,7 @@
 //! What the network's daemons (the provider and the verifier) share around
 //! their calls to the coordinator: back-off, telling a refusal from an
-//! outage, a shutdown signal that cuts sleeps short, and a bounded retry.
+//! outage, a shutdown signal that cuts sleeps short, and a bounded retry
+//! (of a request signed afresh for each attempt: [`retry_signed`]).
 //!
 //! # Example
 //!
@@ -28,7 +29,11 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use assay_protocol::NodeKey;
+
 use crate::Error;
+use crate::auth;
+use crate::client::REQUEST_TTL_MS;
 
 /// How long to wait before attempt `attempt` + 1: 100 ms doubling, at most 5 s.
 pub fn backoff(attempt: u32) -> Duration {
@@ -102,6 +107,32 @@ where
             }
         }
     }
+}
+
+/// [`retry`] for a signed request: each attempt signs a fresh copy of `req`
+/// with `key` (a new nonce and expiry, so a retry is never refused as a
+/// replay or as expired) and hands it to `call`.
+///
+/// # Errors
+///
+/// As [`retry`]; a signing failure counts as that attempt's error.
+pub async fn retry_signed<M, T, F, Fut>(
+    attempts: u32,
+    key: &NodeKey,
+    req: &M,
+    mut call: F,
+) -> Result<T, Error>
+where
+    M: auth::Signed + Clone,
+    F: FnMut(M) -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    retry(attempts, || {
+        let mut req = req.clone();
+        let sent = auth::sign(key, &mut req, crate::now_ms(), REQUEST_TTL_MS).map(|()| call(req));
+        async move { sent?.await }
+    })
+    .await
 }
 
 /// Devnet: asks the coordinator's faucet for `amount` µcr for `key`,

@@ -44,7 +44,7 @@ use std::time::Duration;
 
 use assay_proto::cache::{BlobCache, Source};
 use assay_proto::client::{self, REQUEST_TTL_MS};
-use assay_proto::daemon::{Shutdown, ask_faucet, backoff, refused, retry};
+use assay_proto::daemon::{Shutdown, ask_faucet, backoff, refused, retry_signed};
 use assay_proto::pb::provider_client::ProviderClient;
 use assay_proto::{auth, convert, now_ms, pb};
 use assay_protocol::{BlobRef, Hash32, NodeKey};
@@ -275,17 +275,15 @@ impl Daemon {
     }
 
     async fn give_back(&self, lease: &Hash32, fault: bool, reason: &str) {
-        let mut req = pb::ReturnLeaseRequest {
+        let req = pb::ReturnLeaseRequest {
             auth: None,
             lease_id: lease.0.to_vec(),
             fault,
             reason: reason.to_string(),
         };
-        let sent = retry(5, || {
-            let signed = auth::sign(key(self), &mut req, now_ms(), REQUEST_TTL_MS);
-            let (mut client, req) = (self.client(), req.clone());
+        let sent = retry_signed(5, key(self), &req, |req| {
+            let mut client = self.client();
             async move {
-                signed?;
                 client
                     .return_lease(req)
                     .await

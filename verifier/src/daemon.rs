@@ -58,7 +58,7 @@ use std::time::{Duration, Instant};
 
 use assay_proto::cache::{BlobCache, Source};
 use assay_proto::client::{self, REQUEST_TTL_MS};
-use assay_proto::daemon::{Shutdown, ask_faucet, backoff, refused, retry};
+use assay_proto::daemon::{Shutdown, ask_faucet, backoff, refused, retry_signed};
 use assay_proto::pb::verifier_client::VerifierClient;
 use assay_proto::{auth, convert, now_ms, pb};
 use assay_protocol::verification::{commitment, is_sampled};
@@ -573,16 +573,14 @@ impl Daemon {
     }
 
     async fn give_back(&self, check: &Hash32, reason: &str) {
-        let mut req = pb::ReturnCheckRequest {
+        let req = pb::ReturnCheckRequest {
             auth: None,
             check_id: check.0.to_vec(),
             reason: reason.to_string(),
         };
-        let sent = retry(5, || {
-            let signed = auth::sign(self.key(), &mut req, now_ms(), REQUEST_TTL_MS);
-            let (mut client, req) = (self.client(), req.clone());
+        let sent = retry_signed(5, self.key(), &req, |req| {
+            let mut client = self.client();
             async move {
-                signed?;
                 client
                     .return_check(req)
                     .await
