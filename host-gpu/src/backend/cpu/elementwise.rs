@@ -193,33 +193,67 @@ fn walk_rows(op: BinaryOp, av: &[f32], bv: &[f32], walk: &Walk<'_>, at: usize, o
         b_step,
     } = *walk;
     let (row, mut col) = (at / inner, at % inner);
-    let mut index = vec![0usize; outer.len()];
-    let mut rest = row;
-    for (i, &d) in outer.iter().enumerate().rev() {
-        index[i] = rest % d;
-        rest /= d;
-    }
-    let mut oa = offset_of(row, outer, a_strides);
-    let mut ob = offset_of(row, outer, b_strides);
+    let mut rows = Odometer::at(row, outer, [a_strides, b_strides]);
     let mut rest = out;
     while !rest.is_empty() {
         let take = (inner - col).min(rest.len());
         let (piece, tail) = rest.split_at_mut(take);
+        let [oa, ob] = rows.offsets;
         let x = Operand::at(av, oa, a_step, col, take);
         let y = Operand::at(bv, ob, b_step, col, take);
         binary_row_op(op, x, y, piece);
         rest = tail;
         col = 0;
-        for i in (0..outer.len()).rev() {
-            index[i] += 1;
-            oa += a_strides[i];
-            ob += b_strides[i];
-            if index[i] < outer[i] {
-                break;
+        rows.advance();
+    }
+}
+
+/// A walk over the rows of a row-major iteration space (`dims`, the outer
+/// dims of an op), tracking each operand's element offset of the current
+/// row (`strides[k]` are operand k's strides over `dims`). The first row is
+/// located with divisions once; each step after is additions only.
+pub(super) struct Odometer<'s, const N: usize> {
+    dims: &'s [usize],
+    strides: [&'s [usize]; N],
+    index: Vec<usize>,
+    /// Each operand's offset of the current row.
+    pub(super) offsets: [usize; N],
+}
+
+impl<'s, const N: usize> Odometer<'s, N> {
+    /// At row `row`.
+    #[inline(always)]
+    pub(super) fn at(row: usize, dims: &'s [usize], strides: [&'s [usize]; N]) -> Self {
+        let mut index = vec![0usize; dims.len()];
+        let mut rest = row;
+        for (i, &d) in dims.iter().enumerate().rev() {
+            index[i] = rest % d;
+            rest /= d;
+        }
+        let offsets = strides.map(|s| offset_of(row, dims, s));
+        Odometer {
+            dims,
+            strides,
+            index,
+            offsets,
+        }
+    }
+
+    /// Moves to the next row (past the last, back to the first).
+    #[inline(always)]
+    pub(super) fn advance(&mut self) {
+        for i in (0..self.dims.len()).rev() {
+            self.index[i] += 1;
+            for (o, s) in self.offsets.iter_mut().zip(&self.strides) {
+                *o += s[i];
             }
-            oa -= outer[i] * a_strides[i];
-            ob -= outer[i] * b_strides[i];
-            index[i] = 0;
+            if self.index[i] < self.dims[i] {
+                return;
+            }
+            for (o, s) in self.offsets.iter_mut().zip(&self.strides) {
+                *o -= self.dims[i] * s[i];
+            }
+            self.index[i] = 0;
         }
     }
 }

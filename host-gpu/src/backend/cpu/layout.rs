@@ -1,7 +1,7 @@
 //! Data movement: permute, slice, concat, gather. Elements are copied bit for
 //! bit (any dtype), so these ops never round and never create a NaN.
 
-use crate::backend::cpu::elementwise::offset_of;
+use crate::backend::cpu::elementwise::Odometer;
 use crate::backend::cpu::{Ctx, Values, alloc, buffer, numel};
 use crate::backend::{TensorRef, first_index_outside};
 use crate::error::Error;
@@ -55,14 +55,9 @@ fn strided_copy<T: Copy + Default + Send + Sync>(
     ctx.new_rows(n, inner, inner, |first, chunk| {
         // The chunk's first row is located once; later rows step an odometer
         // over the outer dimensions (no division per row).
-        let mut index = vec![0usize; outer_dims.len()];
-        let mut rest = first;
-        for (i, &d) in outer_dims.iter().enumerate().rev() {
-            index[i] = rest % d;
-            rest /= d;
-        }
-        let mut off = offset_of(first, outer_dims, outer_strides);
+        let mut rows = Odometer::at(first, outer_dims, [outer_strides]);
         for row in chunk.chunks_exact_mut(inner) {
+            let [off] = rows.offsets;
             if step == 1 {
                 row.copy_from_slice(&x[off..off + inner]);
             } else {
@@ -70,15 +65,7 @@ fn strided_copy<T: Copy + Default + Send + Sync>(
                     *o = x[off + j * step];
                 }
             }
-            for i in (0..outer_dims.len()).rev() {
-                index[i] += 1;
-                off += outer_strides[i];
-                if index[i] < outer_dims[i] {
-                    break;
-                }
-                off -= outer_dims[i] * outer_strides[i];
-                index[i] = 0;
-            }
+            rows.advance();
         }
     })
 }
