@@ -27,44 +27,61 @@ fn map(x: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32) {
     }
 }
 
-multiversion! {
-    fn unary_kernel(op: UnaryOp, x: &[f32], out: &mut [f32]) {
-        match op {
-            UnaryOp::Neg => map(x, out, |v| -v),
-            UnaryOp::Abs => map(x, out, f32::abs),
-            UnaryOp::Relu => map(x, out, scalar::relu),
-            UnaryOp::Gelu => map(x, out, scalar::gelu),
-            UnaryOp::Tanh => map(x, out, math::tanh),
-            UnaryOp::Sigmoid => map(x, out, scalar::sigmoid),
-            UnaryOp::Exp => map(x, out, math::exp),
-            UnaryOp::Log => map(x, out, math::log),
-            UnaryOp::Sqrt => map(x, out, f32::sqrt),
+/// Where an element-wise program writes: a new output, or its input.
+trait Elements {
+    /// Applies `f` to every element, canonicalising NaN.
+    fn map(self, f: impl Fn(f32) -> f32);
+}
+
+/// Each element of `.0` into the same position of `.1`.
+struct ToOutput<'a>(&'a [f32], &'a mut [f32]);
+
+/// Each element replaced.
+struct InPlace<'a>(&'a mut [f32]);
+
+impl Elements for ToOutput<'_> {
+    #[inline(always)]
+    fn map(self, f: impl Fn(f32) -> f32) {
+        map(self.0, self.1, f);
+    }
+}
+
+impl Elements for InPlace<'_> {
+    #[inline(always)]
+    fn map(self, f: impl Fn(f32) -> f32) {
+        for v in self.0.iter_mut() {
+            *v = canon(f(*v));
         }
     }
 }
 
-/// Applies `f` to each element of `x` in place, canonicalising NaN.
+/// The scalar program of each unary op, run over `elements` (one
+/// monomorphic loop per op, so each vectorises on its own).
 #[inline(always)]
-fn map_in_place(x: &mut [f32], f: impl Fn(f32) -> f32) {
-    for v in x.iter_mut() {
-        *v = canon(f(*v));
+fn unary_program(op: UnaryOp, elements: impl Elements) {
+    match op {
+        UnaryOp::Neg => elements.map(|v| -v),
+        UnaryOp::Abs => elements.map(f32::abs),
+        UnaryOp::Relu => elements.map(scalar::relu),
+        UnaryOp::Gelu => elements.map(scalar::gelu),
+        UnaryOp::Tanh => elements.map(math::tanh),
+        UnaryOp::Sigmoid => elements.map(scalar::sigmoid),
+        UnaryOp::Exp => elements.map(math::exp),
+        UnaryOp::Log => elements.map(math::log),
+        UnaryOp::Sqrt => elements.map(f32::sqrt),
+    }
+}
+
+multiversion! {
+    fn unary_kernel(op: UnaryOp, x: &[f32], out: &mut [f32]) {
+        unary_program(op, ToOutput(x, out));
     }
 }
 
 multiversion! {
     /// [`unary_kernel`] over `x` in place (the same program per element).
     pub(super) fn unary_in_place(op: UnaryOp, x: &mut [f32]) {
-        match op {
-            UnaryOp::Neg => map_in_place(x, |v| -v),
-            UnaryOp::Abs => map_in_place(x, f32::abs),
-            UnaryOp::Relu => map_in_place(x, scalar::relu),
-            UnaryOp::Gelu => map_in_place(x, scalar::gelu),
-            UnaryOp::Tanh => map_in_place(x, math::tanh),
-            UnaryOp::Sigmoid => map_in_place(x, scalar::sigmoid),
-            UnaryOp::Exp => map_in_place(x, math::exp),
-            UnaryOp::Log => map_in_place(x, math::log),
-            UnaryOp::Sqrt => map_in_place(x, f32::sqrt),
-        }
+        unary_program(op, InPlace(x));
     }
 }
 
