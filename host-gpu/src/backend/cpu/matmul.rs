@@ -904,7 +904,8 @@ impl TileGrid {
             mr,
             nr,
         } = *self;
-        let target = if ctx.threads > 1 { ctx.threads * 4 } else { 1 };
+        let threads = ctx.threads();
+        let target = if threads > 1 { threads * 4 } else { 1 };
         // Columns are split first: a task streams its own B panels once and
         // every task reads all of A, which for a layer's weights (larger
         // than a batch's activations) moves the least memory; a row split
@@ -1033,7 +1034,7 @@ pub(super) fn for_each_part(
         return Ok(());
     }
     let part = out.len() / count;
-    if count >= ctx.threads * 2 && ctx.threads > 1 {
+    if count >= ctx.threads() * 2 && ctx.threads() > 1 {
         let serial = ctx.serial();
         let failure = Mutex::new(None);
         ctx.rows(out, part, cost_per_part, |first, chunk| {

@@ -129,14 +129,13 @@ impl CpuBackend {
     }
 
     fn threads(&self) -> usize {
-        self.team.as_ref().map_or(1, Team::threads)
+        self.ctx().threads()
     }
 
     /// What the kernels of one op run with.
     fn ctx(&self) -> Ctx<'_> {
         Ctx {
             simd: self.simd,
-            threads: self.threads(),
             team: self.team.as_ref(),
         }
     }
@@ -146,7 +145,7 @@ impl CpuBackend {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ctx<'a> {
     pub(crate) simd: CpuSimd,
-    pub(crate) threads: usize,
+    /// The threads an op may use; `None` runs it on the calling thread.
     team: Option<&'a Team>,
 }
 
@@ -163,11 +162,15 @@ const PAR_MIN_COST: usize = 1 << 16;
 const PIECE_BYTES: usize = 16 << 10;
 
 impl Ctx<'_> {
+    /// How many threads an op may use (the caller's included).
+    pub(crate) fn threads(&self) -> usize {
+        self.team.map_or(1, Team::threads)
+    }
+
     /// This context on the calling thread alone.
     pub(crate) fn serial(&self) -> Self {
         Ctx {
             simd: self.simd,
-            threads: 1,
             team: None,
         }
     }
@@ -197,12 +200,12 @@ impl Ctx<'_> {
         }
         let rows = out.len() / row_len;
         let cost = cost_per_row.max(1);
-        if self.threads <= 1 || rows <= 1 || rows.saturating_mul(cost) < PAR_MIN_COST {
+        if self.threads() <= 1 || rows <= 1 || rows.saturating_mul(cost) < PAR_MIN_COST {
             f(0, out);
             return;
         }
         let min_rows = (PAR_MIN_COST / 4).div_ceil(cost).max(1);
-        let per_chunk = rows.div_ceil(self.threads * 4).max(min_rows);
+        let per_chunk = rows.div_ceil(self.threads() * 4).max(min_rows);
         // Each chunk is taken by exactly one task (its lock is never contended).
         let chunks: Vec<Mutex<&mut [T]>> = out
             .chunks_mut(per_chunk * row_len)
@@ -253,7 +256,7 @@ impl Ctx<'_> {
     /// task and more than one thread.
     pub(crate) fn tasks(&self, n: usize, f: impl Fn(usize) + Sync + Send) {
         match self.team {
-            Some(team) if self.threads > 1 && n > 1 => team.run(n, &f),
+            Some(team) if n > 1 => team.run(n, &f),
             _ => (0..n).for_each(f),
         }
     }
@@ -262,9 +265,7 @@ impl Ctx<'_> {
 /// A zeroed vector of `n` elements, or a device fault if the host is out of memory
 /// (the quota was checked before; running out here says nothing about the job).
 pub(crate) fn alloc<T: Copy + Default>(n: usize) -> Result<Vec<T>, Error> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(n)
-        .map_err(|e| Error::Device(format!("cpu: cannot allocate {n} elements: {e}")))?;
+    let mut v = uninit(n)?;
     v.resize(n, T::default());
     Ok(v)
 }
