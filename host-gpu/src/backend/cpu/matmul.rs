@@ -44,8 +44,10 @@ const MAX_KEPT_PACK_FLOATS: usize = 64 << 20;
 const DIRECT_A_MAX_N: usize = 512;
 /// Tallest panel of A any microkernel uses.
 const MAX_MR: usize = 12;
+/// Widest panel of B any microkernel uses.
+const MAX_NR: usize = 32;
 /// Largest tile any microkernel uses (MR · NR).
-const MAX_TILE: usize = 12 * 32;
+const MAX_TILE: usize = MAX_MR * MAX_NR;
 
 /// A read-only strided matrix: element (r, c) is `data[off + r·rs + c·cs]`.
 #[derive(Debug, Clone, Copy)]
@@ -98,15 +100,14 @@ impl SourceB for Strided<'_> {
         dst: &mut [f32],
     ) {
         if self.rs == 1 && self.cs != 1 {
-            // Transposed B: columns are contiguous; gather a row of the
-            // panel at a time from `width` column streams.
-            let cols: Vec<&[f32]> = (0..width)
-                .map(|j| {
-                    let at = self.off + (j0 + j) * self.cs + k0;
-                    &self.data[at..at + kc]
-                })
-                .collect();
-            transpose_into(&cols, kc, nr, dst);
+            // Transposed B: columns are contiguous; each becomes a column
+            // of the panel.
+            let mut cols = [&[][..]; MAX_NR];
+            for (j, col) in cols.iter_mut().enumerate().take(width) {
+                let at = self.off + (j0 + j) * self.cs + k0;
+                *col = &self.data[at..at + kc];
+            }
+            transpose_into(&cols[..width], kc, nr, dst);
             return;
         }
         for (kk, row) in dst.chunks_exact_mut(nr).take(kc).enumerate() {
