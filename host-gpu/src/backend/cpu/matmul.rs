@@ -750,14 +750,15 @@ pub(super) fn gemm(
         return Err(Error::Device("cpu: gemm output size".into()));
     }
     if k == 0 {
+        // Every row is the empty dot product (+0.0) through the epilogue.
+        let mut row_values: Vec<f32> = (0..n)
+            .map(|j| canon(0.0 + bias.map_or(0.0, |bias| bias.padded[j])))
+            .collect();
+        if let Some(op) = bias.and_then(|b| b.activation) {
+            unary_in_place(ctx.simd, op, &mut row_values);
+        }
         for row in c.chunks_mut(n.max(1)) {
-            let mut values: Vec<f32> = (0..row.len())
-                .map(|j| canon(0.0 + bias.map_or(0.0, |bias| bias.padded[j])))
-                .collect();
-            if let Some(op) = bias.and_then(|b| b.activation) {
-                unary_in_place(ctx.simd, op, &mut values);
-            }
-            for (o, v) in row.iter_mut().zip(values) {
+            for (o, &v) in row.iter_mut().zip(&row_values) {
                 o.write(v);
             }
         }
