@@ -554,22 +554,11 @@ impl CudaBackend {
                 };
                 self.binary(BinaryOp::Add, &product, input(inputs, 2)?, out_shape, out)?;
                 match activation {
-                    Some(u) => self.launch_flat(
-                        "assay_unary_f32",
-                        n,
-                        &[o, o, Param::U64(n), Param::I32(unary_code(*u))],
-                    ),
+                    Some(u) => self.unary(*u, o, o, n),
                     None => Ok(()),
                 }
             }
-            Op::Unary(u) => {
-                let xp = self.ptr(x()?, DType::F32)?;
-                self.launch_flat(
-                    "assay_unary_f32",
-                    n,
-                    &[xp, o, Param::U64(n), Param::I32(unary_code(*u))],
-                )
-            }
+            Op::Unary(u) => self.unary(*u, self.ptr(x()?, DType::F32)?, o, n),
             Op::Scale { factor } => {
                 let xp = self.ptr(x()?, DType::F32)?;
                 self.launch_flat(
@@ -853,6 +842,16 @@ impl CudaBackend {
         let mut params = vec![src, dst];
         params.extend(g.iter().map(|&v| Param::U64(u64of(v))));
         self.launch_flat("assay_copy_runs", u64of(total), &params)
+    }
+
+    /// `op` over the `n` f32s at `x` into `out` (which may be `x`: each
+    /// thread reads its element before writing it).
+    fn unary(&self, op: UnaryOp, x: Param, out: Param, n: u64) -> Result<(), Error> {
+        self.launch_flat(
+            "assay_unary_f32",
+            n,
+            &[x, out, Param::U64(n), Param::I32(unary_code(op))],
+        )
     }
 
     fn binary(
