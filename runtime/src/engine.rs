@@ -49,6 +49,11 @@ pub fn config() -> Config {
         .wasm_backtrace_max_frames(None)
         .cranelift_opt_level(OptLevel::Speed)
         .parallel_compilation(true);
+    // For `perf`: names the guest's compiled functions in /tmp/perf-<pid>.map
+    // (BENCHMARKS.md, "Profiling"). Changes nothing a job computes.
+    if std::env::var_os("ASSAY_PERF_MAP").is_some_and(|v| v == "1") {
+        c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
 
     let mut pool = PoolingAllocationConfig::default();
     // wasm32-wasip2 components hold a handful of core instances (the
