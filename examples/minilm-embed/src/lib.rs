@@ -38,8 +38,9 @@
 //! normaliser and pre-tokenizer, `[CLS] … [SEP]`, truncation to
 //! `max_seq_length` tokens (the tokenizer file's own truncation and padding
 //! settings are replaced, as sentence-transformers does). Then BERT on the
-//! host: embeddings (word + token type 0, then + position), LayerNorm;
-//! per layer: Q/K/V (`x · Wᵀ + b`, one host `linear` op on the weight as
+//! host, on each batch's tokens packed without padding (only attention
+//! sees the batch padded, see [`Packing`]): embeddings (word + token type
+//! 0, then + position), LayerNorm; per layer: Q/K/V (`x · Wᵀ + b`, one host `linear` op on the weight as
 //! stored, which the host packs once and keeps), scores `Q·Kᵀ · 1/√d_head`
 //! plus the padding bias, softmax, context, output projection + residual +
 //! LayerNorm, intermediate (`linear` with its GELU, exact erf, in the same
@@ -63,7 +64,7 @@
 //!   a real position in the same lane whatever the row length) and their
 //!   probabilities are exactly `+0.0`, so in `P·V` they add `fma(0, v, acc)
 //!   = acc`: padding contributes exact zeros (given finite values at padded
-//!   positions, which finite weights guarantee, and an accumulator that is
+//!   positions — copies of a real token's — and an accumulator that is
 //!   not `−0.0`, which would need every real term to be zero);
 //! - padding is appended after the real tokens, so real positions keep their
 //!   indices in every reduction;
@@ -97,7 +98,6 @@ struct BertConfig {
     eps: f32,
     max_positions: usize,
     vocab: usize,
-    pad_id: i32,
 }
 
 fn json_input(name: &str) -> Result<Option<Value>> {
@@ -148,7 +148,6 @@ impl BertConfig {
             .get("layer_norm_eps")
             .and_then(Value::as_f64)
             .ok_or_else(|| Error::Format("config.json: `layer_norm_eps` is missing".into()))?;
-        let pad_id = v.get("pad_token_id").and_then(Value::as_i64).unwrap_or(0);
         let cfg = BertConfig {
             hidden: get_usize(&v, "config", "hidden_size")?,
             layers: get_usize(&v, "config", "num_hidden_layers")?,
@@ -157,8 +156,6 @@ impl BertConfig {
             eps: eps as f32,
             max_positions: get_usize(&v, "config", "max_position_embeddings")?,
             vocab: get_usize(&v, "config", "vocab_size")?,
-            pad_id: i32::try_from(pad_id)
-                .map_err(|_| Error::Format(format!("config.json: pad_token_id {pad_id}")))?,
         };
         if cfg.heads == 0 || cfg.hidden == 0 || !cfg.hidden.is_multiple_of(cfg.heads) {
             return Err(Error::Format(format!(
@@ -342,8 +339,8 @@ fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
 }
 
 impl Bert {
-    /// Loads the weights. `used` is every token id the job will look up
-    /// (padding included), ascending and deduplicated.
+    /// Loads the weights. `used` is every token id the job will look up,
+    /// ascending and deduplicated.
     fn load(cfg: BertConfig, used: &[i32]) -> Result<Bert> {
         let st = SafeTensors::open("model")?;
         // Checkpoints saved from BertForX carry a `bert.` prefix.
@@ -403,6 +400,9 @@ impl Bert {
                 cfg.vocab
             )));
         }
+        // A job with no tokens at all (empty text) still loads a row: the
+        // table is checked and the model is ready the same way.
+        let used = if used.is_empty() { &[0][..] } else { used };
         let (word, vocab_rows) = if used.len() * ROWS_PER_VOCAB < cfg.vocab {
             (load_rows(&st, &word_name, used, h)?, Some(used.to_vec()))
         } else {
@@ -424,8 +424,6 @@ impl Bert {
         })
     }
 
-    /// Token vectors `[b·s, hidden]` of a padded batch: `ids` `[b, s]` (i32),
-    /// `bias` `[b, 1, 1, s]` (0 for real tokens, [`MASK_BIAS`] for padding).
     /// The index of token `id` in `self.word`.
     fn row_of(&self, id: i32) -> i32 {
         match &self.vocab_rows {
@@ -435,35 +433,42 @@ impl Bert {
         }
     }
 
-    fn encode(&self, ids: &Tensor, bias: &Tensor, b: usize, s: usize) -> Result<Tensor> {
-        let h = self.cfg.hidden;
+    /// Token vectors `[tokens, hidden]` of a packed batch: `ids` and
+    /// `positions` `[tokens]` (i32), `bias` `[b, 1, 1, s]` (0 for real
+    /// tokens, [`MASK_BIAS`] for padding).
+    fn encode(
+        &self,
+        ids: &Tensor,
+        positions: &Tensor,
+        bias: &Tensor,
+        packing: &Packing,
+    ) -> Result<Tensor> {
         // (word + token type) + position, as BertEmbeddings adds them.
         let mut x = self
             .word
             .gather(ids)?
             .add(&self.type0)?
-            .add(&self.pos.slice(0, 0..s)?)?
-            .layer_norm(&self.ln_g, &self.ln_b, self.cfg.eps)?
-            .reshape(&[b * s, h])?;
+            .add(&self.pos.gather(positions)?)?
+            .layer_norm(&self.ln_g, &self.ln_b, self.cfg.eps)?;
         for layer in &self.layers {
-            x = self.layer(layer, &x, bias, b, s)?;
+            x = self.layer(layer, &x, bias, packing)?;
         }
         Ok(x)
     }
 
-    fn layer(&self, w: &Layer, x: &Tensor, bias: &Tensor, b: usize, s: usize) -> Result<Tensor> {
+    fn layer(&self, w: &Layer, x: &Tensor, bias: &Tensor, packing: &Packing) -> Result<Tensor> {
         let (h, nh, hd) = (self.cfg.hidden, self.cfg.heads, self.cfg.head_dim());
+        let (b, s) = (packing.b, packing.s);
         let eps = self.cfg.eps;
-        // [b·s, h] → [b, heads, s, head_dim]
-        let split = |t: Tensor| t.reshape(&[b, s, nh, hd])?.permute(&[0, 2, 1, 3]);
-        let q = split(linear(x, &w.wq, &w.bq)?)?;
+        // [tokens, h] → padded [b·s, h] → [b, s, heads, head_dim]
+        let heads = |t: Tensor| packing.to_padded(t)?.reshape(&[b, s, nh, hd]);
+        // → [b, heads, s, head_dim]
+        let q = heads(linear(x, &w.wq, &w.bq)?)?.permute(&[0, 2, 1, 3])?;
         // Kᵀ as [b, heads, head_dim, s] straight from the permute: the
         // scores' B operand is then row-major (packed by copying rows; read
         // transposed, it was gathered element by element).
-        let k_t = linear(x, &w.wk, &w.bk)?
-            .reshape(&[b, s, nh, hd])?
-            .permute(&[0, 2, 3, 1])?;
-        let v = split(linear(x, &w.wv, &w.bv)?)?;
+        let k_t = heads(linear(x, &w.wk, &w.bk)?)?.permute(&[0, 2, 3, 1])?;
+        let v = heads(linear(x, &w.wv, &w.bv)?)?.permute(&[0, 2, 1, 3])?;
         let probs = q
             .matmul(&k_t)?
             .scale(1.0 / (hd as f32).sqrt())?
@@ -475,6 +480,7 @@ impl Bert {
             .permute(&[0, 2, 1, 3])?
             .reshape(&[b * s, h])?;
         drop((probs, v));
+        let context = packing.to_packed(context)?;
         let attn = linear(&context, &w.wo, &w.bo)?
             .add(x)?
             .layer_norm(&w.ln1_g, &w.ln1_b, eps)?;
@@ -483,6 +489,78 @@ impl Bert {
         linear(&inter, &w.wo2, &w.bo2)?
             .add(&attn)?
             .layer_norm(&w.ln2_g, &w.ln2_b, eps)
+    }
+}
+
+/// A batch's sentences in two layouts. *Packed*: the token rows of every
+/// sentence back to back, `[tokens, hidden]`, with no padding; every op but
+/// attention works on rows one by one, so it runs on these and computes
+/// nothing for padding (a fifth of the rows of the demo's one batch of 64).
+/// *Padded*: `[b, s]` with each sentence padded to the longest, which
+/// attention needs (it mixes the tokens of a sentence); rows move between
+/// the two with `gather`. A padded position holds a copy of its sentence's
+/// first token: any finite values do, as the mask makes padding contribute
+/// exact zeros (see *Batch invariance*), so the bits are those of running
+/// every op on the padded batch.
+struct Packing {
+    b: usize,
+    s: usize,
+    /// `[b·s]` i32: the packed row each padded position reads; `None` when
+    /// the batch has no padding (both layouts are the same rows).
+    spread: Option<Tensor>,
+    /// `[tokens]` i32: the padded position of each packed row.
+    pack: Option<Tensor>,
+}
+
+impl Packing {
+    /// The layouts of a batch whose sentences have `lens` tokens.
+    fn new(lens: &[usize]) -> Result<Packing> {
+        let b = lens.len();
+        let s = lens.iter().copied().max().unwrap_or(0);
+        let tokens: usize = lens.iter().sum();
+        if tokens == b * s {
+            return Ok(Packing {
+                b,
+                s,
+                spread: None,
+                pack: None,
+            });
+        }
+        let mut spread = Vec::with_capacity(b * s);
+        let mut pack = Vec::with_capacity(tokens);
+        let mut first = 0usize;
+        for (r, &len) in lens.iter().enumerate() {
+            spread.extend((0..s).map(|p| match p < len {
+                true => (first + p) as i32,
+                // A sentence with no tokens reads row 0 (another's token).
+                false if len == 0 => 0,
+                false => first as i32,
+            }));
+            pack.extend((0..len).map(|p| (r * s + p) as i32));
+            first += len;
+        }
+        Ok(Packing {
+            b,
+            s,
+            spread: Some(Tensor::from_i32(&[b * s], &spread)?),
+            pack: Some(Tensor::from_i32(&[tokens], &pack)?),
+        })
+    }
+
+    /// Packed rows `[tokens, d]` → padded rows `[b·s, d]`.
+    fn to_padded(&self, x: Tensor) -> Result<Tensor> {
+        match &self.spread {
+            Some(index) => x.gather(index),
+            None => Ok(x),
+        }
+    }
+
+    /// Padded rows `[b·s, d]` → packed rows `[tokens, d]`.
+    fn to_packed(&self, x: Tensor) -> Result<Tensor> {
+        match &self.pack {
+            Some(index) => x.gather(index),
+            None => Ok(x),
+        }
     }
 }
 
@@ -652,7 +730,6 @@ fn run() -> Result<()> {
 
     let h = cfg.hidden;
     let mut used: Vec<i32> = ids.iter().flatten().copied().collect();
-    used.push(cfg.pad_id);
     used.sort_unstable();
     used.dedup();
     let model = Bert::load(cfg, &used)?;
@@ -673,13 +750,16 @@ fn run() -> Result<()> {
     let batches = order.len().div_ceil(batch_size);
     for (bn, chunk) in order.chunks(batch_size).enumerate() {
         let b = chunk.len();
-        let s = chunk.iter().map(|&i| ids[i].len()).max().unwrap_or(0);
-        let mut flat = Vec::with_capacity(b * s);
+        let lens: Vec<usize> = chunk.iter().map(|&i| ids[i].len()).collect();
+        let packing = Packing::new(&lens)?;
+        let s = packing.s;
+        let mut flat = Vec::new();
+        let mut positions = Vec::new();
         let mut mask = Vec::with_capacity(b * s);
         for &i in chunk {
             let row = &ids[i];
             flat.extend(row.iter().map(|&id| model.row_of(id)));
-            flat.resize(flat.len() + (s - row.len()), model.row_of(model.cfg.pad_id));
+            positions.extend(0..row.len() as i32);
             mask.extend(std::iter::repeat_n(1.0f32, row.len()));
             mask.resize(mask.len() + (s - row.len()), 0.0);
         }
@@ -687,12 +767,13 @@ fn run() -> Result<()> {
             .iter()
             .map(|&m| if m == 0.0 { MASK_BIAS } else { 0.0 })
             .collect();
-        let ids_t = Tensor::from_i32(&[b, s], &flat)?;
+        let ids_t = Tensor::from_i32(&[flat.len()], &flat)?;
+        let positions_t = Tensor::from_i32(&[positions.len()], &positions)?;
         let bias_t = Tensor::from_f32(&[b, 1, 1, s], &bias)?;
-        let x = model
-            .encode(&ids_t, &bias_t, b, s)
-            .context(format_args!("batch {} of {batches}", bn + 1))?
-            .reshape(&[b, s, h])?;
+        let packed = model
+            .encode(&ids_t, &positions_t, &bias_t, &packing)
+            .context(format_args!("batch {} of {batches}", bn + 1))?;
+        let x = packing.to_padded(packed)?.reshape(&[b, s, h])?;
         let pooled = match pipe.pooling {
             Pooling::Mean => x.masked_mean_pool(&Tensor::from_f32(&[b, s], &mask)?)?,
             Pooling::Cls => x.slice(1, 0..1)?.reshape(&[b, h])?,
