@@ -12,6 +12,10 @@
 //! - `a_sentence_does_not_depend_on_its_batch_mates`: alone, beside a
 //!   256-token sentence, in a mixed batch: the same bytes.
 //! - `empty_lines_and_a_final_newline`: how lines are read.
+//! - `token_ids_are_those_of_the_tokenizers_library`: the guest reads
+//!   tokenizer.json with its own WordPiece (borrowed vocabulary); on text
+//!   made to hit its edge cases its ids equal `tokenizers`' own, run
+//!   natively.
 //! - `assay_demo_runs_the_embedding_job`: the CLI's main job end to end.
 //! - `host_replica_matches_the_guest_and_shows_where_time_goes`: the forward
 //!   pass replayed on a host-gpu `Session` outside the sandbox gives the
@@ -304,6 +308,91 @@ fn empty_lines_and_a_final_newline() {
     let c = embed(&rt, &inputs(&model, b""), 32);
     assert!(c.outputs["embeddings"].is_empty());
     assert_eq!(c.outputs["tokens.json"], b"[]");
+}
+
+/// Lines that reach every branch of WordPiece: words longer than
+/// `max_input_chars_per_word` (100) in ASCII and in multi-byte characters,
+/// words with an unmatched piece in the middle, unknown characters alone
+/// and inside words, accents the normaliser strips, CJK characters split one
+/// by one, control and zero-width characters, a line over max_seq_length.
+fn tokenizer_edge_cases() -> String {
+    let mut lines = vec![
+        "a".repeat(100),
+        "a".repeat(101),
+        "é".repeat(100),
+        "é".repeat(101),
+        format!("short {} words", "x".repeat(150)),
+        "unaffable unbelievably xyzzyqwv ☃☃ snow☃man".into(),
+        "Ünïcödé ÀÉÎÕÜ façade naïve coöperate Ångström".into(),
+        "東京タワーは高い。北京欢迎你 서울 특별시".into(),
+        "emoji 👍🏽 family 👨‍👩‍👧 flags 🇫🇷 and ❤️".into(),
+        "tab\tseparated\u{0007}bell zero\u{200b}width soft\u{00ad}hyphen".into(),
+        "mixed123numbers 3.14159 1,000,000 0x1F 2nd 10km/h".into(),
+        "don't won't y'all rock'n'roll — “quotes” «guillemets» …".into(),
+        "https://example.com/path?query=1&x=y#frag user@example.org".into(),
+        "עברית مرحبا بالعالم ελληνικά русский हिन्दी ไทย".into(),
+        "##prefix ## #hash [CLS] [SEP] [UNK] [PAD] [MASK]".into(),
+        "word ".repeat(300),
+        String::new(),
+        " ".into(),
+    ];
+    lines.push(lines.iter().take(5).cloned().collect::<Vec<_>>().join(" "));
+    lines.join("\n")
+}
+
+#[test]
+fn token_ids_are_those_of_the_tokenizers_library() {
+    let Some(model) = model_or_skip("token_ids_are_those_of_the_tokenizers_library") else {
+        return;
+    };
+    let text = tokenizer_edge_cases();
+    let sentence_bert: serde_json::Value = serde_json::from_slice(
+        &model
+            .files
+            .iter()
+            .find(|(name, _)| *name == "sentence_bert_config")
+            .expect("sentence_bert_config")
+            .1,
+    )
+    .expect("json");
+    let max_len = sentence_bert["max_seq_length"]
+        .as_u64()
+        .expect("max_seq_length") as usize;
+    let json = &model
+        .files
+        .iter()
+        .find(|(name, _)| *name == "tokenizer")
+        .expect("tokenizer")
+        .1;
+    let mut library = tokenizers::Tokenizer::from_bytes(json).expect("tokenizer.json");
+    library.with_padding(None);
+    library
+        .with_truncation(Some(tokenizers::TruncationParams {
+            max_length: max_len,
+            ..tokenizers::TruncationParams::default()
+        }))
+        .expect("truncation");
+    let rt = runtime(Device::cpu());
+    let report = embed(&rt, &inputs(&model, text.as_bytes()), 8);
+    let ours: Vec<Vec<u32>> =
+        serde_json::from_slice(&report.outputs["tokens.json"]).expect("tokens.json");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(ours.len(), lines.len());
+    let unk = library.token_to_id("[UNK]").expect("[UNK]");
+    let mut unknowns = 0;
+    for (line, got) in lines.iter().zip(&ours) {
+        let want = library.encode(*line, true).expect("encode");
+        assert_eq!(got.as_slice(), want.get_ids(), "token ids of {line:?}");
+        unknowns += got.iter().filter(|&&id| id == unk).count();
+    }
+    assert!(
+        unknowns >= 4,
+        "the cases should reach the unknown token ({unknowns} did)"
+    );
+    assert!(
+        ours.iter().any(|ids| ids.len() == max_len),
+        "a line should be truncated"
+    );
 }
 
 #[test]

@@ -75,7 +75,10 @@
 use assay_guest::UnaryOp;
 use assay_guest::prelude::*;
 use serde_json::Value;
-use tokenizers::{Tokenizer, TruncationParams, TruncationStrategy};
+
+mod wordpiece;
+
+use wordpiece::Encoder;
 
 /// Added to the attention scores of padded key positions. Scores of real
 /// positions are far from ±1e6 for any sane model, so `score + MASK_BIAS −
@@ -570,123 +573,11 @@ pub fn split_lines(text: &str) -> Vec<&str> {
     text.lines().collect()
 }
 
-/// The parts of a tokenizer.json with a WordPiece model (BERT's) that
-/// encoding uses. Read in one pass: `Tokenizer::from_bytes` buffers the
-/// 30k-entry vocabulary three times on its way through serde's untagged and
-/// flattened model enum (measured: 196M guest instructions, ~47 ms; this
-/// path takes a fraction). Each part is read by its own `tokenizers` type.
-#[derive(serde::Deserialize)]
-struct WordPieceFile {
-    #[serde(default)]
-    normalizer: Option<tokenizers::NormalizerWrapper>,
-    #[serde(default)]
-    pre_tokenizer: Option<tokenizers::PreTokenizerWrapper>,
-    #[serde(default)]
-    post_processor: Option<tokenizers::PostProcessorWrapper>,
-    #[serde(default)]
-    added_tokens: Vec<tokenizers::AddedToken>,
-    model: WordPieceModel,
-}
-
-/// A WordPiece `model` section, with the fields `WordPiece`'s own reader
-/// requires.
-#[derive(serde::Deserialize)]
-struct WordPieceModel {
-    #[serde(rename = "type", default)]
-    kind: Option<String>,
-    unk_token: String,
-    continuing_subword_prefix: String,
-    max_input_chars_per_word: usize,
-    vocab: Vocab,
-}
-
-/// `model.vocab`, read into a map sized for a whole BERT vocabulary at
-/// once: serde's map grows from empty and rehashed ~15 times on the way to
-/// 30k entries.
-struct Vocab(ahash::AHashMap<String, u32>);
-
-/// Room a [`Vocab`] reserves before reading (BERT's 30,522 entries fit).
-const VOCAB_CAPACITY: usize = 1 << 15;
-
-impl<'de> serde::Deserialize<'de> for Vocab {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vocab, D::Error> {
-        struct Entries;
-        impl<'de> serde::de::Visitor<'de> for Entries {
-            type Value = Vocab;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a map from token to id")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> std::result::Result<Vocab, A::Error> {
-                let capacity = map.size_hint().unwrap_or(0).max(VOCAB_CAPACITY);
-                let mut vocab = ahash::AHashMap::with_capacity(capacity);
-                while let Some((token, id)) = map.next_entry::<String, u32>()? {
-                    vocab.insert(token, id);
-                }
-                Ok(Vocab(vocab))
-            }
-        }
-        d.deserialize_map(Entries)
-    }
-}
-
-impl WordPieceModel {
-    /// The model, or `None` if the section is another kind of model.
-    fn build(self) -> Option<tokenizers::models::wordpiece::WordPiece> {
-        if self.kind.as_deref().is_some_and(|k| k != "WordPiece") {
-            return None;
-        }
-        tokenizers::models::wordpiece::WordPiece::builder()
-            .vocab(self.vocab.0)
-            .unk_token(self.unk_token)
-            .continuing_subword_prefix(self.continuing_subword_prefix)
-            .max_input_chars_per_word(self.max_input_chars_per_word)
-            .build()
-            .ok()
-    }
-}
-
-fn read_tokenizer(bytes: &[u8]) -> Result<Tokenizer> {
-    if let Ok(WordPieceFile {
-        normalizer,
-        pre_tokenizer,
-        post_processor,
-        added_tokens,
-        model,
-    }) = serde_json::from_slice(bytes)
-        && let Some(model) = model.build()
-    {
-        let mut tok = Tokenizer::new(model);
-        tok.with_normalizer(normalizer)
-            .with_pre_tokenizer(pre_tokenizer)
-            .with_post_processor(post_processor);
-        // As `Tokenizer::from_bytes` does: every added token through add_tokens
-        // (each carries its own `special` flag).
-        tok.add_tokens(&added_tokens);
-        return Ok(tok);
-    }
-    // Any other model (or a file this shortcut does not read): the general path.
-    Tokenizer::from_bytes(bytes)
-        .map_err(|e| Error::Format(format!("input `tokenizer` is not a tokenizer.json: {e}")))
-}
-
-fn tokenizer(max_seq_length: usize) -> Result<Tokenizer> {
-    let bytes = read_input("tokenizer")?;
-    let mut tok = read_tokenizer(&bytes)?;
-    // sentence-transformers tokenizes with padding=True (to the batch, which
-    // the batching below does) and truncation to max_seq_length, replacing
-    // the tokenizer file's own settings (128 and fixed padding for MiniLM).
-    tok.with_padding(None);
-    tok.with_truncation(Some(TruncationParams {
-        max_length: max_seq_length,
-        strategy: TruncationStrategy::LongestFirst,
-        stride: 0,
-        ..TruncationParams::default()
-    }))
-    .map_err(|e| Error::Format(format!("tokenizer truncation: {e}")))?;
-    Ok(tok)
+/// The job's tokenizer: `tokenizer.json`, kept in memory for the rest of
+/// the job (the vocabulary borrows its tokens from it).
+fn tokenizer(max_seq_length: usize) -> Result<Encoder> {
+    let bytes: &'static [u8] = read_input("tokenizer")?.leak();
+    Encoder::read(bytes, max_seq_length)
 }
 
 fn run() -> Result<()> {
@@ -705,13 +596,11 @@ fn run() -> Result<()> {
     let tok = tokenizer(pipe.max_seq_length)?;
     let mut ids: Vec<Vec<i32>> = Vec::with_capacity(lines.len());
     for (n, line) in lines.iter().enumerate() {
-        let enc = tok
-            .encode(*line, true)
-            .map_err(|e| Error::Format(format!("tokenizing line {}: {e}", n + 1)))?;
-        let row: Vec<i32> = enc
-            .get_ids()
-            .iter()
-            .map(|&id| i32::try_from(id).unwrap_or(i32::MAX))
+        let row: Vec<i32> = tok
+            .ids(line)
+            .context(format_args!("line {}", n + 1))?
+            .into_iter()
+            .map(|id| i32::try_from(id).unwrap_or(i32::MAX))
             .collect();
         ids.push(row);
     }

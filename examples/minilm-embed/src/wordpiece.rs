@@ -1,0 +1,329 @@
+//! Reading a BERT `tokenizer.json` in a fraction of what
+//! `Tokenizer::from_bytes` takes, and encoding with exactly its ids.
+//!
+//! Reading the tokenizer is part of every job (a fresh instance per job),
+//! and in wasm it was the largest serial cost after the tensor ops:
+//! `Tokenizer::from_bytes` buffers the 30k-entry vocabulary three times on
+//! its way through serde's untagged and flattened model enum (measured:
+//! 196M guest instructions, ~47 ms), and `tokenizers`' own `WordPiece`,
+//! even fed a ready map, allocates every token twice (token → id and
+//! id → token, ~4.5 ms). Here the file is read in one pass; the normaliser,
+//! pre-tokenizer, post-processor and added tokens by their own `tokenizers`
+//! types, and the vocabulary into [`WordPiece`], whose map borrows each
+//! token from the file's bytes (the instance ends with the job, so the
+//! bytes are simply kept). A file with another kind of model goes through
+//! `Tokenizer::from_bytes`.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use assay_guest::prelude::*;
+use tokenizers::{
+    AddedToken, DecoderWrapper, Model, NormalizerWrapper, PostProcessorWrapper,
+    PreTokenizerWrapper, Token, Tokenizer, TokenizerImpl, Trainer, TruncationParams,
+    TruncationStrategy,
+};
+
+/// Room a [`Vocab`] reserves before reading (BERT's 30,522 entries fit):
+/// a map grown from empty rehashes ~15 times on the way.
+const VOCAB_CAPACITY: usize = 1 << 15;
+
+/// `tokenizers`' pipeline around [`WordPiece`].
+type WordPieceTokenizer = TokenizerImpl<
+    WordPiece,
+    NormalizerWrapper,
+    PreTokenizerWrapper,
+    PostProcessorWrapper,
+    DecoderWrapper,
+>;
+
+/// A tokenizer read from a `tokenizer.json`, set up as sentence-transformers
+/// uses it.
+pub enum Encoder {
+    /// A WordPiece model (BERT's), read by this module.
+    WordPiece(Box<WordPieceTokenizer>),
+    /// Any other model, read by `Tokenizer::from_bytes`.
+    General(Box<Tokenizer>),
+}
+
+impl Encoder {
+    /// Reads `bytes` (a tokenizer.json), which stay borrowed by the
+    /// vocabulary for the rest of the job, and truncates every encoding to
+    /// `max_seq_length` tokens with no padding (sentence-transformers
+    /// replaces the file's own truncation and padding settings).
+    ///
+    /// # Errors
+    /// [`Error::Format`] if `bytes` is not a tokenizer.json.
+    pub fn read(bytes: &'static [u8], max_seq_length: usize) -> Result<Encoder> {
+        let truncation = TruncationParams {
+            max_length: max_seq_length,
+            strategy: TruncationStrategy::LongestFirst,
+            stride: 0,
+            ..TruncationParams::default()
+        };
+        let truncation_error =
+            |e: tokenizers::Error| Error::Format(format!("tokenizer truncation: {e}"));
+        if let Some(mut tok) = read_wordpiece(bytes) {
+            tok.with_padding(None);
+            tok.with_truncation(Some(truncation))
+                .map_err(truncation_error)?;
+            return Ok(Encoder::WordPiece(Box::new(tok)));
+        }
+        let mut tok = Tokenizer::from_bytes(bytes).map_err(|e| {
+            Error::Format(format!("input `tokenizer` is not a tokenizer.json: {e}"))
+        })?;
+        tok.with_padding(None);
+        tok.with_truncation(Some(truncation))
+            .map_err(truncation_error)?;
+        Ok(Encoder::General(Box::new(tok)))
+    }
+
+    /// The token ids of `line`, `[CLS] … [SEP]` included.
+    ///
+    /// # Errors
+    /// [`Error::Format`] if the tokenizer fails on the line.
+    pub fn ids(&self, line: &str) -> Result<Vec<u32>> {
+        let encoding = match self {
+            Encoder::WordPiece(tok) => tok.encode(line, true),
+            Encoder::General(tok) => tok.encode(line, true),
+        }
+        .map_err(|e| Error::Format(format!("tokenizing: {e}")))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+}
+
+/// The parts of a tokenizer.json with a WordPiece model that encoding uses.
+#[derive(serde::Deserialize)]
+struct WordPieceFile<'a> {
+    #[serde(default)]
+    normalizer: Option<NormalizerWrapper>,
+    #[serde(default)]
+    pre_tokenizer: Option<PreTokenizerWrapper>,
+    #[serde(default)]
+    post_processor: Option<PostProcessorWrapper>,
+    #[serde(default)]
+    added_tokens: Vec<AddedToken>,
+    #[serde(borrow)]
+    model: WordPieceSection<'a>,
+}
+
+/// A WordPiece `model` section, with the fields `tokenizers`' own reader
+/// requires.
+#[derive(serde::Deserialize)]
+struct WordPieceSection<'a> {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    unk_token: String,
+    continuing_subword_prefix: String,
+    max_input_chars_per_word: usize,
+    #[serde(borrow)]
+    vocab: Vocab<'a>,
+}
+
+/// `model.vocab`: token → id, each token borrowed from the file unless
+/// JSON escapes made it a new string.
+struct Vocab<'a>(ahash::AHashMap<Cow<'a, str>, u32>);
+
+/// A JSON string, borrowed where it has no escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(Visit)
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Vocab<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = Vocab<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map from token to id")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Vocab<'de>, A::Error> {
+                let capacity = map.size_hint().unwrap_or(0).max(VOCAB_CAPACITY);
+                let mut vocab = ahash::AHashMap::with_capacity(capacity);
+                while let Some((Text(token), id)) = map.next_entry::<Text<'de>, u32>()? {
+                    vocab.insert(token, id);
+                }
+                Ok(Vocab(vocab))
+            }
+        }
+        d.deserialize_map(Entries)
+    }
+}
+
+/// The tokenizer of a WordPiece file, or `None` for anything else.
+fn read_wordpiece(bytes: &'static [u8]) -> Option<WordPieceTokenizer> {
+    let file: WordPieceFile<'static> = serde_json::from_slice(bytes).ok()?;
+    let section = file.model;
+    if section.kind.as_deref().is_some_and(|k| k != "WordPiece") {
+        return None;
+    }
+    let model = WordPiece {
+        vocab: section.vocab.0,
+        unk_token: section.unk_token,
+        prefix: section.continuing_subword_prefix,
+        max_chars: section.max_input_chars_per_word,
+    };
+    let mut tok = TokenizerImpl::new(model);
+    tok.with_normalizer(file.normalizer)
+        .with_pre_tokenizer(file.pre_tokenizer)
+        .with_post_processor(file.post_processor);
+    // As `Tokenizer::from_bytes` does: every added token through add_tokens
+    // (each carries its own `special` flag).
+    tok.add_tokens(&file.added_tokens);
+    Some(tok)
+}
+
+/// BERT's WordPiece: each word split greedily into the longest vocabulary
+/// entries from its start, pieces after the first looked up with the
+/// continuation prefix (`##`); a word with a part no entry matches, or
+/// longer than `max_chars` characters, is the unknown token. The ids are
+/// those of `tokenizers::models::wordpiece::WordPiece`.
+pub struct WordPiece {
+    vocab: ahash::AHashMap<Cow<'static, str>, u32>,
+    unk_token: String,
+    prefix: String,
+    max_chars: usize,
+}
+
+impl WordPiece {
+    /// The whole of `word` as the unknown token.
+    fn unknown(&self, word: &str) -> tokenizers::Result<Vec<Token>> {
+        let id = self
+            .vocab
+            .get(self.unk_token.as_str())
+            .copied()
+            .ok_or_else(|| {
+                format!(
+                    "tokenizer.json: the unknown token {:?} is not in the vocabulary",
+                    self.unk_token
+                )
+            })?;
+        Ok(vec![Token {
+            id,
+            value: self.unk_token.clone(),
+            offsets: (0, word.len()),
+        }])
+    }
+}
+
+impl Model for WordPiece {
+    type Trainer = Untrainable;
+
+    fn tokenize(&self, word: &str) -> tokenizers::Result<Vec<Token>> {
+        if word.chars().count() > self.max_chars {
+            return self.unknown(word);
+        }
+        let mut pieces = Vec::new();
+        // The lookup key: `word[start..end]`, after the prefix unless at 0.
+        let mut key = String::with_capacity(self.prefix.len() + word.len());
+        let mut start = 0;
+        while start < word.len() {
+            let mut end = word.len();
+            let id = loop {
+                key.clear();
+                if start > 0 {
+                    key.push_str(&self.prefix);
+                }
+                key.push_str(&word[start..end]);
+                if let Some(&id) = self.vocab.get(key.as_str()) {
+                    break Some(id);
+                }
+                // One character shorter (`start < end`, so there is one).
+                end -= word[start..end]
+                    .chars()
+                    .next_back()
+                    .map_or(1, char::len_utf8);
+                if end <= start {
+                    break None;
+                }
+            };
+            let Some(id) = id else {
+                return self.unknown(word);
+            };
+            pieces.push(Token {
+                id,
+                value: key.clone(),
+                offsets: (start, end),
+            });
+            start = end;
+        }
+        Ok(pieces)
+    }
+
+    fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.vocab.get(token).copied()
+    }
+
+    /// A scan of the vocabulary: only decoding asks, and a job never decodes.
+    fn id_to_token(&self, id: u32) -> Option<String> {
+        self.vocab
+            .iter()
+            .find(|&(_, &v)| v == id)
+            .map(|(token, _)| token.to_string())
+    }
+
+    fn get_vocab(&self) -> HashMap<String, u32> {
+        self.vocab
+            .iter()
+            .map(|(token, &id)| (token.to_string(), id))
+            .collect()
+    }
+
+    fn get_vocab_size(&self) -> usize {
+        self.vocab.len()
+    }
+
+    fn save(&self, _folder: &Path, _prefix: Option<&str>) -> tokenizers::Result<Vec<PathBuf>> {
+        Err("minilm-embed's WordPiece is read-only: it is never saved".into())
+    }
+
+    fn get_trainer(&self) -> Untrainable {
+        Untrainable
+    }
+}
+
+/// [`WordPiece`]'s trainer, which `Model` requires: a job only encodes, so
+/// every call is refused.
+pub struct Untrainable;
+
+impl Trainer for Untrainable {
+    type Model = WordPiece;
+
+    fn should_show_progress(&self) -> bool {
+        false
+    }
+
+    fn train(&self, _model: &mut WordPiece) -> tokenizers::Result<Vec<AddedToken>> {
+        Err("minilm-embed's WordPiece cannot be trained".into())
+    }
+
+    fn feed<I, S, F>(&mut self, _iterator: I, _process: F) -> tokenizers::Result<()>
+    where
+        I: Iterator<Item = S> + Send,
+        S: AsRef<str> + Send,
+        F: Fn(&str) -> tokenizers::Result<Vec<String>> + Sync,
+    {
+        Err("minilm-embed's WordPiece cannot be trained".into())
+    }
+}
