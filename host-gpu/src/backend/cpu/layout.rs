@@ -1,6 +1,8 @@
 //! Data movement: permute, slice, concat, gather. Elements are copied bit for
 //! bit (any dtype), so these ops never round and never create a NaN.
 
+use std::mem::MaybeUninit;
+
 use crate::backend::cpu::elementwise::Odometer;
 use crate::backend::cpu::{Ctx, Values, alloc, buffer, numel};
 use crate::backend::{TensorRef, first_index_outside};
@@ -52,22 +54,24 @@ fn strided_copy<T: Copy + Default + Send + Sync>(
     let inner = dims[dims.len() - 1];
     let step = strides[strides.len() - 1];
     let (outer_dims, outer_strides) = (&dims[..dims.len() - 1], &strides[..strides.len() - 1]);
-    ctx.new_rows(n, inner, inner, |first, chunk| {
+    let copy = |first: usize, chunk: &mut [MaybeUninit<T>]| {
         // The chunk's first row is located once; later rows step an odometer
         // over the outer dimensions (no division per row).
         let mut rows = Odometer::at(first, outer_dims, [outer_strides]);
         for row in chunk.chunks_exact_mut(inner) {
             let [off] = rows.offsets;
             if step == 1 {
-                row.copy_from_slice(&x[off..off + inner]);
+                row.write_copy_of_slice(&x[off..off + inner]);
             } else {
                 for (j, o) in row.iter_mut().enumerate() {
-                    *o = x[off + j * step];
+                    o.write(x[off + j * step]);
                 }
             }
             rows.advance();
         }
-    })
+    };
+    // SAFETY: every row of every chunk is written whole.
+    unsafe { ctx.copied_rows(n, inner, inner, copy) }
 }
 
 /// Elements `start..end` of `axis`.
@@ -86,12 +90,14 @@ pub(super) fn slice(
     let inner: usize = x.shape[axis + 1..].iter().product();
     let (run, skip) = ((end - start) * inner, dim * inner);
     Ok(per_dtype!(buffer(x)?, |v| {
-        ctx.new_rows(outer * run, run, run, |first, chunk| {
+        let copy = |first: usize, chunk: &mut [MaybeUninit<_>]| {
             for (r, o) in chunk.chunks_mut(run).enumerate() {
                 let at = (first + r) * skip + start * inner;
-                o.copy_from_slice(&v[at..at + run]);
+                o.write_copy_of_slice(&v[at..at + run]);
             }
-        })?
+        };
+        // SAFETY: every row (`run` elements) of every chunk is written whole.
+        unsafe { ctx.copied_rows(outer * run, run, run, copy)? }
     }))
 }
 
@@ -125,16 +131,19 @@ pub(super) fn concat(
                     _ => Err(Error::Device("cpu: concat of mixed dtypes".into())),
                 })
                 .collect::<Result<_, Error>>()?;
-            let out = ctx.new_rows(outer * row, row, row, |first, chunk| {
+            let copy = |first: usize, chunk: &mut [MaybeUninit<_>]| {
                 for (r, o) in chunk.chunks_mut(row).enumerate() {
                     let mut at = 0;
                     for (src, len) in &srcs {
                         let from = (first + r) * len;
-                        o[at..at + len].copy_from_slice(&src[from..from + len]);
+                        o[at..at + len].write_copy_of_slice(&src[from..from + len]);
                         at += len;
                     }
                 }
-            })?;
+            };
+            // SAFETY: the parts' runs add up to `row` (checked above), so
+            // every row of every chunk is written whole.
+            let out = unsafe { ctx.copied_rows(outer * row, row, row, copy)? };
             Values::$variant(out)
         }};
     }
@@ -163,12 +172,15 @@ pub(super) fn gather(
         )));
     }
     Ok(per_dtype!(buffer(table)?, |v| {
-        ctx.new_rows(indices.len() * d, d, d, |first, chunk| {
+        let copy = |first: usize, chunk: &mut [MaybeUninit<_>]| {
             for (o, &i) in chunk.chunks_mut(d).zip(&indices[first..]) {
                 // In range: checked above.
                 let at = i as usize * d;
-                o.copy_from_slice(&v[at..at + d]);
+                o.write_copy_of_slice(&v[at..at + d]);
             }
-        })?
+        };
+        // SAFETY: a chunk of `r` rows meets `r` indices (the output has one
+        // row per index), and each row is written whole.
+        unsafe { ctx.copied_rows(indices.len() * d, d, d, copy)? }
     }))
 }

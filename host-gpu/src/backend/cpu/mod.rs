@@ -252,6 +252,35 @@ impl Ctx<'_> {
         Ok(v)
     }
 
+    /// A new vector of `n` elements written by `f(first_row, chunk)` as in
+    /// [`Ctx::rows`], for kernels that copy into every element (data
+    /// movement): unlike [`Ctx::new_rows`], nothing is zeroed first.
+    ///
+    /// # Safety
+    ///
+    /// `f` must initialise every element of each chunk it is given.
+    pub(crate) unsafe fn copied_rows<T: Send + Sync>(
+        &self,
+        n: usize,
+        row_len: usize,
+        cost_per_row: usize,
+        f: impl Fn(usize, &mut [std::mem::MaybeUninit<T>]) + Sync + Send,
+    ) -> Result<Vec<T>, Error> {
+        if n > 0 && (row_len == 0 || !n.is_multiple_of(row_len)) {
+            return Err(Error::Device(format!(
+                "cpu: an output of {n} elements in rows of {row_len}"
+            )));
+        }
+        let mut v: Vec<T> = uninit(n)?;
+        if n > 0 {
+            self.rows(&mut v.spare_capacity_mut()[..n], row_len, cost_per_row, f);
+        }
+        // SAFETY: `rows` hands every element of the first `n` to exactly
+        // one call of `f`, which initialised it (the caller's promise).
+        unsafe { v.set_len(n) };
+        Ok(v)
+    }
+
     /// Runs `f(i)` for `i in 0..n`, in parallel when there is more than one
     /// task and more than one thread.
     pub(crate) fn tasks(&self, n: usize, f: impl Fn(usize) + Sync + Send) {
