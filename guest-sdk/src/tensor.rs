@@ -15,7 +15,7 @@
 //! | --- | --- |
 //! | make | [`Tensor::from_f32`], [`Tensor::from_i32`], [`Tensor::fill`], [`Tensor::zeros`], [`Tensor::ones`], [`Tensor::scalar`], [`Tensor::from_input`] |
 //! | read back | [`Tensor::to_vec_f32`], [`Tensor::to_vec_i32`], [`Tensor::to_scalar_f32`], [`Tensor::shape`], [`Tensor::dtype`], [`Tensor::numel`] |
-//! | linear algebra | [`Tensor::matmul`], [`Tensor::matmul_t`] |
+//! | linear algebra | [`Tensor::matmul`], [`Tensor::matmul_t`], [`Tensor::linear`], [`Tensor::attention`] |
 //! | element-wise, one operand | [`Tensor::neg`], [`Tensor::abs`], [`Tensor::relu`], [`Tensor::gelu`], [`Tensor::tanh`], [`Tensor::sigmoid`], [`Tensor::exp`], [`Tensor::log`], [`Tensor::sqrt`], [`Tensor::scale`], [`Tensor::unary`] |
 //! | element-wise, two operands (numpy broadcasting) | [`Tensor::add`], [`Tensor::sub`], [`Tensor::mul`], [`Tensor::div`], [`Tensor::maximum`], [`Tensor::minimum`], [`Tensor::binary`] |
 //! | reductions over the last axis | [`Tensor::sum`], [`Tensor::mean`], [`Tensor::max`], [`Tensor::min`], [`Tensor::argmax`], [`Tensor::reduce`] |
@@ -320,6 +320,50 @@ impl Tensor {
             &bias.raw,
             transpose_w,
             activation,
+        ))
+    }
+
+    /// Scaled dot-product attention with `self` as the queries, over
+    /// sequences packed back to back without padding: `self` and `k` are
+    /// `[tokens, heads·d]`, `v` is `[tokens, heads·dv]`, and `lengths` (each
+    /// ≥ 1, summing to `tokens`) split the rows into sequences whose tokens
+    /// attend only to each other. Per sequence and head, the same bits as
+    /// `softmax(scale · q·kᵀ) · v` by [`Tensor::matmul_t`], [`Tensor::scale`],
+    /// [`Tensor::softmax`] and [`Tensor::matmul`] on that sequence's rows
+    /// and that head's columns — with no padding, mask, permute or
+    /// intermediate tensor. Returns `[tokens, heads·dv]`, the heads side by
+    /// side as an output projection reads them.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if the rows or widths disagree or the
+    /// lengths do not add up to the rows; [`Error::InvalidArgument`] for a
+    /// zero length or heads that do not divide the widths.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # use assay_guest::Tensor;
+    /// # fn f(q: &Tensor, k: &Tensor, v: &Tensor) -> assay_guest::Result<()> {
+    /// // Two sentences of 7 and 5 tokens, 12 heads of 32: q, k, v are [12, 384].
+    /// let context = q.attention(k, v, &[7, 5], 12, 1.0 / 32f32.sqrt())?; // [12, 384]
+    /// # Ok(()) }
+    /// ```
+    pub fn attention(
+        &self,
+        k: &Tensor,
+        v: &Tensor,
+        lengths: &[usize],
+        heads: usize,
+        scale: f32,
+    ) -> Result<Tensor> {
+        let lengths = lengths
+            .iter()
+            .map(|&n| u32::try_from(n))
+            .collect::<std::result::Result<Vec<u32>, _>>()
+            .map_err(|_| Error::InvalidArgument("attention: a length above u32".into()))?;
+        let heads = u32::try_from(heads)
+            .map_err(|_| Error::InvalidArgument("attention: heads above u32".into()))?;
+        Self::wrap(wit::attention(
+            &self.raw, &k.raw, &v.raw, &lengths, heads, scale,
         ))
     }
 

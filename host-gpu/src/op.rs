@@ -82,6 +82,14 @@ pub enum Op {
         transpose_b: bool,
         activation: Option<UnaryOp>,
     },
+    /// Inputs `[q, k, v]`, rows of sequences packed back to back: per
+    /// sequence (`lengths`, each ≥ 1, summing to the rows) and head,
+    /// `softmax(scale · q·kᵀ) · v` (see [`crate::Session::attention`]).
+    Attention {
+        lengths: Vec<usize>,
+        heads: usize,
+        scale: f32,
+    },
     Unary(UnaryOp),
     Binary(BinaryOp),
     Scale {

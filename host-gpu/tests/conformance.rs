@@ -293,6 +293,29 @@ fn cases() -> Vec<Case> {
             },
         ));
     }
+    // Packed sequences (BERT-like heads of 32; one sequence past the CPU's
+    // 64-row query block), and edge values with a scale that overflows.
+    type AttentionCase = (&'static str, &'static [usize], usize, usize, Values, f32);
+    let attention_cases: [AttentionCase; 2] = [
+        (
+            "packed_12_heads",
+            &[15, 9, 70, 1],
+            12,
+            32,
+            Plain,
+            0.176_776_7,
+        ),
+        ("edgy_3_heads", &[5, 33, 2], 3, 7, Edgy(0.05), 3.0e37),
+    ];
+    for (class, lengths, heads, d, values, scale) in attention_cases {
+        v.push(case(format!("attention/{class}"), move |s, rng| {
+            let tokens: usize = lengths.iter().sum();
+            let q = input(s, rng, &[tokens, heads * d], values)?;
+            let k = input(s, rng, &[tokens, heads * d], values)?;
+            let val = input(s, rng, &[tokens, heads * (d + 1)], values)?;
+            s.attention(&q, &k, &val, lengths, heads, scale)
+        }));
+    }
     for (class, shape, values) in row_shapes {
         v.push(case(format!("softmax/{class}"), move |s, rng| {
             let x = input(s, rng, shape, values)?;

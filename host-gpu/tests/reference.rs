@@ -243,6 +243,120 @@ fn a_weight_reused_as_b_keeps_the_dot_product_bits() {
 }
 
 #[test]
+fn attention_is_per_sequence_and_head_the_scores_scale_softmax_and_context() {
+    // Packed sequences of lengths around the CPU's query block (64) and
+    // the warp (32), one token alone, heads of unequal q and v widths
+    // (and of width 0), a scale that overflows some scores to ±inf: every
+    // row of every head has the bits of slicing its sequence and head out
+    // and running matmul, scale, softmax and matmul on them.
+    let mut rng = Rng::new(41);
+    let cases: [(&[usize], usize, usize, usize, f32); 5] = [
+        (&[1], 1, 4, 4, 0.5),
+        (&[3, 1, 7], 2, 5, 3, 0.25),
+        (&[70, 2, 33], 3, 8, 6, 0.125),
+        (&[6, 6], 2, 0, 2, 1.0),
+        (&[9, 4], 1, 3, 5, 3.0e37),
+    ];
+    for (name, device) in devices() {
+        let mut s = session(&device);
+        for &(lengths, heads, d, dv, scale) in &cases {
+            let tokens: usize = lengths.iter().sum();
+            let (width, v_width) = (heads * d, heads * dv);
+            let q = up(&mut s, &[tokens, width], &rng.edgy(tokens * width, 0.03));
+            let k = up(&mut s, &[tokens, width], &rng.edgy(tokens * width, 0.03));
+            let v = up(
+                &mut s,
+                &[tokens, v_width],
+                &rng.edgy(tokens * v_width, 0.03),
+            );
+            let got = out!(s.attention(&q, &k, &v, lengths, heads, scale));
+            assert_eq!(got.len(), tokens * v_width);
+            let mut start = 0;
+            for &n in lengths {
+                for h in 0..heads {
+                    let part = |s: &mut Session, t: &Tensor, w: usize| {
+                        let rows = s.slice(t, 0, start, start + n).expect("rows");
+                        s.slice(&rows, 1, h * w, (h + 1) * w).expect("head")
+                    };
+                    let (qh, kh, vh) = (
+                        part(&mut s, &q, d),
+                        part(&mut s, &k, d),
+                        part(&mut s, &v, dv),
+                    );
+                    let scores = s.matmul(&qh, &kh, false, true).expect("scores");
+                    let scaled = s.scale(&scores, scale).expect("scale");
+                    let probs = s.softmax(&scaled).expect("softmax");
+                    let want = out!(s.matmul(&probs, &vh, false, false));
+                    let got_head: Vec<f32> = (0..n)
+                        .flat_map(|i| {
+                            let at = (start + i) * v_width + h * dv;
+                            got[at..at + dv].to_vec()
+                        })
+                        .collect();
+                    let what = format!(
+                        "attention lengths={lengths:?} heads={heads} d={d} dv={dv} scale={scale:e}: sequence at {start}, head {h}"
+                    );
+                    assert_bits(&what, &name, &got_head, &want);
+                }
+                start += n;
+            }
+        }
+    }
+}
+
+#[test]
+fn attention_refuses_what_does_not_fit_together() {
+    let device = assay_host_gpu::Device::cpu();
+    let mut s = session(&device);
+    let q = up(&mut s, &[5, 4], &[0.5; 20]);
+    let v = up(&mut s, &[5, 6], &[0.5; 30]);
+    let short = up(&mut s, &[4, 4], &[0.5; 16]);
+    let flat = up(&mut s, &[20], &[0.5; 20]);
+    let bad = [
+        (
+            s.attention(&q, &q, &v, &[2, 2], 2, 1.0),
+            "lengths that miss a row",
+        ),
+        (
+            s.attention(&q, &q, &v, &[5, 0], 2, 1.0),
+            "an empty sequence",
+        ),
+        (
+            s.attention(&q, &q, &v, &[5], 3, 1.0),
+            "heads that do not divide",
+        ),
+        (s.attention(&q, &q, &v, &[5], 0, 1.0), "no heads"),
+        (
+            s.attention(&q, &short, &v, &[5], 2, 1.0),
+            "k with fewer rows",
+        ),
+        (s.attention(&flat, &flat, &flat, &[20], 1, 1.0), "vectors"),
+    ];
+    for (result, what) in bad {
+        let e = result.expect_err(what);
+        assert!(
+            matches!(
+                e,
+                assay_host_gpu::Error::InvalidArgument(_) | assay_host_gpu::Error::ShapeMismatch(_)
+            ),
+            "{what}: {e}"
+        );
+    }
+    // The scores count against the quota: 5 rows × 2 heads × 5 long.
+    let limits = assay_host_gpu::SessionLimits {
+        memory_quota: 20 * 4 + 30 * 4 + 5 * 6 * 4 + 5 * 2 * 5 * 4 - 1,
+        ..assay_host_gpu::SessionLimits::default()
+    };
+    let mut tight = Session::new(device, limits);
+    let q = up(&mut tight, &[5, 4], &[0.5; 20]);
+    let v = up(&mut tight, &[5, 6], &[0.5; 30]);
+    let e = tight
+        .attention(&q, &q, &v, &[5], 2, 1.0)
+        .expect_err("over quota");
+    assert!(matches!(e, assay_host_gpu::Error::QuotaExceeded(_)), "{e}");
+}
+
+#[test]
 fn linear_is_the_dot_product_then_the_bias_add_then_the_activation() {
     // A dense layer's fused bias add and activation round exactly as
     // matmul, add and unary: narrow and wide n (in-place and packed A, a

@@ -371,6 +371,21 @@ impl tensor::Host for GpuCtxView<'_> {
         })
     }
 
+    fn attention(
+        &mut self,
+        q: Resource<Tensor>,
+        k: Resource<Tensor>,
+        v: Resource<Tensor>,
+        lengths: Vec<u32>,
+        heads: u32,
+        scale: f32,
+    ) -> R<Resource<Tensor>> {
+        let lengths = dims(&lengths);
+        self.op([&q, &k, &v], |s, [q, k, v]| {
+            s.attention(q, k, v, &lengths, heads as usize, scale)
+        })
+    }
+
     fn unary(&mut self, op: tensor::UnaryOp, x: Resource<Tensor>) -> R<Resource<Tensor>> {
         let op = unary_op(op);
         self.op([&x], |s, [x]| s.unary(op, x))

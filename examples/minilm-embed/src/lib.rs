@@ -38,14 +38,16 @@
 //! normaliser and pre-tokenizer, `[CLS] … [SEP]`, truncation to
 //! `max_seq_length` tokens (the tokenizer file's own truncation and padding
 //! settings are replaced, as sentence-transformers does). Then BERT on the
-//! host, on each batch's tokens packed without padding (only attention
-//! sees the batch padded, see [`Packing`]): embeddings (word + token type
-//! 0, then + position), LayerNorm; per layer: Q/K/V (`x · Wᵀ + b`, one host `linear` op on the weight as
-//! stored, which the host packs once and keeps), scores `Q·Kᵀ · 1/√d_head`
-//! plus the padding bias, softmax, context, output projection + residual +
-//! LayerNorm, intermediate (`linear` with its GELU, exact erf, in the same
-//! op) + output projection + residual + LayerNorm; then masked mean pooling over the real tokens and L2
-//! normalisation (`x / max(‖x‖, 1e-12)`).
+//! host, on each batch's tokens packed back to back without padding:
+//! embeddings (word + token type 0, then + position), LayerNorm; per layer:
+//! Q/K/V (`x · Wᵀ + b`, one host `linear` op on the weight as stored, which
+//! the host packs once and keeps), attention within each sentence (one host
+//! `attention` op: `softmax(Q·Kᵀ · 1/√d_head) · V` per sentence and head),
+//! output projection + residual + LayerNorm, intermediate (`linear` with
+//! its GELU, exact erf, in the same op) + output projection + residual +
+//! LayerNorm; then masked mean pooling over the real tokens (the rows
+//! spread to a padded batch, see [`Packing`]) and L2 normalisation
+//! (`x / max(‖x‖, 1e-12)`).
 //!
 //! # Weights
 //! Every weight goes from the `model` input to the device with
@@ -56,19 +58,11 @@
 //!
 //! # Batch invariance
 //! A sentence's embedding does not depend on its batch-mates, bit for bit:
-//! - every op is defined per output element, so a row's values do not
-//!   depend on how many rows a matmul, LayerNorm or GELU has;
-//! - padded key positions get [`MASK_BIAS`] added to their scores, so
-//!   `exp(score − max)` is exactly `+0.0` (the host's exp returns `+0` below
-//!   −104); they add `+0.0` to the softmax sum (the sum's 32-lane order puts
-//!   a real position in the same lane whatever the row length) and their
-//!   probabilities are exactly `+0.0`, so in `P·V` they add `fma(0, v, acc)
-//!   = acc`: padding contributes exact zeros (given finite values at padded
-//!   positions — copies of a real token's — and an accumulator that is
-//!   not `−0.0`, which would need every real term to be zero);
-//! - padding is appended after the real tokens, so real positions keep their
-//!   indices in every reduction;
-//! - mean pooling skips masked positions.
+//! every op is defined per output element, so a row's values do not depend
+//! on how many rows a matmul, LayerNorm or GELU has; attention runs over
+//! each sentence's own rows (no padding, no mask); mean pooling skips the
+//! padded positions. Sorting, batching and packing change which rows sit
+//! together, never a value.
 //!
 //! `cli/tests/minilm.rs` checks it: batch sizes 1, 7 and 32 give the same bytes.
 
@@ -79,11 +73,6 @@ use serde_json::Value;
 mod wordpiece;
 
 use wordpiece::Encoder;
-
-/// Added to the attention scores of padded key positions. Scores of real
-/// positions are far from ±1e6 for any sane model, so `score + MASK_BIAS −
-/// max` is below −104, where exp is exactly +0.
-pub const MASK_BIAS: f32 = -1.0e9;
 
 /// The `eps` of sentence-transformers' `Normalize` (`F.normalize`).
 const NORMALIZE_EPS: f32 = 1e-12;
@@ -437,15 +426,9 @@ impl Bert {
     }
 
     /// Token vectors `[tokens, hidden]` of a packed batch: `ids` and
-    /// `positions` `[tokens]` (i32), `bias` `[b, 1, 1, s]` (0 for real
-    /// tokens, [`MASK_BIAS`] for padding).
-    fn encode(
-        &self,
-        ids: &Tensor,
-        positions: &Tensor,
-        bias: &Tensor,
-        packing: &Packing,
-    ) -> Result<Tensor> {
+    /// `positions` `[tokens]` (i32), `lengths` the sentences' token counts
+    /// (none zero).
+    fn encode(&self, ids: &Tensor, positions: &Tensor, lengths: &[usize]) -> Result<Tensor> {
         // (word + token type) + position, as BertEmbeddings adds them.
         let mut x = self
             .word
@@ -454,36 +437,21 @@ impl Bert {
             .add(&self.pos.gather(positions)?)?
             .layer_norm(&self.ln_g, &self.ln_b, self.cfg.eps)?;
         for layer in &self.layers {
-            x = self.layer(layer, &x, bias, packing)?;
+            x = self.layer(layer, &x, lengths)?;
         }
         Ok(x)
     }
 
-    fn layer(&self, w: &Layer, x: &Tensor, bias: &Tensor, packing: &Packing) -> Result<Tensor> {
-        let (h, nh, hd) = (self.cfg.hidden, self.cfg.heads, self.cfg.head_dim());
-        let (b, s) = (packing.b, packing.s);
+    fn layer(&self, w: &Layer, x: &Tensor, lengths: &[usize]) -> Result<Tensor> {
+        let (nh, hd) = (self.cfg.heads, self.cfg.head_dim());
         let eps = self.cfg.eps;
-        // [tokens, h] → padded [b·s, h] → [b, s, heads, head_dim]
-        let heads = |t: Tensor| packing.to_padded(t)?.reshape(&[b, s, nh, hd]);
-        // → [b, heads, s, head_dim]
-        let q = heads(linear(x, &w.wq, &w.bq)?)?.permute(&[0, 2, 1, 3])?;
-        // Kᵀ as [b, heads, head_dim, s] straight from the permute: the
-        // scores' B operand is then row-major (packed by copying rows; read
-        // transposed, it was gathered element by element).
-        let k_t = heads(linear(x, &w.wk, &w.bk)?)?.permute(&[0, 2, 3, 1])?;
-        let v = heads(linear(x, &w.wv, &w.bv)?)?.permute(&[0, 2, 1, 3])?;
-        let probs = q
-            .matmul(&k_t)?
-            .scale(1.0 / (hd as f32).sqrt())?
-            .add(bias)?
-            .softmax()?;
-        drop((q, k_t));
-        let context = probs
-            .matmul(&v)?
-            .permute(&[0, 2, 1, 3])?
-            .reshape(&[b * s, h])?;
-        drop((probs, v));
-        let context = packing.to_packed(context)?;
+        let q = linear(x, &w.wq, &w.bq)?;
+        let k = linear(x, &w.wk, &w.bk)?;
+        let v = linear(x, &w.wv, &w.bv)?;
+        // Each sentence's tokens attend to each other, head by head:
+        // softmax(Q·Kᵀ / √d_head) · V, the heads side by side again.
+        let context = q.attention(&k, &v, lengths, nh, 1.0 / (hd as f32).sqrt())?;
+        drop((q, k, v));
         let attn = linear(&context, &w.wo, &w.bo)?
             .add(x)?
             .layer_norm(&w.ln1_g, &w.ln1_b, eps)?;
@@ -495,24 +463,16 @@ impl Bert {
     }
 }
 
-/// A batch's sentences in two layouts. *Packed*: the token rows of every
-/// sentence back to back, `[tokens, hidden]`, with no padding; every op but
-/// attention works on rows one by one, so it runs on these and computes
-/// nothing for padding (a fifth of the rows of the demo's one batch of 64).
-/// *Padded*: `[b, s]` with each sentence padded to the longest, which
-/// attention needs (it mixes the tokens of a sentence); rows move between
-/// the two with `gather`. A padded position holds a copy of its sentence's
-/// first token: any finite values do, as the mask makes padding contribute
-/// exact zeros (see *Batch invariance*), so the bits are those of running
-/// every op on the padded batch.
+/// A batch's token rows, packed (every sentence's rows back to back,
+/// `[tokens, hidden]`, which every op but pooling works on) and padded
+/// (`[b, s]`, each sentence padded to the longest, which masked mean
+/// pooling reads). A padded position holds a copy of its sentence's first
+/// token; pooling skips it.
 struct Packing {
-    b: usize,
     s: usize,
     /// `[b·s]` i32: the packed row each padded position reads; `None` when
     /// the batch has no padding (both layouts are the same rows).
     spread: Option<Tensor>,
-    /// `[tokens]` i32: the padded position of each packed row.
-    pack: Option<Tensor>,
 }
 
 impl Packing {
@@ -522,45 +482,28 @@ impl Packing {
         let s = lens.iter().copied().max().unwrap_or(0);
         let tokens: usize = lens.iter().sum();
         if tokens == b * s {
-            return Ok(Packing {
-                b,
-                s,
-                spread: None,
-                pack: None,
-            });
+            return Ok(Packing { s, spread: None });
         }
         let mut spread = Vec::with_capacity(b * s);
-        let mut pack = Vec::with_capacity(tokens);
         let mut first = 0usize;
-        for (r, &len) in lens.iter().enumerate() {
+        for &len in lens {
             spread.extend((0..s).map(|p| match p < len {
                 true => (first + p) as i32,
                 // A sentence with no tokens reads row 0 (another's token).
                 false if len == 0 => 0,
                 false => first as i32,
             }));
-            pack.extend((0..len).map(|p| (r * s + p) as i32));
             first += len;
         }
         Ok(Packing {
-            b,
             s,
             spread: Some(Tensor::from_i32(&[b * s], &spread)?),
-            pack: Some(Tensor::from_i32(&[tokens], &pack)?),
         })
     }
 
     /// Packed rows `[tokens, d]` → padded rows `[b·s, d]`.
     fn to_padded(&self, x: Tensor) -> Result<Tensor> {
         match &self.spread {
-            Some(index) => x.gather(index),
-            None => Ok(x),
-        }
-    }
-
-    /// Padded rows `[b·s, d]` → packed rows `[tokens, d]`.
-    fn to_packed(&self, x: Tensor) -> Result<Tensor> {
-        match &self.pack {
             Some(index) => x.gather(index),
             None => Ok(x),
         }
@@ -652,15 +595,12 @@ fn run() -> Result<()> {
             mask.extend(std::iter::repeat_n(1.0f32, row.len()));
             mask.resize(mask.len() + (s - row.len()), 0.0);
         }
-        let bias: Vec<f32> = mask
-            .iter()
-            .map(|&m| if m == 0.0 { MASK_BIAS } else { 0.0 })
-            .collect();
         let ids_t = Tensor::from_i32(&[flat.len()], &flat)?;
         let positions_t = Tensor::from_i32(&[positions.len()], &positions)?;
-        let bias_t = Tensor::from_f32(&[b, 1, 1, s], &bias)?;
+        // Sentences with no tokens have no rows to attend over.
+        let lengths: Vec<usize> = lens.iter().copied().filter(|&n| n > 0).collect();
         let packed = model
-            .encode(&ids_t, &positions_t, &bias_t, &packing)
+            .encode(&ids_t, &positions_t, &lengths)
             .context(format_args!("batch {} of {batches}", bn + 1))?;
         let x = packing.to_padded(packed)?.reshape(&[b, s, h])?;
         let pooled = match pipe.pooling {

@@ -11,6 +11,7 @@
 //! are compiled for several instruction sets (`simd`) and all give the same
 //! bits.
 
+mod attention;
 mod conv;
 mod elementwise;
 mod encode;
@@ -485,6 +486,19 @@ fn run(
             (false, *transpose_b),
             Some((f32s(input(inputs, 2)?)?, *activation)),
             out_shape,
+        )?),
+        Op::Attention {
+            lengths,
+            heads,
+            scale,
+        } => Values::F32(attention::attention(
+            ctx,
+            x()?,
+            input(inputs, 1)?,
+            input(inputs, 2)?,
+            lengths,
+            *heads,
+            *scale,
         )?),
         Op::Unary(u) => Values::F32(elementwise::unary(ctx, *u, f32s(x()?)?)?),
         Op::Binary(b) => Values::F32(elementwise::binary(

@@ -25,7 +25,7 @@ fn by_rows(
 }
 
 multiversion! {
-    fn softmax_rows(x: &[f32], n: usize, out: &mut [f32]) {
+    pub(super) fn softmax_rows(x: &[f32], n: usize, out: &mut [f32]) {
         // x − max per row, then exp over the whole chunk in one pass: rows
         // shorter than a vector (attention over a 15-token sentence) kept
         // exp scalar when it ran row by row.

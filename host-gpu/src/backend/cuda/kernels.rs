@@ -24,6 +24,7 @@ pub(crate) const KERNEL_NAMES: &[&str] = &[
     "assay_i32_to_f32",
     "assay_reduce_rows",
     "assay_softmax_rows",
+    "assay_attention_rows",
     "assay_layer_norm_rows",
     "assay_rms_norm_rows",
     "assay_l2_normalize_rows",

@@ -98,6 +98,57 @@ extern "C" __global__ void assay_softmax_rows(const float *x, float *out, u64 ro
     }
 }
 
+/* Attention over sequences packed back to back: one warp per (token,
+ * head) query row. `starts[t]`/`lens[t]`: the first row and the length of
+ * token t's sequence. The row's scores go to `scratch` (row r at r·longest):
+ * each the dot product over d from +0 (matmul), canonicalised, then scaled
+ * (scale); then softmax exactly as assay_softmax_rows; then each output
+ * column the dot product of the probabilities with the values over the
+ * sequence, ascending from +0 (matmul). */
+extern "C" __global__ void assay_attention_rows(const float *q, const float *k, const float *v,
+                                                const u32 *starts, const u32 *lens, float *scratch,
+                                                float *out, u64 tokens, u64 heads, u64 d, u64 dv,
+                                                u64 longest, float scale) {
+    u32 lane = threadIdx.x & 31;
+    u64 width = heads * d, v_width = heads * dv;
+    for (u64 r = assay_first_row(); r < tokens * heads; r += assay_row_stride()) {
+        u64 t = r / heads, h = r - t * heads;
+        u64 first = starts[t], n = lens[t];
+        const float *qi = q + t * width + h * d;
+        float *s = scratch + r * longest;
+        for (u64 j = lane; j < n; j += 32) {
+            const float *kj = k + (first + j) * width + h * d;
+            float acc = 0.0f;
+            for (u64 c = 0; c < d; c++) {
+                acc = fmaf(qi[c], kj[c], acc);
+            }
+            s[j] = assay_canon(assay_canon(acc) * scale);
+        }
+        __syncwarp();
+        float m = assay_row_max(s, n, lane);
+        float sum = 0.0f;
+        for (u64 j = lane; j < n; j += 32) {
+            float e = assay_exp(s[j] - m);
+            s[j] = e;
+            sum = sum + e;
+        }
+        float inv = 1.0f / assay_lanes_combine(sum);
+        for (u64 j = lane; j < n; j += 32) {
+            s[j] = assay_canon(s[j] * inv);
+        }
+        __syncwarp();
+        float *o = out + t * v_width + h * dv;
+        for (u64 c = lane; c < dv; c += 32) {
+            float acc = 0.0f;
+            for (u64 j = 0; j < n; j++) {
+                acc = fmaf(s[j], v[(first + j) * v_width + h * dv + c], acc);
+            }
+            o[c] = assay_canon(acc);
+        }
+        __syncwarp();
+    }
+}
+
 extern "C" __global__ void assay_layer_norm_rows(const float *x, const float *gamma, const float *beta,
                                                  float *out, u64 rows, u64 n, float eps) {
     u32 lane = threadIdx.x & 31;
