@@ -1,21 +1,23 @@
 //! Attention over sequences packed back to back (SEMANTICS.md, `attention`).
 //!
-//! Each task takes one block of query rows of one sequence and one head and
-//! runs the four steps of the definition with the kernels of their own ops:
-//! the scores with the matmul kernel (Q read in place, K's head columns
-//! packed as a transposed B), `scale`'s and `softmax`'s row kernels, and
-//! the matmul kernel again for `P · V` — so every bit is that of the
-//! composition, while the block's scores stay in cache and no padded,
-//! permuted or masked copy of Q, K or V is ever made.
+//! Each task takes one block of query rows of one sequence and one head:
+//! its scores, each the matmul's dot product (fma over the head's columns
+//! from +0) then `scale`'s product, eight keys at a time in one vector;
+//! `softmax`'s own row kernel; then each output the matmul's dot product of
+//! the probabilities with the values, eight columns at a time. The keys
+//! and values of the sequence's head are copied into small zero-padded
+//! tiles first, so both loops run on whole vectors; the scores never leave
+//! the cache, and no padded, permuted or masked copy of Q, K or V is made.
+//! Every step rounds as its op does, so the bits are the composition's
+//! (`tests/reference.rs` checks it on every SIMD path and thread count).
 
-use std::mem::MaybeUninit;
 use std::sync::Mutex;
 
 use crate::backend::TensorRef;
-use crate::backend::cpu::elementwise::scale_kernel;
-use crate::backend::cpu::matmul::{Strided, gemm};
 use crate::backend::cpu::norm::softmax_rows;
-use crate::backend::cpu::{Ctx, alloc, f32s, uninit};
+use crate::backend::cpu::scalar::canon;
+use crate::backend::cpu::simd::multiversion;
+use crate::backend::cpu::{Ctx, f32s, uninit};
 use crate::error::Error;
 
 /// Query rows per task: a task's scores are at most this many rows of its
@@ -159,64 +161,144 @@ struct Operands<'a> {
 }
 
 impl Operands<'_> {
-    /// One block: scores, scale, softmax, `P · V`, stored at its place.
+    /// One block: scores and their scale, softmax, `P · V`, stored at its place.
     fn block(&self, ctx: &Ctx<'_>, b: Block, out: &SharedRows) -> Result<(), Error> {
-        let (rows, len) = (b.rows, b.len);
-        // Scores [rows, len]: the block's query rows · the sequence's keys,
-        // B[c][j] = k[start + j][head·d + c] (a transposed B).
-        let queries = Strided {
-            data: self.q,
-            off: (b.start + b.first) * self.width + b.head * self.d,
-            rs: self.width,
-            cs: 1,
-        };
-        let keys = Strided {
-            data: self.k,
-            off: b.start * self.width + b.head * self.d,
-            rs: 1,
-            cs: self.width,
-        };
-        let scores = product(ctx, rows, len, self.d, &queries, &keys)?;
-        let mut scaled = alloc(rows * len)?;
-        scale_kernel(ctx.simd, &scores, self.scale, &mut scaled);
-        let mut probs = scores;
-        softmax_rows(ctx.simd, &scaled, len, &mut probs);
-        // Context [rows, dv] = P · the sequence's values in the head's columns.
-        let p = Strided {
-            data: &probs,
-            off: 0,
-            rs: len,
-            cs: 1,
-        };
-        let values = Strided {
-            data: self.v,
-            off: b.start * self.v_width + b.head * self.dv,
-            rs: self.v_width,
-            cs: 1,
-        };
-        let context = product(ctx, rows, self.dv, len, &p, &values)?;
-        for (i, row) in context.chunks_exact(self.dv.max(1)).enumerate() {
-            let at = (b.start + b.first + i) * self.v_width + b.head * self.dv;
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            self.block_in(ctx, b, out, &mut scratch)
+        })
+    }
+
+    fn block_in(
+        &self,
+        ctx: &Ctx<'_>,
+        b: Block,
+        out: &SharedRows,
+        scratch: &mut Vec<f32>,
+    ) -> Result<(), Error> {
+        let (rows, len, d, dv) = (b.rows, b.len, self.d, self.dv);
+        let padded = len.next_multiple_of(LANES);
+        let v_padded = dv.next_multiple_of(LANES);
+        let sizes = [
+            d * padded,
+            rows * len,
+            rows * len,
+            len * v_padded,
+            rows * v_padded,
+        ];
+        let total: usize = sizes.iter().sum();
+        if scratch.len() < total {
+            scratch
+                .try_reserve(total - scratch.len())
+                .map_err(|e| Error::Device(format!("cpu: attention scratch: {e}")))?;
+            scratch.resize(total, 0.0);
+        }
+        let (keys_t, rest) = scratch.split_at_mut(sizes[0]);
+        let (scaled, rest) = rest.split_at_mut(sizes[1]);
+        let (probs, rest) = rest.split_at_mut(sizes[2]);
+        let (values, rest) = rest.split_at_mut(sizes[3]);
+        let context = &mut rest[..sizes[4]];
+        // The sequence's keys in the head's columns, transposed: row c holds
+        // k[start + j][head·d + c] for every j, then zeros up to `padded`.
+        keys_t.fill(0.0);
+        for j in 0..len {
+            let key = &self.k[(b.start + j) * self.width + b.head * d..][..d];
+            for (c, &x) in key.iter().enumerate() {
+                keys_t[c * padded + j] = x;
+            }
+        }
+        let queries = &self.q[(b.start + b.first) * self.width + b.head * d..];
+        let shape = (rows, len, d, padded);
+        scaled_scores(
+            ctx.simd, queries, self.width, keys_t, shape, self.scale, scaled,
+        );
+        softmax_rows(ctx.simd, scaled, len, probs);
+        // The sequence's values in the head's columns, each row zero-padded
+        // to whole vectors.
+        values.fill(0.0);
+        for (j, row) in values
+            .chunks_exact_mut(v_padded.max(1))
+            .enumerate()
+            .take(len)
+        {
+            row[..dv].copy_from_slice(&self.v[(b.start + j) * self.v_width + b.head * dv..][..dv]);
+        }
+        weighted_values(ctx.simd, probs, values, (rows, len, v_padded), context);
+        for i in 0..rows {
+            let at = (b.start + b.first + i) * self.v_width + b.head * dv;
             // SAFETY: this block is the only writer of its rows' head columns.
-            unsafe { out.write(at, row)? };
+            unsafe { out.write(at, &context[i * v_padded..][..dv])? };
         }
         Ok(())
     }
 }
 
-/// `a · b` (m×k times k×n) into a new row-major vector, by the matmul kernel.
-fn product(
-    ctx: &Ctx<'_>,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &Strided<'_>,
-    b: &Strided<'_>,
-) -> Result<Vec<f32>, Error> {
-    let mut c = uninit::<f32>(m * n)?;
-    let spare: &mut [MaybeUninit<f32>] = &mut c.spare_capacity_mut()[..m * n];
-    gemm(ctx, m, n, k, a, b, None, None, spare)?;
-    // SAFETY: gemm returned Ok, so wrote all m·n elements.
-    unsafe { c.set_len(m * n) };
-    Ok(c)
+thread_local! {
+    /// Each thread's working memory for its blocks (keys, scores,
+    /// probabilities, values, context), kept between blocks and ops.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Scores are computed [`LANES`] keys at a time (one 256-bit register, which
+/// LLVM keeps whole on both vector paths), each lane its own dot product.
+const LANES: usize = 8;
+
+multiversion! {
+    /// `out[i·len + j] = canon(canon(dot over c ascending (q_i[c], k_j[c])) ·
+    /// scale)`: the matmul's dot product from +0, then `scale`'s product.
+    /// `q_i` is `queries[i·stride..][..d]`; `keys_t` holds `k_j[c]` at
+    /// `c·padded + j`.
+    fn scaled_scores(
+        queries: &[f32],
+        stride: usize,
+        keys_t: &[f32],
+        shape: (usize, usize, usize, usize),
+        scale: f32,
+        out: &mut [f32],
+    ) {
+        let (rows, len, d, padded) = shape;
+        for (i, row) in out.chunks_exact_mut(len.max(1)).enumerate().take(rows) {
+            let q = &queries[i * stride..][..d];
+            for j0 in (0..len).step_by(LANES) {
+                let mut acc = [0.0f32; LANES];
+                for (c, &qc) in q.iter().enumerate() {
+                    let k = &keys_t[c * padded + j0..][..LANES];
+                    for (a, &kv) in acc.iter_mut().zip(k) {
+                        *a = qc.mul_add(kv, *a);
+                    }
+                }
+                for (o, &a) in row[j0..].iter_mut().zip(&acc) {
+                    *o = canon(canon(a) * scale);
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// `out[i·padded + c] = canon(dot over j ascending (p[i·len + j],
+    /// values[j·padded + c]))`: the matmul's dot product from +0.
+    fn weighted_values(
+        p: &[f32],
+        values: &[f32],
+        shape: (usize, usize, usize),
+        out: &mut [f32],
+    ) {
+        let (rows, len, padded) = shape;
+        for i in 0..rows {
+            let probs = &p[i * len..][..len];
+            for c0 in (0..padded).step_by(LANES) {
+                let mut acc = [0.0f32; LANES];
+                for (j, &pj) in probs.iter().enumerate() {
+                    let v = &values[j * padded + c0..][..LANES];
+                    for (a, &x) in acc.iter_mut().zip(v) {
+                        *a = pj.mul_add(x, *a);
+                    }
+                }
+                for (o, &a) in out[i * padded + c0..][..LANES].iter_mut().zip(&acc) {
+                    *o = canon(a);
+                }
+            }
+        }
+    }
 }

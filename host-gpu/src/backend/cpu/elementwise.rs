@@ -107,7 +107,7 @@ pub(super) fn unary(ctx: &Ctx<'_>, op: UnaryOp, x: &[f32]) -> Result<Vec<f32>, E
 }
 
 multiversion! {
-    pub(super) fn scale_kernel(x: &[f32], factor: f32, out: &mut [f32]) {
+    fn scale_kernel(x: &[f32], factor: f32, out: &mut [f32]) {
         map(x, out, |v| v * factor);
     }
 }
