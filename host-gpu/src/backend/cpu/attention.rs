@@ -2,9 +2,9 @@
 //!
 //! Each task takes one block of query rows of one sequence and one head:
 //! its scores, each the matmul's dot product (fma over the head's columns
-//! from +0) then `scale`'s product, eight keys at a time in one vector;
+//! from +0) then `scale`'s product, in tiles of 4 query rows × 16 keys;
 //! `softmax`'s own row kernel; then each output the matmul's dot product of
-//! the probabilities with the values, eight columns at a time. The keys
+//! the probabilities with the values, in tiles of 2 rows × 32 columns. The keys
 //! and values of the sequence's head are copied into small zero-padded
 //! tiles first, so both loops run on whole vectors; the scores never leave
 //! the cache, and no padded, permuted or masked copy of Q, K or V is made.
@@ -177,8 +177,8 @@ impl Operands<'_> {
         scratch: &mut Vec<f32>,
     ) -> Result<(), Error> {
         let (rows, len, d, dv) = (b.rows, b.len, self.d, self.dv);
-        let padded = len.next_multiple_of(LANES);
-        let v_padded = dv.next_multiple_of(LANES);
+        let padded = len.next_multiple_of(SCORE_KEYS);
+        let v_padded = dv.next_multiple_of(CONTEXT_COLUMNS);
         let sizes = [
             d * padded,
             rows * len,
@@ -239,15 +239,25 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Scores are computed [`LANES`] keys at a time (one 256-bit register, which
-/// LLVM keeps whole on both vector paths), each lane its own dot product.
+/// One vector: 256 bits, which LLVM keeps whole on both vector paths.
 const LANES: usize = 8;
+
+/// Scores: a tile of [`SCORE_ROWS`] query rows × [`SCORE_KEYS`] keys per
+/// pass over d — eight independent accumulators, enough to keep the FMA
+/// units busy (one chain waits 4 cycles per step).
+const SCORE_ROWS: usize = 4;
+const SCORE_KEYS: usize = 2 * LANES;
+
+/// Context: a tile of [`CONTEXT_ROWS`] rows × [`CONTEXT_COLUMNS`] columns
+/// per pass over the keys (again eight accumulators).
+const CONTEXT_ROWS: usize = 2;
+const CONTEXT_COLUMNS: usize = 4 * LANES;
 
 multiversion! {
     /// `out[i·len + j] = canon(canon(dot over c ascending (q_i[c], k_j[c])) ·
     /// scale)`: the matmul's dot product from +0, then `scale`'s product.
     /// `q_i` is `queries[i·stride..][..d]`; `keys_t` holds `k_j[c]` at
-    /// `c·padded + j`.
+    /// `c·padded + j` (`padded` a multiple of [`SCORE_KEYS`]).
     fn scaled_scores(
         queries: &[f32],
         stride: usize,
@@ -257,18 +267,28 @@ multiversion! {
         out: &mut [f32],
     ) {
         let (rows, len, d, padded) = shape;
-        for (i, row) in out.chunks_exact_mut(len.max(1)).enumerate().take(rows) {
-            let q = &queries[i * stride..][..d];
-            for j0 in (0..len).step_by(LANES) {
-                let mut acc = [0.0f32; LANES];
-                for (c, &qc) in q.iter().enumerate() {
-                    let k = &keys_t[c * padded + j0..][..LANES];
-                    for (a, &kv) in acc.iter_mut().zip(k) {
-                        *a = qc.mul_add(kv, *a);
+        for i0 in (0..rows).step_by(SCORE_ROWS) {
+            // A short last tile recomputes its last row in the spare slots.
+            let q: [&[f32]; SCORE_ROWS] =
+                std::array::from_fn(|r| &queries[(i0 + r).min(rows - 1) * stride..][..d]);
+            for j0 in (0..len).step_by(SCORE_KEYS) {
+                let mut acc = [[0.0f32; SCORE_KEYS]; SCORE_ROWS];
+                for c in 0..d {
+                    let k: &[f32; SCORE_KEYS] = keys_t[c * padded + j0..][..SCORE_KEYS]
+                        .try_into()
+                        .unwrap_or(&[0.0; SCORE_KEYS]);
+                    for (row, q) in acc.iter_mut().zip(&q) {
+                        let qc = q[c];
+                        for (a, &kv) in row.iter_mut().zip(k) {
+                            *a = qc.mul_add(kv, *a);
+                        }
                     }
                 }
-                for (o, &a) in row[j0..].iter_mut().zip(&acc) {
-                    *o = canon(canon(a) * scale);
+                for (r, row) in acc.iter().enumerate().take(rows - i0) {
+                    let o = &mut out[(i0 + r) * len + j0..(i0 + r + 1) * len];
+                    for (o, &a) in o.iter_mut().zip(row) {
+                        *o = canon(canon(a) * scale);
+                    }
                 }
             }
         }
@@ -277,7 +297,8 @@ multiversion! {
 
 multiversion! {
     /// `out[i·padded + c] = canon(dot over j ascending (p[i·len + j],
-    /// values[j·padded + c]))`: the matmul's dot product from +0.
+    /// values[j·padded + c]))`: the matmul's dot product from +0
+    /// (`padded` a multiple of [`CONTEXT_COLUMNS`]).
     fn weighted_values(
         p: &[f32],
         values: &[f32],
@@ -285,18 +306,27 @@ multiversion! {
         out: &mut [f32],
     ) {
         let (rows, len, padded) = shape;
-        for i in 0..rows {
-            let probs = &p[i * len..][..len];
-            for c0 in (0..padded).step_by(LANES) {
-                let mut acc = [0.0f32; LANES];
-                for (j, &pj) in probs.iter().enumerate() {
-                    let v = &values[j * padded + c0..][..LANES];
-                    for (a, &x) in acc.iter_mut().zip(v) {
-                        *a = pj.mul_add(x, *a);
+        for i0 in (0..rows).step_by(CONTEXT_ROWS) {
+            let probs: [&[f32]; CONTEXT_ROWS] =
+                std::array::from_fn(|r| &p[(i0 + r).min(rows - 1) * len..][..len]);
+            for c0 in (0..padded).step_by(CONTEXT_COLUMNS) {
+                let mut acc = [[0.0f32; CONTEXT_COLUMNS]; CONTEXT_ROWS];
+                for j in 0..len {
+                    let v: &[f32; CONTEXT_COLUMNS] = values[j * padded + c0..][..CONTEXT_COLUMNS]
+                        .try_into()
+                        .unwrap_or(&[0.0; CONTEXT_COLUMNS]);
+                    for (row, probs) in acc.iter_mut().zip(&probs) {
+                        let pj = probs[j];
+                        for (a, &x) in row.iter_mut().zip(v) {
+                            *a = pj.mul_add(x, *a);
+                        }
                     }
                 }
-                for (o, &a) in out[i * padded + c0..][..LANES].iter_mut().zip(&acc) {
-                    *o = canon(a);
+                for (r, row) in acc.iter().enumerate().take(rows - i0) {
+                    let o = &mut out[(i0 + r) * padded + c0..][..CONTEXT_COLUMNS];
+                    for (o, &a) in o.iter_mut().zip(row) {
+                        *o = canon(a);
+                    }
                 }
             }
         }
