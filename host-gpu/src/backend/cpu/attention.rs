@@ -1,6 +1,7 @@
 //! Attention over sequences packed back to back (SEMANTICS.md, `attention`).
 //!
-//! Each task takes one block of query rows of one sequence and one head:
+//! Each task takes one block of query rows of one sequence and a group of
+//! adjacent heads, and for each head:
 //! its scores, each the matmul's dot product (fma over the head's columns
 //! from +0) then `scale`'s product, in tiles of 4 query rows × 16 keys;
 //! `softmax`'s own row kernel; then each output the matmul's dot product of
@@ -29,18 +30,18 @@ const QUERY_BLOCK: usize = 64;
 const COST_PER_SCORE: usize = 24;
 
 /// One task: query rows `first..first + rows` of the sequence of `len`
-/// rows starting at row `start`, head `head`.
-#[derive(Debug, Clone, Copy)]
+/// rows starting at row `start`, heads `heads`.
+#[derive(Debug, Clone)]
 struct Block {
     start: usize,
     len: usize,
-    head: usize,
+    heads: std::ops::Range<usize>,
     first: usize,
     rows: usize,
 }
 
 /// The output, written by tasks in disjoint rectangles (rows of one
-/// sequence × the columns of one head).
+/// sequence × the columns of some heads).
 struct SharedRows {
     ptr: *mut f32,
     len: usize,
@@ -93,16 +94,26 @@ pub(super) fn attention(
         return Err(Error::Device("cpu: attention shapes".into()));
     }
     let (d, dv) = (width / heads, v_width / heads);
+    // A task takes a group of adjacent heads: it reads its rows' columns
+    // of those heads as one contiguous run, which the prefetchers follow —
+    // right after a two-thread `linear` wrote Q, K and V, one task per head
+    // (32 columns) spent more time fetching rows from the other core's
+    // cache than computing. Groups stay small enough for every thread to
+    // get work when there are few sequences.
+    let groups = (4 * ctx.threads())
+        .div_ceil(lengths.len().max(1))
+        .clamp(1, heads);
+    let group = heads.div_ceil(groups);
     let mut blocks = Vec::new();
     let (mut start, mut cost) = (0usize, 0usize);
     for &len in lengths {
-        for head in 0..heads {
+        for head in (0..heads).step_by(group) {
             for first in (0..len).step_by(QUERY_BLOCK) {
                 let rows = QUERY_BLOCK.min(len - first);
                 blocks.push(Block {
                     start,
                     len,
-                    head,
+                    heads: head..(head + group).min(heads),
                     first,
                     rows,
                 });
@@ -134,7 +145,7 @@ pub(super) fn attention(
             dv,
             scale,
         };
-        if let Err(e) = operands.block(&serial, blocks[i], &shared) {
+        if let Err(e) = operands.block(&serial, &blocks[i], &shared) {
             *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
         }
     });
@@ -162,17 +173,21 @@ struct Operands<'a> {
 
 impl Operands<'_> {
     /// One block: scores and their scale, softmax, `P · V`, stored at its place.
-    fn block(&self, ctx: &Ctx<'_>, b: Block, out: &SharedRows) -> Result<(), Error> {
+    fn block(&self, ctx: &Ctx<'_>, b: &Block, out: &SharedRows) -> Result<(), Error> {
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
-            self.block_in(ctx, b, out, &mut scratch)
+            b.heads
+                .clone()
+                .try_for_each(|head| self.head(ctx, b, head, out, &mut scratch))
         })
     }
 
-    fn block_in(
+    /// One head of a block.
+    fn head(
         &self,
         ctx: &Ctx<'_>,
-        b: Block,
+        b: &Block,
+        head: usize,
         out: &SharedRows,
         scratch: &mut Vec<f32>,
     ) -> Result<(), Error> {
@@ -202,12 +217,12 @@ impl Operands<'_> {
         // k[start + j][head·d + c] for every j, then zeros up to `padded`.
         keys_t.fill(0.0);
         for j in 0..len {
-            let key = &self.k[(b.start + j) * self.width + b.head * d..][..d];
+            let key = &self.k[(b.start + j) * self.width + head * d..][..d];
             for (c, &x) in key.iter().enumerate() {
                 keys_t[c * padded + j] = x;
             }
         }
-        let queries = &self.q[(b.start + b.first) * self.width + b.head * d..];
+        let queries = &self.q[(b.start + b.first) * self.width + head * d..];
         let shape = (rows, len, d, padded);
         scaled_scores(
             ctx.simd, queries, self.width, keys_t, shape, self.scale, scaled,
@@ -221,11 +236,11 @@ impl Operands<'_> {
             .enumerate()
             .take(len)
         {
-            row[..dv].copy_from_slice(&self.v[(b.start + j) * self.v_width + b.head * dv..][..dv]);
+            row[..dv].copy_from_slice(&self.v[(b.start + j) * self.v_width + head * dv..][..dv]);
         }
         weighted_values(ctx.simd, probs, values, (rows, len, v_padded), context);
         for i in 0..rows {
-            let at = (b.start + b.first + i) * self.v_width + b.head * dv;
+            let at = (b.start + b.first + i) * self.v_width + head * dv;
             // SAFETY: this block is the only writer of its rows' head columns.
             unsafe { out.write(at, &context[i * v_padded..][..dv])? };
         }
