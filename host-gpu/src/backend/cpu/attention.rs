@@ -154,7 +154,8 @@ pub(super) fn attention(
     }
     // SAFETY: every block returned Ok, so wrote its rectangle, and the
     // blocks cover every (row, head): the lengths add up to `tokens` and
-    // each sequence has a block per head and per QUERY_BLOCK rows.
+    // each sequence has a block per group of heads (the groups cover
+    // 0..heads) and per QUERY_BLOCK rows.
     unsafe { out.set_len(n) };
     Ok(out)
 }
