@@ -15,6 +15,7 @@
 use std::sync::Mutex;
 
 use crate::backend::TensorRef;
+use crate::backend::cpu::matmul::SharedOut;
 use crate::backend::cpu::norm::softmax_rows;
 use crate::backend::cpu::scalar::canon;
 use crate::backend::cpu::simd::multiversion;
@@ -38,40 +39,6 @@ struct Block {
     heads: std::ops::Range<usize>,
     first: usize,
     rows: usize,
-}
-
-/// The output, written by tasks in disjoint rectangles (rows of one
-/// sequence × the columns of some heads).
-struct SharedRows {
-    ptr: *mut f32,
-    len: usize,
-}
-
-// SAFETY: tasks write disjoint elements (each (row, head) belongs to one
-// block) and nothing reads the output until every task has returned.
-unsafe impl Sync for SharedRows {}
-// SAFETY: as above.
-unsafe impl Send for SharedRows {}
-
-impl SharedRows {
-    /// Writes `values` at element `at`.
-    ///
-    /// # Safety
-    ///
-    /// No other thread may access these elements meanwhile.
-    unsafe fn write(&self, at: usize, values: &[f32]) -> Result<(), Error> {
-        if at
-            .checked_add(values.len())
-            .is_none_or(|end| end > self.len)
-        {
-            return Err(Error::Device("cpu: attention output bounds".into()));
-        }
-        // SAFETY: in bounds (checked above); exclusive (the caller's promise).
-        unsafe {
-            std::ptr::copy_nonoverlapping(values.as_ptr(), self.ptr.add(at), values.len());
-        }
-        Ok(())
-    }
 }
 
 /// `q`, `k` `[tokens, heads·d]`, `v` `[tokens, heads·dv]` → `[tokens, heads·dv]`.
@@ -128,23 +95,22 @@ pub(super) fn attention(
     }
     let n = tokens * v_width;
     let mut out = uninit::<f32>(n)?;
-    let shared = SharedRows {
-        ptr: out.spare_capacity_mut().as_mut_ptr().cast(),
-        len: n,
+    // Tasks write disjoint rectangles: rows of one sequence × the columns
+    // of some heads.
+    let shared = SharedOut::over(&mut out.spare_capacity_mut()[..n]);
+    let operands = Operands {
+        q: qv,
+        k: kv,
+        v: vv,
+        width,
+        v_width,
+        d,
+        dv,
+        scale,
     };
     let serial = ctx.serial();
     let failure = Mutex::new(None);
     ctx.for_cost(cost).tasks(blocks.len(), |i| {
-        let operands = Operands {
-            q: qv,
-            k: kv,
-            v: vv,
-            width,
-            v_width,
-            d,
-            dv,
-            scale,
-        };
         if let Err(e) = operands.block(&serial, &blocks[i], &shared) {
             *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
         }
@@ -174,7 +140,7 @@ struct Operands<'a> {
 
 impl Operands<'_> {
     /// One block: scores and their scale, softmax, `P · V`, stored at its place.
-    fn block(&self, ctx: &Ctx<'_>, b: &Block, out: &SharedRows) -> Result<(), Error> {
+    fn block(&self, ctx: &Ctx<'_>, b: &Block, out: &SharedOut) -> Result<(), Error> {
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             b.heads
@@ -189,7 +155,7 @@ impl Operands<'_> {
         ctx: &Ctx<'_>,
         b: &Block,
         head: usize,
-        out: &SharedRows,
+        out: &SharedOut,
         scratch: &mut Vec<f32>,
     ) -> Result<(), Error> {
         let (rows, len, d, dv) = (b.rows, b.len, self.d, self.dv);
@@ -243,7 +209,7 @@ impl Operands<'_> {
         for i in 0..rows {
             let at = (b.start + b.first + i) * self.v_width + head * dv;
             // SAFETY: this block is the only writer of its rows' head columns.
-            unsafe { out.write(at, &context[i * v_padded..][..dv])? };
+            unsafe { out.write(at, &context[i * v_padded..][..dv]) };
         }
         Ok(())
     }

@@ -586,19 +586,29 @@ mod x86 {
     }
 }
 
-/// The output matrix, shared by tasks that each write their own tiles.
+/// An output, shared by tasks that each write their own parts of it
+/// (gemm's tiles, attention's blocks).
 #[derive(Clone, Copy)]
-struct SharedOut {
+pub(super) struct SharedOut {
     ptr: *mut f32,
     len: usize,
 }
 
-// SAFETY: tasks write disjoint tiles (see `gemm`), so sharing the pointer is sound.
+// SAFETY: tasks write disjoint parts (see `gemm` and `attention`), so
+// sharing the pointer is sound.
 unsafe impl Send for SharedOut {}
 // SAFETY: as above.
 unsafe impl Sync for SharedOut {}
 
 impl SharedOut {
+    /// `c`, to be written through [`SharedOut::write`] and [`SharedOut::block`].
+    pub(super) fn over(c: &mut [MaybeUninit<f32>]) -> SharedOut {
+        SharedOut {
+            ptr: c.as_mut_ptr().cast(),
+            len: c.len(),
+        }
+    }
+
     /// A pointer to `rows` rows of `cols` elements starting at `at`, `ld`
     /// apart, after checking they lie inside the output.
     fn block(&self, at: usize, rows: usize, ld: usize, cols: usize) -> *mut f32 {
@@ -626,7 +636,7 @@ impl SharedOut {
     /// # Safety
     ///
     /// No other thread reads or writes those elements meanwhile.
-    unsafe fn write(&self, at: usize, src: &[f32]) {
+    pub(super) unsafe fn write(&self, at: usize, src: &[f32]) {
         assert!(at + src.len() <= self.len, "gemm: tile outside the output");
         // SAFETY: in bounds (checked); the rest is the caller's promise.
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(at), src.len()) }
@@ -783,10 +793,7 @@ pub(super) fn gemm(
     let direct = reads_a_in_place(a, n);
     let mut apack = alloc::<f32>(if direct { 0 } else { m_panels * mr * kc_max })?;
     let mut bpack = alloc::<f32>(nc_max * kc_max)?;
-    let out = SharedOut {
-        ptr: c.as_mut_ptr().cast(),
-        len: c.len(),
-    };
+    let out = SharedOut::over(c);
     for k0 in (0..k).step_by(KC) {
         let kc = KC.min(k - k0);
         if !direct {
@@ -984,10 +991,7 @@ fn gemm_packed(
         }
     }
     let apack = &*apack;
-    let out = SharedOut {
-        ptr: c.as_mut_ptr().cast(),
-        len: c.len(),
-    };
+    let out = SharedOut::over(c);
     let grid = TileGrid {
         m,
         n,
