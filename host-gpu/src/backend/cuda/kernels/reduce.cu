@@ -77,24 +77,27 @@ extern "C" __global__ void assay_reduce_rows(const float *x, float *out, u64 row
     }
 }
 
-/* softmax over rows of n: e = exp(x − max) (stored), s = Σe (32 lanes), y = e · (1/s). */
+/* One warp's softmax of a row of n: e = exp(x − max) (stored), s = Σe (32
+ * lanes), y = e · (1/s). Each lane reads and writes only its own elements
+ * (j ≡ lane mod 32), so `o` may be `x`. */
+static __device__ __forceinline__ void assay_softmax_row(const float *x, float *o, u64 n, u32 lane) {
+    float m = assay_row_max(x, n, lane);
+    float s = 0.0f;
+    for (u64 j = lane; j < n; j += 32) {
+        float e = assay_exp(x[j] - m);
+        o[j] = e;
+        s = s + e;
+    }
+    float inv = 1.0f / assay_lanes_combine(s);
+    for (u64 j = lane; j < n; j += 32) {
+        o[j] = assay_canon(o[j] * inv);
+    }
+}
+
 extern "C" __global__ void assay_softmax_rows(const float *x, float *out, u64 rows, u64 n) {
     u32 lane = threadIdx.x & 31;
     for (u64 r = assay_first_row(); r < rows; r += assay_row_stride()) {
-        const float *row = x + r * n;
-        float *o = out + r * n;
-        float m = assay_row_max(row, n, lane);
-        float s = 0.0f;
-        for (u64 j = lane; j < n; j += 32) {
-            float e = assay_exp(row[j] - m);
-            o[j] = e;
-            s = s + e;
-        }
-        float inv = 1.0f / assay_lanes_combine(s);
-        /* each lane reads back only what it wrote itself */
-        for (u64 j = lane; j < n; j += 32) {
-            o[j] = assay_canon(o[j] * inv);
-        }
+        assay_softmax_row(x + r * n, out + r * n, n, lane);
     }
 }
 
@@ -102,7 +105,7 @@ extern "C" __global__ void assay_softmax_rows(const float *x, float *out, u64 ro
  * head) query row. `starts[t]`/`lens[t]`: the first row and the length of
  * token t's sequence. The row's scores go to `scratch` (row r at r·longest):
  * each the dot product over d from +0 (matmul), canonicalised, then scaled
- * (scale); then softmax exactly as assay_softmax_rows; then each output
+ * (scale); then the softmax op's own row program; then each output
  * column the dot product of the probabilities with the values over the
  * sequence, ascending from +0 (matmul). */
 extern "C" __global__ void assay_attention_rows(const float *q, const float *k, const float *v,
@@ -124,18 +127,7 @@ extern "C" __global__ void assay_attention_rows(const float *q, const float *k, 
             }
             s[j] = assay_canon(assay_canon(acc) * scale);
         }
-        __syncwarp();
-        float m = assay_row_max(s, n, lane);
-        float sum = 0.0f;
-        for (u64 j = lane; j < n; j += 32) {
-            float e = assay_exp(s[j] - m);
-            s[j] = e;
-            sum = sum + e;
-        }
-        float inv = 1.0f / assay_lanes_combine(sum);
-        for (u64 j = lane; j < n; j += 32) {
-            s[j] = assay_canon(s[j] * inv);
-        }
+        assay_softmax_row(s, s, n, lane);
         __syncwarp();
         float *o = out + t * v_width + h * dv;
         for (u64 c = lane; c < dv; c += 32) {
