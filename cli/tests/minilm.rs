@@ -84,6 +84,16 @@ fn inputs(model: &LoadedModel, text: &[u8]) -> Inputs {
     inputs
 }
 
+/// The bytes of the model file given to the job as input `name`.
+fn model_input<'m>(model: &'m LoadedModel, name: &str) -> &'m [u8] {
+    model
+        .files
+        .iter()
+        .find(|(input, _)| *input == name)
+        .map(|(_, bytes)| bytes.as_slice())
+        .unwrap_or_else(|| panic!("the model has no input `{name}`"))
+}
+
 fn embed(runtime: &Runtime, inputs: &Inputs, batch: usize) -> RunReport {
     let component = runtime
         .load(assay_guests::MINILM_EMBED_WASM)
@@ -346,25 +356,13 @@ fn token_ids_are_those_of_the_tokenizers_library() {
         return;
     };
     let text = tokenizer_edge_cases();
-    let sentence_bert: serde_json::Value = serde_json::from_slice(
-        &model
-            .files
-            .iter()
-            .find(|(name, _)| *name == "sentence_bert_config")
-            .expect("sentence_bert_config")
-            .1,
-    )
-    .expect("json");
+    let sentence_bert: serde_json::Value =
+        serde_json::from_slice(model_input(&model, "sentence_bert_config")).expect("json");
     let max_len = sentence_bert["max_seq_length"]
         .as_u64()
         .expect("max_seq_length") as usize;
-    let json = &model
-        .files
-        .iter()
-        .find(|(name, _)| *name == "tokenizer")
-        .expect("tokenizer")
-        .1;
-    let mut library = tokenizers::Tokenizer::from_bytes(json).expect("tokenizer.json");
+    let mut library = tokenizers::Tokenizer::from_bytes(model_input(&model, "tokenizer"))
+        .expect("tokenizer.json");
     library.with_padding(None);
     library
         .with_truncation(Some(tokenizers::TruncationParams {
@@ -733,12 +731,7 @@ fn host_replica_matches_the_guest_and_shows_where_time_goes() {
     let guest = embed(&rt, &inputs(&model, text.as_bytes()), 16);
     let ids: Vec<Vec<i32>> =
         serde_json::from_slice(&guest.outputs["tokens.json"]).expect("tokens.json");
-    let weights = &model
-        .files
-        .iter()
-        .find(|(n, _)| *n == "model")
-        .expect("model input")
-        .1;
+    let weights = model_input(&model, "model");
 
     let full = std::env::var("ASSAY_MINILM_BREAKDOWN").is_ok_and(|v| v == "1");
     let settings: Vec<(usize, usize)> = if full {

@@ -59,26 +59,14 @@ impl Encoder {
     /// # Errors
     /// [`Error::Format`] if `bytes` is not a tokenizer.json.
     pub fn read(bytes: &'static [u8], max_seq_length: usize) -> Result<Encoder> {
-        let truncation = TruncationParams {
-            max_length: max_seq_length,
-            strategy: TruncationStrategy::LongestFirst,
-            stride: 0,
-            ..TruncationParams::default()
-        };
-        let truncation_error =
-            |e: tokenizers::Error| Error::Format(format!("tokenizer truncation: {e}"));
         if let Some(mut tok) = read_wordpiece(bytes) {
-            tok.with_padding(None);
-            tok.with_truncation(Some(truncation))
-                .map_err(truncation_error)?;
+            truncate_unpadded(&mut tok, max_seq_length)?;
             return Ok(Encoder::WordPiece(Box::new(tok)));
         }
         let mut tok = Tokenizer::from_bytes(bytes).map_err(|e| {
             Error::Format(format!("input `tokenizer` is not a tokenizer.json: {e}"))
         })?;
-        tok.with_padding(None);
-        tok.with_truncation(Some(truncation))
-            .map_err(truncation_error)?;
+        truncate_unpadded(&mut tok, max_seq_length)?;
         Ok(Encoder::General(Box::new(tok)))
     }
 
@@ -94,6 +82,29 @@ impl Encoder {
         .map_err(|e| Error::Format(format!("tokenizing: {e}")))?;
         Ok(encoding.get_ids().to_vec())
     }
+}
+
+/// Sets `tok` up as sentence-transformers does: no padding, truncation to
+/// `max_seq_length` tokens.
+fn truncate_unpadded<M: Model>(
+    tok: &mut TokenizerImpl<
+        M,
+        NormalizerWrapper,
+        PreTokenizerWrapper,
+        PostProcessorWrapper,
+        DecoderWrapper,
+    >,
+    max_seq_length: usize,
+) -> Result<()> {
+    tok.with_padding(None);
+    tok.with_truncation(Some(TruncationParams {
+        max_length: max_seq_length,
+        strategy: TruncationStrategy::LongestFirst,
+        stride: 0,
+        ..TruncationParams::default()
+    }))
+    .map_err(|e| Error::Format(format!("tokenizer truncation: {e}")))?;
+    Ok(())
 }
 
 /// The parts of a tokenizer.json with a WordPiece model that encoding uses.
