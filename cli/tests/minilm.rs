@@ -324,7 +324,10 @@ fn empty_lines_and_a_final_newline() {
 /// `max_input_chars_per_word` (100) in ASCII and in multi-byte characters,
 /// words with an unmatched piece in the middle, unknown characters alone
 /// and inside words, accents the normaliser strips, CJK characters split one
-/// by one, control and zero-width characters, a line over max_seq_length.
+/// by one, control and zero-width characters, a line over max_seq_length;
+/// then every rule of the guest's ASCII shortcut (control characters,
+/// whitespace kinds, case, each punctuation character, added tokens' text
+/// raw and lowercased) and a few hundred random ASCII lines.
 fn tokenizer_edge_cases() -> String {
     let mut lines = vec![
         "a".repeat(100),
@@ -345,9 +348,61 @@ fn tokenizer_edge_cases() -> String {
         "word ".repeat(300),
         String::new(),
         " ".into(),
+        "ascii\u{1}controls\u{7f}del\u{0}nul and\u{b}vt\u{c}ff mid\rcr\u{1f}us".into(),
+        "UPPER lower MiXeD CaSe \t\ttabs\t  ".into(),
+        (33u8..127).map(char::from).collect(),
+        (33u8..127)
+            .map(|b| format!("x{}y ", char::from(b)))
+            .collect(),
+        "[mask] in lower case, x[CLS]y glued, [SEP]".into(),
+        "[unk]s and [Pad]ding".into(),
+        "a".repeat(101) + " " + &"b!".repeat(60),
     ];
     lines.push(lines.iter().take(5).cloned().collect::<Vec<_>>().join(" "));
+    lines.extend(random_ascii_lines(300));
     lines.join("\n")
+}
+
+/// `count` lines of ASCII (no newline) drawn from a fixed seed: words of
+/// the vocabulary and of none, digits, punctuation, spaces, tabs and other
+/// control characters, in both cases.
+fn random_ascii_lines(count: usize) -> Vec<String> {
+    const WORDS: [&str; 12] = [
+        "the",
+        "Embedding",
+        "GPU",
+        "unaffable",
+        "x7",
+        "RUST",
+        "don",
+        "t",
+        "zzqx",
+        "##",
+        "12",
+        "snowman",
+    ];
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    (0..count)
+        .map(|_| {
+            let mut line = String::new();
+            for _ in 0..next(40) {
+                match next(6) {
+                    0 | 1 => line.push_str(WORDS[next(WORDS.len())]),
+                    2 => line.push(' '),
+                    // Any ASCII but newline.
+                    3 => line.push(char::from([0u8, 9, 11, 12, 13, 31, 127][next(7)])),
+                    _ => line.push(char::from(32 + next(95) as u8)),
+                }
+            }
+            line
+        })
+        .collect()
 }
 
 #[test]
