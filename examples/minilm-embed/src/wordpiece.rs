@@ -30,9 +30,9 @@ use std::path::{Path, PathBuf};
 use assay_guest::prelude::*;
 use rustc_hash::FxHashMap;
 use tokenizers::{
-    AddedToken, DecoderWrapper, Encoding, Model, NormalizerWrapper, PostProcessorWrapper,
-    PreTokenizerWrapper, Token, Tokenizer, TokenizerImpl, Trainer, TruncationParams,
-    TruncationStrategy,
+    AddedToken, DecoderWrapper, Encoding, Model, NormalizedString, Normalizer, NormalizerWrapper,
+    PostProcessorWrapper, PreTokenizerWrapper, Token, Tokenizer, TokenizerImpl, Trainer,
+    TruncationParams, TruncationStrategy,
 };
 
 /// Room a [`Vocab`] reserves before reading (BERT's 30,522 entries fit):
@@ -106,12 +106,15 @@ impl Encoder {
 /// ASCII's. `BertPreTokenizer` then splits at whitespace (dropped) and
 /// makes each punctuation character (for ASCII, `is_ascii_punctuation`)
 /// a word of its own. A line with any other character, or with an added
-/// token's text in it (the added vocabulary would split it there), takes
-/// the general path.
+/// token's text in it (raw, or normalised for a token matched after
+/// normalisation: the added vocabulary would split it there), takes the
+/// general path.
 pub struct AsciiWords {
     clean_text: bool,
     lowercase: bool,
-    /// The text of every added token.
+    /// Every added token's text, and normalised for those matched after
+    /// normalisation: a line or normalised line holding one of these is
+    /// left to `tokenizers`, whose added vocabulary would split it there.
     added: Vec<String>,
 }
 
@@ -129,10 +132,21 @@ impl AsciiWords {
         let Some(PreTokenizerWrapper::BertPreTokenizer(_)) = pre_tokenizer else {
             return None;
         };
+        // A token marked `normalized` is looked for, normalised, in the
+        // normalised text; the others as they are in the raw line.
+        let mut patterns = Vec::with_capacity(added.len() * 2);
+        for token in added {
+            patterns.push(token.content.clone());
+            if token.normalized {
+                let mut text = NormalizedString::from(token.content.as_str());
+                bert.normalize(&mut text).ok()?;
+                patterns.push(text.get().to_owned());
+            }
+        }
         Some(AsciiWords {
             clean_text: bert.clean_text,
             lowercase: bert.lowercase,
-            added: added.iter().map(|t| t.content.clone()).collect(),
+            added: patterns,
         })
     }
 
@@ -459,5 +473,117 @@ impl Trainer for Untrainable {
         F: Fn(&str) -> tokenizers::Result<Vec<String>> + Sync,
     {
         Err("minilm-embed's WordPiece cannot be trained".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small BERT tokenizer.json: the five special tokens, a few words,
+    /// and added tokens of both kinds — `HeLLo` matched after
+    /// normalisation (as `hello`), `wor` on the raw text.
+    fn tokenizer_json() -> &'static [u8] {
+        let words = [
+            "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "!", "?", ",", "a",
+            "b", "##s", "##b", "say", "x", "##x", "wo", "##r", "##ld", "##llo", "he", "'",
+        ];
+        let vocab: serde_json::Map<String, serde_json::Value> = words
+            .iter()
+            .enumerate()
+            .map(|(id, w)| (w.to_string(), id.into()))
+            .collect();
+        let added = |id: usize, content: &str, special: bool, normalized: bool| {
+            serde_json::json!({"id": id, "content": content, "single_word": false,
+                "lstrip": false, "rstrip": false, "normalized": normalized, "special": special})
+        };
+        let mut added_tokens: Vec<_> = (0..5).map(|id| added(id, words[id], true, false)).collect();
+        added_tokens.push(added(words.len(), "HeLLo", false, true));
+        added_tokens.push(added(words.len() + 1, "wor", false, false));
+        let special =
+            |name: &str, id: usize| serde_json::json!({"id": name, "ids": [id], "tokens": [name]});
+        let file = serde_json::json!({
+            "version": "1.0", "truncation": null, "padding": null,
+            "added_tokens": added_tokens,
+            "normalizer": {"type": "BertNormalizer", "clean_text": true,
+                "handle_chinese_chars": true, "strip_accents": null, "lowercase": true},
+            "pre_tokenizer": {"type": "BertPreTokenizer"},
+            "post_processor": {"type": "TemplateProcessing",
+                "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}},
+                    {"Sequence": {"id": "A", "type_id": 0}},
+                    {"SpecialToken": {"id": "[SEP]", "type_id": 0}}],
+                "pair": [{"Sequence": {"id": "A", "type_id": 0}},
+                    {"Sequence": {"id": "B", "type_id": 1}}],
+                "special_tokens": {"[CLS]": special("[CLS]", 2), "[SEP]": special("[SEP]", 3)}},
+            "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": true},
+            "model": {"type": "WordPiece", "unk_token": "[UNK]",
+                "continuing_subword_prefix": "##", "max_input_chars_per_word": 12,
+                "vocab": vocab},
+        });
+        serde_json::to_vec(&file).expect("json").leak()
+    }
+
+    #[test]
+    fn ascii_lines_get_the_ids_of_the_tokenizers_library() {
+        const MAX_LEN: usize = 16;
+        let bytes = tokenizer_json();
+        let ours = Encoder::read(bytes, MAX_LEN).expect("tokenizer");
+        assert!(
+            matches!(&ours, Encoder::WordPiece(_, Some(_))),
+            "the file should take the WordPiece reader with the ASCII shortcut"
+        );
+        let mut library = Tokenizer::from_bytes(bytes).expect("tokenizers reads it");
+        truncate_unpadded(&mut library, MAX_LEN).expect("truncation");
+        let mut lines: Vec<String> = [
+            "hello world",
+            "HELLO World!",
+            "say hello",
+            "xhellox",
+            "sayHeLLo",
+            "hel lo",
+            "[MASK] hello",
+            "[mask]",
+            "a[SEP]b",
+            "wor",
+            "WOR",
+            "sword",
+            "words",
+            "",
+            " \t ",
+            "a\u{1}b\u{7f}c\0d\u{b}e\u{c}f\rg",
+            "aaaaaaaaaaaaa bbbbbbbbbbbb",
+            "x x x x x x x x x x x x x x x x x x x x",
+            "don't, a b? c!",
+            "café",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // Random lines over the vocabulary's letters, both cases, the
+        // added tokens' pieces and odd bytes.
+        const PIECES: [&str; 16] = [
+            "he", "LLO", "llo", "w", "o", "r", "ld", " ", "!", "x", "A", "s", "\t", "\u{7f}", "'",
+            "[MASK]",
+        ];
+        let mut state = 0x853c_49e6_748f_ea9b_u64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for _ in 0..2000 {
+            lines.push((0..next(12)).map(|_| PIECES[next(PIECES.len())]).collect());
+        }
+        for line in &lines {
+            let want = library
+                .encode(line.as_str(), true)
+                .expect("library encodes");
+            assert_eq!(
+                ours.ids(line).expect("we encode"),
+                want.get_ids(),
+                "{line:?}"
+            );
+        }
     }
 }
