@@ -99,11 +99,11 @@ impl Encoder {
 
 /// BERT's normaliser and pre-tokenizer for a line of ASCII text, where
 /// they are a handful of byte rules (`tokenizers`' general code spent
-/// ~280k guest instructions on a demo sentence). For ASCII, the `BertNormalizer` steps are: `clean_text`
-/// drops control characters (NUL and DEL included) but tab, newline and
-/// carriage return, which with every other whitespace become a space;
-/// Chinese characters, accents and their marks do not occur; lowercasing is
-/// ASCII's. `BertPreTokenizer` then splits at whitespace (dropped) and
+/// ~280k guest instructions on a demo sentence). For ASCII, the
+/// `BertNormalizer` steps are: `clean_text` drops control characters (NUL
+/// and DEL included) but tab, newline and carriage return, which with
+/// every other whitespace become a space; Chinese characters, accents and
+/// their marks do not occur; lowercasing is ASCII's. `BertPreTokenizer` then splits at whitespace (dropped) and
 /// makes each punctuation character (for ASCII, `is_ascii_punctuation`)
 /// a word of its own. A line with any other character, or with an added
 /// token's text in it (raw, or normalised for a token matched after
