@@ -157,10 +157,11 @@ impl AsciiWords {
         }
         let mut text = String::with_capacity(line.len());
         for c in line.chars() {
+            // The other ASCII whitespace is a space already, or VT and FF,
+            // which are control characters and dropped.
             let c = match c {
                 '\t' | '\n' | '\r' if self.clean_text => ' ',
                 c if self.clean_text && c.is_ascii_control() => continue,
-                c if self.clean_text && c.is_whitespace() => ' ',
                 c => c,
             };
             text.push(if self.lowercase {
