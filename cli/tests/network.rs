@@ -507,6 +507,7 @@ fn bad_requests_are_refused_with_clear_errors() {
 
         // p2 submits a receipt for p1's lease, and for no lease at all.
         let body = assay_protocol::ReceiptBody {
+            semantics: assay_protocol::SEMANTICS_VERSION,
             job_id: Hash32::of(b"x"),
             shard: Default::default(),
             provider_id: p2.id(),

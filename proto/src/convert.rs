@@ -156,6 +156,7 @@ impl From<&Receipt> for pb::Receipt {
             started_at_ms: b.started_at_ms,
             finished_at_ms: b.finished_at_ms,
             signature: r.signature.0.to_vec(),
+            semantics: b.semantics,
         }
     }
 }
@@ -168,6 +169,7 @@ pub fn receipt(r: Option<&pb::Receipt>) -> Result<Receipt, Error> {
     let backend = r.backend.clone().unwrap_or_default();
     Ok(Receipt {
         body: ReceiptBody {
+            semantics: r.semantics,
             job_id: hash("receipt.job_id", &r.job_id)?,
             shard: shard("receipt.shard", r.shard.as_ref())?,
             provider_id: node_id("receipt.provider_id", &r.provider_id)?,
@@ -242,6 +244,7 @@ mod tests {
     fn sample_receipt() -> Receipt {
         let key = NodeKey::from_seed([3; 32]);
         ReceiptBody {
+            semantics: assay_protocol::SEMANTICS_VERSION,
             job_id: Hash32([1; 32]),
             shard: Shard { index: 1, count: 2 },
             provider_id: key.id(),

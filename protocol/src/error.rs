@@ -31,6 +31,9 @@ pub enum Error {
         /// What is wrong, and what to do.
         reason: String,
     },
+    /// Bytes that claim to be a frozen format are not in it.
+    #[error("malformed {0}")]
+    Malformed(String),
     /// The operating system's random source failed.
     #[error("random source: {0}")]
     Random(String),

@@ -11,6 +11,8 @@
 //!   inputs, which outputs (by [`outputs_root`]), how much fuel and work.
 //! - [`NodeKey`] / [`NodeId`]: ed25519 identities.
 //! - [`Hash32`]: blake3 digests as content ids.
+//! - [`Failure`]: the frozen record a failed run hashes instead of prose, and
+//!   [`SEMANTICS_VERSION`], which every job id and receipt states.
 //!
 //! Hashes and signatures are over a canonical binary encoding ([`canonical`]),
 //! never over JSON, so any implementation that follows the encoding agrees.
@@ -29,6 +31,7 @@
 pub mod canonical;
 pub mod challenge;
 mod error;
+mod failure;
 mod hash;
 mod identity;
 pub mod market;
@@ -38,9 +41,23 @@ mod spec;
 pub mod verification;
 
 pub use error::Error;
+pub use failure::{FAILURE_RECORD_VERSION, Failure, TrapCode};
 pub use hash::{Hash32, inputs_root, outputs_root};
 pub use identity::{NodeId, NodeKey, Signature};
 pub use market::{BlobRef, results_root};
 pub use outcome::Outcome;
 pub use receipt::{BackendDescriptor, Receipt, ReceiptBody, TelemetrySummary, WorkDone};
 pub use spec::{JobSpec, Shard, job_id};
+
+/// The version of everything a result's bits depend on besides the job
+/// itself: the ops' definitions (`host-gpu/SEMANTICS.md`), the deterministic
+/// WASI, the outcome classes and the failure record ([`Failure`]).
+///
+/// It is part of every [`job_id`] and every [`ReceiptBody`], so nodes that
+/// define results differently never compare them: a verifier of another
+/// version gives a check back instead of calling it a mismatch. Bump it
+/// with any change that can move an outputs root, fuel or work.
+///
+/// History: 1 — failure records `assay/failure/v1` (before, the `error`
+/// output held free text and no version was stated).
+pub const SEMANTICS_VERSION: u32 = 1;

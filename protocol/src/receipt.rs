@@ -37,6 +37,8 @@ pub struct TelemetrySummary {
 /// Everything a receipt states; the signature covers its canonical encoding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceiptBody {
+    /// The [`crate::SEMANTICS_VERSION`] the result was computed under.
+    pub semantics: u32,
     /// The job ([`crate::job_id`]).
     pub job_id: Hash32,
     /// Which shard of the job.
@@ -80,10 +82,11 @@ pub struct Receipt {
 }
 
 impl ReceiptBody {
-    /// The canonical bytes the provider signs (domain `assay/receipt/v1`).
+    /// The canonical bytes the provider signs (domain `assay/receipt/v2`).
     pub fn signing_bytes(&self) -> Vec<u8> {
-        let mut e = Encoder::new("assay/receipt/v1");
-        e.fixed32(&self.job_id.0)
+        let mut e = Encoder::new("assay/receipt/v2");
+        e.u32(self.semantics)
+            .fixed32(&self.job_id.0)
             .u32(self.shard.index)
             .u32(self.shard.count)
             .fixed32(&self.provider_id.0)

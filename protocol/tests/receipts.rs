@@ -10,6 +10,7 @@ fn sample_body(key: &NodeKey) -> ReceiptBody {
     let input_hash = Hash32::of(b"input a");
     let inputs = inputs_root([("a", 7u64, &input_hash)]);
     ReceiptBody {
+        semantics: assay_protocol::SEMANTICS_VERSION,
         job_id: job_id(&component, &inputs, &JobSpec::default()),
         shard: Shard::default(),
         provider_id: key.id(),

@@ -145,6 +145,7 @@ mod tests {
         outputs.insert("a".to_string(), Vec::new());
         outputs.insert("b".to_string(), vec![0x10, 0x20]);
         let receipt = ReceiptBody {
+            semantics: assay_protocol::SEMANTICS_VERSION,
             job_id: Hash32([1; 32]),
             shard: Shard::default(),
             provider_id: key.id(),

@@ -354,6 +354,7 @@ impl Runtime {
         let work = state.gpu.session.work();
         let info = self.device.info();
         let receipt = ReceiptBody {
+            semantics: assay_protocol::SEMANTICS_VERSION,
             job_id,
             shard: spec.shard,
             provider_id: self.key.id(),

@@ -355,6 +355,7 @@ pub fn examine(
 /// use assay_verifier::daemon::{Prepared, reexecution_spec};
 /// # let key = assay_protocol::NodeKey::from_seed([1; 32]);
 /// # let receipt = assay_protocol::ReceiptBody {
+/// #     semantics: assay_protocol::SEMANTICS_VERSION,
 /// #     job_id: Default::default(), shard: Default::default(), provider_id: key.id(),
 /// #     component_hash: Default::default(), inputs_root: Default::default(),
 /// #     outputs_root: Default::default(), outcome: assay_protocol::Outcome::Success,
@@ -427,6 +428,7 @@ pub enum Decision {
 /// use assay_verifier::daemon::{decide, Decision};
 /// # let key = assay_protocol::NodeKey::from_seed([1; 32]);
 /// # let receipt = assay_protocol::ReceiptBody {
+/// #     semantics: assay_protocol::SEMANTICS_VERSION,
 /// #     job_id: Default::default(), shard: Default::default(), provider_id: key.id(),
 /// #     component_hash: Default::default(), inputs_root: Default::default(),
 /// #     outputs_root: Default::default(), outcome: assay_protocol::Outcome::Success,
@@ -1078,6 +1080,7 @@ mod tests {
         let spec = JobSpec::default();
         let root = inputs_root(inputs.iter().map(|b| (b.name.as_str(), b.size, &b.hash)));
         let receipt = assay_protocol::ReceiptBody {
+            semantics: assay_protocol::SEMANTICS_VERSION,
             job_id: job_id(&component, &root, &spec),
             shard: spec.shard,
             provider_id: key.id(),

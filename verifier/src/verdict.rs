@@ -196,6 +196,7 @@ mod tests {
         let key = assay_protocol::NodeKey::from_seed([4; 32]);
         let b = base();
         let body = ReceiptBody {
+            semantics: assay_protocol::SEMANTICS_VERSION,
             job_id: Hash32([1; 32]),
             shard: assay_protocol::Shard::default(),
             provider_id: key.id(),

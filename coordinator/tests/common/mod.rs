@@ -156,6 +156,7 @@ pub fn submission<B: Backend>(
         .expect("lease")
         .expect("exists");
     let receipt = ReceiptBody {
+        semantics: assay_protocol::SEMANTICS_VERSION,
         job_id: lease.shard_job_id,
         shard: lease.spec.shard,
         provider_id: k.id(),
