@@ -40,12 +40,12 @@
 //! Which failure gets which fields:
 //!
 //! - `guest-error`: `run` returned `Err`. The guest's own message is kept
-//!   beside the record. If the last host call before it was refused with a
-//!   WIT error, `call` and `error` name it.
+//!   beside the record. If a host call was refused with a WIT error during
+//!   the run, `call` and `error` name the last one refused.
 //! - `trap`: `trap` is the [`TrapCode`]; for [`TrapCode::HostRule`] (the
 //!   guest broke a rule of the interface, e.g. used a dropped tensor)
-//!   `call` names the host call. As for a guest error, a refused call just
-//!   before the trap (a Rust guest's `unwrap` of the error) is named.
+//!   `call` names the host call. Otherwise, as for a guest error, the last
+//!   refused call is named (a Rust guest that `unwrap`s a refusal panics).
 //! - `fuel-exhausted`, `memory-limit`: the kind alone.
 //! - `work-budget-exhausted`: `call` is the op whose work went past the budget.
 //! - `gpu-quota-exceeded`: `call` is the first op refused for the quota.
@@ -265,7 +265,9 @@ impl Failure {
             match object.get(key) {
                 None => Ok(None),
                 Some(serde_json::Value::String(s)) if s.len() <= MAX_FIELD => Ok(Some(s.clone())),
-                Some(_) => Err(bad(&format!("`{key}` must be a string of ≤ {MAX_FIELD} bytes"))),
+                Some(_) => Err(bad(&format!(
+                    "`{key}` must be a string of ≤ {MAX_FIELD} bytes"
+                ))),
             }
         };
         for key in object.keys() {

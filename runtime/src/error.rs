@@ -1,4 +1,16 @@
+//! Every error and ending of the runtime, in one leaf module: the crate's
+//! [`Error`], the kinds of provider fault, and what a host call can return
+//! instead of a value ([`HostError`], [`Ending`]).
+//!
+//! Nothing here is hashed: the human messages these carry travel beside a
+//! run's result. What a failed run hashes is its
+//! [`assay_protocol::Failure`] record, built from the structured fields
+//! (`call`, `output`) and never from the text.
+
+use std::fmt;
 use std::path::PathBuf;
+
+use crate::bindings::tensor;
 
 /// Errors of the runtime crate.
 ///
@@ -48,8 +60,8 @@ pub enum FaultKind {
     Internal,
 }
 
-impl std::fmt::Display for FaultKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             FaultKind::Watchdog => "watchdog",
             FaultKind::Device => "device",
@@ -58,3 +70,102 @@ impl std::fmt::Display for FaultKind {
         })
     }
 }
+
+/// A deterministic reason a host call ended the run. `call` is the WIT name
+/// of the host call (`interface.function`), which goes into the failure
+/// record; `message` is for people only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// A tensor op would exceed the work budget.
+    WorkBudget {
+        /// The op.
+        call: &'static str,
+        /// What the op would have cost against what was left.
+        message: String,
+    },
+    /// Outputs would exceed the output cap.
+    OutputLimit {
+        /// The write.
+        call: &'static str,
+        /// The output being written.
+        output: String,
+        /// The sizes involved.
+        message: String,
+    },
+    /// The guest broke a rule of the interface (e.g. a dead tensor handle).
+    HostRule {
+        /// The host call it broke it in.
+        call: &'static str,
+        /// Which rule.
+        message: String,
+    },
+}
+
+impl fmt::Display for Ending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ending::WorkBudget { call, message } => {
+                write!(f, "work budget exhausted in {call}: {message}")
+            }
+            Ending::OutputLimit { call, message, .. } => {
+                write!(f, "output limit exceeded in {call}: {message}")
+            }
+            Ending::HostRule { call, message } => write!(f, "{call}: {message}"),
+        }
+    }
+}
+
+/// Why a host call failed: an error for the guest, or a reason to end the run.
+#[derive(Debug)]
+pub enum HostError {
+    /// An op or I/O error the guest sees as the WIT `error` variant.
+    Guest {
+        /// The host call that refused (`interface.function`).
+        call: &'static str,
+        /// What the guest receives.
+        error: tensor::Error,
+    },
+    /// The run must end now with this deterministic outcome.
+    End(Ending),
+    /// The provider's device failed: not a result.
+    Fault(String),
+}
+
+impl HostError {
+    /// The WIT name of a guest error's case (frozen by the WIT contract).
+    pub fn case_name(error: &tensor::Error) -> &'static str {
+        match error {
+            tensor::Error::ShapeMismatch(_) => "shape-mismatch",
+            tensor::Error::InvalidArgument(_) => "invalid-argument",
+            tensor::Error::QuotaExceeded(_) => "quota-exceeded",
+            tensor::Error::NotFound(_) => "not-found",
+            tensor::Error::Unsupported(_) => "unsupported",
+        }
+    }
+
+    /// Maps a device-layer error of host call `call`.
+    pub(crate) fn from_op(call: &'static str, e: assay_host_gpu::Error) -> HostError {
+        use assay_host_gpu::Error as E;
+        let guest = |error| HostError::Guest { call, error };
+        match e {
+            E::ShapeMismatch(m) => guest(tensor::Error::ShapeMismatch(m)),
+            E::InvalidArgument(m) => guest(tensor::Error::InvalidArgument(m)),
+            E::QuotaExceeded(m) => guest(tensor::Error::QuotaExceeded(m)),
+            E::Unsupported(m) => guest(tensor::Error::Unsupported(m)),
+            E::WorkBudgetExhausted(message) => HostError::End(Ending::WorkBudget { call, message }),
+            E::Device(m) => HostError::Fault(m),
+        }
+    }
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostError::Guest { call, error } => write!(f, "{call}: {error:?}"),
+            HostError::End(e) => write!(f, "{e}"),
+            HostError::Fault(e) => write!(f, "device fault: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for HostError {}

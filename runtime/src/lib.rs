@@ -3,8 +3,15 @@
 //!
 //! A [`Runtime`] holds the process-wide wasmtime engine (configured in one
 //! place, [`engine`]), a linker with deterministic WASI and the `assay:gpu`
-//! host ([`gpu`]), the device tensor ops run on, a compiled-component cache,
-//! and the node key receipts are signed with.
+//! host, the device tensor ops run on, a compiled-component cache, and the
+//! node key receipts are signed with.
+//!
+//! Laid out like wasmtime-wasi: errors and endings in a leaf module
+//! ([`Error`], [`HostError`], [`Ending`], [`FaultKind`]); one job's state and
+//! its view in [`ctx`]; the host calls in [`host`], one file per WIT
+//! interface (`host/tensor.rs`, `host/job_io.rs`); what an ending becomes
+//! (outcome, failure record, message) in `outcome.rs`; running a job in
+//! `sandbox.rs`.
 //!
 //! A run ends in one of two classes:
 //!
@@ -12,7 +19,9 @@
 //!   error, trap, fuel exhausted, work budget exhausted, memory cap, GPU quota,
 //!   output cap. These depend on (component, inputs, spec) alone, so any
 //!   verifier reproduces them; they come back as a [`RunReport`] with outputs
-//!   and a signed receipt.
+//!   and a signed receipt. A failure's only output, `error`, is its frozen
+//!   [`assay_protocol::Failure`] record; the human message rides beside it
+//!   ([`RunReport::error`]) and is never hashed.
 //! - a **provider fault** ([`Error::ProviderFault`]): the watchdog fired, the
 //!   device failed, no instance slot was free. No receipt; the job goes
 //!   elsewhere.
@@ -43,15 +52,18 @@
 
 mod bindings;
 mod cache;
+pub mod ctx;
 pub mod engine;
 mod error;
-pub mod gpu;
+pub mod host;
 mod limits;
+mod outcome;
 mod sandbox;
 mod wasi;
 
 pub use cache::CacheHit;
-pub use error::{Error, FaultKind};
-pub use gpu::Inputs;
+pub use ctx::{GpuCtx, GpuCtxView, GpuView, Inputs};
+pub use error::{Ending, Error, FaultKind, HostError};
+pub use host::add_to_linker;
 pub use limits::MemoryLimitHit;
-pub use sandbox::{Ending, LoadedComponent, RunReport, Runtime, RuntimeOptions};
+pub use sandbox::{LoadedComponent, RunReport, Runtime, RuntimeOptions};

@@ -8,43 +8,20 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use assay_host_gpu::{Device, Session, SessionLimits};
 use assay_protocol::{
-    BackendDescriptor, Hash32, JobSpec, NodeKey, Outcome, Receipt, ReceiptBody, WorkDone,
-    inputs_root, job_id, outputs_root,
+    BackendDescriptor, Failure, Hash32, JobSpec, NodeKey, Outcome, Receipt, ReceiptBody,
+    SEMANTICS_VERSION, WorkDone, inputs_root, job_id, outputs_root,
 };
 use wasmtime::component::{Linker, ResourceTable};
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::JobPre;
 use crate::cache::{CacheHit, DiskCache, MemoryCache};
-use crate::gpu::{GpuCtx, GpuCtxView, GpuView, HostError, Inputs};
-use crate::limits::{GuestLimits, MemoryLimitHit};
-use crate::wasi::{Captured, deterministic_ctx};
+use crate::ctx::{GpuCtx, GpuCtxView, GpuView, Inputs};
+use crate::limits::GuestLimits;
+use crate::outcome::{Ended, classify};
+use crate::wasi::deterministic_ctx;
 use crate::{Error, FaultKind};
-
-/// Most bytes of guest stderr quoted in a trap's error text.
-const STDERR_IN_ERROR: usize = 4096;
-
-/// A deterministic reason a host call ended the run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ending {
-    /// A tensor op would exceed the work budget.
-    WorkBudget(String),
-    /// Outputs would exceed the output cap.
-    OutputLimit(String),
-    /// The guest broke a rule of the interface (e.g. a dead tensor handle).
-    Trap(String),
-}
-
-impl fmt::Display for Ending {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Ending::WorkBudget(m) => write!(f, "work budget exhausted: {m}"),
-            Ending::OutputLimit(m) => write!(f, "output limit exceeded: {m}"),
-            Ending::Trap(m) => write!(f, "{m}"),
-        }
-    }
-}
 
 /// Everything in a store.
 pub(crate) struct JobState {
@@ -118,9 +95,14 @@ pub struct RunReport {
     pub job_id: Hash32,
     /// How it ended.
     pub outcome: Outcome,
-    /// The outputs: what the guest wrote on success; `{"error": text}` otherwise.
+    /// The outputs: what the guest wrote on success; otherwise one output
+    /// `error` holding the failure record's canonical JSON.
     pub outputs: BTreeMap<String, Vec<u8>>,
-    /// The failure text (also the `error` output), if the run failed.
+    /// The failure record (hashed, as the `error` output), if the run failed.
+    pub failure: Option<Failure>,
+    /// What went wrong, for people (never hashed: kept beside the result),
+    /// if the run failed: the host's message, wasmtime's trap text and the
+    /// tail of the guest's stderr, or the guest's own error.
     pub error: Option<String>,
     /// The receipt, signed by this node.
     pub receipt: Receipt,
@@ -206,7 +188,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| Error::Engine(format!("linking WASI: {e}")))?;
-        crate::gpu::add_to_linker(&mut linker)
+        crate::host::add_to_linker(&mut linker)
             .map_err(|e| Error::Engine(format!("linking assay:gpu: {e}")))?;
         let disk = match &options.cache_dir {
             Some(dir) => Some(DiskCache::open(dir, &engine)?),
@@ -340,21 +322,22 @@ impl Runtime {
         let fuel_used = spec.fuel - store.get_fuel().unwrap_or(0);
 
         let state = store.into_data();
-        let ending = classify(result, &state.gpu, &captured)?;
-        let (outcome, outputs, error) = match ending {
-            (Outcome::Success, None) => (Outcome::Success, state.gpu.outputs, None),
-            (outcome, error) => {
-                let text = error.unwrap_or_default();
-                let mut outputs = BTreeMap::new();
-                outputs.insert("error".to_string(), text.clone().into_bytes());
-                (outcome, outputs, Some(text))
+        let Ended {
+            outcome,
+            failure,
+            message,
+        } = classify(result, &state.gpu, &captured)?;
+        let outputs = match &failure {
+            None => state.gpu.outputs,
+            Some(record) => {
+                BTreeMap::from([("error".to_string(), record.to_canonical_json().into_bytes())])
             }
         };
         let root = outputs_root(outputs.iter().map(|(n, b)| (n.as_str(), b.as_slice())));
         let work = state.gpu.session.work();
         let info = self.device.info();
         let receipt = ReceiptBody {
-            semantics: assay_protocol::SEMANTICS_VERSION,
+            semantics: SEMANTICS_VERSION,
             job_id,
             shard: spec.shard,
             provider_id: self.key.id(),
@@ -380,7 +363,8 @@ impl Runtime {
             job_id,
             outcome,
             outputs,
-            error,
+            failure,
+            error: message,
             receipt,
             stdout: captured.stdout.contents().to_vec(),
             stderr: captured.stderr.contents().to_vec(),
@@ -403,88 +387,6 @@ fn unix_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-/// Turns the run's result into (outcome, error text), or a provider fault.
-fn classify(
-    result: wasmtime::Result<Result<(), String>>,
-    gpu: &GpuCtx,
-    captured: &Captured,
-) -> Result<(Outcome, Option<String>), Error> {
-    let failed = |outcome: Outcome, text: String| -> Result<(Outcome, Option<String>), Error> {
-        let outcome = match outcome {
-            Outcome::GuestError | Outcome::Trap if gpu.quota_refused => Outcome::GpuQuotaExceeded,
-            o => o,
-        };
-        Ok((outcome, Some(text)))
-    };
-    let e = match result {
-        Ok(Ok(())) => return Ok((Outcome::Success, None)),
-        Ok(Err(message)) => return failed(Outcome::GuestError, message),
-        Err(e) => e,
-    };
-    if let Some(host) = e.downcast_ref::<HostError>() {
-        return match host {
-            HostError::End(Ending::WorkBudget(m)) => failed(
-                Outcome::WorkBudgetExhausted,
-                format!("work budget exhausted: {m}"),
-            ),
-            HostError::End(Ending::OutputLimit(m)) => failed(
-                Outcome::OutputLimitExceeded,
-                format!("output limit exceeded: {m}"),
-            ),
-            HostError::End(Ending::Trap(m)) => failed(Outcome::Trap, with_stderr(m, captured)),
-            HostError::Fault(m) => Err(Error::ProviderFault {
-                kind: FaultKind::Device,
-                message: m.clone(),
-            }),
-            HostError::Guest(g) => failed(Outcome::Trap, format!("unhandled host error: {g:?}")),
-        };
-    }
-    if let Some(hit) = e.downcast_ref::<MemoryLimitHit>() {
-        return failed(Outcome::MemoryLimit, hit.to_string());
-    }
-    if let Some(trap) = e.downcast_ref::<Trap>() {
-        return match trap {
-            Trap::OutOfFuel => failed(
-                Outcome::FuelExhausted,
-                "fuel exhausted: the guest used all the fuel of its spec".into(),
-            ),
-            Trap::Interrupt => Err(Error::ProviderFault {
-                kind: FaultKind::Watchdog,
-                message: "the wall-clock watchdog fired before the job finished".into(),
-            }),
-            other => failed(
-                Outcome::Trap,
-                with_stderr(&format!("trap: {other}"), captured),
-            ),
-        };
-    }
-    if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
-        .is_some()
-    {
-        return Err(Error::ProviderFault {
-            kind: FaultKind::Capacity,
-            message: format!("{e}"),
-        });
-    }
-    // Anything else came from the guest's use of an interface (e.g. a WASI
-    // stream error it turned into a trap); the text is deterministic.
-    failed(Outcome::Trap, with_stderr(&format!("trap: {e}"), captured))
-}
-
-/// A trap's text followed by the tail of the guest's stderr (where a Rust
-/// guest prints its panic message).
-fn with_stderr(message: &str, captured: &Captured) -> String {
-    let stderr = captured.stderr.contents();
-    if stderr.is_empty() {
-        return message.to_string();
-    }
-    let tail = &stderr[stderr.len().saturating_sub(STDERR_IN_ERROR)..];
-    format!(
-        "{message}\nguest stderr:\n{}",
-        String::from_utf8_lossy(tail).trim_end()
-    )
 }
 
 #[cfg(test)]

@@ -16,6 +16,8 @@
 //! | `panic` | panics | trap |
 //! | `guest-error` | returns `Err("hostile guest-error: returned an error on purpose")` | guest error |
 //! | `work-bomb` | multiplies `[size, size]` matrices forever (param `size`, default 1024) | work budget exhausted |
+//! | `wild-pointer` | loads from an address past the end of linear memory | trap (memory out of bounds) |
+//! | `unwrap-refusal` | `unwrap`s the host's `not-found` for input `does-not-exist` | trap (a panic), naming the refused call |
 //!
 //! A missing or unknown `mode` is a guest error that lists the modes.
 
@@ -24,7 +26,8 @@ use std::hint::black_box;
 use assay_guest::prelude::*;
 
 const MODES: &str = "ok, infinite-loop, memory-bomb, deep-recursion, huge-output, quota-bomb, tensor-hoard, \
-                     shape-mismatch, missing-input, bad-output-name, panic, guest-error, work-bomb";
+                     shape-mismatch, missing-input, bad-output-name, panic, guest-error, work-bomb, wild-pointer, \
+                     unwrap-refusal";
 
 fn run() -> Result<()> {
     let Some(mode) = assay_guest::param_str("mode") else {
@@ -53,11 +56,25 @@ fn run() -> Result<()> {
             "hostile guest-error: returned an error on purpose",
         )),
         "work-bomb" => work_bomb(),
+        "wild-pointer" => wild_pointer(),
+        "unwrap-refusal" => {
+            #[allow(clippy::unwrap_used)] // the point: a panic right after a refusal
+            read_input_range("does-not-exist", 0, 16).unwrap();
+            Ok(())
+        }
         other => Err(Error::Param {
             name: "mode".into(),
             message: format!("unknown mode {other:?}; one of: {MODES}"),
         }),
     }
+}
+
+fn wild_pointer() -> Result<()> {
+    // Past any memory the guest can have (wasm32 addresses stop at 4 GiB).
+    let address = black_box(u32::MAX as usize - 7);
+    // SAFETY: none — the point is an access the sandbox must trap.
+    let value = unsafe { std::ptr::read_volatile(address as *const u64) };
+    Err(Error::msg(format_args!("wild-pointer read {value}")))
 }
 
 fn infinite_loop() -> Result<()> {

@@ -1,62 +1,15 @@
 //! The sandbox end to end: determinism, every hostile-guest ending, bad
-//! components, and receipts. Guests come from `assay-guests` (built fresh).
+//! components, and receipts.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use assay_guests::{Guest, matrix};
 use assay_host_gpu::Device;
-use assay_protocol::{JobSpec, NodeKey, Outcome};
-use assay_runtime::{CacheHit, Error, FaultKind, Inputs, RunReport, Runtime, RuntimeOptions};
+use assay_protocol::{JobSpec, Outcome};
+use assay_runtime::{CacheHit, Error, FaultKind, Inputs};
 
-fn runtime_with(cache: Option<&std::path::Path>, device: Device) -> Runtime {
-    Runtime::new(RuntimeOptions {
-        cache_dir: cache.map(|p| p.to_owned()),
-        device,
-        key: NodeKey::from_seed([42; 32]),
-    })
-    .expect("runtime")
-}
-
-fn runtime() -> Runtime {
-    runtime_with(None, Device::cpu())
-}
-
-fn matmul_inputs(m: u32, k: u32, n: u32) -> Inputs {
-    let a: Vec<f32> = (0..m * k)
-        .map(|i| ((i * 7 % 13) as f32 - 6.0) / 3.0)
-        .collect();
-    let b: Vec<f32> = (0..k * n)
-        .map(|i| ((i * 5 % 11) as f32 - 5.0) / 7.0)
-        .collect();
-    let mut inputs = Inputs::new();
-    inputs.insert("a".into(), matrix::encode(m, k, &a).expect("a").into());
-    inputs.insert("b".into(), matrix::encode(k, n, &b).expect("b").into());
-    inputs
-}
-
-fn run(rt: &Runtime, guest: Guest, inputs: Inputs, spec: &JobSpec) -> RunReport {
-    let c = rt.load(guest.bytes()).expect("load");
-    rt.run(&c, Arc::new(inputs), spec)
-        .expect("a deterministic result")
-}
-
-fn hostile(rt: &Runtime, mode: &str, spec: &JobSpec) -> RunReport {
-    let mut spec = spec.clone();
-    spec.params.insert("mode".into(), mode.into());
-    run(rt, Guest::Hostile, Inputs::new(), &spec)
-}
-
-fn fingerprint(r: &RunReport) -> (String, Outcome, u64, u64, u64) {
-    let b = &r.receipt.body;
-    (
-        b.outputs_root.to_hex(),
-        b.outcome,
-        b.fuel_used,
-        b.work.flops,
-        b.work.bytes,
-    )
-}
+use crate::{fingerprint, hostile, matmul_inputs, run, runtime, runtime_with};
 
 #[test]
 fn matmul_is_correct_and_identical_over_20_runs() {

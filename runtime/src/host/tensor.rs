@@ -1,0 +1,324 @@
+//! `assay:gpu/tensor`: the ops. Each host call validates and meters through
+//! the job's [`assay_host_gpu::Session`] and names itself (`tensor.<op>`)
+//! in any error it returns.
+
+use assay_host_gpu::{self as hg, Tensor};
+use wasmtime::component::Resource;
+
+use super::{R, dims, table_trap};
+use crate::bindings::tensor;
+use crate::ctx::GpuCtxView;
+use crate::error::HostError;
+
+fn dtype_from_wit(d: tensor::Dtype) -> hg::DType {
+    match d {
+        tensor::Dtype::F32 => hg::DType::F32,
+        tensor::Dtype::I32 => hg::DType::I32,
+    }
+}
+
+fn dtype_to_wit(d: hg::DType) -> tensor::Dtype {
+    match d {
+        hg::DType::F32 => tensor::Dtype::F32,
+        hg::DType::I32 => tensor::Dtype::I32,
+    }
+}
+
+/// A handle error in a call that returns no WIT error: a trap naming the call.
+fn trap(call: &'static str, e: impl std::fmt::Display) -> wasmtime::Error {
+    wasmtime::Error::new(table_trap(call, e))
+}
+
+impl tensor::HostTensor for GpuCtxView<'_> {
+    fn shape(&mut self, x: Resource<Tensor>) -> wasmtime::Result<Vec<u32>> {
+        let t = self.table.get(&x).map_err(|e| trap("tensor.shape", e))?;
+        Ok(t.shape().iter().map(|&d| d as u32).collect())
+    }
+
+    fn dtype(&mut self, x: Resource<Tensor>) -> wasmtime::Result<tensor::Dtype> {
+        Ok(dtype_to_wit(
+            self.table
+                .get(&x)
+                .map_err(|e| trap("tensor.dtype", e))?
+                .dtype(),
+        ))
+    }
+
+    fn numel(&mut self, x: Resource<Tensor>) -> wasmtime::Result<u64> {
+        Ok(self
+            .table
+            .get(&x)
+            .map_err(|e| trap("tensor.numel", e))?
+            .numel() as u64)
+    }
+
+    fn read_f32(&mut self, x: Resource<Tensor>) -> R<Vec<f32>> {
+        let t = self.get("tensor.read-f32", &x)?;
+        self.ctx
+            .session
+            .read_f32(&t)
+            .map_err(|e| HostError::from_op("tensor.read-f32", e))
+    }
+
+    fn read_i32(&mut self, x: Resource<Tensor>) -> R<Vec<i32>> {
+        let t = self.get("tensor.read-i32", &x)?;
+        self.ctx
+            .session
+            .read_i32(&t)
+            .map_err(|e| HostError::from_op("tensor.read-i32", e))
+    }
+
+    fn drop(&mut self, x: Resource<Tensor>) -> wasmtime::Result<()> {
+        self.table.delete(x).map_err(|e| trap("tensor.drop", e))?;
+        Ok(())
+    }
+}
+
+impl tensor::Host for GpuCtxView<'_> {
+    fn convert_error(&mut self, err: HostError) -> wasmtime::Result<tensor::Error> {
+        match err {
+            HostError::Guest { call, error } => {
+                self.ctx.note_refusal(call, &error);
+                Ok(error)
+            }
+            other => Err(wasmtime::Error::new(other)),
+        }
+    }
+
+    fn upload_f32(&mut self, shape: Vec<u32>, data: Vec<f32>) -> R<Resource<Tensor>> {
+        let r = self.ctx.session.upload_f32(&dims(&shape), data);
+        self.hand_out("tensor.upload-f32", r)
+    }
+
+    fn upload_i32(&mut self, shape: Vec<u32>, data: Vec<i32>) -> R<Resource<Tensor>> {
+        let r = self.ctx.session.upload_i32(&dims(&shape), data);
+        self.hand_out("tensor.upload-i32", r)
+    }
+
+    fn fill(&mut self, shape: Vec<u32>, value: f32) -> R<Resource<Tensor>> {
+        let r = self.ctx.session.fill(&dims(&shape), value);
+        self.hand_out("tensor.fill", r)
+    }
+
+    fn matmul(
+        &mut self,
+        a: Resource<Tensor>,
+        b: Resource<Tensor>,
+        transpose_a: bool,
+        transpose_b: bool,
+    ) -> R<Resource<Tensor>> {
+        self.op("tensor.matmul", [&a, &b], |s, [a, b]| {
+            s.matmul(a, b, transpose_a, transpose_b)
+        })
+    }
+
+    fn linear(
+        &mut self,
+        x: Resource<Tensor>,
+        w: Resource<Tensor>,
+        bias: Resource<Tensor>,
+        transpose_w: bool,
+        activation: Option<tensor::UnaryOp>,
+    ) -> R<Resource<Tensor>> {
+        let activation = activation.map(unary_op);
+        self.op("tensor.linear", [&x, &w, &bias], |s, [x, w, bias]| {
+            s.linear(x, w, bias, transpose_w, activation)
+        })
+    }
+
+    fn attention(
+        &mut self,
+        q: Resource<Tensor>,
+        k: Resource<Tensor>,
+        v: Resource<Tensor>,
+        lengths: Vec<u32>,
+        heads: u32,
+        scale: f32,
+    ) -> R<Resource<Tensor>> {
+        let lengths = dims(&lengths);
+        self.op("tensor.attention", [&q, &k, &v], |s, [q, k, v]| {
+            s.attention(q, k, v, &lengths, heads as usize, scale)
+        })
+    }
+
+    fn unary(&mut self, op: tensor::UnaryOp, x: Resource<Tensor>) -> R<Resource<Tensor>> {
+        let op = unary_op(op);
+        self.op("tensor.unary", [&x], |s, [x]| s.unary(op, x))
+    }
+
+    fn binary(
+        &mut self,
+        op: tensor::BinaryOp,
+        a: Resource<Tensor>,
+        b: Resource<Tensor>,
+    ) -> R<Resource<Tensor>> {
+        use tensor::BinaryOp as W;
+        let op = match op {
+            W::Add => hg::BinaryOp::Add,
+            W::Sub => hg::BinaryOp::Sub,
+            W::Mul => hg::BinaryOp::Mul,
+            W::Div => hg::BinaryOp::Div,
+            W::Max => hg::BinaryOp::Max,
+            W::Min => hg::BinaryOp::Min,
+        };
+        self.op("tensor.binary", [&a, &b], |s, [a, b]| s.binary(op, a, b))
+    }
+
+    fn scale(&mut self, x: Resource<Tensor>, factor: f32) -> R<Resource<Tensor>> {
+        self.op("tensor.scale", [&x], |s, [x]| s.scale(x, factor))
+    }
+
+    fn reduce(&mut self, op: tensor::ReduceOp, x: Resource<Tensor>) -> R<Resource<Tensor>> {
+        use tensor::ReduceOp as W;
+        let op = match op {
+            W::Sum => hg::ReduceOp::Sum,
+            W::Mean => hg::ReduceOp::Mean,
+            W::Max => hg::ReduceOp::Max,
+            W::Min => hg::ReduceOp::Min,
+        };
+        self.op("tensor.reduce", [&x], |s, [x]| s.reduce(op, x))
+    }
+
+    fn softmax(&mut self, x: Resource<Tensor>) -> R<Resource<Tensor>> {
+        self.op("tensor.softmax", [&x], |s, [x]| s.softmax(x))
+    }
+
+    fn layer_norm(
+        &mut self,
+        x: Resource<Tensor>,
+        gamma: Resource<Tensor>,
+        beta: Resource<Tensor>,
+        eps: f32,
+    ) -> R<Resource<Tensor>> {
+        self.op("tensor.layer-norm", [&x, &gamma, &beta], |s, [x, g, b]| {
+            s.layer_norm(x, g, b, eps)
+        })
+    }
+
+    fn rms_norm(
+        &mut self,
+        x: Resource<Tensor>,
+        gamma: Resource<Tensor>,
+        eps: f32,
+    ) -> R<Resource<Tensor>> {
+        self.op("tensor.rms-norm", [&x, &gamma], |s, [x, g]| {
+            s.rms_norm(x, g, eps)
+        })
+    }
+
+    fn gather(
+        &mut self,
+        table: Resource<Tensor>,
+        indices: Resource<Tensor>,
+    ) -> R<Resource<Tensor>> {
+        self.op("tensor.gather", [&table, &indices], |s, [t, i]| {
+            s.gather(t, i)
+        })
+    }
+
+    fn reshape(&mut self, x: Resource<Tensor>, shape: Vec<u32>) -> R<Resource<Tensor>> {
+        let shape = dims(&shape);
+        self.op("tensor.reshape", [&x], |s, [x]| s.reshape(x, &shape))
+    }
+
+    fn permute(&mut self, x: Resource<Tensor>, axes: Vec<u32>) -> R<Resource<Tensor>> {
+        let axes = dims(&axes);
+        self.op("tensor.permute", [&x], |s, [x]| s.permute(x, &axes))
+    }
+
+    fn slice(
+        &mut self,
+        x: Resource<Tensor>,
+        axis: u32,
+        start: u32,
+        end: u32,
+    ) -> R<Resource<Tensor>> {
+        self.op("tensor.slice", [&x], |s, [x]| {
+            s.slice(x, axis as usize, start as usize, end as usize)
+        })
+    }
+
+    fn concat(&mut self, xs: Vec<Resource<Tensor>>, axis: u32) -> R<Resource<Tensor>> {
+        let mut held = Vec::with_capacity(xs.len());
+        for r in &xs {
+            held.push(self.get("tensor.concat", r)?);
+        }
+        let refs: Vec<&Tensor> = held.iter().collect();
+        let r = self.ctx.session.concat(&refs, axis as usize);
+        self.hand_out("tensor.concat", r)
+    }
+
+    fn masked_mean_pool(
+        &mut self,
+        x: Resource<Tensor>,
+        mask: Resource<Tensor>,
+    ) -> R<Resource<Tensor>> {
+        self.op("tensor.masked-mean-pool", [&x, &mask], |s, [x, m]| {
+            s.masked_mean_pool(x, m)
+        })
+    }
+
+    fn l2_normalize(&mut self, x: Resource<Tensor>, eps: f32) -> R<Resource<Tensor>> {
+        self.op("tensor.l2-normalize", [&x], |s, [x]| s.l2_normalize(x, eps))
+    }
+
+    fn argmax(&mut self, x: Resource<Tensor>) -> R<Resource<Tensor>> {
+        self.op("tensor.argmax", [&x], |s, [x]| s.argmax(x))
+    }
+
+    fn conv2d(
+        &mut self,
+        x: Resource<Tensor>,
+        weight: Resource<Tensor>,
+        bias: Option<Resource<Tensor>>,
+        stride: (u32, u32),
+        padding: (u32, u32),
+    ) -> R<Resource<Tensor>> {
+        let stride = (stride.0 as usize, stride.1 as usize);
+        let padding = (padding.0 as usize, padding.1 as usize);
+        match bias {
+            Some(b) => self.op("tensor.conv2d", [&x, &weight, &b], |s, [x, w, b]| {
+                s.conv2d(x, w, Some(b), stride, padding)
+            }),
+            None => self.op("tensor.conv2d", [&x, &weight], |s, [x, w]| {
+                s.conv2d(x, w, None, stride, padding)
+            }),
+        }
+    }
+
+    fn max_pool2d(
+        &mut self,
+        x: Resource<Tensor>,
+        kernel: (u32, u32),
+        stride: (u32, u32),
+        padding: (u32, u32),
+    ) -> R<Resource<Tensor>> {
+        let k = (kernel.0 as usize, kernel.1 as usize);
+        let st = (stride.0 as usize, stride.1 as usize);
+        let p = (padding.0 as usize, padding.1 as usize);
+        self.op("tensor.max-pool2d", [&x], |s, [x]| {
+            s.max_pool2d(x, k, st, p)
+        })
+    }
+
+    fn cast(&mut self, x: Resource<Tensor>, to: tensor::Dtype) -> R<Resource<Tensor>> {
+        let to = dtype_from_wit(to);
+        self.op("tensor.cast", [&x], |s, [x]| s.cast(x, to))
+    }
+}
+
+/// The host's name for a WIT unary op.
+fn unary_op(op: tensor::UnaryOp) -> hg::UnaryOp {
+    use tensor::UnaryOp as W;
+    match op {
+        W::Neg => hg::UnaryOp::Neg,
+        W::Abs => hg::UnaryOp::Abs,
+        W::Relu => hg::UnaryOp::Relu,
+        W::Gelu => hg::UnaryOp::Gelu,
+        W::Tanh => hg::UnaryOp::Tanh,
+        W::Sigmoid => hg::UnaryOp::Sigmoid,
+        W::Exp => hg::UnaryOp::Exp,
+        W::Log => hg::UnaryOp::Log,
+        W::Sqrt => hg::UnaryOp::Sqrt,
+    }
+}
