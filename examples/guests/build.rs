@@ -129,16 +129,51 @@ fn cargo_home() -> Option<PathBuf> {
         .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
 }
 
-/// Fails with the fix when the toolchain has no standard library for the target.
+/// Makes sure the toolchain has a standard library for the target: when it
+/// has none, adds it with rustup (the README's two commands are the whole
+/// set-up, and rustup does not add `rust-toolchain.toml`'s targets to an
+/// installed toolchain when `RUSTUP_AUTO_INSTALL=0`, as on locked-down CI
+/// images); without rustup, fails with the one thing to do.
 fn check_target_installed(rustc: &OsString) {
-    let Ok(out) = Command::new(rustc)
+    if target_installed(rustc) != Some(false) {
+        return; // installed, or rustc can't say: the build reports what is wrong
+    }
+    println!(
+        "cargo:warning=the Rust target {TARGET} is missing: adding it with `rustup target add {TARGET}`"
+    );
+    // RUSTUP_TOOLCHAIN (set by rustup's proxies) names the toolchain this
+    // build runs on, so the target goes to that one.
+    let added = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .stdout(Stdio::from(std::io::stderr()))
+        .stderr(Stdio::inherit())
+        .status();
+    match added {
+        Ok(status) if status.success() && target_installed(rustc) == Some(true) => {}
+        Ok(status) => panic!(
+            "the Rust target {TARGET} is not installed and `rustup target add {TARGET}` failed ({status}); \
+             its output is above. Run it yourself once the cause is fixed (it downloads the target's standard library)."
+        ),
+        Err(e) => panic!(
+            "the Rust target {TARGET} is not installed and rustup could not be run ({e}). \
+             With rustup: `rustup target add {TARGET}`; with a distribution's Rust: install its \
+             {TARGET} standard library package (e.g. Debian's `libstd-rust-dev-wasm32`)."
+        ),
+    }
+}
+
+/// Whether rustc has a standard library for the target (`None`: rustc could
+/// not be asked).
+fn target_installed(rustc: &OsString) -> Option<bool> {
+    let out = Command::new(rustc)
         .args(["--print", "target-libdir", "--target", TARGET])
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .env_remove("RUSTC_WRAPPER")
         .output()
-    else {
-        return; // let the build itself report what is wrong
-    };
+        .ok()?;
+    if !out.status.success() {
+        return Some(false);
+    }
     let libdir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     let has_core = std::fs::read_dir(&libdir)
         .map(|entries| {
@@ -147,12 +182,7 @@ fn check_target_installed(rustc: &OsString) {
                 .any(|e| e.file_name().to_string_lossy().starts_with("libcore-"))
         })
         .unwrap_or(false);
-    if !has_core {
-        panic!(
-            "the Rust target {TARGET} is not installed (no standard library in {}): run `rustup target add {TARGET}`",
-            libdir.display()
-        );
-    }
+    Some(has_core)
 }
 
 /// Removes what the outer cargo, clippy, a wrapper or a jobserver set for this
