@@ -156,8 +156,12 @@ fn a_failing_job_exits_3_and_still_writes_its_result() {
             .expect("error text")
             .contains("on purpose")
     );
+    // The `error` output is the frozen record (hashed); the message rides beside it.
     let written = std::fs::read_to_string(out.join("error")).expect("error output written");
-    assert!(written.contains("on purpose"));
+    assert_eq!(written, r#"{"kind":"guest-error","version":1}"#);
+    assert_eq!(j["failure"], written.as_str());
+    let message = std::fs::read_to_string(out.join(".assay/error.txt")).expect("error.txt");
+    assert!(message.contains("on purpose"), "{message}");
 }
 
 #[test]

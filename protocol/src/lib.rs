@@ -28,6 +28,8 @@
 //! assert_ne!(a, Hash32::of(b""));
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod canonical;
 pub mod challenge;
 mod error;

@@ -69,6 +69,13 @@ pub fn write_results(dir: &Path, report: &RunReport) -> anyhow::Result<()> {
     std::fs::write(meta.join("stdout"), &report.stdout)?;
     std::fs::write(meta.join("stderr"), &report.stderr)?;
     std::fs::write(meta.join("log"), &report.log)?;
+    // A failure's message is for people: beside the hashed record, never in it.
+    let message = meta.join("error.txt");
+    match &report.error {
+        Some(text) => std::fs::write(&message, text)?,
+        None if message.exists() => std::fs::remove_file(&message)?,
+        None => {}
+    }
     Ok(())
 }
 
@@ -93,6 +100,7 @@ pub fn report_json(report: &RunReport) -> serde_json::Value {
         "work": { "flops": body.work.flops, "bytes": body.work.bytes },
         "outputs": outputs,
         "error": report.error,
+        "failure": report.failure.as_ref().map(|f| f.to_canonical_json()),
         "receipt": report.receipt,
         "backend": body.backend,
         "elapsed_ms": report.elapsed.as_secs_f64() * 1e3,

@@ -26,6 +26,8 @@
 //! | [`Guest::Mlp`] | `assay:gpu/job` | a 2-layer MLP; weights from safetensors input `model` (see [`safetensors`]), rows from input `x`; outputs `probs`, `classes.txt`; shards split the rows |
 //! | [`Guest::Challenge`] | `assay:gpu/job` | proof of hardware: params `seed`, `n`, `rounds`; ≈ `rounds · 2n³` FLOPs of seeded matmul on the device; output `digest` (see `examples/challenge/src/lib.rs`, sizes in `assay_protocol::challenge`) |
 
+#![forbid(unsafe_code)]
+
 use std::path::Path;
 
 /// One example guest component.
