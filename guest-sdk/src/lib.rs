@@ -92,6 +92,7 @@
 //! spec alone, which is what lets a verifier reproduce them bit for bit.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 /// The raw bindings `wit-bindgen` generates for the `assay:gpu` world `job`
 /// (`wit/assay-gpu.wit`).

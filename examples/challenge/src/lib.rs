@@ -77,6 +77,8 @@
 //! function, op by op, and the guest tests check it against the runtime's
 //! meter.
 
+#![forbid(unsafe_code)]
+
 use assay_guest::prelude::*;
 
 /// Inner dimension of the thin factors: the matmul that forms each n×n

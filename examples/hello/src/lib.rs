@@ -21,6 +21,8 @@
 //!     `hashmap_hash` (integer: a fixed value hashed with a fresh std
 //!     `RandomState`), `env_vars` and `args` (counts), `fs_root_visible` (bool).
 
+#![forbid(unsafe_code)]
+
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};

@@ -22,6 +22,8 @@
 //! not match its header, or inner dimensions that differ (the host's
 //! `shape-mismatch`).
 
+#![forbid(unsafe_code)]
+
 use assay_guest::prelude::*;
 
 /// Loads a matrix input onto the device; returns it with its dimensions.

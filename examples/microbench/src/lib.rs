@@ -11,6 +11,8 @@
 //!
 //! `n` is the job param `n` (default 1000).
 
+#![forbid(unsafe_code)]
+
 use std::hint::black_box;
 
 use assay_guest::prelude::*;

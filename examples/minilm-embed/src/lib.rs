@@ -66,6 +66,8 @@
 //!
 //! `cli/tests/minilm.rs` checks it: batch sizes 1, 7 and 32 give the same bytes.
 
+#![forbid(unsafe_code)]
+
 use assay_guest::UnaryOp;
 use assay_guest::prelude::*;
 use serde_json::Value;

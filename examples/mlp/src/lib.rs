@@ -15,6 +15,8 @@
 //!   - `probs`: `[rows, c]` f32 little-endian (this shard's rows).
 //!   - `classes.txt`: the argmax of each row, one per line.
 
+#![forbid(unsafe_code)]
+
 use assay_guest::prelude::*;
 
 fn run() -> Result<()> {

@@ -4,6 +4,8 @@
 //! `assay:gpu`. The host's tests use it to check that such a component is
 //! refused with a clear message instead of being run.
 
+#![forbid(unsafe_code)]
+
 fn main() {
     println!("hello from a wasi:cli/command component, which is not an Assay job");
 }
