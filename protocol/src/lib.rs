@@ -39,27 +39,18 @@ mod identity;
 pub mod market;
 mod outcome;
 mod receipt;
+mod roots;
+mod semantics;
 mod spec;
 pub mod verification;
 
 pub use error::Error;
 pub use failure::{FAILURE_RECORD_VERSION, Failure, TrapCode};
-pub use hash::{Hash32, inputs_root, outputs_root};
+pub use hash::Hash32;
 pub use identity::{NodeId, NodeKey, Signature};
 pub use market::{BlobRef, results_root};
 pub use outcome::Outcome;
 pub use receipt::{BackendDescriptor, Receipt, ReceiptBody, TelemetrySummary, WorkDone};
+pub use roots::{inputs_root, outputs_root};
+pub use semantics::SEMANTICS_VERSION;
 pub use spec::{JobSpec, Shard, job_id};
-
-/// The version of everything a result's bits depend on besides the job
-/// itself: the ops' definitions (`host-gpu/SEMANTICS.md`), the deterministic
-/// WASI, the outcome classes and the failure record ([`Failure`]).
-///
-/// It is part of every [`job_id`] and every [`ReceiptBody`], so nodes that
-/// define results differently never compare them: a verifier of another
-/// version gives a check back instead of calling it a mismatch. Bump it
-/// with any change that can move an outputs root, fuel or work.
-///
-/// History: 1 — failure records `assay/failure/v1` (before, the `error`
-/// output held free text and no version was stated).
-pub const SEMANTICS_VERSION: u32 = 1;

@@ -90,11 +90,11 @@ impl JobSpec {
 /// A job's id: blake3 over the semantics version, its component, its inputs
 /// root and its spec (canonical encoding, domain `assay/job/v2`). The same
 /// job submitted twice has the same id; the guest's random seed derives from
-/// it; a node of another [`crate::SEMANTICS_VERSION`] derives another id, so
+/// it; a node of another [`crate::semantics::SEMANTICS_VERSION`] derives another id, so
 /// it never passes off its result as this one's.
 pub fn job_id(component: &Hash32, inputs_root: &Hash32, spec: &JobSpec) -> Hash32 {
     let mut e = Encoder::new("assay/job/v2");
-    e.u32(crate::SEMANTICS_VERSION)
+    e.u32(crate::semantics::SEMANTICS_VERSION)
         .fixed32(&component.0)
         .fixed32(&inputs_root.0);
     spec.encode_into(&mut e);

@@ -13,8 +13,7 @@ use assay_host_gpu::Session;
 use assay_protocol::{Hash32, Shard};
 use wasmtime::component::ResourceTable;
 
-use crate::bindings::tensor;
-use crate::error::{Ending, HostError};
+use crate::error::{Ending, HostError, RefusalCase};
 
 /// The job's inputs: name → bytes, shared (a verifier or a provider may run
 /// several jobs over the same model blob).
@@ -73,12 +72,11 @@ impl GpuCtx {
     }
 
     /// Notes a WIT error on its way to the guest (every one passes here).
-    pub(crate) fn note_refusal(&mut self, call: &'static str, error: &tensor::Error) {
-        let case = HostError::case_name(error);
-        if matches!(error, tensor::Error::QuotaExceeded(_)) && self.quota_refusal.is_none() {
+    pub(crate) fn note_refusal(&mut self, call: &'static str, case: RefusalCase) {
+        if case == RefusalCase::QuotaExceeded && self.quota_refusal.is_none() {
             self.quota_refusal = Some(call);
         }
-        self.last_refusal = Some((call, case));
+        self.last_refusal = Some((call, case.wit_name()));
     }
 
     /// Refuses a write that would take the outputs past the spec's cap,

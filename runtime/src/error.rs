@@ -10,8 +10,6 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::bindings::tensor;
-
 /// Errors of the runtime crate.
 ///
 /// [`Error::BadComponent`] is the user's to fix (exit status 2 in the CLI);
@@ -115,6 +113,37 @@ impl fmt::Display for Ending {
     }
 }
 
+/// The cases of the WIT `error` variant (`assay:gpu/tensor.error`): a
+/// refusal the guest receives and may handle. `host/tensor.rs` turns one
+/// into the generated binding type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalCase {
+    /// `shape-mismatch`: operand shapes do not fit together.
+    ShapeMismatch,
+    /// `invalid-argument`: an argument is out of range or of the wrong dtype.
+    InvalidArgument,
+    /// `quota-exceeded`: past the job's GPU memory quota.
+    QuotaExceeded,
+    /// `not-found`: no such input or output, or a range outside it.
+    NotFound,
+    /// `unsupported`: the host does not implement this request.
+    Unsupported,
+}
+
+impl RefusalCase {
+    /// The case's WIT name (frozen by the WIT contract; it goes into
+    /// failure records).
+    pub fn wit_name(self) -> &'static str {
+        match self {
+            RefusalCase::ShapeMismatch => "shape-mismatch",
+            RefusalCase::InvalidArgument => "invalid-argument",
+            RefusalCase::QuotaExceeded => "quota-exceeded",
+            RefusalCase::NotFound => "not-found",
+            RefusalCase::Unsupported => "unsupported",
+        }
+    }
+}
+
 /// Why a host call failed: an error for the guest, or a reason to end the run.
 #[derive(Debug)]
 pub enum HostError {
@@ -122,8 +151,10 @@ pub enum HostError {
     Guest {
         /// The host call that refused (`interface.function`).
         call: &'static str,
-        /// What the guest receives.
-        error: tensor::Error,
+        /// Which WIT error case.
+        case: RefusalCase,
+        /// The case's text, for the guest (and people; never hashed).
+        message: String,
     },
     /// The run must end now with this deterministic outcome.
     End(Ending),
@@ -132,26 +163,24 @@ pub enum HostError {
 }
 
 impl HostError {
-    /// The WIT name of a guest error's case (frozen by the WIT contract).
-    pub fn case_name(error: &tensor::Error) -> &'static str {
-        match error {
-            tensor::Error::ShapeMismatch(_) => "shape-mismatch",
-            tensor::Error::InvalidArgument(_) => "invalid-argument",
-            tensor::Error::QuotaExceeded(_) => "quota-exceeded",
-            tensor::Error::NotFound(_) => "not-found",
-            tensor::Error::Unsupported(_) => "unsupported",
+    /// A refusal by host call `call` that the guest receives.
+    pub(crate) fn refuse(call: &'static str, case: RefusalCase, message: String) -> HostError {
+        HostError::Guest {
+            call,
+            case,
+            message,
         }
     }
 
     /// Maps a device-layer error of host call `call`.
     pub(crate) fn from_op(call: &'static str, e: assay_host_gpu::Error) -> HostError {
         use assay_host_gpu::Error as E;
-        let guest = |error| HostError::Guest { call, error };
+        let guest = |case, message| HostError::refuse(call, case, message);
         match e {
-            E::ShapeMismatch(m) => guest(tensor::Error::ShapeMismatch(m)),
-            E::InvalidArgument(m) => guest(tensor::Error::InvalidArgument(m)),
-            E::QuotaExceeded(m) => guest(tensor::Error::QuotaExceeded(m)),
-            E::Unsupported(m) => guest(tensor::Error::Unsupported(m)),
+            E::ShapeMismatch(m) => guest(RefusalCase::ShapeMismatch, m),
+            E::InvalidArgument(m) => guest(RefusalCase::InvalidArgument, m),
+            E::QuotaExceeded(m) => guest(RefusalCase::QuotaExceeded, m),
+            E::Unsupported(m) => guest(RefusalCase::Unsupported, m),
             E::WorkBudgetExhausted(message) => HostError::End(Ending::WorkBudget { call, message }),
             E::Device(m) => HostError::Fault(m),
         }
@@ -161,7 +190,11 @@ impl HostError {
 impl fmt::Display for HostError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HostError::Guest { call, error } => write!(f, "{call}: {error:?}"),
+            HostError::Guest {
+                call,
+                case,
+                message,
+            } => write!(f, "{call}: {}: {message}", case.wit_name()),
             HostError::End(e) => write!(f, "{e}"),
             HostError::Fault(e) => write!(f, "device fault: {e}"),
         }

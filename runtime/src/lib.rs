@@ -63,7 +63,7 @@ mod wasi;
 
 pub use cache::CacheHit;
 pub use ctx::{GpuCtx, GpuCtxView, GpuView, Inputs};
-pub use error::{Ending, Error, FaultKind, HostError};
+pub use error::{Ending, Error, FaultKind, HostError, RefusalCase};
 pub use host::add_to_linker;
 pub use limits::MemoryLimitHit;
 pub use sandbox::{LoadedComponent, RunReport, Runtime, RuntimeOptions};

@@ -75,10 +75,10 @@ pub(crate) fn classify(
             }),
             // convert_error hands every guest error to the guest; one that
             // reaches here came through a path that cannot return it.
-            HostError::Guest { call, error } => Ok(failed(
+            HostError::Guest { call, .. } => Ok(failed(
                 gpu,
                 Failure::trap(TrapCode::HostRule).with_call(*call),
-                format!("unhandled host error in {call}: {error:?}"),
+                format!("unhandled host error: {host}"),
             )),
         };
     }

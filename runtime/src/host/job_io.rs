@@ -6,10 +6,14 @@ use assay_host_gpu::{self as hg, Tensor};
 use assay_protocol::Hash32;
 use wasmtime::component::Resource;
 
-use super::{R, dims, refuse};
-use crate::bindings::{job_io, tensor};
+use super::{R, dims};
+use crate::bindings::job_io;
 use crate::ctx::{GpuCtx, GpuCtxView};
-use crate::error::HostError;
+use crate::error::{HostError, RefusalCase};
+
+fn refuse(call: &'static str, case: RefusalCase, message: String) -> HostError {
+    HostError::refuse(call, case, message)
+}
 
 /// Longest output name.
 const MAX_OUTPUT_NAME: usize = 128;
@@ -42,9 +46,8 @@ fn check_output_name(call: &'static str, name: &str) -> R<()> {
     } else {
         Err(refuse(
             call,
-            tensor::Error::InvalidArgument(format!(
-                "output name {name:?} must be 1–{MAX_OUTPUT_NAME} bytes of [A-Za-z0-9._-]"
-            )),
+            RefusalCase::InvalidArgument,
+            format!("output name {name:?} must be 1–{MAX_OUTPUT_NAME} bytes of [A-Za-z0-9._-]"),
         ))
     }
 }
@@ -55,7 +58,8 @@ impl GpuCtx {
             let names: Vec<&str> = self.inputs.keys().map(String::as_str).collect();
             refuse(
                 call,
-                tensor::Error::NotFound(format!("no input named {name:?}; the job has {names:?}")),
+                RefusalCase::NotFound,
+                format!("no input named {name:?}; the job has {names:?}"),
             )
         })
     }
@@ -76,9 +80,10 @@ fn range<'a>(
         .ok_or_else(|| {
             refuse(
                 call,
-                tensor::Error::NotFound(format!(
+                RefusalCase::NotFound,
+                format!(
                     "bytes {offset}..{offset}+{len} lie outside input {name:?} of {size} bytes"
-                )),
+                ),
             )
         })?;
     Ok(&bytes[offset as usize..end as usize])
@@ -102,10 +107,11 @@ impl job_io::Host for GpuCtxView<'_> {
         if len > self.ctx.max_read {
             return Err(refuse(
                 CALL,
-                tensor::Error::InvalidArgument(format!(
+                RefusalCase::InvalidArgument,
+                format!(
                     "read-input of {len} bytes is larger than the job's memory ({} bytes); read in pieces",
                     self.ctx.max_read
-                )),
+                ),
             ));
         }
         let bytes = self.ctx.input(CALL, &name)?.clone();
@@ -113,9 +119,8 @@ impl job_io::Host for GpuCtxView<'_> {
         if offset > size {
             return Err(refuse(
                 CALL,
-                tensor::Error::NotFound(format!(
-                    "offset {offset} lies outside input {name:?} of {size} bytes"
-                )),
+                RefusalCase::NotFound,
+                format!("offset {offset} lies outside input {name:?} of {size} bytes"),
             ));
         }
         // A short read only at the end of the input.
@@ -147,7 +152,8 @@ impl job_io::Host for GpuCtxView<'_> {
             .ok_or_else(|| {
                 refuse(
                     CALL,
-                    tensor::Error::InvalidArgument(format!("shape {shape:?} is too large")),
+                    RefusalCase::InvalidArgument,
+                    format!("shape {shape:?} is too large"),
                 )
             })?;
         let bytes = self.ctx.input(CALL, &name)?.clone();

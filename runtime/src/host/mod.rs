@@ -43,11 +43,6 @@ fn dims(shape: &[u32]) -> Vec<usize> {
     shape.iter().map(|&d| d as usize).collect()
 }
 
-/// A guest-visible refusal by host call `call`.
-fn refuse(call: &'static str, error: bindings::tensor::Error) -> HostError {
-    HostError::Guest { call, error }
-}
-
 /// Resource-table errors are about the guest's handles, not the machine:
 /// a deterministic trap, never a provider fault.
 fn table_trap(call: &'static str, e: impl fmt::Display) -> HostError {

@@ -8,7 +8,7 @@ use wasmtime::component::Resource;
 use super::{R, dims, table_trap};
 use crate::bindings::tensor;
 use crate::ctx::GpuCtxView;
-use crate::error::HostError;
+use crate::error::{HostError, RefusalCase};
 
 fn dtype_from_wit(d: tensor::Dtype) -> hg::DType {
     match d {
@@ -77,9 +77,19 @@ impl tensor::HostTensor for GpuCtxView<'_> {
 impl tensor::Host for GpuCtxView<'_> {
     fn convert_error(&mut self, err: HostError) -> wasmtime::Result<tensor::Error> {
         match err {
-            HostError::Guest { call, error } => {
-                self.ctx.note_refusal(call, &error);
-                Ok(error)
+            HostError::Guest {
+                call,
+                case,
+                message,
+            } => {
+                self.ctx.note_refusal(call, case);
+                Ok(match case {
+                    RefusalCase::ShapeMismatch => tensor::Error::ShapeMismatch(message),
+                    RefusalCase::InvalidArgument => tensor::Error::InvalidArgument(message),
+                    RefusalCase::QuotaExceeded => tensor::Error::QuotaExceeded(message),
+                    RefusalCase::NotFound => tensor::Error::NotFound(message),
+                    RefusalCase::Unsupported => tensor::Error::Unsupported(message),
+                })
             }
             other => Err(wasmtime::Error::new(other)),
         }
