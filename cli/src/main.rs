@@ -5,6 +5,7 @@
 //! or internal error.
 
 mod commands;
+mod exit;
 mod home;
 mod model_store;
 mod spec_args;
@@ -13,12 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Exit status for a job that ended in a deterministic failure.
-pub const EXIT_JOB_FAILED: u8 = 3;
-/// Exit status for bad usage or unusable input.
-pub const EXIT_USAGE: u8 = 2;
-/// Exit status for a provider fault or an internal error.
-pub const EXIT_FAULT: u8 = 1;
+pub use exit::{EXIT_FAULT, EXIT_JOB_FAILED, EXIT_USAGE, Failure};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -64,29 +60,6 @@ enum Command {
     Verifier(commands::verifier::VerifierArgs),
     /// A coordinator and providers on this machine, as separate processes.
     Devnet(commands::devnet::DevnetArgs),
-}
-
-/// An error that carries its exit status.
-#[derive(Debug)]
-pub struct Failure {
-    pub code: u8,
-    pub error: anyhow::Error,
-}
-
-impl Failure {
-    pub fn usage(error: impl Into<anyhow::Error>) -> Failure {
-        Failure {
-            code: EXIT_USAGE,
-            error: error.into(),
-        }
-    }
-
-    pub fn fault(error: impl Into<anyhow::Error>) -> Failure {
-        Failure {
-            code: EXIT_FAULT,
-            error: error.into(),
-        }
-    }
 }
 
 /// Keeps freed memory in the process instead of handing it back to the
