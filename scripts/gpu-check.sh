@@ -18,7 +18,8 @@ REPO=$(pwd)
 FEATURE=${ASSAY_CUDA_FEATURE:-cuda}
 MODE=${1:-local}
 DIR=${2:-}
-TARGETS=(conformance cuda_compile cuda_emulated)
+# host-gpu's integration tests are one binary (tests/all); a filter picks a suite.
+TARGETS=(all)
 
 ensure_cargo() {
     if command -v cargo >/dev/null; then return; fi
@@ -72,22 +73,26 @@ for line in sys.stdin:
         print("built cuda_matmul", file=sys.stderr)
 ' "$out"
     # Small enough to carry to a machine without network (debug info dropped).
-    command -v strip >/dev/null && strip --strip-debug "$out"/conformance "$out"/cuda_* 2>/dev/null
+    command -v strip >/dev/null && strip --strip-debug "$out"/all "$out"/cuda_* 2>/dev/null
     # The tests find their goldens under the crate directory they were built in.
     echo "$REPO/host-gpu" > "$out/manifest_dir"
     echo "$FEATURE" > "$out/feature"
     ls -la "$out" >&2
 }
 
-run_bin() { # name, args...
+run_bin() { # name (a suite of tests/all, or cuda_matmul), args...
     local name=$1
     shift
-    if [ -n "$BIN" ]; then
-        (cd "$REPO/host-gpu" && "$BIN/$name" "$@")
-    elif [ "$name" = cuda_matmul ]; then
-        cargo bench -p assay-host-gpu --features "$FEATURE" --bench cuda_matmul 2>&1
+    if [ "$name" = cuda_matmul ]; then
+        if [ -n "$BIN" ]; then
+            (cd "$REPO/host-gpu" && "$BIN/cuda_matmul" "$@")
+        else
+            cargo bench -p assay-host-gpu --features "$FEATURE" --bench cuda_matmul 2>&1
+        fi
+    elif [ -n "$BIN" ]; then
+        (cd "$REPO/host-gpu" && "$BIN/all" "$name::" "$@")
     else
-        cargo test --release -p assay-host-gpu --features "$FEATURE" --test "$name" -- "$@" 2>&1
+        cargo test --release -p assay-host-gpu --features "$FEATURE" --test all -- "$name::" "$@" 2>&1
     fi
 }
 

@@ -7,7 +7,7 @@
 //! - `ASSAY_BENCH_QUICK=1`: fewer shapes, shorter runs (for a smoke check).
 //! - `ASSAY_BENCH_SIMD=avx2`: only that path (default: every supported path).
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/all/common/mod.rs"]
 mod common;
 
 use std::hint::black_box;

@@ -13,7 +13,7 @@
 //! kernels, compiled with `--fmad=false`), line by line: the same constants
 //! (same names, same decimal literals), the same operations in the same
 //! order, `fmaf` exactly where this file has `mul_add`. The test
-//! `tests/math_c_crosscheck.rs` compiles the header as C99, as C++17 and down
+//! `tests/all/math_c_crosscheck.rs` compiles the header as C99, as C++17 and down
 //! its NVRTC code path, with `-ffp-contract=off` (and hardware FMA enabled
 //! where the machine has it), checks all three bit for bit against this file
 //! on the accuracy sweep, and checks that every constant has the same value
@@ -113,7 +113,7 @@
 //! midpoint (e.g. exp(2^−24), or erf of a subnormal, where the f32 constant
 //! 2/√π − 1 decides a near-tie).
 //!
-//! `tests/math_accuracy.rs` re-measures this on every run (a 2^26-input
+//! `tests/all/math_accuracy.rs` re-measures this on every run (a 2^26-input
 //! stratified sample of all bit patterns plus every input in the ranges
 //! where the algorithms switch branches or leave the normal range, ~80M
 //! inputs per function) and fails above [`MAX_ULP`].

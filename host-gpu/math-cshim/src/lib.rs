@@ -2,7 +2,7 @@
 //! as C99 ([`c`]), as C++17 ([`cxx`]) and as C++17 down the header's NVRTC
 //! path ([`rtc`]: no standard headers, CUDA bit-cast intrinsics) by this crate's build script with
 //! `-ffp-contract=off` and without fast-math. Used by
-//! `host-gpu/tests/math_c_crosscheck.rs` to check the C against the Rust in
+//! `host-gpu/tests/all/math_c_crosscheck.rs` to check the C against the Rust in
 //! `host-gpu/src/math.rs` bit for bit. This crate is only ever a
 //! dev-dependency: the `assay-host-gpu` library links no C.
 

@@ -2,24 +2,28 @@
 //! shape class (tiny, odd sizes that are no multiple of any tile or vector
 //! width, large-ish; ±0, subnormals, ±inf, NaN, huge and tiny magnitudes),
 //! hashed with blake3 and compared with the golden hashes checked in at
-//! `tests/golden/conformance.txt`, on every device `common::devices` lists.
+//! `tests/golden/conformance.txt`, one test per backend (`test_device!`).
 //!
 //! A missing, stale or different golden fails the test. Regenerating is a
 //! separate, explicit command (review the diff before committing it):
 //!
 //! ```text
-//! ASSAY_REGENERATE_GOLDEN=1 cargo test --release -p assay-host-gpu --test conformance
+//! ASSAY_REGENERATE_GOLDEN=1 cargo test --release -p assay-host-gpu --test all conformance::
 //! ```
 //!
-//! Regeneration still requires every device to agree with every other.
+//! Regeneration writes the hashes of the reference device (the scalar CPU
+//! path on one thread), once per run, and still requires every device to
+//! agree with them.
 
-mod common;
-
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
-use assay_host_gpu::{BinaryOp, DType, Error, ReduceOp, Session, SourceEncoding, Tensor, UnaryOp};
-use common::{Rng, devices, session, tensor_hash};
+use assay_host_gpu::{
+    BinaryOp, CpuSimd, DType, Device, Error, ReduceOp, Session, SourceEncoding, Tensor, UnaryOp,
+};
+
+use crate::common::{Rng, session, tensor_hash};
 
 /// One conformance case: builds its inputs from its own seeded stream and runs one op.
 struct Case {
@@ -596,10 +600,10 @@ fn golden_path() -> PathBuf {
 }
 
 const HEADER: &str = "\
-# Golden blake3 hashes of the conformance suite (host-gpu/tests/conformance.rs):
+# Golden blake3 hashes of the conformance suite (host-gpu/tests/all/conformance.rs):
 # blake3(dtype, shape, little-endian bytes) of each case's output. Every
 # backend must produce exactly these. Regenerate only on purpose:
-#   ASSAY_REGENERATE_GOLDEN=1 cargo test --release -p assay-host-gpu --test conformance
+#   ASSAY_REGENERATE_GOLDEN=1 cargo test --release -p assay-host-gpu --test all conformance::
 ";
 
 fn read_golden() -> BTreeMap<String, String> {
@@ -614,11 +618,7 @@ fn read_golden() -> BTreeMap<String, String> {
 }
 
 /// Runs every case on `device` and returns name → hash (or the error text).
-fn run_all(
-    device: &assay_host_gpu::Device,
-    cases: &[Case],
-    skip_erf: bool,
-) -> BTreeMap<String, String> {
+fn run_all(device: &Device, cases: &[Case], skip_erf: bool) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for c in cases {
         if c.needs_erf && skip_erf {
@@ -635,44 +635,38 @@ fn run_all(
     out
 }
 
-#[test]
-fn conformance() {
-    let regenerate = std::env::var("ASSAY_REGENERATE_GOLDEN").as_deref() == Ok("1");
-    let skip_erf = !common::erf_is_ready();
-    if skip_erf {
+/// The reference device regeneration takes its hashes from.
+const REFERENCE: &str = "cpu/scalar/1t";
+
+/// True when `math::erf` is missing and the gelu cases are skipped.
+fn skip_erf() -> bool {
+    let skip = !crate::common::erf_is_ready();
+    if skip {
         eprintln!("NOTE: math::erf is not implemented yet; the gelu cases are skipped");
     }
-    let cases = cases();
-    let mut names = std::collections::BTreeSet::new();
-    for c in &cases {
-        assert!(
-            names.insert(c.name.clone()),
-            "duplicate case name {}",
-            c.name
-        );
-    }
-    let devices = devices();
-    let results: Vec<(String, BTreeMap<String, String>)> = devices
-        .iter()
-        .map(|(name, d)| (name.clone(), run_all(d, &cases, skip_erf)))
-        .collect();
-    let mut failures = Vec::new();
-    for (_, hashes) in &results {
-        for (case, hash) in hashes {
-            if let Some(e) = hash.strip_prefix("error:") {
-                failures.push(format!("{case}: the op failed: {e}"));
-            }
-        }
-    }
+    skip
+}
 
-    let golden = if regenerate {
-        let (reference, hashes) = &results[0];
+/// The goldens to compare with: the file, or under `ASSAY_REGENERATE_GOLDEN=1`
+/// the reference device's hashes, written to the file once per run (the
+/// per-backend tests run in parallel and share this).
+fn golden() -> &'static BTreeMap<String, String> {
+    static GOLDEN: OnceLock<BTreeMap<String, String>> = OnceLock::new();
+    GOLDEN.get_or_init(|| {
+        if std::env::var("ASSAY_REGENERATE_GOLDEN").as_deref() != Ok("1") {
+            return read_golden();
+        }
+        let cases = cases();
+        let names: BTreeSet<String> = cases.iter().map(|c| c.name.clone()).collect();
+        let reference =
+            Device::cpu_with(Some(1), CpuSimd::Scalar).expect("the scalar path runs everywhere");
+        let hashes = run_all(&reference, &cases, skip_erf());
         let mut text = String::from(HEADER);
-        text.push_str(&format!("# generated on {reference}\n"));
+        text.push_str(&format!("# generated on {REFERENCE}\n"));
         let mut all = read_golden();
         // A skipped (erf) case keeps its old golden rather than losing it.
         all.retain(|k, _| names.contains(k) && !hashes.contains_key(k));
-        all.extend(hashes.clone());
+        all.extend(hashes);
         for (case, hash) in &all {
             text.push_str(&format!("{case} {hash}\n"));
         }
@@ -683,38 +677,60 @@ fn conformance() {
         std::fs::write(&path, text).expect("write the golden file");
         eprintln!("wrote {} goldens to {}", all.len(), path.display());
         all
-    } else {
-        read_golden()
-    };
+    })
+}
 
-    for stale in golden.keys().filter(|k| !names.contains(*k)) {
-        failures.push(format!(
-            "{stale}: golden entry for a case that no longer exists"
-        ));
+#[test]
+fn case_names_are_unique_and_every_golden_has_a_case() {
+    let cases = cases();
+    let mut names = BTreeSet::new();
+    for c in &cases {
+        assert!(
+            names.insert(c.name.clone()),
+            "duplicate case name {}",
+            c.name
+        );
     }
-    for (device, hashes) in &results {
-        for (case, hash) in hashes {
-            match golden.get(case) {
-                None => failures.push(format!(
-                    "{case}: no golden hash (run the regenerate command in tests/conformance.rs)"
-                )),
-                Some(want) if want != hash => {
-                    failures.push(format!("{case}: {device} gives {hash}, golden is {want}"))
-                }
-                Some(_) => {}
-            }
+    let stale: Vec<String> = golden()
+        .keys()
+        .filter(|k| !names.contains(*k))
+        .map(|stale| format!("{stale}: golden entry for a case that no longer exists"))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "{} conformance failures:\n{}",
+        stale.len(),
+        stale.join("\n")
+    );
+}
+
+test_device!(conformance);
+fn conformance(device_name: &str, device: &Device) {
+    let skip_erf = skip_erf();
+    let cases = cases();
+    let golden = golden();
+    let hashes = run_all(device, &cases, skip_erf);
+    let mut failures = Vec::new();
+    for (case, hash) in &hashes {
+        if let Some(e) = hash.strip_prefix("error:") {
+            failures.push(format!("{case}: the op failed: {e}"));
         }
     }
-    let checked: usize = results.iter().map(|(_, h)| h.len()).sum();
+    for (case, hash) in &hashes {
+        match golden.get(case) {
+            None => failures.push(format!(
+                "{case}: no golden hash (run the regenerate command in tests/all/conformance.rs)"
+            )),
+            Some(want) if want != hash => failures.push(format!(
+                "{case}: {device_name} gives {hash}, golden is {want}"
+            )),
+            Some(_) => {}
+        }
+    }
     eprintln!(
-        "conformance: {} cases × {} devices ({}) = {checked} checks",
+        "conformance: {} cases on {device_name} = {} checks",
         cases.len(),
-        results.len(),
-        results
-            .iter()
-            .map(|(d, _)| d.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        hashes.len()
     );
     assert!(
         failures.is_empty(),

@@ -12,7 +12,7 @@
 //! prints SKIPPED and passes, unless `ASSAY_REQUIRE_NVRTC=1`, which makes it fail.
 //!
 //! ```text
-//! cargo test --release -p assay-host-gpu --features cuda --test cuda_compile -- --nocapture
+//! cargo test --release -p assay-host-gpu --features cuda --test all cuda_compile:: -- --nocapture
 //! ```
 
 use assay_host_gpu::cuda_build;

@@ -10,19 +10,17 @@
 //! `ASSAY_CUDA_EMULATOR=1`:
 //!
 //! ```text
-//! ASSAY_CUDA_EMULATOR=1 cargo test --release -p assay-host-gpu --features cuda --test conformance
+//! ASSAY_CUDA_EMULATOR=1 cargo test --release -p assay-host-gpu --features cuda --test all conformance::
 //! ```
 //!
 //! Without the `cuda` feature or a C++ compiler the tests print SKIPPED,
 //! unless `ASSAY_REQUIRE_EMULATOR=1`, which makes that a failure.
 
-mod common;
-
+use crate::common::{Rng, tensor_hash};
 use assay_host_gpu::{
     BinaryOp, DType, Device, Error, ReduceOp, Session, SessionLimits, SourceEncoding, Tensor,
     UnaryOp, cuda_build,
 };
-use common::{Rng, tensor_hash};
 
 /// The emulated CUDA device, or None after saying why it cannot run here.
 fn emulated() -> Option<Device> {

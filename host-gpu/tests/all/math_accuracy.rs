@@ -10,13 +10,11 @@
 //! already ~0.5 ulp off; the fractional error (`max err`) printed beside the
 //! integer distance is measured against the f64 value itself.
 //!
-//! Run with `cargo test --release -p assay-host-gpu --test math_accuracy --
+//! Run with `cargo test --release -p assay-host-gpu --test all math_accuracy:: --
 //! --nocapture` to see the table; `ASSAY_MATH_EXHAUSTIVE=1` sweeps every f32.
 
-mod math_support;
-
+use crate::math_support::{ALL, Func, count, inputs, par_sweep, ulp_distance, ulp_error};
 use assay_host_gpu::math::{self, MAX_ULP};
-use math_support::{ALL, Func, count, inputs, par_sweep, ulp_distance, ulp_error};
 
 fn reference(f: Func, x: f32) -> f64 {
     let x = f64::from(x);
@@ -113,7 +111,7 @@ fn max_ulp_error_over_the_sweep() {
     let mut failures = Vec::new();
     println!(
         "canonical math accuracy (bound: {MAX_ULP} ulp{})",
-        if math_support::exhaustive() {
+        if crate::math_support::exhaustive() {
             ", exhaustive"
         } else {
             ""

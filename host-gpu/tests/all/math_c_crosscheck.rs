@@ -11,10 +11,8 @@
 //!
 //! `ASSAY_MATH_EXHAUSTIVE=1` makes the sweep every f32 bit pattern.
 
-mod math_support;
-
+use crate::math_support::{ALL, Func, count, inputs, par_sweep};
 use assay_math_cshim::{c, cxx, rtc};
-use math_support::{ALL, Func, count, inputs, par_sweep};
 
 /// A named build of the header's version of one function.
 type Version = (&'static str, fn(f32) -> f32);
@@ -209,8 +207,8 @@ fn c_constants(src: &str) -> Vec<Constant> {
 
 #[test]
 fn constants_are_the_same_in_rust_and_c() {
-    let rust = rust_constants(include_str!("../src/math.rs"));
-    let c = c_constants(include_str!("../kernels/canonical.h"));
+    let rust = rust_constants(include_str!("../../src/math.rs"));
+    let c = c_constants(include_str!("../../kernels/canonical.h"));
     assert!(
         rust.len() >= 40,
         "found only {} constants in math.rs",

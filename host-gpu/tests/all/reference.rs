@@ -3,10 +3,8 @@
 //! special values. The golden hashes (conformance.rs) pin the bits; this
 //! suite shows those bits are the ones the spec defines.
 
-mod common;
-
-use assay_host_gpu::{BinaryOp, DType, ReduceOp, Session, Tensor, UnaryOp, math};
-use common::{Rng, devices, session};
+use crate::common::{Rng, session};
+use assay_host_gpu::{BinaryOp, DType, Device, ReduceOp, Session, Tensor, UnaryOp, math};
 
 const NAN: u32 = 0x7fc0_0000;
 
@@ -98,8 +96,8 @@ fn canon_all(x: &[f32]) -> Vec<f32> {
     x.iter().map(|&v| canon(v)).collect()
 }
 
-#[test]
-fn matmul_matches_the_dot_product_program() {
+test_device!(matmul_matches_the_dot_product_program);
+fn matmul_matches_the_dot_product_program(name: &str, device: &Device) {
     // (batch_a, batch_b, m, k, n): odd sizes around every tile and block edge.
     let shapes: &[MatmulShape] = &[
         (&[], &[], 1, 1, 1),
@@ -112,72 +110,70 @@ fn matmul_matches_the_dot_product_program() {
         (&[4], &[], 11, 9, 65),
     ];
     let mut rng = Rng::new(1);
-    for (name, device) in devices() {
-        for &(ba, bb, m, k, n) in shapes {
-            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-                let a_mat = if ta { [k, m] } else { [m, k] };
-                let b_mat = if tb { [n, k] } else { [k, n] };
-                let a_shape: Vec<usize> = ba.iter().copied().chain(a_mat).collect();
-                let b_shape: Vec<usize> = bb.iter().copied().chain(b_mat).collect();
-                let an: usize = a_shape.iter().product();
-                let bn: usize = b_shape.iter().product();
-                let av = rng.edgy(an, 0.02);
-                let bv = rng.edgy(bn, 0.02);
-                let mut s = session(&device);
-                let (at, bt) = (up(&mut s, &a_shape, &av), up(&mut s, &b_shape, &bv));
-                let got = out!(s.matmul(&at, &bt, ta, tb));
-                let (av, bv) = (canon_all(&av), canon_all(&bv));
-                // Broadcast batch (numpy), then the dot product per output.
-                let rank = ba.len().max(bb.len());
-                let pad = |b: &[usize]| -> Vec<usize> {
-                    let mut v = vec![1; rank - b.len()];
-                    v.extend_from_slice(b);
-                    v
-                };
-                let (pa, pb) = (pad(ba), pad(bb));
-                let out_batch: Vec<usize> = pa.iter().zip(&pb).map(|(&x, &y)| x.max(y)).collect();
-                let batches: usize = out_batch.iter().product();
-                let mut want = Vec::new();
-                for bi in 0..batches {
-                    let (mut ia, mut ib, mut rem) = (0, 0, bi);
-                    let (mut sa, mut sb) = (1, 1);
-                    for d in (0..rank).rev() {
-                        let idx = rem % out_batch[d];
-                        rem /= out_batch[d];
-                        if pa[d] != 1 {
-                            ia += idx * sa;
-                        }
-                        if pb[d] != 1 {
-                            ib += idx * sb;
-                        }
-                        sa *= pa[d];
-                        sb *= pb[d];
+    for &(ba, bb, m, k, n) in shapes {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let a_mat = if ta { [k, m] } else { [m, k] };
+            let b_mat = if tb { [n, k] } else { [k, n] };
+            let a_shape: Vec<usize> = ba.iter().copied().chain(a_mat).collect();
+            let b_shape: Vec<usize> = bb.iter().copied().chain(b_mat).collect();
+            let an: usize = a_shape.iter().product();
+            let bn: usize = b_shape.iter().product();
+            let av = rng.edgy(an, 0.02);
+            let bv = rng.edgy(bn, 0.02);
+            let mut s = session(&device);
+            let (at, bt) = (up(&mut s, &a_shape, &av), up(&mut s, &b_shape, &bv));
+            let got = out!(s.matmul(&at, &bt, ta, tb));
+            let (av, bv) = (canon_all(&av), canon_all(&bv));
+            // Broadcast batch (numpy), then the dot product per output.
+            let rank = ba.len().max(bb.len());
+            let pad = |b: &[usize]| -> Vec<usize> {
+                let mut v = vec![1; rank - b.len()];
+                v.extend_from_slice(b);
+                v
+            };
+            let (pa, pb) = (pad(ba), pad(bb));
+            let out_batch: Vec<usize> = pa.iter().zip(&pb).map(|(&x, &y)| x.max(y)).collect();
+            let batches: usize = out_batch.iter().product();
+            let mut want = Vec::new();
+            for bi in 0..batches {
+                let (mut ia, mut ib, mut rem) = (0, 0, bi);
+                let (mut sa, mut sb) = (1, 1);
+                for d in (0..rank).rev() {
+                    let idx = rem % out_batch[d];
+                    rem /= out_batch[d];
+                    if pa[d] != 1 {
+                        ia += idx * sa;
                     }
-                    let a0 = ia * m * k;
-                    let b0 = ib * k * n;
-                    for i in 0..m {
-                        for j in 0..n {
-                            let mut acc = 0.0f32;
-                            for kk in 0..k {
-                                let x = if ta {
-                                    av[a0 + kk * m + i]
-                                } else {
-                                    av[a0 + i * k + kk]
-                                };
-                                let y = if tb {
-                                    bv[b0 + j * k + kk]
-                                } else {
-                                    bv[b0 + kk * n + j]
-                                };
-                                acc = x.mul_add(y, acc);
-                            }
-                            want.push(acc);
+                    if pb[d] != 1 {
+                        ib += idx * sb;
+                    }
+                    sa *= pa[d];
+                    sb *= pb[d];
+                }
+                let a0 = ia * m * k;
+                let b0 = ib * k * n;
+                for i in 0..m {
+                    for j in 0..n {
+                        let mut acc = 0.0f32;
+                        for kk in 0..k {
+                            let x = if ta {
+                                av[a0 + kk * m + i]
+                            } else {
+                                av[a0 + i * k + kk]
+                            };
+                            let y = if tb {
+                                bv[b0 + j * k + kk]
+                            } else {
+                                bv[b0 + kk * n + j]
+                            };
+                            acc = x.mul_add(y, acc);
                         }
+                        want.push(acc);
                     }
                 }
-                let what = format!("matmul {a_shape:?}·{b_shape:?} ta={ta} tb={tb}");
-                assert_bits(&what, &name, &got, &want);
             }
+            let what = format!("matmul {a_shape:?}·{b_shape:?} ta={ta} tb={tb}");
+            assert_bits(&what, &name, &got, &want);
         }
     }
 }
@@ -198,52 +194,53 @@ fn dot_program(av: &[f32], bv: &[f32], (m, k, n): (usize, usize, usize), tb: boo
     want
 }
 
-#[test]
-fn a_weight_reused_as_b_keeps_the_dot_product_bits() {
+test_device!(a_weight_reused_as_b_keeps_the_dot_product_bits);
+fn a_weight_reused_as_b_keeps_the_dot_product_bits(name: &str, device: &Device) {
     // A weight is B for batch after batch (the CPU backend packs it once and
     // reuses the panels): every row count around the kernels' tile heights,
     // k past one block, n past one column block and not a whole panel, both
     // layouts of the same buffer, and a batched A against the shared B.
     let mut rng = Rng::new(21);
-    for (name, device) in devices() {
-        // (384, 384) is 576 KiB: its panels get their own huge-page mapping.
-        for (k, n) in [(300, 70), (9, 1100), (384, 384)] {
-            let wv = rng.edgy(k * n, 0.02);
-            let mut s = session(&device);
-            let wt = up(&mut s, &[k, n], &wv);
-            let w = canon_all(&wv);
-            for tb in [false, true, false] {
-                // Read as [n, k] transposed, the same buffer is another matrix.
-                let (kk, nn) = if tb { (n, k) } else { (k, n) };
-                for m in (1..=17).chain([40]) {
-                    let av = rng.edgy(m * kk, 0.02);
-                    let at = up(&mut s, &[m, kk], &av);
-                    let got = out!(s.matmul(&at, &wt, false, tb));
-                    let want = dot_program(&canon_all(&av), &w, (m, kk, nn), tb);
-                    assert_bits(
-                        &format!("reused weight m={m} k={kk} n={nn} tb={tb}"),
-                        &name,
-                        &got,
-                        &want,
-                    );
-                }
-                let av = rng.edgy(3 * 5 * kk, 0.02);
-                let at = up(&mut s, &[3, 5, kk], &av);
+    // (384, 384) is 576 KiB: its panels get their own huge-page mapping.
+    for (k, n) in [(300, 70), (9, 1100), (384, 384)] {
+        let wv = rng.edgy(k * n, 0.02);
+        let mut s = session(&device);
+        let wt = up(&mut s, &[k, n], &wv);
+        let w = canon_all(&wv);
+        for tb in [false, true, false] {
+            // Read as [n, k] transposed, the same buffer is another matrix.
+            let (kk, nn) = if tb { (n, k) } else { (k, n) };
+            for m in (1..=17).chain([40]) {
+                let av = rng.edgy(m * kk, 0.02);
+                let at = up(&mut s, &[m, kk], &av);
                 let got = out!(s.matmul(&at, &wt, false, tb));
-                let want = dot_program(&canon_all(&av), &w, (15, kk, nn), tb);
+                let want = dot_program(&canon_all(&av), &w, (m, kk, nn), tb);
                 assert_bits(
-                    &format!("batched A, reused weight tb={tb}"),
+                    &format!("reused weight m={m} k={kk} n={nn} tb={tb}"),
                     &name,
                     &got,
                     &want,
                 );
             }
+            let av = rng.edgy(3 * 5 * kk, 0.02);
+            let at = up(&mut s, &[3, 5, kk], &av);
+            let got = out!(s.matmul(&at, &wt, false, tb));
+            let want = dot_program(&canon_all(&av), &w, (15, kk, nn), tb);
+            assert_bits(
+                &format!("batched A, reused weight tb={tb}"),
+                &name,
+                &got,
+                &want,
+            );
         }
     }
 }
 
-#[test]
-fn attention_is_per_sequence_and_head_the_scores_scale_softmax_and_context() {
+test_device!(attention_is_per_sequence_and_head_the_scores_scale_softmax_and_context);
+fn attention_is_per_sequence_and_head_the_scores_scale_softmax_and_context(
+    name: &str,
+    device: &Device,
+) {
     // Packed sequences of lengths around the CPU's query block (64) and
     // the warp (32), one token alone, heads of unequal q and v widths
     // (and of width 0), a scale that overflows some scores to ±inf: every
@@ -257,49 +254,47 @@ fn attention_is_per_sequence_and_head_the_scores_scale_softmax_and_context() {
         (&[6, 6], 2, 0, 2, 1.0),
         (&[9, 4], 1, 3, 5, 3.0e37),
     ];
-    for (name, device) in devices() {
-        let mut s = session(&device);
-        for &(lengths, heads, d, dv, scale) in &cases {
-            let tokens: usize = lengths.iter().sum();
-            let (width, v_width) = (heads * d, heads * dv);
-            let q = up(&mut s, &[tokens, width], &rng.edgy(tokens * width, 0.03));
-            let k = up(&mut s, &[tokens, width], &rng.edgy(tokens * width, 0.03));
-            let v = up(
-                &mut s,
-                &[tokens, v_width],
-                &rng.edgy(tokens * v_width, 0.03),
-            );
-            let got = out!(s.attention(&q, &k, &v, lengths, heads, scale));
-            assert_eq!(got.len(), tokens * v_width);
-            let mut start = 0;
-            for &n in lengths {
-                for h in 0..heads {
-                    let part = |s: &mut Session, t: &Tensor, w: usize| {
-                        let rows = s.slice(t, 0, start, start + n).expect("rows");
-                        s.slice(&rows, 1, h * w, (h + 1) * w).expect("head")
-                    };
-                    let (qh, kh, vh) = (
-                        part(&mut s, &q, d),
-                        part(&mut s, &k, d),
-                        part(&mut s, &v, dv),
-                    );
-                    let scores = s.matmul(&qh, &kh, false, true).expect("scores");
-                    let scaled = s.scale(&scores, scale).expect("scale");
-                    let probs = s.softmax(&scaled).expect("softmax");
-                    let want = out!(s.matmul(&probs, &vh, false, false));
-                    let got_head: Vec<f32> = (0..n)
-                        .flat_map(|i| {
-                            let at = (start + i) * v_width + h * dv;
-                            got[at..at + dv].to_vec()
-                        })
-                        .collect();
-                    let what = format!(
-                        "attention lengths={lengths:?} heads={heads} d={d} dv={dv} scale={scale:e}: sequence at {start}, head {h}"
-                    );
-                    assert_bits(&what, &name, &got_head, &want);
-                }
-                start += n;
+    let mut s = session(&device);
+    for &(lengths, heads, d, dv, scale) in &cases {
+        let tokens: usize = lengths.iter().sum();
+        let (width, v_width) = (heads * d, heads * dv);
+        let q = up(&mut s, &[tokens, width], &rng.edgy(tokens * width, 0.03));
+        let k = up(&mut s, &[tokens, width], &rng.edgy(tokens * width, 0.03));
+        let v = up(
+            &mut s,
+            &[tokens, v_width],
+            &rng.edgy(tokens * v_width, 0.03),
+        );
+        let got = out!(s.attention(&q, &k, &v, lengths, heads, scale));
+        assert_eq!(got.len(), tokens * v_width);
+        let mut start = 0;
+        for &n in lengths {
+            for h in 0..heads {
+                let part = |s: &mut Session, t: &Tensor, w: usize| {
+                    let rows = s.slice(t, 0, start, start + n).expect("rows");
+                    s.slice(&rows, 1, h * w, (h + 1) * w).expect("head")
+                };
+                let (qh, kh, vh) = (
+                    part(&mut s, &q, d),
+                    part(&mut s, &k, d),
+                    part(&mut s, &v, dv),
+                );
+                let scores = s.matmul(&qh, &kh, false, true).expect("scores");
+                let scaled = s.scale(&scores, scale).expect("scale");
+                let probs = s.softmax(&scaled).expect("softmax");
+                let want = out!(s.matmul(&probs, &vh, false, false));
+                let got_head: Vec<f32> = (0..n)
+                    .flat_map(|i| {
+                        let at = (start + i) * v_width + h * dv;
+                        got[at..at + dv].to_vec()
+                    })
+                    .collect();
+                let what = format!(
+                    "attention lengths={lengths:?} heads={heads} d={d} dv={dv} scale={scale:e}: sequence at {start}, head {h}"
+                );
+                assert_bits(&what, &name, &got_head, &want);
             }
+            start += n;
         }
     }
 }
@@ -356,8 +351,8 @@ fn attention_refuses_what_does_not_fit_together() {
     assert!(matches!(e, assay_host_gpu::Error::QuotaExceeded(_)), "{e}");
 }
 
-#[test]
-fn linear_is_the_dot_product_then_the_bias_add_then_the_activation() {
+test_device!(linear_is_the_dot_product_then_the_bias_add_then_the_activation);
+fn linear_is_the_dot_product_then_the_bias_add_then_the_activation(name: &str, device: &Device) {
     // A dense layer's fused bias add and activation round exactly as
     // matmul, add and unary: narrow and wide n (in-place and packed A, a
     // narrow last panel), k of 0, one block and past it, row counts around
@@ -365,52 +360,50 @@ fn linear_is_the_dot_product_then_the_bias_add_then_the_activation() {
     // twice (packed the second time).
     let mut rng = Rng::new(33);
     let activations = [None, Some(UnaryOp::Gelu), Some(UnaryOp::Tanh)];
-    for (name, device) in devices() {
-        for (k, n) in [(0, 5), (7, 3), (300, 70), (33, 600)] {
-            let wv = rng.edgy(k * n, 0.02);
-            let bv = rng.edgy(n, 0.05);
-            let mut s = session(&device);
-            let bias = up(&mut s, &[n], &bv);
-            for tw in [false, true] {
-                let w_shape = if tw { [n, k] } else { [k, n] };
-                let wt = up(&mut s, &w_shape, &wv);
-                for (m, batch) in [(1, 0), (5, 3), (11, 0), (12, 0), (13, 2), (25, 0)] {
-                    let x_shape: Vec<usize> = (batch > 0)
-                        .then_some(batch)
-                        .into_iter()
-                        .chain([m, k])
-                        .collect();
-                    let rows = x_shape[..x_shape.len() - 1].iter().product::<usize>();
-                    let xv = rng.edgy(rows * k, 0.02);
-                    let xt = up(&mut s, &x_shape, &xv);
-                    let dots = dot_program(&canon_all(&xv), &canon_all(&wv), (rows, k, n), tw);
-                    for activation in activations {
-                        for use_ in ["first", "again"] {
-                            let got = out!(s.linear(&xt, &wt, &bias, tw, activation));
-                            let product = s.matmul(&xt, &wt, false, tw).expect("matmul");
-                            let sum = s.binary(BinaryOp::Add, &product, &bias).expect("add");
-                            let separate = match activation {
-                                Some(op) => out!(s.unary(op, &sum)),
-                                None => s.read_f32(&sum).expect("read"),
-                            };
-                            let what = format!(
-                                "linear m={m} k={k} n={n} tw={tw} batch={batch} {activation:?} ({use_} use)"
-                            );
-                            assert_bits(&what, &name, &got, &separate);
-                            let want: Vec<f32> = dots
-                                .iter()
-                                .enumerate()
-                                .map(|(i, &d)| {
-                                    let y = canon(canon(d) + canon(bv[i % n]));
-                                    match activation {
-                                        Some(UnaryOp::Gelu) => gelu(y),
-                                        Some(UnaryOp::Tanh) => math::tanh(y),
-                                        _ => y,
-                                    }
-                                })
-                                .collect();
-                            assert_bits(&what, &name, &got, &want);
-                        }
+    for (k, n) in [(0, 5), (7, 3), (300, 70), (33, 600)] {
+        let wv = rng.edgy(k * n, 0.02);
+        let bv = rng.edgy(n, 0.05);
+        let mut s = session(&device);
+        let bias = up(&mut s, &[n], &bv);
+        for tw in [false, true] {
+            let w_shape = if tw { [n, k] } else { [k, n] };
+            let wt = up(&mut s, &w_shape, &wv);
+            for (m, batch) in [(1, 0), (5, 3), (11, 0), (12, 0), (13, 2), (25, 0)] {
+                let x_shape: Vec<usize> = (batch > 0)
+                    .then_some(batch)
+                    .into_iter()
+                    .chain([m, k])
+                    .collect();
+                let rows = x_shape[..x_shape.len() - 1].iter().product::<usize>();
+                let xv = rng.edgy(rows * k, 0.02);
+                let xt = up(&mut s, &x_shape, &xv);
+                let dots = dot_program(&canon_all(&xv), &canon_all(&wv), (rows, k, n), tw);
+                for activation in activations {
+                    for use_ in ["first", "again"] {
+                        let got = out!(s.linear(&xt, &wt, &bias, tw, activation));
+                        let product = s.matmul(&xt, &wt, false, tw).expect("matmul");
+                        let sum = s.binary(BinaryOp::Add, &product, &bias).expect("add");
+                        let separate = match activation {
+                            Some(op) => out!(s.unary(op, &sum)),
+                            None => s.read_f32(&sum).expect("read"),
+                        };
+                        let what = format!(
+                            "linear m={m} k={k} n={n} tw={tw} batch={batch} {activation:?} ({use_} use)"
+                        );
+                        assert_bits(&what, &name, &got, &separate);
+                        let want: Vec<f32> = dots
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &d)| {
+                                let y = canon(canon(d) + canon(bv[i % n]));
+                                match activation {
+                                    Some(UnaryOp::Gelu) => gelu(y),
+                                    Some(UnaryOp::Tanh) => math::tanh(y),
+                                    _ => y,
+                                }
+                            })
+                            .collect();
+                        assert_bits(&what, &name, &got, &want);
                     }
                 }
             }
@@ -423,8 +416,8 @@ fn gelu(x: f32) -> f32 {
     (0.5 * x) * (1.0 + e)
 }
 
-#[test]
-fn unary_ops_match_their_scalar_programs() {
+test_device!(unary_ops_match_their_scalar_programs);
+fn unary_ops_match_their_scalar_programs(name: &str, device: &Device) {
     let mut ops: Vec<(UnaryOp, Unary)> = vec![
         (UnaryOp::Neg, |x| -x),
         (UnaryOp::Abs, f32::abs),
@@ -435,27 +428,25 @@ fn unary_ops_match_their_scalar_programs() {
         (UnaryOp::Log, math::log),
         (UnaryOp::Sqrt, f32::sqrt),
     ];
-    if common::erf_is_ready() {
+    if crate::common::erf_is_ready() {
         ops.push((UnaryOp::Gelu, gelu));
     }
     let mut rng = Rng::new(2);
     let x = rng.edgy(3 * 3004, 0.1);
-    for (name, device) in devices() {
-        let mut s = session(&device);
-        let t = up(&mut s, &[3, 3004], &x);
-        for &(op, f) in &ops {
-            let got = out!(s.unary(op, &t));
-            let want: Vec<f32> = canon_all(&x).iter().map(|&v| f(v)).collect();
-            assert_bits(&format!("{op:?}"), &name, &got, &want);
-        }
-        let got = out!(s.scale(&t, -0.37));
-        let want: Vec<f32> = canon_all(&x).iter().map(|&v| v * -0.37).collect();
-        assert_bits("scale", &name, &got, &want);
+    let mut s = session(&device);
+    let t = up(&mut s, &[3, 3004], &x);
+    for &(op, f) in &ops {
+        let got = out!(s.unary(op, &t));
+        let want: Vec<f32> = canon_all(&x).iter().map(|&v| f(v)).collect();
+        assert_bits(&format!("{op:?}"), &name, &got, &want);
     }
+    let got = out!(s.scale(&t, -0.37));
+    let want: Vec<f32> = canon_all(&x).iter().map(|&v| v * -0.37).collect();
+    assert_bits("scale", &name, &got, &want);
 }
 
-#[test]
-fn binary_ops_broadcast_like_numpy() {
+test_device!(binary_ops_broadcast_like_numpy);
+fn binary_ops_broadcast_like_numpy(name: &str, device: &Device) {
     let ops: [(BinaryOp, Binary); 6] = [
         (BinaryOp::Add, |a, b| a + b),
         (BinaryOp::Sub, |a, b| a - b),
@@ -478,252 +469,245 @@ fn binary_ops_broadcast_like_numpy() {
         (&[70001], &[70001]),
     ];
     let mut rng = Rng::new(3);
-    for (name, device) in devices() {
-        for &(sa, sb) in pairs {
-            let av = rng.edgy(sa.iter().product(), 0.15);
-            let bv = rng.edgy(sb.iter().product(), 0.15);
-            let mut s = session(&device);
-            let (at, bt) = (up(&mut s, sa, &av), up(&mut s, sb, &bv));
-            let (av, bv) = (canon_all(&av), canon_all(&bv));
-            let rank = sa.len().max(sb.len());
-            let pad = |b: &[usize]| -> Vec<usize> {
-                let mut v = vec![1; rank - b.len()];
-                v.extend_from_slice(b);
-                v
-            };
-            let (pa, pb) = (pad(sa), pad(sb));
-            let out: Vec<usize> = pa
-                .iter()
-                .zip(&pb)
-                .map(|(&x, &y)| if x == 1 { y } else { x })
+    for &(sa, sb) in pairs {
+        let av = rng.edgy(sa.iter().product(), 0.15);
+        let bv = rng.edgy(sb.iter().product(), 0.15);
+        let mut s = session(&device);
+        let (at, bt) = (up(&mut s, sa, &av), up(&mut s, sb, &bv));
+        let (av, bv) = (canon_all(&av), canon_all(&bv));
+        let rank = sa.len().max(sb.len());
+        let pad = |b: &[usize]| -> Vec<usize> {
+            let mut v = vec![1; rank - b.len()];
+            v.extend_from_slice(b);
+            v
+        };
+        let (pa, pb) = (pad(sa), pad(sb));
+        let out: Vec<usize> = pa
+            .iter()
+            .zip(&pb)
+            .map(|(&x, &y)| if x == 1 { y } else { x })
+            .collect();
+        let total: usize = out.iter().product();
+        let at_index = |shape: &[usize], mut i: usize| {
+            let (mut off, mut stride) = (0, 1);
+            for d in (0..rank).rev() {
+                let idx = i % out[d];
+                i /= out[d];
+                if shape[d] != 1 {
+                    off += idx * stride;
+                }
+                stride *= shape[d];
+            }
+            off
+        };
+        for &(op, f) in &ops {
+            let got = out!(s.binary(op, &at, &bt));
+            let want: Vec<f32> = (0..total)
+                .map(|i| f(av[at_index(&pa, i)], bv[at_index(&pb, i)]))
                 .collect();
-            let total: usize = out.iter().product();
-            let at_index = |shape: &[usize], mut i: usize| {
-                let (mut off, mut stride) = (0, 1);
-                for d in (0..rank).rev() {
-                    let idx = i % out[d];
-                    i /= out[d];
-                    if shape[d] != 1 {
-                        off += idx * stride;
-                    }
-                    stride *= shape[d];
-                }
-                off
-            };
-            for &(op, f) in &ops {
-                let got = out!(s.binary(op, &at, &bt));
-                let want: Vec<f32> = (0..total)
-                    .map(|i| f(av[at_index(&pa, i)], bv[at_index(&pb, i)]))
-                    .collect();
-                assert_bits(&format!("{op:?} {sa:?} {sb:?}"), &name, &got, &want);
-            }
+            assert_bits(&format!("{op:?} {sa:?} {sb:?}"), &name, &got, &want);
         }
     }
 }
 
-#[test]
-fn row_reductions_use_the_32_lane_order() {
+test_device!(row_reductions_use_the_32_lane_order);
+fn row_reductions_use_the_32_lane_order(name: &str, device: &Device) {
     let mut rng = Rng::new(4);
-    for (name, device) in devices() {
-        // (rows, n): lengths around the 32 lanes, and enough rows to split across threads.
-        let shapes = [
-            (3, 1),
-            (3, 5),
-            (3, 31),
-            (3, 32),
-            (3, 33),
-            (3, 64),
-            (3, 100),
-            (3, 1000),
-            (3, 4099),
-            (257, 129),
-        ];
-        for (rows, n) in shapes {
-            for special in [0.0, 0.05] {
-                // Values of very different magnitudes make the order visible.
-                let x: Vec<f32> = rng
-                    .edgy(rows * n, special)
-                    .iter()
-                    .map(|v| v * 10f32.powi((rng.below(13) as i32) - 6))
-                    .collect();
-                let mut s = session(&device);
-                let t = up(&mut s, &[rows, n], &x);
-                let xc = canon_all(&x);
-                let row = |r: usize| &xc[r * n..(r + 1) * n];
-                let what = format!("n={n} special={special}");
-                let sum: Vec<f32> = (0..rows).map(|r| lanes(row(r), |a, v| a + v)).collect();
-                assert_bits(
-                    &format!("sum {what}"),
-                    &name,
-                    &out!(s.reduce(ReduceOp::Sum, &t)),
-                    &sum,
-                );
-                let mean: Vec<f32> = sum.iter().map(|v| v / n as f32).collect();
-                assert_bits(
-                    &format!("mean {what}"),
-                    &name,
-                    &out!(s.reduce(ReduceOp::Mean, &t)),
-                    &mean,
-                );
-                let max: Vec<f32> = (0..rows)
-                    .map(|r| row(r).iter().fold(f32::NEG_INFINITY, |a, &v| maximum(a, v)))
-                    .collect();
-                assert_bits(
-                    &format!("max {what}"),
-                    &name,
-                    &out!(s.reduce(ReduceOp::Max, &t)),
-                    &max,
-                );
-                let min: Vec<f32> = (0..rows)
-                    .map(|r| row(r).iter().fold(f32::INFINITY, |a, &v| minimum(a, v)))
-                    .collect();
-                assert_bits(
-                    &format!("min {what}"),
-                    &name,
-                    &out!(s.reduce(ReduceOp::Min, &t)),
-                    &min,
-                );
+    // (rows, n): lengths around the 32 lanes, and enough rows to split across threads.
+    let shapes = [
+        (3, 1),
+        (3, 5),
+        (3, 31),
+        (3, 32),
+        (3, 33),
+        (3, 64),
+        (3, 100),
+        (3, 1000),
+        (3, 4099),
+        (257, 129),
+    ];
+    for (rows, n) in shapes {
+        for special in [0.0, 0.05] {
+            // Values of very different magnitudes make the order visible.
+            let x: Vec<f32> = rng
+                .edgy(rows * n, special)
+                .iter()
+                .map(|v| v * 10f32.powi((rng.below(13) as i32) - 6))
+                .collect();
+            let mut s = session(&device);
+            let t = up(&mut s, &[rows, n], &x);
+            let xc = canon_all(&x);
+            let row = |r: usize| &xc[r * n..(r + 1) * n];
+            let what = format!("n={n} special={special}");
+            let sum: Vec<f32> = (0..rows).map(|r| lanes(row(r), |a, v| a + v)).collect();
+            assert_bits(
+                &format!("sum {what}"),
+                &name,
+                &out!(s.reduce(ReduceOp::Sum, &t)),
+                &sum,
+            );
+            let mean: Vec<f32> = sum.iter().map(|v| v / n as f32).collect();
+            assert_bits(
+                &format!("mean {what}"),
+                &name,
+                &out!(s.reduce(ReduceOp::Mean, &t)),
+                &mean,
+            );
+            let max: Vec<f32> = (0..rows)
+                .map(|r| row(r).iter().fold(f32::NEG_INFINITY, |a, &v| maximum(a, v)))
+                .collect();
+            assert_bits(
+                &format!("max {what}"),
+                &name,
+                &out!(s.reduce(ReduceOp::Max, &t)),
+                &max,
+            );
+            let min: Vec<f32> = (0..rows)
+                .map(|r| row(r).iter().fold(f32::INFINITY, |a, &v| minimum(a, v)))
+                .collect();
+            assert_bits(
+                &format!("min {what}"),
+                &name,
+                &out!(s.reduce(ReduceOp::Min, &t)),
+                &min,
+            );
 
-                // softmax: max, exp(x - max) summed in lanes, times 1/sum.
-                let mut want = Vec::new();
-                for (r, &m) in max.iter().enumerate() {
-                    let e: Vec<f32> = row(r).iter().map(|&v| math::exp(v - m)).collect();
-                    let sum = lanes(&e, |a, v| a + v);
-                    let inv = 1.0 / sum;
-                    want.extend(e.iter().map(|v| v * inv));
-                }
-                assert_bits(
-                    &format!("softmax {what}"),
-                    &name,
-                    &out!(s.softmax(&t)),
-                    &want,
-                );
-
-                // layer norm
-                let gamma = rng.uniform(n, -2.0, 2.0);
-                let beta = rng.uniform(n, -1.0, 1.0);
-                let (g, b) = (up(&mut s, &[n], &gamma), up(&mut s, &[n], &beta));
-                let eps = 1e-5;
-                let mut want = Vec::new();
-                for r in 0..rows {
-                    let mean = lanes(row(r), |a, v| a + v) / n as f32;
-                    let var = lanes(row(r), |a, v| (v - mean).mul_add(v - mean, a)) / n as f32;
-                    let rstd = 1.0 / (var + eps).sqrt();
-                    for (j, &v) in row(r).iter().enumerate() {
-                        want.push(((v - mean) * rstd).mul_add(gamma[j], beta[j]));
-                    }
-                }
-                assert_bits(
-                    &format!("layer_norm {what}"),
-                    &name,
-                    &out!(s.layer_norm(&t, &g, &b, eps)),
-                    &want,
-                );
-
-                // rms norm
-                let mut want = Vec::new();
-                for r in 0..rows {
-                    let rstd =
-                        1.0 / (lanes(row(r), |a, v| v.mul_add(v, a)) / n as f32 + eps).sqrt();
-                    want.extend(row(r).iter().zip(&gamma).map(|(&v, &gm)| (v * rstd) * gm));
-                }
-                assert_bits(
-                    &format!("rms_norm {what}"),
-                    &name,
-                    &out!(s.rms_norm(&t, &g, eps)),
-                    &want,
-                );
-
-                // l2 normalize
-                let mut want = Vec::new();
-                for r in 0..rows {
-                    let inv = 1.0 / maximum(lanes(row(r), |a, v| v.mul_add(v, a)).sqrt(), 1e-12);
-                    want.extend(row(r).iter().map(|&v| v * inv));
-                }
-                assert_bits(
-                    &format!("l2 {what}"),
-                    &name,
-                    &out!(s.l2_normalize(&t, 1e-12)),
-                    &want,
-                );
-
-                // argmax: first maximum, first NaN wins
-                let want: Vec<i32> = (0..rows)
-                    .map(|r| {
-                        let row = row(r);
-                        if let Some(p) = row.iter().position(|v| v.is_nan()) {
-                            return p as i32;
-                        }
-                        let mut best = 0;
-                        for (i, &v) in row.iter().enumerate() {
-                            if v > row[best] {
-                                best = i;
-                            }
-                        }
-                        best as i32
-                    })
-                    .collect();
-                let got = s.argmax(&t).expect("argmax");
-                assert_eq!(
-                    s.read_i32(&got).expect("read"),
-                    want,
-                    "argmax {what} on {name}"
-                );
+            // softmax: max, exp(x - max) summed in lanes, times 1/sum.
+            let mut want = Vec::new();
+            for (r, &m) in max.iter().enumerate() {
+                let e: Vec<f32> = row(r).iter().map(|&v| math::exp(v - m)).collect();
+                let sum = lanes(&e, |a, v| a + v);
+                let inv = 1.0 / sum;
+                want.extend(e.iter().map(|v| v * inv));
             }
-        }
-    }
-}
+            assert_bits(
+                &format!("softmax {what}"),
+                &name,
+                &out!(s.softmax(&t)),
+                &want,
+            );
 
-#[test]
-fn masked_mean_pool_skips_masked_positions() {
-    let mut rng = Rng::new(5);
-    for (name, device) in devices() {
-        for (b, sq, d) in [(1, 1, 1), (3, 7, 5), (2, 40, 33), (4, 9, 130)] {
-            let x = rng.edgy(b * sq * d, 0.05);
-            let mask: Vec<f32> = (0..b * sq)
-                .map(|i| {
-                    if i % sq == 0 || rng.unit() < 0.6 {
-                        1.0
-                    } else {
-                        0.0
+            // layer norm
+            let gamma = rng.uniform(n, -2.0, 2.0);
+            let beta = rng.uniform(n, -1.0, 1.0);
+            let (g, b) = (up(&mut s, &[n], &gamma), up(&mut s, &[n], &beta));
+            let eps = 1e-5;
+            let mut want = Vec::new();
+            for r in 0..rows {
+                let mean = lanes(row(r), |a, v| a + v) / n as f32;
+                let var = lanes(row(r), |a, v| (v - mean).mul_add(v - mean, a)) / n as f32;
+                let rstd = 1.0 / (var + eps).sqrt();
+                for (j, &v) in row(r).iter().enumerate() {
+                    want.push(((v - mean) * rstd).mul_add(gamma[j], beta[j]));
+                }
+            }
+            assert_bits(
+                &format!("layer_norm {what}"),
+                &name,
+                &out!(s.layer_norm(&t, &g, &b, eps)),
+                &want,
+            );
+
+            // rms norm
+            let mut want = Vec::new();
+            for r in 0..rows {
+                let rstd = 1.0 / (lanes(row(r), |a, v| v.mul_add(v, a)) / n as f32 + eps).sqrt();
+                want.extend(row(r).iter().zip(&gamma).map(|(&v, &gm)| (v * rstd) * gm));
+            }
+            assert_bits(
+                &format!("rms_norm {what}"),
+                &name,
+                &out!(s.rms_norm(&t, &g, eps)),
+                &want,
+            );
+
+            // l2 normalize
+            let mut want = Vec::new();
+            for r in 0..rows {
+                let inv = 1.0 / maximum(lanes(row(r), |a, v| v.mul_add(v, a)).sqrt(), 1e-12);
+                want.extend(row(r).iter().map(|&v| v * inv));
+            }
+            assert_bits(
+                &format!("l2 {what}"),
+                &name,
+                &out!(s.l2_normalize(&t, 1e-12)),
+                &want,
+            );
+
+            // argmax: first maximum, first NaN wins
+            let want: Vec<i32> = (0..rows)
+                .map(|r| {
+                    let row = row(r);
+                    if let Some(p) = row.iter().position(|v| v.is_nan()) {
+                        return p as i32;
                     }
+                    let mut best = 0;
+                    for (i, &v) in row.iter().enumerate() {
+                        if v > row[best] {
+                            best = i;
+                        }
+                    }
+                    best as i32
                 })
                 .collect();
-            let mut s = session(&device);
-            let (xt, mt) = (up(&mut s, &[b, sq, d], &x), up(&mut s, &[b, sq], &mask));
-            let x = canon_all(&x);
-            let mut want = Vec::new();
-            for bi in 0..b {
-                let mut count = 0.0f32;
-                let mut acc = vec![0.0f32; d];
-                for si in 0..sq {
-                    let w = mask[bi * sq + si];
-                    if w == 0.0 {
-                        continue;
-                    }
-                    count += w;
-                    for di in 0..d {
-                        acc[di] = w.mul_add(x[(bi * sq + si) * d + di], acc[di]);
-                    }
-                }
-                want.extend(
-                    acc.iter()
-                        .map(|&a| if count == 0.0 { 0.0 } else { a / count }),
-                );
-            }
-            let got = out!(s.masked_mean_pool(&xt, &mt));
-            assert_bits(
-                &format!("masked_mean_pool {b}x{sq}x{d}"),
-                &name,
-                &got,
-                &want,
+            let got = s.argmax(&t).expect("argmax");
+            assert_eq!(
+                s.read_i32(&got).expect("read"),
+                want,
+                "argmax {what} on {name}"
             );
         }
     }
 }
 
-#[test]
-fn conv2d_and_max_pool_match_direct_loops() {
+test_device!(masked_mean_pool_skips_masked_positions);
+fn masked_mean_pool_skips_masked_positions(name: &str, device: &Device) {
+    let mut rng = Rng::new(5);
+    for (b, sq, d) in [(1, 1, 1), (3, 7, 5), (2, 40, 33), (4, 9, 130)] {
+        let x = rng.edgy(b * sq * d, 0.05);
+        let mask: Vec<f32> = (0..b * sq)
+            .map(|i| {
+                if i % sq == 0 || rng.unit() < 0.6 {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mut s = session(&device);
+        let (xt, mt) = (up(&mut s, &[b, sq, d], &x), up(&mut s, &[b, sq], &mask));
+        let x = canon_all(&x);
+        let mut want = Vec::new();
+        for bi in 0..b {
+            let mut count = 0.0f32;
+            let mut acc = vec![0.0f32; d];
+            for si in 0..sq {
+                let w = mask[bi * sq + si];
+                if w == 0.0 {
+                    continue;
+                }
+                count += w;
+                for di in 0..d {
+                    acc[di] = w.mul_add(x[(bi * sq + si) * d + di], acc[di]);
+                }
+            }
+            want.extend(
+                acc.iter()
+                    .map(|&a| if count == 0.0 { 0.0 } else { a / count }),
+            );
+        }
+        let got = out!(s.masked_mean_pool(&xt, &mt));
+        assert_bits(
+            &format!("masked_mean_pool {b}x{sq}x{d}"),
+            &name,
+            &got,
+            &want,
+        );
+    }
+}
+
+test_device!(conv2d_and_max_pool_match_direct_loops);
+fn conv2d_and_max_pool_match_direct_loops(name: &str, device: &Device) {
     // (n, c, h, w, o, kh, kw, stride, padding, bias)
     let cases = [
         (1, 1, 5, 5, 1, 3, 3, (1, 1), (0, 0), false),
@@ -734,151 +718,146 @@ fn conv2d_and_max_pool_match_direct_loops() {
         (1, 0, 4, 4, 2, 3, 3, (1, 1), (1, 1), true),
     ];
     let mut rng = Rng::new(6);
-    for (name, device) in devices() {
-        for (n, c, h, w, o, kh, kw, (sh, sw), (ph, pw), has_bias) in cases {
-            let x = rng.edgy(n * c * h * w, 0.03);
-            let wt = rng.edgy(o * c * kh * kw, 0.03);
-            let bias = rng.uniform(o, -1.0, 1.0);
-            let mut s = session(&device);
-            let xt = up(&mut s, &[n, c, h, w], &x);
-            let wtt = up(&mut s, &[o, c, kh, kw], &wt);
-            let bt = up(&mut s, &[o], &bias);
-            let got = out!(s.conv2d(&xt, &wtt, has_bias.then_some(&bt), (sh, sw), (ph, pw)));
-            let (x, wt) = (canon_all(&x), canon_all(&wt));
-            let ho = (h + 2 * ph - kh) / sh + 1;
-            let wo = (w + 2 * pw - kw) / sw + 1;
-            let at = |ni: usize, ci: usize, y: isize, xx: isize| -> f32 {
-                if y < 0 || xx < 0 || y >= h as isize || xx >= w as isize {
-                    0.0
-                } else {
-                    x[((ni * c + ci) * h + y as usize) * w + xx as usize]
-                }
-            };
-            let mut want = Vec::new();
-            for ni in 0..n {
-                for oc in 0..o {
-                    for oy in 0..ho {
-                        for ox in 0..wo {
-                            let mut acc = 0.0f32;
-                            for ci in 0..c {
-                                for ki in 0..kh {
-                                    for kj in 0..kw {
-                                        let y = (oy * sh + ki) as isize - ph as isize;
-                                        let xx = (ox * sw + kj) as isize - pw as isize;
-                                        let wv = wt[((oc * c + ci) * kh + ki) * kw + kj];
-                                        acc = at(ni, ci, y, xx).mul_add(wv, acc);
-                                    }
-                                }
-                            }
-                            want.push(if has_bias { acc + bias[oc] } else { acc });
-                        }
-                    }
-                }
+    for (n, c, h, w, o, kh, kw, (sh, sw), (ph, pw), has_bias) in cases {
+        let x = rng.edgy(n * c * h * w, 0.03);
+        let wt = rng.edgy(o * c * kh * kw, 0.03);
+        let bias = rng.uniform(o, -1.0, 1.0);
+        let mut s = session(&device);
+        let xt = up(&mut s, &[n, c, h, w], &x);
+        let wtt = up(&mut s, &[o, c, kh, kw], &wt);
+        let bt = up(&mut s, &[o], &bias);
+        let got = out!(s.conv2d(&xt, &wtt, has_bias.then_some(&bt), (sh, sw), (ph, pw)));
+        let (x, wt) = (canon_all(&x), canon_all(&wt));
+        let ho = (h + 2 * ph - kh) / sh + 1;
+        let wo = (w + 2 * pw - kw) / sw + 1;
+        let at = |ni: usize, ci: usize, y: isize, xx: isize| -> f32 {
+            if y < 0 || xx < 0 || y >= h as isize || xx >= w as isize {
+                0.0
+            } else {
+                x[((ni * c + ci) * h + y as usize) * w + xx as usize]
             }
-            let what =
-                format!("conv2d x[{n},{c},{h},{w}] w[{o},{c},{kh},{kw}] s{sh},{sw} p{ph},{pw}");
-            assert_bits(&what, &name, &got, &want);
-
-            if c == 0 || ph > kh / 2 || pw > kw / 2 {
-                continue;
-            }
-            let got = out!(s.max_pool2d(&xt, (kh, kw), (sh, sw), (ph, pw)));
-            let mut want = Vec::new();
-            for ni in 0..n {
-                for ci in 0..c {
-                    for oy in 0..ho {
-                        for ox in 0..wo {
-                            let mut m = f32::NEG_INFINITY;
+        };
+        let mut want = Vec::new();
+        for ni in 0..n {
+            for oc in 0..o {
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        let mut acc = 0.0f32;
+                        for ci in 0..c {
                             for ki in 0..kh {
                                 for kj in 0..kw {
                                     let y = (oy * sh + ki) as isize - ph as isize;
                                     let xx = (ox * sw + kj) as isize - pw as isize;
-                                    if y >= 0 && xx >= 0 && y < h as isize && xx < w as isize {
-                                        m = maximum(m, at(ni, ci, y, xx));
-                                    }
+                                    let wv = wt[((oc * c + ci) * kh + ki) * kw + kj];
+                                    acc = at(ni, ci, y, xx).mul_add(wv, acc);
                                 }
                             }
-                            want.push(m);
                         }
+                        want.push(if has_bias { acc + bias[oc] } else { acc });
                     }
                 }
             }
-            assert_bits(&format!("max_pool2d of {what}"), &name, &got, &want);
         }
+        let what = format!("conv2d x[{n},{c},{h},{w}] w[{o},{c},{kh},{kw}] s{sh},{sw} p{ph},{pw}");
+        assert_bits(&what, &name, &got, &want);
+
+        if c == 0 || ph > kh / 2 || pw > kw / 2 {
+            continue;
+        }
+        let got = out!(s.max_pool2d(&xt, (kh, kw), (sh, sw), (ph, pw)));
+        let mut want = Vec::new();
+        for ni in 0..n {
+            for ci in 0..c {
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        let mut m = f32::NEG_INFINITY;
+                        for ki in 0..kh {
+                            for kj in 0..kw {
+                                let y = (oy * sh + ki) as isize - ph as isize;
+                                let xx = (ox * sw + kj) as isize - pw as isize;
+                                if y >= 0 && xx >= 0 && y < h as isize && xx < w as isize {
+                                    m = maximum(m, at(ni, ci, y, xx));
+                                }
+                            }
+                        }
+                        want.push(m);
+                    }
+                }
+            }
+        }
+        assert_bits(&format!("max_pool2d of {what}"), &name, &got, &want);
     }
 }
 
-#[test]
-fn layout_ops_move_bits_unchanged() {
+test_device!(layout_ops_move_bits_unchanged);
+fn layout_ops_move_bits_unchanged(name: &str, device: &Device) {
     let mut rng = Rng::new(7);
-    for (name, device) in devices() {
-        let mut s = session(&device);
-        let shape = [3, 5, 7, 2];
-        let x = rng.edgy(shape.iter().product(), 0.2);
-        let xt = up(&mut s, &shape, &x);
-        let x = canon_all(&x);
-        let idx = |i: [usize; 4]| ((i[0] * 5 + i[1]) * 7 + i[2]) * 2 + i[3];
+    let mut s = session(&device);
+    let shape = [3, 5, 7, 2];
+    let x = rng.edgy(shape.iter().product(), 0.2);
+    let xt = up(&mut s, &shape, &x);
+    let x = canon_all(&x);
+    let idx = |i: [usize; 4]| ((i[0] * 5 + i[1]) * 7 + i[2]) * 2 + i[3];
 
-        let axes = [2, 0, 3, 1];
-        let got = out!(s.permute(&xt, &axes));
-        let mut want = Vec::new();
-        for a in 0..7 {
-            for b in 0..3 {
-                for c in 0..2 {
-                    for d in 0..5 {
-                        want.push(x[idx([b, d, a, c])]);
-                    }
+    let axes = [2, 0, 3, 1];
+    let got = out!(s.permute(&xt, &axes));
+    let mut want = Vec::new();
+    for a in 0..7 {
+        for b in 0..3 {
+            for c in 0..2 {
+                for d in 0..5 {
+                    want.push(x[idx([b, d, a, c])]);
                 }
             }
         }
-        assert_bits("permute", &name, &got, &want);
-
-        let got = out!(s.slice(&xt, 2, 2, 6));
-        let mut want = Vec::new();
-        for a in 0..3 {
-            for b in 0..5 {
-                for c in 2..6 {
-                    for d in 0..2 {
-                        want.push(x[idx([a, b, c, d])]);
-                    }
-                }
-            }
-        }
-        assert_bits("slice", &name, &got, &want);
-
-        let y = rng.edgy(3 * 2 * 7 * 2, 0.2);
-        let yt = up(&mut s, &[3, 2, 7, 2], &y);
-        let y = canon_all(&y);
-        let got = out!(s.concat(&[&xt, &yt, &xt], 1));
-        let mut want = Vec::new();
-        for a in 0..3 {
-            want.extend_from_slice(&x[a * 70..(a + 1) * 70]);
-            want.extend_from_slice(&y[a * 28..(a + 1) * 28]);
-            want.extend_from_slice(&x[a * 70..(a + 1) * 70]);
-        }
-        assert_bits("concat", &name, &got, &want);
-
-        let table = rng.edgy(11 * 6, 0.2);
-        let tt = up(&mut s, &[11, 6], &table);
-        let table = canon_all(&table);
-        let ids: Vec<i32> = (0..2 * 9).map(|_| rng.below(11) as i32).collect();
-        let it = s.upload_i32(&[2, 9], ids.clone()).expect("upload");
-        let got = out!(s.gather(&tt, &it));
-        let want: Vec<f32> = ids
-            .iter()
-            .flat_map(|&i| table[i as usize * 6..i as usize * 6 + 6].to_vec())
-            .collect();
-        assert_bits("gather", &name, &got, &want);
-
-        let casted = s.cast(&xt, DType::I32).expect("cast");
-        let want: Vec<i32> = x.iter().map(|&v| v as i32).collect();
-        assert_eq!(
-            s.read_i32(&casted).expect("read"),
-            want,
-            "cast f32→i32 on {name}"
-        );
-        let back = out!(s.cast(&casted, DType::F32));
-        let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
-        assert_bits("cast i32→f32", &name, &back, &want);
     }
+    assert_bits("permute", &name, &got, &want);
+
+    let got = out!(s.slice(&xt, 2, 2, 6));
+    let mut want = Vec::new();
+    for a in 0..3 {
+        for b in 0..5 {
+            for c in 2..6 {
+                for d in 0..2 {
+                    want.push(x[idx([a, b, c, d])]);
+                }
+            }
+        }
+    }
+    assert_bits("slice", &name, &got, &want);
+
+    let y = rng.edgy(3 * 2 * 7 * 2, 0.2);
+    let yt = up(&mut s, &[3, 2, 7, 2], &y);
+    let y = canon_all(&y);
+    let got = out!(s.concat(&[&xt, &yt, &xt], 1));
+    let mut want = Vec::new();
+    for a in 0..3 {
+        want.extend_from_slice(&x[a * 70..(a + 1) * 70]);
+        want.extend_from_slice(&y[a * 28..(a + 1) * 28]);
+        want.extend_from_slice(&x[a * 70..(a + 1) * 70]);
+    }
+    assert_bits("concat", &name, &got, &want);
+
+    let table = rng.edgy(11 * 6, 0.2);
+    let tt = up(&mut s, &[11, 6], &table);
+    let table = canon_all(&table);
+    let ids: Vec<i32> = (0..2 * 9).map(|_| rng.below(11) as i32).collect();
+    let it = s.upload_i32(&[2, 9], ids.clone()).expect("upload");
+    let got = out!(s.gather(&tt, &it));
+    let want: Vec<f32> = ids
+        .iter()
+        .flat_map(|&i| table[i as usize * 6..i as usize * 6 + 6].to_vec())
+        .collect();
+    assert_bits("gather", &name, &got, &want);
+
+    let casted = s.cast(&xt, DType::I32).expect("cast");
+    let want: Vec<i32> = x.iter().map(|&v| v as i32).collect();
+    assert_eq!(
+        s.read_i32(&casted).expect("read"),
+        want,
+        "cast f32→i32 on {name}"
+    );
+    let back = out!(s.cast(&casted, DType::F32));
+    let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
+    assert_bits("cast i32→f32", &name, &back, &want);
 }

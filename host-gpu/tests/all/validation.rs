@@ -1,8 +1,6 @@
 //! The session refuses what it must, with the right error, before anything
 //! is charged or allocated: hostile shapes, wrong dtypes, budgets, quotas.
 
-mod common;
-
 use assay_host_gpu::{
     BinaryOp, DType, Device, Error, ReduceOp, Session, SessionLimits, SourceEncoding, Tensor,
     UnaryOp, Work,

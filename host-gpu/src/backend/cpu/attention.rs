@@ -10,7 +10,7 @@
 //! tiles first, so both loops run on whole vectors; the scores never leave
 //! the cache, and no padded, permuted or masked copy of Q, K or V is made.
 //! Every step rounds as its op does, so the bits are the composition's
-//! (`tests/reference.rs` checks it on every SIMD path and thread count).
+//! (`tests/all/reference.rs` checks it on every SIMD path and thread count).
 
 use std::sync::Mutex;
 

@@ -3,7 +3,7 @@
 //! a small CUDA emulation prelude (`emu/cuda_emu.h`: fibers for threads,
 //! barriers, warp shuffles). It exists so the backend's host logic and the
 //! kernels' bits are tested against the CPU reference on machines without a
-//! GPU (tests/cuda_emulated.rs; `ASSAY_CUDA_EMULATOR=1` adds it to
+//! GPU (tests/all/cuda_emulated.rs; `ASSAY_CUDA_EMULATOR=1` adds it to
 //! `Device::accelerators()` so the conformance suite runs on it unchanged).
 //! It is a test instrument, slow, and never chosen on its own.
 

@@ -5,7 +5,7 @@
 //!   by every job; one stream per [`crate::Device`] handle).
 //! - `emu.rs`: the same kernels compiled for the host by a C++ compiler and
 //!   run on CPU threads, so this file's logic and the kernels' bits are tested
-//!   without a GPU (tests/cuda_emulated.rs).
+//!   without a GPU (tests/all/cuda_emulated.rs).
 //! - `gpu.rs`: the trait both implement; `kernels.rs`: the program and flags.
 //!
 //! Every output buffer is fully written by its kernel before anything reads

@@ -1,9 +1,121 @@
 //! Shared by the integration tests: a seeded PRNG, input generators, and the
-//! list of devices every suite runs on.
+//! backends every suite runs on, one test per backend ([`test_device!`]).
 
 #![allow(dead_code)]
 
 use assay_host_gpu::{CpuSimd, Device, Session, SessionLimits, Tensor};
+
+/// Turns a test body `fn name(device_name: &str, device: &Device)` into one
+/// test per backend, as candle's `test_device!` does: `name::cpu_scalar`,
+/// `name::cpu_avx2`, `name::cpu_avx512` (each CPU path with 1 and 4
+/// threads) and `name::cuda` (every accelerator [`Device::accelerators`]
+/// lists, the host emulator included under `ASSAY_CUDA_EMULATOR=1`). A
+/// backend absent on this machine prints `SKIPPED: <why>` and passes,
+/// except the accelerator one under `ASSAY_REQUIRE_GPU=1`, which fails.
+#[allow(unused_macros)] // benches/ops.rs includes this file too
+macro_rules! test_device {
+    ($body:ident) => {
+        mod $body {
+            use $crate::common::{TestBackend, run_on};
+
+            #[test]
+            fn cpu_scalar() {
+                run_on(TestBackend::CpuScalar, super::$body);
+            }
+
+            #[test]
+            fn cpu_avx2() {
+                run_on(TestBackend::CpuAvx2, super::$body);
+            }
+
+            #[test]
+            fn cpu_avx512() {
+                run_on(TestBackend::CpuAvx512, super::$body);
+            }
+
+            #[test]
+            fn cuda() {
+                run_on(TestBackend::Cuda, super::$body);
+            }
+        }
+    };
+}
+
+/// The backends [`test_device!`] makes a test for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestBackend {
+    CpuScalar,
+    CpuAvx2,
+    CpuAvx512,
+    /// Every accelerator backend built in and working (CUDA devices, and
+    /// the emulated kernels under `ASSAY_CUDA_EMULATOR=1`).
+    Cuda,
+}
+
+/// The devices of `backend` on this machine, named as in failure messages
+/// (`cpu/avx2/4t`, `cuda/0/NVIDIA H100`), or why there are none.
+///
+/// # Panics
+///
+/// For [`TestBackend::Cuda`] with `ASSAY_REQUIRE_GPU=1` and no accelerator.
+pub fn devices_of(backend: TestBackend) -> Result<Vec<(String, Device)>, String> {
+    let simd = match backend {
+        TestBackend::CpuScalar => CpuSimd::Scalar,
+        TestBackend::CpuAvx2 => CpuSimd::Avx2,
+        TestBackend::CpuAvx512 => CpuSimd::Avx512,
+        TestBackend::Cuda => return accelerators(),
+    };
+    if !simd.is_supported() {
+        return Err(format!("this CPU cannot run the {} path", simd.name()));
+    }
+    Ok([1, 4]
+        .into_iter()
+        .map(|threads| {
+            let device = Device::cpu_with(Some(threads), simd)
+                .expect("a supported SIMD path must build a device");
+            (format!("cpu/{}/{threads}t", simd.name()), device)
+        })
+        .collect())
+}
+
+/// Every accelerator; with `ASSAY_REQUIRE_GPU=1`, having none is a failure.
+fn accelerators() -> Result<Vec<(String, Device)>, String> {
+    let probe = Device::probe_accelerators();
+    if probe.devices.is_empty() {
+        if std::env::var("ASSAY_REQUIRE_GPU").as_deref() == Ok("1") {
+            panic!(
+                "ASSAY_REQUIRE_GPU=1 but no accelerator backend is built into this crate and \
+                 working on this machine; refusing to pass on the CPU alone ({})",
+                probe.unavailable.join("; ")
+            );
+        }
+        return Err(format!(
+            "no accelerator: {} (ASSAY_REQUIRE_GPU=1 makes this a failure)",
+            probe.unavailable.join("; ")
+        ));
+    }
+    Ok(probe
+        .devices
+        .into_iter()
+        .enumerate()
+        .map(|(i, device)| {
+            let info = device.info();
+            (format!("{}/{i}/{}", info.kind, info.device), device)
+        })
+        .collect())
+}
+
+/// Runs `body` on every device of `backend`, or says visibly why it cannot.
+pub fn run_on(backend: TestBackend, body: fn(&str, &Device)) {
+    match devices_of(backend) {
+        Ok(devices) => {
+            for (name, device) in &devices {
+                body(name, device);
+            }
+        }
+        Err(why) => eprintln!("SKIPPED: {why}"),
+    }
+}
 
 /// splitmix64: tiny, seedable, the same on every platform.
 #[derive(Debug, Clone)]
@@ -86,32 +198,6 @@ impl Rng {
             })
             .collect()
     }
-}
-
-/// Every device the suites run on: the CPU on each SIMD path this machine
-/// supports with 1 and 4 worker threads, then every accelerator backend.
-/// With `ASSAY_REQUIRE_GPU=1`, having no accelerator is a failure.
-pub fn devices() -> Vec<(String, Device)> {
-    let mut out = Vec::new();
-    for simd in CpuSimd::supported() {
-        for threads in [1, 4] {
-            let device = Device::cpu_with(Some(threads), simd)
-                .expect("a supported SIMD path must build a device");
-            out.push((format!("cpu/{}/{threads}t", simd.name()), device));
-        }
-    }
-    let accelerators = Device::accelerators();
-    if std::env::var("ASSAY_REQUIRE_GPU").as_deref() == Ok("1") && accelerators.is_empty() {
-        panic!(
-            "ASSAY_REQUIRE_GPU=1 but no accelerator backend is built into this crate and \
-             working on this machine; refusing to pass on the CPU alone"
-        );
-    }
-    for (i, device) in accelerators.into_iter().enumerate() {
-        let info = device.info();
-        out.push((format!("{}/{i}/{}", info.kind, info.device), device));
-    }
-    out
 }
 
 /// A session with generous limits for conformance work.
