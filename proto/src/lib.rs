@@ -11,8 +11,9 @@
 //!   [`pb::Auth`] (node id, nonce, expiry, ed25519 signature) over a
 //!   canonical encoding with a domain tag per message kind.
 //! - [`client`]: connecting, and streaming blobs up and down in chunks.
-//! - [`daemon`]: what the provider and verifier daemons share around their
-//!   calls (back-off, refusals, shutdown, retries).
+//!
+//! What the provider and verifier daemons share above this — the worker
+//! loop, retries, the blob cache and metrics — is the `assay-daemon` crate.
 //!
 //! # Example
 //!
@@ -29,13 +30,12 @@
 //! assert!(auth::verify(&req, 1_500, 300_000).is_err());
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod auth;
-pub mod cache;
 pub mod client;
 pub mod convert;
-pub mod daemon;
 mod error;
-pub mod metrics;
 
 pub use error::Error;
 

@@ -20,7 +20,11 @@
 //!    leases, gives back those not started, lets running jobs finish for up
 //!    to the drain timeout, then gives back the rest.
 //!
-//! Metrics for Prometheus are in [`metrics`].
+//! Steps 1–2 and 5–6, the blob cache and the taking, fetching and giving
+//! back of step 3–4 are the worker loop it shares with the verifier
+//! (`assay_daemon::Worker`); this crate is the provider's [`Work`]: what to
+//! register, the lease [`journal`], the run, the receipt upload, the
+//! [`cheat`] knob. Its own Prometheus counters are in [`metrics`].
 //!
 //! # Test-only knobs
 //!
@@ -31,24 +35,25 @@
 //! slashed. See [`cheat`]. Never set it on a real provider: a cheated
 //! receipt that is sampled costs the stake.
 
+#![forbid(unsafe_code)]
+
 pub mod cheat;
 pub mod journal;
 pub mod metrics;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use assay_proto::cache::{BlobCache, Source};
-use assay_proto::client::{self, REQUEST_TTL_MS};
-use assay_proto::daemon::{Shutdown, ask_faucet, backoff, refused, retry_signed};
+use assay_daemon::worker::{Context, Fetched};
+use assay_daemon::{Conclusion, GiveBack, Prepared, Registered, Settings, Work, Worker};
 use assay_proto::pb::provider_client::ProviderClient;
-use assay_proto::{auth, convert, now_ms, pb};
-use assay_protocol::{BlobRef, Hash32, NodeKey};
-use assay_runtime::{Inputs, Runtime};
+use assay_proto::pb::renter_client::RenterClient;
+use assay_proto::{client, convert, pb};
+use assay_protocol::{BlobRef, Hash32, JobSpec, NodeKey};
+use assay_runtime::{RunReport, Runtime};
+use prometheus_client::registry::Registry;
 use tonic::transport::Channel;
 
 use crate::cheat::Cheat;
@@ -61,6 +66,9 @@ pub enum Error {
     /// Talking to the coordinator failed.
     #[error(transparent)]
     Proto(#[from] assay_proto::Error),
+    /// The worker loop stopped with an error.
+    #[error(transparent)]
+    Daemon(#[from] assay_daemon::Error),
     /// The sandbox failed.
     #[error(transparent)]
     Runtime(#[from] assay_runtime::Error),
@@ -158,51 +166,85 @@ pub struct Config {
     pub cheat: Cheat,
 }
 
-/// Shared state of the daemon.
-struct Daemon {
+/// The provider's part of the worker loop.
+struct Provider {
     cfg: Config,
     runtime: Arc<Runtime>,
     channel: Channel,
     journal: Journal,
-    blobs: BlobCache,
-    metrics: Arc<Metrics>,
-    /// Leases taken and not yet finished: lease id → started running.
-    active: Mutex<BTreeMap<Hash32, bool>>,
-    shutdown: Shutdown,
+    metrics: Metrics,
+    /// NVML, opened once; absent without a driver.
+    telemetry: Arc<Option<assay_host_gpu::telemetry::Telemetry>>,
+    /// Leases a previous process started and never finished: given back
+    /// after the first registration.
+    unfinished: Mutex<Vec<Hash32>>,
 }
 
-fn key(d: &Daemon) -> &NodeKey {
-    d.runtime.node_key()
+/// A lease ready to run.
+struct LeaseJob {
+    id: Hash32,
+    spec: JobSpec,
 }
 
-impl Daemon {
+/// A finished run, its receipt and outputs to deliver.
+struct Delivery {
+    lease: Hash32,
+    report: RunReport,
+    blobs: Vec<Arc<[u8]>>,
+    outputs: Vec<BlobRef>,
+}
+
+impl Provider {
+    fn key(&self) -> &NodeKey {
+        self.runtime.node_key()
+    }
+
     fn client(&self) -> ProviderClient<Channel> {
         ProviderClient::new(self.channel.clone())
     }
+}
 
-    fn free_slots(&self) -> u32 {
-        let busy = self
-            .active
-            .lock()
-            .map(|a| a.len() as u32)
-            .unwrap_or(self.cfg.slots);
-        self.cfg.slots.saturating_sub(busy)
+impl Work for Provider {
+    type Item = pb::Lease;
+    type Job = LeaseJob;
+    type Registration = pb::RegisterResponse;
+    type Report = Delivery;
+
+    const NAMES: assay_daemon::metrics::Names = assay_daemon::metrics::Names {
+        prefix: "assay_provider",
+        taken: "leases_taken",
+        returned: "leases_returned",
+        running: "running_jobs",
+        run_ms: "run_ms",
+        faults: "provider_faults",
+    };
+    const ROLE: &'static str = "provider";
+    const ITEM: &'static str = "lease";
+    const REPORT_ATTEMPTS: u32 = 200;
+
+    fn device(&self) -> (String, String) {
+        let info = self.runtime.device().info();
+        (info.kind, info.device)
     }
 
-    fn sign<M: auth::Signed>(&self, m: &mut M) -> Result<(), Error> {
-        auth::sign(key(self), m, now_ms(), REQUEST_TTL_MS)?;
-        Ok(())
+    fn register_metrics(&self, registry: &mut Registry) {
+        self.metrics.register(registry, self.cfg.cheat.is_on());
     }
 
-    async fn register(&self) -> Result<pb::RegisterResponse, Error> {
+    async fn faucet(&self, amount: u64) -> Result<u64, assay_daemon::Error> {
+        faucet(&self.channel, self.key(), amount).await
+    }
+
+    async fn register(
+        &self,
+    ) -> Result<Registered<pb::RegisterResponse>, assay_daemon::Error> {
+        let hardware = &self.cfg.hardware;
         let mut req = pb::RegisterRequest {
             auth: None,
             hardware: Some(pb::Hardware {
-                cpu_cores: self.cfg.hardware.cpu_cores,
-                memory_bytes: self.cfg.hardware.memory_bytes,
-                gpus: self
-                    .cfg
-                    .hardware
+                cpu_cores: hardware.cpu_cores,
+                memory_bytes: hardware.memory_bytes,
+                gpus: hardware
                     .gpus
                     .iter()
                     .map(|(name, mem)| pb::Gpu {
@@ -216,193 +258,117 @@ impl Daemon {
             slots: self.cfg.slots,
             version: env!("CARGO_PKG_VERSION").to_string(),
         };
-        self.sign(&mut req)?;
-        let resp = self
-            .client()
-            .register(req)
-            .await
-            .map_err(assay_proto::Error::from)?
-            .into_inner();
-        Metrics::add(&self.metrics.registrations, 1);
-        // Leases the coordinator thinks we hold but this process is not
-        // running (a restart): give them back so they run elsewhere.
-        for l in &resp.active_leases {
-            let Ok(id) = convert::hash("active_leases", l) else {
-                continue;
-            };
-            let known = self
-                .active
-                .lock()
-                .map(|a| a.contains_key(&id))
-                .unwrap_or(false);
-            if !known {
-                self.give_back(
-                    &id,
-                    false,
-                    "provider restarted: this lease is not running here",
-                )
-                .await;
-            }
-        }
-        Ok(resp)
-    }
-
-    async fn register_until_ok(&self) -> Option<pb::RegisterResponse> {
-        let mut attempt = 0;
-        loop {
-            if self.shutdown.started() {
-                return None;
-            }
-            match self.register().await {
-                Ok(r) => {
-                    tracing::info!(
-                        coordinator = %self.cfg.coordinator,
-                        provider = %key(self).id(),
-                        stake = r.stake,
-                        reliability = r.reliability_permille,
-                        "registered"
-                    );
-                    return Some(r);
-                }
-                Err(e) => {
-                    Metrics::add(&self.metrics.rpc_errors, 1);
-                    tracing::warn!(error = %e, "cannot register; retrying");
-                    attempt += 1;
-                    self.shutdown.sleep(backoff(attempt)).await;
-                }
-            }
-        }
-    }
-
-    async fn give_back(&self, lease: &Hash32, fault: bool, reason: &str) {
-        let req = pb::ReturnLeaseRequest {
-            auth: None,
-            lease_id: lease.0.to_vec(),
-            fault,
-            reason: reason.to_string(),
-        };
-        let sent = retry_signed(5, key(self), &req, |req| {
-            let mut client = self.client();
-            async move {
-                client
-                    .return_lease(req)
-                    .await
-                    .map_err(assay_proto::Error::from)
-            }
-        })
-        .await;
-        match sent {
-            Ok(_) => {
-                Metrics::add(&self.metrics.leases_returned, 1);
-                tracing::info!(lease = %lease.short(), fault, reason, "lease given back");
-            }
-            Err(e) => {
-                tracing::warn!(lease = %lease.short(), error = %e, "could not give the lease back");
-            }
-        }
-        self.journal.end(lease);
-        if let Ok(mut a) = self.active.lock() {
-            a.remove(lease);
-        }
-    }
-
-    /// A blob from the cache, or downloaded into it.
-    async fn blob(&self, hash: &Hash32) -> Result<Arc<[u8]>, Error> {
-        let (bytes, source) = self.blobs.get(&self.channel, hash).await?;
-        match source {
-            Source::Cache => Metrics::add(&self.metrics.blob_cache_hits, 1),
-            Source::Downloaded => Metrics::add(&self.metrics.bytes_downloaded, bytes.len() as u64),
-        }
-        Ok(bytes)
-    }
-
-    async fn fetch(&self, lease: &pb::Lease) -> Result<(Arc<[u8]>, Inputs), Error> {
-        let component = self
-            .blob(&convert::hash("component_hash", &lease.component_hash)?)
-            .await?;
-        let mut inputs = Inputs::new();
-        for b in convert::blob_refs("inputs", &lease.inputs)? {
-            let bytes = self.blob(&b.hash).await?;
-            inputs.insert(b.name, bytes);
-        }
-        Ok((component, inputs))
-    }
-
-    /// Runs one lease to the end: a recorded receipt or a returned lease.
-    async fn work(self: Arc<Self>, lease: pb::Lease) {
-        let Ok(id) = convert::hash("lease_id", &lease.lease_id) else {
-            return;
-        };
-        if self.shutdown.started() {
-            self.give_back(&id, false, "provider shutting down").await;
-            return;
-        }
-        let fetched = match self.fetch(&lease).await {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::warn!(lease = %id.short(), error = %e, "cannot fetch the job's blobs");
-                self.give_back(&id, true, &format!("fetching blobs: {e}"))
-                    .await;
-                return;
-            }
-        };
-        let spec = match convert::spec("spec", lease.spec.as_ref()) {
-            Ok(s) => s,
-            Err(e) => {
-                self.give_back(&id, false, &format!("bad spec: {e}")).await;
-                return;
-            }
-        };
-        if self.shutdown.started() {
-            self.give_back(&id, false, "provider shutting down").await;
-            return;
-        }
-        if let Ok(mut a) = self.active.lock() {
-            a.insert(id, true);
-        }
-        Metrics::add(&self.metrics.running, 1);
-        let runtime = self.runtime.clone();
-        let (component, inputs) = fetched;
-        tracing::info!(lease = %id.short(), shard = %format!("{}/{}", spec.shard.index, spec.shard.count), "running");
-        let started = std::time::Instant::now();
-        let result = tokio::task::spawn_blocking(move || {
-            let loaded = runtime.load(&component)?;
-            runtime.run(&loaded, Arc::new(inputs), &spec)
-        })
-        .await;
-        Metrics::add(
-            &self.metrics.run_ms,
-            u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        assay_daemon::sign(self.key(), &mut req)?;
+        let answer = self.client().register(req).await?.into_inner();
+        tracing::info!(
+            provider = %self.key().id(),
+            stake = answer.stake,
+            reliability = answer.reliability_permille,
+            "registered"
         );
-        self.metrics.running.fetch_sub(1, Ordering::Relaxed);
-        let report = match result {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                let fault = matches!(e, assay_runtime::Error::ProviderFault { .. });
-                if fault {
-                    Metrics::add(&self.metrics.provider_faults, 1);
-                }
-                tracing::warn!(lease = %id.short(), error = %e, "no result");
-                self.give_back(&id, fault, &e.to_string()).await;
-                return;
+        // Leases the coordinator thinks we hold (given back unless this
+        // process runs them: a restart), then those a previous process
+        // started and never finished.
+        let mut stale: Vec<(Hash32, GiveBack)> = answer
+            .active_leases
+            .iter()
+            .filter_map(|l| convert::hash("active_leases", l).ok())
+            .map(|id| {
+                let why = GiveBack::new("provider restarted: this lease is not running here");
+                (id, why)
+            })
+            .collect();
+        let unfinished = self
+            .unfinished
+            .lock()
+            .map(|mut u| std::mem::take(&mut *u))
+            .unwrap_or_default();
+        for id in unfinished {
+            if !stale.iter().any(|(s, _)| *s == id) {
+                stale.push((id, GiveBack::new("provider restarted before finishing it")));
             }
+        }
+        Ok(Registered { answer, stale })
+    }
+
+    fn started(self: Arc<Self>, reg: &pb::RegisterResponse, _ctx: &Context) -> Option<Duration> {
+        Some(Duration::from_millis(
+            reg.heartbeat_interval_ms.clamp(50, 60_000),
+        ))
+    }
+
+    async fn heartbeat(&self, free_slots: u32) -> Result<bool, assay_daemon::Error> {
+        let telemetry = self.telemetry.clone();
+        let gpus = tokio::task::spawn_blocking(move || gpu_telemetry(telemetry.as_ref().as_ref()))
+            .await
+            .unwrap_or_default();
+        let mut req = pb::HeartbeatRequest {
+            auth: None,
+            free_slots,
+            gpus,
+        };
+        assay_daemon::sign(self.key(), &mut req)?;
+        Ok(self.client().heartbeat(req).await?.into_inner().registered)
+    }
+
+    async fn take(&self, max: u32) -> Result<Vec<pb::Lease>, assay_daemon::Error> {
+        let mut req = pb::TakeLeasesRequest { auth: None, max };
+        assay_daemon::sign(self.key(), &mut req)?;
+        Ok(self.client().take_leases(req).await?.into_inner().leases)
+    }
+
+    fn id(&self, lease: &pb::Lease) -> Option<Hash32> {
+        convert::hash("lease_id", &lease.lease_id).ok()
+    }
+
+    fn admit(&self, id: &Hash32) -> Result<(), GiveBack> {
+        match self.journal.start(id) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(GiveBack::new("this provider already ran that lease")),
             Err(e) => {
-                Metrics::add(&self.metrics.provider_faults, 1);
-                self.give_back(&id, true, &format!("the run crashed: {e}"))
-                    .await;
-                return;
+                tracing::error!(error = %e, "cannot journal a lease: not running it");
+                Err(GiveBack::fault("provider cannot write its journal"))
+            }
+        }
+    }
+
+    fn prepare(&self, id: Hash32, lease: pb::Lease) -> Result<Prepared<LeaseJob>, GiveBack> {
+        let bad = |e: assay_proto::Error| GiveBack::new(format!("bad lease: {e}"));
+        let spec = convert::spec("spec", lease.spec.as_ref())
+            .map_err(|e| GiveBack::new(format!("bad spec: {e}")))?;
+        Ok(Prepared {
+            component: convert::hash("component_hash", &lease.component_hash).map_err(bad)?,
+            inputs: convert::blob_refs("inputs", &lease.inputs).map_err(bad)?,
+            job: LeaseJob { id, spec },
+        })
+    }
+
+    fn run(&self, job: LeaseJob, blobs: Fetched) -> Conclusion<Delivery> {
+        let LeaseJob { id, spec } = job;
+        tracing::info!(lease = %id.short(), shard = %format!("{}/{}", spec.shard.index, spec.shard.count), "running");
+        let ran = self
+            .runtime
+            .load(&blobs.component)
+            .and_then(|loaded| self.runtime.run(&loaded, Arc::new(blobs.inputs), &spec));
+        let mut report = match ran {
+            Ok(r) => r,
+            Err(e) => {
+                let fault = matches!(e, assay_runtime::Error::ProviderFault { .. });
+                return Conclusion::GiveBack(GiveBack {
+                    reason: e.to_string(),
+                    fault,
+                });
             }
         };
-        Metrics::add(&self.metrics.fuel_used, report.receipt.body.fuel_used);
-        let mut report = report;
+        self.metrics.fuel_used.inc_by(report.receipt.body.fuel_used);
         if self.cfg.cheat.chosen(&id) {
             match self
                 .cfg
                 .cheat
-                .apply(key(&self), &mut report.outputs, &mut report.receipt)
+                .apply(self.key(), &mut report.outputs, &mut report.receipt)
             {
                 Ok(what) => {
-                    Metrics::add(&self.metrics.cheats, 1);
+                    self.metrics.cheats.inc();
                     tracing::warn!(lease = %id.short(), cheat = what, "test knob: this receipt lies");
                 }
                 Err(e) => {
@@ -410,21 +376,12 @@ impl Daemon {
                 }
             }
         }
-        self.deliver(&id, report).await;
-        self.journal.end(&id);
-        if let Ok(mut a) = self.active.lock() {
-            a.remove(&id);
-        }
-    }
-
-    /// Uploads the outputs and submits the receipt, retrying through outages.
-    async fn deliver(&self, id: &Hash32, report: assay_runtime::RunReport) {
-        let blobs: Vec<Arc<[u8]>> = report
+        let blobs = report
             .outputs
             .values()
             .map(|b| Arc::from(b.as_slice()))
             .collect();
-        let outputs: Vec<BlobRef> = report
+        let outputs = report
             .outputs
             .iter()
             .map(|(name, b)| BlobRef {
@@ -433,53 +390,68 @@ impl Daemon {
                 size: b.len() as u64,
             })
             .collect();
-        let mut attempt = 0;
-        loop {
-            let r = async {
-                let sent = client::upload_missing(&self.channel, key(self), &blobs).await?;
-                Metrics::add(&self.metrics.bytes_uploaded, sent);
-                let mut req = pb::SubmitReceiptRequest {
-                    auth: None,
-                    lease_id: id.0.to_vec(),
-                    receipt: Some(pb::Receipt::from(&report.receipt)),
-                    outputs: convert::blob_refs_to_pb(&outputs),
-                };
-                self.sign(&mut req)?;
-                let resp = self
-                    .client()
-                    .submit_receipt(req)
-                    .await
-                    .map_err(assay_proto::Error::from)?;
-                Ok::<_, Error>(resp.into_inner())
-            }
-            .await;
-            match r {
-                Ok(resp) => {
-                    Metrics::add(&self.metrics.receipts_accepted, 1);
-                    let rid = convert::hash("receipt_id", &resp.receipt_id)
-                        .map(|h| h.short())
-                        .unwrap_or_default();
-                    tracing::info!(lease = %id.short(), receipt = %rid, outcome = %report.outcome, "receipt accepted");
-                    return;
-                }
-                Err(Error::Proto(e)) if !refused(&e) => {
-                    Metrics::add(&self.metrics.rpc_errors, 1);
-                    attempt += 1;
-                    if attempt > 200 {
-                        tracing::error!(lease = %id.short(), error = %e, "giving up on a receipt");
-                        return;
-                    }
-                    tracing::warn!(lease = %id.short(), error = %e, "coordinator unreachable; will resubmit the receipt");
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                Err(e) => {
-                    Metrics::add(&self.metrics.receipts_refused, 1);
-                    tracing::warn!(lease = %id.short(), error = %e, "receipt refused");
-                    return;
-                }
-            }
+        Conclusion::Report {
+            outcome: report.outcome.to_string(),
+            report: Delivery {
+                lease: id,
+                report,
+                blobs,
+                outputs,
+            },
         }
     }
+
+    async fn report(&self, d: &Delivery) -> Result<(), assay_daemon::Error> {
+        let sent = client::upload_missing(&self.channel, self.key(), &d.blobs).await?;
+        self.metrics.bytes_uploaded.inc_by(sent);
+        let mut req = pb::SubmitReceiptRequest {
+            auth: None,
+            lease_id: d.lease.0.to_vec(),
+            receipt: Some(pb::Receipt::from(&d.report.receipt)),
+            outputs: convert::blob_refs_to_pb(&d.outputs),
+        };
+        assay_daemon::sign(self.key(), &mut req)?;
+        let resp = self.client().submit_receipt(req).await?.into_inner();
+        self.metrics.receipts_accepted.inc();
+        let rid = convert::hash("receipt_id", &resp.receipt_id)
+            .map(|h| h.short())
+            .unwrap_or_default();
+        tracing::info!(lease = %d.lease.short(), receipt = %rid, outcome = %d.report.outcome, "receipt accepted");
+        Ok(())
+    }
+
+    fn report_failed(&self, d: &Delivery, error: &assay_daemon::Error) {
+        self.metrics.receipts_refused.inc();
+        tracing::warn!(lease = %d.lease.short(), %error, "receipt refused");
+    }
+
+    async fn give_back(&self, id: &Hash32, why: &GiveBack) -> Result<(), assay_daemon::Error> {
+        let mut req = pb::ReturnLeaseRequest {
+            auth: None,
+            lease_id: id.0.to_vec(),
+            fault: why.fault,
+            reason: why.reason.clone(),
+        };
+        assay_daemon::sign(self.key(), &mut req)?;
+        self.client().return_lease(req).await?;
+        Ok(())
+    }
+
+    fn finished(&self, id: &Hash32) {
+        self.journal.end(id);
+    }
+}
+
+/// Asks the devnet faucet for `amount` µcr for `key`; answers the balance.
+/// (The verifier asks the same way.)
+async fn faucet(channel: &Channel, key: &NodeKey, amount: u64) -> Result<u64, assay_daemon::Error> {
+    let mut req = pb::FaucetRequest { auth: None, amount };
+    assay_daemon::sign(key, &mut req)?;
+    Ok(RenterClient::new(channel.clone())
+        .faucet(req)
+        .await?
+        .into_inner()
+        .balance)
 }
 
 /// Runs the daemon until `shutdown` resolves, then drains.
@@ -487,7 +459,8 @@ impl Daemon {
 /// # Errors
 ///
 /// [`Error::Io`] if the state directory or journal cannot be used;
-/// [`Error::Proto`] for a bad coordinator URL or metrics address.
+/// [`Error::Proto`] for a bad coordinator URL; [`Error::Daemon`] if the
+/// metrics address cannot be bound or a request cannot be signed.
 pub async fn run(
     cfg: Config,
     runtime: Arc<Runtime>,
@@ -495,7 +468,6 @@ pub async fn run(
 ) -> Result<(), Error> {
     std::fs::create_dir_all(&cfg.state_dir).map_err(|e| Error::io(&cfg.state_dir, e))?;
     let journal = Journal::open(&cfg.state_dir.join("leases.journal"))?;
-    let blobs = BlobCache::new(cfg.state_dir.join("blobs"), cfg.max_blob_bytes);
     if cfg.cheat.is_on() {
         tracing::warn!(
             rate = cfg.cheat.rate,
@@ -504,145 +476,29 @@ pub async fn run(
         );
     }
     let channel = client::channel(&cfg.coordinator)?;
-    let metrics = Arc::new(Metrics::default());
-    if let Some(addr) = cfg.metrics_listen {
-        let l = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| Error::io(format!("metrics address {addr}"), e))?;
-        let local = l
-            .local_addr()
-            .map_err(|e| Error::io("metrics address", e))?;
-        tracing::info!(%local, "metrics at http://{local}/metrics");
-        tokio::spawn(metrics::serve(l, metrics.clone()));
-    }
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let d = Arc::new(Daemon {
-        cfg,
-        runtime,
-        channel,
-        journal,
-        blobs,
-        metrics,
-        active: Mutex::new(BTreeMap::new()),
-        shutdown: Shutdown::new(stop_rx),
-    });
-    let unfinished = d.journal.unfinished();
-
-    let main = {
-        let d = d.clone();
-        async move {
-            if d.cfg.faucet > 0 {
-                ask_faucet(&d.channel, key(&d), d.cfg.faucet, &d.shutdown).await;
-            }
-            let Some(reg) = d.register_until_ok().await else {
-                return;
-            };
-            // Leases a previous process started and never finished.
-            for l in unfinished {
-                d.give_back(&l, false, "provider restarted before finishing it")
-                    .await;
-            }
-            let hb = Duration::from_millis(reg.heartbeat_interval_ms.clamp(50, 60_000));
-            tokio::spawn(heartbeats(d.clone(), hb));
-            let mut jobs = tokio::task::JoinSet::new();
-            let mut attempt = 0;
-            let mut suspended = false;
-            while !d.shutdown.started() {
-                let free = d.free_slots();
-                if free == 0 {
-                    d.shutdown.sleep(d.cfg.poll_interval).await;
-                    continue;
-                }
-                let mut req = pb::TakeLeasesRequest {
-                    auth: None,
-                    max: free,
-                };
-                if d.sign(&mut req).is_err() {
-                    break;
-                }
-                match d.client().take_leases(req).await {
-                    Ok(resp) => {
-                        attempt = 0;
-                        suspended = false;
-                        let leases = resp.into_inner().leases;
-                        let got = !leases.is_empty();
-                        for l in leases {
-                            let Ok(id) = convert::hash("lease_id", &l.lease_id) else {
-                                continue;
-                            };
-                            Metrics::add(&d.metrics.leases_taken, 1);
-                            match d.journal.start(&id) {
-                                Ok(true) => {
-                                    if let Ok(mut a) = d.active.lock() {
-                                        a.insert(id, false);
-                                    }
-                                    jobs.spawn(d.clone().work(l));
-                                }
-                                Ok(false) => {
-                                    d.give_back(&id, false, "this provider already ran that lease")
-                                        .await;
-                                }
-                                Err(e) => {
-                                    tracing::error!(error = %e, "cannot journal a lease: not running it");
-                                    d.give_back(&id, true, "provider cannot write its journal")
-                                        .await;
-                                }
-                            }
-                        }
-                        while jobs.try_join_next().is_some() {}
-                        if !got {
-                            d.shutdown.sleep(d.cfg.poll_interval).await;
-                        }
-                    }
-                    Err(s) => {
-                        Metrics::add(&d.metrics.rpc_errors, 1);
-                        if s.code() == tonic::Code::NotFound {
-                            // The coordinator forgot us (new database): register again.
-                            let _ = d.register_until_ok().await;
-                        } else if s.code() == tonic::Code::PermissionDenied {
-                            // Suspended (caught cheating): no leases until an
-                            // operator lifts it. Say so once, then ask rarely.
-                            if !suspended {
-                                suspended = true;
-                                tracing::error!(error = %s.message(), "this provider gets no leases; asking again every 30 s (stop it with Ctrl-C)");
-                            }
-                            d.shutdown.sleep(Duration::from_secs(30)).await;
-                        } else {
-                            attempt += 1;
-                            tracing::warn!(error = %s.message(), "cannot take leases; backing off");
-                            d.shutdown.sleep(backoff(attempt)).await;
-                        }
-                    }
-                }
-            }
-            // Draining: let running jobs finish, then give back the rest.
-            let drain = d.cfg.drain_timeout;
-            if tokio::time::timeout(drain, async { while jobs.join_next().await.is_some() {} })
-                .await
-                .is_err()
-            {
-                jobs.abort_all();
-                let left: Vec<Hash32> = d
-                    .active
-                    .lock()
-                    .map(|a| a.keys().copied().collect())
-                    .unwrap_or_default();
-                for l in left {
-                    d.give_back(&l, false, "provider shut down before the job finished")
-                        .await;
-                }
-            }
-        }
+    let settings = Settings {
+        coordinator: cfg.coordinator.clone(),
+        slots: cfg.slots,
+        poll_interval: cfg.poll_interval,
+        suspended_poll: Duration::from_secs(30),
+        drain_timeout: cfg.drain_timeout,
+        faucet: cfg.faucet,
+        metrics_listen: cfg.metrics_listen,
+        blob_dir: cfg.state_dir.join("blobs"),
+        max_blob_bytes: cfg.max_blob_bytes,
     };
-    tokio::pin!(main);
-    tokio::select! {
-        _ = &mut main => {}
-        _ = shutdown => {
-            tracing::info!("shutting down: no new leases; draining running jobs");
-            let _ = stop_tx.send(true);
-            main.await;
-        }
-    }
+    let provider = Provider {
+        unfinished: Mutex::new(journal.unfinished()),
+        telemetry: Arc::new(assay_host_gpu::telemetry::Telemetry::open().ok()),
+        metrics: Metrics::default(),
+        journal,
+        channel: channel.clone(),
+        runtime,
+        cfg,
+    };
+    Worker::new(provider, settings, Arc::new(channel))
+        .run(shutdown)
+        .await?;
     Ok(())
 }
 
@@ -660,44 +516,6 @@ fn gpu_telemetry(t: Option<&assay_host_gpu::telemetry::Telemetry>) -> Vec<pb::Gp
             .collect()
     })
     .unwrap_or_default()
-}
-
-async fn heartbeats(d: Arc<Daemon>, every: Duration) {
-    // NVML, opened once; absent without a driver.
-    let telemetry = std::sync::Arc::new(assay_host_gpu::telemetry::Telemetry::open().ok());
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        // Keep renewing leases while draining; stop once nothing runs.
-        if d.shutdown.started() && d.active.lock().map(|a| a.is_empty()).unwrap_or(true) {
-            return;
-        }
-        let mut req = pb::HeartbeatRequest {
-            auth: None,
-            free_slots: d.free_slots(),
-            gpus: {
-                let t = telemetry.clone();
-                tokio::task::spawn_blocking(move || gpu_telemetry(t.as_ref().as_ref()))
-                    .await
-                    .unwrap_or_default()
-            },
-        };
-        if d.sign(&mut req).is_err() {
-            return;
-        }
-        match d.client().heartbeat(req).await {
-            Ok(r) if !r.get_ref().registered => {
-                tracing::warn!("the coordinator does not know this provider: registering again");
-                let _ = d.register_until_ok().await;
-            }
-            Ok(_) => {}
-            Err(s) => {
-                Metrics::add(&d.metrics.rpc_errors, 1);
-                tracing::warn!(error = %s.message(), "heartbeat failed");
-            }
-        }
-    }
 }
 
 /// Where a node keeps its provider state under its home directory.

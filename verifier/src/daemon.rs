@@ -48,26 +48,29 @@
 //! verifier is overruled by the referee and slashed; never set it on a real
 //! verifier.
 
-use std::collections::{BTreeMap, BTreeSet};
+
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use assay_proto::cache::{BlobCache, Source};
-use assay_proto::client::{self, REQUEST_TTL_MS};
-use assay_proto::daemon::{Shutdown, ask_faucet, backoff, refused, retry_signed};
+use assay_daemon::worker::{Context, Fetched};
+use assay_daemon::{Conclusion, GiveBack, Registered, Settings, Work, Worker};
+use assay_proto::pb::renter_client::RenterClient;
 use assay_proto::pb::verifier_client::VerifierClient;
-use assay_proto::{auth, convert, now_ms, pb};
+use assay_proto::{client, convert, now_ms, pb};
 use assay_protocol::verification::{commitment, is_sampled};
-use assay_protocol::{Hash32, JobSpec, NodeKey, Receipt, inputs_root, job_id};
-use assay_runtime::{Inputs, Runtime};
+use assay_protocol::{
+    Hash32, JobSpec, NodeKey, Receipt, SEMANTICS_VERSION, inputs_root, job_id,
+};
+use assay_runtime::Runtime;
+use prometheus_client::registry::Registry;
 use tonic::transport::Channel;
 
 use crate::Error;
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use crate::verdict::{Comparison, Observed};
 
 /// How the daemon runs.
@@ -231,6 +234,49 @@ pub fn sampling_problem(
     None
 }
 
+/// Why a check is not re-executed: it goes back to the coordinator with
+/// this as the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unfit {
+    /// The receipt or the job is not what the check claims (a bad
+    /// signature, another id, a job that is not the receipt's): nothing
+    /// here is the provider's fault.
+    Inconsistent(String),
+    /// The receipt was computed under another semantics version than this
+    /// verifier implements.
+    OtherSemantics {
+        /// The receipt's version.
+        receipt: u32,
+        /// This verifier's ([`SEMANTICS_VERSION`]).
+        ours: u32,
+    },
+}
+
+impl std::fmt::Display for Unfit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unfit::Inconsistent(why) => f.write_str(why),
+            Unfit::OtherSemantics { receipt, ours } => write!(
+                f,
+                "the receipt was computed under semantics version {receipt} but this verifier implements version {ours}: \
+                 its re-execution could differ without anyone cheating, so a verifier of version {receipt} should check it"
+            ),
+        }
+    }
+}
+
+impl From<String> for Unfit {
+    fn from(why: String) -> Unfit {
+        Unfit::Inconsistent(why)
+    }
+}
+
+impl From<&str> for Unfit {
+    fn from(why: &str) -> Unfit {
+        Unfit::Inconsistent(why.to_string())
+    }
+}
+
 /// A check whose receipt and job were examined: ready to run.
 #[derive(Debug, Clone)]
 pub struct Prepared {
@@ -265,6 +311,11 @@ pub struct Prepared {
 /// confirmed, why (the check is still worth doing: the verdict is about the
 /// receipt, not the coordinator).
 ///
+/// A receipt computed under another [`SEMANTICS_VERSION`] is not re-executed
+/// here: this verifier's result could differ from an honest provider's
+/// without anyone cheating, so the check goes back for a verifier of that
+/// version ([`Unfit::OtherSemantics`]).
+///
 /// # Errors
 ///
 /// Why the check cannot be answered, as the reason to give it back with.
@@ -272,7 +323,7 @@ pub fn examine(
     check: &pb::Check,
     id: Hash32,
     seen: impl Fn(u64) -> Option<Hash32>,
-) -> Result<(Prepared, Option<String>), String> {
+) -> Result<(Prepared, Option<String>), Unfit> {
     let record = check
         .record
         .as_ref()
@@ -282,16 +333,22 @@ pub fn examine(
     let receipt_id =
         convert::hash("record.receipt_id", &record.receipt_id).map_err(|e| e.to_string())?;
     if let Err(e) = receipt.verify() {
-        return Err(format!(
+        return Err(Unfit::Inconsistent(format!(
             "the receipt's signature does not verify ({e}): it is not the provider's statement"
-        ));
+        )));
     }
     if receipt.id() != receipt_id {
-        return Err(format!(
+        return Err(Unfit::Inconsistent(format!(
             "the receipt hashes to id {}, not the check's receipt id {}",
             receipt.id().short(),
             receipt_id.short()
-        ));
+        )));
+    }
+    if receipt.body.semantics != SEMANTICS_VERSION {
+        return Err(Unfit::OtherSemantics {
+            receipt: receipt.body.semantics,
+            ours: SEMANTICS_VERSION,
+        });
     }
     let problem = if check.role == "verify" && check.reason == "sampled" {
         let earlier = check.beacon.as_ref().and_then(|b| seen(b.epoch));
@@ -310,19 +367,19 @@ pub fn examine(
     let inputs = convert::blob_refs("inputs", &check.inputs).map_err(|e| e.to_string())?;
     let spec = convert::spec("spec", check.spec.as_ref()).map_err(|e| e.to_string())?;
     if component != receipt.body.component_hash {
-        return Err(format!(
+        return Err(Unfit::Inconsistent(format!(
             "the check names component {} but the receipt component {}",
             component.short(),
             receipt.body.component_hash.short()
-        ));
+        )));
     }
     let root = inputs_root(inputs.iter().map(|b| (b.name.as_str(), b.size, &b.hash)));
     if root != receipt.body.inputs_root {
-        return Err(format!(
+        return Err(Unfit::Inconsistent(format!(
             "the check's inputs have root {} but the receipt's are {}",
             root.short(),
             receipt.body.inputs_root.short()
-        ));
+        )));
     }
     if job_id(&component, &root, &spec) != receipt.body.job_id {
         return Err("the check's spec is not the one the receipt's job id was made from".into());
@@ -472,20 +529,6 @@ pub fn decide(
     }
 }
 
-/// Shared state of the daemon.
-struct Daemon {
-    cfg: Config,
-    runtime: Arc<Runtime>,
-    channel: Channel,
-    blobs: BlobCache,
-    metrics: Arc<Metrics>,
-    /// Checks taken and not yet answered or given back.
-    active: Mutex<BTreeSet<Hash32>>,
-    /// Epoch → the commitment first seen published for it.
-    beacons: Mutex<BTreeMap<u64, Hash32>>,
-    shutdown: Shutdown,
-}
-
 /// Most time kept between a re-execution's watchdog and the check's
 /// deadline, for giving the check back in time.
 const DEADLINE_MARGIN_MS: u64 = 2_000;
@@ -493,7 +536,25 @@ const DEADLINE_MARGIN_MS: u64 = 2_000;
 /// Beacon commitments remembered (older epochs are forgotten).
 const BEACONS_KEPT: usize = 10_000;
 
-impl Daemon {
+/// The verifier's part of the worker loop.
+struct Verifier {
+    cfg: Config,
+    runtime: Arc<Runtime>,
+    channel: Channel,
+    metrics: Metrics,
+    /// Epoch → the commitment first seen published for it.
+    beacons: Mutex<BTreeMap<u64, Hash32>>,
+}
+
+/// A verdict to submit.
+struct Verdict {
+    check: Prepared,
+    said: Observed,
+    agrees: bool,
+    comparison: String,
+}
+
+impl Verifier {
     fn key(&self) -> &NodeKey {
         self.runtime.node_key()
     }
@@ -503,316 +564,8 @@ impl Daemon {
             .max_decoding_message_size(client::MAX_MESSAGE_BYTES)
     }
 
-    fn free_slots(&self) -> u32 {
-        let busy = self
-            .active
-            .lock()
-            .map(|a| a.len() as u32)
-            .unwrap_or(self.cfg.slots);
-        self.cfg.slots.saturating_sub(busy)
-    }
-
-    fn sign<M: auth::Signed>(&self, m: &mut M) -> Result<(), Error> {
-        auth::sign(self.key(), m, now_ms(), REQUEST_TTL_MS)?;
-        Ok(())
-    }
-
-    async fn register(&self) -> Result<pb::RegisterVerifierResponse, Error> {
-        let mut req = pb::RegisterVerifierRequest {
-            auth: None,
-            stake: self.cfg.stake,
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            backend: self.runtime.device().info().kind,
-        };
-        self.sign(&mut req)?;
-        let resp = self
-            .client()
-            .register_verifier(req)
-            .await
-            .map_err(assay_proto::Error::from)?
-            .into_inner();
-        Metrics::add(&self.metrics.registrations, 1);
-        Ok(resp)
-    }
-
-    /// Registers, retrying through outages and refusals (e.g. a balance
-    /// short of the stake, until the faucet or a transfer fills it).
-    ///
-    /// `None` on shutdown; an error only if the coordinator does not serve
-    /// verification at all.
-    async fn register_until_ok(&self) -> Result<Option<pb::RegisterVerifierResponse>, Error> {
-        let mut attempt = 0;
-        loop {
-            if self.shutdown.started() {
-                return Ok(None);
-            }
-            match self.register().await {
-                Ok(r) => {
-                    tracing::info!(
-                        coordinator = %self.cfg.coordinator,
-                        verifier = %self.key().id(),
-                        stake = r.stake,
-                        check_ttl_ms = r.check_ttl_ms,
-                        epoch_ms = r.epoch_ms,
-                        "registered as a verifier"
-                    );
-                    return Ok(Some(r));
-                }
-                Err(Error::Proto(e)) if e.code() == tonic::Code::Unimplemented => {
-                    return Err(Error::Unsupported {
-                        url: self.cfg.coordinator.clone(),
-                        reason: e.to_string(),
-                    });
-                }
-                Err(e) => {
-                    Metrics::add(&self.metrics.rpc_errors, 1);
-                    tracing::warn!(error = %e, "cannot register as a verifier; retrying");
-                    attempt += 1;
-                    self.shutdown.sleep(backoff(attempt)).await;
-                }
-            }
-        }
-    }
-
-    async fn give_back(&self, check: &Hash32, reason: &str) {
-        let req = pb::ReturnCheckRequest {
-            auth: None,
-            check_id: check.0.to_vec(),
-            reason: reason.to_string(),
-        };
-        let sent = retry_signed(5, self.key(), &req, |req| {
-            let mut client = self.client();
-            async move {
-                client
-                    .return_check(req)
-                    .await
-                    .map_err(assay_proto::Error::from)
-            }
-        })
-        .await;
-        match sent {
-            Ok(_) => {
-                Metrics::add(&self.metrics.checks_returned, 1);
-                tracing::info!(check = %check.short(), reason, "check given back");
-            }
-            Err(e) => {
-                Metrics::add(&self.metrics.rpc_errors, 1);
-                tracing::warn!(check = %check.short(), error = %e, "could not give the check back");
-            }
-        }
-    }
-
-    fn finish(&self, check: &Hash32) {
-        if let Ok(mut a) = self.active.lock() {
-            a.remove(check);
-        }
-    }
-
-    /// [`examine`]s a check, counting and logging what it finds.
-    fn prepare(&self, check: &pb::Check, id: Hash32) -> Result<Prepared, String> {
-        let (p, problem) = examine(check, id, |epoch| {
-            self.beacons
-                .lock()
-                .ok()
-                .and_then(|m| m.get(&epoch).copied())
-        })?;
-        if let Some(problem) = problem {
-            Metrics::add(&self.metrics.sampling_unconfirmed, 1);
-            tracing::warn!(
-                check = %id.short(),
-                receipt = %p.receipt_id.short(),
-                problem,
-                "cannot confirm that this receipt was sampled; checking it anyway"
-            );
-        }
-        Ok(p)
-    }
-
-    /// A blob from the cache, or downloaded into it.
-    async fn blob(&self, hash: &Hash32) -> Result<Arc<[u8]>, assay_proto::Error> {
-        let (bytes, source) = self.blobs.get(&self.channel, hash).await?;
-        match source {
-            Source::Cache => Metrics::add(&self.metrics.blob_cache_hits, 1),
-            Source::Downloaded => Metrics::add(&self.metrics.bytes_downloaded, bytes.len() as u64),
-        }
-        Ok(bytes)
-    }
-
-    /// The component and inputs, retrying through outages.
-    async fn fetch(&self, p: &Prepared) -> Result<(Arc<[u8]>, Inputs), assay_proto::Error> {
-        let mut attempt = 0;
-        loop {
-            let r = async {
-                let component = self.blob(&p.component).await?;
-                let mut inputs = Inputs::new();
-                for b in &p.inputs {
-                    inputs.insert(b.name.clone(), self.blob(&b.hash).await?);
-                }
-                Ok::<_, assay_proto::Error>((component, inputs))
-            }
-            .await;
-            match r {
-                Err(e) if e.is_transient() && attempt < 8 && !self.shutdown.started() => {
-                    Metrics::add(&self.metrics.rpc_errors, 1);
-                    attempt += 1;
-                    self.shutdown.sleep(backoff(attempt)).await;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// Works one check to the end: a verdict, or the check given back.
-    async fn work(self: Arc<Self>, check: pb::Check) {
-        let Ok(id) = convert::hash("check_id", &check.check_id) else {
-            tracing::warn!("a check without a valid id: ignored");
-            return;
-        };
-        Metrics::add(&self.metrics.running, 1);
-        self.work_inner(id, check).await;
-        self.metrics.running.fetch_sub(1, Ordering::Relaxed);
-        self.finish(&id);
-    }
-
-    async fn work_inner(&self, id: Hash32, check: pb::Check) {
-        if self.shutdown.started() {
-            self.give_back(&id, "verifier shutting down").await;
-            return;
-        }
-        let p = match self.prepare(&check, id) {
-            Ok(p) => p,
-            Err(reason) => {
-                Metrics::add(&self.metrics.bad_receipts, 1);
-                tracing::warn!(check = %id.short(), reason, "not checking this receipt");
-                self.give_back(&id, &reason).await;
-                return;
-            }
-        };
-        let (component, inputs) = match self.fetch(&p).await {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::warn!(check = %id.short(), error = %e, "cannot fetch the job's blobs");
-                self.give_back(&id, &format!("verifier cannot fetch the job's blobs: {e}"))
-                    .await;
-                return;
-            }
-        };
-        if self.shutdown.started() {
-            self.give_back(&id, "verifier shutting down").await;
-            return;
-        }
-        let Some(spec) = reexecution_spec(&p, self.cfg.watchdog_scale, now_ms()) else {
-            // The check has gone to another verifier: running it is waste.
-            tracing::warn!(check = %id.short(), "the check's deadline passed before it could run: dropped");
-            return;
-        };
-        let runtime = self.runtime.clone();
-        let started = Instant::now();
-        let result = tokio::task::spawn_blocking(move || {
-            let loaded = runtime.load(&component)?;
-            runtime.run(&loaded, Arc::new(inputs), &spec)
-        })
-        .await;
-        Metrics::add(
-            &self.metrics.reexecution_ms,
-            u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        );
-        let run = match result {
-            Ok(r) => r,
-            Err(e) => Err(assay_runtime::Error::ProviderFault {
-                kind: assay_runtime::FaultKind::Internal,
-                message: format!("the re-execution crashed: {e}"),
-            }),
-        };
-        if let Ok(r) = &run {
-            Metrics::add(&self.metrics.fuel_used, r.receipt.body.fuel_used);
-        }
-        match decide(&run, &p.receipt, lies_on(self.cfg.lie_rate, &id)) {
-            Decision::GiveBack {
-                reason,
-                local_fault,
-            } => {
-                if local_fault {
-                    Metrics::add(&self.metrics.local_faults, 1);
-                }
-                tracing::warn!(check = %id.short(), reason, "re-execution produced no result");
-                self.give_back(&id, &reason).await;
-            }
-            Decision::Verdict {
-                said,
-                agrees,
-                comparison,
-                lie,
-            } => {
-                if lie {
-                    Metrics::add(&self.metrics.lies, 1);
-                    tracing::warn!(check = %id.short(), really = %comparison, "test knob: this verdict lies");
-                }
-                self.submit(&p, said, agrees, &comparison.to_string()).await;
-            }
-        }
-    }
-
-    /// Submits a verdict, retrying through outages.
-    async fn submit(&self, p: &Prepared, said: Observed, agrees: bool, comparison: &str) {
-        let mut attempt = 0;
-        loop {
-            let mut req = pb::SubmitVerdictRequest {
-                auth: None,
-                check_id: p.id.0.to_vec(),
-                receipt_id: p.receipt_id.0.to_vec(),
-                outputs_root: said.outputs_root.0.to_vec(),
-                outcome: pb::Outcome::from(said.outcome) as i32,
-                fuel_used: said.fuel_used,
-                work: Some(pb::WorkDone {
-                    flops: said.work.flops,
-                    bytes: said.work.bytes,
-                }),
-                agrees,
-            };
-            if let Err(e) = self.sign(&mut req) {
-                tracing::error!(error = %e, "cannot sign a verdict");
-                return;
-            }
-            match self.client().submit_verdict(req).await {
-                Ok(resp) => {
-                    let decision = resp.into_inner().decision;
-                    Metrics::add(
-                        if agrees {
-                            &self.metrics.verdicts_agree
-                        } else {
-                            &self.metrics.verdicts_mismatch
-                        },
-                        1,
-                    );
-                    self.metrics.decided(&decision);
-                    let provider = p.receipt.body.provider_id.to_hex();
-                    let provider = provider.get(..12).unwrap_or(&provider);
-                    if agrees {
-                        tracing::info!(receipt = %p.receipt_id.short(), provider, role = %p.role, agrees, decision = %decision, "verdict");
-                    } else {
-                        tracing::warn!(receipt = %p.receipt_id.short(), provider, role = %p.role, agrees, comparison, decision = %decision, "verdict");
-                    }
-                    return;
-                }
-                Err(s) => {
-                    let e = assay_proto::Error::from(s);
-                    if refused(&e) || attempt >= 20 || self.shutdown.started() {
-                        Metrics::add(&self.metrics.verdicts_refused, 1);
-                        tracing::warn!(check = %p.id.short(), receipt = %p.receipt_id.short(), error = %e, "verdict refused");
-                        return;
-                    }
-                    Metrics::add(&self.metrics.rpc_errors, 1);
-                    attempt += 1;
-                    tracing::warn!(check = %p.id.short(), error = %e, "coordinator unreachable; will resubmit the verdict");
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-            }
-        }
-    }
-
     /// Records beacon commitments as they are published.
-    async fn watch_beacon(self: Arc<Self>, epoch_ms: u64) {
+    async fn watch_beacon(self: Arc<Self>, epoch_ms: u64, ctx: Context) {
         // The coordinator publishes each commitment a whole epoch before
         // its epoch starts, and reveals the seed when it ends: one look per
         // epoch sees every commitment before its seed is out.
@@ -821,7 +574,7 @@ impl Daemon {
         // now (every later poll starts from the epoch current at the last).
         let mut from = (now_ms() / epoch_ms.max(1)).saturating_sub(1);
         let mut warned = false;
-        while !self.shutdown.started() {
+        while !ctx.shutdown.started() {
             let r = self
                 .client()
                 .get_beacon(pb::GetBeaconRequest { from_epoch: from })
@@ -829,46 +582,275 @@ impl Daemon {
             match r {
                 Ok(resp) => {
                     let resp = resp.into_inner();
-                    if let Ok(mut seen) = self.beacons.lock() {
-                        for b in &resp.epochs {
-                            // Only a commitment seen before its seed is out
-                            // tells anything about the seed.
-                            if !b.seed.is_empty() {
-                                continue;
-                            }
-                            let Ok(c) = convert::hash("beacon.commitment", &b.commitment) else {
-                                continue;
-                            };
-                            match seen.get(&b.epoch) {
-                                Some(old) if *old != c => {
-                                    Metrics::add(&self.metrics.sampling_unconfirmed, 1);
-                                    tracing::warn!(epoch = b.epoch, was = %old.short(), now = %c.short(), "the coordinator changed an epoch's commitment");
-                                }
-                                Some(_) => {}
-                                None => {
-                                    Metrics::add(&self.metrics.commitments_seen, 1);
-                                    seen.insert(b.epoch, c);
-                                }
-                            }
-                        }
-                        while seen.len() > BEACONS_KEPT {
-                            seen.pop_first();
-                        }
-                    }
+                    self.remember(&resp.epochs);
                     // The current epoch's commitment may appear later.
                     from = resp.current_epoch.saturating_sub(1);
                 }
                 Err(s) if s.code() == tonic::Code::Unimplemented => return,
                 Err(s) => {
-                    Metrics::add(&self.metrics.rpc_errors, 1);
+                    ctx.metrics.rpc_errors.inc();
                     if !warned {
                         warned = true;
                         tracing::warn!(error = %s.message(), "cannot read the beacon (will keep trying)");
                     }
                 }
             }
-            self.shutdown.sleep(every).await;
+            ctx.shutdown.sleep(every).await;
         }
+    }
+
+    /// Remembers the commitments of epochs whose seed is not out yet.
+    fn remember(&self, epochs: &[pb::EpochBeacon]) {
+        let Ok(mut seen) = self.beacons.lock() else {
+            return;
+        };
+        for b in epochs {
+            // Only a commitment seen before its seed is out tells anything
+            // about the seed.
+            if !b.seed.is_empty() {
+                continue;
+            }
+            let Ok(c) = convert::hash("beacon.commitment", &b.commitment) else {
+                continue;
+            };
+            match seen.get(&b.epoch) {
+                Some(old) if *old != c => {
+                    self.metrics.sampling_unconfirmed.inc();
+                    tracing::warn!(epoch = b.epoch, was = %old.short(), now = %c.short(), "the coordinator changed an epoch's commitment");
+                }
+                Some(_) => {}
+                None => {
+                    self.metrics.commitments_seen.inc();
+                    seen.insert(b.epoch, c);
+                }
+            }
+        }
+        while seen.len() > BEACONS_KEPT {
+            seen.pop_first();
+        }
+    }
+}
+
+impl Work for Verifier {
+    type Item = pb::Check;
+    type Job = Prepared;
+    type Registration = pb::RegisterVerifierResponse;
+    type Report = Verdict;
+
+    const NAMES: assay_daemon::metrics::Names = assay_daemon::metrics::Names {
+        prefix: "assay_verifier",
+        taken: "checks_taken",
+        returned: "checks_returned",
+        running: "running_checks",
+        run_ms: "reexecution_ms",
+        faults: "local_faults",
+    };
+    const ROLE: &'static str = "verifier";
+    const ITEM: &'static str = "check";
+    const REPORT_ATTEMPTS: u32 = 20;
+
+    fn device(&self) -> (String, String) {
+        let info = self.runtime.device().info();
+        (info.kind, info.device)
+    }
+
+    fn register_metrics(&self, registry: &mut Registry) {
+        self.metrics.register(registry, self.cfg.lie_rate > 0.0);
+    }
+
+    async fn faucet(&self, amount: u64) -> Result<u64, assay_daemon::Error> {
+        let mut req = pb::FaucetRequest { auth: None, amount };
+        assay_daemon::sign(self.key(), &mut req)?;
+        Ok(RenterClient::new(self.channel.clone())
+            .faucet(req)
+            .await?
+            .into_inner()
+            .balance)
+    }
+
+    async fn register(
+        &self,
+    ) -> Result<Registered<pb::RegisterVerifierResponse>, assay_daemon::Error> {
+        let mut req = pb::RegisterVerifierRequest {
+            auth: None,
+            stake: self.cfg.stake,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            backend: self.runtime.device().info().kind,
+        };
+        assay_daemon::sign(self.key(), &mut req)?;
+        let answer = self.client().register_verifier(req).await?.into_inner();
+        tracing::info!(
+            verifier = %self.key().id(),
+            stake = answer.stake,
+            check_ttl_ms = answer.check_ttl_ms,
+            epoch_ms = answer.epoch_ms,
+            "registered as a verifier"
+        );
+        Ok(Registered {
+            answer,
+            stale: Vec::new(),
+        })
+    }
+
+    fn started(
+        self: Arc<Self>,
+        reg: &pb::RegisterVerifierResponse,
+        ctx: &Context,
+    ) -> Option<Duration> {
+        tokio::spawn(self.watch_beacon(reg.epoch_ms, ctx.clone()));
+        // Verifiers do not heartbeat: a check's deadline is its lease.
+        None
+    }
+
+    async fn heartbeat(&self, _free_slots: u32) -> Result<bool, assay_daemon::Error> {
+        Ok(true)
+    }
+
+    async fn take(&self, max: u32) -> Result<Vec<pb::Check>, assay_daemon::Error> {
+        let mut req = pb::TakeChecksRequest { auth: None, max };
+        assay_daemon::sign(self.key(), &mut req)?;
+        Ok(self.client().take_checks(req).await?.into_inner().checks)
+    }
+
+    fn id(&self, check: &pb::Check) -> Option<Hash32> {
+        convert::hash("check_id", &check.check_id).ok()
+    }
+
+    /// [`examine`]s a check, counting and logging what it finds.
+    fn prepare(
+        &self,
+        id: Hash32,
+        check: pb::Check,
+    ) -> Result<assay_daemon::Prepared<Prepared>, GiveBack> {
+        let examined = examine(&check, id, |epoch| {
+            self.beacons
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&epoch).copied())
+        });
+        let (p, problem) = match examined {
+            Ok(e) => e,
+            Err(unfit) => {
+                match unfit {
+                    Unfit::Inconsistent(_) => self.metrics.bad_receipts.inc(),
+                    Unfit::OtherSemantics { .. } => self.metrics.other_semantics.inc(),
+                };
+                return Err(GiveBack::new(unfit.to_string()));
+            }
+        };
+        if let Some(problem) = problem {
+            self.metrics.sampling_unconfirmed.inc();
+            tracing::warn!(
+                check = %id.short(),
+                receipt = %p.receipt_id.short(),
+                problem,
+                "cannot confirm that this receipt was sampled; checking it anyway"
+            );
+        }
+        Ok(assay_daemon::Prepared {
+            component: p.component,
+            inputs: p.inputs.clone(),
+            job: p,
+        })
+    }
+
+    fn run(&self, p: Prepared, blobs: Fetched) -> Conclusion<Verdict> {
+        let Some(spec) = reexecution_spec(&p, self.cfg.watchdog_scale, now_ms()) else {
+            // The check has gone to another verifier: running it is waste.
+            return Conclusion::Drop {
+                reason: "the check's deadline passed before it could run".into(),
+            };
+        };
+        let run = self
+            .runtime
+            .load(&blobs.component)
+            .and_then(|loaded| self.runtime.run(&loaded, Arc::new(blobs.inputs), &spec));
+        if let Ok(r) = &run {
+            self.metrics.fuel_used.inc_by(r.receipt.body.fuel_used);
+        }
+        match decide(&run, &p.receipt, lies_on(self.cfg.lie_rate, &p.id)) {
+            Decision::GiveBack {
+                reason,
+                local_fault,
+            } => Conclusion::GiveBack(GiveBack {
+                reason,
+                fault: local_fault,
+            }),
+            Decision::Verdict {
+                said,
+                agrees,
+                comparison,
+                lie,
+            } => {
+                if lie {
+                    self.metrics.lies.inc();
+                    tracing::warn!(check = %p.id.short(), really = %comparison, "test knob: this verdict lies");
+                }
+                let outcome = match (lie, agrees) {
+                    (true, _) => "lie",
+                    (false, true) => "agree",
+                    (false, false) => "mismatch",
+                };
+                Conclusion::Report {
+                    outcome: outcome.into(),
+                    report: Verdict {
+                        check: p,
+                        said,
+                        agrees,
+                        comparison: comparison.to_string(),
+                    },
+                }
+            }
+        }
+    }
+
+    async fn report(&self, v: &Verdict) -> Result<(), assay_daemon::Error> {
+        let (p, said) = (&v.check, &v.said);
+        let mut req = pb::SubmitVerdictRequest {
+            auth: None,
+            check_id: p.id.0.to_vec(),
+            receipt_id: p.receipt_id.0.to_vec(),
+            outputs_root: said.outputs_root.0.to_vec(),
+            outcome: pb::Outcome::from(said.outcome) as i32,
+            fuel_used: said.fuel_used,
+            work: Some(pb::WorkDone {
+                flops: said.work.flops,
+                bytes: said.work.bytes,
+            }),
+            agrees: v.agrees,
+        };
+        assay_daemon::sign(self.key(), &mut req)?;
+        let decision = self.client().submit_verdict(req).await?.into_inner().decision;
+        if v.agrees {
+            self.metrics.verdicts_agree.inc();
+        } else {
+            self.metrics.verdicts_mismatch.inc();
+        }
+        self.metrics.decided(&decision);
+        let provider = p.receipt.body.provider_id.to_hex();
+        let provider = provider.get(..12).unwrap_or(&provider);
+        if v.agrees {
+            tracing::info!(receipt = %p.receipt_id.short(), provider, role = %p.role, agrees = v.agrees, decision = %decision, "verdict");
+        } else {
+            tracing::warn!(receipt = %p.receipt_id.short(), provider, role = %p.role, agrees = v.agrees, comparison = %v.comparison, decision = %decision, "verdict");
+        }
+        Ok(())
+    }
+
+    fn report_failed(&self, v: &Verdict, error: &assay_daemon::Error) {
+        self.metrics.verdicts_refused.inc();
+        tracing::warn!(check = %v.check.id.short(), receipt = %v.check.receipt_id.short(), %error, "verdict refused");
+    }
+
+    async fn give_back(&self, id: &Hash32, why: &GiveBack) -> Result<(), assay_daemon::Error> {
+        let mut req = pb::ReturnCheckRequest {
+            auth: None,
+            check_id: id.0.to_vec(),
+            reason: why.reason.clone(),
+        };
+        assay_daemon::sign(self.key(), &mut req)?;
+        self.client().return_check(req).await?;
+        Ok(())
     }
 }
 
@@ -877,9 +859,10 @@ impl Daemon {
 ///
 /// # Errors
 ///
-/// [`Error::Io`] if the state directory cannot be created or the metrics
-/// address bound; [`Error::Proto`] for a bad coordinator URL;
-/// [`Error::Unsupported`] if the coordinator does not serve verification.
+/// [`Error::Io`] if the state directory cannot be created;
+/// [`Error::Proto`] for a bad coordinator URL; [`Error::Unsupported`] if
+/// the coordinator does not serve verification; [`Error::Daemon`] if the
+/// metrics address cannot be bound or a request cannot be signed.
 ///
 /// # Example
 ///
@@ -912,140 +895,39 @@ pub async fn run(
 ) -> Result<(), Error> {
     std::fs::create_dir_all(&cfg.state_dir).map_err(|e| Error::io(&cfg.state_dir, e))?;
     let channel = client::channel(&cfg.coordinator)?;
-    let metrics = Arc::new(Metrics::default());
-    if let Some(addr) = cfg.metrics_listen {
-        let l = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| Error::io(format!("metrics address {addr}"), e))?;
-        let local = l
-            .local_addr()
-            .map_err(|e| Error::io("metrics address", e))?;
-        tracing::info!(%local, "metrics at http://{local}/metrics");
-        tokio::spawn(metrics::serve(l, metrics.clone()));
-    }
     if cfg.lie_rate > 0.0 {
         tracing::warn!(
             rate = cfg.lie_rate,
             "TEST KNOB: this verifier lies on a fraction of its checks and will be slashed"
         );
     }
-    let blobs = BlobCache::new(cfg.state_dir.join("blobs"), cfg.max_blob_bytes);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let d = Arc::new(Daemon {
+    let settings = Settings {
+        coordinator: cfg.coordinator.clone(),
+        slots: cfg.slots,
+        poll_interval: cfg.poll_interval,
+        suspended_poll: Duration::from_secs(30),
+        drain_timeout: cfg.drain_timeout,
+        faucet: cfg.faucet,
+        metrics_listen: cfg.metrics_listen,
+        blob_dir: cfg.state_dir.join("blobs"),
+        max_blob_bytes: cfg.max_blob_bytes,
+    };
+    let verifier = Verifier {
         cfg,
         runtime,
-        channel,
-        blobs,
-        metrics,
-        active: Mutex::new(BTreeSet::new()),
+        channel: channel.clone(),
+        metrics: Metrics::default(),
         beacons: Mutex::new(BTreeMap::new()),
-        shutdown: Shutdown::new(stop_rx),
-    });
-
-    let main = {
-        let d = d.clone();
-        async move {
-            if d.cfg.faucet > 0 {
-                ask_faucet(&d.channel, d.key(), d.cfg.faucet, &d.shutdown).await;
-            }
-            let Some(reg) = d.register_until_ok().await? else {
-                return Ok(());
-            };
-            tokio::spawn(d.clone().watch_beacon(reg.epoch_ms));
-            let mut checks = tokio::task::JoinSet::new();
-            let mut attempt = 0;
-            let mut suspended = false;
-            while !d.shutdown.started() {
-                let free = d.free_slots();
-                if free == 0 {
-                    // A finished check frees a slot: wait for one, or poll.
-                    tokio::select! {
-                        _ = checks.join_next() => {}
-                        _ = d.shutdown.sleep(d.cfg.poll_interval) => {}
-                    }
-                    continue;
-                }
-                let mut req = pb::TakeChecksRequest {
-                    auth: None,
-                    max: free,
-                };
-                d.sign(&mut req)?;
-                match d.client().take_checks(req).await {
-                    Ok(resp) => {
-                        attempt = 0;
-                        suspended = false;
-                        let taken = resp.into_inner().checks;
-                        let got = !taken.is_empty();
-                        for c in taken {
-                            let Ok(id) = convert::hash("check_id", &c.check_id) else {
-                                continue;
-                            };
-                            Metrics::add(&d.metrics.checks_taken, 1);
-                            if let Ok(mut a) = d.active.lock() {
-                                a.insert(id);
-                            }
-                            checks.spawn(d.clone().work(c));
-                        }
-                        while checks.try_join_next().is_some() {}
-                        if !got {
-                            d.shutdown.sleep(d.cfg.poll_interval).await;
-                        }
-                    }
-                    Err(s) => {
-                        Metrics::add(&d.metrics.rpc_errors, 1);
-                        if s.code() == tonic::Code::NotFound {
-                            // The coordinator forgot us (a new database):
-                            // register again.
-                            tracing::warn!(error = %s.message(), "the coordinator does not know this verifier: registering again");
-                            if d.register_until_ok().await?.is_none() {
-                                break;
-                            }
-                        } else if s.code() == tonic::Code::PermissionDenied {
-                            // Suspended (overruled by a referee): no checks
-                            // until an operator lifts it. Say so once, then
-                            // ask rarely.
-                            if !suspended {
-                                suspended = true;
-                                tracing::error!(error = %s.message(), "this verifier gets no checks; asking again every 30 s (stop it with Ctrl-C)");
-                            }
-                            d.shutdown.sleep(Duration::from_secs(30)).await;
-                        } else {
-                            attempt += 1;
-                            tracing::warn!(error = %s.message(), "cannot take checks; backing off");
-                            d.shutdown.sleep(backoff(attempt)).await;
-                        }
-                    }
-                }
-            }
-            // Draining: let running checks finish, then give back the rest.
-            if tokio::time::timeout(d.cfg.drain_timeout, async {
-                while checks.join_next().await.is_some() {}
-            })
-            .await
-            .is_err()
-            {
-                checks.abort_all();
-                let left: Vec<Hash32> = d
-                    .active
-                    .lock()
-                    .map(|a| a.iter().copied().collect())
-                    .unwrap_or_default();
-                for c in left {
-                    d.give_back(&c, "verifier shut down before finishing the check")
-                        .await;
-                }
-            }
-            Ok::<(), Error>(())
-        }
     };
-    tokio::pin!(main);
-    tokio::select! {
-        r = &mut main => r,
-        _ = shutdown => {
-            tracing::info!("shutting down: no new checks; finishing running ones");
-            let _ = stop_tx.send(true);
-            main.await
+    match Worker::new(verifier, settings, Arc::new(channel))
+        .run(shutdown)
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(assay_daemon::Error::Unsupported { url, reason, .. }) => {
+            Err(Error::Unsupported { url, reason })
         }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -1169,8 +1051,42 @@ mod tests {
             let mut c = good_check();
             change(&mut c);
             let e = examine(&c, Hash32([1; 32]), |_| None).expect_err(why);
-            assert!(e.contains(why), "{why}: {e}");
+            assert!(matches!(e, Unfit::Inconsistent(_)), "{why}: {e}");
+            assert!(e.to_string().contains(why), "{why}: {e}");
         }
+    }
+
+    #[test]
+    fn a_receipt_of_another_semantics_version_is_given_back_not_judged() {
+        // A validly signed receipt of the same job, but computed under the
+        // next semantics version: before, it was re-executed (and a
+        // differing result would have been a mismatch verdict).
+        let mut c = good_check();
+        let mut receipt = claimed();
+        receipt.body.semantics = SEMANTICS_VERSION + 1;
+        let receipt = receipt
+            .body
+            .sign(&NodeKey::from_seed([6; 32]))
+            .expect("sign");
+        if let Some(r) = c.record.as_mut() {
+            r.receipt_id = receipt.id().0.to_vec();
+            r.receipt = Some(pb::Receipt::from(&receipt));
+            // Sampled at 100%, so the draw itself is no reason to refuse.
+        }
+        let e = examine(&c, Hash32([1; 32]), |_| None).expect_err("given back");
+        assert_eq!(
+            e,
+            Unfit::OtherSemantics {
+                receipt: SEMANTICS_VERSION + 1,
+                ours: SEMANTICS_VERSION
+            }
+        );
+        let reason = e.to_string();
+        assert!(
+            reason.contains(&format!("semantics version {}", SEMANTICS_VERSION + 1))
+                && reason.contains(&format!("implements version {SEMANTICS_VERSION}")),
+            "{reason}"
+        );
     }
 
     #[test]
@@ -1200,6 +1116,7 @@ mod tests {
             job_id: body.job_id,
             outcome: body.outcome,
             outputs: BTreeMap::new(),
+            failure: None,
             error: None,
             receipt: body.sign(&key).expect("sign"),
             stdout: Vec::new(),

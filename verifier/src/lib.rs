@@ -4,7 +4,8 @@
 //! Ops in Assay are bit-exact across backends, so checking a provider's
 //! receipt is a hash comparison: re-run the job (on a CPU is fine) and
 //! compare outputs root, outcome, fuel used and work with the receipt. This
-//! crate holds the verifier daemon ([`daemon`], run by `assay verifier`),
+//! crate holds the verifier daemon ([`daemon`], run by `assay verifier`: its
+//! part of the worker loop it shares with the provider, `assay-daemon`),
 //! the comparison ([`verdict`]), the detection/economics model
 //! ([`model`], printed by `assay verifier model`) and an audit of the
 //! coordinator's sampling decisions ([`audit`], `assay verifier audit`).
@@ -98,6 +99,8 @@
 //! # Ok::<(), assay_verifier::Error>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 
 pub mod audit;
@@ -114,6 +117,9 @@ pub enum Error {
     /// Talking to the coordinator failed.
     #[error(transparent)]
     Proto(#[from] assay_proto::Error),
+    /// The worker loop stopped with an error.
+    #[error(transparent)]
+    Daemon(#[from] assay_daemon::Error),
     /// The sandbox failed.
     #[error(transparent)]
     Runtime(#[from] assay_runtime::Error),

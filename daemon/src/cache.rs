@@ -1,8 +1,10 @@
 //! A node's local blob cache: content-addressed files named by their blake3
-//! hash, filled from the coordinator on a miss.
+//! hash, filled from a [`BlobSource`] (the coordinator's `Blobs` service) on
+//! a miss.
 //!
 //! The provider and the verifier daemons both fetch components and inputs by
-//! hash; this is the one implementation. A cached file is re-hashed when it
+//! hash; this is the one implementation (the worker loop in
+//! [`crate::worker`] retries transient download errors around it). A cached file is re-hashed when it
 //! is read from disk, so a corrupted or tampered file is never used (it is
 //! downloaded again and replaced). The most recently used blobs (up to
 //! [`HOT_BYTES`]) are also kept in memory once checked, so a model used by
@@ -14,7 +16,7 @@
 //! # Example
 //!
 //! ```no_run
-//! use assay_proto::cache::{BlobCache, Source};
+//! use assay_daemon::cache::{BlobCache, Source};
 //! use assay_protocol::Hash32;
 //!
 //! # async fn demo(hash: Hash32) -> Result<(), assay_proto::Error> {
@@ -29,14 +31,40 @@
 //! # }
 //! ```
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use assay_proto::{Error, client};
 use assay_protocol::Hash32;
 use tonic::transport::Channel;
 
-use crate::{Error, client};
+/// A boxed future that can move between threads.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where missing blobs come from: the coordinator (a [`Channel`] to it), or
+/// a stand-in in tests.
+pub trait BlobSource: Send + Sync {
+    /// The bytes of blob `hash`, at most `max_bytes` of them (not yet
+    /// checked against `hash`: the cache does that).
+    fn download<'a>(
+        &'a self,
+        hash: &'a Hash32,
+        max_bytes: u64,
+    ) -> BoxFuture<'a, Result<Vec<u8>, Error>>;
+}
+
+impl BlobSource for Channel {
+    fn download<'a>(
+        &'a self,
+        hash: &'a Hash32,
+        max_bytes: u64,
+    ) -> BoxFuture<'a, Result<Vec<u8>, Error>> {
+        Box::pin(client::download(self, hash, max_bytes))
+    }
+}
 
 /// Where a blob came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,8 +149,8 @@ impl BlobCache {
         Some(bytes)
     }
 
-    /// Blob `hash`: from the cache, or downloaded from the coordinator on
-    /// `channel` (checked against `hash`) and stored in the cache.
+    /// Blob `hash`: from the cache, or downloaded from `source` (checked
+    /// against `hash`) and stored in the cache.
     ///
     /// # Errors
     ///
@@ -132,13 +160,13 @@ impl BlobCache {
     /// directory.
     pub async fn get(
         &self,
-        channel: &Channel,
+        source: &dyn BlobSource,
         hash: &Hash32,
     ) -> Result<(Arc<[u8]>, Source), Error> {
         if let Some(bytes) = self.cached(hash).await {
             return Ok((bytes, Source::Cache));
         }
-        let bytes = client::download(channel, hash, self.max_bytes).await?;
+        let bytes = source.download(hash, self.max_bytes).await?;
         self.store(hash, &bytes).await?;
         let bytes: Arc<[u8]> = bytes.into();
         self.hot_put(*hash, bytes.clone());
@@ -189,9 +217,9 @@ mod tests {
 
     fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
-            "assay-proto-cache-{name}-{}-{}",
+            "assay-daemon-cache-{name}-{}-{}",
             std::process::id(),
-            crate::now_ms()
+            assay_proto::now_ms()
         ));
         let _ = std::fs::remove_dir_all(&dir);
         dir
