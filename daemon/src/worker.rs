@@ -212,8 +212,11 @@ pub trait Work: Send + Sync + Sized + 'static {
 
     /// Called once, after the first registration: starts the daemon's own
     /// background tasks and says how often to heartbeat (`None`: never).
-    fn started(self: Arc<Self>, registration: &Self::Registration, ctx: &Context)
-    -> Option<Duration>;
+    fn started(
+        self: Arc<Self>,
+        registration: &Self::Registration,
+        ctx: &Context,
+    ) -> Option<Duration>;
 
     /// One heartbeat; `false` if the coordinator no longer knows this node.
     fn heartbeat(&self, free_slots: u32) -> impl Future<Output = Result<bool, Error>> + Send;
@@ -606,7 +609,10 @@ impl<W: Work> Worker<W> {
             match self.work.heartbeat(self.free_slots()).await {
                 Ok(true) => {}
                 Ok(false) => {
-                    tracing::warn!("the coordinator does not know this {}: registering again", W::ROLE);
+                    tracing::warn!(
+                        "the coordinator does not know this {}: registering again",
+                        W::ROLE
+                    );
                     if let Err(e) = self.register_until_ok().await {
                         self.fail(e);
                         return;

@@ -99,7 +99,11 @@ impl Work for Fake {
     }
 
     fn register_metrics(&self, registry: &mut Registry) {
-        registry.register("reports_accepted", "Reports accepted.", self.accepted.clone());
+        registry.register(
+            "reports_accepted",
+            "Reports accepted.",
+            self.accepted.clone(),
+        );
     }
 
     async fn faucet(&self, amount: u64) -> Result<u64, Error> {
@@ -128,9 +132,9 @@ impl Work for Fake {
             None => Ok(Vec::new()),
             Some(Take::Items(items)) => Ok(items),
             Some(Take::Fail(s)) => Err(s.into()),
-            Some(Take::SignFails) => Err(Error::Sign(assay_proto::Error::Random(
-                "no entropy".into(),
-            ))),
+            Some(Take::SignFails) => {
+                Err(Error::Sign(assay_proto::Error::Random("no entropy".into())))
+            }
         }
     }
 
@@ -242,10 +246,7 @@ fn settings(dir: &tempfile::TempDir) -> Settings {
 }
 
 /// Runs `worker` until `done` holds (at most 10 s), then shuts it down.
-async fn run_until(
-    worker: &Arc<Worker<Fake>>,
-    done: impl Fn(&Fake) -> bool,
-) -> Result<(), Error> {
+async fn run_until(worker: &Arc<Worker<Fake>>, done: impl Fn(&Fake) -> bool) -> Result<(), Error> {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(worker.clone().run(async {
         let _ = rx.await;
@@ -263,9 +264,11 @@ async fn a_taken_item_is_fetched_run_and_reported() {
     let dir = tempfile::tempdir().expect("tmp");
     let fake = Fake::new(vec![Take::Items(vec![1, 2])], Ends::Reports);
     let w = Worker::new(fake, settings(&dir), Flaky::new(0));
-    run_until(&w, |f| f.reported.lock().map(|r| r.len() == 2).unwrap_or(false))
-        .await
-        .expect("ran");
+    run_until(&w, |f| {
+        f.reported.lock().map(|r| r.len() == 2).unwrap_or(false)
+    })
+    .await
+    .expect("ran");
     let mut reported = w.work().reported.lock().expect("reported").clone();
     reported.sort();
     let size = COMPONENT.len() + INPUT.len();
@@ -307,13 +310,19 @@ async fn transient_fetch_errors_are_retried_with_back_off() {
     let fake = Fake::new(vec![Take::Items(vec![1])], Ends::Reports);
     let source = Flaky::new(2);
     let w = Worker::new(fake, settings(&dir), source.clone());
-    run_until(&w, |f| f.reported.lock().map(|r| r.len() == 1).unwrap_or(false))
-        .await
-        .expect("ran");
+    run_until(&w, |f| {
+        f.reported.lock().map(|r| r.len() == 1).unwrap_or(false)
+    })
+    .await
+    .expect("ran");
     assert_eq!(w.work().reported.lock().expect("reported").len(), 1);
     assert!(w.work().given_back.lock().expect("given back").is_empty());
     assert_eq!(w.metrics().rpc_errors.get(), 2);
-    assert_eq!(source.calls.load(Ordering::Relaxed), 4, "2 failures, then both blobs");
+    assert_eq!(
+        source.calls.load(Ordering::Relaxed),
+        4,
+        "2 failures, then both blobs"
+    );
 }
 
 #[tokio::test]
@@ -324,9 +333,11 @@ async fn a_give_back_the_coordinator_does_not_take_is_an_rpc_error() {
     fake.script.lock().expect("script").give_back_fails =
         Some(Status::failed_precondition("not your lease"));
     let w = Worker::new(fake, settings(&dir), Flaky::new(0));
-    run_until(&w, |f| !f.given_back.lock().map(|g| g.is_empty()).unwrap_or(true))
-        .await
-        .expect("ran");
+    run_until(&w, |f| {
+        !f.given_back.lock().map(|g| g.is_empty()).unwrap_or(true)
+    })
+    .await
+    .expect("ran");
     tokio::time::sleep(Duration::from_millis(50)).await;
     let given = w.work().given_back.lock().expect("given back").clone();
     assert_eq!(given.len(), 1, "a refusal is not retried");
@@ -352,9 +363,11 @@ async fn a_suspended_daemon_keeps_asking_and_a_forgotten_one_registers_again() {
         Ends::Reports,
     );
     let w = Worker::new(fake, settings(&dir), Flaky::new(0));
-    run_until(&w, |f| f.reported.lock().map(|r| r.len() == 1).unwrap_or(false))
-        .await
-        .expect("ran");
+    run_until(&w, |f| {
+        f.reported.lock().map(|r| r.len() == 1).unwrap_or(false)
+    })
+    .await
+    .expect("ran");
     assert_eq!(w.work().registrations.load(Ordering::Relaxed), 2);
     assert_eq!(w.metrics().registrations.get(), 2);
     assert_eq!(w.metrics().rpc_errors.get(), 4);
@@ -363,7 +376,10 @@ async fn a_suspended_daemon_keeps_asking_and_a_forgotten_one_registers_again() {
 #[tokio::test]
 async fn shutdown_drains_and_gives_back_what_did_not_finish() {
     let dir = tempfile::tempdir().expect("tmp");
-    let fake = Fake::new(vec![Take::Items(vec![1])], Ends::Sleeps(Duration::from_secs(2)));
+    let fake = Fake::new(
+        vec![Take::Items(vec![1])],
+        Ends::Sleeps(Duration::from_secs(2)),
+    );
     let mut s = settings(&dir);
     s.drain_timeout = Duration::from_millis(100);
     let w = Worker::new(fake, s, Flaky::new(0));
@@ -375,7 +391,12 @@ async fn shutdown_drains_and_gives_back_what_did_not_finish() {
     let given = w.work().given_back.lock().expect("given back").clone();
     assert_eq!(given.len(), 1, "{given:?}");
     assert_eq!(given[0].0, item_id(1));
-    assert!(given[0].1.reason.contains("shut down before finishing the item"));
+    assert!(
+        given[0]
+            .1
+            .reason
+            .contains("shut down before finishing the item")
+    );
     assert!(w.work().reported.lock().expect("reported").is_empty());
 }
 
@@ -384,9 +405,11 @@ async fn the_metrics_endpoint_serves_prometheus_text_over_http() {
     let dir = tempfile::tempdir().expect("tmp");
     let fake = Fake::new(vec![Take::Items(vec![1])], Ends::Reports);
     let w = Worker::new(fake, settings(&dir), Flaky::new(0));
-    run_until(&w, |f| f.reported.lock().map(|r| r.len() == 1).unwrap_or(false))
-        .await
-        .expect("ran");
+    run_until(&w, |f| {
+        f.reported.lock().map(|r| r.len() == 1).unwrap_or(false)
+    })
+    .await
+    .expect("ran");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -396,7 +419,8 @@ async fn the_metrics_endpoint_serves_prometheus_text_over_http() {
         tokio::task::spawn_blocking(move || {
             use std::io::{Read, Write};
             let mut s = std::net::TcpStream::connect(addr).expect("connect");
-            s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+            s.set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
             // HTTP/1.1 without `connection: close`: the server must end
             // the answer itself, as the old responder did.
             write!(s, "GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").expect("request");

@@ -235,9 +235,7 @@ impl Work for Provider {
         faucet(&self.channel, self.key(), amount).await
     }
 
-    async fn register(
-        &self,
-    ) -> Result<Registered<pb::RegisterResponse>, assay_daemon::Error> {
+    async fn register(&self) -> Result<Registered<pb::RegisterResponse>, assay_daemon::Error> {
         let hardware = &self.cfg.hardware;
         let mut req = pb::RegisterRequest {
             auth: None,

@@ -48,7 +48,6 @@
 //! verifier is overruled by the referee and slashed; never set it on a real
 //! verifier.
 
-
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -62,9 +61,7 @@ use assay_proto::pb::renter_client::RenterClient;
 use assay_proto::pb::verifier_client::VerifierClient;
 use assay_proto::{client, convert, now_ms, pb};
 use assay_protocol::verification::{commitment, is_sampled};
-use assay_protocol::{
-    Hash32, JobSpec, NodeKey, Receipt, SEMANTICS_VERSION, inputs_root, job_id,
-};
+use assay_protocol::{Hash32, JobSpec, NodeKey, Receipt, SEMANTICS_VERSION, inputs_root, job_id};
 use assay_runtime::Runtime;
 use prometheus_client::registry::Registry;
 use tonic::transport::Channel;
@@ -820,7 +817,12 @@ impl Work for Verifier {
             agrees: v.agrees,
         };
         assay_daemon::sign(self.key(), &mut req)?;
-        let decision = self.client().submit_verdict(req).await?.into_inner().decision;
+        let decision = self
+            .client()
+            .submit_verdict(req)
+            .await?
+            .into_inner()
+            .decision;
         if v.agrees {
             self.metrics.verdicts_agree.inc();
         } else {
