@@ -48,6 +48,7 @@
 //! ```
 
 mod backend;
+mod dtype;
 mod error;
 
 #[doc = include_str!("../SEMANTICS.md")]
@@ -62,7 +63,8 @@ mod tensor;
 pub use backend::{
     AcceleratorProbe, Backend, BackendInfo, CpuSimd, Device, DeviceBuffer, TensorRef, cuda_build,
 };
+pub use dtype::DType;
 pub use error::Error;
 pub use op::{BinaryOp, Op, ReduceOp, SourceEncoding, UnaryOp};
 pub use session::{OpTime, Session, SessionLimits, TRANSCENDENTAL_FLOPS, Work, unary_flops};
-pub use tensor::{DType, Tensor};
+pub use tensor::Tensor;

@@ -1,6 +1,6 @@
 //! The op catalogue, as handed to a backend after validation.
 
-use crate::tensor::DType;
+use crate::dtype::DType;
 
 /// Element-wise functions of one operand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

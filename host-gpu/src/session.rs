@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::backend::{Device, TensorRef};
+use crate::dtype::DType;
 use crate::error::Error;
 use crate::op::{BinaryOp, Op, ReduceOp, SourceEncoding, UnaryOp};
 use crate::resident::ContentKey;
-use crate::tensor::{Allocation, DType, Tensor};
+use crate::tensor::{Allocation, Tensor};
 
 /// Work done by tensor ops, computed from shapes alone (identical on every backend).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]

@@ -3,118 +3,24 @@
 //! The [`Backend`] trait is the only thing the rest of the crate knows about
 //! a device. The CPU backend (`cpu/`) is always built and is the reference;
 //! other backends live in their own folders behind cargo features, and their
-//! types (cudarc's included) never leave those folders.
+//! types (cudarc's included) never leave those folders. Whether CUDA is
+//! built in is asked in one place, `cuda_switch/` (the only `cfg` on the
+//! feature besides the `mod cuda;` line below).
 
+mod contract;
 mod cpu;
 #[cfg(feature = "cuda-backend")]
 mod cuda;
+mod cuda_switch;
 
-use std::any::Any;
-use std::fmt::Debug;
 use std::sync::Arc;
 
 use crate::error::Error;
-use crate::op::{Op, SourceEncoding};
 use crate::resident::{Resident, ResidentStats};
-use crate::tensor::DType;
 
+pub use contract::{Backend, BackendInfo, DeviceBuffer, TensorRef};
 pub(crate) use cpu::CpuBackend;
 pub use cpu::CpuSimd;
-
-/// A buffer owned by a backend (host memory for the CPU, device memory for a GPU).
-pub trait DeviceBuffer: Any + Send + Sync + Debug {
-    /// For the owning backend to get its own type back.
-    fn as_any(&self) -> &dyn Any;
-}
-
-/// An input of an op: its shape, dtype and buffer.
-#[derive(Debug, Clone, Copy)]
-pub struct TensorRef<'a> {
-    pub shape: &'a [usize],
-    pub dtype: DType,
-    pub buffer: &'a dyn DeviceBuffer,
-}
-
-/// What a backend is, for receipts and logs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackendInfo {
-    /// `cpu` or `cuda`.
-    pub kind: String,
-    /// e.g. `x86_64 avx2+fma, 2 threads` or `NVIDIA H100 80GB HBM3`.
-    pub device: String,
-}
-
-/// A device that executes validated ops.
-///
-/// Every method receives inputs whose shapes and dtypes the [`crate::Session`]
-/// has already checked, and the output shape it computed; a backend only
-/// computes. It must produce exactly the bits `SEMANTICS.md` defines.
-///
-/// # Errors
-///
-/// Only [`Error::Device`] (a provider fault) or [`Error::Unsupported`].
-pub trait Backend: Send + Sync + Debug {
-    /// What this backend is.
-    fn info(&self) -> BackendInfo;
-
-    /// Copies f32 elements to the device.
-    fn upload_f32(&self, data: &[f32]) -> Result<Box<dyn DeviceBuffer>, Error>;
-
-    /// Copies i32 elements to the device.
-    fn upload_i32(&self, data: &[i32]) -> Result<Box<dyn DeviceBuffer>, Error>;
-
-    /// Decodes little-endian `bytes` in `encoding` to `dtype` elements on the
-    /// device. `bytes.len()` is exactly the element count times the encoded
-    /// size. f16/bf16 widen exactly; i64 values outside i32 are an
-    /// [`Error::InvalidArgument`] (the only deterministic error a backend returns).
-    fn upload_encoded(
-        &self,
-        bytes: &[u8],
-        encoding: SourceEncoding,
-        dtype: DType,
-    ) -> Result<Box<dyn DeviceBuffer>, Error>;
-
-    /// Copies an f32 buffer back to the host.
-    fn read_f32(&self, x: TensorRef<'_>) -> Result<Vec<f32>, Error>;
-
-    /// Copies an i32 buffer back to the host.
-    fn read_i32(&self, x: TensorRef<'_>) -> Result<Vec<i32>, Error>;
-
-    /// The first element of the i32 tensor `indices` that is negative or not
-    /// below `bound`, as (position in row-major order, value); `None` when
-    /// all are in range. The session calls it before a gather is charged or
-    /// launched, so the error is the same on every backend. The default reads
-    /// the indices back; a backend may check them where they are.
-    ///
-    /// # Errors
-    ///
-    /// Only [`Error::Device`] or [`Error::Unsupported`].
-    fn first_index_out_of_range(
-        &self,
-        indices: TensorRef<'_>,
-        bound: usize,
-    ) -> Result<Option<(usize, i32)>, Error> {
-        Ok(first_index_outside(&self.read_i32(indices)?, bound))
-    }
-
-    /// Executes `op` on `inputs`, producing a new buffer of `out_shape`/`out_dtype`.
-    fn execute(
-        &self,
-        op: &Op,
-        inputs: &[TensorRef<'_>],
-        out_shape: &[usize],
-        out_dtype: DType,
-    ) -> Result<Box<dyn DeviceBuffer>, Error>;
-}
-
-/// The first index that is negative or not below `bound`, with its position.
-pub(crate) fn first_index_outside(indices: &[i32], bound: usize) -> Option<(usize, i32)> {
-    indices
-        .iter()
-        .enumerate()
-        .find(|&(_, &i)| usize::try_from(i).map_or(true, |i| i >= bound))
-        .map(|(p, &i)| (p, i))
-}
 
 /// A shareable handle to one backend instance (one per process and device),
 /// and the input tensors it keeps decoded between jobs ([`crate::resident`]).
@@ -172,34 +78,25 @@ impl Device {
     /// (tests only) the CUDA kernels emulated on the host are added.
     pub fn probe_accelerators() -> AcceleratorProbe {
         let mut probe = AcceleratorProbe::default();
-        #[cfg(feature = "cuda-backend")]
-        {
-            match cuda::device_count() {
-                Ok(n) => {
-                    for ordinal in 0..n {
-                        match cuda::CudaBackend::open(ordinal) {
-                            Ok(b) => probe.devices.push(Device::from_backend(Arc::new(b))),
-                            Err(e) => probe
-                                .unavailable
-                                .push(format!("cuda device {ordinal}: {e}")),
-                        }
+        match cuda_switch::device_count() {
+            Ok(n) => {
+                for ordinal in 0..n {
+                    match cuda_switch::open(ordinal) {
+                        Ok(b) => probe.devices.push(Device::from_backend(b)),
+                        Err(e) => probe
+                            .unavailable
+                            .push(format!("cuda device {ordinal}: {e}")),
                     }
                 }
-                Err(e) => probe.unavailable.push(format!("cuda: {e}")),
             }
-            if std::env::var("ASSAY_CUDA_EMULATOR").as_deref() == Ok("1") {
-                match cuda::emu::build_library().and_then(|p| cuda::CudaBackend::emulated(&p)) {
-                    Ok(b) => probe.devices.push(Device::from_backend(Arc::new(b))),
-                    Err(e) => probe.unavailable.push(format!("cuda-emulated: {e}")),
-                }
+            Err(e) => probe.unavailable.push(format!("cuda: {e}")),
+        }
+        if cuda_switch::BUILT && std::env::var("ASSAY_CUDA_EMULATOR").as_deref() == Ok("1") {
+            match cuda_switch::emulated() {
+                Ok(b) => probe.devices.push(Device::from_backend(b)),
+                Err(e) => probe.unavailable.push(format!("cuda-emulated: {e}")),
             }
         }
-        #[cfg(not(feature = "cuda-backend"))]
-        probe.unavailable.push(
-            "cuda: this binary was built without the `cuda` feature (rebuild with \
-             `--features cuda`)"
-                .into(),
-        );
         probe
     }
 
@@ -213,22 +110,10 @@ impl Device {
     /// [`Error::Device`] without a driver or device, or when the kernels do
     /// not compile (the message says which).
     pub fn cuda(ordinal: usize) -> Result<Device, Error> {
-        #[cfg(feature = "cuda-backend")]
-        {
-            cuda::device_count().map_err(Error::Device)?;
-            Ok(Device::from_backend(Arc::new(cuda::CudaBackend::open(
-                ordinal,
-            )?)))
+        if cuda_switch::BUILT {
+            cuda_switch::device_count().map_err(Error::Device)?;
         }
-        #[cfg(not(feature = "cuda-backend"))]
-        {
-            let _ = ordinal;
-            Err(Error::Unsupported(
-                "this binary was built without the `cuda` feature; rebuild with `--features cuda` \
-                 (or `cuda-13` for a CUDA 13 toolkit)"
-                    .into(),
-            ))
-        }
+        Ok(Device::from_backend(cuda_switch::open(ordinal)?))
     }
 
     /// The CUDA kernels emulated on the host (a test instrument: slow, never
@@ -240,17 +125,7 @@ impl Device {
     /// when the emulator cannot be built or loaded.
     #[doc(hidden)]
     pub fn cuda_emulated() -> Result<Device, Error> {
-        #[cfg(feature = "cuda-backend")]
-        {
-            let lib = cuda::emu::build_library()?;
-            Ok(Device::from_backend(Arc::new(cuda::CudaBackend::emulated(
-                &lib,
-            )?)))
-        }
-        #[cfg(not(feature = "cuda-backend"))]
-        Err(Error::Unsupported(
-            "built without the `cuda` feature".into(),
-        ))
+        Ok(Device::from_backend(cuda_switch::emulated()?))
     }
 
     /// Wraps any backend (keeping up to [`crate::resident::DEFAULT_LIMIT`]
@@ -305,9 +180,11 @@ pub struct AcceleratorProbe {
 /// says so.
 #[doc(hidden)]
 pub mod cuda_build {
+    use crate::backend::cuda_switch;
+
     /// True when built with the `cuda` (or `cuda-13`) feature.
     pub fn enabled() -> bool {
-        cfg!(feature = "cuda-backend")
+        cuda_switch::BUILT
     }
 
     /// The kernels' NVRTC program (canonical.h and kernels/*.cu, concatenated).
@@ -316,29 +193,17 @@ pub mod cuda_build {
     ///
     /// Without the `cuda` feature.
     pub fn kernel_source() -> Result<String, String> {
-        #[cfg(feature = "cuda-backend")]
-        return Ok(super::cuda::kernels::source());
-        #[cfg(not(feature = "cuda-backend"))]
-        Err(not_built())
+        cuda_switch::kernel_source()
     }
 
     /// The kernels the backend launches.
     pub fn kernel_names() -> &'static [&'static str] {
-        #[cfg(feature = "cuda-backend")]
-        return super::cuda::kernels::KERNEL_NAMES;
-        #[cfg(not(feature = "cuda-backend"))]
-        &[]
+        cuda_switch::kernel_names()
     }
 
     /// The production NVRTC flags for `arch` (e.g. `compute_90`).
     pub fn nvrtc_options(arch: &str) -> Vec<String> {
-        #[cfg(feature = "cuda-backend")]
-        return super::cuda::kernels::nvrtc_options(arch);
-        #[cfg(not(feature = "cuda-backend"))]
-        {
-            let _ = arch;
-            Vec::new()
-        }
+        cuda_switch::nvrtc_options(arch)
     }
 
     /// NVRTC's version, or why it cannot be loaded.
@@ -347,20 +212,12 @@ pub mod cuda_build {
     ///
     /// Without the `cuda` feature or without a loadable libnvrtc.
     pub fn nvrtc_version() -> Result<(i32, i32), String> {
-        #[cfg(feature = "cuda-backend")]
-        return super::cuda::nvrtc_version();
-        #[cfg(not(feature = "cuda-backend"))]
-        Err(not_built())
+        cuda_switch::nvrtc_version()
     }
 
     /// The CUDA version the driver supports (e.g. `13.0`), when a driver is loaded.
     pub fn driver_version() -> Option<String> {
-        #[cfg(feature = "cuda-backend")]
-        return super::cuda::device_count()
-            .ok()
-            .and_then(|_| super::cuda::driver_version());
-        #[cfg(not(feature = "cuda-backend"))]
-        None
+        cuda_switch::driver_version()
     }
 
     /// Compiles `source` to PTX for `arch` with the production flags.
@@ -369,17 +226,6 @@ pub mod cuda_build {
     ///
     /// Without the `cuda` feature, without NVRTC, or with NVRTC's log.
     pub fn compile_ptx(source: &str, arch: &str) -> Result<String, String> {
-        #[cfg(feature = "cuda-backend")]
-        return super::cuda::compile_ptx(source, arch);
-        #[cfg(not(feature = "cuda-backend"))]
-        {
-            let _ = (source, arch);
-            Err(not_built())
-        }
-    }
-
-    #[cfg(not(feature = "cuda-backend"))]
-    fn not_built() -> String {
-        "built without the `cuda` feature (rebuild with `--features cuda`)".into()
+        cuda_switch::compile_ptx(source, arch)
     }
 }

@@ -14,12 +14,14 @@
 
 use std::sync::Mutex;
 
-use crate::backend::TensorRef;
-use crate::backend::cpu::matmul::SharedOut;
+use crate::backend::contract::TensorRef;
+use crate::backend::cpu::alloc::uninit;
+use crate::backend::cpu::buffer::f32s;
+use crate::backend::cpu::ctx::Ctx;
 use crate::backend::cpu::norm::softmax_rows;
 use crate::backend::cpu::scalar::canon;
+use crate::backend::cpu::shared_out::SharedOut;
 use crate::backend::cpu::simd::multiversion;
-use crate::backend::cpu::{Ctx, f32s, uninit};
 use crate::error::Error;
 
 /// Query rows per task: a task's scores are at most this many rows of its

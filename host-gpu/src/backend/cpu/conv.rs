@@ -1,10 +1,12 @@
 //! NCHW convolution (as a GEMM over an implicit im2col matrix) and max pooling.
 
-use crate::backend::TensorRef;
+use crate::backend::contract::TensorRef;
+use crate::backend::cpu::alloc::{alloc, numel, uninit};
+use crate::backend::cpu::buffer::f32s;
+use crate::backend::cpu::ctx::Ctx;
 use crate::backend::cpu::matmul::{SourceB, Strided, for_each_part, gemm};
 use crate::backend::cpu::scalar::{self, canon};
 use crate::backend::cpu::simd::multiversion;
-use crate::backend::cpu::{Ctx, alloc, f32s, numel, uninit};
 use crate::error::Error;
 
 /// The geometry of one conv2d or max-pool2d.

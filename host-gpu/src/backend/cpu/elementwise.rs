@@ -1,13 +1,15 @@
 //! Element-wise ops: fill, unary, binary (numpy broadcasting), scale, cast.
 
-use crate::backend::TensorRef;
+use crate::backend::contract::TensorRef;
+use crate::backend::cpu::alloc::{alloc, numel};
+use crate::backend::cpu::buffer::{Values, f32s, i32s};
+use crate::backend::cpu::ctx::Ctx;
 use crate::backend::cpu::scalar::{self, canon};
 use crate::backend::cpu::simd::multiversion;
-use crate::backend::cpu::{Ctx, Values, alloc, f32s, i32s};
+use crate::dtype::DType;
 use crate::error::Error;
 use crate::math;
 use crate::op::{BinaryOp, UnaryOp};
-use crate::tensor::DType;
 
 /// Elements per parallel chunk of a flat element-wise op (rows of this length).
 const FLAT_ROW: usize = 4096;
@@ -348,7 +350,7 @@ pub(super) fn binary(
     out_shape: &[usize],
 ) -> Result<Vec<f32>, Error> {
     let (av, bv) = (f32s(a)?, f32s(b)?);
-    let n = super::numel(out_shape)?;
+    let n = numel(out_shape)?;
     if n == 0 {
         return alloc(0);
     }

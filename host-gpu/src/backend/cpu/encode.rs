@@ -1,10 +1,11 @@
 //! Decoding little-endian input bytes into tensor elements.
 
+use crate::backend::cpu::alloc::alloc;
+use crate::backend::cpu::buffer::Values;
 use crate::backend::cpu::scalar::canon;
-use crate::backend::cpu::{Values, alloc};
+use crate::dtype::DType;
 use crate::error::Error;
 use crate::op::SourceEncoding;
-use crate::tensor::DType;
 
 /// IEEE binary16 → binary32, exact (subnormals become normal f32s; NaN becomes canonical).
 fn f16_to_f32(h: u16) -> f32 {

@@ -3,9 +3,11 @@
 
 use std::mem::MaybeUninit;
 
+use crate::backend::contract::{TensorRef, first_index_outside};
+use crate::backend::cpu::alloc::{alloc, numel};
+use crate::backend::cpu::buffer::{Values, buffer};
+use crate::backend::cpu::ctx::Ctx;
 use crate::backend::cpu::elementwise::Odometer;
-use crate::backend::cpu::{Ctx, Values, alloc, buffer, numel};
-use crate::backend::{TensorRef, first_index_outside};
 use crate::error::Error;
 
 /// Runs `$body` with `$v` bound to the elements of `$buf` (f32 or i32) and

@@ -10,22 +10,25 @@
 //!
 //! Two things make small batches cheap. A B that is multiplied again and
 //! again (a model's weight, once per batch) is packed once and its panels
-//! kept with the buffer ([`PackCache`]); repacking a 384×1536 weight for a
+//! kept with the buffer (`packed::PackCache`); repacking a 384×1536 weight for a
 //! dozen rows used to cost more than the products. And a panel of A that
 //! is only partly full runs a kernel of its own height, so 11 rows cost 11
 //! rows of FMAs, not 16. Neither changes any output's k order.
 
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use crate::backend::TensorRef;
+use crate::backend::contract::TensorRef;
+use crate::backend::cpu::alloc::{alloc, numel, uninit};
+use crate::backend::cpu::buffer::{cpu_buffer, f32s};
+use crate::backend::cpu::ctx::Ctx;
 use crate::backend::cpu::elementwise::unary_in_place;
 use crate::backend::cpu::elementwise::{broadcast_strides, offset_of};
+use crate::backend::cpu::packed::{PackKey, PackedB};
 use crate::backend::cpu::panel_memory::PanelMemory;
 use crate::backend::cpu::scalar::canon;
+use crate::backend::cpu::shared_out::SharedOut;
 use crate::backend::cpu::simd::CpuSimd;
-use crate::backend::cpu::{Ctx, alloc, cpu_buffer, f32s, numel, uninit};
 use crate::error::Error;
 use crate::op::UnaryOp;
 
@@ -36,9 +39,6 @@ const NC: usize = 1024;
 /// A panels a task sweeps per B panel (MC = 16 · MR rows: ~128 KiB of packed
 /// A, which stays in L2 while each B panel stays in L1).
 const MC_PANELS: usize = 16;
-/// The largest packing a buffer keeps (256 MiB of floats: a 8192×8192
-/// weight); larger ones are packed block by block on every use.
-const MAX_KEPT_PACK_FLOATS: usize = 64 << 20;
 /// The widest product whose row-major A the kernels read in place
 /// ([`reads_a_in_place`]).
 const DIRECT_A_MAX_N: usize = 512;
@@ -445,7 +445,7 @@ unsafe fn kernel_generic<const MR: usize, const R: usize, const DIRECT: bool, co
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::KBlock;
+    use crate::backend::cpu::matmul::KBlock;
     use crate::backend::cpu::scalar::CANONICAL_NAN;
 
     /// How many k steps ahead the kernels prefetch B. Without
@@ -586,157 +586,21 @@ mod x86 {
     }
 }
 
-/// An output, shared by tasks that each write their own parts of it
-/// (gemm's tiles, attention's blocks).
-#[derive(Clone, Copy)]
-pub(super) struct SharedOut {
-    ptr: *mut f32,
-    len: usize,
-}
-
-// SAFETY: tasks write disjoint parts (see `gemm` and `attention`), so
-// sharing the pointer is sound.
-unsafe impl Send for SharedOut {}
-// SAFETY: as above.
-unsafe impl Sync for SharedOut {}
-
-impl SharedOut {
-    /// `c`, to be written through [`SharedOut::write`] and [`SharedOut::block`].
-    pub(super) fn over(c: &mut [MaybeUninit<f32>]) -> SharedOut {
-        SharedOut {
-            ptr: c.as_mut_ptr().cast(),
-            len: c.len(),
-        }
+/// Packs all of `b` (k×n) for a kernel `key.nr` columns wide, to be kept
+/// (`packed::PackCache`) or used once.
+fn pack_b(ctx: &Ctx<'_>, b: &impl SourceB, key: PackKey) -> Result<PackedB, Error> {
+    let PackKey { k, n, nr, .. } = key;
+    let n_pad = n.div_ceil(nr) * nr;
+    let len = k
+        .checked_mul(n_pad)
+        .ok_or_else(|| Error::Device("cpu: packed matrix size overflows".into()))?;
+    let mut data = PanelMemory::zeroed(len)?;
+    for k0 in (0..k).step_by(KC) {
+        let kc = KC.min(k - k0);
+        let block = &mut data.as_mut_slice()[k0 * n_pad..(k0 + kc) * n_pad];
+        pack_b_block(ctx, b, n, (k0, kc), 0, nr, block);
     }
-
-    /// A pointer to `rows` rows of `cols` elements starting at `at`, `ld`
-    /// apart, after checking they lie inside the output.
-    fn block(&self, at: usize, rows: usize, ld: usize, cols: usize) -> *mut f32 {
-        assert!(
-            rows >= 1 && at + (rows - 1) * ld + cols <= self.len,
-            "gemm: tile outside the output"
-        );
-        // SAFETY: in bounds (checked above).
-        unsafe { self.ptr.add(at) }
-    }
-
-    /// Copies output elements `at..at + dst.len()` into `dst`.
-    ///
-    /// # Safety
-    ///
-    /// Those elements are initialised and no other thread writes them meanwhile.
-    unsafe fn read(&self, at: usize, dst: &mut [f32]) {
-        assert!(at + dst.len() <= self.len, "gemm: tile outside the output");
-        // SAFETY: in bounds (checked); the rest is the caller's promise.
-        unsafe { std::ptr::copy_nonoverlapping(self.ptr.add(at), dst.as_mut_ptr(), dst.len()) }
-    }
-
-    /// Writes `src` to output elements `at..at + src.len()`.
-    ///
-    /// # Safety
-    ///
-    /// No other thread reads or writes those elements meanwhile.
-    pub(super) unsafe fn write(&self, at: usize, src: &[f32]) {
-        assert!(at + src.len() <= self.len, "gemm: tile outside the output");
-        // SAFETY: in bounds (checked); the rest is the caller's promise.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(at), src.len()) }
-    }
-}
-
-/// The whole of a B operand in the panel layout `gemm` reads: for each
-/// block of `KC` k rows, its panels of `nr` columns one after another, each
-/// `kc · nr` floats, padding columns +0.0.
-#[derive(Debug)]
-pub(super) struct PackedB {
-    key: PackKey,
-    data: PanelMemory,
-}
-
-/// What a packing depends on: the same buffer read as another matrix (a
-/// transposed read, another shape, another kernel width) packs differently.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct PackKey {
-    k: usize,
-    n: usize,
-    nr: usize,
-    transposed: bool,
-}
-
-impl PackedB {
-    /// Packs all of `b` (k×n) for a kernel `nr` columns wide.
-    fn pack(ctx: &Ctx<'_>, b: &impl SourceB, key: PackKey) -> Result<PackedB, Error> {
-        let PackKey { k, n, nr, .. } = key;
-        let n_pad = n.div_ceil(nr) * nr;
-        let len = k
-            .checked_mul(n_pad)
-            .ok_or_else(|| Error::Device("cpu: packed matrix size overflows".into()))?;
-        let mut data = PanelMemory::zeroed(len)?;
-        for k0 in (0..k).step_by(KC) {
-            let kc = KC.min(k - k0);
-            let block = &mut data.as_mut_slice()[k0 * n_pad..(k0 + kc) * n_pad];
-            pack_b_block(ctx, b, n, (k0, kc), 0, nr, block);
-        }
-        Ok(PackedB { key, data })
-    }
-
-    /// Panel `q` (columns `q·nr..`) of the k rows `k0..k0 + kc` (a whole
-    /// `KC` block).
-    fn panel(&self, k0: usize, kc: usize, q: usize) -> &[f32] {
-        let nr = self.key.nr;
-        let at = k0 * self.key.n.div_ceil(nr) * nr + q * nr * kc;
-        &self.data.as_slice()[at..at + nr * kc]
-    }
-}
-
-/// A buffer's packed form as a B operand (see `CpuBuffer`): packed on the
-/// buffer's second use as B, which is when it starts paying (a model's
-/// weights are multiplied once per batch; most activations are B once), or
-/// on the first for a job's inputs ([`PackCache::eager`]). It holds one
-/// packing at a time, so it costs about the buffer's own size again
-/// (rounded up to whole 2 MiB pages from 512 KiB on, see `panel_memory`).
-#[derive(Debug, Default)]
-pub(crate) struct PackCache {
-    uses: AtomicU32,
-    packed: Mutex<Option<Arc<PackedB>>>,
-}
-
-impl PackCache {
-    /// A cache that packs on the buffer's first use as B: for buffers that
-    /// are a job's inputs (weights, as a rule), which stay resident for
-    /// later jobs and are worth packing whole even when a job multiplies by
-    /// them once.
-    pub(crate) fn eager() -> PackCache {
-        PackCache {
-            uses: AtomicU32::new(1),
-            packed: Mutex::default(),
-        }
-    }
-
-    /// `b`'s packed panels for `key`, packing them now if this is not the
-    /// buffer's first use as B; `None` when the caller should pack as it goes.
-    fn get(
-        &self,
-        ctx: &Ctx<'_>,
-        b: &impl SourceB,
-        key: PackKey,
-    ) -> Result<Option<Arc<PackedB>>, Error> {
-        let mut slot = self.packed.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(packed) = slot.as_ref().filter(|p| p.key == key) {
-            return Ok(Some(Arc::clone(packed)));
-        }
-        if self.uses.fetch_add(1, Ordering::Relaxed) == 0 {
-            return Ok(None);
-        }
-        // Packings are host memory outside the job's quota: a matrix too
-        // large to keep twice is packed as it goes, as on its first use.
-        let floats = key.k.saturating_mul(key.n.div_ceil(key.nr) * key.nr);
-        if floats > MAX_KEPT_PACK_FLOATS {
-            return Ok(None);
-        }
-        let packed = Arc::new(PackedB::pack(ctx, b, key)?);
-        *slot = Some(Arc::clone(&packed));
-        Ok(Some(packed))
-    }
+    Ok(PackedB { key, data })
 }
 
 /// `c = A · B (+ bias)` for an m×k `a`, a k×n `b` and a row-major m×n `c`:
@@ -1117,7 +981,9 @@ pub(super) fn matmul(
             nr: Kernel::for_simd(ctx.simd).nr,
             transposed: transpose_b,
         };
-        cpu_buffer(b)?.packed.get(ctx, &whole, key)?
+        cpu_buffer(b)?
+            .packed
+            .get(key, || pack_b(ctx, &whole, key))?
     } else {
         None
     };

@@ -1,12 +1,13 @@
 //! Row-wise normalisations over the last axis: softmax, layer-norm, rms-norm, l2-normalize.
 
-use crate::backend::TensorRef;
+use crate::backend::contract::TensorRef;
+use crate::backend::cpu::buffer::f32s;
+use crate::backend::cpu::ctx::Ctx;
 use crate::backend::cpu::reduce::{
     LANES, combine, lane_sum, lane_sum_squared_deviations, lane_sum_squares, row_max,
 };
 use crate::backend::cpu::scalar::{self, canon};
 use crate::backend::cpu::simd::multiversion;
-use crate::backend::cpu::{Ctx, f32s};
 use crate::error::Error;
 use crate::math;
 

@@ -10,7 +10,7 @@
 //! occupies one 2 MiB page: memory traded for ≈ 30 % at batch size 1);
 //! smaller ones and other systems use the heap.
 
-use crate::backend::cpu::alloc;
+use crate::backend::cpu::alloc::alloc;
 use crate::error::Error;
 
 /// The huge-page size; panels of a quarter of it and more get a mapping.

@@ -1,9 +1,11 @@
 //! Reductions over the last axis (the 32-lane order), argmax, masked mean-pool.
 
-use crate::backend::TensorRef;
+use crate::backend::contract::TensorRef;
+use crate::backend::cpu::alloc::alloc;
+use crate::backend::cpu::buffer::f32s;
+use crate::backend::cpu::ctx::Ctx;
 use crate::backend::cpu::scalar::{self, canon};
 use crate::backend::cpu::simd::multiversion;
-use crate::backend::cpu::{Ctx, alloc, f32s};
 use crate::error::Error;
 use crate::op::ReduceOp;
 

@@ -22,10 +22,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use gpu::{Gpu, Launch, MAX_DIMS, Mem, Param, StridedDims, Window};
 
-use crate::backend::{Backend, BackendInfo, DeviceBuffer, TensorRef};
+use crate::backend::contract::{Backend, BackendInfo, DeviceBuffer, TensorRef};
+use crate::dtype::DType;
 use crate::error::Error;
 use crate::op::{BinaryOp, Op, ReduceOp, SourceEncoding, UnaryOp};
-use crate::tensor::DType;
 
 pub(crate) use driver::{compile_ptx, device_count, driver_version, nvrtc_version};
 
