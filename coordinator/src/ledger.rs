@@ -17,6 +17,9 @@
 //! Every entry has a unique `reference` (e.g. `settle/<receipt id>/pay`);
 //! posting a reference that exists is a no-op, which makes settlement and
 //! the other movements idempotent.
+//!
+//! This module is the ledger's format and its check, with no database:
+//! [`crate::store::ledger`] posts entries inside the store's transactions.
 
 use std::collections::BTreeMap;
 
@@ -24,9 +27,6 @@ use assay_protocol::canonical::Encoder;
 use assay_protocol::{Hash32, NodeId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-
-use crate::Error;
-use crate::sql::{Conn, Value, int};
 
 /// Where minted credits come from (the only account that may go negative).
 pub const ISSUANCE: &str = "issuance";
@@ -204,208 +204,6 @@ pub fn verify(
         ));
     }
     r
-}
-
-/// Outcome of [`post`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Posted {
-    /// A new entry.
-    New(u64),
-    /// The reference existed: nothing changed.
-    Duplicate,
-    /// A zero amount: nothing to record.
-    Nothing,
-}
-
-/// The movement to post.
-#[derive(Debug, Clone, Copy)]
-pub struct Movement<'a> {
-    /// Entry kind.
-    pub kind: &'a str,
-    /// Debited account.
-    pub debit: &'a str,
-    /// Credited account.
-    pub credit: &'a str,
-    /// µcr.
-    pub amount: u64,
-    /// Unique reference.
-    pub reference: &'a str,
-}
-
-/// Posts one movement inside the caller's transaction: locks the chain head
-/// (so entries are strictly ordered even across PostgreSQL replicas),
-/// refuses a debit below zero, updates both balances and appends the entry.
-///
-/// # Errors
-///
-/// [`Error::Precondition`] if the debited account lacks the funds (the
-/// caller's transaction must then be rolled back, which returning the error
-/// does); [`Error::Database`].
-pub fn post(c: &mut dyn Conn, m: Movement<'_>, now_ms: u64) -> Result<Posted, Error> {
-    if m.amount == 0 {
-        return Ok(Posted::Nothing);
-    }
-    if m.debit == m.credit {
-        return Err(Error::Invalid(format!(
-            "a movement from {} to itself",
-            m.debit
-        )));
-    }
-    let head = c.query_one(
-        &format!(
-            "SELECT seq, hash FROM ledger_head WHERE id = 1{}",
-            c.dialect().for_update()
-        ),
-        &[],
-    )?;
-    if c.query_opt(
-        "SELECT seq FROM ledger WHERE reference = $1",
-        &[m.reference.into()],
-    )?
-    .is_some()
-    {
-        return Ok(Posted::Duplicate);
-    }
-    let seq = head.u64(0)? + 1;
-    let prev: [u8; 32] = head.hash(1)?.0;
-    let amount = int(m.amount)?;
-    if m.debit == ISSUANCE {
-        ensure_account(c, m.debit)?;
-        c.exec(
-            "UPDATE accounts SET balance = balance - $2 WHERE name = $1",
-            &[m.debit.into(), amount.clone()],
-        )?;
-    } else {
-        let n = c.exec(
-            "UPDATE accounts SET balance = balance - $2 WHERE name = $1 AND balance >= $2",
-            &[m.debit.into(), amount.clone()],
-        )?;
-        if n == 0 {
-            let have = c
-                .query_opt(
-                    "SELECT balance FROM accounts WHERE name = $1",
-                    &[m.debit.into()],
-                )?
-                .map(|r| r.i64(0))
-                .transpose()?
-                .unwrap_or(0);
-            return Err(Error::Precondition(format!(
-                "{} holds {have} µcr but {} µcr are needed ({})",
-                m.debit, m.amount, m.kind
-            )));
-        }
-    }
-    ensure_account(c, m.credit)?;
-    c.exec(
-        "UPDATE accounts SET balance = balance + $2 WHERE name = $1",
-        &[m.credit.into(), amount.clone()],
-    )?;
-    let mut entry = Entry {
-        seq,
-        kind: m.kind.to_string(),
-        debit: m.debit.to_string(),
-        credit: m.credit.to_string(),
-        amount: m.amount,
-        reference: m.reference.to_string(),
-        at_ms: now_ms,
-        prev_hash: prev,
-        hash: [0; 32],
-    };
-    entry.hash = entry.computed_hash();
-    let hash = entry.hash;
-    c.exec(
-        "INSERT INTO ledger (seq, kind, debit, credit, amount, reference, at_ms, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        &[
-            int(seq)?,
-            m.kind.into(),
-            m.debit.into(),
-            m.credit.into(),
-            amount,
-            m.reference.into(),
-            int(now_ms)?,
-            Value::Blob(prev.to_vec()),
-            Value::Blob(hash.to_vec()),
-        ],
-    )?;
-    c.exec(
-        "UPDATE ledger_head SET seq = $1, hash = $2 WHERE id = 1",
-        &[int(seq)?, Value::Blob(hash.to_vec())],
-    )?;
-    Ok(Posted::New(seq))
-}
-
-fn ensure_account(c: &mut dyn Conn, name: &str) -> Result<(), Error> {
-    c.exec(
-        "INSERT INTO accounts (name, balance) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
-        &[name.into()],
-    )?;
-    Ok(())
-}
-
-/// An account's balance (0 if it never existed).
-///
-/// # Errors
-///
-/// [`Error::Database`].
-pub fn balance_of(c: &mut dyn Conn, name: &str) -> Result<i64, Error> {
-    Ok(c.query_opt(
-        "SELECT balance FROM accounts WHERE name = $1",
-        &[name.into()],
-    )?
-    .map(|r| r.i64(0))
-    .transpose()?
-    .unwrap_or(0))
-}
-
-/// Entries with `seq > after`, in order, at most `limit`.
-///
-/// # Errors
-///
-/// [`Error::Database`], [`Error::Corrupt`].
-pub fn entries(c: &mut dyn Conn, after: u64, limit: u64) -> Result<Vec<Entry>, Error> {
-    let rows = c.query(
-        "SELECT seq, kind, debit, credit, amount, reference, at_ms, prev_hash, hash \
-         FROM ledger WHERE seq > $1 ORDER BY seq LIMIT $2",
-        &[int(after)?, int(limit)?],
-    )?;
-    rows.iter()
-        .map(|r| {
-            Ok(Entry {
-                seq: r.u64(0)?,
-                kind: r.text(1)?.to_string(),
-                debit: r.text(2)?.to_string(),
-                credit: r.text(3)?.to_string(),
-                amount: r.u64(4)?,
-                reference: r.text(5)?.to_string(),
-                at_ms: r.u64(6)?,
-                prev_hash: r.hash(7)?.0,
-                hash: r.hash(8)?.0,
-            })
-        })
-        .collect()
-}
-
-/// Every stored balance.
-///
-/// # Errors
-///
-/// [`Error::Database`].
-pub fn stored_balances(c: &mut dyn Conn) -> Result<BTreeMap<String, i128>, Error> {
-    let rows = c.query("SELECT name, balance FROM accounts", &[])?;
-    rows.iter()
-        .map(|r| Ok((r.text(0)?.to_string(), i128::from(r.i64(1)?))))
-        .collect()
-}
-
-/// The stored chain head `(seq, hash)`.
-///
-/// # Errors
-///
-/// [`Error::Database`].
-pub fn stored_head(c: &mut dyn Conn) -> Result<(u64, [u8; 32]), Error> {
-    let r = c.query_one("SELECT seq, hash FROM ledger_head WHERE id = 1", &[])?;
-    Ok((r.u64(0)?, r.hash(1)?.0))
 }
 
 #[cfg(test)]

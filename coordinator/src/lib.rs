@@ -1,21 +1,52 @@
 //! The Assay coordinator: the market.
 //!
+//! The crate is four layers, each importing only those below it:
+//!
+//! ```text
+//! service/  one file per gRPC service of assay.proto: decode, authenticate, one call
+//! tick      the background work (lease expiry, sampling, settlement, …)
+//!    │
+//! store/    the SQL, one file per domain, each with its trait: jobs, leases,
+//!    │      receipts, checks, challenges, ledger (accounts), providers, nonces;
+//!    │      rows.rs (row readers) under them; sql/sqlite/postgres/schema at the bottom
+//! rules/    the market's decisions as pure functions: money, checks, leases,
+//!    │      jobs, matching, challenge — no SQL, no gRPC, unit-tested
+//! types, state, config, ledger, error
+//!           records, state enums (stored as TEXT), the market rules' numbers,
+//!           the ledger's hash chain, the error enum
+//! ```
+//!
 //! - [`Store`] ([`store`]): everything the coordinator keeps — nonces,
 //!   providers, jobs and their shards, leases, receipts, accounts and the
-//!   ledger — behind one trait, implemented once by [`SqlStore`] over two
-//!   real databases: embedded SQLite ([`sqlite`], WAL, the default) and
-//!   PostgreSQL ([`postgres`], so several replicas share one database;
-//!   leasing uses `SELECT … FOR UPDATE SKIP LOCKED`). Migrations are in
-//!   [`schema`]. Every state change is one transaction.
+//!   ledger — one trait per domain ([`store::Jobs`], [`store::Leases`],
+//!   [`store::Receipts`], [`store::Checks`], …) gathered by [`Store`], and
+//!   implemented by [`SqlStore`] over two real databases: embedded SQLite
+//!   ([`sqlite`], WAL, the default) and PostgreSQL ([`postgres`], so several
+//!   replicas share one database; leasing uses `SELECT … FOR UPDATE SKIP
+//!   LOCKED`). Migrations are in [`schema`]. Every state change is one
+//!   transaction. A new store method goes in its domain's file, trait and
+//!   impl side by side.
+//! - [`rules`]: what the store and the services decide — escrow, pay and
+//!   slash splits ([`rules::money`]), a receipt's check-state transitions
+//!   and verdict decisions ([`rules::checks`]), a receipt against its lease
+//!   ([`rules::leases`]), job ids and split inputs ([`rules::jobs`]),
+//!   matching order and "why not matched" ([`matching`]), proof-of-hardware
+//!   timing ([`rules::challenge`]). A new rule goes here, with its test.
+//! - [`state`]: every stored state as an enum ([`state::ShardState`],
+//!   [`state::LeaseState`], [`state::CheckState`], [`state::CheckStatus`],
+//!   [`state::HardwareState`], …), with `as_str`/`parse` for the TEXT the
+//!   database keeps.
 //! - [`ledger`]: integer micro-credits, double-entry, SHA-256 hash chain,
-//!   idempotent by reference; [`ledger::verify`] checks a whole history.
+//!   idempotent by reference; [`ledger::verify`] checks a whole history
+//!   (posting is [`store::ledger`]).
 //! - [`blobs`]: the content-addressed blob store on disk (blake3 checked on
 //!   upload, size limits).
-//! - [`matching`]: which provider fits which shard, ranking (cheapest, then
-//!   stake, then reliability), reliability scores, "why not matched".
-//! - [`server`]: the gRPC services of `assay.proto` (tonic), request
-//!   authentication (signatures, expiry, replayed nonces), and the
-//!   background work (lease expiry, settlement, nonce purge).
+//! - [`service`] (also [`server`]): the gRPC services of `assay.proto`
+//!   (tonic) — [`service::blobs`], [`service::renter`], [`service::provider`],
+//!   [`service::verifier`] — each handler decoding its request,
+//!   authenticating it ([`service::auth`]: signatures, expiry, replayed
+//!   nonces) and making one store call; [`tick`] is the background work
+//!   (lease expiry, settlement, nonce purge).
 //!
 //! # Why `rusqlite` + `postgres` (and not one async layer)
 //!
@@ -46,23 +77,25 @@
 //! challenge window: the provider's earnings get `price × billable units`
 //! less the protocol fee, the fee account gets the fee, a verifier that
 //! checked it gets the same pay, and the rest of the shard's escrow goes
-//! back to the renter. A receipt proven wrong pays nothing and its
-//! provider's stake is slashed ([`verification`] has the rules). Each
+//! back to the renter ([`rules::money::settle`]). A receipt proven wrong
+//! pays nothing and its provider's stake is slashed ([`store::checks`] has
+//! the life of a check, [`rules::money::slash`] the split). Each
 //! movement is a ledger entry keyed by the receipt id, so a receipt settles
 //! at most once however often it is submitted or however settlement is
 //! retried.
 //!
 //! # Verification and proof of hardware
 //!
-//! [`verification`] samples receipts with a committed-then-revealed epoch
+//! [`store::checks`] samples receipts with a committed-then-revealed epoch
 //! seed, hands checks to verifiers and acts on their verdicts (settle,
-//! dispute, slash); [`challenge`] sends providers that claim a GPU a
-//! seeded challenge job and matches them to GPU jobs only once they pass.
+//! dispute, slash); [`store::challenges`] sends providers that claim a GPU
+//! a seeded challenge job and matches them to GPU jobs only once they pass.
 //!
 //! # Example
 //!
 //! ```
-//! use assay_coordinator::{MarketConfig, SqlStore, Store, sqlite::Sqlite};
+//! use assay_coordinator::store::Accounts;
+//! use assay_coordinator::{MarketConfig, SqlStore, sqlite::Sqlite};
 //! use assay_protocol::NodeKey;
 //!
 //! let dir = tempfile::tempdir().unwrap();
@@ -73,23 +106,23 @@
 //! assert!(store.verify_ledger().unwrap().ok());
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod blobs;
-pub mod challenge;
+pub mod config;
 mod error;
 pub mod ledger;
-mod market;
-pub mod matching;
-pub mod postgres;
-pub mod schema;
-pub mod server;
-pub mod sql;
-pub mod sqlite;
+pub mod rules;
+pub mod service;
+pub mod state;
 pub mod store;
-pub mod verification;
+pub mod tick;
+pub mod types;
 
 pub use error::Error;
-pub use market::SqlStore;
-pub use store::{MarketConfig, Store};
+pub use rules::matching;
+pub use service as server;
+pub use store::{MarketConfig, SqlStore, Store, postgres, schema, sql, sqlite};
 
 use std::path::Path;
 use std::sync::Arc;

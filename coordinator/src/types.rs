@@ -1,85 +1,13 @@
-//! The store: everything the coordinator keeps, behind one trait.
-//!
-//! [`Store`] is implemented once, by [`crate::SqlStore`], over two real
-//! databases: embedded SQLite ([`crate::sqlite::Sqlite`], the default) and
-//! PostgreSQL ([`crate::postgres::Postgres`], for replicas sharing one
-//! database). Every method that changes state is one database transaction,
-//! and every method takes the current time as an argument, so tests can
-//! drive lease expiry and settlement without sleeping.
+//! The market's records: what the store takes and returns (jobs, leases,
+//! receipts, checks, verdicts, accounts). Plain data with no SQL and no
+//! wire format; [`crate::store`] reads and writes them, [`crate::rules`]
+//! decides over them, [`crate::service`] turns them into protobuf.
 
 use assay_protocol::{BlobRef, Hash32, JobSpec, NodeId, Receipt};
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
-use crate::ledger::{Entry, Report};
-pub use crate::matching::ProviderView;
-
-/// The market's timing and fee rules.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MarketConfig {
-    /// A lease lasts this long past the provider's last heartbeat.
-    pub lease_ttl_ms: u64,
-    /// A provider counts as online this long after it was last heard from.
-    pub provider_liveness_ms: u64,
-    /// How long a fresh shard waits for the best-ranked provider.
-    pub preference_window_ms: u64,
-    /// The challenge window: a receipt that was not sampled for
-    /// verification (or whose job opted out) settles this long after it
-    /// was recorded.
-    pub settlement_delay_ms: u64,
-    /// Protocol fee in basis points of each payment.
-    pub fee_bps: u64,
-    /// A shard whose lease ended without a receipt this many times
-    /// (provider faults, expired or returned leases) fails, and its escrow
-    /// goes back to the renter. 0: never give up.
-    pub max_attempts: u32,
-    /// Length of a sampling epoch: receipts recorded in one epoch are
-    /// sampled with the seed revealed when it ends.
-    pub epoch_ms: u64,
-    /// Sampling rate of jobs that do not choose one, parts per million.
-    pub default_rate_ppm: u32,
-    /// A verifier has this long to answer a check before it goes to another.
-    pub check_ttl_ms: u64,
-    /// The fraction of its stake a node proven wrong loses, basis points.
-    pub slash_bps: u32,
-    /// The share of a provider's slash paid to the verifier who caught it
-    /// (basis points of the slash; the referee gets `referee_bps`, the
-    /// renter the rest).
-    pub bounty_bps: u32,
-    /// The referee's share of a slash, basis points.
-    pub referee_bps: u32,
-    /// Proof of hardware: the challenge component (blake3, size) in the
-    /// blob store. `None`: claims are not challenged and GPU jobs match any
-    /// provider that registered a GPU.
-    pub challenge_component: Option<(Hash32, u64)>,
-    /// A provider that passed is challenged again after a random time of
-    /// 0.5–1.5 × this (when it holds no lease). 0: only at registration.
-    pub challenge_interval_ms: u64,
-    /// Tests only: every GPU class's challenge as (n, rounds, bound ms).
-    pub challenge_override: Option<(u32, u32, u64)>,
-}
-
-impl Default for MarketConfig {
-    fn default() -> Self {
-        MarketConfig {
-            lease_ttl_ms: 30_000,
-            provider_liveness_ms: 15_000,
-            preference_window_ms: 1_000,
-            settlement_delay_ms: 10_000,
-            fee_bps: 200,
-            max_attempts: 5,
-            epoch_ms: 2_000,
-            default_rate_ppm: 48_000,
-            check_ttl_ms: 60_000,
-            slash_bps: 5_000,
-            bounty_bps: 5_000,
-            referee_bps: 2_500,
-            challenge_component: None,
-            challenge_interval_ms: 6 * 3_600_000,
-            challenge_override: None,
-        }
-    }
-}
+pub use crate::rules::matching::ProviderView;
+use crate::state::{CheckReason, CheckRole, CheckState, JobState, LeaseState, ShardState};
 
 /// A node's accounts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,41 +115,6 @@ pub struct Lease {
     pub price: u64,
 }
 
-/// The state of a lease.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeaseState {
-    /// Held.
-    Active,
-    /// Its receipt was recorded.
-    Done,
-    /// It expired; the shard was re-queued.
-    Expired,
-    /// The provider gave it back.
-    Returned,
-}
-
-impl LeaseState {
-    /// The stored name.
-    pub fn name(self) -> &'static str {
-        match self {
-            LeaseState::Active => "active",
-            LeaseState::Done => "done",
-            LeaseState::Expired => "expired",
-            LeaseState::Returned => "returned",
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> Result<LeaseState, Error> {
-        Ok(match s {
-            "active" => LeaseState::Active,
-            "done" => LeaseState::Done,
-            "expired" => LeaseState::Expired,
-            "returned" => LeaseState::Returned,
-            other => return Err(Error::Corrupt(format!("unknown lease state {other:?}"))),
-        })
-    }
-}
-
 /// A lease and what a receipt for it must match.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseInfo {
@@ -273,11 +166,10 @@ pub struct ReceiptRecord {
     pub epoch: u64,
     /// Its job's sampling rate, parts per million.
     pub rate_ppm: u32,
-    /// Where its check stands: `unverified`, `pending`, `not-sampled`,
-    /// `sampled`, `disputed`, `verified`, `rejected` or `void`.
-    pub check_state: String,
-    /// Why it was checked: `sampled`, `audit` or `challenge` (empty if not).
-    pub check_reason: String,
+    /// Where its check stands.
+    pub check_state: CheckState,
+    /// Why it was checked (`None`: it was not).
+    pub check_reason: Option<CheckReason>,
 }
 
 /// One shard of a job, as the renter sees it.
@@ -287,8 +179,8 @@ pub struct ShardView {
     pub index: u32,
     /// `assay_protocol::job_id` of the shard.
     pub shard_job_id: Hash32,
-    /// `queued`, `leased`, `done` or `failed` (gave up after too many attempts).
-    pub state: String,
+    /// Where it stands.
+    pub state: ShardState,
     /// Who holds or ran it.
     pub provider: Option<NodeId>,
     /// Leases handed out so far.
@@ -312,8 +204,8 @@ pub struct ShardView {
 pub struct VerdictView {
     /// Who re-executed.
     pub verifier: NodeId,
-    /// `verify` or `referee`.
-    pub role: String,
+    /// First check or referee.
+    pub role: CheckRole,
     /// Its result equals the receipt's.
     pub agrees: bool,
     /// What it got.
@@ -374,10 +266,10 @@ pub struct EpochSeed {
 pub struct CheckTask {
     /// The check id.
     pub id: Hash32,
-    /// `verify` or `referee`.
-    pub role: String,
-    /// `sampled`, `audit` or `challenge`.
-    pub reason: String,
+    /// First check or referee.
+    pub role: CheckRole,
+    /// Why the receipt is checked.
+    pub reason: CheckReason,
     /// The receipt to check.
     pub record: ReceiptRecord,
     /// What to re-execute (the shard's component, inputs and spec).
@@ -473,28 +365,18 @@ pub struct JobView {
 impl JobView {
     /// `queued`, `running`, `done` (every shard has a receipt), `settled`,
     /// or `failed` (a shard gave up and none is still queued or leased).
-    pub fn state(&self) -> &'static str {
-        let active = self
+    pub fn state(&self) -> JobState {
+        let shards: Vec<(ShardState, bool)> = self
             .shards
             .iter()
-            .any(|s| s.state == "queued" || s.state == "leased");
-        if !active && self.shards.iter().any(|s| s.state == "failed") {
-            return "failed";
-        }
-        let done = self.shards.iter().all(|s| s.state == "done");
-        let settled = self
-            .shards
-            .iter()
-            .all(|s| s.receipt.as_ref().is_some_and(|r| r.paid.is_some()));
-        if done && settled {
-            "settled"
-        } else if done {
-            "done"
-        } else if self.shards.iter().any(|s| s.state != "queued") {
-            "running"
-        } else {
-            "queued"
-        }
+            .map(|s| {
+                (
+                    s.state,
+                    s.receipt.as_ref().is_some_and(|r| r.paid.is_some()),
+                )
+            })
+            .collect();
+        JobState::of(&shards)
     }
 
     /// The result root once every shard is done.
@@ -506,242 +388,4 @@ impl JobView {
             .collect();
         roots.map(|r| assay_protocol::results_root(&r))
     }
-}
-
-/// Everything the coordinator keeps.
-pub trait Store: Send + Sync + 'static {
-    /// `sqlite` or `postgres`.
-    fn backend_name(&self) -> &'static str;
-    /// The market rules.
-    fn config(&self) -> &MarketConfig;
-
-    /// Records a request nonce until it expires.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Auth`] (`Replayed`) if this node used it already.
-    fn use_nonce(&self, node: &NodeId, nonce: u64, expires_at_ms: u64) -> Result<(), Error>;
-    /// Forgets nonces whose requests have expired.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`].
-    fn purge_nonces(&self, now_ms: u64) -> Result<u64, Error>;
-
-    /// Mints `amount` into the node's balance (devnet faucet), once per `reference`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`].
-    fn mint(
-        &self,
-        node: &NodeId,
-        amount: u64,
-        reference: &str,
-        now_ms: u64,
-    ) -> Result<Account, Error>;
-    /// Moves `amount` from the node's balance to its stake, once per `reference`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Precondition`] if the balance is too small.
-    fn stake(
-        &self,
-        node: &NodeId,
-        amount: u64,
-        reference: &str,
-        now_ms: u64,
-    ) -> Result<Account, Error>;
-    /// The node's accounts.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`].
-    fn account(&self, node: &NodeId) -> Result<Account, Error>;
-
-    /// Accepts a job: escrows `max price × (fuel + work budget)` per shard
-    /// from the renter's balance and queues its shards.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Precondition`] if the balance does not cover the escrow;
-    /// [`Error::AlreadyExists`] for a job id already taken.
-    fn submit_job(&self, job: &NewJob, now_ms: u64) -> Result<Submitted, Error>;
-    /// A job with its shards, receipts and "why not matched".
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`].
-    fn job(&self, id: &Hash32, now_ms: u64) -> Result<Option<JobView>, Error>;
-
-    /// Registers or updates a provider and tops its stake up to `stake_target`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Precondition`] if its balance cannot cover the stake.
-    fn register(
-        &self,
-        p: &ProviderInfo,
-        stake_target: u64,
-        now_ms: u64,
-    ) -> Result<Registered, Error>;
-    /// Marks the provider alive and renews its leases; `None` if unknown.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`].
-    fn heartbeat(
-        &self,
-        node: &NodeId,
-        free_slots: u32,
-        telemetry_json: &str,
-        now_ms: u64,
-    ) -> Result<Option<Vec<Hash32>>, Error>;
-    /// Leases up to `max` queued shards the provider is matched to.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NotFound`] if the provider is not registered.
-    fn take_leases(&self, node: &NodeId, max: u32, now_ms: u64) -> Result<Vec<Lease>, Error>;
-    /// A lease, whatever its state.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`].
-    fn lease(&self, id: &Hash32) -> Result<Option<LeaseInfo>, Error>;
-    /// Records the receipt of an active lease; returns its id and when it
-    /// settles. Submitting the same receipt again returns the same answer.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NotFound`] (no such lease), [`Error::PermissionDenied`]
-    /// (another provider's), [`Error::Precondition`] (expired or returned).
-    fn submit_receipt(&self, s: &ReceiptSubmission, now_ms: u64) -> Result<(Hash32, u64), Error>;
-    /// Gives a lease back and re-queues its shard (`fault`: counts against reliability).
-    ///
-    /// # Errors
-    ///
-    /// As [`Store::submit_receipt`].
-    fn return_lease(
-        &self,
-        node: &NodeId,
-        lease: &Hash32,
-        fault: bool,
-        reason: &str,
-        now_ms: u64,
-    ) -> Result<(), Error>;
-    /// Re-queues the shards of leases that expired; returns how many.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`].
-    fn expire_leases(&self, now_ms: u64) -> Result<u64, Error>;
-    /// Settles receipts whose delay has passed (pay, fee, refund); returns
-    /// their ids. Idempotent per receipt.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`].
-    fn settle_due(&self, now_ms: u64) -> Result<Vec<Hash32>, Error>;
-    /// Recorded receipts after `after_seq`, oldest first.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`].
-    fn receipts_after(&self, after_seq: u64, limit: u32) -> Result<Vec<ReceiptRecord>, Error>;
-    /// Ledger entries after `after_seq`, in order.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`].
-    fn ledger_entries(&self, after_seq: u64, limit: u64) -> Result<Vec<Entry>, Error>;
-    /// Checks the whole ledger against its chain and the stored balances.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`].
-    fn verify_ledger(&self) -> Result<Report, Error>;
-    /// Every registered provider.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`].
-    fn providers(&self, now_ms: u64) -> Result<Vec<ProviderView>, Error>;
-
-    /// Registers or updates a verifier and tops its stake up to `stake_target`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Precondition`] if its balance cannot cover the stake.
-    fn register_verifier(
-        &self,
-        v: &VerifierInfo,
-        stake_target: u64,
-        now_ms: u64,
-    ) -> Result<u64, Error>;
-    /// Reveals the seeds of epochs that are over and samples their
-    /// receipts; publishes the commitment of the next epoch. Returns how
-    /// many receipts were sampled.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`].
-    fn reveal_epochs(&self, now_ms: u64) -> Result<u64, Error>;
-    /// Epochs from `from_epoch` on (at most `limit`): commitments, and seeds
-    /// of those that are over.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`].
-    fn beacon(&self, from_epoch: u64, limit: u32) -> Result<Vec<EpochSeed>, Error>;
-    /// Up to `max` open checks for this verifier (never its own receipts,
-    /// never a dispute it is part of).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NotFound`] if it is not registered; [`Error::PermissionDenied`]
-    /// if it was suspended.
-    fn take_checks(
-        &self,
-        verifier: &NodeId,
-        max: u32,
-        now_ms: u64,
-    ) -> Result<Vec<CheckTask>, Error>;
-    /// Records a verdict and acts on it (settle, dispute, slash).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NotFound`] (no such check), [`Error::PermissionDenied`]
-    /// (another verifier's check), [`Error::Precondition`] (the check
-    /// expired), [`Error::Invalid`] (the receipt id or `agrees` does not
-    /// match).
-    fn submit_verdict(&self, v: &VerdictSubmission, now_ms: u64) -> Result<Decision, Error>;
-    /// Gives a check back without a verdict.
-    ///
-    /// # Errors
-    ///
-    /// As [`Store::submit_verdict`].
-    fn return_check(
-        &self,
-        verifier: &NodeId,
-        check: &Hash32,
-        reason: &str,
-        now_ms: u64,
-    ) -> Result<(), Error>;
-    /// Proof of hardware: sends a challenge to each online GPU provider
-    /// whose class is unchecked or due for a random re-check, and fails the
-    /// challenges that went unanswered past their deadline. Returns how many
-    /// challenges were sent.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`].
-    fn run_challenges(&self, now_ms: u64) -> Result<u64, Error>;
-    /// Re-opens checks whose verifier did not answer in time (it may not
-    /// take them again); returns how many.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`].
-    fn expire_checks(&self, now_ms: u64) -> Result<u64, Error>;
 }

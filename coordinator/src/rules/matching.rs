@@ -14,8 +14,11 @@
 //! favourite.
 
 use std::cmp::Ordering;
+use std::collections::BTreeSet;
 
 use assay_protocol::NodeId;
+
+use crate::state::HardwareState;
 
 /// What the store knows of a provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,9 +58,8 @@ pub struct ProviderView {
     /// Its GPU claim passed the hardware challenge (or claims are not
     /// challenged on this coordinator).
     pub hardware_ok: bool,
-    /// Where its hardware challenge stands: `unchallenged`, `unchecked`,
-    /// `challenged`, `answered`, `passed` or `failed`.
-    pub hardware_state: String,
+    /// Where its hardware challenge stands.
+    pub hardware_state: HardwareState,
 }
 
 impl ProviderView {
@@ -118,6 +120,31 @@ pub fn rank(a: &ProviderView, b: &ProviderView) -> Ordering {
         .then(b.stake.cmp(&a.stake))
         .then(b.reliability_permille.cmp(&a.reliability_permille))
         .then(a.id.cmp(&b.id))
+}
+
+/// Whether `me` should leave a freshly queued shard (still inside the
+/// preference window) to a better-ranked online provider: one with a free
+/// slot that fits the shard and holds no shard of this job yet.
+/// `holders` are the providers holding leases on the shard's job.
+///
+/// # Errors
+///
+/// What `holders` returns (it is called only when a better provider exists).
+pub fn defer_to_better<E>(
+    me: &ProviderView,
+    need: &Need,
+    online: &[ProviderView],
+    holders: impl FnOnce() -> Result<BTreeSet<NodeId>, E>,
+) -> Result<bool, E> {
+    let better: Vec<&ProviderView> = online
+        .iter()
+        .filter(|q| q.id != me.id && q.free_slots > 0 && fits(q, need) && rank(q, me).is_lt())
+        .collect();
+    if better.is_empty() {
+        return Ok(false);
+    }
+    let holders = holders()?;
+    Ok(better.iter().any(|q| !holders.contains(&q.id)))
 }
 
 /// Why a queued shard has no provider yet, in words for the renter.
@@ -215,7 +242,7 @@ mod tests {
             expired: 0,
             suspended: false,
             hardware_ok: true,
-            hardware_state: "unchallenged".into(),
+            hardware_state: HardwareState::Unchallenged,
         }
     }
 
@@ -247,6 +274,37 @@ mod tests {
             Ordering::Less,
             "reliability breaks a stake tie"
         );
+    }
+
+    #[test]
+    fn a_fresh_shard_waits_for_a_better_free_provider_without_a_shard_of_the_job() {
+        let n = need(100, 1, false);
+        let me = p(2, 50, 1 << 30, 0);
+        let cheaper = p(1, 10, 1 << 30, 0);
+        let dearer = p(3, 90, 1 << 30, 0);
+        let none = || Ok::<_, ()>(BTreeSet::new());
+        let defer = |online: &[ProviderView], holders: BTreeSet<NodeId>| {
+            defer_to_better(&me, &n, online, || Ok::<_, ()>(holders)).unwrap_or(false)
+        };
+        assert_eq!(
+            defer_to_better(&me, &n, &[cheaper.clone(), me.clone()], none),
+            Ok(true)
+        );
+        assert_eq!(
+            defer_to_better(&me, &n, &[dearer.clone(), me.clone()], none),
+            Ok(false)
+        );
+        // The better one already holds a shard of this job: take it.
+        assert!(!defer(
+            std::slice::from_ref(&cheaper),
+            BTreeSet::from([cheaper.id])
+        ));
+        // The better one has no free slot: take it.
+        let busy = ProviderView {
+            free_slots: 0,
+            ..cheaper
+        };
+        assert!(!defer(&[busy], BTreeSet::new()));
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! Verification: sampling receipts with a committed-then-revealed epoch
+//! Verification in the database: sampling receipts with a committed-then-revealed epoch
 //! seed, handing checks to verifiers, acting on their verdicts (settle,
 //! dispute, slash) — the coordinator's side of `ARCHITECTURE.md`,
-//! "Verification".
+//! "Verification". The transitions and decisions are
+//! [`crate::rules::checks`]; the money is [`super::ledger`].
 //!
 //! A receipt's life:
 //!
@@ -25,25 +26,322 @@
 //! receipt (`settle/<receipt>/…`, `slash/<receipt>/…`), so a verdict retried
 //! or processed by two replicas at once moves money once.
 
-use assay_protocol::challenge::VERIFIER_FLOOR_MFLOPS;
-use assay_protocol::market::cost;
-use assay_protocol::verification::{BPS, commitment, is_sampled};
-use assay_protocol::{Hash32, NodeId, Outcome, WorkDone};
+use assay_protocol::verification::{commitment, is_sampled};
+use assay_protocol::{Hash32, NodeId};
 
-use crate::Error;
-use crate::ledger::{self, Movement};
-use crate::market::{RECEIPT_COLS, json, lease_from, own_inputs, random_id, unjson};
-use crate::sql::{Backend, Conn, Row, Value, int};
-use crate::store::{
-    CheckTask, Decision, EpochSeed, JobView, ReceiptRecord, RunResult, ShardView,
-    VerdictSubmission, VerdictView, VerifierInfo,
+use super::challenges;
+use super::ledger::{pay_out, slash, top_up_stake};
+use super::rows::{
+    JobCache, LeaseSlot, epoch_seed, excluded_of, json, lease_from, outcome_text, random_id,
+    receipt_record, seed_of, verdicts_of,
 };
-use crate::{SqlStore, market};
+use super::sql::{Backend, Conn, Row, Value, int};
+use super::sql_store::SqlStore;
+use crate::Error;
+use crate::config::MarketConfig;
+use crate::ledger as accounts;
+use crate::rules::checks::{self as rules, CheckEvent};
+use crate::state::{CheckReason, CheckRole, CheckState, CheckStatus, ShardState};
+use crate::types::{
+    CheckTask, Decision, EpochSeed, JobView, ReceiptRecord, RunResult, VerdictSubmission,
+    VerdictView, VerifierInfo,
+};
+
+/// Verifiers, the sampling beacon, checks and verdicts.
+pub trait Checks {
+    /// Registers or updates a verifier and tops its stake up to `stake_target`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Precondition`] if its balance cannot cover the stake.
+    fn register_verifier(
+        &self,
+        v: &VerifierInfo,
+        stake_target: u64,
+        now_ms: u64,
+    ) -> Result<u64, Error>;
+    /// Reveals the seeds of epochs that are over and samples their
+    /// receipts; publishes the commitment of the next epoch. Returns how
+    /// many receipts were sampled.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn reveal_epochs(&self, now_ms: u64) -> Result<u64, Error>;
+    /// Epochs from `from_epoch` on (at most `limit`): commitments, and seeds
+    /// of those that are over.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn beacon(&self, from_epoch: u64, limit: u32) -> Result<Vec<EpochSeed>, Error>;
+    /// Up to `max` open checks for this verifier (never its own receipts,
+    /// never a dispute it is part of).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if it is not registered; [`Error::PermissionDenied`]
+    /// if it was suspended.
+    fn take_checks(
+        &self,
+        verifier: &NodeId,
+        max: u32,
+        now_ms: u64,
+    ) -> Result<Vec<CheckTask>, Error>;
+    /// Records a verdict and acts on it (settle, dispute, slash).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] (no such check), [`Error::PermissionDenied`]
+    /// (another verifier's check), [`Error::Precondition`] (the check
+    /// expired), [`Error::Invalid`] (the receipt id or `agrees` does not
+    /// match).
+    fn submit_verdict(&self, v: &VerdictSubmission, now_ms: u64) -> Result<Decision, Error>;
+    /// Gives a check back without a verdict.
+    ///
+    /// # Errors
+    ///
+    /// As [`Checks::submit_verdict`].
+    fn return_check(
+        &self,
+        verifier: &NodeId,
+        check: &Hash32,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<(), Error>;
+    /// Re-opens checks whose verifier did not answer in time (it may not
+    /// take them again); returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn expire_checks(&self, now_ms: u64) -> Result<u64, Error>;
+}
+
+impl<B: Backend> Checks for SqlStore<B> {
+    fn register_verifier(
+        &self,
+        v: &VerifierInfo,
+        stake_target: u64,
+        now_ms: u64,
+    ) -> Result<u64, Error> {
+        self.b.write(&mut |c| {
+            let stake = top_up_stake(c, &v.id, stake_target, now_ms)?;
+            c.exec(
+                "INSERT INTO verifiers (id, version, backend, registered_at, last_seen) \
+                 VALUES ($1, $2, $3, $4, $4) \
+                 ON CONFLICT (id) DO UPDATE SET version = excluded.version, backend = excluded.backend, \
+                 last_seen = excluded.last_seen",
+                &[
+                    (&v.id).into(),
+                    v.version.as_str().into(),
+                    v.backend.as_str().into(),
+                    int(now_ms)?,
+                ],
+            )?;
+            Ok(stake)
+        })
+    }
+
+    fn reveal_epochs(&self, now_ms: u64) -> Result<u64, Error> {
+        let epoch_ms = self.cfg.epoch_ms.max(1);
+        self.b.write(&mut |c| {
+            let current = now_ms / epoch_ms;
+            // Commitments are out at least one epoch ahead.
+            ensure_epoch(c, current, now_ms)?;
+            ensure_epoch(c, current + 1, now_ms)?;
+            let due = c.query(
+                &format!(
+                    "SELECT e.epoch, e.seed FROM epochs e WHERE e.revealed_at IS NULL AND e.epoch < $1 \
+                     ORDER BY e.epoch LIMIT 100{}",
+                    c.dialect().skip_locked("e")
+                ),
+                &[int(current)?],
+            )?;
+            let mut sampled = 0;
+            for e in &due {
+                let epoch = e.u64(0)?;
+                let seed = seed_of(epoch, e.blob(1)?)?;
+                sampled += reveal(c, epoch, &seed, now_ms)?;
+            }
+            Ok(sampled)
+        })
+    }
+
+    fn beacon(&self, from_epoch: u64, limit: u32) -> Result<Vec<EpochSeed>, Error> {
+        self.b.read(&mut |c| {
+            let rows = c.query(
+                "SELECT epoch FROM epochs WHERE epoch >= $1 ORDER BY epoch LIMIT $2",
+                &[
+                    Value::Int(i64::try_from(from_epoch).unwrap_or(i64::MAX)),
+                    Value::Int(i64::from(limit.min(1000))),
+                ],
+            )?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                out.push(epoch_seed(c, r.u64(0)?)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn take_checks(
+        &self,
+        verifier: &NodeId,
+        max: u32,
+        now_ms: u64,
+    ) -> Result<Vec<CheckTask>, Error> {
+        let ttl = self.cfg.check_ttl_ms;
+        self.b.write(&mut |c| {
+            admit_verifier(c, verifier, now_ms)?;
+            if max == 0 {
+                return Ok(Vec::new());
+            }
+            let me = verifier.to_hex();
+            let open = c.query(
+                &format!(
+                    "SELECT ch.id, ch.receipt_id, ch.role, ch.reason, ch.excluded FROM checks ch \
+                     WHERE ch.state = 'open' ORDER BY ch.created_at LIMIT $1{}",
+                    c.dialect().skip_locked("ch")
+                ),
+                &[int(u64::from(max) * 4 + 16)?],
+            )?;
+            let mut jobs = JobCache::new();
+            let mut tasks = Vec::new();
+            for ch in &open {
+                if tasks.len() as u32 >= max {
+                    break;
+                }
+                if excluded_of(ch.text(4)?)?.contains(&me) {
+                    continue;
+                }
+                if let Some(task) = take_check(c, &mut jobs, ch, verifier, ttl, now_ms)? {
+                    tasks.push(task);
+                }
+            }
+            Ok(tasks)
+        })
+    }
+
+    fn submit_verdict(&self, v: &VerdictSubmission, now_ms: u64) -> Result<Decision, Error> {
+        let cfg = self.cfg.clone();
+        let outcome = outcome_text(v.result.outcome)?;
+        self.b.write(&mut |c| {
+            let check = lock_check_for_verdict(c, v)?;
+            let (record, _) = receipt_record(c, &check.receipt)?;
+            let agrees = v.result == RunResult::of(&record.receipt);
+            rules::require_consistent_claim(v.agrees, agrees)?;
+            record_verdict(c, v, check.role, agrees, &outcome, now_ms)?;
+            let first = match check.role {
+                CheckRole::Verify => None,
+                CheckRole::Referee => Some(disputing_verdict(c, &check.receipt)?),
+            };
+            let decision = rules::decide(check.role, agrees, || {
+                first.as_ref().is_some_and(|f| f.result == v.result)
+            });
+            act_on(
+                c,
+                &cfg,
+                v,
+                &check,
+                &record,
+                first.as_ref(),
+                decision,
+                now_ms,
+            )?;
+            Ok(decision)
+        })
+    }
+
+    fn return_check(
+        &self,
+        verifier: &NodeId,
+        check: &Hash32,
+        reason: &str,
+        _now_ms: u64,
+    ) -> Result<(), Error> {
+        self.b.write(&mut |c| {
+            let Some(ch) = c.query_opt(
+                &format!(
+                    "SELECT state, verifier, excluded FROM checks WHERE id = $1{}",
+                    c.dialect().for_update()
+                ),
+                &[check.into()],
+            )?
+            else {
+                return Err(Error::NotFound(format!("no check {check}")));
+            };
+            if CheckStatus::parse(ch.text(0)?)? != CheckStatus::Taken
+                || ch.opt_node(1)? != Some(*verifier)
+            {
+                return Err(Error::PermissionDenied(format!(
+                    "check {check} is not held by verifier {verifier}"
+                )));
+            }
+            // Another verifier takes it: the same machine would likely fail
+            // again (with a single verifier the check waits for a second).
+            reopen(c, check, ch.text(2)?, verifier)?;
+            tracing::info!(check = %check.short(), verifier = %verifier, reason, "check returned without a verdict");
+            Ok(())
+        })
+    }
+
+    fn expire_checks(&self, now_ms: u64) -> Result<u64, Error> {
+        self.b.write(&mut |c| {
+            let rows = c.query(
+                &format!(
+                    "SELECT ch.id, ch.verifier, ch.excluded FROM checks ch \
+                     WHERE ch.state = 'taken' AND ch.deadline <= $1 LIMIT 500{}",
+                    c.dialect().skip_locked("ch")
+                ),
+                &[int(now_ms)?],
+            )?;
+            for r in &rows {
+                let late = r.node(1)?;
+                reopen(c, &r.hash(0)?, r.text(2)?, &late)?;
+                c.exec(
+                    "UPDATE verifiers SET missed = missed + 1 WHERE id = $1",
+                    &[(&late).into()],
+                )?;
+                tracing::warn!(verifier = %late, "a verifier missed its deadline: the check goes to another");
+            }
+            Ok(rows.len() as u64)
+        })
+    }
+}
+
+impl<B: Backend> SqlStore<B> {
+    /// Says, for each shard whose receipt is not settled, what its check
+    /// waits for (a renter whose job sits in `sampled` wants to know why).
+    pub(super) fn explain_checks(&self, view: &mut JobView, now_ms: u64) -> Result<(), Error> {
+        let waiting = |s: &crate::types::ShardView| s.receipt.as_ref().is_some_and(rules::waiting);
+        if !view.shards.iter().any(waiting) {
+            return Ok(());
+        }
+        let liveness = self.cfg.provider_liveness_ms.max(self.cfg.check_ttl_ms);
+        let online: Vec<NodeId> = self.b.read(&mut |c| {
+            c.query(
+                "SELECT id FROM verifiers WHERE suspended = 0 AND last_seen + $2 >= $1",
+                &[int(now_ms)?, int(liveness)?],
+            )?
+            .iter()
+            .map(|r| r.node(0))
+            .collect()
+        })?;
+        for s in view.shards.iter_mut().filter(|s| waiting(s)) {
+            let Some(r) = &s.receipt else { continue };
+            let provider = r.receipt.body.provider_id;
+            let others = online.iter().filter(|v| **v != provider).count();
+            s.check_note = rules::note(r, others, self.cfg.epoch_ms);
+        }
+        Ok(())
+    }
+}
 
 /// The epoch a receipt recorded now belongs to, with its commitment
 /// published (created if absent). Never an epoch whose seed is already out:
 /// a replica with a slow clock moves on to the first unrevealed epoch.
-pub(crate) fn open_epoch(c: &mut dyn Conn, epoch_ms: u64, now_ms: u64) -> Result<u64, Error> {
+pub(super) fn open_epoch(c: &mut dyn Conn, epoch_ms: u64, now_ms: u64) -> Result<u64, Error> {
     let mut e = now_ms / epoch_ms.max(1);
     loop {
         // The background tick publishes epochs ahead, so the row is nearly
@@ -86,12 +384,82 @@ fn ensure_epoch(c: &mut dyn Conn, epoch: u64, now_ms: u64) -> Result<(), Error> 
     Ok(())
 }
 
-/// Opens a check of a receipt; `excluded` nodes may not take it.
-pub(crate) fn open_check(
+/// Reveals one epoch's seed and samples its pending receipts; returns how
+/// many were drawn.
+fn reveal(c: &mut dyn Conn, epoch: u64, seed: &[u8; 32], now_ms: u64) -> Result<u64, Error> {
+    c.exec(
+        "UPDATE epochs SET revealed_at = $2 WHERE epoch = $1",
+        &[int(epoch)?, int(now_ms)?],
+    )?;
+    let mut sampled = 0;
+    for r in c.query(
+        "SELECT id, provider, rate_ppm FROM receipts WHERE epoch = $1 AND check_state = 'pending'",
+        &[int(epoch)?],
+    )? {
+        let rid = r.hash(0)?;
+        let drawn = is_sampled(&rid, seed, r.u32(2)?);
+        let to = next_state(CheckState::Pending, CheckEvent::Revealed { drawn })?;
+        if drawn {
+            set_check(c, &rid, to, Some(CheckReason::Sampled))?;
+            open_check(
+                c,
+                &rid,
+                CheckRole::Verify,
+                CheckReason::Sampled,
+                &[r.node(1)?],
+                now_ms,
+            )?;
+            sampled += 1;
+        } else {
+            c.exec(
+                "UPDATE receipts SET check_state = $2 WHERE id = $1",
+                &[(&rid).into(), to.as_str().into()],
+            )?;
+        }
+    }
+    Ok(sampled)
+}
+
+/// [`rules::transition`], or a corrupt-state error.
+fn next_state(from: CheckState, event: CheckEvent) -> Result<CheckState, Error> {
+    rules::transition(from, event).ok_or_else(|| {
+        Error::Corrupt(format!(
+            "a receipt in check state {from} cannot take {event:?}"
+        ))
+    })
+}
+
+fn set_check(
     c: &mut dyn Conn,
     receipt: &Hash32,
-    role: &str,
-    reason: &str,
+    state: CheckState,
+    reason: Option<CheckReason>,
+) -> Result<(), Error> {
+    c.exec(
+        "UPDATE receipts SET check_state = $2, check_reason = $3 WHERE id = $1",
+        &[
+            receipt.into(),
+            state.as_str().into(),
+            CheckReason::as_stored(reason).into(),
+        ],
+    )?;
+    Ok(())
+}
+
+fn set_check_state(c: &mut dyn Conn, receipt: &Hash32, state: CheckState) -> Result<(), Error> {
+    c.exec(
+        "UPDATE receipts SET check_state = $2 WHERE id = $1",
+        &[receipt.into(), state.as_str().into()],
+    )?;
+    Ok(())
+}
+
+/// Opens a check of a receipt; `excluded` nodes may not take it.
+pub(super) fn open_check(
+    c: &mut dyn Conn,
+    receipt: &Hash32,
+    role: CheckRole,
+    reason: CheckReason,
     excluded: &[NodeId],
     now_ms: u64,
 ) -> Result<Hash32, Error> {
@@ -99,191 +467,322 @@ pub(crate) fn open_check(
     let excluded: Vec<String> = excluded.iter().map(NodeId::to_hex).collect();
     c.exec(
         "INSERT INTO checks (id, receipt_id, role, reason, state, excluded, created_at) \
-         VALUES ($1, $2, $3, $4, 'open', $5, $6)",
+         VALUES ($1, $2, $3, $4, $7, $5, $6)",
         &[
             (&id).into(),
             receipt.into(),
-            role.into(),
-            reason.into(),
+            role.as_str().into(),
+            reason.as_str().into(),
             json(&excluded)?.into(),
             int(now_ms)?,
+            CheckStatus::Open.as_str().into(),
         ],
     )?;
     Ok(id)
 }
 
-fn outcome_name(o: Outcome) -> Result<String, Error> {
-    json(&o)
-}
-
-fn outcome_of(s: &str) -> Result<Outcome, Error> {
-    unjson(s, "verdict outcome")
-}
-
-/// The verdicts recorded on a receipt, in order.
-pub(crate) fn verdicts_of(c: &mut dyn Conn, receipt: &Hash32) -> Result<Vec<VerdictView>, Error> {
-    c.query(
-        "SELECT verifier, role, agrees, outputs_root, outcome, fuel_used, flops, bytes, at_ms \
-         FROM verdicts WHERE receipt_id = $1 ORDER BY seq",
-        &[receipt.into()],
+/// A registered verifier that is not suspended is marked alive.
+fn admit_verifier(c: &mut dyn Conn, verifier: &NodeId, now_ms: u64) -> Result<(), Error> {
+    let Some(v) = c.query_opt(
+        "SELECT suspended FROM verifiers WHERE id = $1",
+        &[verifier.into()],
     )?
-    .iter()
-    .map(|r| {
-        Ok(VerdictView {
-            verifier: r.node(0)?,
-            role: r.text(1)?.to_string(),
-            agrees: r.i64(2)? != 0,
-            result: RunResult {
-                outputs_root: r.hash(3)?,
-                outcome: outcome_of(r.text(4)?)?,
-                fuel_used: r.u64(5)?,
-                work: WorkDone {
-                    flops: r.u64(6)?,
-                    bytes: r.u64(7)?,
-                },
-            },
-            at_ms: r.u64(8)?,
-        })
-    })
-    .collect()
-}
-
-/// Settles a receipt: the provider's payment less the protocol fee, the
-/// fee, the verifier's fee (a re-execution at the provider's price) when a
-/// verifier checked it, and the rest of the shard's escrow back to the
-/// renter. Returns the provider's payment.
-pub(crate) fn pay_out(
-    c: &mut dyn Conn,
-    receipt: &Hash32,
-    fee_bps: u64,
-    verifier: Option<&NodeId>,
-    now_ms: u64,
-) -> Result<u64, Error> {
-    let row = c.query_one(
-        &format!(
-            "SELECT {PAY_COLS} FROM receipts r JOIN jobs j ON j.id = r.job_id WHERE r.id = $1"
-        ),
-        &[receipt.into()],
-    )?;
-    pay_out_row(c, receipt, &row, 0, fee_bps, verifier, now_ms)
-}
-
-/// The columns [`pay_out_row`] reads, from `receipts r JOIN jobs j`.
-pub(crate) const PAY_COLS: &str = "r.job_id, r.provider, r.units, r.price, r.escrow, j.renter";
-
-/// [`pay_out`] for a receipt whose [`PAY_COLS`] the caller already read,
-/// starting at column `at` of `row` (settling a batch reads them all in one
-/// query instead of one per receipt).
-pub(crate) fn pay_out_row(
-    c: &mut dyn Conn,
-    receipt: &Hash32,
-    row: &Row,
-    at: usize,
-    fee_bps: u64,
-    verifier: Option<&NodeId>,
-    now_ms: u64,
-) -> Result<u64, Error> {
-    let (job, provider, units, price, escrow, renter) = (
-        row.hash(at)?,
-        row.node(at + 1)?,
-        row.u64(at + 2)?,
-        row.u64(at + 3)?,
-        row.u64(at + 4)?,
-        row.node(at + 5)?,
-    );
-    let payment = cost(price, units).unwrap_or(u64::MAX).min(escrow);
-    let fee = u64::try_from(u128::from(payment) * u128::from(fee_bps) / 10_000)
-        .unwrap_or(payment)
-        .min(payment);
-    let verifier_fee = match verifier {
-        Some(_) => cost(price, units).unwrap_or(u64::MAX).min(escrow - payment),
-        None => 0,
+    else {
+        return Err(Error::NotFound(format!(
+            "verifier {verifier} is not registered: call RegisterVerifier first"
+        )));
     };
-    let from = ledger::escrow(&job);
-    let mut moves = vec![
-        ("pay", ledger::earnings(&provider), payment - fee),
-        ("fee", ledger::FEES.to_string(), fee),
-    ];
-    if let Some(v) = verifier {
-        moves.push(("verify", ledger::verifier_earnings(v), verifier_fee));
-    }
-    moves.push((
-        "refund",
-        ledger::balance(&renter),
-        escrow - payment - verifier_fee,
-    ));
-    for (kind, to, amount) in moves {
-        ledger::post(
-            c,
-            Movement {
-                kind,
-                debit: &from,
-                credit: &to,
-                amount,
-                reference: &format!("settle/{receipt}/{kind}"),
-            },
-            now_ms,
-        )?;
+    if v.i64(0)? != 0 {
+        return Err(Error::PermissionDenied(format!(
+            "verifier {verifier} was overruled by a referee and is suspended"
+        )));
     }
     c.exec(
-        "UPDATE receipts SET settled_at = $2, paid = $3 WHERE id = $1 AND settled_at IS NULL",
-        &[receipt.into(), int(now_ms)?, int(payment)?],
+        "UPDATE verifiers SET last_seen = $2 WHERE id = $1",
+        &[verifier.into(), int(now_ms)?],
     )?;
-    Ok(payment)
+    Ok(())
 }
 
-/// Takes `slash_bps` of `node`'s stake and shares it out: each
-/// `(account, bps)` gets its share of the slash, `rest_to` the remainder.
-/// Returns the amount slashed.
-fn slash(
+/// Takes one open check (row `ch`) for `verifier`; `None` if another
+/// replica took it first.
+fn take_check(
     c: &mut dyn Conn,
-    node: &NodeId,
-    slash_bps: u32,
-    shares: &[(String, u32)],
-    rest_to: &str,
-    reference: &str,
+    jobs: &mut JobCache,
+    ch: &Row,
+    verifier: &NodeId,
+    ttl_ms: u64,
     now_ms: u64,
-) -> Result<u64, Error> {
-    let stake_acct = ledger::stake(node);
-    let stake = u64::try_from(ledger::balance_of(c, &stake_acct)?).unwrap_or(0);
-    let slashed =
-        u64::try_from(u128::from(stake) * u128::from(slash_bps.min(BPS)) / u128::from(BPS))
-            .unwrap_or(stake);
-    let mut left = slashed;
-    for (i, (to, bps)) in shares.iter().enumerate() {
-        let amount = u64::try_from(u128::from(slashed) * u128::from(*bps) / u128::from(BPS))
-            .unwrap_or(0)
-            .min(left);
-        left -= amount;
-        ledger::post(
-            c,
-            Movement {
-                kind: "slash",
-                debit: &stake_acct,
-                credit: to,
-                amount,
-                reference: &format!("{reference}/{i}"),
-            },
-            now_ms,
-        )?;
+) -> Result<Option<CheckTask>, Error> {
+    let id = ch.hash(0)?;
+    let rid = ch.hash(1)?;
+    let (record, idx) = receipt_record(c, &rid)?;
+    // Big jobs get time to re-run on a CPU verifier.
+    let deadline = rules::deadline(now_ms, ttl_ms, record.receipt.body.work.flops);
+    let n = c.exec(
+        "UPDATE checks SET state = 'taken', verifier = $2, deadline = $3 \
+         WHERE id = $1 AND state = 'open'",
+        &[(&id).into(), verifier.into(), int(deadline)?],
+    )?;
+    if n != 1 {
+        return Ok(None);
     }
-    ledger::post(
+    let l = c.query_one(
+        "SELECT r.lease_id, r.price, s.shard_job_id FROM receipts r \
+         JOIN shards s ON s.job_id = r.job_id AND s.idx = r.idx WHERE r.id = $1",
+        &[(&rid).into()],
+    )?;
+    let (lease, _) = lease_from(
         c,
-        Movement {
-            kind: "slash",
-            debit: &stake_acct,
-            credit: rest_to,
-            amount: left,
-            reference: &format!("{reference}/rest"),
+        jobs,
+        LeaseSlot {
+            job: record.job_id,
+            idx,
+            lease_id: l.hash(0)?,
+            shard_job_id: l.hash(2)?,
+            expires_at_ms: deadline,
+            price: l.u64(1)?,
         },
+    )?;
+    let beacon = epoch_seed(c, record.epoch)?;
+    Ok(Some(CheckTask {
+        id,
+        role: CheckRole::parse(ch.text(2)?)?,
+        reason: CheckReason::parse(ch.text(3)?)?,
+        record,
+        lease,
+        beacon,
+        deadline_ms: deadline,
+    }))
+}
+
+/// A check locked for a verdict.
+struct HeldCheck {
+    receipt: Hash32,
+    role: CheckRole,
+    reason: CheckReason,
+}
+
+/// Locks the check a verdict names and checks that its verifier holds it
+/// and that it names the verdict's receipt.
+fn lock_check_for_verdict(c: &mut dyn Conn, v: &VerdictSubmission) -> Result<HeldCheck, Error> {
+    let Some(ch) = c.query_opt(
+        &format!(
+            "SELECT receipt_id, role, state, verifier, excluded, reason FROM checks WHERE id = $1{}",
+            c.dialect().for_update()
+        ),
+        &[(&v.check_id).into()],
+    )?
+    else {
+        return Err(Error::NotFound(format!("no check {}", v.check_id)));
+    };
+    rules::require_check_holder(
+        &v.check_id,
+        CheckStatus::parse(ch.text(2)?)?,
+        ch.opt_node(3)?,
+        &v.verifier,
+        &excluded_of(ch.text(4)?)?,
+    )?;
+    let rid = ch.hash(0)?;
+    if rid != v.receipt_id {
+        return Err(Error::Invalid(format!(
+            "check {} is about receipt {rid}, not {}",
+            v.check_id, v.receipt_id
+        )));
+    }
+    Ok(HeldCheck {
+        receipt: rid,
+        role: CheckRole::parse(ch.text(1)?)?,
+        reason: CheckReason::parse(ch.text(5)?)?,
+    })
+}
+
+/// Stores the verdict and closes its check.
+fn record_verdict(
+    c: &mut dyn Conn,
+    v: &VerdictSubmission,
+    role: CheckRole,
+    agrees: bool,
+    outcome: &str,
+    now_ms: u64,
+) -> Result<(), Error> {
+    c.exec(
+        "INSERT INTO verdicts (check_id, receipt_id, verifier, role, agrees, outputs_root, outcome, \
+         fuel_used, flops, bytes, nonce, expires_at, signature, at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        &[
+            (&v.check_id).into(),
+            (&v.receipt_id).into(),
+            (&v.verifier).into(),
+            role.as_str().into(),
+            agrees.into(),
+            (&v.result.outputs_root).into(),
+            outcome.into(),
+            int(v.result.fuel_used)?,
+            int(v.result.work.flops)?,
+            int(v.result.work.bytes)?,
+            Value::Int(v.nonce as i64),
+            int(v.expires_at_ms)?,
+            Value::Blob(v.signature.clone()),
+            int(now_ms)?,
+        ],
+    )?;
+    c.exec(
+        "UPDATE checks SET state = $2 WHERE id = $1",
+        &[(&v.check_id).into(), CheckStatus::Done.as_str().into()],
+    )?;
+    c.exec(
+        "UPDATE verifiers SET verdicts = verdicts + 1 WHERE id = $1",
+        &[(&v.verifier).into()],
+    )?;
+    Ok(())
+}
+
+/// The verdict that disputed a receipt (the latest disagreeing first check).
+fn disputing_verdict(c: &mut dyn Conn, receipt: &Hash32) -> Result<VerdictView, Error> {
+    verdicts_of(c, receipt)?
+        .into_iter()
+        .rev()
+        .find(|x| x.role == CheckRole::Verify && !x.agrees)
+        .ok_or_else(|| {
+            Error::Corrupt(format!(
+                "receipt {receipt}: a referee check without a dispute"
+            ))
+        })
+}
+
+/// Carries out a decision: pays, opens a referee check, slashes, re-queues.
+#[allow(clippy::too_many_arguments)]
+fn act_on(
+    c: &mut dyn Conn,
+    cfg: &MarketConfig,
+    v: &VerdictSubmission,
+    check: &HeldCheck,
+    record: &ReceiptRecord,
+    first: Option<&VerdictView>,
+    decision: Decision,
+    now_ms: u64,
+) -> Result<(), Error> {
+    let rid = check.receipt;
+    let provider = record.receipt.body.provider_id;
+    let first_verifier = first.map(|f| f.verifier);
+    match decision {
+        Decision::Verified => {
+            pay_out(c, &rid, cfg.fee_bps, Some(&v.verifier), now_ms)?;
+        }
+        Decision::Disputed => {
+            open_check(
+                c,
+                &rid,
+                CheckRole::Referee,
+                check.reason,
+                &[provider, v.verifier],
+                now_ms,
+            )?;
+            tracing::warn!(receipt = %rid.short(), verifier = %v.verifier, "mismatch: a referee re-executes");
+        }
+        Decision::Overruled => {
+            // The first verifier was wrong.
+            let wrong = first_verifier
+                .ok_or_else(|| Error::Corrupt("overruled without a first verdict".into()))?;
+            slash(
+                c,
+                &wrong,
+                cfg.slash_bps,
+                &[(accounts::verifier_earnings(&v.verifier), cfg.referee_bps)],
+                &accounts::earnings(&provider),
+                &format!("slash/{rid}/verifier"),
+                now_ms,
+            )?;
+            c.exec(
+                "UPDATE verifiers SET overruled = overruled + 1, suspended = 1 WHERE id = $1",
+                &[(&wrong).into()],
+            )?;
+            pay_out(c, &rid, cfg.fee_bps, Some(&v.verifier), now_ms)?;
+            tracing::warn!(receipt = %rid.short(), verifier = %wrong, "the referee overruled the verifier: verifier slashed");
+        }
+        Decision::Rejected | Decision::Inconclusive => {
+            c.exec(
+                "UPDATE receipts SET settled_at = $2, paid = 0 WHERE id = $1",
+                &[(&rid).into(), int(now_ms)?],
+            )?;
+            requeue_shard(c, &rid, now_ms)?;
+        }
+    }
+    if decision != Decision::Disputed {
+        challenges::judged(c, &rid, decision.pays(), cfg.challenge_interval_ms, now_ms)?;
+    }
+    set_check_state(c, &rid, decision.check_state())?;
+    match decision {
+        Decision::Inconclusive => {
+            tracing::error!(receipt = %rid.short(), "three different results for one receipt (a determinism failure?): receipt void, shard re-queued, nobody slashed");
+        }
+        Decision::Rejected => {
+            let first = first_verifier
+                .ok_or_else(|| Error::Corrupt("rejected without a first verdict".into()))?;
+            punish_provider(c, cfg, record, &provider, &first, &v.verifier, now_ms)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The provider was proven wrong: slashed (the verifier who caught it and
+/// the referee share the slash, the renter gets the rest), suspended, and
+/// every unsettled receipt of it audited.
+fn punish_provider(
+    c: &mut dyn Conn,
+    cfg: &MarketConfig,
+    record: &ReceiptRecord,
+    provider: &NodeId,
+    first: &NodeId,
+    referee: &NodeId,
+    now_ms: u64,
+) -> Result<(), Error> {
+    let rid = record.id;
+    let renter = c
+        .query_one(
+            "SELECT j.renter FROM jobs j WHERE j.id = $1",
+            &[(&record.job_id).into()],
+        )?
+        .node(0)?;
+    slash(
+        c,
+        provider,
+        cfg.slash_bps,
+        &[
+            (accounts::verifier_earnings(first), cfg.bounty_bps),
+            (accounts::verifier_earnings(referee), cfg.referee_bps),
+        ],
+        &accounts::balance(&renter),
+        &format!("slash/{rid}/provider"),
         now_ms,
     )?;
-    let now_stake = u64::try_from(ledger::balance_of(c, &stake_acct)?).unwrap_or(0);
     c.exec(
-        "UPDATE providers SET stake = $2 WHERE id = $1",
-        &[node.into(), int(now_stake)?],
+        "UPDATE providers SET suspended = 1, slashed = slashed + 1 WHERE id = $1",
+        &[provider.into()],
     )?;
-    Ok(slashed)
+    // Every unsettled receipt of a proven cheat is checked.
+    let others = c.query(
+        "SELECT id, check_state FROM receipts WHERE provider = $1 AND settled_at IS NULL \
+         AND check_state IN ('pending', 'not-sampled')",
+        &[provider.into()],
+    )?;
+    for o in &others {
+        let oid = o.hash(0)?;
+        let to = next_state(CheckState::parse(o.text(1)?)?, CheckEvent::Audited)?;
+        set_check(c, &oid, to, Some(CheckReason::Audit))?;
+        open_check(
+            c,
+            &oid,
+            CheckRole::Verify,
+            CheckReason::Audit,
+            &[*provider],
+            now_ms,
+        )?;
+    }
+    tracing::warn!(receipt = %rid.short(), provider = %provider, audited = others.len(), "the provider was wrong: slashed, suspended, shard re-queued");
+    Ok(())
 }
 
 /// Puts the shard of a receipt that was proven wrong (or void) back in the
@@ -296,547 +795,32 @@ fn requeue_shard(c: &mut dyn Conn, receipt: &Hash32, now_ms: u64) -> Result<(), 
         )?
         .hash(0)?;
     // A hardware challenge is addressed to one provider: it is not redone.
-    let state = if crate::challenge::is_challenge(c, &job)? {
-        "failed"
+    let state = if challenges::is_challenge(c, &job)? {
+        ShardState::Failed
     } else {
-        "queued"
+        ShardState::Queued
     };
     c.exec(
         "UPDATE shards SET state = $3, queued_at = $2, receipt_id = NULL, lease_id = NULL, \
          provider = NULL, lease_price = NULL, lease_expires_at = NULL \
          WHERE receipt_id = $1 AND state = 'done'",
-        &[receipt.into(), int(now_ms)?, state.into()],
+        &[receipt.into(), int(now_ms)?, state.as_str().into()],
     )?;
     Ok(())
 }
 
-fn receipt_record(c: &mut dyn Conn, receipt: &Hash32) -> Result<(ReceiptRecord, u32), Error> {
-    let r = c.query_one(
-        &format!("SELECT {RECEIPT_COLS}, idx FROM receipts WHERE id = $1"),
-        &[receipt.into()],
+/// Re-opens a taken check without `verifier` (it may not take it again).
+fn reopen(
+    c: &mut dyn Conn,
+    check: &Hash32,
+    excluded: &str,
+    verifier: &NodeId,
+) -> Result<(), Error> {
+    let mut excluded = excluded_of(excluded)?;
+    excluded.push(verifier.to_hex());
+    c.exec(
+        "UPDATE checks SET state = 'open', verifier = NULL, deadline = NULL, excluded = $2 WHERE id = $1",
+        &[check.into(), json(&excluded)?.into()],
     )?;
-    Ok((market::receipt_row(&r)?, r.u32(12)?))
-}
-
-fn excluded_of(text: &str) -> Result<Vec<String>, Error> {
-    unjson(text, "check exclusions")
-}
-
-fn epoch_seed(c: &mut dyn Conn, epoch: u64) -> Result<EpochSeed, Error> {
-    let r = c.query_one(
-        "SELECT commitment, seed, revealed_at FROM epochs WHERE epoch = $1",
-        &[int(epoch)?],
-    )?;
-    let seed = match r.opt_i64(2)? {
-        Some(_) => {
-            let b = r.blob(1)?;
-            Some(
-                b.try_into()
-                    .map_err(|_| Error::Corrupt(format!("epoch {epoch}: seed is not 32 bytes")))?,
-            )
-        }
-        None => None,
-    };
-    Ok(EpochSeed {
-        epoch,
-        commitment: r.hash(0)?,
-        seed,
-    })
-}
-
-impl<B: Backend> SqlStore<B> {
-    /// Says, for each shard whose receipt is not settled, what its check
-    /// waits for (a renter whose job sits in `sampled` wants to know why).
-    pub(crate) fn explain_checks(&self, view: &mut JobView, now_ms: u64) -> Result<(), Error> {
-        let waiting = |s: &ShardView| {
-            s.receipt
-                .as_ref()
-                .is_some_and(|r| r.paid.is_none() && r.check_state != "rejected")
-        };
-        if !view.shards.iter().any(waiting) {
-            return Ok(());
-        }
-        let liveness = self.cfg.provider_liveness_ms.max(self.cfg.check_ttl_ms);
-        let online: Vec<NodeId> = self.b.read(&mut |c| {
-            c.query(
-                "SELECT id FROM verifiers WHERE suspended = 0 AND last_seen + $2 >= $1",
-                &[int(now_ms)?, int(liveness)?],
-            )?
-            .iter()
-            .map(|r| r.node(0))
-            .collect()
-        })?;
-        let epoch_ms = self.cfg.epoch_ms.max(1);
-        for s in view.shards.iter_mut().filter(|s| waiting(s)) {
-            let Some(r) = &s.receipt else { continue };
-            let provider = r.receipt.body.provider_id;
-            let others = online.iter().filter(|v| **v != provider).count();
-            s.check_note = match r.check_state.as_str() {
-                "pending" => format!(
-                    "recorded in sampling epoch {}: whether it is checked is decided when that epoch's seed is revealed at {} ms",
-                    r.epoch,
-                    (r.epoch + 1).saturating_mul(epoch_ms)
-                ),
-                "not-sampled" => format!(
-                    "not drawn for a check: settles when the challenge window ends at {} ms",
-                    r.settle_at_ms
-                ),
-                "unverified" => format!(
-                    "the job opted out of verification: settles at {} ms",
-                    r.settle_at_ms
-                ),
-                "sampled" if others == 0 => {
-                    "waiting for a verifier: none is online (start one with `assay verifier`, or publish with --unverified)".into()
-                }
-                "sampled" => format!("waiting for one of {others} online verifiers to re-run it"),
-                "disputed" if others < 2 => {
-                    "disputed: waiting for a referee, a second verifier that must be online".into()
-                }
-                "disputed" => "disputed: a referee re-runs it".into(),
-                _ => String::new(),
-            };
-        }
-        Ok(())
-    }
-
-    pub(crate) fn register_verifier_impl(
-        &self,
-        v: &VerifierInfo,
-        stake_target: u64,
-        now_ms: u64,
-    ) -> Result<u64, Error> {
-        self.b.write(&mut |c| {
-            let stake = market::top_up_stake(c, &v.id, stake_target, now_ms)?;
-            c.exec(
-                "INSERT INTO verifiers (id, version, backend, registered_at, last_seen) \
-                 VALUES ($1, $2, $3, $4, $4) \
-                 ON CONFLICT (id) DO UPDATE SET version = excluded.version, backend = excluded.backend, \
-                 last_seen = excluded.last_seen",
-                &[
-                    (&v.id).into(),
-                    v.version.as_str().into(),
-                    v.backend.as_str().into(),
-                    int(now_ms)?,
-                ],
-            )?;
-            Ok(stake)
-        })
-    }
-
-    pub(crate) fn reveal_epochs_impl(&self, now_ms: u64) -> Result<u64, Error> {
-        let epoch_ms = self.cfg.epoch_ms.max(1);
-        self.b.write(&mut |c| {
-            let current = now_ms / epoch_ms;
-            // Commitments are out at least one epoch ahead.
-            ensure_epoch(c, current, now_ms)?;
-            ensure_epoch(c, current + 1, now_ms)?;
-            let due = c.query(
-                &format!(
-                    "SELECT e.epoch, e.seed FROM epochs e WHERE e.revealed_at IS NULL AND e.epoch < $1 \
-                     ORDER BY e.epoch LIMIT 100{}",
-                    c.dialect().skip_locked("e")
-                ),
-                &[int(current)?],
-            )?;
-            let mut sampled = 0;
-            for e in &due {
-                let epoch = e.u64(0)?;
-                let seed: [u8; 32] = e
-                    .blob(1)?
-                    .try_into()
-                    .map_err(|_| Error::Corrupt(format!("epoch {epoch}: seed is not 32 bytes")))?;
-                c.exec(
-                    "UPDATE epochs SET revealed_at = $2 WHERE epoch = $1",
-                    &[int(epoch)?, int(now_ms)?],
-                )?;
-                for r in c.query(
-                    "SELECT id, provider, rate_ppm FROM receipts WHERE epoch = $1 AND check_state = 'pending'",
-                    &[int(epoch)?],
-                )? {
-                    let rid = r.hash(0)?;
-                    if is_sampled(&rid, &seed, r.u32(2)?) {
-                        c.exec(
-                            "UPDATE receipts SET check_state = 'sampled', check_reason = 'sampled' WHERE id = $1",
-                            &[(&rid).into()],
-                        )?;
-                        open_check(c, &rid, "verify", "sampled", &[r.node(1)?], now_ms)?;
-                        sampled += 1;
-                    } else {
-                        c.exec(
-                            "UPDATE receipts SET check_state = 'not-sampled' WHERE id = $1",
-                            &[(&rid).into()],
-                        )?;
-                    }
-                }
-            }
-            Ok(sampled)
-        })
-    }
-
-    pub(crate) fn beacon_impl(&self, from_epoch: u64, limit: u32) -> Result<Vec<EpochSeed>, Error> {
-        self.b.read(&mut |c| {
-            let rows = c.query(
-                "SELECT epoch FROM epochs WHERE epoch >= $1 ORDER BY epoch LIMIT $2",
-                &[
-                    Value::Int(i64::try_from(from_epoch).unwrap_or(i64::MAX)),
-                    Value::Int(i64::from(limit.min(1000))),
-                ],
-            )?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in rows {
-                out.push(epoch_seed(c, r.u64(0)?)?);
-            }
-            Ok(out)
-        })
-    }
-
-    pub(crate) fn take_checks_impl(
-        &self,
-        verifier: &NodeId,
-        max: u32,
-        now_ms: u64,
-    ) -> Result<Vec<CheckTask>, Error> {
-        let ttl = self.cfg.check_ttl_ms;
-        self.b.write(&mut |c| {
-            let Some(v) = c.query_opt(
-                "SELECT suspended FROM verifiers WHERE id = $1",
-                &[verifier.into()],
-            )?
-            else {
-                return Err(Error::NotFound(format!(
-                    "verifier {verifier} is not registered: call RegisterVerifier first"
-                )));
-            };
-            if v.i64(0)? != 0 {
-                return Err(Error::PermissionDenied(format!(
-                    "verifier {verifier} was overruled by a referee and is suspended"
-                )));
-            }
-            c.exec(
-                "UPDATE verifiers SET last_seen = $2 WHERE id = $1",
-                &[verifier.into(), int(now_ms)?],
-            )?;
-            if max == 0 {
-                return Ok(Vec::new());
-            }
-            let me = verifier.to_hex();
-            let open = c.query(
-                &format!(
-                    "SELECT ch.id, ch.receipt_id, ch.role, ch.reason, ch.excluded FROM checks ch \
-                     WHERE ch.state = 'open' ORDER BY ch.created_at LIMIT $1{}",
-                    c.dialect().skip_locked("ch")
-                ),
-                &[int(u64::from(max) * 4 + 16)?],
-            )?;
-            let mut jobs = std::collections::HashMap::new();
-            let mut tasks = Vec::new();
-            for ch in &open {
-                if tasks.len() as u32 >= max {
-                    break;
-                }
-                if excluded_of(ch.text(4)?)?.contains(&me) {
-                    continue;
-                }
-                let id = ch.hash(0)?;
-                let rid = ch.hash(1)?;
-                let (record, idx) = receipt_record(c, &rid)?;
-                // Big jobs get time to re-run on a CPU verifier: the TTL
-                // plus their FLOPs at the verifier floor (a GPU-class
-                // challenge is ~10¹⁴ FLOPs: minutes on a CPU).
-                let deadline = now_ms
-                    .saturating_add(ttl)
-                    .saturating_add(record.receipt.body.work.flops / VERIFIER_FLOOR_MFLOPS / 1_000);
-                let n = c.exec(
-                    "UPDATE checks SET state = 'taken', verifier = $2, deadline = $3 \
-                     WHERE id = $1 AND state = 'open'",
-                    &[(&id).into(), verifier.into(), int(deadline)?],
-                )?;
-                if n != 1 {
-                    continue;
-                }
-                let l = c.query_one(
-                    "SELECT r.lease_id, r.price, s.shard_job_id FROM receipts r \
-                     JOIN shards s ON s.job_id = r.job_id AND s.idx = r.idx WHERE r.id = $1",
-                    &[(&rid).into()],
-                )?;
-                let own = own_inputs(c, &record.job_id, idx)?;
-                let (lease, _) = lease_from(
-                    c,
-                    &mut jobs,
-                    record.job_id,
-                    idx,
-                    l.hash(0)?,
-                    l.hash(2)?,
-                    deadline,
-                    l.u64(1)?,
-                    own,
-                )?;
-                let beacon = epoch_seed(c, record.epoch)?;
-                tasks.push(CheckTask {
-                    id,
-                    role: ch.text(2)?.to_string(),
-                    reason: ch.text(3)?.to_string(),
-                    record,
-                    lease,
-                    beacon,
-                    deadline_ms: deadline,
-                });
-            }
-            Ok(tasks)
-        })
-    }
-
-    pub(crate) fn submit_verdict_impl(
-        &self,
-        v: &VerdictSubmission,
-        now_ms: u64,
-    ) -> Result<Decision, Error> {
-        let cfg = self.cfg.clone();
-        let outcome = outcome_name(v.result.outcome)?;
-        self.b.write(&mut |c| {
-            let Some(ch) = c.query_opt(
-                &format!(
-                    "SELECT receipt_id, role, state, verifier, excluded, reason FROM checks WHERE id = $1{}",
-                    c.dialect().for_update()
-                ),
-                &[(&v.check_id).into()],
-            )?
-            else {
-                return Err(Error::NotFound(format!("no check {}", v.check_id)));
-            };
-            let holder = ch.opt_node(3)?;
-            match (ch.text(2)?, holder) {
-                ("taken", Some(h)) if h == v.verifier => {}
-                ("done", Some(h)) if h == v.verifier => {
-                    return Err(Error::AlreadyExists(format!(
-                        "check {} already has your verdict",
-                        v.check_id
-                    )));
-                }
-                _ if excluded_of(ch.text(4)?)?.contains(&v.verifier.to_hex()) => {
-                    return Err(Error::Precondition(format!(
-                        "check {} passed its deadline and went to another verifier: the verdict is not accepted",
-                        v.check_id
-                    )));
-                }
-                _ => {
-                    return Err(Error::PermissionDenied(format!(
-                        "check {} is not held by verifier {}",
-                        v.check_id, v.verifier
-                    )));
-                }
-            }
-            let rid = ch.hash(0)?;
-            if rid != v.receipt_id {
-                return Err(Error::Invalid(format!(
-                    "check {} is about receipt {rid}, not {}",
-                    v.check_id, v.receipt_id
-                )));
-            }
-            let role = ch.text(1)?.to_string();
-            let reason = ch.text(5)?.to_string();
-            let (record, _) = receipt_record(c, &rid)?;
-            let stated = RunResult::of(&record.receipt);
-            let agrees = v.result == stated;
-            if v.agrees != agrees {
-                return Err(Error::Invalid(format!(
-                    "the verdict says agrees = {} but the result it reports {} the receipt's",
-                    v.agrees,
-                    if agrees { "equals" } else { "differs from" }
-                )));
-            }
-            c.exec(
-                "INSERT INTO verdicts (check_id, receipt_id, verifier, role, agrees, outputs_root, outcome, \
-                 fuel_used, flops, bytes, nonce, expires_at, signature, at_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                &[
-                    (&v.check_id).into(),
-                    (&rid).into(),
-                    (&v.verifier).into(),
-                    role.as_str().into(),
-                    agrees.into(),
-                    (&v.result.outputs_root).into(),
-                    outcome.as_str().into(),
-                    int(v.result.fuel_used)?,
-                    int(v.result.work.flops)?,
-                    int(v.result.work.bytes)?,
-                    Value::Int(v.nonce as i64),
-                    int(v.expires_at_ms)?,
-                    Value::Blob(v.signature.clone()),
-                    int(now_ms)?,
-                ],
-            )?;
-            c.exec(
-                "UPDATE checks SET state = 'done' WHERE id = $1",
-                &[(&v.check_id).into()],
-            )?;
-            c.exec(
-                "UPDATE verifiers SET verdicts = verdicts + 1 WHERE id = $1",
-                &[(&v.verifier).into()],
-            )?;
-            let provider = record.receipt.body.provider_id;
-            let set_state = |c: &mut dyn Conn, state: &str| {
-                c.exec(
-                    "UPDATE receipts SET check_state = $2 WHERE id = $1",
-                    &[(&rid).into(), state.into()],
-                )
-            };
-            if role == "verify" {
-                if agrees {
-                    pay_out(c, &rid, cfg.fee_bps, Some(&v.verifier), now_ms)?;
-                    set_state(c, "verified")?;
-                    crate::challenge::judged(c, &rid, true, cfg.challenge_interval_ms, now_ms)?;
-                    return Ok(Decision::Verified);
-                }
-                set_state(c, "disputed")?;
-                open_check(c, &rid, "referee", &reason, &[provider, v.verifier], now_ms)?;
-                tracing::warn!(receipt = %rid.short(), verifier = %v.verifier, "mismatch: a referee re-executes");
-                return Ok(Decision::Disputed);
-            }
-            // The referee: which side does it agree with?
-            let first = verdicts_of(c, &rid)?
-                .into_iter()
-                .rev()
-                .find(|x| x.role == "verify" && !x.agrees)
-                .ok_or_else(|| Error::Corrupt(format!("receipt {rid}: a referee check without a dispute")))?;
-            if agrees {
-                // The first verifier was wrong.
-                let referee = ledger::verifier_earnings(&v.verifier);
-                slash(
-                    c,
-                    &first.verifier,
-                    cfg.slash_bps,
-                    &[(referee, cfg.referee_bps)],
-                    &ledger::earnings(&provider),
-                    &format!("slash/{rid}/verifier"),
-                    now_ms,
-                )?;
-                c.exec(
-                    "UPDATE verifiers SET overruled = overruled + 1, suspended = 1 WHERE id = $1",
-                    &[(&first.verifier).into()],
-                )?;
-                pay_out(c, &rid, cfg.fee_bps, Some(&v.verifier), now_ms)?;
-                set_state(c, "verified")?;
-                crate::challenge::judged(c, &rid, true, cfg.challenge_interval_ms, now_ms)?;
-                tracing::warn!(receipt = %rid.short(), verifier = %first.verifier, "the referee overruled the verifier: verifier slashed");
-                return Ok(Decision::Overruled);
-            }
-            c.exec(
-                "UPDATE receipts SET settled_at = $2, paid = 0 WHERE id = $1",
-                &[(&rid).into(), int(now_ms)?],
-            )?;
-            requeue_shard(c, &rid, now_ms)?;
-            crate::challenge::judged(c, &rid, false, cfg.challenge_interval_ms, now_ms)?;
-            if v.result != first.result {
-                set_state(c, "void")?;
-                tracing::error!(receipt = %rid.short(), "three different results for one receipt (a determinism failure?): receipt void, shard re-queued, nobody slashed");
-                return Ok(Decision::Inconclusive);
-            }
-            // The provider was wrong.
-            set_state(c, "rejected")?;
-            let renter = c
-                .query_one(
-                    "SELECT j.renter FROM jobs j WHERE j.id = $1",
-                    &[(&record.job_id).into()],
-                )?
-                .node(0)?;
-            slash(
-                c,
-                &provider,
-                cfg.slash_bps,
-                &[
-                    (ledger::verifier_earnings(&first.verifier), cfg.bounty_bps),
-                    (ledger::verifier_earnings(&v.verifier), cfg.referee_bps),
-                ],
-                &ledger::balance(&renter),
-                &format!("slash/{rid}/provider"),
-                now_ms,
-            )?;
-            c.exec(
-                "UPDATE providers SET suspended = 1, slashed = slashed + 1 WHERE id = $1",
-                &[(&provider).into()],
-            )?;
-            // Every unsettled receipt of a proven cheat is checked.
-            let others = c.query(
-                "SELECT id FROM receipts WHERE provider = $1 AND settled_at IS NULL \
-                 AND check_state IN ('pending', 'not-sampled')",
-                &[(&provider).into()],
-            )?;
-            for o in &others {
-                let oid = o.hash(0)?;
-                c.exec(
-                    "UPDATE receipts SET check_state = 'sampled', check_reason = 'audit' WHERE id = $1",
-                    &[(&oid).into()],
-                )?;
-                open_check(c, &oid, "verify", "audit", &[provider], now_ms)?;
-            }
-            tracing::warn!(receipt = %rid.short(), provider = %provider, audited = others.len(), "the provider was wrong: slashed, suspended, shard re-queued");
-            Ok(Decision::Rejected)
-        })
-    }
-
-    pub(crate) fn return_check_impl(
-        &self,
-        verifier: &NodeId,
-        check: &Hash32,
-        reason: &str,
-        _now_ms: u64,
-    ) -> Result<(), Error> {
-        self.b.write(&mut |c| {
-            let Some(ch) = c.query_opt(
-                &format!(
-                    "SELECT state, verifier, excluded FROM checks WHERE id = $1{}",
-                    c.dialect().for_update()
-                ),
-                &[check.into()],
-            )?
-            else {
-                return Err(Error::NotFound(format!("no check {check}")));
-            };
-            if ch.text(0)? != "taken" || ch.opt_node(1)? != Some(*verifier) {
-                return Err(Error::PermissionDenied(format!(
-                    "check {check} is not held by verifier {verifier}"
-                )));
-            }
-            // Another verifier takes it: the same machine would likely fail
-            // again (with a single verifier the check waits for a second).
-            let mut excluded = excluded_of(ch.text(2)?)?;
-            excluded.push(verifier.to_hex());
-            c.exec(
-                "UPDATE checks SET state = 'open', verifier = NULL, deadline = NULL, excluded = $2 WHERE id = $1",
-                &[check.into(), json(&excluded)?.into()],
-            )?;
-            tracing::info!(check = %check.short(), verifier = %verifier, reason, "check returned without a verdict");
-            Ok(())
-        })
-    }
-
-    pub(crate) fn expire_checks_impl(&self, now_ms: u64) -> Result<u64, Error> {
-        self.b.write(&mut |c| {
-            let rows = c.query(
-                &format!(
-                    "SELECT ch.id, ch.verifier, ch.excluded FROM checks ch \
-                     WHERE ch.state = 'taken' AND ch.deadline <= $1 LIMIT 500{}",
-                    c.dialect().skip_locked("ch")
-                ),
-                &[int(now_ms)?],
-            )?;
-            for r in &rows {
-                let late = r.node(1)?;
-                let mut excluded = excluded_of(r.text(2)?)?;
-                excluded.push(late.to_hex());
-                c.exec(
-                    "UPDATE checks SET state = 'open', verifier = NULL, deadline = NULL, excluded = $2 \
-                     WHERE id = $1",
-                    &[r.blob(0)?.into(), json(&excluded)?.into()],
-                )?;
-                c.exec(
-                    "UPDATE verifiers SET missed = missed + 1 WHERE id = $1",
-                    &[(&late).into()],
-                )?;
-                tracing::warn!(verifier = %late, "a verifier missed its deadline: the check goes to another");
-            }
-            Ok(rows.len() as u64)
-        })
-    }
+    Ok(())
 }

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, IsolationLevel, NoTls, Statement};
 
+use super::sql::{Backend, Conn, Dialect, Pool, Row, Value};
 use crate::Error;
-use crate::sql::{Backend, Conn, Dialect, Pool, Row, Value};
 
 /// Most connections open at once (per replica).
 const POOL: usize = 16;

@@ -1,8 +1,8 @@
 //! Migrations: numbered, applied in order, recorded in `meta.schema_version`.
 //! The two dialects differ only in column types and auto-increment keys.
 
+use super::sql::{Backend, Dialect, Value};
 use crate::Error;
-use crate::sql::{Backend, Dialect, Value};
 
 /// The version the code expects.
 pub const SCHEMA_VERSION: i64 = 4;

@@ -14,8 +14,8 @@ use std::time::Duration;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
+use super::sql::{Backend, Conn, Dialect, Pool, Row, Value};
 use crate::Error;
-use crate::sql::{Backend, Conn, Dialect, Pool, Row, Value};
 
 /// Most connections open at once.
 const POOL: usize = 16;

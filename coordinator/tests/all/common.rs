@@ -97,8 +97,8 @@ macro_rules! both_backends {
 
 // ---- market fixtures shared by the suites ------------------------------------
 
-use assay_coordinator::Store;
 use assay_coordinator::sql::Backend;
+use assay_coordinator::store::prelude::*;
 use assay_coordinator::store::{Lease, NewJob, ReceiptSubmission, RunResult};
 use assay_protocol::market::billable_units;
 use assay_protocol::{

@@ -5,16 +5,15 @@
 //! every account but issuance non-negative, settles each receipt once and
 //! leaves a hash chain that verifies; and any change to any entry is found.
 
-mod common;
-
 use std::collections::BTreeMap;
 
 use assay_coordinator::ledger::{self, Entry};
 use assay_coordinator::sqlite::Sqlite;
+use assay_coordinator::store::prelude::*;
 use assay_coordinator::store::{
     Lease, NewJob, ProviderInfo, ReceiptSubmission, RunResult, VerdictSubmission, VerifierInfo,
 };
-use assay_coordinator::{Error, MarketConfig, SqlStore, Store};
+use assay_coordinator::{Error, MarketConfig, SqlStore};
 use assay_protocol::{Hash32, JobSpec, NodeKey, Outcome, WorkDone, outputs_root};
 use proptest::prelude::*;
 
@@ -136,7 +135,7 @@ fn job_at(renter: u8, tag: u8, shards: u32, max_price: u64, rate_ppm: u32) -> Ne
         work_budget: 2_000_000,
         ..JobSpec::default()
     };
-    common::job(&key(renter).id(), tag, shards, max_price, rate_ppm, spec)
+    crate::common::job(&key(renter).id(), tag, shards, max_price, rate_ppm, spec)
 }
 
 fn submission(s: &SqlStore<Sqlite>, lease: &Lease, provider: u8, fuel: u64) -> ReceiptSubmission {
@@ -159,12 +158,12 @@ fn submission_of(
             bytes: 7,
         },
     };
-    common::submission(s, lease, &key(provider), &result, vec![])
+    crate::common::submission(s, lease, &key(provider), &result, vec![])
 }
 
 /// Runs `ops`; returns the store and the total minted.
-fn run(ops: &[Op]) -> (common::SqliteDb, u64) {
-    let db = common::SqliteDb::new();
+fn run(ops: &[Op]) -> (crate::common::SqliteDb, u64) {
+    let db = crate::common::SqliteDb::new();
     let s = db.open(cfg());
     let mut now = 1u64;
     let mut minted = 0u64;
@@ -402,8 +401,18 @@ fn a_provider_caught_cheating_is_refused_leases_and_the_books_balance() {
     check(&s, minted).expect("the books balance");
 }
 
+/// Failing cases are kept in `ledger_props.proptest-regressions` beside
+/// this file and replayed first (`WithSource`: this binary's `main.rs`
+/// would otherwise send proptest's default to a `proptest-regressions/`
+/// folder).
+fn regressions() -> Option<Box<dyn proptest::test_runner::FailurePersistence>> {
+    Some(Box::new(
+        proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+    ))
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: regressions(), ..ProptestConfig::default() })]
 
     #[test]
     fn any_sequence_conserves_credits_and_verifies(ops in proptest::collection::vec(op(), 1..40)) {
@@ -424,7 +433,7 @@ proptest! {
     ) {
         // The same six receipts, submitted in order 0..6 vs shuffled with duplicates.
         let final_balances = |seq: Vec<usize>| {
-            let db = common::SqliteDb::new();
+            let db = crate::common::SqliteDb::new();
             let s = db.open(cfg());
             s.mint(&key(0).id(), 1_000_000_000, "m", 0).expect("mint");
             s.register(&ProviderInfo {

@@ -1,13 +1,13 @@
 //! The store suite: every test runs on SQLite and on PostgreSQL (when
 //! `ASSAY_TEST_POSTGRES_URL` is set), against real databases.
 
-mod common;
-
-use common::{key, ledger_ok};
+use crate::common::{key, ledger_ok};
 
 use assay_coordinator::sql::{Backend, Value};
+use assay_coordinator::state::{JobState, ShardState};
+use assay_coordinator::store::prelude::*;
 use assay_coordinator::store::{Lease, NewJob, ProviderInfo, ReceiptSubmission, RunResult};
-use assay_coordinator::{Error, MarketConfig, SqlStore, Store};
+use assay_coordinator::{Error, MarketConfig, SqlStore};
 use assay_protocol::{BlobRef, Hash32, JobSpec, NodeKey, Outcome, WorkDone, outputs_root};
 
 type Db<'a, B> = &'a dyn Fn(MarketConfig) -> SqlStore<B>;
@@ -47,7 +47,7 @@ fn spec() -> JobSpec {
 }
 
 fn new_job(renter: &NodeKey, tag: u8, shards: u32, max_price: u64) -> NewJob {
-    common::job(&renter.id(), tag, shards, max_price, 0, spec())
+    crate::common::job(&renter.id(), tag, shards, max_price, 0, spec())
 }
 
 const OUT: &[u8] = b"result";
@@ -67,7 +67,7 @@ fn receipt_for<B: Backend>(store: &SqlStore<B>, lease: &Lease, k: &NodeKey) -> R
         hash: Hash32::of(OUT),
         size: OUT.len() as u64,
     }];
-    common::submission(store, lease, k, &result, outputs)
+    crate::common::submission(store, lease, k, &result, outputs)
 }
 
 fn ledger_mint_stake_and_overdraft<B: Backend>(db: Db<'_, B>) {
@@ -123,7 +123,7 @@ fn escrow_covers_max_price_times_budgets<B: Backend>(db: Db<'_, B>) {
         .job(&new_job(&r, 1, 2, 100).id, 2)
         .expect("job")
         .expect("exists");
-    assert_eq!(view.state(), "queued");
+    assert_eq!(view.state(), JobState::Queued);
     assert_eq!(view.shards[0].why_not_matched, "no provider is online");
     ledger_ok(&s);
 }
@@ -223,7 +223,7 @@ fn shards_spread_across_providers<B: Backend>(db: Db<'_, B>) {
         .job(&new_job(&r, 1, 2, 100).id, 30)
         .expect("job")
         .expect("exists");
-    assert_eq!(view.state(), "running");
+    assert_eq!(view.state(), JobState::Running);
 }
 
 fn expired_lease_requeues_and_only_one_receipt_pays<B: Backend>(db: Db<'_, B>) {
@@ -264,7 +264,7 @@ fn expired_lease_requeues_and_only_one_receipt_pays<B: Backend>(db: Db<'_, B>) {
     }
     assert_eq!(settle_at, 2_300);
     let view = s.job(&job.id, 2_000).expect("job").expect("exists");
-    assert_eq!(view.state(), "done");
+    assert_eq!(view.state(), JobState::Done);
     assert!(view.result_root().is_some());
     assert!(s.settle_due(2_299).expect("early").is_empty());
     assert_eq!(s.settle_due(2_300).expect("settle").len(), 2);
@@ -274,7 +274,7 @@ fn expired_lease_requeues_and_only_one_receipt_pays<B: Backend>(db: Db<'_, B>) {
     );
     assert_eq!(
         s.job(&job.id, 3_000).expect("job").expect("exists").state(),
-        "settled"
+        JobState::Settled
     );
 
     // 50 µcr/Munit × 2M units = 100 per shard; fee 10% = 10; refund 900 per shard.
@@ -356,13 +356,13 @@ fn a_shard_that_keeps_failing_is_given_up_and_refunded<B: Backend>(db: Db<'_, B>
             .is_empty()
     );
     let view = s.job(&job.id, 5_200).expect("job").expect("exists");
-    assert_eq!(view.shards[0].state, "failed");
+    assert_eq!(view.shards[0].state, ShardState::Failed);
     assert!(
         view.shards[0].why_not_matched.contains("gave up"),
         "{}",
         view.shards[0].why_not_matched
     );
-    assert_eq!(view.state(), "failed");
+    assert_eq!(view.state(), JobState::Failed);
     assert!(view.result_root().is_none());
     // The failed shard's escrow came back; the other settles as usual.
     assert_eq!(s.account(&r.id()).expect("acct").balance, 9_000);
@@ -459,8 +459,8 @@ fn state_survives_reopen<B: Backend>(db: Db<'_, B>) {
     }
     let s = db(cfg());
     let view = s.job(&job.id, 30).expect("job").expect("still there");
-    assert_eq!(view.shards[0].state, "done");
-    assert_eq!(view.shards[1].state, "queued");
+    assert_eq!(view.shards[0].state, ShardState::Done);
+    assert_eq!(view.shards[1].state, ShardState::Queued);
     assert_eq!(s.account(&r.id()).expect("acct").balance, 8_000);
     assert_eq!(s.receipts_after(0, 10).expect("receipts").len(), 1);
     ledger_ok(&s);

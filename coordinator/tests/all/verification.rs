@@ -3,16 +3,16 @@
 //! test runs on SQLite and on PostgreSQL (when `ASSAY_TEST_POSTGRES_URL` is
 //! set), against real databases, and ends with the ledger verified.
 
-mod common;
-
-use common::{key, ledger_ok};
+use crate::common::{key, ledger_ok};
 
 use assay_coordinator::sql::Backend;
+use assay_coordinator::state::{CheckReason, CheckRole, CheckState, JobState};
+use assay_coordinator::store::prelude::*;
 use assay_coordinator::store::{
     CheckTask, Decision, Lease, NewJob, ProviderInfo, ReceiptSubmission, RunResult,
     VerdictSubmission, VerifierInfo,
 };
-use assay_coordinator::{Error, MarketConfig, SqlStore, Store};
+use assay_coordinator::{Error, MarketConfig, SqlStore};
 use assay_protocol::market::{billable_units, cost, escrow_per_shard};
 use assay_protocol::verification::{RATE_ALWAYS, commitment, is_sampled, required_stake};
 use assay_protocol::{BlobRef, Hash32, JobSpec, NodeKey, Outcome, WorkDone, outputs_root};
@@ -52,7 +52,7 @@ fn spec() -> JobSpec {
 }
 
 fn job(renter: &NodeKey, tag: u8, shards: u32, rate_ppm: u32) -> NewJob {
-    common::job(&renter.id(), tag, shards, 100, rate_ppm, spec())
+    crate::common::job(&renter.id(), tag, shards, 100, rate_ppm, spec())
 }
 
 fn provider(k: &NodeKey, price: u64) -> ProviderInfo {
@@ -99,7 +99,7 @@ fn receipt<B: Backend>(
         hash: Hash32::of(if honest { b"right" } else { b"wrong" }),
         size: 5,
     }];
-    common::submission(s, lease, k, &result(honest), outputs)
+    crate::common::submission(s, lease, k, &result(honest), outputs)
 }
 
 fn verdict(check: &CheckTask, v: &NodeKey, honest: bool) -> VerdictSubmission {
@@ -165,7 +165,7 @@ fn sampling_follows_the_committed_seed<B: Backend>(db: Db<'_, B>) {
     let recs = s.receipts_after(0, 100).expect("receipts");
     assert!(
         recs.iter()
-            .all(|x| x.check_state == "pending" && x.epoch == 0)
+            .all(|x| x.check_state == CheckState::Pending && x.epoch == 0)
     );
     assert_eq!(
         s.reveal_epochs(EPOCH - 1).expect("reveal"),
@@ -186,7 +186,7 @@ fn sampling_follows_the_committed_seed<B: Backend>(db: Db<'_, B>) {
         let drawn = is_sampled(&x.id, &seed, rate);
         want += u64::from(drawn);
         let state = if drawn { "sampled" } else { "not-sampled" };
-        assert_eq!(x.check_state, state, "receipt {}", x.id);
+        assert_eq!(x.check_state.as_str(), state, "receipt {}", x.id);
     }
     assert_eq!(sampled, want);
     assert!(
@@ -219,7 +219,7 @@ fn unverified_jobs_settle_after_the_window_without_a_verifier_fee<B: Backend>(db
     s.reveal_epochs(5 * EPOCH).expect("reveal");
     assert_eq!(s.settle_due(5 * EPOCH).expect("settle").len(), 1);
     let rec = &s.receipts_after(0, 1).expect("r")[0];
-    assert_eq!(rec.check_state, "unverified");
+    assert_eq!(rec.check_state, CheckState::Unverified);
     ledger_ok(&s);
 }
 
@@ -302,7 +302,7 @@ fn an_honest_receipt_is_verified_and_everyone_is_paid_exactly<B: Backend>(db: Db
         .job(&sub_job(&r, 1), EPOCH + 3)
         .expect("job")
         .expect("exists");
-    assert_eq!(view.state(), "settled");
+    assert_eq!(view.state(), JobState::Settled);
     assert_eq!(view.shards[0].verdicts.len(), 1);
     assert!(view.shards[0].verdicts[0].agrees);
     ledger_ok(&s);
@@ -347,7 +347,7 @@ fn a_cheat_is_caught_slashed_suspended_audited_and_redone<B: Backend>(db: Db<'_,
     );
     let rc = s.take_checks(&w.id(), 4, EPOCH + 2).expect("w");
     assert_eq!(rc.len(), 1);
-    assert_eq!(rc[0].role, "referee");
+    assert_eq!(rc[0].role, CheckRole::Referee);
     assert_eq!(
         s.submit_verdict(&verdict(&rc[0], &w, true), EPOCH + 3)
             .expect("referee"),
@@ -376,7 +376,7 @@ fn a_cheat_is_caught_slashed_suspended_audited_and_redone<B: Backend>(db: Db<'_,
     ));
     let audit = s.take_checks(&v.id(), 4, EPOCH + 4).expect("audit");
     assert_eq!(audit.len(), 1);
-    assert_eq!(audit[0].reason, "audit");
+    assert_eq!(audit[0].reason, CheckReason::Audit);
     // Job 2's receipt is wrong too: disputed, then rejected by w.
     assert_eq!(
         s.submit_verdict(&verdict(&audit[0], &v, true), EPOCH + 5)
@@ -410,7 +410,7 @@ fn a_cheat_is_caught_slashed_suspended_audited_and_redone<B: Backend>(db: Db<'_,
             .job(&sub_job(&r, tag), 4 * EPOCH)
             .expect("job")
             .expect("exists");
-        assert_eq!(view.state(), "settled", "job {tag}");
+        assert_eq!(view.state(), JobState::Settled, "job {tag}");
         let shard = &view.shards[0];
         assert_eq!(shard.rejected_receipts.len(), 1);
         let rec = shard.receipt.as_ref().expect("receipt");
@@ -549,7 +549,7 @@ fn stake_required_follows_the_rate<B: Backend>(db: Db<'_, B>) {
     );
     // With only the poor provider online the renter is told why.
     let view = s.job(&sub_job(&r, 1), 2).expect("job").expect("exists");
-    assert_eq!(view.state(), "queued");
+    assert_eq!(view.state(), JobState::Queued);
     assert_eq!(s.take_leases(&a.id(), 1, 3).expect("take").len(), 1);
     // p = 0 is refused only when not explicitly unverified: an unverified
     // job needs no stake.
@@ -631,7 +631,7 @@ fn a_gpu_claim_passes_its_challenge_and_then_gets_gpu_jobs<B: Backend>(db: Db<'_
     // Checked at once, whatever the epoch: reason "challenge".
     let c = s.take_checks(&v.id(), 4, 11).expect("take");
     assert_eq!(c.len(), 1);
-    assert_eq!(c[0].reason, "challenge");
+    assert_eq!(c[0].reason, CheckReason::Challenge);
     assert_eq!(
         s.submit_verdict(&verdict(&c[0], &v, true), 12).expect("v"),
         Decision::Verified
@@ -728,10 +728,14 @@ fn the_sampled_fraction_is_the_rate<B: Backend>(db: Db<'_, B>) {
     s.reveal_epochs(now + 2 * EPOCH).expect("reveal");
     let all = s.receipts_after(0, 100_000).expect("receipts");
     let n = all.len() as f64;
-    let k = all.iter().filter(|x| x.check_state == "sampled").count() as f64;
+    let k = all
+        .iter()
+        .filter(|x| x.check_state == CheckState::Sampled)
+        .count() as f64;
     assert!(
-        all.iter()
-            .all(|x| x.check_state == "sampled" || x.check_state == "not-sampled")
+        all.iter().all(
+            |x| x.check_state == CheckState::Sampled || x.check_state == CheckState::NotSampled
+        )
     );
     let p = f64::from(rate) / 1e6;
     let sd = (n * p * (1.0 - p)).sqrt();

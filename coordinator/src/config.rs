@@ -1,0 +1,71 @@
+//! [`MarketConfig`]: the market's timing, fee and slashing rules. A leaf:
+//! the rules, the store and the services all read it.
+
+use assay_protocol::Hash32;
+
+/// The market's timing and fee rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarketConfig {
+    /// A lease lasts this long past the provider's last heartbeat.
+    pub lease_ttl_ms: u64,
+    /// A provider counts as online this long after it was last heard from.
+    pub provider_liveness_ms: u64,
+    /// How long a fresh shard waits for the best-ranked provider.
+    pub preference_window_ms: u64,
+    /// The challenge window: a receipt that was not sampled for
+    /// verification (or whose job opted out) settles this long after it
+    /// was recorded.
+    pub settlement_delay_ms: u64,
+    /// Protocol fee in basis points of each payment.
+    pub fee_bps: u64,
+    /// A shard whose lease ended without a receipt this many times
+    /// (provider faults, expired or returned leases) fails, and its escrow
+    /// goes back to the renter. 0: never give up.
+    pub max_attempts: u32,
+    /// Length of a sampling epoch: receipts recorded in one epoch are
+    /// sampled with the seed revealed when it ends.
+    pub epoch_ms: u64,
+    /// Sampling rate of jobs that do not choose one, parts per million.
+    pub default_rate_ppm: u32,
+    /// A verifier has this long to answer a check before it goes to another.
+    pub check_ttl_ms: u64,
+    /// The fraction of its stake a node proven wrong loses, basis points.
+    pub slash_bps: u32,
+    /// The share of a provider's slash paid to the verifier who caught it
+    /// (basis points of the slash; the referee gets `referee_bps`, the
+    /// renter the rest).
+    pub bounty_bps: u32,
+    /// The referee's share of a slash, basis points.
+    pub referee_bps: u32,
+    /// Proof of hardware: the challenge component (blake3, size) in the
+    /// blob store. `None`: claims are not challenged and GPU jobs match any
+    /// provider that registered a GPU.
+    pub challenge_component: Option<(Hash32, u64)>,
+    /// A provider that passed is challenged again after a random time of
+    /// 0.5–1.5 × this (when it holds no lease). 0: only at registration.
+    pub challenge_interval_ms: u64,
+    /// Tests only: every GPU class's challenge as (n, rounds, bound ms).
+    pub challenge_override: Option<(u32, u32, u64)>,
+}
+
+impl Default for MarketConfig {
+    fn default() -> Self {
+        MarketConfig {
+            lease_ttl_ms: 30_000,
+            provider_liveness_ms: 15_000,
+            preference_window_ms: 1_000,
+            settlement_delay_ms: 10_000,
+            fee_bps: 200,
+            max_attempts: 5,
+            epoch_ms: 2_000,
+            default_rate_ppm: 48_000,
+            check_ttl_ms: 60_000,
+            slash_bps: 5_000,
+            bounty_bps: 5_000,
+            referee_bps: 2_500,
+            challenge_component: None,
+            challenge_interval_ms: 6 * 3_600_000,
+            challenge_override: None,
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! The market's rules as pure functions: no SQL, no gRPC, no clock, no
+//! randomness (callers pass the time and any random draw). The store
+//! ([`crate::store`]) reads rows, asks these functions what to do, and
+//! writes the answer; the services ([`crate::service`]) use them to check
+//! requests before a store call.
+//!
+//! - [`money`]: escrow, settlement (pay, fee, verifier fee, refund) and
+//!   slash splits — each sums to what it divides.
+//! - [`checks`]: a receipt's check-state transitions and what a verdict
+//!   decides.
+//! - [`leases`]: who may act on a lease, what a lease's state allows, and a
+//!   receipt checked against its lease.
+//! - [`jobs`]: a job's id, verification rate, shards and split inputs.
+//! - [`matching`]: which provider fits which shard, their order, and "why
+//!   not matched".
+//! - [`challenge`]: proof of hardware — challenge sizing, timing and
+//!   outcomes.
+
+pub mod challenge;
+pub mod checks;
+pub mod jobs;
+pub mod leases;
+pub mod matching;
+pub mod money;

@@ -1,0 +1,21 @@
+//! Request authentication: a state-changing request is signed by its node
+//! and expires soon; its nonce is recorded so a replay is refused
+//! (`ALREADY_EXISTS`).
+
+use assay_proto::auth::{self, Signed};
+use assay_proto::now_ms;
+use assay_protocol::NodeId;
+use tonic::Status;
+
+use super::{Coordinator, bad, blocking};
+
+impl Coordinator {
+    /// Checks signature and expiry, then records the nonce; returns the
+    /// signer.
+    pub(super) async fn authenticate<M: Signed>(&self, msg: &M) -> Result<NodeId, Status> {
+        let v = auth::verify(msg, now_ms(), self.cfg.max_request_ahead_ms).map_err(bad)?;
+        let store = self.store.clone();
+        blocking(move || store.use_nonce(&v.node, v.nonce, v.expires_at_ms)).await?;
+        Ok(v.node)
+    }
+}

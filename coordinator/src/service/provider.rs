@@ -1,0 +1,183 @@
+//! The `Provider` service: registration, heartbeats, taking leases,
+//! submitting receipts (checked against their lease by
+//! [`crate::rules::leases`] and against the uploaded outputs) and giving
+//! leases back.
+
+use assay_proto::pb::provider_server::Provider;
+use assay_proto::{convert, now_ms, pb};
+use assay_protocol::market::billable_units;
+use assay_protocol::{BlobRef, Hash32};
+use tonic::{Request, Response, Status};
+
+use super::{Coordinator, bad, blocking, wire};
+use crate::rules::leases;
+use crate::types::{ProviderInfo, ReceiptSubmission};
+
+#[tonic::async_trait]
+impl Provider for Coordinator {
+    async fn register(
+        &self,
+        request: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::RegisterResponse>, Status> {
+        let req = request.into_inner();
+        let node = self.authenticate(&req).await?;
+        let hw = req.hardware.unwrap_or_default();
+        if req.slots == 0 {
+            return Err(Status::invalid_argument("slots must be at least 1"));
+        }
+        let info = ProviderInfo {
+            id: node,
+            price: req.price,
+            cpu_cores: hw.cpu_cores,
+            memory_bytes: hw.memory_bytes,
+            gpus: hw
+                .gpus
+                .iter()
+                .map(|g| (g.name.clone(), g.memory_bytes))
+                .collect(),
+            slots: req.slots,
+            version: req.version,
+        };
+        let store = self.store.clone();
+        let stake = req.stake;
+        let r = blocking(move || store.register(&info, stake, now_ms())).await?;
+        tracing::info!(provider = %node.to_hex().get(..12).unwrap_or(""), price = req.price, slots = req.slots, "provider registered");
+        Ok(Response::new(pb::RegisterResponse {
+            lease_ttl_ms: self.store.config().lease_ttl_ms,
+            heartbeat_interval_ms: self.cfg.heartbeat_interval_ms,
+            stake: r.stake,
+            active_leases: r.active_leases.iter().map(|h| h.0.to_vec()).collect(),
+            reliability_permille: r.reliability_permille,
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let req = request.into_inner();
+        let node = self.authenticate(&req).await?;
+        let telemetry: Vec<[u64; 5]> = req
+            .gpus
+            .iter()
+            .map(|g| {
+                [
+                    u64::from(g.index),
+                    u64::from(g.temperature_c),
+                    g.power_mw,
+                    u64::from(g.utilization_pct),
+                    g.memory_used_bytes,
+                ]
+            })
+            .collect();
+        let telemetry = serde_json::to_string(&telemetry).unwrap_or_else(|_| "[]".into());
+        let store = self.store.clone();
+        let free = req.free_slots;
+        let leases = blocking(move || store.heartbeat(&node, free, &telemetry, now_ms())).await?;
+        Ok(Response::new(pb::HeartbeatResponse {
+            lease_ttl_ms: self.store.config().lease_ttl_ms,
+            registered: leases.is_some(),
+            active_leases: leases
+                .unwrap_or_default()
+                .iter()
+                .map(|h| h.0.to_vec())
+                .collect(),
+        }))
+    }
+
+    async fn take_leases(
+        &self,
+        request: Request<pb::TakeLeasesRequest>,
+    ) -> Result<Response<pb::TakeLeasesResponse>, Status> {
+        let req = request.into_inner();
+        let node = self.authenticate(&req).await?;
+        let max = req.max.min(64);
+        let store = self.store.clone();
+        let leases = blocking(move || store.take_leases(&node, max, now_ms())).await?;
+        Ok(Response::new(pb::TakeLeasesResponse {
+            leases: leases.iter().map(wire::lease).collect(),
+        }))
+    }
+
+    async fn submit_receipt(
+        &self,
+        request: Request<pb::SubmitReceiptRequest>,
+    ) -> Result<Response<pb::SubmitReceiptResponse>, Status> {
+        let req = request.into_inner();
+        let node = self.authenticate(&req).await?;
+        let lease_id = convert::hash("lease_id", &req.lease_id).map_err(bad)?;
+        let receipt = convert::receipt(req.receipt.as_ref()).map_err(bad)?;
+        let outputs = convert::blob_refs("outputs", &req.outputs).map_err(bad)?;
+        receipt.verify().map_err(|e| {
+            Status::unauthenticated(format!("the receipt's signature does not verify: {e}"))
+        })?;
+        leases::require_signer(&receipt.body, &node)?;
+        let store = self.store.clone();
+        let info = blocking(move || store.lease(&lease_id))
+            .await?
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "no lease {lease_id}: a provider submits receipts only for leases it was given"
+                ))
+            })?;
+        leases::check_receipt(&info, &node, &receipt.body, &outputs)?;
+        self.check_outputs(&outputs, &receipt.body.outputs_root)
+            .await?;
+        let units = billable_units(receipt.body.fuel_used, &receipt.body.work);
+        let sub = ReceiptSubmission {
+            lease_id,
+            provider: node,
+            receipt,
+            outputs,
+            units,
+        };
+        let store = self.store.clone();
+        let (rid, settle_at) = blocking(move || store.submit_receipt(&sub, now_ms())).await?;
+        tracing::info!(receipt = %rid.short(), lease = %lease_id.short(), units, "receipt recorded");
+        Ok(Response::new(pb::SubmitReceiptResponse {
+            receipt_id: rid.0.to_vec(),
+            settle_at_ms: settle_at,
+        }))
+    }
+
+    async fn return_lease(
+        &self,
+        request: Request<pb::ReturnLeaseRequest>,
+    ) -> Result<Response<pb::ReturnLeaseResponse>, Status> {
+        let req = request.into_inner();
+        let node = self.authenticate(&req).await?;
+        let lease = convert::hash("lease_id", &req.lease_id).map_err(bad)?;
+        let store = self.store.clone();
+        let (fault, reason) = (req.fault, req.reason);
+        tracing::info!(lease = %lease.short(), fault, reason = %reason, "lease returned");
+        blocking(move || store.return_lease(&node, &lease, fault, &reason, now_ms())).await?;
+        Ok(Response::new(pb::ReturnLeaseResponse {}))
+    }
+}
+
+impl Coordinator {
+    /// The outputs are uploaded and hash to the receipt's outputs root.
+    async fn check_outputs(&self, outputs: &[BlobRef], stated: &Hash32) -> Result<(), Status> {
+        for o in outputs {
+            self.require_blob("output", o)?;
+        }
+        let blobs = self.blobs.clone();
+        let outs = outputs.to_vec();
+        let root = blocking(move || {
+            let mut data = Vec::with_capacity(outs.len());
+            for o in &outs {
+                data.push((o.name.clone(), blobs.read(&o.hash)?));
+            }
+            Ok(assay_protocol::outputs_root(
+                data.iter().map(|(n, b)| (n.as_str(), b.as_slice())),
+            ))
+        })
+        .await?;
+        if root != *stated {
+            return Err(Status::invalid_argument(format!(
+                "the uploaded outputs hash to outputs root {root} but the receipt says {stated}"
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,269 @@
+//! The `Renter` service: the devnet faucet, staking, job submission, job
+//! status, accounts and the ledger export/check.
+
+use assay_proto::pb::renter_server::Renter;
+use assay_proto::{convert, now_ms, pb};
+use assay_protocol::{BlobRef, NodeId};
+use tonic::{Request, Response, Status};
+
+use super::{BoxStream, Coordinator, bad, blocking, wire};
+use crate::rules::jobs;
+use crate::types::NewJob;
+
+#[tonic::async_trait]
+impl Renter for Coordinator {
+    async fn faucet(
+        &self,
+        request: Request<pb::FaucetRequest>,
+    ) -> Result<Response<pb::AccountResponse>, Status> {
+        let req = request.into_inner();
+        let node = self.authenticate(&req).await?;
+        if !self.cfg.faucet {
+            return Err(Status::permission_denied(
+                "the faucet is off: this coordinator is not a devnet (start it with --faucet)",
+            ));
+        }
+        if req.amount == 0 || req.amount > self.cfg.faucet_max {
+            return Err(Status::invalid_argument(format!(
+                "faucet amount must be 1..={} µcr",
+                self.cfg.faucet_max
+            )));
+        }
+        let nonce = req.auth.as_ref().map_or(0, |a| a.nonce);
+        let store = self.store.clone();
+        let a = blocking(move || {
+            store.mint(
+                &node,
+                req.amount,
+                &format!("faucet/{node}/{nonce}"),
+                now_ms(),
+            )
+        })
+        .await?;
+        Ok(Response::new(wire::account_response(&node, &a)))
+    }
+
+    async fn stake(
+        &self,
+        request: Request<pb::StakeRequest>,
+    ) -> Result<Response<pb::AccountResponse>, Status> {
+        let req = request.into_inner();
+        let node = self.authenticate(&req).await?;
+        let nonce = req.auth.as_ref().map_or(0, |a| a.nonce);
+        let store = self.store.clone();
+        let a = blocking(move || {
+            store.stake(
+                &node,
+                req.amount,
+                &format!("stake/{node}/n{nonce}"),
+                now_ms(),
+            )
+        })
+        .await?;
+        Ok(Response::new(wire::account_response(&node, &a)))
+    }
+
+    async fn submit_job(
+        &self,
+        request: Request<pb::SubmitJobRequest>,
+    ) -> Result<Response<pb::SubmitJobResponse>, Status> {
+        let req = request.into_inner();
+        let renter = self.authenticate(&req).await?;
+        let job = self.new_job(renter, &req).await?;
+        let (id, shards) = (job.id, job.shards);
+        let store = self.store.clone();
+        let sub = blocking(move || store.submit_job(&job, now_ms())).await?;
+        tracing::info!(job = %id.short(), escrow = sub.escrow, shards, "job accepted");
+        Ok(Response::new(pb::SubmitJobResponse {
+            job_id: id.0.to_vec(),
+            escrow: sub.escrow,
+            shard_job_ids: sub.shard_job_ids.iter().map(|h| h.0.to_vec()).collect(),
+        }))
+    }
+
+    async fn get_job(
+        &self,
+        request: Request<pb::GetJobRequest>,
+    ) -> Result<Response<pb::JobStatus>, Status> {
+        let id = convert::hash("job_id", &request.get_ref().job_id).map_err(bad)?;
+        let store = self.store.clone();
+        let view = blocking(move || store.job(&id, now_ms())).await?;
+        match view {
+            Some(v) => Ok(Response::new(wire::job_status(
+                &v,
+                self.store.config().slash_bps,
+            ))),
+            None => Err(Status::not_found(format!(
+                "no job {id} on this coordinator"
+            ))),
+        }
+    }
+
+    async fn get_account(
+        &self,
+        request: Request<pb::GetAccountRequest>,
+    ) -> Result<Response<pb::AccountResponse>, Status> {
+        let node = convert::node_id("node_id", &request.get_ref().node_id).map_err(bad)?;
+        let store = self.store.clone();
+        let a = blocking(move || store.account(&node)).await?;
+        Ok(Response::new(wire::account_response(&node, &a)))
+    }
+
+    type ExportLedgerStream = BoxStream<pb::LedgerEntry>;
+
+    async fn export_ledger(
+        &self,
+        _request: Request<pb::ExportLedgerRequest>,
+    ) -> Result<Response<Self::ExportLedgerStream>, Status> {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut after = 0;
+            loop {
+                let page = match store.ledger_entries(after, 1000) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(Status::from(e)));
+                        return;
+                    }
+                };
+                if page.is_empty() {
+                    return;
+                }
+                for e in page {
+                    after = e.seq;
+                    if tx.blocking_send(Ok(wire::ledger_entry(e))).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn verify_ledger(
+        &self,
+        _request: Request<pb::VerifyLedgerRequest>,
+    ) -> Result<Response<pb::VerifyLedgerResponse>, Status> {
+        let store = self.store.clone();
+        let r = blocking(move || store.verify_ledger()).await?;
+        Ok(Response::new(pb::VerifyLedgerResponse {
+            ok: r.ok(),
+            entries: r.entries,
+            head: r.head.to_vec(),
+            problems: r.problems,
+        }))
+    }
+}
+
+impl Coordinator {
+    /// Decodes a job request into the job the store accepts: shard count
+    /// and price bounds, every blob uploaded, inputs split by line stored
+    /// as blobs of their own, the verification rate, the market job id.
+    async fn new_job(&self, renter: NodeId, req: &pb::SubmitJobRequest) -> Result<NewJob, Status> {
+        let component_hash = convert::hash("component_hash", &req.component_hash).map_err(bad)?;
+        let inputs = convert::blob_refs("inputs", &req.inputs).map_err(bad)?;
+        let mut spec = convert::spec("spec", req.spec.as_ref()).map_err(bad)?;
+        if req.shards == 0 || req.shards > self.cfg.max_shards {
+            return Err(Status::invalid_argument(format!(
+                "shards must be 1..={}",
+                self.cfg.max_shards
+            )));
+        }
+        if req.max_price == 0 {
+            return Err(Status::invalid_argument(
+                "max_price must be at least 1 µcr per million work units",
+            ));
+        }
+        self.require_blob(
+            "component",
+            &BlobRef {
+                name: "component".into(),
+                hash: component_hash,
+                size: req.component_size,
+            },
+        )?;
+        for b in &inputs {
+            self.require_blob("input", b)?;
+        }
+        let root = jobs::root_of(&inputs);
+        spec.shard = assay_protocol::Shard {
+            index: 0,
+            count: req.shards,
+        };
+        let shard_inputs = if req.split_inputs.is_empty() {
+            Vec::new()
+        } else {
+            self.split_inputs(&inputs, &req.split_inputs, req.shards)
+                .await?
+        };
+        let nonce = req.auth.as_ref().map_or(0, |a| a.nonce);
+        let require_gpu = req.requirements.as_ref().is_some_and(|r| r.gpu);
+        let verify_rate_ppm = jobs::verify_rate(
+            req.unverified,
+            req.verify_rate_ppm,
+            self.store.config().default_rate_ppm,
+        )?;
+        let id = jobs::market_job_id(&jobs::JobTerms {
+            renter: &renter,
+            nonce,
+            component: &component_hash,
+            inputs_root: &root,
+            spec: &spec,
+            shards: req.shards,
+            max_price: req.max_price,
+            require_gpu,
+            split_inputs: &req.split_inputs,
+            verify_rate_ppm,
+        });
+        Ok(NewJob {
+            id,
+            renter,
+            component_hash,
+            component_size: req.component_size,
+            inputs,
+            inputs_root: root,
+            spec,
+            shards: req.shards,
+            max_price: req.max_price,
+            require_gpu,
+            shard_inputs,
+            verify_rate_ppm,
+        })
+    }
+
+    /// Inputs split by line: one part per shard, stored as blobs of their own.
+    async fn split_inputs(
+        &self,
+        inputs: &[BlobRef],
+        names: &[String],
+        shards: u32,
+    ) -> Result<Vec<Vec<BlobRef>>, Status> {
+        for name in names {
+            if !inputs.iter().any(|b| &b.name == name) {
+                return Err(Status::invalid_argument(format!(
+                    "split input {name:?} is not one of the job's inputs"
+                )));
+            }
+        }
+        let blobs = self.blobs.clone();
+        let (names, all) = (names.to_vec(), inputs.to_vec());
+        blocking(move || {
+            let mut per: Vec<Vec<BlobRef>> = vec![all.clone(); shards as usize];
+            for b in all.iter().filter(|b| names.contains(&b.name)) {
+                let bytes = blobs.read(&b.hash)?;
+                for (list, part) in per.iter_mut().zip(jobs::split_by_lines(&bytes, shards)) {
+                    let hash = blobs.put(&part)?;
+                    if let Some(slot) = list.iter_mut().find(|x| x.name == b.name) {
+                        slot.hash = hash;
+                        slot.size = part.len() as u64;
+                    }
+                }
+            }
+            Ok(per)
+        })
+        .await
+    }
+}

@@ -1,0 +1,165 @@
+//! The store's records as protobuf messages (the requests' decoding is
+//! `assay_proto::convert`).
+
+use assay_proto::{convert, pb};
+use assay_protocol::NodeId;
+use assay_protocol::verification::{escape_probability, rate};
+
+use crate::ledger::Entry;
+use crate::state::CheckReason;
+use crate::types::{Account, CheckTask, EpochSeed, JobView, Lease, ReceiptRecord, VerdictView};
+
+/// A job's status message.
+pub(super) fn job_status(view: &JobView, slash_bps: u32) -> pb::JobStatus {
+    pb::JobStatus {
+        job_id: view.id.0.to_vec(),
+        renter: view.renter.0.to_vec(),
+        state: view.state().as_str().to_string(),
+        shards: view
+            .shards
+            .iter()
+            .map(|s| pb::ShardStatus {
+                index: s.index,
+                shard_job_id: s.shard_job_id.0.to_vec(),
+                state: s.state.as_str().to_string(),
+                provider: s.provider.map(|p| p.0.to_vec()).unwrap_or_default(),
+                attempts: s.attempts,
+                receipt: s.receipt.as_ref().map(|r| pb::Receipt::from(&r.receipt)),
+                outputs: s
+                    .receipt
+                    .as_ref()
+                    .map(|r| convert::blob_refs_to_pb(&r.outputs))
+                    .unwrap_or_default(),
+                why_not_matched: s.why_not_matched.clone(),
+                settled: s.receipt.as_ref().is_some_and(|r| r.paid.is_some()),
+                paid: s.receipt.as_ref().and_then(|r| r.paid).unwrap_or(0),
+                inputs: convert::blob_refs_to_pb(&s.inputs),
+                verification: s.receipt.as_ref().map(|r| pb::Verification {
+                    state: r.check_state.as_str().to_string(),
+                    epoch: r.epoch,
+                    reason: CheckReason::as_stored(r.check_reason).to_string(),
+                    verdicts: s.verdicts.iter().map(verdict_record).collect(),
+                    note: s.check_note.clone(),
+                }),
+                rejected_receipts: s.rejected_receipts.iter().map(|h| h.0.to_vec()).collect(),
+            })
+            .collect(),
+        result_root: view.result_root().map(|h| h.0.to_vec()).unwrap_or_default(),
+        escrow: view.escrow,
+        max_price: view.max_price,
+        created_at_ms: view.created_at_ms,
+        component_hash: view.component_hash.0.to_vec(),
+        inputs: convert::blob_refs_to_pb(&view.inputs),
+        spec: Some(pb::JobSpec::from(&view.spec)),
+        guarantee: Some(pb::Guarantee {
+            rate_ppm: view.verify_rate_ppm,
+            slash_bps,
+            providers: view
+                .providers_at_stake
+                .iter()
+                .map(|(p, stake, n)| pb::ProviderGuarantee {
+                    provider: p.0.to_vec(),
+                    stake: *stake,
+                    receipts: *n,
+                    escape: [0.01, 0.1, 1.0]
+                        .iter()
+                        .map(|f| pb::EscapeOdds {
+                            cheat_fraction: *f,
+                            probability: escape_probability(rate(view.verify_rate_ppm), *f, *n),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }),
+    }
+}
+
+pub(super) fn receipt_record(r: &ReceiptRecord) -> pb::ReceiptRecord {
+    pb::ReceiptRecord {
+        seq: r.seq,
+        receipt_id: r.id.0.to_vec(),
+        job_id: r.job_id.0.to_vec(),
+        receipt: Some(pb::Receipt::from(&r.receipt)),
+        outputs: convert::blob_refs_to_pb(&r.outputs),
+        committed_at_ms: r.committed_at_ms,
+        epoch: r.epoch,
+        rate_ppm: r.rate_ppm,
+    }
+}
+
+pub(super) fn verdict_record(v: &VerdictView) -> pb::VerdictRecord {
+    pb::VerdictRecord {
+        verifier: v.verifier.0.to_vec(),
+        role: v.role.as_str().to_string(),
+        agrees: v.agrees,
+        outputs_root: v.result.outputs_root.0.to_vec(),
+        outcome: pb::Outcome::from(v.result.outcome) as i32,
+        fuel_used: v.result.fuel_used,
+        work: Some(pb::WorkDone {
+            flops: v.result.work.flops,
+            bytes: v.result.work.bytes,
+        }),
+        at_ms: v.at_ms,
+    }
+}
+
+pub(super) fn epoch_beacon(e: &EpochSeed) -> pb::EpochBeacon {
+    pb::EpochBeacon {
+        epoch: e.epoch,
+        commitment: e.commitment.0.to_vec(),
+        seed: e.seed.map(|s| s.to_vec()).unwrap_or_default(),
+    }
+}
+
+pub(super) fn account_response(node: &NodeId, a: &Account) -> pb::AccountResponse {
+    pb::AccountResponse {
+        node_id: node.0.to_vec(),
+        balance: a.balance,
+        stake: a.stake,
+        earnings: a.earnings,
+        verifier_earnings: a.verifier_earnings,
+    }
+}
+
+pub(super) fn lease(l: &Lease) -> pb::Lease {
+    pb::Lease {
+        lease_id: l.lease_id.0.to_vec(),
+        job_id: l.job_id.0.to_vec(),
+        shard_job_id: l.shard_job_id.0.to_vec(),
+        component_hash: l.component_hash.0.to_vec(),
+        component_size: l.component_size,
+        inputs: convert::blob_refs_to_pb(&l.inputs),
+        spec: Some(pb::JobSpec::from(&l.spec)),
+        expires_at_ms: l.expires_at_ms,
+        price: l.price,
+    }
+}
+
+pub(super) fn check(t: &CheckTask) -> pb::Check {
+    pb::Check {
+        check_id: t.id.0.to_vec(),
+        role: t.role.as_str().to_string(),
+        reason: t.reason.as_str().to_string(),
+        record: Some(receipt_record(&t.record)),
+        component_hash: t.lease.component_hash.0.to_vec(),
+        component_size: t.lease.component_size,
+        inputs: convert::blob_refs_to_pb(&t.lease.inputs),
+        spec: Some(pb::JobSpec::from(&t.lease.spec)),
+        beacon: Some(epoch_beacon(&t.beacon)),
+        deadline_ms: t.deadline_ms,
+    }
+}
+
+pub(super) fn ledger_entry(e: Entry) -> pb::LedgerEntry {
+    pb::LedgerEntry {
+        seq: e.seq,
+        kind: e.kind,
+        debit: e.debit,
+        credit: e.credit,
+        amount: e.amount,
+        reference: e.reference,
+        at_ms: e.at_ms,
+        prev_hash: e.prev_hash.to_vec(),
+        hash: e.hash.to_vec(),
+    }
+}

@@ -1,0 +1,423 @@
+//! Leases: matching queued shards to a polling provider (in the order of
+//! [`crate::rules::matching`]), a lease's details, giving one back, and
+//! re-queuing the shards of leases that expired.
+
+use std::collections::BTreeSet;
+
+use assay_protocol::{Hash32, NodeId};
+
+use super::ledger::refund_shard;
+use super::rows::{JobCache, LeaseSlot, PROVIDER_COLS, lease_from, provider_view, random_id};
+use super::sql::{Backend, Conn, Row, Value, int};
+use super::sql_store::SqlStore;
+use crate::Error;
+use crate::rules::leases::{expires_at, require_holder, shard_after_lost_lease};
+use crate::rules::matching::{Need, ProviderView, defer_to_better};
+use crate::state::{LeaseState, ShardState};
+use crate::types::{Lease, LeaseInfo};
+
+/// Leases on shards.
+pub trait Leases {
+    /// Leases up to `max` queued shards the provider is matched to.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if the provider is not registered.
+    fn take_leases(&self, node: &NodeId, max: u32, now_ms: u64) -> Result<Vec<Lease>, Error>;
+    /// A lease, whatever its state.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn lease(&self, id: &Hash32) -> Result<Option<LeaseInfo>, Error>;
+    /// Gives a lease back and re-queues its shard (`fault`: counts against reliability).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] (no such lease), [`Error::PermissionDenied`]
+    /// (another provider's).
+    fn return_lease(
+        &self,
+        node: &NodeId,
+        lease: &Hash32,
+        fault: bool,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<(), Error>;
+    /// Re-queues the shards of leases that expired; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn expire_leases(&self, now_ms: u64) -> Result<u64, Error>;
+}
+
+impl<B: Backend> Leases for SqlStore<B> {
+    fn take_leases(&self, node: &NodeId, max: u32, now_ms: u64) -> Result<Vec<Lease>, Error> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let online = if self.cfg.preference_window_ms > 0 {
+            Some(self.online(now_ms)?)
+        } else {
+            None
+        };
+        let window = self.cfg.preference_window_ms;
+        let expires = expires_at(now_ms, self.cfg.lease_ttl_ms);
+        self.b.write(&mut |c| {
+            let me = admit_provider(c, node, now_ms)?;
+            let held = held_jobs(c, node)?;
+            let free = me.slots.saturating_sub(held.len() as u32).min(max);
+            c.exec(
+                "UPDATE providers SET last_seen = $2 WHERE id = $1",
+                &[node.into(), int(now_ms)?],
+            )?;
+            if free == 0 {
+                return Ok(Vec::new());
+            }
+            let candidates = candidates(c, &me, free)?;
+            let online = online.as_deref().map(Vec::as_slice);
+            let chosen = choose(c, &me, &candidates, free, held, online, window, now_ms)?;
+            let mut jobs = JobCache::new();
+            let mut leases = Vec::with_capacity(chosen.len());
+            for (job, idx, shard_job_id) in chosen {
+                if let Some(lease) =
+                    grant(c, &mut jobs, &me, job, idx, shard_job_id, expires, now_ms)?
+                {
+                    leases.push(lease);
+                }
+            }
+            Ok(leases)
+        })
+    }
+
+    fn lease(&self, id: &Hash32) -> Result<Option<LeaseInfo>, Error> {
+        self.b.read(&mut |c| {
+            let Some(l) = c.query_opt(
+                "SELECT l.job_id, l.idx, l.provider, l.price, l.state, s.shard_job_id, s.lease_expires_at \
+                 FROM leases l JOIN shards s ON s.job_id = l.job_id AND s.idx = l.idx WHERE l.id = $1",
+                &[id.into()],
+            )?
+            else {
+                return Ok(None);
+            };
+            let (lease, inputs_root) = lease_from(
+                c,
+                &mut JobCache::new(),
+                LeaseSlot {
+                    job: l.hash(0)?,
+                    idx: l.u32(1)?,
+                    lease_id: *id,
+                    shard_job_id: l.hash(5)?,
+                    expires_at_ms: l.opt_i64(6)?.unwrap_or(0).max(0) as u64,
+                    price: l.u64(3)?,
+                },
+            )?;
+            Ok(Some(LeaseInfo {
+                lease,
+                provider: l.node(2)?,
+                state: LeaseState::parse(l.text(4)?)?,
+                inputs_root,
+            }))
+        })
+    }
+
+    fn return_lease(
+        &self,
+        node: &NodeId,
+        lease: &Hash32,
+        fault: bool,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<(), Error> {
+        let max_attempts = self.cfg.max_attempts;
+        self.b.write(&mut |c| {
+            let Some(l) = c.query_opt(
+                &format!(
+                    "SELECT job_id, idx, provider, state FROM leases WHERE id = $1{}",
+                    c.dialect().for_update()
+                ),
+                &[lease.into()],
+            )?
+            else {
+                return Err(Error::NotFound(format!("no lease {lease}")));
+            };
+            require_holder(lease, &l.node(2)?, node)?;
+            if LeaseState::parse(l.text(3)?)? != LeaseState::Active {
+                return Ok(());
+            }
+            requeue(c, &l.hash(0)?, l.i64(1)?, lease, max_attempts, now_ms)?;
+            end_lease(c, lease, LeaseState::Returned, Some(reason), now_ms)?;
+            if fault {
+                c.exec(
+                    "UPDATE providers SET faults = faults + 1 WHERE id = $1",
+                    &[node.into()],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn expire_leases(&self, now_ms: u64) -> Result<u64, Error> {
+        let max_attempts = self.cfg.max_attempts;
+        self.b.write(&mut |c| {
+            let rows = c.query(
+                &format!(
+                    "SELECT s.job_id, s.idx, s.lease_id, s.provider FROM shards s \
+                     WHERE s.state = 'leased' AND s.lease_expires_at <= $1 LIMIT 1000{}",
+                    c.dialect().skip_locked("s")
+                ),
+                &[int(now_ms)?],
+            )?;
+            let mut n = 0;
+            for r in &rows {
+                let lease = r.hash(2)?;
+                if requeue(c, &r.hash(0)?, r.i64(1)?, &lease, max_attempts, now_ms)? {
+                    end_lease(c, &lease, LeaseState::Expired, None, now_ms)?;
+                    c.exec(
+                        "UPDATE providers SET expired = expired + 1 WHERE id = $1",
+                        &[r.blob(3)?.into()],
+                    )?;
+                    tracing::info!(lease = %lease.short(), "lease expired: shard re-queued");
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+    }
+}
+
+/// The polling provider, registered and not suspended.
+fn admit_provider(c: &mut dyn Conn, node: &NodeId, now_ms: u64) -> Result<ProviderView, Error> {
+    let Some(row) = c.query_opt(
+        &format!("SELECT {PROVIDER_COLS} FROM providers WHERE id = $1"),
+        &[node.into()],
+    )?
+    else {
+        return Err(Error::NotFound(format!(
+            "provider {node} is not registered: call Register first"
+        )));
+    };
+    let me = provider_view(&row, now_ms, u64::MAX)?;
+    if me.suspended {
+        return Err(Error::PermissionDenied(format!(
+            "provider {node} was caught returning a wrong result and is suspended from the market"
+        )));
+    }
+    Ok(me)
+}
+
+/// The jobs of the shards a provider holds (one entry per shard).
+fn held_jobs(c: &mut dyn Conn, node: &NodeId) -> Result<Vec<Hash32>, Error> {
+    c.query(
+        "SELECT job_id FROM shards WHERE provider = $1 AND state = 'leased'",
+        &[node.into()],
+    )?
+    .iter()
+    .map(|r| r.hash(0))
+    .collect()
+}
+
+/// Queued shards the provider's hardware, price and stake fit, in queue
+/// order (priority, then job, then shard), a few more than it can take.
+fn candidates(c: &mut dyn Conn, me: &ProviderView, free: u32) -> Result<Vec<Row>, Error> {
+    c.query(
+        &format!(
+            "SELECT s.job_id, s.idx, s.shard_job_id, s.queued_at, s.max_price, s.memory_bytes, \
+             s.gpu_memory_bytes, s.require_gpu, s.min_stake FROM shards s \
+             WHERE s.state = 'queued' AND s.memory_bytes <= $2 \
+             AND s.gpu_memory_bytes <= $3 AND s.require_gpu <= $4 AND s.min_stake <= $6 \
+             AND ((s.only_provider IS NULL AND s.max_price >= $1) OR s.only_provider = $7) \
+             ORDER BY s.priority DESC, s.job_seq, s.idx LIMIT $5{}",
+            c.dialect().skip_locked("s")
+        ),
+        &[
+            int(me.price)?,
+            int(me.memory_bytes)?,
+            int(me.device_memory())?,
+            Value::Int(i64::from(me.gpu_count > 0 && me.hardware_ok)),
+            int(u64::from(free) * 4 + 16)?,
+            int(me.stake)?,
+            (&me.id).into(),
+        ],
+    )
+}
+
+/// Picks up to `free` of the candidates: a shard still inside its
+/// preference window goes to this provider only if it holds no shard of
+/// that job and no better-ranked provider should have it first.
+#[allow(clippy::too_many_arguments)]
+fn choose(
+    c: &mut dyn Conn,
+    me: &ProviderView,
+    candidates: &[Row],
+    free: u32,
+    held: Vec<Hash32>,
+    online: Option<&[ProviderView]>,
+    window_ms: u64,
+    now_ms: u64,
+) -> Result<Vec<(Hash32, u32, Hash32)>, Error> {
+    let mut held: BTreeSet<Hash32> = held.into_iter().collect();
+    let mut chosen = Vec::new();
+    for r in candidates {
+        if chosen.len() as u32 >= free {
+            break;
+        }
+        let job = r.hash(0)?;
+        let fresh = now_ms.saturating_sub(r.u64(3)?) < window_ms && r.u64(4)? > 0;
+        if fresh {
+            // One shard of a job per provider while others could take the rest.
+            if held.contains(&job) {
+                continue;
+            }
+            let need = Need {
+                max_price: r.u64(4)?,
+                memory_bytes: r.u64(5)?,
+                gpu_memory_bytes: r.u64(6)?,
+                require_gpu: r.i64(7)? != 0,
+                min_stake: r.u64(8)?,
+            };
+            if let Some(online) = online
+                && defer_to_better(me, &need, online, || job_holders(c, &job))?
+            {
+                continue;
+            }
+        }
+        held.insert(job);
+        chosen.push((job, r.u32(1)?, r.hash(2)?));
+    }
+    Ok(chosen)
+}
+
+/// The providers holding leases on a job's shards.
+fn job_holders(c: &mut dyn Conn, job: &Hash32) -> Result<BTreeSet<NodeId>, Error> {
+    Ok(c.query(
+        "SELECT provider FROM shards WHERE job_id = $1 AND state = 'leased'",
+        &[job.into()],
+    )?
+    .iter()
+    .filter_map(|r| r.opt_node(0).ok().flatten())
+    .collect())
+}
+
+/// Leases one queued shard to `me`; `None` if another replica leased it first.
+#[allow(clippy::too_many_arguments)]
+fn grant(
+    c: &mut dyn Conn,
+    jobs: &mut JobCache,
+    me: &ProviderView,
+    job: Hash32,
+    idx: u32,
+    shard_job_id: Hash32,
+    expires: u64,
+    now_ms: u64,
+) -> Result<Option<Lease>, Error> {
+    let lease_id = random_id()?;
+    let n = c.exec(
+        "UPDATE shards SET state = 'leased', lease_id = $3, provider = $4, lease_price = $5, \
+         lease_expires_at = $6, attempts = attempts + 1 \
+         WHERE job_id = $1 AND idx = $2 AND state = 'queued'",
+        &[
+            (&job).into(),
+            Value::Int(i64::from(idx)),
+            (&lease_id).into(),
+            (&me.id).into(),
+            int(me.price)?,
+            int(expires)?,
+        ],
+    )?;
+    if n != 1 {
+        return Ok(None);
+    }
+    c.exec(
+        "INSERT INTO leases (id, job_id, idx, provider, price, granted_at, state) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            (&lease_id).into(),
+            (&job).into(),
+            Value::Int(i64::from(idx)),
+            (&me.id).into(),
+            int(me.price)?,
+            int(now_ms)?,
+            LeaseState::Active.as_str().into(),
+        ],
+    )?;
+    let (lease, _) = lease_from(
+        c,
+        jobs,
+        LeaseSlot {
+            job,
+            idx,
+            lease_id,
+            shard_job_id,
+            expires_at_ms: expires,
+            price: me.price,
+        },
+    )?;
+    Ok(Some(lease))
+}
+
+/// Marks a lease ended (`reason`: why it was given back).
+fn end_lease(
+    c: &mut dyn Conn,
+    lease: &Hash32,
+    state: LeaseState,
+    reason: Option<&str>,
+    now_ms: u64,
+) -> Result<(), Error> {
+    match reason {
+        Some(reason) => c.exec(
+            "UPDATE leases SET state = $3, ended_at = $2, reason = $4 WHERE id = $1",
+            &[
+                lease.into(),
+                int(now_ms)?,
+                state.as_str().into(),
+                reason.into(),
+            ],
+        )?,
+        None => c.exec(
+            "UPDATE leases SET state = $3, ended_at = $2 WHERE id = $1",
+            &[lease.into(), int(now_ms)?, state.as_str().into()],
+        )?,
+    };
+    Ok(())
+}
+
+/// Re-queues one leased shard (after expiry or return) — or, after
+/// `max_attempts` leases without a receipt, fails it and refunds its
+/// escrow to the renter. Returns whether the shard was still on this lease.
+fn requeue(
+    c: &mut dyn Conn,
+    job: &Hash32,
+    idx: i64,
+    lease: &Hash32,
+    max_attempts: u32,
+    now_ms: u64,
+) -> Result<bool, Error> {
+    let Some(row) = c.query_opt(
+        "SELECT s.attempts, j.renter, j.shard_escrow FROM shards s JOIN jobs j ON j.id = s.job_id \
+         WHERE s.job_id = $1 AND s.idx = $2 AND s.lease_id = $3 AND s.state = 'leased'",
+        &[job.into(), Value::Int(idx), lease.into()],
+    )?
+    else {
+        return Ok(false);
+    };
+    let state = shard_after_lost_lease(row.u64(0)?, max_attempts);
+    let n = c.exec(
+        "UPDATE shards SET state = $5, queued_at = $4, lease_id = NULL, provider = NULL, \
+         lease_price = NULL, lease_expires_at = NULL \
+         WHERE job_id = $1 AND idx = $2 AND lease_id = $3 AND state = 'leased'",
+        &[
+            job.into(),
+            Value::Int(idx),
+            lease.into(),
+            int(now_ms)?,
+            state.as_str().into(),
+        ],
+    )?;
+    if n == 1 && state == ShardState::Failed {
+        refund_shard(c, job, idx, &row.node(1)?, row.u64(2)?, now_ms)?;
+        tracing::warn!(job = %job.short(), shard = idx, attempts = max_attempts, "shard failed: escrow refunded");
+    }
+    Ok(n == 1)
+}

@@ -1,0 +1,540 @@
+//! The ledger in the database: posting movements inside the store's
+//! transactions, balances, the [`Accounts`] a node sees, and the money
+//! movements of the market — escrow refunds, settlement and slashing —
+//! whose arithmetic is [`crate::rules::money`]. The chain format and its
+//! check are [`crate::ledger`].
+
+use std::collections::BTreeMap;
+
+use assay_protocol::{Hash32, NodeId};
+
+use super::sql::{Backend, Conn, Row, Value, int};
+use super::sql_store::SqlStore;
+use crate::Error;
+use crate::ledger::{self, Entry, ISSUANCE, Report};
+use crate::rules::money;
+use crate::types::Account;
+
+/// A node's accounts, the devnet faucet, staking, and the ledger itself.
+pub trait Accounts {
+    /// Mints `amount` into the node's balance (devnet faucet), once per `reference`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn mint(
+        &self,
+        node: &NodeId,
+        amount: u64,
+        reference: &str,
+        now_ms: u64,
+    ) -> Result<Account, Error>;
+    /// Moves `amount` from the node's balance to its stake, once per `reference`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Precondition`] if the balance is too small.
+    fn stake(
+        &self,
+        node: &NodeId,
+        amount: u64,
+        reference: &str,
+        now_ms: u64,
+    ) -> Result<Account, Error>;
+    /// The node's accounts.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn account(&self, node: &NodeId) -> Result<Account, Error>;
+    /// Ledger entries after `after_seq`, in order.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn ledger_entries(&self, after_seq: u64, limit: u64) -> Result<Vec<Entry>, Error>;
+    /// Checks the whole ledger against its chain and the stored balances.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn verify_ledger(&self) -> Result<Report, Error>;
+}
+
+impl<B: Backend> Accounts for SqlStore<B> {
+    fn mint(
+        &self,
+        node: &NodeId,
+        amount: u64,
+        reference: &str,
+        now_ms: u64,
+    ) -> Result<Account, Error> {
+        self.b.write(&mut |c| {
+            post(
+                c,
+                Movement {
+                    kind: "mint",
+                    debit: ISSUANCE,
+                    credit: &ledger::balance(node),
+                    amount,
+                    reference,
+                },
+                now_ms,
+            )?;
+            account_in(c, node)
+        })
+    }
+
+    fn stake(
+        &self,
+        node: &NodeId,
+        amount: u64,
+        reference: &str,
+        now_ms: u64,
+    ) -> Result<Account, Error> {
+        self.b.write(&mut |c| {
+            post(
+                c,
+                Movement {
+                    kind: "stake",
+                    debit: &ledger::balance(node),
+                    credit: &ledger::stake(node),
+                    amount,
+                    reference,
+                },
+                now_ms,
+            )?;
+            let a = account_in(c, node)?;
+            c.exec(
+                "UPDATE providers SET stake = $2 WHERE id = $1",
+                &[node.into(), int(a.stake)?],
+            )?;
+            Ok(a)
+        })
+    }
+
+    fn account(&self, node: &NodeId) -> Result<Account, Error> {
+        self.b.read(&mut |c| account_in(c, node))
+    }
+
+    fn ledger_entries(&self, after_seq: u64, limit: u64) -> Result<Vec<Entry>, Error> {
+        self.b.read(&mut |c| entries(c, after_seq, limit))
+    }
+
+    fn verify_ledger(&self) -> Result<Report, Error> {
+        self.b.read(&mut |c| {
+            let mut all = Vec::new();
+            loop {
+                let after = all.last().map_or(0, |e: &Entry| e.seq);
+                let page = entries(c, after, 10_000)?;
+                if page.is_empty() {
+                    break;
+                }
+                all.extend(page);
+            }
+            let balances = stored_balances(c)?;
+            let head = stored_head(c)?;
+            Ok(ledger::verify(&all, Some(&balances), Some(head)))
+        })
+    }
+}
+
+/// A node's four accounts, read inside a transaction.
+pub(super) fn account_in(c: &mut dyn Conn, node: &NodeId) -> Result<Account, Error> {
+    Ok(Account {
+        balance: non_negative(c, &ledger::balance(node))?,
+        stake: non_negative(c, &ledger::stake(node))?,
+        earnings: non_negative(c, &ledger::earnings(node))?,
+        verifier_earnings: non_negative(c, &ledger::verifier_earnings(node))?,
+    })
+}
+
+fn non_negative(c: &mut dyn Conn, name: &str) -> Result<u64, Error> {
+    let v = balance_of(c, name)?;
+    u64::try_from(v).map_err(|_| Error::Corrupt(format!("{name} is negative")))
+}
+
+/// A stake account's balance (0 when negative or absent).
+pub(super) fn stake_of(c: &mut dyn Conn, node: &NodeId) -> Result<u64, Error> {
+    Ok(u64::try_from(balance_of(c, &ledger::stake(node))?).unwrap_or(0))
+}
+
+/// Moves what the node's stake lacks of `target` from its balance into
+/// its stake; returns the stake now held.
+pub(super) fn top_up_stake(
+    c: &mut dyn Conn,
+    node: &NodeId,
+    target: u64,
+    now_ms: u64,
+) -> Result<u64, Error> {
+    let current = stake_of(c, node)?;
+    let need = money::stake_top_up(current, target);
+    if need > 0 {
+        let have = balance_of(c, &ledger::balance(node))?;
+        if have < i64::try_from(need).unwrap_or(i64::MAX) {
+            return Err(Error::Precondition(format!(
+                "your balance of {have} µcr cannot cover a stake of {target} µcr (you hold {current}): \
+                 add credits (`assay faucet` on a devnet) or ask for less stake"
+            )));
+        }
+        // The reference names the stake before and after, so topping up
+        // again after a slash is a new movement, and a retry is not.
+        post(
+            c,
+            Movement {
+                kind: "stake",
+                debit: &ledger::balance(node),
+                credit: &ledger::stake(node),
+                amount: need,
+                reference: &format!("stake/{node}/{current}/{target}"),
+            },
+            now_ms,
+        )?;
+    }
+    Ok(current.max(target))
+}
+
+/// Gives a failed shard's escrow back to its renter (once per shard).
+pub(super) fn refund_shard(
+    c: &mut dyn Conn,
+    job: &Hash32,
+    idx: i64,
+    renter: &NodeId,
+    amount: u64,
+    now_ms: u64,
+) -> Result<(), Error> {
+    post(
+        c,
+        Movement {
+            kind: "refund",
+            debit: &ledger::escrow(job),
+            credit: &ledger::balance(renter),
+            amount,
+            reference: &format!("failed/{job}/{idx}"),
+        },
+        now_ms,
+    )?;
+    Ok(())
+}
+
+/// Settles a receipt ([`money::settle`]): the provider's payment less the
+/// protocol fee, the fee, the verifier's fee when a verifier checked it, and
+/// the rest of the shard's escrow back to the renter. Returns the payment.
+pub(super) fn pay_out(
+    c: &mut dyn Conn,
+    receipt: &Hash32,
+    fee_bps: u64,
+    verifier: Option<&NodeId>,
+    now_ms: u64,
+) -> Result<u64, Error> {
+    let row = c.query_one(
+        &format!(
+            "SELECT {PAY_COLS} FROM receipts r JOIN jobs j ON j.id = r.job_id WHERE r.id = $1"
+        ),
+        &[receipt.into()],
+    )?;
+    pay_out_row(c, receipt, &row, 0, fee_bps, verifier, now_ms)
+}
+
+/// The columns [`pay_out_row`] reads, from `receipts r JOIN jobs j`.
+pub(super) const PAY_COLS: &str = "r.job_id, r.provider, r.units, r.price, r.escrow, j.renter";
+
+/// [`pay_out`] for a receipt whose [`PAY_COLS`] the caller already read,
+/// starting at column `at` of `row` (settling a batch reads them all in one
+/// query instead of one per receipt).
+pub(super) fn pay_out_row(
+    c: &mut dyn Conn,
+    receipt: &Hash32,
+    row: &Row,
+    at: usize,
+    fee_bps: u64,
+    verifier: Option<&NodeId>,
+    now_ms: u64,
+) -> Result<u64, Error> {
+    let (job, provider, units, price, escrow, renter) = (
+        row.hash(at)?,
+        row.node(at + 1)?,
+        row.u64(at + 2)?,
+        row.u64(at + 3)?,
+        row.u64(at + 4)?,
+        row.node(at + 5)?,
+    );
+    let s = money::settle(price, units, escrow, fee_bps, verifier.is_some());
+    let from = ledger::escrow(&job);
+    let mut moves = vec![
+        ("pay", ledger::earnings(&provider), s.provider()),
+        ("fee", ledger::FEES.to_string(), s.fee),
+    ];
+    if let Some(v) = verifier {
+        moves.push(("verify", ledger::verifier_earnings(v), s.verifier_fee));
+    }
+    moves.push(("refund", ledger::balance(&renter), s.refund));
+    for (kind, to, amount) in moves {
+        post(
+            c,
+            Movement {
+                kind,
+                debit: &from,
+                credit: &to,
+                amount,
+                reference: &format!("settle/{receipt}/{kind}"),
+            },
+            now_ms,
+        )?;
+    }
+    c.exec(
+        "UPDATE receipts SET settled_at = $2, paid = $3 WHERE id = $1 AND settled_at IS NULL",
+        &[receipt.into(), int(now_ms)?, int(s.payment)?],
+    )?;
+    Ok(s.payment)
+}
+
+/// Takes `slash_bps` of `node`'s stake and shares it out
+/// ([`money::slash`]): each `(account, bps)` gets its share of the slash,
+/// `rest_to` the remainder. Returns the amount slashed.
+pub(super) fn slash(
+    c: &mut dyn Conn,
+    node: &NodeId,
+    slash_bps: u32,
+    shares: &[(String, u32)],
+    rest_to: &str,
+    reference: &str,
+    now_ms: u64,
+) -> Result<u64, Error> {
+    let stake_acct = ledger::stake(node);
+    let stake = stake_of(c, node)?;
+    let bps: Vec<u32> = shares.iter().map(|(_, bps)| *bps).collect();
+    let split = money::slash(stake, slash_bps, &bps);
+    for (i, ((to, _), amount)) in shares.iter().zip(&split.shares).enumerate() {
+        post(
+            c,
+            Movement {
+                kind: "slash",
+                debit: &stake_acct,
+                credit: to,
+                amount: *amount,
+                reference: &format!("{reference}/{i}"),
+            },
+            now_ms,
+        )?;
+    }
+    post(
+        c,
+        Movement {
+            kind: "slash",
+            debit: &stake_acct,
+            credit: rest_to,
+            amount: split.rest,
+            reference: &format!("{reference}/rest"),
+        },
+        now_ms,
+    )?;
+    let now_stake = stake_of(c, node)?;
+    c.exec(
+        "UPDATE providers SET stake = $2 WHERE id = $1",
+        &[node.into(), int(now_stake)?],
+    )?;
+    Ok(split.slashed)
+}
+
+/// Outcome of [`post`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Posted {
+    /// A new entry.
+    New(u64),
+    /// The reference existed: nothing changed.
+    Duplicate,
+    /// A zero amount: nothing to record.
+    Nothing,
+}
+
+/// The movement to post.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Movement<'a> {
+    /// Entry kind.
+    pub kind: &'a str,
+    /// Debited account.
+    pub debit: &'a str,
+    /// Credited account.
+    pub credit: &'a str,
+    /// µcr.
+    pub amount: u64,
+    /// Unique reference.
+    pub reference: &'a str,
+}
+
+/// Posts one movement inside the caller's transaction: locks the chain head
+/// (so entries are strictly ordered even across PostgreSQL replicas),
+/// refuses a debit below zero, updates both balances and appends the entry.
+///
+/// # Errors
+///
+/// [`Error::Precondition`] if the debited account lacks the funds (the
+/// caller's transaction must then be rolled back, which returning the error
+/// does); [`Error::Database`].
+pub(super) fn post(c: &mut dyn Conn, m: Movement<'_>, now_ms: u64) -> Result<Posted, Error> {
+    if m.amount == 0 {
+        return Ok(Posted::Nothing);
+    }
+    if m.debit == m.credit {
+        return Err(Error::Invalid(format!(
+            "a movement from {} to itself",
+            m.debit
+        )));
+    }
+    let head = c.query_one(
+        &format!(
+            "SELECT seq, hash FROM ledger_head WHERE id = 1{}",
+            c.dialect().for_update()
+        ),
+        &[],
+    )?;
+    if c.query_opt(
+        "SELECT seq FROM ledger WHERE reference = $1",
+        &[m.reference.into()],
+    )?
+    .is_some()
+    {
+        return Ok(Posted::Duplicate);
+    }
+    let seq = head.u64(0)? + 1;
+    let prev: [u8; 32] = head.hash(1)?.0;
+    let amount = int(m.amount)?;
+    if m.debit == ISSUANCE {
+        ensure_account(c, m.debit)?;
+        c.exec(
+            "UPDATE accounts SET balance = balance - $2 WHERE name = $1",
+            &[m.debit.into(), amount.clone()],
+        )?;
+    } else {
+        let n = c.exec(
+            "UPDATE accounts SET balance = balance - $2 WHERE name = $1 AND balance >= $2",
+            &[m.debit.into(), amount.clone()],
+        )?;
+        if n == 0 {
+            let have = c
+                .query_opt(
+                    "SELECT balance FROM accounts WHERE name = $1",
+                    &[m.debit.into()],
+                )?
+                .map(|r| r.i64(0))
+                .transpose()?
+                .unwrap_or(0);
+            return Err(Error::Precondition(format!(
+                "{} holds {have} µcr but {} µcr are needed ({})",
+                m.debit, m.amount, m.kind
+            )));
+        }
+    }
+    ensure_account(c, m.credit)?;
+    c.exec(
+        "UPDATE accounts SET balance = balance + $2 WHERE name = $1",
+        &[m.credit.into(), amount.clone()],
+    )?;
+    let mut entry = Entry {
+        seq,
+        kind: m.kind.to_string(),
+        debit: m.debit.to_string(),
+        credit: m.credit.to_string(),
+        amount: m.amount,
+        reference: m.reference.to_string(),
+        at_ms: now_ms,
+        prev_hash: prev,
+        hash: [0; 32],
+    };
+    entry.hash = entry.computed_hash();
+    let hash = entry.hash;
+    c.exec(
+        "INSERT INTO ledger (seq, kind, debit, credit, amount, reference, at_ms, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        &[
+            int(seq)?,
+            m.kind.into(),
+            m.debit.into(),
+            m.credit.into(),
+            amount,
+            m.reference.into(),
+            int(now_ms)?,
+            Value::Blob(prev.to_vec()),
+            Value::Blob(hash.to_vec()),
+        ],
+    )?;
+    c.exec(
+        "UPDATE ledger_head SET seq = $1, hash = $2 WHERE id = 1",
+        &[int(seq)?, Value::Blob(hash.to_vec())],
+    )?;
+    Ok(Posted::New(seq))
+}
+
+fn ensure_account(c: &mut dyn Conn, name: &str) -> Result<(), Error> {
+    c.exec(
+        "INSERT INTO accounts (name, balance) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
+        &[name.into()],
+    )?;
+    Ok(())
+}
+
+/// An account's balance (0 if it never existed).
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub(super) fn balance_of(c: &mut dyn Conn, name: &str) -> Result<i64, Error> {
+    Ok(c.query_opt(
+        "SELECT balance FROM accounts WHERE name = $1",
+        &[name.into()],
+    )?
+    .map(|r| r.i64(0))
+    .transpose()?
+    .unwrap_or(0))
+}
+
+/// Entries with `seq > after`, in order, at most `limit`.
+///
+/// # Errors
+///
+/// [`Error::Database`], [`Error::Corrupt`].
+pub(super) fn entries(c: &mut dyn Conn, after: u64, limit: u64) -> Result<Vec<Entry>, Error> {
+    let rows = c.query(
+        "SELECT seq, kind, debit, credit, amount, reference, at_ms, prev_hash, hash \
+         FROM ledger WHERE seq > $1 ORDER BY seq LIMIT $2",
+        &[int(after)?, int(limit)?],
+    )?;
+    rows.iter()
+        .map(|r| {
+            Ok(Entry {
+                seq: r.u64(0)?,
+                kind: r.text(1)?.to_string(),
+                debit: r.text(2)?.to_string(),
+                credit: r.text(3)?.to_string(),
+                amount: r.u64(4)?,
+                reference: r.text(5)?.to_string(),
+                at_ms: r.u64(6)?,
+                prev_hash: r.hash(7)?.0,
+                hash: r.hash(8)?.0,
+            })
+        })
+        .collect()
+}
+
+/// Every stored balance.
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub(super) fn stored_balances(c: &mut dyn Conn) -> Result<BTreeMap<String, i128>, Error> {
+    let rows = c.query("SELECT name, balance FROM accounts", &[])?;
+    rows.iter()
+        .map(|r| Ok((r.text(0)?.to_string(), i128::from(r.i64(1)?))))
+        .collect()
+}
+
+/// The stored chain head `(seq, hash)`.
+///
+/// # Errors
+///
+/// [`Error::Database`].
+pub(super) fn stored_head(c: &mut dyn Conn) -> Result<(u64, [u8; 32]), Error> {
+    let r = c.query_one("SELECT seq, hash FROM ledger_head WHERE id = 1", &[])?;
+    Ok((r.u64(0)?, r.hash(1)?.0))
+}

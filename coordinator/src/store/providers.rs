@@ -1,0 +1,196 @@
+//! Providers: registration (with stake and the initial hardware state),
+//! heartbeats that renew leases, and the provider list matching reads
+//! through a short-lived snapshot.
+
+use std::sync::Arc;
+
+use assay_protocol::challenge::{DeviceClass, classify};
+use assay_protocol::{Hash32, NodeId};
+
+use super::ledger::top_up_stake;
+use super::rows::{PROVIDER_COLS, held_leases, json, provider_view};
+use super::sql::{Backend, Conn, int};
+use super::sql_store::SqlStore;
+use crate::Error;
+use crate::rules::leases::expires_at;
+use crate::rules::matching::{ProviderView, reliability_permille};
+use crate::state::HardwareState;
+use crate::types::{ProviderInfo, Registered};
+
+/// How old the cached provider list used for matching may be.
+const SNAPSHOT_MS: u64 = 250;
+
+/// Providers and their liveness.
+pub trait Providers {
+    /// Registers or updates a provider and tops its stake up to `stake_target`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Precondition`] if its balance cannot cover the stake.
+    fn register(
+        &self,
+        p: &ProviderInfo,
+        stake_target: u64,
+        now_ms: u64,
+    ) -> Result<Registered, Error>;
+    /// Marks the provider alive and renews its leases; `None` if unknown.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn heartbeat(
+        &self,
+        node: &NodeId,
+        free_slots: u32,
+        telemetry_json: &str,
+        now_ms: u64,
+    ) -> Result<Option<Vec<Hash32>>, Error>;
+    /// Every registered provider.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn providers(&self, now_ms: u64) -> Result<Vec<ProviderView>, Error>;
+}
+
+impl<B: Backend> Providers for SqlStore<B> {
+    fn register(
+        &self,
+        p: &ProviderInfo,
+        stake_target: u64,
+        now_ms: u64,
+    ) -> Result<Registered, Error> {
+        let hardware = json(&p.gpus)?;
+        // GPU claims are challenged when this coordinator can (CPU claims
+        // are not: no job asks for a CPU class, and results are sampled).
+        let class = classify(&p.gpus);
+        let initial = if self.cfg.challenge_component.is_some() && class != DeviceClass::Cpu {
+            HardwareState::Unchecked
+        } else {
+            HardwareState::Unchallenged
+        };
+        let r = self.b.write(&mut |c| {
+            let stake = top_up_stake(c, &p.id, stake_target, now_ms)?;
+            upsert_provider(c, p, &hardware, class, initial, stake, now_ms)?;
+            let h = c.query_one(
+                "SELECT completed, faults, expired FROM providers WHERE id = $1",
+                &[(&p.id).into()],
+            )?;
+            Ok(Registered {
+                stake,
+                active_leases: held_leases(c, &p.id)?,
+                reliability_permille: reliability_permille(h.u64(0)?, h.u64(1)?, h.u64(2)?),
+            })
+        })?;
+        if let Ok(mut g) = self.snapshot.lock() {
+            *g = None;
+        }
+        Ok(r)
+    }
+
+    fn heartbeat(
+        &self,
+        node: &NodeId,
+        free_slots: u32,
+        telemetry_json: &str,
+        now_ms: u64,
+    ) -> Result<Option<Vec<Hash32>>, Error> {
+        let expires = expires_at(now_ms, self.cfg.lease_ttl_ms);
+        self.b.write(&mut |c| {
+            let n = c.exec(
+                "UPDATE providers SET last_seen = $2, free_slots = $3, telemetry = $4 WHERE id = $1",
+                &[node.into(), int(now_ms)?, int(u64::from(free_slots))?, telemetry_json.into()],
+            )?;
+            if n == 0 {
+                return Ok(None);
+            }
+            c.exec(
+                "UPDATE shards SET lease_expires_at = $2 WHERE provider = $1 AND state = 'leased'",
+                &[node.into(), int(expires)?],
+            )?;
+            Ok(Some(held_leases(c, node)?))
+        })
+    }
+
+    fn providers(&self, now_ms: u64) -> Result<Vec<ProviderView>, Error> {
+        let liveness = self.cfg.provider_liveness_ms;
+        self.b.read(&mut |c| {
+            c.query(
+                &format!("SELECT {PROVIDER_COLS} FROM providers ORDER BY id"),
+                &[],
+            )?
+            .iter()
+            .map(|r| provider_view(r, now_ms, liveness))
+            .collect()
+        })
+    }
+}
+
+impl<B: Backend> SqlStore<B> {
+    /// Online providers, from a snapshot at most [`SNAPSHOT_MS`] old.
+    pub(super) fn online(&self, now_ms: u64) -> Result<Arc<Vec<ProviderView>>, Error> {
+        if let Ok(g) = self.snapshot.lock()
+            && let Some((at, v)) = g.as_ref()
+            && now_ms >= *at
+            && now_ms - *at < SNAPSHOT_MS
+        {
+            return Ok(v.clone());
+        }
+        let all: Vec<ProviderView> = self
+            .providers(now_ms)?
+            .into_iter()
+            .filter(|p| p.online)
+            .collect();
+        let v = Arc::new(all);
+        if let Ok(mut g) = self.snapshot.lock() {
+            *g = Some((now_ms, v.clone()));
+        }
+        Ok(v)
+    }
+}
+
+/// Inserts or updates a provider's row. A re-registration with the same
+/// hardware class keeps its challenge state (unless either side is
+/// unchallenged).
+fn upsert_provider(
+    c: &mut dyn Conn,
+    p: &ProviderInfo,
+    hardware_json: &str,
+    class: DeviceClass,
+    initial: HardwareState,
+    stake: u64,
+    now_ms: u64,
+) -> Result<(), Error> {
+    let gpu_count = p.gpus.len() as u64;
+    let gpu_mem = p.gpus.iter().map(|g| g.1).max().unwrap_or(0);
+    c.exec(
+        "INSERT INTO providers (id, price, cpu_cores, memory_bytes, gpu_count, gpu_memory_bytes, hardware, \
+         slots, free_slots, version, registered_at, last_seen, stake, hardware_class, hardware_state) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $10, $11, $12, $13) \
+         ON CONFLICT (id) DO UPDATE SET price = excluded.price, cpu_cores = excluded.cpu_cores, \
+         memory_bytes = excluded.memory_bytes, gpu_count = excluded.gpu_count, \
+         gpu_memory_bytes = excluded.gpu_memory_bytes, hardware = excluded.hardware, \
+         slots = excluded.slots, free_slots = excluded.free_slots, version = excluded.version, \
+         last_seen = excluded.last_seen, stake = excluded.stake, \
+         hardware_state = CASE WHEN providers.hardware_class = excluded.hardware_class \
+           AND providers.hardware_state <> 'unchallenged' AND excluded.hardware_state <> 'unchallenged' \
+           THEN providers.hardware_state ELSE excluded.hardware_state END, \
+         hardware_class = excluded.hardware_class",
+        &[
+            (&p.id).into(),
+            int(p.price)?,
+            int(u64::from(p.cpu_cores))?,
+            int(p.memory_bytes)?,
+            int(gpu_count)?,
+            int(gpu_mem)?,
+            hardware_json.into(),
+            int(u64::from(p.slots))?,
+            p.version.as_str().into(),
+            int(now_ms)?,
+            int(stake)?,
+            class.name().into(),
+            initial.as_str().into(),
+        ],
+    )?;
+    Ok(())
+}
