@@ -520,3 +520,122 @@ fn gpu_telemetry(t: Option<&assay_host_gpu::telemetry::Telemetry>) -> Vec<pb::Gp
 pub fn state_dir(home: &Path) -> PathBuf {
     home.join("provider")
 }
+
+#[cfg(test)]
+mod tests {
+    //! The provider's own decisions inside the shared loop (the loop itself
+    //! is tested against a fake coordinator in `assay-daemon`).
+
+    use std::collections::BTreeMap;
+
+    use assay_host_gpu::Device;
+    use assay_runtime::RuntimeOptions;
+
+    use super::*;
+
+    fn provider(dir: &Path) -> Provider {
+        let runtime = Runtime::new(RuntimeOptions {
+            cache_dir: None,
+            device: Device::cpu(),
+            key: NodeKey::from_seed([4; 32]),
+        })
+        .expect("runtime");
+        let cfg = Config {
+            coordinator: "http://127.0.0.1:1".into(),
+            price: 10,
+            stake: 0,
+            slots: 1,
+            hardware: Hardware {
+                cpu_cores: 1,
+                memory_bytes: 1 << 30,
+                gpus: Vec::new(),
+            },
+            state_dir: dir.to_owned(),
+            poll_interval: Duration::from_millis(10),
+            metrics_listen: None,
+            drain_timeout: Duration::from_secs(1),
+            max_blob_bytes: 1 << 20,
+            faucet: 0,
+            cheat: Cheat::default(),
+        };
+        let journal = Journal::open(&dir.join("leases.journal")).expect("journal");
+        Provider {
+            channel: client::channel(&cfg.coordinator).expect("channel"),
+            runtime: Arc::new(runtime),
+            unfinished: Mutex::new(journal.unfinished()),
+            journal,
+            metrics: Metrics::default(),
+            telemetry: Arc::new(None),
+            cfg,
+        }
+    }
+
+    // The coordinator's channel (never used here) needs a tokio runtime.
+    #[tokio::test]
+    async fn a_lease_is_admitted_once_even_across_restarts() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let lease = Hash32([7; 32]);
+        let p = provider(dir.path());
+        assert_eq!(p.admit(&lease), Ok(()));
+        let again = p.admit(&lease).expect_err("never twice");
+        assert!(
+            !again.fault && again.reason.contains("already ran"),
+            "{again:?}"
+        );
+        drop(p);
+        // A new process gives the unfinished lease back at its first
+        // registration, and still refuses to run it.
+        let p = provider(dir.path());
+        assert_eq!(*p.unfinished.lock().expect("unfinished"), vec![lease]);
+        assert!(p.admit(&lease).is_err());
+        p.finished(&lease);
+        assert!(
+            provider(dir.path())
+                .unfinished
+                .lock()
+                .expect("unfinished")
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lease_without_a_spec_is_given_back_as_nobodys_fault() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = provider(dir.path());
+        let lease = pb::Lease {
+            lease_id: vec![1; 32],
+            component_hash: vec![2; 32],
+            spec: None,
+            ..Default::default()
+        };
+        let why = p
+            .prepare(Hash32([1; 32]), lease)
+            .map(|_| ())
+            .expect_err("no spec");
+        assert!(!why.fault && why.reason.contains("bad spec"), "{why:?}");
+    }
+
+    #[tokio::test]
+    async fn a_component_that_does_not_load_is_given_back_without_a_receipt() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = provider(dir.path());
+        let job = LeaseJob {
+            id: Hash32([1; 32]),
+            spec: JobSpec::default(),
+        };
+        let blobs = Fetched {
+            component: Arc::from(&b"not a component"[..]),
+            inputs: BTreeMap::new(),
+        };
+        match p.run(job, blobs) {
+            Conclusion::GiveBack(why) => {
+                // The renter's bad component is not this machine's fault.
+                assert!(!why.fault, "{why:?}");
+                assert!(why.reason.contains("WebAssembly"), "{why:?}");
+            }
+            Conclusion::Report { outcome, .. } => panic!("a receipt ({outcome})"),
+            Conclusion::Drop { reason } => panic!("dropped: {reason}"),
+        }
+        assert_eq!(p.metrics.fuel_used.get(), 0);
+    }
+}

@@ -22,7 +22,7 @@
 //! signs its receipt before `s_e` exists outside the coordinator, so it
 //! cannot know — or grind its way into — which of its receipts will be
 //! checked. Every check a verifier takes carries the revealed seed, and the
-//! verifier confirms the draw ([`daemon::sampling_problem`]): the seed must
+//! verifier confirms the draw ([`check::sampling_problem`]): the seed must
 //! hash to the commitment the verifier saw published before the epoch ended,
 //! and the receipt must really have been drawn. Unsampled receipts settle
 //! after a challenge window.
@@ -104,6 +104,7 @@
 use std::path::PathBuf;
 
 pub mod audit;
+pub mod check;
 pub mod daemon;
 pub mod metrics;
 pub mod model;
