@@ -26,14 +26,13 @@
 //! receipt (`settle/<receipt>/…`, `slash/<receipt>/…`), so a verdict retried
 //! or processed by two replicas at once moves money once.
 
-use assay_protocol::verification::{commitment, is_sampled};
 use assay_protocol::{Hash32, NodeId};
 
 use super::challenges;
 use super::ledger::{pay_out, slash, top_up_stake};
 use super::rows::{
     JobCache, LeaseSlot, epoch_seed, excluded_of, json, lease_from, outcome_text, random_id,
-    receipt_record, seed_of, verdicts_of,
+    receipt_record, verdicts_of,
 };
 use super::sql::{Backend, Conn, Row, Value, int};
 use super::sql_store::SqlStore;
@@ -43,11 +42,11 @@ use crate::ledger as accounts;
 use crate::rules::checks::{self as rules, CheckEvent};
 use crate::state::{CheckReason, CheckRole, CheckState, CheckStatus, ShardState};
 use crate::types::{
-    CheckTask, Decision, EpochSeed, JobView, ReceiptRecord, RunResult, VerdictSubmission,
-    VerdictView, VerifierInfo,
+    CheckTask, Decision, JobView, ReceiptRecord, RunResult, VerdictSubmission, VerdictView,
+    VerifierInfo,
 };
 
-/// Verifiers, the sampling beacon, checks and verdicts.
+/// Verifiers, checks and verdicts.
 pub trait Checks {
     /// Registers or updates a verifier and tops its stake up to `stake_target`.
     ///
@@ -60,21 +59,6 @@ pub trait Checks {
         stake_target: u64,
         now_ms: u64,
     ) -> Result<u64, Error>;
-    /// Reveals the seeds of epochs that are over and samples their
-    /// receipts; publishes the commitment of the next epoch. Returns how
-    /// many receipts were sampled.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`].
-    fn reveal_epochs(&self, now_ms: u64) -> Result<u64, Error>;
-    /// Epochs from `from_epoch` on (at most `limit`): commitments, and seeds
-    /// of those that are over.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`].
-    fn beacon(&self, from_epoch: u64, limit: u32) -> Result<Vec<EpochSeed>, Error>;
     /// Up to `max` open checks for this verifier (never its own receipts,
     /// never a dispute it is part of).
     ///
@@ -140,48 +124,6 @@ impl<B: Backend> Checks for SqlStore<B> {
                 ],
             )?;
             Ok(stake)
-        })
-    }
-
-    fn reveal_epochs(&self, now_ms: u64) -> Result<u64, Error> {
-        let epoch_ms = self.cfg.epoch_ms.max(1);
-        self.b.write(&mut |c| {
-            let current = now_ms / epoch_ms;
-            // Commitments are out at least one epoch ahead.
-            ensure_epoch(c, current, now_ms)?;
-            ensure_epoch(c, current + 1, now_ms)?;
-            let due = c.query(
-                &format!(
-                    "SELECT e.epoch, e.seed FROM epochs e WHERE e.revealed_at IS NULL AND e.epoch < $1 \
-                     ORDER BY e.epoch LIMIT 100{}",
-                    c.dialect().skip_locked("e")
-                ),
-                &[int(current)?],
-            )?;
-            let mut sampled = 0;
-            for e in &due {
-                let epoch = e.u64(0)?;
-                let seed = seed_of(epoch, e.blob(1)?)?;
-                sampled += reveal(c, epoch, &seed, now_ms)?;
-            }
-            Ok(sampled)
-        })
-    }
-
-    fn beacon(&self, from_epoch: u64, limit: u32) -> Result<Vec<EpochSeed>, Error> {
-        self.b.read(&mut |c| {
-            let rows = c.query(
-                "SELECT epoch FROM epochs WHERE epoch >= $1 ORDER BY epoch LIMIT $2",
-                &[
-                    Value::Int(i64::try_from(from_epoch).unwrap_or(i64::MAX)),
-                    Value::Int(i64::from(limit.min(1000))),
-                ],
-            )?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in rows {
-                out.push(epoch_seed(c, r.u64(0)?)?);
-            }
-            Ok(out)
         })
     }
 
@@ -338,90 +280,8 @@ impl<B: Backend> SqlStore<B> {
     }
 }
 
-/// The epoch a receipt recorded now belongs to, with its commitment
-/// published (created if absent). Never an epoch whose seed is already out:
-/// a replica with a slow clock moves on to the first unrevealed epoch.
-pub(super) fn open_epoch(c: &mut dyn Conn, epoch_ms: u64, now_ms: u64) -> Result<u64, Error> {
-    let mut e = now_ms / epoch_ms.max(1);
-    loop {
-        // The background tick publishes epochs ahead, so the row is nearly
-        // always there: draw a seed only when it is not.
-        let row = c.query_opt(
-            "SELECT revealed_at FROM epochs WHERE epoch = $1",
-            &[int(e)?],
-        )?;
-        let revealed = match row {
-            Some(r) => r.opt_i64(0)?.is_some(),
-            None => {
-                ensure_epoch(c, e, now_ms)?;
-                c.query_one(
-                    "SELECT revealed_at FROM epochs WHERE epoch = $1",
-                    &[int(e)?],
-                )?
-                .opt_i64(0)?
-                .is_some()
-            }
-        };
-        if !revealed {
-            return Ok(e);
-        }
-        e += 1;
-    }
-}
-
-fn ensure_epoch(c: &mut dyn Conn, epoch: u64, now_ms: u64) -> Result<(), Error> {
-    let seed = random_id()?;
-    c.exec(
-        "INSERT INTO epochs (epoch, seed, commitment, created_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (epoch) DO NOTHING",
-        &[
-            int(epoch)?,
-            Value::Blob(seed.0.to_vec()),
-            (&commitment(&seed.0)).into(),
-            int(now_ms)?,
-        ],
-    )?;
-    Ok(())
-}
-
-/// Reveals one epoch's seed and samples its pending receipts; returns how
-/// many were drawn.
-fn reveal(c: &mut dyn Conn, epoch: u64, seed: &[u8; 32], now_ms: u64) -> Result<u64, Error> {
-    c.exec(
-        "UPDATE epochs SET revealed_at = $2 WHERE epoch = $1",
-        &[int(epoch)?, int(now_ms)?],
-    )?;
-    let mut sampled = 0;
-    for r in c.query(
-        "SELECT id, provider, rate_ppm FROM receipts WHERE epoch = $1 AND check_state = 'pending'",
-        &[int(epoch)?],
-    )? {
-        let rid = r.hash(0)?;
-        let drawn = is_sampled(&rid, seed, r.u32(2)?);
-        let to = next_state(CheckState::Pending, CheckEvent::Revealed { drawn })?;
-        if drawn {
-            set_check(c, &rid, to, Some(CheckReason::Sampled))?;
-            open_check(
-                c,
-                &rid,
-                CheckRole::Verify,
-                CheckReason::Sampled,
-                &[r.node(1)?],
-                now_ms,
-            )?;
-            sampled += 1;
-        } else {
-            c.exec(
-                "UPDATE receipts SET check_state = $2 WHERE id = $1",
-                &[(&rid).into(), to.as_str().into()],
-            )?;
-        }
-    }
-    Ok(sampled)
-}
-
 /// [`rules::transition`], or a corrupt-state error.
-fn next_state(from: CheckState, event: CheckEvent) -> Result<CheckState, Error> {
+pub(super) fn next_state(from: CheckState, event: CheckEvent) -> Result<CheckState, Error> {
     rules::transition(from, event).ok_or_else(|| {
         Error::Corrupt(format!(
             "a receipt in check state {from} cannot take {event:?}"
@@ -429,7 +289,7 @@ fn next_state(from: CheckState, event: CheckEvent) -> Result<CheckState, Error> 
     })
 }
 
-fn set_check(
+pub(super) fn set_check(
     c: &mut dyn Conn,
     receipt: &Hash32,
     state: CheckState,
@@ -682,24 +542,9 @@ fn act_on(
             tracing::warn!(receipt = %rid.short(), verifier = %v.verifier, "mismatch: a referee re-executes");
         }
         Decision::Overruled => {
-            // The first verifier was wrong.
             let wrong = first_verifier
                 .ok_or_else(|| Error::Corrupt("overruled without a first verdict".into()))?;
-            slash(
-                c,
-                &wrong,
-                cfg.slash_bps,
-                &[(accounts::verifier_earnings(&v.verifier), cfg.referee_bps)],
-                &accounts::earnings(&provider),
-                &format!("slash/{rid}/verifier"),
-                now_ms,
-            )?;
-            c.exec(
-                "UPDATE verifiers SET overruled = overruled + 1, suspended = 1 WHERE id = $1",
-                &[(&wrong).into()],
-            )?;
-            pay_out(c, &rid, cfg.fee_bps, Some(&v.verifier), now_ms)?;
-            tracing::warn!(receipt = %rid.short(), verifier = %wrong, "the referee overruled the verifier: verifier slashed");
+            overrule(c, cfg, &rid, &provider, &wrong, &v.verifier, now_ms)?;
         }
         Decision::Rejected | Decision::Inconclusive => {
             c.exec(
@@ -724,6 +569,36 @@ fn act_on(
         }
         _ => {}
     }
+    Ok(())
+}
+
+/// The referee sided with the provider: the first verifier is slashed (the
+/// referee gets its share, the provider the rest) and suspended, and the
+/// receipt is paid.
+fn overrule(
+    c: &mut dyn Conn,
+    cfg: &MarketConfig,
+    rid: &Hash32,
+    provider: &NodeId,
+    wrong: &NodeId,
+    referee: &NodeId,
+    now_ms: u64,
+) -> Result<(), Error> {
+    slash(
+        c,
+        wrong,
+        cfg.slash_bps,
+        &[(accounts::verifier_earnings(referee), cfg.referee_bps)],
+        &accounts::earnings(provider),
+        &format!("slash/{rid}/verifier"),
+        now_ms,
+    )?;
+    c.exec(
+        "UPDATE verifiers SET overruled = overruled + 1, suspended = 1 WHERE id = $1",
+        &[wrong.into()],
+    )?;
+    pay_out(c, rid, cfg.fee_bps, Some(referee), now_ms)?;
+    tracing::warn!(receipt = %rid.short(), verifier = %wrong, "the referee overruled the verifier: verifier slashed");
     Ok(())
 }
 

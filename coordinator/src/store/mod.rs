@@ -3,7 +3,7 @@
 //!
 //! [`Store`] is the whole store as the services see it: one trait per
 //! domain ([`Nonces`], [`Accounts`], [`Jobs`], [`Providers`], [`Leases`],
-//! [`Receipts`], [`Checks`], [`Challenges`]), each declared and implemented
+//! [`Receipts`], [`Epochs`], [`Checks`], [`Challenges`]), each declared and implemented
 //! for [`SqlStore`] in its own file, over two real databases: embedded
 //! SQLite ([`sqlite::Sqlite`], the default) and PostgreSQL
 //! ([`postgres::Postgres`], for replicas sharing one database). Every
@@ -16,7 +16,7 @@
 //! ```text
 //! mod.rs (Store)
 //!   jobs.rs ─ leases.rs ─ providers.rs      the domains …
-//!   receipts.rs ─► checks.rs ─► challenges.rs
+//!   receipts.rs ─► epochs.rs ─► checks.rs ─► challenges.rs
 //!   ledger.rs (accounts, settlement, slashing) ─ nonces.rs
 //!   rows.rs (row readers, JSON, ids) ─ sql_store.rs (SqlStore)
 //!   sql.rs (Backend, Conn) ─ sqlite.rs ─ postgres.rs ─ schema.rs
@@ -29,6 +29,7 @@
 
 pub mod challenges;
 pub mod checks;
+pub mod epochs;
 pub mod jobs;
 pub mod leases;
 pub mod ledger;
@@ -47,6 +48,7 @@ pub use crate::state::LeaseState;
 pub use crate::types::*;
 pub use challenges::Challenges;
 pub use checks::Checks;
+pub use epochs::Epochs;
 pub use jobs::Jobs;
 pub use leases::Leases;
 pub use ledger::Accounts;
@@ -61,7 +63,7 @@ use sql::Backend;
 /// (`use assay_coordinator::store::prelude::*;`); a `dyn Store` needs none.
 pub mod prelude {
     pub use super::{
-        Accounts, Challenges, Checks, Jobs, Leases, Nonces, Providers, Receipts, Store,
+        Accounts, Challenges, Checks, Epochs, Jobs, Leases, Nonces, Providers, Receipts, Store,
     };
 }
 
@@ -73,6 +75,7 @@ pub trait Store:
     + Providers
     + Leases
     + Receipts
+    + Epochs
     + Checks
     + Challenges
     + Send

@@ -5,7 +5,8 @@
 use assay_protocol::{Hash32, NodeId};
 
 use super::challenges;
-use super::checks::{open_check, open_epoch};
+use super::checks::open_check;
+use super::epochs::open_epoch;
 use super::ledger::{PAY_COLS, pay_out_row};
 use super::rows::{RECEIPT_COLS, json, receipt_row};
 use super::sql::{Backend, Conn, Row, Value, int};
