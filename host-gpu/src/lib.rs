@@ -55,6 +55,7 @@ mod error;
 pub mod semantics {}
 pub mod math;
 mod op;
+mod ops;
 pub mod resident;
 mod session;
 pub mod telemetry;
@@ -66,5 +67,6 @@ pub use backend::{
 pub use dtype::DType;
 pub use error::Error;
 pub use op::{BinaryOp, Op, ReduceOp, SourceEncoding, UnaryOp};
-pub use session::{OpTime, Session, SessionLimits, TRANSCENDENTAL_FLOPS, Work, unary_flops};
+pub use ops::elementwise::{TRANSCENDENTAL_FLOPS, unary_flops};
+pub use session::{OpTime, Session, SessionLimits, Work};
 pub use tensor::Tensor;

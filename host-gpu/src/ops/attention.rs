@@ -1,0 +1,137 @@
+//! `attention`: scaled dot-product attention over sequences packed back to
+//! back, per head — bit for bit matmul, scale, softmax, matmul. Its quota
+//! check also counts the scores of the longest sequence as a temporary
+//! tensor; its work is the sum of those ops' formulas per sequence and head.
+
+use crate::dtype::DType;
+use crate::error::Error;
+use crate::op::Op;
+use crate::ops::elementwise::TRANSCENDENTAL_FLOPS;
+use crate::session::Session;
+use crate::tensor::Tensor;
+
+impl Session {
+    /// Scaled dot-product attention over sequences packed back to back,
+    /// without padding: `q` and `k` are `[tokens, heads·d]`, `v` is
+    /// `[tokens, heads·dv]`, and `lengths` (each ≥ 1) split the rows into
+    /// sequences. For each sequence of `n` rows starting at row `o` and each
+    /// head `h`, with `Q`, `K`, `V` the sequence's rows and the head's columns
+    /// (`h·d..(h+1)·d`, `h·dv..(h+1)·dv`):
+    /// `out[o..o+n, h·dv..(h+1)·dv] = matmul(softmax(scale(matmul(Q, K, false,
+    /// true), scale)), V)`, bit for bit those ops (SEMANTICS.md). Tokens
+    /// attend only within their own sequence, so no mask is needed and no
+    /// padding is computed. Output `[tokens, heads·dv]`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for non-f32 or non-matrix operands, zero
+    /// `heads`, widths not divisible by `heads` or a zero length;
+    /// [`Error::ShapeMismatch`] when `q`, `k` and `v` disagree in rows, `q`
+    /// and `k` in width, or `lengths` do not sum to the rows; quota (the
+    /// scores of the longest sequence count as a temporary `[tokens, heads,
+    /// longest]` tensor) and budget errors as usual.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use assay_host_gpu::{Device, Session, SessionLimits};
+    /// let mut s = Session::new(Device::cpu(), SessionLimits::default());
+    /// // Two sequences (2 tokens, then 1), one head of width 2.
+    /// let q = s.upload_f32(&[3, 2], vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0])?;
+    /// let v = s.upload_f32(&[3, 2], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])?;
+    /// let out = s.attention(&q, &q, &v, &[2, 1], 1, 0.5)?;
+    /// let y = s.read_f32(&out)?;
+    /// // A sequence of one token attends to itself alone.
+    /// assert_eq!(&y[4..], &[5.0, 6.0]);
+    /// # Ok::<(), assay_host_gpu::Error>(())
+    /// ```
+    pub fn attention(
+        &mut self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        lengths: &[usize],
+        heads: usize,
+        scale: f32,
+    ) -> Result<Tensor, Error> {
+        let what = "attention";
+        self.check_inputs(
+            what,
+            &[
+                ("q", q, Some(DType::F32)),
+                ("k", k, Some(DType::F32)),
+                ("v", v, Some(DType::F32)),
+            ],
+        )?;
+        for (name, t) in [("q", q), ("k", k), ("v", v)] {
+            if t.shape.len() != 2 {
+                return Err(Error::InvalidArgument(format!(
+                    "{what}: {name} must be [tokens, heads·width] but it is {:?}",
+                    t.shape
+                )));
+            }
+        }
+        let (tokens, width, v_width) = (q.shape[0], q.shape[1], v.shape[1]);
+        if k.shape[..] != q.shape[..] || v.shape[0] != tokens {
+            return Err(Error::ShapeMismatch(format!(
+                "{what}: q {:?} and k {:?} must have the same shape, and v {:?} as many rows",
+                q.shape, k.shape, v.shape
+            )));
+        }
+        if heads == 0 || !width.is_multiple_of(heads) || !v_width.is_multiple_of(heads) {
+            return Err(Error::InvalidArgument(format!(
+                "{what}: {heads} heads must divide the widths of q ({width}) and v ({v_width})"
+            )));
+        }
+        if let Some(at) = lengths.iter().position(|&n| n == 0) {
+            return Err(Error::InvalidArgument(format!(
+                "{what}: sequence {at} has length 0; leave empty sequences out (they have no rows)"
+            )));
+        }
+        let total = lengths
+            .iter()
+            .try_fold(0usize, |sum, &n| sum.checked_add(n));
+        if total != Some(tokens) {
+            return Err(Error::ShapeMismatch(format!(
+                "{what}: the {} sequence lengths must add up to the {tokens} rows of q",
+                lengths.len()
+            )));
+        }
+        let longest = lengths.iter().copied().max().unwrap_or(0);
+        let (_, scores_bytes) = self.checked_size(what, &[tokens, heads, longest], DType::F32)?;
+        let (_, out_bytes) = self.checked_size(what, &[tokens, v_width], DType::F32)?;
+        let live = self.live_bytes();
+        if live.saturating_add(out_bytes).saturating_add(scores_bytes) > self.limits().memory_quota
+        {
+            return Err(Error::QuotaExceeded(format!(
+                "{what} needs {out_bytes} bytes for its output and {scores_bytes} for its \
+                 scores with {live} bytes alive; the job's quota is {} bytes",
+                self.limits().memory_quota
+            )));
+        }
+        // Per sequence and head: the two products (2·n²·d and 2·n²·dv), the
+        // scale (n²) and the softmax (n²·(T + 4)).
+        let (d, dv) = ((width / heads) as u128, (v_width / heads) as u128);
+        let per_score = 2 * d + 2 * dv + 1 + TRANSCENDENTAL_FLOPS as u128 + 4;
+        let flops = lengths.iter().fold(0u128, |f, &n| {
+            f.saturating_add(
+                (n as u128)
+                    .saturating_mul(n as u128)
+                    .saturating_mul(heads as u128)
+                    .saturating_mul(per_score),
+            )
+        });
+        self.op(
+            what,
+            Op::Attention {
+                lengths: lengths.to_vec(),
+                heads,
+                scale,
+            },
+            &[q, k, v],
+            vec![tokens, v_width],
+            DType::F32,
+            flops,
+        )
+    }
+}
