@@ -3,9 +3,9 @@
 //! the outputs roots they make — must never move with a reworded message or
 //! a wasmtime upgrade. Changing one is a change of `SEMANTICS_VERSION`.
 
-use assay_protocol::{Failure, JobSpec, Outcome, outputs_root};
+use assay_protocol::{Failure, Outcome, outputs_root};
 
-use crate::{hostile, runtime};
+use crate::{hostile, hostile_spec, runtime};
 
 /// (hostile mode, outcome, the `error` output, blake3 outputs root as hex).
 const GOLDEN: &[(&str, Outcome, &str, &str)] = &[
@@ -89,22 +89,10 @@ const GOLDEN: &[(&str, Outcome, &str, &str)] = &[
     ),
 ];
 
-fn spec() -> JobSpec {
-    JobSpec {
-        fuel: 2_000_000_000,
-        memory_bytes: 256 << 20,
-        gpu_memory_bytes: 64 << 20,
-        work_budget: 1_000_000_000,
-        output_bytes: 8 << 20,
-        wall_clock_ms: 120_000,
-        ..JobSpec::default()
-    }
-}
-
 #[test]
 fn every_outcome_class_hashes_its_frozen_record() {
     let rt = runtime();
-    let spec = spec();
+    let spec = hostile_spec();
     let mut classes: Vec<Outcome> = Vec::new();
     for (mode, outcome, record, root) in GOLDEN {
         let r = hostile(&rt, mode, &spec);
@@ -135,7 +123,7 @@ fn every_outcome_class_hashes_its_frozen_record() {
 #[test]
 fn the_human_message_rides_beside_the_record_and_is_not_hashed() {
     let rt = runtime();
-    let r = hostile(&rt, "panic", &spec());
+    let r = hostile(&rt, "panic", &hostile_spec());
     let message = r.error.clone().unwrap_or_default();
     // wasmtime's trap text and the guest's panic message are for people...
     assert!(message.contains("panicked on purpose"), "{message}");
@@ -144,7 +132,7 @@ fn the_human_message_rides_beside_the_record_and_is_not_hashed() {
     let record = String::from_utf8_lossy(&r.outputs["error"]).into_owned();
     assert!(!record.contains("panicked"), "{record}");
     assert!(!record.contains("wasm trap"), "{record}");
-    let r = hostile(&rt, "guest-error", &spec());
+    let r = hostile(&rt, "guest-error", &hostile_spec());
     assert!(
         r.error.as_deref().unwrap_or("").contains("on purpose"),
         "{:?}",

@@ -50,6 +50,19 @@ pub(crate) fn hostile(rt: &Runtime, mode: &str, spec: &JobSpec) -> RunReport {
     run(rt, Guest::Hostile, Inputs::new(), &spec)
 }
 
+/// Limits small enough that every hostile mode hits its own one quickly.
+pub(crate) fn hostile_spec() -> JobSpec {
+    JobSpec {
+        fuel: 2_000_000_000,
+        memory_bytes: 256 << 20,
+        gpu_memory_bytes: 64 << 20,
+        work_budget: 1_000_000_000,
+        output_bytes: 8 << 20,
+        wall_clock_ms: 120_000,
+        ..JobSpec::default()
+    }
+}
+
 pub(crate) fn fingerprint(r: &RunReport) -> (String, Outcome, u64, u64, u64) {
     let b = &r.receipt.body;
     (

@@ -9,7 +9,7 @@ use assay_host_gpu::Device;
 use assay_protocol::{JobSpec, Outcome};
 use assay_runtime::{CacheHit, Error, FaultKind, Inputs};
 
-use crate::{fingerprint, hostile, matmul_inputs, run, runtime, runtime_with};
+use crate::{fingerprint, hostile, hostile_spec, matmul_inputs, run, runtime, runtime_with};
 
 #[test]
 fn matmul_is_correct_and_identical_over_20_runs() {
@@ -193,15 +193,7 @@ fn receipts_verify_and_tampering_fails() {
 #[test]
 fn hostile_guests_end_in_the_right_outcome_and_the_host_keeps_serving() {
     let rt = runtime();
-    let spec = JobSpec {
-        fuel: 2_000_000_000,
-        memory_bytes: 256 << 20,
-        gpu_memory_bytes: 64 << 20,
-        work_budget: 1_000_000_000,
-        output_bytes: 8 << 20,
-        wall_clock_ms: 120_000,
-        ..JobSpec::default()
-    };
+    let spec = hostile_spec();
     let cases: &[(&str, Outcome, &str)] = &[
         ("infinite-loop", Outcome::FuelExhausted, "fuel"),
         ("memory-bomb", Outcome::MemoryLimit, "memory limit"),
