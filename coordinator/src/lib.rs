@@ -7,8 +7,9 @@
 //! tick      the background work (lease expiry, sampling, settlement, …)
 //!    │
 //! store/    the SQL, one file per domain, each with its trait: jobs, leases,
-//!    │      receipts, checks, challenges, ledger (accounts), providers, nonces;
-//!    │      rows.rs (row readers) under them; sql/sqlite/postgres/schema at the bottom
+//!    │      receipts, epochs, checks, challenges, ledger (accounts), providers,
+//!    │      nonces; rows.rs (row readers) under them; sql/sqlite/postgres/schema
+//!    │      at the bottom
 //! rules/    the market's decisions as pure functions: money, checks, leases,
 //!    │      jobs, matching, challenge — no SQL, no gRPC, unit-tested
 //! types, state, config, ledger, error
@@ -25,7 +26,9 @@
 //!   replicas share one database; leasing uses `SELECT … FOR UPDATE SKIP
 //!   LOCKED`). Migrations are in [`schema`]. Every state change is one
 //!   transaction. A new store method goes in its domain's file, trait and
-//!   impl side by side.
+//!   impl side by side. A `dyn Store` has every method; code holding a
+//!   concrete [`SqlStore`] imports the traits with
+//!   `use assay_coordinator::store::prelude::*`.
 //! - [`rules`]: what the store and the services decide — escrow, pay and
 //!   slash splits ([`rules::money`]), a receipt's check-state transitions
 //!   and verdict decisions ([`rules::checks`]), a receipt against its lease

@@ -6,8 +6,9 @@
 use assay_protocol::{BlobRef, Hash32, JobSpec, NodeId, Receipt};
 use serde::{Deserialize, Serialize};
 
-pub use crate::rules::matching::ProviderView;
-use crate::state::{CheckReason, CheckRole, CheckState, JobState, LeaseState, ShardState};
+use crate::state::{
+    CheckReason, CheckRole, CheckState, HardwareState, JobState, LeaseState, ShardState,
+};
 
 /// A node's accounts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -387,5 +388,58 @@ impl JobView {
             .map(|s| s.receipt.as_ref().map(|r| r.receipt.body.outputs_root))
             .collect();
         roots.map(|r| assay_protocol::results_root(&r))
+    }
+}
+
+/// What the store knows of a provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderView {
+    /// Its node id.
+    pub id: NodeId,
+    /// µcr per million work units.
+    pub price: u64,
+    /// CPU cores.
+    pub cpu_cores: u32,
+    /// RAM.
+    pub memory_bytes: u64,
+    /// Number of GPUs.
+    pub gpu_count: u32,
+    /// The largest GPU's memory.
+    pub gpu_memory_bytes: u64,
+    /// Jobs it runs at once.
+    pub slots: u32,
+    /// Free slots at its last heartbeat.
+    pub free_slots: u32,
+    /// Its stake, µcr.
+    pub stake: u64,
+    /// Reliability, per mille.
+    pub reliability_permille: u64,
+    /// Last heard from, Unix ms.
+    pub last_seen_ms: u64,
+    /// Heard from within the liveness window.
+    pub online: bool,
+    /// Shards completed.
+    pub completed: u64,
+    /// Runs that ended in a provider fault.
+    pub faults: u64,
+    /// Leases that expired.
+    pub expired: u64,
+    /// Caught cheating: never matched again.
+    pub suspended: bool,
+    /// Its GPU claim passed the hardware challenge (or claims are not
+    /// challenged on this coordinator).
+    pub hardware_ok: bool,
+    /// Where its hardware challenge stands.
+    pub hardware_state: HardwareState,
+}
+
+impl ProviderView {
+    /// Memory tensors live in: the GPU's, or RAM for a CPU-only provider.
+    pub fn device_memory(&self) -> u64 {
+        if self.gpu_count > 0 {
+            self.gpu_memory_bytes
+        } else {
+            self.memory_bytes
+        }
     }
 }
