@@ -28,7 +28,7 @@ fn matmul_rows_do_not_depend_on_the_batch(name: &str, device: &Device) {
     let mut rng = Rng::new(11);
     let x = rng.uniform(b * sq * d, -1.0, 1.0);
     let w = rng.uniform(d * n, -0.1, 0.1);
-    let mut s = session(&device);
+    let mut s = session(device);
     let xt = up(&mut s, &[b, sq, d], x.clone());
     let wt = up(&mut s, &[d, n], w.clone());
     let full = bits!(s.matmul(&xt, &wt, false, false));
@@ -59,7 +59,7 @@ fn attention_scores_ignore_other_sequences_and_padding_keys(name: &str, device: 
     let mut rng = Rng::new(12);
     let q = rng.uniform(b * h * sq * dh, -1.0, 1.0);
     let k = rng.uniform(b * h * sq * dh, -1.0, 1.0);
-    let mut s = session(&device);
+    let mut s = session(device);
     let qt = up(&mut s, &[b, h, sq, dh], q.clone());
     let kt = up(&mut s, &[b, h, sq, dh], k.clone());
     let scores = bits!(s.matmul(&qt, &kt, false, true));
@@ -95,7 +95,7 @@ fn softmax_ignores_masked_padding_and_other_rows(name: &str, device: &Device) {
     let (rows, len, pad) = (12, 45, 19);
     let mut rng = Rng::new(13);
     let x = rng.uniform(rows * len, -8.0, 8.0);
-    let mut s = session(&device);
+    let mut s = session(device);
     let xt = up(&mut s, &[rows, len], x.clone());
     let plain = bits!(s.softmax(&xt));
     let one = up(&mut s, &[1, len], x[5 * len..6 * len].to_vec());
@@ -137,7 +137,7 @@ fn layer_norm_rows_do_not_depend_on_the_batch(name: &str, device: &Device) {
     let x = rng.uniform(rows * d, -3.0, 3.0);
     let g = rng.uniform(d, 0.5, 1.5);
     let beta = rng.uniform(d, -0.5, 0.5);
-    let mut s = session(&device);
+    let mut s = session(device);
     let (gt, bt) = (up(&mut s, &[d], g.clone()), up(&mut s, &[d], beta.clone()));
     let xt = up(&mut s, &[5, 10, d], x.clone());
     let full = bits!(s.layer_norm(&xt, &gt, &bt, 1e-12));
@@ -153,7 +153,7 @@ fn masked_mean_pool_ignores_padding_whatever_it_holds(name: &str, device: &Devic
     let (b, len, pad, d) = (4, 21, 11, 384);
     let mut rng = Rng::new(15);
     let x = rng.uniform(b * len * d, -2.0, 2.0);
-    let mut s = session(&device);
+    let mut s = session(device);
     let xt = up(&mut s, &[b, len, d], x.clone());
     let ones = up(&mut s, &[b, len], vec![1.0; b * len]);
     let plain = bits!(s.masked_mean_pool(&xt, &ones));

@@ -120,7 +120,7 @@ fn matmul_matches_the_dot_product_program(name: &str, device: &Device) {
             let bn: usize = b_shape.iter().product();
             let av = rng.edgy(an, 0.02);
             let bv = rng.edgy(bn, 0.02);
-            let mut s = session(&device);
+            let mut s = session(device);
             let (at, bt) = (up(&mut s, &a_shape, &av), up(&mut s, &b_shape, &bv));
             let got = out!(s.matmul(&at, &bt, ta, tb));
             let (av, bv) = (canon_all(&av), canon_all(&bv));
@@ -173,7 +173,7 @@ fn matmul_matches_the_dot_product_program(name: &str, device: &Device) {
                 }
             }
             let what = format!("matmul {a_shape:?}·{b_shape:?} ta={ta} tb={tb}");
-            assert_bits(&what, &name, &got, &want);
+            assert_bits(&what, name, &got, &want);
         }
     }
 }
@@ -204,7 +204,7 @@ fn a_weight_reused_as_b_keeps_the_dot_product_bits(name: &str, device: &Device) 
     // (384, 384) is 576 KiB: its panels get their own huge-page mapping.
     for (k, n) in [(300, 70), (9, 1100), (384, 384)] {
         let wv = rng.edgy(k * n, 0.02);
-        let mut s = session(&device);
+        let mut s = session(device);
         let wt = up(&mut s, &[k, n], &wv);
         let w = canon_all(&wv);
         for tb in [false, true, false] {
@@ -217,7 +217,7 @@ fn a_weight_reused_as_b_keeps_the_dot_product_bits(name: &str, device: &Device) 
                 let want = dot_program(&canon_all(&av), &w, (m, kk, nn), tb);
                 assert_bits(
                     &format!("reused weight m={m} k={kk} n={nn} tb={tb}"),
-                    &name,
+                    name,
                     &got,
                     &want,
                 );
@@ -228,7 +228,7 @@ fn a_weight_reused_as_b_keeps_the_dot_product_bits(name: &str, device: &Device) 
             let want = dot_program(&canon_all(&av), &w, (15, kk, nn), tb);
             assert_bits(
                 &format!("batched A, reused weight tb={tb}"),
-                &name,
+                name,
                 &got,
                 &want,
             );
@@ -254,7 +254,7 @@ fn attention_is_per_sequence_and_head_the_scores_scale_softmax_and_context(
         (&[6, 6], 2, 0, 2, 1.0),
         (&[9, 4], 1, 3, 5, 3.0e37),
     ];
-    let mut s = session(&device);
+    let mut s = session(device);
     for &(lengths, heads, d, dv, scale) in &cases {
         let tokens: usize = lengths.iter().sum();
         let (width, v_width) = (heads * d, heads * dv);
@@ -292,7 +292,7 @@ fn attention_is_per_sequence_and_head_the_scores_scale_softmax_and_context(
                 let what = format!(
                     "attention lengths={lengths:?} heads={heads} d={d} dv={dv} scale={scale:e}: sequence at {start}, head {h}"
                 );
-                assert_bits(&what, &name, &got_head, &want);
+                assert_bits(&what, name, &got_head, &want);
             }
             start += n;
         }
@@ -363,7 +363,7 @@ fn linear_is_the_dot_product_then_the_bias_add_then_the_activation(name: &str, d
     for (k, n) in [(0, 5), (7, 3), (300, 70), (33, 600)] {
         let wv = rng.edgy(k * n, 0.02);
         let bv = rng.edgy(n, 0.05);
-        let mut s = session(&device);
+        let mut s = session(device);
         let bias = up(&mut s, &[n], &bv);
         for tw in [false, true] {
             let w_shape = if tw { [n, k] } else { [k, n] };
@@ -390,7 +390,7 @@ fn linear_is_the_dot_product_then_the_bias_add_then_the_activation(name: &str, d
                         let what = format!(
                             "linear m={m} k={k} n={n} tw={tw} batch={batch} {activation:?} ({use_} use)"
                         );
-                        assert_bits(&what, &name, &got, &separate);
+                        assert_bits(&what, name, &got, &separate);
                         let want: Vec<f32> = dots
                             .iter()
                             .enumerate()
@@ -403,7 +403,7 @@ fn linear_is_the_dot_product_then_the_bias_add_then_the_activation(name: &str, d
                                 }
                             })
                             .collect();
-                        assert_bits(&what, &name, &got, &want);
+                        assert_bits(&what, name, &got, &want);
                     }
                 }
             }
@@ -433,16 +433,16 @@ fn unary_ops_match_their_scalar_programs(name: &str, device: &Device) {
     }
     let mut rng = Rng::new(2);
     let x = rng.edgy(3 * 3004, 0.1);
-    let mut s = session(&device);
+    let mut s = session(device);
     let t = up(&mut s, &[3, 3004], &x);
     for &(op, f) in &ops {
         let got = out!(s.unary(op, &t));
         let want: Vec<f32> = canon_all(&x).iter().map(|&v| f(v)).collect();
-        assert_bits(&format!("{op:?}"), &name, &got, &want);
+        assert_bits(&format!("{op:?}"), name, &got, &want);
     }
     let got = out!(s.scale(&t, -0.37));
     let want: Vec<f32> = canon_all(&x).iter().map(|&v| v * -0.37).collect();
-    assert_bits("scale", &name, &got, &want);
+    assert_bits("scale", name, &got, &want);
 }
 
 test_device!(binary_ops_broadcast_like_numpy);
@@ -472,7 +472,7 @@ fn binary_ops_broadcast_like_numpy(name: &str, device: &Device) {
     for &(sa, sb) in pairs {
         let av = rng.edgy(sa.iter().product(), 0.15);
         let bv = rng.edgy(sb.iter().product(), 0.15);
-        let mut s = session(&device);
+        let mut s = session(device);
         let (at, bt) = (up(&mut s, sa, &av), up(&mut s, sb, &bv));
         let (av, bv) = (canon_all(&av), canon_all(&bv));
         let rank = sa.len().max(sb.len());
@@ -505,7 +505,7 @@ fn binary_ops_broadcast_like_numpy(name: &str, device: &Device) {
             let want: Vec<f32> = (0..total)
                 .map(|i| f(av[at_index(&pa, i)], bv[at_index(&pb, i)]))
                 .collect();
-            assert_bits(&format!("{op:?} {sa:?} {sb:?}"), &name, &got, &want);
+            assert_bits(&format!("{op:?} {sa:?} {sb:?}"), name, &got, &want);
         }
     }
 }
@@ -534,7 +534,7 @@ fn row_reductions_use_the_32_lane_order(name: &str, device: &Device) {
                 .iter()
                 .map(|v| v * 10f32.powi((rng.below(13) as i32) - 6))
                 .collect();
-            let mut s = session(&device);
+            let mut s = session(device);
             let t = up(&mut s, &[rows, n], &x);
             let xc = canon_all(&x);
             let row = |r: usize| &xc[r * n..(r + 1) * n];
@@ -542,14 +542,14 @@ fn row_reductions_use_the_32_lane_order(name: &str, device: &Device) {
             let sum: Vec<f32> = (0..rows).map(|r| lanes(row(r), |a, v| a + v)).collect();
             assert_bits(
                 &format!("sum {what}"),
-                &name,
+                name,
                 &out!(s.reduce(ReduceOp::Sum, &t)),
                 &sum,
             );
             let mean: Vec<f32> = sum.iter().map(|v| v / n as f32).collect();
             assert_bits(
                 &format!("mean {what}"),
-                &name,
+                name,
                 &out!(s.reduce(ReduceOp::Mean, &t)),
                 &mean,
             );
@@ -558,7 +558,7 @@ fn row_reductions_use_the_32_lane_order(name: &str, device: &Device) {
                 .collect();
             assert_bits(
                 &format!("max {what}"),
-                &name,
+                name,
                 &out!(s.reduce(ReduceOp::Max, &t)),
                 &max,
             );
@@ -567,7 +567,7 @@ fn row_reductions_use_the_32_lane_order(name: &str, device: &Device) {
                 .collect();
             assert_bits(
                 &format!("min {what}"),
-                &name,
+                name,
                 &out!(s.reduce(ReduceOp::Min, &t)),
                 &min,
             );
@@ -582,7 +582,7 @@ fn row_reductions_use_the_32_lane_order(name: &str, device: &Device) {
             }
             assert_bits(
                 &format!("softmax {what}"),
-                &name,
+                name,
                 &out!(s.softmax(&t)),
                 &want,
             );
@@ -603,7 +603,7 @@ fn row_reductions_use_the_32_lane_order(name: &str, device: &Device) {
             }
             assert_bits(
                 &format!("layer_norm {what}"),
-                &name,
+                name,
                 &out!(s.layer_norm(&t, &g, &b, eps)),
                 &want,
             );
@@ -616,7 +616,7 @@ fn row_reductions_use_the_32_lane_order(name: &str, device: &Device) {
             }
             assert_bits(
                 &format!("rms_norm {what}"),
-                &name,
+                name,
                 &out!(s.rms_norm(&t, &g, eps)),
                 &want,
             );
@@ -629,7 +629,7 @@ fn row_reductions_use_the_32_lane_order(name: &str, device: &Device) {
             }
             assert_bits(
                 &format!("l2 {what}"),
-                &name,
+                name,
                 &out!(s.l2_normalize(&t, 1e-12)),
                 &want,
             );
@@ -674,7 +674,7 @@ fn masked_mean_pool_skips_masked_positions(name: &str, device: &Device) {
                 }
             })
             .collect();
-        let mut s = session(&device);
+        let mut s = session(device);
         let (xt, mt) = (up(&mut s, &[b, sq, d], &x), up(&mut s, &[b, sq], &mask));
         let x = canon_all(&x);
         let mut want = Vec::new();
@@ -699,7 +699,7 @@ fn masked_mean_pool_skips_masked_positions(name: &str, device: &Device) {
         let got = out!(s.masked_mean_pool(&xt, &mt));
         assert_bits(
             &format!("masked_mean_pool {b}x{sq}x{d}"),
-            &name,
+            name,
             &got,
             &want,
         );
@@ -722,7 +722,7 @@ fn conv2d_and_max_pool_match_direct_loops(name: &str, device: &Device) {
         let x = rng.edgy(n * c * h * w, 0.03);
         let wt = rng.edgy(o * c * kh * kw, 0.03);
         let bias = rng.uniform(o, -1.0, 1.0);
-        let mut s = session(&device);
+        let mut s = session(device);
         let xt = up(&mut s, &[n, c, h, w], &x);
         let wtt = up(&mut s, &[o, c, kh, kw], &wt);
         let bt = up(&mut s, &[o], &bias);
@@ -759,7 +759,7 @@ fn conv2d_and_max_pool_match_direct_loops(name: &str, device: &Device) {
             }
         }
         let what = format!("conv2d x[{n},{c},{h},{w}] w[{o},{c},{kh},{kw}] s{sh},{sw} p{ph},{pw}");
-        assert_bits(&what, &name, &got, &want);
+        assert_bits(&what, name, &got, &want);
 
         if c == 0 || ph > kh / 2 || pw > kw / 2 {
             continue;
@@ -785,14 +785,14 @@ fn conv2d_and_max_pool_match_direct_loops(name: &str, device: &Device) {
                 }
             }
         }
-        assert_bits(&format!("max_pool2d of {what}"), &name, &got, &want);
+        assert_bits(&format!("max_pool2d of {what}"), name, &got, &want);
     }
 }
 
 test_device!(layout_ops_move_bits_unchanged);
 fn layout_ops_move_bits_unchanged(name: &str, device: &Device) {
     let mut rng = Rng::new(7);
-    let mut s = session(&device);
+    let mut s = session(device);
     let shape = [3, 5, 7, 2];
     let x = rng.edgy(shape.iter().product(), 0.2);
     let xt = up(&mut s, &shape, &x);
@@ -811,7 +811,7 @@ fn layout_ops_move_bits_unchanged(name: &str, device: &Device) {
             }
         }
     }
-    assert_bits("permute", &name, &got, &want);
+    assert_bits("permute", name, &got, &want);
 
     let got = out!(s.slice(&xt, 2, 2, 6));
     let mut want = Vec::new();
@@ -824,7 +824,7 @@ fn layout_ops_move_bits_unchanged(name: &str, device: &Device) {
             }
         }
     }
-    assert_bits("slice", &name, &got, &want);
+    assert_bits("slice", name, &got, &want);
 
     let y = rng.edgy(3 * 2 * 7 * 2, 0.2);
     let yt = up(&mut s, &[3, 2, 7, 2], &y);
@@ -836,7 +836,7 @@ fn layout_ops_move_bits_unchanged(name: &str, device: &Device) {
         want.extend_from_slice(&y[a * 28..(a + 1) * 28]);
         want.extend_from_slice(&x[a * 70..(a + 1) * 70]);
     }
-    assert_bits("concat", &name, &got, &want);
+    assert_bits("concat", name, &got, &want);
 
     let table = rng.edgy(11 * 6, 0.2);
     let tt = up(&mut s, &[11, 6], &table);
@@ -848,7 +848,7 @@ fn layout_ops_move_bits_unchanged(name: &str, device: &Device) {
         .iter()
         .flat_map(|&i| table[i as usize * 6..i as usize * 6 + 6].to_vec())
         .collect();
-    assert_bits("gather", &name, &got, &want);
+    assert_bits("gather", name, &got, &want);
 
     let casted = s.cast(&xt, DType::I32).expect("cast");
     let want: Vec<i32> = x.iter().map(|&v| v as i32).collect();
@@ -859,5 +859,5 @@ fn layout_ops_move_bits_unchanged(name: &str, device: &Device) {
     );
     let back = out!(s.cast(&casted, DType::F32));
     let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
-    assert_bits("cast i32→f32", &name, &back, &want);
+    assert_bits("cast i32→f32", name, &back, &want);
 }
