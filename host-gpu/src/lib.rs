@@ -12,10 +12,15 @@
 //! - [`Session`]: one per job. It validates shapes and arguments, computes
 //!   each op's [`Work`] and output size from shapes alone, enforces the job's
 //!   GPU memory quota (live tensor bytes) and work budget *before* launching
-//!   anything, and keeps the work meter.
+//!   anything, and keeps the work meter. `session.rs` holds that order and
+//!   the machinery; each op family (`src/ops/matmul.rs`, `elementwise.rs`,
+//!   `reduce.rs`, `norm.rs`, `layout.rs`, `conv.rs`, `attention.rs`,
+//!   `transfer.rs`) adds its methods, shape rules and work formulas to
+//!   `Session` in its own file.
 //! - [`Op`]: a validated op with its parameters, handed to a backend.
 //! - [`Backend`]: executes ops on a device. The CPU backend is always built;
-//!   CUDA is a cargo feature. Backend-specific types never leave
+//!   CUDA is a cargo feature, asked about in one place
+//!   (`src/backend/cuda_switch/`). Backend-specific types never leave
 //!   `src/backend/<name>/`.
 //!
 //! With the `cuda` (or `cuda-13`) feature, [`Device::accelerators`] and

@@ -697,12 +697,7 @@ fn masked_mean_pool_skips_masked_positions(name: &str, device: &Device) {
             );
         }
         let got = out!(s.masked_mean_pool(&xt, &mt));
-        assert_bits(
-            &format!("masked_mean_pool {b}x{sq}x{d}"),
-            name,
-            &got,
-            &want,
-        );
+        assert_bits(&format!("masked_mean_pool {b}x{sq}x{d}"), name, &got, &want);
     }
 }
 
