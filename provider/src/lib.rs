@@ -38,6 +38,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cheat;
+mod error;
 pub mod journal;
 pub mod metrics;
 
@@ -56,44 +57,11 @@ use assay_runtime::{RunReport, Runtime};
 use prometheus_client::registry::Registry;
 use tonic::transport::Channel;
 
+pub use crate::error::Error;
+
 use crate::cheat::Cheat;
 use crate::journal::Journal;
 use crate::metrics::Metrics;
-
-/// Errors of the provider daemon.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Talking to the coordinator failed.
-    #[error(transparent)]
-    Proto(#[from] assay_proto::Error),
-    /// The worker loop stopped with an error.
-    #[error(transparent)]
-    Daemon(#[from] assay_daemon::Error),
-    /// The sandbox failed.
-    #[error(transparent)]
-    Runtime(#[from] assay_runtime::Error),
-    /// A local file failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// Something that should not happen.
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl Error {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
-    }
-}
 
 /// The machine as registered.
 #[derive(Debug, Clone, PartialEq, Eq)]
