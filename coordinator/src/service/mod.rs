@@ -4,7 +4,7 @@
 //! window, then the nonce is recorded in the store so a replay is refused
 //! with `ALREADY_EXISTS`), checks it against [`crate::rules`] where a rule
 //! applies before the store, and makes one [`Store`] call on a blocking
-//! thread (store calls are synchronous database transactions); [`wire`]
+//! thread (store calls are synchronous database transactions); `wire.rs`
 //! turns the answer into protobuf. The background work is [`crate::tick`].
 
 use std::net::SocketAddr;
