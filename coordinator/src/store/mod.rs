@@ -97,3 +97,64 @@ impl<B: Backend> Store for SqlStore<B> {
         &self.cfg
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::state::{CheckState, CheckStatus, HardwareState, LeaseState, ShardState};
+
+    /// The quoted words of a SQL fragment that follows `state ` (`= 'x'`,
+    /// `<> 'x'` or `IN ('x', 'y')`).
+    fn quoted_after_state(rest: &str) -> Vec<&str> {
+        let single = rest.strip_prefix("= '").or(rest.strip_prefix("<> '"));
+        if let Some(r) = single {
+            return r.split('\'').next().into_iter().collect();
+        }
+        let Some(r) = rest.strip_prefix("IN (") else {
+            return Vec::new();
+        };
+        r.split(')')
+            .next()
+            .unwrap_or("")
+            .split(',')
+            .filter_map(|w| w.trim().strip_prefix('\'')?.split('\'').next())
+            .collect()
+    }
+
+    /// The SQL spells states as literals (partial indexes need them); every
+    /// such literal must be the stored text of a state enum, so renaming a
+    /// variant's text cannot leave a query looking for a word nobody writes.
+    #[test]
+    fn state_literals_in_sql_are_stored_state_words() {
+        let sources = [
+            include_str!("challenges.rs"),
+            include_str!("checks.rs"),
+            include_str!("epochs.rs"),
+            include_str!("jobs.rs"),
+            include_str!("leases.rs"),
+            include_str!("providers.rs"),
+            include_str!("receipts.rs"),
+            include_str!("rows.rs"),
+            include_str!("schema.rs"),
+        ];
+        let known = |w: &str| {
+            ShardState::parse(w).is_ok()
+                || LeaseState::parse(w).is_ok()
+                || CheckState::parse(w).is_ok()
+                || CheckStatus::parse(w).is_ok()
+                || HardwareState::parse(w).is_ok()
+        };
+        let mut seen = 0;
+        for src in sources {
+            for (at, _) in src.match_indices("state ") {
+                for word in quoted_after_state(&src[at + "state ".len()..]) {
+                    assert!(known(word), "SQL state literal {word:?} is no state's text");
+                    seen += 1;
+                }
+            }
+        }
+        assert!(
+            seen > 20,
+            "found only {seen} state literals: is the scan broken?"
+        );
+    }
+}
