@@ -467,8 +467,42 @@ fn state_survives_reopen<B: Backend>(db: Db<'_, B>) {
     assert_eq!(s.verify_ledger().expect("verify").entries, 2);
 }
 
+/// One background tick expires the lease of a provider that vanished and,
+/// once the challenge window passes, settles the receipts that are due.
+fn a_tick_expires_lost_leases_and_settles_due_receipts<B: Backend>(db: Db<'_, B>) {
+    use assay_coordinator::tick::{TickReport, tick};
+    let s = db(cfg());
+    let r = key(1);
+    let (a, b) = (key(2), key(3));
+    s.mint(&r.id(), 10_000, "m", 0).expect("mint");
+    s.register(&provider(&a, 50, 1 << 30), 0, 0).expect("reg");
+    s.register(&provider(&b, 50, 1 << 30), 0, 0).expect("reg");
+    let job = new_job(&r, 1, 1, 100);
+    s.submit_job(&job, 0).expect("job");
+    assert_eq!(s.take_leases(&a.id(), 1, 10).expect("a").len(), 1);
+    assert_eq!(tick(&s, 20, true).expect("tick"), TickReport::default());
+    let expired = tick(&s, 1_600, false).expect("tick");
+    assert_eq!(expired.expired, 1, "{expired:?}");
+    let lb = s.take_leases(&b.id(), 1, 1_700).expect("b");
+    assert_eq!(lb.len(), 1);
+    let (_, settle_at) = s
+        .submit_receipt(&receipt_for(&s, &lb[0], &b), 1_800)
+        .expect("receipt");
+    assert_eq!(tick(&s, settle_at - 1, false).expect("tick").settled, 0);
+    assert_eq!(tick(&s, settle_at, false).expect("tick").settled, 1);
+    assert_eq!(
+        s.job(&job.id, settle_at)
+            .expect("job")
+            .expect("exists")
+            .state(),
+        JobState::Settled
+    );
+    ledger_ok(&s);
+}
+
 both_backends!(
     ledger_mint_stake_and_overdraft,
+    a_tick_expires_lost_leases_and_settles_due_receipts,
     escrow_covers_max_price_times_budgets,
     matching_respects_hardware_price_and_prefers_cheapest,
     shards_spread_across_providers,
