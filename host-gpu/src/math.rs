@@ -94,7 +94,7 @@
 //!
 //! # Measured accuracy
 //!
-//! The contract (SEMANTICS.md) asks for ≤ 2 ulp; all four are within 1 ulp of
+//! The accuracy target is ≤ 2 ulp; all four are within 1 ulp of
 //! the correctly rounded result over **every** f32 input (all 2^32 bit
 //! patterns, `ASSAY_MATH_EXHAUSTIVE=1`, about 10 CPU-minutes in release).
 //! "max ulp" is the distance on the ordered bit patterns to the f64 reference
