@@ -62,7 +62,7 @@ use sql::Backend;
 /// Every domain trait, for callers that hold a concrete [`SqlStore`]
 /// (`use assay_coordinator::store::prelude::*;`); a `dyn Store` needs none.
 pub mod prelude {
-    pub use super::{
+    pub use crate::store::{
         Accounts, Challenges, Checks, Epochs, Jobs, Leases, Nonces, Providers, Receipts, Store,
     };
 }
