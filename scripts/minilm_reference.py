@@ -7,7 +7,7 @@ files `assay model fetch` put in the cache, and writes
 examples/minilm-embed/testdata/reference.json: the sentences, the token ids of
 each (sentence-transformers' own tokenization, padding removed), the
 embeddings (float32 values, written exactly), and the versions used.
-cli/tests/minilm.rs compares the guest's outputs with it.
+cli/tests/all/minilm.rs compares the guest's outputs with it.
 
 Lines are read as the guest reads them: split at "\\n" (a "\\r" before it
 dropped), no empty line after a final newline; an empty line is a sentence.

@@ -21,7 +21,7 @@
 //!    market at the default `p`: how many receipts it committed before it was
 //!    caught (one sample of the geometric law with mean `1/(p·f)` = 400).
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/all/common.rs"]
 mod common;
 #[path = "../src/model_store.rs"]
 mod model_store;

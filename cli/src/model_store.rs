@@ -12,7 +12,7 @@
 //! set, else `$XDG_CACHE_HOME/assay/models/<model>/`, else
 //! `~/.cache/assay/models/<model>/`.
 //!
-//! This file is also compiled into `cli/tests/minilm.rs` (with `#[path]`),
+//! This file is also compiled into the CLI's tests (`cli/tests/all`, with `#[path]`),
 //! so the tests find the model exactly where the CLI puts it.
 
 #![allow(dead_code)]

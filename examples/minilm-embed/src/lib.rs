@@ -64,7 +64,7 @@
 //! padded positions. Sorting, batching and packing change which rows sit
 //! together, never a value.
 //!
-//! `cli/tests/minilm.rs` checks it: batch sizes 1, 7 and 32 give the same bytes.
+//! `cli/tests/all/minilm.rs` checks it: batch sizes 1, 7 and 32 give the same bytes.
 
 #![forbid(unsafe_code)]
 

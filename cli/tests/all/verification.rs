@@ -6,15 +6,13 @@
 //! verifiers on other thread counts never produce a mismatch; and the ledger
 //! balances to the µcr through all of it.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use assay_protocol::market::{billable_units, cost};
 use assay_protocol::{Hash32, Receipt};
-use common::*;
 use serde_json::Value;
 
 const STAKE: u64 = 1_000_000;

@@ -3,8 +3,6 @@
 //! the refusal tests, raw gRPC calls). Short lease, heartbeat and settlement
 //! times keep every test to seconds; every wait is bounded.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -17,7 +15,7 @@ use assay_proto::pb::renter_client::RenterClient;
 use assay_protocol::market::{billable_units, cost};
 use assay_protocol::{Hash32, NodeKey, Receipt, results_root};
 
-use common::*;
+use crate::common::*;
 
 /// What a settled shard must have paid: (payment, fee).
 fn expected_pay(receipt: &Receipt, price: u64, escrow: u64) -> (u64, u64) {
@@ -327,6 +325,16 @@ fn restart_mid_flight(extra: &[&str]) {
         "the lease survived the restart: {s:#}"
     );
     assert_eq!(s["shards"][0]["outcome"], "fuel-exhausted");
+    // The failure's message for people travels beside the result: whole in
+    // --json, its first line in the human view, in .assay/error.txt.
+    let fuel_message = "fuel exhausted: the guest used all the fuel of its spec";
+    assert_eq!(s["shards"][0]["message"], fuel_message, "{s:#}");
+    let human = ok(assay(&renter, &url, &["job", "status", &job]));
+    let human = String::from_utf8_lossy(&human.stdout).to_string();
+    assert!(
+        human.contains(&format!("message: {fuel_message}")),
+        "{human}"
+    );
     // The blobs and the ledger survived too.
     let out = root.join("out");
     ok(assay(
@@ -334,7 +342,14 @@ fn restart_mid_flight(extra: &[&str]) {
         &url,
         &["job", "outputs", &job, "--out", &out.to_string_lossy()],
     ));
-    assert!(out.join("error").exists());
+    // `error` is the hashed failure record; the message is never in it.
+    let record = std::fs::read_to_string(out.join("error")).expect("error output");
+    assert_eq!(record, r#"{"kind":"fuel-exhausted","version":1}"#);
+    let message = std::fs::read_to_string(out.join(".assay/error.txt")).expect("error.txt");
+    assert_eq!(message, fuel_message);
+    let shard_message =
+        std::fs::read_to_string(out.join(".assay/shard-0/error.txt")).expect("shard error.txt");
+    assert_eq!(shard_message, fuel_message);
     let v = ok(assay(&renter, &url, &["ledger", "verify"]));
     let text = String::from_utf8_lossy(&v.stdout).to_string();
     // mint, escrow, provider faucet + stake, pay, fee, refund.
@@ -531,6 +546,7 @@ fn bad_requests_are_refused_with_clear_errors() {
                     lease_id: lease,
                     receipt: Some(pb::Receipt::from(&receipt)),
                     outputs: vec![],
+                    failure_message: String::new(),
                 },
             )
         };
@@ -550,6 +566,26 @@ fn bad_requests_are_refused_with_clear_errors() {
             .expect_err("no lease");
         assert_eq!(e.code(), tonic::Code::NotFound);
         assert!(e.message().contains("no lease"), "{}", e.message());
+        let long = signed(
+            &p2,
+            pb::SubmitReceiptRequest {
+                auth: None,
+                lease_id: leases[0].lease_id.clone(),
+                receipt: Some(pb::Receipt::from(&receipt)),
+                outputs: vec![],
+                failure_message: "x".repeat(assay_proto::FAILURE_MESSAGE_MAX_BYTES + 1),
+            },
+        );
+        let e = pc
+            .submit_receipt(long)
+            .await
+            .expect_err("a failure message longer than is kept");
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert!(
+            e.message().contains("failure message"),
+            "{}",
+            e.message()
+        );
     });
 
     // Through the CLI: a renter without credits is told what to do.
@@ -782,8 +818,7 @@ fn split_inputs_give_each_shard_only_its_lines() {
     });
 }
 
-#[path = "../src/model_store.rs"]
-mod model_store;
+use crate::model_store;
 
 #[test]
 fn minilm_in_two_shards_with_split_text_matches_local_runs() {

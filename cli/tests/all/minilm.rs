@@ -28,8 +28,7 @@
 //! visible SKIPPED line and pass, unless `ASSAY_REQUIRE_MODEL=1`, where
 //! they fail. The model-store tests at the bottom need no model.
 
-#[path = "../src/model_store.rs"]
-mod model_store;
+use crate::model_store;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -781,7 +780,7 @@ fn host_replica_matches_the_guest_and_shows_where_time_goes() {
     else {
         return;
     };
-    let text = include_str!("../src/demo_sentences.txt");
+    let text = include_str!("../../src/demo_sentences.txt");
     let rt = runtime(Device::cpu_with_threads(2));
     let guest = embed(&rt, &inputs(&model, text.as_bytes()), 16);
     let ids: Vec<Vec<i32>> =

@@ -1,0 +1,14 @@
+//! The CLI's tests, one binary (one link, one copy of the sandbox on disk):
+//! `assay run` (`run`), the MiniLM job (`minilm`), the network end to end
+//! with separate `assay` processes on loopback (`network`), and sampled
+//! verification, disputes and slashing (`verification`). `common` starts
+//! coordinators, providers and verifiers and waits for them.
+
+mod common;
+mod minilm;
+mod network;
+mod run;
+mod verification;
+
+#[path = "../../src/model_store.rs"]
+mod model_store;
