@@ -142,6 +142,10 @@ pub struct ReceiptSubmission {
     pub outputs: Vec<BlobRef>,
     /// Billable units (`fuel_used + flops + bytes`).
     pub units: u64,
+    /// For a failed run: what went wrong, for people (empty otherwise). Kept
+    /// beside the receipt, never hashed: not part of its id, the outputs
+    /// root or any ledger entry.
+    pub failure_message: String,
 }
 
 /// A recorded receipt.
@@ -171,6 +175,9 @@ pub struct ReceiptRecord {
     pub check_state: CheckState,
     /// Why it was checked (`None`: it was not).
     pub check_reason: Option<CheckReason>,
+    /// For a failed run: the provider's message for people (empty
+    /// otherwise; never hashed).
+    pub failure_message: String,
 }
 
 /// One shard of a job, as the renter sees it.

@@ -297,6 +297,7 @@ signed!(SubmitReceiptRequest, |m, e| {
     e.bytes(&m.lease_id);
     receipt(e, m.receipt.as_ref());
     blob_refs(e, &m.outputs);
+    e.str(&m.failure_message);
 });
 signed!(ReturnLeaseRequest, |m, e| {
     e.bytes(&m.lease_id).u8(u8::from(m.fault)).str(&m.reason);
@@ -326,6 +327,33 @@ mod tests {
 
     fn key(b: u8) -> NodeKey {
         NodeKey::from_seed([b; 32])
+    }
+
+    #[test]
+    fn a_receipts_failure_message_cannot_be_altered_in_flight() {
+        let mut req = pb::SubmitReceiptRequest {
+            lease_id: vec![1; 32],
+            failure_message: "trap: out of fuel".into(),
+            ..Default::default()
+        };
+        sign_with(&key(1), &mut req, 42, 10_000);
+        assert!(verify(&req, 5_000, 60_000).is_ok());
+        let mut changed = req.clone();
+        changed.failure_message = "all is well".into();
+        assert!(matches!(
+            verify(&changed, 5_000, 60_000),
+            Err(Error::BadSignature { .. })
+        ));
+    }
+
+    #[test]
+    fn a_failure_message_is_cut_on_a_char_boundary() {
+        assert_eq!(crate::failure_message("short"), "short");
+        // "a" then two-byte chars: the limit (even) falls inside one.
+        let long = format!("a{}", "é".repeat(crate::FAILURE_MESSAGE_MAX_BYTES));
+        let cut = crate::failure_message(&long);
+        assert_eq!(cut.len(), crate::FAILURE_MESSAGE_MAX_BYTES - 1);
+        assert!(long.starts_with(cut));
     }
 
     #[test]

@@ -54,6 +54,23 @@ pub mod pb {
 /// Largest chunk of a blob in one stream message.
 pub const CHUNK_BYTES: usize = 1 << 20;
 
+/// The most bytes of a failed run's message for people
+/// (`SubmitReceiptRequest.failure_message`): a provider cuts it to this, the
+/// coordinator refuses more.
+pub const FAILURE_MESSAGE_MAX_BYTES: usize = 4096;
+
+/// `message` cut to at most [`FAILURE_MESSAGE_MAX_BYTES`], on a char boundary.
+pub fn failure_message(message: &str) -> &str {
+    if message.len() <= FAILURE_MESSAGE_MAX_BYTES {
+        return message;
+    }
+    let mut end = FAILURE_MESSAGE_MAX_BYTES;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    &message[..end]
+}
+
 /// Current Unix time in milliseconds.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -375,6 +375,7 @@ impl Work for Provider {
             lease_id: d.lease.0.to_vec(),
             receipt: Some(pb::Receipt::from(&d.report.receipt)),
             outputs: convert::blob_refs_to_pb(&d.outputs),
+            failure_message: failure_message(&d.report),
         };
         assay_daemon::sign(self.key(), &mut req)?;
         let resp = self.client().submit_receipt(req).await?.into_inner();
@@ -405,6 +406,15 @@ impl Work for Provider {
 
     fn finished(&self, id: &Hash32) {
         self.journal.end(id);
+    }
+}
+
+/// What a failed run's renter reads beside the failure record (never hashed),
+/// cut to what the coordinator keeps; empty for a success.
+fn failure_message(report: &RunReport) -> String {
+    match (&report.receipt.body.outcome, &report.error) {
+        (assay_protocol::Outcome::Success, _) | (_, None) => String::new(),
+        (_, Some(message)) => assay_proto::failure_message(message).to_owned(),
     }
 }
 

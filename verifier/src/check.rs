@@ -475,6 +475,7 @@ mod tests {
                 committed_at_ms: 1,
                 epoch: 7,
                 rate_ppm: 1_000_000,
+                failure_message: String::new(),
             }),
             component_hash: component.0.to_vec(),
             component_size: 15,

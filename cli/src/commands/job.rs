@@ -112,6 +112,9 @@ pub fn main(args: JobArgs) -> Result<u8, Failure> {
                             line.push_str(&format!("  paid {} credits", credits(x.paid)));
                         }
                     }
+                    if let Some(first) = x.failure_message.lines().next() {
+                        line.push_str(&format!("\n              message: {first}"));
+                    }
                     if !x.why_not_matched.is_empty() {
                         line.push_str(&format!(
                             "\n              why not matched: {}",
@@ -157,6 +160,7 @@ pub fn main(args: JobArgs) -> Result<u8, Failure> {
                     )));
                 }
                 let mut joined: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+                let mut messages = Vec::new();
                 for x in &s.shards {
                     let dir = out.join(".assay").join(format!("shard-{}", x.index));
                     std::fs::create_dir_all(&dir)
@@ -180,7 +184,13 @@ pub fn main(args: JobArgs) -> Result<u8, Failure> {
                         std::fs::write(dir.join("receipt.json"), text)
                             .map_err(|e| Failure::fault(anyhow::anyhow!("{e}")))?;
                     }
+                    write_message(&dir, &x.failure_message).map_err(Failure::usage)?;
+                    if !x.failure_message.is_empty() {
+                        messages.push((x.index, x.failure_message.as_str()));
+                    }
                 }
+                write_message(&out.join(".assay"), &failure_messages(s.shards.len(), &messages))
+                    .map_err(Failure::usage)?;
                 for (name, bytes) in &joined {
                     std::fs::write(out.join(name), bytes)
                         .with_context(|| format!("writing {}", out.join(name).display()))
@@ -228,6 +238,32 @@ pub fn main(args: JobArgs) -> Result<u8, Failure> {
             }
         }
     })
+}
+
+/// Writes a failure's message for people to `dir/error.txt` (as `assay run`
+/// does: beside the hashed record in `error`, never in it), or removes a
+/// stale one when there is none.
+fn write_message(dir: &std::path::Path, message: &str) -> anyhow::Result<()> {
+    let path = dir.join("error.txt");
+    if !message.is_empty() {
+        std::fs::write(&path, message).with_context(|| format!("writing {}", path.display()))?;
+    } else if path.exists() {
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The job's failure messages as one text: a one-shard job's message as is
+/// (what `assay run` writes); for several shards, each under its index.
+fn failure_messages(shards: usize, messages: &[(u32, &str)]) -> String {
+    match messages {
+        [(_, only)] if shards == 1 => (*only).to_string(),
+        _ => messages
+            .iter()
+            .map(|(i, m)| format!("shard {i}:\n{m}\n"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
 }
 
 /// The guarantee in force, in words.

@@ -332,6 +332,8 @@ pub fn status_json(s: &pb::JobStatus) -> serde_json::Value {
                 "outputs_root": receipt.as_ref().map(|r| r.body.outputs_root),
                 "receipt_id": receipt.as_ref().map(|r| r.id()),
                 "receipt": receipt,
+                // A failed run's message for people (not hashed), whole.
+                "message": (!x.failure_message.is_empty()).then_some(&x.failure_message),
                 "outputs": x.outputs.iter().map(|o| json!({"name": o.name, "hash": hex(&o.hash), "size": o.size})).collect::<Vec<_>>(),
                 "verification": x.verification.as_ref().map(|v| json!({
                     "state": v.state,

@@ -581,11 +581,7 @@ fn bad_requests_are_refused_with_clear_errors() {
             .await
             .expect_err("a failure message longer than is kept");
         assert_eq!(e.code(), tonic::Code::InvalidArgument);
-        assert!(
-            e.message().contains("failure message"),
-            "{}",
-            e.message()
-        );
+        assert!(e.message().contains("failure message"), "{}", e.message());
     });
 
     // Through the CLI: a renter without credits is told what to do.

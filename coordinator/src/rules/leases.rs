@@ -1,6 +1,7 @@
 //! Leases: who may act on one, what its state allows, when it expires, what
 //! happens to its shard when it ends without a receipt, and a receipt
-//! checked against the lease it completes.
+//! checked against the lease it completes (and the failure message beside
+//! it).
 
 use assay_protocol::{BlobRef, Hash32, NodeId, ReceiptBody};
 
@@ -79,6 +80,24 @@ pub fn require_signer(body: &ReceiptBody, node: &NodeId) -> Result<(), Error> {
     Err(Error::PermissionDenied(format!(
         "the receipt names provider {} but the request is signed by {node}",
         body.provider_id
+    )))
+}
+
+/// A failed run's message for people fits what the coordinator keeps
+/// ([`assay_proto::FAILURE_MESSAGE_MAX_BYTES`]; providers cut it to that).
+///
+/// # Errors
+///
+/// [`Error::Invalid`] if it is longer.
+pub fn check_failure_message(message: &str) -> Result<(), Error> {
+    let max = assay_proto::FAILURE_MESSAGE_MAX_BYTES;
+    if message.len() <= max {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "the failure message is {} bytes but at most {max} are kept: cut it on a char boundary \
+         (assay_proto::failure_message)",
+        message.len()
     )))
 }
 

@@ -108,6 +108,7 @@ impl Provider for Coordinator {
         let lease_id = convert::hash("lease_id", &req.lease_id).map_err(bad)?;
         let receipt = convert::receipt(req.receipt.as_ref()).map_err(bad)?;
         let outputs = convert::blob_refs("outputs", &req.outputs).map_err(bad)?;
+        leases::check_failure_message(&req.failure_message)?;
         receipt.verify().map_err(|e| {
             Status::unauthenticated(format!("the receipt's signature does not verify: {e}"))
         })?;
@@ -130,6 +131,7 @@ impl Provider for Coordinator {
             receipt,
             outputs,
             units,
+            failure_message: req.failure_message,
         };
         let store = self.store.clone();
         let (rid, settle_at) = blocking(move || store.submit_receipt(&sub, now_ms())).await?;

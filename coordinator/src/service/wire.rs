@@ -42,6 +42,11 @@ pub(super) fn job_status(view: &JobView, slash_bps: u32) -> pb::JobStatus {
                     note: s.check_note.clone(),
                 }),
                 rejected_receipts: s.rejected_receipts.iter().map(|h| h.0.to_vec()).collect(),
+                failure_message: s
+                    .receipt
+                    .as_ref()
+                    .map(|r| r.failure_message.clone())
+                    .unwrap_or_default(),
             })
             .collect(),
         result_root: view.result_root().map(|h| h.0.to_vec()).unwrap_or_default(),
@@ -84,6 +89,7 @@ pub(super) fn receipt_record(r: &ReceiptRecord) -> pb::ReceiptRecord {
         committed_at_ms: r.committed_at_ms,
         epoch: r.epoch,
         rate_ppm: r.rate_ppm,
+        failure_message: r.failure_message.clone(),
     }
 }
 

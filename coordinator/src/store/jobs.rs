@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use assay_protocol::{BlobRef, Hash32, JobSpec, NodeId};
 
 use super::ledger::{Movement, balance_of, post, stake_of};
-use super::rows::{RECEIPT_COLS, json, receipt_row, unjson, verdicts_of};
+use super::rows::{RECEIPT_COL_COUNT, RECEIPT_COLS, json, receipt_row, unjson, verdicts_of};
 use super::sql::{Backend, Conn, Row, Value, int};
 use super::sql_store::SqlStore;
 use crate::Error;
@@ -309,7 +309,10 @@ fn read_receipts(
     )? {
         let rec = receipt_row(&r)?;
         if matches!(rec.check_state, CheckState::Rejected | CheckState::Void) {
-            rejected.entry(r.u32(12)?).or_default().push(rec.id);
+            rejected
+                .entry(r.u32(RECEIPT_COL_COUNT)?)
+                .or_default()
+                .push(rec.id);
         }
         receipts.insert(rec.id, rec);
     }

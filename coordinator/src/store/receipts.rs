@@ -13,7 +13,7 @@ use super::sql::{Backend, Conn, Row, Value, int};
 use super::sql_store::SqlStore;
 use crate::Error;
 use crate::rules::checks::initial;
-use crate::rules::leases::{ReceiptGate, receipt_gate, require_holder};
+use crate::rules::leases::{ReceiptGate, check_failure_message, receipt_gate, require_holder};
 use crate::state::{CheckReason, CheckRole, CheckState, LeaseState};
 use crate::types::{ReceiptRecord, ReceiptSubmission};
 
@@ -25,7 +25,8 @@ pub trait Receipts {
     /// # Errors
     ///
     /// [`Error::NotFound`] (no such lease), [`Error::PermissionDenied`]
-    /// (another provider's), [`Error::Precondition`] (expired or returned).
+    /// (another provider's), [`Error::Precondition`] (expired or returned),
+    /// [`Error::Invalid`] (a failure message longer than is kept).
     fn submit_receipt(&self, s: &ReceiptSubmission, now_ms: u64) -> Result<(Hash32, u64), Error>;
     /// Settles receipts whose delay has passed (pay, fee, refund); returns
     /// their ids. Idempotent per receipt.
@@ -44,11 +45,17 @@ pub trait Receipts {
 
 impl<B: Backend> Receipts for SqlStore<B> {
     fn submit_receipt(&self, s: &ReceiptSubmission, now_ms: u64) -> Result<(Hash32, u64), Error> {
+        check_failure_message(&s.failure_message)?;
         let rid = s.receipt.id();
         let settle_at = now_ms.saturating_add(self.cfg.settlement_delay_ms);
         let receipt_json = json(&s.receipt)?;
         let outputs_json = json(&s.outputs)?;
         let epoch_ms = self.cfg.epoch_ms;
+        // Never hashed: stored beside the receipt (NULL when there is none).
+        let failure_message = match s.failure_message.as_str() {
+            "" => Value::Null,
+            m => Value::Text(m.to_owned()),
+        };
         self.b.write(&mut |c| {
             let lease = lock_lease(c, s)?;
             if receipt_gate(&s.lease_id, lease.state)? == ReceiptGate::AlreadyDone {
@@ -65,8 +72,9 @@ impl<B: Backend> Receipts for SqlStore<B> {
             close_shard(c, &lease, &s.lease_id, &rid)?;
             c.exec(
                 "INSERT INTO receipts (id, job_id, idx, provider, lease_id, receipt, outputs, outputs_root, \
-                 units, price, escrow, created_at, settle_at, epoch, rate_ppm, check_state, check_reason) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                 units, price, escrow, created_at, settle_at, epoch, rate_ppm, check_state, check_reason, \
+                 failure_message) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
                 &[
                     (&rid).into(),
                     (&lease.job).into(),
@@ -85,6 +93,7 @@ impl<B: Backend> Receipts for SqlStore<B> {
                     Value::Int(i64::from(terms.rate_ppm)),
                     check_state.as_str().into(),
                     CheckReason::as_stored(check_reason).into(),
+                    failure_message.clone(),
                 ],
             )?;
             if let (CheckState::Sampled, Some(reason)) = (check_state, check_reason) {

@@ -72,7 +72,10 @@ pub(super) fn provider_view(r: &Row, now_ms: u64, liveness_ms: u64) -> Result<Pr
 
 /// The columns [`receipt_row`] reads.
 pub(super) const RECEIPT_COLS: &str = "seq, id, job_id, receipt, outputs, created_at, settle_at, paid, \
-     epoch, rate_ppm, check_state, check_reason";
+     epoch, rate_ppm, check_state, check_reason, failure_message";
+
+/// How many columns [`RECEIPT_COLS`] names (a query's next column is at this index).
+pub(super) const RECEIPT_COL_COUNT: usize = 13;
 
 /// A receipt row read with [`RECEIPT_COLS`].
 pub(super) fn receipt_row(r: &Row) -> Result<ReceiptRecord, Error> {
@@ -90,6 +93,7 @@ pub(super) fn receipt_row(r: &Row) -> Result<ReceiptRecord, Error> {
         rate_ppm: r.u32(9)?,
         check_state: CheckState::parse(r.text(10)?)?,
         check_reason: CheckReason::parse_stored(r.text(11)?)?,
+        failure_message: r.opt_text(12)?.unwrap_or_default().to_owned(),
     })
 }
 
@@ -102,7 +106,7 @@ pub(super) fn receipt_record(
         &format!("SELECT {RECEIPT_COLS}, idx FROM receipts WHERE id = $1"),
         &[receipt.into()],
     )?;
-    Ok((receipt_row(&r)?, r.u32(12)?))
+    Ok((receipt_row(&r)?, r.u32(RECEIPT_COL_COUNT)?))
 }
 
 /// A shard's own inputs (parts of inputs split by line), if it has any.

@@ -5,7 +5,7 @@ use super::sql::{Backend, Dialect, Value};
 use crate::Error;
 
 /// The version the code expects.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 fn migrations(d: Dialect) -> Vec<String> {
     let (blob, serial) = match d {
@@ -217,7 +217,12 @@ ALTER TABLE providers ADD COLUMN next_challenge_at BIGINT;
 ALTER TABLE jobs ADD COLUMN challenge_for {blob};
 ALTER TABLE shards ADD COLUMN only_provider {blob}"
     );
-    vec![v1, v2, v3, v4]
+    // v5: a failed run's message for people, kept beside its receipt (never
+    // hashed). NULL for successes and for receipts recorded before v5.
+    let v5 = "
+ALTER TABLE receipts ADD COLUMN failure_message TEXT"
+        .to_string();
+    vec![v1, v2, v3, v4, v5]
 }
 
 /// Brings the database to [`SCHEMA_VERSION`] (creating it if empty). Safe

@@ -139,6 +139,15 @@ impl Row {
         }
     }
 
+    /// A nullable text column.
+    pub fn opt_text(&self, i: usize) -> Result<Option<&str>, Error> {
+        match self.get(i)? {
+            Value::Null => Ok(None),
+            Value::Text(v) => Ok(Some(v)),
+            other => Err(corrupt(i, "text or NULL", other)),
+        }
+    }
+
     /// A 32-byte hash column.
     pub fn hash(&self, i: usize) -> Result<Hash32, Error> {
         let b = self.blob(i)?;

@@ -182,6 +182,7 @@ pub fn submission<B: Backend>(
         units: billable_units(receipt.body.fuel_used, &receipt.body.work),
         receipt,
         outputs,
+        failure_message: String::new(),
     }
 }
 

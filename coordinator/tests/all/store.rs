@@ -393,6 +393,124 @@ fn receipts_are_checked_against_the_lease<B: Backend>(db: Db<'_, B>) {
     assert!(s.take_leases(&key(9).id(), 1, 20).is_err(), "unregistered");
 }
 
+/// `k`'s receipt for `lease` of a run that ran out of fuel, with `message`
+/// beside it.
+fn failed_receipt_for<B: Backend>(
+    store: &SqlStore<B>,
+    lease: &Lease,
+    k: &NodeKey,
+    message: &str,
+) -> ReceiptSubmission {
+    let record = br#"{"error":"fuel-exhausted","kind":"fuel-exhausted","version":1}"#;
+    let result = RunResult {
+        outputs_root: outputs_root([("error", &record[..])]),
+        outcome: Outcome::FuelExhausted,
+        fuel_used: 1_000_000,
+        work: WorkDone::default(),
+    };
+    let outputs = vec![BlobRef {
+        name: "error".into(),
+        hash: Hash32::of(record),
+        size: record.len() as u64,
+    }];
+    let mut sub = crate::common::submission(store, lease, k, &result, outputs);
+    sub.failure_message = message.to_owned();
+    sub
+}
+
+/// A failed run's message is kept beside its receipt and read back with it
+/// (the receipt feed and the job view); one longer than is kept is refused
+/// and records nothing; a success has none.
+fn a_failure_message_is_kept_beside_the_receipt<B: Backend>(db: Db<'_, B>) {
+    let s = db(cfg());
+    let r = key(1);
+    let a = key(2);
+    s.mint(&r.id(), 10_000, "m", 0).expect("mint");
+    s.register(&provider(&a, 50, 1 << 30), 0, 0).expect("reg");
+    let job = new_job(&r, 1, 3, 100);
+    s.submit_job(&job, 0).expect("job");
+    let l = s.take_leases(&a.id(), 3, 10).expect("take");
+    assert_eq!(l.len(), 3);
+
+    let max = assay_proto::FAILURE_MESSAGE_MAX_BYTES;
+    let too_long = failed_receipt_for(&s, &l[0], &a, &"x".repeat(max + 1));
+    let e = s.submit_receipt(&too_long, 20).expect_err("too long");
+    assert!(matches!(e, Error::Invalid(_)), "{e}");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.to_string().contains("failure message"), "{e}");
+    assert!(s.receipts_after(0, 10).expect("receipts").is_empty());
+
+    let message = format!(
+        "fuel exhausted: wasm trap: all fuel consumed
+{}",
+        "é".repeat(100)
+    );
+    let failed = failed_receipt_for(&s, &l[0], &a, &message);
+    let id = failed.receipt.id();
+    s.submit_receipt(&failed, 20).expect("failed receipt");
+    s.submit_receipt(&receipt_for(&s, &l[1], &a), 20)
+        .expect("success");
+    let at_limit = "y".repeat(max);
+    s.submit_receipt(&failed_receipt_for(&s, &l[2], &a, &at_limit), 20)
+        .expect("a message of exactly the limit");
+
+    let feed = s.receipts_after(0, 10).expect("receipts");
+    assert_eq!(feed.len(), 3);
+    assert_eq!(feed[0].id, id);
+    assert_eq!(feed[0].failure_message, message);
+    assert_eq!(feed[1].failure_message, "");
+    assert_eq!(feed[2].failure_message, at_limit);
+    let view = s.job(&job.id, 30).expect("job").expect("exists");
+    let shard_message = |i: usize| {
+        view.shards[i]
+            .receipt
+            .as_ref()
+            .map(|r| r.failure_message.clone())
+    };
+    assert_eq!(shard_message(0), Some(message.clone()));
+    assert_eq!(shard_message(1), Some(String::new()));
+    // Never hashed: the receipt's id is the signed body's alone.
+    assert_eq!(id, failed.receipt.id());
+    ledger_ok(&s);
+}
+
+/// A database made by the previous schema (v4: no failure_message column)
+/// is brought up to date on open, and keeps its receipts.
+fn a_v4_database_gains_the_failure_message_column<B: Backend>(db: Db<'_, B>) {
+    let r = key(1);
+    let a = key(2);
+    let job = new_job(&r, 1, 2, 100);
+    {
+        let s = db(cfg());
+        s.mint(&r.id(), 10_000, "m", 0).expect("mint");
+        s.register(&provider(&a, 50, 1 << 30), 0, 0).expect("reg");
+        s.submit_job(&job, 0).expect("job");
+        let l = s.take_leases(&a.id(), 1, 10).expect("take");
+        s.submit_receipt(&receipt_for(&s, &l[0], &a), 20)
+            .expect("receipt");
+        // Back to what v4 made.
+        s.backend()
+            .write(&mut |c| {
+                c.exec("ALTER TABLE receipts DROP COLUMN failure_message", &[])?;
+                c.exec(
+                    "UPDATE meta SET value = '4' WHERE key = 'schema_version'",
+                    &[],
+                )
+            })
+            .expect("downgrade");
+    }
+    let s = db(cfg());
+    let old = s.receipts_after(0, 10).expect("receipts");
+    assert_eq!(old.len(), 1);
+    assert_eq!(old[0].failure_message, "", "NULL reads as no message");
+    let l = s.take_leases(&a.id(), 1, 30).expect("take");
+    s.submit_receipt(&failed_receipt_for(&s, &l[0], &a, "boom"), 40)
+        .expect("failed receipt");
+    let all = s.receipts_after(0, 10).expect("receipts");
+    assert_eq!(all[1].failure_message, "boom");
+    ledger_ok(&s);
+}
+
 fn replayed_nonce_is_refused<B: Backend>(db: Db<'_, B>) {
     let s = db(cfg());
     let a = key(1).id();
@@ -510,6 +628,8 @@ both_backends!(
     expired_lease_requeues_and_only_one_receipt_pays,
     returned_lease_requeues_and_faults_lower_reliability,
     receipts_are_checked_against_the_lease,
+    a_failure_message_is_kept_beside_the_receipt,
+    a_v4_database_gains_the_failure_message_column,
     a_shard_that_keeps_failing_is_given_up_and_refunded,
     replayed_nonce_is_refused,
     tampering_is_detected,
