@@ -9,6 +9,7 @@ use assay_protocol::Hash32;
 use clap::{Args, Subcommand};
 
 use super::net::{CoordinatorUrl, credits, rpc};
+use super::write_message;
 use crate::Failure;
 
 #[derive(Debug, Args)]
@@ -240,19 +241,6 @@ pub fn main(args: JobArgs) -> Result<u8, Failure> {
     })
 }
 
-/// Writes a failure's message for people to `dir/error.txt` (as `assay run`
-/// does: beside the hashed record in `error`, never in it), or removes a
-/// stale one when there is none.
-fn write_message(dir: &std::path::Path, message: &str) -> anyhow::Result<()> {
-    let path = dir.join("error.txt");
-    if !message.is_empty() {
-        std::fs::write(&path, message).with_context(|| format!("writing {}", path.display()))?;
-    } else if path.exists() {
-        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
-    }
-    Ok(())
-}
-
 /// The job's failure messages as one text: a one-shard job's message as is
 /// (what `assay run` writes); for several shards, each under its index.
 fn failure_messages(shards: usize, messages: &[(u32, &str)]) -> String {
@@ -290,5 +278,24 @@ fn print_guarantee(g: &pb::Guarantee) {
             x.receipts,
             odds.join(", ")
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::failure_messages;
+
+    #[test]
+    fn one_failed_shard_of_one_is_its_message_and_several_are_headed() {
+        assert_eq!(
+            failure_messages(1, &[(0, "fuel exhausted")]),
+            "fuel exhausted"
+        );
+        assert_eq!(
+            failure_messages(3, &[(0, "a\nb"), (2, "c")]),
+            "shard 0:\na\nb\n\nshard 2:\nc\n"
+        );
+        assert_eq!(failure_messages(4, &[(1, "only")]), "shard 1:\nonly\n");
+        assert_eq!(failure_messages(2, &[]), "");
     }
 }

@@ -69,12 +69,18 @@ pub fn write_results(dir: &Path, report: &RunReport) -> anyhow::Result<()> {
     std::fs::write(meta.join("stdout"), &report.stdout)?;
     std::fs::write(meta.join("stderr"), &report.stderr)?;
     std::fs::write(meta.join("log"), &report.log)?;
-    // A failure's message is for people: beside the hashed record, never in it.
-    let message = meta.join("error.txt");
-    match &report.error {
-        Some(text) => std::fs::write(&message, text)?,
-        None if message.exists() => std::fs::remove_file(&message)?,
-        None => {}
+    write_message(&meta, report.error.as_deref().unwrap_or(""))
+}
+
+/// Writes a failure's message for people to `dir/error.txt` (as `assay run`
+/// does: beside the hashed record in `error`, never in it), or removes a
+/// stale one when there is none.
+pub fn write_message(dir: &std::path::Path, message: &str) -> anyhow::Result<()> {
+    let path = dir.join("error.txt");
+    if !message.is_empty() {
+        std::fs::write(&path, message).with_context(|| format!("writing {}", path.display()))?;
+    } else if path.exists() {
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
     }
     Ok(())
 }
