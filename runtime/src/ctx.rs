@@ -80,13 +80,14 @@ impl GpuCtx {
     }
 
     /// Refuses a write that would take the outputs past the spec's cap,
-    /// before any bytes are read or copied.
+    /// before any bytes are read or copied; otherwise the outputs' total
+    /// bytes after it.
     pub(crate) fn check_output_room(
         &self,
         call: &'static str,
         name: &str,
         len: u64,
-    ) -> Result<(), HostError> {
+    ) -> Result<u64, HostError> {
         let replaced = self.outputs.get(name).map_or(0, |d| d.len() as u64);
         let total = self.output_bytes - replaced + len;
         if total > self.output_limit {
@@ -99,19 +100,17 @@ impl GpuCtx {
                 ),
             }));
         }
-        Ok(())
+        Ok(total)
     }
 
-    /// Stores an output whose room was checked.
+    /// Stores an output if it fits under the cap.
     pub(crate) fn put_output(
         &mut self,
         call: &'static str,
         name: String,
         data: Vec<u8>,
     ) -> Result<(), HostError> {
-        self.check_output_room(call, &name, data.len() as u64)?;
-        let replaced = self.outputs.get(&name).map_or(0, |d| d.len() as u64);
-        self.output_bytes = self.output_bytes - replaced + data.len() as u64;
+        self.output_bytes = self.check_output_room(call, &name, data.len() as u64)?;
         self.outputs.insert(name, data);
         Ok(())
     }

@@ -102,7 +102,7 @@ pub(crate) fn classify(
             }),
             other => Ok(failed(
                 gpu,
-                with_last_refusal(Failure::trap(trap_code(*other)), gpu),
+                Failure::trap(trap_code(*other)),
                 with_stderr(&format!("trap: {other}"), captured),
             )),
         };
@@ -128,19 +128,21 @@ pub(crate) fn classify(
     };
     Ok(failed(
         gpu,
-        with_last_refusal(Failure::trap(code), gpu),
+        Failure::trap(code),
         with_stderr(&format!("trap: {e}"), captured),
     ))
 }
 
 /// A failure, re-classed `gpu-quota-exceeded` when the guest failed after a
-/// tensor was refused for its quota (the record then names that call).
+/// tensor was refused for its quota (the record then names that call);
+/// otherwise a guest error or trap names the last refused call, unless the
+/// record already names a call (a broken host rule).
 fn failed(gpu: &GpuCtx, record: Failure, message: String) -> Ended {
     let record = match (record.kind, gpu.quota_refusal) {
         (Outcome::GuestError | Outcome::Trap, Some(call)) => {
             Failure::new(Outcome::GpuQuotaExceeded).with_call(call)
         }
-        (Outcome::GuestError, None) => with_last_refusal(record, gpu),
+        (Outcome::GuestError | Outcome::Trap, None) => with_last_refusal(record, gpu),
         _ => record,
     };
     Ended {
