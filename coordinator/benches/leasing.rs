@@ -108,6 +108,7 @@ fn job(n: u64, renter: &NodeKey) -> NewJob {
     id[..8].copy_from_slice(&n.to_le_bytes());
     id[8] = 0xbe;
     NewJob {
+        pay_in: assay_coordinator::ledger::Unit::Iosd,
         verify_rate_ppm: 0,
         id: Hash32(id),
         renter: renter.id(),

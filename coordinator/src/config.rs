@@ -1,7 +1,65 @@
-//! [`MarketConfig`]: the market's timing, fee and slashing rules. A leaf:
-//! the rules, the store and the services all read it.
+//! [`MarketConfig`]: the market's timing, fee and slashing rules, and
+//! [`EconomyConfig`]: the units' rules (reward epochs, the IO price, stake
+//! floors). A leaf: the rules, the store and the services all read it.
 
-use assay_protocol::Hash32;
+use assay_protocol::{Hash32, NodeId};
+
+use crate::ledger::BASE;
+
+/// Where the IO price comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PriceSource {
+    /// Reports signed by this oracle key (`PostPrice`), each usable for
+    /// `max_age_ms` after it was observed; a stale, unsigned or foreign
+    /// price is refused.
+    Oracle {
+        /// The oracle's public key.
+        key: NodeId,
+        /// How long a report stays usable.
+        max_age_ms: u64,
+    },
+    /// A price the operator set (µIOSD per IO): embedded stores and
+    /// single-operator test networks with no feed.
+    Fixed(u64),
+}
+
+/// The two units' rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EconomyConfig {
+    /// The length of one hour of the reward schedule (3,600,000 in
+    /// production; a devnet compresses it to seconds).
+    pub hour_ms: u64,
+    /// The length of a reward epoch; each emits its part of the schedule
+    /// ([`crate::rules::emission::epoch_emission`]).
+    pub reward_epoch_ms: u64,
+    /// The share of an epoch's emission paid by verified work (the rest by
+    /// uptime), basis points.
+    pub reward_work_bps: u32,
+    /// The IO price.
+    pub price: PriceSource,
+    /// Protocol fee on jobs paid in IO, basis points (collected by burning).
+    pub fee_bps_io: u64,
+    /// IO a provider stakes per device of the reference class (×
+    /// [`crate::rules::staking::class_multiplier_bps`]); 0: no floor.
+    pub stake_per_device: u64,
+    /// Unstaked IO waits this long before it is spendable (and can still
+    /// be slashed meanwhile).
+    pub unstake_cooldown_ms: u64,
+}
+
+impl Default for EconomyConfig {
+    fn default() -> Self {
+        EconomyConfig {
+            hour_ms: 3_600_000,
+            reward_epoch_ms: 3_600_000,
+            reward_work_bps: crate::rules::rewards::WORK_BPS,
+            price: PriceSource::Fixed(BASE),
+            fee_bps_io: 0,
+            stake_per_device: 0,
+            unstake_cooldown_ms: 14 * 86_400_000,
+        }
+    }
+}
 
 /// The market's timing and fee rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +74,8 @@ pub struct MarketConfig {
     /// verification (or whose job opted out) settles this long after it
     /// was recorded.
     pub settlement_delay_ms: u64,
-    /// Protocol fee in basis points of each payment.
+    /// Protocol fee in basis points of each payment of a job paid in IOSD
+    /// (jobs paid in IO: [`EconomyConfig::fee_bps_io`]).
     pub fee_bps: u64,
     /// A shard whose lease ended without a receipt this many times
     /// (provider faults, expired or returned leases) fails, and its escrow
@@ -46,6 +105,8 @@ pub struct MarketConfig {
     pub challenge_interval_ms: u64,
     /// Tests only: every GPU class's challenge as (n, rounds, bound ms).
     pub challenge_override: Option<(u32, u32, u64)>,
+    /// IO, IOSD, rewards and stakes.
+    pub economy: EconomyConfig,
 }
 
 impl Default for MarketConfig {
@@ -66,6 +127,7 @@ impl Default for MarketConfig {
             challenge_component: None,
             challenge_interval_ms: 6 * 3_600_000,
             challenge_override: None,
+            economy: EconomyConfig::default(),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! epochs that ended have their seeds revealed and their receipts sampled,
 //! checks past their deadline go to another verifier, hardware challenges
 //! are sent and timed out, receipts past their challenge window are
-//! settled, spent nonces are purged. Each step is one store call (see
+//! settled, reward epochs that ended emit and pay their IO, unstaked IO
+//! past its cooldown is released, spent nonces are purged. Each step is one store call (see
 //! [`crate::store`]); the services ([`crate::service`]) start this beside
 //! themselves.
 
@@ -28,6 +29,8 @@ pub struct TickReport {
     pub late_checks: u64,
     /// Receipts settled.
     pub settled: usize,
+    /// Reward epochs closed.
+    pub reward_epochs: u64,
 }
 
 /// One tick's work at `now_ms`; `purge`: also forget spent nonces.
@@ -41,6 +44,8 @@ pub fn tick(store: &dyn Store, now_ms: u64, purge: bool) -> Result<TickReport, E
     let late_checks = store.expire_checks(now_ms)?;
     store.run_challenges(now_ms)?;
     let settled = store.settle_due(now_ms)?.len();
+    let reward_epochs = store.close_reward_epochs(now_ms)?;
+    store.release_unbonded(now_ms)?;
     if purge {
         store.purge_nonces(now_ms)?;
     }
@@ -49,6 +54,7 @@ pub fn tick(store: &dyn Store, now_ms: u64, purge: bool) -> Result<TickReport, E
         sampled,
         late_checks,
         settled,
+        reward_epochs,
     })
 }
 
@@ -80,6 +86,7 @@ pub async fn run(
                     settled = r.settled,
                     sampled = r.sampled,
                     late_checks = r.late_checks,
+                    reward_epochs = r.reward_epochs,
                     "background work"
                 );
             }

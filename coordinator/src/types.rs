@@ -13,14 +13,24 @@ use crate::state::{
 /// A node's accounts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
-    /// Spendable balance, µcr.
+    /// Spendable IOSD, µIOSD.
     pub balance: u64,
-    /// Stake, µcr.
+    /// Stake, µIO.
     pub stake: u64,
-    /// Provider earnings, µcr.
+    /// Provider earnings for verified work, µIOSD.
     pub earnings: u64,
-    /// Verifier earnings, µcr.
+    /// Verifier earnings, µIOSD.
     pub verifier_earnings: u64,
+    /// Spendable IO, µIO.
+    pub io_balance: u64,
+    /// Unstaked IO in its cooldown, µIO.
+    pub unbonding: u64,
+    /// When the unbonding IO becomes spendable (Unix ms).
+    pub unbonding_release_ms: Option<u64>,
+    /// Block rewards, µIO.
+    pub rewards: u64,
+    /// As a provider: the stake below which it is not hired, µIO.
+    pub stake_floor: u64,
 }
 
 /// A job to accept.
@@ -52,13 +62,18 @@ pub struct NewJob {
     /// Probability that each receipt is re-executed by a verifier, parts
     /// per million (0: unverified, no guarantee and no verifier fee).
     pub verify_rate_ppm: u32,
+    /// What the renter pays with: IOSD from its balance, or IO burned
+    /// into IOSD at the oracle price in the same transaction.
+    pub pay_in: crate::ledger::Unit,
 }
 
 /// What accepting a job did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Submitted {
-    /// µcr moved from the renter's balance into escrow.
+    /// µIOSD moved from the renter's balance into escrow.
     pub escrow: u64,
+    /// µIO burned to pay for it (jobs paid in IO).
+    pub io_burned: u64,
     /// `assay_protocol::job_id` of each shard.
     pub shard_job_ids: Vec<Hash32>,
 }
@@ -417,8 +432,10 @@ pub struct ProviderView {
     pub slots: u32,
     /// Free slots at its last heartbeat.
     pub free_slots: u32,
-    /// Its stake, µcr.
+    /// Its stake, µIO.
     pub stake: u64,
+    /// The stake it must hold to be hired at all (its devices' floor), µIO.
+    pub stake_floor: u64,
     /// Reliability, per mille.
     pub reliability_permille: u64,
     /// Last heard from, Unix ms.

@@ -240,9 +240,12 @@ signed!(UploadHeader, |m, e| {
     e.bytes(&m.hash).u64(m.size);
 });
 signed!(FaucetRequest, |m, e| {
-    e.u64(m.amount);
+    e.u64(m.amount).str(&m.unit);
 });
 signed!(StakeRequest, |m, e| {
+    e.u64(m.amount);
+});
+signed!(UnstakeRequest, |m, e| {
     e.u64(m.amount);
 });
 signed!(SubmitJobRequest, |m, e| {
@@ -263,6 +266,7 @@ signed!(SubmitJobRequest, |m, e| {
         e.str(name);
     }
     e.u32(m.verify_rate_ppm).u8(u8::from(m.unverified));
+    e.str(&m.pay_in);
 });
 signed!(RegisterRequest, |m, e| {
     match &m.hardware {

@@ -37,6 +37,7 @@ mod failure;
 mod hash;
 mod identity;
 pub mod market;
+pub mod oracle;
 mod outcome;
 mod receipt;
 mod roots;

@@ -56,7 +56,10 @@ pub fn fits_hardware(p: &ProviderView, n: &Need) -> bool {
 
 /// The provider fits the shard and asks at most its max price.
 pub fn fits(p: &ProviderView, n: &Need) -> bool {
-    fits_hardware(p, n) && p.price <= n.max_price && p.stake >= n.min_stake && !p.suspended
+    fits_hardware(p, n)
+        && p.price <= n.max_price
+        && p.stake >= n.min_stake.max(p.stake_floor)
+        && !p.suspended
 }
 
 /// Orders providers best first: cheapest, then most stake, then most
@@ -135,21 +138,32 @@ pub fn why_not_matched(n: &Need, providers: &[ProviderView]) -> String {
     if affordable.is_empty() {
         let cheapest = hw.iter().map(|p| p.price).min().unwrap_or(0);
         return format!(
-            "all {} providers that fit ask more than your max price of {} µcr/Munit (the cheapest asks {cheapest}): raise --max-price",
+            "all {} providers that fit ask more than your max price of {} µIOSD/Munit (the cheapest asks {cheapest}): raise --max-price",
             hw.len(),
             n.max_price
         );
     }
-    let staked: Vec<&&&&ProviderView> = affordable
+    let floored: Vec<&&&&ProviderView> = affordable
+        .iter()
+        .filter(|p| p.stake >= p.stake_floor)
+        .collect();
+    if floored.is_empty() {
+        return format!(
+            "the {} providers that fit and are within your price stake less IO than their devices' floor (200 IO per reference GPU): \
+             they are not hired until they stake more",
+            affordable.len()
+        );
+    }
+    let staked: Vec<&&&&&ProviderView> = floored
         .iter()
         .filter(|p| p.stake >= n.min_stake && !p.suspended)
         .collect();
     if staked.is_empty() {
-        let most = affordable.iter().map(|p| p.stake).max().unwrap_or(0);
+        let most = floored.iter().map(|p| p.stake).max().unwrap_or(0);
         return format!(
-            "the {} providers that fit and are within your price hold less stake than the {} µcr your verification rate requires (the most is {most}): \
+            "the {} providers that fit and are within your price hold less stake than the {} µIO your verification rate requires (the most is {most}): \
              wait for a better-staked provider, or raise --verify-rate (a higher rate needs less stake)",
-            affordable.len(),
+            floored.len(),
             n.min_stake
         );
     }
@@ -182,6 +196,7 @@ mod tests {
             slots: 2,
             free_slots: 2,
             stake: 0,
+            stake_floor: 0,
             reliability_permille: 500,
             last_seen_ms: 0,
             online: true,

@@ -15,10 +15,18 @@
 //!   not matched".
 //! - [`challenge`]: proof of hardware — challenge sizing, timing and
 //!   outcomes.
+//! - [`claims`]: tokenized compute — note splits, bond waterfall, maturity.
+//! - [`emission`]: the block-reward schedule (IO per reward epoch).
+//! - [`rewards`]: an epoch's emission split by verified work and uptime.
+//! - [`staking`]: the IO a provider stakes per device to be hired.
 
 pub mod challenge;
 pub mod checks;
+pub mod claims;
+pub mod emission;
 pub mod jobs;
 pub mod leases;
 pub mod matching;
 pub mod money;
+pub mod rewards;
+pub mod staking;

@@ -1,5 +1,5 @@
 //! The gRPC services of `assay.proto`, served by tonic: one file per
-//! service ([`blobs`], [`renter`], [`provider`], [`verifier`]). Each handler
+//! service ([`blobs`], [`renter`], [`provider`], [`verifier`], [`economy`]). Each handler
 //! decodes its request, authenticates it ([`auth`]: signature and expiry
 //! window, then the nonce is recorded in the store so a replay is refused
 //! with `ALREADY_EXISTS`), checks it against [`crate::rules`] where a rule
@@ -12,6 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use assay_proto::pb::blobs_server::BlobsServer;
+use assay_proto::pb::economy_server::EconomyServer;
 use assay_proto::pb::provider_server::ProviderServer;
 use assay_proto::pb::renter_server::RenterServer;
 use assay_proto::pb::verifier_server::VerifierServer;
@@ -26,6 +27,7 @@ use crate::store::Store;
 
 pub mod auth;
 pub mod blobs;
+pub mod economy;
 pub mod provider;
 pub mod renter;
 pub mod verifier;
@@ -149,6 +151,7 @@ impl Coordinator {
             .add_service(RenterServer::new(self.clone()))
             .add_service(ProviderServer::new(self.clone()))
             .add_service(VerifierServer::new(self.clone()))
+            .add_service(EconomyServer::new(self.clone()))
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await;
         let _ = stop_tx.send(true);

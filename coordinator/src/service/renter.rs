@@ -23,17 +23,19 @@ impl Renter for Coordinator {
                 "the faucet is off: this coordinator is not a devnet (start it with --faucet)",
             ));
         }
+        let unit = wire::unit(&req.unit)?;
         if req.amount == 0 || req.amount > self.cfg.faucet_max {
             return Err(Status::invalid_argument(format!(
-                "faucet amount must be 1..={} µcr",
+                "faucet amount must be 1..={} µ{unit}",
                 self.cfg.faucet_max
             )));
         }
         let nonce = req.auth.as_ref().map_or(0, |a| a.nonce);
         let store = self.store.clone();
         let a = blocking(move || {
-            store.mint(
+            store.faucet(
                 &node,
+                unit,
                 req.amount,
                 &format!("faucet/{node}/{nonce}"),
                 now_ms(),
@@ -78,6 +80,7 @@ impl Renter for Coordinator {
             job_id: id.0.to_vec(),
             escrow: sub.escrow,
             shard_job_ids: sub.shard_job_ids.iter().map(|h| h.0.to_vec()).collect(),
+            io_burned: sub.io_burned,
         }))
     }
 
@@ -231,6 +234,7 @@ impl Coordinator {
             require_gpu,
             shard_inputs,
             verify_rate_ppm,
+            pay_in: wire::unit(&req.pay_in)?,
         })
     }
 

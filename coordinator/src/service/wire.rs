@@ -5,8 +5,9 @@ use assay_proto::{convert, pb};
 use assay_protocol::NodeId;
 use assay_protocol::verification::{escape_probability, rate};
 
-use crate::ledger::Entry;
+use crate::ledger::{Entry, Unit};
 use crate::state::CheckReason;
+use crate::store::economy::{Price, RewardEpoch};
 use crate::types::{Account, CheckTask, EpochSeed, JobView, Lease, ReceiptRecord, VerdictView};
 
 /// A job's status message.
@@ -124,6 +125,11 @@ pub(super) fn account_response(node: &NodeId, a: &Account) -> pb::AccountRespons
         stake: a.stake,
         earnings: a.earnings,
         verifier_earnings: a.verifier_earnings,
+        io_balance: a.io_balance,
+        unbonding: a.unbonding,
+        unbonding_release_ms: a.unbonding_release_ms.unwrap_or(0),
+        rewards: a.rewards,
+        stake_floor: a.stake_floor,
     }
 }
 
@@ -167,5 +173,52 @@ pub(super) fn ledger_entry(e: Entry) -> pb::LedgerEntry {
         at_ms: e.at_ms,
         prev_hash: e.prev_hash.to_vec(),
         hash: e.hash.to_vec(),
+        unit: e.unit.as_str().to_string(),
+        format: u32::from(e.format),
+    }
+}
+
+/// A unit named in a request: `iosd` (or empty) or `io`.
+pub(super) fn unit(name: &str) -> Result<Unit, tonic::Status> {
+    if name.is_empty() {
+        return Ok(Unit::Iosd);
+    }
+    Unit::parse(name).ok_or_else(|| {
+        tonic::Status::invalid_argument(format!("unit {name:?}: use \"io\" or \"iosd\""))
+    })
+}
+
+pub(super) fn price(p: &Price) -> pb::PriceResponse {
+    pb::PriceResponse {
+        micro_iosd_per_io: p.micro_iosd_per_io,
+        source: p.source.to_string(),
+        oracle: p.oracle.map(|k| k.0.to_vec()).unwrap_or_default(),
+        round: p.round,
+        at_ms: p.at_ms,
+    }
+}
+
+pub(super) fn reward_epoch(e: &RewardEpoch) -> pb::RewardEpoch {
+    pb::RewardEpoch {
+        epoch: e.epoch,
+        start_ms: e.start_ms,
+        end_ms: e.end_ms,
+        scheduled: e.scheduled,
+        emitted: e.emitted,
+        nominated: e.nominated,
+        paid: e.paid,
+        failed: e.failed,
+        closed_at: e.closed_at,
+        payouts: e
+            .payouts
+            .iter()
+            .map(|p| pb::RewardPayout {
+                provider: p.provider.0.to_vec(),
+                work_units: p.work_units,
+                uptime_ms: p.uptime_ms,
+                failed: p.failed,
+                amount: p.amount,
+            })
+            .collect(),
     }
 }

@@ -90,6 +90,7 @@ fn fail_unanswered(c: &mut dyn Conn, cfg: &MarketConfig, now_ms: u64) -> Result<
                 &[(&job).into()],
             )?;
         }
+        super::economy::mark_failed(c, &cfg.economy, &id, now_ms)?;
         tracing::warn!(provider = %id, "hardware challenge unanswered: not matched to GPU jobs");
     }
     Ok(())
@@ -247,11 +248,12 @@ pub(super) fn answered(
 /// the provider passed; if it was proven wrong, it failed.
 pub(super) fn judged(
     c: &mut dyn Conn,
+    cfg: &MarketConfig,
     receipt: &Hash32,
     correct: bool,
-    interval_ms: u64,
     now_ms: u64,
 ) -> Result<(), Error> {
+    let interval_ms = cfg.challenge_interval_ms;
     let Some(r) = c.query_opt(
         "SELECT j.challenge_for, r.job_id FROM receipts r JOIN jobs j ON j.id = r.job_id WHERE r.id = $1",
         &[receipt.into()],
@@ -281,6 +283,9 @@ pub(super) fn judged(
             HardwareState::Answered.as_str().into(),
         ],
     )?;
+    if !correct {
+        super::economy::mark_failed(c, &cfg.economy, &provider, now_ms)?;
+    }
     Ok(())
 }
 

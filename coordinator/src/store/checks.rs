@@ -38,7 +38,7 @@ use super::sql::{Backend, Conn, Row, Value, int};
 use super::sql_store::SqlStore;
 use crate::Error;
 use crate::config::MarketConfig;
-use crate::ledger as accounts;
+use crate::ledger::{self as accounts, Unit};
 use crate::rules::checks::{self as rules, CheckEvent};
 use crate::state::{CheckReason, CheckRole, CheckState, CheckStatus, ShardState};
 use crate::types::{
@@ -528,7 +528,7 @@ fn act_on(
     let first_verifier = first.map(|f| f.verifier);
     match decision {
         Decision::Verified => {
-            pay_out(c, &rid, cfg.fee_bps, Some(&v.verifier), now_ms)?;
+            pay_out(c, &rid, cfg, Some(&v.verifier), now_ms)?;
         }
         Decision::Disputed => {
             open_check(
@@ -555,7 +555,7 @@ fn act_on(
         }
     }
     if decision != Decision::Disputed {
-        challenges::judged(c, &rid, decision.pays(), cfg.challenge_interval_ms, now_ms)?;
+        challenges::judged(c, cfg, &rid, decision.pays(), now_ms)?;
     }
     set_check_state(c, &rid, decision.check_state())?;
     match decision {
@@ -586,10 +586,11 @@ fn overrule(
 ) -> Result<(), Error> {
     slash(
         c,
+        cfg,
         wrong,
         cfg.slash_bps,
-        &[(accounts::verifier_earnings(referee), cfg.referee_bps)],
-        &accounts::earnings(provider),
+        &[(accounts::balance(Unit::Io, referee), cfg.referee_bps)],
+        &accounts::balance(Unit::Io, provider),
         &format!("slash/{rid}/verifier"),
         now_ms,
     )?;
@@ -597,7 +598,7 @@ fn overrule(
         "UPDATE verifiers SET overruled = overruled + 1, suspended = 1 WHERE id = $1",
         &[wrong.into()],
     )?;
-    pay_out(c, rid, cfg.fee_bps, Some(referee), now_ms)?;
+    pay_out(c, rid, cfg, Some(referee), now_ms)?;
     tracing::warn!(receipt = %rid.short(), verifier = %wrong, "the referee overruled the verifier: verifier slashed");
     Ok(())
 }
@@ -623,13 +624,14 @@ fn punish_provider(
         .node(0)?;
     slash(
         c,
+        cfg,
         provider,
         cfg.slash_bps,
         &[
-            (accounts::verifier_earnings(first), cfg.bounty_bps),
-            (accounts::verifier_earnings(referee), cfg.referee_bps),
+            (accounts::balance(Unit::Io, first), cfg.bounty_bps),
+            (accounts::balance(Unit::Io, referee), cfg.referee_bps),
         ],
-        &accounts::balance(&renter),
+        &accounts::balance(Unit::Io, &renter),
         &format!("slash/{rid}/provider"),
         now_ms,
     )?;

@@ -6,12 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use assay_protocol::{BlobRef, Hash32, JobSpec, NodeId};
 
+use super::economy::{convert, price_in};
 use super::ledger::{Movement, balance_of, post, stake_of};
 use super::rows::{RECEIPT_COL_COUNT, RECEIPT_COLS, json, receipt_row, unjson, verdicts_of};
 use super::sql::{Backend, Conn, Row, Value, int};
 use super::sql_store::SqlStore;
 use crate::Error;
-use crate::ledger as accounts;
+use crate::ledger::accounts::io_for_iosd;
+use crate::ledger::{self as accounts, Unit};
 use crate::rules::jobs::{root_of, shard_job_ids, shard_spec};
 use crate::rules::matching::{Need, why_not_matched};
 use crate::rules::money::{self, Escrow};
@@ -39,7 +41,8 @@ pub trait Jobs {
 impl<B: Backend> Jobs for SqlStore<B> {
     fn submit_job(&self, job: &NewJob, now_ms: u64) -> Result<Submitted, Error> {
         let plan = plan(job, self.cfg.slash_bps)?;
-        self.b.write(&mut |c| {
+        let economy = self.cfg.economy;
+        let io_burned = self.b.write(&mut |c| {
             if c.query_opt("SELECT seq FROM jobs WHERE id = $1", &[(&job.id).into()])?
                 .is_some()
             {
@@ -48,13 +51,39 @@ impl<B: Backend> Jobs for SqlStore<B> {
                     job.id
                 )));
             }
+            // The verified-shard stake floor is priced in IOSD; stakes are IO.
+            let min_stake_io = if plan.escrow.min_stake > 0 {
+                let price = price_in(c, &economy, now_ms)?;
+                io_for_iosd(plan.escrow.min_stake, price).ok_or_else(|| {
+                    Error::Invalid("the required stake overflows at the IO price".into())
+                })?
+            } else {
+                0
+            };
+            let io_burned = match job.pay_in {
+                Unit::Iosd => 0,
+                Unit::Io => {
+                    let price = price_in(c, &economy, now_ms)?;
+                    convert(
+                        c,
+                        &accounts::balance(Unit::Io, &job.renter),
+                        &accounts::balance(Unit::Iosd, &job.renter),
+                        plan.escrow.total,
+                        price,
+                        &format!("pay/{}", job.id),
+                        now_ms,
+                    )?
+                    .0
+                }
+            };
             escrow_from_balance(c, job, plan.escrow.total, now_ms)?;
             let priority = i64::from(balance_of(c, &accounts::stake(&job.renter))? > 0);
             let seq = insert_job(c, job, &plan, priority, now_ms)?;
-            insert_shards(c, job, &plan, seq, priority, now_ms)?;
-            Ok(())
+            insert_shards(c, job, &plan, min_stake_io, seq, priority, now_ms)?;
+            Ok(io_burned)
         })?;
         Ok(Submitted {
+            io_burned,
             escrow: plan.escrow.total,
             shard_job_ids: plan.shard_job_ids,
         })
@@ -154,13 +183,13 @@ fn escrow_from_balance(
     escrow: u64,
     now_ms: u64,
 ) -> Result<(), Error> {
-    let balance_acct = accounts::balance(&job.renter);
+    let balance_acct = accounts::balance(Unit::Iosd, &job.renter);
     let have = balance_of(c, &balance_acct)?;
     if have < escrow as i64 {
         return Err(Error::Precondition(format!(
-            "your balance of {have} µcr does not cover the escrow of {escrow} µcr \
-             (max price {} µcr/Munit × (fuel {} + work budget {}) × {} shards): \
-             add credits (`assay faucet` on a devnet) or lower --max-price, --fuel or --work-budget",
+            "your balance of {have} µIOSD does not cover the escrow of {escrow} µIOSD \
+             (max price {} µIOSD/Munit × (fuel {} + work budget {}) × {} shards): \
+             get IOSD (`assay faucet` on a devnet), pay in IO (--pay-in io), or lower --max-price, --fuel or --work-budget",
             job.max_price, job.spec.fuel, job.spec.work_budget, job.shards
         )));
     }
@@ -187,8 +216,8 @@ fn insert_job(
 ) -> Result<i64, Error> {
     c.query_one(
         "INSERT INTO jobs (id, renter, component_hash, component_size, inputs, inputs_root, spec, \
-         shards, max_price, require_gpu, priority, escrow, shard_escrow, created_at, verify_rate_ppm) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING seq",
+         shards, max_price, require_gpu, priority, escrow, shard_escrow, created_at, verify_rate_ppm, paid_in) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING seq",
         &[
             (&job.id).into(),
             (&job.renter).into(),
@@ -205,6 +234,7 @@ fn insert_job(
             int(plan.escrow.per_shard)?,
             int(now_ms)?,
             Value::Int(i64::from(job.verify_rate_ppm)),
+            job.pay_in.as_str().into(),
         ],
     )?
     .i64(0)
@@ -214,6 +244,7 @@ fn insert_shards(
     c: &mut dyn Conn,
     job: &NewJob,
     plan: &Plan,
+    min_stake_io: u64,
     seq: i64,
     priority: i64,
     now_ms: u64,
@@ -237,7 +268,7 @@ fn insert_shards(
                 int(now_ms)?,
                 own.map(|o| o.0.clone()).into(),
                 own.map(|o| o.1.0.to_vec()).map_or(Value::Null, Value::Blob),
-                int(plan.escrow.min_stake)?,
+                int(min_stake_io)?,
                 ShardState::Queued.as_str().into(),
             ],
         )?;

@@ -11,25 +11,46 @@ use assay_protocol::{Hash32, NodeId};
 use super::sql::{Backend, Conn, Row, Value, int};
 use super::sql_store::SqlStore;
 use crate::Error;
-use crate::ledger::{self, Entry, ISSUANCE, Report};
+use crate::config::MarketConfig;
+use crate::ledger::{self, Entry, Report, Unit};
 use crate::rules::money;
 use crate::types::Account;
 
 /// A node's accounts, the devnet faucet, staking, and the ledger itself.
 pub trait Accounts {
-    /// Mints `amount` into the node's balance (devnet faucet), once per `reference`.
+    /// The devnet faucet: gives the node `amount` of `unit`, once per
+    /// `reference` — IO from the `faucet` genesis allocation, IOSD minted by
+    /// burning the faucet's IO at the current price (the rule every IOSD
+    /// follows). Posts the default genesis first if none was posted.
     ///
     /// # Errors
     ///
-    /// [`Error::Database`].
+    /// [`Error::Precondition`] when the faucet's IO is spent or there is no
+    /// fresh IO price; [`Error::Database`].
+    fn faucet(
+        &self,
+        node: &NodeId,
+        unit: Unit,
+        amount: u64,
+        reference: &str,
+        now_ms: u64,
+    ) -> Result<Account, Error>;
+    /// [`Accounts::faucet`] in IOSD.
+    ///
+    /// # Errors
+    ///
+    /// As [`Accounts::faucet`].
     fn mint(
         &self,
         node: &NodeId,
         amount: u64,
         reference: &str,
         now_ms: u64,
-    ) -> Result<Account, Error>;
-    /// Moves `amount` from the node's balance to its stake, once per `reference`.
+    ) -> Result<Account, Error> {
+        self.faucet(node, Unit::Iosd, amount, reference, now_ms)
+    }
+    /// Moves `amount` µIO from the node's IO balance to its stake, once per
+    /// `reference`.
     ///
     /// # Errors
     ///
@@ -62,25 +83,45 @@ pub trait Accounts {
 }
 
 impl<B: Backend> Accounts for SqlStore<B> {
-    fn mint(
+    fn faucet(
         &self,
         node: &NodeId,
+        unit: Unit,
         amount: u64,
         reference: &str,
         now_ms: u64,
     ) -> Result<Account, Error> {
+        let cfg = self.cfg.economy;
         self.b.write(&mut |c| {
-            post(
-                c,
-                Movement {
-                    kind: "mint",
-                    debit: ISSUANCE,
-                    credit: &ledger::balance(node),
-                    amount,
-                    reference,
-                },
-                now_ms,
-            )?;
+            super::economy::ensure_genesis(c, &super::economy::Genesis::default(), now_ms)?;
+            let faucet = ledger::faucet();
+            match unit {
+                Unit::Io => {
+                    post(
+                        c,
+                        Movement {
+                            kind: "faucet",
+                            debit: &faucet,
+                            credit: &ledger::balance(Unit::Io, node),
+                            amount,
+                            reference,
+                        },
+                        now_ms,
+                    )?;
+                }
+                Unit::Iosd => {
+                    let price = super::economy::price_in(c, &cfg, now_ms)?;
+                    super::economy::convert(
+                        c,
+                        &faucet,
+                        &ledger::balance(Unit::Iosd, node),
+                        amount,
+                        price,
+                        reference,
+                        now_ms,
+                    )?;
+                }
+            }
             account_in(c, node)
         })
     }
@@ -97,7 +138,7 @@ impl<B: Backend> Accounts for SqlStore<B> {
                 c,
                 Movement {
                     kind: "stake",
-                    debit: &ledger::balance(node),
+                    debit: &ledger::balance(Unit::Io, node),
                     credit: &ledger::stake(node),
                     amount,
                     reference,
@@ -139,13 +180,32 @@ impl<B: Backend> Accounts for SqlStore<B> {
     }
 }
 
-/// A node's four accounts, read inside a transaction.
+/// A node's accounts, read inside a transaction.
 pub(super) fn account_in(c: &mut dyn Conn, node: &NodeId) -> Result<Account, Error> {
+    let release = c
+        .query_opt(
+            "SELECT release_at FROM unbonding WHERE node = $1",
+            &[node.into()],
+        )?
+        .map(|r| r.u64(0))
+        .transpose()?;
     Ok(Account {
-        balance: non_negative(c, &ledger::balance(node))?,
+        balance: non_negative(c, &ledger::balance(Unit::Iosd, node))?,
         stake: non_negative(c, &ledger::stake(node))?,
         earnings: non_negative(c, &ledger::earnings(node))?,
         verifier_earnings: non_negative(c, &ledger::verifier_earnings(node))?,
+        io_balance: non_negative(c, &ledger::balance(Unit::Io, node))?,
+        unbonding: non_negative(c, &ledger::unbonding(node))?,
+        unbonding_release_ms: release,
+        rewards: non_negative(c, &ledger::rewards(node))?,
+        stake_floor: c
+            .query_opt(
+                "SELECT stake_floor FROM providers WHERE id = $1",
+                &[node.into()],
+            )?
+            .map(|r| r.u64(0))
+            .transpose()?
+            .unwrap_or(0),
     })
 }
 
@@ -170,11 +230,11 @@ pub(super) fn top_up_stake(
     let current = stake_of(c, node)?;
     let need = money::stake_top_up(current, target);
     if need > 0 {
-        let have = balance_of(c, &ledger::balance(node))?;
+        let have = balance_of(c, &ledger::balance(Unit::Io, node))?;
         if have < i64::try_from(need).unwrap_or(i64::MAX) {
             return Err(Error::Precondition(format!(
-                "your balance of {have} µcr cannot cover a stake of {target} µcr (you hold {current}): \
-                 add credits (`assay faucet` on a devnet) or ask for less stake"
+                "your IO balance of {have} µIO cannot cover a stake of {target} µIO (you hold {current}): \
+                 get IO (`assay faucet --unit io` on a devnet) or ask for less stake"
             )));
         }
         // The reference names the stake before and after, so topping up
@@ -183,7 +243,7 @@ pub(super) fn top_up_stake(
             c,
             Movement {
                 kind: "stake",
-                debit: &ledger::balance(node),
+                debit: &ledger::balance(Unit::Io, node),
                 credit: &ledger::stake(node),
                 amount: need,
                 reference: &format!("stake/{node}/{current}/{target}"),
@@ -208,7 +268,7 @@ pub(super) fn refund_shard(
         Movement {
             kind: "refund",
             debit: &ledger::escrow(job),
-            credit: &ledger::balance(renter),
+            credit: &ledger::balance(Unit::Iosd, renter),
             amount,
             reference: &format!("failed/{job}/{idx}"),
         },
@@ -219,11 +279,15 @@ pub(super) fn refund_shard(
 
 /// Settles a receipt ([`money::settle`]): the provider's payment less the
 /// protocol fee, the fee, the verifier's fee when a verifier checked it, and
-/// the rest of the shard's escrow back to the renter. Returns the payment.
+/// the rest of the shard's escrow back to the renter. The fee of a job paid
+/// in IOSD goes to `iosd/fees` at [`MarketConfig::fee_bps`]; of a job paid
+/// in IO it is burned, at [`EconomyConfig::fee_bps_io`](crate::config::EconomyConfig).
+/// The receipt's work units count toward the provider's block reward in
+/// this reward epoch. Returns the payment.
 pub(super) fn pay_out(
     c: &mut dyn Conn,
     receipt: &Hash32,
-    fee_bps: u64,
+    cfg: &MarketConfig,
     verifier: Option<&NodeId>,
     now_ms: u64,
 ) -> Result<u64, Error> {
@@ -233,11 +297,12 @@ pub(super) fn pay_out(
         ),
         &[receipt.into()],
     )?;
-    pay_out_row(c, receipt, &row, 0, fee_bps, verifier, now_ms)
+    pay_out_row(c, receipt, &row, 0, cfg, verifier, now_ms)
 }
 
 /// The columns [`pay_out_row`] reads, from `receipts r JOIN jobs j`.
-pub(super) const PAY_COLS: &str = "r.job_id, r.provider, r.units, r.price, r.escrow, j.renter";
+pub(super) const PAY_COLS: &str =
+    "r.job_id, r.provider, r.units, r.price, r.escrow, j.renter, j.paid_in";
 
 /// [`pay_out`] for a receipt whose [`PAY_COLS`] the caller already read,
 /// starting at column `at` of `row` (settling a batch reads them all in one
@@ -247,7 +312,7 @@ pub(super) fn pay_out_row(
     receipt: &Hash32,
     row: &Row,
     at: usize,
-    fee_bps: u64,
+    cfg: &MarketConfig,
     verifier: Option<&NodeId>,
     now_ms: u64,
 ) -> Result<u64, Error> {
@@ -259,18 +324,25 @@ pub(super) fn pay_out_row(
         row.u64(at + 4)?,
         row.node(at + 5)?,
     );
+    let paid_in = Unit::parse(row.text(at + 6)?)
+        .ok_or_else(|| Error::Corrupt(format!("job {job}: unknown payment unit")))?;
+    let (fee_bps, fee_to) = match paid_in {
+        Unit::Iosd => (cfg.fee_bps, ledger::FEES.to_string()),
+        Unit::Io => (cfg.economy.fee_bps_io, ledger::burned(Unit::Iosd)),
+    };
     let s = money::settle(price, units, escrow, fee_bps, verifier.is_some());
     let from = ledger::escrow(&job);
     let mut moves = vec![
         ("pay", ledger::earnings(&provider), s.provider()),
-        ("fee", ledger::FEES.to_string(), s.fee),
+        ("fee", fee_to, s.fee),
     ];
     if let Some(v) = verifier {
         moves.push(("verify", ledger::verifier_earnings(v), s.verifier_fee));
     }
-    moves.push(("refund", ledger::balance(&renter), s.refund));
+    moves.push(("refund", ledger::balance(Unit::Iosd, &renter), s.refund));
+    let mut fresh = false;
     for (kind, to, amount) in moves {
-        post(
+        let posted = post(
             c,
             Movement {
                 kind,
@@ -281,19 +353,25 @@ pub(super) fn pay_out_row(
             },
             now_ms,
         )?;
+        fresh |= matches!(posted, Posted::New(_));
     }
-    c.exec(
+    let n = c.exec(
         "UPDATE receipts SET settled_at = $2, paid = $3 WHERE id = $1 AND settled_at IS NULL",
         &[receipt.into(), int(now_ms)?, int(s.payment)?],
     )?;
+    if n > 0 || fresh {
+        super::economy::count_work(c, &cfg.economy, &provider, units, now_ms)?;
+    }
     Ok(s.payment)
 }
 
-/// Takes `slash_bps` of `node`'s stake and shares it out
+/// Takes `slash_bps` of `node`'s stake (its unbonding IO first goes back
+/// into the stake: a cooldown is no escape) and shares it out
 /// ([`money::slash`]): each `(account, bps)` gets its share of the slash,
 /// `rest_to` the remainder. Returns the amount slashed.
 pub(super) fn slash(
     c: &mut dyn Conn,
+    cfg: &MarketConfig,
     node: &NodeId,
     slash_bps: u32,
     shares: &[(String, u32)],
@@ -302,6 +380,8 @@ pub(super) fn slash(
     now_ms: u64,
 ) -> Result<u64, Error> {
     let stake_acct = ledger::stake(node);
+    super::economy::cancel_unbonding(c, node, reference, now_ms)?;
+    super::economy::mark_failed(c, &cfg.economy, node, now_ms)?;
     let stake = stake_of(c, node)?;
     let bps: Vec<u32> = shares.iter().map(|(_, bps)| *bps).collect();
     let split = money::slash(stake, slash_bps, &bps);
@@ -357,7 +437,7 @@ pub(super) struct Movement<'a> {
     pub debit: &'a str,
     /// Credited account.
     pub credit: &'a str,
-    /// µcr.
+    /// Base units of the unit both accounts hold.
     pub amount: u64,
     /// Unique reference.
     pub reference: &'a str,
@@ -382,6 +462,14 @@ pub(super) fn post(c: &mut dyn Conn, m: Movement<'_>, now_ms: u64) -> Result<Pos
             m.debit
         )));
     }
+    let unit = Unit::of_account(m.debit)
+        .filter(|u| Unit::of_account(m.credit) == Some(*u))
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "a movement from {} to {}: both accounts must hold the same unit",
+                m.debit, m.credit
+            ))
+        })?;
     let head = c.query_one(
         &format!(
             "SELECT seq, hash FROM ledger_head WHERE id = 1{}",
@@ -400,7 +488,7 @@ pub(super) fn post(c: &mut dyn Conn, m: Movement<'_>, now_ms: u64) -> Result<Pos
     let seq = head.u64(0)? + 1;
     let prev: [u8; 32] = head.hash(1)?.0;
     let amount = int(m.amount)?;
-    if m.debit == ISSUANCE {
+    if m.debit == ledger::issuance(unit) {
         ensure_account(c, m.debit)?;
         c.exec(
             "UPDATE accounts SET balance = balance - $2 WHERE name = $1",
@@ -421,8 +509,12 @@ pub(super) fn post(c: &mut dyn Conn, m: Movement<'_>, now_ms: u64) -> Result<Pos
                 .transpose()?
                 .unwrap_or(0);
             return Err(Error::Precondition(format!(
-                "{} holds {have} µcr but {} µcr are needed ({})",
-                m.debit, m.amount, m.kind
+                "{} holds {have} µ{} but {} µ{} are needed ({})",
+                m.debit,
+                unit.symbol(),
+                m.amount,
+                unit.symbol(),
+                m.kind
             )));
         }
     }
@@ -433,6 +525,8 @@ pub(super) fn post(c: &mut dyn Conn, m: Movement<'_>, now_ms: u64) -> Result<Pos
     )?;
     let mut entry = Entry {
         seq,
+        format: ledger::FORMAT,
+        unit,
         kind: m.kind.to_string(),
         debit: m.debit.to_string(),
         credit: m.credit.to_string(),
@@ -445,8 +539,8 @@ pub(super) fn post(c: &mut dyn Conn, m: Movement<'_>, now_ms: u64) -> Result<Pos
     entry.hash = entry.computed_hash();
     let hash = entry.hash;
     c.exec(
-        "INSERT INTO ledger (seq, kind, debit, credit, amount, reference, at_ms, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO ledger (seq, kind, debit, credit, amount, reference, at_ms, prev_hash, hash, unit) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         &[
             int(seq)?,
             m.kind.into(),
@@ -457,6 +551,7 @@ pub(super) fn post(c: &mut dyn Conn, m: Movement<'_>, now_ms: u64) -> Result<Pos
             int(now_ms)?,
             Value::Blob(prev.to_vec()),
             Value::Blob(hash.to_vec()),
+            unit.as_str().into(),
         ],
     )?;
     c.exec(
@@ -496,14 +591,24 @@ pub(super) fn balance_of(c: &mut dyn Conn, name: &str) -> Result<i64, Error> {
 /// [`Error::Database`], [`Error::Corrupt`].
 pub(super) fn entries(c: &mut dyn Conn, after: u64, limit: u64) -> Result<Vec<Entry>, Error> {
     let rows = c.query(
-        "SELECT seq, kind, debit, credit, amount, reference, at_ms, prev_hash, hash \
+        "SELECT seq, kind, debit, credit, amount, reference, at_ms, prev_hash, hash, unit \
          FROM ledger WHERE seq > $1 ORDER BY seq LIMIT $2",
         &[int(after)?, int(limit)?],
     )?;
     rows.iter()
         .map(|r| {
+            // NULL: an entry of the single-unit ledger (format 1, IOSD).
+            let (format, unit) = match r.opt_text(9)? {
+                None => (1, Unit::Iosd),
+                Some(u) => (
+                    ledger::FORMAT,
+                    Unit::parse(u).ok_or_else(|| Error::Corrupt(format!("ledger unit {u:?}")))?,
+                ),
+            };
             Ok(Entry {
                 seq: r.u64(0)?,
+                format,
+                unit,
                 kind: r.text(1)?.to_string(),
                 debit: r.text(2)?.to_string(),
                 credit: r.text(3)?.to_string(),

@@ -3,7 +3,7 @@
 //!
 //! [`Store`] is the whole store as the services see it: one trait per
 //! domain ([`Nonces`], [`Accounts`], [`Jobs`], [`Providers`], [`Leases`],
-//! [`Receipts`], [`Epochs`], [`Checks`], [`Challenges`]), each declared and implemented
+//! [`Receipts`], [`Epochs`], [`Checks`], [`Challenges`], [`Economy`]), each declared and implemented
 //! for [`SqlStore`] in its own file, over two real databases: embedded
 //! SQLite ([`sqlite::Sqlite`], the default) and PostgreSQL
 //! ([`postgres::Postgres`], for replicas sharing one database). Every
@@ -17,7 +17,8 @@
 //! mod.rs (Store)
 //!   jobs.rs ─ leases.rs ─ providers.rs      the domains …
 //!   receipts.rs ─► epochs.rs ─► checks.rs ─► challenges.rs
-//!   ledger.rs (accounts, settlement, slashing) ─ nonces.rs
+//!   ledger.rs (accounts, settlement, slashing) ─ economy.rs (genesis,
+//!   IO price, IO→IOSD, unstaking, reward epochs) ─ nonces.rs
 //!   rows.rs (row readers, JSON, ids) ─ sql_store.rs (SqlStore)
 //!   sql.rs (Backend, Conn) ─ sqlite.rs ─ postgres.rs ─ schema.rs
 //! ```
@@ -29,6 +30,7 @@
 
 pub mod challenges;
 pub mod checks;
+pub mod economy;
 pub mod epochs;
 pub mod jobs;
 pub mod leases;
@@ -48,6 +50,7 @@ pub use crate::state::LeaseState;
 pub use crate::types::*;
 pub use challenges::Challenges;
 pub use checks::Checks;
+pub use economy::Economy;
 pub use epochs::Epochs;
 pub use jobs::Jobs;
 pub use leases::Leases;
@@ -63,7 +66,8 @@ use sql::Backend;
 /// (`use assay_coordinator::store::prelude::*;`); a `dyn Store` needs none.
 pub mod prelude {
     pub use crate::store::{
-        Accounts, Challenges, Checks, Epochs, Jobs, Leases, Nonces, Providers, Receipts, Store,
+        Accounts, Challenges, Checks, Economy, Epochs, Jobs, Leases, Nonces, Providers, Receipts,
+        Store,
     };
 }
 
@@ -78,6 +82,7 @@ pub trait Store:
     + Epochs
     + Checks
     + Challenges
+    + Economy
     + Send
     + Sync
     + 'static

@@ -7,13 +7,16 @@ use std::sync::Arc;
 use assay_protocol::challenge::{DeviceClass, classify};
 use assay_protocol::{Hash32, NodeId};
 
-use super::ledger::top_up_stake;
+use super::economy::count_uptime;
+use super::ledger::{balance_of, stake_of, top_up_stake};
 use super::rows::{PROVIDER_COLS, held_leases, json, provider_view};
 use super::sql::{Backend, Conn, int};
 use super::sql_store::SqlStore;
 use crate::Error;
+use crate::ledger::{self as accounts, Unit};
 use crate::rules::leases::expires_at;
 use crate::rules::matching::{ProviderView, reliability_permille};
+use crate::rules::staking::stake_floor;
 use crate::state::HardwareState;
 use crate::types::{ProviderInfo, Registered};
 
@@ -22,7 +25,10 @@ const SNAPSHOT_MS: u64 = 250;
 
 /// Providers and their liveness.
 pub trait Providers {
-    /// Registers or updates a provider and tops its stake up to `stake_target`.
+    /// Registers or updates a provider and tops its stake up to
+    /// `stake_target` — or to its class's stake floor
+    /// ([`crate::rules::staking`]) when that is higher and its IO balance
+    /// covers it.
     ///
     /// # Errors
     ///
@@ -69,9 +75,26 @@ impl<B: Backend> Providers for SqlStore<B> {
         } else {
             HardwareState::Unchallenged
         };
+        let floor = stake_floor(
+            self.cfg.economy.stake_per_device,
+            class,
+            u32::try_from(p.gpus.len()).unwrap_or(u32::MAX),
+            p.cpu_cores,
+        );
         let r = self.b.write(&mut |c| {
-            let stake = top_up_stake(c, &p.id, stake_target, now_ms)?;
+            // The floor is topped up when the IO balance covers it; a
+            // provider below it registers but is not hired until it stakes.
+            let want = stake_target.max(floor);
+            let have = u64::try_from(balance_of(c, &accounts::balance(Unit::Io, &p.id))?)
+                .unwrap_or(0)
+                + stake_of(c, &p.id)?;
+            let target = if have >= want { want } else { stake_target };
+            let stake = top_up_stake(c, &p.id, target, now_ms)?;
             upsert_provider(c, p, &hardware, class, initial, stake, now_ms)?;
+            c.exec(
+                "UPDATE providers SET stake_floor = $2 WHERE id = $1",
+                &[(&p.id).into(), int(floor)?],
+            )?;
             let h = c.query_one(
                 "SELECT completed, faults, expired FROM providers WHERE id = $1",
                 &[(&p.id).into()],
@@ -96,7 +119,16 @@ impl<B: Backend> Providers for SqlStore<B> {
         now_ms: u64,
     ) -> Result<Option<Vec<Hash32>>, Error> {
         let expires = expires_at(now_ms, self.cfg.lease_ttl_ms);
+        let (economy, liveness) = (self.cfg.economy, self.cfg.provider_liveness_ms);
         self.b.write(&mut |c| {
+            let Some(previous) = c
+                .query_opt("SELECT last_seen FROM providers WHERE id = $1", &[node.into()])?
+                .map(|r| r.u64(0))
+                .transpose()?
+            else {
+                return Ok(None);
+            };
+            count_uptime(c, &economy, node, previous, liveness, now_ms)?;
             let n = c.exec(
                 "UPDATE providers SET last_seen = $2, free_slots = $3, telemetry = $4 WHERE id = $1",
                 &[node.into(), int(now_ms)?, int(u64::from(free_slots))?, telemetry_json.into()],

@@ -112,7 +112,7 @@ impl<B: Backend> Receipts for SqlStore<B> {
     }
 
     fn settle_due(&self, now_ms: u64) -> Result<Vec<Hash32>, Error> {
-        let fee_bps = self.cfg.fee_bps;
+        let cfg = self.cfg.clone();
         self.b.write(&mut |c| {
             // The states of `rules::checks::settles_after_window`.
             let rows = c.query(
@@ -127,7 +127,7 @@ impl<B: Backend> Receipts for SqlStore<B> {
             let mut settled = Vec::with_capacity(rows.len());
             for r in &rows {
                 let rid = r.hash(0)?;
-                pay_out_row(c, &rid, r, 1, fee_bps, None, now_ms)?;
+                pay_out_row(c, &rid, r, 1, &cfg, None, now_ms)?;
                 settled.push(rid);
             }
             Ok(settled)

@@ -41,7 +41,7 @@ pub(super) fn random_u64() -> Result<u64, Error> {
 
 /// The columns [`provider_view`] reads.
 pub(super) const PROVIDER_COLS: &str = "id, price, cpu_cores, memory_bytes, gpu_count, gpu_memory_bytes, slots, \
-     free_slots, stake, last_seen, completed, faults, expired, suspended, hardware_state";
+     free_slots, stake, last_seen, completed, faults, expired, suspended, hardware_state, stake_floor";
 
 /// A provider row read with [`PROVIDER_COLS`].
 pub(super) fn provider_view(r: &Row, now_ms: u64, liveness_ms: u64) -> Result<ProviderView, Error> {
@@ -58,6 +58,7 @@ pub(super) fn provider_view(r: &Row, now_ms: u64, liveness_ms: u64) -> Result<Pr
         slots: r.u32(6)?,
         free_slots: r.u32(7)?,
         stake: r.u64(8)?,
+        stake_floor: r.u64(15)?,
         reliability_permille: reliability_permille(completed, faults, expired),
         last_seen_ms,
         online: last_seen_ms.saturating_add(liveness_ms) >= now_ms,

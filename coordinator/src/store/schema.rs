@@ -5,7 +5,7 @@ use super::sql::{Backend, Dialect, Value};
 use crate::Error;
 
 /// The version the code expects.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 fn migrations(d: Dialect) -> Vec<String> {
     let (blob, serial) = match d {
@@ -222,7 +222,62 @@ ALTER TABLE shards ADD COLUMN only_provider {blob}"
     let v5 = "
 ALTER TABLE receipts ADD COLUMN failure_message TEXT"
         .to_string();
-    vec![v1, v2, v3, v4, v5]
+    // v6: two units. Entries carry their unit (NULL: an entry of the
+    // single-unit ledger, hashed as format 1 and read as IOSD); account
+    // names carry it as a prefix, so the old credits become IOSD (stakes
+    // too: they stay in `iosd/stake:…` and no longer count for matching,
+    // which reads IO stakes). The IO
+    // price feed, unstaking cooldowns, stake floors, jobs paid in IO, and
+    // the reward epochs with each provider's work and uptime in them.
+    let v6 = format!(
+        "
+ALTER TABLE ledger ADD COLUMN unit TEXT;
+UPDATE accounts SET name = 'iosd/' || name;
+UPDATE providers SET stake = 0;
+ALTER TABLE jobs ADD COLUMN paid_in TEXT NOT NULL DEFAULT 'iosd';
+ALTER TABLE providers ADD COLUMN stake_floor BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE prices (
+    round BIGINT PRIMARY KEY,
+    price BIGINT NOT NULL,
+    at_ms BIGINT NOT NULL,
+    oracle {blob} NOT NULL,
+    signature {blob} NOT NULL,
+    received_at BIGINT NOT NULL
+);
+CREATE TABLE unbonding (
+    node {blob} PRIMARY KEY,
+    release_at BIGINT NOT NULL
+);
+CREATE TABLE reward_shares (
+    epoch BIGINT NOT NULL,
+    provider {blob} NOT NULL,
+    work_units BIGINT NOT NULL DEFAULT 0,
+    uptime_ms BIGINT NOT NULL DEFAULT 0,
+    failed BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (epoch, provider)
+);
+CREATE TABLE reward_epochs (
+    epoch BIGINT PRIMARY KEY,
+    start_ms BIGINT NOT NULL,
+    end_ms BIGINT NOT NULL,
+    scheduled BIGINT NOT NULL,
+    emitted BIGINT NOT NULL,
+    nominated BIGINT NOT NULL,
+    paid BIGINT NOT NULL,
+    failed BIGINT NOT NULL,
+    closed_at BIGINT NOT NULL
+);
+CREATE TABLE reward_payouts (
+    epoch BIGINT NOT NULL,
+    provider {blob} NOT NULL,
+    work_units BIGINT NOT NULL,
+    uptime_ms BIGINT NOT NULL,
+    failed BIGINT NOT NULL,
+    amount BIGINT NOT NULL,
+    PRIMARY KEY (epoch, provider)
+)"
+    );
+    vec![v1, v2, v3, v4, v5, v6]
 }
 
 /// Brings the database to [`SCHEMA_VERSION`] (creating it if empty). Safe
@@ -233,7 +288,19 @@ ALTER TABLE receipts ADD COLUMN failure_message TEXT"
 /// [`Error::Database`]; [`Error::Corrupt`] if the database is newer than
 /// this build.
 pub fn migrate<B: Backend>(b: &B) -> Result<(), Error> {
+    migrate_to(b, SCHEMA_VERSION)
+}
+
+/// Brings the database to schema version `target` (≤ [`SCHEMA_VERSION`]):
+/// what [`migrate`] does, stopping early — tests build the databases of
+/// older releases with it and check that they upgrade.
+///
+/// # Errors
+///
+/// As [`migrate`].
+pub fn migrate_to<B: Backend>(b: &B, target: i64) -> Result<(), Error> {
     let d = b.dialect();
+    let target = target.min(SCHEMA_VERSION);
     b.write(&mut |c| {
         if d == Dialect::Postgres {
             c.exec("SELECT pg_advisory_xact_lock(770077)", &[])?;
@@ -259,7 +326,7 @@ pub fn migrate<B: Backend>(b: &B) -> Result<(), Error> {
         }
         for (i, m) in migrations(d).iter().enumerate() {
             let v = i as i64 + 1;
-            if v <= version {
+            if v <= version || v > target {
                 continue;
             }
             for stmt in m.split(';').map(str::trim).filter(|s| !s.is_empty()) {
@@ -276,7 +343,7 @@ pub fn migrate<B: Backend>(b: &B) -> Result<(), Error> {
         c.exec(
             "INSERT INTO meta (key, value) VALUES ('schema_version', $1) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            &[Value::Text(SCHEMA_VERSION.to_string())],
+            &[Value::Text(version.max(target).to_string())],
         )?;
         Ok(())
     })

@@ -21,8 +21,12 @@ impl SqliteDb {
     }
 
     pub fn open(&self, cfg: MarketConfig) -> SqlStore<Sqlite> {
-        let b = Sqlite::open(&self.dir.path().join("db.sqlite")).expect("open sqlite");
-        SqlStore::open(b, cfg).expect("migrate sqlite")
+        SqlStore::open(self.raw(), cfg).expect("migrate sqlite")
+    }
+
+    /// The database without migrating it.
+    pub fn raw(&self) -> Sqlite {
+        Sqlite::open(&self.dir.path().join("db.sqlite")).expect("open sqlite")
     }
 }
 
@@ -56,8 +60,12 @@ impl PgDb {
     }
 
     pub fn open(&self, cfg: MarketConfig) -> SqlStore<Postgres> {
-        let b = Postgres::open(&self.url, Some(&self.schema)).expect("connect to postgres");
-        SqlStore::open(b, cfg).expect("migrate postgres")
+        SqlStore::open(self.raw(), cfg).expect("migrate postgres")
+    }
+
+    /// The database without migrating it.
+    pub fn raw(&self) -> Postgres {
+        Postgres::open(&self.url, Some(&self.schema)).expect("connect to postgres")
     }
 }
 
@@ -127,6 +135,7 @@ pub fn job(
         size: 3,
     }];
     NewJob {
+        pay_in: assay_coordinator::ledger::Unit::Iosd,
         id: Hash32([tag.wrapping_add(100); 32]),
         renter: *renter,
         component_hash: Hash32([7; 32]),

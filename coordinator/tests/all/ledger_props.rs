@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use assay_coordinator::ledger::{self, Entry};
+use assay_coordinator::ledger::{self, Entry, Unit};
 use assay_coordinator::sqlite::Sqlite;
 use assay_coordinator::store::prelude::*;
 use assay_coordinator::store::{
@@ -176,6 +176,11 @@ fn run(ops: &[Op]) -> (crate::common::SqliteDb, u64) {
             .expect("mint");
         minted += 10_000_000;
     }
+    // Every node holds IO to stake (renters stake for priority).
+    for n in 0..7u8 {
+        s.faucet(&key(n).id(), Unit::Io, 10_000_000, &format!("io/{n}"), now)
+            .expect("IO faucet");
+    }
     for v in 5..7u8 {
         s.register_verifier(
             &VerifierInfo {
@@ -315,20 +320,34 @@ fn run(ops: &[Op]) -> (crate::common::SqliteDb, u64) {
 fn check(s: &SqlStore<Sqlite>, minted: u64) -> Result<(), TestCaseError> {
     let r = s.verify_ledger().expect("verify");
     prop_assert!(r.ok(), "problems: {:?}", r.problems);
-    let issuance = r.balances.get(ledger::ISSUANCE).copied().unwrap_or(0);
-    prop_assert_eq!(-issuance, i128::from(minted), "only mints create credits");
-    let others: i128 = r
-        .balances
-        .iter()
-        .filter(|(k, _)| k.as_str() != ledger::ISSUANCE)
-        .map(|(_, v)| *v)
-        .sum();
-    prop_assert_eq!(others, i128::from(minted), "credits are conserved");
+    // At the fixed price of 1 IOSD per IO each faucet mint is exact.
+    prop_assert_eq!(r.supply.iosd.minted, minted, "only the faucet mints IOSD");
+    prop_assert_eq!(
+        r.supply.iosd.supply,
+        minted - r.supply.iosd.burned,
+        "IOSD is conserved"
+    );
+    prop_assert_eq!(r.supply.io.cap, ledger::IO_CAP);
+    prop_assert_eq!(
+        r.supply.io.held,
+        r.supply.io.genesis + r.supply.io.emitted - r.supply.io.burned,
+        "IO is conserved"
+    );
+    prop_assert_eq!(
+        r.supply.io.burned,
+        minted,
+        "each µIOSD minted burned one µIO"
+    );
     for (name, v) in &r.balances {
-        if name != ledger::ISSUANCE {
+        if !name.ends_with("/issuance") {
             prop_assert!(*v >= 0, "{} is negative: {}", name, v);
         }
     }
+    prop_assert_eq!(
+        s.supply().expect("supply"),
+        r.supply,
+        "the stored supply is the entries'"
+    );
     let entries = s.ledger_entries(0, 1_000_000).expect("entries");
     let mut pays: BTreeMap<String, u32> = BTreeMap::new();
     for e in &entries {
@@ -465,17 +484,18 @@ proptest! {
         field in 0u8..6,
         delta in 1u64..50,
     ) {
-        // A valid chain: mint to a, then transfers a → b.
+        // A valid chain: genesis, then transfers a → b.
         let mut entries: Vec<Entry> = Vec::new();
         let mut prev = [0u8; 32];
-        let total: u64 = amounts.iter().sum();
-        for (i, amount) in std::iter::once(total).chain(amounts.iter().copied().map(|a| a / 2 + 1)).enumerate() {
-            let (debit, credit) = match i {
-                0 => (ledger::ISSUANCE.to_string(), "a".to_string()),
-                _ => ("a".into(), "b".into()),
+        let genesis = [ledger::GENESIS_ALLOCATION, ledger::REWARD_POOL];
+        for (i, amount) in genesis.into_iter().chain(amounts.iter().copied().map(|a| a / 2 + 1)).enumerate() {
+            let (kind, debit, credit) = match i {
+                0 => ("genesis", ledger::issuance(Unit::Io), "io/genesis:a".to_string()),
+                1 => ("genesis", ledger::issuance(Unit::Io), ledger::UNEMITTED.to_string()),
+                _ => ("t", "io/genesis:a".into(), "io/b".into()),
             };
             let mut e = Entry {
-                seq: i as u64 + 1, kind: "t".into(), debit, credit, amount,
+                seq: i as u64 + 1, format: ledger::FORMAT, unit: Unit::Io, kind: kind.into(), debit, credit, amount,
                 reference: format!("r{i}"), at_ms: i as u64, prev_hash: prev, hash: [0; 32],
             };
             e.hash = e.computed_hash();

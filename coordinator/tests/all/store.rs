@@ -3,11 +3,12 @@
 
 use crate::common::{key, ledger_ok};
 
+use assay_coordinator::ledger::{Entry, Unit};
 use assay_coordinator::sql::{Backend, Value};
 use assay_coordinator::state::{JobState, ShardState};
 use assay_coordinator::store::prelude::*;
 use assay_coordinator::store::{Lease, NewJob, ProviderInfo, ReceiptSubmission, RunResult};
-use assay_coordinator::{Error, MarketConfig, SqlStore};
+use assay_coordinator::{Error, MarketConfig, SqlStore, schema};
 use assay_protocol::{BlobRef, Hash32, JobSpec, NodeKey, Outcome, WorkDone, outputs_root};
 
 type Db<'a, B> = &'a dyn Fn(MarketConfig) -> SqlStore<B>;
@@ -82,18 +83,25 @@ fn ledger_mint_stake_and_overdraft<B: Backend>(db: Db<'_, B>) {
         1_000,
         "same reference mints once"
     );
+    // Stakes are IO.
+    let e = s.stake(&a.id(), 1, "s0", 3).expect_err("no IO yet");
+    assert!(matches!(e, Error::Precondition(_)), "{e}");
+    s.faucet(&a.id(), Unit::Io, 1_000, "io1", 3)
+        .expect("IO faucet");
     let acct = s.stake(&a.id(), 400, "s1", 3).expect("stake");
-    assert_eq!((acct.balance, acct.stake), (600, 400));
+    assert_eq!(
+        (acct.io_balance, acct.stake, acct.balance),
+        (600, 400, 1_000)
+    );
     let e = s.stake(&a.id(), 601, "s2", 4).expect_err("overdraft");
     assert!(matches!(e, Error::Precondition(_)), "{e}");
     assert!(e.to_string().contains("600"), "{e}");
     assert_eq!(
-        s.account(&a.id()).expect("account").balance,
+        s.account(&a.id()).expect("account").io_balance,
         600,
         "a refused movement changes nothing"
     );
     ledger_ok(&s);
-    assert_eq!(s.verify_ledger().expect("verify").entries, 2);
 }
 
 fn escrow_covers_max_price_times_budgets<B: Backend>(db: Db<'_, B>) {
@@ -188,6 +196,7 @@ fn staked_renters_queue_first<B: Backend>(db: Db<'_, B>) {
     let (plain, staked, a) = (key(1), key(5), key(2));
     s.mint(&plain.id(), 1_000_000, "m1", 0).expect("mint");
     s.mint(&staked.id(), 1_000_000, "m2", 0).expect("mint");
+    s.faucet(&staked.id(), Unit::Io, 1, "io", 0).expect("IO");
     s.stake(&staked.id(), 1, "s", 0).expect("stake");
     s.register(&provider(&a, 10, 1 << 30), 0, 0).expect("reg");
     s.submit_job(&new_job(&plain, 1, 1, 100), 10)
@@ -286,9 +295,12 @@ fn expired_lease_requeues_and_only_one_receipt_pays<B: Backend>(db: Db<'_, B>) {
     );
     let report = s.verify_ledger().expect("verify");
     assert!(report.ok(), "{:?}", report.problems);
-    assert_eq!(report.balances.get("fees").copied(), Some(20));
+    assert_eq!(report.balances.get("iosd/fees").copied(), Some(20));
     assert_eq!(
-        report.balances.get(&format!("escrow:{}", job.id)).copied(),
+        report
+            .balances
+            .get(&format!("iosd/escrow:{}", job.id))
+            .copied(),
         Some(0)
     );
     let providers = s.providers(3_000).expect("providers");
@@ -476,39 +488,79 @@ fn a_failure_message_is_kept_beside_the_receipt<B: Backend>(db: Db<'_, B>) {
 
 /// A database made by the previous schema (v4: no failure_message column)
 /// is brought up to date on open, and keeps its receipts.
-fn a_v4_database_gains_the_failure_message_column<B: Backend>(db: Db<'_, B>) {
-    let r = key(1);
-    let a = key(2);
-    let job = new_job(&r, 1, 2, 100);
-    {
-        let s = db(cfg());
-        s.mint(&r.id(), 10_000, "m", 0).expect("mint");
-        s.register(&provider(&a, 50, 1 << 30), 0, 0).expect("reg");
-        s.submit_job(&job, 0).expect("job");
-        let l = s.take_leases(&a.id(), 1, 10).expect("take");
-        s.submit_receipt(&receipt_for(&s, &l[0], &a), 20)
-            .expect("receipt");
-        // Back to what v4 made.
-        s.backend()
-            .write(&mut |c| {
-                c.exec("ALTER TABLE receipts DROP COLUMN failure_message", &[])?;
-                c.exec(
-                    "UPDATE meta SET value = '4' WHERE key = 'schema_version'",
-                    &[],
-                )
-            })
-            .expect("downgrade");
-    }
+/// A database of the single-unit market (schema v5: a credits ledger
+/// hashed as format 1, account names without a unit) upgrades: its credits
+/// are IOSD, its chain still verifies, and it goes on working (a failed run
+/// keeps its message, the v5 column).
+fn a_v5_credits_ledger_upgrades_to_iosd<B: Backend>(raw: B, db: Db<'_, B>) {
+    let (r, a) = (key(1), key(2));
+    schema::migrate_to(&raw, 5).expect("a v5 database");
+    // One faucet mint of 10,000 µcr, as a v5 coordinator wrote it.
+    let mut e = Entry {
+        seq: 1,
+        format: 1,
+        unit: Unit::Iosd,
+        kind: "mint".into(),
+        debit: "issuance".into(),
+        credit: format!("balance:{}", r.id()),
+        amount: 10_000,
+        reference: "faucet/r/1".into(),
+        at_ms: 1,
+        prev_hash: [0; 32],
+        hash: [0; 32],
+    };
+    e.hash = e.computed_hash();
+    raw.write(&mut |c| {
+        c.exec(
+            "INSERT INTO ledger (seq, kind, debit, credit, amount, reference, at_ms, prev_hash, hash) \
+             VALUES (1, 'mint', 'issuance', $1, 10000, 'faucet/r/1', 1, $2, $3)",
+            &[
+                e.credit.as_str().into(),
+                Value::Blob(vec![0; 32]),
+                Value::Blob(e.hash.to_vec()),
+            ],
+        )?;
+        c.exec(
+            "INSERT INTO accounts (name, balance) VALUES ('issuance', -10000), ($1, 10000)",
+            &[e.credit.as_str().into()],
+        )?;
+        c.exec(
+            "UPDATE ledger_head SET seq = 1, hash = $1 WHERE id = 1",
+            &[Value::Blob(e.hash.to_vec())],
+        )
+    })
+    .expect("write the v5 ledger");
+    drop(raw);
     let s = db(cfg());
-    let old = s.receipts_after(0, 10).expect("receipts");
-    assert_eq!(old.len(), 1);
-    assert_eq!(old[0].failure_message, "", "NULL reads as no message");
+    assert_eq!(s.account(&r.id()).expect("account").balance, 10_000);
+    let report = s.verify_ledger().expect("verify");
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.supply.iosd.legacy_minted, 10_000);
+    assert_eq!(report.supply.iosd.supply, 10_000);
+    s.register(&provider(&a, 50, 1 << 30), 0, 0).expect("reg");
+    s.submit_job(&new_job(&r, 1, 2, 100), 0).expect("job");
     let l = s.take_leases(&a.id(), 1, 30).expect("take");
     s.submit_receipt(&failed_receipt_for(&s, &l[0], &a, "boom"), 40)
         .expect("failed receipt");
     let all = s.receipts_after(0, 10).expect("receipts");
-    assert_eq!(all[1].failure_message, "boom");
+    assert_eq!(all[0].failure_message, "boom");
     ledger_ok(&s);
+}
+
+mod upgrade {
+    #[test]
+    fn sqlite() {
+        let db = crate::common::SqliteDb::new();
+        super::a_v5_credits_ledger_upgrades_to_iosd(db.raw(), &|cfg| db.open(cfg));
+    }
+
+    #[test]
+    fn postgres() {
+        let Some(db) = crate::common::PgDb::new("v5_upgrade") else {
+            return;
+        };
+        super::a_v5_credits_ledger_upgrades_to_iosd(db.raw(), &|cfg| db.open(cfg));
+    }
 }
 
 fn replayed_nonce_is_refused<B: Backend>(db: Db<'_, B>) {
@@ -527,6 +579,7 @@ fn tampering_is_detected<B: Backend>(db: Db<'_, B>) {
     let s = db(cfg());
     let a = key(1).id();
     s.mint(&a, 1_000, "m1", 1).expect("mint");
+    s.faucet(&a, Unit::Io, 1_000, "io", 1).expect("IO");
     s.stake(&a, 100, "s1", 2).expect("stake");
     s.mint(&a, 5, "m2", 3).expect("mint");
     ledger_ok(&s);
@@ -535,19 +588,34 @@ fn tampering_is_detected<B: Backend>(db: Db<'_, B>) {
             .write(&mut |c| c.exec(sql, &params))
             .expect("tamper");
     };
-    tamper("UPDATE ledger SET amount = 99 WHERE seq = 2", vec![]);
+    let seq = s
+        .ledger_entries(0, 100)
+        .expect("entries")
+        .iter()
+        .find(|e| e.reference == "s1")
+        .map(|e| e.seq)
+        .expect("the stake entry");
+    tamper(
+        "UPDATE ledger SET amount = 99 WHERE reference = 's1'",
+        vec![],
+    );
     let r = s.verify_ledger().expect("verify");
     assert!(!r.ok());
     assert!(
-        r.problems.iter().any(|p| p.contains("entry 2")),
+        r.problems
+            .iter()
+            .any(|p| p.contains(&format!("entry {seq}:"))),
         "{:?}",
         r.problems
     );
-    tamper("UPDATE ledger SET amount = 100 WHERE seq = 2", vec![]);
+    tamper(
+        "UPDATE ledger SET amount = 100 WHERE reference = 's1'",
+        vec![],
+    );
     ledger_ok(&s);
     tamper(
         "UPDATE accounts SET balance = balance + 1 WHERE name = $1",
-        vec![Value::Text(format!("balance:{a}"))],
+        vec![Value::Text(format!("iosd/balance:{a}"))],
     );
     assert!(
         !s.verify_ledger().expect("verify").ok(),
@@ -555,7 +623,7 @@ fn tampering_is_detected<B: Backend>(db: Db<'_, B>) {
     );
     tamper(
         "UPDATE accounts SET balance = balance - 1 WHERE name = $1",
-        vec![Value::Text(format!("balance:{a}"))],
+        vec![Value::Text(format!("iosd/balance:{a}"))],
     );
     ledger_ok(&s);
     tamper("DELETE FROM ledger WHERE seq = 3", vec![]);
@@ -582,7 +650,12 @@ fn state_survives_reopen<B: Backend>(db: Db<'_, B>) {
     assert_eq!(s.account(&r.id()).expect("acct").balance, 8_000);
     assert_eq!(s.receipts_after(0, 10).expect("receipts").len(), 1);
     ledger_ok(&s);
-    assert_eq!(s.verify_ledger().expect("verify").entries, 2);
+    // Genesis (four allocations and the reward pool), the faucet's
+    // conversion (burn and mint), the escrow.
+    assert_eq!(s.verify_ledger().expect("verify").entries, 8);
+    // Genesis (four allocations and the reward pool), the faucet's
+    // conversion (burn and mint), the escrow.
+    assert_eq!(s.verify_ledger().expect("verify").entries, 8);
 }
 
 /// One background tick expires the lease of a provider that vanished and,
@@ -629,7 +702,6 @@ both_backends!(
     returned_lease_requeues_and_faults_lower_reliability,
     receipts_are_checked_against_the_lease,
     a_failure_message_is_kept_beside_the_receipt,
-    a_v4_database_gains_the_failure_message_column,
     a_shard_that_keeps_failing_is_given_up_and_refunded,
     replayed_nonce_is_refused,
     tampering_is_detected,

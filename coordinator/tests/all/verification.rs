@@ -5,6 +5,7 @@
 
 use crate::common::{key, ledger_ok};
 
+use assay_coordinator::ledger::Unit;
 use assay_coordinator::sql::Backend;
 use assay_coordinator::state::{CheckReason, CheckRole, CheckState, JobState};
 use assay_coordinator::store::prelude::*;
@@ -131,8 +132,8 @@ fn market<B: Backend>(s: &SqlStore<B>) -> (NodeKey, NodeKey, NodeKey, NodeKey, N
     let (r, a, b, v, w) = (key(1), key(2), key(3), key(4), key(5));
     s.mint(&r.id(), 100_000_000, "m/r", 0).expect("mint");
     for k in [&a, &b, &v, &w] {
-        s.mint(&k.id(), STAKE, &format!("m/{}", k.id()), 0)
-            .expect("mint");
+        s.faucet(&k.id(), Unit::Io, STAKE, &format!("m/{}", k.id()), 0)
+            .expect("IO faucet");
     }
     s.register(&provider(&a, 50), STAKE, 0).expect("reg a");
     s.register(&provider(&b, 60), STAKE, 0).expect("reg b");
@@ -361,14 +362,9 @@ fn a_cheat_is_caught_slashed_suspended_audited_and_redone<B: Backend>(db: Db<'_,
         0,
         "no pay for a wrong result"
     );
-    assert_eq!(
-        s.account(&v.id()).expect("v").verifier_earnings,
-        slashed / 2
-    );
-    assert_eq!(
-        s.account(&w.id()).expect("w").verifier_earnings,
-        slashed / 4
-    );
+    // Stakes are IO, so the shares of a slash are IO.
+    assert_eq!(s.account(&v.id()).expect("v").io_balance, slashed / 2);
+    assert_eq!(s.account(&w.id()).expect("w").io_balance, slashed / 4);
     // a is out of the market; its other unsettled receipt is audited.
     assert!(matches!(
         s.take_leases(&a.id(), 1, EPOCH + 4),
@@ -428,12 +424,16 @@ fn a_cheat_is_caught_slashed_suspended_audited_and_redone<B: Backend>(db: Db<'_,
         s.account(&a.id()).expect("a").stake,
         STAKE - slashed - second
     );
+    // Slashes are IO: the bounties go to the verifier's IO balance, the
+    // renter's part to the renter's.
     let bounties = slashed / 2 + second / 2;
-    let fees_paid = s.account(&v.id()).expect("v").verifier_earnings - bounties;
+    assert_eq!(s.account(&v.id()).expect("v").io_balance, bounties);
+    let fees_paid = s.account(&v.id()).expect("v").verifier_earnings;
     assert!(fees_paid == pay || fees_paid == 2 * pay, "{fees_paid}");
+    assert_eq!(after, before - 2 * pay - fees_paid);
     assert_eq!(
-        after,
-        before - 2 * pay - fees_paid + slashed / 4 + second / 4
+        s.account(&r.id()).expect("acct").io_balance,
+        slashed / 4 + second / 4
     );
     ledger_ok(&s);
 }
@@ -463,14 +463,17 @@ fn a_lying_verifier_is_overruled_and_slashed<B: Backend>(db: Db<'_, B>) {
     assert_eq!(s.account(&v.id()).expect("v").stake, STAKE - slashed);
     let base = escrow_per_shard(100, &spec()).expect("fits");
     let (net, _, vfee, _) = verified_split(50, 2 * base);
-    assert_eq!(
-        s.account(&w.id()).expect("w").verifier_earnings,
-        slashed / 4 + vfee
-    );
+    assert_eq!(s.account(&w.id()).expect("w").verifier_earnings, vfee);
+    assert_eq!(s.account(&w.id()).expect("w").io_balance, slashed / 4);
     assert_eq!(
         s.account(&a.id()).expect("a").earnings,
-        net + (slashed - slashed / 4),
-        "the provider is paid and compensated"
+        net,
+        "the provider is paid"
+    );
+    assert_eq!(
+        s.account(&a.id()).expect("a").io_balance,
+        slashed - slashed / 4,
+        "and compensated in IO"
     );
     assert_eq!(
         s.account(&a.id()).expect("a").stake,
@@ -537,7 +540,8 @@ fn stake_required_follows_the_rate<B: Backend>(db: Db<'_, B>) {
     let s = db(cfg());
     let (r, a, ..) = market(&s);
     let poor = key(9);
-    s.mint(&poor.id(), 1_000, "m/poor", 0).expect("mint");
+    s.faucet(&poor.id(), Unit::Io, 1_000, "m/poor", 0)
+        .expect("IO");
     let base = escrow_per_shard(100, &spec()).expect("fits");
     let need = required_stake(base, 50_000, 5_000).expect("finite");
     assert!(need > 1_000 && need <= STAKE, "{need}");
@@ -599,7 +603,7 @@ fn a_gpu_claim_passes_its_challenge_and_then_gets_gpu_jobs<B: Backend>(db: Db<'_
     let s = db(challenge_cfg(60_000));
     let (r, a, _, v, _) = market(&s);
     let g = key(8);
-    s.mint(&g.id(), STAKE, "m/g", 0).expect("mint");
+    s.faucet(&g.id(), Unit::Io, STAKE, "m/g", 0).expect("IO");
     s.register(&gpu_provider(&g), STAKE, 0).expect("reg g");
     assert_eq!(provider_state(&s, &g), "unchecked");
     s.submit_job(&gpu_job(&r, 1), 0).expect("gpu job");
@@ -655,8 +659,8 @@ fn a_gpu_claim_that_is_wrong_slow_or_silent_fails<B: Backend>(db: Db<'_, B>) {
     let (_, _, _, v, w) = market(&s);
     let (wrong, slow, silent) = (key(10), key(11), key(12));
     for k in [&wrong, &slow, &silent] {
-        s.mint(&k.id(), STAKE, &format!("m/{}", k.id()), 0)
-            .expect("mint");
+        s.faucet(&k.id(), Unit::Io, STAKE, &format!("m/{}", k.id()), 0)
+            .expect("IO");
     }
     // Wrong: answers in time with a wrong result, which the verifiers prove.
     s.register(&gpu_provider(&wrong), STAKE, 0).expect("reg");
