@@ -46,11 +46,23 @@ enum Command {
     Publish(commands::publish::PublishArgs),
     /// A published job: status, outputs, receipts.
     Job(commands::job::JobArgs),
-    /// Devnet credits for this node.
+    /// Devnet IOSD or IO for this node.
     Faucet(commands::faucet::FaucetArgs),
-    /// A node's balance, stake and earnings.
+    /// A node's IOSD and IO: balances, stake, earnings, block rewards.
     Account(commands::faucet::AccountArgs),
-    /// The market's ledger: verify its hash chain and balances.
+    /// Stake IO (providers: to be hired; renters: their shards go first).
+    Stake(commands::economy::StakeArgs),
+    /// Move staked IO into its cooldown; spendable when it ends.
+    Unstake(commands::economy::StakeArgs),
+    /// The block-reward epochs: emission and what each provider was paid.
+    Rewards(commands::economy::RewardsArgs),
+    /// The IO price feed: sign and post prices as the oracle.
+    Oracle(commands::economy::OracleArgs),
+    /// Cash-flow notes: sell a device's earnings for a term as shares.
+    Note(commands::claims::NoteArgs),
+    /// Bonds: raise IOSD now, repaid from a device's earnings.
+    Bond(commands::claims::BondArgs),
+    /// The market's ledger: verify its hash chain, balances and supply; show the supply.
     Ledger(commands::ledger::LedgerArgs),
     /// Run the market: job queue, matching, leases, ledger, blob store (gRPC).
     Coordinator(commands::coordinator::CoordinatorArgs),
@@ -101,6 +113,12 @@ fn main() -> ExitCode {
         Command::Job(args) => commands::job::main(args),
         Command::Faucet(args) => commands::faucet::main(args),
         Command::Account(args) => commands::faucet::account(args),
+        Command::Stake(args) => commands::economy::stake(args, false),
+        Command::Unstake(args) => commands::economy::stake(args, true),
+        Command::Rewards(args) => commands::economy::rewards(args),
+        Command::Oracle(args) => commands::economy::oracle(args),
+        Command::Note(args) => commands::claims::note(args),
+        Command::Bond(args) => commands::claims::bond(args),
         Command::Ledger(args) => commands::ledger::main(args),
         Command::Coordinator(args) => commands::coordinator::main(args),
         Command::Provider(args) => commands::provider::main(args),

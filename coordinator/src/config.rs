@@ -45,6 +45,9 @@ pub struct EconomyConfig {
     /// Unstaked IO waits this long before it is spendable (and can still
     /// be slashed meanwhile).
     pub unstake_cooldown_ms: u64,
+    /// The length of a day for notes' terms and bonds' maturities
+    /// (86,400,000; a devnet compresses it).
+    pub day_ms: u64,
 }
 
 impl Default for EconomyConfig {
@@ -57,6 +60,7 @@ impl Default for EconomyConfig {
             fee_bps_io: 0,
             stake_per_device: 0,
             unstake_cooldown_ms: 14 * 86_400_000,
+            day_ms: 86_400_000,
         }
     }
 }

@@ -193,6 +193,20 @@ stored_state! {
     }
 }
 
+stored_state! {
+    /// Where a bond stands (`bonds.state`); see [`crate::store::claims`].
+    BondStatus, "bond state" {
+        /// Selling, and taking coupons and escrow from its device's earnings.
+        Open = "open",
+        /// Matured with the principal escrowed: the holders were repaid.
+        Repaid = "repaid",
+        /// Matured short: the holders took the escrow and the device's stake.
+        Defaulted = "defaulted",
+        /// Matured with nothing sold.
+        Expired = "expired",
+    }
+}
+
 impl HardwareState {
     /// A provider in this state may be matched to jobs that require a GPU.
     pub fn trusted(self) -> bool {

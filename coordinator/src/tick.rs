@@ -3,7 +3,8 @@
 //! checks past their deadline go to another verifier, hardware challenges
 //! are sent and timed out, receipts past their challenge window are
 //! settled, reward epochs that ended emit and pay their IO, unstaked IO
-//! past its cooldown is released, spent nonces are purged. Each step is one store call (see
+//! past its cooldown is released, bonds that are due mature, spent
+//! nonces are purged. Each step is one store call (see
 //! [`crate::store`]); the services ([`crate::service`]) start this beside
 //! themselves.
 
@@ -46,6 +47,7 @@ pub fn tick(store: &dyn Store, now_ms: u64, purge: bool) -> Result<TickReport, E
     let settled = store.settle_due(now_ms)?.len();
     let reward_epochs = store.close_reward_epochs(now_ms)?;
     store.release_unbonded(now_ms)?;
+    store.mature_bonds(now_ms)?;
     if purge {
         store.purge_nonces(now_ms)?;
     }

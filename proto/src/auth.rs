@@ -248,6 +248,27 @@ signed!(StakeRequest, |m, e| {
 signed!(UnstakeRequest, |m, e| {
     e.u64(m.amount);
 });
+signed!(IssueNoteRequest, |m, e| {
+    e.u64(m.shares).u32(m.term_days);
+});
+signed!(OfferSharesRequest, |m, e| {
+    e.bytes(&m.note_id).u64(m.shares).u64(m.price);
+});
+signed!(BuySharesRequest, |m, e| {
+    e.bytes(&m.note_id)
+        .bytes(&m.seller)
+        .u64(m.shares)
+        .u64(m.max_price);
+});
+signed!(TransferSharesRequest, |m, e| {
+    e.bytes(&m.note_id).bytes(&m.to).u64(m.shares);
+});
+signed!(IssueBondRequest, |m, e| {
+    e.u64(m.principal).u32(m.coupon_bps).u32(m.maturity_days);
+});
+signed!(BuyBondRequest, |m, e| {
+    e.bytes(&m.bond_id).u64(m.amount);
+});
 signed!(SubmitJobRequest, |m, e| {
     e.bytes(&m.component_hash).u64(m.component_size);
     blob_refs(e, &m.inputs);
@@ -363,6 +384,7 @@ mod tests {
     #[test]
     fn a_signed_request_verifies_once_signed_and_not_after_any_change() {
         let mut req = pb::SubmitJobRequest {
+            pay_in: String::new(),
             component_hash: vec![1; 32],
             component_size: 10,
             inputs: vec![pb::BlobRef {
@@ -428,6 +450,7 @@ mod tests {
     #[test]
     fn a_signature_for_one_kind_does_not_pass_as_another() {
         let mut a = pb::FaucetRequest {
+            unit: String::new(),
             auth: None,
             amount: 5,
         };

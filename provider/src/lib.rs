@@ -110,7 +110,7 @@ impl Hardware {
 pub struct Config {
     /// The coordinator's URL.
     pub coordinator: String,
-    /// µcr per million work units.
+    /// µIOSD per million work units.
     pub price: u64,
     /// Stake to hold (topped up from the balance at registration).
     pub stake: u64,
@@ -128,7 +128,7 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Largest blob to download.
     pub max_blob_bytes: u64,
-    /// Devnet: ask the faucet for this many µcr at start (0: don't).
+    /// Devnet: ask the faucet for this many µIO at start, to stake (0: don't).
     pub faucet: u64,
     /// Test only: lie on some leases (see [`cheat`]). The default never does.
     pub cheat: Cheat,
@@ -418,10 +418,15 @@ fn failure_message(report: &RunReport) -> String {
     }
 }
 
-/// Asks the devnet faucet for `amount` µcr for `key`; answers the balance.
+/// Asks the devnet faucet for `amount` µIO (to stake) for `key`; answers
+/// the IO balance.
 /// (The verifier asks the same way.)
 async fn faucet(channel: &Channel, key: &NodeKey, amount: u64) -> Result<u64, assay_daemon::Error> {
-    let mut req = pb::FaucetRequest { auth: None, amount };
+    let mut req = pb::FaucetRequest {
+        auth: None,
+        amount,
+        unit: "io".into(),
+    };
     assay_daemon::sign(key, &mut req)?;
     Ok(RenterClient::new(channel.clone())
         .faucet(req)

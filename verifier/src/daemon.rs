@@ -3,7 +3,7 @@
 //!
 //! 1. **Register** with the coordinator (`RegisterVerifier`), topping the
 //!    stake up to [`Config::stake`] from the balance (on a devnet, after
-//!    asking the faucet for [`Config::faucet`] µcr). If the coordinator
+//!    asking the faucet for [`Config::faucet`] µIO). If the coordinator
 //!    forgets the verifier (a fresh database), it registers again.
 //! 2. **Watch the beacon** (`GetBeacon`): remember each epoch's commitment
 //!    as first published, so a coordinator that later swaps a commitment to
@@ -85,7 +85,7 @@ use crate::verdict::Observed;
 pub struct Config {
     /// The coordinator's URL.
     pub coordinator: String,
-    /// Stake to hold, µcr (topped up from the balance at registration).
+    /// Stake to hold, µIO (topped up from the IO balance at registration).
     pub stake: u64,
     /// Checks worked on at once.
     pub slots: u32,
@@ -99,7 +99,7 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Largest blob to download.
     pub max_blob_bytes: u64,
-    /// Devnet: ask the faucet for this many µcr at start (0: don't).
+    /// Devnet: ask the faucet for this many µIO at start (0: don't).
     pub faucet: u64,
     /// The watchdog of a re-execution is the job's `wall_clock_ms` times
     /// this (at least 1), cut to the time left before the check's deadline.
@@ -269,13 +269,17 @@ impl Work for Verifier {
     }
 
     async fn faucet(&self, amount: u64) -> Result<u64, assay_daemon::Error> {
-        let mut req = pb::FaucetRequest { auth: None, amount };
+        let mut req = pb::FaucetRequest {
+            auth: None,
+            amount,
+            unit: "io".into(),
+        };
         assay_daemon::sign(self.key(), &mut req)?;
         Ok(RenterClient::new(self.channel.clone())
             .faucet(req)
             .await?
             .into_inner()
-            .balance)
+            .io_balance)
     }
 
     async fn register(

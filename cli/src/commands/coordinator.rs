@@ -8,7 +8,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use assay_coordinator::MarketConfig;
 use assay_coordinator::blobs::BlobStore;
+use assay_coordinator::config::{EconomyConfig, PriceSource};
 use assay_coordinator::server::{Coordinator, ServerConfig};
+use assay_coordinator::store::economy::Genesis;
 use clap::Args;
 
 use crate::Failure;
@@ -25,7 +27,7 @@ pub struct CoordinatorArgs {
     /// The store: sqlite://PATH or postgres://USER@HOST:PORT/DB [default: sqlite in the data dir].
     #[arg(long, value_name = "URL")]
     pub database: Option<String>,
-    /// Turn on the devnet faucet (mints credits on request).
+    /// Turn on the devnet faucet (IO from the `faucet` genesis allocation, IOSD by burning it).
     #[arg(long)]
     pub faucet: bool,
     /// A lease expires this long after the provider's last heartbeat.
@@ -61,7 +63,7 @@ pub struct CoordinatorArgs {
     /// How long a fresh shard waits for the best-ranked provider.
     #[arg(long, default_value_t = 1_000)]
     pub preference_window_ms: u64,
-    /// Protocol fee, basis points of each payment.
+    /// Protocol fee on jobs paid in IOSD, basis points of each payment.
     #[arg(long, default_value_t = 200)]
     pub fee_bps: u64,
     /// A shard whose leases end this many times without a receipt fails (escrow refunded); 0: never.
@@ -84,6 +86,90 @@ pub struct CoordinatorArgs {
     /// Period of lease expiry and settlement.
     #[arg(long, default_value_t = 250)]
     pub tick_ms: u64,
+    #[command(flatten)]
+    pub economy: EconomyArgs,
+}
+
+/// IO, IOSD and block rewards.
+#[derive(Debug, Args)]
+pub struct EconomyArgs {
+    /// IO's genesis allocation, a JSON file: {"allocations": {"treasury": "200000000", …}}
+    /// summing to 500,000,000 IO [default: treasury 200M, ecosystem 150M,
+    /// contributors 100M, faucet 50M]. Posted once, when the ledger is new.
+    #[arg(long, value_name = "FILE")]
+    pub genesis: Option<PathBuf>,
+    /// Take the IO price from reports signed by this oracle key (hex); without
+    /// it the price is --io-price.
+    #[arg(long, value_name = "HEX")]
+    pub oracle_key: Option<assay_protocol::NodeId>,
+    /// An oracle report is usable this long after it was observed.
+    #[arg(long, default_value_t = 600_000)]
+    pub oracle_max_age_ms: u64,
+    /// A fixed IO price in IOSD (no oracle), e.g. 1.5.
+    #[arg(long, default_value = "1", conflicts_with = "oracle_key", value_parser = parse_units)]
+    pub io_price: u64,
+    /// The length of one hour of the block-reward schedule (a devnet compresses it).
+    #[arg(long, default_value_t = 3_600_000)]
+    pub reward_hour_ms: u64,
+    /// The length of a reward epoch (each emits its part of the schedule).
+    #[arg(long, default_value_t = 3_600_000)]
+    pub reward_epoch_ms: u64,
+    /// The share of each epoch's emission paid by verified work (the rest by uptime), basis points.
+    #[arg(long, default_value_t = 7_000)]
+    pub reward_work_bps: u32,
+    /// Protocol fee on jobs paid in IO, basis points (burned).
+    #[arg(long, default_value_t = 0)]
+    pub fee_bps_io: u64,
+    /// IO a provider stakes per GPU of the reference class (× its class
+    /// multiplier; CPU providers by 16-core class) to be hired; 0: no floor.
+    #[arg(long, default_value = "200", value_parser = parse_units)]
+    pub stake_per_device: u64,
+    /// Unstaked IO is spendable after this long (and can be slashed meanwhile).
+    #[arg(long, default_value_t = 14 * 86_400_000)]
+    pub unstake_cooldown_ms: u64,
+    /// The length of a day for notes' terms and bonds' maturities (a devnet compresses it).
+    #[arg(long, default_value_t = 86_400_000)]
+    pub claims_day_ms: u64,
+}
+
+impl EconomyArgs {
+    fn config(&self) -> EconomyConfig {
+        EconomyConfig {
+            hour_ms: self.reward_hour_ms.max(1),
+            reward_epoch_ms: self.reward_epoch_ms.max(1),
+            reward_work_bps: self.reward_work_bps.min(10_000),
+            price: match self.oracle_key {
+                Some(key) => PriceSource::Oracle {
+                    key,
+                    max_age_ms: self.oracle_max_age_ms,
+                },
+                None => PriceSource::Fixed(self.io_price.max(1)),
+            },
+            fee_bps_io: self.fee_bps_io.min(10_000),
+            stake_per_device: self.stake_per_device,
+            unstake_cooldown_ms: self.unstake_cooldown_ms,
+            day_ms: self.claims_day_ms.max(1),
+        }
+    }
+
+    fn genesis(&self) -> Result<Genesis, Failure> {
+        match &self.genesis {
+            None => Ok(Genesis::default()),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the genesis file {}", path.display()))
+                    .map_err(Failure::usage)?;
+                Genesis::from_json(&text)
+                    .with_context(|| path.display().to_string())
+                    .map_err(Failure::usage)
+            }
+        }
+    }
+}
+
+/// A decimal amount of IO or IOSD in base units.
+fn parse_units(s: &str) -> Result<u64, String> {
+    assay_coordinator::ledger::accounts::parse_amount(s)
 }
 
 pub fn main(args: CoordinatorArgs) -> Result<u8, Failure> {
@@ -123,10 +209,16 @@ pub fn main(args: CoordinatorArgs) -> Result<u8, Failure> {
         challenge_component,
         challenge_interval_ms: args.challenge_interval_ms,
         challenge_override: args.challenge_override,
+        economy: args.economy.config(),
     };
+    let genesis = args.economy.genesis()?;
     // Opened before the async runtime starts (the PostgreSQL client blocks).
     let store = assay_coordinator::open_store(args.database.as_deref(), &data_dir, market)
         .map_err(Failure::usage)?;
+    let started = store
+        .post_genesis(&genesis, assay_proto::now_ms())
+        .map_err(Failure::usage)?;
+    tracing::info!(reward_schedule_start_ms = started, "IO genesis in place");
     let backend = store.backend_name();
     let coordinator = Coordinator::new(
         store,

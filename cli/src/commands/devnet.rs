@@ -1,8 +1,12 @@
 //! `assay devnet`: a whole market on this machine — a coordinator (with
-//! the faucet), providers and verifiers, each its own process on loopback
-//! with its own key — until Ctrl-C. `--demo` then publishes the matmul job
-//! in two shards, every shard checked by a verifier (p = 1), from a renter
-//! identity and follows it to verified settlement.
+//! the faucet and the default IO genesis), an oracle posting a fixed IO
+//! price, providers and verifiers, each its own process on loopback with
+//! its own key — until Ctrl-C. The reward schedule is compressed: an hour
+//! of it lasts a minute, a reward epoch 10 s. `--demo` then publishes the
+//! matmul job in two shards, paid in IO (burned into IOSD at the oracle
+//! price), every shard checked by a verifier (p = 1), follows it to
+//! verified settlement, and shows the providers' IOSD earnings and IO
+//! block rewards.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -85,9 +89,24 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
     let exe = std::env::current_exe()
         .context("finding the assay binary")
         .map_err(Failure::fault)?;
+    let oracle_home = dir.join("oracle");
+    std::fs::create_dir_all(&oracle_home)
+        .with_context(|| format!("creating {}", oracle_home.display()))
+        .map_err(Failure::usage)?;
+    let oracle_key = assay_protocol::NodeKey::load_or_create(&oracle_home.join("node.key"))
+        .map_err(Failure::usage)?
+        .id()
+        .to_string();
 
     let mut coordinator = Command::new(&exe)
         .args(["coordinator", "--faucet", "--listen", &args.listen])
+        .args(["--oracle-key", &oracle_key])
+        .args([
+            "--reward-hour-ms",
+            &REWARD_HOUR_MS.to_string(),
+            "--reward-epoch-ms",
+            &REWARD_EPOCH_MS.to_string(),
+        ])
         .args([
             "--settlement-delay-ms",
             "3000",
@@ -123,6 +142,25 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
     };
     let url = url.to_string();
     println!("coordinator  {url}  (data and logs in {})", dir.display());
+    let oracle = Command::new(&exe)
+        .args(["oracle", "run", "--coordinator", &url])
+        .args(["--price", ORACLE_PRICE, "--every-ms", "2000"])
+        .env("ASSAY_HOME", &oracle_home)
+        .stdout(Stdio::null())
+        .stderr(log_file(&dir, "oracle")?)
+        .spawn()
+        .context("starting the oracle")
+        .map_err(Failure::fault)?;
+    nodes.push(Node {
+        name: "oracle".into(),
+        child: oracle,
+    });
+    println!("oracle       {oracle_key}  posts {ORACLE_PRICE} IOSD per IO every 2 s");
+    println!(
+        "rewards      an hour of the schedule lasts {} s, an epoch {} s",
+        REWARD_HOUR_MS / 1000,
+        REWARD_EPOCH_MS / 1000
+    );
 
     for i in 0..args.providers {
         let name = format!("provider-{i}");
@@ -144,7 +182,7 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
             .spawn()
             .with_context(|| format!("starting {name}"))
             .map_err(Failure::fault)?;
-        println!("{name}   price {} µcr/Munit, stake 100 credits", 10 + i);
+        println!("{name}   price {} µIOSD/Munit, stake 100 IO", 10 + i);
         nodes.push(Node { name, child });
     }
     for i in 0..args.verifiers {
@@ -159,19 +197,25 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
             .spawn()
             .with_context(|| format!("starting {name}"))
             .map_err(Failure::fault)?;
-        println!("{name}   stake 100 credits, re-executes on the CPU");
+        println!("{name}   stake 100 IO, re-executes on the CPU");
         nodes.push(Node { name, child });
     }
     println!();
     println!("try it (another shell):");
     println!("  export ASSAY_COORDINATOR={url}");
-    println!("  assay faucet");
-    println!("  assay publish JOB.wasm --input NAME=PATH --shards 2 --max-price 100 --wait");
+    println!("  assay faucet                   # IOSD (minted by burning the faucet's IO)");
+    println!("  assay faucet --unit io         # IO");
+    println!(
+        "  assay publish JOB.wasm --input NAME=PATH --shards 2 --max-price 100 --wait [--pay-in io]"
+    );
+    println!("  assay ledger supply; assay rewards; assay account");
     println!();
     let _ = std::io::stdout().flush();
 
+    // Conversions need the oracle's first price.
+    wait_for_price(&url)?;
     if args.demo {
-        let code = demo(&exe, &dir, &url)?;
+        let code = demo(&exe, &dir, &url, args.providers)?;
         if args.exit_after_demo {
             drop(nodes);
             return Ok(code);
@@ -185,8 +229,40 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
     Ok(0)
 }
 
-/// Publishes matmul (2 shards) as a renter and follows it to settlement.
-fn demo(exe: &Path, dir: &Path, url: &str) -> Result<u8, Failure> {
+/// The devnet's compressed reward schedule.
+const REWARD_HOUR_MS: u64 = 60_000;
+const REWARD_EPOCH_MS: u64 = 10_000;
+/// The devnet oracle's fixed price, IOSD per IO.
+const ORACLE_PRICE: &str = "1.5";
+
+/// Waits (up to 30 s) until the coordinator has a fresh IO price.
+fn wait_for_price(url: &str) -> Result<(), Failure> {
+    let rt = super::net::tokio()?;
+    let channel = {
+        let _in = rt.enter();
+        assay_proto::client::channel(url).map_err(Failure::usage)?
+    };
+    rt.block_on(async {
+        let mut client = assay_proto::pb::economy_client::EconomyClient::new(channel);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match client.get_price(assay_proto::pb::GetPriceRequest {}).await {
+                Ok(_) => return Ok(()),
+                Err(e) if Instant::now() > deadline => {
+                    return Err(Failure::fault(anyhow::anyhow!(
+                        "the devnet oracle posted no price in 30 s: {}",
+                        e.message()
+                    )));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    })
+}
+
+/// Publishes matmul (2 shards), paid in IO, as a renter; follows it to
+/// settlement; then shows the providers' IOSD earnings and IO rewards.
+fn demo(exe: &Path, dir: &Path, url: &str, providers: u32) -> Result<u8, Failure> {
     let work = dir.join("demo");
     std::fs::create_dir_all(&work).map_err(|e| Failure::usage(anyhow::anyhow!("{e}")))?;
     let component = work.join("matmul.wasm");
@@ -213,7 +289,7 @@ fn demo(exe: &Path, dir: &Path, url: &str) -> Result<u8, Failure> {
             .map_err(|e| Failure::fault(anyhow::anyhow!("{e}")))?;
         Ok(status.code().unwrap_or(1) as u8)
     };
-    run(&["faucet"])?;
+    run(&["faucet", "--unit", "io"])?;
     let code = run(&[
         "publish",
         "matmul.wasm",
@@ -231,11 +307,29 @@ fn demo(exe: &Path, dir: &Path, url: &str) -> Result<u8, Failure> {
         "100000000",
         "--verify-rate",
         "1",
+        "--pay-in",
+        "io",
         "--wait-settled",
     ])?;
     if code != 0 {
         return Ok(code);
     }
     run(&["account"])?;
+    // The providers' work counts in the reward epoch it settled in: wait
+    // for that epoch to close.
+    println!(
+        "(waiting {} s for the reward epoch to close)",
+        REWARD_EPOCH_MS / 1000 + 2
+    );
+    let _ = std::io::stdout().flush();
+    std::thread::sleep(Duration::from_millis(REWARD_EPOCH_MS + 2_000));
+    run(&["rewards", "--limit", "2"])?;
+    for i in 0..providers {
+        let key = dir.join(format!("provider-{i}")).join("node.key");
+        if let Ok(k) = assay_protocol::NodeKey::load_or_create(&key) {
+            run(&["account", &k.id().to_string()])?;
+        }
+    }
+    run(&["ledger", "supply"])?;
     run(&["ledger", "verify"])
 }

@@ -1,4 +1,5 @@
-//! `assay faucet`: devnet credits for this node; `assay account`: balances.
+//! `assay faucet`: devnet IOSD or IO for this node; `assay account`:
+//! balances, stakes, earnings and block rewards.
 
 use assay_proto::pb;
 use assay_proto::pb::renter_client::RenterClient;
@@ -10,10 +11,13 @@ use crate::Failure;
 
 #[derive(Debug, Args)]
 pub struct FaucetArgs {
-    /// µcr to mint (1 credit = 1,000,000 µcr).
+    /// Base units to get (µIOSD or µIO: 1 IOSD = 1,000,000 µIOSD).
     #[arg(long, default_value_t = 1_000_000_000)]
     pub amount: u64,
-    /// Then move this many µcr of the balance into stake (staked renters queue first).
+    /// `iosd` (minted by burning the faucet's IO at the current price) or `io`.
+    #[arg(long, default_value = "iosd", value_parser = ["iosd", "io"])]
+    pub unit: String,
+    /// Then get this many µIO too and stake them (staked renters queue first).
     #[arg(long, default_value_t = 0)]
     pub stake: u64,
     #[command(flatten)]
@@ -24,7 +28,7 @@ pub struct FaucetArgs {
 pub struct AccountArgs {
     /// The node [default: this node].
     pub node: Option<NodeId>,
-    /// Print JSON (amounts in µcr).
+    /// Print JSON (amounts in base units: µIOSD, µIO).
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -40,15 +44,52 @@ fn print_json(a: &pb::AccountResponse) {
             "stake": a.stake,
             "earnings": a.earnings,
             "verifier_earnings": a.verifier_earnings,
+            "iosd": {
+                "balance": a.balance,
+                "earnings": a.earnings,
+                "verifier_earnings": a.verifier_earnings,
+            },
+            "io": {
+                "balance": a.io_balance,
+                "stake": a.stake,
+                "stake_floor": a.stake_floor,
+                "unbonding": a.unbonding,
+                "unbonding_release_ms": a.unbonding_release_ms,
+                "rewards": a.rewards,
+            },
         })
     );
 }
 
-fn print(a: &pb::AccountResponse) {
-    println!("node         {}", hex::encode(&a.node_id));
-    println!("balance      {} credits", credits(a.balance));
-    println!("stake        {} credits", credits(a.stake));
-    println!("earnings     {} credits", credits(a.earnings));
+pub(super) fn print(a: &pb::AccountResponse) {
+    println!("node              {}", hex::encode(&a.node_id));
+    println!("IOSD balance      {}", credits(a.balance));
+    println!(
+        "IOSD earnings     {}   (verified work)",
+        credits(a.earnings)
+    );
+    if a.verifier_earnings > 0 {
+        println!("IOSD verifier     {}", credits(a.verifier_earnings));
+    }
+    println!("IO balance        {}", credits(a.io_balance));
+    print!("IO stake          {}", credits(a.stake));
+    if a.stake_floor > 0 {
+        let status = if a.stake >= a.stake_floor {
+            "hireable"
+        } else {
+            "NOT hired: stake more IO"
+        };
+        print!("   (floor {}: {status})", credits(a.stake_floor));
+    }
+    println!();
+    if a.unbonding > 0 {
+        println!(
+            "IO unbonding      {}   (spendable at {} ms)",
+            credits(a.unbonding),
+            a.unbonding_release_ms
+        );
+    }
+    println!("IO rewards        {}   (block rewards)", credits(a.rewards));
 }
 
 pub fn main(args: FaucetArgs) -> Result<u8, Failure> {
@@ -63,10 +104,20 @@ pub fn main(args: FaucetArgs) -> Result<u8, Failure> {
             pb::FaucetRequest {
                 auth: None,
                 amount: args.amount,
+                unit: args.unit.clone(),
             },
         )?;
         let mut a = client.faucet(req).await.map_err(rpc(&url))?.into_inner();
         if args.stake > 0 {
+            let req = signed(
+                &key,
+                pb::FaucetRequest {
+                    auth: None,
+                    amount: args.stake,
+                    unit: "io".into(),
+                },
+            )?;
+            client.faucet(req).await.map_err(rpc(&url))?;
             let req = signed(
                 &key,
                 pb::StakeRequest {

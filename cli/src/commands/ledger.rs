@@ -1,16 +1,17 @@
-//! `assay ledger verify`: checks the ledger's hash chain and balances —
-//! straight from the database, or from a coordinator's export (recomputed
-//! here, so the coordinator need not be trusted).
+//! `assay ledger verify`: checks the ledger's hash chain, balances and
+//! supply invariants — straight from the database, or from a coordinator's
+//! export (recomputed here, so the coordinator need not be trusted).
+//! `assay ledger supply`: both units' supply.
 
 use std::path::PathBuf;
 
-use assay_coordinator::ledger::{self, Entry};
+use assay_coordinator::ledger::{self, Entry, Unit};
 use assay_proto::pb;
 use assay_proto::pb::renter_client::RenterClient;
 use clap::{Args, Subcommand};
 use tokio_stream::StreamExt;
 
-use super::net::{CoordinatorUrl, rpc};
+use super::net::{CoordinatorUrl, credits, rpc};
 use crate::Failure;
 
 #[derive(Debug, Args)]
@@ -32,14 +33,33 @@ pub enum LedgerCommand {
         #[command(flatten)]
         coordinator: CoordinatorUrl,
     },
+    /// IO's and IOSD's supply (cap, genesis, emitted, burned, held; minted,
+    /// burned, supply) and the IO price, in base units.
+    Supply(super::economy::SupplyArgs),
 }
 
 fn report(r: &ledger::Report) -> u8 {
     if r.ok() {
         println!(
-            "ledger OK    {} entries, head {}, balances sum to zero",
+            "ledger OK    {} entries, head {}, each unit's balances sum to zero",
             r.entries,
             hex::encode(r.head)
+        );
+        let (io, iosd) = (&r.supply.io, &r.supply.iosd);
+        println!(
+            "IO           cap {} = genesis {} + emitted {} + unemitted {}; held {} (burned {})",
+            credits(io.cap),
+            credits(io.genesis),
+            credits(io.emitted),
+            credits(io.unemitted),
+            credits(io.held),
+            credits(io.burned)
+        );
+        println!(
+            "IOSD         supply {} = minted {} (each by burning IO) − burned {}",
+            credits(iosd.supply),
+            credits(iosd.minted),
+            credits(iosd.burned)
         );
         0
     } else {
@@ -52,11 +72,14 @@ fn report(r: &ledger::Report) -> u8 {
 }
 
 pub fn main(args: LedgerArgs) -> Result<u8, Failure> {
-    let LedgerCommand::Verify {
-        database,
-        data_dir,
-        coordinator,
-    } = args.command;
+    let (database, data_dir, coordinator) = match args.command {
+        LedgerCommand::Verify {
+            database,
+            data_dir,
+            coordinator,
+        } => (database, data_dir, coordinator),
+        LedgerCommand::Supply(a) => return super::economy::supply(a),
+    };
     if database.is_some() || data_dir.is_some() {
         let dir = data_dir.unwrap_or_else(|| PathBuf::from("."));
         if database.is_none() && !dir.join("coordinator.db").exists() {
@@ -81,11 +104,18 @@ pub fn main(args: LedgerArgs) -> Result<u8, Failure> {
             .map_err(rpc(&url))?
             .into_inner();
         let mut entries = Vec::new();
+        let mut unknown = Vec::new();
         while let Some(e) = stream.next().await {
             let e = e.map_err(rpc(&url))?;
             let fixed = |b: &[u8]| <[u8; 32]>::try_from(b).unwrap_or([0; 32]);
+            let unit = Unit::parse(&e.unit).unwrap_or_else(|| {
+                unknown.push(format!("entry {}: unknown unit {:?}", e.seq, e.unit));
+                Unit::Iosd
+            });
             entries.push(Entry {
                 seq: e.seq,
+                format: u8::try_from(e.format).unwrap_or(u8::MAX),
+                unit,
                 kind: e.kind,
                 debit: e.debit,
                 credit: e.credit,
@@ -98,6 +128,7 @@ pub fn main(args: LedgerArgs) -> Result<u8, Failure> {
         }
         // Recomputed here from the export …
         let mut r = ledger::verify(&entries, None, None);
+        r.problems.extend(unknown);
         // … and the coordinator's own check of its stored balances and head.
         let theirs = client
             .verify_ledger(pb::VerifyLedgerRequest {})

@@ -7,8 +7,10 @@ pub mod run;
 pub mod verify;
 
 // The network: coordinator, provider daemon, renter commands, devnet.
+pub mod claims;
 pub mod coordinator;
 pub mod devnet;
+pub mod economy;
 pub mod faucet;
 pub mod job;
 pub mod ledger;

@@ -74,9 +74,9 @@ pub fn proto(url: &str) -> impl Fn(assay_proto::Error) -> Failure + '_ {
     }
 }
 
-/// µcr as credits with six decimals.
+/// Base units (µIOSD, µIO) as whole units with six decimals.
 pub fn credits(micro: u64) -> String {
-    format!("{}.{:06}", micro / 1_000_000, micro % 1_000_000)
+    assay_coordinator::ledger::accounts::format_amount(micro)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -16,10 +16,10 @@ use crate::spec_args::{DeviceArgs, parse_size};
 pub struct ProviderArgs {
     #[command(flatten)]
     pub coordinator: CoordinatorUrl,
-    /// Asking price, µcr per million work units.
+    /// Asking price, µIOSD per million work units.
     #[arg(long, default_value_t = 10)]
     pub price: u64,
-    /// Stake to hold, µcr (topped up from this node's balance).
+    /// Stake to hold, µIO (topped up from this node's IO balance) (0: the floor of 200 IO × its class, when its IO balance covers it).
     #[arg(long, default_value_t = 0)]
     pub stake: u64,
     /// Jobs to run at once [default: cores / 2, at least 1].
@@ -40,7 +40,7 @@ pub struct ProviderArgs {
     /// Largest blob to download, e.g. 2GiB.
     #[arg(long, default_value = "1GiB", value_parser = parse_size)]
     pub max_blob_bytes: u64,
-    /// Devnet: ask the faucet for this many µcr first (e.g. to cover --stake).
+    /// Devnet: ask the faucet for this many µIO first (e.g. to cover --stake).
     #[arg(long, default_value_t = 0)]
     pub faucet: u64,
     #[command(flatten)]

@@ -28,9 +28,14 @@ pub struct PublishArgs {
     /// Data-parallel shards (each sees its index/count through job-io).
     #[arg(long, default_value_t = 1)]
     pub shards: u32,
-    /// Most you pay, µcr per million work units (escrow: this × (fuel + work budget) × shards).
+    /// Most you pay, µIOSD per million work units (escrow: this × (fuel + work budget) × shards).
     #[arg(long)]
     pub max_price: u64,
+    /// Pay from your IOSD balance, or in IO: the escrow's IOSD is minted by
+    /// burning your IO at the oracle price in the same transaction (no
+    /// protocol fee by default).
+    #[arg(long, default_value = "iosd", value_parser = ["iosd", "io"])]
+    pub pay_in: String,
     /// Only providers with a GPU.
     #[arg(long)]
     pub gpu: bool,
@@ -128,6 +133,7 @@ pub fn main(args: PublishArgs) -> Result<u8, Failure> {
                 split_inputs: args.split_inputs.clone(),
                 verify_rate_ppm: args.verify_rate.unwrap_or(0),
                 unverified: args.unverified,
+                pay_in: args.pay_in.clone(),
             },
         )?;
         let resp = RenterClient::new(channel.clone())
@@ -138,13 +144,16 @@ pub fn main(args: PublishArgs) -> Result<u8, Failure> {
         let job = convert::hash("job_id", &resp.job_id).map_err(Failure::fault)?;
         if !args.json {
             println!("job          {job}");
-            println!("escrow       {} credits", credits(resp.escrow));
+            println!("escrow       {} IOSD", credits(resp.escrow));
+            if resp.io_burned > 0 {
+                println!("paid in IO   {} IO burned into IOSD", credits(resp.io_burned));
+            }
         }
         if !args.wait && !args.wait_settled {
             if args.json {
                 println!(
                     "{}",
-                    json!({ "job_id": job, "escrow": resp.escrow, "uploaded_bytes": sent })
+                    json!({ "job_id": job, "escrow": resp.escrow, "io_burned": resp.io_burned, "uploaded_bytes": sent })
                 );
             }
             return Ok(0);
@@ -166,6 +175,7 @@ pub fn main(args: PublishArgs) -> Result<u8, Failure> {
         if args.json {
             let mut v = status_json(&status);
             v["escrow"] = json!(resp.escrow);
+            v["io_burned"] = json!(resp.io_burned);
             v["uploaded_bytes"] = json!(sent);
             println!("{v}");
         }

@@ -50,7 +50,7 @@ pub struct AuditArgs {
 pub struct DaemonArgs {
     #[command(flatten)]
     pub coordinator: CoordinatorUrl,
-    /// Stake to hold, µcr (topped up from this node's balance; a verifier proven to lie loses part of it).
+    /// Stake to hold, µIO (topped up from this node's IO balance; a verifier proven to lie loses part of it).
     #[arg(long, default_value_t = 0)]
     pub stake: u64,
     /// Checks to re-execute at once [default: cores / 2, at least 1].
@@ -68,7 +68,7 @@ pub struct DaemonArgs {
     /// Largest blob to download, e.g. 2GiB.
     #[arg(long, default_value = "1GiB", value_parser = parse_size)]
     pub max_blob_bytes: u64,
-    /// Devnet: ask the faucet for this many µcr first (e.g. to cover --stake).
+    /// Devnet: ask the faucet for this many µIO first (e.g. to cover --stake).
     #[arg(long, default_value_t = 0)]
     pub faucet: u64,
     /// Re-executions may run this many times the job's wall-clock limit

@@ -39,6 +39,9 @@ pub fn coordinator(data: &Path, listen: &str, extra: &[&str]) -> (Proc, String) 
                 // Unverified unless a test turns sampling on (the
                 // verification suite does): receipts settle after the window.
                 ("--verify-rate", "0"),
+                // Stakes are exactly what each test asks for; the economy
+                // suite turns the per-device floor on.
+                ("--stake-per-device", "0"),
             ]
             .iter()
             .filter(|(flag, _)| !extra.contains(flag))

@@ -352,8 +352,9 @@ fn restart_mid_flight(extra: &[&str]) {
     assert_eq!(shard_message, fuel_message);
     let v = ok(assay(&renter, &url, &["ledger", "verify"]));
     let text = String::from_utf8_lossy(&v.stdout).to_string();
-    // mint, escrow, provider faucet + stake, pay, fee, refund.
-    assert!(text.contains("ledger OK    7 entries"), "{text}");
+    // Genesis (four allocations, the reward pool), the renter's IOSD (a
+    // burn and a mint), escrow, provider IO faucet + stake, pay, fee, refund.
+    assert!(text.contains("ledger OK    13 entries"), "{text}");
 }
 
 #[test]
@@ -416,6 +417,7 @@ fn bad_requests_are_refused_with_clear_errors() {
         let mut forged = signed(
             &p2,
             pb::FaucetRequest {
+                unit: String::new(),
                 auth: None,
                 amount: 1,
             },
@@ -431,6 +433,7 @@ fn bad_requests_are_refused_with_clear_errors() {
         let once = signed(
             &renter,
             pb::FaucetRequest {
+                unit: String::new(),
                 auth: None,
                 amount: 10_000_000,
             },
@@ -442,6 +445,7 @@ fn bad_requests_are_refused_with_clear_errors() {
 
         // An expired request.
         let mut old = pb::FaucetRequest {
+            unit: String::new(),
             auth: None,
             amount: 1,
         };
@@ -478,6 +482,7 @@ fn bad_requests_are_refused_with_clear_errors() {
         rc.submit_job(signed(
             &renter,
             pb::SubmitJobRequest {
+                pay_in: String::new(),
                 unverified: true,
                 verify_rate_ppm: 0,
                 auth: None,
@@ -710,6 +715,7 @@ fn split_inputs_give_each_shard_only_its_lines() {
             .faucet(signed(
                 &renter,
                 pb::FaucetRequest {
+                    unit: String::new(),
                     auth: None,
                     amount: 1_000_000,
                 },
@@ -740,6 +746,7 @@ fn split_inputs_give_each_shard_only_its_lines() {
             .submit_job(signed(
                 &renter,
                 pb::SubmitJobRequest {
+                    pay_in: String::new(),
                     unverified: true,
                     verify_rate_ppm: 0,
                     auth: None,

@@ -210,10 +210,16 @@ fn a_cheating_provider_is_caught_slashed_and_its_jobs_redone() {
     let c = account(&renter, &url, Some(&cheater));
     assert_eq!(u(&c["earnings"]), 0, "no pay for wrong results");
     assert_eq!(u(&c["stake"]), stake, "slashed six times");
+    let r = account(&renter, &url, None);
     assert_eq!(
-        u(&account(&renter, &url, None)["balance"]),
-        before - spent + compensation,
-        "the renter paid only for correct work and got the rest of each slash"
+        u(&r["balance"]),
+        before - spent,
+        "the renter paid only for correct work (IOSD)"
+    );
+    assert_eq!(
+        u(&r["io"]["balance"]),
+        compensation,
+        "and got the rest of each slash (stakes are IO)"
     );
     let text =
         String::from_utf8_lossy(&ok(assay(&renter, &url, &["job", "status", &jobs[0]])).stdout)
@@ -284,16 +290,22 @@ fn a_lying_verifier_is_overruled_by_the_referee_and_slashed() {
         u(&account(&renter, &url, Some(&liar))["stake"]),
         STAKE - slashed
     );
+    // The verifiers' and providers' faucet gave 1,000 IO; they staked STAKE.
+    let io_left = 1_000_000_000 - STAKE;
+    let r = account(&renter, &url, Some(&referee));
+    assert_eq!(u(&r["verifier_earnings"]), pay, "the referee's fee (IOSD)");
     assert_eq!(
-        u(&account(&renter, &url, Some(&referee))["verifier_earnings"]),
-        referee_share + pay,
-        "the referee gets its share of the slash and the verifier's fee"
+        u(&r["io"]["balance"]),
+        io_left + referee_share,
+        "and its share of the slash (IO)"
     );
     let fee = pay * 200 / 10_000;
+    let pa = account(&renter, &url, Some(&p));
+    assert_eq!(u(&pa["earnings"]), pay - fee, "the provider is paid");
     assert_eq!(
-        u(&account(&renter, &url, Some(&p))["earnings"]),
-        pay - fee + (slashed - referee_share),
-        "the provider is paid and compensated"
+        u(&pa["io"]["balance"]),
+        io_left + (slashed - referee_share),
+        "and compensated in IO"
     );
     assert!(
         String::from_utf8_lossy(&ok(assay(&renter, &url, &["ledger", "verify"])).stdout)

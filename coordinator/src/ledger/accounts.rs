@@ -22,6 +22,7 @@
 //! | `iosd/earnings:<node>` | IOSD | a provider's pay for verified work |
 //! | `iosd/verifier:<node>` | IOSD | a verifier's fees |
 //! | `iosd/fees` | IOSD | protocol fees on payments in IOSD |
+//! | `iosd/bond:<id>` | IOSD | a bond's principal escrow, filled from its device's earnings |
 
 use std::fmt;
 
@@ -179,6 +180,10 @@ pub fn earnings(node: &NodeId) -> String {
 /// A verifier's fees (IOSD).
 pub fn verifier_earnings(node: &NodeId) -> String {
     format!("iosd/verifier:{node}")
+}
+/// A bond's principal escrow (IOSD).
+pub fn bond_escrow(bond: &Hash32) -> String {
+    format!("iosd/bond:{bond}")
 }
 /// A job's escrow (IOSD).
 pub fn escrow(job: &Hash32) -> String {

@@ -39,8 +39,8 @@ use sha2::{Digest, Sha256};
 
 pub use accounts::{
     BASE, DECIMALS, FEES, GENESIS_ALLOCATION, IO_CAP, REWARD_POOL, UNEMITTED, Unit, balance,
-    burned, earnings, epoch, escrow, faucet, genesis, issuance, rewards, stake, unbonding,
-    verifier_earnings,
+    bond_escrow, burned, earnings, epoch, escrow, faucet, genesis, issuance, rewards, stake,
+    unbonding, verifier_earnings,
 };
 pub use supply::Supply;
 

@@ -1,13 +1,13 @@
-//! The `Economy` service: the IO price feed, supply, reward epochs and
-//! unstaking.
+//! The `Economy` service: the IO price feed, supply, reward epochs,
+//! unstaking, and tokenized compute (notes and bonds).
 
 use assay_proto::pb::economy_server::Economy;
-use assay_proto::{now_ms, pb};
+use assay_proto::{convert, now_ms, pb};
 use assay_protocol::Signature;
 use assay_protocol::oracle::PriceReport;
 use tonic::{Request, Response, Status};
 
-use super::{Coordinator, blocking, wire};
+use super::{Coordinator, bad, blocking, wire};
 
 #[tonic::async_trait]
 impl Economy for Coordinator {
@@ -124,5 +124,133 @@ impl Economy for Coordinator {
         })
         .await?;
         Ok(Response::new(wire::account_response(&node, &a)))
+    }
+
+    async fn issue_note(
+        &self,
+        request: Request<pb::IssueNoteRequest>,
+    ) -> Result<Response<pb::NoteResponse>, Status> {
+        let req = request.into_inner();
+        let node = self.authenticate(&req).await?;
+        let store = self.store.clone();
+        let n =
+            blocking(move || store.issue_note(&node, req.shares, req.term_days, now_ms())).await?;
+        Ok(Response::new(wire::note(&n)))
+    }
+
+    async fn offer_shares(
+        &self,
+        request: Request<pb::OfferSharesRequest>,
+    ) -> Result<Response<pb::NoteResponse>, Status> {
+        let req = request.into_inner();
+        let node = self.authenticate(&req).await?;
+        let note = convert::hash("note_id", &req.note_id).map_err(bad)?;
+        let store = self.store.clone();
+        let n = blocking(move || store.offer_shares(&node, &note, req.shares, req.price)).await?;
+        Ok(Response::new(wire::note(&n)))
+    }
+
+    async fn buy_shares(
+        &self,
+        request: Request<pb::BuySharesRequest>,
+    ) -> Result<Response<pb::NoteResponse>, Status> {
+        let req = request.into_inner();
+        let node = self.authenticate(&req).await?;
+        let note = convert::hash("note_id", &req.note_id).map_err(bad)?;
+        let seller = convert::node_id("seller", &req.seller).map_err(bad)?;
+        let nonce = req.auth.as_ref().map_or(0, |a| a.nonce);
+        let store = self.store.clone();
+        let n = blocking(move || {
+            store.buy_shares(
+                &node,
+                &note,
+                &seller,
+                req.shares,
+                req.max_price,
+                &format!("note/{note}/buy/{node}/n{nonce}"),
+                now_ms(),
+            )
+        })
+        .await?;
+        Ok(Response::new(wire::note(&n)))
+    }
+
+    async fn transfer_shares(
+        &self,
+        request: Request<pb::TransferSharesRequest>,
+    ) -> Result<Response<pb::NoteResponse>, Status> {
+        let req = request.into_inner();
+        let node = self.authenticate(&req).await?;
+        let note = convert::hash("note_id", &req.note_id).map_err(bad)?;
+        let to = convert::node_id("to", &req.to).map_err(bad)?;
+        let store = self.store.clone();
+        let n = blocking(move || store.transfer_shares(&node, &note, &to, req.shares)).await?;
+        Ok(Response::new(wire::note(&n)))
+    }
+
+    async fn get_note(
+        &self,
+        request: Request<pb::GetNoteRequest>,
+    ) -> Result<Response<pb::NoteResponse>, Status> {
+        let note = convert::hash("note_id", &request.into_inner().note_id).map_err(bad)?;
+        let store = self.store.clone();
+        match blocking(move || store.note(&note)).await? {
+            Some(n) => Ok(Response::new(wire::note(&n))),
+            None => Err(Status::not_found(format!("no note {note}"))),
+        }
+    }
+
+    async fn issue_bond(
+        &self,
+        request: Request<pb::IssueBondRequest>,
+    ) -> Result<Response<pb::BondResponse>, Status> {
+        let req = request.into_inner();
+        let node = self.authenticate(&req).await?;
+        let store = self.store.clone();
+        let b = blocking(move || {
+            store.issue_bond(
+                &node,
+                req.principal,
+                req.coupon_bps,
+                req.maturity_days,
+                now_ms(),
+            )
+        })
+        .await?;
+        Ok(Response::new(wire::bond(&b)))
+    }
+
+    async fn buy_bond(
+        &self,
+        request: Request<pb::BuyBondRequest>,
+    ) -> Result<Response<pb::BondResponse>, Status> {
+        let req = request.into_inner();
+        let node = self.authenticate(&req).await?;
+        let bond = convert::hash("bond_id", &req.bond_id).map_err(bad)?;
+        let nonce = req.auth.as_ref().map_or(0, |a| a.nonce);
+        let store = self.store.clone();
+        let b = blocking(move || {
+            store.buy_bond(
+                &node,
+                &bond,
+                req.amount,
+                &format!("bond/{bond}/buy/{node}/n{nonce}"),
+                now_ms(),
+            )
+        })
+        .await?;
+        Ok(Response::new(wire::bond(&b)))
+    }
+
+    async fn get_bond(
+        &self,
+        request: Request<pb::GetBondRequest>,
+    ) -> Result<Response<pb::BondResponse>, Status> {
+        let bond = convert::hash("bond_id", &request.into_inner().bond_id).map_err(bad)?;
+        let store = self.store.clone();
+        match blocking(move || store.bond(&bond)).await? {
+            Some(b) => Ok(Response::new(wire::bond(&b))),
+            None => Err(Status::not_found(format!("no bond {bond}"))),
+        }
     }
 }

@@ -7,6 +7,7 @@ use assay_protocol::verification::{escape_probability, rate};
 
 use crate::ledger::{Entry, Unit};
 use crate::state::CheckReason;
+use crate::store::claims::{Bond, Note};
 use crate::store::economy::{Price, RewardEpoch};
 use crate::types::{Account, CheckTask, EpochSeed, JobView, Lease, ReceiptRecord, VerdictView};
 
@@ -220,5 +221,55 @@ pub(super) fn reward_epoch(e: &RewardEpoch) -> pb::RewardEpoch {
                 amount: p.amount,
             })
             .collect(),
+    }
+}
+
+fn holdings(h: &[(NodeId, u64)]) -> Vec<pb::Holding> {
+    h.iter()
+        .map(|(holder, amount)| pb::Holding {
+            holder: holder.0.to_vec(),
+            amount: *amount,
+        })
+        .collect()
+}
+
+pub(super) fn note(n: &Note) -> pb::NoteResponse {
+    pb::NoteResponse {
+        note_id: n.id.0.to_vec(),
+        device: n.device.0.to_vec(),
+        shares: n.shares,
+        holders_bps: n.holders_bps,
+        term_days: n.term_days,
+        issued_at: n.issued_at,
+        ends_at: n.ends_at,
+        holdings: holdings(&n.holdings),
+        offers: n
+            .offers
+            .iter()
+            .map(|o| pb::ShareOffer {
+                seller: o.seller.0.to_vec(),
+                shares: o.shares,
+                price: o.price,
+            })
+            .collect(),
+    }
+}
+
+pub(super) fn bond(b: &Bond) -> pb::BondResponse {
+    pb::BondResponse {
+        bond_id: b.id.0.to_vec(),
+        device: b.device.0.to_vec(),
+        principal: b.principal,
+        sold: b.sold,
+        coupon_bps: b.coupon_bps,
+        maturity_days: b.maturity_days,
+        issued_at: b.issued_at,
+        matures_at: b.matures_at,
+        coupon_total: b.coupon_total,
+        coupon_paid: b.coupon_paid,
+        escrowed: b.escrowed,
+        state: b.state.as_str().to_string(),
+        shortfall: b.shortfall,
+        holdings: holdings(&b.holdings),
     }
 }

@@ -588,7 +588,6 @@ fn overrule(
         c,
         cfg,
         wrong,
-        cfg.slash_bps,
         &[(accounts::balance(Unit::Io, referee), cfg.referee_bps)],
         &accounts::balance(Unit::Io, provider),
         &format!("slash/{rid}/verifier"),
@@ -626,7 +625,6 @@ fn punish_provider(
         c,
         cfg,
         provider,
-        cfg.slash_bps,
         &[
             (accounts::balance(Unit::Io, first), cfg.bounty_bps),
             (accounts::balance(Unit::Io, referee), cfg.referee_bps),

@@ -553,7 +553,7 @@ fn close_epoch(
     let scheduled = emission::epoch_emission(n, cfg.reward_epoch_ms, cfg.hour_ms);
     let pool = u64::try_from(balance_of(c, ledger::UNEMITTED)?).unwrap_or(0);
     let rows = c.query(
-        "SELECT s.provider, s.work_units, s.uptime_ms, s.failed, p.hardware_state \
+        "SELECT s.provider, s.work_units, s.uptime_ms, s.failed, p.hardware_state, p.suspended \
          FROM reward_shares s LEFT JOIN providers p ON p.id = s.provider \
          WHERE s.epoch = $1 ORDER BY s.provider",
         &[int(n)?],
@@ -566,7 +566,8 @@ fn close_epoch(
         candidates.push(rewards::Candidate {
             work_units: r.u64(1)?,
             uptime_ms: r.u64(2)?,
-            failed: r.i64(3)? != 0,
+            // A provider suspended for a proven cheat earns nothing either.
+            failed: r.i64(3)? != 0 || r.opt_i64(5)?.unwrap_or(0) != 0,
             hardware_ok: matches!(hardware, "passed" | "unchallenged"),
         });
     }
@@ -585,15 +586,16 @@ fn close_epoch(
         now_ms,
     )?;
     for ((node, cand), amount) in who.iter().zip(&candidates).zip(&amounts) {
-        post(
+        // Through the device's note, if it sold its cash flow.
+        super::claims::pay_device(
             c,
-            Movement {
-                kind: "reward",
-                debit: &account,
-                credit: &ledger::rewards(node),
-                amount: *amount,
-                reference: &format!("reward/{n}/{node}"),
-            },
+            "reward",
+            &account,
+            node,
+            Unit::Io,
+            *amount,
+            &ledger::rewards(node),
+            &format!("reward/{n}/{node}"),
             now_ms,
         )?;
         c.exec(

@@ -332,17 +332,25 @@ pub(super) fn pay_out_row(
     };
     let s = money::settle(price, units, escrow, fee_bps, verifier.is_some());
     let from = ledger::escrow(&job);
-    let mut moves = vec![
-        ("pay", ledger::earnings(&provider), s.provider()),
-        ("fee", fee_to, s.fee),
-    ];
+    // The provider's pay goes through the device's bonds and note.
+    super::claims::pay_device(
+        c,
+        "pay",
+        &from,
+        &provider,
+        Unit::Iosd,
+        s.provider(),
+        &ledger::earnings(&provider),
+        &format!("settle/{receipt}/pay"),
+        now_ms,
+    )?;
+    let mut moves = vec![("fee", fee_to, s.fee)];
     if let Some(v) = verifier {
         moves.push(("verify", ledger::verifier_earnings(v), s.verifier_fee));
     }
     moves.push(("refund", ledger::balance(Unit::Iosd, &renter), s.refund));
-    let mut fresh = false;
     for (kind, to, amount) in moves {
-        let posted = post(
+        post(
             c,
             Movement {
                 kind,
@@ -353,19 +361,18 @@ pub(super) fn pay_out_row(
             },
             now_ms,
         )?;
-        fresh |= matches!(posted, Posted::New(_));
     }
     let n = c.exec(
         "UPDATE receipts SET settled_at = $2, paid = $3 WHERE id = $1 AND settled_at IS NULL",
         &[receipt.into(), int(now_ms)?, int(s.payment)?],
     )?;
-    if n > 0 || fresh {
+    if n > 0 {
         super::economy::count_work(c, &cfg.economy, &provider, units, now_ms)?;
     }
     Ok(s.payment)
 }
 
-/// Takes `slash_bps` of `node`'s stake (its unbonding IO first goes back
+/// Takes [`MarketConfig::slash_bps`] of `node`'s stake (its unbonding IO first goes back
 /// into the stake: a cooldown is no escape) and shares it out
 /// ([`money::slash`]): each `(account, bps)` gets its share of the slash,
 /// `rest_to` the remainder. Returns the amount slashed.
@@ -373,7 +380,6 @@ pub(super) fn slash(
     c: &mut dyn Conn,
     cfg: &MarketConfig,
     node: &NodeId,
-    slash_bps: u32,
     shares: &[(String, u32)],
     rest_to: &str,
     reference: &str,
@@ -384,7 +390,7 @@ pub(super) fn slash(
     super::economy::mark_failed(c, &cfg.economy, node, now_ms)?;
     let stake = stake_of(c, node)?;
     let bps: Vec<u32> = shares.iter().map(|(_, bps)| *bps).collect();
-    let split = money::slash(stake, slash_bps, &bps);
+    let split = money::slash(stake, cfg.slash_bps, &bps);
     for (i, ((to, _), amount)) in shares.iter().zip(&split.shares).enumerate() {
         post(
             c,

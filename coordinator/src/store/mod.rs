@@ -3,7 +3,7 @@
 //!
 //! [`Store`] is the whole store as the services see it: one trait per
 //! domain ([`Nonces`], [`Accounts`], [`Jobs`], [`Providers`], [`Leases`],
-//! [`Receipts`], [`Epochs`], [`Checks`], [`Challenges`], [`Economy`]), each declared and implemented
+//! [`Receipts`], [`Epochs`], [`Checks`], [`Challenges`], [`Economy`], [`Claims`]), each declared and implemented
 //! for [`SqlStore`] in its own file, over two real databases: embedded
 //! SQLite ([`sqlite::Sqlite`], the default) and PostgreSQL
 //! ([`postgres::Postgres`], for replicas sharing one database). Every
@@ -18,7 +18,8 @@
 //!   jobs.rs ─ leases.rs ─ providers.rs      the domains …
 //!   receipts.rs ─► epochs.rs ─► checks.rs ─► challenges.rs
 //!   ledger.rs (accounts, settlement, slashing) ─ economy.rs (genesis,
-//!   IO price, IO→IOSD, unstaking, reward epochs) ─ nonces.rs
+//!   IO price, IO→IOSD, unstaking, reward epochs) ─ claims.rs (notes,
+//!   bonds, a device's earnings through them) ─ nonces.rs
 //!   rows.rs (row readers, JSON, ids) ─ sql_store.rs (SqlStore)
 //!   sql.rs (Backend, Conn) ─ sqlite.rs ─ postgres.rs ─ schema.rs
 //! ```
@@ -30,6 +31,7 @@
 
 pub mod challenges;
 pub mod checks;
+pub mod claims;
 pub mod economy;
 pub mod epochs;
 pub mod jobs;
@@ -50,6 +52,7 @@ pub use crate::state::LeaseState;
 pub use crate::types::*;
 pub use challenges::Challenges;
 pub use checks::Checks;
+pub use claims::Claims;
 pub use economy::Economy;
 pub use epochs::Epochs;
 pub use jobs::Jobs;
@@ -66,8 +69,8 @@ use sql::Backend;
 /// (`use assay_coordinator::store::prelude::*;`); a `dyn Store` needs none.
 pub mod prelude {
     pub use crate::store::{
-        Accounts, Challenges, Checks, Economy, Epochs, Jobs, Leases, Nonces, Providers, Receipts,
-        Store,
+        Accounts, Challenges, Checks, Claims, Economy, Epochs, Jobs, Leases, Nonces, Providers,
+        Receipts, Store,
     };
 }
 
@@ -83,6 +86,7 @@ pub trait Store:
     + Checks
     + Challenges
     + Economy
+    + Claims
     + Send
     + Sync
     + 'static
@@ -105,7 +109,9 @@ impl<B: Backend> Store for SqlStore<B> {
 
 #[cfg(test)]
 mod tests {
-    use crate::state::{CheckState, CheckStatus, HardwareState, LeaseState, ShardState};
+    use crate::state::{
+        BondStatus, CheckState, CheckStatus, HardwareState, LeaseState, ShardState,
+    };
 
     /// The quoted words of a SQL fragment that follows `state ` (`= 'x'`,
     /// `<> 'x'` or `IN ('x', 'y')`).
@@ -133,6 +139,7 @@ mod tests {
         let sources = [
             include_str!("challenges.rs"),
             include_str!("checks.rs"),
+            include_str!("claims.rs"),
             include_str!("epochs.rs"),
             include_str!("jobs.rs"),
             include_str!("leases.rs"),
@@ -147,6 +154,7 @@ mod tests {
                 || CheckState::parse(w).is_ok()
                 || CheckStatus::parse(w).is_ok()
                 || HardwareState::parse(w).is_ok()
+                || BondStatus::parse(w).is_ok()
         };
         let mut seen = 0;
         for src in sources {

@@ -228,7 +228,8 @@ ALTER TABLE receipts ADD COLUMN failure_message TEXT"
     // too: they stay in `iosd/stake:…` and no longer count for matching,
     // which reads IO stakes). The IO
     // price feed, unstaking cooldowns, stake floors, jobs paid in IO, and
-    // the reward epochs with each provider's work and uptime in them.
+    // the reward epochs with each provider's work and uptime in them;
+    // tokenized compute: cash-flow notes and bonds on a device.
     let v6 = format!(
         "
 ALTER TABLE ledger ADD COLUMN unit TEXT;
@@ -275,6 +276,50 @@ CREATE TABLE reward_payouts (
     failed BIGINT NOT NULL,
     amount BIGINT NOT NULL,
     PRIMARY KEY (epoch, provider)
+);
+CREATE TABLE notes (
+    id {blob} PRIMARY KEY,
+    device {blob} NOT NULL,
+    shares BIGINT NOT NULL,
+    holders_bps BIGINT NOT NULL,
+    term_days BIGINT NOT NULL,
+    issued_at BIGINT NOT NULL,
+    ends_at BIGINT NOT NULL
+);
+CREATE INDEX notes_by_device ON notes (device, ends_at);
+CREATE TABLE note_holdings (
+    note_id {blob} NOT NULL,
+    holder {blob} NOT NULL,
+    shares BIGINT NOT NULL,
+    PRIMARY KEY (note_id, holder)
+);
+CREATE TABLE note_offers (
+    note_id {blob} NOT NULL,
+    seller {blob} NOT NULL,
+    shares BIGINT NOT NULL,
+    price BIGINT NOT NULL,
+    PRIMARY KEY (note_id, seller)
+);
+CREATE TABLE bonds (
+    id {blob} PRIMARY KEY,
+    device {blob} NOT NULL,
+    principal BIGINT NOT NULL,
+    sold BIGINT NOT NULL DEFAULT 0,
+    coupon_bps BIGINT NOT NULL,
+    maturity_days BIGINT NOT NULL,
+    issued_at BIGINT NOT NULL,
+    matures_at BIGINT NOT NULL,
+    coupon_total BIGINT NOT NULL DEFAULT 0,
+    coupon_paid BIGINT NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,
+    shortfall BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX bonds_by_device ON bonds (device) WHERE state = 'open';
+CREATE TABLE bond_holdings (
+    bond_id {blob} NOT NULL,
+    holder {blob} NOT NULL,
+    principal BIGINT NOT NULL,
+    PRIMARY KEY (bond_id, holder)
 )"
     );
     vec![v1, v2, v3, v4, v5, v6]

@@ -1,9 +1,11 @@
 //! The coordinator's integration tests, one binary (one link): the store
-//! suite, verification, and the ledger's property tests, on real databases
+//! suite, verification, the economy (IO, IOSD, rewards, notes, bonds), and
+//! the ledger's property tests, on real databases
 //! (SQLite always, PostgreSQL when `ASSAY_TEST_POSTGRES_URL` is set).
 
 #[macro_use]
 mod common;
+mod economy;
 mod ledger_props;
 mod store;
 mod verification;

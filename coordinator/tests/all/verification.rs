@@ -435,6 +435,24 @@ fn a_cheat_is_caught_slashed_suspended_audited_and_redone<B: Backend>(db: Db<'_,
         s.account(&r.id()).expect("acct").io_balance,
         slashed / 4 + second / 4
     );
+    // The reward epoch (an hour) in which `a` was slashed pays it nothing;
+    // `b`, which did the work again, is paid.
+    assert_eq!(s.close_reward_epochs(3_600_000).expect("close"), 1);
+    let epoch = &s.reward_epochs(None, 1).expect("epochs")[0];
+    let pa = epoch
+        .payouts
+        .iter()
+        .find(|p| p.provider == a.id())
+        .expect("a");
+    assert!(pa.failed && pa.amount == 0, "{pa:?}");
+    let pb = epoch
+        .payouts
+        .iter()
+        .find(|p| p.provider == b.id())
+        .expect("b");
+    assert!(!pb.failed && pb.amount > 0, "{pb:?}");
+    assert_eq!(epoch.emitted, epoch.scheduled, "b takes the whole emission");
+    assert_eq!(s.account(&a.id()).expect("a").rewards, 0);
     ledger_ok(&s);
 }
 
