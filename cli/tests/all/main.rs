@@ -1,10 +1,12 @@
 //! The CLI's tests, one binary (one link, one copy of the sandbox on disk):
 //! `assay run` (`run`), the MiniLM job (`minilm`), the network end to end
 //! with separate `assay` processes on loopback (`network`), and sampled
-//! verification, disputes and slashing (`verification`). `common` starts
+//! verification, disputes and slashing (`verification`), and the economy —
+//! IO, IOSD, block rewards, notes and bonds (`economy`). `common` starts
 //! coordinators, providers and verifiers and waits for them.
 
 mod common;
+mod economy;
 mod minilm;
 mod network;
 mod run;

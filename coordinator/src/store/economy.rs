@@ -358,19 +358,19 @@ impl<B: Backend> Economy for SqlStore<B> {
             s.io.cap = neg(balance_of(c, &ledger::issuance(Unit::Io))?);
             s.io.genesis = sum(
                 c,
-                "SELECT SUM(amount) FROM ledger WHERE kind = 'genesis' AND credit <> $1",
+                "SELECT CAST(SUM(amount) AS BIGINT) FROM ledger WHERE kind = 'genesis' AND credit <> $1",
                 &[ledger::UNEMITTED.into()],
             )?;
             s.io.emitted = sum(
                 c,
-                "SELECT SUM(amount) FROM ledger WHERE debit = $1",
+                "SELECT CAST(SUM(amount) AS BIGINT) FROM ledger WHERE debit = $1",
                 &[ledger::UNEMITTED.into()],
             )?;
             s.io.unemitted = pos(balance_of(c, ledger::UNEMITTED)?);
             s.io.burned = pos(balance_of(c, &ledger::burned(Unit::Io))?);
             s.io.held = sum(
                 c,
-                "SELECT SUM(balance) FROM accounts WHERE name LIKE 'io/%' AND name NOT IN ($1, $2, $3)",
+                "SELECT CAST(SUM(balance) AS BIGINT) FROM accounts WHERE name LIKE 'io/%' AND name NOT IN ($1, $2, $3)",
                 &[
                     ledger::issuance(Unit::Io).into(),
                     ledger::UNEMITTED.into(),
@@ -381,7 +381,7 @@ impl<B: Backend> Economy for SqlStore<B> {
             s.iosd.burned = pos(balance_of(c, &ledger::burned(Unit::Iosd))?);
             s.iosd.supply = sum(
                 c,
-                "SELECT SUM(balance) FROM accounts WHERE name LIKE 'iosd/%' AND name NOT IN ($1, $2)",
+                "SELECT CAST(SUM(balance) AS BIGINT) FROM accounts WHERE name LIKE 'iosd/%' AND name NOT IN ($1, $2)",
                 &[
                     ledger::issuance(Unit::Iosd).into(),
                     ledger::burned(Unit::Iosd).into(),
@@ -389,7 +389,7 @@ impl<B: Backend> Economy for SqlStore<B> {
             )?;
             s.iosd.legacy_minted = sum(
                 c,
-                "SELECT SUM(amount) FROM ledger WHERE unit IS NULL AND debit = 'issuance'",
+                "SELECT CAST(SUM(amount) AS BIGINT) FROM ledger WHERE unit IS NULL AND debit = 'issuance'",
                 &[],
             )?;
             Ok(s)
