@@ -1,12 +1,15 @@
 //! Property tests of the ledger on a real (SQLite) store: any sequence of
 //! market operations — including duplicated and reordered submissions,
-//! returns, expiries, repeated settlement, and verification with cheating
-//! providers, lying verifiers, disputes and slashing — conserves credits, keeps
-//! every account but issuance non-negative, settles each receipt once and
-//! leaves a hash chain that verifies; and any change to any entry is found.
+//! returns, expiries, repeated settlement, verification with cheating
+//! providers, lying verifiers, disputes and slashing, paying in IO,
+//! unstaking, reward epochs, notes and bonds — keeps every supply
+//! invariant of both units (checked by `verify_ledger`), keeps every account
+//! but issuance non-negative, settles each receipt once and leaves a hash
+//! chain that verifies; and any change to any entry is found.
 
 use std::collections::BTreeMap;
 
+use assay_coordinator::config::{EconomyConfig, PriceSource};
 use assay_coordinator::ledger::{self, Entry, Unit};
 use assay_coordinator::sqlite::Sqlite;
 use assay_coordinator::store::prelude::*;
@@ -38,6 +41,28 @@ enum Op {
         shards: u32,
         max_price: u64,
         rate_ppm: u32,
+        pay_in_io: bool,
+    },
+    Unstake {
+        node: u8,
+        amount: u64,
+    },
+    /// Provider 3 or 4 issues a note and gives some shares to node 0..3.
+    Note {
+        provider: u8,
+        shares: u64,
+        days: u32,
+        give: u64,
+        to: u8,
+    },
+    /// Provider 3 or 4 issues a bond; node 0..3 buys some of it.
+    Bond {
+        provider: u8,
+        principal: u64,
+        coupon_bps: u32,
+        days: u32,
+        buyer: u8,
+        buy: u64,
     },
     Take {
         provider: u8,
@@ -77,15 +102,47 @@ fn op() -> impl Strategy<Value = Op> {
             0u8..6,
             1u32..4,
             1u64..300,
-            prop_oneof![Just(0u32), Just(500_000), Just(1_000_000)]
+            prop_oneof![Just(0u32), Just(500_000), Just(1_000_000)],
+            any::<bool>(),
         )
-            .prop_map(|(renter, tag, shards, max_price, rate_ppm)| Op::Submit {
-                renter,
-                tag,
-                shards,
-                max_price,
-                rate_ppm,
-            }),
+            .prop_map(
+                |(renter, tag, shards, max_price, rate_ppm, pay_in_io)| Op::Submit {
+                    renter,
+                    tag,
+                    shards,
+                    max_price,
+                    rate_ppm,
+                    pay_in_io,
+                }
+            ),
+        (0u8..7, 0u64..3_000_000).prop_map(|(node, amount)| Op::Unstake { node, amount }),
+        (3u8..5, 1u64..200, 1u32..40, 0u64..200, 0u8..3).prop_map(
+            |(provider, shares, days, give, to)| Op::Note {
+                provider,
+                shares,
+                days,
+                give,
+                to
+            }
+        ),
+        (
+            3u8..5,
+            1u64..5_000,
+            0u32..10_000,
+            1u32..40,
+            0u8..3,
+            0u64..5_000
+        )
+            .prop_map(
+                |(provider, principal, coupon_bps, days, buyer, buy)| Op::Bond {
+                    provider,
+                    principal,
+                    coupon_bps,
+                    days,
+                    buyer,
+                    buy
+                }
+            ),
         (3u8..5, 1u32..4).prop_map(|(provider, max)| Op::Take { provider, max }),
         (
             any::<usize>(),
@@ -116,6 +173,15 @@ fn cfg() -> MarketConfig {
         max_attempts: 3,
         epoch_ms: 200,
         check_ttl_ms: 700,
+        economy: EconomyConfig {
+            hour_ms: 400,
+            reward_epoch_ms: 300,
+            // An IO price that does not divide evenly.
+            price: PriceSource::Fixed(1_234_567),
+            day_ms: 50,
+            unstake_cooldown_ms: 700,
+            ..EconomyConfig::default()
+        },
         ..MarketConfig::default()
     }
 }
@@ -231,14 +297,53 @@ fn run(ops: &[Op]) -> (crate::common::SqliteDb, u64) {
                 shards,
                 max_price,
                 rate_ppm,
+                pay_in_io,
             } => {
-                let _ = s.submit_job(&job_at(renter, tag, shards, max_price, rate_ppm), now);
+                let j = NewJob {
+                    pay_in: if pay_in_io { Unit::Io } else { Unit::Iosd },
+                    ..job_at(renter, tag, shards, max_price, rate_ppm)
+                };
+                let _ = s.submit_job(&j, now);
+            }
+            Op::Unstake { node, amount } => {
+                let _ = s.unstake(
+                    &key(node).id(),
+                    amount,
+                    &format!("unstake/{now}/{node}"),
+                    now,
+                );
+            }
+            Op::Note {
+                provider,
+                shares,
+                days,
+                give,
+                to,
+            } => {
+                if let Ok(n) = s.issue_note(&key(provider).id(), shares, days, now) {
+                    let _ = s.transfer_shares(&key(provider).id(), &n.id, &key(to).id(), give);
+                }
+            }
+            Op::Bond {
+                provider,
+                principal,
+                coupon_bps,
+                days,
+                buyer,
+                buy,
+            } => {
+                if let Ok(b) = s.issue_bond(&key(provider).id(), principal, coupon_bps, days, now) {
+                    let _ = s.buy_bond(&key(buyer).id(), &b.id, buy, &format!("bond/{now}"), now);
+                }
             }
             Op::Take { provider, max } => {
                 match s.take_leases(&key(provider).id(), max, now) {
                     Ok(taken) => leases.extend(taken.into_iter().map(|l| (l, provider))),
-                    // A provider caught by a verifier is suspended from the market.
-                    Err(Error::PermissionDenied(_)) if cheated.contains(&provider) => {}
+                    // A provider caught by a verifier is suspended from the
+                    // market — a cheat, or an honest one that two lying
+                    // verifiers outvoted (issue #16's open attack).
+                    Err(Error::PermissionDenied(_))
+                        if cheated.contains(&provider) || suspended(&s, provider, now) => {}
                     Err(e) => panic!("take by provider {provider}: {e}"),
                 }
             }
@@ -281,6 +386,9 @@ fn run(ops: &[Op]) -> (crate::common::SqliteDb, u64) {
                 s.reveal_epochs(now).expect("reveal");
                 s.expire_checks(now).expect("expire checks");
                 s.settle_due(now).expect("settle");
+                s.close_reward_epochs(now).expect("rewards");
+                s.release_unbonded(now).expect("unbond");
+                s.mature_bonds(now).expect("bonds");
             }
             Op::Verify { verifier, honest } => {
                 let v = key(verifier).id();
@@ -317,14 +425,25 @@ fn run(ops: &[Op]) -> (crate::common::SqliteDb, u64) {
     (db, minted)
 }
 
+fn suspended(s: &SqlStore<Sqlite>, provider: u8, now: u64) -> bool {
+    s.providers(now)
+        .expect("providers")
+        .iter()
+        .any(|p| p.id == key(provider).id() && p.suspended)
+}
+
 fn check(s: &SqlStore<Sqlite>, minted: u64) -> Result<(), TestCaseError> {
     let r = s.verify_ledger().expect("verify");
     prop_assert!(r.ok(), "problems: {:?}", r.problems);
-    // At the fixed price of 1 IOSD per IO each faucet mint is exact.
-    prop_assert_eq!(r.supply.iosd.minted, minted, "only the faucet mints IOSD");
+    // The faucet and jobs paid in IO mint IOSD, each at least what it asked
+    // for (every mint's match with its burn is `verify_ledger`'s check).
+    prop_assert!(
+        r.supply.iosd.minted >= minted,
+        "the faucet minted what it was asked"
+    );
     prop_assert_eq!(
         r.supply.iosd.supply,
-        minted - r.supply.iosd.burned,
+        r.supply.iosd.minted - r.supply.iosd.burned,
         "IOSD is conserved"
     );
     prop_assert_eq!(r.supply.io.cap, ledger::IO_CAP);
@@ -333,11 +452,7 @@ fn check(s: &SqlStore<Sqlite>, minted: u64) -> Result<(), TestCaseError> {
         r.supply.io.genesis + r.supply.io.emitted - r.supply.io.burned,
         "IO is conserved"
     );
-    prop_assert_eq!(
-        r.supply.io.burned,
-        minted,
-        "each µIOSD minted burned one µIO"
-    );
+    prop_assert!(r.supply.io.emitted <= ledger::REWARD_POOL);
     for (name, v) in &r.balances {
         if !name.ends_with("/issuance") {
             prop_assert!(*v >= 0, "{} is negative: {}", name, v);
@@ -385,6 +500,7 @@ fn a_provider_caught_cheating_is_refused_leases_and_the_books_balance() {
             shards: 1,
             max_price: 14,
             rate_ppm: 1_000_000,
+            pay_in_io: false,
         },
         Op::Take {
             provider: 4,
