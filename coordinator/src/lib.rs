@@ -39,7 +39,7 @@
 //!   [`state::LeaseState`], [`state::CheckState`], [`state::CheckStatus`],
 //!   [`state::HardwareState`], …), with `as_str`/`parse` for the TEXT the
 //!   database keeps.
-//! - [`ledger`]: integer micro-credits, double-entry, SHA-256 hash chain,
+//! - [`ledger`]: IO and IOSD in integer base units, double-entry, SHA-256 hash chain,
 //!   idempotent by reference; [`ledger::verify`] checks a whole history
 //!   (posting is [`store::ledger`]).
 //! - [`blobs`]: the content-addressed blob store on disk (blake3 checked on
@@ -73,7 +73,7 @@
 //! # Money
 //!
 //! A renter's job escrows `max price × (fuel + work budget)` per shard
-//! (prices are µcr per million work units, see
+//! (prices are µIOSD per million work units, see
 //! [`assay_protocol::market`]), twice that when the job is verified (the
 //! second half covers a verifier's fee). A receipt settles when a verifier
 //! agrees with it, or — when its epoch's seed did not draw it — after the

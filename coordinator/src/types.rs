@@ -52,7 +52,7 @@ pub struct NewJob {
     pub spec: JobSpec,
     /// Number of shards (≥ 1).
     pub shards: u32,
-    /// µcr per million work units.
+    /// µIOSD per million work units.
     pub max_price: u64,
     /// Only GPU providers.
     pub require_gpu: bool,
@@ -83,7 +83,7 @@ pub struct Submitted {
 pub struct ProviderInfo {
     /// Its node id.
     pub id: NodeId,
-    /// µcr per million work units.
+    /// µIOSD per million work units.
     pub price: u64,
     /// CPU cores.
     pub cpu_cores: u32,
@@ -370,9 +370,9 @@ pub struct JobView {
     pub inputs: Vec<BlobRef>,
     /// The spec (shard 0 of N).
     pub spec: JobSpec,
-    /// µcr per million units.
+    /// µIOSD per million units.
     pub max_price: u64,
-    /// Escrowed µcr.
+    /// Escrowed µIOSD.
     pub escrow: u64,
     /// When it was accepted.
     pub created_at_ms: u64,
@@ -418,7 +418,7 @@ impl JobView {
 pub struct ProviderView {
     /// Its node id.
     pub id: NodeId,
-    /// µcr per million work units.
+    /// µIOSD per million work units.
     pub price: u64,
     /// CPU cores.
     pub cpu_cores: u32,

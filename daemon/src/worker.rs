@@ -57,7 +57,7 @@ pub struct Settings {
     pub suspended_poll: Duration,
     /// How long running items may finish after the shutdown signal.
     pub drain_timeout: Duration,
-    /// Devnet: ask the faucet for this many µcr at start (0: don't).
+    /// Devnet: ask the faucet for this many µIOSD at start (0: don't).
     pub faucet: u64,
     /// Where to serve Prometheus metrics.
     pub metrics_listen: Option<SocketAddr>,
@@ -202,7 +202,7 @@ pub trait Work: Send + Sync + Sized + 'static {
     /// Registers the daemon's own metrics beside the loop's.
     fn register_metrics(&self, registry: &mut Registry);
 
-    /// Asks the devnet faucet for `amount` µcr; answers the balance.
+    /// Asks the devnet faucet for `amount` µIOSD; answers the balance.
     fn faucet(&self, amount: u64) -> impl Future<Output = Result<u64, Error>> + Send;
 
     /// Registers with the coordinator.

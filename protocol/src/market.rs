@@ -3,8 +3,8 @@
 //!
 //! # Prices
 //!
-//! A price is in micro-credits (µcr, 10⁻⁶ credit) per million work units
-//! ("µcr/Munit"). A run's billable units are `fuel_used + work.flops +
+//! A price is in micro-credits (µIOSD, 10⁻⁶ credit) per million work units
+//! ("µIOSD/Munit"). A run's billable units are `fuel_used + work.flops +
 //! work.bytes`, all deterministic (a verifier re-derives them), so nobody can
 //! inflate them. A shard costs `ceil(price × units / 10⁶)`; the renter escrows
 //! the most a shard can cost, `ceil(max_price × (fuel + work_budget) / 10⁶)`,
@@ -42,7 +42,7 @@ pub fn billable_units(fuel_used: u64, work: &WorkDone) -> u64 {
         .saturating_add(work.bytes)
 }
 
-/// `ceil(price × units / 10⁶)` in µcr, or `None` if it does not fit a `u64`.
+/// `ceil(price × units / 10⁶)` in µIOSD, or `None` if it does not fit a `u64`.
 pub fn cost(price: u64, units: u64) -> Option<u64> {
     let micro = u128::from(price) * u128::from(units);
     let whole = micro.div_ceil(u128::from(UNITS_PER_PRICE));

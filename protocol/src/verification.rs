@@ -85,7 +85,7 @@ pub fn escape_probability(rate: f64, cheat_fraction: f64, jobs: u64) -> f64 {
     q.powf(jobs as f64)
 }
 
-/// The least stake that makes cheating on a job worth at most `gain` µcr a
+/// The least stake that makes cheating on a job worth at most `gain` µIOSD a
 /// losing bet at sampling rate `rate_ppm` with a slash of `slash_bps` basis
 /// points: `⌈gain·(1 − p)/(p·σ)⌉`. `None` when no stake suffices (`p = 0`
 /// or `σ = 0` with something to gain) or it overflows `u64`.

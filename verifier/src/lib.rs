@@ -90,7 +90,7 @@
 //! ```
 //! use assay_verifier::model::Model;
 //!
-//! // p = 5%, a provider cheating on 10% of 1,000 jobs, 1,000 µcr a job, σ = 50%.
+//! // p = 5%, a provider cheating on 10% of 1,000 jobs, 1,000 µIOSD a job, σ = 50%.
 //! let r = Model::new(0.05, 0.1, 1_000)?.with_gain(1_000).with_slash_bps(5_000).report();
 //! assert!(r.detection_probability > 0.99);
 //! assert_eq!(r.required_stake, Some(38_000));

@@ -64,15 +64,15 @@ pub struct Model {
     pub cheat_fraction: f64,
     /// Jobs `n` the provider runs.
     pub jobs: u64,
-    /// What cheating on one job gains, µcr (`g`).
+    /// What cheating on one job gains, µIOSD (`g`).
     pub gain: u64,
-    /// The provider's stake, µcr (`S`); `None`: the required stake.
+    /// The provider's stake, µIOSD (`S`); `None`: the required stake.
     pub stake: Option<u64>,
     /// Fraction `σ` of the stake a proven cheat loses, basis points.
     pub slash_bps: u32,
 }
 
-/// What the model predicts (every amount in µcr).
+/// What the model predicts (every amount in µIOSD).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     /// `p`.
@@ -129,7 +129,7 @@ fn unit(name: &'static str, v: f64) -> Result<f64, Error> {
 
 impl Model {
     /// A model with sampling rate `rate`, cheating fraction `cheat_fraction`
-    /// and `jobs` jobs; gain 1,000 µcr per job, a 50% slash, and the
+    /// and `jobs` jobs; gain 1,000 µIOSD per job, a 50% slash, and the
     /// required stake until set otherwise.
     ///
     /// # Errors
@@ -157,13 +157,13 @@ impl Model {
         })
     }
 
-    /// Sets the gain per cheated job, µcr.
+    /// Sets the gain per cheated job, µIOSD.
     pub fn with_gain(mut self, gain: u64) -> Model {
         self.gain = gain;
         self
     }
 
-    /// Sets the provider's stake, µcr.
+    /// Sets the provider's stake, µIOSD.
     pub fn with_stake(mut self, stake: u64) -> Model {
         self.stake = Some(stake);
         self
@@ -306,13 +306,13 @@ impl fmt::Display for Report {
         row(
             out,
             "gain per cheated job g",
-            format!("{} µcr", self.gain_per_job),
+            format!("{} µIOSD", self.gain_per_job),
         )?;
         row(
             out,
             "stake S",
             format!(
-                "{} µcr{}",
+                "{} µIOSD{}",
                 self.stake,
                 if self.stake_is_required {
                     " (the required stake)"
@@ -364,25 +364,25 @@ impl fmt::Display for Report {
             out,
             "expected gain of the cheater",
             format!(
-                "{:.0} µcr ({:.2} paid cheats)",
+                "{:.0} µIOSD ({:.2} paid cheats)",
                 self.expected_gain, self.expected_undetected_cheats
             ),
         )?;
         row(
             out,
             "expected loss σ·S·P",
-            format!("{:.0} µcr", self.expected_loss),
+            format!("{:.0} µIOSD", self.expected_loss),
         )?;
         let net = self.net_expected_value;
         row(
             out,
             "net expected value of cheating",
             if net.abs() < 0.5 {
-                "0 µcr (break-even: does not pay)".to_string()
+                "0 µIOSD (break-even: does not pay)".to_string()
             } else if net < 0.0 {
-                format!("{net:.0} µcr (does not pay)")
+                format!("{net:.0} µIOSD (does not pay)")
             } else {
-                format!("+{net:.0} µcr (PAYS: raise the stake or p)")
+                format!("+{net:.0} µIOSD (PAYS: raise the stake or p)")
             },
         )?;
         let single = self.single_job_expected_value;
@@ -390,7 +390,7 @@ impl fmt::Display for Report {
             out,
             "required stake g·(1 − p)/(p·σ)",
             opt(
-                self.required_stake.map(|s| format!("{s} µcr")),
+                self.required_stake.map(|s| format!("{s} µIOSD")),
                 "none suffices (p = 0 or σ = 0)",
             ),
         )?;
@@ -398,9 +398,9 @@ impl fmt::Display for Report {
             out,
             "EV of cheating on a single job",
             if single.abs() < 0.5 {
-                "0 µcr".to_string()
+                "0 µIOSD".to_string()
             } else {
-                format!("{single:+.0} µcr")
+                format!("{single:+.0} µIOSD")
             },
         )?;
         row(
@@ -504,7 +504,7 @@ mod tests {
                 r.net_expected_value
             );
             assert!(r.single_job_expected_value <= 1e-6);
-            // One µcr less stake than required and cheating pays (whenever
+            // One µIOSD less stake than required and cheating pays (whenever
             // there is a chance of detection at all).
             let less = m.with_stake(r.stake - 1).report();
             assert!(less.net_expected_value > 0.0, "{p} {f} {n}");

@@ -11,7 +11,7 @@ use assay_protocol::{Hash32, NodeId};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::net::{CoordinatorUrl, credits, node_key, rpc, signed};
+use super::net::{CoordinatorUrl, amount, node_key, rpc, signed};
 use crate::Failure;
 
 #[derive(Debug, Args)]
@@ -238,7 +238,7 @@ fn print_note(n: &pb::NoteResponse) {
             "offer    {}  {} shares at {} IO",
             hex::encode(&o.seller),
             o.shares,
-            credits(o.price)
+            amount(o.price)
         );
     }
 }
@@ -315,28 +315,28 @@ pub fn bond(args: BondArgs) -> Result<u8, Failure> {
             println!("device   {}", hex::encode(&r.device));
             println!(
                 "terms    {} IOSD ({} sold), {} bps a year, {} days",
-                credits(r.principal),
-                credits(r.sold),
+                amount(r.principal),
+                amount(r.sold),
                 r.coupon_bps,
                 r.maturity_days
             );
             println!(
                 "coupons  {} of {} IOSD paid; escrow {} IOSD",
-                credits(r.coupon_paid),
-                credits(r.coupon_total),
-                credits(r.escrowed)
+                amount(r.coupon_paid),
+                amount(r.coupon_total),
+                amount(r.escrowed)
             );
             if r.shortfall > 0 {
                 println!(
                     "default  {} IOSD short: the holders took the escrow and the device's stake",
-                    credits(r.shortfall)
+                    amount(r.shortfall)
                 );
             }
             for h in &r.holdings {
                 println!(
                     "holder   {}  {} IOSD",
                     hex::encode(&h.holder),
-                    credits(h.amount)
+                    amount(h.amount)
                 );
             }
         }

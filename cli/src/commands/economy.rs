@@ -13,7 +13,7 @@ use assay_protocol::oracle::PriceReport;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::net::{CoordinatorUrl, credits, node_key, rpc, signed};
+use super::net::{CoordinatorUrl, amount, node_key, rpc, signed};
 use crate::Failure;
 
 #[derive(Debug, Args)]
@@ -128,25 +128,25 @@ pub fn supply(args: SupplyArgs) -> Result<u8, Failure> {
             );
             return Ok(0);
         }
-        println!("IO    cap        {}", credits(s.io_cap));
-        println!("      genesis    {}", credits(s.io_genesis));
+        println!("IO    cap        {}", amount(s.io_cap));
+        println!("      genesis    {}", amount(s.io_genesis));
         println!(
             "      emitted    {}   (block rewards)",
-            credits(s.io_emitted)
+            amount(s.io_emitted)
         );
-        println!("      unemitted  {}", credits(s.io_unemitted));
-        println!("      burned     {}", credits(s.io_burned));
-        println!("      held       {}", credits(s.io_held));
+        println!("      unemitted  {}", amount(s.io_unemitted));
+        println!("      burned     {}", amount(s.io_burned));
+        println!("      held       {}", amount(s.io_held));
         println!(
             "IOSD  minted     {}   (only by burning IO)",
-            credits(s.iosd_minted)
+            amount(s.iosd_minted)
         );
-        println!("      burned     {}", credits(s.iosd_burned));
-        println!("      supply     {}", credits(s.iosd_supply));
+        println!("      burned     {}", amount(s.iosd_burned));
+        println!("      supply     {}", amount(s.iosd_supply));
         match &s.price {
             Some(p) => println!(
                 "price {} IOSD per IO ({}{})",
-                credits(p.micro_iosd_per_io),
+                amount(p.micro_iosd_per_io),
                 p.source,
                 if p.round > 0 {
                     format!(", round {}", p.round)
@@ -217,8 +217,8 @@ pub fn rewards(args: RewardsArgs) -> Result<u8, Failure> {
                 println!(
                     "epoch {:>6}  emitted {} IO of {} scheduled  nominated {}  paid {}  failed {}",
                     e.epoch,
-                    credits(e.emitted),
-                    credits(e.scheduled),
+                    amount(e.emitted),
+                    amount(e.scheduled),
                     e.nominated,
                     e.paid,
                     e.failed
@@ -227,7 +227,7 @@ pub fn rewards(args: RewardsArgs) -> Result<u8, Failure> {
                     println!(
                         "    {}  {} IO  (work {} units, online {} ms{})",
                         hex::encode(&p.provider),
-                        credits(p.amount),
+                        amount(p.amount),
                         p.work_units,
                         p.uptime_ms,
                         if p.failed { ", slashed or failed a challenge" } else { "" }
@@ -332,7 +332,7 @@ pub fn oracle(args: OracleArgs) -> Result<u8, Failure> {
                     let p = p.into_inner();
                     println!(
                         "posted {} IOSD per IO (round {})",
-                        credits(p.micro_iosd_per_io),
+                        amount(p.micro_iosd_per_io),
                         p.round
                     );
                     return Ok(0);

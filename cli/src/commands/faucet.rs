@@ -6,7 +6,7 @@ use assay_proto::pb::renter_client::RenterClient;
 use assay_protocol::NodeId;
 use clap::Args;
 
-use super::net::{CoordinatorUrl, credits, node_key, rpc, signed};
+use super::net::{CoordinatorUrl, amount, node_key, rpc, signed};
 use crate::Failure;
 
 #[derive(Debug, Args)]
@@ -63,33 +63,30 @@ fn print_json(a: &pb::AccountResponse) {
 
 pub(super) fn print(a: &pb::AccountResponse) {
     println!("node              {}", hex::encode(&a.node_id));
-    println!("IOSD balance      {}", credits(a.balance));
-    println!(
-        "IOSD earnings     {}   (verified work)",
-        credits(a.earnings)
-    );
+    println!("IOSD balance      {}", amount(a.balance));
+    println!("IOSD earnings     {}   (verified work)", amount(a.earnings));
     if a.verifier_earnings > 0 {
-        println!("IOSD verifier     {}", credits(a.verifier_earnings));
+        println!("IOSD verifier     {}", amount(a.verifier_earnings));
     }
-    println!("IO balance        {}", credits(a.io_balance));
-    print!("IO stake          {}", credits(a.stake));
+    println!("IO balance        {}", amount(a.io_balance));
+    print!("IO stake          {}", amount(a.stake));
     if a.stake_floor > 0 {
         let status = if a.stake >= a.stake_floor {
             "hireable"
         } else {
             "NOT hired: stake more IO"
         };
-        print!("   (floor {}: {status})", credits(a.stake_floor));
+        print!("   (floor {}: {status})", amount(a.stake_floor));
     }
     println!();
     if a.unbonding > 0 {
         println!(
             "IO unbonding      {}   (spendable at {} ms)",
-            credits(a.unbonding),
+            amount(a.unbonding),
             a.unbonding_release_ms
         );
     }
-    println!("IO rewards        {}   (block rewards)", credits(a.rewards));
+    println!("IO rewards        {}   (block rewards)", amount(a.rewards));
 }
 
 pub fn main(args: FaucetArgs) -> Result<u8, Failure> {

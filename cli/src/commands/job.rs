@@ -8,7 +8,7 @@ use assay_proto::{client, convert, pb};
 use assay_protocol::Hash32;
 use clap::{Args, Subcommand};
 
-use super::net::{CoordinatorUrl, credits, rpc};
+use super::net::{CoordinatorUrl, amount, rpc};
 use super::write_message;
 use crate::Failure;
 
@@ -78,8 +78,8 @@ pub fn main(args: JobArgs) -> Result<u8, Failure> {
                 println!("job          {id}");
                 println!("state        {}", s.state);
                 println!(
-                    "escrow       {} credits (max price {} µcr/Munit)",
-                    credits(s.escrow),
+                    "escrow       {} IOSD (max price {} µIOSD/Munit)",
+                    amount(s.escrow),
                     s.max_price
                 );
                 if !s.result_root.is_empty() {
@@ -110,7 +110,7 @@ pub fn main(args: JobArgs) -> Result<u8, Failure> {
                             r.id().short()
                         ));
                         if x.settled {
-                            line.push_str(&format!("  paid {} credits", credits(x.paid)));
+                            line.push_str(&format!("  paid {} IOSD", amount(x.paid)));
                         }
                     }
                     if let Some(first) = x.failure_message.lines().next() {
@@ -272,9 +272,9 @@ fn print_guarantee(g: &pb::Guarantee) {
             .map(|e| format!("f={}: {:.3e}", e.cheat_fraction, e.probability))
             .collect();
         println!(
-            "  provider {}  stake {} credits at risk, {} receipts; chance a cheat on a fraction f of its jobs is still undetected (1 − p·f)^n: {}",
+            "  provider {}  stake {} IO at risk, {} receipts; chance a cheat on a fraction f of its jobs is still undetected (1 − p·f)^n: {}",
             hex::encode(&x.provider).get(..12).unwrap_or(""),
-            credits(x.stake),
+            amount(x.stake),
             x.receipts,
             odds.join(", ")
         );

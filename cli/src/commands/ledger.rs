@@ -11,7 +11,7 @@ use assay_proto::pb::renter_client::RenterClient;
 use clap::{Args, Subcommand};
 use tokio_stream::StreamExt;
 
-use super::net::{CoordinatorUrl, credits, rpc};
+use super::net::{CoordinatorUrl, amount, rpc};
 use crate::Failure;
 
 #[derive(Debug, Args)]
@@ -48,18 +48,18 @@ fn report(r: &ledger::Report) -> u8 {
         let (io, iosd) = (&r.supply.io, &r.supply.iosd);
         println!(
             "IO           cap {} = genesis {} + emitted {} + unemitted {}; held {} (burned {})",
-            credits(io.cap),
-            credits(io.genesis),
-            credits(io.emitted),
-            credits(io.unemitted),
-            credits(io.held),
-            credits(io.burned)
+            amount(io.cap),
+            amount(io.genesis),
+            amount(io.emitted),
+            amount(io.unemitted),
+            amount(io.held),
+            amount(io.burned)
         );
         println!(
             "IOSD         supply {} = minted {} (each by burning IO) − burned {}",
-            credits(iosd.supply),
-            credits(iosd.minted),
-            credits(iosd.burned)
+            amount(iosd.supply),
+            amount(iosd.minted),
+            amount(iosd.burned)
         );
         0
     } else {

@@ -75,7 +75,7 @@ pub fn proto(url: &str) -> impl Fn(assay_proto::Error) -> Failure + '_ {
 }
 
 /// Base units (µIOSD, µIO) as whole units with six decimals.
-pub fn credits(micro: u64) -> String {
+pub fn amount(micro: u64) -> String {
     assay_coordinator::ledger::accounts::format_amount(micro)
 }
 

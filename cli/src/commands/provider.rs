@@ -110,7 +110,7 @@ pub fn main(args: ProviderArgs) -> Result<u8, Failure> {
         },
     };
     eprintln!(
-        "assay provider {} → {} (price {} µcr/Munit, {slots} slots)",
+        "assay provider {} → {} (price {} µIOSD/Munit, {slots} slots)",
         runtime.node_key().id(),
         cfg.coordinator,
         cfg.price

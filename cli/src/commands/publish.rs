@@ -14,7 +14,7 @@ use clap::Args;
 use serde_json::json;
 use tonic::transport::Channel;
 
-use super::net::{CoordinatorUrl, credits, node_key, rpc, signed};
+use super::net::{CoordinatorUrl, amount, node_key, rpc, signed};
 use crate::Failure;
 use crate::spec_args::{SpecArgs, parse_pair};
 
@@ -144,9 +144,9 @@ pub fn main(args: PublishArgs) -> Result<u8, Failure> {
         let job = convert::hash("job_id", &resp.job_id).map_err(Failure::fault)?;
         if !args.json {
             println!("job          {job}");
-            println!("escrow       {} IOSD", credits(resp.escrow));
+            println!("escrow       {} IOSD", amount(resp.escrow));
             if resp.io_burned > 0 {
-                println!("paid in IO   {} IO burned into IOSD", credits(resp.io_burned));
+                println!("paid in IO   {} IO burned into IOSD", amount(resp.io_burned));
             }
         }
         if !args.wait && !args.wait_settled {

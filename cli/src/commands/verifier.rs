@@ -96,16 +96,16 @@ pub struct ModelArgs {
     /// Jobs n the provider runs.
     #[arg(long, default_value_t = 1_000)]
     pub jobs: u64,
-    /// What cheating on one job gains, µcr (at most the job's payment).
+    /// What cheating on one job gains, µIOSD (at most the job's payment).
     #[arg(long, default_value_t = 1_000)]
     pub gain: u64,
-    /// The provider's stake, µcr [default: the required stake].
+    /// The provider's stake, µIOSD [default: the required stake].
     #[arg(long)]
     pub stake: Option<u64>,
     /// Fraction of the stake a proven cheat loses, basis points.
     #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(0..=10_000))]
     pub slash_bps: u32,
-    /// Print one JSON object (amounts in µcr) instead of the table.
+    /// Print one JSON object (amounts in µIOSD) instead of the table.
     #[arg(long)]
     pub json: bool,
 }
@@ -186,7 +186,7 @@ fn daemon(args: DaemonArgs) -> Result<u8, Failure> {
         lie_rate: args.lie_rate,
     };
     eprintln!(
-        "assay verifier {} → {} (stake {} µcr, {slots} slots, backend {})",
+        "assay verifier {} → {} (stake {} µIOSD, {slots} slots, backend {})",
         runtime.node_key().id(),
         cfg.coordinator,
         cfg.stake,

@@ -95,7 +95,7 @@ fn two_providers_run_matmul_in_two_shards_and_the_ledger_balances_exactly() {
     assert_eq!(
         per_shard,
         100 * 200,
-        "100 µcr/Munit × (1e8 fuel + 1e8 work) / 1e6"
+        "100 µIOSD/Munit × (1e8 fuel + 1e8 work) / 1e6"
     );
     let mut spent = 0;
     let mut earned: std::collections::BTreeMap<String, u64> = Default::default();

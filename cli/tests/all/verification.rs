@@ -4,7 +4,7 @@
 //! slashed and its work redone; a verifier that lies (`--lie-rate`) is
 //! overruled by a referee and slashed; thousands of honest jobs checked by
 //! verifiers on other thread counts never produce a mismatch; and the ledger
-//! balances to the µcr through all of it.
+//! balances to the µIOSD through all of it.
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -23,7 +23,7 @@ pub struct JobTerms<'a> {
     pub spec: &'a JobSpec,
     /// Number of shards.
     pub shards: u32,
-    /// µcr per million work units.
+    /// µIOSD per million work units.
     pub max_price: u64,
     /// Only GPU providers.
     pub require_gpu: bool,

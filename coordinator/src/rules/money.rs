@@ -1,4 +1,4 @@
-//! Money arithmetic: escrow, settlement and slashing, in integer µcr.
+//! Money arithmetic: escrow, settlement and slashing, in integer µIOSD.
 //!
 //! Each function divides an amount and returns the parts; the parts always
 //! sum to the whole (the property tests in this module check it), so the
@@ -167,7 +167,7 @@ mod tests {
 
     #[test]
     fn a_settlement_pays_price_times_units_and_refunds_the_rest() {
-        // 1000 µcr/Munit × 2M units = 2000 µcr; a 2 % fee.
+        // 1000 µIOSD/Munit × 2M units = 2000 µIOSD; a 2 % fee.
         let s = settle(1_000, 2_000_000, 10_000, 200, false);
         assert_eq!(
             s,

@@ -40,7 +40,7 @@ pub struct ServerConfig {
     pub max_request_ahead_ms: u64,
     /// The devnet faucet is on.
     pub faucet: bool,
-    /// Most µcr one faucet call mints.
+    /// Most µIOSD one faucet call mints.
     pub faucet_max: u64,
     /// Heartbeat interval told to providers.
     pub heartbeat_interval_ms: u64,

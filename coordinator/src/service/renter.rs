@@ -177,7 +177,7 @@ impl Coordinator {
         }
         if req.max_price == 0 {
             return Err(Status::invalid_argument(
-                "max_price must be at least 1 µcr per million work units",
+                "max_price must be at least 1 µIOSD per million work units",
             ));
         }
         self.require_blob(

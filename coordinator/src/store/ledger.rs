@@ -4,7 +4,7 @@
 //! whose arithmetic is [`crate::rules::money`]. The chain format and its
 //! check are [`crate::ledger`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use assay_protocol::{Hash32, NodeId};
 
@@ -297,7 +297,51 @@ pub(super) fn pay_out(
         ),
         &[receipt.into()],
     )?;
-    pay_out_row(c, receipt, &row, 0, cfg, verifier, now_ms)
+    let mut batch = Batch::open(c, now_ms)?;
+    let paid = pay_out_row(c, receipt, &row, 0, cfg, verifier, now_ms, &mut batch)?;
+    batch.close(c, cfg, now_ms)?;
+    Ok(paid)
+}
+
+/// What settling a batch of receipts reads or writes once rather than per
+/// receipt: the devices whose pay goes through a note or a bond (the rest
+/// are paid directly), and the work units each provider earns toward its
+/// block reward (one write per provider at [`Batch::close`]).
+pub(super) struct Batch {
+    claimed: BTreeSet<NodeId>,
+    work: BTreeMap<NodeId, u64>,
+}
+
+impl Batch {
+    /// Reads the devices with an open bond or a running note.
+    pub(super) fn open(c: &mut dyn Conn, now_ms: u64) -> Result<Batch, Error> {
+        let claimed = c
+            .query(
+                "SELECT device FROM bonds WHERE state = 'open' AND matures_at > $1 \
+                 UNION SELECT device FROM notes WHERE issued_at <= $1 AND ends_at > $1",
+                &[int(now_ms)?],
+            )?
+            .iter()
+            .map(|r| r.node(0))
+            .collect::<Result<_, Error>>()?;
+        Ok(Batch {
+            claimed,
+            work: BTreeMap::new(),
+        })
+    }
+
+    /// Counts the batch's work units toward each provider's reward.
+    pub(super) fn close(
+        self,
+        c: &mut dyn Conn,
+        cfg: &MarketConfig,
+        now_ms: u64,
+    ) -> Result<(), Error> {
+        for (provider, units) in self.work {
+            super::economy::count_work(c, &cfg.economy, &provider, units, now_ms)?;
+        }
+        Ok(())
+    }
 }
 
 /// The columns [`pay_out_row`] reads, from `receipts r JOIN jobs j`.
@@ -306,7 +350,8 @@ pub(super) const PAY_COLS: &str =
 
 /// [`pay_out`] for a receipt whose [`PAY_COLS`] the caller already read,
 /// starting at column `at` of `row` (settling a batch reads them all in one
-/// query instead of one per receipt).
+/// query instead of one per receipt), within `batch`.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn pay_out_row(
     c: &mut dyn Conn,
     receipt: &Hash32,
@@ -315,6 +360,7 @@ pub(super) fn pay_out_row(
     cfg: &MarketConfig,
     verifier: Option<&NodeId>,
     now_ms: u64,
+    batch: &mut Batch,
 ) -> Result<u64, Error> {
     let (job, provider, units, price, escrow, renter) = (
         row.hash(at)?,
@@ -332,19 +378,24 @@ pub(super) fn pay_out_row(
     };
     let s = money::settle(price, units, escrow, fee_bps, verifier.is_some());
     let from = ledger::escrow(&job);
-    // The provider's pay goes through the device's bonds and note.
-    super::claims::pay_device(
-        c,
-        "pay",
-        &from,
-        &provider,
-        Unit::Iosd,
-        s.provider(),
-        &ledger::earnings(&provider),
-        &format!("settle/{receipt}/pay"),
-        now_ms,
-    )?;
-    let mut moves = vec![("fee", fee_to, s.fee)];
+    let mut moves = Vec::with_capacity(4);
+    if batch.claimed.contains(&provider) {
+        // The provider's pay goes through the device's bonds and note.
+        super::claims::pay_device(
+            c,
+            "pay",
+            &from,
+            &provider,
+            Unit::Iosd,
+            s.provider(),
+            &ledger::earnings(&provider),
+            &format!("settle/{receipt}/pay"),
+            now_ms,
+        )?;
+    } else {
+        moves.push(("pay", ledger::earnings(&provider), s.provider()));
+    }
+    moves.push(("fee", fee_to, s.fee));
     if let Some(v) = verifier {
         moves.push(("verify", ledger::verifier_earnings(v), s.verifier_fee));
     }
@@ -367,7 +418,7 @@ pub(super) fn pay_out_row(
         &[receipt.into(), int(now_ms)?, int(s.payment)?],
     )?;
     if n > 0 {
-        super::economy::count_work(c, &cfg.economy, &provider, units, now_ms)?;
+        *batch.work.entry(provider).or_default() += units.max(1);
     }
     Ok(s.payment)
 }

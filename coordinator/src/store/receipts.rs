@@ -7,7 +7,7 @@ use assay_protocol::{Hash32, NodeId};
 use super::challenges;
 use super::checks::open_check;
 use super::epochs::open_epoch;
-use super::ledger::{PAY_COLS, pay_out_row};
+use super::ledger::{Batch, PAY_COLS, pay_out_row};
 use super::rows::{RECEIPT_COLS, json, receipt_row};
 use super::sql::{Backend, Conn, Row, Value, int};
 use super::sql_store::SqlStore;
@@ -125,11 +125,13 @@ impl<B: Backend> Receipts for SqlStore<B> {
                 &[int(now_ms)?],
             )?;
             let mut settled = Vec::with_capacity(rows.len());
+            let mut batch = Batch::open(c, now_ms)?;
             for r in &rows {
                 let rid = r.hash(0)?;
-                pay_out_row(c, &rid, r, 1, &cfg, None, now_ms)?;
+                pay_out_row(c, &rid, r, 1, &cfg, None, now_ms, &mut batch)?;
                 settled.push(rid);
             }
+            batch.close(c, &cfg, now_ms)?;
             Ok(settled)
         })
     }

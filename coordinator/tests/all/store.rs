@@ -108,7 +108,7 @@ fn escrow_covers_max_price_times_budgets<B: Backend>(db: Db<'_, B>) {
     let s = db(cfg());
     let r = key(1);
     s.mint(&r.id(), 1_999, "m", 0).expect("mint");
-    // 100 µcr/Munit × (1M fuel + 9M work) = 1000 µcr per shard.
+    // 100 µIOSD/Munit × (1M fuel + 9M work) = 1000 µIOSD per shard.
     let e = s
         .submit_job(&new_job(&r, 1, 2, 100), 1)
         .expect_err("2000 > 1999");
@@ -286,7 +286,7 @@ fn expired_lease_requeues_and_only_one_receipt_pays<B: Backend>(db: Db<'_, B>) {
         JobState::Settled
     );
 
-    // 50 µcr/Munit × 2M units = 100 per shard; fee 10% = 10; refund 900 per shard.
+    // 50 µIOSD/Munit × 2M units = 100 per shard; fee 10% = 10; refund 900 per shard.
     assert_eq!(s.account(&b.id()).expect("b").earnings, 180);
     assert_eq!(s.account(&a.id()).expect("a").earnings, 0);
     assert_eq!(
@@ -495,7 +495,7 @@ fn a_failure_message_is_kept_beside_the_receipt<B: Backend>(db: Db<'_, B>) {
 fn a_v5_credits_ledger_upgrades_to_iosd<B: Backend>(raw: B, db: Db<'_, B>) {
     let (r, a) = (key(1), key(2));
     schema::migrate_to(&raw, 5).expect("a v5 database");
-    // One faucet mint of 10,000 µcr, as a v5 coordinator wrote it.
+    // One faucet mint of 10,000 µIOSD, as a v5 coordinator wrote it.
     let mut e = Entry {
         seq: 1,
         format: 1,
