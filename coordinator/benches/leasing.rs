@@ -139,7 +139,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 fn run<S: Store>(stores: Vec<Arc<S>>, a: &Args) {
     let s0 = stores[0].clone();
     let renter = NodeKey::from_seed([9; 32]);
-    s0.mint(&renter.id(), u64::MAX / 4, "bench", now_ms())
+    s0.mint(&renter.id(), 1_000_000_000_000, "bench", now_ms())
         .expect("mint");
     let providers: Vec<NodeKey> = (0..a.providers)
         .map(|i| {
@@ -381,7 +381,7 @@ fn run_grpc(stores: Vec<Arc<dyn Store>>, a: &Args) {
     };
     let renter = Arc::new(NodeKey::from_seed([9; 32]));
     stores[0]
-        .mint(&renter.id(), u64::MAX / 4, "bench", now_ms())
+        .mint(&renter.id(), 1_000_000_000_000, "bench", now_ms())
         .expect("mint");
     let providers: Vec<Arc<NodeKey>> = (0..a.providers)
         .map(|i| {

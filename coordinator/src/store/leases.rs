@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 
 use assay_protocol::{Hash32, NodeId};
 
-use super::economy::count_uptime;
 use super::ledger::refund_shard;
 use super::rows::{JobCache, LeaseSlot, PROVIDER_COLS, lease_from, provider_view, random_id};
 use super::sql::{Backend, Conn, Row, Value, int};
@@ -65,12 +64,10 @@ impl<B: Backend> Leases for SqlStore<B> {
         };
         let window = self.cfg.preference_window_ms;
         let expires = expires_at(now_ms, self.cfg.lease_ttl_ms);
-        let (economy, liveness) = (self.cfg.economy, self.cfg.provider_liveness_ms);
         self.b.write(&mut |c| {
             let me = admit_provider(c, node, now_ms)?;
             let held = held_jobs(c, node)?;
             let free = me.slots.saturating_sub(held.len() as u32).min(max);
-            count_uptime(c, &economy, node, me.last_seen_ms, liveness, now_ms)?;
             c.exec(
                 "UPDATE providers SET last_seen = $2 WHERE id = $1",
                 &[node.into(), int(now_ms)?],

@@ -92,8 +92,8 @@ impl<B: Backend> Providers for SqlStore<B> {
             let stake = top_up_stake(c, &p.id, target, now_ms)?;
             upsert_provider(c, p, &hardware, class, initial, stake, now_ms)?;
             c.exec(
-                "UPDATE providers SET stake_floor = $2 WHERE id = $1",
-                &[(&p.id).into(), int(floor)?],
+                "UPDATE providers SET stake_floor = $2, heartbeat_at = $3 WHERE id = $1",
+                &[(&p.id).into(), int(floor)?, int(now_ms)?],
             )?;
             let h = c.query_one(
                 "SELECT completed, faults, expired FROM providers WHERE id = $1",
@@ -121,8 +121,13 @@ impl<B: Backend> Providers for SqlStore<B> {
         let expires = expires_at(now_ms, self.cfg.lease_ttl_ms);
         let (economy, liveness) = (self.cfg.economy, self.cfg.provider_liveness_ms);
         self.b.write(&mut |c| {
+            // Time online is counted between heartbeats (lease polls, far
+            // more frequent, only keep the provider alive).
             let Some(previous) = c
-                .query_opt("SELECT last_seen FROM providers WHERE id = $1", &[node.into()])?
+                .query_opt(
+                    "SELECT COALESCE(heartbeat_at, registered_at) FROM providers WHERE id = $1",
+                    &[node.into()],
+                )?
                 .map(|r| r.u64(0))
                 .transpose()?
             else {
@@ -130,7 +135,7 @@ impl<B: Backend> Providers for SqlStore<B> {
             };
             count_uptime(c, &economy, node, previous, liveness, now_ms)?;
             let n = c.exec(
-                "UPDATE providers SET last_seen = $2, free_slots = $3, telemetry = $4 WHERE id = $1",
+                "UPDATE providers SET last_seen = $2, heartbeat_at = $2, free_slots = $3, telemetry = $4 WHERE id = $1",
                 &[node.into(), int(now_ms)?, int(u64::from(free_slots))?, telemetry_json.into()],
             )?;
             if n == 0 {

@@ -237,6 +237,7 @@ UPDATE accounts SET name = 'iosd/' || name;
 UPDATE providers SET stake = 0;
 ALTER TABLE jobs ADD COLUMN paid_in TEXT NOT NULL DEFAULT 'iosd';
 ALTER TABLE providers ADD COLUMN stake_floor BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE providers ADD COLUMN heartbeat_at BIGINT;
 CREATE TABLE prices (
     round BIGINT PRIMARY KEY,
     price BIGINT NOT NULL,
