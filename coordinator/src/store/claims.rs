@@ -545,6 +545,14 @@ fn move_shares(
     Ok(())
 }
 
+/// `(holder, amount)` rows of a note's or a bond's holdings query.
+fn holdings(c: &mut dyn Conn, sql: &str, id: &Hash32) -> Result<Vec<(NodeId, u64)>, Error> {
+    c.query(sql, &[id.into()])?
+        .iter()
+        .map(|h| Ok((h.node(0)?, h.u64(1)?)))
+        .collect()
+}
+
 fn read_note(c: &mut dyn Conn, id: &Hash32) -> Result<Option<Note>, Error> {
     let Some(r) = c.query_opt(
         "SELECT device, shares, holders_bps, term_days, issued_at, ends_at FROM notes WHERE id = $1",
@@ -553,14 +561,11 @@ fn read_note(c: &mut dyn Conn, id: &Hash32) -> Result<Option<Note>, Error> {
     else {
         return Ok(None);
     };
-    let holdings = c
-        .query(
-            "SELECT holder, shares FROM note_holdings WHERE note_id = $1 ORDER BY holder",
-            &[id.into()],
-        )?
-        .iter()
-        .map(|h| Ok((h.node(0)?, h.u64(1)?)))
-        .collect::<Result<Vec<_>, Error>>()?;
+    let holdings = holdings(
+        c,
+        "SELECT holder, shares FROM note_holdings WHERE note_id = $1 ORDER BY holder",
+        id,
+    )?;
     let offers = c
         .query(
             "SELECT seller, shares, price FROM note_offers WHERE note_id = $1 ORDER BY price, seller",
@@ -597,14 +602,11 @@ fn read_bond(c: &mut dyn Conn, id: &Hash32) -> Result<Option<Bond>, Error> {
     else {
         return Ok(None);
     };
-    let holdings = c
-        .query(
-            "SELECT holder, principal FROM bond_holdings WHERE bond_id = $1 ORDER BY holder",
-            &[id.into()],
-        )?
-        .iter()
-        .map(|h| Ok((h.node(0)?, h.u64(1)?)))
-        .collect::<Result<Vec<_>, Error>>()?;
+    let holdings = holdings(
+        c,
+        "SELECT holder, principal FROM bond_holdings WHERE bond_id = $1 ORDER BY holder",
+        id,
+    )?;
     let escrowed = u64::try_from(balance_of(c, &ledger::bond_escrow(id))?).unwrap_or(0);
     Ok(Some(Bond {
         id: *id,
