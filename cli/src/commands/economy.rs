@@ -327,24 +327,21 @@ pub fn oracle(args: OracleArgs) -> Result<u8, Failure> {
                     signature: report.sign(&key).0.to_vec(),
                 })
                 .await;
-            match (r, every) {
-                (Ok(p), None) => {
-                    let p = p.into_inner();
-                    println!(
-                        "posted {} IOSD per IO (round {})",
-                        amount(p.micro_iosd_per_io),
-                        p.round
-                    );
-                    return Ok(0);
-                }
-                (Err(e), None) => return Err(rpc(&url)(e)),
-                (Ok(_), Some(_)) => {}
-                (Err(e), Some(_)) => {
-                    eprintln!("oracle: {}", assay_proto::Error::from(e));
-                    let _ = std::io::stderr().flush();
-                }
+            let Some(every) = every else {
+                // `post`: one report, and its answer.
+                let p = r.map_err(rpc(&url))?.into_inner();
+                println!(
+                    "posted {} IOSD per IO (round {})",
+                    amount(p.micro_iosd_per_io),
+                    p.round
+                );
+                return Ok(0);
+            };
+            // `run`: a refused report is reported, and the feed goes on.
+            if let Err(e) = r {
+                eprintln!("oracle: {}", assay_proto::Error::from(e));
+                let _ = std::io::stderr().flush();
             }
-            let every = every.unwrap_or(5_000);
             tokio::select! {
                 _ = super::net::shutdown_signal() => return Ok(0),
                 _ = tokio::time::sleep(Duration::from_millis(every)) => {}

@@ -19,3 +19,10 @@ impl Coordinator {
         Ok(v.node)
     }
 }
+
+/// The nonce of a request [`Coordinator::authenticate`] accepted: unique per
+/// signer, so a ledger reference built from it names one movement and a
+/// retried request cannot repeat it.
+pub(super) fn nonce<M: Signed>(msg: &M) -> u64 {
+    msg.auth().map_or(0, |a| a.nonce)
+}

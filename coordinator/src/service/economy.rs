@@ -7,7 +7,7 @@ use assay_protocol::Signature;
 use assay_protocol::oracle::PriceReport;
 use tonic::{Request, Response, Status};
 
-use super::{Coordinator, bad, blocking, wire};
+use super::{Coordinator, auth, bad, blocking, wire};
 
 #[tonic::async_trait]
 impl Economy for Coordinator {
@@ -112,7 +112,7 @@ impl Economy for Coordinator {
     ) -> Result<Response<pb::AccountResponse>, Status> {
         let req = request.into_inner();
         let node = self.authenticate(&req).await?;
-        let nonce = req.auth.as_ref().map_or(0, |a| a.nonce);
+        let nonce = auth::nonce(&req);
         let store = self.store.clone();
         let a = blocking(move || {
             store.unstake(
@@ -158,7 +158,7 @@ impl Economy for Coordinator {
         let node = self.authenticate(&req).await?;
         let note = convert::hash("note_id", &req.note_id).map_err(bad)?;
         let seller = convert::node_id("seller", &req.seller).map_err(bad)?;
-        let nonce = req.auth.as_ref().map_or(0, |a| a.nonce);
+        let nonce = auth::nonce(&req);
         let store = self.store.clone();
         let n = blocking(move || {
             store.buy_shares(
@@ -227,7 +227,7 @@ impl Economy for Coordinator {
         let req = request.into_inner();
         let node = self.authenticate(&req).await?;
         let bond = convert::hash("bond_id", &req.bond_id).map_err(bad)?;
-        let nonce = req.auth.as_ref().map_or(0, |a| a.nonce);
+        let nonce = auth::nonce(&req);
         let store = self.store.clone();
         let b = blocking(move || {
             store.buy_bond(

@@ -6,7 +6,7 @@ use assay_proto::{convert, now_ms, pb};
 use assay_protocol::{BlobRef, NodeId};
 use tonic::{Request, Response, Status};
 
-use super::{BoxStream, Coordinator, bad, blocking, wire};
+use super::{BoxStream, Coordinator, auth, bad, blocking, wire};
 use crate::rules::jobs;
 use crate::types::NewJob;
 
@@ -30,7 +30,7 @@ impl Renter for Coordinator {
                 self.cfg.faucet_max
             )));
         }
-        let nonce = req.auth.as_ref().map_or(0, |a| a.nonce);
+        let nonce = auth::nonce(&req);
         let store = self.store.clone();
         let a = blocking(move || {
             store.faucet(
@@ -51,7 +51,7 @@ impl Renter for Coordinator {
     ) -> Result<Response<pb::AccountResponse>, Status> {
         let req = request.into_inner();
         let node = self.authenticate(&req).await?;
-        let nonce = req.auth.as_ref().map_or(0, |a| a.nonce);
+        let nonce = auth::nonce(&req);
         let store = self.store.clone();
         let a = blocking(move || {
             store.stake(
@@ -202,7 +202,7 @@ impl Coordinator {
             self.split_inputs(&inputs, &req.split_inputs, req.shards)
                 .await?
         };
-        let nonce = req.auth.as_ref().map_or(0, |a| a.nonce);
+        let nonce = auth::nonce(req);
         let require_gpu = req.requirements.as_ref().is_some_and(|r| r.gpu);
         let verify_rate_ppm = jobs::verify_rate(
             req.unverified,

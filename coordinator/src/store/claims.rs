@@ -469,14 +469,13 @@ impl<B: Backend> Claims for SqlStore<B> {
     }
 
     fn mature_bonds(&self, now_ms: u64) -> Result<u64, Error> {
-        let cfg = self.cfg.economy;
         self.b.write(&mut |c| {
             let due = c.query(
                 "SELECT id FROM bonds WHERE state = 'open' AND matures_at <= $1 LIMIT 100",
                 &[int(now_ms)?],
             )?;
             for r in &due {
-                mature(c, &cfg, &r.hash(0)?, now_ms)?;
+                mature(c, &r.hash(0)?, now_ms)?;
             }
             Ok(due.len() as u64)
         })
@@ -627,8 +626,7 @@ fn read_bond(c: &mut dyn Conn, id: &Hash32) -> Result<Option<Bond>, Error> {
 }
 
 /// Matures one bond ([`rules::mature`]).
-fn mature(c: &mut dyn Conn, cfg: &EconomyConfig, id: &Hash32, now_ms: u64) -> Result<(), Error> {
-    let _ = cfg;
+fn mature(c: &mut dyn Conn, id: &Hash32, now_ms: u64) -> Result<(), Error> {
     let Some(b) = read_bond(c, id)? else {
         return Ok(());
     };

@@ -811,7 +811,8 @@ fn add_share(
     Ok(())
 }
 
-/// Counts a settled receipt's work units toward its provider's reward.
+/// Counts work units of settled receipts (each at least 1) toward their
+/// provider's reward.
 pub(super) fn count_work(
     c: &mut dyn Conn,
     cfg: &EconomyConfig,
@@ -819,7 +820,7 @@ pub(super) fn count_work(
     units: u64,
     now_ms: u64,
 ) -> Result<(), Error> {
-    add_share(c, cfg, provider, "work_units", units.max(1), now_ms)
+    add_share(c, cfg, provider, "work_units", units, now_ms)
 }
 
 /// Counts time online since the provider's previous heartbeat (at most

@@ -51,9 +51,15 @@ impl<B: Backend> Jobs for SqlStore<B> {
                     job.id
                 )));
             }
-            // The verified-shard stake floor is priced in IOSD; stakes are IO.
+            // The IO price, read once, when the job needs it: the
+            // verified-shard stake floor is priced in IOSD (stakes are IO),
+            // and paying in IO burns it at the price.
+            let price = if plan.escrow.min_stake > 0 || job.pay_in == Unit::Io {
+                price_in(c, &economy, now_ms)?
+            } else {
+                0
+            };
             let min_stake_io = if plan.escrow.min_stake > 0 {
-                let price = price_in(c, &economy, now_ms)?;
                 io_for_iosd(plan.escrow.min_stake, price).ok_or_else(|| {
                     Error::Invalid("the required stake overflows at the IO price".into())
                 })?
@@ -63,7 +69,6 @@ impl<B: Backend> Jobs for SqlStore<B> {
             let io_burned = match job.pay_in {
                 Unit::Iosd => 0,
                 Unit::Io => {
-                    let price = price_in(c, &economy, now_ms)?;
                     convert(
                         c,
                         &accounts::balance(Unit::Io, &job.renter),
