@@ -4,17 +4,20 @@
 //!
 //! ```text
 //! service/  one file per gRPC service of assay.proto: decode, authenticate, one call
-//! tick      the background work (lease expiry, sampling, settlement, …)
-//!    │
+//! tick      the background work (lease expiry, sampling, settlement, reward
+//!    │      epochs, unbonding, bond maturity, …)
 //! store/    the SQL, one file per domain, each with its trait: jobs, leases,
-//!    │      receipts, epochs, checks, challenges, ledger (accounts), providers,
-//!    │      nonces; rows.rs (row readers) under them; sql/sqlite/postgres/schema
-//!    │      at the bottom
+//!    │      receipts, epochs, checks, challenges, ledger (accounts), economy
+//!    │      (genesis, IO price, reward epochs), claims (notes, bonds),
+//!    │      providers, nonces; rows.rs (row readers) under them;
+//!    │      sql/sqlite/postgres/schema at the bottom
 //! rules/    the market's decisions as pure functions: money, checks, leases,
-//!    │      jobs, matching, challenge — no SQL, no gRPC, unit-tested
+//!    │      jobs, matching, challenge, emission, rewards, staking, claims —
+//!    │      no SQL, no gRPC, unit-tested
 //! types, state, config, ledger, error
-//!           records, state enums (stored as TEXT), the market rules' numbers,
-//!           the ledger's hash chain, the error enum
+//!           records, state enums (stored as TEXT), the market and economy
+//!           rules' numbers, the ledger's units, hash chain and supply
+//!           invariants, the error enum
 //! ```
 //!
 //! - [`Store`] ([`store`]): everything the coordinator keeps — nonces,
@@ -34,7 +37,10 @@
 //!   and verdict decisions ([`rules::checks`]), a receipt against its lease
 //!   ([`rules::leases`]), job ids and split inputs ([`rules::jobs`]),
 //!   matching order and "why not matched" ([`matching`]), proof-of-hardware
-//!   timing ([`rules::challenge`]). A new rule goes here, with its test.
+//!   timing ([`rules::challenge`]), the reward schedule and its split
+//!   ([`rules::emission`], [`rules::rewards`]), stake floors
+//!   ([`rules::staking`]), notes and bonds ([`rules::claims`]). A new rule
+//!   goes here, with its test.
 //! - [`state`]: every stored state as an enum ([`state::ShardState`],
 //!   [`state::LeaseState`], [`state::CheckState`], [`state::CheckStatus`],
 //!   [`state::HardwareState`], …), with `as_str`/`parse` for the TEXT the
