@@ -111,6 +111,12 @@ pub struct MarketConfig {
     pub challenge_override: Option<(u32, u32, u64)>,
     /// IO, IOSD, rewards and stakes.
     pub economy: EconomyConfig,
+    /// A provider's device samples (sent with every heartbeat) are kept at
+    /// most once per this interval, so the table grows with time, not with
+    /// the heartbeat rate.
+    pub telemetry_every_ms: u64,
+    /// Device samples older than this are deleted.
+    pub telemetry_keep_ms: u64,
 }
 
 impl Default for MarketConfig {
@@ -132,6 +138,8 @@ impl Default for MarketConfig {
             challenge_interval_ms: 6 * 3_600_000,
             challenge_override: None,
             economy: EconomyConfig::default(),
+            telemetry_every_ms: 60_000,
+            telemetry_keep_ms: 86_400_000,
         }
     }
 }

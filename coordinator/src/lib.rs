@@ -120,6 +120,7 @@
 pub mod blobs;
 pub mod config;
 mod error;
+pub mod explorer;
 pub mod ledger;
 pub mod rules;
 pub mod service;

@@ -39,6 +39,7 @@
 
 pub mod cheat;
 mod error;
+mod host;
 pub mod journal;
 pub mod metrics;
 
@@ -272,6 +273,7 @@ impl Work for Provider {
             auth: None,
             free_slots,
             gpus,
+            host: host::telemetry(self.cfg.hardware.cpu_cores),
         };
         assay_daemon::sign(self.key(), &mut req)?;
         Ok(self.client().heartbeat(req).await?.into_inner().registered)

@@ -19,10 +19,12 @@
 //! - [`emission`]: the block-reward schedule (IO per reward epoch).
 //! - [`rewards`]: an epoch's emission split by verified work and uptime.
 //! - [`staking`]: the IO a provider stakes per device to be hired.
+//! - [`eligibility`]: why a provider is or is not hired, item by item.
 
 pub mod challenge;
 pub mod checks;
 pub mod claims;
+pub mod eligibility;
 pub mod emission;
 pub mod jobs;
 pub mod leases;

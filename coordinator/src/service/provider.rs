@@ -10,6 +10,7 @@ use assay_protocol::{BlobRef, Hash32};
 use tonic::{Request, Response, Status};
 
 use super::{Coordinator, bad, blocking, wire};
+use crate::explorer::TelemetrySample;
 use crate::rules::leases;
 use crate::types::{ProviderInfo, ReceiptSubmission};
 
@@ -57,20 +58,7 @@ impl Provider for Coordinator {
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let req = request.into_inner();
         let node = self.authenticate(&req).await?;
-        let telemetry: Vec<[u64; 5]> = req
-            .gpus
-            .iter()
-            .map(|g| {
-                [
-                    u64::from(g.index),
-                    u64::from(g.temperature_c),
-                    g.power_mw,
-                    u64::from(g.utilization_pct),
-                    g.memory_used_bytes,
-                ]
-            })
-            .collect();
-        let telemetry = serde_json::to_string(&telemetry).unwrap_or_else(|_| "[]".into());
+        let telemetry = telemetry_samples(&req);
         let store = self.store.clone();
         let free = req.free_slots;
         let leases = blocking(move || store.heartbeat(&node, free, &telemetry, now_ms())).await?;
@@ -183,3 +171,38 @@ impl Coordinator {
         Ok(())
     }
 }
+
+/// The device samples of a heartbeat: each GPU's NVML readings, and the
+/// host's CPU load and memory as device −1 (an index past `i32::MAX` is
+/// dropped, as is a host sample that was not sent).
+fn telemetry_samples(req: &pb::HeartbeatRequest) -> Vec<TelemetrySample> {
+    let mut out: Vec<TelemetrySample> = req
+        .gpus
+        .iter()
+        .filter_map(|g| {
+            Some(TelemetrySample {
+                at_ms: 0,
+                device: i32::try_from(g.index).ok()?,
+                temperature_c: g.temperature_c,
+                power_mw: g.power_mw,
+                utilization_pct: g.utilization_pct.min(100),
+                memory_used_bytes: g.memory_used_bytes,
+            })
+        })
+        .take(MAX_DEVICES)
+        .collect();
+    if let Some(h) = &req.host {
+        out.push(TelemetrySample {
+            at_ms: 0,
+            device: -1,
+            temperature_c: 0,
+            power_mw: 0,
+            utilization_pct: (h.cpu_load_permille / 10).min(100),
+            memory_used_bytes: h.memory_used_bytes,
+        });
+    }
+    out
+}
+
+/// The most GPUs one heartbeat's samples are kept for.
+const MAX_DEVICES: usize = 64;

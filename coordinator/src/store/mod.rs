@@ -3,7 +3,7 @@
 //!
 //! [`Store`] is the whole store as the services see it: one trait per
 //! domain ([`Nonces`], [`Accounts`], [`Jobs`], [`Providers`], [`Leases`],
-//! [`Receipts`], [`Epochs`], [`Checks`], [`Challenges`], [`Economy`], [`Claims`]), each declared and implemented
+//! [`Receipts`], [`Epochs`], [`Checks`], [`Challenges`], [`Economy`], [`Claims`], [`Explorer`]), each declared and implemented
 //! for [`SqlStore`] in its own file, over two real databases: embedded
 //! SQLite ([`sqlite::Sqlite`], the default) and PostgreSQL
 //! ([`postgres::Postgres`], for replicas sharing one database). Every
@@ -34,6 +34,7 @@ pub mod checks;
 pub mod claims;
 pub mod economy;
 pub mod epochs;
+pub mod explorer;
 pub mod jobs;
 pub mod leases;
 pub mod ledger;
@@ -55,6 +56,7 @@ pub use checks::Checks;
 pub use claims::Claims;
 pub use economy::Economy;
 pub use epochs::Epochs;
+pub use explorer::Explorer;
 pub use jobs::Jobs;
 pub use leases::Leases;
 pub use ledger::Accounts;
@@ -69,8 +71,8 @@ use sql::Backend;
 /// (`use assay_coordinator::store::prelude::*;`); a `dyn Store` needs none.
 pub mod prelude {
     pub use crate::store::{
-        Accounts, Challenges, Checks, Claims, Economy, Epochs, Jobs, Leases, Nonces, Providers,
-        Receipts, Store,
+        Accounts, Challenges, Checks, Claims, Economy, Epochs, Explorer, Jobs, Leases, Nonces,
+        Providers, Receipts, Store,
     };
 }
 
@@ -87,6 +89,7 @@ pub trait Store:
     + Challenges
     + Economy
     + Claims
+    + Explorer
     + Send
     + Sync
     + 'static
@@ -141,6 +144,7 @@ mod tests {
             include_str!("checks.rs"),
             include_str!("claims.rs"),
             include_str!("epochs.rs"),
+            include_str!("explorer.rs"),
             include_str!("jobs.rs"),
             include_str!("leases.rs"),
             include_str!("providers.rs"),

@@ -10,9 +10,10 @@ use assay_protocol::{Hash32, NodeId};
 use super::economy::count_uptime;
 use super::ledger::{balance_of, stake_of, top_up_stake};
 use super::rows::{PROVIDER_COLS, held_leases, json, provider_view};
-use super::sql::{Backend, Conn, int};
+use super::sql::{Backend, Conn, Value, int};
 use super::sql_store::SqlStore;
 use crate::Error;
+use crate::explorer::TelemetrySample;
 use crate::ledger::{self as accounts, Unit};
 use crate::rules::leases::expires_at;
 use crate::rules::matching::{ProviderView, reliability_permille};
@@ -40,6 +41,9 @@ pub trait Providers {
         now_ms: u64,
     ) -> Result<Registered, Error>;
     /// Marks the provider alive and renews its leases; `None` if unknown.
+    /// `samples` (its devices now; `at_ms` is ignored, `now_ms` is used)
+    /// become its latest telemetry and, at most once per
+    /// [`MarketConfig::telemetry_every_ms`], a row of its history.
     ///
     /// # Errors
     ///
@@ -48,7 +52,7 @@ pub trait Providers {
         &self,
         node: &NodeId,
         free_slots: u32,
-        telemetry_json: &str,
+        samples: &[TelemetrySample],
         now_ms: u64,
     ) -> Result<Option<Vec<Hash32>>, Error>;
     /// Every registered provider.
@@ -115,9 +119,11 @@ impl<B: Backend> Providers for SqlStore<B> {
         &self,
         node: &NodeId,
         free_slots: u32,
-        telemetry_json: &str,
+        samples: &[TelemetrySample],
         now_ms: u64,
     ) -> Result<Option<Vec<Hash32>>, Error> {
+        let telemetry_json = json(&samples)?;
+        let (every, keep) = (self.cfg.telemetry_every_ms, self.cfg.telemetry_keep_ms);
         let expires = expires_at(now_ms, self.cfg.lease_ttl_ms);
         let (economy, liveness) = (self.cfg.economy, self.cfg.provider_liveness_ms);
         self.b.write(&mut |c| {
@@ -136,11 +142,12 @@ impl<B: Backend> Providers for SqlStore<B> {
             count_uptime(c, &economy, node, previous, liveness, now_ms)?;
             let n = c.exec(
                 "UPDATE providers SET last_seen = $2, heartbeat_at = $2, free_slots = $3, telemetry = $4 WHERE id = $1",
-                &[node.into(), int(now_ms)?, int(u64::from(free_slots))?, telemetry_json.into()],
+                &[node.into(), int(now_ms)?, int(u64::from(free_slots))?, telemetry_json.as_str().into()],
             )?;
             if n == 0 {
                 return Ok(None);
             }
+            record_samples(c, node, samples, every, keep, now_ms)?;
             c.exec(
                 "UPDATE shards SET lease_expires_at = $2 WHERE provider = $1 AND state = 'leased'",
                 &[node.into(), int(expires)?],
@@ -228,6 +235,56 @@ fn upsert_provider(
             class.name().into(),
             initial.as_str().into(),
         ],
+    )?;
+    Ok(())
+}
+
+/// Keeps `samples` as history when the provider's last kept ones are at
+/// least `every` ms old, and drops its samples older than `keep` ms.
+fn record_samples(
+    c: &mut dyn Conn,
+    node: &NodeId,
+    samples: &[TelemetrySample],
+    every: u64,
+    keep: u64,
+    now_ms: u64,
+) -> Result<(), Error> {
+    if samples.is_empty() {
+        return Ok(());
+    }
+    // One conditional update claims the slot, so two replicas cannot both
+    // write this interval's samples.
+    let claimed = c.exec(
+        "UPDATE providers SET telemetry_at = $2 WHERE id = $1 AND telemetry_at <= $3",
+        &[
+            node.into(),
+            int(now_ms)?,
+            int(now_ms.saturating_sub(every))?,
+        ],
+    )?;
+    if claimed == 0 {
+        return Ok(());
+    }
+    // A device named twice keeps its first sample (the key is per device).
+    let mut seen = std::collections::HashSet::new();
+    for s in samples.iter().filter(|s| seen.insert(s.device)) {
+        c.exec(
+            "INSERT INTO telemetry (provider, at_ms, device, temperature_c, power_mw, utilization_pct, memory_used_bytes) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                node.into(),
+                int(now_ms)?,
+                Value::from(i64::from(s.device)),
+                int(u64::from(s.temperature_c))?,
+                int(s.power_mw)?,
+                int(u64::from(s.utilization_pct))?,
+                int(s.memory_used_bytes)?,
+            ],
+        )?;
+    }
+    c.exec(
+        "DELETE FROM telemetry WHERE provider = $1 AND at_ms < $2",
+        &[node.into(), int(now_ms.saturating_sub(keep))?],
     )?;
     Ok(())
 }

@@ -5,7 +5,7 @@ use super::sql::{Backend, Dialect, Value};
 use crate::Error;
 
 /// The version the code expects.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 fn migrations(d: Dialect) -> Vec<String> {
     let (blob, serial) = match d {
@@ -323,7 +323,35 @@ CREATE TABLE bond_holdings (
     PRIMARY KEY (bond_id, holder)
 )"
     );
-    vec![v1, v2, v3, v4, v5, v6]
+    // v7: the explorer — device samples from heartbeats (bounded by age and
+    // rate, see `providers.rs`), and the indexes its pages read by.
+    let v7 = format!(
+        "
+CREATE TABLE telemetry (
+    provider {blob} NOT NULL,
+    at_ms BIGINT NOT NULL,
+    device BIGINT NOT NULL,
+    temperature_c BIGINT NOT NULL,
+    power_mw BIGINT NOT NULL,
+    utilization_pct BIGINT NOT NULL,
+    memory_used_bytes BIGINT NOT NULL,
+    PRIMARY KEY (provider, at_ms, device)
+);
+ALTER TABLE providers ADD COLUMN telemetry_at BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX jobs_by_renter ON jobs (renter, seq);
+CREATE INDEX jobs_by_time ON jobs (created_at);
+CREATE INDEX shards_by_receipt ON shards (receipt_id);
+CREATE INDEX receipts_by_provider_seq ON receipts (provider, seq);
+CREATE INDEX receipts_by_job ON receipts (job_id);
+CREATE INDEX receipts_by_time ON receipts (created_at);
+CREATE INDEX receipts_by_settlement ON receipts (settled_at);
+CREATE INDEX leases_by_provider ON leases (provider);
+CREATE INDEX ledger_by_debit ON ledger (debit);
+CREATE INDEX ledger_by_credit ON ledger (credit);
+CREATE INDEX ledger_by_kind ON ledger (kind);
+CREATE INDEX reward_payouts_by_provider ON reward_payouts (provider, epoch)"
+    );
+    vec![v1, v2, v3, v4, v5, v6, v7]
 }
 
 /// Brings the database to [`SCHEMA_VERSION`] (creating it if empty). Safe

@@ -225,8 +225,8 @@ fn reward_epochs_pay_their_emission_by_work_and_uptime<B: Backend>(db: Db<'_, B>
     s.mint(&r.id(), 1_000 * BASE, "m", 0).expect("IOSD");
     s.submit_job(&job(&r, 1, 100), 1).expect("job");
     run_one(&s, &a, 10);
-    s.heartbeat(&a.id(), 4, "[]", 400).expect("hb");
-    s.heartbeat(&b.id(), 4, "[]", 800).expect("hb");
+    s.heartbeat(&a.id(), 4, &[], 400).expect("hb");
+    s.heartbeat(&b.id(), 4, &[], 800).expect("hb");
     assert_eq!(s.settle_due(300).expect("settle").len(), 1);
     assert_eq!(s.close_reward_epochs(999).expect("not yet"), 0);
     assert_eq!(s.close_reward_epochs(1_000).expect("close"), 1);

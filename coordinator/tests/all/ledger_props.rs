@@ -379,7 +379,7 @@ fn run(ops: &[Op]) -> (crate::common::SqliteDb, u64) {
                 now += ms;
                 for p in 3..5u8 {
                     if ms % 3 != 0 {
-                        let _ = s.heartbeat(&key(p).id(), 1, "[]", now);
+                        let _ = s.heartbeat(&key(p).id(), 1, &[], now);
                     }
                 }
                 s.expire_leases(now).expect("expire");

@@ -248,7 +248,7 @@ fn expired_lease_requeues_and_only_one_receipt_pays<B: Backend>(db: Db<'_, B>) {
     let la = s.take_leases(&a.id(), 1, 10).expect("a");
     assert_eq!(la.len(), 1);
     // A heartbeat renews the lease: not expired at 10 + 1000.
-    assert!(s.heartbeat(&a.id(), 0, "[]", 500).expect("hb").is_some());
+    assert!(s.heartbeat(&a.id(), 0, &[], 500).expect("hb").is_some());
     assert_eq!(s.expire_leases(1_100).expect("expire"), 0);
     // A vanishes: at 1_500 + its lease is gone, the shard back in the queue.
     assert_eq!(s.expire_leases(1_600).expect("expire"), 1);
