@@ -6,6 +6,7 @@
 #[macro_use]
 mod common;
 mod economy;
+mod explorer;
 mod ledger_props;
 mod store;
 mod verification;
