@@ -86,6 +86,23 @@ pub struct CoordinatorArgs {
     /// Period of lease expiry and settlement.
     #[arg(long, default_value_t = 250)]
     pub tick_ms: u64,
+    /// Serve the web explorer, worker dashboard, renter console and JSON API
+    /// (`/api/v1`, OpenAPI at `/api/openapi.json`) on this address, e.g.
+    /// 127.0.0.1:7780 (port 0: any free port; the URL is printed).
+    #[arg(long, value_name = "ADDR")]
+    pub http_listen: Option<SocketAddr>,
+    /// Requests per minute one client address may make to the web server
+    /// before it is answered 429.
+    #[arg(long, default_value_t = 600)]
+    pub http_requests_per_minute: u32,
+    /// The gRPC URL providers reach this coordinator at, shown in the
+    /// dashboard's installation help [default: http://<gRPC listen address>].
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// A provider's device samples (sent with each heartbeat) are kept at
+    /// most once per this interval, for 24 hours.
+    #[arg(long, default_value_t = 60_000)]
+    pub telemetry_every_ms: u64,
     #[command(flatten)]
     pub economy: EconomyArgs,
 }
@@ -210,6 +227,8 @@ pub fn main(args: CoordinatorArgs) -> Result<u8, Failure> {
         challenge_interval_ms: args.challenge_interval_ms,
         challenge_override: args.challenge_override,
         economy: args.economy.config(),
+        telemetry_every_ms: args.telemetry_every_ms,
+        ..MarketConfig::default()
     };
     let genesis = args.economy.genesis()?;
     // Opened before the async runtime starts (the PostgreSQL client blocks).
@@ -220,6 +239,7 @@ pub fn main(args: CoordinatorArgs) -> Result<u8, Failure> {
         .map_err(Failure::usage)?;
     tracing::info!(reward_schedule_start_ms = started, "IO genesis in place");
     let backend = store.backend_name();
+    let web_store = store.clone();
     let coordinator = Coordinator::new(
         store,
         blobs,
@@ -244,6 +264,31 @@ pub fn main(args: CoordinatorArgs) -> Result<u8, Failure> {
             if args.faucet { ", faucet on" } else { "" }
         );
         let _ = std::io::stdout().flush();
+        if let Some(http) = args.http_listen {
+            let web = tokio::net::TcpListener::bind(http)
+                .await
+                .with_context(|| format!("--http-listen {http}"))
+                .map_err(Failure::usage)?;
+            let at = web
+                .local_addr()
+                .map_err(|e| Failure::fault(anyhow::anyhow!("web listen address: {e}")))?;
+            let cfg = assay_web::WebConfig {
+                grpc_url: args
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{addr}")),
+                requests_per_minute: args.http_requests_per_minute,
+            };
+            println!("assay web listening on http://{at}");
+            let _ = std::io::stdout().flush();
+            tokio::spawn(async move {
+                if let Err(e) =
+                    assay_web::serve(web, web_store, cfg, super::net::shutdown_signal()).await
+                {
+                    tracing::error!("web server: {e}");
+                }
+            });
+        }
         coordinator
             .serve(listener, super::net::shutdown_signal())
             .await

@@ -1,7 +1,8 @@
 //! `assay devnet`: a whole market on this machine — a coordinator (with
 //! the faucet and the default IO genesis), an oracle posting a fixed IO
 //! price, providers and verifiers, each its own process on loopback with
-//! its own key — until Ctrl-C. The reward schedule is compressed: an hour
+//! its own key — until Ctrl-C. The coordinator serves the web explorer on
+//! `--http-listen` (127.0.0.1:7780) and the URL is printed. The reward schedule is compressed: an hour
 //! of it lasts a minute, a reward epoch 10 s. `--demo` then publishes the
 //! matmul job in two shards, paid in IO (burned into IOSD at the oracle
 //! price), every shard checked by a verifier (p = 1), follows it to
@@ -26,6 +27,9 @@ pub struct DevnetArgs {
     /// The coordinator's address.
     #[arg(long, default_value = "127.0.0.1:7700")]
     pub listen: String,
+    /// The web explorer's address (empty: no web server).
+    #[arg(long, default_value = "127.0.0.1:7780")]
+    pub http_listen: String,
     /// How many providers.
     #[arg(long, default_value_t = 2)]
     pub providers: u32,
@@ -116,7 +120,14 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
             "5000",
             "--epoch-ms",
             "1000",
+            "--telemetry-every-ms",
+            "5000",
         ])
+        .args(if args.http_listen.is_empty() {
+            Vec::new()
+        } else {
+            vec!["--http-listen", args.http_listen.as_str()]
+        })
         .arg("--data-dir")
         .arg(dir.join("coordinator"))
         .env("ASSAY_HOME", dir.join("coordinator"))
@@ -125,14 +136,14 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
         .spawn()
         .context("starting the coordinator")
         .map_err(Failure::fault)?;
-    let stdout = coordinator.stdout.take();
+    let mut stdout = coordinator.stdout.take().map(BufReader::new);
     let mut nodes = vec![Node {
         name: "coordinator".into(),
         child: coordinator,
     }];
     let mut first = String::new();
-    if let Some(out) = stdout {
-        let _ = BufReader::new(out).read_line(&mut first);
+    if let Some(out) = stdout.as_mut() {
+        let _ = out.read_line(&mut first);
     }
     let Some(url) = first.split_whitespace().find(|w| w.starts_with("http://")) else {
         return Err(Failure::fault(anyhow::anyhow!(
@@ -142,6 +153,22 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
     };
     let url = url.to_string();
     println!("coordinator  {url}  (data and logs in {})", dir.display());
+    if !args.http_listen.is_empty() {
+        let mut line = String::new();
+        if let Some(out) = stdout.as_mut() {
+            let _ = out.read_line(&mut line);
+        }
+        match line.split_whitespace().find(|w| w.starts_with("http://")) {
+            Some(web) => println!("explorer     {web}  (worker dashboards at /providers/<id>)"),
+            None => {
+                return Err(Failure::fault(anyhow::anyhow!(
+                    "the coordinator's web server did not start on {} (see {}): {line}",
+                    args.http_listen,
+                    dir.join("logs/coordinator.log").display()
+                )));
+            }
+        }
+    }
     let oracle = Command::new(&exe)
         .args(["oracle", "run", "--coordinator", &url])
         .args(["--price", ORACLE_PRICE, "--every-ms", "2000"])
