@@ -4,7 +4,7 @@
 
 use plotters::prelude::*;
 
-use crate::format::{clock, esc};
+use crate::format::{clock, clock_seconds, esc};
 
 /// One line: its name and `(Unix ms, value)` points, oldest first.
 pub type Series = (String, Vec<(u64, f64)>);
@@ -48,6 +48,7 @@ fn draw(svg: &mut String, size: (u32, u32), unit: &str, series: &[Series]) -> Re
         x1 = x0 + 1;
     }
     let y1 = if y1 <= 0.0 { 1.0 } else { y1 * 1.1 };
+    let span = x1 - x0;
     let root = SVGBackend::with_string(svg, size).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let mut chart = ChartBuilder::on(&root)
@@ -60,7 +61,14 @@ fn draw(svg: &mut String, size: (u32, u32), unit: &str, series: &[Series]) -> Re
         .configure_mesh()
         .x_labels(6)
         .y_labels(5)
-        .x_label_formatter(&|x| clock(*x))
+        .x_label_formatter(&|x| {
+            // Short spans (a fresh devnet) need the seconds to tell ticks apart.
+            if span < 2 * 3_600_000 {
+                clock_seconds(*x)
+            } else {
+                clock(*x)
+            }
+        })
         .y_desc(unit)
         .light_line_style(RGBColor(0xee, 0xee, 0xee))
         .label_style(

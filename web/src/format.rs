@@ -66,6 +66,12 @@ pub fn clock(ms: u64) -> String {
     format!("{:02}:{:02}", s / 3600, s % 3600 / 60)
 }
 
+/// `HH:MM:SS` of a Unix ms time (UTC).
+pub fn clock_seconds(ms: u64) -> String {
+    let s = ms / 1000 % 86_400;
+    format!("{:02}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60)
+}
+
 /// The first 12 hex digits of an id and an ellipsis.
 pub fn short(id: &str) -> String {
     if id.len() > 12 {
