@@ -3,7 +3,11 @@
 //    seconds and swap in the new <main>, unless the reader is using a form
 //    or focus is inside the content.
 // 2. Forms with data-remember="NAME" remember their value in localStorage
-//    and re-apply it on the next visit (the electricity price).
+//    and re-apply it on the next visit (the electricity price). A value is
+//    stored only once a page rendered with it (the form is on the page, so
+//    the server accepted it): a mistyped price never traps later visits on
+//    an error page. A stored value the page already shows is not re-applied
+//    (no redirect loop).
 // 3. Copy buttons copy the command beside them.
 (function () {
   "use strict";
@@ -19,13 +23,10 @@
       try { stored = window.localStorage.getItem(key); } catch (e) { return; }
       if (params.has(name)) {
         try { window.localStorage.setItem(key, params.get(name)); } catch (e) { /* private mode */ }
-      } else if (stored) {
+      } else if (stored && stored !== input.value) {
         params.set(name, stored);
-        window.location.replace(window.location.pathname + "?" + params.toString());
+        window.location.replace(window.location.pathname + "?" + params.toString() + window.location.hash);
       }
-      form.addEventListener("submit", function () {
-        try { window.localStorage.setItem(key, input.value); } catch (e) { /* private mode */ }
-      });
     });
   }
 

@@ -157,6 +157,8 @@ fn run<B: Backend>(s: SqlStore<B>, a: &Args) {
         ("receipt", format!("/receipts/{}", named.receipt)),
         ("epochs", "/epochs".to_string()),
         ("epoch", format!("/epochs/{}", named.epoch)),
+        ("note", format!("/notes/{}", named.note)),
+        ("bond", format!("/bonds/{}", named.bond)),
         ("API network", "/api/v1/network".to_string()),
         ("API providers", "/api/v1/providers?limit=50".to_string()),
         (

@@ -2,7 +2,10 @@
 //! 400 and unknown ones 404, in the documented error shape; CSV parses;
 //! the OpenAPI document lists every route; the rate limit answers 429.
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
 
 use crate::{app, get, json};
 
@@ -64,6 +67,23 @@ async fn every_route_answers_its_shape() {
     assert!(epochs["total"].as_u64().is_some_and(|t| t > 0), "{epochs}");
     let e = json(&r, &format!("/api/v1/epochs/{}", n.epoch)).await;
     assert_eq!(e["epoch"], n.epoch);
+
+    let note = json(&r, &format!("/api/v1/notes/{}", n.note)).await;
+    assert_eq!(note["id"], n.note.as_str());
+    assert_eq!(note["device"], n.provider.as_str());
+    assert_eq!(note["shares"], 1_000);
+    assert_eq!(note["offers"][0]["shares"], 100);
+    let bond = json(&r, &format!("/api/v1/bonds/{}", n.bond)).await;
+    assert_eq!(bond["id"], n.bond.as_str());
+    assert_eq!(bond["principal_uiosd"], 1_000_000);
+    assert_eq!(bond["sold_uiosd"], 400_000);
+    assert_eq!(bond["state"], "open");
+    assert!(
+        bond["holdings"]
+            .as_array()
+            .is_some_and(|h| h.iter().any(|x| x["holder"] == n.renter.as_str())),
+        "{bond}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,7 +210,60 @@ async fn a_client_past_its_budget_is_answered_429() {
     for _ in 0..5 {
         assert_eq!(get(&r, "/api/v1/network").await.0, StatusCode::OK);
     }
-    let (status, _, body) = get(&r, "/api/v1/network").await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let resp = r
+        .clone()
+        .oneshot(
+            Request::get("/api/v1/network")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After in seconds");
+    assert!((1..=60).contains(&wait), "retry after {wait} s");
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    let body = String::from_utf8_lossy(&body);
     assert!(body.contains("rate_limited"), "{body}");
+    // Pages are refused too, as HTML.
+    let (status, ct, _) = get(&r, "/").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(ct.starts_with("text/html"), "{ct}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assets_are_served_from_the_binary_with_cache_headers() {
+    let (r, _n, _dir) = app(2, 2, 100_000);
+    for (path, ct) in [
+        ("/assets/style.css", "text/css"),
+        ("/assets/app.js", "text/javascript"),
+        ("/favicon.ico", "image/svg+xml"),
+    ] {
+        let resp = r
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        let h = resp.headers();
+        let got = h
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert!(got.starts_with(ct), "{path}: {got}");
+        assert!(
+            h.get("cache-control")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|c| c.contains("max-age")),
+            "{path}: no cache header"
+        );
+    }
+    // No page reaches outside the binary: no CDN, no external script.
+    let (_, _, html) = get(&r, "/").await;
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
 }

@@ -74,6 +74,10 @@ pub struct Named {
     pub job: String,
     pub receipt: String,
     pub epoch: u64,
+    /// A compute note on `provider`'s earnings.
+    pub note: String,
+    /// A compute bond on `provider`'s earnings, part sold to `renter`.
+    pub bond: String,
 }
 
 pub fn populate<B: Backend>(s: &SqlStore<B>, a: Size, now: u64) -> Named {
@@ -206,6 +210,20 @@ pub fn populate<B: Backend>(s: &SqlStore<B>, a: Size, now: u64) -> Named {
         }
     }
     s.close_reward_epochs(now).expect("epochs");
+    // The second provider sells its cash flow: a note (30 days, a tenth
+    // of it on offer) and a bond (1 IOSD at 5 %, 90 days) that the first
+    // renter buys 0.4 IOSD of.
+    let operator = &providers[1 % providers.len()];
+    let note = s
+        .issue_note(&operator.id(), 1_000, 30, now)
+        .expect("issue note");
+    s.offer_shares(&operator.id(), &note.id, 100, 50_000)
+        .expect("offer shares");
+    let bond = s
+        .issue_bond(&operator.id(), 1_000_000, 500, 90, now)
+        .expect("issue bond");
+    s.buy_bond(&renters[0].id(), &bond.id, 400_000, "fixture/bond", now)
+        .expect("buy bond");
     Named {
         provider: providers[1].id().to_string(),
         gpu_provider: providers[0].id().to_string(),
@@ -213,5 +231,7 @@ pub fn populate<B: Backend>(s: &SqlStore<B>, a: Size, now: u64) -> Named {
         job: job(0, &renters[0]).id.to_string(),
         receipt: first_receipt.map(|h| h.to_string()).unwrap_or_default(),
         epoch: 1,
+        note: note.id.to_string(),
+        bond: bond.id.to_string(),
     }
 }

@@ -36,6 +36,16 @@ pub fn marks(html: &str) -> Vec<(String, String)> {
     out
 }
 
+/// The site-local links (`href="/…"`) of a page.
+fn hrefs(html: &str) -> Vec<String> {
+    html.split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|h| h.starts_with('/') && !h.starts_with("//"))
+        .map(unescape)
+        .collect()
+}
+
 /// Checks a page's marks against the API; returns how many were checked.
 async fn check_page(r: &Router, path: &str) -> usize {
     let (status, ct, html) = get(r, path).await;
@@ -74,11 +84,32 @@ async fn every_page_shows_the_apis_numbers() {
         format!("/receipts/{}", n.receipt),
         "/epochs".to_string(),
         format!("/epochs/{}", n.epoch),
+        format!("/notes/{}", n.note),
+        format!("/bonds/{}", n.bond),
     ];
+    let mut links = std::collections::BTreeSet::new();
     for p in &pages {
         let checked = check_page(&r, p).await;
         assert!(checked >= 5, "{p}: only {checked} numbers marked");
+        let (_, _, html) = get(&r, p).await;
+        links.extend(hrefs(&html).into_iter().map(|h| (p.clone(), h)));
     }
+    // Every link on these pages resolves (ids link to their pages).
+    let mut seen = std::collections::HashSet::new();
+    for (from, href) in links {
+        let target = href.split('#').next().unwrap_or("").to_string();
+        if target.is_empty() || !seen.insert(target.clone()) {
+            continue;
+        }
+        let (status, _, body) = get(&r, &target).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{from} links to {target}: {}",
+            body.chars().take(300).collect::<String>()
+        );
+    }
+    assert!(seen.len() >= 20, "only {} distinct links", seen.len());
     // The search of epochs redirects to the epoch.
     let (status, _, _) = get(&r, &format!("/epochs?epoch={}", n.epoch)).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
