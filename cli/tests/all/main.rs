@@ -11,6 +11,7 @@ mod minilm;
 mod network;
 mod run;
 mod verification;
+mod web;
 
 #[path = "../../src/model_store.rs"]
 mod model_store;
