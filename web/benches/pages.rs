@@ -26,6 +26,7 @@ use assay_coordinator::sqlite::Sqlite;
 use assay_coordinator::{MarketConfig, SqlStore};
 
 #[path = "../tests/all/fixtures.rs"]
+#[allow(dead_code)]
 mod fixtures;
 
 use fixtures::{DAY, Size, populate};
@@ -138,6 +139,9 @@ fn run<B: Backend>(s: SqlStore<B>, a: &Args) {
         requests_per_minute: u32::MAX,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    // The last reference to the store is dropped here, outside the runtime:
+    // PostgreSQL's sync client may not be dropped on an async thread.
+    let keep = store.clone();
     let server = rt.spawn(assay_web::serve(listener, store, cfg, async move {
         let _ = stop_rx.await;
     }));
@@ -188,6 +192,8 @@ fn run<B: Backend>(s: SqlStore<B>, a: &Args) {
     let ok = measure(&format!("http://{addr}"), &routes, a, &a.backend);
     let _ = stop_tx.send(());
     let _ = rt.block_on(server);
+    drop(rt);
+    drop(keep);
     println!();
     println!(
         "every page p99 < 100 ms on {}: {}",

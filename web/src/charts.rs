@@ -18,7 +18,9 @@ const PALETTE: [RGBColor; 6] = [
     RGBColor(0xa1, 0x62, 0x07),
 ];
 
-/// A line chart of `series` titled `title`, the y axis in `unit`.
+/// A line chart of `series` titled `title`, the y axis in `unit` (named in
+/// the chart's accessible title, not on the axis, where it crowded the
+/// tick labels).
 pub fn lines(title: &str, unit: &str, series: &[Series]) -> String {
     let mut svg = String::new();
     let (w, h) = (640u32, 240u32);
@@ -30,7 +32,7 @@ pub fn lines(title: &str, unit: &str, series: &[Series]) -> String {
             esc(&drawn.err().unwrap_or_default())
         );
     }
-    accessible(&svg, title, w, h)
+    accessible(&svg, &format!("{title} ({unit})"), w, h)
 }
 
 fn draw(svg: &mut String, size: (u32, u32), unit: &str, series: &[Series]) -> Result<(), String> {
@@ -54,7 +56,7 @@ fn draw(svg: &mut String, size: (u32, u32), unit: &str, series: &[Series]) -> Re
     let mut chart = ChartBuilder::on(&root)
         .margin(8)
         .x_label_area_size(28)
-        .y_label_area_size(56)
+        .y_label_area_size(72)
         .build_cartesian_2d(x0..x1, 0f64..y1)
         .map_err(|e| e.to_string())?;
     chart
@@ -69,7 +71,16 @@ fn draw(svg: &mut String, size: (u32, u32), unit: &str, series: &[Series]) -> Re
                 clock(*x)
             }
         })
-        .y_desc(unit)
+        .y_label_formatter(&|y| {
+            // Small values (µIOSD-sized payments) keep their digits.
+            if y1 < 0.01 {
+                format!("{y:.6}")
+            } else if y1 < 10.0 {
+                format!("{y:.2}")
+            } else {
+                format!("{y:.0}")
+            }
+        })
         .light_line_style(RGBColor(0xee, 0xee, 0xee))
         .label_style(
             ("sans-serif", 12)
@@ -129,10 +140,10 @@ mod tests {
             ],
         );
         assert!(
-            s.starts_with("<svg role=\"img\" aria-label=\"jobs per hour\""),
+            s.starts_with("<svg role=\"img\" aria-label=\"jobs per hour (jobs)\""),
             "{s}"
         );
-        assert!(s.contains("<title>jobs per hour</title>"));
+        assert!(s.contains("<title>jobs per hour (jobs)</title>"));
         assert!(s.matches("<polyline").count() >= 2, "{s}");
         let empty = lines("nothing", "x", &[]);
         assert!(empty.contains("<svg"), "an empty chart still draws axes");

@@ -276,18 +276,19 @@ async fn explorer(State(app): State<Arc<App>>, RawQuery(raw): RawQuery) -> PageR
         offset: eq.offset,
         limit: Some(25),
     };
-    let n = data::network(&app).await?;
-    let providers = data::providers(&app, &pq).await?;
-    let jobs = data::jobs(
-        &app,
-        &JobQuery {
-            renter: None,
-            offset: None,
-            limit: Some(20),
-        },
-    )
-    .await?;
-    let epochs = data::epochs(&app, Window::new(None, Some(10))).await?;
+    // Four independent reads, each on its own blocking thread.
+    let jq = JobQuery {
+        renter: None,
+        offset: None,
+        limit: Some(20),
+    };
+    let (n, providers, jobs, epochs) = tokio::join!(
+        data::network(&app),
+        data::providers(&app, &pq),
+        data::jobs(&app, &jq),
+        data::epochs(&app, Window::new(None, Some(10))),
+    );
+    let (n, providers, jobs, epochs) = (n?, providers?, jobs?, epochs?);
 
     let net = |p: &str| format!("/api/v1/network#{p}");
     let mut sections = vec![

@@ -216,7 +216,7 @@ impl<B: Backend> Explorer for SqlStore<B> {
             let paid = c.query_one(
                 "SELECT CAST(COALESCE(SUM(units), 0) AS BIGINT), CAST(COALESCE(SUM(paid), 0) AS BIGINT), \
                  CAST(COALESCE(SUM(CASE WHEN settled_at >= $1 THEN paid ELSE 0 END), 0) AS BIGINT) \
-                 FROM receipts WHERE settled_at IS NOT NULL",
+                 FROM receipts WHERE settled_at >= 0",
                 &[int(today)?],
             )?;
             let emitted = c.query_one(

@@ -324,7 +324,9 @@ CREATE TABLE bond_holdings (
 )"
     );
     // v7: the explorer — device samples from heartbeats (bounded by age and
-    // rate, see `providers.rs`), and the indexes its pages read by.
+    // rate, see `providers.rs`), and the indexes its pages read by (several
+    // cover their queries, so a tally over every receipt reads the index,
+    // not the rows with their receipt JSON).
     let v7 = format!(
         "
 CREATE TABLE telemetry (
@@ -340,12 +342,15 @@ CREATE TABLE telemetry (
 ALTER TABLE providers ADD COLUMN telemetry_at BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX jobs_by_renter ON jobs (renter, seq);
 CREATE INDEX jobs_by_time ON jobs (created_at);
-CREATE INDEX shards_by_receipt ON shards (receipt_id);
+CREATE INDEX shards_tally ON shards (job_id, state, receipt_id);
 CREATE INDEX receipts_by_provider_seq ON receipts (provider, seq);
 CREATE INDEX receipts_by_job ON receipts (job_id);
-CREATE INDEX receipts_by_time ON receipts (created_at);
-CREATE INDEX receipts_by_settlement ON receipts (settled_at);
-CREATE INDEX leases_by_provider ON leases (provider);
+CREATE INDEX receipts_tally ON receipts (id, paid, check_state);
+CREATE INDEX receipts_by_time ON receipts (created_at, units);
+CREATE INDEX receipts_by_settlement ON receipts (settled_at, paid, units);
+CREATE INDEX receipts_by_check ON receipts (check_state);
+CREATE INDEX receipts_earnings ON receipts (provider, paid);
+CREATE INDEX leases_by_provider ON leases (provider, granted_at, ended_at);
 CREATE INDEX ledger_by_debit ON ledger (debit);
 CREATE INDEX ledger_by_credit ON ledger (credit);
 CREATE INDEX ledger_by_kind ON ledger (kind);
