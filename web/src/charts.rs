@@ -24,7 +24,7 @@ const PALETTE: [RGBColor; 6] = [
 pub fn lines(title: &str, unit: &str, series: &[Series]) -> String {
     let mut svg = String::new();
     let (w, h) = (640u32, 240u32);
-    let drawn = draw(&mut svg, (w, h), unit, series);
+    let drawn = draw(&mut svg, (w, h), series);
     if drawn.is_err() || svg.is_empty() {
         return format!(
             "<p class=\"muted\">{}: no chart ({})</p>",
@@ -35,7 +35,7 @@ pub fn lines(title: &str, unit: &str, series: &[Series]) -> String {
     accessible(&svg, &format!("{title} ({unit})"), w, h)
 }
 
-fn draw(svg: &mut String, size: (u32, u32), unit: &str, series: &[Series]) -> Result<(), String> {
+fn draw(svg: &mut String, size: (u32, u32), series: &[Series]) -> Result<(), String> {
     let points = series.iter().flat_map(|s| s.1.iter());
     let (mut x0, mut x1, mut y1) = (u64::MAX, 0u64, 0f64);
     for (x, y) in points {
