@@ -65,6 +65,16 @@ impl Window {
         }
     }
 
+    /// A page of `items` that this window read out of `total`.
+    pub fn page<T>(self, items: Vec<T>, total: u64) -> Page<T> {
+        Page {
+            items,
+            total,
+            offset: self.offset,
+            limit: self.limit,
+        }
+    }
+
     /// This window's slice of `all` as a page.
     pub fn page_of<T>(self, all: Vec<T>) -> Page<T> {
         let total = all.len() as u64;

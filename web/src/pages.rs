@@ -1443,20 +1443,10 @@ async fn job(State(app): State<Arc<App>>, Path(id): Path<String>) -> PageResult 
         verdicts,
         "No re-execution recorded.",
     ));
-    sections.push(Section::table(
+    sections.push(blob_table(
         "Inputs",
-        &["Name", "Hash", "Size"],
-        j.inputs
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                vec![
-                    Cell::text(&b.name),
-                    Cell::Code(b.hash.clone()),
-                    Cell::api_shown(f(&format!("/inputs/{i}/size")), b.size, bytes(b.size)),
-                ]
-            })
-            .collect(),
+        &j.inputs,
+        &|i| f(&format!("/inputs/{i}/size")),
         "No inputs.",
     ));
     render(&format!("Job {}", short(&id)), "", 0, sections)
@@ -1545,20 +1535,10 @@ async fn receipt(State(app): State<Arc<App>>, Path(id): Path<String>) -> PageRes
     }
     let sections = vec![
         Section::facts("Receipt", facts).intro(format!("Receipt {id}")),
-        Section::table(
+        blob_table(
             "Outputs",
-            &["Name", "Hash", "Size"],
-            r.outputs
-                .iter()
-                .enumerate()
-                .map(|(i, b)| {
-                    vec![
-                        Cell::text(&b.name),
-                        Cell::Code(b.hash.clone()),
-                        Cell::api_shown(f(&format!("/outputs/{i}/size")), b.size, bytes(b.size)),
-                    ]
-                })
-                .collect(),
+            &r.outputs,
+            &|i| f(&format!("/outputs/{i}/size")),
             "No outputs.",
         )
         .intro("Contents are the renter's; only their hashes are public."),
@@ -1582,6 +1562,32 @@ async fn receipt(State(app): State<Arc<App>>, Path(id): Path<String>) -> PageRes
         ),
     ];
     render(&format!("Receipt {}", short(&id)), "", 0, sections)
+}
+
+/// Blobs by name, hash and size (`size_at(i)`: the API source of item
+/// `i`'s size).
+fn blob_table(
+    title: &str,
+    blobs: &[BlobInfo],
+    size_at: &dyn Fn(usize) -> String,
+    empty: &str,
+) -> Section {
+    Section::table(
+        title,
+        &["Name", "Hash", "Size"],
+        blobs
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                vec![
+                    Cell::text(&b.name),
+                    Cell::Code(b.hash.clone()),
+                    Cell::api_shown(size_at(i), b.size, bytes(b.size)),
+                ]
+            })
+            .collect(),
+        empty,
+    )
 }
 
 // ---- epochs, notes, bonds ---------------------------------------------------

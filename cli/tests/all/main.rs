@@ -2,7 +2,8 @@
 //! `assay run` (`run`), the MiniLM job (`minilm`), the network end to end
 //! with separate `assay` processes on loopback (`network`), and sampled
 //! verification, disputes and slashing (`verification`), and the economy —
-//! IO, IOSD, block rewards, notes and bonds (`economy`). `common` starts
+//! IO, IOSD, block rewards, notes and bonds (`economy`), and the web
+//! explorer in a real headless Chromium (`web`). `common` starts
 //! coordinators, providers and verifiers and waits for them.
 
 mod common;

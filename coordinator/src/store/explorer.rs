@@ -459,12 +459,7 @@ impl<B: Backend> Explorer for SqlStore<B> {
                 ),
                 &params,
             )?;
-            Ok(Page {
-                items,
-                total,
-                offset: window.offset,
-                limit: window.limit,
-            })
+            Ok(window.page(items, total))
         })
     }
 
@@ -562,12 +557,7 @@ impl<B: Backend> Explorer for SqlStore<B> {
                 .iter()
                 .map(|r| Ok(receipt_summary(&receipt_row(r)?)))
                 .collect::<Result<Vec<_>, Error>>()?;
-            Ok(Page {
-                items,
-                total,
-                offset: window.offset,
-                limit: window.limit,
-            })
+            Ok(window.page(items, total))
         })
     }
 
@@ -673,12 +663,7 @@ impl<B: Backend> Explorer for SqlStore<B> {
                 .iter()
                 .map(epoch_view)
                 .collect::<Result<Vec<_>, Error>>()?;
-            Ok(Page {
-                items,
-                total,
-                offset: window.offset,
-                limit: window.limit,
-            })
+            Ok(window.page(items, total))
         })
     }
 
@@ -729,12 +714,7 @@ impl<B: Backend> Explorer for SqlStore<B> {
                 .iter()
                 .map(payout)
                 .collect::<Result<_, Error>>()?;
-            Ok(Page {
-                items,
-                total,
-                offset: window.offset,
-                limit: window.limit,
-            })
+            Ok(window.page(items, total))
         })
     }
 
@@ -1187,12 +1167,7 @@ fn ledger_lines(
             })
         })
         .collect::<Result<_, Error>>()?;
-    Ok(Page {
-        items,
-        total,
-        offset: window.offset,
-        limit: window.limit,
-    })
+    Ok(window.page(items, total))
 }
 
 const EPOCH_COLS: &str =
