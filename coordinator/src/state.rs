@@ -231,23 +231,51 @@ stored_state! {
     }
 }
 
+/// How many of a job's shards stand where: what [`JobState::of_tally`]
+/// decides on (the store counts these in SQL for whole lists of jobs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShardTally {
+    /// Shards in all.
+    pub shards: u64,
+    /// Queued.
+    pub queued: u64,
+    /// Leased.
+    pub leased: u64,
+    /// Done (a receipt).
+    pub done: u64,
+    /// Given up.
+    pub failed: u64,
+    /// Whose current receipt is settled.
+    pub settled: u64,
+}
+
 impl JobState {
     /// A job's state from its shards' states and whether each one's receipt
     /// is settled.
     pub fn of(shards: &[(ShardState, bool)]) -> JobState {
-        let active = shards
-            .iter()
-            .any(|(s, _)| matches!(s, ShardState::Queued | ShardState::Leased));
-        if !active && shards.iter().any(|(s, _)| *s == ShardState::Failed) {
+        let count = |s: ShardState| shards.iter().filter(|(x, _)| *x == s).count() as u64;
+        JobState::of_tally(ShardTally {
+            shards: shards.len() as u64,
+            queued: count(ShardState::Queued),
+            leased: count(ShardState::Leased),
+            done: count(ShardState::Done),
+            failed: count(ShardState::Failed),
+            settled: shards.iter().filter(|(_, settled)| *settled).count() as u64,
+        })
+    }
+
+    /// A job's state from how many of its shards stand where.
+    pub fn of_tally(t: ShardTally) -> JobState {
+        let active = t.queued + t.leased > 0;
+        if !active && t.failed > 0 {
             return JobState::Failed;
         }
-        let done = shards.iter().all(|(s, _)| *s == ShardState::Done);
-        let settled = shards.iter().all(|(_, settled)| *settled);
-        if done && settled {
+        let done = t.done == t.shards;
+        if done && t.settled >= t.shards {
             JobState::Settled
         } else if done {
             JobState::Done
-        } else if shards.iter().any(|(s, _)| *s != ShardState::Queued) {
+        } else if t.queued < t.shards {
             JobState::Running
         } else {
             JobState::Queued

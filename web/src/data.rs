@@ -186,13 +186,3 @@ pub async fn bond(app: &Arc<App>, id: &str) -> Result<BondView, WebError> {
     let h = params::hash(id, "bond")?;
     found(read(app, move |s| s.bond_view(&h)).await?, "bond", id)
 }
-
-/// Whether `id` is a registered provider (links go to its dashboard).
-pub async fn is_provider(app: &Arc<App>, id: &str) -> bool {
-    let Ok(node) = params::node(id) else {
-        return false;
-    };
-    read(app, move |s| s.account_view(&node))
-        .await
-        .is_ok_and(|a| a.is_provider)
-}

@@ -21,7 +21,7 @@ use crate::explorer::*;
 use crate::ledger::{self, Unit};
 use crate::rules::eligibility::{self, Standing};
 use crate::rules::matching::reliability_permille;
-use crate::state::{HardwareState, JobState, ShardState};
+use crate::state::{HardwareState, JobState, ShardTally};
 use crate::types::{ReceiptRecord, VerdictView};
 
 const HOUR_MS: u64 = 3_600_000;
@@ -323,7 +323,12 @@ impl<B: Backend> Explorer for SqlStore<B> {
                 model: format!("host: {} CPU cores", summary.cpu_cores),
                 memory_bytes,
             });
-            let leased_now = leased_by_provider(c)?.get(node).copied().unwrap_or(0);
+            let leased_now = c
+                .query_one(
+                    "SELECT COUNT(*) FROM shards WHERE provider = $1 AND state = 'leased'",
+                    &[node.into()],
+                )?
+                .u64(0)?;
             let slashes = ledger_lines(
                 c,
                 "kind = 'slash' AND debit IN ($1, $2)",
@@ -954,26 +959,14 @@ const SHARD_TALLY: &str = "SELECT s.job_id, COUNT(*), \
 
 /// A job's state from its [`SHARD_TALLY`] columns starting at `at`.
 fn tally_state(r: &Row, at: usize) -> Result<JobState, Error> {
-    let n = r.u64(at)?;
-    let mut shards = Vec::with_capacity(usize::try_from(n).unwrap_or(0).min(4096));
-    let queued = r.u64(at + 1)?;
-    let leased = r.u64(at + 2)?;
-    let done = r.u64(at + 3)?;
-    let failed = r.u64(at + 4)?;
-    let paid = r.u64(at + 5)?;
-    // The rule reads (state, settled) per shard; the counts rebuild a
-    // multiset it decides on identically (settled shards are done ones).
-    for (state, k) in [
-        (ShardState::Queued, queued),
-        (ShardState::Leased, leased),
-        (ShardState::Failed, failed),
-    ] {
-        shards.extend((0..k.min(4096)).map(|_| (state, false)));
-    }
-    let settled = paid.min(done);
-    shards.extend((0..settled.min(4096)).map(|_| (ShardState::Done, true)));
-    shards.extend((0..(done - settled).min(4096)).map(|_| (ShardState::Done, false)));
-    Ok(JobState::of(&shards))
+    Ok(JobState::of_tally(ShardTally {
+        shards: r.u64(at)?,
+        queued: r.u64(at + 1)?,
+        leased: r.u64(at + 2)?,
+        done: r.u64(at + 3)?,
+        failed: r.u64(at + 4)?,
+        settled: r.u64(at + 5)?,
+    }))
 }
 
 /// Job summaries of the jobs `clause` selects (as `j`), newest first.
@@ -1028,28 +1021,34 @@ fn hourly(c: &mut dyn Conn, now_ms: u64) -> Result<Vec<HourBucket>, Error> {
         }
     };
     let since = int(first)?;
-    for r in c.query(
+    // (hour, sum) rows of one aggregate, from `first` on.
+    let mut per_hour = |sql: &str| -> Result<Vec<(u64, u64)>, Error> {
+        c.query(sql, std::slice::from_ref(&since))?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.u64(0)? * HOUR_MS,
+                    r.opt_i64(1)?.unwrap_or(0).max(0) as u64,
+                ))
+            })
+            .collect()
+    };
+    for (at, n) in per_hour(
         "SELECT created_at / 3600000, COUNT(*) FROM jobs WHERE created_at >= $1 GROUP BY created_at / 3600000",
-        std::slice::from_ref(&since),
     )? {
-        let n = r.u64(1)?;
-        add(r.u64(0)? * HOUR_MS, &mut |b| b.jobs += n);
+        add(at, &mut |b| b.jobs += n);
     }
-    for r in c.query(
+    for (at, n) in per_hour(
         "SELECT created_at / 3600000, CAST(SUM(units) AS BIGINT) FROM receipts WHERE created_at >= $1 \
          GROUP BY created_at / 3600000",
-        std::slice::from_ref(&since),
     )? {
-        let n = r.u64(1)?;
-        add(r.u64(0)? * HOUR_MS, &mut |b| b.work_units += n);
+        add(at, &mut |b| b.work_units += n);
     }
-    for r in c.query(
+    for (at, n) in per_hour(
         "SELECT settled_at / 3600000, CAST(SUM(paid) AS BIGINT) FROM receipts WHERE settled_at >= $1 \
          GROUP BY settled_at / 3600000",
-        std::slice::from_ref(&since),
     )? {
-        let n = r.opt_i64(1)?.unwrap_or(0).max(0) as u64;
-        add(r.u64(0)? * HOUR_MS, &mut |b| b.paid_uiosd += n);
+        add(at, &mut |b| b.paid_uiosd += n);
     }
     Ok(buckets)
 }

@@ -195,6 +195,32 @@ pub fn submission<B: Backend>(
     }
 }
 
+/// `k`'s receipt for `lease`: a successful run with one output `c` =
+/// `result` (500k fuel, 1M FLOPs, 500k bytes), as the suites' honest
+/// providers submit it.
+pub fn receipt_for<B: Backend>(
+    store: &SqlStore<B>,
+    lease: &Lease,
+    k: &NodeKey,
+) -> ReceiptSubmission {
+    const OUT: &[u8] = b"result";
+    let result = RunResult {
+        outputs_root: assay_protocol::outputs_root([("c", OUT)]),
+        outcome: assay_protocol::Outcome::Success,
+        fuel_used: 500_000,
+        work: assay_protocol::WorkDone {
+            flops: 1_000_000,
+            bytes: 500_000,
+        },
+    };
+    let outputs = vec![BlobRef {
+        name: "c".into(),
+        hash: Hash32::of(OUT),
+        size: OUT.len() as u64,
+    }];
+    submission(store, lease, k, &result, outputs)
+}
+
 /// Fails the test unless the ledger verifies (chain, balances, head).
 pub fn ledger_ok<B: Backend>(s: &SqlStore<B>) {
     let r = s.verify_ledger().expect("verify");

@@ -3,7 +3,7 @@
 //! notes and bonds routing a device's earnings — each ending with the
 //! ledger's own check of every supply invariant.
 
-use crate::common::{key, ledger_ok, submission};
+use crate::common::{key, ledger_ok, receipt_for};
 
 use assay_coordinator::config::{EconomyConfig, PriceSource};
 use assay_coordinator::ledger::{self, BASE, Unit, accounts};
@@ -12,10 +12,10 @@ use assay_coordinator::sql::Backend;
 use assay_coordinator::state::BondStatus;
 use assay_coordinator::store::economy::Genesis;
 use assay_coordinator::store::prelude::*;
-use assay_coordinator::store::{Lease, NewJob, ProviderInfo, RunResult};
+use assay_coordinator::store::{Lease, NewJob, ProviderInfo};
 use assay_coordinator::{Error, MarketConfig, SqlStore};
 use assay_protocol::oracle::PriceReport;
-use assay_protocol::{BlobRef, Hash32, JobSpec, NodeKey, Outcome, WorkDone, outputs_root};
+use assay_protocol::{JobSpec, NodeKey};
 
 type Db<'a, B> = &'a dyn Fn(MarketConfig) -> SqlStore<B>;
 
@@ -77,22 +77,7 @@ fn job(renter: &NodeKey, tag: u8, max_price: u64) -> NewJob {
 fn run_one<B: Backend>(s: &SqlStore<B>, p: &NodeKey, now: u64) -> Lease {
     let leases = s.take_leases(&p.id(), 1, now).expect("take");
     let lease = leases.into_iter().next().expect("a lease");
-    let out = b"result";
-    let result = RunResult {
-        outputs_root: outputs_root([("c", &out[..])]),
-        outcome: Outcome::Success,
-        fuel_used: 500_000,
-        work: WorkDone {
-            flops: 1_000_000,
-            bytes: 500_000,
-        },
-    };
-    let outputs = vec![BlobRef {
-        name: "c".into(),
-        hash: Hash32::of(out),
-        size: out.len() as u64,
-    }];
-    s.submit_receipt(&submission(s, &lease, p, &result, outputs), now)
+    s.submit_receipt(&receipt_for(s, &lease, p), now)
         .expect("receipt");
     lease
 }

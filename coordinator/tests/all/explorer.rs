@@ -1,16 +1,16 @@
 //! The explorer's reads on both stores: the numbers a page shows are the
 //! store's, counted the way the market counts them.
 
-use crate::common::key;
+use crate::common::{key, receipt_for};
 
 use assay_coordinator::explorer::{TelemetrySample, Window};
 use assay_coordinator::ledger::Unit;
 use assay_coordinator::sql::Backend;
 use assay_coordinator::store::explorer::ProviderFilter;
 use assay_coordinator::store::prelude::*;
-use assay_coordinator::store::{Lease, NewJob, ProviderInfo, ReceiptSubmission, RunResult};
+use assay_coordinator::store::{NewJob, ProviderInfo};
 use assay_coordinator::{MarketConfig, SqlStore};
-use assay_protocol::{BlobRef, Hash32, JobSpec, NodeKey, Outcome, WorkDone, outputs_root};
+use assay_protocol::{JobSpec, NodeKey};
 
 type Db<'a, B> = &'a dyn Fn(MarketConfig) -> SqlStore<B>;
 
@@ -47,25 +47,6 @@ fn new_job(renter: &NodeKey, tag: u8, shards: u32) -> NewJob {
         ..JobSpec::default()
     };
     crate::common::job(&renter.id(), tag, shards, 100, 0, spec)
-}
-
-fn receipt_for<B: Backend>(store: &SqlStore<B>, lease: &Lease, k: &NodeKey) -> ReceiptSubmission {
-    const OUT: &[u8] = b"result";
-    let result = RunResult {
-        outputs_root: outputs_root([("c", OUT)]),
-        outcome: Outcome::Success,
-        fuel_used: 500_000,
-        work: WorkDone {
-            flops: 1_000_000,
-            bytes: 500_000,
-        },
-    };
-    let outputs = vec![BlobRef {
-        name: "c".into(),
-        hash: Hash32::of(OUT),
-        size: OUT.len() as u64,
-    }];
-    crate::common::submission(store, lease, k, &result, outputs)
 }
 
 fn gpu(i: i32, power_mw: u64) -> TelemetrySample {

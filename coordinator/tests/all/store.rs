@@ -1,7 +1,7 @@
 //! The store suite: every test runs on SQLite and on PostgreSQL (when
 //! `ASSAY_TEST_POSTGRES_URL` is set), against real databases.
 
-use crate::common::{key, ledger_ok};
+use crate::common::{key, ledger_ok, receipt_for};
 
 use assay_coordinator::ledger::{Entry, Unit};
 use assay_coordinator::sql::{Backend, Value};
@@ -49,26 +49,6 @@ fn spec() -> JobSpec {
 
 fn new_job(renter: &NodeKey, tag: u8, shards: u32, max_price: u64) -> NewJob {
     crate::common::job(&renter.id(), tag, shards, max_price, 0, spec())
-}
-
-const OUT: &[u8] = b"result";
-
-fn receipt_for<B: Backend>(store: &SqlStore<B>, lease: &Lease, k: &NodeKey) -> ReceiptSubmission {
-    let result = RunResult {
-        outputs_root: outputs_root([("c", OUT)]),
-        outcome: Outcome::Success,
-        fuel_used: 500_000,
-        work: WorkDone {
-            flops: 1_000_000,
-            bytes: 500_000,
-        },
-    };
-    let outputs = vec![BlobRef {
-        name: "c".into(),
-        hash: Hash32::of(OUT),
-        size: OUT.len() as u64,
-    }];
-    crate::common::submission(store, lease, k, &result, outputs)
 }
 
 fn ledger_mint_stake_and_overdraft<B: Backend>(db: Db<'_, B>) {
