@@ -5,7 +5,7 @@ use super::sql::{Backend, Dialect, Value};
 use crate::Error;
 
 /// The version the code expects.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 fn migrations(d: Dialect) -> Vec<String> {
     let (blob, serial) = match d {
@@ -356,7 +356,23 @@ CREATE INDEX ledger_by_credit ON ledger (credit);
 CREATE INDEX ledger_by_kind ON ledger (kind);
 CREATE INDEX reward_payouts_by_provider ON reward_payouts (provider, epoch)"
     );
-    vec![v1, v2, v3, v4, v5, v6, v7]
+    // v8: trust that cannot be outvoted — stake bonded per exposure (a
+    // lease held, a receipt unsettled, a check in flight), leases with a
+    // hard end, checks assigned to one verifier by the epoch seed, and
+    // verifiers' slashes counted.
+    let v8 = format!(
+        "
+ALTER TABLE leases ADD COLUMN bond BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE leases ADD COLUMN cap_at BIGINT;
+ALTER TABLE receipts ADD COLUMN bond BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX leases_open_by_provider ON leases (provider, job_id, idx) WHERE ended_at IS NULL;
+CREATE INDEX receipts_unsettled_by_provider ON receipts (provider) WHERE settled_at IS NULL;
+ALTER TABLE checks ADD COLUMN assigned {blob};
+ALTER TABLE checks ADD COLUMN bond BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX checks_by_verifier ON checks (verifier) WHERE state = 'taken';
+ALTER TABLE verifiers ADD COLUMN slashed BIGINT NOT NULL DEFAULT 0"
+    );
+    vec![v1, v2, v3, v4, v5, v6, v7, v8]
 }
 
 /// Brings the database to [`SCHEMA_VERSION`] (creating it if empty). Safe
