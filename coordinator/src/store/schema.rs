@@ -365,7 +365,7 @@ CREATE INDEX reward_payouts_by_provider ON reward_payouts (provider, epoch)"
 ALTER TABLE leases ADD COLUMN bond BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE leases ADD COLUMN cap_at BIGINT;
 ALTER TABLE receipts ADD COLUMN bond BIGINT NOT NULL DEFAULT 0;
-CREATE INDEX leases_open_by_provider ON leases (provider, job_id, idx) WHERE ended_at IS NULL;
+CREATE INDEX leases_by_provider_shard ON leases (provider, job_id, idx);
 CREATE INDEX receipts_unsettled_by_provider ON receipts (provider) WHERE settled_at IS NULL;
 ALTER TABLE checks ADD COLUMN assigned {blob};
 ALTER TABLE checks ADD COLUMN bond BIGINT NOT NULL DEFAULT 0;
