@@ -192,6 +192,7 @@ fn run<B: Backend>(s: SqlStore<B>, a: &Args) {
                 component_hash: l.component_hash,
                 inputs_root: info.inputs_root,
                 outputs_root: outputs_root([("c", &out[..])]),
+                trace_root: Hash32::ZERO,
                 outcome: Outcome::Success,
                 fuel_used: 500_000,
                 work: WorkDone {

@@ -137,6 +137,7 @@ impl From<&Receipt> for pb::Receipt {
             component_hash: b.component_hash.0.to_vec(),
             inputs_root: b.inputs_root.0.to_vec(),
             outputs_root: b.outputs_root.0.to_vec(),
+            trace_root: b.trace_root.0.to_vec(),
             outcome: pb::Outcome::from(b.outcome) as i32,
             fuel_used: b.fuel_used,
             work: Some(pb::WorkDone {
@@ -176,6 +177,7 @@ pub fn receipt(r: Option<&pb::Receipt>) -> Result<Receipt, Error> {
             component_hash: hash("receipt.component_hash", &r.component_hash)?,
             inputs_root: hash("receipt.inputs_root", &r.inputs_root)?,
             outputs_root: hash("receipt.outputs_root", &r.outputs_root)?,
+            trace_root: hash("receipt.trace_root", &r.trace_root)?,
             outcome: outcome("receipt.outcome", r.outcome)?,
             fuel_used: r.fuel_used,
             work: WorkDone {
@@ -251,6 +253,7 @@ mod tests {
             component_hash: Hash32([2; 32]),
             inputs_root: Hash32([3; 32]),
             outputs_root: Hash32([4; 32]),
+            trace_root: Hash32([7; 32]),
             outcome: Outcome::Trap,
             fuel_used: 99,
             work: WorkDone { flops: 5, bytes: 6 },

@@ -10,6 +10,10 @@ use crate::Error;
 pub struct Hash32(pub [u8; 32]);
 
 impl Hash32 {
+    /// All zero bytes: a placeholder where no hash was computed (tests,
+    /// fixtures). blake3 never yields it in practice.
+    pub const ZERO: Hash32 = Hash32([0; 32]);
+
     /// blake3 of `bytes`.
     pub fn of(bytes: &[u8]) -> Hash32 {
         Hash32(*blake3::hash(bytes).as_bytes())

@@ -51,6 +51,11 @@ pub struct ReceiptBody {
     pub inputs_root: Hash32,
     /// [`crate::outputs_root`] of the outputs.
     pub outputs_root: Hash32,
+    /// The Merkle root of the run's trace: its host calls in call order
+    /// (format `assay/trace-step/v1`), what a dispute bisects. Not part of
+    /// [`ReceiptBody::deterministic_part`]: a CUDA provider commits to its
+    /// calls but not yet to their outputs.
+    pub trace_root: Hash32,
     /// How the run ended.
     pub outcome: Outcome,
     /// Fuel burnt by the guest.
@@ -82,9 +87,11 @@ pub struct Receipt {
 }
 
 impl ReceiptBody {
-    /// The canonical bytes the provider signs (domain `assay/receipt/v2`).
+    /// The canonical bytes the provider signs (domain `assay/receipt/v3`):
+    /// every field in declaration order, `trace_root` right after
+    /// `outputs_root`.
     pub fn signing_bytes(&self) -> Vec<u8> {
-        let mut e = Encoder::new("assay/receipt/v2");
+        let mut e = Encoder::new("assay/receipt/v3");
         e.u32(self.semantics)
             .fixed32(&self.job_id.0)
             .u32(self.shard.index)
@@ -93,6 +100,7 @@ impl ReceiptBody {
             .fixed32(&self.component_hash.0)
             .fixed32(&self.inputs_root.0)
             .fixed32(&self.outputs_root.0)
+            .fixed32(&self.trace_root.0)
             .u8(self.outcome.code())
             .u64(self.fuel_used)
             .u64(self.work.flops)

@@ -17,6 +17,7 @@ fn sample_body(key: &NodeKey) -> ReceiptBody {
         component_hash: component,
         inputs_root: inputs,
         outputs_root: outputs_root([("c", &b"result"[..])]),
+        trace_root: Hash32([9; 32]),
         outcome: Outcome::Success,
         fuel_used: 12345,
         work: WorkDone {

@@ -152,6 +152,7 @@ mod tests {
             component_hash: Hash32([2; 32]),
             inputs_root: Hash32([3; 32]),
             outputs_root: outputs_root(outputs.iter().map(|(n, b)| (n.as_str(), &b[..]))),
+            trace_root: Hash32::ZERO,
             outcome: Outcome::Success,
             fuel_used: 10,
             work: WorkDone {

@@ -344,6 +344,7 @@ impl Runtime {
             component_hash: component.hash,
             inputs_root,
             outputs_root: root,
+            trace_root: Hash32::ZERO,
             outcome,
             fuel_used,
             work: WorkDone {

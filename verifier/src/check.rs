@@ -292,6 +292,7 @@ pub fn examine(
 /// #     job_id: Default::default(), shard: Default::default(), provider_id: key.id(),
 /// #     component_hash: Default::default(), inputs_root: Default::default(),
 /// #     outputs_root: Default::default(), outcome: assay_protocol::Outcome::Success,
+/// #     trace_root: Default::default(),
 /// #     fuel_used: 0, work: Default::default(), backend: Default::default(),
 /// #     telemetry: None, started_at_ms: 0, finished_at_ms: 0,
 /// # }.sign(&key).expect("sign");
@@ -365,6 +366,7 @@ pub enum Decision {
 /// #     job_id: Default::default(), shard: Default::default(), provider_id: key.id(),
 /// #     component_hash: Default::default(), inputs_root: Default::default(),
 /// #     outputs_root: Default::default(), outcome: assay_protocol::Outcome::Success,
+/// #     trace_root: Default::default(),
 /// #     fuel_used: 0, work: Default::default(), backend: Default::default(),
 /// #     telemetry: None, started_at_ms: 0, finished_at_ms: 0,
 /// # }.sign(&key).expect("sign");
@@ -452,6 +454,7 @@ mod tests {
             component_hash: component,
             inputs_root: root,
             outputs_root: Hash32::of(b"outputs"),
+            trace_root: Hash32::ZERO,
             outcome: assay_protocol::Outcome::Success,
             fuel_used: 1,
             work: assay_protocol::WorkDone::default(),

@@ -203,6 +203,7 @@ mod tests {
             component_hash: Hash32([2; 32]),
             inputs_root: Hash32([3; 32]),
             outputs_root: b.outputs_root,
+            trace_root: Hash32::ZERO,
             outcome: b.outcome,
             fuel_used: b.fuel_used,
             work: b.work,

@@ -534,6 +534,7 @@ fn bad_requests_are_refused_with_clear_errors() {
             component_hash: Hash32::of(&component),
             inputs_root: Hash32::of(b"y"),
             outputs_root: assay_protocol::outputs_root(Vec::<(&str, &[u8])>::new()),
+            trace_root: assay_protocol::Hash32::ZERO,
             outcome: assay_protocol::Outcome::Success,
             fuel_used: 1,
             work: Default::default(),

@@ -213,6 +213,7 @@ mod tests {
             component_hash: Hash32([3; 32]),
             inputs_root: Hash32([4; 32]),
             outputs_root: Hash32([5; 32]),
+            trace_root: Hash32::ZERO,
             outcome: Outcome::Success,
             fuel_used: 100,
             work: WorkDone {

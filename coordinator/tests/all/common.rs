@@ -172,6 +172,7 @@ pub fn submission<B: Backend>(
         component_hash: lease.component_hash,
         inputs_root: info.inputs_root,
         outputs_root: result.outputs_root,
+        trace_root: assay_protocol::Hash32::ZERO,
         outcome: result.outcome,
         fuel_used: result.fuel_used,
         work: result.work,

@@ -139,6 +139,7 @@ pub fn populate<B: Backend>(s: &SqlStore<B>, a: Size, now: u64) -> Named {
             component_hash: l.component_hash,
             inputs_root: info.inputs_root,
             outputs_root: outputs_root([("c", &out[..])]),
+            trace_root: Hash32::ZERO,
             outcome: Outcome::Success,
             fuel_used: 500_000,
             work: WorkDone {
