@@ -359,7 +359,9 @@ CREATE INDEX reward_payouts_by_provider ON reward_payouts (provider, epoch)"
     // v8: trust that cannot be outvoted — stake bonded per exposure (a
     // lease held, a receipt unsettled, a check in flight), leases with a
     // hard end, checks assigned to one verifier by the epoch seed, and
-    // verifiers' slashes counted.
+    // verifiers' slashes counted; an attempt ended by the job's watchdog
+    // (charged as a fault only once the shard gets a receipt) and the fees
+    // such attempts took out of the shard's escrow.
     let v8 = format!(
         "
 ALTER TABLE leases ADD COLUMN bond BIGINT NOT NULL DEFAULT 0;
@@ -370,7 +372,11 @@ CREATE INDEX receipts_unsettled_by_provider ON receipts (provider) WHERE settled
 ALTER TABLE checks ADD COLUMN assigned {blob};
 ALTER TABLE checks ADD COLUMN bond BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX checks_by_verifier ON checks (verifier) WHERE state = 'taken';
-ALTER TABLE verifiers ADD COLUMN slashed BIGINT NOT NULL DEFAULT 0"
+ALTER TABLE verifiers ADD COLUMN slashed BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE leases ADD COLUMN watchdog BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE leases ADD COLUMN fault_charged BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE shards ADD COLUMN watchdog_fees BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX leases_open_by_provider ON leases (provider) WHERE ended_at IS NULL"
     );
     vec![v1, v2, v3, v4, v5, v6, v7, v8]
 }
