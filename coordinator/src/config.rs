@@ -98,8 +98,22 @@ pub struct MarketConfig {
     /// (basis points of the slash; the referee gets `referee_bps`, the
     /// renter the rest).
     pub bounty_bps: u32,
-    /// The referee's share of a slash, basis points.
+    /// The arbiter's share of a slash, basis points (the stored name
+    /// predates arbiters).
     pub referee_bps: u32,
+    /// Verifier keys the coordinator designates as arbiters: disputes and
+    /// re-checks go to them alone, and their re-execution decides (a count
+    /// of verifiers never does). Empty: disputes and re-checks wait.
+    pub arbiters: Vec<NodeId>,
+    /// The fraction of first agreeing verdicts an arbiter re-checks before
+    /// anyone is paid, parts per million (a verifier that agreed with a
+    /// wrong result is slashed). It prices the bond a verifier holds per
+    /// check ([`crate::rules::checks::check_bond`]).
+    pub recheck_ppm: u32,
+    /// The least IO stake (µIO) a verifier holds to be assigned checks.
+    pub verifier_stake_floor: u64,
+    /// At most this many checks held by one verifier at once.
+    pub verifier_max_in_flight: u32,
     /// Proof of hardware: the challenge component (blake3, size) in the
     /// blob store. `None`: claims are not challenged and GPU jobs match any
     /// provider that registered a GPU.
@@ -117,6 +131,18 @@ pub struct MarketConfig {
     pub telemetry_every_ms: u64,
     /// Device samples older than this are deleted.
     pub telemetry_keep_ms: u64,
+    /// A lease's hard end: it lives at most this many times its job's
+    /// watchdog (`wall_clock_ms`), plus [`MarketConfig::lease_ttl_ms`],
+    /// after it was granted, however often heartbeats renew it.
+    pub lease_cap_factor: u64,
+    /// A provider's heartbeat that reports the leases it holds ends those
+    /// it does not hold — once they were granted this long ago (a reply to
+    /// `TakeLeases` may still be on its way).
+    pub lease_report_grace_ms: u64,
+    /// What an attempt ended by the job's own watchdog costs the renter,
+    /// µIOSD, paid to the provider whose slot it held (at most what is left
+    /// of the shard's escrow).
+    pub watchdog_fee: u64,
 }
 
 impl Default for MarketConfig {
@@ -134,12 +160,19 @@ impl Default for MarketConfig {
             slash_bps: 5_000,
             bounty_bps: 5_000,
             referee_bps: 2_500,
+            arbiters: Vec::new(),
+            recheck_ppm: 100_000,
+            verifier_stake_floor: 0,
+            verifier_max_in_flight: 4,
             challenge_component: None,
             challenge_interval_ms: 6 * 3_600_000,
             challenge_override: None,
             economy: EconomyConfig::default(),
             telemetry_every_ms: 60_000,
             telemetry_keep_ms: 86_400_000,
+            lease_cap_factor: 3,
+            lease_report_grace_ms: 10_000,
+            watchdog_fee: 1_000,
         }
     }
 }

@@ -107,8 +107,11 @@ stored_state! {
         NotSampled = "not-sampled",
         /// Drawn (or audited, or a challenge): a verifier re-runs it.
         Sampled = "sampled",
-        /// A verifier disagreed: a referee re-runs it.
+        /// A verifier disagreed: the arbiter re-runs it.
         Disputed = "disputed",
+        /// A verifier agreed and the agreement was drawn for a re-check:
+        /// the arbiter re-runs it before anyone is paid.
+        Rechecking = "rechecking",
         /// A verifier (or the referee) agreed: paid.
         Verified = "verified",
         /// The referee sided with the verifier: the provider was slashed.
@@ -157,8 +160,11 @@ stored_state! {
     CheckRole, "check role" {
         /// The first re-execution of a receipt.
         Verify = "verify",
-        /// The tie-breaking re-execution after a dispute.
+        /// The arbiter's re-execution after a dispute (the stored word
+        /// predates arbiters: any verifier used to break the tie).
         Referee = "referee",
+        /// The arbiter's re-execution of an agreement drawn for a re-check.
+        Recheck = "recheck",
     }
 }
 
@@ -337,6 +343,7 @@ mod tests {
                 "not-sampled",
                 "sampled",
                 "disputed",
+                "rechecking",
                 "verified",
                 "rejected",
                 "void"
@@ -348,7 +355,7 @@ mod tests {
         );
         assert_eq!(
             words(CheckRole::ALL, CheckRole::as_str),
-            ["verify", "referee"]
+            ["verify", "referee", "recheck"]
         );
         assert_eq!(
             words(CheckStatus::ALL, CheckStatus::as_str),

@@ -329,17 +329,25 @@ pub struct VerdictSubmission {
 pub enum Decision {
     /// The receipt matched: provider and verifier paid.
     Verified,
-    /// A mismatch: a referee check was opened.
+    /// The receipt matched and the agreement was drawn for a re-check: the
+    /// arbiter re-runs it before anyone is paid.
+    Rechecking,
+    /// A mismatch: an arbitration was opened.
     Disputed,
-    /// The referee agreed with the verifier: the provider was slashed and
+    /// The arbiter agreed with the verifier: the provider was slashed and
     /// the shard re-queued.
     Rejected,
-    /// The referee agreed with the provider: the verifier was slashed and
+    /// The arbiter agreed with the provider: the verifier was slashed and
     /// the receipt settled.
     Overruled,
-    /// The referee agreed with neither (a determinism failure): the receipt
-    /// is void and the shard re-queued, nobody slashed.
-    Inconclusive,
+    /// The arbiter agreed with neither: both were slashed and the shard
+    /// re-queued.
+    BothWrong,
+    /// The arbiter's re-check confirmed an agreement: paid.
+    Confirmed,
+    /// The arbiter's re-check found a wrong result a verifier had agreed
+    /// with: provider and verifier slashed, the shard re-queued.
+    Colluded,
 }
 
 impl Decision {
@@ -347,10 +355,13 @@ impl Decision {
     pub fn name(self) -> &'static str {
         match self {
             Decision::Verified => "verified",
+            Decision::Rechecking => "rechecking",
             Decision::Disputed => "disputed",
             Decision::Rejected => "rejected",
             Decision::Overruled => "overruled",
-            Decision::Inconclusive => "inconclusive",
+            Decision::BothWrong => "both-wrong",
+            Decision::Confirmed => "confirmed",
+            Decision::Colluded => "colluded",
         }
     }
 }

@@ -13,6 +13,16 @@
 //! ids into unsampled ones, and after the reveal anybody can re-check every
 //! decision (the seed must hash to the commitment published beforehand).
 //!
+//! # Assignment
+//!
+//! A check is not pulled by whoever asks first: among the verifiers
+//! eligible for it (staked, online, with room), it goes to the one with the
+//! lowest [`assignment_rank`]`(s, check, verifier)` =
+//! `blake3("assay/assign/v1", s, check, verifier)`, where `s` is the seed of
+//! the epoch its receipt was recorded in (revealed before the check opens)
+//! and `check` is the check's id, drawn by the coordinator. Running more
+//! verifier keys buys a proportional share of checks, never a chosen one.
+//!
 //! # Economics
 //!
 //! A provider who returns garbage instead of running a job gains at most
@@ -64,6 +74,14 @@ pub fn draw(receipt_id: &Hash32, seed: &[u8; 32]) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&h.0[..8]);
     u64::from_le_bytes(b)
+}
+
+/// A verifier's rank for a check (lowest wins): `blake3("assay/assign/v1",
+/// seed, check, verifier)`.
+pub fn assignment_rank(seed: &[u8; 32], check: &Hash32, verifier: &[u8; 32]) -> Hash32 {
+    let mut e = Encoder::new("assay/assign/v1");
+    e.fixed32(seed).fixed32(&check.0).fixed32(verifier);
+    e.hash()
 }
 
 /// True iff the receipt is sampled at `rate_ppm` (parts per million) under
@@ -156,6 +174,29 @@ mod tests {
             u32::try_from(((u128::from(d) * 1_000_000) >> 64) + 1).unwrap_or(RATE_ALWAYS);
         assert!(is_sampled(&r, &[0; 32], just_above));
         assert!(!is_sampled(&r, &[0; 32], just_above - 1));
+    }
+
+    #[test]
+    fn assignment_spreads_checks_over_verifiers() {
+        let seed = [3u8; 32];
+        let verifiers: Vec<[u8; 32]> = (0u8..4).map(|i| [i; 32]).collect();
+        let mut wins = [0u32; 4];
+        for i in 0u32..4_000 {
+            let check = Hash32::of(&i.to_le_bytes());
+            let best = (0..4)
+                .min_by_key(|&v| assignment_rank(&seed, &check, &verifiers[v]).0)
+                .unwrap_or(0);
+            wins[best] += 1;
+        }
+        // Each of 4 verifiers wins about a quarter (± 5σ ≈ 140).
+        for w in wins {
+            assert!((860..=1_140).contains(&w), "{wins:?}");
+        }
+        let check = Hash32::of(b"c");
+        assert_ne!(
+            assignment_rank(&seed, &check, &verifiers[0]),
+            assignment_rank(&[4u8; 32], &check, &verifiers[0])
+        );
     }
 
     #[test]

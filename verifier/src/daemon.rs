@@ -109,6 +109,9 @@ pub struct Config {
     pub watchdog_scale: u32,
     /// Test only: lie on this fraction of checks (see the module docs).
     pub lie_rate: f64,
+    /// Test only: agree with every receipt without re-executing it (a
+    /// provider's accomplice; the arbiter's re-checks catch it).
+    pub rubber_stamp: bool,
 }
 
 impl Config {
@@ -134,6 +137,7 @@ impl Config {
             faucet: 0,
             watchdog_scale: 4,
             lie_rate: 0.0,
+            rubber_stamp: false,
         }
     }
 }
@@ -265,7 +269,7 @@ impl Work for Verifier {
     }
 
     fn register_metrics(&self, registry: &mut Registry) {
-        self.metrics.register(registry, self.cfg.lie_rate > 0.0);
+        self.metrics.register(registry, self.cfg.lie_rate > 0.0 || self.cfg.rubber_stamp);
     }
 
     async fn faucet(&self, amount: u64) -> Result<u64, assay_daemon::Error> {
@@ -369,6 +373,19 @@ impl Work for Verifier {
     }
 
     fn run(&self, p: Prepared, blobs: Fetched) -> Conclusion<Verdict> {
+        if self.cfg.rubber_stamp {
+            self.metrics.lies.inc();
+            tracing::warn!(check = %p.id.short(), "test knob: agreeing without re-executing");
+            return Conclusion::Report {
+                outcome: "lie".into(),
+                report: Verdict {
+                    said: Observed::claimed_by(&p.receipt.body),
+                    check: p,
+                    agrees: true,
+                    comparison: "not re-executed (rubber stamp)".into(),
+                },
+            };
+        }
         let Some(spec) = reexecution_spec(&p, self.cfg.watchdog_scale, now_ms()) else {
             // The check has gone to another verifier: running it is waste.
             return Conclusion::Drop {
@@ -514,6 +531,11 @@ pub async fn run(
 ) -> Result<(), Error> {
     std::fs::create_dir_all(&cfg.state_dir).map_err(|e| Error::io(&cfg.state_dir, e))?;
     let channel = client::channel(&cfg.coordinator)?;
+    if cfg.rubber_stamp {
+        tracing::warn!(
+            "TEST KNOB: this verifier agrees with every receipt without re-executing it and will be slashed when re-checked"
+        );
+    }
     if cfg.lie_rate > 0.0 {
         tracing::warn!(
             rate = cfg.lie_rate,

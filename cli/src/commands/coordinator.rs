@@ -56,10 +56,26 @@ pub struct CoordinatorArgs {
     /// The share of a provider's slash paid to the verifier who caught it, basis points.
     #[arg(long, default_value_t = 5_000)]
     pub bounty_bps: u32,
-    /// The referee's share of a slash, basis points (the rest goes to the renter,
+    /// The arbiter's share of a slash, basis points (the rest goes to the renter,
     /// or to the provider when a verifier is overruled).
     #[arg(long, default_value_t = 2_500)]
     pub referee_bps: u32,
+    /// A verifier key (hex) designated as an arbiter: disputes and re-checks
+    /// go to arbiters alone and their re-execution decides (repeat for
+    /// several). Without one, disputes wait. Run it with `assay verifier`.
+    #[arg(long = "arbiter-key", value_name = "HEX")]
+    pub arbiter_keys: Vec<assay_protocol::NodeId>,
+    /// The fraction of agreeing verdicts an arbiter re-checks before pay (a
+    /// verifier that agreed with a wrong result is slashed); it prices the
+    /// stake a verifier bonds per check (`assay verifier model`).
+    #[arg(long, default_value_t = 0.1)]
+    pub recheck_rate: f64,
+    /// The least IO stake a verifier holds to be assigned checks, e.g. 100.
+    #[arg(long, default_value = "1", value_parser = parse_units)]
+    pub verifier_stake: u64,
+    /// At most this many checks held by one verifier at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub verifier_max_checks: u32,
     /// How long a fresh shard waits for the best-ranked provider.
     #[arg(long, default_value_t = 1_000)]
     pub preference_window_ms: u64,
@@ -218,11 +234,15 @@ pub fn main(args: CoordinatorArgs) -> Result<u8, Failure> {
         fee_bps: args.fee_bps.min(10_000),
         max_attempts: args.max_attempts,
         epoch_ms: args.epoch_ms.max(1),
-        default_rate_ppm: rate_ppm(args.verify_rate)?,
+        default_rate_ppm: rate_ppm("--verify-rate", args.verify_rate)?,
         check_ttl_ms: args.check_ttl_ms,
         slash_bps: args.slash_bps.min(10_000),
         bounty_bps: args.bounty_bps.min(10_000),
         referee_bps: args.referee_bps.min(10_000 - args.bounty_bps.min(10_000)),
+        arbiters: args.arbiter_keys.clone(),
+        recheck_ppm: rate_ppm("--recheck-rate", args.recheck_rate)?,
+        verifier_stake_floor: args.verifier_stake,
+        verifier_max_in_flight: args.verifier_max_checks,
         challenge_component,
         challenge_interval_ms: args.challenge_interval_ms,
         challenge_override: args.challenge_override,
@@ -298,10 +318,10 @@ pub fn main(args: CoordinatorArgs) -> Result<u8, Failure> {
     })
 }
 
-fn rate_ppm(p: f64) -> Result<u32, Failure> {
+fn rate_ppm(flag: &str, p: f64) -> Result<u32, Failure> {
     if !(0.0..=1.0).contains(&p) {
         return Err(Failure::usage(anyhow::anyhow!(
-            "--verify-rate {p}: give a fraction in [0, 1]"
+            "{flag} {p}: give a fraction in [0, 1]"
         )));
     }
     Ok((p * 1e6).round() as u32)

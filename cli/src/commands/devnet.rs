@@ -1,6 +1,7 @@
 //! `assay devnet`: a whole market on this machine — a coordinator (with
 //! the faucet and the default IO genesis), an oracle posting a fixed IO
-//! price, providers and verifiers, each its own process on loopback with
+//! price, providers, verifiers and the arbiter that decides disputes and
+//! re-checks, each its own process on loopback with
 //! its own key — until Ctrl-C. The coordinator serves the web explorer on
 //! `--http-listen` (127.0.0.1:7780) and the URL is printed. The reward schedule is compressed: an hour
 //! of it lasts a minute, a reward epoch 10 s. `--demo` then publishes the
@@ -33,7 +34,7 @@ pub struct DevnetArgs {
     /// How many providers.
     #[arg(long, default_value_t = 2)]
     pub providers: u32,
-    /// How many verifiers (two or more, so a disputed receipt finds a referee).
+    /// How many verifiers (besides the arbiter, which only decides disputes and re-checks).
     #[arg(long, default_value_t = 2)]
     pub verifiers: u32,
     /// Publish the matmul job in two shards and follow it to settlement.
@@ -102,9 +103,18 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
         .id()
         .to_string();
 
+    // The arbiter decides disputes and re-checks; its key is named to the
+    // coordinator before either starts.
+    let arbiter_home = dir.join("arbiter");
+    let arbiter_key = assay_protocol::NodeKey::load_or_create(&arbiter_home.join("node.key"))
+        .map_err(Failure::usage)?
+        .id()
+        .to_string();
+
     let mut coordinator = Command::new(&exe)
         .args(["coordinator", "--faucet", "--listen", &args.listen])
         .args(["--oracle-key", &oracle_key])
+        .args(["--arbiter-key", &arbiter_key])
         .args([
             "--reward-hour-ms",
             &REWARD_HOUR_MS.to_string(),
@@ -212,6 +222,20 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
         println!("{name}   price {} µIOSD/Munit, stake 100 IO", 10 + i);
         nodes.push(Node { name, child });
     }
+    let arbiter = Command::new(&exe)
+        .args(["verifier", "--coordinator", &url])
+        .args(["--poll-ms", "200", "--backend", "cpu"])
+        .env("ASSAY_HOME", &arbiter_home)
+        .stdout(Stdio::null())
+        .stderr(log_file(&dir, "arbiter")?)
+        .spawn()
+        .context("starting the arbiter")
+        .map_err(Failure::fault)?;
+    nodes.push(Node {
+        name: "arbiter".into(),
+        child: arbiter,
+    });
+    println!("arbiter      {arbiter_key}  re-executes disputes and re-checks (its result decides)");
     for i in 0..args.verifiers {
         let name = format!("verifier-{i}");
         let child = Command::new(&exe)

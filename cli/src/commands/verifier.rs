@@ -83,6 +83,10 @@ pub struct DaemonArgs {
     /// overrules the lies and this node is slashed.
     #[arg(long, hide = true, default_value_t = 0.0, value_parser = parse_fraction)]
     pub lie_rate: f64,
+    /// TEST ONLY: agree with every receipt without re-executing it (a
+    /// cheating provider's accomplice). The arbiter's re-checks catch it.
+    #[arg(long, hide = true)]
+    pub rubber_stamp: bool,
 }
 
 #[derive(Debug, Args)]
@@ -184,6 +188,7 @@ fn daemon(args: DaemonArgs) -> Result<u8, Failure> {
         faucet: args.faucet,
         watchdog_scale: args.watchdog_scale,
         lie_rate: args.lie_rate,
+        rubber_stamp: args.rubber_stamp,
     };
     eprintln!(
         "assay verifier {} → {} (stake {} µIOSD, {slots} slots, backend {})",

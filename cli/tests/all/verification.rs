@@ -2,7 +2,9 @@
 //! verifiers as separate `assay` processes on loopback, renters using the
 //! CLI. A provider that cheats (the hidden `--cheat-rate` knob) is caught,
 //! slashed and its work redone; a verifier that lies (`--lie-rate`) is
-//! overruled by a referee and slashed; thousands of honest jobs checked by
+//! overruled by the arbiter and slashed, and two colluding liars cannot
+//! outvote it; a cheat's own rubber-stamping verifier is caught by the
+//! arbiter's re-check and both are slashed; thousands of honest jobs checked by
 //! verifiers on other thread counts never produce a mismatch; and the ledger
 //! balances to the µIOSD through all of it.
 
@@ -19,24 +21,38 @@ const STAKE: u64 = 1_000_000;
 const FAUCET: u64 = 1_000_000_000_000;
 
 /// The coordinator of these tests: short epochs, a challenge window long
-/// enough for a cheat to be caught before its receipts would settle.
-fn market(root: &Path, window_ms: &str, rate: &str) -> (Proc, String) {
-    coordinator(
-        &root.join("coordinator"),
-        "127.0.0.1:0",
-        &[
-            "--epoch-ms",
-            "300",
-            "--settlement-delay-ms",
-            window_ms,
-            "--verify-rate",
-            rate,
-            "--check-ttl-ms",
-            "60000",
-            "--preference-window-ms",
-            "0",
-        ],
-    )
+/// enough for a cheat to be caught before its receipts would settle, and
+/// an arbiter (its key made here, named to the coordinator; the returned
+/// process re-executes what it is given).
+fn market(root: &Path, window_ms: &str, rate: &str) -> (Proc, String, Proc) {
+    market_with(root, window_ms, rate, &[])
+}
+
+fn market_with(root: &Path, window_ms: &str, rate: &str, extra: &[&str]) -> (Proc, String, Proc) {
+    let arbiter_home = root.join("arbiter");
+    std::fs::create_dir_all(&arbiter_home).expect("arbiter home");
+    let arbiter = assay_protocol::NodeKey::load_or_create(&arbiter_home.join("node.key"))
+        .expect("arbiter key")
+        .id()
+        .to_string();
+    let mut args = vec![
+        "--epoch-ms",
+        "300",
+        "--settlement-delay-ms",
+        window_ms,
+        "--verify-rate",
+        rate,
+        "--check-ttl-ms",
+        "60000",
+        "--preference-window-ms",
+        "0",
+        "--arbiter-key",
+        &arbiter,
+    ];
+    args.extend_from_slice(extra);
+    let (c, url) = coordinator(&root.join("coordinator"), "127.0.0.1:0", &args);
+    let arbiter = verifier(&url, &arbiter_home, &[]);
+    (c, url, arbiter)
 }
 
 fn status(home: &Path, url: &str, job: &str) -> Value {
@@ -116,7 +132,7 @@ fn a_cheating_provider_is_caught_slashed_and_its_jobs_redone() {
     // A 45 s challenge window: the cheater's unsampled receipts must still be
     // unsettled when it is caught (seconds in, even on a loaded machine), so
     // the audit finds them; its honest successor's settle 45 s later.
-    let (_c, url) = market(root, "45000", "0.2");
+    let (_c, url, _arbiter) = market(root, "45000", "0.2");
     let renter = root.join("renter");
     let (cheat_home, honest_home) = (root.join("cheater"), root.join("honest"));
     let (cheater, honest) = (node_id(&cheat_home, &url), node_id(&honest_home, &url));
@@ -236,12 +252,12 @@ fn a_cheating_provider_is_caught_slashed_and_its_jobs_redone() {
 }
 
 #[test]
-fn a_lying_verifier_is_overruled_by_the_referee_and_slashed() {
+fn a_lying_verifier_is_overruled_by_the_arbiter_and_slashed() {
     let tmp = tempfile::tempdir().expect("tmp");
     let root = tmp.path();
-    let (_c, url) = market(root, "1000", "1");
+    let (_c, url, _arbiter) = market(root, "1000", "1");
     let renter = root.join("renter");
-    let (p_home, liar_home, ref_home) = (root.join("p"), root.join("liar"), root.join("referee"));
+    let (p_home, liar_home, ref_home) = (root.join("p"), root.join("liar"), root.join("arbiter"));
     let (p, liar, referee) = (
         node_id(&p_home, &url),
         node_id(&liar_home, &url),
@@ -258,10 +274,6 @@ fn a_lying_verifier_is_overruled_by_the_referee_and_slashed() {
         &["faucet", "--amount", &FAUCET.to_string()],
     ));
     let job = publish_matmul(root, &renter, &url, &[]);
-    wait_job(&renter, &url, &job, 60, |s| {
-        s["shards"][0]["verification"]["state"] == "disputed"
-    });
-    let _referee = verifier(&url, &ref_home, &["--threads", "2"]);
     let settled = wait_job(&renter, &url, &job, 60, |s| s["state"] == "settled");
     let shard = &settled["shards"][0];
     let verdicts = shard["verification"]["verdicts"]
@@ -313,6 +325,109 @@ fn a_lying_verifier_is_overruled_by_the_referee_and_slashed() {
     );
 }
 
+/// Two verifiers run by one person lie about every check, and no honest
+/// verifier is online: they cannot outvote anyone, because only the
+/// arbiter's re-execution decides a dispute. The honest provider keeps its
+/// stake, both liars lose theirs, and the job settles with the honest
+/// result.
+#[test]
+fn two_colluding_liars_cannot_slash_an_honest_provider() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let (_c, url, _arbiter) = market(root, "1000", "1");
+    let renter = root.join("renter");
+    let p_home = root.join("p");
+    let p = node_id(&p_home, &url);
+    let _p = provider(&url, &p_home, 10, 4);
+    let liar_homes = [root.join("liar1"), root.join("liar2")];
+    let liars: Vec<String> = liar_homes.iter().map(|h| node_id(h, &url)).collect();
+    let _liars: Vec<Proc> = liar_homes
+        .iter()
+        .map(|h| verifier(&url, h, &["--lie-rate", "1"]))
+        .collect();
+    wait_registered(&renter, &url, &p);
+    for l in &liars {
+        wait_staked(&renter, &url, l, STAKE);
+    }
+    ok(assay(
+        &renter,
+        &url,
+        &["faucet", "--amount", &FAUCET.to_string()],
+    ));
+    // Four shards: a liar's stake bonds two checks at a time, so both get some.
+    let job = publish_matmul(root, &renter, &url, &["--shards", "4"]);
+    let settled = wait_job(&renter, &url, &job, 120, |s| s["state"] == "settled");
+    for shard in settled["shards"].as_array().expect("shards") {
+        assert_eq!(shard["provider"].as_str(), Some(p.as_str()), "{shard:#}");
+        assert_eq!(shard["verification"]["state"], "verified", "{shard:#}");
+        let verdicts = shard["verification"]["verdicts"].as_array().expect("verdicts");
+        let last = verdicts.last().expect("a verdict");
+        assert_eq!(last["role"], "referee", "the arbiter decided: {shard:#}");
+        assert_eq!(last["agrees"], true, "{shard:#}");
+    }
+    assert_eq!(
+        u(&account(&renter, &url, Some(&p))["stake"]),
+        STAKE,
+        "the honest provider keeps its stake"
+    );
+    for l in &liars {
+        let stake = u(&account(&renter, &url, Some(l))["stake"]);
+        assert!(stake < STAKE, "liar {l} kept its stake {stake}");
+    }
+    assert!(
+        String::from_utf8_lossy(&ok(assay(&renter, &url, &["ledger", "verify"])).stdout)
+            .contains("ledger OK")
+    );
+}
+
+/// A cheating provider whose own verifier agrees with everything without
+/// re-executing: the arbiter re-checks agreements (here every one,
+/// `--recheck-rate 1`), finds the result wrong, and slashes both; an honest
+/// provider and verifier then redo the work.
+#[test]
+fn a_cheat_and_its_rubber_stamp_verifier_are_both_slashed() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let (_c, url, _arbiter) = market_with(root, "1000", "1", &["--recheck-rate", "1"]);
+    let renter = root.join("renter");
+    let (cheat_home, stamp_home) = (root.join("cheater"), root.join("stamp"));
+    let (cheater, stamp) = (node_id(&cheat_home, &url), node_id(&stamp_home, &url));
+    let cheat = provider_with(&url, &cheat_home, 10, 2, &["--cheat-rate", "1"]);
+    let stamper = verifier(&url, &stamp_home, &["--rubber-stamp"]);
+    wait_registered(&renter, &url, &cheater);
+    wait_staked(&renter, &url, &stamp, STAKE);
+    ok(assay(
+        &renter,
+        &url,
+        &["faucet", "--amount", &FAUCET.to_string()],
+    ));
+    let job = publish_matmul(root, &renter, &url, &[]);
+    wait_job(&renter, &url, &job, 90, |s| {
+        s["shards"][0]["rejected_receipts"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+    });
+    drop((cheat, stamper));
+    let (slashed, ..) = slash_split(STAKE);
+    for (who, id) in [("the cheater", &cheater), ("its verifier", &stamp)] {
+        let a = account(&renter, &url, Some(id));
+        assert_eq!(u(&a["stake"]), STAKE - slashed, "{who} is slashed: {a:#}");
+        assert_eq!(u(&a["earnings"]) + u(&a["verifier_earnings"]), 0, "{who} is not paid");
+    }
+    let honest_home = root.join("honest");
+    let honest = node_id(&honest_home, &url);
+    let _honest = provider(&url, &honest_home, 20, 2);
+    let _v = verifier(&url, &root.join("v"), &[]);
+    let settled = wait_job(&renter, &url, &job, 120, |s| s["state"] == "settled");
+    let shard = &settled["shards"][0];
+    assert_eq!(shard["provider"].as_str(), Some(honest.as_str()), "{shard:#}");
+    assert_eq!(shard["verification"]["state"], "verified", "{shard:#}");
+    assert!(
+        String::from_utf8_lossy(&ok(assay(&renter, &url, &["ledger", "verify"])).stdout)
+            .contains("ledger OK")
+    );
+}
+
 /// 2,000 honest shards, every one re-executed (p = 1) by verifiers on other
 /// thread counts than the providers': not one mismatch, nobody slashed.
 #[test]
@@ -321,7 +436,7 @@ fn two_thousand_honest_jobs_checked_on_other_thread_counts_never_mismatch() {
     const SHARDS: u32 = 250;
     let tmp = tempfile::tempdir().expect("tmp");
     let root = tmp.path();
-    let (_c, url) = market(root, "1000", "1");
+    let (_c, url, _arbiter) = market(root, "1000", "1");
     let renter = root.join("renter");
     let homes: Vec<_> = (0..2).map(|i| root.join(format!("p{i}"))).collect();
     let ids: Vec<String> = homes.iter().map(|h| node_id(h, &url)).collect();
@@ -481,7 +596,7 @@ fn a_gpu_claim_that_misses_its_challenge_bound_gets_no_gpu_jobs() {
 fn a_provider_that_inflates_its_work_is_caught() {
     let tmp = tempfile::tempdir().expect("tmp");
     let root = tmp.path();
-    let (_c, url) = market(root, "20000", "1");
+    let (_c, url, _arbiter) = market(root, "20000", "1");
     let renter = root.join("renter");
     let p_home = root.join("p");
     let p = node_id(&p_home, &url);

@@ -2,8 +2,9 @@
 //! who may answer a check. The diagram is [`crate::store::checks`]'s; this
 //! module is its arithmetic, without SQL.
 
-use assay_protocol::NodeId;
 use assay_protocol::challenge::VERIFIER_FLOOR_MFLOPS;
+use assay_protocol::verification::{assignment_rank, required_stake};
+use assay_protocol::{Hash32, NodeId};
 
 use crate::Error;
 use crate::state::{CheckReason, CheckRole, CheckState, CheckStatus};
@@ -46,13 +47,19 @@ pub fn transition(from: CheckState, event: CheckEvent) -> Option<CheckState> {
         (Pending, CheckEvent::Revealed { drawn: true }) => Some(Sampled),
         (Pending, CheckEvent::Revealed { drawn: false }) => Some(NotSampled),
         (Pending | NotSampled, CheckEvent::Audited) => Some(Sampled),
-        (Sampled, CheckEvent::Decided(Decision::Verified)) => Some(Verified),
-        (Sampled, CheckEvent::Decided(Decision::Disputed)) => Some(Disputed),
+        (Sampled, CheckEvent::Decided(d)) => match d {
+            Decision::Verified | Decision::Disputed | Decision::Rechecking => {
+                Some(d.check_state())
+            }
+            _ => None,
+        },
         (Disputed, CheckEvent::Decided(d)) => match d {
-            Decision::Overruled => Some(Verified),
-            Decision::Rejected => Some(Rejected),
-            Decision::Inconclusive => Some(Void),
-            Decision::Verified | Decision::Disputed => None,
+            Decision::Overruled | Decision::Rejected | Decision::BothWrong => Some(d.check_state()),
+            _ => None,
+        },
+        (Rechecking, CheckEvent::Decided(d)) => match d {
+            Decision::Confirmed | Decision::Colluded => Some(d.check_state()),
+            _ => None,
         },
         _ => None,
     }
@@ -65,15 +72,35 @@ pub fn settles_after_window(state: CheckState) -> bool {
 }
 
 /// What a verdict decides. `agrees`: the verdict's result equals the
-/// receipt's; `same_as_first`: for a referee, whether its result equals the
-/// disputing verifier's.
-pub fn decide(role: CheckRole, agrees: bool, same_as_first: impl FnOnce() -> bool) -> Decision {
+/// receipt's; `same_as_first`: for an arbitration, whether the arbiter's
+/// result equals the disputing verifier's; `recheck_drawn`: for a first
+/// agreeing verdict, whether the agreement was drawn for a re-check.
+pub fn decide(
+    role: CheckRole,
+    agrees: bool,
+    same_as_first: impl FnOnce() -> bool,
+    recheck_drawn: impl FnOnce() -> bool,
+) -> Decision {
     match (role, agrees) {
+        (CheckRole::Verify, true) if recheck_drawn() => Decision::Rechecking,
         (CheckRole::Verify, true) => Decision::Verified,
         (CheckRole::Verify, false) => Decision::Disputed,
         (CheckRole::Referee, true) => Decision::Overruled,
         (CheckRole::Referee, false) if same_as_first() => Decision::Rejected,
-        (CheckRole::Referee, false) => Decision::Inconclusive,
+        (CheckRole::Referee, false) => Decision::BothWrong,
+        (CheckRole::Recheck, true) => Decision::Confirmed,
+        (CheckRole::Recheck, false) => Decision::Colluded,
+    }
+}
+
+/// Who may take a check of `role`: disputes and re-checks are the
+/// arbiters' alone (a count of verifiers never decides one); first checks
+/// go to staked verifiers that are not arbiters, so arbiters stay free to
+/// arbitrate.
+pub fn may_take(role: CheckRole, is_arbiter: bool) -> bool {
+    match role {
+        CheckRole::Verify => !is_arbiter,
+        CheckRole::Referee | CheckRole::Recheck => is_arbiter,
     }
 }
 
@@ -81,17 +108,83 @@ impl Decision {
     /// The receipt's check state after this decision.
     pub fn check_state(self) -> CheckState {
         match self {
-            Decision::Verified | Decision::Overruled => CheckState::Verified,
+            Decision::Verified | Decision::Overruled | Decision::Confirmed => CheckState::Verified,
             Decision::Disputed => CheckState::Disputed,
-            Decision::Rejected => CheckState::Rejected,
-            Decision::Inconclusive => CheckState::Void,
+            Decision::Rechecking => CheckState::Rechecking,
+            Decision::Rejected | Decision::BothWrong | Decision::Colluded => CheckState::Rejected,
         }
     }
 
     /// The receipt is paid (provider and verifier).
     pub fn pays(self) -> bool {
-        matches!(self, Decision::Verified | Decision::Overruled)
+        matches!(
+            self,
+            Decision::Verified | Decision::Overruled | Decision::Confirmed
+        )
     }
+
+    /// The check is over (nothing more is re-run for this receipt).
+    pub fn is_final(self) -> bool {
+        !matches!(self, Decision::Disputed | Decision::Rechecking)
+    }
+}
+
+/// A verifier as the assignment sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifierSlot {
+    /// Its key.
+    pub id: NodeId,
+    /// Its IO stake.
+    pub stake: u64,
+    /// IO bonded by the checks it holds.
+    pub bonded: u64,
+    /// Checks it holds.
+    pub in_flight: u32,
+}
+
+/// The rules a verifier must meet to be handed a first check: the stake
+/// floor, at most `max_in_flight` checks at once, and free stake (stake
+/// less what its held checks bond) covering the check's bond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accountability {
+    /// The least stake a verifier holds to be assigned any check.
+    pub stake_floor: u64,
+    /// At most this many checks in flight per verifier.
+    pub max_in_flight: u32,
+}
+
+impl Accountability {
+    /// Whether `v` may be assigned a check that bonds `bond`.
+    pub fn admits(&self, v: &VerifierSlot, bond: u64) -> bool {
+        v.stake >= self.stake_floor
+            && v.in_flight < self.max_in_flight
+            && v.stake.saturating_sub(v.bonded) >= bond
+    }
+}
+
+/// The verifier a check goes to: among `candidates` (already filtered for
+/// eligibility), the lowest [`assignment_rank`] under `seed`.
+pub fn assignee<'a>(
+    seed: &[u8; 32],
+    check: &Hash32,
+    candidates: impl IntoIterator<Item = &'a NodeId>,
+) -> Option<&'a NodeId> {
+    candidates
+        .into_iter()
+        .min_by_key(|v| assignment_rank(seed, check, &v.0).0)
+}
+
+/// What a verifier bonds while it holds a first check of a receipt whose
+/// provider could gain `gain_io` (µIO) by a wrong result: the stake that
+/// makes agreeing with a wrong result a losing bet when a fraction
+/// `recheck_ppm` of agreements is re-checked and a caught verifier loses
+/// `slash_bps` of its stake, `⌈g·(1 − q)/(q·σ)⌉`. Without re-checks
+/// (`q = 0`) an agreement is never examined and no bond can price it: 0.
+pub fn check_bond(gain_io: u64, recheck_ppm: u32, slash_bps: u32) -> u64 {
+    if recheck_ppm == 0 {
+        return 0;
+    }
+    required_stake(gain_io, recheck_ppm, slash_bps).unwrap_or(u64::MAX)
 }
 
 /// Who may give a verdict on a check: the verifier holding it. A verifier
@@ -152,8 +245,14 @@ pub fn waiting(record: &ReceiptRecord) -> bool {
 }
 
 /// What a waiting receipt's check waits for, in words for the renter;
-/// `other_verifiers` are the online verifiers other than its provider.
-pub fn note(record: &ReceiptRecord, other_verifiers: usize, epoch_ms: u64) -> String {
+/// `other_verifiers` are the online verifiers other than its provider,
+/// `arbiters` the online arbiters.
+pub fn note(
+    record: &ReceiptRecord,
+    other_verifiers: usize,
+    arbiters: usize,
+    epoch_ms: u64,
+) -> String {
     let epoch_ms = epoch_ms.max(1);
     match record.check_state {
         CheckState::Pending => format!(
@@ -175,10 +274,16 @@ pub fn note(record: &ReceiptRecord, other_verifiers: usize, epoch_ms: u64) -> St
         CheckState::Sampled => {
             format!("waiting for one of {other_verifiers} online verifiers to re-run it")
         }
-        CheckState::Disputed if other_verifiers < 2 => {
-            "disputed: waiting for a referee, a second verifier that must be online".into()
+        CheckState::Disputed if arbiters == 0 => {
+            "disputed: waiting for the arbiter, which is not online (the coordinator names it with --arbiter-key; start it with `assay verifier`)".into()
         }
-        CheckState::Disputed => "disputed: a referee re-runs it".into(),
+        CheckState::Disputed => "disputed: the arbiter re-runs it".into(),
+        CheckState::Rechecking if arbiters == 0 => {
+            "a verifier agreed and the agreement was drawn for a re-check: waiting for the arbiter, which is not online".into()
+        }
+        CheckState::Rechecking => {
+            "a verifier agreed and the agreement was drawn for a re-check: the arbiter re-runs it".into()
+        }
         CheckState::Verified | CheckState::Rejected | CheckState::Void => String::new(),
     }
 }
@@ -231,9 +336,26 @@ mod tests {
             Some(Rejected)
         );
         assert_eq!(
-            transition(Disputed, decided(Decision::Inconclusive)),
-            Some(Void)
+            transition(Disputed, decided(Decision::BothWrong)),
+            Some(Rejected)
         );
+        assert_eq!(
+            transition(Sampled, decided(Decision::Rechecking)),
+            Some(Rechecking)
+        );
+        assert_eq!(
+            transition(Rechecking, decided(Decision::Confirmed)),
+            Some(Verified)
+        );
+        assert_eq!(
+            transition(Rechecking, decided(Decision::Colluded)),
+            Some(Rejected)
+        );
+        // An arbitration's outcomes do not apply to a first check, nor the
+        // reverse.
+        assert_eq!(transition(Sampled, decided(Decision::Overruled)), None);
+        assert_eq!(transition(Disputed, decided(Decision::Verified)), None);
+        assert_eq!(transition(Rechecking, decided(Decision::Rejected)), None);
         // Final states stay final; a verdict needs a check.
         for from in [Verified, Rejected, Void, Unverified] {
             for e in [
@@ -252,7 +374,10 @@ mod tests {
             (Sampled, Decision::Disputed),
             (Disputed, Decision::Overruled),
             (Disputed, Decision::Rejected),
-            (Disputed, Decision::Inconclusive),
+            (Disputed, Decision::BothWrong),
+            (Sampled, Decision::Rechecking),
+            (Rechecking, Decision::Confirmed),
+            (Rechecking, Decision::Colluded),
         ] {
             assert_eq!(transition(from, decided(d)), Some(d.check_state()));
         }
@@ -262,27 +387,96 @@ mod tests {
 
     #[test]
     fn a_verdict_decides_by_role_and_agreement() {
+        let never = || -> bool { unreachable!() };
         assert_eq!(
-            decide(CheckRole::Verify, true, || unreachable!()),
+            decide(CheckRole::Verify, true, never, || false),
             Decision::Verified
         );
         assert_eq!(
-            decide(CheckRole::Verify, false, || unreachable!()),
+            decide(CheckRole::Verify, true, never, || true),
+            Decision::Rechecking
+        );
+        assert_eq!(
+            decide(CheckRole::Verify, false, never, never),
             Decision::Disputed
         );
         assert_eq!(
-            decide(CheckRole::Referee, true, || unreachable!()),
+            decide(CheckRole::Referee, true, never, never),
             Decision::Overruled
         );
         assert_eq!(
-            decide(CheckRole::Referee, false, || true),
+            decide(CheckRole::Referee, false, || true, never),
             Decision::Rejected
         );
         assert_eq!(
-            decide(CheckRole::Referee, false, || false),
-            Decision::Inconclusive
+            decide(CheckRole::Referee, false, || false, never),
+            Decision::BothWrong
+        );
+        assert_eq!(
+            decide(CheckRole::Recheck, true, never, never),
+            Decision::Confirmed
+        );
+        assert_eq!(
+            decide(CheckRole::Recheck, false, never, never),
+            Decision::Colluded
         );
         assert!(Decision::Overruled.pays() && !Decision::Rejected.pays());
+        assert!(Decision::Confirmed.pays() && !Decision::Rechecking.pays());
+        assert!(!Decision::Colluded.pays() && !Decision::BothWrong.pays());
+        assert!(!Decision::Disputed.is_final() && !Decision::Rechecking.is_final());
+    }
+
+    #[test]
+    fn arbiters_arbitrate_and_verifiers_verify() {
+        assert!(may_take(CheckRole::Verify, false) && !may_take(CheckRole::Verify, true));
+        for role in [CheckRole::Referee, CheckRole::Recheck] {
+            assert!(may_take(role, true) && !may_take(role, false));
+        }
+    }
+
+    #[test]
+    fn a_verifier_is_assigned_only_with_stake_room_and_free_bond() {
+        let rules = Accountability {
+            stake_floor: 100,
+            max_in_flight: 2,
+        };
+        let v = |stake, bonded, in_flight| VerifierSlot {
+            id: NodeId([1; 32]),
+            stake,
+            bonded,
+            in_flight,
+        };
+        assert!(rules.admits(&v(100, 0, 0), 100));
+        assert!(!rules.admits(&v(99, 0, 0), 0), "below the floor");
+        assert!(!rules.admits(&v(1_000, 0, 2), 0), "k in flight");
+        assert!(!rules.admits(&v(300, 250, 1), 100), "bond not covered");
+        assert!(rules.admits(&v(300, 200, 1), 100));
+        assert!(!rules.admits(&v(50, 100, 0), 0), "below the floor, over-bonded");
+    }
+
+    #[test]
+    fn the_assignee_is_the_lowest_rank_and_stable() {
+        let seed = [9u8; 32];
+        let check = Hash32::of(b"check");
+        let all: Vec<NodeId> = (1u8..=5).map(|i| NodeId([i; 32])).collect();
+        let first = assignee(&seed, &check, &all).copied();
+        assert_eq!(first, assignee(&seed, &check, all.iter().rev()).copied());
+        let Some(first) = first else {
+            panic!("five candidates, no assignee")
+        };
+        // Without the winner, the check goes to someone else; with none, to nobody.
+        let rest: Vec<NodeId> = all.iter().filter(|v| **v != first).copied().collect();
+        assert_ne!(assignee(&seed, &check, &rest).copied(), Some(first));
+        assert_eq!(assignee(&seed, &check, &[]), None);
+    }
+
+    #[test]
+    fn a_check_bond_makes_agreeing_with_a_lie_a_losing_bet() {
+        // q = 10 %, σ = 50 %: B ≥ g · 0.9 / 0.05 = 18 g.
+        assert_eq!(check_bond(1_000, 100_000, 5_000), 18_000);
+        assert_eq!(check_bond(1_000, 1_000_000, 5_000), 0);
+        assert_eq!(check_bond(1_000, 0, 5_000), 0);
+        assert_eq!(check_bond(0, 100_000, 5_000), 0);
     }
 
     #[test]

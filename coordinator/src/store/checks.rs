@@ -28,8 +28,13 @@
 
 use assay_protocol::{Hash32, NodeId};
 
+use std::collections::BTreeMap;
+
+use assay_protocol::verification::is_sampled;
+
 use super::challenges;
-use super::ledger::{pay_out, slash, top_up_stake};
+use super::economy::price_in;
+use super::ledger::{pay_out, slash, stake_of, top_up_stake};
 use super::rows::{
     JobCache, LeaseSlot, epoch_seed, excluded_of, json, lease_from, outcome_text, random_id,
     receipt_record, verdicts_of,
@@ -38,6 +43,7 @@ use super::sql::{Backend, Conn, Row, Value, int};
 use super::sql_store::SqlStore;
 use crate::Error;
 use crate::config::MarketConfig;
+use crate::ledger::accounts::io_for_iosd;
 use crate::ledger::{self as accounts, Unit};
 use crate::rules::checks::{self as rules, CheckEvent};
 use crate::state::{CheckReason, CheckRole, CheckState, CheckStatus, ShardState};
@@ -109,8 +115,15 @@ impl<B: Backend> Checks for SqlStore<B> {
         stake_target: u64,
         now_ms: u64,
     ) -> Result<u64, Error> {
+        // An arbiter is the coordinator's own: it bonds nothing. Everyone
+        // else holds at least the floor.
+        let target = if self.cfg.arbiters.contains(&v.id) {
+            stake_target
+        } else {
+            stake_target.max(self.cfg.verifier_stake_floor)
+        };
         self.b.write(&mut |c| {
-            let stake = top_up_stake(c, &v.id, stake_target, now_ms)?;
+            let stake = top_up_stake(c, &v.id, target, now_ms)?;
             c.exec(
                 "INSERT INTO verifiers (id, version, backend, registered_at, last_seen) \
                  VALUES ($1, $2, $3, $4, $4) \
@@ -133,31 +146,99 @@ impl<B: Backend> Checks for SqlStore<B> {
         max: u32,
         now_ms: u64,
     ) -> Result<Vec<CheckTask>, Error> {
-        let ttl = self.cfg.check_ttl_ms;
+        let cfg = &self.cfg;
+        let is_arbiter = cfg.arbiters.contains(verifier);
         self.b.write(&mut |c| {
             admit_verifier(c, verifier, now_ms)?;
             if max == 0 {
                 return Ok(Vec::new());
             }
             let me = verifier.to_hex();
+            let mut pool = if is_arbiter {
+                VerifierPool::default()
+            } else {
+                let pool = VerifierPool::read(c, cfg, now_ms)?;
+                let stake = pool.slot(verifier).map_or(0, |v| v.stake);
+                if stake < cfg.verifier_stake_floor {
+                    return Err(Error::Precondition(format!(
+                        "verifier {verifier} holds a stake of {stake} µIO, below the verifiers' floor of {} µIO: \
+                         restart it with --stake {} (and IO to cover it)",
+                        cfg.verifier_stake_floor, cfg.verifier_stake_floor
+                    )));
+                }
+                pool
+            };
+            // Checks go out in order of age; a verifier sees those it may
+            // take and, for first checks, those the assignment gives it.
             let open = c.query(
                 &format!(
-                    "SELECT ch.id, ch.receipt_id, ch.role, ch.reason, ch.excluded FROM checks ch \
-                     WHERE ch.state = 'open' ORDER BY ch.created_at LIMIT $1{}",
+                    "SELECT ch.id, ch.receipt_id, ch.role, ch.reason, ch.excluded, r.provider, r.epoch, r.escrow \
+                     FROM checks ch JOIN receipts r ON r.id = ch.receipt_id \
+                     WHERE ch.state = 'open' ORDER BY ch.created_at LIMIT 500{}",
                     c.dialect().skip_locked("ch")
                 ),
-                &[int(u64::from(max) * 4 + 16)?],
+                &[],
             )?;
             let mut jobs = JobCache::new();
+            let mut seeds = BTreeMap::new();
+            let mut io_price = None;
             let mut tasks = Vec::new();
             for ch in &open {
                 if tasks.len() as u32 >= max {
                     break;
                 }
-                if excluded_of(ch.text(4)?)?.contains(&me) {
+                let role = CheckRole::parse(ch.text(2)?)?;
+                if !rules::may_take(role, is_arbiter) {
                     continue;
                 }
-                if let Some(task) = take_check(c, &mut jobs, ch, verifier, ttl, now_ms)? {
+                let excluded = excluded_of(ch.text(4)?)?;
+                if excluded.contains(&me) {
+                    continue;
+                }
+                let check = ch.hash(0)?;
+                let bond = if is_arbiter {
+                    0
+                } else {
+                    let epoch = ch.u64(6)?;
+                    let seed = match seeds.get(&epoch) {
+                        Some(s) => *s,
+                        None => {
+                            let s = epoch_seed(c, epoch)?.seed.unwrap_or([0; 32]);
+                            seeds.insert(epoch, s);
+                            s
+                        }
+                    };
+                    let price = match io_price {
+                        Some(p) => p,
+                        None => {
+                            // Without a usable price a bond cannot be priced:
+                            // the floor alone stands until one is back.
+                            let p = price_in(c, &cfg.economy, now_ms).unwrap_or(0);
+                            io_price = Some(p);
+                            p
+                        }
+                    };
+                    // A verified shard escrows twice its base: the base is
+                    // what a wrong result could gain.
+                    let gain = io_for_iosd(ch.u64(7)? / 2, price).unwrap_or(0);
+                    let bond = rules::check_bond(gain, cfg.recheck_ppm, cfg.slash_bps);
+                    let provider = ch.node(5)?;
+                    let rules_of = rules::Accountability {
+                        stake_floor: cfg.verifier_stake_floor,
+                        max_in_flight: cfg.verifier_max_in_flight,
+                    };
+                    let eligible = pool.slots.iter().filter(|v| {
+                        v.id != provider
+                            && !excluded.contains(&v.id.to_hex())
+                            && rules_of.admits(v, bond)
+                    });
+                    if rules::assignee(&seed, &check, eligible.map(|v| &v.id)) != Some(verifier) {
+                        continue;
+                    }
+                    bond
+                };
+                if let Some(task) = take_check(c, &mut jobs, ch, verifier, bond, cfg.check_ttl_ms, now_ms)? {
+                    pool.holds(verifier, bond);
                     tasks.push(task);
                 }
             }
@@ -177,10 +258,14 @@ impl<B: Backend> Checks for SqlStore<B> {
             let first = match check.role {
                 CheckRole::Verify => None,
                 CheckRole::Referee => Some(disputing_verdict(c, &check.receipt)?),
+                CheckRole::Recheck => Some(agreeing_verdict(c, &check.receipt)?),
             };
-            let decision = rules::decide(check.role, agrees, || {
-                first.as_ref().is_some_and(|f| f.result == v.result)
-            });
+            let decision = rules::decide(
+                check.role,
+                agrees,
+                || first.as_ref().is_some_and(|f| f.result == v.result),
+                || recheck_drawn(&cfg, &v.check_id),
+            );
             act_on(
                 c,
                 &cfg,
@@ -270,11 +355,18 @@ impl<B: Backend> SqlStore<B> {
             .map(|r| r.node(0))
             .collect()
         })?;
+        let arbiters = online
+            .iter()
+            .filter(|v| self.cfg.arbiters.contains(v))
+            .count();
         for s in view.shards.iter_mut().filter(|s| waiting(s)) {
             let Some(r) = &s.receipt else { continue };
             let provider = r.receipt.body.provider_id;
-            let others = online.iter().filter(|v| **v != provider).count();
-            s.check_note = rules::note(r, others, self.cfg.epoch_ms);
+            let others = online
+                .iter()
+                .filter(|v| **v != provider && !self.cfg.arbiters.contains(v))
+                .count();
+            s.check_note = rules::note(r, others, arbiters, self.cfg.epoch_ms);
         }
         Ok(())
     }
@@ -371,6 +463,7 @@ fn take_check(
     jobs: &mut JobCache,
     ch: &Row,
     verifier: &NodeId,
+    bond: u64,
     ttl_ms: u64,
     now_ms: u64,
 ) -> Result<Option<CheckTask>, Error> {
@@ -380,9 +473,9 @@ fn take_check(
     // Big jobs get time to re-run on a CPU verifier.
     let deadline = rules::deadline(now_ms, ttl_ms, record.receipt.body.work.flops);
     let n = c.exec(
-        "UPDATE checks SET state = 'taken', verifier = $2, deadline = $3 \
+        "UPDATE checks SET state = 'taken', verifier = $2, deadline = $3, assigned = $2, bond = $4 \
          WHERE id = $1 AND state = 'open'",
-        &[(&id).into(), verifier.into(), int(deadline)?],
+        &[(&id).into(), verifier.into(), int(deadline)?, int(bond)?],
     )?;
     if n != 1 {
         return Ok(None);
@@ -498,6 +591,86 @@ fn record_verdict(
     Ok(())
 }
 
+/// The verdict whose agreement a re-check examines (the latest agreeing
+/// first check).
+fn agreeing_verdict(c: &mut dyn Conn, receipt: &Hash32) -> Result<VerdictView, Error> {
+    verdicts_of(c, receipt)?
+        .into_iter()
+        .rev()
+        .find(|x| x.role == CheckRole::Verify && x.agrees)
+        .ok_or_else(|| {
+            Error::Corrupt(format!(
+                "receipt {receipt}: a re-check without an agreeing verdict"
+            ))
+        })
+}
+
+/// Whether an agreeing first verdict is re-checked by the arbiter: a fresh
+/// coordinator draw (the verifier cannot know it when it answers) below
+/// `recheck_ppm`. Without an arbiter there is no one to re-check.
+fn recheck_drawn(cfg: &MarketConfig, check: &Hash32) -> bool {
+    if cfg.arbiters.is_empty() || cfg.recheck_ppm == 0 {
+        return false;
+    }
+    match random_id() {
+        Ok(nonce) => is_sampled(check, &nonce.0, cfg.recheck_ppm),
+        // No randomness: re-check rather than skip (costs the arbiter a run).
+        Err(_) => true,
+    }
+}
+
+/// The verifiers a first check may be assigned to: online, not suspended,
+/// not arbiters, with their stake and what their held checks bond.
+#[derive(Default)]
+struct VerifierPool {
+    slots: Vec<rules::VerifierSlot>,
+}
+
+impl VerifierPool {
+    fn read(c: &mut dyn Conn, cfg: &MarketConfig, now_ms: u64) -> Result<VerifierPool, Error> {
+        let ids = c.query(
+            "SELECT id FROM verifiers WHERE suspended = 0 AND last_seen + $2 >= $1",
+            &[int(now_ms)?, int(cfg.provider_liveness_ms)?],
+        )?;
+        let held = c.query(
+            "SELECT verifier, COUNT(*), CAST(COALESCE(SUM(bond), 0) AS BIGINT) FROM checks \
+             WHERE state = 'taken' AND verifier IS NOT NULL GROUP BY verifier",
+            &[],
+        )?;
+        let mut holding = BTreeMap::new();
+        for h in &held {
+            holding.insert(h.node(0)?, (h.u64(1)?, h.u64(2)?));
+        }
+        let mut slots = Vec::with_capacity(ids.len());
+        for r in &ids {
+            let id = r.node(0)?;
+            if cfg.arbiters.contains(&id) {
+                continue;
+            }
+            let (in_flight, bonded) = holding.get(&id).copied().unwrap_or((0, 0));
+            slots.push(rules::VerifierSlot {
+                id,
+                stake: stake_of(c, &id)?,
+                bonded,
+                in_flight: u32::try_from(in_flight).unwrap_or(u32::MAX),
+            });
+        }
+        Ok(VerifierPool { slots })
+    }
+
+    fn slot(&self, id: &NodeId) -> Option<&rules::VerifierSlot> {
+        self.slots.iter().find(|v| v.id == *id)
+    }
+
+    /// `id` took a check bonding `bond`.
+    fn holds(&mut self, id: &NodeId, bond: u64) {
+        if let Some(v) = self.slots.iter_mut().find(|v| v.id == *id) {
+            v.in_flight = v.in_flight.saturating_add(1);
+            v.bonded = v.bonded.saturating_add(bond);
+        }
+    }
+}
+
 /// The verdict that disputed a receipt (the latest disagreeing first check).
 fn disputing_verdict(c: &mut dyn Conn, receipt: &Hash32) -> Result<VerdictView, Error> {
     verdicts_of(c, receipt)?
@@ -511,7 +684,8 @@ fn disputing_verdict(c: &mut dyn Conn, receipt: &Hash32) -> Result<VerdictView, 
         })
 }
 
-/// Carries out a decision: pays, opens a referee check, slashes, re-queues.
+/// Carries out a decision: pays, opens an arbitration or a re-check,
+/// slashes, re-queues.
 #[allow(clippy::too_many_arguments)]
 fn act_on(
     c: &mut dyn Conn,
@@ -525,10 +699,25 @@ fn act_on(
 ) -> Result<(), Error> {
     let rid = check.receipt;
     let provider = record.receipt.body.provider_id;
-    let first_verifier = first.map(|f| f.verifier);
+    let first_verifier = || {
+        first
+            .map(|f| f.verifier)
+            .ok_or_else(|| Error::Corrupt(format!("receipt {rid}: an arbitration without a first verdict")))
+    };
     match decision {
         Decision::Verified => {
             pay_out(c, &rid, cfg, Some(&v.verifier), now_ms)?;
+        }
+        Decision::Rechecking => {
+            open_check(
+                c,
+                &rid,
+                CheckRole::Recheck,
+                check.reason,
+                &[provider, v.verifier],
+                now_ms,
+            )?;
+            tracing::info!(receipt = %rid.short(), verifier = %v.verifier, "agreement drawn for a re-check: the arbiter re-executes");
         }
         Decision::Disputed => {
             open_check(
@@ -539,14 +728,19 @@ fn act_on(
                 &[provider, v.verifier],
                 now_ms,
             )?;
-            tracing::warn!(receipt = %rid.short(), verifier = %v.verifier, "mismatch: a referee re-executes");
+            tracing::warn!(receipt = %rid.short(), verifier = %v.verifier, "mismatch: the arbiter re-executes");
         }
         Decision::Overruled => {
-            let wrong = first_verifier
-                .ok_or_else(|| Error::Corrupt("overruled without a first verdict".into()))?;
-            overrule(c, cfg, &rid, &provider, &wrong, &v.verifier, now_ms)?;
+            let wrong = first_verifier()?;
+            punish_verifier(c, cfg, &rid, &wrong, &v.verifier, &accounts::balance(Unit::Io, &provider), now_ms)?;
+            pay_out(c, &rid, cfg, Some(&v.verifier), now_ms)?;
+            tracing::warn!(receipt = %rid.short(), verifier = %wrong, "the arbiter overruled the verifier: verifier slashed");
         }
-        Decision::Rejected | Decision::Inconclusive => {
+        Decision::Confirmed => {
+            // The agreeing verifier did its work: it is paid as the verifier.
+            pay_out(c, &rid, cfg, Some(&first_verifier()?), now_ms)?;
+        }
+        Decision::Rejected | Decision::BothWrong | Decision::Colluded => {
             c.exec(
                 "UPDATE receipts SET settled_at = $2, paid = 0 WHERE id = $1",
                 &[(&rid).into(), int(now_ms)?],
@@ -554,81 +748,89 @@ fn act_on(
             requeue_shard(c, &rid, now_ms)?;
         }
     }
-    if decision != Decision::Disputed {
+    if decision.is_final() {
         challenges::judged(c, cfg, &rid, decision.pays(), now_ms)?;
     }
     set_check_state(c, &rid, decision.check_state())?;
+    let arbiter = v.verifier;
     match decision {
-        Decision::Inconclusive => {
-            tracing::error!(receipt = %rid.short(), "three different results for one receipt (a determinism failure?): receipt void, shard re-queued, nobody slashed");
-        }
         Decision::Rejected => {
-            let first = first_verifier
-                .ok_or_else(|| Error::Corrupt("rejected without a first verdict".into()))?;
-            punish_provider(c, cfg, record, &provider, &first, &v.verifier, now_ms)?;
+            // The verifier who caught it earns the bounty.
+            let caught_by = first_verifier()?;
+            punish_provider(c, cfg, record, &provider, Some(&caught_by), &arbiter, now_ms)?;
+        }
+        Decision::BothWrong | Decision::Colluded => {
+            // Both were wrong: no bounty; the arbiter's share, the rest to
+            // the renter.
+            let wrong = first_verifier()?;
+            let renter = renter_of(c, record)?;
+            punish_provider(c, cfg, record, &provider, None, &arbiter, now_ms)?;
+            punish_verifier(c, cfg, &rid, &wrong, &arbiter, &accounts::balance(Unit::Io, &renter), now_ms)?;
+            tracing::warn!(receipt = %rid.short(), verifier = %wrong, decision = decision.name(), "the arbiter found the receipt and its verifier wrong: both slashed");
         }
         _ => {}
     }
     Ok(())
 }
 
-/// The referee sided with the provider: the first verifier is slashed (the
-/// referee gets its share, the provider the rest) and suspended, and the
-/// receipt is paid.
-fn overrule(
+/// A verifier was proven wrong by the arbiter: it loses σ of its stake (the
+/// arbiter gets its share, `rest_to` the rest) and is suspended.
+fn punish_verifier(
     c: &mut dyn Conn,
     cfg: &MarketConfig,
     rid: &Hash32,
-    provider: &NodeId,
     wrong: &NodeId,
-    referee: &NodeId,
+    arbiter: &NodeId,
+    rest_to: &str,
     now_ms: u64,
 ) -> Result<(), Error> {
     slash(
         c,
         cfg,
         wrong,
-        &[(accounts::balance(Unit::Io, referee), cfg.referee_bps)],
-        &accounts::balance(Unit::Io, provider),
+        &[(accounts::balance(Unit::Io, arbiter), cfg.referee_bps)],
+        rest_to,
         &format!("slash/{rid}/verifier"),
         now_ms,
     )?;
     c.exec(
-        "UPDATE verifiers SET overruled = overruled + 1, suspended = 1 WHERE id = $1",
+        "UPDATE verifiers SET overruled = overruled + 1, slashed = slashed + 1, suspended = 1 WHERE id = $1",
         &[wrong.into()],
     )?;
-    pay_out(c, rid, cfg, Some(referee), now_ms)?;
-    tracing::warn!(receipt = %rid.short(), verifier = %wrong, "the referee overruled the verifier: verifier slashed");
     Ok(())
 }
 
-/// The provider was proven wrong: slashed (the verifier who caught it and
-/// the referee share the slash, the renter gets the rest), suspended, and
-/// every unsettled receipt of it audited.
+fn renter_of(c: &mut dyn Conn, record: &ReceiptRecord) -> Result<NodeId, Error> {
+    c.query_one(
+        "SELECT j.renter FROM jobs j WHERE j.id = $1",
+        &[(&record.job_id).into()],
+    )?
+    .node(0)
+}
+
+/// The provider was proven wrong: slashed (the verifier who caught it, if
+/// any, and the arbiter share the slash, the renter gets the rest),
+/// suspended, and every unsettled receipt of it audited.
 fn punish_provider(
     c: &mut dyn Conn,
     cfg: &MarketConfig,
     record: &ReceiptRecord,
     provider: &NodeId,
-    first: &NodeId,
-    referee: &NodeId,
+    caught_by: Option<&NodeId>,
+    arbiter: &NodeId,
     now_ms: u64,
 ) -> Result<(), Error> {
     let rid = record.id;
-    let renter = c
-        .query_one(
-            "SELECT j.renter FROM jobs j WHERE j.id = $1",
-            &[(&record.job_id).into()],
-        )?
-        .node(0)?;
+    let renter = renter_of(c, record)?;
+    let mut shares = vec![(accounts::balance(Unit::Io, arbiter), cfg.referee_bps)];
+    if let Some(v) = caught_by {
+        shares.insert(0, (accounts::balance(Unit::Io, v), cfg.bounty_bps));
+    }
     slash(
         c,
         cfg,
         provider,
-        &[
-            (accounts::balance(Unit::Io, first), cfg.bounty_bps),
-            (accounts::balance(Unit::Io, referee), cfg.referee_bps),
-        ],
+        &shares,
         &accounts::balance(Unit::Io, &renter),
         &format!("slash/{rid}/provider"),
         now_ms,

@@ -38,6 +38,10 @@ fn cfg() -> MarketConfig {
         slash_bps: 5_000,
         bounty_bps: 5_000,
         referee_bps: 2_500,
+        // w (key 5) is the arbiter; agreements are not re-checked unless a
+        // test says so.
+        arbiters: vec![key(5).id()],
+        recheck_ppm: 0,
         ..MarketConfig::default()
     }
 }
@@ -127,7 +131,8 @@ fn verified_split(price: u64, escrow: u64) -> (u64, u64, u64, u64) {
 
 const STAKE: u64 = 10_000_000;
 
-/// A renter with credits, providers `a` (cheap) and `b`, verifiers `v`, `w`.
+/// A renter with credits, providers `a` (cheap) and `b`, verifier `v` and
+/// the arbiter `w`.
 fn market<B: Backend>(s: &SqlStore<B>) -> (NodeKey, NodeKey, NodeKey, NodeKey, NodeKey) {
     let (r, a, b, v, w) = (key(1), key(2), key(3), key(4), key(5));
     s.mint(&r.id(), 100_000_000, "m/r", 0).expect("mint");
@@ -513,21 +518,25 @@ fn a_silent_verifier_is_replaced_and_its_late_verdict_refused<B: Backend>(db: Db
     s.submit_receipt(&receipt(&s, &l[0], &a, true), 2)
         .expect("receipt");
     s.reveal_epochs(EPOCH).expect("reveal");
-    let c = s.take_checks(&v.id(), 1, EPOCH).expect("take");
-    assert_eq!(c.len(), 1);
     assert!(
         s.take_checks(&w.id(), 1, EPOCH).expect("w").is_empty(),
-        "taken"
+        "the arbiter does not take first checks"
     );
-    // v's deadline passes.
+    let c = s.take_checks(&v.id(), 1, EPOCH).expect("take");
+    assert_eq!(c.len(), 1);
+    // v's deadline passes; x, a second verifier, comes online.
     assert_eq!(s.expire_checks(c[0].deadline_ms).expect("expire"), 1);
+    let x = key(6);
+    s.faucet(&x.id(), Unit::Io, STAKE, "m/x", 0).expect("IO");
+    s.register_verifier(&verifier(&x), STAKE, c[0].deadline_ms)
+        .expect("x");
     assert!(
         s.take_checks(&v.id(), 1, c[0].deadline_ms + 1)
             .expect("v")
             .is_empty(),
         "not v again"
     );
-    let c2 = s.take_checks(&w.id(), 1, c[0].deadline_ms + 1).expect("w");
+    let c2 = s.take_checks(&x.id(), 1, c[0].deadline_ms + 1).expect("x");
     assert_eq!(c2.len(), 1);
     assert!(matches!(
         s.submit_verdict(&verdict(&c[0], &v, true), c[0].deadline_ms + 2),
@@ -535,21 +544,276 @@ fn a_silent_verifier_is_replaced_and_its_late_verdict_refused<B: Backend>(db: Db
     ));
     // A verifier-side fault gives the check back without a verdict; it
     // goes to yet another verifier.
-    s.return_check(&w.id(), &c2[0].id, "watchdog", c[0].deadline_ms + 3)
+    s.return_check(&x.id(), &c2[0].id, "watchdog", c[0].deadline_ms + 3)
         .expect("return");
     assert!(
-        s.take_checks(&w.id(), 1, c[0].deadline_ms + 4)
-            .expect("w")
+        s.take_checks(&x.id(), 1, c[0].deadline_ms + 4)
+            .expect("x")
             .is_empty()
     );
-    let x = key(6);
-    s.register_verifier(&verifier(&x), 0, c[0].deadline_ms + 4)
-        .expect("x");
-    let c3 = s.take_checks(&x.id(), 1, c[0].deadline_ms + 4).expect("x");
+    let y = key(7);
+    s.register_verifier(&verifier(&y), 0, c[0].deadline_ms + 4)
+        .expect("y");
+    let c3 = s.take_checks(&y.id(), 1, c[0].deadline_ms + 4).expect("y");
     assert_eq!(
-        s.submit_verdict(&verdict(&c3[0], &x, true), c[0].deadline_ms + 5)
-            .expect("x"),
+        s.submit_verdict(&verdict(&c3[0], &y, true), c[0].deadline_ms + 5)
+            .expect("y"),
         Decision::Verified
+    );
+    ledger_ok(&s);
+}
+
+/// A result that is neither the honest one nor the provider's corruption.
+fn third_result() -> RunResult {
+    RunResult {
+        outputs_root: outputs_root([("c", &b"third"[..])]),
+        ..result(true)
+    }
+}
+
+/// Takes the next check for whichever of `verifiers` it is assigned to.
+fn take_assigned<'k, B: Backend>(
+    s: &SqlStore<B>,
+    verifiers: &[&'k NodeKey],
+    now: u64,
+) -> Option<(&'k NodeKey, CheckTask)> {
+    for v in verifiers {
+        if let Some(c) = s
+            .take_checks(&v.id(), 1, now)
+            .expect("take")
+            .into_iter()
+            .next()
+        {
+            return Some((v, c));
+        }
+    }
+    None
+}
+
+fn colluding_liars_cannot_outvote_the_arbiter<B: Backend>(db: Db<'_, B>) {
+    let s = db(cfg());
+    let (r, a, _, v, w) = market(&s);
+    let x = key(6);
+    s.faucet(&x.id(), Unit::Io, STAKE, "m/x", 0).expect("IO");
+    s.register_verifier(&verifier(&x), STAKE, 0).expect("x");
+    s.submit_job(&job(&r, 1, 4, RATE_ALWAYS), 0).expect("job");
+    let leases = s.take_leases(&a.id(), 4, 1).expect("take");
+    assert_eq!(leases.len(), 4);
+    for l in &leases {
+        s.submit_receipt(&receipt(&s, l, &a, true), 2)
+            .expect("honest");
+    }
+    s.reveal_epochs(EPOCH).expect("reveal");
+    // v and x, run by one person, dispute every check they are given; the
+    // referee role is never theirs.
+    let mut now = EPOCH;
+    let mut liars_caught = std::collections::BTreeSet::new();
+    while let Some((liar, c)) = take_assigned(&s, &[&v, &x], now) {
+        assert_eq!(c.role, CheckRole::Verify);
+        now += 1;
+        assert_eq!(
+            s.submit_verdict(&verdict(&c, liar, false), now).expect("lie"),
+            Decision::Disputed
+        );
+        for other in [&v, &x] {
+            assert!(
+                s.take_checks(&other.id(), 4, now)
+                    .map(|t| t.iter().all(|t| t.role == CheckRole::Verify))
+                    .unwrap_or(true),
+                "a verifier never arbitrates"
+            );
+        }
+        let arb = s.take_checks(&w.id(), 4, now).expect("arbiter");
+        assert_eq!(arb.len(), 1);
+        assert_eq!(arb[0].role, CheckRole::Referee);
+        now += 1;
+        assert_eq!(
+            s.submit_verdict(&verdict(&arb[0], &w, true), now)
+                .expect("arbiter"),
+            Decision::Overruled
+        );
+        liars_caught.insert(liar.id());
+    }
+    // Each liar lied once, was slashed and suspended; the rest of the
+    // checks wait for an honest verifier.
+    assert_eq!(liars_caught.len(), 2);
+    for liar in [&v, &x] {
+        assert_eq!(s.account(&liar.id()).expect("liar").stake, STAKE / 2);
+        assert!(matches!(
+            s.take_checks(&liar.id(), 1, now),
+            Err(Error::PermissionDenied(_))
+        ));
+    }
+    assert_eq!(s.account(&a.id()).expect("a").stake, STAKE, "the honest provider keeps its stake");
+    let honest = key(8);
+    s.register_verifier(&verifier(&honest), 0, now).expect("honest verifier");
+    for c in s.take_checks(&honest.id(), 4, now).expect("take") {
+        assert_eq!(
+            s.submit_verdict(&verdict(&c, &honest, true), now).expect("v"),
+            Decision::Verified
+        );
+    }
+    let view = s.job(&sub_job(&r, 1), now).expect("job").expect("exists");
+    assert_eq!(view.state(), JobState::Settled);
+    for shard in &view.shards {
+        let rec = shard.receipt.as_ref().expect("receipt");
+        assert_eq!(rec.receipt.body.outputs_root, result(true).outputs_root);
+        assert_eq!(rec.check_state, CheckState::Verified);
+    }
+    ledger_ok(&s);
+}
+
+fn an_accomplice_that_agrees_is_caught_by_the_recheck<B: Backend>(db: Db<'_, B>) {
+    let s = db(MarketConfig {
+        recheck_ppm: RATE_ALWAYS,
+        ..cfg()
+    });
+    let (r, a, b, v, w) = market(&s);
+    s.submit_job(&job(&r, 1, 1, RATE_ALWAYS), 0).expect("job");
+    let l = s.take_leases(&a.id(), 1, 1).expect("take");
+    s.submit_receipt(&receipt(&s, &l[0], &a, false), 2)
+        .expect("cheat");
+    s.reveal_epochs(EPOCH).expect("reveal");
+    let c = s.take_checks(&v.id(), 1, EPOCH).expect("v");
+    // v is a's accomplice: it states a's (wrong) result and agrees.
+    let stamp = verdict(&c[0], &v, false);
+    assert!(stamp.agrees);
+    assert_eq!(
+        s.submit_verdict(&stamp, EPOCH + 1).expect("stamp"),
+        Decision::Rechecking
+    );
+    let view = s.job(&sub_job(&r, 1), EPOCH + 1).expect("job").expect("exists");
+    let rec = view.shards[0].receipt.as_ref().expect("receipt");
+    assert_eq!(rec.check_state, CheckState::Rechecking);
+    assert_eq!(rec.paid, None, "nobody is paid before the re-check");
+    let rc = s.take_checks(&w.id(), 1, EPOCH + 2).expect("arbiter");
+    assert_eq!(rc[0].role, CheckRole::Recheck);
+    assert_eq!(
+        s.submit_verdict(&verdict(&rc[0], &w, true), EPOCH + 3)
+            .expect("arbiter"),
+        Decision::Colluded
+    );
+    for k in [&a, &v] {
+        let acct = s.account(&k.id()).expect("account");
+        assert_eq!(acct.stake, STAKE / 2, "both slashed");
+        assert_eq!(acct.earnings + acct.verifier_earnings, 0, "nobody paid");
+    }
+    // The arbiter takes its share of both slashes, the renter the rest.
+    let half = STAKE / 2;
+    assert_eq!(s.account(&w.id()).expect("w").io_balance, 2 * (half / 4));
+    assert_eq!(
+        s.account(&r.id()).expect("r").io_balance,
+        2 * (half - half / 4)
+    );
+    assert!(matches!(
+        s.take_checks(&v.id(), 1, EPOCH + 4),
+        Err(Error::PermissionDenied(_))
+    ));
+    // The shard is redone by b.
+    let redo = s.take_leases(&b.id(), 1, EPOCH + 4).expect("b");
+    assert_eq!(redo.len(), 1);
+    ledger_ok(&s);
+}
+
+fn a_verifier_with_a_third_result_is_slashed_with_the_cheat<B: Backend>(db: Db<'_, B>) {
+    let s = db(cfg());
+    let (r, a, _, v, w) = market(&s);
+    s.submit_job(&job(&r, 1, 1, RATE_ALWAYS), 0).expect("job");
+    let l = s.take_leases(&a.id(), 1, 1).expect("take");
+    s.submit_receipt(&receipt(&s, &l[0], &a, false), 2)
+        .expect("cheat");
+    s.reveal_epochs(EPOCH).expect("reveal");
+    let c = s.take_checks(&v.id(), 1, EPOCH).expect("v");
+    let mut third = verdict(&c[0], &v, true);
+    third.result = third_result();
+    assert_eq!(
+        s.submit_verdict(&third, EPOCH + 1).expect("v"),
+        Decision::Disputed
+    );
+    let rc = s.take_checks(&w.id(), 1, EPOCH + 2).expect("arbiter");
+    assert_eq!(
+        s.submit_verdict(&verdict(&rc[0], &w, true), EPOCH + 3)
+            .expect("arbiter"),
+        Decision::BothWrong
+    );
+    assert_eq!(s.account(&a.id()).expect("a").stake, STAKE / 2);
+    assert_eq!(s.account(&v.id()).expect("v").stake, STAKE / 2);
+    ledger_ok(&s);
+}
+
+fn checks_are_assigned_by_the_seed_within_stake_and_room<B: Backend>(db: Db<'_, B>) {
+    let s = db(MarketConfig {
+        verifier_max_in_flight: 2,
+        verifier_stake_floor: STAKE / 2,
+        ..cfg()
+    });
+    let (r, a, _, v, _) = market(&s);
+    let x = key(6);
+    s.faucet(&x.id(), Unit::Io, STAKE, "m/x", 0).expect("IO");
+    s.register_verifier(&verifier(&x), STAKE, 0).expect("x");
+    // A verifier that cannot hold the floor is refused at registration.
+    let poor = key(7);
+    assert!(matches!(
+        s.register_verifier(&verifier(&poor), 0, 0),
+        Err(Error::Precondition(_))
+    ));
+    s.submit_job(&job(&r, 1, 12, RATE_ALWAYS), 0).expect("job");
+    for l in s.take_leases(&a.id(), 12, 1).expect("take") {
+        s.submit_receipt(&receipt(&s, &l, &a, true), 2)
+            .expect("receipt");
+    }
+    s.reveal_epochs(EPOCH).expect("reveal");
+    // Each takes what the seed assigns it, at most 2 at a time.
+    let (tv, tx) = (
+        s.take_checks(&v.id(), 8, EPOCH).expect("v"),
+        s.take_checks(&x.id(), 8, EPOCH).expect("x"),
+    );
+    assert!(tv.len() <= 2 && tx.len() <= 2, "{} {}", tv.len(), tx.len());
+    assert!(!tv.is_empty() && !tx.is_empty(), "12 checks, both get some");
+    // Answering frees room; over all rounds the split follows the ranks.
+    let mut taken = [tv.len(), tx.len()];
+    let mut now = EPOCH;
+    let mut pending: Vec<(NodeKey, CheckTask)> = tv
+        .into_iter()
+        .map(|c| (key(4), c))
+        .chain(tx.into_iter().map(|c| (key(6), c)))
+        .collect();
+    while !pending.is_empty() {
+        now += 1;
+        for (k, c) in pending.drain(..) {
+            s.submit_verdict(&verdict(&c, &k, true), now).expect("verdict");
+        }
+        for (i, k) in [&v, &x].into_iter().enumerate() {
+            for c in s.take_checks(&k.id(), 8, now).expect("take") {
+                taken[i] += 1;
+                pending.push((key(if i == 0 { 4 } else { 6 }), c));
+            }
+        }
+    }
+    assert_eq!(taken[0] + taken[1], 12, "{taken:?}");
+    assert!(taken[0] >= 1 && taken[1] >= 1, "{taken:?}");
+    ledger_ok(&s);
+}
+
+fn a_check_needs_free_stake_for_its_bond<B: Backend>(db: Db<'_, B>) {
+    // At q = 0.1 ppm, agreeing with a lie must cost ~10⁷ × the gain: no
+    // verifier here can bond that, so the check waits.
+    let s = db(MarketConfig {
+        recheck_ppm: 1,
+        ..cfg()
+    });
+    let (r, a, _, v, _) = market(&s);
+    s.submit_job(&job(&r, 1, 1, RATE_ALWAYS), 0).expect("job");
+    let l = s.take_leases(&a.id(), 1, 1).expect("take");
+    s.submit_receipt(&receipt(&s, &l[0], &a, true), 2)
+        .expect("receipt");
+    s.reveal_epochs(EPOCH).expect("reveal");
+    assert!(s.take_checks(&v.id(), 1, EPOCH).expect("v").is_empty());
+    let view = s.job(&sub_job(&r, 1), EPOCH).expect("job").expect("exists");
+    assert_eq!(
+        view.shards[0].receipt.as_ref().map(|r| r.check_state),
+        Some(CheckState::Sampled),
+        "the check waits for a verifier that can bond it"
     );
     ledger_ok(&s);
 }
@@ -779,5 +1043,10 @@ both_backends!(
     a_cheat_is_caught_slashed_suspended_audited_and_redone,
     a_lying_verifier_is_overruled_and_slashed,
     a_silent_verifier_is_replaced_and_its_late_verdict_refused,
+    colluding_liars_cannot_outvote_the_arbiter,
+    an_accomplice_that_agrees_is_caught_by_the_recheck,
+    a_verifier_with_a_third_result_is_slashed_with_the_cheat,
+    checks_are_assigned_by_the_seed_within_stake_and_room,
+    a_check_needs_free_stake_for_its_bond,
     stake_required_follows_the_rate,
 );
