@@ -70,6 +70,12 @@ pub struct Model {
     pub stake: Option<u64>,
     /// Fraction `σ` of the stake a proven cheat loses, basis points.
     pub slash_bps: u32,
+    /// Fraction `q` of agreeing verdicts the arbiter re-checks; `None`:
+    /// derived, `q = p` (agreeing with a lie is then exactly as bad a bet
+    /// for a verifier as cheating is for a provider, for the same stake).
+    pub recheck: Option<f64>,
+    /// Checks one verifier holds at once (`k`).
+    pub max_in_flight: u32,
 }
 
 /// What the model predicts (every amount in µIOSD).
@@ -113,8 +119,25 @@ pub struct Report {
     pub required_stake: Option<u64>,
     /// Expected value of cheating on one single job: `(1 − p)·g − p·σ·S`.
     pub single_job_expected_value: f64,
-    /// Re-executions per job: `p` (verifiers) plus `p·f` (referees).
+    /// Re-executions per job: `p` (verifiers), `p·f` (arbitrations of
+    /// disputes) and `p·(1 − f)·q` (the arbiter's re-checks of agreements).
     pub overhead_runs_per_job: f64,
+    /// `q`, the re-check rate of agreements.
+    pub recheck_rate: f64,
+    /// `q` in parts per million.
+    pub recheck_rate_ppm: u32,
+    /// What a verifier bonds per check it holds, `⌈g·(1 − q)/(q·σ)⌉`
+    /// (`None`: `q = 0`, an agreement is never examined).
+    pub verifier_bond_per_check: Option<u64>,
+    /// `k`.
+    pub verifier_max_in_flight: u32,
+    /// The least stake for a verifier to hold `k` checks: `k` bonds.
+    pub verifier_stake_floor: Option<u64>,
+    /// Lies a rubber-stamping verifier agrees with before the arbiter
+    /// catches it with probability ≥ 99.9%.
+    pub accomplice_agreements_to_detect_999: Option<u64>,
+    /// Re-executions by the arbiter per job: `p·f + p·(1 − f)·q`.
+    pub arbiter_runs_per_job: f64,
 }
 
 fn unit(name: &'static str, v: f64) -> Result<f64, Error> {
@@ -154,7 +177,30 @@ impl Model {
             gain: 1_000,
             stake: None,
             slash_bps: 5_000,
+            recheck: None,
+            max_in_flight: 4,
         })
+    }
+
+    /// Sets the re-check rate `q` of agreements.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Model`] if it is not in `[0, 1]`.
+    pub fn with_recheck(mut self, q: f64) -> Result<Model, Error> {
+        self.recheck = Some(unit("the re-check rate q", q)?);
+        Ok(self)
+    }
+
+    /// Sets `k`, the checks one verifier holds at once.
+    pub fn with_max_in_flight(mut self, k: u32) -> Model {
+        self.max_in_flight = k.max(1);
+        self
+    }
+
+    /// `q`: the one set, else `p`.
+    pub fn recheck_rate(&self) -> f64 {
+        self.recheck.unwrap_or(self.rate)
     }
 
     /// Sets the gain per cheated job, µIOSD.
@@ -254,6 +300,11 @@ impl Model {
     /// Everything the model predicts.
     pub fn report(&self) -> Report {
         let (p, f) = (self.rate, self.cheat_fraction);
+        // In [0, 1e6] by construction: the cast cannot truncate.
+        let q_ppm = (self.recheck_rate() * f64::from(RATE_ALWAYS)).round() as u32;
+        let bond = (q_ppm > 0)
+            .then(|| required_stake(self.gain, q_ppm, self.slash_bps))
+            .flatten();
         let stake = self.stake();
         let detect = self.detection_probability();
         let undetected = self.expected_undetected_cheats();
@@ -280,7 +331,16 @@ impl Model {
             required_stake: self.required_stake(),
             single_job_expected_value: (1.0 - p) * self.gain as f64
                 - p * self.sigma() * stake as f64,
-            overhead_runs_per_job: p * (1.0 + f),
+            overhead_runs_per_job: p * (1.0 + f) + p * (1.0 - f) * self.recheck_rate(),
+            recheck_rate: self.recheck_rate(),
+            recheck_rate_ppm: q_ppm,
+            verifier_bond_per_check: bond,
+            verifier_max_in_flight: self.max_in_flight,
+            verifier_stake_floor: bond.and_then(|b| b.checked_mul(u64::from(self.max_in_flight))),
+            accomplice_agreements_to_detect_999: Model::new(self.recheck_rate(), 1.0, 1)
+                .ok()
+                .and_then(|m| m.jobs_to_detect(0.999)),
+            arbiter_runs_per_job: p * f + p * (1.0 - f) * self.recheck_rate(),
         }
     }
 }
@@ -405,11 +465,51 @@ impl fmt::Display for Report {
         )?;
         row(
             out,
-            "verification overhead p·(1 + f)",
+            "verification overhead p·(1 + f) + p·(1 − f)·q",
             format!(
                 "{:.4} runs per job ({:.2}%)",
                 self.overhead_runs_per_job,
                 self.overhead_runs_per_job * 100.0
+            ),
+        )?;
+        writeln!(out)?;
+        row(
+            out,
+            "re-check rate of agreements q",
+            format!(
+                "{:.4}% ({} ppm)",
+                self.recheck_rate * 100.0,
+                self.recheck_rate_ppm
+            ),
+        )?;
+        row(
+            out,
+            "verifier's bond per check g·(1 − q)/(q·σ)",
+            opt(
+                self.verifier_bond_per_check.map(|s| format!("{s} µIOSD")),
+                "none (q = 0: agreements are never examined)",
+            ),
+        )?;
+        row(
+            out,
+            &format!("verifier stake floor for k = {}", self.verifier_max_in_flight),
+            opt(
+                self.verifier_stake_floor.map(|s| format!("{s} µIOSD")),
+                "none",
+            ),
+        )?;
+        row(
+            out,
+            "agreed lies until an accomplice is caught (99.9%)",
+            opt(self.accomplice_agreements_to_detect_999, "never"),
+        )?;
+        row(
+            out,
+            "arbiter runs per job p·f + p·(1 − f)·q",
+            format!(
+                "{:.5} ({:.3}%)",
+                self.arbiter_runs_per_job,
+                self.arbiter_runs_per_job * 100.0
             ),
         )
     }
@@ -523,11 +623,46 @@ mod tests {
     }
 
     #[test]
-    fn overhead_counts_referee_runs() {
-        let r = Model::new(0.05, 0.1, 10).expect("model").report();
+    fn overhead_counts_arbiter_runs() {
+        let r = Model::new(0.05, 0.1, 10)
+            .and_then(|m| m.with_recheck(0.0))
+            .expect("model")
+            .report();
         assert!(close(r.overhead_runs_per_job, 0.055));
-        let honest = Model::new(0.05, 0.0, 10).expect("model").report();
-        assert!(close(honest.overhead_runs_per_job, 0.05));
+        let honest = Model::new(0.05, 0.0, 10)
+            .and_then(|m| m.with_recheck(0.1))
+            .expect("model")
+            .report();
+        assert!(close(honest.overhead_runs_per_job, 0.055));
+        assert!(close(honest.arbiter_runs_per_job, 0.005));
+    }
+
+    #[test]
+    fn the_recheck_rate_prices_a_verifiers_bond() {
+        // Derived q = p: a verifier's bond per check is the provider's stake.
+        let m = Model::new(0.05, 0.05, 3_000).expect("model");
+        let r = m.report();
+        assert_eq!(r.recheck_rate_ppm, 50_000);
+        assert_eq!(r.verifier_bond_per_check, r.required_stake);
+        assert_eq!(
+            r.verifier_stake_floor,
+            r.verifier_bond_per_check.map(|b| 4 * b)
+        );
+        // q = 10 %, σ = 50 %: 18 g per check; caught within 66 agreed lies.
+        let r = m
+            .with_recheck(0.1)
+            .expect("q")
+            .with_max_in_flight(2)
+            .report();
+        assert_eq!(r.verifier_bond_per_check, Some(18_000));
+        assert_eq!(r.verifier_stake_floor, Some(36_000));
+        assert_eq!(r.accomplice_agreements_to_detect_999, Some(66));
+        let none = Model::new(0.05, 0.05, 10)
+            .and_then(|m| m.with_recheck(0.0))
+            .expect("model")
+            .report();
+        assert_eq!(none.verifier_bond_per_check, None);
+        assert!(none.to_string().contains("never examined"), "{none}");
     }
 
     #[test]

@@ -109,6 +109,14 @@ pub struct ModelArgs {
     /// Fraction of the stake a proven cheat loses, basis points.
     #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(0..=10_000))]
     pub slash_bps: u32,
+    /// Re-check rate q: the fraction of agreeing verdicts the arbiter
+    /// re-executes (0..=1) [default: p, so agreeing with a lie is as bad a
+    /// bet for a verifier as cheating is for a provider].
+    #[arg(long, value_parser = parse_fraction)]
+    pub recheck_rate: Option<f64>,
+    /// Checks one verifier holds at once (k): its stake floor is k bonds.
+    #[arg(long, default_value_t = 4)]
+    pub max_checks: u32,
     /// Print one JSON object (amounts in µIOSD) instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -126,9 +134,13 @@ fn model(args: ModelArgs) -> Result<u8, Failure> {
     let mut m = Model::new(args.p, args.cheat_rate, args.jobs)
         .map_err(Failure::usage)?
         .with_gain(args.gain)
-        .with_slash_bps(args.slash_bps);
+        .with_slash_bps(args.slash_bps)
+        .with_max_in_flight(args.max_checks);
     if let Some(s) = args.stake {
         m = m.with_stake(s);
+    }
+    if let Some(q) = args.recheck_rate {
+        m = m.with_recheck(q).map_err(Failure::usage)?;
     }
     let report = m.report();
     if args.json {
