@@ -34,6 +34,10 @@ pub enum Error {
     /// Bytes that claim to be a frozen format are not in it.
     #[error("malformed {0}")]
     Malformed(String),
+    /// A move in a dispute game that the game's state does not allow, or
+    /// evidence it refuses.
+    #[error("dispute: {0}")]
+    Dispute(String),
     /// The operating system's random source failed.
     #[error("random source: {0}")]
     Random(String),

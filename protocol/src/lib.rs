@@ -13,6 +13,8 @@
 //! - [`Hash32`]: blake3 digests as content ids.
 //! - [`Failure`]: the frozen record a failed run hashes instead of prose, and
 //!   [`SEMANTICS_VERSION`], which every job id and receipt states.
+//! - [`trace`]: the frozen trace of a run's host calls, whose root a receipt
+//!   states, and the bisection game that narrows a dispute to one step.
 //!
 //! Hashes and signatures are over a canonical binary encoding ([`canonical`]),
 //! never over JSON, so any implementation that follows the encoding agrees.
@@ -43,6 +45,7 @@ mod receipt;
 mod roots;
 mod semantics;
 mod spec;
+pub mod trace;
 pub mod verification;
 
 pub use error::Error;

@@ -51,10 +51,11 @@ pub struct ReceiptBody {
     pub inputs_root: Hash32,
     /// [`crate::outputs_root`] of the outputs.
     pub outputs_root: Hash32,
-    /// The Merkle root of the run's trace: its host calls in call order
-    /// (format `assay/trace-step/v1`), what a dispute bisects. Not part of
+    /// [`crate::trace::trace_root`] of the run's host calls in call order
+    /// (format `assay/trace-step/v1`): what a dispute bisects. Not part of
     /// [`ReceiptBody::deterministic_part`]: a CUDA provider commits to its
-    /// calls but not yet to their outputs.
+    /// calls but not yet to their outputs (see [`crate::trace`]), and a
+    /// run recorded without a trace states [`Hash32::ZERO`].
     pub trace_root: Hash32,
     /// How the run ended.
     pub outcome: Outcome,
