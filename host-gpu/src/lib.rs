@@ -67,7 +67,8 @@ pub mod telemetry;
 mod tensor;
 
 pub use backend::{
-    AcceleratorProbe, Backend, BackendInfo, CpuSimd, Device, DeviceBuffer, TensorRef, cuda_build,
+    AcceleratorProbe, Backend, BackendInfo, CpuSimd, Device, DeviceBuffer, HostElements, TensorRef,
+    cuda_build,
 };
 pub use dtype::DType;
 pub use error::Error;

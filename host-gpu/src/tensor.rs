@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use crate::backend::DeviceBuffer;
+use crate::backend::{DeviceBuffer, HostElements};
 use crate::dtype::DType;
 
 /// A handle to a contiguous, row-major tensor on a session's device.
@@ -50,5 +50,11 @@ impl Tensor {
     /// Size of the elements in bytes.
     pub fn byte_len(&self) -> u64 {
         self.numel() as u64 * self.dtype.size() as u64
+    }
+
+    /// The elements where they are, if that is host memory (the CPU
+    /// backend); `None` on a GPU, where reading them takes a download.
+    pub fn host_elements(&self) -> Option<HostElements<'_>> {
+        self.buffer.buffer.host_elements()
     }
 }

@@ -1009,7 +1009,10 @@ impl Bisection {
                     }
                 }
                 (None, false) => {
-                    return Ok(Divergence::Forfeit(*side, format!("no reveal of step {index}")));
+                    return Ok(Divergence::Forfeit(
+                        *side,
+                        format!("no reveal of step {index}"),
+                    ));
                 }
                 (Some(_), true) => {
                     return Ok(Divergence::Forfeit(
@@ -1054,7 +1057,10 @@ impl Bisection {
             return Some(format!("a reveal signed as {}", r.party));
         }
         if r.dispute != self.dispute || r.index != self.index {
-            return Some(format!("answered step {} instead of {}", r.index, self.index));
+            return Some(format!(
+                "answered step {} instead of {}",
+                r.index, self.index
+            ));
         }
         if let Err(e) = r.party.verify(&r.signing_bytes(), &r.signature) {
             return Some(e.to_string());
@@ -1151,7 +1157,10 @@ impl InputEvidence {
             )));
         }
         let leaf = step_leaf(step, &self.call, &self.tensor.digest());
-        if roots.iter().any(|r| verify_inclusion(r, &leaf, &self.proof)) {
+        if roots
+            .iter()
+            .any(|r| verify_inclusion(r, &leaf, &self.proof))
+        {
             Ok(())
         } else {
             Err(Error::Dispute(format!(
@@ -1243,10 +1252,19 @@ mod tests {
             "ff29f3b263f04c8618a9b0184ad73d74d403d33372e4caf2823c016e205aa6a9"
         );
         assert_ne!(leaf, step_leaf(4, &call.encode(), &out));
-        assert_ne!(out, tensor_digest(Dtype::I32, &[2], &[0, 0, 128, 63, 0, 0, 0, 64]));
-        assert_ne!(out, tensor_digest(Dtype::F32, &[1, 2], &[0, 0, 128, 63, 0, 0, 0, 64]));
+        assert_ne!(
+            out,
+            tensor_digest(Dtype::I32, &[2], &[0, 0, 128, 63, 0, 0, 0, 64])
+        );
+        assert_ne!(
+            out,
+            tensor_digest(Dtype::F32, &[1, 2], &[0, 0, 128, 63, 0, 0, 0, 64])
+        );
         assert_ne!(unhashed_digest(Dtype::F32, &[2]), out);
-        assert_ne!(refused_digest("shape-mismatch"), refused_digest("quota-exceeded"));
+        assert_ne!(
+            refused_digest("shape-mismatch"),
+            refused_digest("quota-exceeded")
+        );
     }
 
     #[test]
@@ -1261,14 +1279,14 @@ mod tests {
         let mut padded = l[..3].to_vec();
         padded.push(empty_node(0));
         assert_ne!(trace_root(&l[..3]), trace_root(&padded));
-        assert_eq!(TraceTree::new(l[..3].to_vec()).top(), TraceTree::new(padded).top());
+        assert_eq!(
+            TraceTree::new(l[..3].to_vec()).top(),
+            TraceTree::new(padded).top()
+        );
         // No steps: a root all the same.
         assert_eq!(trace_root(&[]), root_of(0, &empty_node(0)));
         // Three leaves: ((0,1),(2,E)).
-        let want = node_hash(
-            &node_hash(&l[0], &l[1]),
-            &node_hash(&l[2], &empty_node(0)),
-        );
+        let want = node_hash(&node_hash(&l[0], &l[1]), &node_hash(&l[2], &empty_node(0)));
         assert_eq!(TraceTree::new(l[..3].to_vec()).top(), want);
     }
 
@@ -1318,7 +1336,10 @@ mod tests {
                 Query::Node { level, index } => {
                     let ra = trees[0].reveal_node(&keys[0], &dispute, level, index);
                     let rb = trees[1].reveal_node(&keys[1], &dispute, level, index);
-                    assert!(matches!(game.reveal_nodes(&ra, &rb), Ok(Progress::Continue)));
+                    assert!(matches!(
+                        game.reveal_nodes(&ra, &rb),
+                        Ok(Progress::Continue)
+                    ));
                 }
                 Query::Leaf { index } => return (Some(index), game.rounds()),
             }
@@ -1365,7 +1386,12 @@ mod tests {
         let mut liar = honest.clone();
         liar[1].output = wrong;
         let tree = |s: &[Step]| {
-            TraceTree::new(s.iter().enumerate().map(|(i, s)| s.leaf(i as u64)).collect())
+            TraceTree::new(
+                s.iter()
+                    .enumerate()
+                    .map(|(i, s)| s.leaf(i as u64))
+                    .collect(),
+            )
         };
         let trees = [tree(&liar), tree(&honest)];
         let dispute = Hash32([7; 32]);
@@ -1390,7 +1416,10 @@ mod tests {
             Ok(Progress::Forfeit(Side::A, _))
         ));
         let ra = trees[0].reveal_node(&keys[0], &dispute, 1, 0);
-        assert!(matches!(game.reveal_nodes(&ra, &good), Ok(Progress::Continue)));
+        assert!(matches!(
+            game.reveal_nodes(&ra, &good),
+            Ok(Progress::Continue)
+        ));
         assert_eq!(game.query(), Query::Leaf { index: 1 });
         let la = LeafReveal::sign(&keys[0], &dispute, 1, &liar[1]);
         let lb = LeafReveal::sign(&keys[1], &dispute, 1, &honest[1]);

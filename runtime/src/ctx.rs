@@ -14,6 +14,7 @@ use assay_protocol::{Hash32, Shard};
 use wasmtime::component::ResourceTable;
 
 use crate::error::{Ending, HostError, RefusalCase};
+use crate::trace::Recorder;
 
 /// The job's inputs: name → bytes, shared (a verifier or a provider may run
 /// several jobs over the same model blob).
@@ -41,6 +42,8 @@ pub struct GpuCtx {
     /// The last host call refused with a WIT error, and the error's case:
     /// a guest error or trap after it names it in the failure record.
     pub(crate) last_refusal: Option<(&'static str, &'static str)>,
+    /// The run's trace, step by step (off unless the sandbox turns it on).
+    pub(crate) trace: Recorder,
 }
 
 impl GpuCtx {
@@ -68,6 +71,7 @@ impl GpuCtx {
             log_limit: spec.log_bytes as usize,
             quota_refusal: None,
             last_refusal: None,
+            trace: Recorder::off(),
         }
     }
 

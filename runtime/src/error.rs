@@ -43,6 +43,10 @@ pub enum Error {
     /// Signing the receipt failed.
     #[error(transparent)]
     Protocol(#[from] assay_protocol::Error),
+    /// A trace step could not be replayed from its revealed inputs
+    /// ([`crate::replay_step`]).
+    #[error("cannot replay the step: {0}")]
+    Replay(String),
 }
 
 /// The kinds of provider fault.

@@ -11,7 +11,9 @@
 //! its view in [`ctx`]; the host calls in [`host`], one file per WIT
 //! interface (`host/tensor.rs`, `host/job_io.rs`); what an ending becomes
 //! (outcome, failure record, message) in `outcome.rs`; running a job in
-//! `sandbox.rs`.
+//! `sandbox.rs`; recording the run's trace of host calls (its root is in
+//! the receipt) and replaying one step of it in `trace.rs` ([`RunTrace`],
+//! [`replay_step`]).
 //!
 //! A run ends in one of two classes:
 //!
@@ -59,6 +61,7 @@ pub mod host;
 mod limits;
 mod outcome;
 mod sandbox;
+mod trace;
 mod wasi;
 
 pub use cache::CacheHit;
@@ -67,3 +70,4 @@ pub use error::{Ending, Error, FaultKind, HostError, RefusalCase};
 pub use host::add_to_linker;
 pub use limits::MemoryLimitHit;
 pub use sandbox::{LoadedComponent, RunReport, Runtime, RuntimeOptions};
+pub use trace::{Replayed, RunTrace, TraceOptions, replay_step};

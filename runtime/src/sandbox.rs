@@ -20,6 +20,7 @@ use crate::cache::{CacheHit, DiskCache, MemoryCache};
 use crate::ctx::{GpuCtx, GpuCtxView, GpuView, Inputs};
 use crate::limits::GuestLimits;
 use crate::outcome::{Ended, classify};
+use crate::trace::{RangeHashes, Recorder, RunTrace, TraceOptions};
 use crate::wasi::deterministic_ctx;
 use crate::{Error, FaultKind};
 
@@ -117,6 +118,9 @@ pub struct RunReport {
     /// Where the device time went, per tensor op (wall clock; the rest of
     /// `elapsed` is the guest's own code, host calls and instantiation).
     pub op_times: BTreeMap<&'static str, assay_host_gpu::OpTime>,
+    /// The run's trace (its root is the receipt's `trace_root`): kept so
+    /// this node can answer reveals in a dispute.
+    pub trace: RunTrace,
 }
 
 /// The sandbox: one engine, one linker, one device, a component cache and a node key.
@@ -128,6 +132,7 @@ pub struct Runtime {
     loaded: MemoryCache<LoadedComponent>,
     key: NodeKey,
     input_hashes: InputHashes,
+    range_hashes: Arc<RangeHashes>,
 }
 
 /// The blake3 of input buffers this runtime hashed lately, so a daemon that
@@ -202,6 +207,7 @@ impl Runtime {
             loaded: MemoryCache::default(),
             key: options.key,
             input_hashes: InputHashes::default(),
+            range_hashes: Arc::default(),
         })
     }
 
@@ -270,6 +276,22 @@ impl Runtime {
         inputs: Arc<Inputs>,
         spec: &JobSpec,
     ) -> Result<RunReport, Error> {
+        self.run_with(component, inputs, spec, &TraceOptions::default())
+    }
+
+    /// [`Runtime::run`], recording the trace as `trace` says (keeping some
+    /// steps' output tensors, or — to measure its cost — not at all).
+    ///
+    /// # Errors
+    ///
+    /// As [`Runtime::run`].
+    pub fn run_with(
+        &self,
+        component: &LoadedComponent,
+        inputs: Arc<Inputs>,
+        spec: &JobSpec,
+        trace: &TraceOptions,
+    ) -> Result<RunReport, Error> {
         let input_hashes: Vec<(String, u64, Hash32)> = inputs
             .iter()
             .map(|(n, b)| (n.clone(), b.len() as u64, self.input_hashes.of(b)))
@@ -289,19 +311,21 @@ impl Runtime {
             },
         );
         let params = Arc::new(spec.params.clone());
+        let mut gpu = GpuCtx::new(
+            session,
+            inputs,
+            input_hashes
+                .iter()
+                .map(|(n, _, h)| (n.clone(), *h))
+                .collect(),
+            params,
+            spec,
+        );
+        gpu.trace = Recorder::new(trace, self.range_hashes.clone());
         let state = JobState {
             wasi,
             table: ResourceTable::new(),
-            gpu: GpuCtx::new(
-                session,
-                inputs,
-                input_hashes
-                    .iter()
-                    .map(|(n, _, h)| (n.clone(), *h))
-                    .collect(),
-                params,
-                spec,
-            ),
+            gpu,
             limits: GuestLimits {
                 memory_bytes: spec.memory_bytes.min(crate::engine::MAX_GUEST_MEMORY),
             },
@@ -321,7 +345,8 @@ impl Runtime {
         let elapsed = start.elapsed();
         let fuel_used = spec.fuel - store.get_fuel().unwrap_or(0);
 
-        let state = store.into_data();
+        let mut state = store.into_data();
+        let trace: RunTrace = std::mem::replace(&mut state.gpu.trace, Recorder::off()).finish();
         let Ended {
             outcome,
             failure,
@@ -344,7 +369,7 @@ impl Runtime {
             component_hash: component.hash,
             inputs_root,
             outputs_root: root,
-            trace_root: Hash32::ZERO,
+            trace_root: trace.root,
             outcome,
             fuel_used,
             work: WorkDone {
@@ -372,6 +397,7 @@ impl Runtime {
             log: state.gpu.log,
             elapsed,
             op_times: state.gpu.session.op_times().clone(),
+            trace,
         })
     }
 }

@@ -611,6 +611,7 @@ mod tests {
             log: String::new(),
             elapsed: Duration::ZERO,
             op_times: BTreeMap::new(),
+            trace: Default::default(),
         }
     }
 

@@ -13,6 +13,46 @@ use crate::op::{Op, SourceEncoding};
 pub trait DeviceBuffer: Any + Send + Sync + Debug {
     /// For the owning backend to get its own type back.
     fn as_any(&self) -> &dyn Any;
+
+    /// The elements where they are, when that is host memory (the CPU
+    /// backend): a reader such as the runtime's trace hashes them without a
+    /// copy. `None` for device memory, which would take a download.
+    fn host_elements(&self) -> Option<HostElements<'_>> {
+        None
+    }
+}
+
+/// A tensor's elements in host memory, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub enum HostElements<'a> {
+    /// f32 elements.
+    F32(&'a [f32]),
+    /// i32 elements.
+    I32(&'a [i32]),
+}
+
+impl<'a> HostElements<'a> {
+    /// The elements' little-endian bytes without a copy, on a little-endian
+    /// machine (`None` elsewhere: convert element by element).
+    #[cfg(target_endian = "little")]
+    pub fn le_bytes(&self) -> Option<&'a [u8]> {
+        let (ptr, len) = match *self {
+            HostElements::F32(v) => (v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)),
+            HostElements::I32(v) => (v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)),
+        };
+        // SAFETY: f32 and i32 have no padding and any byte is a valid u8;
+        // the slice covers exactly the borrowed elements for the same
+        // lifetime, and on a little-endian machine their memory is their
+        // little-endian bytes.
+        Some(unsafe { std::slice::from_raw_parts(ptr, len) })
+    }
+
+    /// The elements' little-endian bytes without a copy (`None` on a
+    /// big-endian machine: convert element by element).
+    #[cfg(not(target_endian = "little"))]
+    pub fn le_bytes(&self) -> Option<&'a [u8]> {
+        None
+    }
 }
 
 /// An input of an op: its shape, dtype and buffer.

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use crate::error::Error;
 use crate::resident::{Resident, ResidentStats};
 
-pub use contract::{Backend, BackendInfo, DeviceBuffer, TensorRef};
+pub use contract::{Backend, BackendInfo, DeviceBuffer, HostElements, TensorRef};
 pub(crate) use cpu::CpuBackend;
 pub use cpu::CpuSimd;
 

@@ -4,12 +4,14 @@
 
 use assay_host_gpu::{self as hg, Tensor};
 use assay_protocol::Hash32;
+use assay_protocol::trace::Attr;
 use wasmtime::component::Resource;
 
 use super::{R, dims};
 use crate::bindings::job_io;
-use crate::ctx::{GpuCtx, GpuCtxView};
+use crate::ctx::{GpuCtx, GpuCtxView, Inputs};
 use crate::error::{HostError, RefusalCase};
+use crate::trace::{Content, ENCODING, case, dims_attr};
 
 fn refuse(call: &'static str, case: RefusalCase, message: String) -> HostError {
     HostError::refuse(call, case, message)
@@ -33,7 +35,22 @@ fn resident_key(input: &Hash32, offset: u64, len: usize) -> hg::resident::Conten
     hg::resident::ContentKey(*h.finalize().as_bytes())
 }
 
-fn check_output_name(call: &'static str, name: &str) -> R<()> {
+/// The trace's memo key of a tensor decoded from a resident range: the
+/// range's content name and the encoding (the decoded bytes depend on both).
+fn range_content_key(key: &hg::resident::ContentKey, encoding: hg::SourceEncoding) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(b"assay/trace-range/v1");
+    h.update(&key.0);
+    let code = ENCODING
+        .iter()
+        .position(|(e, _)| *e == encoding)
+        .unwrap_or(usize::MAX);
+    h.update(&(code as u64).to_le_bytes());
+    *h.finalize().as_bytes()
+}
+
+/// Refuses an output name outside `[A-Za-z0-9._-]{1,128}` (or `.`, `..`).
+pub(crate) fn check_output_name(call: &'static str, name: &str) -> R<()> {
     let ok = !name.is_empty()
         && name.len() <= MAX_OUTPUT_NAME
         && name
@@ -52,17 +69,47 @@ fn check_output_name(call: &'static str, name: &str) -> R<()> {
     }
 }
 
+fn input<'a>(call: &'static str, inputs: &'a Inputs, name: &str) -> R<&'a std::sync::Arc<[u8]>> {
+    inputs.get(name).ok_or_else(|| {
+        let names: Vec<&str> = inputs.keys().map(String::as_str).collect();
+        refuse(
+            call,
+            RefusalCase::NotFound,
+            format!("no input named {name:?}; the job has {names:?}"),
+        )
+    })
+}
+
 impl GpuCtx {
     fn input(&self, call: &'static str, name: &str) -> R<&std::sync::Arc<[u8]>> {
-        self.inputs.get(name).ok_or_else(|| {
-            let names: Vec<&str> = self.inputs.keys().map(String::as_str).collect();
+        input(call, &self.inputs, name)
+    }
+}
+
+/// The bytes a `job-io.tensor-from-input` of `shape` in `encoding` at
+/// `offset` of input `name` reads, or its refusal (also the arbiter's, when
+/// it replays the call).
+pub(crate) fn input_range<'a>(
+    call: &'static str,
+    inputs: &'a Inputs,
+    name: &str,
+    offset: u64,
+    encoding: hg::SourceEncoding,
+    shape: &[usize],
+) -> R<&'a [u8]> {
+    let count = shape
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+        .and_then(|n| n.checked_mul(encoding.size() as u64))
+        .ok_or_else(|| {
             refuse(
                 call,
-                RefusalCase::NotFound,
-                format!("no input named {name:?}; the job has {names:?}"),
+                RefusalCase::InvalidArgument,
+                format!("shape {shape:?} is too large"),
             )
-        })
-    }
+        })?;
+    let bytes = input(call, inputs, name)?;
+    range(call, bytes, name, offset, count)
 }
 
 /// Bytes `offset..offset + len` of input `name`, or a `not-found` refusal.
@@ -137,37 +184,48 @@ impl job_io::Host for GpuCtxView<'_> {
     ) -> R<Resource<Tensor>> {
         const CALL: &str = "job-io.tensor-from-input";
         use job_io::Encoding as W;
-        let (encoding, width) = match encoding {
-            W::F32 => (hg::SourceEncoding::F32, 4u64),
-            W::F16 => (hg::SourceEncoding::F16, 2),
-            W::Bf16 => (hg::SourceEncoding::Bf16, 2),
-            W::I32 => (hg::SourceEncoding::I32, 4),
-            W::I64 => (hg::SourceEncoding::I64, 8),
+        let encoding = match encoding {
+            W::F32 => hg::SourceEncoding::F32,
+            W::F16 => hg::SourceEncoding::F16,
+            W::Bf16 => hg::SourceEncoding::Bf16,
+            W::I32 => hg::SourceEncoding::I32,
+            W::I64 => hg::SourceEncoding::I64,
+        };
+        let attrs = if self.ctx.trace.is_on() {
+            vec![
+                Attr::Str(name.clone()),
+                Attr::U64(offset),
+                case(&ENCODING, encoding),
+                dims_attr(&shape),
+            ]
+        } else {
+            Vec::new()
         };
         let shape = dims(&shape);
-        let count = shape
-            .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
-            .and_then(|n| n.checked_mul(width))
-            .ok_or_else(|| {
-                refuse(
-                    CALL,
-                    RefusalCase::InvalidArgument,
-                    format!("shape {shape:?} is too large"),
-                )
-            })?;
-        let bytes = self.ctx.input(CALL, &name)?.clone();
-        let range = range(CALL, &bytes, &name, offset, count)?;
-        let r = match self.ctx.input_hashes.get(&name) {
+        let inputs = self.ctx.inputs.clone();
+        let range = match input_range(CALL, &inputs, &name, offset, encoding, &shape) {
+            Ok(range) => range,
+            Err(e) => {
+                self.ctx.trace.refused(CALL, Vec::new(), attrs, &e);
+                return Err(e);
+            }
+        };
+        let (r, content) = match self.ctx.input_hashes.get(&name) {
             Some(input) if range.len() >= RESIDENT_MIN_BYTES => {
                 let key = resident_key(input, offset, range.len());
-                self.ctx
+                let content = Content::Range(range_content_key(&key, encoding));
+                let r = self
+                    .ctx
                     .session
-                    .from_encoded_resident(&shape, encoding, range, key)
+                    .from_encoded_resident(&shape, encoding, range, key);
+                (r, content)
             }
-            _ => self.ctx.session.from_encoded(&shape, encoding, range),
+            _ => (
+                self.ctx.session.from_encoded(&shape, encoding, range),
+                Content::Hash,
+            ),
         };
-        self.hand_out(CALL, r)
+        self.hand_out(CALL, Vec::new(), attrs, content, r)
     }
 
     fn write_output(&mut self, name: String, data: Vec<u8>) -> R<()> {
@@ -178,15 +236,26 @@ impl job_io::Host for GpuCtxView<'_> {
 
     fn write_tensor_output(&mut self, name: String, x: Resource<Tensor>) -> R<()> {
         const CALL: &str = "job-io.write-tensor-output";
-        check_output_name(CALL, &name)?;
-        let t = self.get(CALL, &x)?;
-        // Refuse before reading the tensor back if it cannot fit.
-        self.ctx.check_output_room(CALL, &name, t.byte_len())?;
-        let bytes = self
-            .ctx
-            .session
-            .read_bytes(&t)
-            .map_err(|e| HostError::from_op(CALL, e))?;
+        let attrs = vec![Attr::Str(name.clone())];
+        if let Err(e) = check_output_name(CALL, &name) {
+            let inputs = self.producers(&[&x]);
+            self.ctx.trace.refused(CALL, inputs, attrs, &e);
+            return Err(e);
+        }
+        let bytes = self.read_back(
+            CALL,
+            &x,
+            attrs,
+            |v, t| {
+                // Refuse before reading the tensor back if it cannot fit.
+                v.ctx.check_output_room(CALL, &name, t.byte_len())?;
+                v.ctx
+                    .session
+                    .read_bytes(t)
+                    .map_err(|e| HostError::from_op(CALL, e))
+            },
+            |bytes| Hash32::of(bytes),
+        )?;
         self.ctx.put_output(CALL, name, bytes)
     }
 

@@ -14,11 +14,15 @@ mod tensor;
 use std::fmt;
 
 use assay_host_gpu::{self as hg, Tensor};
+use assay_protocol::trace::Attr;
 use wasmtime::component::{HasData, Linker, Resource};
 
 use crate::bindings;
 use crate::ctx::{GpuCtxView, GpuView};
 use crate::error::{Ending, HostError};
+use crate::trace::Content;
+
+pub(crate) use job_io::{check_output_name, input_range};
 
 type R<T> = Result<T, HostError>;
 
@@ -58,29 +62,98 @@ impl GpuCtxView<'_> {
         self.table.get(r).cloned().map_err(|e| table_trap(call, e))
     }
 
-    /// Hands an op's result to the guest.
+    /// The trace steps whose outputs the operands are (nothing when the
+    /// run records no trace).
+    fn producers(&self, operands: &[&Resource<Tensor>]) -> Vec<u64> {
+        if !self.ctx.trace.is_on() {
+            return Vec::new();
+        }
+        operands
+            .iter()
+            .map(|r| self.ctx.trace.producer(r.rep()))
+            .collect()
+    }
+
+    /// Hands an op's result to the guest, and records it as a trace step
+    /// whose call is `call` on the steps `inputs` with parameters `attrs`.
     fn hand_out(
         &mut self,
         call: &'static str,
+        inputs: Vec<u64>,
+        attrs: Vec<Attr>,
+        content: Content,
         result: Result<Tensor, hg::Error>,
     ) -> R<Resource<Tensor>> {
-        let t = result.map_err(|e| HostError::from_op(call, e))?;
-        self.table.push(t).map_err(|e| table_trap(call, e))
+        let t = match result {
+            Ok(t) => t,
+            Err(e) => {
+                let e = HostError::from_op(call, e);
+                self.ctx.trace.refused(call, inputs, attrs, &e);
+                return Err(e);
+            }
+        };
+        let step = self.ctx.trace.produced(call, inputs, attrs, &t, content);
+        if self.ctx.trace.wants(step) {
+            let bytes = self
+                .ctx
+                .session
+                .read_bytes(&t)
+                .map_err(|e| HostError::from_op(call, e))?;
+            self.ctx.trace.keep(step, &t, bytes);
+        }
+        let r = self.table.push(t).map_err(|e| table_trap(call, e))?;
+        self.ctx.trace.bind(r.rep(), step);
+        Ok(r)
     }
 
-    /// Runs op `call` on borrowed operands and hands the result to the guest.
+    /// Runs op `call` on borrowed operands and hands the result to the
+    /// guest; `attrs` are its other parameters in WIT order, for the trace.
     fn op<const N: usize>(
         &mut self,
         call: &'static str,
         operands: [&Resource<Tensor>; N],
+        attrs: Vec<Attr>,
         f: impl FnOnce(&mut hg::Session, [&Tensor; N]) -> Result<Tensor, hg::Error>,
     ) -> R<Resource<Tensor>> {
         let mut held = Vec::with_capacity(N);
         for r in operands {
             held.push(self.get(call, r)?);
         }
+        let inputs = self.producers(&operands);
         let refs: [&Tensor; N] = std::array::from_fn(|i| &held[i]);
         let result = f(&mut self.ctx.session, refs);
-        self.hand_out(call, result)
+        // A reshape shares its input's buffer: the same bytes, hashed once.
+        let content = if call == "tensor.reshape" {
+            Content::SameAs(0)
+        } else {
+            Content::Hash
+        };
+        self.hand_out(call, inputs, attrs, content, result)
+    }
+
+    /// A host→guest read of a tensor, recorded as a step: `read` reads it.
+    fn read_back<T>(
+        &mut self,
+        call: &'static str,
+        x: &Resource<Tensor>,
+        attrs: Vec<Attr>,
+        read: impl FnOnce(&mut Self, &Tensor) -> R<T>,
+        bytes_hash: impl FnOnce(&T) -> assay_protocol::Hash32,
+    ) -> R<T> {
+        let t = self.get(call, x)?;
+        let inputs = self.producers(&[x]);
+        match read(self, &t) {
+            Ok(v) => {
+                let input = inputs.first().copied().unwrap_or(u64::MAX);
+                self.ctx
+                    .trace
+                    .read(call, input, attrs, &t, || bytes_hash(&v));
+                Ok(v)
+            }
+            Err(e) => {
+                self.ctx.trace.refused(call, inputs, attrs, &e);
+                Err(e)
+            }
+        }
     }
 }

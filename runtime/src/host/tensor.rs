@@ -3,12 +3,25 @@
 //! in any error it returns.
 
 use assay_host_gpu::{self as hg, Tensor};
+use assay_protocol::Hash32;
+use assay_protocol::trace::Attr;
 use wasmtime::component::Resource;
 
 use super::{R, dims, table_trap};
 use crate::bindings::tensor;
 use crate::ctx::GpuCtxView;
 use crate::error::{HostError, RefusalCase};
+use crate::trace::{BINARY, Content, DTYPE, REDUCE, UNARY, case, dims_attr};
+
+/// blake3 of elements as little-endian bytes (a read's bytes, where the
+/// tensor's own hash is unknown: a GPU).
+fn le_hash<const W: usize>(values: impl Iterator<Item = [u8; W]>) -> Hash32 {
+    let mut h = blake3::Hasher::new();
+    for v in values {
+        h.update(&v);
+    }
+    h.finalize().into()
+}
 
 fn dtype_from_wit(d: tensor::Dtype) -> hg::DType {
     match d {
@@ -53,19 +66,35 @@ impl tensor::HostTensor for GpuCtxView<'_> {
     }
 
     fn read_f32(&mut self, x: Resource<Tensor>) -> R<Vec<f32>> {
-        let t = self.get("tensor.read-f32", &x)?;
-        self.ctx
-            .session
-            .read_f32(&t)
-            .map_err(|e| HostError::from_op("tensor.read-f32", e))
+        const CALL: &str = "tensor.read-f32";
+        self.read_back(
+            CALL,
+            &x,
+            Vec::new(),
+            |v, t| {
+                v.ctx
+                    .session
+                    .read_f32(t)
+                    .map_err(|e| HostError::from_op(CALL, e))
+            },
+            |values| le_hash(values.iter().map(|x| x.to_le_bytes())),
+        )
     }
 
     fn read_i32(&mut self, x: Resource<Tensor>) -> R<Vec<i32>> {
-        let t = self.get("tensor.read-i32", &x)?;
-        self.ctx
-            .session
-            .read_i32(&t)
-            .map_err(|e| HostError::from_op("tensor.read-i32", e))
+        const CALL: &str = "tensor.read-i32";
+        self.read_back(
+            CALL,
+            &x,
+            Vec::new(),
+            |v, t| {
+                v.ctx
+                    .session
+                    .read_i32(t)
+                    .map_err(|e| HostError::from_op(CALL, e))
+            },
+            |values| le_hash(values.iter().map(|x| x.to_le_bytes())),
+        )
     }
 
     fn drop(&mut self, x: Resource<Tensor>) -> wasmtime::Result<()> {
@@ -97,17 +126,20 @@ impl tensor::Host for GpuCtxView<'_> {
 
     fn upload_f32(&mut self, shape: Vec<u32>, data: Vec<f32>) -> R<Resource<Tensor>> {
         let r = self.ctx.session.upload_f32(&dims(&shape), data);
-        self.hand_out("tensor.upload-f32", r)
+        let attrs = vec![dims_attr(&shape)];
+        self.hand_out("tensor.upload-f32", Vec::new(), attrs, Content::Hash, r)
     }
 
     fn upload_i32(&mut self, shape: Vec<u32>, data: Vec<i32>) -> R<Resource<Tensor>> {
         let r = self.ctx.session.upload_i32(&dims(&shape), data);
-        self.hand_out("tensor.upload-i32", r)
+        let attrs = vec![dims_attr(&shape)];
+        self.hand_out("tensor.upload-i32", Vec::new(), attrs, Content::Hash, r)
     }
 
     fn fill(&mut self, shape: Vec<u32>, value: f32) -> R<Resource<Tensor>> {
         let r = self.ctx.session.fill(&dims(&shape), value);
-        self.hand_out("tensor.fill", r)
+        let attrs = vec![dims_attr(&shape), Attr::f32(value)];
+        self.hand_out("tensor.fill", Vec::new(), attrs, Content::Hash, r)
     }
 
     fn matmul(
@@ -117,7 +149,8 @@ impl tensor::Host for GpuCtxView<'_> {
         transpose_a: bool,
         transpose_b: bool,
     ) -> R<Resource<Tensor>> {
-        self.op("tensor.matmul", [&a, &b], |s, [a, b]| {
+        let attrs = vec![Attr::Bool(transpose_a), Attr::Bool(transpose_b)];
+        self.op("tensor.matmul", [&a, &b], attrs, |s, [a, b]| {
             s.matmul(a, b, transpose_a, transpose_b)
         })
     }
@@ -131,9 +164,16 @@ impl tensor::Host for GpuCtxView<'_> {
         activation: Option<tensor::UnaryOp>,
     ) -> R<Resource<Tensor>> {
         let activation = activation.map(unary_op);
-        self.op("tensor.linear", [&x, &w, &bias], |s, [x, w, bias]| {
-            s.linear(x, w, bias, transpose_w, activation)
-        })
+        let attrs = vec![
+            Attr::Bool(transpose_w),
+            activation.map_or(Attr::Absent, |op| case(&UNARY, op)),
+        ];
+        self.op(
+            "tensor.linear",
+            [&x, &w, &bias],
+            attrs,
+            |s, [x, w, bias]| s.linear(x, w, bias, transpose_w, activation),
+        )
     }
 
     fn attention(
@@ -145,15 +185,17 @@ impl tensor::Host for GpuCtxView<'_> {
         heads: u32,
         scale: f32,
     ) -> R<Resource<Tensor>> {
+        let attrs = vec![dims_attr(&lengths), Attr::U32(heads), Attr::f32(scale)];
         let lengths = dims(&lengths);
-        self.op("tensor.attention", [&q, &k, &v], |s, [q, k, v]| {
+        self.op("tensor.attention", [&q, &k, &v], attrs, |s, [q, k, v]| {
             s.attention(q, k, v, &lengths, heads as usize, scale)
         })
     }
 
     fn unary(&mut self, op: tensor::UnaryOp, x: Resource<Tensor>) -> R<Resource<Tensor>> {
         let op = unary_op(op);
-        self.op("tensor.unary", [&x], |s, [x]| s.unary(op, x))
+        let attrs = vec![case(&UNARY, op)];
+        self.op("tensor.unary", [&x], attrs, |s, [x]| s.unary(op, x))
     }
 
     fn binary(
@@ -171,11 +213,15 @@ impl tensor::Host for GpuCtxView<'_> {
             W::Max => hg::BinaryOp::Max,
             W::Min => hg::BinaryOp::Min,
         };
-        self.op("tensor.binary", [&a, &b], |s, [a, b]| s.binary(op, a, b))
+        let attrs = vec![case(&BINARY, op)];
+        self.op("tensor.binary", [&a, &b], attrs, |s, [a, b]| {
+            s.binary(op, a, b)
+        })
     }
 
     fn scale(&mut self, x: Resource<Tensor>, factor: f32) -> R<Resource<Tensor>> {
-        self.op("tensor.scale", [&x], |s, [x]| s.scale(x, factor))
+        let attrs = vec![Attr::f32(factor)];
+        self.op("tensor.scale", [&x], attrs, |s, [x]| s.scale(x, factor))
     }
 
     fn reduce(&mut self, op: tensor::ReduceOp, x: Resource<Tensor>) -> R<Resource<Tensor>> {
@@ -186,11 +232,12 @@ impl tensor::Host for GpuCtxView<'_> {
             W::Max => hg::ReduceOp::Max,
             W::Min => hg::ReduceOp::Min,
         };
-        self.op("tensor.reduce", [&x], |s, [x]| s.reduce(op, x))
+        let attrs = vec![case(&REDUCE, op)];
+        self.op("tensor.reduce", [&x], attrs, |s, [x]| s.reduce(op, x))
     }
 
     fn softmax(&mut self, x: Resource<Tensor>) -> R<Resource<Tensor>> {
-        self.op("tensor.softmax", [&x], |s, [x]| s.softmax(x))
+        self.op("tensor.softmax", [&x], Vec::new(), |s, [x]| s.softmax(x))
     }
 
     fn layer_norm(
@@ -200,9 +247,13 @@ impl tensor::Host for GpuCtxView<'_> {
         beta: Resource<Tensor>,
         eps: f32,
     ) -> R<Resource<Tensor>> {
-        self.op("tensor.layer-norm", [&x, &gamma, &beta], |s, [x, g, b]| {
-            s.layer_norm(x, g, b, eps)
-        })
+        let attrs = vec![Attr::f32(eps)];
+        self.op(
+            "tensor.layer-norm",
+            [&x, &gamma, &beta],
+            attrs,
+            |s, [x, g, b]| s.layer_norm(x, g, b, eps),
+        )
     }
 
     fn rms_norm(
@@ -211,7 +262,8 @@ impl tensor::Host for GpuCtxView<'_> {
         gamma: Resource<Tensor>,
         eps: f32,
     ) -> R<Resource<Tensor>> {
-        self.op("tensor.rms-norm", [&x, &gamma], |s, [x, g]| {
+        let attrs = vec![Attr::f32(eps)];
+        self.op("tensor.rms-norm", [&x, &gamma], attrs, |s, [x, g]| {
             s.rms_norm(x, g, eps)
         })
     }
@@ -221,19 +273,24 @@ impl tensor::Host for GpuCtxView<'_> {
         table: Resource<Tensor>,
         indices: Resource<Tensor>,
     ) -> R<Resource<Tensor>> {
-        self.op("tensor.gather", [&table, &indices], |s, [t, i]| {
-            s.gather(t, i)
-        })
+        self.op(
+            "tensor.gather",
+            [&table, &indices],
+            Vec::new(),
+            |s, [t, i]| s.gather(t, i),
+        )
     }
 
     fn reshape(&mut self, x: Resource<Tensor>, shape: Vec<u32>) -> R<Resource<Tensor>> {
+        let attrs = vec![dims_attr(&shape)];
         let shape = dims(&shape);
-        self.op("tensor.reshape", [&x], |s, [x]| s.reshape(x, &shape))
+        self.op("tensor.reshape", [&x], attrs, |s, [x]| s.reshape(x, &shape))
     }
 
     fn permute(&mut self, x: Resource<Tensor>, axes: Vec<u32>) -> R<Resource<Tensor>> {
+        let attrs = vec![dims_attr(&axes)];
         let axes = dims(&axes);
-        self.op("tensor.permute", [&x], |s, [x]| s.permute(x, &axes))
+        self.op("tensor.permute", [&x], attrs, |s, [x]| s.permute(x, &axes))
     }
 
     fn slice(
@@ -243,7 +300,8 @@ impl tensor::Host for GpuCtxView<'_> {
         start: u32,
         end: u32,
     ) -> R<Resource<Tensor>> {
-        self.op("tensor.slice", [&x], |s, [x]| {
+        let attrs = vec![Attr::U32(axis), Attr::U32(start), Attr::U32(end)];
+        self.op("tensor.slice", [&x], attrs, |s, [x]| {
             s.slice(x, axis as usize, start as usize, end as usize)
         })
     }
@@ -253,9 +311,11 @@ impl tensor::Host for GpuCtxView<'_> {
         for r in &xs {
             held.push(self.get("tensor.concat", r)?);
         }
+        let inputs = self.producers(&xs.iter().collect::<Vec<_>>());
         let refs: Vec<&Tensor> = held.iter().collect();
         let r = self.ctx.session.concat(&refs, axis as usize);
-        self.hand_out("tensor.concat", r)
+        let attrs = vec![Attr::U32(axis)];
+        self.hand_out("tensor.concat", inputs, attrs, Content::Hash, r)
     }
 
     fn masked_mean_pool(
@@ -263,17 +323,23 @@ impl tensor::Host for GpuCtxView<'_> {
         x: Resource<Tensor>,
         mask: Resource<Tensor>,
     ) -> R<Resource<Tensor>> {
-        self.op("tensor.masked-mean-pool", [&x, &mask], |s, [x, m]| {
-            s.masked_mean_pool(x, m)
-        })
+        self.op(
+            "tensor.masked-mean-pool",
+            [&x, &mask],
+            Vec::new(),
+            |s, [x, m]| s.masked_mean_pool(x, m),
+        )
     }
 
     fn l2_normalize(&mut self, x: Resource<Tensor>, eps: f32) -> R<Resource<Tensor>> {
-        self.op("tensor.l2-normalize", [&x], |s, [x]| s.l2_normalize(x, eps))
+        let attrs = vec![Attr::f32(eps)];
+        self.op("tensor.l2-normalize", [&x], attrs, |s, [x]| {
+            s.l2_normalize(x, eps)
+        })
     }
 
     fn argmax(&mut self, x: Resource<Tensor>) -> R<Resource<Tensor>> {
-        self.op("tensor.argmax", [&x], |s, [x]| s.argmax(x))
+        self.op("tensor.argmax", [&x], Vec::new(), |s, [x]| s.argmax(x))
     }
 
     fn conv2d(
@@ -284,13 +350,19 @@ impl tensor::Host for GpuCtxView<'_> {
         stride: (u32, u32),
         padding: (u32, u32),
     ) -> R<Resource<Tensor>> {
+        let attrs = vec![
+            Attr::U32(stride.0),
+            Attr::U32(stride.1),
+            Attr::U32(padding.0),
+            Attr::U32(padding.1),
+        ];
         let stride = (stride.0 as usize, stride.1 as usize);
         let padding = (padding.0 as usize, padding.1 as usize);
         match bias {
-            Some(b) => self.op("tensor.conv2d", [&x, &weight, &b], |s, [x, w, b]| {
+            Some(b) => self.op("tensor.conv2d", [&x, &weight, &b], attrs, |s, [x, w, b]| {
                 s.conv2d(x, w, Some(b), stride, padding)
             }),
-            None => self.op("tensor.conv2d", [&x, &weight], |s, [x, w]| {
+            None => self.op("tensor.conv2d", [&x, &weight], attrs, |s, [x, w]| {
                 s.conv2d(x, w, None, stride, padding)
             }),
         }
@@ -303,17 +375,22 @@ impl tensor::Host for GpuCtxView<'_> {
         stride: (u32, u32),
         padding: (u32, u32),
     ) -> R<Resource<Tensor>> {
+        let attrs = [kernel, stride, padding]
+            .iter()
+            .flat_map(|&(h, w)| [Attr::U32(h), Attr::U32(w)])
+            .collect();
         let k = (kernel.0 as usize, kernel.1 as usize);
         let st = (stride.0 as usize, stride.1 as usize);
         let p = (padding.0 as usize, padding.1 as usize);
-        self.op("tensor.max-pool2d", [&x], |s, [x]| {
+        self.op("tensor.max-pool2d", [&x], attrs, |s, [x]| {
             s.max_pool2d(x, k, st, p)
         })
     }
 
     fn cast(&mut self, x: Resource<Tensor>, to: tensor::Dtype) -> R<Resource<Tensor>> {
         let to = dtype_from_wit(to);
-        self.op("tensor.cast", [&x], |s, [x]| s.cast(x, to))
+        let attrs = vec![case(&DTYPE, to)];
+        self.op("tensor.cast", [&x], attrs, |s, [x]| s.cast(x, to))
     }
 }
 

@@ -1,9 +1,10 @@
 //! The runtime's tests, one binary (as wasmtime-wasi's `tests/all`): the
-//! sandbox end to end, and the frozen failure records. Guests come from
-//! `assay-guests` (built fresh).
+//! sandbox end to end, the frozen failure records, and the run's trace.
+//! Guests come from `assay-guests` (built fresh).
 
 mod failures;
 mod sandbox;
+mod trace;
 
 use std::sync::Arc;
 

@@ -4,7 +4,7 @@
 
 use std::any::Any;
 
-use crate::backend::contract::{DeviceBuffer, TensorRef};
+use crate::backend::contract::{DeviceBuffer, HostElements, TensorRef};
 use crate::backend::cpu::alloc::numel;
 use crate::backend::cpu::packed::PackCache;
 use crate::dtype::DType;
@@ -55,6 +55,13 @@ impl From<Values> for CpuBuffer {
 impl DeviceBuffer for CpuBuffer {
     fn as_any(&self) -> &dyn Any {
         self
+    }
+
+    fn host_elements(&self) -> Option<HostElements<'_>> {
+        Some(match &self.values {
+            Values::F32(v) => HostElements::F32(v),
+            Values::I32(v) => HostElements::I32(v),
+        })
     }
 }
 

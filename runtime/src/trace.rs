@@ -1,0 +1,705 @@
+//! Recording a run's trace ([`assay_protocol::trace`], format
+//! `assay/trace-step/v1`) as the host serves the guest, and replaying one
+//! step of it: the arbiter's one-op recompute in a dispute.
+//!
+//! Every host call that is a step (see the format) reports here from
+//! `host/tensor.rs` and `host/job_io.rs`: its WIT name, the steps its tensor
+//! operands came from (a handle's producer is remembered by the handle's
+//! slot in the resource table), its other parameters as
+//! [`assay_protocol::trace::Attr`]s, and its result. The output digest is
+//! computed where the bytes are:
+//!
+//! - **CPU backend:** the output's elements are hashed in host memory, in
+//!   place (`Tensor::host_elements`), once per op. A `reshape` reuses its
+//!   input's hash (same bytes), a read reuses its tensor's, and a tensor
+//!   decoded from a large input range (≥ 64 KiB, a model's weights) is
+//!   hashed once per runtime and then remembered by the range's content
+//!   name, as the device keeps the decoded tensor itself.
+//! - **CUDA backend:** op outputs stay on the device, and downloading every
+//!   one would cost more than the op, so only the call and the output's
+//!   dtype and shape are recorded (`unhashed_digest`); reads (which download
+//!   anyway) are hashed. Hashing on the device is future work. Until then a
+//!   CUDA trace commits to the calls only, differs from a CPU trace of the
+//!   same run, and cannot settle an output dispute by itself.
+//!
+//! [`replay_step`] re-executes one recorded call on the CPU backend from its
+//! revealed inputs and returns its output digest and leaf, computed by the
+//! same functions the recorder uses.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use assay_host_gpu::{self as hg, Device, Session, SessionLimits, Tensor};
+use assay_protocol::Hash32;
+use assay_protocol::trace::{
+    Attr, Call, Dtype, RevealedTensor, Step, TraceTree, refused_digest, step_leaf,
+    tensor_digest_of_content, unhashed_digest,
+};
+
+use crate::ctx::Inputs;
+use crate::error::{Ending, Error, HostError};
+
+/// WIT names of the `unary-op` cases.
+pub(crate) const UNARY: [(hg::UnaryOp, &str); 9] = [
+    (hg::UnaryOp::Neg, "neg"),
+    (hg::UnaryOp::Abs, "abs"),
+    (hg::UnaryOp::Relu, "relu"),
+    (hg::UnaryOp::Gelu, "gelu"),
+    (hg::UnaryOp::Tanh, "tanh"),
+    (hg::UnaryOp::Sigmoid, "sigmoid"),
+    (hg::UnaryOp::Exp, "exp"),
+    (hg::UnaryOp::Log, "log"),
+    (hg::UnaryOp::Sqrt, "sqrt"),
+];
+
+/// WIT names of the `binary-op` cases.
+pub(crate) const BINARY: [(hg::BinaryOp, &str); 6] = [
+    (hg::BinaryOp::Add, "add"),
+    (hg::BinaryOp::Sub, "sub"),
+    (hg::BinaryOp::Mul, "mul"),
+    (hg::BinaryOp::Div, "div"),
+    (hg::BinaryOp::Max, "max"),
+    (hg::BinaryOp::Min, "min"),
+];
+
+/// WIT names of the `reduce-op` cases.
+pub(crate) const REDUCE: [(hg::ReduceOp, &str); 4] = [
+    (hg::ReduceOp::Sum, "sum"),
+    (hg::ReduceOp::Mean, "mean"),
+    (hg::ReduceOp::Max, "max"),
+    (hg::ReduceOp::Min, "min"),
+];
+
+/// WIT names of the `encoding` cases (`job-io`).
+pub(crate) const ENCODING: [(hg::SourceEncoding, &str); 5] = [
+    (hg::SourceEncoding::F32, "f32"),
+    (hg::SourceEncoding::F16, "f16"),
+    (hg::SourceEncoding::Bf16, "bf16"),
+    (hg::SourceEncoding::I32, "i32"),
+    (hg::SourceEncoding::I64, "i64"),
+];
+
+/// WIT names of the `dtype` cases.
+pub(crate) const DTYPE: [(hg::DType, &str); 2] = [(hg::DType::F32, "f32"), (hg::DType::I32, "i32")];
+
+/// The WIT name of `value` in `table`.
+pub(crate) fn case<T: PartialEq + Copy>(table: &[(T, &'static str)], value: T) -> Attr {
+    let name = table
+        .iter()
+        .find(|(v, _)| *v == value)
+        .map_or("?", |(_, n)| *n);
+    Attr::case(name)
+}
+
+fn from_case<T: Copy>(table: &[(T, &'static str)], name: &str) -> Option<T> {
+    table.iter().find(|(_, n)| *n == name).map(|(v, _)| *v)
+}
+
+/// A `list<u32>` attr from host dimensions.
+pub(crate) fn dims_attr(dims: &[u32]) -> Attr {
+    Attr::U32s(dims.to_vec())
+}
+
+fn dtype(d: hg::DType) -> Dtype {
+    match d {
+        hg::DType::F32 => Dtype::F32,
+        hg::DType::I32 => Dtype::I32,
+    }
+}
+
+fn shape(t: &Tensor) -> Vec<u64> {
+    t.shape().iter().map(|&d| d as u64).collect()
+}
+
+/// blake3 of a tensor's bytes where they are, or `None` when they are on a
+/// device (see the module docs).
+fn host_content(t: &Tensor) -> Option<Hash32> {
+    let elements = t.host_elements()?;
+    if let Some(bytes) = elements.le_bytes() {
+        return Some(Hash32::of(bytes));
+    }
+    let mut h = blake3::Hasher::new();
+    match elements {
+        hg::HostElements::F32(v) => v.iter().for_each(|x| {
+            h.update(&x.to_le_bytes());
+        }),
+        hg::HostElements::I32(v) => v.iter().for_each(|x| {
+            h.update(&x.to_le_bytes());
+        }),
+    }
+    Some(h.finalize().into())
+}
+
+/// What a refused call's output digest names: the WIT error case, or the
+/// outcome the call ended the run with.
+fn refusal_case(e: &HostError) -> &'static str {
+    match e {
+        HostError::Guest { case, .. } => case.wit_name(),
+        HostError::End(Ending::WorkBudget { .. }) => "work-budget-exhausted",
+        HostError::End(Ending::OutputLimit { .. }) => "output-limit-exceeded",
+        HostError::End(Ending::HostRule { .. }) => "host-rule",
+        HostError::Fault(_) => "device-fault",
+    }
+}
+
+/// Where the bytes hash of a new tensor comes from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Content {
+    /// Hash the tensor's bytes.
+    Hash,
+    /// The same bytes as operand `n` (a reshape).
+    SameAs(usize),
+    /// Decoded from a job input range named by this key: remembered.
+    Range([u8; 32]),
+}
+
+/// The blake3 of tensors decoded from large input ranges, by the range's
+/// content name and encoding, shared by a runtime's runs (a provider decodes
+/// one model's weights shard after shard; their bytes hash is the same).
+#[derive(Debug, Default)]
+pub(crate) struct RangeHashes(Mutex<HashMap<[u8; 32], Hash32>>);
+
+impl RangeHashes {
+    /// Entries kept (a MiniLM has ~100 weight tensors); past it the memo
+    /// starts over.
+    const KEPT: usize = 4096;
+
+    fn get(&self, key: &[u8; 32]) -> Option<Hash32> {
+        self.0.lock().ok()?.get(key).copied()
+    }
+
+    fn put(&self, key: [u8; 32], content: Hash32) {
+        if let Ok(mut memo) = self.0.lock() {
+            if memo.len() >= Self::KEPT {
+                memo.clear();
+            }
+            memo.insert(key, content);
+        }
+    }
+}
+
+/// How a run records its trace.
+#[derive(Debug, Clone, Default)]
+pub struct TraceOptions {
+    /// Do not record (the receipt then states `Hash32::ZERO`): for
+    /// measuring what recording costs, never for a receipt that may be
+    /// disputed.
+    pub off: bool,
+    /// Steps whose output tensors to keep ([`RunTrace::kept`]), to reveal
+    /// them in a dispute.
+    pub keep: BTreeSet<u64>,
+}
+
+/// A run's trace: every step, its leaves and root, and the tensors kept.
+#[derive(Debug, Clone, Default)]
+pub struct RunTrace {
+    /// Whether it was recorded (see [`TraceOptions::off`]).
+    pub recorded: bool,
+    /// The steps, in call order.
+    pub steps: Vec<Step>,
+    /// Their leaves.
+    pub leaves: Vec<Hash32>,
+    /// The trace root the receipt states.
+    pub root: Hash32,
+    /// The output tensors of the steps asked for in [`TraceOptions::keep`].
+    pub kept: BTreeMap<u64, RevealedTensor>,
+}
+
+impl RunTrace {
+    /// The Merkle tree, to answer reveals and prove leaves.
+    pub fn tree(&self) -> TraceTree {
+        TraceTree::new(self.leaves.clone())
+    }
+}
+
+/// Steps of a handle the recorder never saw (a bug, not a guest's doing):
+/// recorded as this impossible step rather than failing the run.
+const UNKNOWN_STEP: u64 = u64::MAX;
+
+/// One run's recorder, kept in its [`crate::GpuCtx`].
+#[derive(Debug)]
+pub(crate) struct Recorder {
+    on: bool,
+    steps: Vec<Step>,
+    /// blake3 of each step's output bytes, where they were hashed.
+    contents: Vec<Option<Hash32>>,
+    /// The step that made the tensor in each resource-table slot.
+    producers: HashMap<u32, u64>,
+    ranges: Arc<RangeHashes>,
+    keep: BTreeSet<u64>,
+    kept: BTreeMap<u64, RevealedTensor>,
+}
+
+impl Recorder {
+    pub(crate) fn new(options: &TraceOptions, ranges: Arc<RangeHashes>) -> Recorder {
+        Recorder {
+            on: !options.off,
+            steps: Vec::new(),
+            contents: Vec::new(),
+            producers: HashMap::new(),
+            ranges,
+            keep: options.keep.clone(),
+            kept: BTreeMap::new(),
+        }
+    }
+
+    /// A recorder that records nothing.
+    pub(crate) fn off() -> Recorder {
+        Recorder::new(
+            &TraceOptions {
+                off: true,
+                ..TraceOptions::default()
+            },
+            Arc::default(),
+        )
+    }
+
+    pub(crate) fn is_on(&self) -> bool {
+        self.on
+    }
+
+    /// The step whose output is the tensor in table slot `rep`.
+    pub(crate) fn producer(&self, rep: u32) -> u64 {
+        self.producers.get(&rep).copied().unwrap_or(UNKNOWN_STEP)
+    }
+
+    fn push(&mut self, call: Call, output: Hash32, content: Option<Hash32>) -> u64 {
+        let index = self.steps.len() as u64;
+        self.steps.push(Step {
+            call: call.encode(),
+            output,
+        });
+        self.contents.push(content);
+        index
+    }
+
+    /// A call the host refused (or that ended the run).
+    pub(crate) fn refused(
+        &mut self,
+        name: &str,
+        inputs: Vec<u64>,
+        attrs: Vec<Attr>,
+        e: &HostError,
+    ) {
+        if self.on {
+            let call = Call::new(name, inputs, attrs);
+            self.push(call, refused_digest(refusal_case(e)), None);
+        }
+    }
+
+    /// A call that made tensor `t`; returns its step (bind it to the
+    /// handle with [`Recorder::bind`]).
+    pub(crate) fn produced(
+        &mut self,
+        name: &str,
+        inputs: Vec<u64>,
+        attrs: Vec<Attr>,
+        t: &Tensor,
+        content: Content,
+    ) -> u64 {
+        if !self.on {
+            return UNKNOWN_STEP;
+        }
+        let known = match content {
+            Content::Hash => None,
+            Content::SameAs(n) => inputs
+                .get(n)
+                .and_then(|&s| usize::try_from(s).ok())
+                .and_then(|s| self.contents.get(s).copied().flatten()),
+            Content::Range(key) => self.ranges.get(&key),
+        };
+        let content_hash = known.or_else(|| host_content(t));
+        if let (Content::Range(key), None, Some(h)) = (content, known, content_hash) {
+            self.ranges.put(key, h);
+        }
+        let (dt, sh) = (dtype(t.dtype()), shape(t));
+        let output = match &content_hash {
+            Some(c) => tensor_digest_of_content(dt, &sh, c),
+            None => unhashed_digest(dt, &sh),
+        };
+        self.push(Call::new(name, inputs, attrs), output, content_hash)
+    }
+
+    /// Remembers that table slot `rep` holds the output of `step`.
+    pub(crate) fn bind(&mut self, rep: u32, step: u64) {
+        if self.on {
+            self.producers.insert(rep, step);
+        }
+    }
+
+    /// A host→guest read of `t` (the output of step `input`); `bytes`
+    /// gives the bytes read when the tensor's own hash is unknown (a GPU).
+    pub(crate) fn read(
+        &mut self,
+        name: &str,
+        input: u64,
+        attrs: Vec<Attr>,
+        t: &Tensor,
+        bytes: impl FnOnce() -> Hash32,
+    ) {
+        if !self.on {
+            return;
+        }
+        let content = usize::try_from(input)
+            .ok()
+            .and_then(|s| self.contents.get(s).copied().flatten())
+            .unwrap_or_else(bytes);
+        let output = tensor_digest_of_content(dtype(t.dtype()), &shape(t), &content);
+        self.push(Call::new(name, vec![input], attrs), output, Some(content));
+    }
+
+    /// Whether the output of `step` is to be kept.
+    pub(crate) fn wants(&self, step: u64) -> bool {
+        self.on && self.keep.contains(&step)
+    }
+
+    /// Keeps the output of `step` (its bytes read back by the caller).
+    pub(crate) fn keep(&mut self, step: u64, t: &Tensor, bytes: Vec<u8>) {
+        self.kept.insert(
+            step,
+            RevealedTensor {
+                dtype: dtype(t.dtype()),
+                shape: shape(t),
+                bytes,
+            },
+        );
+    }
+
+    /// The finished trace.
+    pub(crate) fn finish(self) -> RunTrace {
+        if !self.on {
+            return RunTrace::default();
+        }
+        let leaves: Vec<Hash32> = self
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.leaf(i as u64))
+            .collect();
+        let root = assay_protocol::trace::trace_root(&leaves);
+        RunTrace {
+            recorded: true,
+            steps: self.steps,
+            leaves,
+            root,
+            kept: self.kept,
+        }
+    }
+}
+
+/// Every call that is a step, by its WIT name.
+const STEP_CALLS: [&str; 28] = [
+    "tensor.upload-f32",
+    "tensor.upload-i32",
+    "tensor.fill",
+    "job-io.tensor-from-input",
+    "tensor.read-f32",
+    "tensor.read-i32",
+    "job-io.write-tensor-output",
+    "tensor.matmul",
+    "tensor.linear",
+    "tensor.attention",
+    "tensor.unary",
+    "tensor.binary",
+    "tensor.scale",
+    "tensor.reduce",
+    "tensor.softmax",
+    "tensor.layer-norm",
+    "tensor.rms-norm",
+    "tensor.gather",
+    "tensor.reshape",
+    "tensor.permute",
+    "tensor.slice",
+    "tensor.concat",
+    "tensor.masked-mean-pool",
+    "tensor.l2-normalize",
+    "tensor.argmax",
+    "tensor.conv2d",
+    "tensor.max-pool2d",
+    "tensor.cast",
+];
+
+/// What replaying one step gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replayed {
+    /// The output digest.
+    pub output: Hash32,
+    /// The step's leaf with that output.
+    pub leaf: Hash32,
+}
+
+/// The arbiter's one-step recompute: re-executes `call`, step `index` of a
+/// trace, on `device` (a CPU device: its outputs are hashed in place) from
+/// `inputs`, the revealed outputs of the steps `call.inputs` names (checked
+/// against their leaves beforehand, `InputEvidence::check`). A
+/// `job-io.tensor-from-input` reads the job's `job_inputs`.
+///
+/// The step runs in a session of its own without the job's GPU quota or
+/// work budget: a refusal that depends on what the run held or spent
+/// before (`quota-exceeded`, `work-budget-exhausted`, `output-limit-exceeded`)
+/// is not reproduced, and needs the meters of the agreed prefix (future
+/// work); every other refusal is.
+///
+/// # Errors
+///
+/// [`Error::Replay`] if the call cannot be replayed from its inputs (an
+/// upload, whose data came from the guest: deciding it means re-running the
+/// guest), names an unknown op, or its inputs or parameters do not fit it.
+pub fn replay_step(
+    device: &Device,
+    index: u64,
+    call: &Call,
+    inputs: &[RevealedTensor],
+    job_inputs: &Inputs,
+) -> Result<Replayed, Error> {
+    let output = replay(device, call, inputs, job_inputs)?;
+    Ok(Replayed {
+        output,
+        leaf: step_leaf(index, &call.encode(), &output),
+    })
+}
+
+fn bad(call: &Call, why: impl std::fmt::Display) -> Error {
+    Error::Replay(format!("{}: {why}", call.name))
+}
+
+/// Reads attr `i` of `call`.
+struct Attrs<'a>(&'a Call);
+
+impl Attrs<'_> {
+    fn get(&self, i: usize) -> Result<&Attr, Error> {
+        self.0
+            .attrs
+            .get(i)
+            .ok_or_else(|| bad(self.0, format!("no parameter {i}")))
+    }
+
+    fn bool(&self, i: usize) -> Result<bool, Error> {
+        match self.get(i)? {
+            Attr::Bool(v) => Ok(*v),
+            a => Err(bad(self.0, format!("parameter {i} is {a:?}, not a bool"))),
+        }
+    }
+
+    fn u32(&self, i: usize) -> Result<u32, Error> {
+        match self.get(i)? {
+            Attr::U32(v) => Ok(*v),
+            a => Err(bad(self.0, format!("parameter {i} is {a:?}, not a u32"))),
+        }
+    }
+
+    fn usize(&self, i: usize) -> Result<usize, Error> {
+        Ok(self.u32(i)? as usize)
+    }
+
+    fn u64(&self, i: usize) -> Result<u64, Error> {
+        match self.get(i)? {
+            Attr::U64(v) => Ok(*v),
+            a => Err(bad(self.0, format!("parameter {i} is {a:?}, not a u64"))),
+        }
+    }
+
+    fn f32(&self, i: usize) -> Result<f32, Error> {
+        match self.get(i)? {
+            Attr::F32(v) => Ok(f32::from_bits(*v)),
+            a => Err(bad(self.0, format!("parameter {i} is {a:?}, not an f32"))),
+        }
+    }
+
+    fn dims(&self, i: usize) -> Result<Vec<usize>, Error> {
+        match self.get(i)? {
+            Attr::U32s(v) => Ok(v.iter().map(|&d| d as usize).collect()),
+            a => Err(bad(self.0, format!("parameter {i} is {a:?}, not a list"))),
+        }
+    }
+
+    fn str(&self, i: usize) -> Result<&str, Error> {
+        match self.get(i)? {
+            Attr::Str(v) => Ok(v),
+            a => Err(bad(self.0, format!("parameter {i} is {a:?}, not a string"))),
+        }
+    }
+
+    fn case<T: Copy>(&self, i: usize, table: &[(T, &'static str)]) -> Result<T, Error> {
+        match self.get(i)? {
+            Attr::Case(name) => from_case(table, name)
+                .ok_or_else(|| bad(self.0, format!("no case {name:?} for parameter {i}"))),
+            a => Err(bad(self.0, format!("parameter {i} is {a:?}, not a case"))),
+        }
+    }
+
+    fn option_case<T: Copy>(
+        &self,
+        i: usize,
+        table: &[(T, &'static str)],
+    ) -> Result<Option<T>, Error> {
+        match self.get(i)? {
+            Attr::Absent => Ok(None),
+            _ => self.case(i, table).map(Some),
+        }
+    }
+}
+
+fn upload(session: &mut Session, t: &RevealedTensor) -> Result<Tensor, hg::Error> {
+    let shape: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
+    let words = t.bytes.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]);
+    match t.dtype {
+        Dtype::F32 => session.upload_f32(&shape, words.map(f32::from_le_bytes).collect()),
+        Dtype::I32 => session.upload_i32(&shape, words.map(i32::from_le_bytes).collect()),
+    }
+}
+
+fn replay(
+    device: &Device,
+    call: &Call,
+    inputs: &[RevealedTensor],
+    job_inputs: &Inputs,
+) -> Result<Hash32, Error> {
+    if inputs.len() != call.inputs.len() {
+        return Err(bad(
+            call,
+            format!("{} inputs revealed for {}", inputs.len(), call.inputs.len()),
+        ));
+    }
+    let mut s = Session::new(
+        device.clone(),
+        SessionLimits {
+            memory_quota: u64::MAX,
+            work_budget: u64::MAX,
+            ..SessionLimits::default()
+        },
+    );
+    let mut xs = Vec::with_capacity(inputs.len());
+    for t in inputs {
+        if t.bytes.len() % 4 != 0 {
+            return Err(bad(
+                call,
+                "a revealed tensor's bytes are not whole elements",
+            ));
+        }
+        xs.push(upload(&mut s, t).map_err(|e| bad(call, format!("revealed input: {e}")))?);
+    }
+    let Some(name) = STEP_CALLS.iter().copied().find(|n| *n == call.name) else {
+        return Err(bad(call, "not a step of the trace format"));
+    };
+    let a = Attrs(call);
+    let x = |i: usize| -> Result<&Tensor, Error> {
+        xs.get(i)
+            .ok_or_else(|| bad(call, format!("needs input {i}")))
+    };
+    let result: Result<Tensor, HostError> = match name {
+        "tensor.upload-f32" | "tensor.upload-i32" => {
+            return Err(bad(
+                call,
+                "an upload's data came from the guest: re-run the guest to this step",
+            ));
+        }
+        "tensor.read-f32" | "tensor.read-i32" | "job-io.write-tensor-output" => {
+            let t = x(0)?;
+            let refused = match name {
+                "tensor.read-f32" => s.read_f32(t).err(),
+                "tensor.read-i32" => s.read_i32(t).err(),
+                _ => None,
+            };
+            if let Some(e) = refused {
+                return Ok(refused_digest(refusal_case(&HostError::from_op(name, e))));
+            }
+            if name == "job-io.write-tensor-output"
+                && let Err(e) = crate::host::check_output_name(name, a.str(0)?)
+            {
+                return Ok(refused_digest(refusal_case(&e)));
+            }
+            let content = host_content(t).ok_or_else(|| bad(call, "not a host tensor"))?;
+            return Ok(tensor_digest_of_content(
+                dtype(t.dtype()),
+                &shape(t),
+                &content,
+            ));
+        }
+        "job-io.tensor-from-input" => {
+            let encoding = a.case(2, &ENCODING)?;
+            let dims = a.dims(3)?;
+            match crate::host::input_range(name, job_inputs, a.str(0)?, a.u64(1)?, encoding, &dims)
+            {
+                Ok(range) => s
+                    .from_encoded(&dims, encoding, range)
+                    .map_err(|e| HostError::from_op(name, e)),
+                Err(e) => Err(e),
+            }
+        }
+        _ => match op(&mut s, name, &a, &xs, x) {
+            Ok(t) => Ok(t),
+            Err(Replay::Op(e)) => Err(HostError::from_op(name, e)),
+            Err(Replay::Bad(e)) => return Err(e),
+        },
+    };
+    Ok(match result {
+        Ok(t) => {
+            let content = host_content(&t).ok_or_else(|| bad(call, "not a host tensor"))?;
+            tensor_digest_of_content(dtype(t.dtype()), &shape(&t), &content)
+        }
+        Err(e) => refused_digest(refusal_case(&e)),
+    })
+}
+
+/// Why an op could not be replayed: the op refused (a result like any
+/// other) or the call does not describe it.
+enum Replay {
+    Op(hg::Error),
+    Bad(Error),
+}
+
+impl From<Error> for Replay {
+    fn from(e: Error) -> Replay {
+        Replay::Bad(e)
+    }
+}
+
+fn op<'t>(
+    s: &mut Session,
+    name: &str,
+    a: &Attrs<'_>,
+    xs: &'t [Tensor],
+    x: impl Fn(usize) -> Result<&'t Tensor, Error>,
+) -> Result<Tensor, Replay> {
+    let r = match name {
+        "tensor.fill" => s.fill(&a.dims(0)?, a.f32(1)?),
+        "tensor.matmul" => s.matmul(x(0)?, x(1)?, a.bool(0)?, a.bool(1)?),
+        "tensor.linear" => s.linear(x(0)?, x(1)?, x(2)?, a.bool(0)?, a.option_case(1, &UNARY)?),
+        "tensor.attention" => s.attention(x(0)?, x(1)?, x(2)?, &a.dims(0)?, a.usize(1)?, a.f32(2)?),
+        "tensor.unary" => s.unary(a.case(0, &UNARY)?, x(0)?),
+        "tensor.binary" => s.binary(a.case(0, &BINARY)?, x(0)?, x(1)?),
+        "tensor.scale" => s.scale(x(0)?, a.f32(0)?),
+        "tensor.reduce" => s.reduce(a.case(0, &REDUCE)?, x(0)?),
+        "tensor.softmax" => s.softmax(x(0)?),
+        "tensor.layer-norm" => s.layer_norm(x(0)?, x(1)?, x(2)?, a.f32(0)?),
+        "tensor.rms-norm" => s.rms_norm(x(0)?, x(1)?, a.f32(0)?),
+        "tensor.gather" => s.gather(x(0)?, x(1)?),
+        "tensor.reshape" => s.reshape(x(0)?, &a.dims(0)?),
+        "tensor.permute" => s.permute(x(0)?, &a.dims(0)?),
+        "tensor.slice" => s.slice(x(0)?, a.usize(0)?, a.usize(1)?, a.usize(2)?),
+        "tensor.concat" => {
+            let refs: Vec<&Tensor> = xs.iter().collect();
+            s.concat(&refs, a.usize(0)?)
+        }
+        "tensor.masked-mean-pool" => s.masked_mean_pool(x(0)?, x(1)?),
+        "tensor.l2-normalize" => s.l2_normalize(x(0)?, a.f32(0)?),
+        "tensor.argmax" => s.argmax(x(0)?),
+        "tensor.conv2d" => s.conv2d(
+            x(0)?,
+            x(1)?,
+            xs.get(2),
+            (a.usize(0)?, a.usize(1)?),
+            (a.usize(2)?, a.usize(3)?),
+        ),
+        "tensor.max-pool2d" => s.max_pool2d(
+            x(0)?,
+            (a.usize(0)?, a.usize(1)?),
+            (a.usize(2)?, a.usize(3)?),
+            (a.usize(4)?, a.usize(5)?),
+        ),
+        "tensor.cast" => s.cast(x(0)?, a.case(0, &DTYPE)?),
+        _ => return Err(Replay::Bad(Error::Replay(format!("{name}: not an op")))),
+    };
+    r.map_err(Replay::Op)
+}
