@@ -6,8 +6,9 @@
 //!             │  └──────────┤ PermissionDenied: suspended,   (retrying transient errors)
 //!             │             │   ask again rarely           → run (blocking thread)
 //!   heartbeat ┘ (forgotten) │ outage: back off            → report (retrying outages)
-//!                           ↓ shutdown                      or give back (fault or not)
-//!                         drain: let running items finish, then give back the rest
+//!   (with the items held)   ↓ shutdown                      or give back (fault or not;
+//!                         drain: let running items finish,   also after a refused report)
+//!                         then give back the rest
 //! ```
 //!
 //! The loop owns everything both daemons do the same way; a [`Work`] says
@@ -33,7 +34,7 @@ use tokio::sync::watch;
 use crate::Error;
 use crate::cache::{BlobCache, BlobSource, Source};
 use crate::metrics::{self, CoreMetrics, Names, RunLabels};
-use crate::retry::{Shutdown, backoff, retry, worth_retrying};
+use crate::retry::{Shutdown, backoff, refused, retry, worth_retrying};
 
 /// How many times a transient blob download error is retried.
 const FETCH_ATTEMPTS: u32 = 8;
@@ -221,6 +222,19 @@ pub trait Work: Send + Sync + Sized + 'static {
     /// One heartbeat; `false` if the coordinator no longer knows this node.
     fn heartbeat(&self, free_slots: u32) -> impl Future<Output = Result<bool, Error>> + Send;
 
+    /// One heartbeat that also reports the items this process holds (taken
+    /// and not finished: preparing, fetching, running or reporting), so the
+    /// coordinator can end those it handed out but this process never got
+    /// (a lost take reply). The default reports nothing: [`Work::heartbeat`].
+    fn heartbeat_holding(
+        &self,
+        free_slots: u32,
+        held: Vec<Hash32>,
+    ) -> impl Future<Output = Result<bool, Error>> + Send {
+        let _ = held;
+        self.heartbeat(free_slots)
+    }
+
     /// Takes up to `max` items.
     fn take(&self, max: u32) -> impl Future<Output = Result<Vec<Self::Item>, Error>> + Send;
 
@@ -253,6 +267,14 @@ pub trait Work: Send + Sync + Sized + 'static {
     /// Counts and logs a report the coordinator refused (or that could not
     /// get through in [`Work::REPORT_ATTEMPTS`]).
     fn report_failed(&self, report: &Self::Report, error: &Error);
+
+    /// After the coordinator refused a report (it answered, with an error
+    /// that a retry would not change): the give-back that hands the item
+    /// back, so it does not sit with this node until it expires; `None`
+    /// (the default): the item is only forgotten.
+    fn give_back_refused(&self, _report: &Self::Report, _error: &Error) -> Option<GiveBack> {
+        None
+    }
 
     /// Gives an item back once.
     fn give_back(
@@ -510,6 +532,14 @@ impl<W: Work> Worker<W> {
         }
     }
 
+    /// The items taken and not finished.
+    fn held(&self) -> Vec<Hash32> {
+        self.active
+            .lock()
+            .map(|a| a.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
     fn free_slots(&self) -> u32 {
         let busy = self
             .active
@@ -606,7 +636,8 @@ impl<W: Work> Worker<W> {
             if self.shutdown.started() && idle {
                 return;
             }
-            match self.work.heartbeat(self.free_slots()).await {
+            let held = self.held();
+            match self.work.heartbeat_holding(self.free_slots(), held).await {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::warn!(
@@ -632,6 +663,12 @@ impl<W: Work> Worker<W> {
 
     /// Gives an item back (retrying through outages) and forgets it.
     async fn give_back(&self, id: &Hash32, why: &GiveBack) {
+        self.send_give_back(id, why).await;
+        self.finish(id);
+    }
+
+    /// Gives an item back (retrying through outages); the caller finishes it.
+    async fn send_give_back(&self, id: &Hash32, why: &GiveBack) {
         let sent = retry(GIVE_BACK_ATTEMPTS, || self.work.give_back(id, why)).await;
         match sent {
             Ok(()) => {
@@ -644,7 +681,6 @@ impl<W: Work> Worker<W> {
                 tracing::warn!(item = %id.short(), error = %e, "could not give the {} back", W::ITEM);
             }
         }
-        self.finish(id);
     }
 
     /// Works one item to the end: reported, given back or dropped.
@@ -767,7 +803,8 @@ impl<W: Work> Worker<W> {
         }
     }
 
-    /// Reports a finished item, retrying through outages.
+    /// Reports a finished item, retrying through outages; a refused report
+    /// may give the item back ([`Work::give_back_refused`]).
     async fn deliver(&self, id: &Hash32, report: W::Report) {
         let mut attempt = 0;
         loop {
@@ -785,6 +822,13 @@ impl<W: Work> Worker<W> {
                 }
                 Err(e) => {
                     self.work.report_failed(&report, &e);
+                    // Refused (not an outage that outlasted the retries): hand
+                    // the item back at once.
+                    if matches!(&e, Error::Call(c) if refused(c))
+                        && let Some(why) = self.work.give_back_refused(&report, &e)
+                    {
+                        self.send_give_back(id, &why).await;
+                    }
                     return;
                 }
             }

@@ -314,6 +314,15 @@ signed!(HeartbeatRequest, |m, e| {
             .u32(g.utilization_pct)
             .u64(g.memory_used_bytes);
     }
+    // The report ends leases, so it is signed. Encoded only when present
+    // (then a `1` byte and the ids): a provider that sends none signs what
+    // it signed before the field existed.
+    if let Some(held) = &m.held {
+        e.u8(1).u64(held.lease_ids.len() as u64);
+        for id in &held.lease_ids {
+            e.bytes(id);
+        }
+    }
 });
 signed!(TakeLeasesRequest, |m, e| {
     e.u32(m.max);
@@ -326,6 +335,11 @@ signed!(SubmitReceiptRequest, |m, e| {
 });
 signed!(ReturnLeaseRequest, |m, e| {
     e.bytes(&m.lease_id).u8(u8::from(m.fault)).str(&m.reason);
+    // Encoded only when set (a give-back without it signs what it signed
+    // before the field existed); it moves money, so it is signed.
+    if m.watchdog {
+        e.u8(1);
+    }
 });
 signed!(RegisterVerifierRequest, |m, e| {
     e.u64(m.stake).str(&m.version).str(&m.backend);
@@ -369,6 +383,59 @@ mod tests {
             verify(&changed, 5_000, 60_000),
             Err(Error::BadSignature { .. })
         ));
+    }
+
+    #[test]
+    fn a_lease_report_and_a_watchdog_give_back_cannot_be_altered_in_flight() {
+        let bad = |m: &dyn Fn() -> Result<Verified, Error>| {
+            matches!(m(), Err(Error::BadSignature { .. }))
+        };
+        let mut hb = pb::HeartbeatRequest {
+            free_slots: 1,
+            held: Some(pb::LeaseReport {
+                lease_ids: vec![vec![1; 32], vec![2; 32]],
+            }),
+            ..Default::default()
+        };
+        sign_with(&key(1), &mut hb, 42, 10_000);
+        assert!(verify(&hb, 5_000, 60_000).is_ok());
+        for change in [
+            |m: &mut pb::HeartbeatRequest| m.held = None,
+            |m: &mut pb::HeartbeatRequest| {
+                m.held = Some(pb::LeaseReport::default());
+            },
+            |m: &mut pb::HeartbeatRequest| {
+                if let Some(h) = m.held.as_mut() {
+                    h.lease_ids.pop();
+                }
+            },
+        ] {
+            let mut changed = hb.clone();
+            change(&mut changed);
+            assert!(bad(&|| verify(&changed, 5_000, 60_000)));
+        }
+        // A heartbeat without a report signs what it always signed.
+        let mut plain = pb::HeartbeatRequest {
+            free_slots: 1,
+            ..Default::default()
+        };
+        sign_with(&key(1), &mut plain, 43, 10_000);
+        let mut with_report = plain.clone();
+        with_report.held = Some(pb::LeaseReport::default());
+        assert!(bad(&|| verify(&with_report, 5_000, 60_000)));
+
+        let mut back = pb::ReturnLeaseRequest {
+            lease_id: vec![1; 32],
+            fault: true,
+            reason: "the wall-clock watchdog fired".into(),
+            watchdog: true,
+            ..Default::default()
+        };
+        sign_with(&key(1), &mut back, 44, 10_000);
+        assert!(verify(&back, 5_000, 60_000).is_ok());
+        let mut changed = back.clone();
+        changed.watchdog = false;
+        assert!(bad(&|| verify(&changed, 5_000, 60_000)));
     }
 
     #[test]

@@ -211,6 +211,18 @@ impl From<&BlobRef> for pb::BlobRef {
     }
 }
 
+/// A heartbeat's report of the leases a provider holds → their ids.
+pub fn lease_report(field: &'static str, report: &pb::LeaseReport) -> Result<Vec<Hash32>, Error> {
+    report.lease_ids.iter().map(|id| hash(field, id)).collect()
+}
+
+/// Lease ids → a heartbeat's report of the leases a provider holds.
+pub fn lease_report_to_pb(ids: &[Hash32]) -> pb::LeaseReport {
+    pb::LeaseReport {
+        lease_ids: ids.iter().map(|id| id.0.to_vec()).collect(),
+    }
+}
+
 /// Blob references → [`BlobRef`]s; names must be non-empty and unique.
 pub fn blob_refs(field: &'static str, refs: &[pb::BlobRef]) -> Result<Vec<BlobRef>, Error> {
     let mut out: Vec<BlobRef> = Vec::with_capacity(refs.len());

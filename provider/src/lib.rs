@@ -4,8 +4,10 @@
 //! 1. **Register** with the coordinator: hardware (CPU cores, memory, GPUs),
 //!    price, slots and stake (topping the stake up from its balance).
 //! 2. **Heartbeat** on the interval the coordinator asks for; the heartbeat
-//!    keeps the provider online and renews its leases. If the coordinator
-//!    forgot it (a fresh database), it registers again.
+//!    keeps the provider online, renews its leases and reports the leases it
+//!    holds (the coordinator ends any other, e.g. one whose `TakeLeases`
+//!    reply was lost). If the coordinator forgot it (a fresh database), it
+//!    registers again.
 //! 3. **Take leases** while slots are free; each lease is first written to
 //!    the lease [`journal`], so a lease is never run twice, even across a
 //!    crash and restart.
@@ -13,7 +15,9 @@
 //!    local blob cache (checked with blake3), run them with
 //!    [`assay_runtime::Runtime::run`] on a blocking thread, upload the
 //!    outputs (only those the coordinator lacks) and submit the signed
-//!    receipt. A provider fault gives the lease back (no receipt).
+//!    receipt. A provider fault gives the lease back (no receipt), marked
+//!    when the job's own watchdog ended the run (the renter pays a fee for
+//!    the slot); so does a receipt the coordinator refuses.
 //! 5. **Survive** outages: every call retries with exponential backoff (up
 //!    to 5 s); a receipt is retried until the coordinator answers it.
 //! 6. **Shut down gracefully**: on the shutdown signal it stops taking
@@ -43,6 +47,7 @@ mod host;
 pub mod journal;
 pub mod metrics;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -147,6 +152,9 @@ struct Provider {
     /// Leases a previous process started and never finished: given back
     /// after the first registration.
     unfinished: Mutex<Vec<Hash32>>,
+    /// Leases whose run the job's own watchdog ended: their give-back says
+    /// so (the loop's give-back carries a reason and a fault flag only).
+    watchdog_fired: Mutex<BTreeSet<Hash32>>,
 }
 
 /// A lease ready to run.
@@ -170,6 +178,27 @@ impl Provider {
 
     fn client(&self) -> ProviderClient<Channel> {
         ProviderClient::new(self.channel.clone())
+    }
+
+    /// One heartbeat, with the leases held when `held` is given.
+    async fn beat(
+        &self,
+        free_slots: u32,
+        held: Option<Vec<Hash32>>,
+    ) -> Result<bool, assay_daemon::Error> {
+        let telemetry = self.telemetry.clone();
+        let gpus = tokio::task::spawn_blocking(move || gpu_telemetry(telemetry.as_ref().as_ref()))
+            .await
+            .unwrap_or_default();
+        let mut req = pb::HeartbeatRequest {
+            auth: None,
+            free_slots,
+            gpus,
+            host: host::telemetry(self.cfg.hardware.cpu_cores),
+            held: held.as_deref().map(convert::lease_report_to_pb),
+        };
+        assay_daemon::sign(self.key(), &mut req)?;
+        Ok(self.client().heartbeat(req).await?.into_inner().registered)
     }
 }
 
@@ -265,18 +294,15 @@ impl Work for Provider {
     }
 
     async fn heartbeat(&self, free_slots: u32) -> Result<bool, assay_daemon::Error> {
-        let telemetry = self.telemetry.clone();
-        let gpus = tokio::task::spawn_blocking(move || gpu_telemetry(telemetry.as_ref().as_ref()))
-            .await
-            .unwrap_or_default();
-        let mut req = pb::HeartbeatRequest {
-            auth: None,
-            free_slots,
-            gpus,
-            host: host::telemetry(self.cfg.hardware.cpu_cores),
-        };
-        assay_daemon::sign(self.key(), &mut req)?;
-        Ok(self.client().heartbeat(req).await?.into_inner().registered)
+        self.beat(free_slots, None).await
+    }
+
+    async fn heartbeat_holding(
+        &self,
+        free_slots: u32,
+        held: Vec<Hash32>,
+    ) -> Result<bool, assay_daemon::Error> {
+        self.beat(free_slots, Some(held)).await
     }
 
     async fn take(&self, max: u32) -> Result<Vec<pb::Lease>, assay_daemon::Error> {
@@ -322,6 +348,14 @@ impl Work for Provider {
             Ok(r) => r,
             Err(e) => {
                 let fault = matches!(e, assay_runtime::Error::ProviderFault { .. });
+                if let assay_runtime::Error::ProviderFault {
+                    kind: assay_runtime::FaultKind::Watchdog,
+                    ..
+                } = e
+                    && let Ok(mut fired) = self.watchdog_fired.lock()
+                {
+                    fired.insert(id);
+                }
                 return Conclusion::GiveBack(GiveBack {
                     reason: e.to_string(),
                     fault,
@@ -394,12 +428,24 @@ impl Work for Provider {
         tracing::warn!(lease = %d.lease.short(), %error, "receipt refused");
     }
 
+    fn give_back_refused(&self, _d: &Delivery, error: &assay_daemon::Error) -> Option<GiveBack> {
+        // The lease would otherwise sit here until it expired, holding the
+        // shard, its escrow and a slot.
+        Some(GiveBack::new(format!("receipt refused: {error}")))
+    }
+
     async fn give_back(&self, id: &Hash32, why: &GiveBack) -> Result<(), assay_daemon::Error> {
+        let watchdog = self
+            .watchdog_fired
+            .lock()
+            .map(|fired| fired.contains(id))
+            .unwrap_or(false);
         let mut req = pb::ReturnLeaseRequest {
             auth: None,
             lease_id: id.0.to_vec(),
             fault: why.fault,
             reason: why.reason.clone(),
+            watchdog,
         };
         assay_daemon::sign(self.key(), &mut req)?;
         self.client().return_lease(req).await?;
@@ -408,6 +454,9 @@ impl Work for Provider {
 
     fn finished(&self, id: &Hash32) {
         self.journal.end(id);
+        if let Ok(mut fired) = self.watchdog_fired.lock() {
+            fired.remove(id);
+        }
     }
 }
 
@@ -472,6 +521,7 @@ pub async fn run(
     };
     let provider = Provider {
         unfinished: Mutex::new(journal.unfinished()),
+        watchdog_fired: Mutex::new(BTreeSet::new()),
         telemetry: Arc::new(assay_host_gpu::telemetry::Telemetry::open().ok()),
         metrics: Metrics::default(),
         journal,
@@ -548,6 +598,7 @@ mod tests {
             channel: client::channel(&cfg.coordinator).expect("channel"),
             runtime: Arc::new(runtime),
             unfinished: Mutex::new(journal.unfinished()),
+            watchdog_fired: Mutex::new(BTreeSet::new()),
             journal,
             metrics: Metrics::default(),
             telemetry: Arc::new(None),

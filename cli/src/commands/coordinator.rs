@@ -85,6 +85,21 @@ pub struct CoordinatorArgs {
     /// A shard whose leases end this many times without a receipt fails (escrow refunded); 0: never.
     #[arg(long, default_value_t = 5)]
     pub max_attempts: u32,
+    /// A lease's hard end: it lives at most this many times its job's
+    /// watchdog (--wall-clock-ms) plus the lease time after it was granted,
+    /// however often heartbeats renew it.
+    #[arg(long, default_value_t = 3)]
+    pub lease_cap_factor: u64,
+    /// A provider's heartbeat reports the leases it holds; the coordinator
+    /// ends the others once they were granted this long ago (a lost
+    /// TakeLeases reply): re-queued, nobody charged.
+    #[arg(long, default_value_t = 10_000)]
+    pub lease_report_grace_ms: u64,
+    /// What an attempt that the job's own watchdog ended costs the renter,
+    /// µIOSD, paid to the provider whose slot it held (at most what is left
+    /// of the shard's escrow).
+    #[arg(long, default_value_t = 1_000)]
+    pub watchdog_fee: u64,
     /// Largest blob accepted, e.g. 1GiB.
     #[arg(long, default_value = "1GiB", value_parser = parse_size)]
     pub max_blob_bytes: u64,
@@ -248,6 +263,9 @@ pub fn main(args: CoordinatorArgs) -> Result<u8, Failure> {
         challenge_override: args.challenge_override,
         economy: args.economy.config(),
         telemetry_every_ms: args.telemetry_every_ms,
+        lease_cap_factor: args.lease_cap_factor,
+        lease_report_grace_ms: args.lease_report_grace_ms,
+        watchdog_fee: args.watchdog_fee,
         ..MarketConfig::default()
     };
     let genesis = args.economy.genesis()?;

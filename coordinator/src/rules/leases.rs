@@ -57,6 +57,41 @@ pub fn expires_at(now_ms: u64, ttl_ms: u64) -> u64 {
     now_ms.saturating_add(ttl_ms)
 }
 
+/// A lease's hard end: `factor` times its job's watchdog (`wall_clock_ms`)
+/// after it was granted, plus one lease time — a provider that heartbeats
+/// forever still cannot sit on a shard and its escrow.
+pub fn lease_cap(granted_at_ms: u64, factor: u64, wall_clock_ms: u64, ttl_ms: u64) -> u64 {
+    granted_at_ms
+        .saturating_add(factor.saturating_mul(wall_clock_ms))
+        .saturating_add(ttl_ms)
+}
+
+/// When a lease renewed at `now_ms` expires: a lease time later, never past
+/// its hard end (`None`: a lease granted before leases had one).
+pub fn renewed_until(now_ms: u64, ttl_ms: u64, cap_at_ms: Option<u64>) -> u64 {
+    let renewed = expires_at(now_ms, ttl_ms);
+    cap_at_ms.map_or(renewed, |cap| renewed.min(cap))
+}
+
+/// Why a lease a provider's heartbeat did not report was ended.
+pub const NOT_HELD: &str = "not held by the provider (lost TakeLeases reply?)";
+
+/// Whether an open lease missing from its provider's report of the leases
+/// it holds is ended: only once it was granted more than `grace_ms` ago (the
+/// `TakeLeases` reply may still be on its way, or the report was composed
+/// just before the take).
+pub fn ends_unreported(granted_at_ms: u64, now_ms: u64, grace_ms: u64) -> bool {
+    now_ms.saturating_sub(granted_at_ms) > grace_ms
+}
+
+/// Whether giving a lease back counts against the provider's reliability
+/// now: a fault of its machine does, unless the job's own watchdog ended the
+/// run — that is charged only if someone later completes the shard (the
+/// job could be run after all), and never when every attempt timed out.
+pub fn charged_on_return(fault: bool, watchdog: bool) -> bool {
+    fault && !watchdog
+}
+
 /// Where a shard goes when its lease ended without a receipt, after
 /// `attempts` leases: back to the queue, or — after `max_attempts` (0:
 /// never) — failed, its escrow refunded.
@@ -291,5 +326,28 @@ mod tests {
         assert_eq!(shard_after_lost_lease(5, 5), ShardState::Failed);
         assert_eq!(shard_after_lost_lease(500, 0), ShardState::Queued);
         assert_eq!(expires_at(u64::MAX, 1), u64::MAX);
+    }
+
+    #[test]
+    fn a_lease_ends_at_its_cap_however_often_it_is_renewed() {
+        // Granted at 1 s, watchdog 10 s, 3×, lease time 2 s: ends at 33 s.
+        let cap = lease_cap(1_000, 3, 10_000, 2_000);
+        assert_eq!(cap, 33_000);
+        assert_eq!(renewed_until(5_000, 2_000, Some(cap)), 7_000);
+        assert_eq!(renewed_until(32_000, 2_000, Some(cap)), cap);
+        assert_eq!(renewed_until(40_000, 2_000, Some(cap)), cap);
+        assert_eq!(renewed_until(40_000, 2_000, None), 42_000);
+        assert_eq!(lease_cap(u64::MAX, 3, u64::MAX, 1), u64::MAX);
+    }
+
+    #[test]
+    fn unreported_leases_end_after_the_grace_and_watchdogs_are_not_charged_on_return() {
+        assert!(!ends_unreported(1_000, 11_000, 10_000));
+        assert!(ends_unreported(1_000, 11_001, 10_000));
+        assert!(!ends_unreported(5_000, 1_000, 0), "a clock step back");
+        assert!(charged_on_return(true, false));
+        assert!(!charged_on_return(true, true));
+        assert!(!charged_on_return(false, true));
+        assert!(!charged_on_return(false, false));
     }
 }

@@ -4,9 +4,12 @@
 //! its device memory (its largest GPU's, or its RAM on a CPU-only machine:
 //! the CPU backend keeps tensors in RAM) covers the spec's GPU memory quota,
 //! it has a GPU if the job requires one, and its price is at most the
-//! renter's max, its stake covers what the job's verification rate requires
-//! (see [`assay_protocol::verification::required_stake`]) and it was not
-//! suspended for a proven cheat. Among fitting providers the cheapest wins; stake, then
+//! renter's max, its stake reaches its devices' floor, the stake its open
+//! leases and unsettled receipts leave free covers the shard's bond — what
+//! the job's verification rate requires (see
+//! [`assay_protocol::verification::required_stake`] and
+//! [`crate::rules::exposure`]) — and it was not suspended for a proven
+//! cheat. Among fitting providers the cheapest wins; stake, then
 //! reliability, then node id break ties. A provider that polls is given a
 //! freshly queued shard only if no better-ranked online provider with a free
 //! slot (and no shard of that job yet) also fits; after the preference
@@ -20,6 +23,17 @@ use assay_protocol::NodeId;
 
 pub use crate::types::ProviderView;
 
+/// A provider as matching weighs it: what the store knows of it, and the
+/// stake its open leases and unsettled receipts leave free
+/// ([`crate::rules::exposure::Exposure::free`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    /// The provider.
+    pub provider: ProviderView,
+    /// Its stake not bonded by an exposure, µIO.
+    pub free_stake: u64,
+}
+
 /// What a shard needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Need {
@@ -31,7 +45,8 @@ pub struct Need {
     pub gpu_memory_bytes: u64,
     /// A GPU is required.
     pub require_gpu: bool,
-    /// The least stake a provider must hold (from the verification rate).
+    /// The stake a provider's lease on it bonds (from the verification
+    /// rate): its free stake must cover it.
     pub min_stake: u64,
 }
 
@@ -54,11 +69,13 @@ pub fn fits_hardware(p: &ProviderView, n: &Need) -> bool {
         && (!n.require_gpu || (p.gpu_count > 0 && p.hardware_ok))
 }
 
-/// The provider fits the shard and asks at most its max price.
-pub fn fits(p: &ProviderView, n: &Need) -> bool {
+/// The provider fits the shard, asks at most its max price, is staked to
+/// its floor, and its `free_stake` covers the shard's bond.
+pub fn fits(p: &ProviderView, free_stake: u64, n: &Need) -> bool {
     fits_hardware(p, n)
         && p.price <= n.max_price
-        && p.stake >= n.min_stake.max(p.stake_floor)
+        && p.stake >= p.stake_floor
+        && free_stake >= n.min_stake
         && !p.suspended
 }
 
@@ -83,12 +100,14 @@ pub fn rank(a: &ProviderView, b: &ProviderView) -> Ordering {
 pub fn defer_to_better<E>(
     me: &ProviderView,
     need: &Need,
-    online: &[ProviderView],
+    online: &[Offer],
     holders: impl FnOnce() -> Result<BTreeSet<NodeId>, E>,
 ) -> Result<bool, E> {
     let better: Vec<&ProviderView> = online
         .iter()
-        .filter(|q| q.id != me.id && q.free_slots > 0 && fits(q, need) && rank(q, me).is_lt())
+        .filter(|o| fits(&o.provider, o.free_stake, need))
+        .map(|o| &o.provider)
+        .filter(|q| q.id != me.id && q.free_slots > 0 && rank(q, me).is_lt())
         .collect();
     if better.is_empty() {
         return Ok(false);
@@ -98,8 +117,18 @@ pub fn defer_to_better<E>(
 }
 
 /// Why a queued shard has no provider yet, in words for the renter.
-pub fn why_not_matched(n: &Need, providers: &[ProviderView]) -> String {
-    let online: Vec<&ProviderView> = providers.iter().filter(|p| p.online).collect();
+pub fn why_not_matched(n: &Need, offers: &[Offer]) -> String {
+    let free_stake = |p: &ProviderView| {
+        offers
+            .iter()
+            .find(|o| o.provider.id == p.id)
+            .map_or(0, |o| o.free_stake)
+    };
+    let online: Vec<&ProviderView> = offers
+        .iter()
+        .map(|o| &o.provider)
+        .filter(|p| p.online)
+        .collect();
     if online.is_empty() {
         return "no provider is online".into();
     }
@@ -167,7 +196,21 @@ pub fn why_not_matched(n: &Need, providers: &[ProviderView]) -> String {
             n.min_stake
         );
     }
-    let affordable = staked;
+    let free: Vec<&&&&&&ProviderView> = staked
+        .iter()
+        .filter(|p| free_stake(p) >= n.min_stake)
+        .collect();
+    if free.is_empty() {
+        let most = staked.iter().map(|p| free_stake(p)).max().unwrap_or(0);
+        return format!(
+            "the {} providers that fit, are within your price and stake enough have too little stake free: \
+             their open leases and unsettled receipts bond it, and each lease of this job bonds {} µIO \
+             (the most free is {most}): waiting for their receipts to settle or their leases to end",
+            staked.len(),
+            n.min_stake
+        );
+    }
+    let affordable = free;
     if affordable.iter().all(|p| p.free_slots == 0) {
         return format!(
             "all {} matching providers are busy: waiting for a free slot",
@@ -209,6 +252,16 @@ mod tests {
         }
     }
 
+    /// Offers whose whole stake is free.
+    fn free(ps: &[ProviderView]) -> Vec<Offer> {
+        ps.iter()
+            .map(|p| Offer {
+                provider: p.clone(),
+                free_stake: p.stake,
+            })
+            .collect()
+    }
+
     fn need(max_price: u64, mem: u64, gpu: bool) -> Need {
         Need {
             max_price,
@@ -247,15 +300,39 @@ mod tests {
         let dearer = p(3, 90, 1 << 30, 0);
         let none = || Ok::<_, ()>(BTreeSet::new());
         let defer = |online: &[ProviderView], holders: BTreeSet<NodeId>| {
-            defer_to_better(&me, &n, online, || Ok::<_, ()>(holders)).unwrap_or(false)
+            defer_to_better(&me, &n, &free(online), || Ok::<_, ()>(holders)).unwrap_or(false)
         };
         assert_eq!(
-            defer_to_better(&me, &n, &[cheaper.clone(), me.clone()], none),
+            defer_to_better(&me, &n, &free(&[cheaper.clone(), me.clone()]), none),
             Ok(true)
         );
         assert_eq!(
-            defer_to_better(&me, &n, &[dearer.clone(), me.clone()], none),
+            defer_to_better(&me, &n, &free(&[dearer.clone(), me.clone()]), none),
             Ok(false)
+        );
+        // The better one's stake is all bonded: it cannot take a verified shard.
+        let bonded = Need {
+            min_stake: 100,
+            ..n
+        };
+        let staked = |q: &ProviderView, free_stake| Offer {
+            provider: ProviderView {
+                stake: 100,
+                ..q.clone()
+            },
+            free_stake,
+        };
+        let me_staked = ProviderView {
+            stake: 100,
+            ..me.clone()
+        };
+        assert_eq!(
+            defer_to_better(&me_staked, &bonded, &[staked(&cheaper, 0)], none),
+            Ok(false)
+        );
+        assert_eq!(
+            defer_to_better(&me_staked, &bonded, &[staked(&cheaper, 100)], none),
+            Ok(true)
         );
         // The better one already holds a shard of this job: take it.
         assert!(!defer(
@@ -273,24 +350,43 @@ mod tests {
     #[test]
     fn reasons_name_the_blocker() {
         let n = need(10, 2 << 30, false);
-        assert_eq!(why_not_matched(&n, &[]), "no provider is online");
+        let why = |n: &Need, ps: &[ProviderView]| why_not_matched(n, &free(ps));
+        assert_eq!(why(&n, &[]), "no provider is online");
         let small = p(1, 5, 1 << 30, 0);
-        assert!(why_not_matched(&n, &[small]).contains("enough memory"));
+        assert!(why(&n, &[small]).contains("enough memory"));
         let dear = p(2, 50, 8 << 30, 0);
-        let w = why_not_matched(&n, std::slice::from_ref(&dear));
+        let w = why(&n, std::slice::from_ref(&dear));
         assert!(w.contains("max price") && w.contains("50"), "{w}");
-        assert!(why_not_matched(&need(100, 1, true), &[dear]).contains("GPU"));
+        assert!(why(&need(100, 1, true), &[dear]).contains("GPU"));
         let mut busy = p(3, 5, 8 << 30, 0);
         busy.free_slots = 0;
-        assert!(why_not_matched(&n, std::slice::from_ref(&busy)).contains("busy"));
+        assert!(why(&n, std::slice::from_ref(&busy)).contains("busy"));
         let poor = Need {
             min_stake: 1_000,
             ..n
         };
-        assert!(why_not_matched(&poor, &[busy]).contains("stake"));
+        let w = why(&poor, std::slice::from_ref(&busy));
+        assert!(w.contains("less stake") && w.contains("1000"), "{w}");
+        // Staked enough, but its open leases and receipts bond it all.
+        let mut rich = p(5, 5, 8 << 30, 0);
+        rich.stake = 1_500;
+        let bonded = Offer {
+            provider: rich.clone(),
+            free_stake: 600,
+        };
+        let w = why_not_matched(&poor, std::slice::from_ref(&bonded));
+        assert!(
+            w.contains("too little stake free") && w.contains("600"),
+            "{w}"
+        );
+        let freed = Offer {
+            free_stake: 1_000,
+            ..bonded
+        };
+        assert!(why_not_matched(&poor, &[freed]).contains("free slots"));
         let mut offline = p(4, 5, 8 << 30, 0);
         offline.online = false;
-        assert_eq!(why_not_matched(&n, &[offline]), "no provider is online");
+        assert_eq!(why(&n, &[offline]), "no provider is online");
     }
 
     #[test]

@@ -102,9 +102,7 @@ impl Settlement {
 pub fn settle(price: u64, units: u64, escrow: u64, fee_bps: u64, verified: bool) -> Settlement {
     let full = cost(price, units).unwrap_or(u64::MAX);
     let payment = full.min(escrow);
-    let fee = u64::try_from(u128::from(payment) * u128::from(fee_bps) / 10_000)
-        .unwrap_or(payment)
-        .min(payment);
+    let fee = protocol_fee(payment, fee_bps);
     let verifier_fee = if verified {
         full.min(escrow - payment)
     } else {
@@ -115,6 +113,42 @@ pub fn settle(price: u64, units: u64, escrow: u64, fee_bps: u64, verified: bool)
         fee,
         verifier_fee,
         refund: escrow - payment - verifier_fee,
+    }
+}
+
+/// The protocol fee on a payment: `fee_bps` of it, at most all of it.
+fn protocol_fee(payment: u64, fee_bps: u64) -> u64 {
+    u64::try_from(u128::from(payment) * u128::from(fee_bps) / 10_000)
+        .unwrap_or(payment)
+        .min(payment)
+}
+
+/// What an attempt ended by the job's own watchdog pays the provider whose
+/// slot it held, out of what is left of the shard's escrow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchdogPay {
+    /// The watchdog fee, at most the escrow left.
+    pub payment: u64,
+    /// The protocol fee, taken out of `payment` as out of any pay.
+    pub fee: u64,
+}
+
+impl WatchdogPay {
+    /// What the provider's earnings get: the payment less the fee.
+    pub fn provider(&self) -> u64 {
+        self.payment - self.fee
+    }
+}
+
+/// Charges the renter `watchdog_fee` for an attempt its job's watchdog
+/// ended, out of the `escrow_left` of its shard (what later settlement or
+/// refund divides is what remains), taking `fee_bps` of it as the protocol
+/// fee. `provider() + fee == payment <= escrow_left`.
+pub fn watchdog_pay(watchdog_fee: u64, escrow_left: u64, fee_bps: u64) -> WatchdogPay {
+    let payment = watchdog_fee.min(escrow_left);
+    WatchdogPay {
+        payment,
+        fee: protocol_fee(payment, fee_bps),
     }
 }
 
@@ -190,6 +224,25 @@ mod tests {
     }
 
     #[test]
+    fn a_watchdog_fee_is_capped_by_the_escrow_left_and_pays_the_protocol_fee() {
+        let w = watchdog_pay(1_000, 10_000, 200);
+        assert_eq!(
+            w,
+            WatchdogPay {
+                payment: 1_000,
+                fee: 20
+            }
+        );
+        assert_eq!(w.provider(), 980);
+        assert_eq!(watchdog_pay(1_000, 300, 200).payment, 300);
+        assert_eq!(watchdog_pay(1_000, 0, 200).payment, 0);
+        assert_eq!(
+            watchdog_pay(0, 10_000, 200),
+            WatchdogPay { payment: 0, fee: 0 }
+        );
+    }
+
+    #[test]
     fn a_slash_shares_out_in_order_and_the_rest_takes_the_remainder() {
         let s = slash(1_000, 5_000, &[5_000, 2_500]);
         assert_eq!(
@@ -249,6 +302,18 @@ mod tests {
             if !verified {
                 prop_assert_eq!(s.verifier_fee, 0);
             }
+        }
+
+        #[test]
+        fn watchdog_pay_stays_within_the_escrow_left(
+            watchdog_fee in 0u64..=u64::MAX,
+            escrow_left in 0u64..=i64::MAX as u64,
+            fee_bps in 0u64..=20_000,
+        ) {
+            let w = watchdog_pay(watchdog_fee, escrow_left, fee_bps);
+            prop_assert!(w.payment <= escrow_left && w.payment <= watchdog_fee);
+            prop_assert!(w.fee <= w.payment);
+            prop_assert_eq!(w.provider() + w.fee, w.payment);
         }
 
         #[test]

@@ -1,7 +1,8 @@
-//! The `Provider` service: registration, heartbeats, taking leases,
+//! The `Provider` service: registration, heartbeats (which may report the
+//! leases a provider holds: the others are ended), taking leases,
 //! submitting receipts (checked against their lease by
 //! [`crate::rules::leases`] and against the uploaded outputs) and giving
-//! leases back.
+//! leases back (after the job's own watchdog: for a fee).
 
 use assay_proto::pb::provider_server::Provider;
 use assay_proto::{convert, now_ms, pb};
@@ -12,6 +13,7 @@ use tonic::{Request, Response, Status};
 use super::{Coordinator, bad, blocking, wire};
 use crate::explorer::TelemetrySample;
 use crate::rules::leases;
+use crate::store::leases::GiveBack;
 use crate::types::{ProviderInfo, ReceiptSubmission};
 
 #[tonic::async_trait]
@@ -58,10 +60,24 @@ impl Provider for Coordinator {
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let req = request.into_inner();
         let node = self.authenticate(&req).await?;
+        let held = req
+            .held
+            .as_ref()
+            .map(|h| convert::lease_report("held.lease_ids", h))
+            .transpose()
+            .map_err(bad)?;
         let telemetry = telemetry_samples(&req);
         let store = self.store.clone();
         let free = req.free_slots;
-        let leases = blocking(move || store.heartbeat(&node, free, &telemetry, now_ms())).await?;
+        let leases = blocking(move || {
+            // Leases the provider says it does not hold are ended first, so
+            // the answer lists only those it keeps.
+            if let Some(held) = &held {
+                store.end_unheld(&node, held, now_ms())?;
+            }
+            store.heartbeat(&node, free, &telemetry, now_ms())
+        })
+        .await?;
         Ok(Response::new(pb::HeartbeatResponse {
             lease_ttl_ms: self.store.config().lease_ttl_ms,
             registered: leases.is_some(),
@@ -138,9 +154,13 @@ impl Provider for Coordinator {
         let node = self.authenticate(&req).await?;
         let lease = convert::hash("lease_id", &req.lease_id).map_err(bad)?;
         let store = self.store.clone();
-        let (fault, reason) = (req.fault, req.reason);
-        tracing::info!(lease = %lease.short(), fault, reason = %reason, "lease returned");
-        blocking(move || store.return_lease(&node, &lease, fault, &reason, now_ms())).await?;
+        let (fault, watchdog, reason) = (req.fault, req.watchdog, req.reason);
+        tracing::info!(lease = %lease.short(), fault, watchdog, reason = %reason, "lease returned");
+        let back = move || {
+            let how = GiveBack::new(fault, watchdog, &reason);
+            store.give_back(&node, &lease, how, now_ms())
+        };
+        blocking(back).await?;
         Ok(Response::new(pb::ReturnLeaseResponse {}))
     }
 }

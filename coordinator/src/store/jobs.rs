@@ -114,7 +114,7 @@ impl<B: Backend> Jobs for SqlStore<B> {
         self.explain_checks(&mut view, now_ms)?;
         if view.shards.iter().any(|s| s.state == ShardState::Queued) {
             let online = self.online(now_ms)?;
-            let why = why_not_matched(&need, &online);
+            let why = why_not_matched(&need, online.as_slice());
             for s in view
                 .shards
                 .iter_mut()

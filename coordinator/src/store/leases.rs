@@ -1,18 +1,27 @@
 //! Leases: matching queued shards to a polling provider (in the order of
-//! [`crate::rules::matching`]), a lease's details, giving one back, and
-//! re-queuing the shards of leases that expired.
+//! [`crate::rules::matching`], each lease bonding its shard's required stake
+//! out of the provider's free stake, [`crate::rules::exposure`]), a lease's
+//! details, giving one back (after the job's own watchdog: for a fee),
+//! ending the leases a provider's heartbeat says it does not hold, and
+//! re-queuing the shards of leases that expired or reached their hard end.
+//! A shard is never offered again to a provider that gave its lease back.
 
 use std::collections::BTreeSet;
 
 use assay_protocol::{Hash32, NodeId};
 
-use super::ledger::refund_shard;
+use super::ledger::{escrow_left, pay_watchdog_fee, refund_shard, stake_of};
+use super::providers::exposure_of;
 use super::rows::{JobCache, LeaseSlot, PROVIDER_COLS, lease_from, provider_view, random_id};
 use super::sql::{Backend, Conn, Row, Value, int};
 use super::sql_store::SqlStore;
 use crate::Error;
-use crate::rules::leases::{expires_at, require_holder, shard_after_lost_lease};
-use crate::rules::matching::{Need, ProviderView, defer_to_better};
+use crate::rules::exposure::Exposure;
+use crate::rules::leases::{
+    NOT_HELD, charged_on_return, ends_unreported, expires_at, lease_cap, require_holder,
+    shard_after_lost_lease,
+};
+use crate::rules::matching::{Need, Offer, ProviderView, defer_to_better};
 use crate::state::{LeaseState, ShardState};
 use crate::types::{Lease, LeaseInfo};
 
@@ -30,7 +39,9 @@ pub trait Leases {
     ///
     /// [`Error::Database`].
     fn lease(&self, id: &Hash32) -> Result<Option<LeaseInfo>, Error>;
-    /// Gives a lease back and re-queues its shard (`fault`: counts against reliability).
+    /// Gives a lease back and re-queues its shard with its escrow intact
+    /// (`fault`: counts against reliability). The shard is not offered to
+    /// this provider again.
     ///
     /// # Errors
     ///
@@ -43,13 +54,68 @@ pub trait Leases {
         fault: bool,
         reason: &str,
         now_ms: u64,
-    ) -> Result<(), Error>;
-    /// Re-queues the shards of leases that expired; returns how many.
+    ) -> Result<(), Error> {
+        self.give_back(node, lease, GiveBack::new(fault, false, reason), now_ms)
+            .map(|_| ())
+    }
+    /// Gives a lease back as [`Leases::return_lease`] does; after the job's
+    /// own watchdog ended the run (`back.watchdog`) the renter pays
+    /// [`crate::config::MarketConfig::watchdog_fee`] out of the shard's escrow to this
+    /// provider, and the attempt counts against its reliability only if
+    /// someone later completes the shard. Returns the watchdog fee paid.
+    ///
+    /// # Errors
+    ///
+    /// As [`Leases::return_lease`].
+    fn give_back(
+        &self,
+        node: &NodeId,
+        lease: &Hash32,
+        back: GiveBack<'_>,
+        now_ms: u64,
+    ) -> Result<u64, Error>;
+    /// Ends the provider's open leases that its heartbeat's report of the
+    /// leases it holds (`held`) leaves out and that were granted more than
+    /// [`crate::config::MarketConfig::lease_report_grace_ms`] ago: their shards are
+    /// re-queued with their escrow intact, not offered to it again, and the
+    /// provider is charged neither a fault nor an expiry (a lost
+    /// `TakeLeases` reply is nobody's fault). Returns the leases ended.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn end_unheld(&self, node: &NodeId, held: &[Hash32], now_ms: u64)
+    -> Result<Vec<Hash32>, Error>;
+    /// Re-queues the shards of leases that expired or reached their hard
+    /// end; returns how many.
     ///
     /// # Errors
     ///
     /// [`Error::Database`].
     fn expire_leases(&self, now_ms: u64) -> Result<u64, Error>;
+}
+
+/// How a lease is given back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GiveBack<'a> {
+    /// The provider's machine failed (counts against its reliability).
+    pub fault: bool,
+    /// The job's own watchdog ended the run: the renter pays the watchdog
+    /// fee, and reliability is charged only if the shard is completed later.
+    pub watchdog: bool,
+    /// Why, in words (kept with the lease).
+    pub reason: &'a str,
+}
+
+impl<'a> GiveBack<'a> {
+    /// A give-back.
+    pub fn new(fault: bool, watchdog: bool, reason: &'a str) -> GiveBack<'a> {
+        GiveBack {
+            fault,
+            watchdog,
+            reason,
+        }
+    }
 }
 
 impl<B: Backend> Leases for SqlStore<B> {
@@ -64,28 +130,41 @@ impl<B: Backend> Leases for SqlStore<B> {
         };
         let window = self.cfg.preference_window_ms;
         let expires = expires_at(now_ms, self.cfg.lease_ttl_ms);
+        let cap = (self.cfg.lease_cap_factor, self.cfg.lease_ttl_ms);
         self.b.write(&mut |c| {
-            let me = admit_provider(c, node, now_ms)?;
-            let held = held_jobs(c, node)?;
-            let free = me.slots.saturating_sub(held.len() as u32).min(max);
+            // First, so that two takes of one provider (on two replicas)
+            // bond its stake one after the other: the row stays locked.
             c.exec(
                 "UPDATE providers SET last_seen = $2 WHERE id = $1",
                 &[node.into(), int(now_ms)?],
             )?;
+            let me = admit_provider(c, node, now_ms)?;
+            let held = held_jobs(c, node)?;
+            let free = me.slots.saturating_sub(held.len() as u32).min(max);
             // Not hired below its stake floor (it learns why from `assay account`
             // and the job's "why not matched").
             if free == 0 || me.stake < me.stake_floor {
                 return Ok(Vec::new());
             }
-            let candidates = candidates(c, &me, free)?;
+            let stake = stake_of(c, node)?;
+            let mut exposure = exposure_of(c, node, stake)?;
+            let candidates = candidates(c, &me, exposure.free(), free)?;
             let online = online.as_deref().map(Vec::as_slice);
-            let chosen = choose(c, &me, &candidates, free, held, online, window, now_ms)?;
+            let chosen = choose(
+                c,
+                &me,
+                &mut exposure,
+                &candidates,
+                free,
+                held,
+                online,
+                window,
+                now_ms,
+            )?;
             let mut jobs = JobCache::new();
             let mut leases = Vec::with_capacity(chosen.len());
-            for (job, idx, shard_job_id) in chosen {
-                if let Some(lease) =
-                    grant(c, &mut jobs, &me, job, idx, shard_job_id, expires, now_ms)?
-                {
+            for shard in chosen {
+                if let Some(lease) = grant(c, &mut jobs, &me, &shard, expires, cap, now_ms)? {
                     leases.push(lease);
                 }
             }
@@ -124,15 +203,14 @@ impl<B: Backend> Leases for SqlStore<B> {
         })
     }
 
-    fn return_lease(
+    fn give_back(
         &self,
         node: &NodeId,
         lease: &Hash32,
-        fault: bool,
-        reason: &str,
+        back: GiveBack<'_>,
         now_ms: u64,
-    ) -> Result<(), Error> {
-        let max_attempts = self.cfg.max_attempts;
+    ) -> Result<u64, Error> {
+        let cfg = &self.cfg;
         self.b.write(&mut |c| {
             let Some(l) = c.query_opt(
                 &format!(
@@ -145,18 +223,66 @@ impl<B: Backend> Leases for SqlStore<B> {
                 return Err(Error::NotFound(format!("no lease {lease}")));
             };
             require_holder(lease, &l.node(2)?, node)?;
+            // Done (a receipt was recorded), expired or returned already: a
+            // give-back after a refused receipt or a lost reply changes nothing.
             if LeaseState::parse(l.text(3)?)? != LeaseState::Active {
-                return Ok(());
+                return Ok(0);
             }
-            requeue(c, &l.hash(0)?, l.i64(1)?, lease, max_attempts, now_ms)?;
-            end_lease(c, lease, LeaseState::Returned, Some(reason), now_ms)?;
-            if fault {
+            let (job, idx) = (l.hash(0)?, l.i64(1)?);
+            // Before the re-queue: a shard that now fails refunds what the
+            // fee left of its escrow.
+            let fee = if back.watchdog {
+                pay_watchdog_fee(c, cfg, lease, &job, idx, node, now_ms)?
+            } else {
+                0
+            };
+            requeue(c, &job, idx, lease, cfg.max_attempts, now_ms)?;
+            end_lease(c, lease, LeaseState::Returned, Some(back.reason), now_ms)?;
+            if back.watchdog {
+                c.exec(
+                    "UPDATE leases SET watchdog = 1 WHERE id = $1",
+                    &[lease.into()],
+                )?;
+            }
+            if charged_on_return(back.fault, back.watchdog) {
                 c.exec(
                     "UPDATE providers SET faults = faults + 1 WHERE id = $1",
                     &[node.into()],
                 )?;
             }
-            Ok(())
+            Ok(fee)
+        })
+    }
+
+    fn end_unheld(
+        &self,
+        node: &NodeId,
+        held: &[Hash32],
+        now_ms: u64,
+    ) -> Result<Vec<Hash32>, Error> {
+        let held: BTreeSet<Hash32> = held.iter().copied().collect();
+        let (grace, max_attempts) = (self.cfg.lease_report_grace_ms, self.cfg.max_attempts);
+        self.b.write(&mut |c| {
+            let open = c.query(
+                &format!(
+                    "SELECT id, job_id, idx, granted_at FROM leases \
+                     WHERE provider = $1 AND ended_at IS NULL{}",
+                    c.dialect().for_update()
+                ),
+                &[node.into()],
+            )?;
+            let mut ended = Vec::new();
+            for l in &open {
+                let lease = l.hash(0)?;
+                if held.contains(&lease) || !ends_unreported(l.u64(3)?, now_ms, grace) {
+                    continue;
+                }
+                requeue(c, &l.hash(1)?, l.i64(2)?, &lease, max_attempts, now_ms)?;
+                end_lease(c, &lease, LeaseState::Returned, Some(NOT_HELD), now_ms)?;
+                tracing::info!(lease = %lease.short(), provider = %node, "lease not held by its provider: shard re-queued");
+                ended.push(lease);
+            }
+            Ok(ended)
         })
     }
 
@@ -165,7 +291,8 @@ impl<B: Backend> Leases for SqlStore<B> {
         self.b.write(&mut |c| {
             let rows = c.query(
                 &format!(
-                    "SELECT s.job_id, s.idx, s.lease_id, s.provider FROM shards s \
+                    "SELECT s.job_id, s.idx, s.lease_id, s.provider, l.cap_at FROM shards s \
+                     JOIN leases l ON l.id = s.lease_id \
                      WHERE s.state = 'leased' AND s.lease_expires_at <= $1 LIMIT 1000{}",
                     c.dialect().skip_locked("s")
                 ),
@@ -175,7 +302,10 @@ impl<B: Backend> Leases for SqlStore<B> {
             for r in &rows {
                 let lease = r.hash(2)?;
                 if requeue(c, &r.hash(0)?, r.i64(1)?, &lease, max_attempts, now_ms)? {
-                    end_lease(c, &lease, LeaseState::Expired, None, now_ms)?;
+                    // Renewals stop at the cap, so a lease past it ends there.
+                    let capped = r.opt_i64(4)?.is_some_and(|cap| cap <= int_ms(now_ms));
+                    let reason = capped.then_some(CAPPED);
+                    end_lease(c, &lease, LeaseState::Expired, reason, now_ms)?;
                     c.exec(
                         "UPDATE providers SET expired = expired + 1 WHERE id = $1",
                         &[r.blob(3)?.into()],
@@ -187,6 +317,14 @@ impl<B: Backend> Leases for SqlStore<B> {
             Ok(n)
         })
     }
+}
+
+/// Why a lease that reached its hard end ended.
+const CAPPED: &str = "reached its hard end (lease cap × the job's watchdog after it was granted)";
+
+/// A time as stored.
+fn int_ms(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
 /// The polling provider, registered and not suspended.
@@ -220,9 +358,16 @@ fn held_jobs(c: &mut dyn Conn, node: &NodeId) -> Result<Vec<Hash32>, Error> {
     .collect()
 }
 
-/// Queued shards the provider's hardware, price and stake fit, in queue
-/// order (priority, then job, then shard), a few more than it can take.
-fn candidates(c: &mut dyn Conn, me: &ProviderView, free: u32) -> Result<Vec<Row>, Error> {
+/// Queued shards the provider's hardware, price and free stake fit, that
+/// it never gave back, in queue order (priority, then job, then shard), a
+/// few more than it can take. (A challenge addressed to it is offered
+/// again: it has its own deadline.)
+fn candidates(
+    c: &mut dyn Conn,
+    me: &ProviderView,
+    free_stake: u64,
+    free: u32,
+) -> Result<Vec<Row>, Error> {
     c.query(
         &format!(
             "SELECT s.job_id, s.idx, s.shard_job_id, s.queued_at, s.max_price, s.memory_bytes, \
@@ -230,6 +375,8 @@ fn candidates(c: &mut dyn Conn, me: &ProviderView, free: u32) -> Result<Vec<Row>
              WHERE s.state = 'queued' AND s.memory_bytes <= $2 \
              AND s.gpu_memory_bytes <= $3 AND s.require_gpu <= $4 AND s.min_stake <= $6 \
              AND ((s.only_provider IS NULL AND s.max_price >= $1) OR s.only_provider = $7) \
+             AND (s.only_provider = $7 OR NOT EXISTS (SELECT 1 FROM leases l \
+               WHERE l.provider = $7 AND l.job_id = s.job_id AND l.idx = s.idx AND l.state = 'returned')) \
              ORDER BY s.priority DESC, s.job_seq, s.idx LIMIT $5{}",
             c.dialect().skip_locked("s")
         ),
@@ -239,31 +386,46 @@ fn candidates(c: &mut dyn Conn, me: &ProviderView, free: u32) -> Result<Vec<Row>
             int(me.device_memory())?,
             Value::Int(i64::from(me.gpu_count > 0 && me.hardware_ok)),
             int(u64::from(free) * 4 + 16)?,
-            int(me.stake)?,
+            int(free_stake)?,
             (&me.id).into(),
         ],
     )
 }
 
-/// Picks up to `free` of the candidates: a shard still inside its
-/// preference window goes to this provider only if it holds no shard of
-/// that job and no better-ranked provider should have it first.
+/// A queued shard chosen for a lease.
+struct Chosen {
+    job: Hash32,
+    idx: u32,
+    shard_job_id: Hash32,
+    /// The stake its lease bonds (`shards.min_stake`).
+    bond: u64,
+}
+
+/// Picks up to `free` of the candidates while the free stake covers their
+/// bonds: a shard still inside its preference window goes to this provider
+/// only if it holds no shard of that job and no better-ranked provider
+/// should have it first.
 #[allow(clippy::too_many_arguments)]
 fn choose(
     c: &mut dyn Conn,
     me: &ProviderView,
+    exposure: &mut Exposure,
     candidates: &[Row],
     free: u32,
     held: Vec<Hash32>,
-    online: Option<&[ProviderView]>,
+    online: Option<&[Offer]>,
     window_ms: u64,
     now_ms: u64,
-) -> Result<Vec<(Hash32, u32, Hash32)>, Error> {
+) -> Result<Vec<Chosen>, Error> {
     let mut held: BTreeSet<Hash32> = held.into_iter().collect();
     let mut chosen = Vec::new();
     for r in candidates {
         if chosen.len() as u32 >= free {
             break;
+        }
+        let bond = r.u64(8)?;
+        if !exposure.can_bond(bond) {
+            continue;
         }
         let job = r.hash(0)?;
         let fresh = now_ms.saturating_sub(r.u64(3)?) < window_ms && r.u64(4)? > 0;
@@ -277,7 +439,7 @@ fn choose(
                 memory_bytes: r.u64(5)?,
                 gpu_memory_bytes: r.u64(6)?,
                 require_gpu: r.i64(7)? != 0,
-                min_stake: r.u64(8)?,
+                min_stake: bond,
             };
             if let Some(online) = online
                 && defer_to_better(me, &need, online, || job_holders(c, &job))?
@@ -286,7 +448,13 @@ fn choose(
             }
         }
         held.insert(job);
-        chosen.push((job, r.u32(1)?, r.hash(2)?));
+        exposure.bond_lease(bond);
+        chosen.push(Chosen {
+            job,
+            idx: r.u32(1)?,
+            shard_job_id: r.hash(2)?,
+            bond,
+        });
     }
     Ok(chosen)
 }
@@ -302,18 +470,24 @@ fn job_holders(c: &mut dyn Conn, job: &Hash32) -> Result<BTreeSet<NodeId>, Error
     .collect())
 }
 
-/// Leases one queued shard to `me`; `None` if another replica leased it first.
-#[allow(clippy::too_many_arguments)]
+/// Leases one queued shard to `me`, bonding its stake and setting its hard
+/// end (`cap`: [`crate::config::MarketConfig::lease_cap_factor`] and the lease time);
+/// `None` if another replica leased it first.
 fn grant(
     c: &mut dyn Conn,
     jobs: &mut JobCache,
     me: &ProviderView,
-    job: Hash32,
-    idx: u32,
-    shard_job_id: Hash32,
+    shard: &Chosen,
     expires: u64,
+    (cap_factor, ttl_ms): (u64, u64),
     now_ms: u64,
 ) -> Result<Option<Lease>, Error> {
+    let Chosen {
+        job,
+        idx,
+        shard_job_id,
+        bond,
+    } = *shard;
     let lease_id = random_id()?;
     let n = c.exec(
         "UPDATE shards SET state = 'leased', lease_id = $3, provider = $4, lease_price = $5, \
@@ -331,19 +505,6 @@ fn grant(
     if n != 1 {
         return Ok(None);
     }
-    c.exec(
-        "INSERT INTO leases (id, job_id, idx, provider, price, granted_at, state) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        &[
-            (&lease_id).into(),
-            (&job).into(),
-            Value::Int(i64::from(idx)),
-            (&me.id).into(),
-            int(me.price)?,
-            int(now_ms)?,
-            LeaseState::Active.as_str().into(),
-        ],
-    )?;
     let (lease, _) = lease_from(
         c,
         jobs,
@@ -355,6 +516,22 @@ fn grant(
             expires_at_ms: expires,
             price: me.price,
         },
+    )?;
+    let cap_at = lease_cap(now_ms, cap_factor, lease.spec.wall_clock_ms, ttl_ms);
+    c.exec(
+        "INSERT INTO leases (id, job_id, idx, provider, price, granted_at, state, bond, cap_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        &[
+            (&lease_id).into(),
+            (&job).into(),
+            Value::Int(i64::from(idx)),
+            (&me.id).into(),
+            int(me.price)?,
+            int(now_ms)?,
+            LeaseState::Active.as_str().into(),
+            int(bond)?,
+            Value::Int(int_ms(cap_at)),
+        ],
     )?;
     Ok(Some(lease))
 }
@@ -385,9 +562,10 @@ fn end_lease(
     Ok(())
 }
 
-/// Re-queues one leased shard (after expiry or return) — or, after
-/// `max_attempts` leases without a receipt, fails it and refunds its
-/// escrow to the renter. Returns whether the shard was still on this lease.
+/// Re-queues one leased shard (after expiry or return) with its escrow
+/// intact — or, after `max_attempts` leases without a receipt, fails it and
+/// refunds what is left of its escrow to the renter. Returns whether the
+/// shard was still on this lease.
 fn requeue(
     c: &mut dyn Conn,
     job: &Hash32,
@@ -397,7 +575,7 @@ fn requeue(
     now_ms: u64,
 ) -> Result<bool, Error> {
     let Some(row) = c.query_opt(
-        "SELECT s.attempts, j.renter, j.shard_escrow FROM shards s JOIN jobs j ON j.id = s.job_id \
+        "SELECT s.attempts, j.renter FROM shards s JOIN jobs j ON j.id = s.job_id \
          WHERE s.job_id = $1 AND s.idx = $2 AND s.lease_id = $3 AND s.state = 'leased'",
         &[job.into(), Value::Int(idx), lease.into()],
     )?
@@ -418,7 +596,8 @@ fn requeue(
         ],
     )?;
     if n == 1 && state == ShardState::Failed {
-        refund_shard(c, job, idx, &row.node(1)?, row.u64(2)?, now_ms)?;
+        let left = escrow_left(c, job, idx)?;
+        refund_shard(c, job, idx, &row.node(1)?, left, now_ms)?;
         tracing::warn!(job = %job.short(), shard = idx, attempts = max_attempts, "shard failed: escrow refunded");
     }
     Ok(n == 1)

@@ -277,6 +277,81 @@ pub(super) fn refund_shard(
     Ok(())
 }
 
+/// What is left of a shard's escrow: the job's escrow per shard less the
+/// watchdog fees its attempts paid ([`pay_watchdog_fee`]). A receipt
+/// settles, and a failed shard refunds, this much.
+pub(super) fn escrow_left(c: &mut dyn Conn, job: &Hash32, idx: i64) -> Result<u64, Error> {
+    let r = c.query_one(
+        "SELECT j.shard_escrow, s.watchdog_fees FROM shards s JOIN jobs j ON j.id = s.job_id \
+         WHERE s.job_id = $1 AND s.idx = $2",
+        &[job.into(), Value::Int(idx)],
+    )?;
+    Ok(r.u64(0)?.saturating_sub(r.u64(1)?))
+}
+
+/// Pays the fee of an attempt that the job's own watchdog ended
+/// ([`money::watchdog_pay`]: [`MarketConfig::watchdog_fee`], at most what
+/// is left of the shard's escrow) to the provider whose slot it held: its
+/// part through the device's bonds and note as any pay
+/// ([`super::claims::pay_device`]), the protocol fee as on a settlement.
+/// The shard's escrow left shrinks by the fee (`shards.watchdog_fees`), so
+/// settlement or refund later divides only the rest. References
+/// `watchdog/<lease>/{pay,fee}`; the caller charges each lease once (an
+/// active lease is given back once). Returns the fee charged.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn pay_watchdog_fee(
+    c: &mut dyn Conn,
+    cfg: &MarketConfig,
+    lease: &Hash32,
+    job: &Hash32,
+    idx: i64,
+    provider: &NodeId,
+    now_ms: u64,
+) -> Result<u64, Error> {
+    let left = escrow_left(c, job, idx)?;
+    let paid_in = c
+        .query_one("SELECT paid_in FROM jobs WHERE id = $1", &[job.into()])?
+        .text(0)
+        .map(Unit::parse)?
+        .ok_or_else(|| Error::Corrupt(format!("job {job}: unknown payment unit")))?;
+    let (fee_bps, fee_to) = match paid_in {
+        Unit::Iosd => (cfg.fee_bps, ledger::FEES.to_string()),
+        Unit::Io => (cfg.economy.fee_bps_io, ledger::burned(Unit::Iosd)),
+    };
+    let w = money::watchdog_pay(cfg.watchdog_fee, left, fee_bps);
+    if w.payment == 0 {
+        return Ok(0);
+    }
+    let from = ledger::escrow(job);
+    super::claims::pay_device(
+        c,
+        "pay",
+        &from,
+        provider,
+        Unit::Iosd,
+        w.provider(),
+        &ledger::earnings(provider),
+        &format!("watchdog/{lease}/pay"),
+        now_ms,
+    )?;
+    post(
+        c,
+        Movement {
+            kind: "fee",
+            debit: &from,
+            credit: &fee_to,
+            amount: w.fee,
+            reference: &format!("watchdog/{lease}/fee"),
+        },
+        now_ms,
+    )?;
+    c.exec(
+        "UPDATE shards SET watchdog_fees = watchdog_fees + $3 WHERE job_id = $1 AND idx = $2",
+        &[job.into(), Value::Int(idx), int(w.payment)?],
+    )?;
+    Ok(w.payment)
+}
+
 /// Settles a receipt ([`money::settle`]): the provider's payment less the
 /// protocol fee, the fee, the verifier's fee when a verifier checked it, and
 /// the rest of the shard's escrow back to the renter. The fee of a job paid

@@ -1,7 +1,9 @@
 //! Providers: registration (with stake and the initial hardware state),
-//! heartbeats that renew leases, and the provider list matching reads
+//! heartbeats that renew leases (never past their hard end), what each
+//! provider's stake is bonded by, and the provider list matching reads
 //! through a short-lived snapshot.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use assay_protocol::challenge::{DeviceClass, classify};
@@ -15,8 +17,9 @@ use super::sql_store::SqlStore;
 use crate::Error;
 use crate::explorer::TelemetrySample;
 use crate::ledger::{self as accounts, Unit};
+use crate::rules::exposure::Exposure;
 use crate::rules::leases::expires_at;
-use crate::rules::matching::{ProviderView, reliability_permille};
+use crate::rules::matching::{Offer, ProviderView, reliability_permille};
 use crate::rules::staking::stake_floor;
 use crate::state::HardwareState;
 use crate::types::{ProviderInfo, Registered};
@@ -40,7 +43,8 @@ pub trait Providers {
         stake_target: u64,
         now_ms: u64,
     ) -> Result<Registered, Error>;
-    /// Marks the provider alive and renews its leases; `None` if unknown.
+    /// Marks the provider alive and renews its leases, each at most to its
+    /// hard end ([`crate::rules::leases::renewed_until`]); `None` if unknown.
     /// `samples` (its devices now; `at_ms` is ignored, `now_ms` is used)
     /// become its latest telemetry and, at most once per
     /// [`MarketConfig::telemetry_every_ms`], a row of its history.
@@ -148,8 +152,12 @@ impl<B: Backend> Providers for SqlStore<B> {
                 return Ok(None);
             }
             record_samples(c, node, samples, every, keep, now_ms)?;
+            // `rules::leases::renewed_until`, in SQL: one statement renews
+            // every lease of the provider, none past its cap.
             c.exec(
-                "UPDATE shards SET lease_expires_at = $2 WHERE provider = $1 AND state = 'leased'",
+                "UPDATE shards SET lease_expires_at = COALESCE((SELECT CASE WHEN l.cap_at < $2 \
+                 THEN l.cap_at ELSE $2 END FROM leases l WHERE l.id = shards.lease_id), $2) \
+                 WHERE provider = $1 AND state = 'leased'",
                 &[node.into(), int(expires)?],
             )?;
             Ok(Some(held_leases(c, node)?))
@@ -171,8 +179,9 @@ impl<B: Backend> Providers for SqlStore<B> {
 }
 
 impl<B: Backend> SqlStore<B> {
-    /// Online providers, from a snapshot at most [`SNAPSHOT_MS`] old.
-    pub(super) fn online(&self, now_ms: u64) -> Result<Arc<Vec<ProviderView>>, Error> {
+    /// Online providers with their free stake, from a snapshot at most
+    /// [`SNAPSHOT_MS`] old.
+    pub(super) fn online(&self, now_ms: u64) -> Result<Arc<Vec<Offer>>, Error> {
         if let Ok(g) = self.snapshot.lock()
             && let Some((at, v)) = g.as_ref()
             && now_ms >= *at
@@ -180,10 +189,24 @@ impl<B: Backend> SqlStore<B> {
         {
             return Ok(v.clone());
         }
-        let all: Vec<ProviderView> = self
+        let bonded = self.b.read(&mut bonded_by_provider)?;
+        let all: Vec<Offer> = self
             .providers(now_ms)?
             .into_iter()
             .filter(|p| p.online)
+            .map(|p| {
+                let (leases, receipts) = bonded.get(&p.id).copied().unwrap_or_default();
+                let free_stake = Exposure {
+                    stake: p.stake,
+                    leases,
+                    receipts,
+                }
+                .free();
+                Offer {
+                    provider: p,
+                    free_stake,
+                }
+            })
             .collect();
         let v = Arc::new(all);
         if let Ok(mut g) = self.snapshot.lock() {
@@ -191,6 +214,51 @@ impl<B: Backend> SqlStore<B> {
         }
         Ok(v)
     }
+}
+
+/// What a provider's `stake` is bonded by: the bonds of its open leases
+/// and of its unsettled receipts (a lease that ended with a receipt counts
+/// through the receipt alone).
+pub(super) fn exposure_of(c: &mut dyn Conn, node: &NodeId, stake: u64) -> Result<Exposure, Error> {
+    let leases = c
+        .query_one(
+            "SELECT CAST(COALESCE(SUM(bond), 0) AS BIGINT) FROM leases \
+             WHERE provider = $1 AND ended_at IS NULL",
+            &[node.into()],
+        )?
+        .u64(0)?;
+    let receipts = c
+        .query_one(
+            "SELECT CAST(COALESCE(SUM(bond), 0) AS BIGINT) FROM receipts \
+             WHERE provider = $1 AND settled_at IS NULL",
+            &[node.into()],
+        )?
+        .u64(0)?;
+    Ok(Exposure {
+        stake,
+        leases,
+        receipts,
+    })
+}
+
+/// Every provider's bonds: (open leases, unsettled receipts).
+fn bonded_by_provider(c: &mut dyn Conn) -> Result<BTreeMap<NodeId, (u64, u64)>, Error> {
+    let mut out: BTreeMap<NodeId, (u64, u64)> = BTreeMap::new();
+    for r in c.query(
+        "SELECT provider, CAST(SUM(bond) AS BIGINT) FROM leases WHERE ended_at IS NULL \
+         GROUP BY provider",
+        &[],
+    )? {
+        out.entry(r.node(0)?).or_default().0 = r.u64(1)?;
+    }
+    for r in c.query(
+        "SELECT provider, CAST(SUM(bond) AS BIGINT) FROM receipts WHERE settled_at IS NULL \
+         GROUP BY provider",
+        &[],
+    )? {
+        out.entry(r.node(0)?).or_default().1 = r.u64(1)?;
+    }
+    Ok(out)
 }
 
 /// Inserts or updates a provider's row. A re-registration with the same

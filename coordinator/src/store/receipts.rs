@@ -1,18 +1,21 @@
 //! Receipts: recording a provider's receipt for its lease (and opening its
-//! check), settling receipts whose challenge window passed, and the receipt
-//! feed verifiers and auditors read.
+//! check; the lease's bond moves to the receipt until it settles, and the
+//! shard's earlier watchdog attempts are charged as faults now that the job
+//! proved it can run), settling receipts whose challenge window passed,
+//! and the receipt feed verifiers and auditors read.
 
 use assay_protocol::{Hash32, NodeId};
 
 use super::challenges;
 use super::checks::open_check;
 use super::epochs::open_epoch;
-use super::ledger::{Batch, PAY_COLS, pay_out_row};
+use super::ledger::{Batch, PAY_COLS, escrow_left, pay_out_row};
 use super::rows::{RECEIPT_COLS, json, receipt_row};
 use super::sql::{Backend, Conn, Row, Value, int};
 use super::sql_store::SqlStore;
 use crate::Error;
 use crate::rules::checks::initial;
+use crate::rules::exposure::{settle_at, worst_case_dispute_ms};
 use crate::rules::leases::{ReceiptGate, check_failure_message, receipt_gate, require_holder};
 use crate::state::{CheckReason, CheckRole, CheckState, LeaseState};
 use crate::types::{ReceiptRecord, ReceiptSubmission};
@@ -20,7 +23,9 @@ use crate::types::{ReceiptRecord, ReceiptSubmission};
 /// Receipts and their settlement.
 pub trait Receipts {
     /// Records the receipt of an active lease; returns its id and when it
-    /// settles. Submitting the same receipt again returns the same answer.
+    /// settles ([`crate::rules::exposure::settle_at`]: a receipt of a
+    /// verified job not before a dispute could end). Submitting the same
+    /// receipt again returns the same answer.
     ///
     /// # Errors
     ///
@@ -47,7 +52,9 @@ impl<B: Backend> Receipts for SqlStore<B> {
     fn submit_receipt(&self, s: &ReceiptSubmission, now_ms: u64) -> Result<(Hash32, u64), Error> {
         check_failure_message(&s.failure_message)?;
         let rid = s.receipt.id();
-        let settle_at = now_ms.saturating_add(self.cfg.settlement_delay_ms);
+        let cfg = &self.cfg;
+        let worst_dispute =
+            worst_case_dispute_ms(cfg.epoch_ms, cfg.check_ttl_ms, s.receipt.body.work.flops);
         let receipt_json = json(&s.receipt)?;
         let outputs_json = json(&s.outputs)?;
         let epoch_ms = self.cfg.epoch_ms;
@@ -61,7 +68,13 @@ impl<B: Backend> Receipts for SqlStore<B> {
             if receipt_gate(&s.lease_id, lease.state)? == ReceiptGate::AlreadyDone {
                 return answer_retry(c, &rid, &s.lease_id);
             }
-            let terms = job_terms(c, &lease.job)?;
+            let terms = job_terms(c, &lease.job, lease.idx)?;
+            let settle_at = settle_at(
+                now_ms,
+                cfg.settlement_delay_ms,
+                terms.rate_ppm > 0,
+                worst_dispute,
+            );
             if terms.challenge {
                 challenges::answered(c, &s.provider, &lease.job, &s.lease_id, now_ms)?;
             }
@@ -73,8 +86,8 @@ impl<B: Backend> Receipts for SqlStore<B> {
             c.exec(
                 "INSERT INTO receipts (id, job_id, idx, provider, lease_id, receipt, outputs, outputs_root, \
                  units, price, escrow, created_at, settle_at, epoch, rate_ppm, check_state, check_reason, \
-                 failure_message) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+                 failure_message, bond) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
                 &[
                     (&rid).into(),
                     (&lease.job).into(),
@@ -94,6 +107,7 @@ impl<B: Backend> Receipts for SqlStore<B> {
                     check_state.as_str().into(),
                     CheckReason::as_stored(check_reason).into(),
                     failure_message.clone(),
+                    int(lease.bond)?,
                 ],
             )?;
             if let (CheckState::Sampled, Some(reason)) = (check_state, check_reason) {
@@ -107,6 +121,7 @@ impl<B: Backend> Receipts for SqlStore<B> {
                 "UPDATE providers SET completed = completed + 1 WHERE id = $1",
                 &[(&s.provider).into()],
             )?;
+            charge_watchdog_attempts(c, &lease)?;
             Ok((rid, settle_at))
         })
     }
@@ -157,13 +172,15 @@ struct LockedLease {
     idx: i64,
     price: u64,
     state: LeaseState,
+    /// The stake it bonds (the receipt bonds it next).
+    bond: u64,
 }
 
 /// Locks the lease and checks that the submitter holds it.
 fn lock_lease(c: &mut dyn Conn, s: &ReceiptSubmission) -> Result<LockedLease, Error> {
     let Some(l) = c.query_opt(
         &format!(
-            "SELECT job_id, idx, provider, price, state FROM leases WHERE id = $1{}",
+            "SELECT job_id, idx, provider, price, state, bond FROM leases WHERE id = $1{}",
             c.dialect().for_update()
         ),
         &[(&s.lease_id).into()],
@@ -180,6 +197,7 @@ fn lock_lease(c: &mut dyn Conn, s: &ReceiptSubmission) -> Result<LockedLease, Er
         idx: l.i64(1)?,
         price: l.u64(3)?,
         state: LeaseState::parse(l.text(4)?)?,
+        bond: l.u64(5)?,
     })
 }
 
@@ -199,21 +217,40 @@ fn answer_retry(c: &mut dyn Conn, rid: &Hash32, lease: &Hash32) -> Result<(Hash3
 
 /// What a receipt inherits from its job.
 struct ReceiptTerms {
+    /// What is left of the shard's escrow (less earlier watchdog fees).
     escrow: u64,
     rate_ppm: u32,
     challenge: bool,
 }
 
-fn job_terms(c: &mut dyn Conn, job: &Hash32) -> Result<ReceiptTerms, Error> {
+fn job_terms(c: &mut dyn Conn, job: &Hash32, idx: i64) -> Result<ReceiptTerms, Error> {
     let j: Row = c.query_one(
-        "SELECT shard_escrow, verify_rate_ppm, challenge_for FROM jobs WHERE id = $1",
+        "SELECT verify_rate_ppm, challenge_for FROM jobs WHERE id = $1",
         &[job.into()],
     )?;
     Ok(ReceiptTerms {
-        escrow: j.u64(0)?,
-        rate_ppm: j.u32(1)?,
-        challenge: j.opt_node(2)?.is_some(),
+        escrow: escrow_left(c, job, idx)?,
+        rate_ppm: j.u32(0)?,
+        challenge: j.opt_node(1)?.is_some(),
     })
+}
+
+/// The shard got a receipt, so the job can run: its attempts that ended in
+/// the job's watchdog are charged as faults to their providers now (once
+/// each; a shard whose every attempt timed out charges no one).
+fn charge_watchdog_attempts(c: &mut dyn Conn, lease: &LockedLease) -> Result<(), Error> {
+    let charged = c.query(
+        "UPDATE leases SET fault_charged = 1 \
+         WHERE job_id = $1 AND idx = $2 AND watchdog = 1 AND fault_charged = 0 RETURNING provider",
+        &[(&lease.job).into(), Value::Int(lease.idx)],
+    )?;
+    for r in &charged {
+        c.exec(
+            "UPDATE providers SET faults = faults + 1 WHERE id = $1",
+            &[r.blob(0)?.into()],
+        )?;
+    }
+    Ok(())
 }
 
 fn is_suspended(c: &mut dyn Conn, provider: &NodeId) -> Result<bool, Error> {

@@ -8,14 +8,15 @@ use super::schema;
 use super::sql::Backend;
 use crate::Error;
 use crate::config::MarketConfig;
-use crate::rules::matching::ProviderView;
+use crate::rules::matching::Offer;
 
 /// The store over a SQL backend.
 pub struct SqlStore<B: Backend> {
     pub(super) b: B,
     pub(super) cfg: MarketConfig,
-    /// The online providers at a time (see `providers.rs`, `online`).
-    pub(super) snapshot: Mutex<Option<(u64, Arc<Vec<ProviderView>>)>>,
+    /// The online providers and their free stake at a time (see
+    /// `providers.rs`, `online`).
+    pub(super) snapshot: Mutex<Option<(u64, Arc<Vec<Offer>>)>>,
 }
 
 impl<B: Backend + std::fmt::Debug> std::fmt::Debug for SqlStore<B> {

@@ -1,6 +1,7 @@
 //! Property tests of the ledger on a real (SQLite) store: any sequence of
 //! market operations — including duplicated and reordered submissions,
-//! returns, expiries, repeated settlement, verification with cheating
+//! returns (some after the job's watchdog, for a fee), expiries, repeated
+//! settlement, verification with cheating
 //! providers, lying verifiers, disputes and slashing, paying in IO,
 //! unstaking, reward epochs, notes and bonds — keeps every supply
 //! invariant of both units (checked by `verify_ledger`), keeps every account
@@ -12,6 +13,7 @@ use std::collections::BTreeMap;
 use assay_coordinator::config::{EconomyConfig, PriceSource};
 use assay_coordinator::ledger::{self, Entry, Unit};
 use assay_coordinator::sqlite::Sqlite;
+use assay_coordinator::store::leases::GiveBack;
 use assay_coordinator::store::prelude::*;
 use assay_coordinator::store::{
     Lease, NewJob, ProviderInfo, ReceiptSubmission, RunResult, VerdictSubmission, VerifierInfo,
@@ -79,9 +81,12 @@ enum Op {
         verifier: u8,
         honest: bool,
     },
+    /// A lease given back; `watchdog`: the job's own watchdog ended the run
+    /// (the renter pays the provider a fee out of the shard's escrow).
     Return {
         pick: usize,
         fault: bool,
+        watchdog: bool,
     },
     Advance {
         ms: u64,
@@ -157,7 +162,13 @@ fn op() -> impl Strategy<Value = Op> {
                 cheat
             }),
         (5u8..7, any::<bool>()).prop_map(|(verifier, honest)| Op::Verify { verifier, honest }),
-        (any::<usize>(), any::<bool>()).prop_map(|(pick, fault)| Op::Return { pick, fault }),
+        (any::<usize>(), any::<bool>(), any::<bool>()).prop_map(|(pick, fault, watchdog)| {
+            Op::Return {
+                pick,
+                fault,
+                watchdog,
+            }
+        }),
         (0u64..1_500).prop_map(|ms| Op::Advance { ms }),
         Just(Op::SettleAgain),
     ]
@@ -369,10 +380,15 @@ fn run(ops: &[Op]) -> (crate::common::SqliteDb, u64) {
                     }
                 }
             }
-            Op::Return { pick, fault } => {
+            Op::Return {
+                pick,
+                fault,
+                watchdog,
+            } => {
                 if !leases.is_empty() {
                     let (l, p) = leases[pick % leases.len()].clone();
-                    let _ = s.return_lease(&key(p).id(), &l.lease_id, fault, "test", now);
+                    let how = GiveBack::new(fault, watchdog, "test");
+                    let _ = s.give_back(&key(p).id(), &l.lease_id, how, now);
                 }
             }
             Op::Advance { ms } => {
@@ -534,6 +550,91 @@ fn a_provider_caught_cheating_is_refused_leases_and_the_books_balance() {
         "a caught provider takes no lease: {refused:?}"
     );
     check(&s, minted).expect("the books balance");
+}
+
+/// Watchdog fees come out of a shard's escrow (the second one capped by
+/// what is left), a later receipt settles what they left, and the books
+/// balance.
+#[test]
+fn watchdog_fees_come_out_of_the_escrow_and_the_books_balance() {
+    let ops = [
+        Op::Mint {
+            node: 0,
+            amount: 10_000,
+            reference: 0,
+        },
+        Op::Submit {
+            renter: 0,
+            tag: 0,
+            shards: 1,
+            max_price: 20,
+            rate_ppm: 0,
+            pay_in_io: false,
+        },
+        Op::Take {
+            provider: 3,
+            max: 1,
+        },
+        Op::Return {
+            pick: 0,
+            fault: true,
+            watchdog: true,
+        },
+        Op::Take {
+            provider: 4,
+            max: 1,
+        },
+        Op::Return {
+            pick: 1,
+            fault: true,
+            watchdog: true,
+        },
+        Op::Submit {
+            renter: 1,
+            tag: 1,
+            shards: 1,
+            max_price: 299,
+            rate_ppm: 500_000,
+            pay_in_io: true,
+        },
+        Op::Take {
+            provider: 3,
+            max: 1,
+        },
+        Op::Return {
+            pick: 2,
+            fault: false,
+            watchdog: true,
+        },
+        Op::Take {
+            provider: 4,
+            max: 1,
+        },
+        Op::Complete {
+            pick: 3,
+            fuel: 900_000,
+            twice: true,
+            cheat: false,
+        },
+        Op::Advance { ms: 1_400 },
+        Op::Advance { ms: 1_400 },
+    ];
+    let (db, minted) = run(&ops);
+    let s = db.open(cfg());
+    let fees: u64 = s
+        .ledger_entries(0, 1_000_000)
+        .expect("entries")
+        .iter()
+        .filter(|e| e.reference.starts_with("watchdog/"))
+        .map(|e| e.amount)
+        .sum();
+    // 60 µIOSD of escrow (20 × 3M units): the first fee takes it all, the
+    // second finds nothing; the second job pays one 1,000 fee.
+    assert_eq!(fees, 60 + 1_000, "the fees paid");
+    check(&s, minted).expect("the books balance");
+    s.expire_leases(u64::MAX / 4).expect("expire");
+    s.settle_due(u64::MAX / 4).expect("settle");
+    check(&s, minted).expect("the books balance after draining");
 }
 
 /// Failing cases are kept in `ledger_props.proptest-regressions` beside

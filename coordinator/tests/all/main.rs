@@ -7,6 +7,7 @@
 mod common;
 mod economy;
 mod explorer;
+mod exposure;
 mod ledger_props;
 mod store;
 mod verification;

@@ -304,13 +304,18 @@ fn returned_lease_requeues_and_faults_lower_reliability<B: Backend>(db: Db<'_, B
         .submit_receipt(&receipt_for(&s, &l[0], &a), 30)
         .expect_err("returned");
     assert!(e.to_string().contains("returned"), "{e}");
-    let again = s.take_leases(&a.id(), 1, 40).expect("take again");
+    // A shard is not offered again to a provider that gave it back.
+    assert!(s.take_leases(&a.id(), 1, 35).expect("take").is_empty());
+    let b = key(3);
+    s.register(&provider(&b, 50, 1 << 30), 0, 36).expect("reg");
+    let again = s.take_leases(&b.id(), 1, 40).expect("take again");
     assert_eq!(again.len(), 1);
     assert_ne!(
         again[0].lease_id, l[0].lease_id,
         "a new lease for the second attempt"
     );
-    let p = &s.providers(50).expect("providers")[0];
+    let providers = s.providers(50).expect("providers");
+    let p = providers.iter().find(|p| p.id == a.id()).expect("a");
     assert_eq!(p.faults, 1);
     assert!(p.reliability_permille < 500);
 }
@@ -339,11 +344,15 @@ fn a_shard_that_keeps_failing_is_given_up_and_refunded<B: Backend>(db: Db<'_, B>
         .expect("receipt");
     s.return_lease(&a.id(), &l0.lease_id, true, "device fault", 30)
         .expect("return");
-    let again = s.take_leases(&a.id(), 1, 40).expect("again");
+    // The second attempt goes to another provider (a shard is not offered
+    // again to one that gave it back).
+    let b = key(3);
+    s.register(&provider(&b, 50, 1 << 30), 0, 35).expect("reg");
+    let again = s.take_leases(&b.id(), 1, 40).expect("again");
     assert_eq!(again.len(), 1);
     assert_eq!(s.expire_leases(5_000).expect("expire"), 1);
     assert!(
-        s.take_leases(&a.id(), 1, 5_100)
+        s.take_leases(&b.id(), 1, 5_100)
             .expect("none left")
             .is_empty()
     );
