@@ -324,3 +324,54 @@ fn kept_tensors_are_only_the_steps_asked_for() {
     assert_eq!(r.trace.kept.keys().copied().collect::<Vec<_>>(), [2, 3]);
     assert_eq!(r.trace.kept[&2].digest(), r.trace.steps[2].output);
 }
+
+/// On the CUDA backend (a GPU, or the kernels emulated on the host with
+/// `ASSAY_CUDA_EMULATOR=1`; built with `--features assay-host-gpu/cuda`) the
+/// trace has the CPU's calls, op outputs by dtype and shape only (they stay
+/// on the device), and reads hashed as on the CPU.
+#[test]
+fn on_cuda_the_trace_records_the_calls_and_shapes() {
+    let flag = |name: &str| std::env::var(name).is_ok_and(|v| v == "1");
+    let gpu = match Device::cuda(0) {
+        Ok(gpu) => gpu,
+        Err(e) if flag("ASSAY_CUDA_EMULATOR") => match Device::cuda_emulated() {
+            Ok(emu) => emu,
+            Err(emu) => {
+                println!("SKIPPED on_cuda_the_trace_records_the_calls_and_shapes: {e}; {emu}");
+                return;
+            }
+        },
+        Err(e) => {
+            assert!(!flag("ASSAY_REQUIRE_GPU"), "ASSAY_REQUIRE_GPU=1 but: {e}");
+            println!("SKIPPED on_cuda_the_trace_records_the_calls_and_shapes: {e}");
+            return;
+        }
+    };
+    let inputs = matmul_inputs(9, 40, 7);
+    let cpu = run_with(&runtime(), Guest::Matmul, &inputs, &keep_all());
+    let cuda = run_with(
+        &runtime_with(None, gpu),
+        Guest::Matmul,
+        &inputs,
+        &TraceOptions::default(),
+    );
+    assert_eq!(
+        cuda.receipt.body.outputs_root,
+        cpu.receipt.body.outputs_root
+    );
+    assert_eq!(cuda.trace.steps.len(), cpu.trace.steps.len());
+    for (i, (g, c)) in cuda.trace.steps.iter().zip(&cpu.trace.steps).enumerate() {
+        assert_eq!(g.call, c.call, "step {i}");
+        let call = Call::decode(&c.call).expect("call");
+        if call.name.starts_with("tensor.read-") {
+            assert_eq!(g.output, c.output, "a read is hashed: step {i}");
+        } else {
+            let kept = &cpu.trace.kept[&(i as u64)];
+            assert_eq!(
+                g.output,
+                trace::unhashed_digest(kept.dtype, &kept.shape),
+                "step {i}"
+            );
+        }
+    }
+}
