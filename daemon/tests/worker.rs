@@ -42,6 +42,10 @@ enum Ends {
 struct Script {
     takes: VecDeque<Take>,
     give_back_fails: Option<Status>,
+    /// Every report is answered with this error.
+    report_fails: Option<Status>,
+    /// Heartbeat this often (`None`: never).
+    heartbeat_every: Option<Duration>,
 }
 
 /// The coordinator, as the loop sees it.
@@ -52,6 +56,8 @@ struct Fake {
     reported: Mutex<Vec<(Hash32, usize)>>,
     given_back: Mutex<Vec<(Hash32, GiveBack)>>,
     finished: Mutex<Vec<Hash32>>,
+    /// The items each heartbeat said this node holds.
+    heartbeats: Mutex<Vec<Vec<Hash32>>>,
     accepted: Counter,
 }
 
@@ -60,13 +66,14 @@ impl Fake {
         Fake {
             script: Mutex::new(Script {
                 takes: takes.into(),
-                give_back_fails: None,
+                ..Script::default()
             }),
             ends,
             registrations: AtomicU32::new(0),
             reported: Mutex::new(Vec::new()),
             given_back: Mutex::new(Vec::new()),
             finished: Mutex::new(Vec::new()),
+            heartbeats: Mutex::new(Vec::new()),
             accepted: Counter::default(),
         }
     }
@@ -119,10 +126,16 @@ impl Work for Fake {
     }
 
     fn started(self: Arc<Self>, _: &(), _: &Context) -> Option<Duration> {
-        None
+        self.script.lock().expect("script").heartbeat_every
     }
 
     async fn heartbeat(&self, _free: u32) -> Result<bool, Error> {
+        Ok(true)
+    }
+
+    async fn heartbeat_holding(&self, _free: u32, mut held: Vec<Hash32>) -> Result<bool, Error> {
+        held.sort();
+        self.heartbeats.lock().expect("heartbeats").push(held);
         Ok(true)
     }
 
@@ -173,12 +186,20 @@ impl Work for Fake {
     }
 
     async fn report(&self, report: &(Hash32, usize)) -> Result<(), Error> {
+        let fails = self.script.lock().expect("script").report_fails.clone();
+        if let Some(status) = fails {
+            return Err(status.into());
+        }
         self.accepted.inc();
         self.reported.lock().expect("reported").push(*report);
         Ok(())
     }
 
     fn report_failed(&self, _report: &(Hash32, usize), _error: &Error) {}
+
+    fn give_back_refused(&self, _report: &(Hash32, usize), error: &Error) -> Option<GiveBack> {
+        Some(GiveBack::new(format!("receipt refused: {error}")))
+    }
 
     async fn give_back(&self, id: &Hash32, why: &GiveBack) -> Result<(), Error> {
         self.given_back
@@ -347,6 +368,79 @@ async fn a_give_back_the_coordinator_does_not_take_is_an_rpc_error() {
     assert_eq!(m.returned.get(), 0);
     assert_eq!(m.faults.get(), 1);
     assert_eq!(m.running.get(), 0, "forgotten all the same");
+}
+
+#[tokio::test]
+async fn heartbeats_report_the_items_held_until_they_finish() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let fake = Fake::new(
+        vec![Take::Items(vec![1, 2])],
+        Ends::Sleeps(Duration::from_millis(300)),
+    );
+    fake.script.lock().expect("script").heartbeat_every = Some(Duration::from_millis(20));
+    let w = Worker::new(fake, settings(&dir), Flaky::new(0));
+    run_until(&w, |f| {
+        f.reported.lock().map(|r| r.len() == 2).unwrap_or(false)
+            && f.heartbeats
+                .lock()
+                .map(|h| h.last().is_some_and(Vec::is_empty))
+                .unwrap_or(false)
+    })
+    .await
+    .expect("ran");
+    let beats = w.work().heartbeats.lock().expect("heartbeats").clone();
+    assert!(
+        beats.contains(&vec![item_id(1), item_id(2)]),
+        "while running: {beats:?}"
+    );
+    assert_eq!(beats.last(), Some(&vec![]), "none once reported");
+}
+
+#[tokio::test]
+async fn a_refused_report_gives_the_item_back_at_once() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let fake = Fake::new(vec![Take::Items(vec![1])], Ends::Reports);
+    fake.script.lock().expect("script").report_fails =
+        Some(Status::invalid_argument("outputs do not match the root"));
+    let w = Worker::new(fake, settings(&dir), Flaky::new(0));
+    run_until(&w, |f| {
+        !f.finished.lock().map(|g| g.is_empty()).unwrap_or(true)
+    })
+    .await
+    .expect("ran");
+    let given = w.work().given_back.lock().expect("given back").clone();
+    assert_eq!(given.len(), 1, "{given:?}");
+    assert_eq!(given[0].0, item_id(1));
+    assert!(!given[0].1.fault, "a refusal is nobody's fault here");
+    assert!(
+        given[0].1.reason.starts_with("receipt refused:")
+            && given[0].1.reason.contains("outputs do not match"),
+        "{:?}",
+        given[0].1
+    );
+    assert_eq!(w.metrics().returned.get(), 1);
+    assert_eq!(
+        *w.work().finished.lock().expect("finished"),
+        vec![item_id(1)],
+        "finished once"
+    );
+    assert!(w.work().reported.lock().expect("reported").is_empty());
+}
+
+#[tokio::test]
+async fn a_report_that_cannot_get_through_is_not_given_back() {
+    // An outage is not a refusal: the coordinator never saw the report.
+    let dir = tempfile::tempdir().expect("tmp");
+    let fake = Fake::new(vec![Take::Items(vec![1])], Ends::Reports);
+    fake.script.lock().expect("script").report_fails = Some(Status::unavailable("down"));
+    let w = Worker::new(fake, settings(&dir), Flaky::new(0));
+    run_until(&w, |f| {
+        !f.finished.lock().map(|g| g.is_empty()).unwrap_or(true)
+    })
+    .await
+    .expect("ran");
+    assert!(w.work().given_back.lock().expect("given back").is_empty());
+    assert_eq!(w.metrics().rpc_errors.get(), 3, "REPORT_ATTEMPTS retries");
 }
 
 #[tokio::test]
