@@ -48,9 +48,7 @@ pub fn transition(from: CheckState, event: CheckEvent) -> Option<CheckState> {
         (Pending, CheckEvent::Revealed { drawn: false }) => Some(NotSampled),
         (Pending | NotSampled, CheckEvent::Audited) => Some(Sampled),
         (Sampled, CheckEvent::Decided(d)) => match d {
-            Decision::Verified | Decision::Disputed | Decision::Rechecking => {
-                Some(d.check_state())
-            }
+            Decision::Verified | Decision::Disputed | Decision::Rechecking => Some(d.check_state()),
             _ => None,
         },
         (Disputed, CheckEvent::Decided(d)) => match d {
@@ -451,7 +449,10 @@ mod tests {
         assert!(!rules.admits(&v(1_000, 0, 2), 0), "k in flight");
         assert!(!rules.admits(&v(300, 250, 1), 100), "bond not covered");
         assert!(rules.admits(&v(300, 200, 1), 100));
-        assert!(!rules.admits(&v(50, 100, 0), 0), "below the floor, over-bonded");
+        assert!(
+            !rules.admits(&v(50, 100, 0), 0),
+            "below the floor, over-bonded"
+        );
     }
 
     #[test]

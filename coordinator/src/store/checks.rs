@@ -10,17 +10,25 @@
 //!  recorded ─ rate 0 ─────────────────────────────────► unverified ─ window ─► settled
 //!     │
 //!     └─► pending ─ epoch seed revealed ─┬─ not drawn ─► not-sampled ─ window ─► settled
-//!                                        └─ drawn ─────► sampled ── verdict ──┐
-//!   (a suspended provider's receipts skip to sampled, reason "audit")         │
-//!                     ┌───────────────── agrees ◄────────────────────────────┘
-//!                     ▼                     disagrees ─► disputed ─ referee ─┐
-//!                 verified (paid:           ┌────────────────────────────────┘
-//!                 provider + verifier)      ├─ sides with the provider ─► verified; the verifier is slashed
-//!                                           ├─ sides with the verifier ─► rejected; the provider is slashed,
-//!                                           │                              the shard re-queued, its other
-//!                                           │                              unsettled receipts audited
-//!                                           └─ sides with neither ─────► void; the shard re-queued
+//!                                        └─ drawn ─────► sampled ── verdict of the assigned verifier ─┐
+//!   (a suspended provider's receipts skip to sampled, reason "audit")                                  │
+//!        ┌──────────────────────────── agrees ◄───────────────────────────────────────────────────────┤
+//!        ├─ not drawn for a re-check ─► verified (paid: provider + verifier)                           │
+//!        └─ drawn (q) ─► rechecking ─ arbiter ─┬─ agrees ─► verified (paid)                            │
+//!                                              └─ differs ─► rejected; provider and verifier slashed   │
+//!                      disagrees ─► disputed ─ arbiter ─┐◄─────────────────────────────────────────────┘
+//!                                  ┌────────────────────┘
+//!                                  ├─ equals the provider's ─► verified; the verifier is slashed
+//!                                  ├─ equals the verifier's ─► rejected; the provider is slashed,
+//!                                  │                             the shard re-queued, its other
+//!                                  │                             unsettled receipts audited
+//!                                  └─ equals neither ────────► rejected; both slashed, the shard re-queued
 //! ```
+//!
+//! Only arbiters (keys named in [`MarketConfig::arbiters`]) take
+//! arbitrations and re-checks; first checks go to the verifier the epoch
+//! seed assigns among those with stake and room
+//! ([`crate::rules::checks::assignee`]).
 //!
 //! Every money movement is a ledger entry with a reference derived from the
 //! receipt (`settle/<receipt>/…`, `slash/<receipt>/…`), so a verdict retried
@@ -700,9 +708,11 @@ fn act_on(
     let rid = check.receipt;
     let provider = record.receipt.body.provider_id;
     let first_verifier = || {
-        first
-            .map(|f| f.verifier)
-            .ok_or_else(|| Error::Corrupt(format!("receipt {rid}: an arbitration without a first verdict")))
+        first.map(|f| f.verifier).ok_or_else(|| {
+            Error::Corrupt(format!(
+                "receipt {rid}: an arbitration without a first verdict"
+            ))
+        })
     };
     match decision {
         Decision::Verified => {
@@ -732,7 +742,15 @@ fn act_on(
         }
         Decision::Overruled => {
             let wrong = first_verifier()?;
-            punish_verifier(c, cfg, &rid, &wrong, &v.verifier, &accounts::balance(Unit::Io, &provider), now_ms)?;
+            punish_verifier(
+                c,
+                cfg,
+                &rid,
+                &wrong,
+                &v.verifier,
+                &accounts::balance(Unit::Io, &provider),
+                now_ms,
+            )?;
             pay_out(c, &rid, cfg, Some(&v.verifier), now_ms)?;
             tracing::warn!(receipt = %rid.short(), verifier = %wrong, "the arbiter overruled the verifier: verifier slashed");
         }
@@ -757,7 +775,15 @@ fn act_on(
         Decision::Rejected => {
             // The verifier who caught it earns the bounty.
             let caught_by = first_verifier()?;
-            punish_provider(c, cfg, record, &provider, Some(&caught_by), &arbiter, now_ms)?;
+            punish_provider(
+                c,
+                cfg,
+                record,
+                &provider,
+                Some(&caught_by),
+                &arbiter,
+                now_ms,
+            )?;
         }
         Decision::BothWrong | Decision::Colluded => {
             // Both were wrong: no bounty; the arbiter's share, the rest to
@@ -765,7 +791,15 @@ fn act_on(
             let wrong = first_verifier()?;
             let renter = renter_of(c, record)?;
             punish_provider(c, cfg, record, &provider, None, &arbiter, now_ms)?;
-            punish_verifier(c, cfg, &rid, &wrong, &arbiter, &accounts::balance(Unit::Io, &renter), now_ms)?;
+            punish_verifier(
+                c,
+                cfg,
+                &rid,
+                &wrong,
+                &arbiter,
+                &accounts::balance(Unit::Io, &renter),
+                now_ms,
+            )?;
             tracing::warn!(receipt = %rid.short(), verifier = %wrong, decision = decision.name(), "the arbiter found the receipt and its verifier wrong: both slashed");
         }
         _ => {}

@@ -613,7 +613,8 @@ fn colluding_liars_cannot_outvote_the_arbiter<B: Backend>(db: Db<'_, B>) {
         assert_eq!(c.role, CheckRole::Verify);
         now += 1;
         assert_eq!(
-            s.submit_verdict(&verdict(&c, liar, false), now).expect("lie"),
+            s.submit_verdict(&verdict(&c, liar, false), now)
+                .expect("lie"),
             Decision::Disputed
         );
         let arb = s.take_checks(&w.id(), 4, now).expect("arbiter");
@@ -637,12 +638,18 @@ fn colluding_liars_cannot_outvote_the_arbiter<B: Backend>(db: Db<'_, B>) {
             Err(Error::PermissionDenied(_))
         ));
     }
-    assert_eq!(s.account(&a.id()).expect("a").stake, STAKE, "the honest provider keeps its stake");
+    assert_eq!(
+        s.account(&a.id()).expect("a").stake,
+        STAKE,
+        "the honest provider keeps its stake"
+    );
     let honest = key(8);
-    s.register_verifier(&verifier(&honest), 0, now).expect("honest verifier");
+    s.register_verifier(&verifier(&honest), 0, now)
+        .expect("honest verifier");
     for c in s.take_checks(&honest.id(), 4, now).expect("take") {
         assert_eq!(
-            s.submit_verdict(&verdict(&c, &honest, true), now).expect("v"),
+            s.submit_verdict(&verdict(&c, &honest, true), now)
+                .expect("v"),
             Decision::Verified
         );
     }
@@ -675,7 +682,10 @@ fn an_accomplice_that_agrees_is_caught_by_the_recheck<B: Backend>(db: Db<'_, B>)
         s.submit_verdict(&stamp, EPOCH + 1).expect("stamp"),
         Decision::Rechecking
     );
-    let view = s.job(&sub_job(&r, 1), EPOCH + 1).expect("job").expect("exists");
+    let view = s
+        .job(&sub_job(&r, 1), EPOCH + 1)
+        .expect("job")
+        .expect("exists");
     let rec = view.shards[0].receipt.as_ref().expect("receipt");
     assert_eq!(rec.check_state, CheckState::Rechecking);
     assert_eq!(rec.paid, None, "nobody is paid before the re-check");
@@ -774,7 +784,8 @@ fn checks_are_assigned_by_the_seed_within_stake_and_room<B: Backend>(db: Db<'_, 
     while !pending.is_empty() {
         now += 1;
         for (k, c) in pending.drain(..) {
-            s.submit_verdict(&verdict(&c, &k, true), now).expect("verdict");
+            s.submit_verdict(&verdict(&c, &k, true), now)
+                .expect("verdict");
         }
         for (i, k) in [&v, &x].into_iter().enumerate() {
             for c in s.take_checks(&k.id(), 8, now).expect("take") {
