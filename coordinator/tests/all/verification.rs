@@ -131,6 +131,17 @@ fn verified_split(price: u64, escrow: u64) -> (u64, u64, u64, u64) {
 
 const STAKE: u64 = 10_000_000;
 
+/// The longest a dispute of these tests' receipts can take: a receipt that
+/// was not drawn settles no earlier.
+fn worst_dispute() -> u64 {
+    let c = cfg();
+    assay_coordinator::rules::exposure::worst_case_dispute_ms(
+        c.epoch_ms,
+        c.check_ttl_ms,
+        result(true).work.flops,
+    )
+}
+
 /// A renter with credits, providers `a` (cheap) and `b`, verifier `v` and
 /// the arbiter `w`.
 fn market<B: Backend>(s: &SqlStore<B>) -> (NodeKey, NodeKey, NodeKey, NodeKey, NodeKey) {
@@ -209,7 +220,8 @@ fn sampling_follows_the_committed_seed<B: Backend>(db: Db<'_, B>) {
         .expect("rec");
     assert_eq!(last[0].epoch, 1, "never an epoch whose seed is revealed");
     // Not-sampled receipts settle after the window; sampled ones wait.
-    let settled = s.settle_due(EPOCH + WINDOW).expect("settle");
+    // Not before the worst-case dispute could have ended.
+    let settled = s.settle_due(30 + worst_dispute()).expect("settle");
     assert_eq!(settled.len() as u64, u64::from(n) - want);
     ledger_ok(&s);
 }
@@ -405,7 +417,7 @@ fn a_cheat_is_caught_slashed_suspended_audited_and_redone<B: Backend>(db: Db<'_,
             Decision::Verified
         );
     }
-    s.settle_due(3 * EPOCH + WINDOW).expect("settle");
+    s.settle_due(EPOCH + 8 + worst_dispute()).expect("settle");
     for tag in [1, 2] {
         let view = s
             .job(&sub_job(&r, tag), 4 * EPOCH)
@@ -998,6 +1010,10 @@ fn the_sampled_fraction_is_the_rate<B: Backend>(db: Db<'_, B>) {
     let s = db(cfg());
     let (r, a, ..) = market(&s);
     let (rate, jobs, shards) = (100_000u32, 8u8, 250u32);
+    // Every lease and unsettled receipt bonds stake: a stake for all 2,000.
+    s.faucet(&a.id(), Unit::Io, 1_000 * STAKE, "m/a-more", 0)
+        .expect("IO");
+    s.register(&provider(&a, 50), 1_000 * STAKE, 1).expect("re-register");
     let mut now = 10;
     for tag in 0..jobs {
         s.submit_job(&job(&r, tag, shards, rate), now).expect("job");
