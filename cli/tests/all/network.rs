@@ -946,3 +946,199 @@ fn minilm_in_two_shards_with_split_text_matches_local_runs() {
         "sharded ≠ unsharded"
     );
 }
+
+/// The provider daemon's node key under `home` (`node_id` created it).
+fn node_key(home: &Path) -> NodeKey {
+    NodeKey::load_or_create(&home.join("node.key")).expect("node key")
+}
+
+/// A column of the coordinator's SQLite database, as text.
+fn db_text(data: &Path, sql: &str) -> Vec<String> {
+    use assay_coordinator::sql::{Backend, Value};
+    let db = assay_coordinator::sqlite::Sqlite::open(&data.join("coordinator.db")).expect("db");
+    db.read(&mut |c| {
+        Ok(c.query(sql, &[])?
+            .into_iter()
+            .map(|r| match r.0.into_iter().next() {
+                Some(Value::Text(t)) => t,
+                Some(Value::Int(i)) => i.to_string(),
+                other => format!("{other:?}"),
+            })
+            .collect())
+    })
+    .expect("query")
+}
+
+#[test]
+fn an_orphaned_lease_is_requeued_within_its_cap_and_the_provider_keeps_getting_work() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let data = root.join("coordinator");
+    // Leases last a minute and are renewed: only the report rule can end
+    // the orphan quickly.
+    let (_c, url) = coordinator(
+        &data,
+        "127.0.0.1:0",
+        &["--lease-ttl-ms", "60000", "--lease-report-grace-ms", "1000"],
+    );
+    let renter = root.join("renter");
+    ok(assay(&renter, &url, &["faucet"]));
+    let component = spin_job(root);
+    let (a_home, b_home) = (root.join("a"), root.join("b"));
+    let a_id = node_id(&a_home, &url);
+    let b_id = node_id(&b_home, &url);
+    let a_key = node_key(&a_home);
+    let _a = provider(&url, &a_home, 10, 1);
+    wait_registered(&renter, &url, &a_id);
+    // A is busy with a long job (its one slot full, it asks for no more).
+    let long = publish_spin(&renter, &url, &component, "20000000000");
+    wait_job(&renter, &url, &long, 30, |s| {
+        s["shards"][0]["state"] == "leased"
+    });
+
+    // A client with A's key claims more slots, takes a lease and loses the
+    // reply: the coordinator thinks A holds it, A never heard of it.
+    let job = publish_spin(&renter, &url, &component, "300000000");
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    let orphan = rt.block_on(async {
+        let ch = assay_proto::client::channel(&url).expect("channel");
+        let mut pc = ProviderClient::new(ch);
+        let register = pb::RegisterRequest {
+            auth: None,
+            hardware: Some(pb::Hardware {
+                cpu_cores: 4,
+                memory_bytes: 8 << 30,
+                gpus: vec![],
+            }),
+            price: 10,
+            stake: 1_000_000,
+            slots: 4,
+            version: "test".into(),
+        };
+        pc.register(signed(&a_key, register))
+            .await
+            .expect("register");
+        let take = pb::TakeLeasesRequest { auth: None, max: 1 };
+        let leases = pc
+            .take_leases(signed(&a_key, take))
+            .await
+            .expect("take")
+            .into_inner()
+            .leases;
+        assert_eq!(leases.len(), 1, "the orphan");
+        Hash32(leases[0].lease_id.as_slice().try_into().expect("32 bytes"))
+    });
+    let taken = Instant::now();
+    let s = wait_job(&renter, &url, &job, 30, |s| {
+        s["shards"][0]["state"] == "queued"
+    });
+    // Well within its cap (3 × the 10-minute watchdog) and its lease time.
+    assert!(
+        taken.elapsed() < Duration::from_secs(15),
+        "re-queued after {:?}",
+        taken.elapsed()
+    );
+    assert_eq!(s["shards"][0]["attempts"].as_u64(), Some(1), "{s:#}");
+    let reason = db_text(
+        &data,
+        &format!(
+            "SELECT reason FROM leases WHERE hex(id) = '{}'",
+            orphan.to_hex().to_uppercase()
+        ),
+    );
+    assert_eq!(
+        reason,
+        vec!["not held by the provider (lost TakeLeases reply?)".to_string()]
+    );
+
+    // The shard is not offered to A again; B does it.
+    let mut b = provider(&url, &b_home, 10, 1);
+    let s = wait_job(&renter, &url, &job, 60, |s| s["state"] == "settled");
+    assert_eq!(s["shards"][0]["provider"].as_str(), Some(b_id.as_str()));
+    b.0.kill().expect("kill b");
+    let _ = b.0.wait();
+    // A's own job was never disturbed, and A keeps getting work.
+    let s = wait_job(&renter, &url, &long, 120, |s| s["state"] == "settled");
+    assert_eq!(s["shards"][0]["provider"].as_str(), Some(a_id.as_str()));
+    assert_eq!(s["shards"][0]["attempts"].as_u64(), Some(1));
+    let next = publish_spin(&renter, &url, &component, "300000000");
+    let s = wait_job(&renter, &url, &next, 60, |s| s["state"] == "settled");
+    assert_eq!(s["shards"][0]["provider"].as_str(), Some(a_id.as_str()));
+    // Nobody was charged for the orphan.
+    assert_eq!(
+        db_text(&data, "SELECT faults + expired FROM providers ORDER BY id"),
+        vec!["0".to_string(), "0".to_string()]
+    );
+    ok(assay(&renter, &url, &["ledger", "verify"]));
+}
+
+#[test]
+fn a_job_that_only_trips_the_watchdog_pays_each_slot_a_fee_and_charges_no_one() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let data = root.join("coordinator");
+    let (_c, url) = coordinator(
+        &data,
+        "127.0.0.1:0",
+        &["--max-attempts", "2", "--watchdog-fee", "5000"],
+    );
+    let renter = root.join("renter");
+    ok(assay(&renter, &url, &["faucet"]));
+    let start = account(&renter, &url, None)["balance"]
+        .as_u64()
+        .expect("balance");
+    let component = spin_job(root);
+    let homes = [root.join("p1"), root.join("p2")];
+    let ids: Vec<String> = homes.iter().map(|h| node_id(h, &url)).collect();
+    let _ps: Vec<Proc> = homes.iter().map(|h| provider(&url, h, 10, 1)).collect();
+    for id in &ids {
+        wait_registered(&renter, &url, id);
+    }
+    // An endless loop with a 300 ms watchdog: no attempt can finish.
+    let out = ok(assay(
+        &renter,
+        &url,
+        &[
+            "publish",
+            &component,
+            "--param",
+            "mode=infinite-loop",
+            "--fuel",
+            "100000000000",
+            "--work-budget",
+            "1000",
+            "--timeout-ms",
+            "300",
+            "--max-price",
+            "10",
+            "--json",
+        ],
+    ));
+    let job = json(&out)["job_id"].as_str().expect("job").to_string();
+    let s = wait_job(&renter, &url, &job, 60, |s| s["state"] == "failed");
+    // Each provider held the shard once (a returned shard is not offered
+    // again to its provider) and was paid the fee less the 2% protocol fee.
+    assert_eq!(s["shards"][0]["attempts"].as_u64(), Some(2), "{s:#}");
+    for id in &ids {
+        assert_eq!(
+            account(&renter, &url, Some(id))["earnings"].as_u64(),
+            Some(5_000 - 100),
+            "provider {id}"
+        );
+    }
+    // The renter paid the two slots and got the rest of the escrow back.
+    assert_eq!(
+        account(&renter, &url, None)["balance"].as_u64(),
+        Some(start - 2 * 5_000)
+    );
+    // Every attempt timed out, so no one's reliability is charged.
+    assert_eq!(
+        db_text(&data, "SELECT faults + expired FROM providers ORDER BY id"),
+        vec!["0".to_string(), "0".to_string()]
+    );
+    assert_eq!(
+        db_text(&data, "SELECT COUNT(*) FROM leases WHERE watchdog = 1"),
+        vec!["2".to_string()]
+    );
+    ok(assay(&renter, &url, &["ledger", "verify"]));
+}
