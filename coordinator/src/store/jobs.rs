@@ -107,7 +107,8 @@ impl<B: Backend> Jobs for SqlStore<B> {
             .filter(|s| s.state == ShardState::Failed)
         {
             s.why_not_matched = format!(
-                "gave up after {} leases ended without a receipt (provider faults or expired leases); its escrow was refunded",
+                "gave up after {} leases ended without a receipt (provider faults, timeouts or expired leases); \
+                 its escrow (less any watchdog fees) was refunded",
                 s.attempts
             );
         }

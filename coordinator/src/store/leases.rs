@@ -147,6 +147,8 @@ impl<B: Backend> Leases for SqlStore<B> {
                 return Ok(Vec::new());
             }
             let stake = stake_of(c, node)?;
+            // Summed before the candidates are read, so that shards its free
+            // stake cannot bond do not crowd out those it can.
             let mut exposure = exposure_of(c, node, stake)?;
             let candidates = candidates(c, &me, exposure.free(), free)?;
             let online = online.as_deref().map(Vec::as_slice);
