@@ -57,4 +57,12 @@ impl Tensor {
     pub fn host_elements(&self) -> Option<HostElements<'_>> {
         self.buffer.buffer.host_elements()
     }
+
+    /// The buffer itself, shared, for a reader on another thread (the
+    /// runtime hashes outputs beside the ops). Holding it keeps the memory
+    /// alive but not the quota: the job's quota is released when the last
+    /// `Tensor` goes, so a holder must let go soon.
+    pub fn shared_buffer(&self) -> Arc<dyn DeviceBuffer> {
+        self.buffer.buffer.clone()
+    }
 }

@@ -27,7 +27,7 @@
 //! same functions the recorder uses.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 
 use assay_host_gpu::{self as hg, Device, Session, SessionLimits, Tensor};
 use assay_protocol::Hash32;
@@ -111,12 +111,10 @@ fn shape(t: &Tensor) -> Vec<u64> {
     t.shape().iter().map(|&d| d as u64).collect()
 }
 
-/// blake3 of a tensor's bytes where they are, or `None` when they are on a
-/// device (see the module docs).
-fn host_content(t: &Tensor) -> Option<Hash32> {
-    let elements = t.host_elements()?;
+/// blake3 of elements where they are.
+fn hash_elements(elements: hg::HostElements<'_>) -> Hash32 {
     if let Some(bytes) = elements.le_bytes() {
-        return Some(Hash32::of(bytes));
+        return Hash32::of(bytes);
     }
     let mut h = blake3::Hasher::new();
     match elements {
@@ -127,7 +125,13 @@ fn host_content(t: &Tensor) -> Option<Hash32> {
             h.update(&x.to_le_bytes());
         }),
     }
-    Some(h.finalize().into())
+    h.finalize().into()
+}
+
+/// blake3 of a tensor's bytes where they are, or `None` when they are on a
+/// device (see the module docs).
+fn host_content(t: &Tensor) -> Option<Hash32> {
+    t.host_elements().map(hash_elements)
 }
 
 /// What a refused call's output digest names: the WIT error case, or the
@@ -178,6 +182,20 @@ impl RangeHashes {
     }
 }
 
+/// Where a run hashes its op outputs (CPU backend; a GPU's stay unhashed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Hashing {
+    /// Outputs of 64 KiB or more on a thread of the run's own beside the
+    /// ops (smaller ones at once): the job's thread only hands them over.
+    #[default]
+    Beside,
+    /// Every output on the job's thread, right after its op.
+    Inline,
+    /// None: calls, dtypes and shapes only, as on a GPU (the trace then
+    /// commits to no data; for measuring what hashing costs).
+    CallsOnly,
+}
+
 /// How a run records its trace.
 #[derive(Debug, Clone, Default)]
 pub struct TraceOptions {
@@ -185,6 +203,8 @@ pub struct TraceOptions {
     /// measuring what recording costs, never for a receipt that may be
     /// disputed.
     pub off: bool,
+    /// Where op outputs are hashed.
+    pub hashing: Hashing,
     /// Steps whose output tensors to keep ([`RunTrace::kept`]), to reveal
     /// them in a dispute.
     pub keep: BTreeSet<u64>,
@@ -216,16 +236,111 @@ impl RunTrace {
 /// recorded as this impossible step rather than failing the run.
 const UNKNOWN_STEP: u64 = u64::MAX;
 
+/// Outputs at least this large are hashed beside the ops ([`Hashing::Beside`]).
+const BESIDE_MIN_BYTES: u64 = 64 << 10;
+
+/// Most bytes of outputs handed over and not yet hashed: past it the job's
+/// thread waits, so the buffers held beyond the quota stay bounded.
+const BESIDE_MAX_IN_FLIGHT: u64 = 128 << 20;
+
+/// A step's output as far as it is known while the run goes on.
+#[derive(Debug, Clone)]
+enum Output {
+    /// The digest is final (a refusal).
+    Final(Hash32),
+    /// A tensor whose bytes hash is …
+    Tensor {
+        dtype: Dtype,
+        shape: Vec<u64>,
+        content: Pending,
+        /// The range memo key to fill once the hash is known.
+        range: Option<[u8; 32]>,
+    },
+}
+
+/// A tensor's bytes hash while the run goes on.
+#[derive(Debug, Clone, Copy)]
+enum Pending {
+    Known(Hash32),
+    /// On the hasher thread.
+    Beside,
+    /// The same bytes as an earlier step's output.
+    SameAs(u64),
+    /// Not hashed (device memory, or [`Hashing::CallsOnly`]).
+    Unhashed,
+}
+
+/// The thread a run hashes large outputs on, beside its ops.
+#[derive(Debug)]
+struct BesideHasher {
+    jobs: mpsc::Sender<(u64, Arc<dyn hg::DeviceBuffer>, u64)>,
+    done: std::thread::JoinHandle<Vec<(u64, Hash32)>>,
+    /// Bytes handed over and not yet hashed.
+    in_flight: Arc<(Mutex<u64>, Condvar)>,
+}
+
+impl BesideHasher {
+    fn spawn() -> Option<BesideHasher> {
+        let (jobs, rx) = mpsc::channel::<(u64, Arc<dyn hg::DeviceBuffer>, u64)>();
+        let in_flight: Arc<(Mutex<u64>, Condvar)> = Arc::default();
+        let flight = in_flight.clone();
+        let done = std::thread::Builder::new()
+            .name("assay-trace-hash".into())
+            .spawn(move || {
+                let mut hashed = Vec::new();
+                for (step, buffer, bytes) in rx {
+                    if let Some(elements) = buffer.host_elements() {
+                        hashed.push((step, hash_elements(elements)));
+                    }
+                    drop(buffer);
+                    let (lock, cv) = &*flight;
+                    if let Ok(mut n) = lock.lock() {
+                        *n = n.saturating_sub(bytes);
+                    }
+                    cv.notify_all();
+                }
+                hashed
+            })
+            .ok()?;
+        Some(BesideHasher {
+            jobs,
+            done,
+            in_flight,
+        })
+    }
+
+    /// Hands `buffer` over; `false` if the thread is gone (hash it here).
+    fn submit(&self, step: u64, buffer: Arc<dyn hg::DeviceBuffer>, bytes: u64) -> bool {
+        let (lock, cv) = &*self.in_flight;
+        if let Ok(mut n) = lock.lock() {
+            while *n > 0 && *n + bytes > BESIDE_MAX_IN_FLIGHT {
+                match cv.wait(n) {
+                    Ok(g) => n = g,
+                    Err(_) => return false,
+                }
+            }
+            *n += bytes;
+        }
+        self.jobs.send((step, buffer, bytes)).is_ok()
+    }
+
+    fn finish(self) -> Vec<(u64, Hash32)> {
+        drop(self.jobs);
+        self.done.join().unwrap_or_default()
+    }
+}
+
 /// One run's recorder, kept in its [`crate::GpuCtx`].
 #[derive(Debug)]
 pub(crate) struct Recorder {
     on: bool,
-    steps: Vec<Step>,
-    /// blake3 of each step's output bytes, where they were hashed.
-    contents: Vec<Option<Hash32>>,
+    hashing: Hashing,
+    calls: Vec<Vec<u8>>,
+    outputs: Vec<Output>,
     /// The step that made the tensor in each resource-table slot.
     producers: HashMap<u32, u64>,
     ranges: Arc<RangeHashes>,
+    beside: Option<BesideHasher>,
     keep: BTreeSet<u64>,
     kept: BTreeMap<u64, RevealedTensor>,
 }
@@ -234,10 +349,12 @@ impl Recorder {
     pub(crate) fn new(options: &TraceOptions, ranges: Arc<RangeHashes>) -> Recorder {
         Recorder {
             on: !options.off,
-            steps: Vec::new(),
-            contents: Vec::new(),
+            hashing: options.hashing,
+            calls: Vec::new(),
+            outputs: Vec::new(),
             producers: HashMap::new(),
             ranges,
+            beside: None,
             keep: options.keep.clone(),
             kept: BTreeMap::new(),
         }
@@ -263,27 +380,30 @@ impl Recorder {
         self.producers.get(&rep).copied().unwrap_or(UNKNOWN_STEP)
     }
 
-    fn push(&mut self, call: Call, output: Hash32, content: Option<Hash32>) -> u64 {
-        let index = self.steps.len() as u64;
-        self.steps.push(Step {
-            call: call.encode(),
-            output,
-        });
-        self.contents.push(content);
+    fn push(&mut self, call: Call, output: Output) -> u64 {
+        let index = self.calls.len() as u64;
+        self.calls.push(call.encode());
+        self.outputs.push(output);
         index
     }
 
+    /// The bytes hash of step `step`'s output, as far as known.
+    fn content_of(&self, step: u64) -> Pending {
+        let output = usize::try_from(step).ok().and_then(|s| self.outputs.get(s));
+        match output {
+            Some(Output::Tensor { content, .. }) => match content {
+                Pending::Beside => Pending::SameAs(step),
+                other => *other,
+            },
+            _ => Pending::Unhashed,
+        }
+    }
+
     /// A call the host refused (or that ended the run).
-    pub(crate) fn refused(
-        &mut self,
-        name: &str,
-        inputs: Vec<u64>,
-        attrs: Vec<Attr>,
-        e: &HostError,
-    ) {
+    pub(crate) fn refused(&mut self, name: &str, inputs: Vec<u64>, attrs: Vec<Attr>, e: &HostError) {
         if self.on {
-            let call = Call::new(name, inputs, attrs);
-            self.push(call, refused_digest(refusal_case(e)), None);
+            let output = Output::Final(refused_digest(refusal_case(e)));
+            self.push(Call::new(name, inputs, attrs), output);
         }
     }
 
@@ -300,24 +420,47 @@ impl Recorder {
         if !self.on {
             return UNKNOWN_STEP;
         }
-        let known = match content {
-            Content::Hash => None,
+        let step = self.calls.len() as u64;
+        let mut range = None;
+        let pending = match content {
+            _ if self.hashing == Hashing::CallsOnly => Pending::Unhashed,
             Content::SameAs(n) => inputs
                 .get(n)
-                .and_then(|&s| usize::try_from(s).ok())
-                .and_then(|s| self.contents.get(s).copied().flatten()),
-            Content::Range(key) => self.ranges.get(&key),
+                .map_or(Pending::Unhashed, |&s| self.content_of(s)),
+            Content::Range(key) => match self.ranges.get(&key) {
+                Some(h) => Pending::Known(h),
+                None => {
+                    range = Some(key);
+                    self.hash(step, t)
+                }
+            },
+            Content::Hash => self.hash(step, t),
         };
-        let content_hash = known.or_else(|| host_content(t));
-        if let (Content::Range(key), None, Some(h)) = (content, known, content_hash) {
-            self.ranges.put(key, h);
+        let output = Output::Tensor {
+            dtype: dtype(t.dtype()),
+            shape: shape(t),
+            content: pending,
+            range,
+        };
+        self.push(Call::new(name, inputs, attrs), output)
+    }
+
+    /// Hashes `t`, the output of `step`: at once, or beside the ops.
+    fn hash(&mut self, step: u64, t: &Tensor) -> Pending {
+        if t.host_elements().is_none() {
+            return Pending::Unhashed;
         }
-        let (dt, sh) = (dtype(t.dtype()), shape(t));
-        let output = match &content_hash {
-            Some(c) => tensor_digest_of_content(dt, &sh, c),
-            None => unhashed_digest(dt, &sh),
-        };
-        self.push(Call::new(name, inputs, attrs), output, content_hash)
+        if self.hashing == Hashing::Beside && t.byte_len() >= BESIDE_MIN_BYTES {
+            if self.beside.is_none() {
+                self.beside = BesideHasher::spawn();
+            }
+            if let Some(b) = &self.beside
+                && b.submit(step, t.shared_buffer(), t.byte_len())
+            {
+                return Pending::Beside;
+            }
+        }
+        host_content(t).map_or(Pending::Unhashed, Pending::Known)
     }
 
     /// Remembers that table slot `rep` holds the output of `step`.
@@ -328,7 +471,8 @@ impl Recorder {
     }
 
     /// A host→guest read of `t` (the output of step `input`); `bytes`
-    /// gives the bytes read when the tensor's own hash is unknown (a GPU).
+    /// gives the hash of the bytes read when the tensor's own is not known
+    /// (a GPU).
     pub(crate) fn read(
         &mut self,
         name: &str,
@@ -340,12 +484,17 @@ impl Recorder {
         if !self.on {
             return;
         }
-        let content = usize::try_from(input)
-            .ok()
-            .and_then(|s| self.contents.get(s).copied().flatten())
-            .unwrap_or_else(bytes);
-        let output = tensor_digest_of_content(dtype(t.dtype()), &shape(t), &content);
-        self.push(Call::new(name, vec![input], attrs), output, Some(content));
+        let content = match self.content_of(input) {
+            Pending::Unhashed => Pending::Known(bytes()),
+            known => known,
+        };
+        let output = Output::Tensor {
+            dtype: dtype(t.dtype()),
+            shape: shape(t),
+            content,
+            range: None,
+        };
+        self.push(Call::new(name, vec![input], attrs), output);
     }
 
     /// Whether the output of `step` is to be kept.
@@ -365,13 +514,55 @@ impl Recorder {
         );
     }
 
-    /// The finished trace.
-    pub(crate) fn finish(self) -> RunTrace {
+    /// The finished trace (waits for the hashes still being computed).
+    pub(crate) fn finish(mut self) -> RunTrace {
         if !self.on {
             return RunTrace::default();
         }
-        let leaves: Vec<Hash32> = self
-            .steps
+        let beside: HashMap<u64, Hash32> = self
+            .beside
+            .take()
+            .map(BesideHasher::finish)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        // Resolved in call order: a step refers only to earlier ones.
+        let mut contents: Vec<Option<Hash32>> = Vec::with_capacity(self.outputs.len());
+        let mut steps = Vec::with_capacity(self.outputs.len());
+        for (i, (call, output)) in self.calls.into_iter().zip(&self.outputs).enumerate() {
+            let (digest, content) = match output {
+                Output::Final(d) => (*d, None),
+                Output::Tensor {
+                    dtype,
+                    shape,
+                    content,
+                    range,
+                } => {
+                    let known = match content {
+                        Pending::Known(h) => Some(*h),
+                        Pending::Beside => beside.get(&(i as u64)).copied(),
+                        Pending::SameAs(s) => usize::try_from(*s)
+                            .ok()
+                            .and_then(|s| contents.get(s).copied().flatten()),
+                        Pending::Unhashed => None,
+                    };
+                    if let (Some(key), Some(h)) = (range, known) {
+                        self.ranges.put(*key, h);
+                    }
+                    let digest = match &known {
+                        Some(h) => tensor_digest_of_content(*dtype, shape, h),
+                        None => unhashed_digest(*dtype, shape),
+                    };
+                    (digest, known)
+                }
+            };
+            contents.push(content);
+            steps.push(Step {
+                call,
+                output: digest,
+            });
+        }
+        let leaves: Vec<Hash32> = steps
             .iter()
             .enumerate()
             .map(|(i, s)| s.leaf(i as u64))
@@ -379,7 +570,7 @@ impl Recorder {
         let root = assay_protocol::trace::trace_root(&leaves);
         RunTrace {
             recorded: true,
-            steps: self.steps,
+            steps,
             leaves,
             root,
             kept: self.kept,

@@ -15,7 +15,7 @@ use assay_protocol::trace::{
     Ruling, Side, Step, TraceTree,
 };
 use assay_protocol::{Hash32, JobSpec, NodeKey, Outcome};
-use assay_runtime::{Inputs, RunReport, Runtime, TraceOptions, replay_step};
+use assay_runtime::{Hashing, Inputs, RunReport, Runtime, TraceOptions, replay_step};
 
 use crate::{hostile, hostile_spec, matmul_inputs, run, runtime, runtime_with};
 
@@ -63,8 +63,8 @@ fn run_with(rt: &Runtime, guest: Guest, inputs: &Inputs, trace: &TraceOptions) -
 
 fn keep_all() -> TraceOptions {
     TraceOptions {
-        off: false,
         keep: (0..10_000).collect(),
+        ..TraceOptions::default()
     }
 }
 
@@ -124,6 +124,31 @@ fn the_trace_is_the_same_on_every_cpu_path_and_with_resident_weights() {
     let warm = run_with(&rt, Guest::Mlp, &inputs, &TraceOptions::default());
     assert!(rt.device().resident_stats().hits > 0);
     assert_eq!(warm.trace.steps, first.trace.steps);
+    // Hashing on the job's thread gives the same trace as beside it; a
+    // trace of calls alone is another.
+    let inline = run_with(
+        &rt,
+        Guest::Mlp,
+        &inputs,
+        &TraceOptions {
+            hashing: Hashing::Inline,
+            ..TraceOptions::default()
+        },
+    );
+    assert_eq!(inline.trace.steps, first.trace.steps);
+    let calls = run_with(
+        &rt,
+        Guest::Mlp,
+        &inputs,
+        &TraceOptions {
+            hashing: Hashing::CallsOnly,
+            ..TraceOptions::default()
+        },
+    );
+    assert_ne!(calls.trace.root, first.trace.root);
+    for (c, f) in calls.trace.steps.iter().zip(&first.trace.steps) {
+        assert_eq!(c.call, f.call);
+    }
     for (threads, simd) in [
         (1, CpuSimd::Scalar),
         (4, CpuSimd::Avx2),
@@ -317,8 +342,8 @@ fn kept_tensors_are_only_the_steps_asked_for() {
         Guest::Mlp,
         &inputs,
         &TraceOptions {
-            off: false,
             keep: BTreeSet::from([2, 3]),
+            ..TraceOptions::default()
         },
     );
     assert_eq!(r.trace.kept.keys().copied().collect::<Vec<_>>(), [2, 3]);
