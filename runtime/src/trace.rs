@@ -400,7 +400,13 @@ impl Recorder {
     }
 
     /// A call the host refused (or that ended the run).
-    pub(crate) fn refused(&mut self, name: &str, inputs: Vec<u64>, attrs: Vec<Attr>, e: &HostError) {
+    pub(crate) fn refused(
+        &mut self,
+        name: &str,
+        inputs: Vec<u64>,
+        attrs: Vec<Attr>,
+        e: &HostError,
+    ) {
         if self.on {
             let output = Output::Final(refused_digest(refusal_case(e)));
             self.push(Call::new(name, inputs, attrs), output);
