@@ -10,7 +10,8 @@
 //! computed where the bytes are:
 //!
 //! - **CPU backend:** the output's elements are hashed in host memory, in
-//!   place (`Tensor::host_elements`), once per op. A `reshape` reuses its
+//!   place (`Tensor::host_elements`), once per op, on the job's thread or
+//!   on a thread beside the ops ([`Hashing`]). A `reshape` reuses its
 //!   input's hash (same bytes), a read reuses its tensor's, and a tensor
 //!   decoded from a large input range (≥ 64 KiB, a model's weights) is
 //!   hashed once per runtime and then remembered by the range's content
@@ -184,15 +185,23 @@ impl RangeHashes {
 
 /// Where a run hashes its op outputs (CPU backend; a GPU's stay unhashed).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+///
+/// Hashing every output costs what blake3 costs on those bytes (about
+/// 5 GB/s a core): on MiniLM about 95 MiB a run, 8–10 % of its CPU time on
+/// one thread (BENCHMARKS.md, "Arbitration by trace bisection"). Beside
+/// the ops it leaves the job's thread but costs more CPU (the outputs have
+/// left the cache), so it only pays where a core would otherwise idle.
 pub enum Hashing {
+    /// Every output on the job's thread, right after its op (while it may
+    /// still be in cache).
+    #[default]
+    Inline,
     /// Outputs of 64 KiB or more on a thread of the run's own beside the
     /// ops (smaller ones at once): the job's thread only hands them over.
-    #[default]
     Beside,
-    /// Every output on the job's thread, right after its op.
-    Inline,
-    /// None: calls, dtypes and shapes only, as on a GPU (the trace then
-    /// commits to no data; for measuring what hashing costs).
+    /// None: calls, dtypes and shapes only, as on a GPU. The trace then
+    /// commits to no data and is the CUDA backend's trace bit for bit;
+    /// recording it costs about 2 % (at the noise of the measurement).
     CallsOnly,
 }
 

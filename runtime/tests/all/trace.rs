@@ -124,18 +124,18 @@ fn the_trace_is_the_same_on_every_cpu_path_and_with_resident_weights() {
     let warm = run_with(&rt, Guest::Mlp, &inputs, &TraceOptions::default());
     assert!(rt.device().resident_stats().hits > 0);
     assert_eq!(warm.trace.steps, first.trace.steps);
-    // Hashing on the job's thread gives the same trace as beside it; a
-    // trace of calls alone is another.
-    let inline = run_with(
+    // Hashing beside the ops gives the same trace as on the job's thread;
+    // a trace of calls alone is another.
+    let beside = run_with(
         &rt,
         Guest::Mlp,
         &inputs,
         &TraceOptions {
-            hashing: Hashing::Inline,
+            hashing: Hashing::Beside,
             ..TraceOptions::default()
         },
     );
-    assert_eq!(inline.trace.steps, first.trace.steps);
+    assert_eq!(beside.trace.steps, first.trace.steps);
     let calls = run_with(
         &rt,
         Guest::Mlp,
@@ -353,7 +353,8 @@ fn kept_tensors_are_only_the_steps_asked_for() {
 /// On the CUDA backend (a GPU, or the kernels emulated on the host with
 /// `ASSAY_CUDA_EMULATOR=1`; built with `--features assay-host-gpu/cuda`) the
 /// trace has the CPU's calls, op outputs by dtype and shape only (they stay
-/// on the device), and reads hashed as on the CPU.
+/// on the device), and reads hashed as on the CPU: it is the CPU's trace of
+/// calls alone (`Hashing::CallsOnly`).
 #[test]
 fn on_cuda_the_trace_records_the_calls_and_shapes() {
     let flag = |name: &str| std::env::var(name).is_ok_and(|v| v == "1");
@@ -385,6 +386,17 @@ fn on_cuda_the_trace_records_the_calls_and_shapes() {
         cpu.receipt.body.outputs_root
     );
     assert_eq!(cuda.trace.steps.len(), cpu.trace.steps.len());
+    // A CPU trace of calls alone is the CUDA trace, bit for bit.
+    let calls_only = run_with(
+        &runtime(),
+        Guest::Matmul,
+        &inputs,
+        &TraceOptions {
+            hashing: Hashing::CallsOnly,
+            ..TraceOptions::default()
+        },
+    );
+    assert_eq!(calls_only.trace.root, cuda.trace.root);
     for (i, (g, c)) in cuda.trace.steps.iter().zip(&cpu.trace.steps).enumerate() {
         assert_eq!(g.call, c.call, "step {i}");
         let call = Call::decode(&c.call).expect("call");
