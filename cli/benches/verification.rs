@@ -20,6 +20,12 @@
 //! 3. **A real cheater**: a provider with `--cheat-rate 0.05` alone on the
 //!    market at the default `p`: how many receipts it committed before it was
 //!    caught (one sample of the geometric law with mean `1/(p·f)` = 400).
+//!
+//! Every market here has an arbiter (a verifier whose key the coordinator
+//! names with `--arbiter-key`) that decides disputes and re-checks a
+//! fraction `q` (`--recheck-rate`, 10 % by default) of agreements; its CPU
+//! counts in the overhead, and the detection part also simulates a
+//! verifier that agrees with every receipt without re-executing it.
 
 #[path = "../tests/all/common.rs"]
 mod common;
@@ -37,10 +43,23 @@ use serde_json::Value;
 
 /// The coordinator's default sampling rate.
 const RATE: f64 = 0.048;
+/// The coordinator's default re-check rate of agreements.
+const RECHECK: f64 = 0.1;
+/// Wrong receipts an accomplice verifier agrees with, in the simulation.
+const AGREED_LIES: u64 = 66;
 const CHEAT: f64 = 0.05;
 const JOBS: u64 = 3_000;
-/// Provider stake: enough for the jobs here at p = 5 % (38 × their escrow).
-const STAKE: &str = "10000000";
+/// Provider stake, µIO: every lease and unsettled receipt bonds its shard's
+/// required stake (≈ 40 × its escrow at p = 4.8 %) until the worst-case
+/// dispute time has passed, so a provider runs as many shards at once as
+/// its stake bonds — this is enough for all of these.
+const STAKE: &str = "50000000000";
+const STAKE_UIO: u64 = 50_000_000_000;
+/// The provider's faucet, µIO (covers the stake).
+const PROVIDER_FAUCET: &str = "60000000000";
+/// Verifier stake, µIO: a check bonds ⌈g·(1 − q)/(q·σ)⌉ (18 × its shard's
+/// escrow at q = 10 %) of free stake while it is held.
+const VERIFIER_STAKE: &str = "500000000";
 
 struct Args {
     receipts: u32,
@@ -136,6 +155,54 @@ fn detection(trials: u32) {
         "target ≥ 0.999 within 3,000 jobs; {:.1} s\n",
         started.elapsed().as_secs_f64()
     );
+    accomplice(trials);
+}
+
+/// A verifier that agrees with every wrong receipt it is given (a cheat's
+/// accomplice): each agreement is re-checked by the arbiter when the
+/// coordinator's fresh draw (`is_sampled(check id, random seed, q)`, as
+/// `store::checks` draws it) falls under `q`.
+fn accomplice(trials: u32) {
+    println!(
+        "## Detection of an accomplice: q = {RECHECK}, {AGREED_LIES} agreed lies ({trials} simulated verifiers)"
+    );
+    let mut caught_at: Vec<u64> = Vec::new();
+    for t in 0..trials {
+        for j in 0..AGREED_LIES {
+            let (check, nonce) = ids(t, j);
+            if is_sampled(&check, &nonce.0, rate_ppm(RECHECK)) {
+                caught_at.push(j + 1);
+                break;
+            }
+        }
+    }
+    let detected = caught_at.len() as f64 / f64::from(trials);
+    let se = (detected * (1.0 - detected) / f64::from(trials)).sqrt();
+    let mean = caught_at.iter().sum::<u64>() as f64 / caught_at.len().max(1) as f64;
+    println!("| | caught within {AGREED_LIES} agreed lies | agreed lies to the catch (mean) |");
+    println!("|---|---|---|");
+    println!("| simulation (market rules) | {detected:.4} ± {se:.4} | {mean:.1} |");
+    println!(
+        "| closed form 1 − (1 − q)^m | {:.4} | {:.1} (1/q, untruncated) |\n",
+        1.0 - escape_probability(RECHECK, 1.0, AGREED_LIES),
+        1.0 / RECHECK
+    );
+}
+
+/// A coordinator for these runs, with an arbiter: (coordinator, URL,
+/// arbiter process).
+fn market(root: &Path, extra: &[&str]) -> (Proc, String, Proc) {
+    let home = root.join("arbiter");
+    std::fs::create_dir_all(&home).expect("arbiter home");
+    let key = assay_protocol::NodeKey::load_or_create(&home.join("node.key"))
+        .expect("arbiter key")
+        .id()
+        .to_string();
+    let mut args = vec!["--arbiter-key", key.as_str()];
+    args.extend_from_slice(extra);
+    let (c, url) = coordinator(&root.join("coordinator"), "127.0.0.1:0", &args);
+    let arbiter = verifier(&url, &home, &["--threads", "1", "--poll-ms", "500"]);
+    (c, url, arbiter)
 }
 
 /// User + system CPU seconds of a running process, from /proc.
@@ -223,10 +290,18 @@ fn overhead(w: &Workload<'_>) {
     println!("### {} (real processes, 1 CPU thread each)", w.name);
     let tmp = tempfile::tempdir().expect("tmp");
     let root = tmp.path();
-    let (_c, url) = coordinator(
-        &root.join("coordinator"),
-        "127.0.0.1:0",
-        &["--epoch-ms", "500", "--settlement-delay-ms", "2000"],
+    let (_c, url, arbiter) = market(
+        root,
+        &[
+            "--epoch-ms",
+            "500",
+            "--settlement-delay-ms",
+            "2000",
+            // Receipts settle after the worst-case dispute (two check
+            // deadlines): keep the run short.
+            "--check-ttl-ms",
+            "10000",
+        ],
     );
     let renter = root.join("renter");
     let pid = node_id(&root.join("p"), &url);
@@ -235,14 +310,28 @@ fn overhead(w: &Workload<'_>) {
         &root.join("p"),
         w.price,
         2,
-        &["--poll-ms", "50", "--stake", STAKE],
+        &[
+            "--poll-ms",
+            "50",
+            "--stake",
+            STAKE,
+            "--faucet",
+            PROVIDER_FAUCET,
+        ],
     );
     let v = verifier(
         &url,
         &root.join("v"),
-        &["--threads", "1", "--poll-ms", "500"],
+        &[
+            "--threads",
+            "1",
+            "--poll-ms",
+            "500",
+            "--stake",
+            VERIFIER_STAKE,
+        ],
     );
-    wait_staked(&renter, &url, &pid, 10_000_000);
+    wait_staked(&renter, &url, &pid, STAKE_UIO);
     ok(assay(
         &renter,
         &url,
@@ -253,38 +342,56 @@ fn overhead(w: &Workload<'_>) {
     let warm = (w.publish)(&renter, &url, root, true);
     wait_settled(&renter, &url, &warm, Instant::now());
     // Idle: what the daemons burn polling, over a few seconds.
-    let (p0, v0, t0) = (cpu_s(p.0.id()), cpu_s(v.0.id()), Instant::now());
+    // The verifier's side is the verifier and the arbiter together.
+    let checkers = |f: &dyn Fn(u32) -> f64| f(v.0.id()) + f(arbiter.0.id());
+    let (p0, v0, t0) = (cpu_s(p.0.id()), checkers(&cpu_s), Instant::now());
     std::thread::sleep(Duration::from_secs(5));
     let idle_s = t0.elapsed().as_secs_f64();
     let (p_idle, v_idle) = (
         (cpu_s(p.0.id()) - p0) / idle_s,
-        (cpu_s(v.0.id()) - v0) / idle_s,
+        (checkers(&cpu_s) - v0) / idle_s,
     );
-    let (p1, v1, t1) = (cpu_s(p.0.id()), cpu_s(v.0.id()), Instant::now());
+    let (p1, v1, a1, t1) = (
+        cpu_s(p.0.id()),
+        checkers(&cpu_s),
+        cpu_s(arbiter.0.id()),
+        Instant::now(),
+    );
     let jobs = (w.publish)(&renter, &url, root, false);
     let all = wait_settled(&renter, &url, &jobs, t1);
     let wall = t1.elapsed().as_secs_f64();
-    let (p_cpu, v_cpu) = (cpu_s(p.0.id()) - p1, cpu_s(v.0.id()) - v1);
+    let (p_cpu, v_cpu, a_cpu) = (
+        cpu_s(p.0.id()) - p1,
+        checkers(&cpu_s) - v1,
+        cpu_s(arbiter.0.id()) - a1,
+    );
     let n = shards(&all).count();
     let checked = shards(&all)
         .filter(|x| x["verification"]["state"] == "verified")
         .count();
+    let rechecked = shards(&all)
+        .filter(|x| {
+            x["verification"]["verdicts"]
+                .as_array()
+                .is_some_and(|v| v.iter().any(|d| d["role"] == "recheck"))
+        })
+        .count();
     let per = |cpu: f64, k: usize| 1e3 * cpu / k.max(1) as f64;
     println!(
-        "| receipts | checked | rate realised | provider CPU s (ms/job) | verifier CPU s (ms/check) | overhead (verifier / provider) | same, idle polling taken out | wall s |"
+        "| receipts | checked | rate realised | re-checked by the arbiter | provider CPU s (ms/job) | verifier + arbiter CPU s (ms/check) | of which arbiter s | overhead (checkers / provider) | same, idle polling taken out | wall s |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let (p_busy, v_busy) = (p_cpu - p_idle * wall, v_cpu - v_idle * wall);
     println!(
-        "| {n} | {checked} | {:.4} | {p_cpu:.2} ({:.1}) | {v_cpu:.2} ({:.1}) | **{:.2} %** | {:.2} % | {wall:.1} |",
+        "| {n} | {checked} | {:.4} | {rechecked} | {p_cpu:.2} ({:.1}) | {v_cpu:.2} ({:.1}) | {a_cpu:.2} | **{:.2} %** | {:.2} % | {wall:.1} |",
         checked as f64 / n as f64,
         per(p_cpu, n),
-        per(v_cpu, checked),
+        per(v_cpu, checked + rechecked),
         100.0 * v_cpu / p_cpu,
         100.0 * v_busy / p_busy,
     );
     println!(
-        "idle polling: provider {:.1} ms/s, verifier {:.1} ms/s of CPU\n",
+        "idle polling: provider {:.1} ms/s, verifier + arbiter {:.1} ms/s of CPU\n",
         1e3 * p_idle,
         1e3 * v_idle,
     );
@@ -351,9 +458,8 @@ fn real_cheater(receipts: u32) {
     println!("## A real cheater: --cheat-rate {CHEAT}, p = {RATE}, alone on the market");
     let tmp = tempfile::tempdir().expect("tmp");
     let root = tmp.path();
-    let (_c, url) = coordinator(
-        &root.join("coordinator"),
-        "127.0.0.1:0",
+    let (_c, url, _arbiter) = market(
+        root,
         &[
             "--verify-rate",
             "0.048",
@@ -370,11 +476,20 @@ fn real_cheater(receipts: u32) {
         &root.join("p"),
         10,
         2,
-        &["--poll-ms", "50", "--cheat-rate", "0.05", "--stake", STAKE],
+        &[
+            "--poll-ms",
+            "50",
+            "--cheat-rate",
+            "0.05",
+            "--stake",
+            STAKE,
+            "--faucet",
+            PROVIDER_FAUCET,
+        ],
     );
-    let _v1 = verifier(&url, &root.join("v1"), &[]);
-    let _v2 = verifier(&url, &root.join("v2"), &[]);
-    wait_staked(&renter, &url, &pid, 10_000_000);
+    let _v1 = verifier(&url, &root.join("v1"), &["--stake", VERIFIER_STAKE]);
+    let _v2 = verifier(&url, &root.join("v2"), &["--stake", VERIFIER_STAKE]);
+    wait_staked(&renter, &url, &pid, STAKE_UIO);
     ok(assay(
         &renter,
         &url,
@@ -393,7 +508,7 @@ fn real_cheater(receipts: u32) {
         let open = shards(&all)
             .filter(|x| {
                 let st = &x["verification"]["state"];
-                st == "sampled" || st == "disputed" || st == "pending"
+                st == "sampled" || st == "disputed" || st == "rechecking" || st == "pending"
             })
             .count();
         let ran: usize = shards(&all)
@@ -405,7 +520,7 @@ fn real_cheater(receipts: u32) {
         let rejected: usize = shards(&all)
             .map(|x| x["rejected_receipts"].as_array().map_or(0, Vec::len))
             .sum();
-        if stake < 10_000_000 && open == 0 {
+        if stake < STAKE_UIO && open == 0 {
             println!(
                 "caught: the cheater committed {ran} receipts before it was suspended \
                  (expected 1/(p·f) = {:.0} on average; geometric, so any single run varies widely); \
@@ -417,7 +532,7 @@ fn real_cheater(receipts: u32) {
         }
         if queued == 0
             && open == 0
-            && stake == 1_000_000
+            && stake == STAKE_UIO
             && all.iter().all(|s| s["state"] != "running")
         {
             println!(

@@ -13,59 +13,6 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use serde_json::Value;
 
-/// `--database` flags for each store this machine can run: SQLite always,
-/// PostgreSQL (a schema of its own, dropped afterwards) when configured.
-struct Store {
-    name: &'static str,
-    flags: Vec<String>,
-    pg: Option<assay_coordinator::postgres::Postgres>,
-}
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        if let Some(pg) = self.pg.take() {
-            let _ = pg.drop_schema();
-        }
-    }
-}
-
-fn stores(test: &str) -> Vec<Store> {
-    let mut out = vec![Store {
-        name: "sqlite",
-        flags: Vec::new(),
-        pg: None,
-    }];
-    match std::env::var("ASSAY_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => {
-            let schema = format!(
-                "e2e_{test}_{}_{}",
-                std::process::id(),
-                assay_proto::now_ms() % 1_000_000
-            );
-            let pg =
-                assay_coordinator::postgres::Postgres::open(&url, Some(&schema)).expect("postgres");
-            let sep = if url.contains('?') { '&' } else { '?' };
-            out.push(Store {
-                name: "postgres",
-                flags: vec![
-                    "--database".into(),
-                    format!("{url}{sep}options=-c%20search_path%3D{schema}"),
-                ],
-                pg: Some(pg),
-            });
-        }
-        _ => {
-            assert_ne!(
-                std::env::var("ASSAY_REQUIRE_POSTGRES").as_deref(),
-                Ok("1"),
-                "ASSAY_REQUIRE_POSTGRES=1 but ASSAY_TEST_POSTGRES_URL is not set"
-            );
-            eprintln!("SKIPPED {test} on PostgreSQL: set ASSAY_TEST_POSTGRES_URL");
-        }
-    }
-    out
-}
-
 fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
 }

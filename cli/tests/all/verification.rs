@@ -332,9 +332,20 @@ fn a_lying_verifier_is_overruled_by_the_arbiter_and_slashed() {
 /// result.
 #[test]
 fn two_colluding_liars_cannot_slash_an_honest_provider() {
+    for store in stores("liars") {
+        eprintln!("on {}", store.name);
+        two_colluding_liars_on(&store);
+    }
+}
+
+fn store_flags(store: &Store) -> Vec<&str> {
+    store.flags.iter().map(String::as_str).collect()
+}
+
+fn two_colluding_liars_on(store: &Store) {
     let tmp = tempfile::tempdir().expect("tmp");
     let root = tmp.path();
-    let (_c, url, _arbiter) = market(root, "1000", "1");
+    let (_c, url, _arbiter) = market_with(root, "1000", "1", &store_flags(store));
     let renter = root.join("renter");
     let p_home = root.join("p");
     let p = node_id(&p_home, &url);
@@ -360,7 +371,9 @@ fn two_colluding_liars_cannot_slash_an_honest_provider() {
     for shard in settled["shards"].as_array().expect("shards") {
         assert_eq!(shard["provider"].as_str(), Some(p.as_str()), "{shard:#}");
         assert_eq!(shard["verification"]["state"], "verified", "{shard:#}");
-        let verdicts = shard["verification"]["verdicts"].as_array().expect("verdicts");
+        let verdicts = shard["verification"]["verdicts"]
+            .as_array()
+            .expect("verdicts");
         let last = verdicts.last().expect("a verdict");
         assert_eq!(last["role"], "referee", "the arbiter decided: {shard:#}");
         assert_eq!(last["agrees"], true, "{shard:#}");
@@ -386,9 +399,18 @@ fn two_colluding_liars_cannot_slash_an_honest_provider() {
 /// provider and verifier then redo the work.
 #[test]
 fn a_cheat_and_its_rubber_stamp_verifier_are_both_slashed() {
+    for store in stores("stamp") {
+        eprintln!("on {}", store.name);
+        rubber_stamp_on(&store);
+    }
+}
+
+fn rubber_stamp_on(store: &Store) {
     let tmp = tempfile::tempdir().expect("tmp");
     let root = tmp.path();
-    let (_c, url, _arbiter) = market_with(root, "1000", "1", &["--recheck-rate", "1"]);
+    let mut flags = vec!["--recheck-rate", "1"];
+    flags.extend(store_flags(store));
+    let (_c, url, _arbiter) = market_with(root, "1000", "1", &flags);
     let renter = root.join("renter");
     let (cheat_home, stamp_home) = (root.join("cheater"), root.join("stamp"));
     let (cheater, stamp) = (node_id(&cheat_home, &url), node_id(&stamp_home, &url));
@@ -412,7 +434,11 @@ fn a_cheat_and_its_rubber_stamp_verifier_are_both_slashed() {
     for (who, id) in [("the cheater", &cheater), ("its verifier", &stamp)] {
         let a = account(&renter, &url, Some(id));
         assert_eq!(u(&a["stake"]), STAKE - slashed, "{who} is slashed: {a:#}");
-        assert_eq!(u(&a["earnings"]) + u(&a["verifier_earnings"]), 0, "{who} is not paid");
+        assert_eq!(
+            u(&a["earnings"]) + u(&a["verifier_earnings"]),
+            0,
+            "{who} is not paid"
+        );
     }
     let honest_home = root.join("honest");
     let honest = node_id(&honest_home, &url);
@@ -420,7 +446,11 @@ fn a_cheat_and_its_rubber_stamp_verifier_are_both_slashed() {
     let _v = verifier(&url, &root.join("v"), &[]);
     let settled = wait_job(&renter, &url, &job, 120, |s| s["state"] == "settled");
     let shard = &settled["shards"][0];
-    assert_eq!(shard["provider"].as_str(), Some(honest.as_str()), "{shard:#}");
+    assert_eq!(
+        shard["provider"].as_str(),
+        Some(honest.as_str()),
+        "{shard:#}"
+    );
     assert_eq!(shard["verification"]["state"], "verified", "{shard:#}");
     assert!(
         String::from_utf8_lossy(&ok(assay(&renter, &url, &["ledger", "verify"])).stdout)

@@ -226,10 +226,7 @@ impl<B: Backend> Checks for SqlStore<B> {
                             p
                         }
                     };
-                    // A verified shard escrows twice its base: the base is
-                    // what a wrong result could gain.
-                    let gain = io_for_iosd(ch.u64(7)? / 2, price).unwrap_or(0);
-                    let bond = rules::check_bond(gain, cfg.recheck_ppm, cfg.slash_bps);
+                    let bond = bond_of(cfg, ch.u64(7)?, price);
                     let provider = ch.node(5)?;
                     let rules_of = rules::Accountability {
                         stake_floor: cfg.verifier_stake_floor,
@@ -367,14 +364,48 @@ impl<B: Backend> SqlStore<B> {
             .iter()
             .filter(|v| self.cfg.arbiters.contains(v))
             .count();
+        let cfg = &self.cfg;
         for s in view.shards.iter_mut().filter(|s| waiting(s)) {
             let Some(r) = &s.receipt else { continue };
             let provider = r.receipt.body.provider_id;
             let others = online
                 .iter()
-                .filter(|v| **v != provider && !self.cfg.arbiters.contains(v))
+                .filter(|v| **v != provider && !cfg.arbiters.contains(v))
                 .count();
-            s.check_note = rules::note(r, others, arbiters, self.cfg.epoch_ms);
+            s.check_note = rules::note(r, others, arbiters, cfg.epoch_ms);
+            if r.check_state == CheckState::Sampled && others > 0 {
+                // Online verifiers that cannot hold the check (the floor,
+                // their room, their free stake) leave it waiting: say so.
+                let rid = r.id;
+                let (bond, able) = self.b.read(&mut |c| {
+                    let escrow = c
+                        .query_one(
+                            "SELECT escrow FROM receipts WHERE id = $1",
+                            &[(&rid).into()],
+                        )?
+                        .u64(0)?;
+                    let bond = bond_of(cfg, escrow, price_in(c, &cfg.economy, now_ms).unwrap_or(0));
+                    let rules_of = rules::Accountability {
+                        stake_floor: cfg.verifier_stake_floor,
+                        max_in_flight: cfg.verifier_max_in_flight,
+                    };
+                    let pool = VerifierPool::read(c, cfg, now_ms)?;
+                    let able = pool
+                        .slots
+                        .iter()
+                        .filter(|v| v.id != provider && rules_of.admits(v, bond))
+                        .count();
+                    Ok((bond, able))
+                })?;
+                if able == 0 {
+                    s.check_note = format!(
+                        "waiting for a verifier that can hold it: a verifier holds at least {} µIO of stake, \
+                         fewer than {} checks, and {bond} µIO of free stake to bond this check; none of the \
+                         {others} online verifiers can now (start one with a larger `assay verifier --stake`)",
+                        cfg.verifier_stake_floor, cfg.verifier_max_in_flight
+                    );
+                }
+            }
         }
         Ok(())
     }
@@ -625,6 +656,15 @@ fn recheck_drawn(cfg: &MarketConfig, check: &Hash32) -> bool {
         // No randomness: re-check rather than skip (costs the arbiter a run).
         Err(_) => true,
     }
+}
+
+/// What a verifier bonds to hold a first check of a receipt whose shard
+/// escrowed `escrow` µIOSD, at `price` µIOSD per IO (0: unknown, the floor
+/// alone stands). A verified shard escrows twice its base: the base is what
+/// a wrong result could gain.
+fn bond_of(cfg: &MarketConfig, escrow: u64, price: u64) -> u64 {
+    let gain = io_for_iosd(escrow / 2, price).unwrap_or(0);
+    rules::check_bond(gain, cfg.recheck_ppm, cfg.slash_bps)
 }
 
 /// The verifiers a first check may be assigned to: online, not suspended,

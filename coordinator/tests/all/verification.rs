@@ -831,6 +831,13 @@ fn a_check_needs_free_stake_for_its_bond<B: Backend>(db: Db<'_, B>) {
         Some(CheckState::Sampled),
         "the check waits for a verifier that can bond it"
     );
+    assert!(
+        view.shards[0]
+            .check_note
+            .contains("free stake to bond this check"),
+        "the renter is told why: {}",
+        view.shards[0].check_note
+    );
     ledger_ok(&s);
 }
 
@@ -1013,7 +1020,8 @@ fn the_sampled_fraction_is_the_rate<B: Backend>(db: Db<'_, B>) {
     // Every lease and unsettled receipt bonds stake: a stake for all 2,000.
     s.faucet(&a.id(), Unit::Io, 1_000 * STAKE, "m/a-more", 0)
         .expect("IO");
-    s.register(&provider(&a, 50), 1_000 * STAKE, 1).expect("re-register");
+    s.register(&provider(&a, 50), 1_000 * STAKE, 1)
+        .expect("re-register");
     let mut now = 10;
     for tag in 0..jobs {
         s.submit_job(&job(&r, tag, shards, rate), now).expect("job");
