@@ -952,35 +952,48 @@ fn node_key(home: &Path) -> NodeKey {
     NodeKey::load_or_create(&home.join("node.key")).expect("node key")
 }
 
-/// A column of the coordinator's SQLite database, as text.
-fn db_text(data: &Path, sql: &str) -> Vec<String> {
-    use assay_coordinator::sql::{Backend, Value};
-    let db = assay_coordinator::sqlite::Sqlite::open(&data.join("coordinator.db")).expect("db");
-    db.read(&mut |c| {
+/// The first column of a query on the coordinator's database (SQLite in
+/// `data`, or `store`'s PostgreSQL), as text.
+fn db_text(store: &Store, data: &Path, sql: &str) -> Vec<String> {
+    use assay_coordinator::sql::{Backend, Conn, Value};
+    let read = |c: &mut dyn Conn| {
         Ok(c.query(sql, &[])?
             .into_iter()
             .map(|r| match r.0.into_iter().next() {
                 Some(Value::Text(t)) => t,
                 Some(Value::Int(i)) => i.to_string(),
+                Some(Value::Blob(b)) => Hash32(b.try_into().unwrap_or([0; 32])).to_hex(),
                 other => format!("{other:?}"),
             })
             .collect())
-    })
+    };
+    match store.flags.get(1) {
+        Some(url) => assay_coordinator::postgres::Postgres::open(url, None)
+            .expect("postgres")
+            .read(&mut |c| read(c)),
+        None => assay_coordinator::sqlite::Sqlite::open(&data.join("coordinator.db"))
+            .expect("sqlite")
+            .read(&mut |c| read(c)),
+    }
     .expect("query")
 }
 
 #[test]
 fn an_orphaned_lease_is_requeued_within_its_cap_and_the_provider_keeps_getting_work() {
+    for store in stores("orphan") {
+        orphaned_lease(&store);
+    }
+}
+
+fn orphaned_lease(store: &Store) {
     let tmp = tempfile::tempdir().expect("tmp");
     let root = tmp.path();
     let data = root.join("coordinator");
     // Leases last a minute and are renewed: only the report rule can end
     // the orphan quickly.
-    let (_c, url) = coordinator(
-        &data,
-        "127.0.0.1:0",
-        &["--lease-ttl-ms", "60000", "--lease-report-grace-ms", "1000"],
-    );
+    let mut flags = vec!["--lease-ttl-ms", "60000", "--lease-report-grace-ms", "1000"];
+    flags.extend(store.flags.iter().map(String::as_str));
+    let (_c, url) = coordinator(&data, "127.0.0.1:0", &flags);
     let renter = root.join("renter");
     ok(assay(&renter, &url, &["faucet"]));
     let component = spin_job(root);
@@ -1039,17 +1052,12 @@ fn an_orphaned_lease_is_requeued_within_its_cap_and_the_provider_keeps_getting_w
         taken.elapsed()
     );
     assert_eq!(s["shards"][0]["attempts"].as_u64(), Some(1), "{s:#}");
-    let reason = db_text(
+    let reasons = db_text(
+        store,
         &data,
-        &format!(
-            "SELECT reason FROM leases WHERE hex(id) = '{}'",
-            orphan.to_hex().to_uppercase()
-        ),
+        "SELECT id FROM leases WHERE reason = 'not held by the provider (lost TakeLeases reply?)'",
     );
-    assert_eq!(
-        reason,
-        vec!["not held by the provider (lost TakeLeases reply?)".to_string()]
-    );
+    assert_eq!(reasons, vec![orphan.to_hex()], "{}", store.name);
 
     // The shard is not offered to A again; B does it.
     let mut b = provider(&url, &b_home, 10, 1);
@@ -1066,7 +1074,11 @@ fn an_orphaned_lease_is_requeued_within_its_cap_and_the_provider_keeps_getting_w
     assert_eq!(s["shards"][0]["provider"].as_str(), Some(a_id.as_str()));
     // Nobody was charged for the orphan.
     assert_eq!(
-        db_text(&data, "SELECT faults + expired FROM providers ORDER BY id"),
+        db_text(
+            store,
+            &data,
+            "SELECT faults + expired FROM providers ORDER BY id"
+        ),
         vec!["0".to_string(), "0".to_string()]
     );
     ok(assay(&renter, &url, &["ledger", "verify"]));
@@ -1074,14 +1086,18 @@ fn an_orphaned_lease_is_requeued_within_its_cap_and_the_provider_keeps_getting_w
 
 #[test]
 fn a_job_that_only_trips_the_watchdog_pays_each_slot_a_fee_and_charges_no_one() {
+    for store in stores("watchdog") {
+        only_timeouts(&store);
+    }
+}
+
+fn only_timeouts(store: &Store) {
     let tmp = tempfile::tempdir().expect("tmp");
     let root = tmp.path();
     let data = root.join("coordinator");
-    let (_c, url) = coordinator(
-        &data,
-        "127.0.0.1:0",
-        &["--max-attempts", "2", "--watchdog-fee", "5000"],
-    );
+    let mut flags = vec!["--max-attempts", "2", "--watchdog-fee", "5000"];
+    flags.extend(store.flags.iter().map(String::as_str));
+    let (_c, url) = coordinator(&data, "127.0.0.1:0", &flags);
     let renter = root.join("renter");
     ok(assay(&renter, &url, &["faucet"]));
     let start = account(&renter, &url, None)["balance"]
@@ -1133,11 +1149,21 @@ fn a_job_that_only_trips_the_watchdog_pays_each_slot_a_fee_and_charges_no_one() 
     );
     // Every attempt timed out, so no one's reliability is charged.
     assert_eq!(
-        db_text(&data, "SELECT faults + expired FROM providers ORDER BY id"),
-        vec!["0".to_string(), "0".to_string()]
+        db_text(
+            store,
+            &data,
+            "SELECT faults + expired FROM providers ORDER BY id"
+        ),
+        vec!["0".to_string(), "0".to_string()],
+        "{}",
+        store.name
     );
     assert_eq!(
-        db_text(&data, "SELECT COUNT(*) FROM leases WHERE watchdog = 1"),
+        db_text(
+            store,
+            &data,
+            "SELECT COUNT(*) FROM leases WHERE watchdog = 1"
+        ),
         vec!["2".to_string()]
     );
     ok(assay(&renter, &url, &["ledger", "verify"]));
