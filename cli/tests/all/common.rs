@@ -231,6 +231,19 @@ pub fn verifier(url: &str, home: &Path, extra: &[&str]) -> Proc {
     daemon(&["verifier", "--coordinator", url], &defaults, extra, home)
 }
 
+/// An arbiter's home under `root` and its key (hex), made before the
+/// coordinator starts so that it can be named with `--arbiter-key`; start
+/// it with [`verifier`] once the coordinator is up.
+pub fn arbiter_key(root: &Path) -> (PathBuf, String) {
+    let home = root.join("arbiter");
+    std::fs::create_dir_all(&home).expect("arbiter home");
+    let key = assay_protocol::NodeKey::load_or_create(&home.join("node.key"))
+        .expect("arbiter key")
+        .id()
+        .to_string();
+    (home, key)
+}
+
 /// Publishes with `args` (plus `--json`); returns the job id.
 pub fn publish(home: &Path, url: &str, args: &[&str]) -> String {
     let mut all = vec!["publish"];

@@ -213,7 +213,10 @@ fn a_slashed_provider_gets_no_reward_that_epoch() {
             "2000",
         ];
         flags.extend(store.flags.iter().map(String::as_str));
+        let (arbiter_home, arbiter) = arbiter_key(root);
+        flags.extend(["--arbiter-key", arbiter.as_str()]);
         let (_c, url) = coordinator(&root.join("coordinator"), "127.0.0.1:0", &flags);
+        let _arbiter = verifier(&url, &arbiter_home, &[]);
         let renter = root.join("renter");
         let cheat_home = root.join("cheater");
         let cheater = node_id(&cheat_home, &url);

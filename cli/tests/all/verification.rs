@@ -29,12 +29,7 @@ fn market(root: &Path, window_ms: &str, rate: &str) -> (Proc, String, Proc) {
 }
 
 fn market_with(root: &Path, window_ms: &str, rate: &str, extra: &[&str]) -> (Proc, String, Proc) {
-    let arbiter_home = root.join("arbiter");
-    std::fs::create_dir_all(&arbiter_home).expect("arbiter home");
-    let arbiter = assay_protocol::NodeKey::load_or_create(&arbiter_home.join("node.key"))
-        .expect("arbiter key")
-        .id()
-        .to_string();
+    let (arbiter_home, arbiter) = arbiter_key(root);
     let mut args = vec![
         "--epoch-ms",
         "300",

@@ -40,9 +40,10 @@ const NUMBER_TRIES: usize = 4;
 type Api = HashMap<String, Result<Value, String>>;
 
 /// A coordinator that also serves the web (`--http-listen`): returns it,
-/// its gRPC URL and its web URL (the two lines it prints). Its stdout is
+/// its gRPC URL and its web URL (the two lines it prints), and its arbiter. Its stdout is
 /// drained for its whole life, its log kept in `root/coordinator.log`.
-fn web_market(root: &Path) -> (Proc, String, String) {
+fn web_market(root: &Path) -> (Proc, String, String, Proc) {
+    let (arbiter_home, arbiter) = arbiter_key(root);
     let data = root.join("coordinator");
     std::fs::create_dir_all(&data).expect("data dir");
     let log = File::create(root.join("coordinator.log")).expect("log");
@@ -83,6 +84,9 @@ fn web_market(root: &Path) -> (Proc, String, String) {
             // The test fetches every link of every page.
             "--http-requests-per-minute",
             "1000000",
+            // Disputes are the arbiter's.
+            "--arbiter-key",
+            &arbiter,
         ])
         .env("ASSAY_HOME", &data)
         .env("RUST_LOG", "info")
@@ -109,7 +113,8 @@ fn web_market(root: &Path) -> (Proc, String, String) {
     }
     let web = urls.pop().expect("web");
     let grpc = urls.pop().expect("grpc");
-    (child, grpc, web)
+    let arbiter = verifier(&grpc, &arbiter_home, &[]);
+    (child, grpc, web, arbiter)
 }
 
 fn publish_matmul(root: &Path, renter: &Path, url: &str, extra: &[&str]) -> String {
@@ -155,7 +160,7 @@ struct Devnet {
 fn devnet() -> Devnet {
     let tmp = tempfile::tempdir().expect("tmp");
     let root = tmp.path().to_path_buf();
-    let (coordinator, url, web) = web_market(&root);
+    let (coordinator, url, web, _arbiter) = web_market(&root);
     let renter = root.join("renter");
     let (cheat_home, honest_home) = (root.join("cheater"), root.join("honest"));
     let (cheater, honest) = (node_id(&cheat_home, &url), node_id(&honest_home, &url));
