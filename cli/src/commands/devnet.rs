@@ -130,6 +130,10 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
             "5000",
             "--epoch-ms",
             "1000",
+            // A verified receipt settles after the worst-case dispute (two
+            // check deadlines): keep it to seconds on a devnet.
+            "--check-ttl-ms",
+            "10000",
             "--telemetry-every-ms",
             "5000",
         ])
