@@ -25,7 +25,8 @@
 //! move raw bytes (`job-io.read-input`, `job-io.write-output`, `log`,
 //! `param`, `shard`) are not steps. A call the host refuses is still a step
 //! (its output is the refusal); a call refused before any operand was found
-//! (a dead handle, which ends the run) is not.
+//! (a dead handle, which ends the run) is not. A trace holds a run's first
+//! [`MAX_STEPS`] steps (2²⁰); later ones are left out.
 //!
 //! Step `i` (from 0) is a **call** and an **output**. The call's canonical
 //! bytes ([`Call::encode`]; the encoding of [`crate::canonical`], with no
@@ -155,6 +156,11 @@ pub const TRACE_FORMAT_VERSION: u32 = 1;
 
 /// Deepest tree a trace may have: 2⁴⁸ steps is far beyond any run.
 pub const MAX_DEPTH: u32 = 48;
+
+/// Most steps a trace holds: a run's steps after the first 2²⁰ are not in
+/// it (so a guest making tiny calls by the million cannot make its host
+/// keep gigabytes of trace). A dispute past them needs a full re-execution.
+pub const MAX_STEPS: u64 = 1 << 20;
 
 /// A tensor's element type as the trace encodes it (`u8`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -33,7 +33,7 @@ use std::sync::{Arc, Condvar, Mutex, mpsc};
 use assay_host_gpu::{self as hg, Device, Session, SessionLimits, Tensor};
 use assay_protocol::Hash32;
 use assay_protocol::trace::{
-    Attr, Call, Dtype, RevealedTensor, Step, TraceTree, refused_digest, step_leaf,
+    Attr, Call, Dtype, MAX_STEPS, RevealedTensor, Step, TraceTree, refused_digest, step_leaf,
     tensor_digest_of_content, unhashed_digest,
 };
 
@@ -224,8 +224,10 @@ pub struct TraceOptions {
 pub struct RunTrace {
     /// Whether it was recorded (see [`TraceOptions::off`]).
     pub recorded: bool,
-    /// The steps, in call order.
+    /// The steps, in call order (at most `trace::MAX_STEPS`).
     pub steps: Vec<Step>,
+    /// Steps the run made past `trace::MAX_STEPS`, left out of the trace.
+    pub left_out: u64,
     /// Their leaves.
     pub leaves: Vec<Hash32>,
     /// The trace root the receipt states.
@@ -352,6 +354,8 @@ pub(crate) struct Recorder {
     beside: Option<BesideHasher>,
     keep: BTreeSet<u64>,
     kept: BTreeMap<u64, RevealedTensor>,
+    /// Steps past [`MAX_STEPS`], not recorded.
+    left_out: u64,
 }
 
 impl Recorder {
@@ -366,7 +370,21 @@ impl Recorder {
             beside: None,
             keep: options.keep.clone(),
             kept: BTreeMap::new(),
+            left_out: 0,
         }
+    }
+
+    /// Whether this call is recorded: the recorder is on and the trace is
+    /// not full (a call past it is counted instead).
+    fn records(&mut self) -> bool {
+        if !self.on {
+            return false;
+        }
+        if self.calls.len() as u64 >= MAX_STEPS {
+            self.left_out += 1;
+            return false;
+        }
+        true
     }
 
     /// A recorder that records nothing.
@@ -416,7 +434,7 @@ impl Recorder {
         attrs: Vec<Attr>,
         e: &HostError,
     ) {
-        if self.on {
+        if self.records() {
             let output = Output::Final(refused_digest(refusal_case(e)));
             self.push(Call::new(name, inputs, attrs), output);
         }
@@ -432,7 +450,7 @@ impl Recorder {
         t: &Tensor,
         content: Content,
     ) -> u64 {
-        if !self.on {
+        if !self.records() {
             return UNKNOWN_STEP;
         }
         let step = self.calls.len() as u64;
@@ -496,7 +514,7 @@ impl Recorder {
         t: &Tensor,
         bytes: impl FnOnce() -> Hash32,
     ) {
-        if !self.on {
+        if !self.records() {
             return;
         }
         let content = match self.content_of(input) {
@@ -585,6 +603,7 @@ impl Recorder {
         let root = assay_protocol::trace::trace_root(&leaves);
         RunTrace {
             recorded: true,
+            left_out: self.left_out,
             steps,
             leaves,
             root,

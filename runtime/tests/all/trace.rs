@@ -412,3 +412,21 @@ fn on_cuda_the_trace_records_the_calls_and_shapes() {
         }
     }
 }
+
+/// A guest making tiny calls by the million keeps at most
+/// `trace::MAX_STEPS` of them in its host's memory.
+#[test]
+fn a_trace_holds_at_most_max_steps() {
+    let rt = runtime();
+    let mut spec = hostile_spec();
+    spec.params.insert("mode".into(), "work-bomb".into());
+    spec.params.insert("size".into(), "1".into());
+    // A 1×1 matmul meters 2 flops + 12 bytes: just past the cap, then the
+    // budget ends the run.
+    spec.work_budget = 14 * (trace::MAX_STEPS + 1000);
+    let r = run(&rt, Guest::Hostile, Inputs::new(), &spec);
+    assert_eq!(r.outcome, Outcome::WorkBudgetExhausted);
+    assert_eq!(r.trace.steps.len() as u64, trace::MAX_STEPS);
+    assert!(r.trace.left_out > 0, "{}", r.trace.left_out);
+    assert_eq!(r.receipt.body.trace_root, trace::trace_root(&r.trace.leaves));
+}
