@@ -428,5 +428,8 @@ fn a_trace_holds_at_most_max_steps() {
     assert_eq!(r.outcome, Outcome::WorkBudgetExhausted);
     assert_eq!(r.trace.steps.len() as u64, trace::MAX_STEPS);
     assert!(r.trace.left_out > 0, "{}", r.trace.left_out);
-    assert_eq!(r.receipt.body.trace_root, trace::trace_root(&r.trace.leaves));
+    assert_eq!(
+        r.receipt.body.trace_root,
+        trace::trace_root(&r.trace.leaves)
+    );
 }
