@@ -269,7 +269,8 @@ impl Work for Verifier {
     }
 
     fn register_metrics(&self, registry: &mut Registry) {
-        self.metrics.register(registry, self.cfg.lie_rate > 0.0 || self.cfg.rubber_stamp);
+        self.metrics
+            .register(registry, self.cfg.lie_rate > 0.0 || self.cfg.rubber_stamp);
     }
 
     async fn faucet(&self, amount: u64) -> Result<u64, assay_daemon::Error> {

@@ -84,8 +84,9 @@
 //! `S ≥ g·(1 − p)/(p·σ)` ([`assay_protocol::verification::required_stake`])
 //! makes it a losing bet. Detection is fast: a provider cheating on a
 //! fraction `f` of its jobs escapes `n` jobs with probability
-//! `(1 − p·f)^n`. Verification costs `p` re-executions per job (plus a
-//! referee run per dispute). See [`model`].
+//! `(1 − p·f)^n`. Verification costs `p` re-executions per job, plus the
+//! arbiter's runs: one per dispute and a fraction `q` of the agreements
+//! (re-checks, `q = p` unless set). See [`model`].
 //!
 //! ```
 //! use assay_verifier::model::Model;
@@ -95,7 +96,8 @@
 //! assert!(r.detection_probability > 0.99);
 //! assert_eq!(r.required_stake, Some(38_000));
 //! assert!(r.net_expected_value <= 0.0); // at the required stake, cheating does not pay
-//! assert!((r.overhead_runs_per_job - 0.055).abs() < 1e-12);
+//! // p·(1 + f) + p·(1 − f)·q with q = p: 0.05 · 1.1 + 0.05 · 0.9 · 0.05.
+//! assert!((r.overhead_runs_per_job - 0.05725).abs() < 1e-12);
 //! # Ok::<(), assay_verifier::Error>(())
 //! ```
 

@@ -492,7 +492,10 @@ impl fmt::Display for Report {
         )?;
         row(
             out,
-            &format!("verifier stake floor for k = {}", self.verifier_max_in_flight),
+            &format!(
+                "verifier stake floor for k = {}",
+                self.verifier_max_in_flight
+            ),
             opt(
                 self.verifier_stake_floor.map(|s| format!("{s} µIOSD")),
                 "none",
