@@ -476,11 +476,7 @@ fn a_cheat_is_caught_slashed_suspended_audited_and_redone<B: Backend>(db: Db<'_,
 fn a_lying_verifier_is_overruled_and_slashed<B: Backend>(db: Db<'_, B>) {
     let s = db(cfg());
     let (r, a, _, v, w) = market(&s);
-    s.submit_job(&job(&r, 1, 1, RATE_ALWAYS), 0).expect("job");
-    let l = s.take_leases(&a.id(), 1, 1).expect("take");
-    s.submit_receipt(&receipt(&s, &l[0], &a, true), 2)
-        .expect("honest");
-    s.reveal_epochs(EPOCH).expect("reveal");
+    one_sampled_receipt(&s, &r, &a, true);
     let c = s.take_checks(&v.id(), 1, EPOCH).expect("take");
     // v lies: it claims the corrupted result.
     assert_eq!(
@@ -525,11 +521,7 @@ fn a_lying_verifier_is_overruled_and_slashed<B: Backend>(db: Db<'_, B>) {
 fn a_silent_verifier_is_replaced_and_its_late_verdict_refused<B: Backend>(db: Db<'_, B>) {
     let s = db(cfg());
     let (r, a, _, v, w) = market(&s);
-    s.submit_job(&job(&r, 1, 1, RATE_ALWAYS), 0).expect("job");
-    let l = s.take_leases(&a.id(), 1, 1).expect("take");
-    s.submit_receipt(&receipt(&s, &l[0], &a, true), 2)
-        .expect("receipt");
-    s.reveal_epochs(EPOCH).expect("reveal");
+    one_sampled_receipt(&s, &r, &a, true);
     assert!(
         s.take_checks(&w.id(), 1, EPOCH).expect("w").is_empty(),
         "the arbiter does not take first checks"
@@ -573,6 +565,16 @@ fn a_silent_verifier_is_replaced_and_its_late_verdict_refused<B: Backend>(db: Db
         Decision::Verified
     );
     ledger_ok(&s);
+}
+
+/// Job 1 (one shard, always checked) run by `a`, honestly or not, with its
+/// epoch's seed revealed: its check is open.
+fn one_sampled_receipt<B: Backend>(s: &SqlStore<B>, r: &NodeKey, a: &NodeKey, honest: bool) {
+    s.submit_job(&job(r, 1, 1, RATE_ALWAYS), 0).expect("job");
+    let l = s.take_leases(&a.id(), 1, 1).expect("take");
+    s.submit_receipt(&receipt(s, &l[0], a, honest), 2)
+        .expect("receipt");
+    s.reveal_epochs(EPOCH).expect("reveal");
 }
 
 /// A result that is neither the honest one nor the provider's corruption.
@@ -681,11 +683,7 @@ fn an_accomplice_that_agrees_is_caught_by_the_recheck<B: Backend>(db: Db<'_, B>)
         ..cfg()
     });
     let (r, a, b, v, w) = market(&s);
-    s.submit_job(&job(&r, 1, 1, RATE_ALWAYS), 0).expect("job");
-    let l = s.take_leases(&a.id(), 1, 1).expect("take");
-    s.submit_receipt(&receipt(&s, &l[0], &a, false), 2)
-        .expect("cheat");
-    s.reveal_epochs(EPOCH).expect("reveal");
+    one_sampled_receipt(&s, &r, &a, false);
     let c = s.take_checks(&v.id(), 1, EPOCH).expect("v");
     // v is a's accomplice: it states a's (wrong) result and agrees.
     let stamp = verdict(&c[0], &v, false);
@@ -733,11 +731,7 @@ fn an_accomplice_that_agrees_is_caught_by_the_recheck<B: Backend>(db: Db<'_, B>)
 fn a_verifier_with_a_third_result_is_slashed_with_the_cheat<B: Backend>(db: Db<'_, B>) {
     let s = db(cfg());
     let (r, a, _, v, w) = market(&s);
-    s.submit_job(&job(&r, 1, 1, RATE_ALWAYS), 0).expect("job");
-    let l = s.take_leases(&a.id(), 1, 1).expect("take");
-    s.submit_receipt(&receipt(&s, &l[0], &a, false), 2)
-        .expect("cheat");
-    s.reveal_epochs(EPOCH).expect("reveal");
+    one_sampled_receipt(&s, &r, &a, false);
     let c = s.take_checks(&v.id(), 1, EPOCH).expect("v");
     let mut third = verdict(&c[0], &v, true);
     third.result = third_result();
@@ -819,11 +813,7 @@ fn a_check_needs_free_stake_for_its_bond<B: Backend>(db: Db<'_, B>) {
         ..cfg()
     });
     let (r, a, _, v, _) = market(&s);
-    s.submit_job(&job(&r, 1, 1, RATE_ALWAYS), 0).expect("job");
-    let l = s.take_leases(&a.id(), 1, 1).expect("take");
-    s.submit_receipt(&receipt(&s, &l[0], &a, true), 2)
-        .expect("receipt");
-    s.reveal_epochs(EPOCH).expect("reveal");
+    one_sampled_receipt(&s, &r, &a, true);
     assert!(s.take_checks(&v.id(), 1, EPOCH).expect("v").is_empty());
     let view = s.job(&sub_job(&r, 1), EPOCH).expect("job").expect("exists");
     assert_eq!(
