@@ -37,8 +37,10 @@ fn market_with(root: &Path, window_ms: &str, rate: &str, extra: &[&str]) -> (Pro
         window_ms,
         "--verify-rate",
         rate,
+        // Verified receipts settle after the worst-case dispute, two check
+        // deadlines: 40 s here.
         "--check-ttl-ms",
-        "60000",
+        "20000",
         "--preference-window-ms",
         "0",
         "--arbiter-key",
