@@ -116,12 +116,44 @@ impl<B: Backend> Jobs for SqlStore<B> {
         if view.shards.iter().any(|s| s.state == ShardState::Queued) {
             let online = self.online(now_ms)?;
             let why = why_not_matched(&need, online.as_slice());
+            let job = view.id;
             for s in view
                 .shards
                 .iter_mut()
                 .filter(|s| s.state == ShardState::Queued)
             {
-                s.why_not_matched.clone_from(&why);
+                // A provider that gave this shard back is not offered it
+                // again: the reason is about the others.
+                let idx = i64::from(s.index);
+                let gave_back = self.b.read(&mut |c| {
+                    c.query(
+                        "SELECT DISTINCT provider FROM leases \
+                         WHERE job_id = $1 AND idx = $2 AND state = 'returned'",
+                        &[(&job).into(), Value::Int(idx)],
+                    )?
+                    .iter()
+                    .map(|r| r.node(0))
+                    .collect::<Result<BTreeSet<NodeId>, Error>>()
+                })?;
+                let excluded = online
+                    .iter()
+                    .filter(|o| o.provider.online && gave_back.contains(&o.provider.id))
+                    .count();
+                if excluded == 0 {
+                    s.why_not_matched.clone_from(&why);
+                    continue;
+                }
+                let rest: Vec<_> = online
+                    .iter()
+                    .filter(|o| !gave_back.contains(&o.provider.id))
+                    .cloned()
+                    .collect();
+                s.why_not_matched = format!(
+                    "{} ({excluded} online provider{} gave this shard back and {} not offered it again)",
+                    why_not_matched(&need, &rest),
+                    if excluded == 1 { "" } else { "s" },
+                    if excluded == 1 { "is" } else { "are" },
+                );
             }
         }
         Ok(Some(view))

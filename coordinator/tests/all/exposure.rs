@@ -524,6 +524,25 @@ fn a_returned_shard_is_not_offered_again_to_its_provider<B: Backend>(db: Db<'_, 
     s.submit_receipt(&receipt_for(&s, &next[0], &a), 40)
         .expect("receipt");
     assert!(s.take_leases(&a.id(), 1, 50).expect("take").is_empty());
+    // The renter is told why the shard waits.
+    let view = s.job(&j.id, 50).expect("job").expect("exists");
+    let queued = view
+        .shards
+        .iter()
+        .find(|x| x.state == ShardState::Queued)
+        .expect("the shard it gave back waits");
+    assert!(
+        queued
+            .why_not_matched
+            .ends_with("(1 online provider gave this shard back and is not offered it again)"),
+        "{}",
+        queued.why_not_matched
+    );
+    assert!(
+        queued.why_not_matched.starts_with("no provider is online"),
+        "{}",
+        queued.why_not_matched
+    );
     staked(&s, &b, 1, 0);
     let other = s.take_leases(&b.id(), 1, 60).expect("take");
     assert_eq!(other.len(), 1);
