@@ -7,6 +7,7 @@ use assay_protocol::verification::{assignment_rank, required_stake};
 use assay_protocol::{Hash32, NodeId};
 
 use crate::Error;
+use crate::config::MarketConfig;
 use crate::state::{CheckReason, CheckRole, CheckState, CheckStatus};
 use crate::types::{Decision, ReceiptRecord};
 
@@ -152,6 +153,14 @@ pub struct Accountability {
 }
 
 impl Accountability {
+    /// The market's rules for verifiers.
+    pub fn of(cfg: &MarketConfig) -> Accountability {
+        Accountability {
+            stake_floor: cfg.verifier_stake_floor,
+            max_in_flight: cfg.verifier_max_in_flight,
+        }
+    }
+
     /// Whether `v` may be assigned a check that bonds `bond`.
     pub fn admits(&self, v: &VerifierSlot, bond: u64) -> bool {
         v.stake >= self.stake_floor

@@ -228,10 +228,7 @@ impl<B: Backend> Checks for SqlStore<B> {
                     };
                     let bond = bond_of(cfg, ch.u64(7)?, price);
                     let provider = ch.node(5)?;
-                    let rules_of = rules::Accountability {
-                        stake_floor: cfg.verifier_stake_floor,
-                        max_in_flight: cfg.verifier_max_in_flight,
-                    };
+                    let rules_of = rules::Accountability::of(cfg);
                     let eligible = pool.slots.iter().filter(|v| {
                         v.id != provider
                             && !excluded.contains(&v.id.to_hex())
@@ -365,6 +362,32 @@ impl<B: Backend> SqlStore<B> {
             .filter(|v| self.cfg.arbiters.contains(v))
             .count();
         let cfg = &self.cfg;
+        // Online verifiers that cannot hold a sampled check (the floor,
+        // their room, their free stake) leave it waiting: read once what
+        // saying so needs — the pool, the IO price, the receipts' escrows.
+        let sampled = view.shards.iter().any(|s| {
+            s.receipt
+                .as_ref()
+                .is_some_and(|r| r.check_state == CheckState::Sampled)
+        });
+        let job = view.id;
+        let holders = if sampled {
+            Some(self.b.read(&mut |c| {
+                let escrows = c
+                    .query(
+                        "SELECT id, escrow FROM receipts WHERE job_id = $1",
+                        &[(&job).into()],
+                    )?
+                    .iter()
+                    .map(|r| Ok((r.hash(0)?, r.u64(1)?)))
+                    .collect::<Result<BTreeMap<Hash32, u64>, Error>>()?;
+                let price = price_in(c, &cfg.economy, now_ms).unwrap_or(0);
+                Ok((VerifierPool::read(c, cfg, now_ms)?, price, escrows))
+            })?)
+        } else {
+            None
+        };
+        let rules_of = rules::Accountability::of(cfg);
         for s in view.shards.iter_mut().filter(|s| waiting(s)) {
             let Some(r) = &s.receipt else { continue };
             let provider = r.receipt.body.provider_id;
@@ -373,38 +396,25 @@ impl<B: Backend> SqlStore<B> {
                 .filter(|v| **v != provider && !cfg.arbiters.contains(v))
                 .count();
             s.check_note = rules::note(r, others, arbiters, cfg.epoch_ms);
-            if r.check_state == CheckState::Sampled && others > 0 {
-                // Online verifiers that cannot hold the check (the floor,
-                // their room, their free stake) leave it waiting: say so.
-                let rid = r.id;
-                let (bond, able) = self.b.read(&mut |c| {
-                    let escrow = c
-                        .query_one(
-                            "SELECT escrow FROM receipts WHERE id = $1",
-                            &[(&rid).into()],
-                        )?
-                        .u64(0)?;
-                    let bond = bond_of(cfg, escrow, price_in(c, &cfg.economy, now_ms).unwrap_or(0));
-                    let rules_of = rules::Accountability {
-                        stake_floor: cfg.verifier_stake_floor,
-                        max_in_flight: cfg.verifier_max_in_flight,
-                    };
-                    let pool = VerifierPool::read(c, cfg, now_ms)?;
-                    let able = pool
-                        .slots
-                        .iter()
-                        .filter(|v| v.id != provider && rules_of.admits(v, bond))
-                        .count();
-                    Ok((bond, able))
-                })?;
-                if able == 0 {
-                    s.check_note = format!(
-                        "waiting for a verifier that can hold it: a verifier holds at least {} µIO of stake, \
-                         fewer than {} checks, and {bond} µIO of free stake to bond this check; none of the \
-                         {others} online verifiers can now (start one with a larger `assay verifier --stake`)",
-                        cfg.verifier_stake_floor, cfg.verifier_max_in_flight
-                    );
-                }
+            let Some((pool, price, escrows)) = &holders else {
+                continue;
+            };
+            if r.check_state != CheckState::Sampled || others == 0 {
+                continue;
+            }
+            let bond = bond_of(cfg, escrows.get(&r.id).copied().unwrap_or(0), *price);
+            let able = pool
+                .slots
+                .iter()
+                .filter(|v| v.id != provider && rules_of.admits(v, bond))
+                .count();
+            if able == 0 {
+                s.check_note = format!(
+                    "waiting for a verifier that can hold it: a verifier holds at least {} µIO of stake, \
+                     fewer than {} checks, and {bond} µIO of free stake to bond this check; none of the \
+                     {others} online verifiers can now (start one with a larger `assay verifier --stake`)",
+                    cfg.verifier_stake_floor, cfg.verifier_max_in_flight
+                );
             }
         }
         Ok(())

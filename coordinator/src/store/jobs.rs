@@ -116,25 +116,28 @@ impl<B: Backend> Jobs for SqlStore<B> {
         if view.shards.iter().any(|s| s.state == ShardState::Queued) {
             let online = self.online(now_ms)?;
             let why = why_not_matched(&need, online.as_slice());
+            // A provider that gave a shard back is not offered it again:
+            // the reason is about the others.
             let job = view.id;
+            let gave_back = self.b.read(&mut |c| {
+                let mut gave_back: BTreeMap<u32, BTreeSet<NodeId>> = BTreeMap::new();
+                for r in &c.query(
+                    "SELECT DISTINCT idx, provider FROM leases WHERE job_id = $1 AND state = 'returned'",
+                    &[(&job).into()],
+                )? {
+                    let idx = u32::try_from(r.u64(0)?)
+                        .map_err(|_| Error::Corrupt(format!("job {job}: a shard index past u32")))?;
+                    gave_back.entry(idx).or_default().insert(r.node(1)?);
+                }
+                Ok(gave_back)
+            })?;
+            let none = BTreeSet::new();
             for s in view
                 .shards
                 .iter_mut()
                 .filter(|s| s.state == ShardState::Queued)
             {
-                // A provider that gave this shard back is not offered it
-                // again: the reason is about the others.
-                let idx = i64::from(s.index);
-                let gave_back = self.b.read(&mut |c| {
-                    c.query(
-                        "SELECT DISTINCT provider FROM leases \
-                         WHERE job_id = $1 AND idx = $2 AND state = 'returned'",
-                        &[(&job).into(), Value::Int(idx)],
-                    )?
-                    .iter()
-                    .map(|r| r.node(0))
-                    .collect::<Result<BTreeSet<NodeId>, Error>>()
-                })?;
+                let gave_back = gave_back.get(&s.index).unwrap_or(&none);
                 let excluded = online
                     .iter()
                     .filter(|o| o.provider.online && gave_back.contains(&o.provider.id))
