@@ -358,6 +358,44 @@ signed!(SubmitVerdictRequest, |m, e| {
         .u64(m.fuel_used);
     work(e, m.work.as_ref());
     e.u8(u8::from(m.agrees));
+    // Added after the first release: absent fields sign as before.
+    if !m.trace_root.is_empty() || !m.step_output.is_empty() {
+        e.bytes(&m.trace_root).bytes(&m.step_output);
+    }
+});
+signed!(TakeQuestionsRequest, |_m, _e| {});
+signed!(AnswerRequest, |m, e| {
+    e.bytes(&m.dispute_id)
+        .str(&m.kind)
+        .u64(m.trace_steps)
+        .bytes(&m.trace_top)
+        .u32(m.level)
+        .u64(m.index)
+        .bytes(&m.left)
+        .bytes(&m.right)
+        .bytes(&m.call)
+        .bytes(&m.output)
+        .u8(u8::from(m.ended))
+        .bytes(&m.reveal_signature)
+        .u64(m.tensors.len() as u64);
+    for t in &m.tensors {
+        e.u64(t.step)
+            .bytes(&t.call)
+            .u64(t.trace_steps)
+            .u64(t.siblings.len() as u64);
+        for s in &t.siblings {
+            e.bytes(s);
+        }
+        e.u32(t.dtype).u64(t.shape.len() as u64);
+        for d in &t.shape {
+            e.u64(*d);
+        }
+        match &t.tensor {
+            Some(b) => e.bytes(&b.hash).u64(b.size),
+            None => e.bytes(&[]).u64(0),
+        };
+    }
+    e.str(&m.unable);
 });
 
 #[cfg(test)]

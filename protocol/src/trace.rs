@@ -834,8 +834,8 @@ pub enum Progress {
 }
 
 /// A bisection game in progress (the referee's state: two nodes and where
-/// they are).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// they are). It serialises so a referee can keep it between rounds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bisection {
     dispute: Hash32,
     parties: [NodeId; 2],
