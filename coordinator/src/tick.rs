@@ -43,6 +43,7 @@ pub fn tick(store: &dyn Store, now_ms: u64, purge: bool) -> Result<TickReport, E
     let expired = store.expire_leases(now_ms)?;
     let sampled = store.reveal_epochs(now_ms)?;
     let late_checks = store.expire_checks(now_ms)?;
+    store.expire_disputes(now_ms)?;
     store.run_challenges(now_ms)?;
     let settled = store.settle_due(now_ms)?.len();
     let reward_epochs = store.close_reward_epochs(now_ms)?;

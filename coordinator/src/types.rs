@@ -235,6 +235,9 @@ pub struct VerdictView {
     pub result: RunResult,
     /// When.
     pub at_ms: u64,
+    /// A referee's: how the dispute reached it (one step recomputed after
+    /// bisection, or why in full); empty for other verdicts.
+    pub arbitration: String,
 }
 
 /// The deterministic part of a run: what a verifier re-derives.
@@ -301,6 +304,9 @@ pub struct CheckTask {
     pub beacon: EpochSeed,
     /// Answer by then.
     pub deadline_ms: u64,
+    /// A referee check of a bisected dispute: the dispute and the one step
+    /// to recompute (`None`: re-execute the job).
+    pub step: Option<(Hash32, crate::rules::disputes::StepToRecompute)>,
 }
 
 /// A verdict to record.
@@ -316,6 +322,11 @@ pub struct VerdictSubmission {
     pub result: RunResult,
     /// The verifier's claim that it matches the receipt.
     pub agrees: bool,
+    /// The root of the trace of its re-execution (a disputing verdict is
+    /// bisected against the receipt's).
+    pub trace_root: Option<Hash32>,
+    /// An arbiter's verdict on one step: the output digest it recomputed.
+    pub step_output: Option<Hash32>,
     /// The signed request's nonce, expiry and signature (kept for audit).
     pub nonce: u64,
     /// See `nonce`.

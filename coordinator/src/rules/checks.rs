@@ -284,7 +284,7 @@ pub fn note(
         CheckState::Disputed if arbiters == 0 => {
             "disputed: waiting for the arbiter, which is not online (the coordinator names it with --arbiter-key; start it with `assay verifier`)".into()
         }
-        CheckState::Disputed => "disputed: the arbiter re-runs it".into(),
+        CheckState::Disputed => "disputed: the arbiter decides it".into(),
         CheckState::Rechecking if arbiters == 0 => {
             "a verifier agreed and the agreement was drawn for a re-check: waiting for the arbiter, which is not online".into()
         }

@@ -48,12 +48,14 @@ impl Exposure {
 /// The longest a dispute about a receipt can take after it was recorded:
 /// its epoch and the next end (a seed is revealed only once its epoch is
 /// over, and an audit starts from another receipt's draw), then a
-/// verification and an arbitration, each within its deadline for a
-/// receipt of `flops` ([`crate::rules::checks::deadline`]).
+/// verification, the bisection game of the dispute and an arbitration,
+/// each within its deadline for a receipt of `flops`
+/// ([`crate::rules::checks::deadline`]; a game that runs out of time goes
+/// to the arbiter as it stands).
 pub fn worst_case_dispute_ms(epoch_ms: u64, check_ttl_ms: u64, flops: u64) -> u64 {
     epoch_ms
         .saturating_mul(2)
-        .saturating_add(deadline(0, check_ttl_ms, flops).saturating_mul(2))
+        .saturating_add(deadline(0, check_ttl_ms, flops).saturating_mul(3))
 }
 
 /// When a receipt recorded at `created_at_ms` settles if no check holds
@@ -120,17 +122,17 @@ mod tests {
     }
 
     #[test]
-    fn a_disputable_receipt_waits_out_a_verification_and_an_arbitration() {
+    fn a_disputable_receipt_waits_out_a_verification_a_game_and_an_arbitration() {
         let (epoch, ttl) = (2_000, 60_000);
         assert_eq!(
             worst_case_dispute_ms(epoch, ttl, 0),
-            2 * epoch + 2 * deadline(0, ttl, 0)
+            2 * epoch + 3 * deadline(0, ttl, 0)
         );
         // A bigger receipt gives its verifiers more time, and so waits longer.
         let big = 10u64.pow(15);
         assert_eq!(
             worst_case_dispute_ms(epoch, ttl, big),
-            2 * epoch + 2 * deadline(0, ttl, big)
+            2 * epoch + 3 * deadline(0, ttl, big)
         );
         assert!(worst_case_dispute_ms(epoch, ttl, big) > worst_case_dispute_ms(epoch, ttl, 0));
         assert_eq!(

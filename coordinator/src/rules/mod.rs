@@ -20,12 +20,16 @@
 //! - [`rewards`]: an epoch's emission split by verified work and uptime.
 //! - [`staking`]: the IO a provider stakes per device to be hired.
 //! - [`eligibility`]: why a provider is or is not hired, item by item.
+//! - [`disputes`]: a dispute's bisection game between rounds — the
+//!   question asked, what answers move it to, when the arbiter recomputes
+//!   one step and when it re-executes in full.
 //! - [`exposure`]: the stake a provider's open leases and unsettled
 //!   receipts bond, and how long a disputable receipt waits to settle.
 
 pub mod challenge;
 pub mod checks;
 pub mod claims;
+pub mod disputes;
 pub mod eligibility;
 pub mod emission;
 pub mod exposure;

@@ -1,5 +1,5 @@
 //! The gRPC services of `assay.proto`, served by tonic: one file per
-//! service ([`blobs`], [`renter`], [`provider`], [`verifier`], [`economy`]). Each handler
+//! service ([`blobs`], [`renter`], [`provider`], [`verifier`], [`arbitration`], [`economy`]). Each handler
 //! decodes its request, authenticates it ([`auth`]: signature and expiry
 //! window, then the nonce is recorded in the store so a replay is refused
 //! with `ALREADY_EXISTS`), checks it against [`crate::rules`] where a rule
@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use assay_proto::pb::arbitration_server::ArbitrationServer;
 use assay_proto::pb::blobs_server::BlobsServer;
 use assay_proto::pb::economy_server::EconomyServer;
 use assay_proto::pb::provider_server::ProviderServer;
@@ -25,6 +26,7 @@ use crate::blobs::BlobStore;
 use crate::rules::jobs;
 use crate::store::Store;
 
+pub mod arbitration;
 pub mod auth;
 pub mod blobs;
 pub mod economy;
@@ -152,6 +154,7 @@ impl Coordinator {
             .add_service(ProviderServer::new(self.clone()))
             .add_service(VerifierServer::new(self.clone()))
             .add_service(EconomyServer::new(self.clone()))
+            .add_service(ArbitrationServer::new(self.clone()))
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await;
         let _ = stop_tx.send(true);

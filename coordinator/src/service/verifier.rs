@@ -8,6 +8,14 @@ use tonic::{Request, Response, Status};
 use super::{Coordinator, bad, blocking, wire};
 use crate::types::{RunResult, VerdictSubmission, VerifierInfo};
 
+/// An optional 32-byte field (empty: absent).
+fn optional_hash(what: &'static str, bytes: &[u8]) -> Result<Option<assay_protocol::Hash32>, Status> {
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    convert::hash(what, bytes).map(Some).map_err(bad)
+}
+
 #[tonic::async_trait]
 impl Verifier for Coordinator {
     async fn list_receipts(
@@ -47,6 +55,8 @@ impl Verifier for Coordinator {
                     .unwrap_or_default(),
             },
             agrees: req.agrees,
+            trace_root: optional_hash("trace_root", &req.trace_root)?,
+            step_output: optional_hash("step_output", &req.step_output)?,
             nonce: auth.nonce,
             expires_at_ms: auth.expires_at_ms,
             signature: auth.signature,

@@ -9,6 +9,8 @@ use crate::ledger::{Entry, Unit};
 use crate::state::CheckReason;
 use crate::store::claims::{Bond, Note};
 use crate::store::economy::{Price, RewardEpoch};
+use crate::rules::disputes::RevealedInput;
+use crate::store::disputes::QuestionTask;
 use crate::types::{Account, CheckTask, EpochSeed, JobView, Lease, ReceiptRecord, VerdictView};
 
 /// A job's status message.
@@ -108,6 +110,7 @@ pub(super) fn verdict_record(v: &VerdictView) -> pb::VerdictRecord {
             bytes: v.result.work.bytes,
         }),
         at_ms: v.at_ms,
+        arbitration: v.arbitration.clone(),
     }
 }
 
@@ -160,6 +163,48 @@ pub(super) fn check(t: &CheckTask) -> pb::Check {
         spec: Some(pb::JobSpec::from(&t.lease.spec)),
         beacon: Some(epoch_beacon(&t.beacon)),
         deadline_ms: t.deadline_ms,
+        step: t.step.as_ref().map(|(dispute, s)| pb::DisputedStep {
+            dispute_id: dispute.0.to_vec(),
+            index: s.index,
+            call: s.call.clone(),
+            provider_output: s.outputs[0].0.to_vec(),
+            verifier_output: s.outputs[1].0.to_vec(),
+            provider_trace_root: s.roots[0].0.to_vec(),
+            verifier_trace_root: s.roots[1].0.to_vec(),
+            inputs: s.inputs.iter().map(step_tensor).collect(),
+        }),
+    }
+}
+
+/// A revealed input on the wire.
+pub(super) fn step_tensor(t: &RevealedInput) -> pb::StepTensor {
+    pb::StepTensor {
+        step: t.step,
+        call: t.call.clone(),
+        trace_steps: t.trace_steps,
+        siblings: t.siblings.iter().map(|h| h.0.to_vec()).collect(),
+        dtype: u32::from(t.dtype),
+        shape: t.shape.clone(),
+        tensor: Some(pb::BlobRef {
+            name: format!("step-{}", t.step),
+            hash: t.blob.0.to_vec(),
+            size: t.size,
+        }),
+    }
+}
+
+/// A question on the wire.
+pub(super) fn question(q: &QuestionTask) -> pb::Question {
+    pb::Question {
+        dispute_id: q.dispute.0.to_vec(),
+        receipt_id: q.receipt.0.to_vec(),
+        check_id: q.check.0.to_vec(),
+        kind: q.question.phase.as_str().to_string(),
+        level: q.question.level,
+        index: q.question.index,
+        steps: q.question.steps.clone(),
+        deadline_ms: q.deadline_ms,
+        rerun: q.rerun.as_ref().map(check),
     }
 }
 

@@ -41,11 +41,12 @@ use std::collections::BTreeMap;
 use assay_protocol::verification::is_sampled;
 
 use super::challenges;
+use super::disputes;
 use super::economy::price_in;
 use super::ledger::{pay_out, slash, stake_of, top_up_stake};
 use super::rows::{
     JobCache, LeaseSlot, epoch_seed, excluded_of, json, lease_from, outcome_text, random_id,
-    receipt_record, verdicts_of,
+    receipt_record, unjson, verdicts_of,
 };
 use super::sql::{Backend, Conn, Row, Value, int};
 use super::sql_store::SqlStore;
@@ -54,6 +55,7 @@ use crate::config::MarketConfig;
 use crate::ledger::accounts::io_for_iosd;
 use crate::ledger::{self as accounts, Unit};
 use crate::rules::checks::{self as rules, CheckEvent};
+use crate::rules::disputes::StepToRecompute;
 use crate::state::{CheckReason, CheckRole, CheckState, CheckStatus, ShardState};
 use crate::types::{
     CheckTask, Decision, JobView, ReceiptRecord, RunResult, VerdictSubmission, VerdictView,
@@ -187,7 +189,6 @@ impl<B: Backend> Checks for SqlStore<B> {
                 ),
                 &[],
             )?;
-            let mut jobs = JobCache::new();
             let mut seeds = BTreeMap::new();
             let mut io_price = None;
             let mut tasks = Vec::new();
@@ -239,7 +240,7 @@ impl<B: Backend> Checks for SqlStore<B> {
                     }
                     bond
                 };
-                if let Some(task) = take_check(c, &mut jobs, ch, verifier, bond, cfg.check_ttl_ms, now_ms)? {
+                if let Some(task) = take_check(c, ch, verifier, bond, cfg.check_ttl_ms, now_ms)? {
                     pool.holds(verifier, bond);
                     tasks.push(task);
                 }
@@ -254,9 +255,23 @@ impl<B: Backend> Checks for SqlStore<B> {
         self.b.write(&mut |c| {
             let check = lock_check_for_verdict(c, v)?;
             let (record, _) = receipt_record(c, &check.receipt)?;
-            let agrees = v.result == RunResult::of(&record.receipt);
+            // An arbiter that recomputed one step answers with its output;
+            // one that re-executed the job (an older arbiter, or a step it
+            // could not recompute) with the job's result.
+            let on_step = check
+                .step
+                .as_ref()
+                .and_then(|(_, step)| v.step_output.map(|out| (step, out)));
+            let (agrees, step_sides) = match on_step {
+                Some((step, out)) => (out == step.outputs[0], Some(out == step.outputs[1])),
+                None => (v.result == RunResult::of(&record.receipt), None),
+            };
             rules::require_consistent_claim(v.agrees, agrees)?;
-            record_verdict(c, v, check.role, agrees, &outcome, now_ms)?;
+            let arbitration = match check.role {
+                CheckRole::Referee => arbitration_note(c, &check.receipt, on_step.is_some())?,
+                _ => String::new(),
+            };
+            record_verdict(c, v, check.role, agrees, &outcome, &arbitration, now_ms)?;
             let first = match check.role {
                 CheckRole::Verify => None,
                 CheckRole::Referee => Some(disputing_verdict(c, &check.receipt)?),
@@ -265,9 +280,15 @@ impl<B: Backend> Checks for SqlStore<B> {
             let decision = rules::decide(
                 check.role,
                 agrees,
-                || first.as_ref().is_some_and(|f| f.result == v.result),
+                || match step_sides {
+                    Some(verifier_right) => verifier_right,
+                    None => first.as_ref().is_some_and(|f| f.result == v.result),
+                },
                 || recheck_drawn(&cfg, &v.check_id),
             );
+            if check.role == CheckRole::Referee {
+                disputes::close(c, &check.receipt, None, now_ms)?;
+            }
             act_on(
                 c,
                 &cfg,
@@ -287,12 +308,12 @@ impl<B: Backend> Checks for SqlStore<B> {
         verifier: &NodeId,
         check: &Hash32,
         reason: &str,
-        _now_ms: u64,
+        now_ms: u64,
     ) -> Result<(), Error> {
         self.b.write(&mut |c| {
             let Some(ch) = c.query_opt(
                 &format!(
-                    "SELECT state, verifier, excluded FROM checks WHERE id = $1{}",
+                    "SELECT state, verifier, excluded, step, receipt_id FROM checks WHERE id = $1{}",
                     c.dialect().for_update()
                 ),
                 &[check.into()],
@@ -306,6 +327,17 @@ impl<B: Backend> Checks for SqlStore<B> {
                 return Err(Error::PermissionDenied(format!(
                     "check {check} is not held by verifier {verifier}"
                 )));
+            }
+            if ch.opt_text(3)?.is_some() && reason.starts_with(FULL_RE_EXECUTION) {
+                // The arbiter could not recompute the step: the same arbiter
+                // re-executes the job instead.
+                c.exec(
+                    "UPDATE checks SET state = 'open', verifier = NULL, deadline = NULL, step = NULL WHERE id = $1",
+                    &[check.into()],
+                )?;
+                disputes::close(c, &ch.hash(4)?, Some(reason), now_ms)?;
+                tracing::warn!(check = %check.short(), reason, "the arbiter could not recompute the disputed step: it re-executes the job");
+                return Ok(());
             }
             // Another verifier takes it: the same machine would likely fail
             // again (with a single verifier the check waits for a second).
@@ -396,6 +428,12 @@ impl<B: Backend> SqlStore<B> {
                 .filter(|v| **v != provider && !cfg.arbiters.contains(v))
                 .count();
             s.check_note = rules::note(r, others, arbiters, cfg.epoch_ms);
+            if r.check_state == CheckState::Disputed {
+                let rid = r.id;
+                if let Some((_, game)) = self.b.read(&mut |c| disputes::dispute_of(c, &rid))? {
+                    s.check_note = game.status(arbiters > 0);
+                }
+            }
             let Some((pool, price, escrows)) = &holders else {
                 continue;
             };
@@ -509,7 +547,6 @@ fn admit_verifier(c: &mut dyn Conn, verifier: &NodeId, now_ms: u64) -> Result<()
 /// replica took it first.
 fn take_check(
     c: &mut dyn Conn,
-    jobs: &mut JobCache,
     ch: &Row,
     verifier: &NodeId,
     bond: u64,
@@ -518,7 +555,7 @@ fn take_check(
 ) -> Result<Option<CheckTask>, Error> {
     let id = ch.hash(0)?;
     let rid = ch.hash(1)?;
-    let (record, idx) = receipt_record(c, &rid)?;
+    let (record, _) = receipt_record(c, &rid)?;
     // Big jobs get time to re-run on a CPU verifier.
     let deadline = rules::deadline(now_ms, ttl_ms, record.receipt.body.work.flops);
     let n = c.exec(
@@ -529,33 +566,52 @@ fn take_check(
     if n != 1 {
         return Ok(None);
     }
+    check_task(c, &id, deadline).map(Some)
+}
+
+/// Check `id` as a verifier gets it: the receipt, what to re-execute, the
+/// beacon, and for a bisected dispute's referee check the step; answer by
+/// `deadline_ms`.
+pub(super) fn check_task(c: &mut dyn Conn, id: &Hash32, deadline_ms: u64) -> Result<CheckTask, Error> {
+    let ch = c.query_one(
+        "SELECT receipt_id, role, reason, step FROM checks WHERE id = $1",
+        &[id.into()],
+    )?;
+    let rid = ch.hash(0)?;
+    let (record, idx) = receipt_record(c, &rid)?;
     let l = c.query_one(
         "SELECT r.lease_id, r.price, s.shard_job_id FROM receipts r \
          JOIN shards s ON s.job_id = r.job_id AND s.idx = r.idx WHERE r.id = $1",
         &[(&rid).into()],
     )?;
+    let mut jobs = JobCache::new();
     let (lease, _) = lease_from(
         c,
-        jobs,
+        &mut jobs,
         LeaseSlot {
             job: record.job_id,
             idx,
             lease_id: l.hash(0)?,
             shard_job_id: l.hash(2)?,
-            expires_at_ms: deadline,
+            expires_at_ms: deadline_ms,
             price: l.u64(1)?,
         },
     )?;
     let beacon = epoch_seed(c, record.epoch)?;
-    Ok(Some(CheckTask {
-        id,
-        role: CheckRole::parse(ch.text(2)?)?,
-        reason: CheckReason::parse(ch.text(3)?)?,
+    let step = ch
+        .opt_text(3)?
+        .map(|t| unjson(t, "a referee check's step"))
+        .transpose()?;
+    Ok(CheckTask {
+        id: *id,
+        role: CheckRole::parse(ch.text(1)?)?,
+        reason: CheckReason::parse(ch.text(2)?)?,
         record,
         lease,
         beacon,
-        deadline_ms: deadline,
-    }))
+        deadline_ms,
+        step,
+    })
 }
 
 /// A check locked for a verdict.
@@ -563,6 +619,8 @@ struct HeldCheck {
     receipt: Hash32,
     role: CheckRole,
     reason: CheckReason,
+    /// A bisected dispute's referee check: the dispute and its step.
+    step: Option<(Hash32, StepToRecompute)>,
 }
 
 /// Locks the check a verdict names and checks that its verifier holds it
@@ -570,7 +628,7 @@ struct HeldCheck {
 fn lock_check_for_verdict(c: &mut dyn Conn, v: &VerdictSubmission) -> Result<HeldCheck, Error> {
     let Some(ch) = c.query_opt(
         &format!(
-            "SELECT receipt_id, role, state, verifier, excluded, reason FROM checks WHERE id = $1{}",
+            "SELECT receipt_id, role, state, verifier, excluded, reason, step FROM checks WHERE id = $1{}",
             c.dialect().for_update()
         ),
         &[(&v.check_id).into()],
@@ -596,6 +654,10 @@ fn lock_check_for_verdict(c: &mut dyn Conn, v: &VerdictSubmission) -> Result<Hel
         receipt: rid,
         role: CheckRole::parse(ch.text(1)?)?,
         reason: CheckReason::parse(ch.text(5)?)?,
+        step: ch
+            .opt_text(6)?
+            .map(|t| unjson(t, "a referee check's step"))
+            .transpose()?,
     })
 }
 
@@ -606,12 +668,14 @@ fn record_verdict(
     role: CheckRole,
     agrees: bool,
     outcome: &str,
+    arbitration: &str,
     now_ms: u64,
 ) -> Result<(), Error> {
+    let opt = |h: Option<Hash32>| h.map_or(Value::Null, |h| (&h).into());
     c.exec(
         "INSERT INTO verdicts (check_id, receipt_id, verifier, role, agrees, outputs_root, outcome, \
-         fuel_used, flops, bytes, nonce, expires_at, signature, at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         fuel_used, flops, bytes, nonce, expires_at, signature, at_ms, trace_root, step_output, arbitration) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         &[
             (&v.check_id).into(),
             (&v.receipt_id).into(),
@@ -627,6 +691,9 @@ fn record_verdict(
             int(v.expires_at_ms)?,
             Value::Blob(v.signature.clone()),
             int(now_ms)?,
+            opt(v.trace_root),
+            opt(v.step_output),
+            arbitration.into(),
         ],
     )?;
     c.exec(
@@ -639,6 +706,28 @@ fn record_verdict(
     )?;
     Ok(())
 }
+
+/// What a referee check's verdict records about how the dispute reached
+/// the arbiter (`VerdictRecord.arbitration`).
+fn arbitration_note(c: &mut dyn Conn, receipt: &Hash32, on_step: bool) -> Result<String, Error> {
+    let Some((_, game)) = disputes::dispute_of(c, receipt)? else {
+        return Ok(format!(
+            "{FULL_RE_EXECUTION}no traces to bisect (a verdict or receipt without one)"
+        ));
+    };
+    Ok(if on_step {
+        format!(
+            "{}, {} bytes revealed: recomputed by the arbiter",
+            game.note, game.revealed_bytes
+        )
+    } else {
+        format!("{FULL_RE_EXECUTION}{}", game.note)
+    })
+}
+
+/// How a full re-execution's arbitration note, and an arbiter's give-back
+/// of a step it could not recompute, begin.
+pub const FULL_RE_EXECUTION: &str = "full re-execution: ";
 
 /// The verdict whose agreement a re-check examines (the latest agreeing
 /// first check).
@@ -780,15 +869,41 @@ fn act_on(
             tracing::info!(receipt = %rid.short(), verifier = %v.verifier, "agreement drawn for a re-check: the arbiter re-executes");
         }
         Decision::Disputed => {
-            open_check(
-                c,
-                &rid,
-                CheckRole::Referee,
-                check.reason,
-                &[provider, v.verifier],
-                now_ms,
-            )?;
-            tracing::warn!(receipt = %rid.short(), verifier = %v.verifier, "mismatch: the arbiter re-executes");
+            let provider_root = record.receipt.body.trace_root;
+            match v.trace_root {
+                Some(verifier_root)
+                    if verifier_root != Hash32::ZERO && provider_root != Hash32::ZERO =>
+                {
+                    // Both recorded a trace: bisect them first, so the
+                    // arbiter recomputes one step instead of the job.
+                    let deadline = rules::deadline(
+                        now_ms,
+                        cfg.check_ttl_ms,
+                        record.receipt.body.work.flops,
+                    );
+                    disputes::open_dispute(
+                        c,
+                        &rid,
+                        &v.check_id,
+                        [provider, v.verifier],
+                        [provider_root, verifier_root],
+                        deadline,
+                        now_ms,
+                    )?;
+                    tracing::warn!(receipt = %rid.short(), verifier = %v.verifier, "mismatch: bisecting the provider's and the verifier's traces");
+                }
+                _ => {
+                    open_check(
+                        c,
+                        &rid,
+                        CheckRole::Referee,
+                        check.reason,
+                        &[provider, v.verifier],
+                        now_ms,
+                    )?;
+                    tracing::warn!(receipt = %rid.short(), verifier = %v.verifier, "mismatch without two traces to bisect: the arbiter re-executes");
+                }
+            }
         }
         Decision::Overruled => {
             let wrong = first_verifier()?;

@@ -3,7 +3,7 @@
 //!
 //! [`Store`] is the whole store as the services see it: one trait per
 //! domain ([`Nonces`], [`Accounts`], [`Jobs`], [`Providers`], [`Leases`],
-//! [`Receipts`], [`Epochs`], [`Checks`], [`Challenges`], [`Economy`], [`Claims`], [`Explorer`]), each declared and implemented
+//! [`Receipts`], [`Epochs`], [`Checks`], [`Disputes`], [`Challenges`], [`Economy`], [`Claims`], [`Explorer`]), each declared and implemented
 //! for [`SqlStore`] in its own file, over two real databases: embedded
 //! SQLite ([`sqlite::Sqlite`], the default) and PostgreSQL
 //! ([`postgres::Postgres`], for replicas sharing one database). Every
@@ -16,7 +16,7 @@
 //! ```text
 //! mod.rs (Store)
 //!   jobs.rs ─ leases.rs ─ providers.rs      the domains …
-//!   receipts.rs ─► epochs.rs ─► checks.rs ─► challenges.rs
+//!   receipts.rs ─► epochs.rs ─► checks.rs ─► disputes.rs, challenges.rs
 //!   ledger.rs (accounts, settlement, slashing) ─ economy.rs (genesis,
 //!   IO price, IO→IOSD, unstaking, reward epochs) ─ claims.rs (notes,
 //!   bonds, a device's earnings through them) ─ nonces.rs
@@ -32,6 +32,7 @@
 pub mod challenges;
 pub mod checks;
 pub mod claims;
+pub mod disputes;
 pub mod economy;
 pub mod epochs;
 pub mod explorer;
@@ -54,6 +55,7 @@ pub use crate::types::*;
 pub use challenges::Challenges;
 pub use checks::Checks;
 pub use claims::Claims;
+pub use disputes::Disputes;
 pub use economy::Economy;
 pub use epochs::Epochs;
 pub use explorer::Explorer;
@@ -71,8 +73,8 @@ use sql::Backend;
 /// (`use assay_coordinator::store::prelude::*;`); a `dyn Store` needs none.
 pub mod prelude {
     pub use crate::store::{
-        Accounts, Challenges, Checks, Claims, Economy, Epochs, Explorer, Jobs, Leases, Nonces,
-        Providers, Receipts, Store,
+        Accounts, Challenges, Checks, Claims, Disputes, Economy, Epochs, Explorer, Jobs, Leases,
+        Nonces, Providers, Receipts, Store,
     };
 }
 
@@ -86,6 +88,7 @@ pub trait Store:
     + Receipts
     + Epochs
     + Checks
+    + Disputes
     + Challenges
     + Economy
     + Claims

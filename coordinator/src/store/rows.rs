@@ -208,7 +208,7 @@ pub(super) fn outcome_text(o: Outcome) -> Result<String, Error> {
 /// The verdicts recorded on a receipt, in order.
 pub(super) fn verdicts_of(c: &mut dyn Conn, receipt: &Hash32) -> Result<Vec<VerdictView>, Error> {
     c.query(
-        "SELECT verifier, role, agrees, outputs_root, outcome, fuel_used, flops, bytes, at_ms \
+        "SELECT verifier, role, agrees, outputs_root, outcome, fuel_used, flops, bytes, at_ms, arbitration \
          FROM verdicts WHERE receipt_id = $1 ORDER BY seq",
         &[receipt.into()],
     )?
@@ -228,6 +228,7 @@ pub(super) fn verdicts_of(c: &mut dyn Conn, receipt: &Hash32) -> Result<Vec<Verd
                 },
             },
             at_ms: r.u64(8)?,
+            arbitration: r.text(9)?.to_string(),
         })
     })
     .collect()

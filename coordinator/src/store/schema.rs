@@ -5,7 +5,7 @@ use super::sql::{Backend, Dialect, Value};
 use crate::Error;
 
 /// The version the code expects.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 fn migrations(d: Dialect) -> Vec<String> {
     let (blob, serial) = match d {
@@ -378,7 +378,32 @@ ALTER TABLE leases ADD COLUMN fault_charged BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE shards ADD COLUMN watchdog_fees BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX leases_open_by_provider ON leases (provider) WHERE ended_at IS NULL"
     );
-    vec![v1, v2, v3, v4, v5, v6, v7, v8]
+    // v9: disputes bisected before the arbiter runs — a verdict's trace
+    // root (and, from the arbiter, the step output it recomputed), the game
+    // of each dispute (its state as JSON, `rules::disputes::Game`), and a
+    // referee check's one step to recompute.
+    let v9 = format!(
+        "
+ALTER TABLE verdicts ADD COLUMN trace_root {blob};
+ALTER TABLE verdicts ADD COLUMN step_output {blob};
+ALTER TABLE verdicts ADD COLUMN arbitration TEXT NOT NULL DEFAULT '';
+ALTER TABLE checks ADD COLUMN step TEXT;
+CREATE TABLE disputes (
+    id {blob} PRIMARY KEY,
+    receipt_id {blob} NOT NULL,
+    check_id {blob} NOT NULL,
+    provider {blob} NOT NULL,
+    verifier {blob} NOT NULL,
+    phase TEXT NOT NULL,
+    deadline BIGINT NOT NULL,
+    game TEXT NOT NULL,
+    opened_at BIGINT NOT NULL,
+    closed_at BIGINT
+);
+CREATE INDEX disputes_by_receipt ON disputes (receipt_id);
+CREATE INDEX disputes_asking ON disputes (deadline) WHERE phase IN ('claim', 'node', 'leaf', 'inputs')"
+    );
+    vec![v1, v2, v3, v4, v5, v6, v7, v8, v9]
 }
 
 /// Brings the database to [`SCHEMA_VERSION`] (creating it if empty). Safe
