@@ -137,7 +137,11 @@ impl Answer {
             Answer::Inputs(ts) => ts
                 .iter()
                 .map(|t| {
-                    t.size + t.call.len() as u64 + 32 * t.siblings.len() as u64 + 8 * t.shape.len() as u64 + 32
+                    t.size
+                        + t.call.len() as u64
+                        + 32 * t.siblings.len() as u64
+                        + 8 * t.shape.len() as u64
+                        + 32
                 })
                 .sum(),
         }
@@ -230,7 +234,10 @@ impl Game {
                 "disputed: the traces first differ at step {}; waiting for its inputs to be revealed",
                 self.question.index
             ),
-            Phase::Step => format!("disputed: bisected to {}; {arbiter} recomputes that step", self.note),
+            Phase::Step => format!(
+                "disputed: bisected to {}; {arbiter} recomputes that step",
+                self.note
+            ),
             Phase::Full => format!("disputed: {arbiter} re-executes the job ({})", self.note),
             Phase::Decided => String::new(),
         }
@@ -280,17 +287,21 @@ impl Game {
         // enough (both hold the same prefix).
         if let (Phase::Inputs, Answer::Inputs(inputs)) = (self.phase, &answer) {
             let inputs = inputs.clone();
-            self.to_step(inputs);
+            self.go_step(inputs);
             return Ok(());
         }
         if let Answer::Unable(why) = &answer {
-            let who = if side == 0 { "the provider" } else { "the verifier" };
+            let who = if side == 0 {
+                "the provider"
+            } else {
+                "the verifier"
+            };
             if self.phase == Phase::Inputs && self.answers[1 - side].is_none() {
                 // The other party may still reveal them.
                 self.answers[side] = Some(answer.clone());
                 return Ok(());
             }
-            self.to_full(format!("{who} could not answer ({why})"));
+            self.go_full(format!("{who} could not answer ({why})"));
             return Ok(());
         }
         self.answers[side] = Some(answer);
@@ -307,9 +318,15 @@ impl Game {
         }
         let missing: Vec<&str> = (0..2)
             .filter(|s| self.answers[*s].is_none())
-            .map(|s| if s == 0 { "the provider" } else { "the verifier" })
+            .map(|s| {
+                if s == 0 {
+                    "the provider"
+                } else {
+                    "the verifier"
+                }
+            })
             .collect();
-        self.to_full(format!(
+        self.go_full(format!(
             "{} did not answer `{}` in time",
             missing.join(" and "),
             self.phase.as_str()
@@ -329,15 +346,15 @@ impl Game {
         }
     }
 
-    fn to_full(&mut self, why: String) {
+    fn go_full(&mut self, why: String) {
         self.note = why;
         self.phase = Phase::Full;
         self.answers = [None, None];
     }
 
-    fn to_step(&mut self, inputs: Vec<RevealedInput>) {
+    fn go_step(&mut self, inputs: Vec<RevealedInput>) {
         let Some((index, call, outputs)) = self.divergence.clone() else {
-            self.to_full("evidence without a divergence".into());
+            self.go_full("evidence without a divergence".into());
             return;
         };
         self.note = format!(
@@ -381,7 +398,7 @@ impl Game {
 
     /// Both answered: the next question, or the end of the game.
     fn play(&mut self) {
-        let answers = std::mem::replace(&mut self.answers, [None, None]);
+        let answers = std::mem::take(&mut self.answers);
         match (self.phase, answers) {
             (Phase::Claim, [Some(Answer::Claim(a)), Some(Answer::Claim(b))]) => {
                 let party = |i: usize, claim: Claim| Party {
@@ -395,15 +412,15 @@ impl Game {
                         self.bisection = Some(*g);
                         self.ask_query(q);
                     }
-                    Opening::Agree => self.to_full(
+                    Opening::Agree => self.go_full(
                         "the traces agree: the difference is not in a host call's output".into(),
                     ),
-                    Opening::Forfeit(side, why) => self.to_full(forfeit(side, &why)),
+                    Opening::Forfeit(side, why) => self.go_full(forfeit(side, &why)),
                 }
             }
             (Phase::Node, [Some(Answer::Node(a)), Some(Answer::Node(b))]) => {
                 let Some(game) = self.bisection.as_mut() else {
-                    return self.to_full("a node round without a game".into());
+                    return self.go_full("a node round without a game".into());
                 };
                 match game.reveal_nodes(&a, &b) {
                     Ok(Progress::Continue) => {
@@ -411,13 +428,13 @@ impl Game {
                         let q = game.query();
                         self.ask_query(q);
                     }
-                    Ok(Progress::Forfeit(side, why)) => self.to_full(forfeit(side, &why)),
-                    Err(e) => self.to_full(e.to_string()),
+                    Ok(Progress::Forfeit(side, why)) => self.go_full(forfeit(side, &why)),
+                    Err(e) => self.go_full(e.to_string()),
                 }
             }
             (Phase::Leaf, [Some(Answer::Leaf(a)), Some(Answer::Leaf(b))]) => {
                 let Some(game) = self.bisection.as_ref() else {
-                    return self.to_full("a leaf round without a game".into());
+                    return self.go_full("a leaf round without a game".into());
                 };
                 match game.judge_leaves(a.as_ref(), b.as_ref()) {
                     Ok(Divergence::Output {
@@ -425,20 +442,20 @@ impl Game {
                         call,
                         outputs,
                     }) => self.settle_output(index, &call, outputs),
-                    Ok(Divergence::Call { index, reason, .. }) => self.to_full(format!(
+                    Ok(Divergence::Call { index, reason, .. }) => self.go_full(format!(
                         "the guest's code diverged at step {index} ({reason}): replaying guest code is not built"
                     )),
-                    Ok(Divergence::Forfeit(side, why)) => self.to_full(forfeit(side, &why)),
-                    Err(e) => self.to_full(e.to_string()),
+                    Ok(Divergence::Forfeit(side, why)) => self.go_full(forfeit(side, &why)),
+                    Err(e) => self.go_full(e.to_string()),
                 }
             }
-            (phase, _) => self.to_full(format!("answers that do not fit `{}`", phase.as_str())),
+            (phase, _) => self.go_full(format!("answers that do not fit `{}`", phase.as_str())),
         }
     }
 
     fn settle_output(&mut self, index: u64, call: &Call, outputs: [Hash32; 2]) {
         if UNREPLAYABLE.contains(&call.name.as_str()) {
-            return self.to_full(format!(
+            return self.go_full(format!(
                 "step {index} is an upload ({}): its data came from the guest",
                 call.name
             ));
@@ -448,12 +465,12 @@ impl Game {
         steps.sort_unstable();
         steps.dedup();
         if steps.iter().any(|s| *s >= index) {
-            return self.to_full(format!(
+            return self.go_full(format!(
                 "step {index} names an input that is not an earlier step"
             ));
         }
         if steps.is_empty() {
-            self.to_step(Vec::new());
+            self.go_step(Vec::new());
         } else {
             self.ask(Question {
                 phase: Phase::Inputs,
@@ -505,10 +522,7 @@ pub fn evidence(input: &RevealedInput, bytes: Vec<u8>) -> Result<trace::InputEvi
 /// # Errors
 ///
 /// Why the answer does not fit.
-pub fn order_inputs(
-    call: &[u8],
-    revealed: &[RevealedInput],
-) -> Result<Vec<RevealedInput>, String> {
+pub fn order_inputs(call: &[u8], revealed: &[RevealedInput]) -> Result<Vec<RevealedInput>, String> {
     let call = Call::decode(call).map_err(|e| e.to_string())?;
     call.inputs
         .iter()
@@ -552,7 +566,11 @@ mod tests {
         (0..10u64)
             .map(|i| {
                 let call = if i == 0 {
-                    Call::new("tensor.fill", vec![], vec![Attr::U32s(vec![2]), Attr::f32(1.0)])
+                    Call::new(
+                        "tensor.fill",
+                        vec![],
+                        vec![Attr::U32s(vec![2]), Attr::f32(1.0)],
+                    )
                 } else {
                     Call::new("tensor.scale", vec![i - 1], vec![Attr::f32(2.0)])
                 };
@@ -576,9 +594,11 @@ mod tests {
                     Phase::Node => {
                         Answer::Node(p.tree.reveal_node(&p.key, &game.dispute, q.level, q.index))
                     }
-                    Phase::Leaf => Answer::Leaf(p.steps.get(q.index as usize).map(|s| {
-                        LeafReveal::sign(&p.key, &game.dispute, q.index, s)
-                    })),
+                    Phase::Leaf => Answer::Leaf(
+                        p.steps
+                            .get(q.index as usize)
+                            .map(|s| LeafReveal::sign(&p.key, &game.dispute, q.index, s)),
+                    ),
                     _ => unreachable!(),
                 };
                 game.answer(side, a).expect("fits");
@@ -637,7 +657,11 @@ mod tests {
         let mut g = game_of(&a, &b);
         play(&mut g, &[&a, &b]);
         assert_eq!(g.phase, Phase::Step, "{}", g.note);
-        assert!(g.step.as_ref().is_some_and(|s| s.index == 0 && s.inputs.is_empty()));
+        assert!(
+            g.step
+                .as_ref()
+                .is_some_and(|s| s.index == 0 && s.inputs.is_empty())
+        );
     }
 
     #[test]
@@ -663,16 +687,25 @@ mod tests {
         g.roots[1] = Hash32([1; 32]);
         play(&mut g, &[&a, &b]);
         assert_eq!(g.phase, Phase::Full);
-        assert!(g.note.contains("the verifier's answer did not verify"), "{}", g.note);
+        assert!(
+            g.note.contains("the verifier's answer did not verify"),
+            "{}",
+            g.note
+        );
         // A party that cannot answer, and one that does not in time.
         let mut g = game_of(&a, &b);
-        g.answer(0, Answer::Unable("restarted".into())).expect("fits");
+        g.answer(0, Answer::Unable("restarted".into()))
+            .expect("fits");
         assert_eq!(g.phase, Phase::Full);
         let mut g = game_of(&a, &b);
         g.answer(0, Answer::Claim(a.tree.claim())).expect("fits");
         g.time_out();
         assert_eq!(g.phase, Phase::Full);
-        assert!(g.note.starts_with("the verifier did not answer"), "{}", g.note);
+        assert!(
+            g.note.starts_with("the verifier did not answer"),
+            "{}",
+            g.note
+        );
     }
 
     #[test]
@@ -686,7 +719,10 @@ mod tests {
         assert!(g.answer(2, Answer::Claim(a.tree.claim())).is_err());
         assert_eq!(g, before);
         g.answer(0, Answer::Claim(a.tree.claim())).expect("fits");
-        assert!(g.answer(0, Answer::Claim(a.tree.claim())).is_err(), "answered twice");
+        assert!(
+            g.answer(0, Answer::Claim(a.tree.claim())).is_err(),
+            "answered twice"
+        );
     }
 
     #[test]
@@ -703,7 +739,10 @@ mod tests {
             size: 0,
         };
         let ordered = order_inputs(&call, &[r(2), r(4)]).expect("ordered");
-        assert_eq!(ordered.iter().map(|x| x.step).collect::<Vec<_>>(), vec![4, 2]);
+        assert_eq!(
+            ordered.iter().map(|x| x.step).collect::<Vec<_>>(),
+            vec![4, 2]
+        );
         assert!(order_inputs(&call, &[r(2)]).is_err());
     }
 }

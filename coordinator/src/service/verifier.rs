@@ -9,7 +9,10 @@ use super::{Coordinator, bad, blocking, wire};
 use crate::types::{RunResult, VerdictSubmission, VerifierInfo};
 
 /// An optional 32-byte field (empty: absent).
-fn optional_hash(what: &'static str, bytes: &[u8]) -> Result<Option<assay_protocol::Hash32>, Status> {
+fn optional_hash(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<Option<assay_protocol::Hash32>, Status> {
     if bytes.is_empty() {
         return Ok(None);
     }

@@ -6,11 +6,11 @@ use assay_protocol::NodeId;
 use assay_protocol::verification::{escape_probability, rate};
 
 use crate::ledger::{Entry, Unit};
+use crate::rules::disputes::RevealedInput;
 use crate::state::CheckReason;
 use crate::store::claims::{Bond, Note};
-use crate::store::economy::{Price, RewardEpoch};
-use crate::rules::disputes::RevealedInput;
 use crate::store::disputes::QuestionTask;
+use crate::store::economy::{Price, RewardEpoch};
 use crate::types::{Account, CheckTask, EpochSeed, JobView, Lease, ReceiptRecord, VerdictView};
 
 /// A job's status message.

@@ -572,7 +572,11 @@ fn take_check(
 /// Check `id` as a verifier gets it: the receipt, what to re-execute, the
 /// beacon, and for a bisected dispute's referee check the step; answer by
 /// `deadline_ms`.
-pub(super) fn check_task(c: &mut dyn Conn, id: &Hash32, deadline_ms: u64) -> Result<CheckTask, Error> {
+pub(super) fn check_task(
+    c: &mut dyn Conn,
+    id: &Hash32,
+    deadline_ms: u64,
+) -> Result<CheckTask, Error> {
     let ch = c.query_one(
         "SELECT receipt_id, role, reason, step FROM checks WHERE id = $1",
         &[id.into()],
@@ -876,11 +880,8 @@ fn act_on(
                 {
                     // Both recorded a trace: bisect them first, so the
                     // arbiter recomputes one step instead of the job.
-                    let deadline = rules::deadline(
-                        now_ms,
-                        cfg.check_ttl_ms,
-                        record.receipt.body.work.flops,
-                    );
+                    let deadline =
+                        rules::deadline(now_ms, cfg.check_ttl_ms, record.receipt.body.work.flops);
                     disputes::open_dispute(
                         c,
                         &rid,

@@ -151,7 +151,8 @@ impl<B: Backend> Disputes for SqlStore<B> {
                     "dispute {dispute} is past its deadline: the arbiter re-executes the job"
                 )));
             }
-            game.answer(side, answer.clone()).map_err(Error::Precondition)?;
+            game.answer(side, answer.clone())
+                .map_err(Error::Precondition)?;
             save(c, dispute, &r.hash(0)?, &game, now_ms)
         })
     }
@@ -264,7 +265,10 @@ fn dispute_reason(c: &mut dyn Conn, receipt: &Hash32) -> Result<CheckReason, Err
 }
 
 /// The open dispute of a receipt, if any: its id and game.
-pub(super) fn dispute_of(c: &mut dyn Conn, receipt: &Hash32) -> Result<Option<(Hash32, Game)>, Error> {
+pub(super) fn dispute_of(
+    c: &mut dyn Conn,
+    receipt: &Hash32,
+) -> Result<Option<(Hash32, Game)>, Error> {
     c.query_opt(
         "SELECT id, game FROM disputes WHERE receipt_id = $1 ORDER BY opened_at DESC LIMIT 1",
         &[receipt.into()],
@@ -289,7 +293,11 @@ pub(super) fn close(
             game.step_failed(why);
             c.exec(
                 "UPDATE disputes SET phase = $2, game = $3 WHERE id = $1",
-                &[(&id).into(), game.phase.as_str().into(), json(&game)?.into()],
+                &[
+                    (&id).into(),
+                    game.phase.as_str().into(),
+                    json(&game)?.into(),
+                ],
             )?;
         }
         None => {

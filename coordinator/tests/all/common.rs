@@ -160,6 +160,25 @@ pub fn submission<B: Backend>(
     result: &RunResult,
     outputs: Vec<BlobRef>,
 ) -> ReceiptSubmission {
+    traced_submission(
+        store,
+        lease,
+        k,
+        result,
+        outputs,
+        assay_protocol::Hash32::ZERO,
+    )
+}
+
+/// [`submission`] of a run whose trace root is `trace_root`.
+pub fn traced_submission<B: Backend>(
+    store: &SqlStore<B>,
+    lease: &Lease,
+    k: &NodeKey,
+    result: &RunResult,
+    outputs: Vec<BlobRef>,
+    trace_root: assay_protocol::Hash32,
+) -> ReceiptSubmission {
     let info = store
         .lease(&lease.lease_id)
         .expect("lease")
@@ -172,7 +191,7 @@ pub fn submission<B: Backend>(
         component_hash: lease.component_hash,
         inputs_root: info.inputs_root,
         outputs_root: result.outputs_root,
-        trace_root: assay_protocol::Hash32::ZERO,
+        trace_root,
         outcome: result.outcome,
         fuel_used: result.fuel_used,
         work: result.work,

@@ -426,6 +426,8 @@ fn run(ops: &[Op]) -> (crate::common::SqliteDb, u64) {
                             verifier: v,
                             result,
                             agrees,
+                            trace_root: None,
+                            step_output: None,
                             nonce: 0,
                             expires_at_ms: now,
                             signature: vec![],

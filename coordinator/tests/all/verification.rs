@@ -6,6 +6,7 @@
 use crate::common::{key, ledger_ok};
 
 use assay_coordinator::ledger::Unit;
+use assay_coordinator::rules::disputes::{Answer, Phase, RevealedInput};
 use assay_coordinator::sql::Backend;
 use assay_coordinator::state::{CheckReason, CheckRole, CheckState, JobState};
 use assay_coordinator::store::prelude::*;
@@ -15,6 +16,7 @@ use assay_coordinator::store::{
 };
 use assay_coordinator::{Error, MarketConfig, SqlStore};
 use assay_protocol::market::{billable_units, cost, escrow_per_shard};
+use assay_protocol::trace::{self, Attr, Call, LeafReveal, Step, TraceTree};
 use assay_protocol::verification::{RATE_ALWAYS, commitment, is_sampled, required_stake};
 use assay_protocol::{BlobRef, Hash32, JobSpec, NodeKey, Outcome, WorkDone, outputs_root};
 
@@ -115,6 +117,8 @@ fn verdict(check: &CheckTask, v: &NodeKey, honest: bool) -> VerdictSubmission {
         verifier: v.id(),
         agrees: r == RunResult::of(&check.record.receipt),
         result: r,
+        trace_root: None,
+        step_output: None,
         nonce: 1,
         expires_at_ms: 10,
         signature: vec![0; 64],
@@ -1067,4 +1071,337 @@ both_backends!(
     checks_are_assigned_by_the_seed_within_stake_and_room,
     a_check_needs_free_stake_for_its_bond,
     stake_required_follows_the_rate,
+    a_dispute_is_bisected_to_one_step_that_the_arbiter_recomputes,
+    a_cheat_bisected_to_its_wrong_step_is_slashed,
+    a_dispute_the_parties_do_not_play_goes_to_a_full_re_execution,
+    a_step_the_arbiter_cannot_recompute_comes_back_to_it_in_full,
 );
+
+// ---- bisected disputes -------------------------------------------------
+
+/// A party's trace: ten steps, a fill then scales of the step before; the
+/// output of step `wrong` (if any) corrupted.
+struct Traced {
+    steps: Vec<Step>,
+    tree: TraceTree,
+}
+
+fn traced(wrong: Option<usize>) -> Traced {
+    let steps: Vec<Step> = (0..10u64)
+        .map(|i| {
+            let call = if i == 0 {
+                Call::new(
+                    "tensor.fill",
+                    vec![],
+                    vec![Attr::U32s(vec![2]), Attr::f32(1.0)],
+                )
+            } else {
+                Call::new("tensor.scale", vec![i - 1], vec![Attr::f32(2.0)])
+            };
+            let bytes = if wrong == Some(i as usize) {
+                [9u8; 8]
+            } else {
+                [i as u8; 8]
+            };
+            Step {
+                call: call.encode(),
+                output: trace::tensor_digest(trace::Dtype::F32, &[2], &bytes),
+            }
+        })
+        .collect();
+    let leaves = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| s.leaf(i as u64))
+        .collect();
+    Traced {
+        tree: TraceTree::new(leaves),
+        steps,
+    }
+}
+
+/// Job 1 run by `a` with trace `t` (its result honest or not), drawn.
+fn traced_receipt<B: Backend>(s: &SqlStore<B>, r: &NodeKey, a: &NodeKey, honest: bool, t: &Traced) {
+    s.submit_job(&job(r, 1, 1, RATE_ALWAYS), 0).expect("job");
+    let l = s.take_leases(&a.id(), 1, 1).expect("take");
+    let outputs = vec![BlobRef {
+        name: "c".into(),
+        hash: Hash32::of(if honest { b"right" } else { b"wrong" }),
+        size: 5,
+    }];
+    let sub =
+        crate::common::traced_submission(s, &l[0], a, &result(honest), outputs, t.tree.root());
+    s.submit_receipt(&sub, 2).expect("receipt");
+    s.reveal_epochs(EPOCH).expect("reveal");
+}
+
+/// Both parties answer every question from their traces until the game
+/// asks for inputs or ends; the node rounds played.
+fn play<B: Backend>(s: &SqlStore<B>, parties: [(&NodeKey, &Traced); 2], now: u64) -> u32 {
+    let mut rounds = 0;
+    for _ in 0..64 {
+        let mut asked = false;
+        for (k, t) in parties {
+            for q in s.take_questions(&k.id(), now).expect("questions") {
+                let d = q.dispute;
+                let qu = &q.question;
+                let answer = match qu.phase {
+                    Phase::Claim => Answer::Claim(t.tree.claim()),
+                    Phase::Node => {
+                        rounds += 1;
+                        Answer::Node(t.tree.reveal_node(k, &d, qu.level, qu.index))
+                    }
+                    Phase::Leaf => Answer::Leaf(
+                        t.steps
+                            .get(qu.index as usize)
+                            .map(|st| LeafReveal::sign(k, &d, qu.index, st)),
+                    ),
+                    _ => continue,
+                };
+                asked = true;
+                s.answer_question(&k.id(), &d, answer, now).expect("answer");
+            }
+        }
+        if !asked {
+            break;
+        }
+    }
+    rounds / 2
+}
+
+/// The output of `step` of `t` as a revealed input (the service checks the
+/// tensor against the traces before the store sees it).
+fn revealed(t: &Traced, step: u64) -> RevealedInput {
+    let proof = t.tree.prove(step).expect("in the trace");
+    RevealedInput {
+        step,
+        call: t.steps[step as usize].call.clone(),
+        trace_steps: proof.steps,
+        siblings: proof.siblings,
+        dtype: 0,
+        shape: vec![2],
+        blob: Hash32([step as u8; 32]),
+        size: 8,
+    }
+}
+
+/// The renter's view of a check's job (one shard).
+fn job_view<B: Backend>(
+    s: &SqlStore<B>,
+    c: &CheckTask,
+    now: u64,
+) -> assay_coordinator::store::JobView {
+    s.job(&c.record.job_id, now).expect("view").expect("exists")
+}
+
+fn step_verdict(check: &CheckTask, w: &NodeKey, output: Hash32) -> VerdictSubmission {
+    let (_, step) = check.step.as_ref().expect("a step check");
+    VerdictSubmission {
+        step_output: Some(output),
+        agrees: output == step.outputs[0],
+        result: RunResult::of(&check.record.receipt),
+        ..verdict(check, w, true)
+    }
+}
+
+fn a_dispute_is_bisected_to_one_step_that_the_arbiter_recomputes<B: Backend>(db: Db<'_, B>) {
+    let s = db(cfg());
+    let (r, a, _, v, w) = market(&s);
+    let (honest, lie) = (traced(None), traced(Some(6)));
+    traced_receipt(&s, &r, &a, true, &honest);
+    let c = s.take_checks(&v.id(), 1, EPOCH).expect("take");
+    // v lies about step 6 (and so about the result).
+    let disputing = VerdictSubmission {
+        trace_root: Some(lie.tree.root()),
+        ..verdict(&c[0], &v, false)
+    };
+    assert_eq!(
+        s.submit_verdict(&disputing, EPOCH + 1).expect("lie"),
+        Decision::Disputed
+    );
+    assert!(
+        s.take_checks(&w.id(), 1, EPOCH + 2).expect("w").is_empty(),
+        "the arbiter waits for the game"
+    );
+    let rounds = play(&s, [(&a, &honest), (&v, &lie)], EPOCH + 2);
+    assert_eq!(rounds, 4, "⌈log₂ 10⌉ node rounds");
+    // Step 6 scales step 5: both are asked for step 5's output; the
+    // provider reveals it (the verifier says nothing).
+    let q = s.take_questions(&a.id(), EPOCH + 3).expect("q");
+    assert_eq!(q.len(), 1);
+    assert_eq!(
+        (q[0].question.phase, q[0].question.steps.clone()),
+        (Phase::Inputs, vec![5])
+    );
+    assert!(
+        q[0].rerun
+            .as_ref()
+            .is_some_and(|rerun| rerun.record.id == c[0].record.id && rerun.step.is_none()),
+        "with the disputed receipt's run to repeat"
+    );
+    s.answer_question(
+        &a.id(),
+        &q[0].dispute,
+        Answer::Inputs(vec![revealed(&honest, 5)]),
+        EPOCH + 3,
+    )
+    .expect("inputs");
+    assert!(
+        s.take_questions(&v.id(), EPOCH + 3).expect("q").is_empty(),
+        "the game is over"
+    );
+    let rc = s.take_checks(&w.id(), 1, EPOCH + 4).expect("w");
+    let (_, step) = rc[0].step.clone().expect("one step to recompute");
+    assert_eq!((step.index, step.inputs.len()), (6, 1));
+    assert_eq!(step.outputs, [honest.steps[6].output, lie.steps[6].output]);
+    // The arbiter's recompute is the provider's output: v is overruled.
+    assert_eq!(
+        s.submit_verdict(&step_verdict(&rc[0], &w, honest.steps[6].output), EPOCH + 5)
+            .expect("step verdict"),
+        Decision::Overruled
+    );
+    assert_eq!(s.account(&v.id()).expect("v").stake, STAKE / 2);
+    assert_eq!(s.account(&a.id()).expect("a").stake, STAKE);
+    let view = job_view(&s, &c[0], EPOCH + 6);
+    let verdicts = &view.shards[0].verdicts;
+    let note = &verdicts.last().expect("referee").arbitration;
+    assert!(
+        note.starts_with("step 6 (tensor.scale) after 4 rounds"),
+        "{note}"
+    );
+    ledger_ok(&s);
+}
+
+fn a_cheat_bisected_to_its_wrong_step_is_slashed<B: Backend>(db: Db<'_, B>) {
+    let s = db(cfg());
+    let (r, a, _, v, w) = market(&s);
+    // The provider's step 3 is wrong; the verifier's trace is honest.
+    let (cheat, honest) = (traced(Some(3)), traced(None));
+    traced_receipt(&s, &r, &a, false, &cheat);
+    let c = s.take_checks(&v.id(), 1, EPOCH).expect("take");
+    let disputing = VerdictSubmission {
+        trace_root: Some(honest.tree.root()),
+        ..verdict(&c[0], &v, true)
+    };
+    assert_eq!(
+        s.submit_verdict(&disputing, EPOCH + 1).expect("v"),
+        Decision::Disputed
+    );
+    play(&s, [(&a, &cheat), (&v, &honest)], EPOCH + 2);
+    // The cheat cannot reveal; the verifier's evidence is enough.
+    let q = s.take_questions(&a.id(), EPOCH + 3).expect("q");
+    s.answer_question(
+        &a.id(),
+        &q[0].dispute,
+        Answer::Unable("no".into()),
+        EPOCH + 3,
+    )
+    .expect("unable");
+    assert!(s.take_checks(&w.id(), 1, EPOCH + 3).expect("w").is_empty());
+    s.answer_question(
+        &v.id(),
+        &q[0].dispute,
+        Answer::Inputs(vec![revealed(&honest, 2)]),
+        EPOCH + 3,
+    )
+    .expect("inputs");
+    let rc = s.take_checks(&w.id(), 1, EPOCH + 4).expect("w");
+    assert_eq!(rc[0].step.as_ref().map(|(_, st)| st.index), Some(3));
+    assert_eq!(
+        s.submit_verdict(&step_verdict(&rc[0], &w, honest.steps[3].output), EPOCH + 5)
+            .expect("step verdict"),
+        Decision::Rejected
+    );
+    assert_eq!(s.account(&a.id()).expect("a").stake, STAKE / 2);
+    assert_eq!(s.account(&v.id()).expect("v").stake, STAKE);
+    ledger_ok(&s);
+}
+
+fn a_dispute_the_parties_do_not_play_goes_to_a_full_re_execution<B: Backend>(db: Db<'_, B>) {
+    let s = db(cfg());
+    let (r, a, _, v, w) = market(&s);
+    let (honest, lie) = (traced(None), traced(Some(6)));
+    traced_receipt(&s, &r, &a, true, &honest);
+    let c = s.take_checks(&v.id(), 1, EPOCH).expect("take");
+    let disputing = VerdictSubmission {
+        trace_root: Some(lie.tree.root()),
+        ..verdict(&c[0], &v, false)
+    };
+    s.submit_verdict(&disputing, EPOCH + 1).expect("lie");
+    let q = s.take_questions(&v.id(), EPOCH + 2).expect("q");
+    assert_eq!(q[0].question.phase, Phase::Claim);
+    // Nobody answers: at the deadline the arbiter re-executes the job.
+    assert_eq!(s.expire_disputes(q[0].deadline_ms - 1).expect("early"), 0);
+    assert_eq!(s.expire_disputes(q[0].deadline_ms).expect("expire"), 1);
+    let view = job_view(&s, &c[0], q[0].deadline_ms);
+    let note = &view.shards[0].check_note;
+    assert!(
+        note.contains("re-executes the job") && note.contains("did not answer"),
+        "{note}"
+    );
+    let now = q[0].deadline_ms + 1;
+    let rc = s.take_checks(&w.id(), 1, now).expect("w");
+    assert!(rc[0].step.is_none(), "a full re-execution");
+    assert!(matches!(
+        s.answer_question(
+            &a.id(),
+            &q[0].dispute,
+            Answer::Claim(honest.tree.claim()),
+            now
+        ),
+        Err(Error::Precondition(_))
+    ));
+    assert_eq!(
+        s.submit_verdict(&verdict(&rc[0], &w, true), now + 1)
+            .expect("full"),
+        Decision::Overruled
+    );
+    ledger_ok(&s);
+}
+
+fn a_step_the_arbiter_cannot_recompute_comes_back_to_it_in_full<B: Backend>(db: Db<'_, B>) {
+    let s = db(cfg());
+    let (r, a, _, v, w) = market(&s);
+    let (honest, lie) = (traced(None), traced(Some(6)));
+    traced_receipt(&s, &r, &a, true, &honest);
+    let c = s.take_checks(&v.id(), 1, EPOCH).expect("take");
+    let disputing = VerdictSubmission {
+        trace_root: Some(lie.tree.root()),
+        ..verdict(&c[0], &v, false)
+    };
+    s.submit_verdict(&disputing, EPOCH + 1).expect("lie");
+    play(&s, [(&a, &honest), (&v, &lie)], EPOCH + 2);
+    let q = s.take_questions(&a.id(), EPOCH + 3).expect("q");
+    s.answer_question(
+        &a.id(),
+        &q[0].dispute,
+        Answer::Inputs(vec![revealed(&honest, 5)]),
+        EPOCH + 3,
+    )
+    .expect("inputs");
+    let rc = s.take_checks(&w.id(), 1, EPOCH + 4).expect("w");
+    assert!(rc[0].step.is_some());
+    s.return_check(
+        &w.id(),
+        &rc[0].id,
+        "full re-execution: no CPU device",
+        EPOCH + 5,
+    )
+    .expect("return");
+    let again = s.take_checks(&w.id(), 1, EPOCH + 6).expect("w again");
+    assert_eq!(again.len(), 1, "the same arbiter takes it back");
+    assert!(again[0].step.is_none());
+    assert_eq!(
+        s.submit_verdict(&verdict(&again[0], &w, true), EPOCH + 7)
+            .expect("full"),
+        Decision::Overruled
+    );
+    let view = job_view(&s, &c[0], EPOCH + 8);
+    let verdicts = &view.shards[0].verdicts;
+    let note = &verdicts.last().expect("referee").arbitration;
+    assert!(
+        note.starts_with("full re-execution: ") && note.contains("no CPU device"),
+        "{note}"
+    );
+    ledger_ok(&s);
+}
