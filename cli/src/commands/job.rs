@@ -137,6 +137,9 @@ pub fn main(args: JobArgs) -> Result<u8, Failure> {
                                 if d.agrees { "agreed" } else { "disagreed" },
                                 hex::encode(&d.verifier).get(..12).unwrap_or("")
                             ));
+                            if !d.arbitration.is_empty() {
+                                line.push_str(&format!(" ({})", d.arbitration));
+                            }
                         }
                     }
                     if !x.rejected_receipts.is_empty() {
