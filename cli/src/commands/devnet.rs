@@ -130,8 +130,9 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
             "5000",
             "--epoch-ms",
             "1000",
-            // A verified receipt settles after the worst-case dispute (two
-            // check deadlines): keep it to seconds on a devnet.
+            // A verified receipt settles after the worst-case dispute (three
+            // check deadlines: a verification, a bisection game and an
+            // arbitration): keep it to half a minute on a devnet.
             "--check-ttl-ms",
             "10000",
             "--telemetry-every-ms",

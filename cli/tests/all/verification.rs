@@ -37,10 +37,11 @@ fn market_with(root: &Path, window_ms: &str, rate: &str, extra: &[&str]) -> (Pro
         window_ms,
         "--verify-rate",
         rate,
-        // Verified receipts settle after the worst-case dispute, two check
-        // deadlines: 40 s here.
+        // Verified receipts settle after the worst-case dispute, three
+        // check deadlines (a verification, a bisection game, an
+        // arbitration): about 40 s here.
         "--check-ttl-ms",
-        "20000",
+        "13000",
         "--preference-window-ms",
         "0",
         "--arbiter-key",

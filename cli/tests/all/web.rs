@@ -71,10 +71,10 @@ fn web_market(root: &Path) -> (Proc, String, String, Proc) {
             "1000",
             "--epoch-ms",
             "300",
-            // A verified receipt settles after the worst-case dispute (two
-            // check deadlines): 20 s, inside the test's waits.
+            // A verified receipt settles after the worst-case dispute (three
+            // check deadlines): about 20 s, inside the test's waits.
             "--check-ttl-ms",
-            "10000",
+            "7000",
             // Reward epochs of 2 s (an hour of the schedule in 6 s): several
             // close while the jobs run.
             "--reward-hour-ms",
