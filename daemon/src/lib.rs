@@ -13,6 +13,9 @@
 //!   [`cache::BlobSource`] (the coordinator).
 //! - [`retry`]: back-off, refusals versus outages, bounded retries, the
 //!   shutdown signal.
+//! - [`dispute`]: a party's side of a bisected dispute — the traces it
+//!   keeps, its answers to the coordinator's questions, and the task that
+//!   polls for them.
 //! - [`metrics`]: the counters every daemon keeps (`prometheus-client`,
 //!   labelled per device and per outcome) and their HTTP endpoint (axum).
 //!
@@ -27,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cache;
+pub mod dispute;
 mod error;
 pub mod metrics;
 pub mod retry;
@@ -35,4 +39,4 @@ pub mod worker;
 
 pub use error::Error;
 pub use signing::sign;
-pub use worker::{Conclusion, GiveBack, Prepared, Registered, Settings, Work, Worker};
+pub use worker::{Blobs, Conclusion, GiveBack, Prepared, Registered, Settings, Work, Worker};

@@ -108,6 +108,17 @@ pub struct CoreMetrics {
     pub blob_cache_hits: Counter,
     /// Finished runs per device and outcome.
     pub runs: Family<RunLabels, Counter>,
+    /// Answers to dispute questions, per kind and result.
+    pub dispute_answers: Family<AnswerLabels, Counter>,
+}
+
+/// The labels of an answer to a dispute question (`crate::dispute`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AnswerLabels {
+    /// `claim`, `node`, `leaf` or `inputs`.
+    pub kind: String,
+    /// `answered`, `unable` (the trace is gone) or `failed` (not sent).
+    pub result: String,
 }
 
 impl CoreMetrics {
@@ -162,6 +173,11 @@ impl CoreMetrics {
             "runs",
             "Finished runs, per device and outcome.",
             self.runs.clone(),
+        );
+        registry.register(
+            "dispute_answers",
+            "Answers to dispute questions, per kind and result (answered, unable, failed).",
+            self.dispute_answers.clone(),
         );
     }
 }

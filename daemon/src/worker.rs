@@ -120,8 +120,9 @@ impl GiveBack {
 pub struct Prepared<J> {
     /// What [`Work::run`] gets back.
     pub job: J,
-    /// The component to fetch.
-    pub component: Hash32,
+    /// The component to fetch (`None`: the run needs none, e.g. an
+    /// arbiter recomputing one step of a trace).
+    pub component: Option<Hash32>,
     /// The inputs to fetch.
     pub inputs: Vec<BlobRef>,
 }
@@ -129,7 +130,7 @@ pub struct Prepared<J> {
 /// The blobs of a [`Prepared`] item, checked against their hashes.
 #[derive(Debug, Clone)]
 pub struct Fetched {
-    /// The component's bytes.
+    /// The component's bytes (empty when none was asked for).
     pub component: Arc<[u8]>,
     /// Input name → bytes.
     pub inputs: BTreeMap<String, Arc<[u8]>>,
@@ -173,6 +174,85 @@ pub struct Context {
     pub shutdown: Shutdown,
     /// The shared metrics (e.g. to count `rpc_errors`).
     pub metrics: CoreMetrics,
+    /// The loop's blob cache (e.g. to re-run a job in a dispute).
+    pub blobs: Blobs,
+}
+
+/// The blob cache and where its misses come from: the loop fetches each
+/// item's blobs through it, and a daemon's background tasks through the
+/// same one (so a blob is downloaded once). Cloning shares it.
+#[derive(Clone)]
+pub struct Blobs {
+    cache: Arc<BlobCache>,
+    source: Arc<dyn BlobSource>,
+    metrics: CoreMetrics,
+    shutdown: Shutdown,
+}
+
+impl fmt::Debug for Blobs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Blobs")
+            .field("dir", &self.cache.dir())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Blobs {
+    /// A blob from the cache, or downloaded into it.
+    ///
+    /// # Errors
+    ///
+    /// As [`BlobCache::get`].
+    pub async fn get(&self, hash: &Hash32) -> Result<Arc<[u8]>, assay_proto::Error> {
+        let (bytes, source) = self.cache.get(self.source.as_ref(), hash).await?;
+        match source {
+            Source::Cache => self.metrics.blob_cache_hits.inc(),
+            Source::Downloaded => self.metrics.bytes_downloaded.inc_by(bytes.len() as u64),
+        };
+        Ok(bytes)
+    }
+
+    /// The component (if any) and inputs, retrying transient errors with
+    /// back-off (until shutdown).
+    ///
+    /// # Errors
+    ///
+    /// The first error that is not transient, or the last one.
+    pub async fn fetch(
+        &self,
+        component: Option<&Hash32>,
+        inputs: &[BlobRef],
+    ) -> Result<Fetched, assay_proto::Error> {
+        let mut attempt = 0;
+        loop {
+            let fetched = async {
+                let component = match component {
+                    Some(c) => self.get(c).await?,
+                    None => Arc::from(&[][..]),
+                };
+                let mut by_name = BTreeMap::new();
+                for b in inputs {
+                    by_name.insert(b.name.clone(), self.get(&b.hash).await?);
+                }
+                Ok::<_, assay_proto::Error>(Fetched {
+                    component,
+                    inputs: by_name,
+                })
+            }
+            .await;
+            match fetched {
+                Err(e)
+                    if e.is_transient() && attempt < FETCH_ATTEMPTS && !self.shutdown.started() =>
+                {
+                    self.metrics.rpc_errors.inc();
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "cannot fetch a blob; retrying");
+                    self.shutdown.sleep(backoff(attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
 }
 
 /// A daemon's own logic, which the [`Worker`] loop runs. Each `async`
@@ -292,8 +372,7 @@ pub trait Work: Send + Sync + Sized + 'static {
 pub struct Worker<W: Work> {
     work: Arc<W>,
     settings: Settings,
-    source: Arc<dyn BlobSource>,
-    blobs: BlobCache,
+    blobs: Blobs,
     metrics: CoreMetrics,
     registry: Arc<Registry>,
     device: (String, String),
@@ -324,12 +403,20 @@ impl<W: Work> Worker<W> {
         metrics.register(&W::NAMES, &mut registry);
         work.register_metrics(&mut registry);
         let (stop, shutdown) = Shutdown::new();
+        let blobs = Blobs {
+            cache: Arc::new(BlobCache::new(
+                settings.blob_dir.clone(),
+                settings.max_blob_bytes,
+            )),
+            source,
+            metrics: metrics.clone(),
+            shutdown: shutdown.clone(),
+        };
         Arc::new(Worker {
             device: work.device(),
             work: Arc::new(work),
-            blobs: BlobCache::new(settings.blob_dir.clone(), settings.max_blob_bytes),
+            blobs,
             settings,
-            source,
             metrics,
             registry: Arc::new(registry),
             active: Mutex::new(BTreeSet::new()),
@@ -359,6 +446,7 @@ impl<W: Work> Worker<W> {
         Context {
             shutdown: self.shutdown.clone(),
             metrics: self.metrics.clone(),
+            blobs: self.blobs.clone(),
         }
     }
 
@@ -707,7 +795,11 @@ impl<W: Work> Worker<W> {
                 return None;
             }
         };
-        let blobs = match self.fetch(&prepared.component, &prepared.inputs).await {
+        let blobs = match self
+            .blobs
+            .fetch(prepared.component.as_ref(), &prepared.inputs)
+            .await
+        {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(item = %id.short(), error = %e, "cannot fetch the job's blobs");
@@ -755,50 +847,6 @@ impl<W: Work> Worker<W> {
                 tracing::warn!(item = %id.short(), reason, "dropped");
                 self.finish(&id);
                 None
-            }
-        }
-    }
-
-    /// A blob from the cache, or downloaded into it.
-    async fn blob(&self, hash: &Hash32) -> Result<Arc<[u8]>, assay_proto::Error> {
-        let (bytes, source) = self.blobs.get(self.source.as_ref(), hash).await?;
-        match source {
-            Source::Cache => self.metrics.blob_cache_hits.inc(),
-            Source::Downloaded => self.metrics.bytes_downloaded.inc_by(bytes.len() as u64),
-        };
-        Ok(bytes)
-    }
-
-    /// The component and inputs, retrying transient errors with back-off.
-    async fn fetch(
-        &self,
-        component: &Hash32,
-        inputs: &[BlobRef],
-    ) -> Result<Fetched, assay_proto::Error> {
-        let mut attempt = 0;
-        loop {
-            let fetched = async {
-                let component = self.blob(component).await?;
-                let mut by_name = BTreeMap::new();
-                for b in inputs {
-                    by_name.insert(b.name.clone(), self.blob(&b.hash).await?);
-                }
-                Ok::<_, assay_proto::Error>(Fetched {
-                    component,
-                    inputs: by_name,
-                })
-            }
-            .await;
-            match fetched {
-                Err(e)
-                    if e.is_transient() && attempt < FETCH_ATTEMPTS && !self.shutdown.started() =>
-                {
-                    self.metrics.rpc_errors.inc();
-                    attempt += 1;
-                    tracing::warn!(error = %e, attempt, "cannot fetch a blob; retrying");
-                    self.shutdown.sleep(backoff(attempt)).await;
-                }
-                other => return other,
             }
         }
     }

@@ -158,7 +158,7 @@ impl Work for Fake {
     fn prepare(&self, id: Hash32, _item: u8) -> Result<Prepared<Hash32>, GiveBack> {
         Ok(Prepared {
             job: id,
-            component: Hash32::of(COMPONENT),
+            component: Some(Hash32::of(COMPONENT)),
             inputs: vec![BlobRef {
                 name: "x".into(),
                 hash: Hash32::of(INPUT),

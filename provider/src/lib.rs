@@ -24,6 +24,14 @@
 //!    leases, gives back those not started, lets running jobs finish for up
 //!    to the drain timeout, then gives back the rest.
 //!
+//! 7. **Defend its receipts** in disputes: it keeps the trace of each
+//!    receipt it submitted (by receipt id, in memory, bounded:
+//!    `assay_daemon::dispute::TraceStore`) and answers the coordinator's
+//!    questions about it (`TakeQuestions`/`Answer`: the trace's claim, node
+//!    and leaf reveals, and the disputed step's input tensors, regained by
+//!    running the job again); a receipt whose trace it no longer holds is
+//!    answered `unable` and re-executed in full by the arbiter.
+//!
 //! Steps 1–2 and 5–6, the blob cache and the taking, fetching and giving
 //! back of step 3–4 are the worker loop it shares with the verifier
 //! (`assay_daemon::Worker`); this crate is the provider's [`Work`]: what to
@@ -38,6 +46,14 @@
 //! end-to-end tests can show that verifiers catch it and the provider is
 //! slashed. See [`cheat`]. Never set it on a real provider: a cheated
 //! receipt that is sampled costs the stake.
+//!
+//! [`Config::cheat_step`] (`assay provider --cheat-step`, hidden) lies on
+//! every lease in a way only bisection pins down: the output digest of one
+//! step in the middle of the trace is replaced
+//! (`assay_daemon::dispute::corrupt_middle_step`), the receipt states that
+//! trace's root and a corrupted result (as [`cheat`] corrupts it), and the
+//! provider defends the corrupted trace in the dispute, so the arbiter's
+//! recompute of that one step convicts it.
 
 #![forbid(unsafe_code)]
 
@@ -47,19 +63,21 @@ mod host;
 pub mod journal;
 pub mod metrics;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use assay_daemon::dispute::{self, KeptTrace, Party, TraceStore};
 use assay_daemon::worker::{Context, Fetched};
 use assay_daemon::{Conclusion, GiveBack, Prepared, Registered, Settings, Work, Worker};
 use assay_proto::pb::provider_client::ProviderClient;
 use assay_proto::pb::renter_client::RenterClient;
 use assay_proto::{client, convert, pb};
+use assay_protocol::trace::RevealedTensor;
 use assay_protocol::{BlobRef, Hash32, JobSpec, NodeKey};
-use assay_runtime::{RunReport, Runtime};
+use assay_runtime::{RunReport, Runtime, TraceOptions};
 use prometheus_client::registry::Registry;
 use tonic::transport::Channel;
 
@@ -138,6 +156,9 @@ pub struct Config {
     pub faucet: u64,
     /// Test only: lie on some leases (see [`cheat`]). The default never does.
     pub cheat: Cheat,
+    /// Test only: lie about one step of every lease's trace (see the crate
+    /// docs). Takes the place of [`Config::cheat`].
+    pub cheat_step: bool,
 }
 
 /// The provider's part of the worker loop.
@@ -155,6 +176,8 @@ struct Provider {
     /// Leases whose run the job's own watchdog ended: their give-back says
     /// so (the loop's give-back carries a reason and a fault flag only).
     watchdog_fired: Mutex<BTreeSet<Hash32>>,
+    /// The traces of submitted receipts, by receipt id, to answer disputes.
+    traces: TraceStore,
 }
 
 /// A lease ready to run.
@@ -226,7 +249,8 @@ impl Work for Provider {
     }
 
     fn register_metrics(&self, registry: &mut Registry) {
-        self.metrics.register(registry, self.cfg.cheat.is_on());
+        self.metrics
+            .register(registry, self.cfg.cheat.is_on() || self.cfg.cheat_step);
     }
 
     async fn faucet(&self, amount: u64) -> Result<u64, assay_daemon::Error> {
@@ -287,7 +311,9 @@ impl Work for Provider {
         Ok(Registered { answer, stale })
     }
 
-    fn started(self: Arc<Self>, reg: &pb::RegisterResponse, _ctx: &Context) -> Option<Duration> {
+    fn started(self: Arc<Self>, reg: &pb::RegisterResponse, ctx: &Context) -> Option<Duration> {
+        let every = self.cfg.poll_interval;
+        tokio::spawn(dispute::answer_questions(self.clone(), every, ctx.clone()));
         Some(Duration::from_millis(
             reg.heartbeat_interval_ms.clamp(50, 60_000),
         ))
@@ -331,7 +357,7 @@ impl Work for Provider {
         let spec = convert::spec("spec", lease.spec.as_ref())
             .map_err(|e| GiveBack::new(format!("bad spec: {e}")))?;
         Ok(Prepared {
-            component: convert::hash("component_hash", &lease.component_hash).map_err(bad)?,
+            component: Some(convert::hash("component_hash", &lease.component_hash).map_err(bad)?),
             inputs: convert::blob_refs("inputs", &lease.inputs).map_err(bad)?,
             job: LeaseJob { id, spec },
         })
@@ -363,7 +389,12 @@ impl Work for Provider {
             }
         };
         self.metrics.fuel_used.inc_by(report.receipt.body.fuel_used);
-        if self.cfg.cheat.chosen(&id) {
+        let lie = if self.cfg.cheat_step {
+            self.cheat_step(&id, &mut report)
+        } else {
+            None
+        };
+        if !self.cfg.cheat_step && self.cfg.cheat.chosen(&id) {
             match self
                 .cfg
                 .cheat
@@ -376,6 +407,15 @@ impl Work for Provider {
                 Err(e) => {
                     tracing::error!(lease = %id.short(), error = %e, "test knob: cannot cheat")
                 }
+            }
+        }
+        // The trace the receipt states, kept to answer for it in a dispute.
+        if report.trace.recorded {
+            let steps = std::mem::take(&mut report.trace.steps);
+            let leaves = std::mem::take(&mut report.trace.leaves);
+            let kept = lie.unwrap_or_else(|| KeptTrace::with_leaves(steps, leaves));
+            if !self.traces.keep(report.receipt.id(), kept) {
+                tracing::warn!(lease = %id.short(), "this run's trace is too large to keep: a dispute about it is re-executed in full");
             }
         }
         let blobs = report
@@ -425,6 +465,8 @@ impl Work for Provider {
 
     fn report_failed(&self, d: &Delivery, error: &assay_daemon::Error) {
         self.metrics.receipts_refused.inc();
+        // Nobody will dispute a receipt that was not recorded.
+        self.traces.forget(&d.report.receipt.id());
         tracing::warn!(lease = %d.lease.short(), %error, "receipt refused");
     }
 
@@ -457,6 +499,83 @@ impl Work for Provider {
         if let Ok(mut fired) = self.watchdog_fired.lock() {
             fired.remove(id);
         }
+    }
+}
+
+impl Provider {
+    /// The `--cheat-step` lie: corrupts one step of the run's trace, states
+    /// that trace's root and a corrupted result in the receipt (re-signed),
+    /// and returns the trace to defend (`None`: no step to lie about, the
+    /// receipt is left honest).
+    fn cheat_step(&self, lease: &Hash32, report: &mut RunReport) -> Option<KeptTrace> {
+        if !report.trace.recorded {
+            return None;
+        }
+        let mut steps = report.trace.steps.clone();
+        let Some(step) = dispute::corrupt_middle_step(&mut steps) else {
+            tracing::warn!(lease = %lease.short(), "test knob: no transform step to lie about; this receipt is honest");
+            return None;
+        };
+        let lie = KeptTrace::new(steps);
+        report.receipt.body.trace_root = lie.root();
+        let always = Cheat {
+            rate: 1.0,
+            inflate_work: 0,
+        };
+        match always.apply(self.key(), &mut report.outputs, &mut report.receipt) {
+            Ok(what) => {
+                self.metrics.cheats.inc();
+                tracing::warn!(lease = %lease.short(), step, cheat = what, "test knob: this receipt lies about one step of its trace");
+                Some(lie)
+            }
+            Err(e) => {
+                tracing::error!(lease = %lease.short(), error = %e, "test knob: cannot cheat");
+                None
+            }
+        }
+    }
+}
+
+impl Party for Provider {
+    const ROLE: &'static str = "provider";
+
+    fn key(&self) -> &NodeKey {
+        self.runtime.node_key()
+    }
+
+    fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
+    fn traces(&self) -> &TraceStore {
+        &self.traces
+    }
+
+    fn trace_id(&self, q: &dispute::Question) -> Option<Hash32> {
+        q.receipt
+    }
+
+    /// The lease's run again, under the job's own spec as the lease gave it.
+    fn rerun(
+        &self,
+        rerun: &dispute::Rerun,
+        _deadline_ms: u64,
+        keep: BTreeSet<u64>,
+        blobs: Fetched,
+    ) -> Result<BTreeMap<u64, RevealedTensor>, String> {
+        let options = TraceOptions {
+            keep,
+            ..TraceOptions::default()
+        };
+        let report = self
+            .runtime
+            .load(&blobs.component)
+            .and_then(|loaded| {
+                self.runtime
+                    .run_with(&loaded, Arc::new(blobs.inputs), &rerun.spec, &options)
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(report.trace.kept)
     }
 }
 
@@ -519,7 +638,13 @@ pub async fn run(
         blob_dir: cfg.state_dir.join("blobs"),
         max_blob_bytes: cfg.max_blob_bytes,
     };
+    if cfg.cheat_step {
+        tracing::warn!(
+            "TEST KNOB: this provider lies about one step of every lease's trace and will be slashed"
+        );
+    }
     let provider = Provider {
+        traces: TraceStore::default(),
         unfinished: Mutex::new(journal.unfinished()),
         watchdog_fired: Mutex::new(BTreeSet::new()),
         telemetry: Arc::new(assay_host_gpu::telemetry::Telemetry::open().ok()),
@@ -592,6 +717,7 @@ mod tests {
             max_blob_bytes: 1 << 20,
             faucet: 0,
             cheat: Cheat::default(),
+            cheat_step: false,
         };
         let journal = Journal::open(&dir.join("leases.journal")).expect("journal");
         Provider {
@@ -599,6 +725,7 @@ mod tests {
             runtime: Arc::new(runtime),
             unfinished: Mutex::new(journal.unfinished()),
             watchdog_fired: Mutex::new(BTreeSet::new()),
+            traces: TraceStore::default(),
             journal,
             metrics: Metrics::default(),
             telemetry: Arc::new(None),
@@ -632,6 +759,100 @@ mod tests {
                 .expect("unfinished")
                 .is_empty()
         );
+    }
+
+    /// A finished run of upload, upload, matmul, read, with its trace.
+    fn finished_run(key: &NodeKey) -> RunReport {
+        use assay_protocol::trace::{Attr, Call, Step};
+        let call =
+            |name: &str, inputs: Vec<u64>| Call::new(name, inputs, vec![Attr::U32(2)]).encode();
+        let steps = vec![
+            Step {
+                call: call("tensor.upload-f32", vec![]),
+                output: Hash32([1; 32]),
+            },
+            Step {
+                call: call("tensor.upload-f32", vec![]),
+                output: Hash32([2; 32]),
+            },
+            Step {
+                call: call("tensor.matmul", vec![0, 1]),
+                output: Hash32([3; 32]),
+            },
+            Step {
+                call: call("tensor.read-f32", vec![2]),
+                output: Hash32([3; 32]),
+            },
+        ];
+        let honest = KeptTrace::new(steps.clone());
+        let mut outputs = BTreeMap::new();
+        outputs.insert("y".to_string(), vec![1, 2, 3, 4]);
+        let receipt = assay_protocol::ReceiptBody {
+            semantics: assay_protocol::SEMANTICS_VERSION,
+            job_id: Hash32([1; 32]),
+            shard: assay_protocol::Shard::default(),
+            provider_id: key.id(),
+            component_hash: Hash32([2; 32]),
+            inputs_root: Hash32([3; 32]),
+            outputs_root: assay_protocol::outputs_root(
+                outputs.iter().map(|(n, b)| (n.as_str(), &b[..])),
+            ),
+            trace_root: honest.root(),
+            outcome: assay_protocol::Outcome::Success,
+            fuel_used: 1,
+            work: assay_protocol::WorkDone::default(),
+            backend: assay_protocol::BackendDescriptor::default(),
+            telemetry: None,
+            started_at_ms: 1,
+            finished_at_ms: 2,
+        }
+        .sign(key)
+        .expect("sign");
+        RunReport {
+            job_id: Hash32([1; 32]),
+            outcome: assay_protocol::Outcome::Success,
+            outputs,
+            failure: None,
+            error: None,
+            receipt,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            log: String::new(),
+            elapsed: Duration::ZERO,
+            op_times: BTreeMap::new(),
+            trace: assay_runtime::RunTrace {
+                recorded: true,
+                leaves: honest.tree().leaves().to_vec(),
+                root: honest.root(),
+                steps,
+                ..Default::default()
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn the_step_cheat_states_the_corrupted_trace_it_defends() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = provider(dir.path());
+        let mut report = finished_run(p.key());
+        let honest = report.receipt.clone();
+        let lie = p
+            .cheat_step(&Hash32([5; 32]), &mut report)
+            .expect("a step to lie about");
+        assert_eq!(report.receipt.body.trace_root, lie.root());
+        assert_ne!(lie.root(), honest.body.trace_root);
+        // Step 2 (the matmul) is the lie; the steps before it are honest.
+        assert_eq!(lie.tree().leaves()[..2], report.trace.leaves[..2]);
+        assert_ne!(lie.tree().leaves()[2], report.trace.leaves[2]);
+        // The result is wrong too, and the receipt is validly signed.
+        assert_ne!(report.receipt.body.outputs_root, honest.body.outputs_root);
+        report.receipt.verify().expect("re-signed");
+        assert_eq!(p.metrics.cheats.get(), 1);
+        // Nothing to lie about: the receipt stays honest.
+        let mut uploads = finished_run(p.key());
+        uploads.trace.steps.truncate(2);
+        assert!(p.cheat_step(&Hash32([5; 32]), &mut uploads).is_none());
+        assert_eq!(uploads.receipt, finished_run(p.key()).receipt);
     }
 
     #[tokio::test]

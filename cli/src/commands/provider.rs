@@ -53,6 +53,11 @@ pub struct ProviderArgs {
     /// and claim this many extra FLOPs instead of corrupting the outputs.
     #[arg(long, hide = true, default_value_t = 0)]
     pub inflate_work: u64,
+    /// TEST ONLY: lie about one step in the middle of every lease's trace
+    /// (and corrupt the result), then defend that trace when disputed; the
+    /// arbiter's recompute of the step convicts this node.
+    #[arg(long, hide = true)]
+    pub cheat_step: bool,
     /// TEST ONLY: register this GPU (NAME:BYTES) whatever the machine has,
     /// to show that a false claim fails its hardware challenge.
     #[arg(long, hide = true, value_parser = parse_gpu)]
@@ -108,6 +113,7 @@ pub fn main(args: ProviderArgs) -> Result<u8, Failure> {
             rate: args.cheat_rate,
             inflate_work: args.inflate_work,
         },
+        cheat_step: args.cheat_step,
     };
     eprintln!(
         "assay provider {} → {} (price {} µIOSD/Munit, {slots} slots)",
