@@ -308,13 +308,19 @@ pub fn examine(
 /// assert!(reexecution_spec(&p, 4, 10_000).is_none());
 /// ```
 pub fn reexecution_spec(p: &Prepared, scale: u32, now_ms: u64) -> Option<JobSpec> {
-    let mut spec = p.spec.clone();
+    watchdog_spec(&p.spec, scale, p.deadline_ms, now_ms)
+}
+
+/// [`reexecution_spec`] of any run due by `deadline_ms` (0: no deadline),
+/// e.g. a dispute's re-run to regain step tensors.
+pub fn watchdog_spec(spec: &JobSpec, scale: u32, deadline_ms: u64, now_ms: u64) -> Option<JobSpec> {
+    let mut spec = spec.clone();
     spec.wall_clock_ms = spec.wall_clock_ms.saturating_mul(u64::from(scale.max(1)));
-    if p.deadline_ms > 0 {
+    if deadline_ms > 0 {
         // Stop early enough to give the check back before the deadline: a
         // check that is handed back is reassigned at once, and a missed
         // deadline counts against this verifier.
-        let left = p.deadline_ms.saturating_sub(now_ms);
+        let left = deadline_ms.saturating_sub(now_ms);
         let margin = (left / 5).min(DEADLINE_MARGIN_MS);
         let budget = left.saturating_sub(margin);
         if budget == 0 {
@@ -486,6 +492,7 @@ mod tests {
             spec: Some(pb::JobSpec::from(&spec)),
             beacon: Some(beacon([2; 32], 7)),
             deadline_ms: 0,
+            step: None,
         }
     }
 

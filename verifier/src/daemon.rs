@@ -27,14 +27,27 @@
 //!      deadline has gone to another verifier and is dropped) — and compare
 //!      outputs root, outcome, fuel and work with the receipt
 //!      ([`crate::verdict`]);
-//!    - submit the signed verdict (`SubmitVerdict`) and log its decision.
+//!    - submit the signed verdict (`SubmitVerdict`), stating the root of
+//!      its re-execution's trace, and log its decision.
 //!
 //!    A re-execution that ends in a fault of this machine
 //!    ([`assay_runtime::Error::ProviderFault`]: its watchdog, its device) is
 //!    never a mismatch: the check is given back (`ReturnCheck`) with the
 //!    reason, and goes to another verifier.
-//! 4. **Survive** outages: calls retry with exponential backoff (up to 5 s).
-//! 5. **Shut down gracefully**: on the shutdown signal it takes no new
+//! 4. **Defend its disagreements**: the trace of each check it disagreed
+//!    on is kept (by check id, in memory, bounded:
+//!    `assay_daemon::dispute::TraceStore`), and the coordinator's questions
+//!    about it are answered (`TakeQuestions`/`Answer`: claim, node and
+//!    leaf reveals, and the disputed step's input tensors, regained by
+//!    re-executing again); a trace it no longer holds is answered `unable`.
+//! 5. **Arbitrate one step** (an arbiter's referee check with `step` set):
+//!    fetch only the revealed input tensors, check them against the
+//!    parties' trace roots, replay the one call on a CPU device and state
+//!    its output ([`crate::step`]); evidence that does not check or a step
+//!    that cannot be replayed hands the check back for a full
+//!    re-execution.
+//! 6. **Survive** outages: calls retry with exponential backoff (up to 5 s).
+//! 7. **Shut down gracefully**: on the shutdown signal it takes no new
 //!    checks, lets running ones finish for up to the drain timeout, then
 //!    gives back the rest.
 //!
@@ -48,6 +61,13 @@
 //! test is reproducible. It exists so that end-to-end tests can show a lying
 //! verifier is overruled by the referee and slashed; never set it on a real
 //! verifier.
+//!
+//! [`Config::lie_step`] (`assay verifier --lie-step`, hidden) lies on every
+//! first check in a way only bisection pins down: after an honest
+//! re-execution it corrupts one step in the middle of its own trace
+//! (`assay_daemon::dispute::corrupt_middle_step`), keeps and defends that
+//! trace, and submits a disagreeing verdict with a corrupted outputs root
+//! and the corrupted trace's root.
 
 //!
 //! Registering, taking, fetching, retrying, draining and giving back are
@@ -55,20 +75,23 @@
 //! module is the verifier's `Work` (which RPCs, what a check concludes),
 //! over the decisions in [`crate::check`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use assay_daemon::dispute::{self, KeptTrace, Party, TraceStore};
 use assay_daemon::worker::{Context, Fetched};
 use assay_daemon::{Conclusion, GiveBack, Registered, Settings, Work, Worker};
+use assay_host_gpu::Device;
 use assay_proto::pb::renter_client::RenterClient;
 use assay_proto::pb::verifier_client::VerifierClient;
 use assay_proto::{client, convert, now_ms, pb};
+use assay_protocol::trace::RevealedTensor;
 use assay_protocol::{Hash32, NodeKey};
-use assay_runtime::Runtime;
+use assay_runtime::{RunReport, Runtime, TraceOptions};
 use prometheus_client::registry::Registry;
 use tonic::transport::Channel;
 
@@ -76,8 +99,10 @@ use crate::Error;
 // The decisions, re-exported where they were before they had a module.
 pub use crate::check::{
     Decision, Prepared, Unfit, decide, examine, lies_on, reexecution_spec, sampling_problem,
+    watchdog_spec,
 };
 use crate::metrics::Metrics;
+use crate::step::{FULL_REEXECUTION, StepCheck};
 use crate::verdict::Observed;
 
 /// How the daemon runs.
@@ -112,6 +137,9 @@ pub struct Config {
     /// Test only: agree with every receipt without re-executing it (a
     /// provider's accomplice; the arbiter's re-checks catch it).
     pub rubber_stamp: bool,
+    /// Test only: on every first check, lie about one step of the trace
+    /// and disagree (see the module docs).
+    pub lie_step: bool,
 }
 
 impl Config {
@@ -138,6 +166,7 @@ impl Config {
             watchdog_scale: 4,
             lie_rate: 0.0,
             rubber_stamp: false,
+            lie_step: false,
         }
     }
 }
@@ -158,6 +187,18 @@ struct Verifier {
     metrics: Metrics,
     /// Epoch → the commitment first seen published for it.
     beacons: Mutex<BTreeMap<u64, Hash32>>,
+    /// The traces of checks this verifier disagreed on, by check id, to
+    /// answer disputes.
+    traces: TraceStore,
+    /// The CPU device disputed steps are replayed on, when the runtime's
+    /// device is not one (made on first use).
+    cpu: OnceLock<Device>,
+}
+
+/// A check ready to run: a re-execution, or (an arbiter's) one step.
+struct CheckJob {
+    check: Prepared,
+    step: Option<StepCheck>,
 }
 
 /// A verdict to submit.
@@ -166,6 +207,10 @@ struct Verdict {
     said: Observed,
     agrees: bool,
     comparison: String,
+    /// The root of the re-execution's trace (unset: not re-executed).
+    trace_root: Option<Hash32>,
+    /// A step check's recomputed output.
+    step_output: Option<Hash32>,
 }
 
 impl Verifier {
@@ -245,9 +290,103 @@ impl Verifier {
     }
 }
 
+impl Verifier {
+    /// A re-execution's trace, taken out of its report (`None`: not
+    /// recorded).
+    fn trace_of(&self, report: &mut RunReport) -> Option<KeptTrace> {
+        if !report.trace.recorded {
+            return None;
+        }
+        let steps = std::mem::take(&mut report.trace.steps);
+        let leaves = std::mem::take(&mut report.trace.leaves);
+        Some(KeptTrace::with_leaves(steps, leaves))
+    }
+
+    /// The `--lie-step` lie: the honest trace with one step corrupted
+    /// (`None`: nothing to lie about, the verdict stays honest).
+    fn lie_step(&self, check: &Hash32, honest: Option<&KeptTrace>) -> Option<KeptTrace> {
+        let mut steps = honest?.steps().to_vec();
+        match dispute::corrupt_middle_step(&mut steps) {
+            Some(step) => {
+                tracing::warn!(check = %check.short(), step, "test knob: lying about one step of this trace");
+                Some(KeptTrace::new(steps))
+            }
+            None => {
+                tracing::warn!(check = %check.short(), "test knob: no transform step to lie about; this verdict is honest");
+                None
+            }
+        }
+    }
+
+    /// Where disputed steps are replayed: the runtime's device if it is a
+    /// CPU (outputs hashed in place), else a CPU device of its own.
+    fn replay_device(&self) -> Device {
+        let device = self.runtime.device();
+        if device.info().kind == "cpu" {
+            return device.clone();
+        }
+        self.cpu.get_or_init(Device::cpu).clone()
+    }
+
+    /// An arbiter's step check: recompute the disputed step and state its
+    /// output, or hand the check back for a full re-execution.
+    fn run_step(&self, p: Prepared, step: &StepCheck, blobs: &Fetched) -> Conclusion<Verdict> {
+        if p.deadline_ms > 0 && now_ms() >= p.deadline_ms {
+            return Conclusion::Drop {
+                reason: "the check's deadline passed before it could run".into(),
+            };
+        }
+        let recomputed = match step.recompute(&self.replay_device(), &blobs.inputs, &p.inputs) {
+            Ok(r) => r,
+            Err(why) => {
+                self.metrics.step_fallbacks.inc();
+                tracing::warn!(check = %p.id.short(), step = step.index, call = %step.call.name, %why, "cannot decide the disputed step alone");
+                return Conclusion::GiveBack(GiveBack::new(format!("{FULL_REEXECUTION}{why}")));
+            }
+        };
+        self.metrics.step_replays.inc();
+        self.metrics.step_replay_ms.inc_by(recomputed.replay_ms);
+        self.metrics
+            .evidence_bytes
+            .inc_by(recomputed.evidence_bytes);
+        let agrees = recomputed.output == step.provider_output;
+        let sides = if agrees {
+            "the provider's"
+        } else if recomputed.output == step.verifier_output {
+            "the verifier's"
+        } else {
+            "neither party's"
+        };
+        tracing::info!(
+            check = %p.id.short(),
+            dispute = %step.dispute.short(),
+            step = step.index,
+            call = %step.call.name,
+            replay_ms = recomputed.replay_ms,
+            evidence_bytes = recomputed.evidence_bytes,
+            output = %recomputed.output.short(),
+            "recomputed the disputed step: {sides} output"
+        );
+        Conclusion::Report {
+            outcome: if agrees { "agree" } else { "mismatch" }.into(),
+            report: Verdict {
+                said: Observed::claimed_by(&p.receipt.body),
+                check: p,
+                agrees,
+                comparison: format!(
+                    "step {} ({}) recomputed: {sides} output",
+                    step.index, step.call.name
+                ),
+                trace_root: None,
+                step_output: Some(recomputed.output),
+            },
+        }
+    }
+}
+
 impl Work for Verifier {
     type Item = pb::Check;
-    type Job = Prepared;
+    type Job = CheckJob;
     type Registration = pb::RegisterVerifierResponse;
     type Report = Verdict;
 
@@ -269,8 +408,10 @@ impl Work for Verifier {
     }
 
     fn register_metrics(&self, registry: &mut Registry) {
-        self.metrics
-            .register(registry, self.cfg.lie_rate > 0.0 || self.cfg.rubber_stamp);
+        self.metrics.register(
+            registry,
+            self.cfg.lie_rate > 0.0 || self.cfg.rubber_stamp || self.cfg.lie_step,
+        );
     }
 
     async fn faucet(&self, amount: u64) -> Result<u64, assay_daemon::Error> {
@@ -316,6 +457,8 @@ impl Work for Verifier {
         reg: &pb::RegisterVerifierResponse,
         ctx: &Context,
     ) -> Option<Duration> {
+        let every = self.cfg.poll_interval;
+        tokio::spawn(dispute::answer_questions(self.clone(), every, ctx.clone()));
         tokio::spawn(self.watch_beacon(reg.epoch_ms, ctx.clone()));
         // Verifiers do not heartbeat: a check's deadline is its lease.
         None
@@ -340,7 +483,7 @@ impl Work for Verifier {
         &self,
         id: Hash32,
         check: pb::Check,
-    ) -> Result<assay_daemon::Prepared<Prepared>, GiveBack> {
+    ) -> Result<assay_daemon::Prepared<CheckJob>, GiveBack> {
         let examined = examine(&check, id, |epoch| {
             self.beacons
                 .lock()
@@ -366,14 +509,44 @@ impl Work for Verifier {
                 "cannot confirm that this receipt was sampled; checking it anyway"
             );
         }
+        if let Some(disputed) = &check.step {
+            let full = |why: String| {
+                self.metrics.step_fallbacks.inc();
+                tracing::warn!(check = %id.short(), %why, "cannot recompute the disputed step alone");
+                GiveBack::new(format!("{FULL_REEXECUTION}{why}"))
+            };
+            let step = StepCheck::parse(disputed).map_err(full)?;
+            if step.roots[0] != p.receipt.body.trace_root {
+                return Err(full(format!(
+                    "the provider's trace root {} is not its receipt's {}",
+                    step.roots[0].short(),
+                    p.receipt.body.trace_root.short()
+                )));
+            }
+            return Ok(assay_daemon::Prepared {
+                component: None,
+                inputs: step.blobs(&p.inputs),
+                job: CheckJob {
+                    check: p,
+                    step: Some(step),
+                },
+            });
+        }
         Ok(assay_daemon::Prepared {
-            component: p.component,
+            component: Some(p.component),
             inputs: p.inputs.clone(),
-            job: p,
+            job: CheckJob {
+                check: p,
+                step: None,
+            },
         })
     }
 
-    fn run(&self, p: Prepared, blobs: Fetched) -> Conclusion<Verdict> {
+    fn run(&self, job: CheckJob, blobs: Fetched) -> Conclusion<Verdict> {
+        let p = job.check;
+        if let Some(step) = job.step {
+            return self.run_step(p, &step, &blobs);
+        }
         if self.cfg.rubber_stamp {
             self.metrics.lies.inc();
             tracing::warn!(check = %p.id.short(), "test knob: agreeing without re-executing");
@@ -384,6 +557,8 @@ impl Work for Verifier {
                     check: p,
                     agrees: true,
                     comparison: "not re-executed (rubber stamp)".into(),
+                    trace_root: None,
+                    step_output: None,
                 },
             };
         }
@@ -409,11 +584,34 @@ impl Work for Verifier {
                 fault: local_fault,
             }),
             Decision::Verdict {
-                said,
-                agrees,
+                mut said,
+                mut agrees,
                 comparison,
-                lie,
+                mut lie,
             } => {
+                let Ok(mut report) = run else {
+                    // `decide` gives a verdict only for a run with a result.
+                    return Conclusion::GiveBack(GiveBack::fault(
+                        "the re-execution left no report",
+                    ));
+                };
+                let mut trace = self.trace_of(&mut report);
+                if self.cfg.lie_step
+                    && p.role == "verify"
+                    && let Some(lying) = self.lie_step(&p.id, trace.as_ref())
+                {
+                    said = Observed::claimed_by(&report.receipt.body).corrupted();
+                    agrees = false;
+                    lie = true;
+                    trace = Some(lying);
+                }
+                let trace_root = trace.as_ref().map(KeptTrace::root);
+                if !agrees
+                    && let Some(t) = trace
+                    && !self.traces.keep(p.id, t)
+                {
+                    tracing::warn!(check = %p.id.short(), "this re-execution's trace is too large to keep: a dispute about it is re-executed in full");
+                }
                 if lie {
                     self.metrics.lies.inc();
                     tracing::warn!(check = %p.id.short(), really = %comparison, "test knob: this verdict lies");
@@ -430,6 +628,8 @@ impl Work for Verifier {
                         said,
                         agrees,
                         comparison: comparison.to_string(),
+                        trace_root,
+                        step_output: None,
                     },
                 }
             }
@@ -450,6 +650,8 @@ impl Work for Verifier {
                 bytes: said.work.bytes,
             }),
             agrees: v.agrees,
+            trace_root: v.trace_root.map(|h| h.0.to_vec()).unwrap_or_default(),
+            step_output: v.step_output.map(|h| h.0.to_vec()).unwrap_or_default(),
         };
         assay_daemon::sign(self.key(), &mut req)?;
         let decision = self
@@ -476,6 +678,8 @@ impl Work for Verifier {
 
     fn report_failed(&self, v: &Verdict, error: &assay_daemon::Error) {
         self.metrics.verdicts_refused.inc();
+        // A verdict that was not recorded is never disputed.
+        self.traces.forget(&v.check.id);
         tracing::warn!(check = %v.check.id.short(), receipt = %v.check.receipt_id.short(), %error, "verdict refused");
     }
 
@@ -488,6 +692,52 @@ impl Work for Verifier {
         assay_daemon::sign(self.key(), &mut req)?;
         self.client().return_check(req).await?;
         Ok(())
+    }
+}
+
+impl Party for Verifier {
+    const ROLE: &'static str = "verifier";
+
+    fn key(&self) -> &NodeKey {
+        self.runtime.node_key()
+    }
+
+    fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
+    fn traces(&self) -> &TraceStore {
+        &self.traces
+    }
+
+    fn trace_id(&self, q: &dispute::Question) -> Option<Hash32> {
+        q.check
+    }
+
+    /// The re-execution again, under the same watchdog rule, due by the
+    /// question's deadline.
+    fn rerun(
+        &self,
+        rerun: &dispute::Rerun,
+        deadline_ms: u64,
+        keep: BTreeSet<u64>,
+        blobs: Fetched,
+    ) -> Result<BTreeMap<u64, RevealedTensor>, String> {
+        let spec = watchdog_spec(&rerun.spec, self.cfg.watchdog_scale, deadline_ms, now_ms())
+            .ok_or("the question's deadline has passed")?;
+        let options = TraceOptions {
+            keep,
+            ..TraceOptions::default()
+        };
+        let report = self
+            .runtime
+            .load(&blobs.component)
+            .and_then(|loaded| {
+                self.runtime
+                    .run_with(&loaded, Arc::new(blobs.inputs), &spec, &options)
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(report.trace.kept)
     }
 }
 
@@ -537,6 +787,11 @@ pub async fn run(
             "TEST KNOB: this verifier agrees with every receipt without re-executing it and will be slashed when re-checked"
         );
     }
+    if cfg.lie_step {
+        tracing::warn!(
+            "TEST KNOB: this verifier lies about one step of its trace on every check and will be slashed"
+        );
+    }
     if cfg.lie_rate > 0.0 {
         tracing::warn!(
             rate = cfg.lie_rate,
@@ -560,6 +815,8 @@ pub async fn run(
         channel: channel.clone(),
         metrics: Metrics::default(),
         beacons: Mutex::new(BTreeMap::new()),
+        traces: TraceStore::default(),
+        cpu: OnceLock::new(),
     };
     match Worker::new(verifier, settings, Arc::new(channel))
         .run(shutdown)

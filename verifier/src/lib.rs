@@ -7,8 +7,9 @@
 //! crate holds the verifier daemon ([`daemon`], run by `assay verifier`: its
 //! part of the worker loop it shares with the provider, `assay-daemon`),
 //! the comparison ([`verdict`]), the detection/economics model
-//! ([`model`], printed by `assay verifier model`) and an audit of the
-//! coordinator's sampling decisions ([`audit`], `assay verifier audit`).
+//! ([`model`], printed by `assay verifier model`), an audit of the
+//! coordinator's sampling decisions ([`audit`], `assay verifier audit`) and
+//! the arbiter's recompute of one disputed step ([`step`]).
 //!
 //! # The sampling rule
 //!
@@ -109,6 +110,7 @@ pub mod daemon;
 mod error;
 pub mod metrics;
 pub mod model;
+pub mod step;
 pub mod verdict;
 
 pub use daemon::{Config, run, state_dir};

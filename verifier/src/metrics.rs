@@ -40,6 +40,15 @@ pub struct Metrics {
     pub fuel_used: Counter,
     /// Epoch commitments seen published before their seed was revealed.
     pub commitments_seen: Counter,
+    /// Disputed steps recomputed alone (an arbiter's step checks).
+    pub step_replays: Counter,
+    /// Time spent replaying them, ms.
+    pub step_replay_ms: Counter,
+    /// Bytes of evidence (revealed tensors, job inputs) they fetched.
+    pub evidence_bytes: Counter,
+    /// Step checks handed back for a full re-execution (evidence that did
+    /// not check, a step that cannot be replayed).
+    pub step_fallbacks: Counter,
 }
 
 impl Metrics {
@@ -99,6 +108,26 @@ impl Metrics {
                 "beacon_commitments_seen",
                 "Epoch commitments seen published before their seed was revealed.",
                 &self.commitments_seen,
+            ),
+            (
+                "step_replays",
+                "Disputed steps recomputed alone (arbiter step checks).",
+                &self.step_replays,
+            ),
+            (
+                "step_replay_ms",
+                "Time spent replaying disputed steps, ms.",
+                &self.step_replay_ms,
+            ),
+            (
+                "evidence_bytes",
+                "Bytes of evidence fetched to recompute disputed steps.",
+                &self.evidence_bytes,
+            ),
+            (
+                "step_fallbacks",
+                "Step checks handed back for a full re-execution.",
+                &self.step_fallbacks,
             ),
         ];
         for (name, help, counter) in counters {

@@ -87,6 +87,11 @@ pub struct DaemonArgs {
     /// cheating provider's accomplice). The arbiter's re-checks catch it.
     #[arg(long, hide = true)]
     pub rubber_stamp: bool,
+    /// TEST ONLY: on every first check, lie about one step in the middle of
+    /// the re-execution's trace and disagree, then defend that trace when
+    /// disputed; the arbiter's recompute of the step convicts this node.
+    #[arg(long, hide = true)]
+    pub lie_step: bool,
 }
 
 #[derive(Debug, Args)]
@@ -201,6 +206,7 @@ fn daemon(args: DaemonArgs) -> Result<u8, Failure> {
         watchdog_scale: args.watchdog_scale,
         lie_rate: args.lie_rate,
         rubber_stamp: args.rubber_stamp,
+        lie_step: args.lie_step,
     };
     eprintln!(
         "assay verifier {} → {} (stake {} µIOSD, {slots} slots, backend {})",
