@@ -386,7 +386,7 @@ pub fn step_tensors(
     trace: &KeptTrace,
     asked: &[u64],
     kept: &BTreeMap<u64, RevealedTensor>,
-) -> Result<Vec<(pb::StepTensor, Arc<[u8]>)>, String> {
+) -> Result<Vec<StepReveal>, String> {
     let mut out = Vec::with_capacity(asked.len());
     for &step in asked {
         let Some((s, proof)) = usize::try_from(step)
@@ -409,8 +409,8 @@ pub fn step_tensors(
             ));
         }
         let bytes: Arc<[u8]> = Arc::from(t.bytes.as_slice());
-        out.push((
-            pb::StepTensor {
+        out.push(StepReveal {
+            message: pb::StepTensor {
                 step,
                 call: s.call.clone(),
                 trace_steps: proof.steps,
@@ -424,9 +424,19 @@ pub fn step_tensors(
                 }),
             },
             bytes,
-        ));
+        });
     }
     Ok(out)
+}
+
+/// One asked step's tensor as an `inputs` answer states it, and its bytes
+/// (uploaded before the answer).
+#[derive(Debug, Clone)]
+pub struct StepReveal {
+    /// The answer's entry.
+    pub message: pb::StepTensor,
+    /// The tensor's bytes (the blob `message.tensor` names).
+    pub bytes: Arc<[u8]>,
 }
 
 /// Calls whose output comes from the guest or a constant, not from other
@@ -571,7 +581,7 @@ async fn handle<P: Party>(party: &Arc<P>, q: pb::Question, ctx: &Context, in_fli
     }
     let trace = match immediate(party.as_ref(), &question) {
         Immediate::Answer(a) => {
-            send(party.as_ref(), a, ctx).await;
+            send(party.as_ref(), *a, ctx).await;
             return;
         }
         Immediate::Rerun(trace) => trace,
@@ -645,7 +655,7 @@ async fn inputs<P: Party>(
         Ok(t) => t,
         Err(why) => return no(why),
     };
-    let blobs: Vec<Arc<[u8]>> = tensors.iter().map(|(_, b)| b.clone()).collect();
+    let blobs: Vec<Arc<[u8]>> = tensors.iter().map(|t| t.bytes.clone()).collect();
     match client::upload_missing(party.channel(), party.key(), &blobs).await {
         Ok(sent) => {
             tracing::info!(role = P::ROLE, dispute = %dispute.short(), steps = ?steps, rerun_ms = started.elapsed().as_millis() as u64, uploaded_bytes = sent, "revealed the disputed step's inputs");
@@ -660,7 +670,7 @@ async fn inputs<P: Party>(
     Some(pb::AnswerRequest {
         dispute_id: dispute.0.to_vec(),
         kind: "inputs".into(),
-        tensors: tensors.into_iter().map(|(t, _)| t).collect(),
+        tensors: tensors.into_iter().map(|t| t.message).collect(),
         ..Default::default()
     })
 }
@@ -713,7 +723,7 @@ async fn send<P: Party>(party: &P, mut a: pb::AnswerRequest, ctx: &Context) {
 #[derive(Debug)]
 pub enum Immediate {
     /// This answer (from the kept trace, or [`unable`] without it).
-    Answer(pb::AnswerRequest),
+    Answer(Box<pb::AnswerRequest>),
     /// An `inputs` question about this kept trace: re-run the job.
     Rerun(Arc<KeptTrace>),
 }
@@ -726,11 +736,11 @@ pub fn immediate<P: Party>(party: &P, q: &Question) -> Immediate {
             "this {} no longer holds the trace (restarted or evicted)",
             P::ROLE
         );
-        return Immediate::Answer(unable(&q.dispute, kind, why));
+        return Immediate::Answer(Box::new(unable(&q.dispute, kind, why)));
     };
     match q.asked {
         Asked::Inputs { .. } => Immediate::Rerun(trace),
-        _ => Immediate::Answer(answer(party.key(), &q.dispute, &trace, &q.asked)),
+        _ => Immediate::Answer(Box::new(answer(party.key(), &q.dispute, &trace, &q.asked))),
     }
 }
 
@@ -987,7 +997,7 @@ mod tests {
         let mut kept = BTreeMap::new();
         kept.insert(0, x.clone());
         let out = step_tensors(&trace, &[0], &kept).expect("step 0");
-        let (t, bytes) = &out[0];
+        let StepReveal { message: t, bytes } = &out[0];
         assert_eq!((t.step, t.trace_steps, t.dtype), (0, 5, 0));
         assert_eq!(t.siblings.len(), 3);
         assert_eq!(&bytes[..], &x.bytes[..]);
