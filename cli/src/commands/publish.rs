@@ -357,6 +357,7 @@ pub fn status_json(s: &pb::JobStatus) -> serde_json::Value {
                         "outputs_root": hex(&d.outputs_root),
                         "fuel_used": d.fuel_used,
                         "at_ms": d.at_ms,
+                        "arbitration": d.arbitration,
                     })).collect::<Vec<_>>(),
                 })),
                 "rejected_receipts": x.rejected_receipts.iter().map(|r| hex(r)).collect::<Vec<_>>(),

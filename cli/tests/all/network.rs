@@ -614,23 +614,6 @@ fn bad_requests_are_refused_with_clear_errors() {
     );
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn metrics(port: u16) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics endpoint");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
-        .expect("request");
-    let mut body = String::new();
-    s.read_to_string(&mut body).expect("response");
-    body
-}
-
 #[test]
 fn a_provider_stopped_with_sigterm_gives_its_lease_back_at_once() {
     let tmp = tempfile::tempdir().expect("tmp");

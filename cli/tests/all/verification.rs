@@ -4,7 +4,8 @@
 //! slashed and its work redone; a verifier that lies (`--lie-rate`) is
 //! overruled by the arbiter and slashed, and two colluding liars cannot
 //! outvote it; a cheat's own rubber-stamping verifier is caught by the
-//! arbiter's re-check and both are slashed; thousands of honest jobs checked by
+//! arbiter's re-check and both are slashed; a lie or a cheat about one step
+//! is bisected to that step, which the arbiter recomputes alone; thousands of honest jobs checked by
 //! verifiers on other thread counts never produce a mismatch; and the ledger
 //! balances to the µIOSD through all of it.
 
@@ -29,6 +30,18 @@ fn market(root: &Path, window_ms: &str, rate: &str) -> (Proc, String, Proc) {
 }
 
 fn market_with(root: &Path, window_ms: &str, rate: &str, extra: &[&str]) -> (Proc, String, Proc) {
+    market_watched(root, window_ms, rate, extra, &[])
+}
+
+/// [`market_with`], the arbiter started with `arbiter_extra` flags (e.g.
+/// `--metrics-listen`).
+fn market_watched(
+    root: &Path,
+    window_ms: &str,
+    rate: &str,
+    extra: &[&str],
+    arbiter_extra: &[&str],
+) -> (Proc, String, Proc) {
     let (arbiter_home, arbiter) = arbiter_key(root);
     let mut args = vec![
         "--epoch-ms",
@@ -49,7 +62,7 @@ fn market_with(root: &Path, window_ms: &str, rate: &str, extra: &[&str]) -> (Pro
     ];
     args.extend_from_slice(extra);
     let (c, url) = coordinator(&root.join("coordinator"), "127.0.0.1:0", &args);
-    let arbiter = verifier(&url, &arbiter_home, &[]);
+    let arbiter = verifier(&url, &arbiter_home, arbiter_extra);
     (c, url, arbiter)
 }
 
@@ -385,6 +398,154 @@ fn two_colluding_liars_on(store: &Store) {
         let stake = u(&account(&renter, &url, Some(l))["stake"]);
         assert!(stake < STAKE, "liar {l} kept its stake {stake}");
     }
+    assert!(
+        String::from_utf8_lossy(&ok(assay(&renter, &url, &["ledger", "verify"])).stdout)
+            .contains("ledger OK")
+    );
+}
+
+/// Disputes are bisected before the arbiter runs. A verifier that lies
+/// about one step of its re-execution (`--lie-step`), and a provider that
+/// computed one step wrong (`--cheat-step`), are each taken by the game
+/// between the two traces to that step; the arbiter recomputes it alone
+/// from the inputs the honest side revealed, never the job, and the liar
+/// is slashed.
+#[test]
+fn a_lie_and_a_cheat_are_each_bisected_to_one_step() {
+    for store in stores("bisect") {
+        eprintln!("on {}", store.name);
+        a_lie_bisected_on(&store);
+        a_cheat_bisected_on(&store);
+    }
+}
+
+/// The arbiter's counters: (steps recomputed, steps handed back for a full
+/// re-execution, fuel burnt re-executing jobs).
+fn arbiter_runs(port: u16) -> (u64, u64, u64) {
+    let m = metrics(port);
+    let value = |name: &str| {
+        m.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    };
+    (
+        value("assay_verifier_step_replays_total"),
+        value("assay_verifier_step_fallbacks_total"),
+        value("assay_verifier_fuel_used_total"),
+    )
+}
+
+fn a_lie_bisected_on(store: &Store) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let (_c, url, _arbiter) = market_watched(
+        root,
+        "1000",
+        "1",
+        &store_flags(store),
+        &["--metrics-listen", &listen],
+    );
+    let renter = root.join("renter");
+    let (p_home, liar_home) = (root.join("p"), root.join("liar"));
+    let (p, liar) = (node_id(&p_home, &url), node_id(&liar_home, &url));
+    let _p = provider(&url, &p_home, 10, 1);
+    let _liar = verifier(&url, &liar_home, &["--lie-step"]);
+    wait_registered(&renter, &url, &p);
+    wait_staked(&renter, &url, &liar, STAKE);
+    ok(assay(
+        &renter,
+        &url,
+        &["faucet", "--amount", &FAUCET.to_string()],
+    ));
+    let job = publish_matmul(root, &renter, &url, &[]);
+    let settled = wait_job(&renter, &url, &job, 90, |s| s["state"] == "settled");
+    let shard = &settled["shards"][0];
+    assert_eq!(shard["verification"]["state"], "verified", "{shard:#}");
+    let verdicts = shard["verification"]["verdicts"]
+        .as_array()
+        .expect("verdicts");
+    let last = verdicts.last().expect("the arbiter's verdict");
+    assert_eq!(
+        (last["role"].as_str(), last["agrees"].as_bool()),
+        (Some("referee"), Some(true)),
+        "{shard:#}"
+    );
+    let how = last["arbitration"].as_str().unwrap_or_default();
+    eprintln!("the lie's arbitration: {how}");
+    assert!(
+        how.starts_with("step ") && how.contains("recomputed by the arbiter"),
+        "decided on one step: {how}"
+    );
+    let (replayed, handed_back, fuel) = arbiter_runs(port);
+    assert_eq!((replayed, handed_back), (1, 0), "one step recomputed");
+    assert_eq!(fuel, 0, "the arbiter never re-executed the job");
+    assert!(
+        u(&account(&renter, &url, Some(&liar))["stake"]) < STAKE,
+        "the liar is slashed"
+    );
+    assert_eq!(u(&account(&renter, &url, Some(&p))["stake"]), STAKE);
+    let text = String::from_utf8_lossy(&ok(assay(&renter, &url, &["job", "status", &job])).stdout)
+        .to_string();
+    assert!(text.contains("recomputed by the arbiter"), "{text}");
+    assert!(
+        String::from_utf8_lossy(&ok(assay(&renter, &url, &["ledger", "verify"])).stdout)
+            .contains("ledger OK")
+    );
+}
+
+fn a_cheat_bisected_on(store: &Store) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let (_c, url, _arbiter) = market_watched(
+        root,
+        "1000",
+        "1",
+        &store_flags(store),
+        &["--metrics-listen", &listen],
+    );
+    let renter = root.join("renter");
+    let (cheat_home, honest_home) = (root.join("cheater"), root.join("honest"));
+    let (cheater, honest) = (node_id(&cheat_home, &url), node_id(&honest_home, &url));
+    let _v = verifier(&url, &root.join("v"), &[]);
+    let cheat = provider_with(&url, &cheat_home, 10, 1, &["--cheat-step"]);
+    wait_registered(&renter, &url, &cheater);
+    ok(assay(
+        &renter,
+        &url,
+        &["faucet", "--amount", &FAUCET.to_string()],
+    ));
+    let job = publish_matmul(root, &renter, &url, &[]);
+    wait_job(&renter, &url, &job, 90, |s| {
+        s["shards"][0]["rejected_receipts"]
+            .as_array()
+            .is_some_and(|r| r.len() == 1)
+    });
+    let (replayed, handed_back, fuel) = arbiter_runs(port);
+    assert_eq!(
+        (replayed, handed_back, fuel),
+        (1, 0, 0),
+        "one step recomputed, the job never"
+    );
+    let (slashed, ..) = slash_split(STAKE);
+    assert_eq!(
+        u(&account(&renter, &url, Some(&cheater))["stake"]),
+        STAKE - slashed
+    );
+    drop(cheat);
+    let _honest = provider(&url, &honest_home, 20, 1);
+    let settled = wait_job(&renter, &url, &job, 90, |s| s["state"] == "settled");
+    let shard = &settled["shards"][0];
+    assert_eq!(
+        shard["provider"].as_str(),
+        Some(honest.as_str()),
+        "{shard:#}"
+    );
+    assert_eq!(shard["verification"]["state"], "verified", "{shard:#}");
     assert!(
         String::from_utf8_lossy(&ok(assay(&renter, &url, &["ledger", "verify"])).stdout)
             .contains("ledger OK")
