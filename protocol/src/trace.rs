@@ -126,9 +126,11 @@
 //!   against either party's root ([`InputEvidence::check`]). [`rule`] then
 //!   compares the recomputed output with both claims.
 //! - the calls differ (or one trace ended): the guest's own code diverged
-//!   between two host calls. Deciding that means re-running the guest up to
-//!   that step with host calls answered from the agreed prefix — not built
-//!   here.
+//!   between two host calls. The arbiter re-runs the guest up to that step
+//!   (the runtime stops a run right after a given step) and compares the
+//!   call it makes there with both parties' by [`call_digest`]. Its host
+//!   calls are computed, not answered from the agreed prefix: that would
+//!   save the arbiter the ops of the prefix, and is not built.
 //!
 //! # Example
 //!
@@ -439,6 +441,24 @@ pub fn unhashed_digest(dtype: Dtype, shape: &[u64]) -> Hash32 {
 pub fn refused_digest(case: &str) -> Hash32 {
     let mut e = Encoder::new("assay/trace-refused/v1");
     e.str(case);
+    e.hash()
+}
+
+/// What a guest called at a step, for an arbiter's ruling on a
+/// [`Divergence::Call`]: `blake3("assay/trace-call/v1" framed, u8 1,
+/// bytes(call))`, or `u8 0` alone when the trace ended before the step.
+/// The arbiter re-runs the guest up to the step and rules with [`rule`] on
+/// these digests of both parties' calls and its own.
+pub fn call_digest(call: Option<&[u8]>) -> Hash32 {
+    let mut e = Encoder::new("assay/trace-call/v1");
+    match call {
+        Some(bytes) => {
+            e.u8(1).bytes(bytes);
+        }
+        None => {
+            e.u8(0);
+        }
+    }
     e.hash()
 }
 
@@ -1236,6 +1256,22 @@ mod tests {
         let mut e = Encoder::default();
         e.str("x").u64(u64::MAX);
         assert!(Call::decode(&e.finish()).is_err());
+    }
+
+    #[test]
+    fn a_call_digest_tells_calls_and_an_ended_trace_apart() {
+        let a = Call::new("tensor.scale", vec![1], vec![Attr::f32(2.0)]).encode();
+        let b = Call::new("tensor.scale", vec![1], vec![Attr::f32(3.0)]).encode();
+        assert_ne!(call_digest(Some(&a)), call_digest(Some(&b)));
+        assert_ne!(call_digest(Some(&[])), call_digest(None));
+        assert_eq!(call_digest(Some(&a)), call_digest(Some(&a.clone())));
+        assert_eq!(
+            rule(
+                &[call_digest(Some(&a)), call_digest(None)],
+                &call_digest(None)
+            ),
+            Ruling::Upheld(Side::B)
+        );
     }
 
     #[test]

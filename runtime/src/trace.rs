@@ -217,6 +217,11 @@ pub struct TraceOptions {
     /// Steps whose output tensors to keep ([`RunTrace::kept`]), to reveal
     /// them in a dispute.
     pub keep: BTreeSet<u64>,
+    /// End the run right after step `n` is recorded (the next host call
+    /// that makes a step, or step `n` itself when it is refused or read
+    /// back, ends it with a host-rule ending): an arbiter re-runs a guest
+    /// up to the step where two traces' calls differ.
+    pub stop_after: Option<u64>,
 }
 
 /// A run's trace: every step, its leaves and root, and the tensors kept.
@@ -356,6 +361,7 @@ pub(crate) struct Recorder {
     kept: BTreeMap<u64, RevealedTensor>,
     /// Steps past [`MAX_STEPS`], not recorded.
     left_out: u64,
+    stop_after: Option<u64>,
 }
 
 impl Recorder {
@@ -371,7 +377,15 @@ impl Recorder {
             keep: options.keep.clone(),
             kept: BTreeMap::new(),
             left_out: 0,
+            stop_after: options.stop_after,
         }
+    }
+
+    /// Whether the run is to end now: the step it was to stop after is
+    /// recorded ([`TraceOptions::stop_after`]).
+    pub(crate) fn stop_due(&self) -> Option<u64> {
+        self.stop_after
+            .filter(|n| self.on && self.calls.len() as u64 > *n)
     }
 
     /// Whether this call is recorded: the recorder is on and the trace is

@@ -207,6 +207,7 @@ impl job_io::Host for GpuCtxView<'_> {
             Ok(range) => range,
             Err(e) => {
                 self.ctx.trace.refused(CALL, Vec::new(), attrs, &e);
+                self.stop_if_due(CALL)?;
                 return Err(e);
             }
         };
@@ -240,6 +241,7 @@ impl job_io::Host for GpuCtxView<'_> {
         if let Err(e) = check_output_name(CALL, &name) {
             let inputs = self.producers(&[&x]);
             self.ctx.trace.refused(CALL, inputs, attrs, &e);
+            self.stop_if_due(CALL)?;
             return Err(e);
         }
         let bytes = self.read_back(

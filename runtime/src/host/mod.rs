@@ -74,6 +74,18 @@ impl GpuCtxView<'_> {
             .collect()
     }
 
+    /// Ends the run when the trace has reached the step it was to stop
+    /// after ([`crate::TraceOptions::stop_after`]).
+    fn stop_if_due(&self, call: &'static str) -> R<()> {
+        match self.ctx.trace.stop_due() {
+            Some(n) => Err(HostError::End(Ending::HostRule {
+                call,
+                message: format!("the run was to stop after trace step {n}"),
+            })),
+            None => Ok(()),
+        }
+    }
+
     /// Hands an op's result to the guest, and records it as a trace step
     /// whose call is `call` on the steps `inputs` with parameters `attrs`.
     fn hand_out(
@@ -89,10 +101,12 @@ impl GpuCtxView<'_> {
             Err(e) => {
                 let e = HostError::from_op(call, e);
                 self.ctx.trace.refused(call, inputs, attrs, &e);
+                self.stop_if_due(call)?;
                 return Err(e);
             }
         };
         let step = self.ctx.trace.produced(call, inputs, attrs, &t, content);
+        self.stop_if_due(call)?;
         if self.ctx.trace.wants(step) {
             let bytes = self
                 .ctx
@@ -148,10 +162,12 @@ impl GpuCtxView<'_> {
                 self.ctx
                     .trace
                     .read(call, input, attrs, &t, || bytes_hash(&v));
+                self.stop_if_due(call)?;
                 Ok(v)
             }
             Err(e) => {
                 self.ctx.trace.refused(call, inputs, attrs, &e);
+                self.stop_if_due(call)?;
                 Err(e)
             }
         }

@@ -350,6 +350,49 @@ fn kept_tensors_are_only_the_steps_asked_for() {
     assert_eq!(r.trace.kept[&2].digest(), r.trace.steps[2].output);
 }
 
+#[test]
+fn a_run_stops_right_after_the_step_it_was_to_stop_after() {
+    let rt = runtime();
+    let inputs = mlp_inputs(32, 64, 4, 9);
+    let full = run_with(&rt, Guest::Mlp, &inputs, &TraceOptions::default());
+    let n = full.trace.steps.len() as u64;
+    assert!(n > 4);
+    for stop in [0, n / 2, n - 1] {
+        let c = rt.load(Guest::Mlp.bytes()).expect("load");
+        let options = TraceOptions {
+            stop_after: Some(stop),
+            ..TraceOptions::default()
+        };
+        let r = rt
+            .run_with(&c, Arc::new(inputs.clone()), &JobSpec::default(), &options)
+            .expect("a report");
+        // The guest ran up to and including the step, and made the same
+        // calls as the full run.
+        let want = &full.trace.steps[..=stop as usize];
+        assert_eq!(r.trace.steps.len() as u64, stop + 1, "stop after {stop}");
+        assert_eq!(
+            r.trace.steps.iter().map(|s| &s.call).collect::<Vec<_>>(),
+            want.iter().map(|s| &s.call).collect::<Vec<_>>()
+        );
+        assert_ne!(
+            r.receipt.body.outcome,
+            Outcome::Success,
+            "stopped, not finished"
+        );
+    }
+    // Past the end: the run finishes as usual.
+    let c = rt.load(Guest::Mlp.bytes()).expect("load");
+    let options = TraceOptions {
+        stop_after: Some(n),
+        ..TraceOptions::default()
+    };
+    let r = rt
+        .run_with(&c, Arc::new(inputs), &JobSpec::default(), &options)
+        .expect("a report");
+    assert_eq!(r.receipt.body.outputs_root, full.receipt.body.outputs_root);
+    assert_eq!(r.receipt.body.outcome, Outcome::Success);
+}
+
 /// On the CUDA backend (a GPU, or the kernels emulated on the host with
 /// `ASSAY_CUDA_EMULATOR=1`; built with `--features assay-host-gpu/cuda`) the
 /// trace has the CPU's calls, op outputs by dtype and shape only (they stay
