@@ -470,6 +470,19 @@ pub fn corrupt_middle_step(steps: &mut [Step]) -> Option<u64> {
     Some(i)
 }
 
+/// The `--lie-call` lie: the [`middle_transform_step`]'s call gains a
+/// parameter the guest never passed, so the trace differs from an honest
+/// one first in a call — as if the guest's own code had run differently.
+/// Returns the step (`None`: nothing changed).
+pub fn corrupt_middle_call(steps: &mut [Step]) -> Option<u64> {
+    let i = middle_transform_step(steps)?;
+    let s = steps.get_mut(i as usize)?;
+    let mut call = Call::decode(&s.call).ok()?;
+    call.attrs.push(assay_protocol::trace::Attr::Absent);
+    s.call = call.encode();
+    Some(i)
+}
+
 /// A daemon's side of the disputes it is a party to.
 pub trait Party: Send + Sync + 'static {
     /// `provider` or `verifier`, in logs.

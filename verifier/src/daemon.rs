@@ -102,7 +102,7 @@ pub use crate::check::{
     watchdog_spec,
 };
 use crate::metrics::Metrics;
-use crate::step::{FULL_REEXECUTION, StepCheck};
+use crate::step::{FULL_REEXECUTION, GuestStep, StepCheck};
 use crate::verdict::Observed;
 
 /// How the daemon runs.
@@ -140,6 +140,10 @@ pub struct Config {
     /// Test only: on every first check, lie about one step of the trace
     /// and disagree (see the module docs).
     pub lie_step: bool,
+    /// Test only: as [`Config::lie_step`], but the lie is about the guest's
+    /// call at that step (its parameters), not its output: the arbiter
+    /// re-runs the guest up to there.
+    pub lie_call: bool,
 }
 
 impl Config {
@@ -167,6 +171,7 @@ impl Config {
             lie_rate: 0.0,
             rubber_stamp: false,
             lie_step: false,
+            lie_call: false,
         }
     }
 }
@@ -198,7 +203,15 @@ struct Verifier {
 /// A check ready to run: a re-execution, or (an arbiter's) one step.
 struct CheckJob {
     check: Prepared,
-    step: Option<StepCheck>,
+    step: Option<Disputed>,
+}
+
+/// An arbiter's referee check of a bisected dispute.
+enum Disputed {
+    /// Recompute one op from its revealed inputs.
+    Op(StepCheck),
+    /// Re-run the guest up to the step where the calls differ.
+    Guest(GuestStep),
 }
 
 /// A verdict to submit.
@@ -306,7 +319,12 @@ impl Verifier {
     /// (`None`: nothing to lie about, the verdict stays honest).
     fn lie_step(&self, check: &Hash32, honest: Option<&KeptTrace>) -> Option<KeptTrace> {
         let mut steps = honest?.steps().to_vec();
-        match dispute::corrupt_middle_step(&mut steps) {
+        let lied = if self.cfg.lie_call {
+            dispute::corrupt_middle_call(&mut steps)
+        } else {
+            dispute::corrupt_middle_step(&mut steps)
+        };
+        match lied {
             Some(step) => {
                 tracing::warn!(check = %check.short(), step, "test knob: lying about one step of this trace");
                 Some(KeptTrace::new(steps))
@@ -326,6 +344,68 @@ impl Verifier {
             return device.clone();
         }
         self.cpu.get_or_init(Device::cpu).clone()
+    }
+
+    /// An arbiter's check of a dispute about the guest's calls: re-run the
+    /// job up to the step and state the digest of the call it made there.
+    fn run_guest_step(&self, p: Prepared, step: &GuestStep, blobs: Fetched) -> Conclusion<Verdict> {
+        let Some(spec) = reexecution_spec(&p, self.cfg.watchdog_scale, now_ms()) else {
+            return Conclusion::Drop {
+                reason: "the check's deadline passed before it could run".into(),
+            };
+        };
+        let options = TraceOptions {
+            stop_after: Some(step.index),
+            // Only the calls matter here.
+            hashing: assay_runtime::Hashing::CallsOnly,
+            ..TraceOptions::default()
+        };
+        let started = std::time::Instant::now();
+        let run = self.runtime.load(&blobs.component).and_then(|loaded| {
+            self.runtime
+                .run_with(&loaded, Arc::new(blobs.inputs), &spec, &options)
+        });
+        let report = match run {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics.step_fallbacks.inc();
+                return Conclusion::GiveBack(GiveBack::new(format!(
+                    "{FULL_REEXECUTION}the guest could not be re-run up to step {}: {e}",
+                    step.index
+                )));
+            }
+        };
+        let made = step.made(&report);
+        let run_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.metrics.step_replays.inc();
+        self.metrics.step_replay_ms.inc_by(run_ms);
+        let agrees = made == step.outputs[0];
+        let sides = if agrees {
+            "the provider's"
+        } else if made == step.outputs[1] {
+            "the verifier's"
+        } else {
+            "neither party's"
+        };
+        tracing::info!(
+            check = %p.id.short(),
+            dispute = %step.dispute.short(),
+            step = step.index,
+            run_ms,
+            steps_run = report.trace.steps.len(),
+            "re-ran the guest up to the disputed step: it made {sides} call"
+        );
+        Conclusion::Report {
+            outcome: if agrees { "agree" } else { "mismatch" }.into(),
+            report: Verdict {
+                said: Observed::claimed_by(&p.receipt.body),
+                check: p,
+                agrees,
+                comparison: format!("the guest's call at step {} is {sides}", step.index),
+                trace_root: None,
+                step_output: Some(made),
+            },
+        }
     }
 
     /// An arbiter's step check: recompute the disputed step and state its
@@ -410,7 +490,10 @@ impl Work for Verifier {
     fn register_metrics(&self, registry: &mut Registry) {
         self.metrics.register(
             registry,
-            self.cfg.lie_rate > 0.0 || self.cfg.rubber_stamp || self.cfg.lie_step,
+            self.cfg.lie_rate > 0.0
+                || self.cfg.rubber_stamp
+                || self.cfg.lie_step
+                || self.cfg.lie_call,
         );
     }
 
@@ -515,6 +598,17 @@ impl Work for Verifier {
                 tracing::warn!(check = %id.short(), %why, "cannot recompute the disputed step alone");
                 GiveBack::new(format!("{FULL_REEXECUTION}{why}"))
             };
+            if disputed.kind == "call" {
+                let step = GuestStep::parse(disputed).map_err(full)?;
+                return Ok(assay_daemon::Prepared {
+                    component: Some(p.component),
+                    inputs: p.inputs.clone(),
+                    job: CheckJob {
+                        check: p,
+                        step: Some(Disputed::Guest(step)),
+                    },
+                });
+            }
             let step = StepCheck::parse(disputed).map_err(full)?;
             if step.roots[0] != p.receipt.body.trace_root {
                 return Err(full(format!(
@@ -528,7 +622,7 @@ impl Work for Verifier {
                 inputs: step.blobs(&p.inputs),
                 job: CheckJob {
                     check: p,
-                    step: Some(step),
+                    step: Some(Disputed::Op(step)),
                 },
             });
         }
@@ -544,8 +638,10 @@ impl Work for Verifier {
 
     fn run(&self, job: CheckJob, blobs: Fetched) -> Conclusion<Verdict> {
         let p = job.check;
-        if let Some(step) = job.step {
-            return self.run_step(p, &step, &blobs);
+        match job.step {
+            Some(Disputed::Op(step)) => return self.run_step(p, &step, &blobs),
+            Some(Disputed::Guest(step)) => return self.run_guest_step(p, &step, blobs),
+            None => {}
         }
         if self.cfg.rubber_stamp {
             self.metrics.lies.inc();
@@ -596,7 +692,7 @@ impl Work for Verifier {
                     ));
                 };
                 let mut trace = self.trace_of(&mut report);
-                if self.cfg.lie_step
+                if (self.cfg.lie_step || self.cfg.lie_call)
                     && p.role == "verify"
                     && let Some(lying) = self.lie_step(&p.id, trace.as_ref())
                 {
@@ -785,6 +881,11 @@ pub async fn run(
     if cfg.rubber_stamp {
         tracing::warn!(
             "TEST KNOB: this verifier agrees with every receipt without re-executing it and will be slashed when re-checked"
+        );
+    }
+    if cfg.lie_call {
+        tracing::warn!(
+            "TEST KNOB: this verifier lies about one call of its trace on every check and will be slashed"
         );
     }
     if cfg.lie_step {

@@ -9,6 +9,9 @@
 //! ([`assay_runtime::replay_step`]). Its output digest decides: the verdict
 //! agrees with the receipt iff it is the provider's.
 //!
+//! Where the parties' calls differ ([`GuestStep`]), the arbiter re-runs the
+//! guest up to the step and sees which call it makes there.
+//!
 //! Evidence that does not check, or a step that cannot be replayed (an
 //! upload, whose data came from the guest), is not a verdict: the check is
 //! handed back with a reason beginning [`FULL_REEXECUTION`], and the
@@ -20,7 +23,9 @@ use std::time::Instant;
 
 use assay_host_gpu::Device;
 use assay_proto::{convert, pb};
-use assay_protocol::trace::{Call, Dtype, InclusionProof, InputEvidence, RevealedTensor};
+use assay_protocol::trace::{
+    Call, Dtype, InclusionProof, InputEvidence, RevealedTensor, call_digest,
+};
 use assay_protocol::{BlobRef, Hash32};
 
 /// How a hand-back asking for a full re-execution begins.
@@ -28,6 +33,59 @@ pub const FULL_REEXECUTION: &str = "full re-execution: ";
 
 /// The call that reads the job's inputs (the only step that needs them).
 const FROM_INPUT: &str = "job-io.tensor-from-input";
+
+/// A disputed step where the parties' calls differ (`DisputedStep.kind =
+/// "call"`): the guest's own code diverged. The arbiter re-runs the job up
+/// to the step (`TraceOptions::stop_after`) and answers with the
+/// [`call_digest`] of the call its run made there — or of none, when its
+/// run ended first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestStep {
+    /// The dispute.
+    pub dispute: Hash32,
+    /// The step.
+    pub index: u64,
+    /// The call digests of the provider's and the verifier's calls.
+    pub outputs: [Hash32; 2],
+}
+
+impl GuestStep {
+    /// Reads a `call` disputed step.
+    ///
+    /// # Errors
+    ///
+    /// Why it cannot be decided this way (the check goes to a full
+    /// re-execution).
+    pub fn parse(d: &pb::DisputedStep) -> Result<GuestStep, String> {
+        let hash =
+            |field: &'static str, b: &[u8]| convert::hash(field, b).map_err(|e| e.to_string());
+        let call = |b: &[u8]| (!b.is_empty()).then(|| b.to_vec());
+        let outputs = [
+            hash("step.provider_output", &d.provider_output)?,
+            hash("step.verifier_output", &d.verifier_output)?,
+        ];
+        // The digests must be of the calls stated: the coordinator made them.
+        let stated = [
+            call_digest(call(&d.provider_call).as_deref()),
+            call_digest(call(&d.verifier_call).as_deref()),
+        ];
+        if stated != outputs {
+            return Err("the call digests are not those of the calls stated".into());
+        }
+        Ok(GuestStep {
+            dispute: hash("step.dispute_id", &d.dispute_id)?,
+            index: d.index,
+            outputs,
+        })
+    }
+
+    /// What the guest called at this step in `report`, a run stopped right
+    /// after it.
+    pub fn made(&self, report: &assay_runtime::RunReport) -> Hash32 {
+        let index = usize::try_from(self.index).unwrap_or(usize::MAX);
+        call_digest(report.trace.steps.get(index).map(|s| s.call.as_slice()))
+    }
+}
 
 /// One revealed input of the disputed step: where its tensor is and what
 /// proves it.
@@ -290,6 +348,7 @@ mod tests {
                     size: 8,
                 }),
             }],
+            ..pb::DisputedStep::default()
         };
         (d, x.bytes, right)
     }
@@ -360,5 +419,25 @@ mod tests {
             .recompute(&Device::cpu(), &BTreeMap::new(), &[])
             .expect_err("an upload");
         assert!(e.contains("cannot be replayed"), "{e}");
+    }
+
+    #[test]
+    fn a_call_dispute_reads_only_digests_of_the_calls_it_states() {
+        let a = Call::new("tensor.scale", vec![0], vec![Attr::f32(2.0)]).encode();
+        let b = Call::new("tensor.scale", vec![0], vec![Attr::f32(3.0)]).encode();
+        let mut d = pb::DisputedStep {
+            dispute_id: vec![7; 32],
+            index: 4,
+            kind: "call".into(),
+            provider_call: a.clone(),
+            verifier_call: Vec::new(),
+            provider_output: call_digest(Some(&a)).0.to_vec(),
+            verifier_output: call_digest(None).0.to_vec(),
+            ..pb::DisputedStep::default()
+        };
+        let g = GuestStep::parse(&d).expect("parses");
+        assert_eq!((g.index, g.outputs[1]), (4, call_digest(None)));
+        d.verifier_call = b;
+        assert!(GuestStep::parse(&d).is_err(), "a digest of another call");
     }
 }

@@ -92,6 +92,11 @@ pub struct DaemonArgs {
     /// disputed; the arbiter's recompute of the step convicts this node.
     #[arg(long, hide = true)]
     pub lie_step: bool,
+    /// TEST ONLY: as --lie-step, but lie about the guest's call at that step
+    /// (a parameter it never passed); the arbiter re-runs the guest up to
+    /// there and convicts this node.
+    #[arg(long, hide = true)]
+    pub lie_call: bool,
 }
 
 #[derive(Debug, Args)]
@@ -207,6 +212,7 @@ fn daemon(args: DaemonArgs) -> Result<u8, Failure> {
         lie_rate: args.lie_rate,
         rubber_stamp: args.rubber_stamp,
         lie_step: args.lie_step,
+        lie_call: args.lie_call,
     };
     eprintln!(
         "assay verifier {} → {} (stake {} µIOSD, {slots} slots, backend {})",

@@ -12,12 +12,14 @@
 //!                       ┌────────────────────────────────────────────────────┘
 //!                       ├─ same call, different outputs ─► inputs ─ evidence ─► step
 //!                       │      (a call without tensor inputs goes to step at once)
-//!                       └─ different calls, a trace ended, a bad reveal ───────► full
+//!                       ├─ different calls, or a trace ended ─────────────────► step (re-run the guest)
+//!                       └─ an upload, a bad reveal ─────────────────────────────► full
 //!  any question unanswered by the game's deadline, or `unable` ─────────────► full
 //! ```
 //!
-//! `step`: the arbiter recomputes the one step from the revealed inputs;
-//! `full`: it re-executes the job (the dispute as before bisection). A bad
+//! `step`: the arbiter recomputes the one op from the revealed inputs, or
+//! (different calls) re-runs the guest up to that step and sees which call
+//! it makes there; `full`: it re-executes the job (the dispute as before bisection). A bad
 //! reveal does not decide the dispute by itself: the full re-execution
 //! does, and slashes whoever was wrong.
 
@@ -148,14 +150,43 @@ impl Answer {
     }
 }
 
+/// What the arbiter decides about the step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepKind {
+    /// The same call, different outputs: recompute the op from its inputs.
+    #[default]
+    Output,
+    /// Different calls (or a trace that ended): re-run the guest up to the
+    /// step and see which call it makes there.
+    Call,
+}
+
+impl StepKind {
+    /// The wire name (`DisputedStep.kind`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Output => "output",
+            StepKind::Call => "call",
+        }
+    }
+}
+
 /// What the arbiter recomputes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepToRecompute {
+    /// An op's output, or the guest's call.
+    #[serde(default)]
+    pub kind: StepKind,
     /// The step.
     pub index: u64,
-    /// Its call bytes.
+    /// Its call bytes (kind output).
     pub call: Vec<u8>,
-    /// The provider's and the verifier's output digests.
+    /// Kind call: each party's call there (`None`: its trace ended).
+    #[serde(default)]
+    pub calls: [Option<Vec<u8>>; 2],
+    /// The provider's and the verifier's output digests (kind call: their
+    /// calls' [`trace::call_digest`]s).
     pub outputs: [Hash32; 2],
     /// The trace roots both signed.
     pub roots: [Hash32; 2],
@@ -240,6 +271,14 @@ impl Game {
             ),
             Phase::Full => format!("disputed: {arbiter} re-executes the job ({})", self.note),
             Phase::Decided => String::new(),
+        }
+    }
+
+    /// What the arbiter does with the step, in words.
+    pub fn arbiter_work(&self) -> &'static str {
+        match self.step.as_ref().map(|s| s.kind) {
+            Some(StepKind::Call) => "re-runs the guest up to that step",
+            _ => "recomputes that step",
         }
     }
 
@@ -363,8 +402,10 @@ impl Game {
             self.rounds
         );
         self.step = Some(StepToRecompute {
+            kind: StepKind::Output,
             index,
             call,
+            calls: [None, None],
             outputs,
             roots: self.roots,
             inputs,
@@ -442,15 +483,52 @@ impl Game {
                         call,
                         outputs,
                     }) => self.settle_output(index, &call, outputs),
-                    Ok(Divergence::Call { index, reason, .. }) => self.go_full(format!(
-                        "the guest's code diverged at step {index} ({reason}): replaying guest code is not built"
-                    )),
+                    Ok(Divergence::Call {
+                        index,
+                        calls,
+                        reason,
+                    }) => self.settle_call(index, calls, &reason),
                     Ok(Divergence::Forfeit(side, why)) => self.go_full(forfeit(side, &why)),
                     Err(e) => self.go_full(e.to_string()),
                 }
             }
             (phase, _) => self.go_full(format!("answers that do not fit `{}`", phase.as_str())),
         }
+    }
+
+    /// The guest's code diverged at `index`: the arbiter re-runs it up to
+    /// there and sees which call it makes.
+    fn settle_call(&mut self, index: u64, calls: [Option<Vec<u8>>; 2], reason: &str) {
+        if calls[0] == calls[1] {
+            // Both signed the same undecodable call: no run makes it.
+            return self.go_full(format!("step {index}: {reason}"));
+        }
+        let names = calls
+            .iter()
+            .map(|c| {
+                c.as_deref()
+                    .map_or_else(|| "its trace ended".into(), call_name)
+            })
+            .collect::<Vec<_>>();
+        self.note = format!(
+            "the guest's calls at step {index} ({} against {}) after {} rounds",
+            names[0], names[1], self.rounds
+        );
+        let outputs = [
+            trace::call_digest(calls[0].as_deref()),
+            trace::call_digest(calls[1].as_deref()),
+        ];
+        self.step = Some(StepToRecompute {
+            kind: StepKind::Call,
+            index,
+            call: Vec::new(),
+            calls,
+            outputs,
+            roots: self.roots,
+            inputs: Vec::new(),
+        });
+        self.phase = Phase::Step;
+        self.answers = [None, None];
     }
 
     fn settle_output(&mut self, index: u64, call: &Call, outputs: [Hash32; 2]) {
@@ -673,14 +751,22 @@ mod tests {
         play(&mut g, &[&a, &b]);
         assert_eq!(g.phase, Phase::Full);
         assert!(g.note.contains("agree"), "{}", g.note);
-        // Different calls: the guest diverged.
+        // An upload: its data came from the guest.
         let mut other = honest();
-        other[3].call = Call::new("tensor.scale", vec![2], vec![Attr::f32(3.0)]).encode();
-        let b = traced(2, other);
-        let mut g = game_of(&a, &b);
-        play(&mut g, &[&a, &b]);
+        other[0] = Step {
+            call: Call::new("tensor.upload-f32", vec![], vec![Attr::U32s(vec![2])]).encode(),
+            output: Hash32([1; 32]),
+        };
+        let mut first = honest();
+        first[0] = Step {
+            call: other[0].call.clone(),
+            output: Hash32([2; 32]),
+        };
+        let (a2, b) = (traced(1, first), traced(2, other));
+        let mut g = game_of(&a2, &b);
+        play(&mut g, &[&a2, &b]);
         assert_eq!(g.phase, Phase::Full);
-        assert!(g.note.contains("diverged at step 3"), "{}", g.note);
+        assert!(g.note.contains("upload"), "{}", g.note);
         // A claim that is not the signed root.
         let b = traced(2, honest()[..9].to_vec());
         let mut g = game_of(&a, &b);
@@ -706,6 +792,34 @@ mod tests {
             "{}",
             g.note
         );
+    }
+
+    #[test]
+    fn different_calls_send_the_arbiter_to_re_run_the_guest_up_to_them() {
+        let a = traced(1, honest());
+        let mut other = honest();
+        other[3].call = Call::new("tensor.scale", vec![2], vec![Attr::f32(3.0)]).encode();
+        let b = traced(2, other.clone());
+        let mut g = game_of(&a, &b);
+        play(&mut g, &[&a, &b]);
+        assert_eq!(g.phase, Phase::Step, "{}", g.note);
+        let step = g.step.clone().expect("step");
+        assert_eq!((step.kind, step.index), (StepKind::Call, 3));
+        assert_eq!(
+            step.calls,
+            [Some(honest()[3].call.clone()), Some(other[3].call.clone())]
+        );
+        assert_eq!(step.outputs[0], trace::call_digest(Some(&honest()[3].call)));
+        assert!(step.inputs.is_empty());
+        assert!(g.note.contains("calls at step 3"), "{}", g.note);
+        // A trace that ends early: its side states no call.
+        let b = traced(2, honest()[..7].to_vec());
+        let mut g = game_of(&a, &b);
+        play(&mut g, &[&a, &b]);
+        let step = g.step.clone().expect("step");
+        assert_eq!((step.kind, step.index), (StepKind::Call, 7));
+        assert_eq!(step.outputs[1], trace::call_digest(None));
+        assert!(g.note.contains("its trace ended"), "{}", g.note);
     }
 
     #[test]

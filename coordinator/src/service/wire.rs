@@ -172,6 +172,9 @@ pub(super) fn check(t: &CheckTask) -> pb::Check {
             provider_trace_root: s.roots[0].0.to_vec(),
             verifier_trace_root: s.roots[1].0.to_vec(),
             inputs: s.inputs.iter().map(step_tensor).collect(),
+            kind: s.kind.as_str().to_string(),
+            provider_call: s.calls[0].clone().unwrap_or_default(),
+            verifier_call: s.calls[1].clone().unwrap_or_default(),
         }),
     }
 }

@@ -55,7 +55,7 @@ use crate::config::MarketConfig;
 use crate::ledger::accounts::io_for_iosd;
 use crate::ledger::{self as accounts, Unit};
 use crate::rules::checks::{self as rules, CheckEvent};
-use crate::rules::disputes::StepToRecompute;
+use crate::rules::disputes::{StepKind, StepToRecompute};
 use crate::state::{CheckReason, CheckRole, CheckState, CheckStatus, ShardState};
 use crate::types::{
     CheckTask, Decision, JobView, ReceiptRecord, RunResult, VerdictSubmission, VerdictView,
@@ -720,8 +720,12 @@ fn arbitration_note(c: &mut dyn Conn, receipt: &Hash32, on_step: bool) -> Result
         ));
     };
     Ok(if on_step {
+        let done = match game.step.as_ref().map(|s| s.kind) {
+            Some(StepKind::Call) => "the arbiter re-ran the guest up to it",
+            _ => "recomputed by the arbiter",
+        };
         format!(
-            "{}, {} bytes revealed: recomputed by the arbiter",
+            "{}, {} bytes revealed: {done}",
             game.note, game.revealed_bytes
         )
     } else {

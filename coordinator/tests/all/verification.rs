@@ -6,7 +6,7 @@
 use crate::common::{key, ledger_ok};
 
 use assay_coordinator::ledger::Unit;
-use assay_coordinator::rules::disputes::{Answer, Phase, RevealedInput};
+use assay_coordinator::rules::disputes::{Answer, Phase, RevealedInput, StepKind};
 use assay_coordinator::sql::Backend;
 use assay_coordinator::state::{CheckReason, CheckRole, CheckState, JobState};
 use assay_coordinator::store::prelude::*;
@@ -1075,6 +1075,7 @@ both_backends!(
     a_cheat_bisected_to_its_wrong_step_is_slashed,
     a_dispute_the_parties_do_not_play_goes_to_a_full_re_execution,
     a_step_the_arbiter_cannot_recompute_comes_back_to_it_in_full,
+    a_call_the_guest_did_not_make_is_found_by_re_running_it,
 );
 
 // ---- bisected disputes -------------------------------------------------
@@ -1314,6 +1315,57 @@ fn a_cheat_bisected_to_its_wrong_step_is_slashed<B: Backend>(db: Db<'_, B>) {
     );
     assert_eq!(s.account(&a.id()).expect("a").stake, STAKE / 2);
     assert_eq!(s.account(&v.id()).expect("v").stake, STAKE);
+    ledger_ok(&s);
+}
+
+fn a_call_the_guest_did_not_make_is_found_by_re_running_it<B: Backend>(db: Db<'_, B>) {
+    let s = db(cfg());
+    let (r, a, _, v, w) = market(&s);
+    // v claims the guest made another call at step 3.
+    let honest = traced(None);
+    let mut steps = honest.steps.clone();
+    steps[3].call = Call::new("tensor.scale", vec![2], vec![Attr::f32(3.0)]).encode();
+    let leaves = steps
+        .iter()
+        .enumerate()
+        .map(|(i, st)| st.leaf(i as u64))
+        .collect();
+    let lie = Traced {
+        tree: TraceTree::new(leaves),
+        steps,
+    };
+    traced_receipt(&s, &r, &a, true, &honest);
+    let c = s.take_checks(&v.id(), 1, EPOCH).expect("take");
+    let disputing = VerdictSubmission {
+        trace_root: Some(lie.tree.root()),
+        ..verdict(&c[0], &v, false)
+    };
+    s.submit_verdict(&disputing, EPOCH + 1).expect("lie");
+    play(&s, [(&a, &honest), (&v, &lie)], EPOCH + 2);
+    let rc = s.take_checks(&w.id(), 1, EPOCH + 3).expect("w");
+    let (_, step) = rc[0].step.clone().expect("a step to decide");
+    assert_eq!((step.kind, step.index), (StepKind::Call, 3));
+    assert_eq!(
+        step.calls,
+        [
+            Some(honest.steps[3].call.clone()),
+            Some(lie.steps[3].call.clone())
+        ]
+    );
+    // The arbiter's re-run made the provider's call.
+    let made = trace::call_digest(Some(&honest.steps[3].call));
+    assert_eq!(
+        s.submit_verdict(&step_verdict(&rc[0], &w, made), EPOCH + 4)
+            .expect("call verdict"),
+        Decision::Overruled
+    );
+    assert_eq!(s.account(&v.id()).expect("v").stake, STAKE / 2);
+    let view = job_view(&s, &c[0], EPOCH + 5);
+    let note = &view.shards[0].verdicts.last().expect("referee").arbitration;
+    assert!(
+        note.starts_with("the guest's calls at step 3") && note.contains("re-ran the guest"),
+        "{note}"
+    );
     ledger_ok(&s);
 }
 
