@@ -29,10 +29,8 @@
 //! MiniLM needs the model (`assay model fetch`); without it the part
 //! prints SKIPPED.
 
-#[allow(dead_code)]
 #[path = "../tests/all/common.rs"]
 mod common;
-#[allow(dead_code)]
 #[path = "../src/model_store.rs"]
 mod model_store;
 
@@ -57,7 +55,7 @@ fn args() -> Args {
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
-            "--only" => a.only.extend(it.next().into_iter()),
+            "--only" => a.only.extend(it.next()),
             "--sentences" => {
                 a.sentences = it
                     .next()

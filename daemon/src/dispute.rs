@@ -50,6 +50,11 @@ const UNSUPPORTED_POLL: Duration = Duration::from_secs(60);
 pub struct KeptTrace {
     steps: Vec<Step>,
     tree: TraceTree,
+    /// Every tensor output is hashed (not a calls-only trace): the trace a
+    /// party can play a dispute with. A calls-only trace (a provider's
+    /// receipt, by default) is replaced by a re-run's data trace when a
+    /// dispute asks for the claim.
+    data: bool,
 }
 
 impl KeptTrace {
@@ -63,7 +68,23 @@ impl KeptTrace {
         KeptTrace {
             steps,
             tree: TraceTree::new(leaves),
+            data: true,
         }
+    }
+
+    /// A calls-only trace (`Hashing::CallsOnly`, or a GPU's): its outputs
+    /// are dtypes and shapes, so a dispute about it needs a re-run that
+    /// hashes them ([`KeptTrace::is_data`]).
+    pub fn calls_only(steps: Vec<Step>, leaves: Vec<Hash32>) -> KeptTrace {
+        KeptTrace {
+            data: false,
+            ..KeptTrace::with_leaves(steps, leaves)
+        }
+    }
+
+    /// Whether every tensor output of it is hashed.
+    pub fn is_data(&self) -> bool {
+        self.data
     }
 
     /// The trace of `steps` whose leaves the recorder already computed
@@ -75,6 +96,7 @@ impl KeptTrace {
         KeptTrace {
             steps,
             tree: TraceTree::new(leaves),
+            data: true,
         }
     }
 
@@ -201,8 +223,12 @@ pub struct Rerun {
 /// What a question asks.
 #[derive(Debug, Clone)]
 pub enum Asked {
-    /// The trace's step count and top.
-    Claim,
+    /// The trace's step count and top; `rerun`, the job to run again when
+    /// the kept trace is calls-only.
+    Claim {
+        /// The job (sent with a claim question).
+        rerun: Option<Rerun>,
+    },
     /// The children of node (`level` ≥ 1, `index`).
     Node {
         /// Its height.
@@ -228,7 +254,7 @@ impl Asked {
     /// The question's kind on the wire.
     pub fn kind(&self) -> &'static str {
         match self {
-            Asked::Claim => "claim",
+            Asked::Claim { .. } => "claim",
             Asked::Node { .. } => "node",
             Asked::Leaf { .. } => "leaf",
             Asked::Inputs { .. } => "inputs",
@@ -269,30 +295,30 @@ impl Question {
     /// readable).
     pub fn parse(q: &pb::Question) -> Result<Question, String> {
         let dispute = convert::hash("dispute_id", &q.dispute_id).map_err(|e| e.to_string())?;
+        let rerun = || -> Result<Option<Rerun>, String> {
+            let Some(check) = q.rerun.as_ref() else {
+                return Ok(None);
+            };
+            Ok(Some(Rerun {
+                component: convert::hash("rerun.component_hash", &check.component_hash)
+                    .map_err(|e| e.to_string())?,
+                inputs: convert::blob_refs("rerun.inputs", &check.inputs)
+                    .map_err(|e| e.to_string())?,
+                spec: convert::spec("rerun.spec", check.spec.as_ref())
+                    .map_err(|e| e.to_string())?,
+            }))
+        };
         let asked = match q.kind.as_str() {
-            "claim" => Asked::Claim,
+            "claim" => Asked::Claim { rerun: rerun()? },
             "node" => Asked::Node {
                 level: q.level,
                 index: q.index,
             },
             "leaf" => Asked::Leaf { index: q.index },
-            "inputs" => {
-                let check = q
-                    .rerun
-                    .as_ref()
-                    .ok_or("an inputs question without the job to re-run")?;
-                Asked::Inputs {
-                    steps: q.steps.clone(),
-                    rerun: Rerun {
-                        component: convert::hash("rerun.component_hash", &check.component_hash)
-                            .map_err(|e| e.to_string())?,
-                        inputs: convert::blob_refs("rerun.inputs", &check.inputs)
-                            .map_err(|e| e.to_string())?,
-                        spec: convert::spec("rerun.spec", check.spec.as_ref())
-                            .map_err(|e| e.to_string())?,
-                    },
-                }
-            }
+            "inputs" => Asked::Inputs {
+                steps: q.steps.clone(),
+                rerun: rerun()?.ok_or("an inputs question without the job to re-run")?,
+            },
             other => return Err(format!("unknown question kind {other:?}")),
         };
         Ok(Question {
@@ -331,7 +357,10 @@ pub fn answer(
         ..Default::default()
     };
     match asked {
-        Asked::Claim => {
+        Asked::Claim { .. } => {
+            if !trace.data {
+                return unable(dispute, "claim", "a calls-only trace needs a re-run");
+            }
             let claim = trace.tree.claim();
             a.trace_steps = claim.steps;
             a.trace_top = claim.top.0.to_vec();
@@ -501,20 +530,40 @@ pub trait Party: Send + Sync + 'static {
     /// the verifier's check id).
     fn trace_id(&self, q: &Question) -> Option<Hash32>;
 
-    /// Runs `rerun` again on its `blobs` (on a blocking thread), keeping
-    /// the output tensors of the steps in `keep`, with the same limits as
-    /// the first run and no later than `deadline_ms` (0: none).
+    /// Runs `rerun` again on its `blobs` (on a blocking thread) with every
+    /// output hashed, keeping the output tensors of the steps in `keep`,
+    /// with the same limits as the first run and no later than
+    /// `deadline_ms` (0: none).
     ///
     /// # Errors
     ///
-    /// Why it produced no tensors.
+    /// Why it produced no trace.
     fn rerun(
         &self,
         rerun: &Rerun,
         deadline_ms: u64,
         keep: BTreeSet<u64>,
         blobs: Fetched,
-    ) -> Result<BTreeMap<u64, RevealedTensor>, String>;
+    ) -> Result<RerunTrace, String>;
+
+    /// The data trace this party commits to when a dispute asks for the
+    /// claim of a calls-only trace, from its re-run's steps. Honest
+    /// parties commit to them as they are (the default); the provider's
+    /// `--cheat-step` test knob lies here.
+    fn commit(&self, steps: &mut Vec<Step>) {
+        let _ = steps;
+    }
+}
+
+/// What a re-run recorded.
+#[derive(Debug, Clone, Default)]
+pub struct RerunTrace {
+    /// Its steps.
+    pub steps: Vec<Step>,
+    /// Every tensor output hashed (a CPU run): a trace a dispute can use.
+    pub data: bool,
+    /// The output tensors of the steps asked to keep.
+    pub kept: BTreeMap<u64, RevealedTensor>,
 }
 
 /// `inputs` questions being answered (`None`) or answered lately (when):
@@ -599,7 +648,17 @@ async fn handle<P: Party>(party: &Arc<P>, q: pb::Question, ctx: &Context, in_fli
         }
         Immediate::Rerun(trace) => trace,
     };
-    let Asked::Inputs { steps, rerun } = &question.asked else {
+    let job = match &question.asked {
+        Asked::Inputs { steps, rerun } => RerunFor::Inputs(steps.clone(), rerun.clone()),
+        Asked::Claim { rerun: Some(rerun) } => RerunFor::Claim(rerun.clone()),
+        Asked::Claim { rerun: None } => {
+            let why = "a calls-only trace, and the question names no job to re-run";
+            send(party.as_ref(), unable(&question.dispute, "claim", why), ctx).await;
+            return;
+        }
+        _ => return,
+    };
+    let Some(id) = party.trace_id(&question) else {
         return;
     };
     let flight = (question.dispute, question.asked.kind().to_string());
@@ -615,10 +674,16 @@ async fn handle<P: Party>(party: &Arc<P>, q: pb::Question, ctx: &Context, in_fli
         return;
     }
     let (party, ctx, in_flight) = (party.clone(), ctx.clone(), in_flight.clone());
-    let (steps, rerun) = (steps.clone(), rerun.clone());
     let (dispute, deadline_ms) = (question.dispute, question.deadline_ms);
     tokio::spawn(async move {
-        let a = inputs(&party, &ctx, &dispute, &trace, &steps, rerun, deadline_ms).await;
+        let a = match job {
+            RerunFor::Inputs(steps, rerun) => {
+                inputs(&party, &ctx, &dispute, &trace, &steps, rerun, deadline_ms).await
+            }
+            RerunFor::Claim(rerun) => {
+                data_claim(&party, &ctx, &dispute, id, &trace, rerun, deadline_ms).await
+            }
+        };
         if let Some(a) = a {
             send(party.as_ref(), a, &ctx).await;
         }
@@ -626,6 +691,75 @@ async fn handle<P: Party>(party: &Arc<P>, q: pb::Question, ctx: &Context, in_fli
             f.insert(flight, Some(Instant::now()));
         }
     });
+}
+
+/// Why a question needs the job run again.
+enum RerunFor {
+    /// To regain these steps' output tensors.
+    Inputs(Vec<u64>, Rerun),
+    /// To commit to a data trace in place of a calls-only one.
+    Claim(Rerun),
+}
+
+/// The `claim` answer for a calls-only trace (a provider's receipt, by
+/// default): re-run the job with every output hashed, check it made the
+/// kept trace's calls, keep the data trace in its place ([`Party::commit`]
+/// says which) and state that. The claim is this party's signed
+/// commitment: the game bisects it against the other party's, and the
+/// first step where they differ is recomputed — the commitment cannot
+/// move that step to one where the other party is wrong.
+async fn data_claim<P: Party>(
+    party: &Arc<P>,
+    ctx: &Context,
+    dispute: &Hash32,
+    id: Hash32,
+    trace: &Arc<KeptTrace>,
+    rerun: Rerun,
+    deadline_ms: u64,
+) -> Option<pb::AnswerRequest> {
+    let no = |why: String| {
+        tracing::warn!(role = P::ROLE, dispute = %dispute.short(), %why, "cannot commit to a data trace");
+        Some(unable(dispute, "claim", why))
+    };
+    let blobs = match ctx.blobs.fetch(Some(&rerun.component), &rerun.inputs).await {
+        Ok(b) => b,
+        Err(e) => return no(format!("cannot fetch the job's blobs: {e}")),
+    };
+    let started = Instant::now();
+    let runner = party.clone();
+    let ran = tokio::task::spawn_blocking(move || {
+        runner.rerun(&rerun, deadline_ms, BTreeSet::new(), blobs)
+    })
+    .await
+    .map_err(|e| format!("the re-run crashed: {e}"))
+    .and_then(|r| r);
+    let ran = match ran {
+        Ok(r) => r,
+        Err(why) => return no(format!("the re-run failed: {why}")),
+    };
+    if !ran.data {
+        return no(
+            "this party's runs keep their tensors on a GPU: the re-run's trace holds no tensor digests".into(),
+        );
+    }
+    let same_calls = ran.steps.len() == trace.steps.len()
+        && ran
+            .steps
+            .iter()
+            .zip(&trace.steps)
+            .all(|(a, b)| a.call == b.call);
+    if !same_calls {
+        return no("the re-run made other calls than the run the receipt records".into());
+    }
+    let mut steps = ran.steps;
+    party.commit(&mut steps);
+    let data = KeptTrace::new(steps);
+    let a = answer(party.key(), dispute, &data, &Asked::Claim { rerun: None });
+    if !party.traces().keep(id, data) {
+        return no("the data trace is too large to keep".into());
+    }
+    tracing::info!(role = P::ROLE, dispute = %dispute.short(), rerun_ms = started.elapsed().as_millis() as u64, "committed to a data trace for the dispute");
+    Some(a)
 }
 
 /// The `inputs` answer: re-run, check, upload. `None`: nothing to send
@@ -661,7 +795,7 @@ async fn inputs<P: Party>(
         .map_err(|e| format!("the re-run crashed: {e}"))
         .and_then(|r| r);
     let kept = match ran {
-        Ok(k) => k,
+        Ok(r) => r.kept,
         Err(why) => return no(format!("the re-run failed: {why}")),
     };
     let tensors = match step_tensors(trace, steps, &kept) {
@@ -737,7 +871,8 @@ async fn send<P: Party>(party: &P, mut a: pb::AnswerRequest, ctx: &Context) {
 pub enum Immediate {
     /// This answer (from the kept trace, or [`unable`] without it).
     Answer(Box<pb::AnswerRequest>),
-    /// An `inputs` question about this kept trace: re-run the job.
+    /// An `inputs` question about this kept trace, or a `claim` about a
+    /// calls-only one: re-run the job.
     Rerun(Arc<KeptTrace>),
 }
 
@@ -751,8 +886,9 @@ pub fn immediate<P: Party>(party: &P, q: &Question) -> Immediate {
         );
         return Immediate::Answer(Box::new(unable(&q.dispute, kind, why)));
     };
-    match q.asked {
+    match &q.asked {
         Asked::Inputs { .. } => Immediate::Rerun(trace),
+        Asked::Claim { .. } if !trace.data => Immediate::Rerun(trace),
         _ => Immediate::Answer(Box::new(answer(party.key(), &q.dispute, &trace, &q.asked))),
     }
 }
@@ -819,7 +955,7 @@ mod tests {
         let key = NodeKey::from_seed([3; 32]);
         let dispute = Hash32([8; 32]);
         let trace = KeptTrace::new(steps());
-        let claim = answer(&key, &dispute, &trace, &Asked::Claim);
+        let claim = answer(&key, &dispute, &trace, &Asked::Claim { rerun: None });
         assert_eq!(claim.trace_steps, 5);
         assert_eq!(claim.trace_top, trace.tree().top().0.to_vec());
         assert_eq!(
@@ -900,7 +1036,7 @@ mod tests {
             _deadline_ms: u64,
             _keep: BTreeSet<u64>,
             _blobs: Fetched,
-        ) -> Result<BTreeMap<u64, RevealedTensor>, String> {
+        ) -> Result<RerunTrace, String> {
             Err("not here".into())
         }
     }
@@ -942,6 +1078,22 @@ mod tests {
             ..question
         };
         assert!(matches!(immediate(&fake, &inputs), Immediate::Rerun(_)));
+        // A calls-only trace is no claim: the job is run again first.
+        let t = KeptTrace::new(steps());
+        let leaves = t.tree().leaves().to_vec();
+        fake.traces
+            .keep(Hash32([9; 32]), KeptTrace::calls_only(steps(), leaves));
+        assert!(matches!(immediate(&fake, &question), Immediate::Rerun(_)));
+        assert!(
+            !answer(
+                fake.key(),
+                &Hash32([7; 32]),
+                &KeptTrace::calls_only(steps(), Vec::new()),
+                &Asked::Claim { rerun: None }
+            )
+            .unable
+            .is_empty()
+        );
         // An unknown kind, or an inputs question without its job, is refused.
         let bad = pb::Question {
             kind: "gossip".into(),

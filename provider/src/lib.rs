@@ -50,10 +50,21 @@
 //! [`Config::cheat_step`] (`assay provider --cheat-step`, hidden) lies on
 //! every lease in a way only bisection pins down: the output digest of one
 //! step in the middle of the trace is replaced
-//! (`assay_daemon::dispute::corrupt_middle_step`), the receipt states that
-//! trace's root and a corrupted result (as [`cheat`] corrupts it), and the
-//! provider defends the corrupted trace in the dispute, so the arbiter's
-//! recompute of that one step convicts it.
+//! (`assay_daemon::dispute::corrupt_middle_step`) — in the receipt's trace
+//! when it hashes outputs, else in the data trace the provider commits to
+//! when disputed — the receipt states a corrupted result (as [`cheat`]
+//! corrupts it), and the provider defends the corrupted trace in the
+//! dispute, so the arbiter's recompute of that one step convicts it.
+//!
+//! # Traces
+//!
+//! A receipt's trace hashes calls, dtypes and shapes only by default
+//! ([`Config::trace_hashing`]; about 1 % of a job's time, where hashing
+//! every output costs about 10 % on MiniLM). The provider keeps it; when a
+//! dispute asks for its claim, it runs the job again with every output
+//! hashed (on a CPU: a GPU keeps outputs on the device and cannot), checks
+//! the re-run made the same calls, and commits to that data trace
+//! (`assay_daemon::dispute`).
 
 #![forbid(unsafe_code)]
 
@@ -63,7 +74,7 @@ mod host;
 pub mod journal;
 pub mod metrics;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -75,7 +86,6 @@ use assay_daemon::{Conclusion, GiveBack, Prepared, Registered, Settings, Work, W
 use assay_proto::pb::provider_client::ProviderClient;
 use assay_proto::pb::renter_client::RenterClient;
 use assay_proto::{client, convert, pb};
-use assay_protocol::trace::RevealedTensor;
 use assay_protocol::{BlobRef, Hash32, JobSpec, NodeKey};
 use assay_runtime::{RunReport, Runtime, TraceOptions};
 use prometheus_client::registry::Registry;
@@ -159,6 +169,10 @@ pub struct Config {
     /// Test only: lie about one step of every lease's trace (see the crate
     /// docs). Takes the place of [`Config::cheat`].
     pub cheat_step: bool,
+    /// What receipts' traces hash: `CallsOnly` (the default: calls,
+    /// dtypes and shapes; a dispute re-runs the job to commit to its
+    /// outputs) or every output (`Inline`, `Beside`).
+    pub trace_hashing: assay_runtime::Hashing,
 }
 
 /// The provider's part of the worker loop.
@@ -366,10 +380,14 @@ impl Work for Provider {
     fn run(&self, job: LeaseJob, blobs: Fetched) -> Conclusion<Delivery> {
         let LeaseJob { id, spec } = job;
         tracing::info!(lease = %id.short(), shard = %format!("{}/{}", spec.shard.index, spec.shard.count), "running");
-        let ran = self
-            .runtime
-            .load(&blobs.component)
-            .and_then(|loaded| self.runtime.run(&loaded, Arc::new(blobs.inputs), &spec));
+        let ran = self.runtime.load(&blobs.component).and_then(|loaded| {
+            let trace = TraceOptions {
+                hashing: self.cfg.trace_hashing,
+                ..TraceOptions::default()
+            };
+            self.runtime
+                .run_with(&loaded, Arc::new(blobs.inputs), &spec, &trace)
+        });
         let mut report = match ran {
             Ok(r) => r,
             Err(e) => {
@@ -413,7 +431,14 @@ impl Work for Provider {
         if report.trace.recorded {
             let steps = std::mem::take(&mut report.trace.steps);
             let leaves = std::mem::take(&mut report.trace.leaves);
-            let kept = lie.unwrap_or_else(|| KeptTrace::with_leaves(steps, leaves));
+            let data = report.trace.data;
+            let kept = lie.unwrap_or_else(|| {
+                if data {
+                    KeptTrace::with_leaves(steps, leaves)
+                } else {
+                    KeptTrace::calls_only(steps, leaves)
+                }
+            });
             if !self.traces.keep(report.receipt.id(), kept) {
                 tracing::warn!(lease = %id.short(), "this run's trace is too large to keep: a dispute about it is re-executed in full");
             }
@@ -516,8 +541,12 @@ impl Provider {
             tracing::warn!(lease = %lease.short(), "test knob: no transform step to lie about; this receipt is honest");
             return None;
         };
-        let lie = KeptTrace::new(steps);
-        report.receipt.body.trace_root = lie.root();
+        // A calls-only trace states no outputs: the lie is told when a
+        // dispute asks for the data trace (`Party::commit`).
+        let lie = report.trace.data.then(|| KeptTrace::new(steps));
+        if let Some(lie) = &lie {
+            report.receipt.body.trace_root = lie.root();
+        }
         let always = Cheat {
             rate: 1.0,
             inflate_work: 0,
@@ -526,7 +555,7 @@ impl Provider {
             Ok(what) => {
                 self.metrics.cheats.inc();
                 tracing::warn!(lease = %lease.short(), step, cheat = what, "test knob: this receipt lies about one step of its trace");
-                Some(lie)
+                lie
             }
             Err(e) => {
                 tracing::error!(lease = %lease.short(), error = %e, "test knob: cannot cheat");
@@ -555,16 +584,18 @@ impl Party for Provider {
         q.receipt
     }
 
-    /// The lease's run again, under the job's own spec as the lease gave it.
+    /// The lease's run again, under the job's own spec as the lease gave it,
+    /// every output hashed.
     fn rerun(
         &self,
         rerun: &dispute::Rerun,
         _deadline_ms: u64,
         keep: BTreeSet<u64>,
         blobs: Fetched,
-    ) -> Result<BTreeMap<u64, RevealedTensor>, String> {
+    ) -> Result<dispute::RerunTrace, String> {
         let options = TraceOptions {
             keep,
+            hashing: assay_runtime::Hashing::Inline,
             ..TraceOptions::default()
         };
         let report = self
@@ -575,7 +606,24 @@ impl Party for Provider {
                     .run_with(&loaded, Arc::new(blobs.inputs), &rerun.spec, &options)
             })
             .map_err(|e| e.to_string())?;
-        Ok(report.trace.kept)
+        Ok(dispute::RerunTrace {
+            data: report.trace.data,
+            steps: report.trace.steps,
+            kept: report.trace.kept,
+        })
+    }
+
+    /// `--cheat-step` on a calls-only receipt: the data trace it defends
+    /// has the lie the receipt's result was made with.
+    fn commit(&self, steps: &mut Vec<assay_protocol::trace::Step>) {
+        if self.cfg.cheat_step
+            && let Some(step) = dispute::corrupt_middle_step(steps)
+        {
+            tracing::warn!(
+                step,
+                "test knob: committing to a data trace that lies about one step"
+            );
+        }
     }
 }
 
@@ -718,6 +766,7 @@ mod tests {
             faucet: 0,
             cheat: Cheat::default(),
             cheat_step: false,
+            trace_hashing: assay_runtime::Hashing::Inline,
         };
         let journal = Journal::open(&dir.join("leases.journal")).expect("journal");
         Provider {
@@ -822,12 +871,44 @@ mod tests {
             op_times: BTreeMap::new(),
             trace: assay_runtime::RunTrace {
                 recorded: true,
+                data: true,
                 leaves: honest.tree().leaves().to_vec(),
                 root: honest.root(),
                 steps,
                 ..Default::default()
             },
         }
+    }
+
+    #[tokio::test]
+    async fn on_a_calls_only_receipt_the_step_cheat_lies_in_the_data_trace_it_commits_to() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut p = provider(dir.path());
+        p.cfg.cheat_step = true;
+        let mut report = finished_run(p.key());
+        report.trace.data = false;
+        let honest = report.receipt.clone();
+        assert!(p.cheat_step(&Hash32([5; 32]), &mut report).is_none());
+        assert_eq!(
+            report.receipt.body.trace_root, honest.body.trace_root,
+            "calls stay honest"
+        );
+        assert_ne!(
+            report.receipt.body.outputs_root, honest.body.outputs_root,
+            "the result lies"
+        );
+        let mut steps = report.trace.steps.clone();
+        p.commit(&mut steps);
+        assert_eq!(steps[..2], report.trace.steps[..2]);
+        assert_ne!(
+            steps[2].output, report.trace.steps[2].output,
+            "the data trace lies at the matmul"
+        );
+        // An honest provider commits to its re-run as it is.
+        p.cfg.cheat_step = false;
+        let mut same = report.trace.steps.clone();
+        p.commit(&mut same);
+        assert_eq!(same, report.trace.steps);
     }
 
     #[tokio::test]

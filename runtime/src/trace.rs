@@ -229,6 +229,11 @@ pub struct TraceOptions {
 pub struct RunTrace {
     /// Whether it was recorded (see [`TraceOptions::off`]).
     pub recorded: bool,
+    /// Whether every tensor output's digest is of its bytes (none
+    /// recorded by dtype and shape only: [`Hashing::CallsOnly`], or a
+    /// GPU's outputs). Only such a trace can settle a dispute about an
+    /// op's output; a party plays the bisection game with no other.
+    pub data: bool,
     /// The steps, in call order (at most `trace::MAX_STEPS`).
     pub steps: Vec<Step>,
     /// Steps the run made past `trace::MAX_STEPS`, left out of the trace.
@@ -576,6 +581,7 @@ impl Recorder {
         // Resolved in call order: a step refers only to earlier ones.
         let mut contents: Vec<Option<Hash32>> = Vec::with_capacity(self.outputs.len());
         let mut steps = Vec::with_capacity(self.outputs.len());
+        let mut data = true;
         for (i, (call, output)) in self.calls.into_iter().zip(&self.outputs).enumerate() {
             let (digest, content) = match output {
                 Output::Final(d) => (*d, None),
@@ -598,7 +604,10 @@ impl Recorder {
                     }
                     let digest = match &known {
                         Some(h) => tensor_digest_of_content(*dtype, shape, h),
-                        None => unhashed_digest(*dtype, shape),
+                        None => {
+                            data = false;
+                            unhashed_digest(*dtype, shape)
+                        }
                     };
                     (digest, known)
                 }
@@ -617,6 +626,7 @@ impl Recorder {
         let root = assay_protocol::trace::trace_root(&leaves);
         RunTrace {
             recorded: true,
+            data,
             left_out: self.left_out,
             steps,
             leaves,

@@ -89,7 +89,6 @@ use assay_host_gpu::Device;
 use assay_proto::pb::renter_client::RenterClient;
 use assay_proto::pb::verifier_client::VerifierClient;
 use assay_proto::{client, convert, now_ms, pb};
-use assay_protocol::trace::RevealedTensor;
 use assay_protocol::{Hash32, NodeKey};
 use assay_runtime::{RunReport, Runtime, TraceOptions};
 use prometheus_client::registry::Registry;
@@ -307,7 +306,9 @@ impl Verifier {
     /// A re-execution's trace, taken out of its report (`None`: not
     /// recorded).
     fn trace_of(&self, report: &mut RunReport) -> Option<KeptTrace> {
-        if !report.trace.recorded {
+        // Only a trace of outputs can settle a dispute: a GPU's, which
+        // hashes none, is not stated (the dispute is re-executed in full).
+        if !report.trace.recorded || !report.trace.data {
             return None;
         }
         let steps = std::mem::take(&mut report.trace.steps);
@@ -610,13 +611,9 @@ impl Work for Verifier {
                 });
             }
             let step = StepCheck::parse(disputed).map_err(full)?;
-            if step.roots[0] != p.receipt.body.trace_root {
-                return Err(full(format!(
-                    "the provider's trace root {} is not its receipt's {}",
-                    step.roots[0].short(),
-                    p.receipt.body.trace_root.short()
-                )));
-            }
+            // The provider's root is the data trace it committed to in the
+            // game (its receipt may state a calls-only trace): the
+            // coordinator checked its claim against it.
             return Ok(assay_daemon::Prepared {
                 component: None,
                 inputs: step.blobs(&p.inputs),
@@ -818,7 +815,7 @@ impl Party for Verifier {
         deadline_ms: u64,
         keep: BTreeSet<u64>,
         blobs: Fetched,
-    ) -> Result<BTreeMap<u64, RevealedTensor>, String> {
+    ) -> Result<dispute::RerunTrace, String> {
         let spec = watchdog_spec(&rerun.spec, self.cfg.watchdog_scale, deadline_ms, now_ms())
             .ok_or("the question's deadline has passed")?;
         let options = TraceOptions {
@@ -833,7 +830,11 @@ impl Party for Verifier {
                     .run_with(&loaded, Arc::new(blobs.inputs), &spec, &options)
             })
             .map_err(|e| e.to_string())?;
-        Ok(report.trace.kept)
+        Ok(dispute::RerunTrace {
+            data: report.trace.data,
+            steps: report.trace.steps,
+            kept: report.trace.kept,
+        })
     }
 }
 

@@ -45,6 +45,14 @@ pub struct ProviderArgs {
     pub faucet: u64,
     #[command(flatten)]
     pub device: DeviceArgs,
+    /// What a receipt's trace commits to: `calls` (each host call and its
+    /// output's dtype and shape; about 1 % of a job's time) or `outputs`
+    /// (every output's bytes hashed too; about 10 % on MiniLM). With
+    /// `calls`, a disputed receipt's job is run again, on this machine's
+    /// CPU, to commit to a trace of its outputs (see ARCHITECTURE.md,
+    /// "Disputes are bisected").
+    #[arg(long, default_value = "calls", value_parser = ["calls", "outputs"])]
+    pub trace: String,
     /// TEST ONLY: lie on this fraction of leases (0..=1), chosen from the
     /// lease id (see assay_provider::cheat); the lies get this node slashed.
     #[arg(long, hide = true, default_value_t = 0.0, value_parser = parse_fraction)]
@@ -114,6 +122,11 @@ pub fn main(args: ProviderArgs) -> Result<u8, Failure> {
             inflate_work: args.inflate_work,
         },
         cheat_step: args.cheat_step,
+        trace_hashing: if args.trace == "outputs" {
+            assay_runtime::Hashing::Inline
+        } else {
+            assay_runtime::Hashing::CallsOnly
+        },
     };
     eprintln!(
         "assay provider {} → {} (price {} µIOSD/Munit, {slots} slots)",

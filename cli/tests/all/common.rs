@@ -115,10 +115,22 @@ fn daemon(args: &[&str], defaults: &[(&str, &str)], extra: &[&str], home: &Path)
             .args(extra)
             .env("ASSAY_HOME", home)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log_to(home))
             .spawn()
             .expect("spawn assay daemon"),
     )
+}
+
+/// Where a daemon's log goes: nowhere, or with `ASSAY_TEST_LOG_DIR=DIR` to
+/// `DIR/<its home's path, / as _>.log` (to see why an end-to-end test hung).
+fn log_to(home: &Path) -> Stdio {
+    let Some(dir) = std::env::var_os("ASSAY_TEST_LOG_DIR") else {
+        return Stdio::null();
+    };
+    let name = home.to_string_lossy().replace('/', "_");
+    let _ = std::fs::create_dir_all(&dir);
+    std::fs::File::create(Path::new(&dir).join(format!("{name}.log")))
+        .map_or_else(|_| Stdio::null(), Stdio::from)
 }
 
 pub fn assay(home: &Path, url: &str, args: &[&str]) -> Output {

@@ -343,6 +343,15 @@ impl Game {
             self.go_full(format!("{who} could not answer ({why})"));
             return Ok(());
         }
+        if let (0, Answer::Claim(claim)) = (side, &answer) {
+            // The provider commits to its data trace now: its receipt may
+            // state a calls-only trace (outputs by dtype and shape). The
+            // commitment cannot help a wrong provider: the game finds the
+            // first step where it differs from the verifier's trace
+            // (committed in the signed verdict), and the arbiter recomputes
+            // that step from inputs both traces agree on.
+            self.roots[0] = trace::root_of(claim.steps, &claim.top);
+        }
         self.answers[side] = Some(answer);
         if self.answers.iter().all(Option::is_some) {
             self.play();
@@ -767,9 +776,11 @@ mod tests {
         play(&mut g, &[&a2, &b]);
         assert_eq!(g.phase, Phase::Full);
         assert!(g.note.contains("upload"), "{}", g.note);
-        // A claim that is not the signed root.
+        // The verifier's claim must be the root its verdict signed (the
+        // provider's is its commitment: its receipt may be calls-only).
         let b = traced(2, honest()[..9].to_vec());
         let mut g = game_of(&a, &b);
+        g.roots[0] = Hash32([2; 32]);
         g.roots[1] = Hash32([1; 32]);
         play(&mut g, &[&a, &b]);
         assert_eq!(g.phase, Phase::Full);

@@ -14,8 +14,9 @@ use tonic::{Request, Response, Status};
 use super::{Coordinator, bad, blocking, wire};
 use crate::rules::disputes::{self, Answer, Game, RevealedInput};
 
-/// At most this many tensors in one answer (a call's inputs are few).
-const MAX_TENSORS: usize = 64;
+/// At most this many tensors in one answer: a call's inputs (a `concat`
+/// of a batch's rows can have hundreds).
+const MAX_TENSORS: usize = 4_096;
 /// At most this many bytes of call encoding in one answer.
 const MAX_CALL_BYTES: usize = 64 << 10;
 

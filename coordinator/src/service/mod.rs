@@ -154,7 +154,12 @@ impl Coordinator {
             .add_service(ProviderServer::new(self.clone()))
             .add_service(VerifierServer::new(self.clone()))
             .add_service(EconomyServer::new(self.clone()))
-            .add_service(ArbitrationServer::new(self.clone()))
+            .add_service(
+                // An answer can carry hundreds of proofs (a concat's inputs).
+                ArbitrationServer::new(self.clone())
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            )
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await;
         let _ = stop_tx.send(true);

@@ -98,7 +98,9 @@ impl<B: Backend> Disputes for SqlStore<B> {
                 }
                 let check = r.hash(2)?;
                 let deadline_ms = r.u64(3)?;
-                let rerun = if game.phase == Phase::Inputs {
+                // A claim may need the job run again (a calls-only trace is
+                // replaced by its data trace), and the inputs always do.
+                let rerun = if matches!(game.phase, Phase::Claim | Phase::Inputs) {
                     Some(check_task(c, &check, deadline_ms)?)
                 } else {
                     None

@@ -146,6 +146,10 @@ fn the_trace_is_the_same_on_every_cpu_path_and_with_resident_weights() {
         },
     );
     assert_ne!(calls.trace.root, first.trace.root);
+    assert!(
+        first.trace.data && !calls.trace.data,
+        "only a hashed trace is a data trace"
+    );
     for (c, f) in calls.trace.steps.iter().zip(&first.trace.steps) {
         assert_eq!(c.call, f.call);
     }
@@ -440,6 +444,7 @@ fn on_cuda_the_trace_records_the_calls_and_shapes() {
         },
     );
     assert_eq!(calls_only.trace.root, cuda.trace.root);
+    assert!(!cuda.trace.data, "a GPU's trace is no data trace");
     for (i, (g, c)) in cuda.trace.steps.iter().zip(&cpu.trace.steps).enumerate() {
         assert_eq!(g.call, c.call, "step {i}");
         let call = Call::decode(&c.call).expect("call");
