@@ -103,8 +103,13 @@
 //! # The bisection game
 //!
 //! Two parties `A` and `B` (a provider and its verifier) each state their
-//! trace's length and top ([`Claim`]), checked against the `trace_root` of
-//! their signed receipts. The referee runs the game over the common depth
+//! trace's length and top ([`Claim`]), checked against the trace root each
+//! signed ([`Party::trace_root`]: a verifier's verdict states it; a
+//! provider whose receipt commits to calls only commits to the trace of a
+//! re-run with every output hashed when the dispute opens — the first step
+//! where the two traces differ is what the game finds and the arbiter
+//! recomputes, so a late commitment cannot move it to a step where the
+//! other party is wrong). The referee runs the game over the common depth
 //! `D = log₂ max(P_A, P_B)` (a shorter trace's top is extended with empty
 //! subtrees, [`extend_top`]). Each round it asks both for the two children
 //! of the node it holds for each ([`Query::Node`]); each answers with a
