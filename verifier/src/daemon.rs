@@ -199,6 +199,21 @@ struct Verifier {
     cpu: OnceLock<Device>,
 }
 
+/// Whose the arbiter's result at a disputed step is, of the provider's and
+/// the verifier's: whether the provider's (the verdict agrees with the
+/// receipt), and in words.
+fn whose(result: &Hash32, parties: &[Hash32; 2]) -> (bool, &'static str) {
+    match assay_protocol::trace::rule(parties, result) {
+        assay_protocol::trace::Ruling::Upheld(assay_protocol::trace::Side::A) => {
+            (true, "the provider's")
+        }
+        assay_protocol::trace::Ruling::Upheld(assay_protocol::trace::Side::B) => {
+            (false, "the verifier's")
+        }
+        assay_protocol::trace::Ruling::BothWrong => (false, "neither party's"),
+    }
+}
+
 /// A check ready to run: a re-execution, or (an arbiter's) one step.
 struct CheckJob {
     check: Prepared,
@@ -380,14 +395,7 @@ impl Verifier {
         let run_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.metrics.step_replays.inc();
         self.metrics.step_replay_ms.inc_by(run_ms);
-        let agrees = made == step.outputs[0];
-        let sides = if agrees {
-            "the provider's"
-        } else if made == step.outputs[1] {
-            "the verifier's"
-        } else {
-            "neither party's"
-        };
+        let (agrees, sides) = whose(&made, &step.outputs);
         tracing::info!(
             check = %p.id.short(),
             dispute = %step.dispute.short(),
@@ -430,14 +438,10 @@ impl Verifier {
         self.metrics
             .evidence_bytes
             .inc_by(recomputed.evidence_bytes);
-        let agrees = recomputed.output == step.provider_output;
-        let sides = if agrees {
-            "the provider's"
-        } else if recomputed.output == step.verifier_output {
-            "the verifier's"
-        } else {
-            "neither party's"
-        };
+        let (agrees, sides) = whose(
+            &recomputed.output,
+            &[step.provider_output, step.verifier_output],
+        );
         tracing::info!(
             check = %p.id.short(),
             dispute = %step.dispute.short(),

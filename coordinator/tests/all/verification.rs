@@ -1136,6 +1136,28 @@ fn traced_receipt<B: Backend>(s: &SqlStore<B>, r: &NodeKey, a: &NodeKey, honest:
     s.reveal_epochs(EPOCH).expect("reveal");
 }
 
+/// Job 1 run by `a` with its trace (its result honest or not), and `v`'s
+/// verdict disputing it with its own trace (its result honest or not):
+/// the dispute's game is open. Returns `v`'s check.
+fn disputed<B: Backend>(
+    s: &SqlStore<B>,
+    r: &NodeKey,
+    (a, a_trace, a_honest): (&NodeKey, &Traced, bool),
+    (v, v_trace, v_honest): (&NodeKey, &Traced, bool),
+) -> Vec<CheckTask> {
+    traced_receipt(s, r, a, a_honest, a_trace);
+    let c = s.take_checks(&v.id(), 1, EPOCH).expect("take");
+    let disputing = VerdictSubmission {
+        trace_root: Some(v_trace.tree.root()),
+        ..verdict(&c[0], v, v_honest)
+    };
+    assert_eq!(
+        s.submit_verdict(&disputing, EPOCH + 1).expect("verdict"),
+        Decision::Disputed
+    );
+    c
+}
+
 /// Both parties answer every question from their traces until the game
 /// asks for inputs or ends; the node rounds played.
 fn play<B: Backend>(s: &SqlStore<B>, parties: [(&NodeKey, &Traced); 2], now: u64) -> u32 {
@@ -1278,16 +1300,7 @@ fn a_cheat_bisected_to_its_wrong_step_is_slashed<B: Backend>(db: Db<'_, B>) {
     let (r, a, _, v, w) = market(&s);
     // The provider's step 3 is wrong; the verifier's trace is honest.
     let (cheat, honest) = (traced(Some(3)), traced(None));
-    traced_receipt(&s, &r, &a, false, &cheat);
-    let c = s.take_checks(&v.id(), 1, EPOCH).expect("take");
-    let disputing = VerdictSubmission {
-        trace_root: Some(honest.tree.root()),
-        ..verdict(&c[0], &v, true)
-    };
-    assert_eq!(
-        s.submit_verdict(&disputing, EPOCH + 1).expect("v"),
-        Decision::Disputed
-    );
+    disputed(&s, &r, (&a, &cheat, false), (&v, &honest, true));
     play(&s, [(&a, &cheat), (&v, &honest)], EPOCH + 2);
     // The cheat cannot reveal; the verifier's evidence is enough.
     let q = s.take_questions(&a.id(), EPOCH + 3).expect("q");
@@ -1334,13 +1347,7 @@ fn a_call_the_guest_did_not_make_is_found_by_re_running_it<B: Backend>(db: Db<'_
         tree: TraceTree::new(leaves),
         steps,
     };
-    traced_receipt(&s, &r, &a, true, &honest);
-    let c = s.take_checks(&v.id(), 1, EPOCH).expect("take");
-    let disputing = VerdictSubmission {
-        trace_root: Some(lie.tree.root()),
-        ..verdict(&c[0], &v, false)
-    };
-    s.submit_verdict(&disputing, EPOCH + 1).expect("lie");
+    let c = disputed(&s, &r, (&a, &honest, true), (&v, &lie, false));
     play(&s, [(&a, &honest), (&v, &lie)], EPOCH + 2);
     let rc = s.take_checks(&w.id(), 1, EPOCH + 3).expect("w");
     let (_, step) = rc[0].step.clone().expect("a step to decide");
@@ -1373,13 +1380,7 @@ fn a_dispute_the_parties_do_not_play_goes_to_a_full_re_execution<B: Backend>(db:
     let s = db(cfg());
     let (r, a, _, v, w) = market(&s);
     let (honest, lie) = (traced(None), traced(Some(6)));
-    traced_receipt(&s, &r, &a, true, &honest);
-    let c = s.take_checks(&v.id(), 1, EPOCH).expect("take");
-    let disputing = VerdictSubmission {
-        trace_root: Some(lie.tree.root()),
-        ..verdict(&c[0], &v, false)
-    };
-    s.submit_verdict(&disputing, EPOCH + 1).expect("lie");
+    let c = disputed(&s, &r, (&a, &honest, true), (&v, &lie, false));
     let q = s.take_questions(&v.id(), EPOCH + 2).expect("q");
     assert_eq!(q[0].question.phase, Phase::Claim);
     // Nobody answers: at the deadline the arbiter re-executes the job.
@@ -1415,13 +1416,7 @@ fn a_step_the_arbiter_cannot_recompute_comes_back_to_it_in_full<B: Backend>(db: 
     let s = db(cfg());
     let (r, a, _, v, w) = market(&s);
     let (honest, lie) = (traced(None), traced(Some(6)));
-    traced_receipt(&s, &r, &a, true, &honest);
-    let c = s.take_checks(&v.id(), 1, EPOCH).expect("take");
-    let disputing = VerdictSubmission {
-        trace_root: Some(lie.tree.root()),
-        ..verdict(&c[0], &v, false)
-    };
-    s.submit_verdict(&disputing, EPOCH + 1).expect("lie");
+    let c = disputed(&s, &r, (&a, &honest, true), (&v, &lie, false));
     play(&s, [(&a, &honest), (&v, &lie)], EPOCH + 2);
     let q = s.take_questions(&a.id(), EPOCH + 3).expect("q");
     s.answer_question(
