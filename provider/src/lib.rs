@@ -77,7 +77,7 @@ pub mod metrics;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use assay_daemon::dispute::{self, KeptTrace, Party, TraceStore};
@@ -192,6 +192,9 @@ struct Provider {
     watchdog_fired: Mutex<BTreeSet<Hash32>>,
     /// The traces of submitted receipts, by receipt id, to answer disputes.
     traces: TraceStore,
+    /// A CPU runtime for disputes' re-runs, made the first time one is
+    /// needed when [`Provider::runtime`] is on a GPU.
+    cpu_runtime: OnceLock<Arc<Runtime>>,
 }
 
 /// A lease ready to run.
@@ -565,6 +568,17 @@ impl Provider {
     }
 }
 
+impl Provider {
+    /// Where a dispute's re-run runs: this provider's runtime if it is on
+    /// the CPU, else a CPU runtime made once. A GPU keeps op outputs on the
+    /// device and its trace hashes none; the CPU gives the same bits by
+    /// definition, so its data trace is the GPU run's. (The re-run's
+    /// receipt is never sent: its runtime signs with a key of its own.)
+    fn data_runtime(&self) -> Result<Arc<Runtime>, String> {
+        assay_runtime::data_runtime(&self.runtime, &self.cpu_runtime).map_err(|e| e.to_string())
+    }
+}
+
 impl Party for Provider {
     const ROLE: &'static str = "provider";
 
@@ -598,12 +612,11 @@ impl Party for Provider {
             hashing: assay_runtime::Hashing::Inline,
             ..TraceOptions::default()
         };
-        let report = self
-            .runtime
+        let runtime = self.data_runtime()?;
+        let report = runtime
             .load(&blobs.component)
             .and_then(|loaded| {
-                self.runtime
-                    .run_with(&loaded, Arc::new(blobs.inputs), &rerun.spec, &options)
+                runtime.run_with(&loaded, Arc::new(blobs.inputs), &rerun.spec, &options)
             })
             .map_err(|e| e.to_string())?;
         Ok(dispute::RerunTrace {
@@ -693,6 +706,7 @@ pub async fn run(
     }
     let provider = Provider {
         traces: TraceStore::default(),
+        cpu_runtime: OnceLock::new(),
         unfinished: Mutex::new(journal.unfinished()),
         watchdog_fired: Mutex::new(BTreeSet::new()),
         telemetry: Arc::new(assay_host_gpu::telemetry::Telemetry::open().ok()),
@@ -775,6 +789,7 @@ mod tests {
             unfinished: Mutex::new(journal.unfinished()),
             watchdog_fired: Mutex::new(BTreeSet::new()),
             traces: TraceStore::default(),
+            cpu_runtime: OnceLock::new(),
             journal,
             metrics: Metrics::default(),
             telemetry: Arc::new(None),
@@ -878,6 +893,51 @@ mod tests {
                 ..Default::default()
             },
         }
+    }
+
+    #[tokio::test]
+    async fn a_disputes_re_run_is_on_the_cpu_even_for_a_gpu_provider() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = provider(dir.path());
+        let same = p.data_runtime().expect("a runtime");
+        assert!(
+            Arc::ptr_eq(&same, &p.runtime),
+            "a CPU provider re-runs on its own runtime"
+        );
+        // A provider on the CUDA backend (its kernels emulated on the host
+        // here) re-runs disputes on a CPU runtime of its own.
+        let gpu = match Device::cuda_emulated() {
+            Ok(d) => d,
+            // A build without the CUDA backend has no emulator either; one
+            // with it must have it where the environment says so.
+            Err(e @ assay_host_gpu::Error::Device(_))
+                if std::env::var("ASSAY_REQUIRE_EMULATOR").is_ok_and(|v| v == "1") =>
+            {
+                panic!("the CUDA emulator is required: {e}")
+            }
+            Err(e) => {
+                println!(
+                    "SKIPPED a_disputes_re_run_is_on_the_cpu_even_for_a_gpu_provider (GPU part): {e}"
+                );
+                return;
+            }
+        };
+        let mut p = provider(dir.path());
+        p.runtime = Arc::new(
+            Runtime::new(RuntimeOptions {
+                cache_dir: None,
+                device: gpu,
+                key: NodeKey::from_seed([4; 32]),
+            })
+            .expect("runtime"),
+        );
+        assert_ne!(p.runtime.device().info().kind, "cpu");
+        let cpu = p.data_runtime().expect("a CPU runtime");
+        assert_eq!(cpu.device().info().kind, "cpu");
+        assert!(
+            Arc::ptr_eq(&cpu, &p.data_runtime().expect("again")),
+            "made once"
+        );
     }
 
     #[tokio::test]

@@ -70,4 +70,4 @@ pub use error::{Ending, Error, FaultKind, HostError, RefusalCase};
 pub use host::add_to_linker;
 pub use limits::MemoryLimitHit;
 pub use sandbox::{LoadedComponent, RunReport, Runtime, RuntimeOptions};
-pub use trace::{Hashing, Replayed, RunTrace, TraceOptions, replay_step};
+pub use trace::{Hashing, Replayed, RunTrace, TraceOptions, data_runtime, replay_step};

@@ -668,6 +668,34 @@ const STEP_CALLS: [&str; 28] = [
     "tensor.cast",
 ];
 
+/// A runtime whose traces hash every output ([`RunTrace::data`]), for a
+/// dispute: `runtime` itself when it runs on the CPU, else a CPU runtime
+/// made once into `cpu` — a GPU keeps op outputs on the device and hashes
+/// none, and the CPU gives the same bits by definition. The CPU runtime
+/// signs with a key of its own: its runs' receipts are for traces only.
+///
+/// # Errors
+///
+/// [`Error::Protocol`] without a random source for its key, or what
+/// [`crate::Runtime::new`] returns.
+pub fn data_runtime(
+    runtime: &Arc<crate::Runtime>,
+    cpu: &std::sync::OnceLock<Arc<crate::Runtime>>,
+) -> Result<Arc<crate::Runtime>, Error> {
+    if runtime.device().info().kind == "cpu" {
+        return Ok(runtime.clone());
+    }
+    if let Some(r) = cpu.get() {
+        return Ok(r.clone());
+    }
+    let made = crate::Runtime::new(crate::RuntimeOptions {
+        cache_dir: None,
+        device: Device::cpu(),
+        key: assay_protocol::NodeKey::generate()?,
+    })?;
+    Ok(cpu.get_or_init(|| Arc::new(made)).clone())
+}
+
 /// What replaying one step gave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Replayed {

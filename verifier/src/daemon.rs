@@ -197,6 +197,9 @@ struct Verifier {
     /// The CPU device disputed steps are replayed on, when the runtime's
     /// device is not one (made on first use).
     cpu: OnceLock<Device>,
+    /// A CPU runtime for the traces of a GPU verifier's disagreements and
+    /// their disputes' re-runs (made on first use).
+    cpu_runtime: OnceLock<Arc<Runtime>>,
 }
 
 /// Whose the arbiter's result at a disputed step is, of the provider's and
@@ -665,10 +668,11 @@ impl Work for Verifier {
                 reason: "the check's deadline passed before it could run".into(),
             };
         };
+        let inputs = Arc::new(blobs.inputs);
         let run = self
             .runtime
             .load(&blobs.component)
-            .and_then(|loaded| self.runtime.run(&loaded, Arc::new(blobs.inputs), &spec));
+            .and_then(|loaded| self.runtime.run(&loaded, inputs.clone(), &spec));
         if let Ok(r) = &run {
             self.metrics.fuel_used.inc_by(r.receipt.body.fuel_used);
         }
@@ -693,6 +697,12 @@ impl Work for Verifier {
                     ));
                 };
                 let mut trace = self.trace_of(&mut report);
+                if trace.is_none() && !agrees && report.trace.recorded {
+                    // A GPU re-execution hashes no outputs: a disagreement
+                    // states the trace of the same run on the CPU (the same
+                    // bits by definition), so its dispute can be bisected.
+                    trace = self.cpu_trace(&p.id, &blobs.component, inputs, &spec, &report);
+                }
                 if (self.cfg.lie_step || self.cfg.lie_call)
                     && p.role == "verify"
                     && let Some(lying) = self.lie_step(&p.id, trace.as_ref())
@@ -792,6 +802,44 @@ impl Work for Verifier {
     }
 }
 
+impl Verifier {
+    /// This verifier's runtime if it is on the CPU, else a CPU runtime
+    /// made once (its runs' receipts are never sent).
+    fn data_runtime(&self) -> Result<Arc<Runtime>, String> {
+        assay_runtime::data_runtime(&self.runtime, &self.cpu_runtime).map_err(|e| e.to_string())
+    }
+
+    /// The data trace of `report`'s run, made again on the CPU; `None` (the
+    /// dispute is then re-executed in full) if that fails or, which would
+    /// be a fault of this machine, gives another result.
+    fn cpu_trace(
+        &self,
+        check: &Hash32,
+        component: &[u8],
+        inputs: Arc<assay_runtime::Inputs>,
+        spec: &assay_protocol::JobSpec,
+        report: &RunReport,
+    ) -> Option<KeptTrace> {
+        let runtime = self
+            .data_runtime()
+            .inspect_err(|e| tracing::warn!(check = %check.short(), error = %e, "no CPU runtime for the disagreement's trace"))
+            .ok()?;
+        let mut cpu = runtime
+            .load(component)
+            .and_then(|loaded| runtime.run(&loaded, inputs, spec))
+            .inspect_err(|e| tracing::warn!(check = %check.short(), error = %e, "the CPU run for the disagreement's trace failed"))
+            .ok()?;
+        let (a, b) = (&cpu.receipt.body, &report.receipt.body);
+        if (a.outputs_root, a.outcome, a.fuel_used, a.work)
+            != (b.outputs_root, b.outcome, b.fuel_used, b.work)
+        {
+            tracing::error!(check = %check.short(), "this GPU and the CPU give different results for the same run: a fault of this machine");
+            return None;
+        }
+        self.trace_of(&mut cpu)
+    }
+}
+
 impl Party for Verifier {
     const ROLE: &'static str = "verifier";
 
@@ -826,13 +874,10 @@ impl Party for Verifier {
             keep,
             ..TraceOptions::default()
         };
-        let report = self
-            .runtime
+        let runtime = self.data_runtime()?;
+        let report = runtime
             .load(&blobs.component)
-            .and_then(|loaded| {
-                self.runtime
-                    .run_with(&loaded, Arc::new(blobs.inputs), &spec, &options)
-            })
+            .and_then(|loaded| runtime.run_with(&loaded, Arc::new(blobs.inputs), &spec, &options))
             .map_err(|e| e.to_string())?;
         Ok(dispute::RerunTrace {
             data: report.trace.data,
@@ -923,6 +968,7 @@ pub async fn run(
         beacons: Mutex::new(BTreeMap::new()),
         traces: TraceStore::default(),
         cpu: OnceLock::new(),
+        cpu_runtime: OnceLock::new(),
     };
     match Worker::new(verifier, settings, Arc::new(channel))
         .run(shutdown)
