@@ -423,7 +423,11 @@ fn a_lie_and_a_cheat_are_each_bisected_to_one_step() {
             "--lie-call",
             "the arbiter re-ran the guest up to it",
         );
-        a_cheat_bisected_on(&store);
+        // A receipt of calls only: the lie is in the data trace the
+        // provider commits to when disputed (the default).
+        a_cheat_bisected_on(&store, &["--cheat-step"]);
+        // A receipt whose trace hashes outputs: the lie is in the receipt.
+        a_cheat_bisected_on(&store, &["--cheat-step", "--trace", "outputs"]);
     }
 }
 
@@ -502,7 +506,7 @@ fn a_lie_bisected_on(store: &Store, knob: &str, decided: &str) {
     );
 }
 
-fn a_cheat_bisected_on(store: &Store) {
+fn a_cheat_bisected_on(store: &Store, knobs: &[&str]) {
     let tmp = tempfile::tempdir().expect("tmp");
     let root = tmp.path();
     let port = free_port();
@@ -518,7 +522,7 @@ fn a_cheat_bisected_on(store: &Store) {
     let (cheat_home, honest_home) = (root.join("cheater"), root.join("honest"));
     let (cheater, honest) = (node_id(&cheat_home, &url), node_id(&honest_home, &url));
     let _v = verifier(&url, &root.join("v"), &[]);
-    let cheat = provider_with(&url, &cheat_home, 10, 1, &["--cheat-step"]);
+    let cheat = provider_with(&url, &cheat_home, 10, 1, knobs);
     wait_registered(&renter, &url, &cheater);
     ok(assay(
         &renter,
