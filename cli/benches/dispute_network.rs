@@ -146,14 +146,6 @@ struct Cost {
     revealed: Option<u64>,
 }
 
-/// A counter or a histogram's sum in Prometheus text.
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// The number just before `word` in `text` ("… 2 rounds, 3826 bytes …").
 fn number_before(text: &str, word: &str) -> Option<u64> {
     let words: Vec<&str> = text.split([' ', ',']).filter(|w| !w.is_empty()).collect();

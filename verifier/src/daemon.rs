@@ -217,6 +217,27 @@ fn whose(result: &Hash32, parties: &[Hash32; 2]) -> (bool, &'static str) {
     }
 }
 
+/// An arbiter's verdict on one step: `output`, what it computed there (the
+/// receipt's own result is restated; the coordinator decides on `output`).
+fn step_verdict(
+    p: Prepared,
+    agrees: bool,
+    comparison: String,
+    output: Hash32,
+) -> Conclusion<Verdict> {
+    Conclusion::Report {
+        outcome: if agrees { "agree" } else { "mismatch" }.into(),
+        report: Verdict {
+            said: Observed::claimed_by(&p.receipt.body),
+            check: p,
+            agrees,
+            comparison,
+            trace_root: None,
+            step_output: Some(output),
+        },
+    }
+}
+
 /// A check ready to run: a re-execution, or (an arbiter's) one step.
 struct CheckJob {
     check: Prepared,
@@ -407,17 +428,12 @@ impl Verifier {
             steps_run = report.trace.steps.len(),
             "re-ran the guest up to the disputed step: it made {sides} call"
         );
-        Conclusion::Report {
-            outcome: if agrees { "agree" } else { "mismatch" }.into(),
-            report: Verdict {
-                said: Observed::claimed_by(&p.receipt.body),
-                check: p,
-                agrees,
-                comparison: format!("the guest's call at step {} is {sides}", step.index),
-                trace_root: None,
-                step_output: Some(made),
-            },
-        }
+        step_verdict(
+            p,
+            agrees,
+            format!("the guest's call at step {} is {sides}", step.index),
+            made,
+        )
     }
 
     /// An arbiter's step check: recompute the disputed step and state its
@@ -455,20 +471,15 @@ impl Verifier {
             output = %recomputed.output.short(),
             "recomputed the disputed step: {sides} output"
         );
-        Conclusion::Report {
-            outcome: if agrees { "agree" } else { "mismatch" }.into(),
-            report: Verdict {
-                said: Observed::claimed_by(&p.receipt.body),
-                check: p,
-                agrees,
-                comparison: format!(
-                    "step {} ({}) recomputed: {sides} output",
-                    step.index, step.call.name
-                ),
-                trace_root: None,
-                step_output: Some(recomputed.output),
-            },
-        }
+        step_verdict(
+            p,
+            agrees,
+            format!(
+                "step {} ({}) recomputed: {sides} output",
+                step.index, step.call.name
+            ),
+            recomputed.output,
+        )
     }
 }
 

@@ -372,6 +372,15 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// The sum of the samples of metric `name` (a counter's `…_total`, every
+/// label set) in Prometheus text.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// The Prometheus text a daemon serves on `port`.
 pub fn metrics(port: u16) -> String {
     use std::io::{Read, Write};

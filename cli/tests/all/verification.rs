@@ -435,12 +435,7 @@ fn a_lie_and_a_cheat_are_each_bisected_to_one_step() {
 /// re-execution, fuel burnt re-executing jobs).
 fn arbiter_runs(port: u16) -> (u64, u64, u64) {
     let m = metrics(port);
-    let value = |name: &str| {
-        m.lines()
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>() as u64
-    };
+    let value = |name: &str| metric(&m, name) as u64;
     (
         value("assay_verifier_step_replays_total"),
         value("assay_verifier_step_fallbacks_total"),
@@ -448,18 +443,25 @@ fn arbiter_runs(port: u16) -> (u64, u64, u64) {
     )
 }
 
-fn a_lie_bisected_on(store: &Store, knob: &str, decided: &str) {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let root = tmp.path();
+/// The market of the bisection tests: every receipt checked, on `store`,
+/// its arbiter serving its metrics on the returned port.
+fn bisecting_market(root: &Path, store: &Store) -> (Proc, String, Proc, u16) {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let (_c, url, _arbiter) = market_watched(
+    let (c, url, arbiter) = market_watched(
         root,
         "1000",
         "1",
         &store_flags(store),
         &["--metrics-listen", &listen],
     );
+    (c, url, arbiter, port)
+}
+
+fn a_lie_bisected_on(store: &Store, knob: &str, decided: &str) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let (_c, url, _arbiter, port) = bisecting_market(root, store);
     let renter = root.join("renter");
     let (p_home, liar_home) = (root.join("p"), root.join("liar"));
     let (p, liar) = (node_id(&p_home, &url), node_id(&liar_home, &url));
@@ -509,15 +511,7 @@ fn a_lie_bisected_on(store: &Store, knob: &str, decided: &str) {
 fn a_cheat_bisected_on(store: &Store, knobs: &[&str]) {
     let tmp = tempfile::tempdir().expect("tmp");
     let root = tmp.path();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let (_c, url, _arbiter) = market_watched(
-        root,
-        "1000",
-        "1",
-        &store_flags(store),
-        &["--metrics-listen", &listen],
-    );
+    let (_c, url, _arbiter, port) = bisecting_market(root, store);
     let renter = root.join("renter");
     let (cheat_home, honest_home) = (root.join("cheater"), root.join("honest"));
     let (cheater, honest) = (node_id(&cheat_home, &url), node_id(&honest_home, &url));

@@ -30,6 +30,11 @@ use assay_protocol::trace::{
 use assay_protocol::{Hash32, NodeId};
 use serde::{Deserialize, Serialize};
 
+/// How a full re-execution's arbitration note, and an arbiter's give-back
+/// of a step it could not recompute, begin (a wire word: the verifier
+/// hands a step back with this reason).
+pub const FULL_RE_EXECUTION: &str = "full re-execution: ";
+
 /// Steps whose calls cannot be recomputed from earlier steps: their data
 /// came from the guest. A divergence there is the guest's own code's.
 pub const UNREPLAYABLE: [&str; 2] = ["tensor.upload-f32", "tensor.upload-i32"];
@@ -272,6 +277,23 @@ impl Game {
             Phase::Full => format!("disputed: {arbiter} re-executes the job ({})", self.note),
             Phase::Decided => String::new(),
         }
+    }
+
+    /// What the referee's verdict records about how the dispute reached the
+    /// arbiter (`VerdictRecord.arbitration`); `on_step`: the verdict
+    /// decided the step (not a full re-execution).
+    pub fn arbitration(&self, on_step: bool) -> String {
+        if !on_step {
+            return format!("{FULL_RE_EXECUTION}{}", self.note);
+        }
+        let done = match self.step.as_ref().map(|s| s.kind) {
+            Some(StepKind::Call) => "the arbiter re-ran the guest up to it",
+            _ => "recomputed by the arbiter",
+        };
+        format!(
+            "{}, {} bytes revealed: {done}",
+            self.note, self.revealed_bytes
+        )
     }
 
     /// What the arbiter does with the step, in words.

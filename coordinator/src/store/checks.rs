@@ -55,7 +55,7 @@ use crate::config::MarketConfig;
 use crate::ledger::accounts::io_for_iosd;
 use crate::ledger::{self as accounts, Unit};
 use crate::rules::checks::{self as rules, CheckEvent};
-use crate::rules::disputes::{StepKind, StepToRecompute};
+use crate::rules::disputes::{FULL_RE_EXECUTION, StepToRecompute};
 use crate::state::{CheckReason, CheckRole, CheckState, CheckStatus, ShardState};
 use crate::types::{
     CheckTask, Decision, JobView, ReceiptRecord, RunResult, VerdictSubmission, VerdictView,
@@ -267,8 +267,15 @@ impl<B: Backend> Checks for SqlStore<B> {
                 None => (v.result == RunResult::of(&record.receipt), None),
             };
             rules::require_consistent_claim(v.agrees, agrees)?;
+            // A referee's verdict ends its dispute's game, and says how the
+            // dispute reached the arbiter.
             let arbitration = match check.role {
-                CheckRole::Referee => arbitration_note(c, &check.receipt, on_step.is_some())?,
+                CheckRole::Referee => match disputes::close(c, &check.receipt, None, now_ms)? {
+                    Some(game) => game.arbitration(on_step.is_some()),
+                    None => format!(
+                        "{FULL_RE_EXECUTION}no traces to bisect (a verdict or receipt without one)"
+                    ),
+                },
                 _ => String::new(),
             };
             record_verdict(c, v, check.role, agrees, &outcome, &arbitration, now_ms)?;
@@ -286,9 +293,6 @@ impl<B: Backend> Checks for SqlStore<B> {
                 },
                 || recheck_drawn(&cfg, &v.check_id),
             );
-            if check.role == CheckRole::Referee {
-                disputes::close(c, &check.receipt, None, now_ms)?;
-            }
             act_on(
                 c,
                 &cfg,
@@ -710,32 +714,6 @@ fn record_verdict(
     )?;
     Ok(())
 }
-
-/// What a referee check's verdict records about how the dispute reached
-/// the arbiter (`VerdictRecord.arbitration`).
-fn arbitration_note(c: &mut dyn Conn, receipt: &Hash32, on_step: bool) -> Result<String, Error> {
-    let Some((_, game)) = disputes::dispute_of(c, receipt)? else {
-        return Ok(format!(
-            "{FULL_RE_EXECUTION}no traces to bisect (a verdict or receipt without one)"
-        ));
-    };
-    Ok(if on_step {
-        let done = match game.step.as_ref().map(|s| s.kind) {
-            Some(StepKind::Call) => "the arbiter re-ran the guest up to it",
-            _ => "recomputed by the arbiter",
-        };
-        format!(
-            "{}, {} bytes revealed: {done}",
-            game.note, game.revealed_bytes
-        )
-    } else {
-        format!("{FULL_RE_EXECUTION}{}", game.note)
-    })
-}
-
-/// How a full re-execution's arbitration note, and an arbiter's give-back
-/// of a step it could not recompute, begin.
-pub const FULL_RE_EXECUTION: &str = "full re-execution: ";
 
 /// The verdict whose agreement a re-check examines (the latest agreeing
 /// first check).

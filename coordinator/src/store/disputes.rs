@@ -98,13 +98,16 @@ impl<B: Backend> Disputes for SqlStore<B> {
                 }
                 let check = r.hash(2)?;
                 let deadline_ms = r.u64(3)?;
-                // A claim may need the job run again (a calls-only trace is
-                // replaced by its data trace), and the inputs always do.
-                let rerun = if matches!(game.phase, Phase::Claim | Phase::Inputs) {
-                    Some(check_task(c, &check, deadline_ms)?)
-                } else {
-                    None
-                };
+                // The provider's claim may need the job run again (a
+                // calls-only receipt's trace is replaced by its data
+                // trace; a verifier's trace is one already), and the
+                // inputs always do.
+                let rerun =
+                    if game.phase == Phase::Inputs || (game.phase == Phase::Claim && side == 0) {
+                        Some(check_task(c, &check, deadline_ms)?)
+                    } else {
+                        None
+                    };
                 tasks.push(QuestionTask {
                     dispute: r.hash(0)?,
                     receipt: r.hash(1)?,
