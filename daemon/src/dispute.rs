@@ -693,6 +693,27 @@ async fn handle<P: Party>(party: &Arc<P>, q: pb::Question, ctx: &Context, in_fli
     });
 }
 
+/// Runs `rerun` again through `party` ([`Party::rerun`], on a blocking
+/// thread), its blobs from the loop's cache, keeping the outputs of `keep`.
+async fn run_again<P: Party>(
+    party: &Arc<P>,
+    ctx: &Context,
+    rerun: Rerun,
+    deadline_ms: u64,
+    keep: BTreeSet<u64>,
+) -> Result<RerunTrace, String> {
+    let blobs = ctx
+        .blobs
+        .fetch(Some(&rerun.component), &rerun.inputs)
+        .await
+        .map_err(|e| format!("cannot fetch the job's blobs: {e}"))?;
+    let runner = party.clone();
+    tokio::task::spawn_blocking(move || runner.rerun(&rerun, deadline_ms, keep, blobs))
+        .await
+        .map_err(|e| format!("the re-run crashed: {e}"))?
+        .map_err(|why| format!("the re-run failed: {why}"))
+}
+
 /// Why a question needs the job run again.
 enum RerunFor {
     /// To regain these steps' output tensors.
@@ -721,26 +742,13 @@ async fn data_claim<P: Party>(
         tracing::warn!(role = P::ROLE, dispute = %dispute.short(), %why, "cannot commit to a data trace");
         Some(unable(dispute, "claim", why))
     };
-    let blobs = match ctx.blobs.fetch(Some(&rerun.component), &rerun.inputs).await {
-        Ok(b) => b,
-        Err(e) => return no(format!("cannot fetch the job's blobs: {e}")),
-    };
     let started = Instant::now();
-    let runner = party.clone();
-    let ran = tokio::task::spawn_blocking(move || {
-        runner.rerun(&rerun, deadline_ms, BTreeSet::new(), blobs)
-    })
-    .await
-    .map_err(|e| format!("the re-run crashed: {e}"))
-    .and_then(|r| r);
-    let ran = match ran {
+    let ran = match run_again(party, ctx, rerun, deadline_ms, BTreeSet::new()).await {
         Ok(r) => r,
-        Err(why) => return no(format!("the re-run failed: {why}")),
+        Err(why) => return no(why),
     };
     if !ran.data {
-        return no(
-            "this party's runs keep their tensors on a GPU: the re-run's trace holds no tensor digests".into(),
-        );
+        return no("the re-run's trace holds no tensor digests".into());
     }
     let same_calls = ran.steps.len() == trace.steps.len()
         && ran
@@ -783,20 +791,11 @@ async fn inputs<P: Party>(
             trace.tree.steps()
         ));
     }
-    let blobs = match ctx.blobs.fetch(Some(&rerun.component), &rerun.inputs).await {
-        Ok(b) => b,
-        Err(e) => return no(format!("cannot fetch the job's blobs: {e}")),
-    };
     let keep: BTreeSet<u64> = steps.iter().copied().collect();
-    let started = std::time::Instant::now();
-    let runner = party.clone();
-    let ran = tokio::task::spawn_blocking(move || runner.rerun(&rerun, deadline_ms, keep, blobs))
-        .await
-        .map_err(|e| format!("the re-run crashed: {e}"))
-        .and_then(|r| r);
-    let kept = match ran {
+    let started = Instant::now();
+    let kept = match run_again(party, ctx, rerun, deadline_ms, keep).await {
         Ok(r) => r.kept,
-        Err(why) => return no(format!("the re-run failed: {why}")),
+        Err(why) => return no(why),
     };
     let tensors = match step_tensors(trace, steps, &kept) {
         Ok(t) => t,

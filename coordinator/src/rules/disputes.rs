@@ -432,7 +432,7 @@ impl Game {
             call_name(&call),
             self.rounds
         );
-        self.step = Some(StepToRecompute {
+        self.hand_to_arbiter(StepToRecompute {
             kind: StepKind::Output,
             index,
             call,
@@ -441,6 +441,11 @@ impl Game {
             roots: self.roots,
             inputs,
         });
+    }
+
+    /// The game is over: the arbiter decides `step`.
+    fn hand_to_arbiter(&mut self, step: StepToRecompute) {
+        self.step = Some(step);
         self.phase = Phase::Step;
         self.answers = [None, None];
     }
@@ -549,7 +554,7 @@ impl Game {
             trace::call_digest(calls[0].as_deref()),
             trace::call_digest(calls[1].as_deref()),
         ];
-        self.step = Some(StepToRecompute {
+        self.hand_to_arbiter(StepToRecompute {
             kind: StepKind::Call,
             index,
             call: Vec::new(),
@@ -558,8 +563,6 @@ impl Game {
             roots: self.roots,
             inputs: Vec::new(),
         });
-        self.phase = Phase::Step;
-        self.answers = [None, None];
     }
 
     fn settle_output(&mut self, index: u64, call: &Call, outputs: [Hash32; 2]) {
