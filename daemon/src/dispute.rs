@@ -14,8 +14,10 @@
 //!   asked steps' output tensors, each proven against the kept trace.
 //! - [`answer_questions`]: the background task a daemon starts from
 //!   `Work::started`: poll `TakeQuestions` every interval, answer each
-//!   question once (`Answer`), re-running the job for `inputs` questions
-//!   through the daemon's [`Party::rerun`]. Errors are logged and counted,
+//!   question once (`Answer`), re-running the job through the daemon's
+//!   [`Party::rerun`] for `inputs` questions and for the `claim` of a
+//!   calls-only trace (the party then commits to the re-run's data trace,
+//!   [`Party::commit`]). Errors are logged and counted,
 //!   never fatal; a coordinator without the `Arbitration` service is asked
 //!   again rarely.
 //! - [`corrupt_middle_step`]: the test knobs' lie (`assay provider
