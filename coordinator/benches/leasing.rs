@@ -499,6 +499,7 @@ fn run_grpc(stores: Vec<Arc<dyn Store>>, a: &Args) {
                             pb::TakeLeasesRequest {
                                 auth: None,
                                 max: batch,
+                                ..Default::default()
                             },
                         ))
                         .await
@@ -572,6 +573,7 @@ fn run_grpc(stores: Vec<Arc<dyn Store>>, a: &Args) {
                             pb::TakeLeasesRequest {
                                 auth: None,
                                 max: batch,
+                                ..Default::default()
                             },
                         ))
                         .await

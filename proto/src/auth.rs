@@ -326,6 +326,11 @@ signed!(HeartbeatRequest, |m, e| {
 });
 signed!(TakeLeasesRequest, |m, e| {
     e.u32(m.max);
+    // Encoded only when set, so a request without it signs what it signed
+    // before the field existed.
+    if m.wait_ms > 0 {
+        e.u32(m.wait_ms);
+    }
 });
 signed!(SubmitReceiptRequest, |m, e| {
     e.bytes(&m.lease_id);
@@ -531,7 +536,7 @@ mod tests {
 
     #[test]
     fn a_wrong_key_expiry_and_missing_auth_are_refused() {
-        let mut req = pb::TakeLeasesRequest { auth: None, max: 1 };
+        let mut req = pb::TakeLeasesRequest { auth: None, max: 1, ..Default::default() };
         assert!(matches!(verify(&req, 0, 1), Err(Error::Unsigned)));
         sign_with(&key(2), &mut req, 1, 10_000);
         // Claims to be node 1 but was signed by node 2.

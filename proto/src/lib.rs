@@ -22,7 +22,7 @@
 //! use assay_protocol::NodeKey;
 //!
 //! let key = NodeKey::from_seed([7; 32]);
-//! let mut req = pb::TakeLeasesRequest { auth: None, max: 4 };
+//! let mut req = pb::TakeLeasesRequest { auth: None, max: 4, ..Default::default() };
 //! auth::sign(&key, &mut req, 1_000, 30_000).unwrap();
 //! let who = auth::verify(&req, 1_500, 300_000).unwrap();
 //! assert_eq!(who.node, key.id());

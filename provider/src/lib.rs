@@ -349,7 +349,7 @@ impl Work for Provider {
     }
 
     async fn take(&self, max: u32) -> Result<Vec<pb::Lease>, assay_daemon::Error> {
-        let mut req = pb::TakeLeasesRequest { auth: None, max };
+        let mut req = pb::TakeLeasesRequest { auth: None, max, wait_ms: 0 };
         assay_daemon::sign(self.key(), &mut req)?;
         Ok(self.client().take_leases(req).await?.into_inner().leases)
     }

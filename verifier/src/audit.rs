@@ -269,6 +269,7 @@ pub async fn audit(channel: &Channel, after_seq: u64, limit: u32) -> Result<Repo
                 let status = renter
                     .get_job(pb::GetJobRequest {
                         job_id: job.0.to_vec(),
+                        ..Default::default()
                     })
                     .await
                     .map_err(assay_proto::Error::from)?

@@ -57,6 +57,7 @@ async fn get(
     Ok(RenterClient::new(channel.clone())
         .get_job(pb::GetJobRequest {
             job_id: id.0.to_vec(),
+            ..Default::default()
         })
         .await
         .map_err(rpc(url))?

@@ -200,6 +200,7 @@ pub async fn follow(
         let status = RenterClient::new(channel.clone())
             .get_job(pb::GetJobRequest {
                 job_id: job.0.to_vec(),
+                ..Default::default()
             })
             .await
             .map_err(rpc(url))?
