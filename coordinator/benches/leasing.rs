@@ -425,6 +425,7 @@ fn run_grpc(stores: Vec<Arc<dyn Store>>, a: &Args) {
                 max_price: 100,
                 requirements: None,
                 split_inputs: vec![],
+                cluster_id: vec![],
             };
             assay_proto::auth::sign(&renter, &mut m, now_ms(), 60_000).expect("sign");
             let mut c = RenterClient::new(channel.clone());
@@ -455,6 +456,7 @@ fn run_grpc(stores: Vec<Arc<dyn Store>>, a: &Args) {
                 stake: 0,
                 slots: 1_000_000,
                 version: "bench".into(),
+                reserve_price: 0,
             };
             assay_proto::auth::sign(p, &mut m, now_ms(), 60_000).expect("sign");
             ProviderClient::new(channels[i % channels.len()].clone())

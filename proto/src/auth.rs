@@ -288,6 +288,11 @@ signed!(SubmitJobRequest, |m, e| {
     }
     e.u32(m.verify_rate_ppm).u8(u8::from(m.unverified));
     e.str(&m.pay_in);
+    // Encoded only when set, so a job for the open market signs what it
+    // signed before reserved clusters existed.
+    if !m.cluster_id.is_empty() {
+        e.bytes(&m.cluster_id);
+    }
 });
 signed!(RegisterRequest, |m, e| {
     match &m.hardware {
@@ -303,6 +308,10 @@ signed!(RegisterRequest, |m, e| {
         }
     }
     e.u64(m.price).u64(m.stake).u32(m.slots).str(&m.version);
+    // Encoded only when set (an older provider signs what it signed before).
+    if m.reserve_price > 0 {
+        e.u64(m.reserve_price);
+    }
 });
 signed!(HeartbeatRequest, |m, e| {
     e.u32(m.free_slots);
@@ -323,6 +332,19 @@ signed!(HeartbeatRequest, |m, e| {
             e.bytes(id);
         }
     }
+});
+signed!(CreateClusterRequest, |m, e| {
+    e.u32(m.gpus)
+        .str(&m.gpu_class)
+        .u32(m.min_reliability_permille)
+        .u32(m.hours)
+        .u64(m.max_price);
+});
+signed!(ExtendClusterRequest, |m, e| {
+    e.bytes(&m.cluster_id).u32(m.hours);
+});
+signed!(ReleaseClusterRequest, |m, e| {
+    e.bytes(&m.cluster_id);
 });
 signed!(TakeLeasesRequest, |m, e| {
     e.u32(m.max);
@@ -479,6 +501,38 @@ mod tests {
         let mut changed = back.clone();
         changed.watchdog = false;
         assert!(bad(&|| verify(&changed, 5_000, 60_000)));
+    }
+
+    #[test]
+    fn a_cluster_id_and_a_reserve_price_are_signed_only_when_set() {
+        let bad = |r: Result<Verified, Error>| matches!(r, Err(Error::BadSignature { .. }));
+        let mut job = pb::SubmitJobRequest {
+            max_price: 7,
+            ..Default::default()
+        };
+        sign_with(&key(1), &mut job, 42, 10_000);
+        let unsigned_before = signing_bytes(&job, &key(1).id().0, 42, 10_000);
+        let mut with_cluster = job.clone();
+        with_cluster.cluster_id = vec![3; 32];
+        assert!(bad(verify(&with_cluster, 5_000, 60_000)));
+        sign_with(&key(1), &mut with_cluster, 42, 10_000);
+        assert!(verify(&with_cluster, 5_000, 60_000).is_ok());
+        assert_ne!(
+            signing_bytes(&with_cluster, &key(1).id().0, 42, 10_000),
+            unsigned_before
+        );
+        let mut other = with_cluster.clone();
+        other.cluster_id = vec![4; 32];
+        assert!(bad(verify(&other, 5_000, 60_000)));
+
+        let mut reg = pb::RegisterRequest {
+            price: 5,
+            ..Default::default()
+        };
+        sign_with(&key(1), &mut reg, 43, 10_000);
+        let mut dearer = reg.clone();
+        dearer.reserve_price = 9;
+        assert!(bad(verify(&dearer, 5_000, 60_000)));
     }
 
     #[test]

@@ -294,6 +294,7 @@ impl Work for Provider {
             stake: self.cfg.stake,
             slots: self.cfg.slots,
             version: env!("CARGO_PKG_VERSION").to_string(),
+            reserve_price: 0,
         };
         assay_daemon::sign(self.key(), &mut req)?;
         let answer = self.client().register(req).await?.into_inner();

@@ -134,6 +134,7 @@ pub fn main(args: PublishArgs) -> Result<u8, Failure> {
                 verify_rate_ppm: args.verify_rate.unwrap_or(0),
                 unverified: args.unverified,
                 pay_in: args.pay_in.clone(),
+                cluster_id: vec![],
             },
         )?;
         let resp = RenterClient::new(channel.clone())

@@ -494,6 +494,7 @@ fn bad_requests_are_refused_with_clear_errors() {
                 max_price: 10,
                 requirements: None,
                 split_inputs: vec![],
+                cluster_id: vec![],
             },
         ))
         .await
@@ -512,6 +513,7 @@ fn bad_requests_are_refused_with_clear_errors() {
                     stake: 0,
                     slots: 1,
                     version: "test".into(),
+                    reserve_price: 0,
                 },
             )
         };
@@ -742,6 +744,7 @@ fn split_inputs_give_each_shard_only_its_lines() {
                     max_price: 10,
                     requirements: None,
                     split_inputs: vec!["text".into()],
+                    cluster_id: vec![],
                 },
             ))
             .await
@@ -761,6 +764,7 @@ fn split_inputs_give_each_shard_only_its_lines() {
                 stake: 0,
                 slots: 2,
                 version: "test".into(),
+                reserve_price: 0,
             },
         ))
         .await
@@ -1010,6 +1014,7 @@ fn orphaned_lease(store: &Store) {
             stake: 1_000_000,
             slots: 4,
             version: "test".into(),
+            reserve_price: 0,
         };
         pc.register(signed(&a_key, register))
             .await

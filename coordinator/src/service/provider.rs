@@ -86,6 +86,7 @@ impl Provider for Coordinator {
                 .iter()
                 .map(|h| h.0.to_vec())
                 .collect(),
+            clusters: Vec::new(),
         }))
     }
 
