@@ -88,6 +88,28 @@ stored_state! {
     }
 }
 
+stored_state! {
+    /// The state of a reserved cluster (`clusters.state`).
+    ClusterState, "cluster state" {
+        /// Its members' slots are held and paid for.
+        Active = "active",
+        /// Its renter ended it early: members paid to then, the rest refunded.
+        Released = "released",
+        /// Its time ran out: members paid in full.
+        Expired = "expired",
+    }
+}
+
+stored_state! {
+    /// A cluster member's state (`cluster_members.state`).
+    MemberState, "cluster member state" {
+        /// Holds one slot for the cluster.
+        Active = "active",
+        /// Left (went offline, or the cluster ended); paid to then.
+        Left = "left",
+    }
+}
+
 impl LeaseState {
     /// The stored name (the same as [`LeaseState::as_str`]).
     pub fn name(self) -> &'static str {

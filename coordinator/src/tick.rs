@@ -3,7 +3,9 @@
 //! checks past their deadline go to another verifier, hardware challenges
 //! are sent and timed out, receipts past their challenge window are
 //! settled, reward epochs that ended emit and pay their IO, unstaked IO
-//! past its cooldown is released, bonds that are due mature, spent
+//! past its cooldown is released, bonds that are due mature, reserved
+//! clusters pay their members, replace those that went offline and
+//! expire, spent
 //! nonces are purged. Each step is one store call (see
 //! [`crate::store`]); the services ([`crate::service`]) start this beside
 //! themselves.
@@ -32,6 +34,8 @@ pub struct TickReport {
     pub settled: usize,
     /// Reward epochs closed.
     pub reward_epochs: u64,
+    /// Reserved clusters: members paid, dropped, replaced; clusters expired.
+    pub clusters: crate::types::ClusterReport,
 }
 
 /// One tick's work at `now_ms`; `purge`: also forget spent nonces.
@@ -49,6 +53,7 @@ pub fn tick(store: &dyn Store, now_ms: u64, purge: bool) -> Result<TickReport, E
     let reward_epochs = store.close_reward_epochs(now_ms)?;
     store.release_unbonded(now_ms)?;
     store.mature_bonds(now_ms)?;
+    let clusters = store.run_clusters(now_ms)?;
     if purge {
         store.purge_nonces(now_ms)?;
     }
@@ -58,6 +63,7 @@ pub fn tick(store: &dyn Store, now_ms: u64, purge: bool) -> Result<TickReport, E
         late_checks,
         settled,
         reward_epochs,
+        clusters,
     })
 }
 
@@ -90,6 +96,9 @@ pub async fn run(
                     sampled = r.sampled,
                     late_checks = r.late_checks,
                     reward_epochs = r.reward_epochs,
+                    cluster_pay = r.clusters.paid,
+                    cluster_dropouts = r.clusters.dropped,
+                    clusters_expired = r.clusters.expired,
                     "background work"
                 );
             }

@@ -489,3 +489,82 @@ impl ProviderView {
         }
     }
 }
+
+/// A reserved cluster as its renter and its members see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterView {
+    /// Its id.
+    pub id: Hash32,
+    /// Who pays.
+    pub renter: NodeId,
+    /// Active, released or expired.
+    pub state: crate::state::ClusterState,
+    /// What the renter asked for (`gpus`, class, reliability, max price).
+    pub wanted: crate::rules::clusters::Wanted,
+    /// When it started and when it ends (or ended, if expired), Unix ms.
+    pub starts_ms: u64,
+    /// When its reservation ends.
+    pub ends_ms: u64,
+    /// When it was released or expired.
+    pub ended_ms: Option<u64>,
+    /// µIOSD escrowed in all (creation and extensions).
+    pub escrowed: u64,
+    /// µIOSD paid to members (their pay and the protocol fee on it).
+    pub paid: u64,
+    /// µIOSD given back to the renter.
+    pub refunded: u64,
+    /// Its members, present and past, in the order they joined.
+    pub members: Vec<ClusterMember>,
+}
+
+impl ClusterView {
+    /// µIOSD still in escrow: `escrowed − paid − refunded`.
+    pub fn escrow_left(&self) -> u64 {
+        self.escrowed
+            .saturating_sub(self.paid)
+            .saturating_sub(self.refunded)
+    }
+
+    /// The members holding a slot now.
+    pub fn active_members(&self) -> impl Iterator<Item = &ClusterMember> {
+        self.members
+            .iter()
+            .filter(|m| m.state == crate::state::MemberState::Active)
+    }
+}
+
+/// A provider's membership of a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterMember {
+    /// The provider.
+    pub provider: NodeId,
+    /// µIOSD per slot-hour, fixed when it joined.
+    pub reserve_price: u64,
+    /// µIOSD per million work units the cluster's jobs pay it, fixed when it joined.
+    pub work_price: u64,
+    /// When it joined.
+    pub joined_ms: u64,
+    /// When it left.
+    pub left_ms: Option<u64>,
+    /// Holding its slot, or left.
+    pub state: crate::state::MemberState,
+    /// Why it left (`offline`, `suspended`, `released`, `expired`).
+    pub why_left: String,
+    /// The escrow held for it.
+    pub budget: u64,
+    /// Paid to it so far (with the protocol fee on it).
+    pub paid: u64,
+}
+
+/// What one pass over the clusters did (the tick's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClusterReport {
+    /// µIOSD paid to members.
+    pub paid: u64,
+    /// Members that went offline and left.
+    pub dropped: u64,
+    /// Of those, how many were replaced.
+    pub replaced: u64,
+    /// Clusters whose time ran out.
+    pub expired: u64,
+}

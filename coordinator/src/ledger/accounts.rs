@@ -23,6 +23,7 @@
 //! | `iosd/verifier:<node>` | IOSD | a verifier's fees |
 //! | `iosd/fees` | IOSD | protocol fees on payments in IOSD |
 //! | `iosd/bond:<id>` | IOSD | a bond's principal escrow, filled from its device's earnings |
+//! | `iosd/cluster:<id>` | IOSD | a reserved cluster's escrow (its members' pay for held slots) |
 
 use std::fmt;
 
@@ -188,6 +189,10 @@ pub fn bond_escrow(bond: &Hash32) -> String {
 /// A job's escrow (IOSD).
 pub fn escrow(job: &Hash32) -> String {
     format!("iosd/escrow:{job}")
+}
+/// A reserved cluster's escrow (IOSD).
+pub fn cluster_escrow(cluster: &Hash32) -> String {
+    format!("iosd/cluster:{cluster}")
 }
 
 /// The IOSD that burning `io` µIO at `price` (µIOSD per IO) mints:

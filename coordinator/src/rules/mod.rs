@@ -15,6 +15,8 @@
 //!   not matched".
 //! - [`challenge`]: proof of hardware — challenge sizing, timing and
 //!   outcomes.
+//! - [`clusters`]: reserved clusters — who may join, the escrow, pay by
+//!   the millisecond, a leaver's settlement and its replacement.
 //! - [`claims`]: tokenized compute — note splits, bond waterfall, maturity.
 //! - [`emission`]: the block-reward schedule (IO per reward epoch).
 //! - [`rewards`]: an epoch's emission split by verified work and uptime.
@@ -29,6 +31,7 @@
 pub mod challenge;
 pub mod checks;
 pub mod claims;
+pub mod clusters;
 pub mod disputes;
 pub mod eligibility;
 pub mod emission;

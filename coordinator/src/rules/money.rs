@@ -117,7 +117,7 @@ pub fn settle(price: u64, units: u64, escrow: u64, fee_bps: u64, verified: bool)
 }
 
 /// The protocol fee on a payment: `fee_bps` of it, at most all of it.
-fn protocol_fee(payment: u64, fee_bps: u64) -> u64 {
+pub(crate) fn protocol_fee(payment: u64, fee_bps: u64) -> u64 {
     u64::try_from(u128::from(payment) * u128::from(fee_bps) / 10_000)
         .unwrap_or(payment)
         .min(payment)

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use assay_proto::pb::arbitration_server::ArbitrationServer;
 use assay_proto::pb::blobs_server::BlobsServer;
+use assay_proto::pb::clusters_server::ClustersServer;
 use assay_proto::pb::economy_server::EconomyServer;
 use assay_proto::pb::provider_server::ProviderServer;
 use assay_proto::pb::renter_server::RenterServer;
@@ -29,6 +30,7 @@ use crate::store::Store;
 pub mod arbitration;
 pub mod auth;
 pub mod blobs;
+pub mod clusters;
 pub mod economy;
 pub mod provider;
 pub mod renter;
@@ -157,6 +159,7 @@ impl Coordinator {
             .add_service(
                 // An answer can carry hundreds of proofs (a concat's inputs).
                 ArbitrationServer::new(self.clone())
+            .add_service(ClustersServer::new(self.clone()))
                     .max_decoding_message_size(max)
                     .max_encoding_message_size(max),
             )

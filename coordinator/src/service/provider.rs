@@ -42,8 +42,13 @@ impl Provider for Coordinator {
             version: req.version,
         };
         let store = self.store.clone();
-        let stake = req.stake;
-        let r = blocking(move || store.register(&info, stake, now_ms())).await?;
+        let (stake, reserve_price) = (req.stake, req.reserve_price);
+        let r = blocking(move || {
+            let r = store.register(&info, stake, now_ms())?;
+            store.set_reserve_price(&node, reserve_price)?;
+            Ok(r)
+        })
+        .await?;
         tracing::info!(provider = %node.to_hex().get(..12).unwrap_or(""), price = req.price, slots = req.slots, "provider registered");
         Ok(Response::new(pb::RegisterResponse {
             lease_ttl_ms: self.store.config().lease_ttl_ms,
@@ -69,13 +74,19 @@ impl Provider for Coordinator {
         let telemetry = telemetry_samples(&req);
         let store = self.store.clone();
         let free = req.free_slots;
-        let leases = blocking(move || {
+        let (leases, clusters) = blocking(move || {
             // Leases the provider says it does not hold are ended first, so
             // the answer lists only those it keeps.
             if let Some(held) = &held {
                 store.end_unheld(&node, held, now_ms())?;
             }
-            store.heartbeat(&node, free, &telemetry, now_ms())
+            let leases = store.heartbeat(&node, free, &telemetry, now_ms())?;
+            // The reserved clusters it holds a slot for, so it can say so.
+            let clusters = match leases {
+                Some(_) => store.memberships(&node)?,
+                None => Vec::new(),
+            };
+            Ok((leases, clusters))
         })
         .await?;
         Ok(Response::new(pb::HeartbeatResponse {
@@ -86,7 +97,7 @@ impl Provider for Coordinator {
                 .iter()
                 .map(|h| h.0.to_vec())
                 .collect(),
-            clusters: Vec::new(),
+            clusters: clusters.iter().map(|h| h.0.to_vec()).collect(),
         }))
     }
 

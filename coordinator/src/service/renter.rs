@@ -73,8 +73,17 @@ impl Renter for Coordinator {
         let renter = self.authenticate(&req).await?;
         let job = self.new_job(renter, &req).await?;
         let (id, shards) = (job.id, job.shards);
+        // A job for a reserved cluster runs only on its members.
+        let cluster = (!req.cluster_id.is_empty())
+            .then(|| convert::hash("cluster_id", &req.cluster_id))
+            .transpose()
+            .map_err(bad)?;
         let store = self.store.clone();
-        let sub = blocking(move || store.submit_job(&job, now_ms())).await?;
+        let sub = blocking(move || match &cluster {
+            Some(cluster) => store.submit_cluster_job(&job, cluster, now_ms()),
+            None => store.submit_job(&job, now_ms()),
+        })
+        .await?;
         tracing::info!(job = %id.short(), escrow = sub.escrow, shards, "job accepted");
         Ok(Response::new(pb::SubmitJobResponse {
             job_id: id.0.to_vec(),

@@ -40,58 +40,7 @@ pub trait Jobs {
 
 impl<B: Backend> Jobs for SqlStore<B> {
     fn submit_job(&self, job: &NewJob, now_ms: u64) -> Result<Submitted, Error> {
-        let plan = plan(job, self.cfg.slash_bps)?;
-        let economy = self.cfg.economy;
-        let io_burned = self.b.write(&mut |c| {
-            if c.query_opt("SELECT seq FROM jobs WHERE id = $1", &[(&job.id).into()])?
-                .is_some()
-            {
-                return Err(Error::AlreadyExists(format!(
-                    "job {} exists already",
-                    job.id
-                )));
-            }
-            // The IO price, read once, when the job needs it: the
-            // verified-shard stake floor is priced in IOSD (stakes are IO),
-            // and paying in IO burns it at the price.
-            let price = if plan.escrow.min_stake > 0 || job.pay_in == Unit::Io {
-                price_in(c, &economy, now_ms)?
-            } else {
-                0
-            };
-            let min_stake_io = if plan.escrow.min_stake > 0 {
-                io_for_iosd(plan.escrow.min_stake, price).ok_or_else(|| {
-                    Error::Invalid("the required stake overflows at the IO price".into())
-                })?
-            } else {
-                0
-            };
-            let io_burned = match job.pay_in {
-                Unit::Iosd => 0,
-                Unit::Io => {
-                    convert(
-                        c,
-                        &accounts::balance(Unit::Io, &job.renter),
-                        &accounts::balance(Unit::Iosd, &job.renter),
-                        plan.escrow.total,
-                        price,
-                        &format!("pay/{}", job.id),
-                        now_ms,
-                    )?
-                    .0
-                }
-            };
-            escrow_from_balance(c, job, plan.escrow.total, now_ms)?;
-            let priority = i64::from(balance_of(c, &accounts::stake(&job.renter))? > 0);
-            let seq = insert_job(c, job, &plan, priority, now_ms)?;
-            insert_shards(c, job, &plan, min_stake_io, seq, priority, now_ms)?;
-            Ok(io_burned)
-        })?;
-        Ok(Submitted {
-            io_burned,
-            escrow: plan.escrow.total,
-            shard_job_ids: plan.shard_job_ids,
-        })
+        self.accept_job(job, None, now_ms)
     }
 
     fn job(&self, id: &Hash32, now_ms: u64) -> Result<Option<JobView>, Error> {
@@ -160,6 +109,80 @@ impl<B: Backend> Jobs for SqlStore<B> {
             }
         }
         Ok(Some(view))
+    }
+}
+
+impl<B: Backend> SqlStore<B> {
+    /// Accepts a job ([`Jobs::submit_job`]); with `cluster`, one that runs
+    /// only on that reserved cluster's members, checked in the same
+    /// transaction ([`super::clusters::admit_job`]).
+    pub(super) fn accept_job(
+        &self,
+        job: &NewJob,
+        cluster: Option<&Hash32>,
+        now_ms: u64,
+    ) -> Result<Submitted, Error> {
+        let plan = plan(job, self.cfg.slash_bps)?;
+        let economy = self.cfg.economy;
+        let io_burned = self.b.write(&mut |c| {
+            if c.query_opt("SELECT seq FROM jobs WHERE id = $1", &[(&job.id).into()])?
+                .is_some()
+            {
+                return Err(Error::AlreadyExists(format!(
+                    "job {} exists already",
+                    job.id
+                )));
+            }
+            // The IO price, read once, when the job needs it: the
+            // verified-shard stake floor is priced in IOSD (stakes are IO),
+            // and paying in IO burns it at the price.
+            let price = if plan.escrow.min_stake > 0 || job.pay_in == Unit::Io {
+                price_in(c, &economy, now_ms)?
+            } else {
+                0
+            };
+            let min_stake_io = if plan.escrow.min_stake > 0 {
+                io_for_iosd(plan.escrow.min_stake, price).ok_or_else(|| {
+                    Error::Invalid("the required stake overflows at the IO price".into())
+                })?
+            } else {
+                0
+            };
+            let io_burned = match job.pay_in {
+                Unit::Iosd => 0,
+                Unit::Io => {
+                    convert(
+                        c,
+                        &accounts::balance(Unit::Io, &job.renter),
+                        &accounts::balance(Unit::Iosd, &job.renter),
+                        plan.escrow.total,
+                        price,
+                        &format!("pay/{}", job.id),
+                        now_ms,
+                    )?
+                    .0
+                }
+            };
+            if let Some(cluster) = cluster {
+                super::clusters::admit_job(c, cluster, job, now_ms)?;
+            }
+            escrow_from_balance(c, job, plan.escrow.total, now_ms)?;
+            let priority = i64::from(balance_of(c, &accounts::stake(&job.renter))? > 0);
+            let seq = insert_job(c, job, &plan, priority, now_ms)?;
+            insert_shards(c, job, &plan, min_stake_io, seq, priority, now_ms)?;
+            if let Some(cluster) = cluster {
+                c.exec(
+                    "UPDATE shards SET cluster_id = $2 WHERE job_id = $1",
+                    &[(&job.id).into(), cluster.into()],
+                )?;
+            }
+            Ok(io_burned)
+        })?;
+        Ok(Submitted {
+            io_burned,
+            escrow: plan.escrow.total,
+            shard_job_ids: plan.shard_job_ids,
+        })
     }
 }
 

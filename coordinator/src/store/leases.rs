@@ -5,11 +5,15 @@
 //! ending the leases a provider's heartbeat says it does not hold, and
 //! re-queuing the shards of leases that expired or reached their hard end.
 //! A shard is never offered again to a provider that gave its lease back.
+//! A reserved cluster's shards go only to its members, into the slot each
+//! holds for it, at the work price it locked, before any other shard; the
+//! market gets a member's other slots only.
 
 use std::collections::BTreeSet;
 
 use assay_protocol::{Hash32, NodeId};
 
+use super::clusters::reserved_slots;
 use super::ledger::{escrow_left, pay_watchdog_fee, refund_shard, stake_of};
 use super::providers::exposure_of;
 use super::rows::{JobCache, LeaseSlot, PROVIDER_COLS, lease_from, provider_view, random_id};
@@ -140,19 +144,36 @@ impl<B: Backend> Leases for SqlStore<B> {
             )?;
             let me = admit_provider(c, node, now_ms)?;
             let held = held_jobs(c, node)?;
-            let free = me.slots.saturating_sub(held.len() as u32).min(max);
+            // Each active cluster it is a member of holds one of its slots:
+            // that cluster's shards run there, and nothing else does.
+            let reserved = reserved_slots(c, node)?;
+            let held_reserved: u32 = reserved.iter().map(|r| r.2.min(1)).sum();
+            let open = me
+                .slots
+                .saturating_sub(reserved.len() as u32)
+                .saturating_sub((held.len() as u32).saturating_sub(held_reserved));
+            let free = open.min(max);
+            let free_reserved = reserved.iter().filter(|r| r.2 == 0).count() as u32;
             // Not hired below its stake floor (it learns why from `assay account`
             // and the job's "why not matched").
-            if free == 0 || me.stake < me.stake_floor {
+            if (free == 0 && free_reserved == 0) || me.stake < me.stake_floor {
                 return Ok(Vec::new());
             }
             let stake = stake_of(c, node)?;
             // Summed before the candidates are read, so that shards its free
             // stake cannot bond do not crowd out those it can.
             let mut exposure = exposure_of(c, node, stake)?;
-            let candidates = candidates(c, &me, exposure.free(), free)?;
+            // A cluster's shards first, at the price the member locked, with
+            // no preference window: the renter paid for the slot.
+            let mut chosen = choose_reserved(c, &me, &mut exposure, &reserved, max)?;
+            let free = free.min(max.saturating_sub(chosen.len() as u32));
+            let candidates = if free > 0 {
+                candidates(c, &me, exposure.free(), free)?
+            } else {
+                Vec::new()
+            };
             let online = online.as_deref().map(Vec::as_slice);
-            let chosen = choose(
+            chosen.extend(choose(
                 c,
                 &me,
                 &mut exposure,
@@ -162,7 +183,7 @@ impl<B: Backend> Leases for SqlStore<B> {
                 online,
                 window,
                 now_ms,
-            )?;
+            )?);
             let mut jobs = JobCache::new();
             let mut leases = Vec::with_capacity(chosen.len());
             for shard in chosen {
@@ -374,7 +395,7 @@ fn candidates(
         &format!(
             "SELECT s.job_id, s.idx, s.shard_job_id, s.queued_at, s.max_price, s.memory_bytes, \
              s.gpu_memory_bytes, s.require_gpu, s.min_stake FROM shards s \
-             WHERE s.state = 'queued' AND s.memory_bytes <= $2 \
+             WHERE s.state = 'queued' AND s.cluster_id IS NULL AND s.memory_bytes <= $2 \
              AND s.gpu_memory_bytes <= $3 AND s.require_gpu <= $4 AND s.min_stake <= $6 \
              AND ((s.only_provider IS NULL AND s.max_price >= $1) OR s.only_provider = $7) \
              AND (s.only_provider = $7 OR NOT EXISTS (SELECT 1 FROM leases l \
@@ -401,6 +422,63 @@ struct Chosen {
     shard_job_id: Hash32,
     /// The stake its lease bonds (`shards.min_stake`).
     bond: u64,
+    /// What the lease pays per million work units: the provider's price,
+    /// or the work price it locked when it joined the shard's cluster.
+    price: u64,
+}
+
+/// Picks, for each of the provider's reserved slots that holds no shard
+/// of its cluster, the first queued shard of that cluster its hardware
+/// fits, whose max price covers the member's locked work price, that it
+/// never gave back and whose bond its free stake covers.
+fn choose_reserved(
+    c: &mut dyn Conn,
+    me: &ProviderView,
+    exposure: &mut Exposure,
+    reserved: &[(Hash32, u64, u32)],
+    max: u32,
+) -> Result<Vec<Chosen>, Error> {
+    let mut chosen = Vec::new();
+    for (cluster, work_price, held) in reserved {
+        if *held > 0 || chosen.len() as u32 >= max {
+            continue;
+        }
+        let rows = c.query(
+            &format!(
+                "SELECT s.job_id, s.idx, s.shard_job_id, s.min_stake FROM shards s \
+                 WHERE s.state = 'queued' AND s.cluster_id = $1 AND s.memory_bytes <= $2 \
+                 AND s.gpu_memory_bytes <= $3 AND s.require_gpu <= $4 AND s.max_price >= $5 \
+                 AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.provider = $6 AND l.job_id = s.job_id \
+                   AND l.idx = s.idx AND l.state = 'returned') \
+                 ORDER BY s.priority DESC, s.job_seq, s.idx LIMIT 8{}",
+                c.dialect().skip_locked("s")
+            ),
+            &[
+                cluster.into(),
+                int(me.memory_bytes)?,
+                int(me.device_memory())?,
+                Value::Int(i64::from(me.gpu_count > 0 && me.hardware_ok)),
+                int(*work_price)?,
+                (&me.id).into(),
+            ],
+        )?;
+        for r in &rows {
+            let bond = r.u64(3)?;
+            if !exposure.can_bond(bond) {
+                continue;
+            }
+            exposure.bond_lease(bond);
+            chosen.push(Chosen {
+                job: r.hash(0)?,
+                idx: r.u32(1)?,
+                shard_job_id: r.hash(2)?,
+                bond,
+                price: *work_price,
+            });
+            break;
+        }
+    }
+    Ok(chosen)
 }
 
 /// Picks up to `free` of the candidates while the free stake covers their
@@ -456,6 +534,7 @@ fn choose(
             idx: r.u32(1)?,
             shard_job_id: r.hash(2)?,
             bond,
+            price: me.price,
         });
     }
     Ok(chosen)
@@ -489,6 +568,7 @@ fn grant(
         idx,
         shard_job_id,
         bond,
+        price,
     } = *shard;
     let lease_id = random_id()?;
     let n = c.exec(
@@ -500,7 +580,7 @@ fn grant(
             Value::Int(i64::from(idx)),
             (&lease_id).into(),
             (&me.id).into(),
-            int(me.price)?,
+            int(price)?,
             int(expires)?,
         ],
     )?;
@@ -516,7 +596,7 @@ fn grant(
             lease_id,
             shard_job_id,
             expires_at_ms: expires,
-            price: me.price,
+            price,
         },
     )?;
     let cap_at = lease_cap(now_ms, cap_factor, lease.spec.wall_clock_ms, ttl_ms);
@@ -528,7 +608,7 @@ fn grant(
             (&job).into(),
             Value::Int(i64::from(idx)),
             (&me.id).into(),
-            int(me.price)?,
+            int(price)?,
             int(now_ms)?,
             LeaseState::Active.as_str().into(),
             int(bond)?,

@@ -3,7 +3,7 @@
 //!
 //! [`Store`] is the whole store as the services see it: one trait per
 //! domain ([`Nonces`], [`Accounts`], [`Jobs`], [`Providers`], [`Leases`],
-//! [`Receipts`], [`Epochs`], [`Checks`], [`Disputes`], [`Challenges`], [`Economy`], [`Claims`], [`Explorer`]), each declared and implemented
+//! [`Receipts`], [`Epochs`], [`Checks`], [`Disputes`], [`Challenges`], [`Economy`], [`Claims`], [`Clusters`], [`Explorer`]), each declared and implemented
 //! for [`SqlStore`] in its own file, over two real databases: embedded
 //! SQLite ([`sqlite::Sqlite`], the default) and PostgreSQL
 //! ([`postgres::Postgres`], for replicas sharing one database). Every
@@ -32,6 +32,7 @@
 pub mod challenges;
 pub mod checks;
 pub mod claims;
+pub mod clusters;
 pub mod disputes;
 pub mod economy;
 pub mod epochs;
@@ -55,6 +56,7 @@ pub use crate::types::*;
 pub use challenges::Challenges;
 pub use checks::Checks;
 pub use claims::Claims;
+pub use clusters::Clusters;
 pub use disputes::Disputes;
 pub use economy::Economy;
 pub use epochs::Epochs;
@@ -73,7 +75,7 @@ use sql::Backend;
 /// (`use assay_coordinator::store::prelude::*;`); a `dyn Store` needs none.
 pub mod prelude {
     pub use crate::store::{
-        Accounts, Challenges, Checks, Claims, Disputes, Economy, Epochs, Explorer, Jobs, Leases,
+        Accounts, Challenges, Checks, Claims, Clusters, Disputes, Economy, Epochs, Explorer, Jobs, Leases,
         Nonces, Providers, Receipts, Store,
     };
 }
@@ -92,6 +94,7 @@ pub trait Store:
     + Challenges
     + Economy
     + Claims
+    + Clusters
     + Explorer
     + Send
     + Sync
@@ -116,7 +119,8 @@ impl<B: Backend> Store for SqlStore<B> {
 #[cfg(test)]
 mod tests {
     use crate::state::{
-        BondStatus, CheckState, CheckStatus, HardwareState, LeaseState, ShardState,
+        BondStatus, CheckState, CheckStatus, ClusterState, HardwareState, LeaseState, MemberState,
+        ShardState,
     };
 
     /// The quoted words of a SQL fragment that follows `state ` (`= 'x'`,
@@ -146,6 +150,7 @@ mod tests {
             include_str!("challenges.rs"),
             include_str!("checks.rs"),
             include_str!("claims.rs"),
+            include_str!("clusters.rs"),
             include_str!("epochs.rs"),
             include_str!("explorer.rs"),
             include_str!("jobs.rs"),
@@ -162,6 +167,8 @@ mod tests {
                 || CheckStatus::parse(w).is_ok()
                 || HardwareState::parse(w).is_ok()
                 || BondStatus::parse(w).is_ok()
+                || ClusterState::parse(w).is_ok()
+                || MemberState::parse(w).is_ok()
         };
         let mut seen = 0;
         for src in sources {

@@ -5,7 +5,7 @@ use super::sql::{Backend, Dialect, Value};
 use crate::Error;
 
 /// The version the code expects.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 fn migrations(d: Dialect) -> Vec<String> {
     let (blob, serial) = match d {
@@ -403,7 +403,51 @@ CREATE TABLE disputes (
 CREATE INDEX disputes_by_receipt ON disputes (receipt_id);
 CREATE INDEX disputes_asking ON disputes (deadline) WHERE phase IN ('claim', 'node', 'leaf', 'inputs')"
     );
-    vec![v1, v2, v3, v4, v5, v6, v7, v8, v9]
+    // v10: reserved clusters — a renter's hold on one slot of each of N
+    // providers for a period (`rules::clusters`), its members with their
+    // locked prices and what each was paid, each provider's reserve price
+    // per slot-hour, and the cluster a shard may run on (NULL: the market).
+    let v10 = format!(
+        "
+CREATE TABLE clusters (
+    id {blob} PRIMARY KEY,
+    renter {blob} NOT NULL,
+    state TEXT NOT NULL,
+    gpus BIGINT NOT NULL,
+    gpu_class TEXT NOT NULL,
+    min_reliability BIGINT NOT NULL,
+    max_price BIGINT NOT NULL,
+    starts_at BIGINT NOT NULL,
+    ends_at BIGINT NOT NULL,
+    escrowed BIGINT NOT NULL,
+    paid BIGINT NOT NULL DEFAULT 0,
+    refunded BIGINT NOT NULL DEFAULT 0,
+    ended_at BIGINT
+);
+CREATE INDEX clusters_by_renter ON clusters (renter, starts_at);
+CREATE INDEX clusters_active ON clusters (ends_at) WHERE state = 'active';
+CREATE TABLE cluster_members (
+    cluster_id {blob} NOT NULL,
+    provider {blob} NOT NULL,
+    reserve_price BIGINT NOT NULL,
+    work_price BIGINT NOT NULL,
+    joined_at BIGINT NOT NULL,
+    left_at BIGINT,
+    state TEXT NOT NULL,
+    why_left TEXT NOT NULL DEFAULT '',
+    budget BIGINT NOT NULL,
+    paid BIGINT NOT NULL DEFAULT 0,
+    accrued_at BIGINT NOT NULL,
+    PRIMARY KEY (cluster_id, provider)
+);
+CREATE INDEX cluster_members_by_provider ON cluster_members (provider, joined_at);
+CREATE INDEX cluster_members_active ON cluster_members (provider) WHERE state = 'active';
+ALTER TABLE providers ADD COLUMN reserve_price BIGINT NOT NULL DEFAULT {default_reserve};
+ALTER TABLE shards ADD COLUMN cluster_id {blob};
+CREATE INDEX shards_queued_by_cluster ON shards (cluster_id, priority DESC, job_seq, idx) WHERE state = 'queued'",
+        default_reserve = crate::rules::clusters::DEFAULT_RESERVE_PRICE
+    );
+    vec![v1, v2, v3, v4, v5, v6, v7, v8, v9, v10]
 }
 
 /// Brings the database to [`SCHEMA_VERSION`] (creating it if empty). Safe
