@@ -76,6 +76,12 @@ impl Shutdown {
         *self.0.borrow()
     }
 
+    /// Resolves once shutdown has started.
+    pub async fn stopped(&self) {
+        let mut rx = self.0.clone();
+        let _ = rx.wait_for(|v| *v).await;
+    }
+
     /// Sleeps for `d`, or less when shutdown starts meanwhile.
     pub async fn sleep(&self, d: Duration) {
         let mut rx = self.0.clone();

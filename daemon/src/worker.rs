@@ -315,6 +315,11 @@ pub trait Work: Send + Sync + Sized + 'static {
         self.heartbeat(free_slots)
     }
 
+    /// Whether [`Work::take`] is a long poll (the coordinator holds it until
+    /// there is work or its wait ends), so an empty answer is followed by
+    /// the next take at once rather than after the poll interval.
+    const LONG_POLLS: bool = false;
+
     /// Takes up to `max` items.
     fn take(&self, max: u32) -> impl Future<Output = Result<Vec<Self::Item>, Error>> + Send;
 
@@ -516,7 +521,13 @@ impl<W: Work> Worker<W> {
                 }
                 continue;
             }
-            match self.work.take(free).await {
+            let taken = tokio::select! {
+                taken = self.work.take(free) => taken,
+                // A long poll would hold shutdown up; what it may still be
+                // granted is ended by the coordinator's lease expiry.
+                () = self.shutdown.stopped() => break,
+            };
+            match taken {
                 Ok(items) => {
                     attempt = 0;
                     suspended = false;
@@ -536,7 +547,7 @@ impl<W: Work> Worker<W> {
                         }
                     }
                     while jobs.try_join_next().is_some() {}
-                    if !got {
+                    if !got && !W::LONG_POLLS {
                         self.shutdown.sleep(self.settings.poll_interval).await;
                     }
                 }

@@ -242,6 +242,10 @@ impl Provider {
     }
 }
 
+/// How long a provider's take of leases waits at the coordinator for a
+/// shard (a long poll: a shard published meanwhile is taken at once).
+const LONG_POLL_MS: u32 = 5_000;
+
 impl Work for Provider {
     type Item = pb::Lease;
     type Job = LeaseJob;
@@ -349,8 +353,14 @@ impl Work for Provider {
         self.beat(free_slots, Some(held)).await
     }
 
+    const LONG_POLLS: bool = true;
+
     async fn take(&self, max: u32) -> Result<Vec<pb::Lease>, assay_daemon::Error> {
-        let mut req = pb::TakeLeasesRequest { auth: None, max, wait_ms: 0 };
+        let mut req = pb::TakeLeasesRequest {
+            auth: None,
+            max,
+            wait_ms: LONG_POLL_MS,
+        };
         assay_daemon::sign(self.key(), &mut req)?;
         Ok(self.client().take_leases(req).await?.into_inner().leases)
     }

@@ -5,7 +5,8 @@
 //! # Inputs
 //! | name | what | needed |
 //! | --- | --- | --- |
-//! | `text` | UTF-8, one sentence per line | yes |
+//! | `text` | UTF-8, one sentence per line | yes, unless `texts` |
+//! | `texts` | a JSON array of sequences: each a string, or an array of token ids | instead of `text` |
 //! | `tokenizer` | the model's `tokenizer.json` | yes |
 //! | `model` | the model's `model.safetensors` (f32/f16/bf16) | yes |
 //! | `config` | the model's `config.json` (sizes, LayerNorm eps, activation) | yes |
@@ -18,6 +19,13 @@
 //! line is a sentence, an empty one included (it embeds the empty string,
 //! `[CLS] [SEP]`), so row `i` of the output is always line `i`. An empty
 //! `text` gives zero rows.
+//!
+//! `texts` (what an API gateway sends: any string, newlines included, is
+//! one row): row `i` of the output is item `i`. A string is tokenized like a
+//! line of `text`; an array of token ids is taken as the tokens of a text,
+//! so `[CLS]` and `[SEP]` are put around it and it is truncated to
+//! `max_seq_length` like a tokenized text. An id outside the vocabulary, or
+//! an item of any other type, fails the job with a message naming the item.
 //!
 //! # Params
 //! - `batch_size` (default 32): sentences per forward pass. Sentences are
@@ -525,6 +533,61 @@ fn tokenizer(max_seq_length: usize) -> Result<Encoder> {
     Encoder::read(bytes, max_seq_length)
 }
 
+/// A token id as the model's `i32` row index (an id past `i32::MAX` cannot
+/// be in a vocabulary; it fails at the embedding lookup).
+fn as_row_id(id: u32) -> i32 {
+    i32::try_from(id).unwrap_or(i32::MAX)
+}
+
+/// The token ids of each item of `texts`: a string is tokenized, an array
+/// of ids becomes `[CLS] ids… [SEP]`, truncated to `max_seq_length`.
+fn sequence_ids(
+    tok: &Encoder,
+    items: &Value,
+    vocab: usize,
+    max_seq_length: usize,
+) -> Result<Vec<Vec<i32>>> {
+    let Value::Array(items) = items else {
+        return Err(Error::Format(
+            "input `texts` must be a JSON array of strings or of token-id arrays".into(),
+        ));
+    };
+    let mut ids = Vec::with_capacity(items.len());
+    for (n, item) in items.iter().enumerate() {
+        let row = match item {
+            Value::String(text) => tok.ids(text).context(format_args!("texts[{n}]"))?,
+            Value::Array(given) => {
+                let (cls, sep) = tok.cls_sep()?;
+                let mut row = Vec::with_capacity(given.len().min(max_seq_length) + 2);
+                row.push(cls);
+                for (k, id) in given.iter().enumerate() {
+                    let id = id
+                        .as_u64()
+                        .and_then(|v| u32::try_from(v).ok())
+                        .filter(|&v| (v as usize) < vocab)
+                        .ok_or_else(|| {
+                            Error::Format(format!(
+                                "texts[{n}][{k}] is not a token id of this model (0..{vocab})"
+                            ))
+                        })?;
+                    if row.len() + 1 < max_seq_length {
+                        row.push(id);
+                    }
+                }
+                row.push(sep);
+                row
+            }
+            _ => {
+                return Err(Error::Format(format!(
+                    "texts[{n}] must be a string or an array of token ids"
+                )));
+            }
+        };
+        ids.push(row.into_iter().map(as_row_id).collect());
+    }
+    Ok(ids)
+}
+
 fn run() -> Result<()> {
     let cfg = BertConfig::read()?;
     let pipe = Pipeline::read(&cfg)?;
@@ -536,27 +599,28 @@ fn run() -> Result<()> {
         });
     }
 
-    let text = read_input_to_string("text")?;
-    let lines = split_lines(&text);
     let tok = tokenizer(pipe.max_seq_length)?;
-    let mut ids: Vec<Vec<i32>> = Vec::with_capacity(lines.len());
-    for (n, line) in lines.iter().enumerate() {
-        let row: Vec<i32> = tok
-            .ids(line)
-            .context(format_args!("line {}", n + 1))?
-            .into_iter()
-            .map(|id| i32::try_from(id).unwrap_or(i32::MAX))
-            .collect();
-        ids.push(row);
-    }
+    let ids = if inputs().iter().any(|i| i.name == "texts") {
+        let items: Value = serde_json::from_slice(&read_input("texts")?)
+            .map_err(|e| Error::Format(format!("input `texts` is not JSON: {e}")))?;
+        sequence_ids(&tok, &items, cfg.vocab, pipe.max_seq_length)?
+    } else {
+        let text = read_input_to_string("text")?;
+        let mut ids: Vec<Vec<i32>> = Vec::new();
+        for (n, line) in split_lines(&text).iter().enumerate() {
+            let row = tok.ids(line).context(format_args!("line {}", n + 1))?;
+            ids.push(row.into_iter().map(as_row_id).collect());
+        }
+        ids
+    };
     // The instance and its memory are discarded after the job; freeing the
     // vocabulary string by string (tens of thousands of them) took ~1.5 %
     // of a warm MiniLM job.
     std::mem::forget(tok);
     let total_tokens: usize = ids.iter().map(Vec::len).sum();
     log!(
-        "minilm-embed: {} lines, {total_tokens} tokens (max_seq_length {}, {:?} pooling, normalize {}), batch size {batch_size}",
-        lines.len(),
+        "minilm-embed: {} sequences, {total_tokens} tokens (max_seq_length {}, {:?} pooling, normalize {}), batch size {batch_size}",
+        ids.len(),
         pipe.max_seq_length,
         pipe.pooling,
         pipe.normalize

@@ -78,6 +78,25 @@ impl Encoder {
         Ok(Encoder::General(Box::new(tok)))
     }
 
+    /// The ids of the tokens that open and close a sequence (`[CLS]`,
+    /// `[SEP]`), for sequences given as token ids.
+    ///
+    /// # Errors
+    /// [`Error::Format`] if the vocabulary has no `[CLS]` or `[SEP]`.
+    pub fn cls_sep(&self) -> Result<(u32, u32)> {
+        let id = |t: &str| match self {
+            Encoder::WordPiece(tok, _) => tok.token_to_id(t),
+            Encoder::General(tok) => tok.token_to_id(t),
+        };
+        match (id("[CLS]"), id("[SEP]")) {
+            (Some(cls), Some(sep)) => Ok((cls, sep)),
+            _ => Err(Error::Format(
+                "token-id inputs need a tokenizer with [CLS] and [SEP] tokens; send text instead"
+                    .into(),
+            )),
+        }
+    }
+
     /// The token ids of `line`, `[CLS] … [SEP]` included.
     ///
     /// # Errors

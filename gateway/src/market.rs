@@ -1,0 +1,303 @@
+//! Running embeddings on the network: one job of the minilm-embed guest per
+//! batch of sequences, paid from the gateway's account, followed to its
+//! receipt with long polls, its outputs fetched and checked.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use assay_proto::client::{self, REQUEST_TTL_MS};
+use assay_proto::pb::renter_client::RenterClient;
+use assay_proto::{auth, convert, now_ms, pb};
+use assay_protocol::market::{billable_units, cost};
+use assay_protocol::{BlobRef, Hash32, JobSpec, NodeKey, Outcome};
+use tonic::transport::Channel;
+
+use crate::Error;
+use crate::openai::Sequence;
+
+/// Work units a job may use per sequence (a 256-token sequence takes about
+/// 12 G; the budget only bounds the escrow, a job pays what it used).
+const WORK_PER_SEQUENCE: u64 = 40_000_000_000;
+/// Work units of a job besides its sequences (tokenizer, weights).
+const WORK_PER_JOB: u64 = 40_000_000_000;
+
+/// Where and how the gateway's jobs run.
+#[derive(Debug, Clone)]
+pub struct MarketConfig {
+    /// The coordinator's URL.
+    pub coordinator: String,
+    /// The minilm-embed component.
+    pub component: Arc<[u8]>,
+    /// The model's files, by the guest's input names (`model`, `tokenizer`, …).
+    pub model: Vec<(String, Arc<[u8]>)>,
+    /// Most µIOSD per million work units.
+    pub max_price: u64,
+    /// The jobs' sampling rate, ppm (0: the coordinator's default).
+    pub verify_rate_ppm: u32,
+    /// A reserved cluster to run on.
+    pub cluster: Option<Hash32>,
+    /// How long a job may take, submission to receipt.
+    pub timeout: Duration,
+}
+
+/// One finished job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobResult {
+    /// One row per sequence (little-endian f32 bytes).
+    pub rows: Vec<Vec<u8>>,
+    /// Tokens per sequence, `[CLS]`/`[SEP]` included.
+    pub tokens: Vec<u64>,
+    /// The market job.
+    pub job: Hash32,
+    /// The receipt's job id (its one shard).
+    pub shard_job: Hash32,
+    /// The receipt.
+    pub receipt: Hash32,
+    /// Who ran it.
+    pub provider: String,
+    /// The receipt's outputs root.
+    pub outputs_root: Hash32,
+    /// What it costs at most (max price × units used), µIOSD.
+    pub cost: u64,
+}
+
+/// The gateway's side of the market.
+#[derive(Debug)]
+pub struct Market {
+    cfg: MarketConfig,
+    key: NodeKey,
+    channel: Channel,
+    component_hash: Hash32,
+    model_refs: Vec<BlobRef>,
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Unavailable(format!("{what}: {e}"))
+}
+
+impl Market {
+    /// Connects to the coordinator and uploads the component and the model
+    /// files it lacks.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Coordinator`] if it cannot be reached or refuses an upload.
+    pub async fn connect(cfg: MarketConfig, key: NodeKey) -> Result<Market, Error> {
+        let channel = client::channel(&cfg.coordinator)?;
+        let mut blobs = vec![cfg.component.clone()];
+        blobs.extend(cfg.model.iter().map(|(_, b)| b.clone()));
+        client::upload_missing(&channel, &key, &blobs).await?;
+        let model_refs = cfg
+            .model
+            .iter()
+            .map(|(name, bytes)| BlobRef {
+                name: name.clone(),
+                hash: Hash32::of(bytes),
+                size: bytes.len() as u64,
+            })
+            .collect();
+        Ok(Market {
+            component_hash: Hash32::of(&cfg.component),
+            cfg,
+            key,
+            channel,
+            model_refs,
+        })
+    }
+
+    /// The node that pays.
+    pub fn payer(&self) -> String {
+        self.key.id().to_hex()
+    }
+
+    /// The coordinator's URL.
+    pub fn coordinator(&self) -> &str {
+        &self.cfg.coordinator
+    }
+
+    /// The job's spec for `n` sequences.
+    pub fn spec(n: usize) -> JobSpec {
+        let mut spec = JobSpec {
+            work_budget: WORK_PER_JOB.saturating_add(WORK_PER_SEQUENCE.saturating_mul(n as u64)),
+            wall_clock_ms: 120_000,
+            ..JobSpec::default()
+        };
+        spec.params.insert("batch_size".into(), "32".into());
+        spec
+    }
+
+    /// The `texts` input of a job over `sequences`.
+    pub fn texts(sequences: &[Sequence]) -> Vec<u8> {
+        let items: Vec<serde_json::Value> = sequences.iter().map(Sequence::to_json).collect();
+        serde_json::Value::Array(items).to_string().into_bytes()
+    }
+
+    /// Embeds `sequences` in one job and waits for its receipt.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] when the coordinator refuses the job (the
+    /// gateway's account cannot pay, the cluster is gone) or no provider
+    /// finishes it within the timeout; [`Error::JobFailed`] when it ran and
+    /// failed.
+    pub async fn embed(&self, sequences: &[Sequence]) -> Result<JobResult, Error> {
+        let deadline = tokio::time::Instant::now() + self.cfg.timeout;
+        let texts: Arc<[u8]> = Self::texts(sequences).into();
+        let texts_ref = BlobRef {
+            name: "texts".into(),
+            hash: Hash32::of(&texts),
+            size: texts.len() as u64,
+        };
+        client::upload(&self.channel, &self.key, texts).await?;
+        let mut inputs = self.model_refs.clone();
+        inputs.push(texts_ref);
+        let spec = Self::spec(sequences.len());
+        let mut req = pb::SubmitJobRequest {
+            auth: None,
+            component_hash: self.component_hash.0.to_vec(),
+            component_size: self.cfg.component.len() as u64,
+            inputs: convert::blob_refs_to_pb(&inputs),
+            spec: Some(pb::JobSpec::from(&spec)),
+            shards: 1,
+            max_price: self.cfg.max_price,
+            requirements: Some(pb::Requirements { gpu: false }),
+            split_inputs: vec![],
+            verify_rate_ppm: self.cfg.verify_rate_ppm,
+            unverified: false,
+            pay_in: String::new(),
+            cluster_id: self.cfg.cluster.map(|c| c.0.to_vec()).unwrap_or_default(),
+        };
+        auth::sign(&self.key, &mut req, now_ms(), REQUEST_TTL_MS)?;
+        let resp = RenterClient::new(self.channel.clone())
+            .submit_job(req)
+            .await
+            .map_err(|s| unavailable("the coordinator refused the job", s.message()))?
+            .into_inner();
+        let job = convert::hash("job_id", &resp.job_id)?;
+        let status = self.wait_done(&job, deadline).await?;
+        self.result(job, &status, sequences.len()).await
+    }
+
+    async fn wait_done(
+        &self,
+        job: &Hash32,
+        deadline: tokio::time::Instant,
+    ) -> Result<pb::JobStatus, Error> {
+        let mut seen = String::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let wait = left.min(Duration::from_secs(10));
+            let status = RenterClient::new(self.channel.clone())
+                .get_job(pb::GetJobRequest {
+                    job_id: job.0.to_vec(),
+                    wait_ms: u32::try_from(wait.as_millis()).unwrap_or(10_000),
+                    seen_state: std::mem::take(&mut seen),
+                })
+                .await
+                .map_err(|s| unavailable("the coordinator did not answer", s.message()))?
+                .into_inner();
+            match status.state.as_str() {
+                "done" | "settled" => return Ok(status),
+                "failed" => {
+                    let why: Vec<&str> = status
+                        .shards
+                        .iter()
+                        .map(|s| s.why_not_matched.as_str())
+                        .collect();
+                    return Err(Error::JobFailed(format!(
+                        "job {job} failed: {}",
+                        why.join("; ")
+                    )));
+                }
+                _ => {}
+            }
+            if left.is_zero() {
+                let why = status
+                    .shards
+                    .first()
+                    .map(|s| s.why_not_matched.clone())
+                    .filter(|w| !w.is_empty())
+                    .unwrap_or_else(|| format!("it is {}", status.state));
+                return Err(Error::Unavailable(format!(
+                    "no provider finished job {job} within {} s ({why}); retry later",
+                    self.cfg.timeout.as_secs()
+                )));
+            }
+            seen = status.state;
+        }
+    }
+
+    async fn result(
+        &self,
+        job: Hash32,
+        status: &pb::JobStatus,
+        n: usize,
+    ) -> Result<JobResult, Error> {
+        let shard = status
+            .shards
+            .first()
+            .ok_or_else(|| Error::JobFailed(format!("job {job} has no shard")))?;
+        let receipt = convert::receipt(shard.receipt.as_ref())?;
+        if receipt.body.outcome != Outcome::Success {
+            return Err(Error::JobFailed(format!(
+                "job {job} ended in {}: {}",
+                receipt.body.outcome, shard.failure_message
+            )));
+        }
+        let outputs = convert::blob_refs("outputs", &shard.outputs)?;
+        let find = |name: &str| {
+            outputs
+                .iter()
+                .find(|b| b.name == name)
+                .ok_or_else(|| Error::JobFailed(format!("job {job} has no `{name}` output")))
+        };
+        let embeddings = find("embeddings")?;
+        let tokens = find("tokens.json")?;
+        let bytes = client::download(&self.channel, &embeddings.hash, embeddings.size).await?;
+        let token_bytes = client::download(&self.channel, &tokens.hash, tokens.size).await?;
+        let per_row: Vec<Vec<u32>> = serde_json::from_slice(&token_bytes)
+            .map_err(|e| Error::JobFailed(format!("job {job}'s tokens.json: {e}")))?;
+        if n == 0 || per_row.len() != n || bytes.len() % (4 * n) != 0 {
+            return Err(Error::JobFailed(format!(
+                "job {job} returned {} bytes and {} token rows for {n} sequences",
+                bytes.len(),
+                per_row.len()
+            )));
+        }
+        let width = bytes.len() / n;
+        let units = billable_units(receipt.body.fuel_used, &receipt.body.work);
+        Ok(JobResult {
+            rows: bytes.chunks_exact(width).map(<[u8]>::to_vec).collect(),
+            tokens: per_row.iter().map(|r| r.len() as u64).collect(),
+            job,
+            shard_job: receipt.body.job_id,
+            receipt: receipt.id(),
+            provider: receipt.body.provider_id.to_hex(),
+            outputs_root: receipt.body.outputs_root,
+            cost: cost(self.cfg.max_price, units).unwrap_or(u64::MAX),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_texts_input_keeps_every_sequence_as_one_item() {
+        let texts = Market::texts(&[
+            Sequence::Text("two\nlines".into()),
+            Sequence::Tokens(vec![7592]),
+        ]);
+        assert_eq!(texts, br#"["two\nlines",[7592]]"#.to_vec());
+    }
+
+    #[test]
+    fn the_work_budget_grows_with_the_sequences() {
+        assert!(Market::spec(64).work_budget > Market::spec(1).work_budget);
+        assert_eq!(
+            Market::spec(1).params.get("batch_size").map(String::as_str),
+            Some("32")
+        );
+    }
+}
