@@ -5,6 +5,7 @@
 
 #[macro_use]
 mod common;
+mod clusters;
 mod economy;
 mod explorer;
 mod exposure;
