@@ -62,6 +62,8 @@ enum Command {
     Note(commands::claims::NoteArgs),
     /// Bonds: raise IOSD now, repaid from a device's earnings.
     Bond(commands::claims::BondArgs),
+    /// Reserved clusters: hold a slot on each of N providers for some hours (`publish --cluster`).
+    Cluster(commands::cluster::ClusterArgs),
     /// The market's ledger: verify its hash chain, balances and supply; show the supply.
     Ledger(commands::ledger::LedgerArgs),
     /// Run the market: job queue, matching, leases, ledger, blob store (gRPC).
@@ -121,6 +123,7 @@ fn main() -> ExitCode {
         Command::Bond(args) => commands::claims::bond(args),
         Command::Ledger(args) => commands::ledger::main(args),
         Command::Coordinator(args) => commands::coordinator::main(args),
+        Command::Cluster(args) => commands::cluster::main(args),
         Command::Provider(args) => commands::provider::main(args),
         Command::Verifier(args) => commands::verifier::main(args),
         Command::Devnet(args) => commands::devnet::main(args),

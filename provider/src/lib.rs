@@ -150,6 +150,9 @@ pub struct Config {
     pub stake: u64,
     /// Jobs at once.
     pub slots: u32,
+    /// µIOSD per slot-hour a renter pays to reserve one of its slots in a
+    /// cluster (0: the coordinator's default).
+    pub reserve_price: u64,
     /// The hardware to register.
     pub hardware: Hardware,
     /// Where the blob cache and the lease journal live.
@@ -195,6 +198,8 @@ struct Provider {
     /// A CPU runtime for disputes' re-runs, made the first time one is
     /// needed when [`Provider::runtime`] is on a GPU.
     cpu_runtime: OnceLock<Arc<Runtime>>,
+    /// The reserved clusters its last heartbeat said it holds a slot for.
+    reservations: Mutex<BTreeSet<Hash32>>,
 }
 
 /// A lease ready to run.
@@ -238,7 +243,28 @@ impl Provider {
             held: held.as_deref().map(convert::lease_report_to_pb),
         };
         assay_daemon::sign(self.key(), &mut req)?;
-        Ok(self.client().heartbeat(req).await?.into_inner().registered)
+        let answer = self.client().heartbeat(req).await?.into_inner();
+        self.note_reservations(&answer.clusters);
+        Ok(answer.registered)
+    }
+
+    /// Says when this provider joins or leaves a reserved cluster (one of
+    /// its slots is held for each; `assay cluster show ID` has the terms).
+    fn note_reservations(&self, clusters: &[Vec<u8>]) {
+        let now: BTreeSet<Hash32> = clusters
+            .iter()
+            .filter_map(|c| convert::hash("clusters", c).ok())
+            .collect();
+        let Ok(mut known) = self.reservations.lock() else {
+            return;
+        };
+        for joined in now.difference(&known) {
+            tracing::info!(cluster = %joined, "joined a reserved cluster: one slot is held for its jobs");
+        }
+        for left in known.difference(&now) {
+            tracing::info!(cluster = %left, "left a reserved cluster: its slot is open to the market again");
+        }
+        *known = now;
     }
 }
 
@@ -298,7 +324,7 @@ impl Work for Provider {
             stake: self.cfg.stake,
             slots: self.cfg.slots,
             version: env!("CARGO_PKG_VERSION").to_string(),
-            reserve_price: 0,
+            reserve_price: self.cfg.reserve_price,
         };
         assay_daemon::sign(self.key(), &mut req)?;
         let answer = self.client().register(req).await?.into_inner();
@@ -718,6 +744,7 @@ pub async fn run(
     let provider = Provider {
         traces: TraceStore::default(),
         cpu_runtime: OnceLock::new(),
+        reservations: Mutex::new(BTreeSet::new()),
         unfinished: Mutex::new(journal.unfinished()),
         watchdog_fired: Mutex::new(BTreeSet::new()),
         telemetry: Arc::new(assay_host_gpu::telemetry::Telemetry::open().ok()),
@@ -792,6 +819,7 @@ mod tests {
             cheat: Cheat::default(),
             cheat_step: false,
             trace_hashing: assay_runtime::Hashing::Inline,
+            reserve_price: 0,
         };
         let journal = Journal::open(&dir.join("leases.journal")).expect("journal");
         Provider {
@@ -801,6 +829,7 @@ mod tests {
             watchdog_fired: Mutex::new(BTreeSet::new()),
             traces: TraceStore::default(),
             cpu_runtime: OnceLock::new(),
+            reservations: Mutex::new(BTreeSet::new()),
             journal,
             metrics: Metrics::default(),
             telemetry: Arc::new(None),

@@ -209,6 +209,7 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
         let child = Command::new(&exe)
             .args(["provider", "--coordinator", &url])
             .args(["--price", &(10 + i).to_string()])
+            .args(["--reserve-price", &devnet_reserve_price(i)])
             .args(["--stake", "100000000", "--faucet", "1000000000"])
             .args([
                 "--slots",
@@ -224,7 +225,11 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
             .spawn()
             .with_context(|| format!("starting {name}"))
             .map_err(Failure::fault)?;
-        println!("{name}   price {} µIOSD/Munit, stake 100 IO", 10 + i);
+        println!(
+            "{name}   price {} µIOSD/Munit, reserve {} IOSD/slot-hour, stake 100 IO",
+            10 + i,
+            devnet_reserve_price(i)
+        );
         nodes.push(Node { name, child });
     }
     let arbiter = Command::new(&exe)
@@ -264,6 +269,9 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
     println!(
         "  assay publish JOB.wasm --input NAME=PATH --shards 2 --max-price 100 --wait [--pay-in io]"
     );
+    println!(
+        "  assay cluster create --gpus 1 --hours 1 --max-price 2   # reserve a provider; then publish --cluster ID"
+    );
     println!("  assay ledger supply; assay rewards; assay account");
     println!();
     let _ = std::io::stdout().flush();
@@ -288,6 +296,12 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
 /// The devnet's compressed reward schedule.
 const REWARD_HOUR_MS: u64 = 60_000;
 const REWARD_EPOCH_MS: u64 = 10_000;
+/// Provider `i`'s reserve price on a devnet, IOSD per slot-hour: 1, 1.1,
+/// 1.2, … (so a cluster of one picks provider-0).
+fn devnet_reserve_price(i: u32) -> String {
+    format!("1.{}", i.min(9))
+}
+
 /// The devnet oracle's fixed price, IOSD per IO.
 const ORACLE_PRICE: &str = "1.5";
 

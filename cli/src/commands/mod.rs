@@ -8,6 +8,7 @@ pub mod verify;
 
 // The network: coordinator, provider daemon, renter commands, devnet.
 pub mod claims;
+pub mod cluster;
 pub mod coordinator;
 pub mod devnet;
 pub mod economy;

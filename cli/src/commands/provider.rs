@@ -25,6 +25,10 @@ pub struct ProviderArgs {
     /// Jobs to run at once [default: cores / 2, at least 1].
     #[arg(long)]
     pub slots: Option<u32>,
+    /// What a renter pays to reserve one of your slots in a cluster, IOSD
+    /// per slot-hour (pro rata by the millisecond; `assay cluster`).
+    #[arg(long, default_value = "1", value_parser = assay_coordinator::ledger::accounts::parse_amount)]
+    pub reserve_price: u64,
     /// Memory to offer, e.g. 8GiB [default: all of this machine's].
     #[arg(long, value_parser = parse_size)]
     pub memory: Option<u64>,
@@ -110,6 +114,7 @@ pub fn main(args: ProviderArgs) -> Result<u8, Failure> {
         price: args.price,
         stake: args.stake,
         slots,
+        reserve_price: args.reserve_price,
         hardware,
         state_dir: assay_provider::state_dir(&crate::home::dir()),
         poll_interval: Duration::from_millis(args.poll_ms.max(10)),

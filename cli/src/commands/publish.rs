@@ -52,6 +52,10 @@ pub struct PublishArgs {
     /// Opt out of verification: no guarantee, no verifier fee.
     #[arg(long)]
     pub unverified: bool,
+    /// Run only on this reserved cluster's members (`assay cluster create`),
+    /// each at the work price it locked when it joined.
+    #[arg(long, value_name = "ID")]
+    pub cluster: Option<Hash32>,
     /// Follow the job until every shard has a receipt.
     #[arg(long)]
     pub wait: bool,
@@ -134,7 +138,7 @@ pub fn main(args: PublishArgs) -> Result<u8, Failure> {
                 verify_rate_ppm: args.verify_rate.unwrap_or(0),
                 unverified: args.unverified,
                 pay_in: args.pay_in.clone(),
-                cluster_id: vec![],
+                cluster_id: args.cluster.map(|c| c.0.to_vec()).unwrap_or_default(),
             },
         )?;
         let resp = RenterClient::new(channel.clone())
