@@ -10,6 +10,7 @@ mod common;
 mod economy;
 mod minilm;
 mod network;
+mod python;
 mod run;
 mod verification;
 mod web;
