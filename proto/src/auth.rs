@@ -590,7 +590,11 @@ mod tests {
 
     #[test]
     fn a_wrong_key_expiry_and_missing_auth_are_refused() {
-        let mut req = pb::TakeLeasesRequest { auth: None, max: 1, ..Default::default() };
+        let mut req = pb::TakeLeasesRequest {
+            auth: None,
+            max: 1,
+            ..Default::default()
+        };
         assert!(matches!(verify(&req, 0, 1), Err(Error::Unsigned)));
         sign_with(&key(2), &mut req, 1, 10_000);
         // Claims to be node 1 but was signed by node 2.

@@ -29,13 +29,28 @@ fn a_job_on_a_reserved_cluster_runs_on_its_member_and_release_refunds_the_rest()
         &renter,
         &url,
         &[
-            "cluster", "create", "--gpus", "1", "--hours", "1", "--max-price", "2", "--json",
+            "cluster",
+            "create",
+            "--gpus",
+            "1",
+            "--hours",
+            "1",
+            "--max-price",
+            "2",
+            "--json",
         ],
     )));
     let cluster = created["cluster"].as_str().expect("cluster id").to_string();
     assert_eq!(created["state"], "active");
-    assert_eq!(created["members"][0]["provider"].as_str(), Some(id0.as_str()));
-    assert_eq!(created["escrowed"].as_u64(), Some(1_000_000), "1 IOSD × 1 h");
+    assert_eq!(
+        created["members"][0]["provider"].as_str(),
+        Some(id0.as_str())
+    );
+    assert_eq!(
+        created["escrowed"].as_u64(),
+        Some(1_000_000),
+        "1 IOSD × 1 h"
+    );
     assert_eq!(
         account(&renter, &url, None)["balance"].as_u64(),
         Some(4_000_000)
@@ -111,7 +126,10 @@ fn a_job_on_a_reserved_cluster_runs_on_its_member_and_release_refunds_the_rest()
     );
     assert_eq!(paid + refunded, 1_000_000);
     assert_eq!(released["escrow_left"].as_u64(), Some(0));
-    assert!(refunded > 900_000, "a minute or so of an hour was used: {released:#}");
+    assert!(
+        refunded > 900_000,
+        "a minute or so of an hour was used: {released:#}"
+    );
     assert_eq!(released["members"][0]["why_left"], "released");
     assert_eq!(
         account(&renter, &url, None)["balance"].as_u64(),

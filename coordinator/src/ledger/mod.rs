@@ -39,9 +39,8 @@ use sha2::{Digest, Sha256};
 
 pub use accounts::{
     BASE, DECIMALS, FEES, GENESIS_ALLOCATION, IO_CAP, REWARD_POOL, UNEMITTED, Unit, balance,
-    bond_escrow, burned, cluster_escrow, earnings, epoch, escrow, faucet, genesis, issuance, rewards,
-    stake,
-    unbonding, verifier_earnings,
+    bond_escrow, burned, cluster_escrow, earnings, epoch, escrow, faucet, genesis, issuance,
+    rewards, stake, unbonding, verifier_earnings,
 };
 pub use supply::Supply;
 

@@ -437,7 +437,10 @@ mod tests {
     enum Event {
         Tick(u64),
         Extend(u32),
-        Drop { member: usize, replace_price: Option<u64> },
+        Drop {
+            member: usize,
+            replace_price: Option<u64>,
+        },
         Release(u64),
     }
 

@@ -26,9 +26,7 @@ use super::sql_store::SqlStore;
 use crate::Error;
 use crate::config::MarketConfig;
 use crate::ledger::{self as accounts, Unit};
-use crate::rules::clusters::{
-    self as rules, Candidate, HOUR_MS, MAX_TOTAL_HOURS, Member, Wanted,
-};
+use crate::rules::clusters::{self as rules, Candidate, HOUR_MS, MAX_TOTAL_HOURS, Member, Wanted};
 use crate::rules::matching::reliability_permille;
 use crate::state::{ClusterState, MemberState, ShardState};
 use crate::types::{ClusterMember, ClusterReport, ClusterView, NewJob, Submitted};
@@ -450,7 +448,9 @@ fn candidates(c: &mut dyn Conn, liveness_ms: u64, now_ms: u64) -> Result<Vec<Can
          FROM providers p ORDER BY p.id",
         &[],
     )?;
-    rows.iter().map(|r| candidate(r, liveness_ms, now_ms)).collect()
+    rows.iter()
+        .map(|r| candidate(r, liveness_ms, now_ms))
+        .collect()
 }
 
 fn candidate(r: &Row, liveness_ms: u64, now_ms: u64) -> Result<Candidate, Error> {
@@ -500,7 +500,10 @@ fn insert_member(
     m: &Member,
 ) -> Result<(), Error> {
     let work_price = c
-        .query_one("SELECT price FROM providers WHERE id = $1", &[(&p.id).into()])?
+        .query_one(
+            "SELECT price FROM providers WHERE id = $1",
+            &[(&p.id).into()],
+        )?
         .u64(0)?;
     c.exec(
         "INSERT INTO cluster_members (cluster_id, provider, reserve_price, work_price, joined_at, \
@@ -705,7 +708,14 @@ fn end_cluster(
     for (provider, mut m) in active_members(c, id)? {
         released += leave(c, cfg, id, &provider, &mut m, at_ms, ends, why, now_ms)?;
     }
-    refund(c, id, &renter, released, &format!("cluster/{id}/{why}"), now_ms)?;
+    refund(
+        c,
+        id,
+        &renter,
+        released,
+        &format!("cluster/{id}/{why}"),
+        now_ms,
+    )?;
     c.exec(
         "UPDATE clusters SET state = $2, ended_at = $3 WHERE id = $1",
         &[id.into(), state.as_str().into(), int(at_ms)?],
@@ -819,7 +829,9 @@ fn run_cluster(
             .collect::<Result<_, Error>>()?;
         let all = candidates(c, cfg.provider_liveness_ms, now_ms)?;
         let cap = m.price.min(wanted.max_price);
-        let pick = rules::choose(&all, &wanted, cap, &exclude, 1).first().map(|p| (*p).clone());
+        let pick = rules::choose(&all, &wanted, cap, &exclude, 1)
+            .first()
+            .map(|p| (*p).clone());
         let refunded = match pick {
             Some(p) => {
                 let (new, back) = rules::replace(released, p.reserve_price, now_ms, ends);

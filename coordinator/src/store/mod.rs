@@ -75,8 +75,8 @@ use sql::Backend;
 /// (`use assay_coordinator::store::prelude::*;`); a `dyn Store` needs none.
 pub mod prelude {
     pub use crate::store::{
-        Accounts, Challenges, Checks, Claims, Clusters, Disputes, Economy, Epochs, Explorer, Jobs, Leases,
-        Nonces, Providers, Receipts, Store,
+        Accounts, Challenges, Checks, Claims, Clusters, Disputes, Economy, Epochs, Explorer, Jobs,
+        Leases, Nonces, Providers, Receipts, Store,
     };
 }
 

@@ -70,7 +70,8 @@ fn provider<B: Backend>(
         version: "test".into(),
     };
     s.register(&info, 0, now).expect("register");
-    s.set_reserve_price(&k.id(), reserve).expect("reserve price");
+    s.set_reserve_price(&k.id(), reserve)
+        .expect("reserve price");
 }
 
 fn wanted(gpus: u32, class: &str, max_price: u64) -> Wanted {
@@ -129,7 +130,10 @@ fn a_cluster_reserves_the_cheapest_fitting_providers<B: Backend>(db: Db<'_, B>) 
         .create_cluster(&renter.id(), &wanted(2, "", 5 * IOSD / 2), 3, T0)
         .expect("cluster");
     let members: Vec<_> = v.members.iter().map(|m| m.provider).collect();
-    assert!(members.contains(&a.id()) && members.contains(&b.id()), "{members:?}");
+    assert!(
+        members.contains(&a.id()) && members.contains(&b.id()),
+        "{members:?}"
+    );
     assert_eq!(v.escrowed, (IOSD + 2 * IOSD) * 3);
     assert_eq!(v.ends_ms, T0 + 3 * HOUR_MS);
     assert_eq!(
@@ -140,7 +144,10 @@ fn a_cluster_reserves_the_cheapest_fitting_providers<B: Backend>(db: Db<'_, B>) 
     let e = s
         .create_cluster(&renter.id(), &wanted(1, "cpu", 5 * IOSD / 2), 1, T0)
         .expect_err("none left");
-    assert!(matches!(e, Error::Precondition(ref m) if m.contains("only 0 of the 1")), "{e}");
+    assert!(
+        matches!(e, Error::Precondition(ref m) if m.contains("only 0 of the 1")),
+        "{e}"
+    );
     // A GPU class matches a substring of the GPU's name, any case.
     let g = s
         .create_cluster(&renter.id(), &wanted(1, "h100", 4 * IOSD), 1, T0)
@@ -160,7 +167,10 @@ fn a_cluster_reserves_the_cheapest_fitting_providers<B: Backend>(db: Db<'_, B>) 
     let e = s
         .create_cluster(&poor.id(), &wanted(1, "h100", 4 * IOSD), 1, T0)
         .expect_err("no balance");
-    assert!(matches!(e, Error::Precondition(ref m) if m.contains("balance")), "{e}");
+    assert!(
+        matches!(e, Error::Precondition(ref m) if m.contains("balance")),
+        "{e}"
+    );
     let mine = s
         .clusters_of(Party::Renter(renter.id()), false, 100)
         .expect("list");
@@ -247,7 +257,8 @@ fn an_extended_cluster_expires_with_its_members_paid_in_full<B: Backend>(db: Db<
         s.heartbeat(&a.id(), 1, &[], t).expect("alive");
         s.run_clusters(t).expect("tick");
     }
-    s.heartbeat(&a.id(), 1, &[], T0 + 3 * HOUR_MS - 1).expect("alive");
+    s.heartbeat(&a.id(), 1, &[], T0 + 3 * HOUR_MS - 1)
+        .expect("alive");
     let r = s.run_clusters(T0 + 3 * HOUR_MS + 5).expect("tick");
     assert_eq!(r.expired, 1);
     let done = s.cluster(&v.id).expect("read").expect("exists");
@@ -282,14 +293,20 @@ fn an_offline_member_is_replaced_by_one_no_dearer_or_refunded<B: Backend>(db: Db
     let b_row = v1.members.iter().find(|m| m.provider == b.id()).expect("b");
     assert_eq!(b_row.state, MemberState::Left);
     assert_eq!(b_row.why_left, "offline");
-    assert_eq!(b_row.paid, assay_coordinator::rules::clusters::worth(IOSD, t1 - T0));
+    assert_eq!(
+        b_row.paid,
+        assay_coordinator::rules::clusters::worth(IOSD, t1 - T0)
+    );
     let c_row = v1.members.iter().find(|m| m.provider == c.id()).expect("c");
     assert_eq!(c_row.state, MemberState::Active);
     assert_eq!(
         c_row.budget,
         assay_coordinator::rules::clusters::worth(4 * IOSD / 5, T0 + 2 * HOUR_MS - t1)
     );
-    assert!(v1.refunded > 0, "the cheaper replacement's difference comes back");
+    assert!(
+        v1.refunded > 0,
+        "the cheaper replacement's difference comes back"
+    );
     balanced(&s, &v1);
     assert_eq!(s.memberships(&c.id()).expect("c"), vec![v.id]);
 
@@ -302,7 +319,8 @@ fn an_offline_member_is_replaced_by_one_no_dearer_or_refunded<B: Backend>(db: Db
     assert_eq!(v2.active_members().count(), 1);
     balanced(&s, &v2);
     // The rest expires normally.
-    s.heartbeat(&c.id(), 1, &[], T0 + 2 * HOUR_MS - 1).expect("c alive");
+    s.heartbeat(&c.id(), 1, &[], T0 + 2 * HOUR_MS - 1)
+        .expect("c alive");
     s.run_clusters(T0 + 2 * HOUR_MS).expect("tick");
     balanced(&s, &s.cluster(&v.id).expect("read").expect("exists"));
 }
@@ -336,10 +354,14 @@ fn a_cluster_job_runs_only_on_its_members_at_their_locked_price<B: Backend>(db: 
     let e = s
         .submit_cluster_job(&job(&renter, 3, 1, 49), &v.id, T0 + 2)
         .expect_err("too cheap");
-    assert!(matches!(e, Error::Precondition(ref m) if m.contains("--max-price 50")), "{e}");
+    assert!(
+        matches!(e, Error::Precondition(ref m) if m.contains("--max-price 50")),
+        "{e}"
+    );
 
     let cj = job(&renter, 4, 2, 100);
-    s.submit_cluster_job(&cj, &v.id, T0 + 3).expect("cluster job");
+    s.submit_cluster_job(&cj, &v.id, T0 + 3)
+        .expect("cluster job");
     let market = job(&renter, 5, 2, 100);
     s.submit_job(&market, T0 + 4).expect("market job");
 
@@ -353,23 +375,37 @@ fn a_cluster_job_runs_only_on_its_members_at_their_locked_price<B: Backend>(db: 
     s.submit_job(&market2, T0 + 5).expect("market job");
     let got = s.take_leases(&member.id(), 4, T0 + 6).expect("take");
     assert_eq!(got.len(), 2, "{got:?}");
-    let cluster_lease = got.iter().find(|l| l.job_id == cj.id).expect("a cluster shard");
+    let cluster_lease = got
+        .iter()
+        .find(|l| l.job_id == cj.id)
+        .expect("a cluster shard");
     assert_eq!(cluster_lease.price, 50);
     assert!(got.iter().any(|l| l.job_id == market2.id && l.price == 70));
     // Its reserved slot is busy: the second cluster shard waits for it.
-    assert!(s.take_leases(&member.id(), 4, T0 + 7).expect("take").is_empty());
+    assert!(
+        s.take_leases(&member.id(), 4, T0 + 7)
+            .expect("take")
+            .is_empty()
+    );
     s.submit_receipt(&receipt_for(&s, cluster_lease, &member), T0 + 8)
         .expect("receipt");
     let next = s.take_leases(&member.id(), 4, T0 + 9).expect("take");
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].job_id, cj.id);
-    assert!(s.take_leases(&outsider.id(), 4, T0 + 9).expect("take").is_empty());
+    assert!(
+        s.take_leases(&outsider.id(), 4, T0 + 9)
+            .expect("take")
+            .is_empty()
+    );
 
     // A third cluster shard is queued when the cluster is released: it
     // fails and its escrow comes back; the leased one runs on.
     let late = job(&renter, 6, 1, 100);
-    s.submit_cluster_job(&late, &v.id, T0 + 10).expect("late job");
-    let done = s.release_cluster(&renter.id(), &v.id, T0 + 11).expect("release");
+    s.submit_cluster_job(&late, &v.id, T0 + 10)
+        .expect("late job");
+    let done = s
+        .release_cluster(&renter.id(), &v.id, T0 + 11)
+        .expect("release");
     let view = s.job(&late.id, T0 + 12).expect("job").expect("exists");
     assert_eq!(view.shards[0].state, ShardState::Failed);
     assert_eq!(
@@ -403,9 +439,17 @@ fn a_members_reserved_slot_is_not_the_markets<B: Backend>(db: Db<'_, B>) {
     let v = s
         .create_cluster(&renter.id(), &wanted(1, "", IOSD), 1, T0)
         .expect("cluster");
-    assert!(s.take_leases(&member.id(), 1, T0 + 1).expect("take").is_empty());
-    s.release_cluster(&renter.id(), &v.id, T0 + 2).expect("release");
-    assert_eq!(s.take_leases(&member.id(), 1, T0 + 3).expect("take").len(), 1);
+    assert!(
+        s.take_leases(&member.id(), 1, T0 + 1)
+            .expect("take")
+            .is_empty()
+    );
+    s.release_cluster(&renter.id(), &v.id, T0 + 2)
+        .expect("release");
+    assert_eq!(
+        s.take_leases(&member.id(), 1, T0 + 3).expect("take").len(),
+        1
+    );
     balanced(&s, &s.cluster(&v.id).expect("read").expect("exists"));
 }
 
