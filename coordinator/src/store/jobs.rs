@@ -62,6 +62,30 @@ impl<B: Backend> Jobs for SqlStore<B> {
             );
         }
         self.explain_checks(&mut view, now_ms)?;
+        // A reserved cluster's shards wait for a member's slot, not for the
+        // market: say so instead of the market's reasons.
+        let job = view.id;
+        let cluster = self.b.read(&mut |c| {
+            c.query_opt(
+                "SELECT cluster_id FROM shards WHERE job_id = $1 AND cluster_id IS NOT NULL LIMIT 1",
+                &[(&job).into()],
+            )?
+            .map(|r| r.hash(0))
+            .transpose()
+        })?;
+        if let Some(cluster) = cluster {
+            for s in view
+                .shards
+                .iter_mut()
+                .filter(|s| s.state == ShardState::Queued)
+            {
+                s.why_not_matched = format!(
+                    "runs only on reserved cluster {cluster}: waits for a member's reserved slot \
+                     (one shard at a time per member; `assay cluster show {cluster}`)"
+                );
+            }
+            return Ok(Some(view));
+        }
         if view.shards.iter().any(|s| s.state == ShardState::Queued) {
             let online = self.online(now_ms)?;
             let why = why_not_matched(&need, online.as_slice());

@@ -381,7 +381,19 @@ fn a_cluster_job_runs_only_on_its_members_at_their_locked_price<B: Backend>(db: 
         .expect("a cluster shard");
     assert_eq!(cluster_lease.price, 50);
     assert!(got.iter().any(|l| l.job_id == market2.id && l.price == 70));
-    // Its reserved slot is busy: the second cluster shard waits for it.
+    // Its reserved slot is busy: the second cluster shard waits for it,
+    // and its job says so.
+    let waiting = s.job(&cj.id, T0 + 7).expect("job").expect("exists");
+    let queued = waiting
+        .shards
+        .iter()
+        .find(|sh| sh.state == ShardState::Queued)
+        .expect("a queued shard");
+    assert!(
+        queued.why_not_matched.contains("reserved cluster"),
+        "{}",
+        queued.why_not_matched
+    );
     assert!(
         s.take_leases(&member.id(), 4, T0 + 7)
             .expect("take")
