@@ -74,6 +74,8 @@ enum Command {
     Verifier(commands::verifier::VerifierArgs),
     /// A coordinator and providers on this machine, as separate processes.
     Devnet(commands::devnet::DevnetArgs),
+    /// An OpenAI-compatible HTTP API (embeddings) that runs each request as a verified job (`assay gateway key create`: API keys).
+    Gateway(commands::gateway::GatewayArgs),
 }
 
 /// Keeps freed memory in the process instead of handing it back to the
@@ -121,12 +123,13 @@ fn main() -> ExitCode {
         Command::Oracle(args) => commands::economy::oracle(args),
         Command::Note(args) => commands::claims::note(args),
         Command::Bond(args) => commands::claims::bond(args),
+        Command::Cluster(args) => commands::cluster::main(args),
         Command::Ledger(args) => commands::ledger::main(args),
         Command::Coordinator(args) => commands::coordinator::main(args),
-        Command::Cluster(args) => commands::cluster::main(args),
         Command::Provider(args) => commands::provider::main(args),
         Command::Verifier(args) => commands::verifier::main(args),
         Command::Devnet(args) => commands::devnet::main(args),
+        Command::Gateway(args) => commands::gateway::main(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -15,11 +15,17 @@ use tonic::transport::Channel;
 use crate::Error;
 use crate::openai::Sequence;
 
-/// Work units a job may use per sequence (a 256-token sequence takes about
-/// 12 G; the budget only bounds the escrow, a job pays what it used).
-const WORK_PER_SEQUENCE: u64 = 40_000_000_000;
-/// Work units of a job besides its sequences (tokenizer, weights).
-const WORK_PER_JOB: u64 = 40_000_000_000;
+/// Work units a job may use per sequence: a 256-token sequence (MiniLM's
+/// longest) measured 6.2 G. The budget bounds the escrow (and the stake a
+/// provider needs to take the job); a job pays only what it used.
+const WORK_PER_SEQUENCE: u64 = 12_000_000_000;
+/// Work units of a job besides its sequences (weights, pooling): 0.2 G
+/// measured for one short sentence.
+const WORK_PER_JOB: u64 = 2_000_000_000;
+/// Fuel (guest instructions: tokenizer file, tokenization) per job and per
+/// sequence: 33 M measured for one sentence, 72 M for 32 long ones.
+const FUEL_PER_JOB: u64 = 500_000_000;
+const FUEL_PER_SEQUENCE: u64 = 20_000_000;
 
 /// Where and how the gateway's jobs run.
 #[derive(Debug, Clone)]
@@ -117,8 +123,10 @@ impl Market {
 
     /// The job's spec for `n` sequences.
     pub fn spec(n: usize) -> JobSpec {
+        let n = n as u64;
         let mut spec = JobSpec {
-            work_budget: WORK_PER_JOB.saturating_add(WORK_PER_SEQUENCE.saturating_mul(n as u64)),
+            fuel: FUEL_PER_JOB.saturating_add(FUEL_PER_SEQUENCE.saturating_mul(n)),
+            work_budget: WORK_PER_JOB.saturating_add(WORK_PER_SEQUENCE.saturating_mul(n)),
             wall_clock_ms: 120_000,
             ..JobSpec::default()
         };

@@ -13,6 +13,7 @@ pub mod coordinator;
 pub mod devnet;
 pub mod economy;
 pub mod faucet;
+pub mod gateway;
 pub mod job;
 pub mod ledger;
 pub mod net;

@@ -201,15 +201,22 @@ pub async fn follow(
     let start = Instant::now();
     let mut last = String::new();
     let mut shown = false;
+    let mut seen_state = String::new();
     loop {
+        // A long poll: the coordinator answers when the job moves.
+        let wait = timeout
+            .saturating_sub(start.elapsed())
+            .min(Duration::from_secs(10));
         let status = RenterClient::new(channel.clone())
             .get_job(pb::GetJobRequest {
                 job_id: job.0.to_vec(),
-                ..Default::default()
+                wait_ms: u32::try_from(wait.as_millis()).unwrap_or(10_000),
+                seen_state: std::mem::take(&mut seen_state),
             })
             .await
             .map_err(rpc(url))?
             .into_inner();
+        seen_state.clone_from(&status.state);
         let line = progress(&status);
         if !quiet && line != last {
             println!("{:>6.1}s      {line}", start.elapsed().as_secs_f64());
@@ -267,7 +274,6 @@ pub async fn follow(
                 timeout.as_secs()
             )));
         }
-        tokio::time::sleep(Duration::from_millis(150)).await;
     }
 }
 

@@ -9,6 +9,7 @@
 mod clusters;
 mod common;
 mod economy;
+mod gateway;
 mod minilm;
 mod network;
 mod python;

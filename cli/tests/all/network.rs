@@ -520,7 +520,14 @@ fn bad_requests_are_refused_with_clear_errors() {
         pc.register(register(&p1)).await.expect("p1");
         pc.register(register(&p2)).await.expect("p2");
         let leases = pc
-            .take_leases(signed(&p1, pb::TakeLeasesRequest { auth: None, max: 1, ..Default::default() }))
+            .take_leases(signed(
+                &p1,
+                pb::TakeLeasesRequest {
+                    auth: None,
+                    max: 1,
+                    ..Default::default()
+                },
+            ))
             .await
             .expect("lease")
             .into_inner()
@@ -770,7 +777,14 @@ fn split_inputs_give_each_shard_only_its_lines() {
         .await
         .expect("register");
         let mut leases = pc
-            .take_leases(signed(&p, pb::TakeLeasesRequest { auth: None, max: 2, ..Default::default() }))
+            .take_leases(signed(
+                &p,
+                pb::TakeLeasesRequest {
+                    auth: None,
+                    max: 2,
+                    ..Default::default()
+                },
+            ))
             .await
             .expect("leases")
             .into_inner()
@@ -1019,7 +1033,11 @@ fn orphaned_lease(store: &Store) {
         pc.register(signed(&a_key, register))
             .await
             .expect("register");
-        let take = pb::TakeLeasesRequest { auth: None, max: 1, ..Default::default() };
+        let take = pb::TakeLeasesRequest {
+            auth: None,
+            max: 1,
+            ..Default::default()
+        };
         let leases = pc
             .take_leases(signed(&a_key, take))
             .await

@@ -32,6 +32,7 @@ pub mod auth;
 pub mod blobs;
 pub mod clusters;
 pub mod economy;
+pub mod long_poll;
 pub mod provider;
 pub mod renter;
 pub mod verifier;
@@ -73,6 +74,7 @@ pub struct Coordinator {
     store: Arc<dyn Store>,
     blobs: Arc<BlobStore>,
     cfg: Arc<ServerConfig>,
+    market: Arc<long_poll::MarketSignal>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -113,6 +115,7 @@ impl Coordinator {
             store,
             blobs,
             cfg: Arc::new(cfg),
+            market: Arc::new(long_poll::MarketSignal::default()),
         }
     }
 
@@ -156,10 +159,10 @@ impl Coordinator {
             .add_service(ProviderServer::new(self.clone()))
             .add_service(VerifierServer::new(self.clone()))
             .add_service(EconomyServer::new(self.clone()))
+            .add_service(ClustersServer::new(self.clone()))
             .add_service(
                 // An answer can carry hundreds of proofs (a concat's inputs).
                 ArbitrationServer::new(self.clone())
-            .add_service(ClustersServer::new(self.clone()))
                     .max_decoding_message_size(max)
                     .max_encoding_message_size(max),
             )

@@ -7,14 +7,14 @@
 use assay_proto::pb::provider_server::Provider;
 use assay_proto::{convert, now_ms, pb};
 use assay_protocol::market::billable_units;
-use assay_protocol::{BlobRef, Hash32};
+use assay_protocol::{BlobRef, Hash32, NodeId};
 use tonic::{Request, Response, Status};
 
-use super::{Coordinator, bad, blocking, wire};
+use super::{Coordinator, bad, blocking, long_poll, wire};
 use crate::explorer::TelemetrySample;
 use crate::rules::leases;
 use crate::store::leases::GiveBack;
-use crate::types::{ProviderInfo, ReceiptSubmission};
+use crate::types::{Lease, ProviderInfo, ReceiptSubmission};
 
 #[tonic::async_trait]
 impl Provider for Coordinator {
@@ -108,8 +108,16 @@ impl Provider for Coordinator {
         let req = request.into_inner();
         let node = self.authenticate(&req).await?;
         let max = req.max.min(64);
-        let store = self.store.clone();
-        let leases = blocking(move || store.take_leases(&node, max, now_ms())).await?;
+        let deadline = long_poll::deadline(req.wait_ms);
+        let mut sub = self.market.subscribe();
+        let mut leases = self.take(node, max).await?;
+        while leases.is_empty() && req.wait_ms > 0 && sub.wait(deadline).await {
+            leases = self.take(node, max).await?;
+        }
+        if !leases.is_empty() {
+            // Leased shards are progress a renter may be waiting on.
+            self.market.changed();
+        }
         Ok(Response::new(pb::TakeLeasesResponse {
             leases: leases.iter().map(wire::lease).collect(),
         }))
@@ -152,6 +160,7 @@ impl Provider for Coordinator {
         let store = self.store.clone();
         let (rid, settle_at) = blocking(move || store.submit_receipt(&sub, now_ms())).await?;
         tracing::info!(receipt = %rid.short(), lease = %lease_id.short(), units, "receipt recorded");
+        self.market.changed();
         Ok(Response::new(pb::SubmitReceiptResponse {
             receipt_id: rid.0.to_vec(),
             settle_at_ms: settle_at,
@@ -173,11 +182,18 @@ impl Provider for Coordinator {
             store.give_back(&node, &lease, how, now_ms())
         };
         blocking(back).await?;
+        // The shard is queued again: a waiting provider may take it.
+        self.market.changed();
         Ok(Response::new(pb::ReturnLeaseResponse {}))
     }
 }
 
 impl Coordinator {
+    async fn take(&self, node: NodeId, max: u32) -> Result<Vec<Lease>, Status> {
+        let store = self.store.clone();
+        blocking(move || store.take_leases(&node, max, now_ms())).await
+    }
+
     /// The outputs are uploaded and hash to the receipt's outputs root.
     async fn check_outputs(&self, outputs: &[BlobRef], stated: &Hash32) -> Result<(), Status> {
         for o in outputs {

@@ -3,10 +3,10 @@
 
 use assay_proto::pb::renter_server::Renter;
 use assay_proto::{convert, now_ms, pb};
-use assay_protocol::{BlobRef, NodeId};
+use assay_protocol::{BlobRef, Hash32, NodeId};
 use tonic::{Request, Response, Status};
 
-use super::{BoxStream, Coordinator, auth, bad, blocking, wire};
+use super::{BoxStream, Coordinator, auth, bad, blocking, long_poll, wire};
 use crate::rules::jobs;
 use crate::types::NewJob;
 
@@ -85,6 +85,7 @@ impl Renter for Coordinator {
         })
         .await?;
         tracing::info!(job = %id.short(), escrow = sub.escrow, shards, "job accepted");
+        self.market.changed();
         Ok(Response::new(pb::SubmitJobResponse {
             job_id: id.0.to_vec(),
             escrow: sub.escrow,
@@ -97,18 +98,23 @@ impl Renter for Coordinator {
         &self,
         request: Request<pb::GetJobRequest>,
     ) -> Result<Response<pb::JobStatus>, Status> {
-        let id = convert::hash("job_id", &request.get_ref().job_id).map_err(bad)?;
-        let store = self.store.clone();
-        let view = blocking(move || store.job(&id, now_ms())).await?;
-        match view {
-            Some(v) => Ok(Response::new(wire::job_status(
-                &v,
-                self.store.config().slash_bps,
-            ))),
-            None => Err(Status::not_found(format!(
-                "no job {id} on this coordinator"
-            ))),
+        let req = request.into_inner();
+        let id = convert::hash("job_id", &req.job_id).map_err(bad)?;
+        let deadline = long_poll::deadline(req.wait_ms);
+        let mut sub = self.market.subscribe();
+        let first = self.job_status(id).await?;
+        if req.wait_ms == 0 || req.seen_state.is_empty() || first.state != req.seen_state {
+            return Ok(Response::new(first));
         }
+        let seen = progress(&first);
+        let mut last = first;
+        while sub.wait(deadline).await {
+            last = self.job_status(id).await?;
+            if progress(&last) != seen {
+                break;
+            }
+        }
+        Ok(Response::new(last))
     }
 
     async fn get_account(
@@ -279,4 +285,33 @@ impl Coordinator {
         })
         .await
     }
+}
+
+impl Coordinator {
+    async fn job_status(&self, id: Hash32) -> Result<pb::JobStatus, Status> {
+        let store = self.store.clone();
+        match blocking(move || store.job(&id, now_ms())).await? {
+            Some(v) => Ok(wire::job_status(&v, self.store.config().slash_bps)),
+            None => Err(Status::not_found(format!(
+                "no job {id} on this coordinator"
+            ))),
+        }
+    }
+}
+
+/// What a long-polling renter waits to see change: the job's state and each
+/// shard's state, receipt and settlement.
+fn progress(job: &pb::JobStatus) -> (String, Vec<(String, Option<Vec<u8>>, bool)>) {
+    let shards = job
+        .shards
+        .iter()
+        .map(|s| {
+            (
+                s.state.clone(),
+                s.receipt.as_ref().map(|r| r.signature.clone()),
+                s.settled,
+            )
+        })
+        .collect();
+    (job.state.clone(), shards)
 }

@@ -1,0 +1,197 @@
+//! The OpenAI-compatible gateway against a live network (issue #17), with
+//! the official `openai` Python package as the client
+//! (`cli/tests/python/openai_gateway.py`): embeddings bit-identical to a
+//! local `assay run` of the same job, as floats and as base64; a bad key
+//! refused with 401 and bad input with 400, in OpenAI's format; a provider
+//! killed mid-request: the request still succeeds (re-queued) or fails
+//! with 503 before its timeout.
+//!
+//! Needs the model (`assay model fetch`) and python3 with `openai`; without
+//! either it prints SKIPPED and passes, unless `ASSAY_REQUIRE_MODEL=1` /
+//! `ASSAY_REQUIRE_PYTHON=1` say they must be there (CI).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assay_guests::Guest;
+
+use crate::common::{self, Proc};
+use crate::model_store;
+
+fn required(var: &str) -> bool {
+    std::env::var(var).is_ok_and(|v| v == "1")
+}
+
+/// python3 with the `openai` package, or None (skipped visibly).
+fn python_or_skip(test: &str) -> Option<()> {
+    let ok = Command::new("python3")
+        .args(["-c", "import openai"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            !required("ASSAY_REQUIRE_PYTHON"),
+            "ASSAY_REQUIRE_PYTHON=1 but python3 cannot import openai (pip install openai)"
+        );
+        println!("SKIPPED {test}: python3 with the `openai` package is not installed");
+    }
+    ok.then_some(())
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/openai_gateway.py")
+}
+
+/// `assay gateway` on a free port, once it answers.
+fn gateway(home: &Path, url: &str, extra: &[&str]) -> (Proc, String) {
+    let port = common::free_port().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let child = Command::new(common::BIN)
+        .args(["gateway", "--listen", &listen, "--coordinator", url])
+        .args(extra)
+        .env("ASSAY_HOME", home)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn gateway");
+    let proc = Proc(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(Instant::now() < deadline, "the gateway did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (proc, format!("http://{listen}/v1"))
+}
+
+fn run_script(args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg(script())
+        .args(args)
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "openai_gateway.py {}: exit {:?}\nstdout: {stdout}\nstderr: {}",
+        args[0],
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    print!("{stdout}");
+    stdout
+}
+
+#[test]
+fn the_official_openai_client_gets_embeddings_equal_to_a_local_run_and_openai_errors() {
+    let test = "gateway with the openai client";
+    let model = match model_store::load() {
+        Ok(m) => m,
+        Err(e) => {
+            assert!(
+                !required("ASSAY_REQUIRE_MODEL"),
+                "ASSAY_REQUIRE_MODEL=1 but the model is not usable: {e}"
+            );
+            println!("SKIPPED {test}: {e} (run `assay model fetch`)");
+            return;
+        }
+    };
+    if python_or_skip(test).is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+
+    // The local run: the same guest, the model files and the texts.
+    let texts = serde_json::json!([
+        "The quick brown fox jumps over the lazy dog.",
+        "two lines\nin one input",
+        "",
+        "Ünïcödé, emoji 🙂 and punctuation!?",
+        [7592, 2088],
+        "Assay makes the result trustworthy: a hash comparison, not a tolerance argument."
+    ]);
+    let texts_path = root.join("texts.json");
+    std::fs::write(&texts_path, texts.to_string()).expect("texts");
+    let component = root.join("minilm.wasm");
+    std::fs::write(&component, Guest::MinilmEmbed.bytes()).expect("component");
+    let mut run_args: Vec<String> = vec!["run".into(), component.display().to_string()];
+    for (name, bytes) in &model.files {
+        let p = root.join(name);
+        std::fs::write(&p, bytes).expect("model file");
+        run_args.extend(["--input".into(), format!("{name}={}", p.display())]);
+    }
+    let expected = root.join("local");
+    run_args.extend([
+        "--input".into(),
+        format!("texts={}", texts_path.display()),
+        "--out".into(),
+        expected.display().to_string(),
+    ]);
+    let args: Vec<&str> = run_args.iter().map(String::as_str).collect();
+    common::ok(common::assay(
+        &root.join("local-home"),
+        "http://127.0.0.1:1",
+        &args,
+    ));
+
+    // The network: a coordinator, one provider, a gateway paying from its own account.
+    let (_coord, url) = common::coordinator(&root.join("coord"), "127.0.0.1:0", &[]);
+    let first = root.join("provider-a");
+    let provider_a = common::provider(&url, &first, 10, 1);
+    let gw_home = root.join("gateway");
+    common::ok(common::assay(&gw_home, &url, &["faucet"]));
+    let created = common::ok(common::assay(
+        &gw_home,
+        &url,
+        &["gateway", "key", "create", "--name", "ci"],
+    ));
+    let key = String::from_utf8_lossy(&created.stdout)
+        .lines()
+        .last()
+        .expect("the key is the last line")
+        .trim()
+        .to_string();
+    assert!(key.starts_with("sk-assay-"), "{key}");
+    let (_gw, base) = gateway(&gw_home, &url, &["--timeout-s", "20"]);
+
+    let out = run_script(&[
+        "check",
+        &base,
+        &key,
+        &expected.display().to_string(),
+        &texts_path.display().to_string(),
+    ]);
+    assert!(out.contains("bit-identical"), "{out}");
+
+    // The key is stored hashed: its secret is nowhere in the gateway's home.
+    let db = std::fs::read(gw_home.join("gateway.sqlite")).expect("key store");
+    assert!(
+        !String::from_utf8_lossy(&db).contains(&key["sk-assay-".len()..]),
+        "the key store holds the secret"
+    );
+
+    // A provider killed mid-request: the lease expires (1.5 s here), a
+    // second provider takes the shard, and the request still succeeds —
+    // or, if nothing can finish it in time, fails with 503 before its timeout.
+    let slow = Command::new("python3")
+        .arg(script())
+        .args(["slow", &base, &key, "64", "20"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(provider_a); // SIGKILL
+    let _provider_b = common::provider(&url, &root.join("provider-b"), 10, 1);
+    let out = slow.wait_with_output().expect("slow request");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the request neither succeeded nor failed with 503 in time: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    print!("{stdout}");
+}

@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""The gateway through the official `openai` client (cli/tests/all/gateway.rs).
+
+    openai_gateway.py check  BASE_URL KEY EXPECTED_DIR TEXTS_JSON
+    openai_gateway.py slow   BASE_URL KEY COUNT TIMEOUT_S
+
+`check`: EXPECTED_DIR holds a local `assay run` of minilm-embed on
+TEXTS_JSON (`embeddings`, `tokens.json`); every embedding the gateway returns
+must equal it bit for bit, as floats and as base64, and the errors must be
+OpenAI's. `slow`: one request of COUNT long sentences (a provider is killed
+while it runs); it must succeed or fail with 503 within TIMEOUT_S.
+Prints one line per check; exits non-zero on the first failure.
+"""
+
+import base64
+import json
+import struct
+import sys
+import time
+
+import openai
+
+MODEL = "all-MiniLM-L6-v2"
+
+
+def rows_of(path, n):
+    data = open(path, "rb").read()
+    assert len(data) % n == 0, f"{len(data)} bytes for {n} rows"
+    width = len(data) // n
+    return [data[i * width:(i + 1) * width] for i in range(n)]
+
+
+def bits(vector):
+    """The little-endian f32 bytes of a list of floats (exact for f32 values)."""
+    return b"".join(struct.pack("<f", v) for v in vector)
+
+
+def check(base_url, key, expected_dir, texts_path):
+    texts = json.load(open(texts_path))
+    expected = rows_of(f"{expected_dir}/embeddings", len(texts))
+    tokens = json.load(open(f"{expected_dir}/tokens.json"))
+    client = openai.OpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=120)
+
+    models = client.models.list()
+    ids = sorted(m.id for m in models.data)
+    assert ids == ["all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"], ids
+    print("models: ok", ids)
+
+    strings = [t for t in texts if isinstance(t, str)]
+    string_rows = [expected[i] for i, t in enumerate(texts) if isinstance(t, str)]
+    string_tokens = sum(len(tokens[i]) for i, t in enumerate(texts) if isinstance(t, str))
+
+    # Floats: JSON numbers, exactly the f32 the job computed.
+    r = client.embeddings.create(model=MODEL, input=strings, encoding_format="float")
+    assert [d.index for d in r.data] == list(range(len(strings)))
+    for d, want in zip(r.data, string_rows):
+        assert bits(d.embedding) == want, f"float row {d.index} differs"
+    assert r.usage.prompt_tokens == string_tokens, (r.usage.prompt_tokens, string_tokens)
+    print(f"float: {len(r.data)} rows bit-identical, prompt_tokens {r.usage.prompt_tokens}")
+
+    # The client's default: it asks for base64 and decodes it itself.
+    raw = client.embeddings.with_raw_response.create(model="sentence-transformers/all-MiniLM-L6-v2", input=strings)
+    job = raw.headers.get("x-assay-job")
+    receipt = raw.headers.get("x-assay-receipt")
+    assert job and len(job) == 64 and receipt and len(receipt) == 64, (job, receipt)
+    body = json.loads(raw.http_response.text)
+    assert body["assay"]["job_id"] == job and body["assay"]["receipt_id"] == receipt, body["assay"]
+    assert isinstance(body["data"][0]["embedding"], str), "the client asked for base64"
+    parsed = raw.parse()
+    for d, want in zip(parsed.data, string_rows):
+        assert bits(d.embedding) == want, f"base64 row {d.index} differs"
+    print(f"base64: {len(parsed.data)} rows bit-identical; job {job} receipt {receipt}")
+
+    # Every input shape at once: strings and token arrays, one row each.
+    r = client.embeddings.create(model=MODEL, input=texts, encoding_format="float")
+    for d, want in zip(r.data, expected):
+        assert bits(d.embedding) == want, f"mixed row {d.index} differs"
+    # Asked for explicitly, base64 comes back as the string itself.
+    one = client.embeddings.create(model=MODEL, input=strings[0], encoding_format="base64")
+    assert base64.b64decode(one.data[0].embedding) == string_rows[0]
+    print(f"mixed strings and token arrays: {len(r.data)} rows bit-identical; single string ok")
+
+    # A bad key: 401, OpenAI's error object.
+    bad = openai.OpenAI(base_url=base_url, api_key="sk-assay-not-a-key", max_retries=0)
+    try:
+        bad.embeddings.create(model=MODEL, input="x")
+        raise AssertionError("a bad key was accepted")
+    except openai.AuthenticationError as e:
+        assert e.status_code == 401 and e.code == "invalid_api_key", (e.status_code, e.code)
+        assert e.body and "message" in e.body, e.body
+        print("bad key: 401", e.code)
+
+    # Bad input: 400, naming the field.
+    for kwargs, param in [
+        ({"input": []}, "input"),
+        ({"input": [[1, 99999999]]}, "input"),
+        ({"input": "x", "dimensions": 128}, "dimensions"),
+    ]:
+        try:
+            client.embeddings.create(model=MODEL, **kwargs)
+            raise AssertionError(f"{kwargs} was accepted")
+        except openai.BadRequestError as e:
+            assert e.status_code == 400 and e.param == param, (kwargs, e.status_code, e.param)
+            print(f"bad input {list(kwargs)}: 400 param={e.param}")
+    try:
+        client.embeddings.create(model="gpt-4", input="x")
+        raise AssertionError("an unknown model was accepted")
+    except openai.NotFoundError as e:
+        assert e.code == "model_not_found", e.code
+        print("unknown model: 404 model_not_found")
+
+
+def slow(base_url, key, count, timeout_s):
+    client = openai.OpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=timeout_s + 30)
+    sentences = [f"sentence {i}: " + "the provider may be killed while this runs " * 20 for i in range(count)]
+    started = time.monotonic()
+    try:
+        r = client.embeddings.create(model=MODEL, input=sentences, encoding_format="base64")
+        took = time.monotonic() - started
+        assert len(r.data) == count
+        print(f"slow: succeeded after {took:.1f} s (re-queued)")
+    except openai.APIStatusError as e:
+        took = time.monotonic() - started
+        assert e.status_code == 503, (e.status_code, e.message)
+        print(f"slow: 503 after {took:.1f} s: {e.message}")
+    assert took <= timeout_s + 5, f"took {took:.1f} s, timeout {timeout_s} s"
+
+
+if __name__ == "__main__":
+    mode, args = sys.argv[1], sys.argv[2:]
+    if mode == "check":
+        check(*args)
+    elif mode == "slow":
+        slow(args[0], args[1], int(args[2]), float(args[3]))
+    else:
+        sys.exit(f"unknown mode {mode}")
