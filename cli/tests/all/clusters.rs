@@ -163,3 +163,148 @@ fn a_job_on_a_reserved_cluster_runs_on_its_member_and_release_refunds_the_rest()
     let verified = ok(assay(&renter, &url, &["ledger", "verify"]));
     assert!(String::from_utf8_lossy(&verified.stdout).contains("ledger OK"));
 }
+
+/// `assay devnet` (its own coordinator, providers asking 1 and 1.1 IOSD
+/// per slot-hour, verifiers, arbiter, oracle), stopped with SIGTERM so it
+/// stops its children.
+struct Devnet(std::process::Child);
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn on_a_devnet_a_cluster_of_one_runs_its_job_and_release_refunds_the_rest() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("devnet");
+    let mut child = std::process::Command::new(BIN)
+        .args(["devnet", "--listen", "127.0.0.1:0", "--http-listen", ""])
+        .arg("--dir")
+        .arg(&dir)
+        .env("ASSAY_HOME", tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("devnet");
+    let out = child.stdout.take().expect("stdout");
+    let devnet = Devnet(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut url = None;
+    loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the devnet starts");
+        if let Some(u) = line.trim().strip_prefix("export ASSAY_COORDINATOR=") {
+            url = Some(u.to_string());
+        }
+        if line.contains("devnet running") {
+            break;
+        }
+    }
+    let url = url.expect("the devnet's URL");
+    let (p0, p1) = (dir.join("provider-0"), dir.join("provider-1"));
+    let renter = tmp.path().join("renter");
+    let (id0, id1) = (node_id(&p0, &url), node_id(&p1, &url));
+    wait_staked(&renter, &url, &id0, 100_000_000);
+    wait_staked(&renter, &url, &id1, 100_000_000);
+    ok(assay(&renter, &url, &["faucet", "--amount", "5000000"]));
+    let before = account(&renter, &url, None)["balance"]
+        .as_u64()
+        .expect("balance");
+
+    let created = json(&ok(assay(
+        &renter,
+        &url,
+        &[
+            "cluster",
+            "create",
+            "--gpus",
+            "1",
+            "--hours",
+            "1",
+            "--max-price",
+            "2",
+            "--json",
+        ],
+    )));
+    let cluster = created["cluster"].as_str().expect("cluster id").to_string();
+    assert_eq!(
+        created["members"][0]["provider"].as_str(),
+        Some(id0.as_str()),
+        "provider-0 asks the least per slot-hour: {created:#}"
+    );
+
+    let (component, a, b) = matmul_inputs(tmp.path());
+    let component = component.to_string_lossy().to_string();
+    let mut args = vec![
+        "publish", &component, "--input", &a, "--input", &b, "--shards", "3",
+    ];
+    args.extend([
+        "--cluster",
+        &cluster,
+        "--unverified",
+        "--max-price",
+        "100",
+        "--wait",
+        "--json",
+        "--wait-timeout-s",
+        "60",
+    ]);
+    args.extend(LIMITS);
+    let published = json(&ok(assay(&renter, &url, &args)));
+    let job = published["job_id"].as_str().expect("job id").to_string();
+    for s in published["shards"].as_array().expect("shards") {
+        assert_eq!(s["outcome"], "success", "{s:#}");
+        assert_eq!(s["provider"].as_str(), Some(id0.as_str()), "{s:#}");
+    }
+    let settled = wait_job(&renter, &url, &job, 60, |s| s["state"] == "settled");
+    let spent: u64 = settled["shards"]
+        .as_array()
+        .expect("shards")
+        .iter()
+        .map(|s| s["paid"].as_u64().expect("paid"))
+        .sum();
+
+    let released = json(&ok(assay(
+        &renter,
+        &url,
+        &["cluster", "release", &cluster, "--json"],
+    )));
+    let (paid, refunded) = (
+        released["paid"].as_u64().expect("paid"),
+        released["refunded"].as_u64().expect("refunded"),
+    );
+    assert_eq!(released["state"], "released");
+    assert_eq!(paid + refunded, 1_000_000, "{released:#}");
+    assert_eq!(released["escrow_left"].as_u64(), Some(0));
+    assert!(refunded > 900_000, "{released:#}");
+    assert_eq!(
+        account(&renter, &url, None)["balance"].as_u64(),
+        Some(before - spent - paid)
+    );
+    let verified = ok(assay(&renter, &url, &["ledger", "verify"]));
+    assert!(String::from_utf8_lossy(&verified.stdout).contains("ledger OK"));
+    drop(devnet);
+}
