@@ -365,10 +365,19 @@ impl<B: Backend> Clusters for SqlStore<B> {
     }
 
     fn run_clusters(&self, now_ms: u64) -> Result<ClusterReport, Error> {
+        // Only clusters with something to do take a write transaction: one
+        // that ended, a member due a payment, or a member gone silent or
+        // suspended.
+        let accrue_before = now_ms.saturating_sub(rules::ACCRUE_EVERY_MS);
+        let seen_before = now_ms.saturating_sub(self.cfg.provider_liveness_ms);
         let ids: Vec<Hash32> = self.b.read(&mut |c| {
             c.query(
-                "SELECT id FROM clusters WHERE state = 'active' ORDER BY id",
-                &[],
+                "SELECT id FROM clusters WHERE state = 'active' AND ends_at <= $1 \
+                 UNION SELECT m.cluster_id FROM cluster_members m \
+                 JOIN clusters k ON k.id = m.cluster_id JOIN providers p ON p.id = m.provider \
+                 WHERE m.state = 'active' AND k.state = 'active' \
+                 AND (m.accrued_at <= $2 OR p.last_seen < $3 OR p.suspended <> 0)",
+                &[int(now_ms)?, int(accrue_before)?, int(seen_before)?],
             )?
             .iter()
             .map(|r| r.hash(0))
