@@ -149,7 +149,8 @@ impl Market {
     /// finishes it within the timeout; [`Error::JobFailed`] when it ran and
     /// failed.
     pub async fn embed(&self, sequences: &[Sequence]) -> Result<JobResult, Error> {
-        let deadline = tokio::time::Instant::now() + self.cfg.timeout;
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.cfg.timeout;
         let texts: Arc<[u8]> = Self::texts(sequences).into();
         let texts_ref = BlobRef {
             name: "texts".into(),
@@ -182,8 +183,19 @@ impl Market {
             .map_err(|s| unavailable("the coordinator refused the job", s.message()))?
             .into_inner();
         let job = convert::hash("job_id", &resp.job_id)?;
+        let submitted = started.elapsed();
         let status = self.wait_done(&job, deadline).await?;
-        self.result(job, &status, sequences.len()).await
+        let done = started.elapsed();
+        let result = self.result(job, &status, sequences.len()).await;
+        tracing::debug!(
+            job = %job.short(),
+            sequences = sequences.len(),
+            submitted_ms = submitted.as_secs_f64() * 1e3,
+            done_ms = done.as_secs_f64() * 1e3,
+            fetched_ms = started.elapsed().as_secs_f64() * 1e3,
+            "job finished"
+        );
+        result
     }
 
     async fn wait_done(

@@ -59,8 +59,10 @@ pub struct ServeArgs {
     /// Run every job on this reserved cluster (`assay cluster create`).
     #[arg(long, value_name = "ID")]
     pub cluster: Option<String>,
-    /// Most the gateway pays, µIOSD per million work units.
-    #[arg(long, default_value_t = 100)]
+    /// Most the gateway pays, µIOSD per million work units. Keep it near
+    /// the providers' prices: a job's escrow, and the stake a provider
+    /// bonds while its receipt is unsettled, grow with it.
+    #[arg(long, default_value_t = 20)]
     pub max_price: u64,
     /// Sampling rate of its jobs, parts per million (default: the coordinator's).
     #[arg(long, value_name = "PPM")]
@@ -200,6 +202,10 @@ fn serve(args: ServeArgs) -> Result<u8, Failure> {
         }
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
+        // Small JSON replies: no reason to let Nagle's algorithm hold them.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, assay_gateway::router(gateway))
             .with_graceful_shutdown(shutdown_signal())
             .await

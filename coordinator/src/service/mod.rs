@@ -147,7 +147,20 @@ impl Coordinator {
             }
         }));
         let max = assay_proto::client::MAX_MESSAGE_BYTES;
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // The builder's `tcp_nodelay` applies only to listeners it binds
+        // itself: on these sockets Nagle's algorithm held every small
+        // streamed reply (a blob download's trailers) for the client's
+        // delayed ACK, ~40 ms each.
+        let incoming = tokio_stream::StreamExt::map(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            |conn| {
+                conn.inspect(|s| {
+                    if let Err(e) = s.set_nodelay(true) {
+                        tracing::warn!(error = %e, "could not turn Nagle's algorithm off");
+                    }
+                })
+            },
+        );
         let r = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .add_service(
