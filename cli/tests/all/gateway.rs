@@ -66,6 +66,31 @@ fn gateway(home: &Path, url: &str, extra: &[&str]) -> (Proc, String) {
     (proc, format!("http://{listen}/v1"))
 }
 
+/// The last line of a command's output (where `gateway key create` prints the key).
+fn last_line(stdout: &[u8]) -> String {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .last()
+        .expect("the key is the last line")
+        .trim()
+        .to_string()
+}
+
+/// The model, or None (skipped visibly unless ASSAY_REQUIRE_MODEL=1).
+fn model_or_skip(test: &str) -> Option<model_store::LoadedModel> {
+    match model_store::load() {
+        Ok(m) => Some(m),
+        Err(e) => {
+            assert!(
+                !required("ASSAY_REQUIRE_MODEL"),
+                "ASSAY_REQUIRE_MODEL=1 but the model is not usable: {e}"
+            );
+            println!("SKIPPED {test}: {e} (run `assay model fetch`)");
+            None
+        }
+    }
+}
+
 fn run_script(args: &[&str]) -> String {
     let out = Command::new("python3")
         .arg(script())
@@ -87,16 +112,8 @@ fn run_script(args: &[&str]) -> String {
 #[test]
 fn the_official_openai_client_gets_embeddings_equal_to_a_local_run_and_openai_errors() {
     let test = "gateway with the openai client";
-    let model = match model_store::load() {
-        Ok(m) => m,
-        Err(e) => {
-            assert!(
-                !required("ASSAY_REQUIRE_MODEL"),
-                "ASSAY_REQUIRE_MODEL=1 but the model is not usable: {e}"
-            );
-            println!("SKIPPED {test}: {e} (run `assay model fetch`)");
-            return;
-        }
+    let Some(model) = model_or_skip(test) else {
+        return;
     };
     if python_or_skip(test).is_none() {
         return;
@@ -148,12 +165,7 @@ fn the_official_openai_client_gets_embeddings_equal_to_a_local_run_and_openai_er
         &url,
         &["gateway", "key", "create", "--name", "ci"],
     ));
-    let key = String::from_utf8_lossy(&created.stdout)
-        .lines()
-        .last()
-        .expect("the key is the last line")
-        .trim()
-        .to_string();
+    let key = last_line(&created.stdout);
     assert!(key.starts_with("sk-assay-"), "{key}");
     let (_gw, base) = gateway(&gw_home, &url, &["--timeout-s", "20"]);
 
@@ -165,6 +177,23 @@ fn the_official_openai_client_gets_embeddings_equal_to_a_local_run_and_openai_er
         &texts_path.display().to_string(),
     ]);
     assert!(out.contains("bit-identical"), "{out}");
+
+    // A key with a spend limit of 1 µIOSD: one request crosses it, the next is refused.
+    let created = common::ok(common::assay(
+        &gw_home,
+        &url,
+        &[
+            "gateway",
+            "key",
+            "create",
+            "--name",
+            "tiny",
+            "--spend-limit",
+            "0.000001",
+        ],
+    ));
+    let tiny = last_line(&created.stdout);
+    run_script(&["limit", &base, &tiny]);
 
     // The key is stored hashed: its secret is nowhere in the gateway's home.
     let db = std::fs::read(gw_home.join("gateway.sqlite")).expect("key store");
@@ -194,4 +223,57 @@ fn the_official_openai_client_gets_embeddings_equal_to_a_local_run_and_openai_er
         String::from_utf8_lossy(&out.stderr)
     );
     print!("{stdout}");
+}
+
+#[test]
+fn a_gateway_on_a_reserved_cluster_runs_every_request_on_its_members() {
+    let test = "gateway on a reserved cluster";
+    if model_or_skip(test).is_none() || python_or_skip(test).is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let (_coord, url) = common::coordinator(&root.join("coord"), "127.0.0.1:0", &[]);
+    let (member, outsider) = (root.join("member"), root.join("outsider"));
+    let gw_home = root.join("gateway");
+    let (member_id, outsider_id) = (
+        common::node_id(&member, &url),
+        common::node_id(&outsider, &url),
+    );
+    // The outsider asks less per unit of work: only the reservation keeps
+    // the gateway's jobs off it.
+    let _member = common::provider_with(&url, &member, 10, 2, &["--reserve-price", "1"]);
+    let _outsider = common::provider_with(&url, &outsider, 5, 2, &["--reserve-price", "3"]);
+    common::wait_registered(&gw_home, &url, &member_id);
+    common::wait_registered(&gw_home, &url, &outsider_id);
+    common::ok(common::assay(&gw_home, &url, &["faucet"]));
+    let created = common::json(&common::ok(common::assay(
+        &gw_home,
+        &url,
+        &[
+            "cluster",
+            "create",
+            "--gpus",
+            "1",
+            "--hours",
+            "1",
+            "--max-price",
+            "2",
+            "--json",
+        ],
+    )));
+    let cluster = created["cluster"].as_str().expect("cluster id").to_string();
+    let key =
+        last_line(&common::ok(common::assay(&gw_home, &url, &["gateway", "key", "create"])).stdout);
+    let (_gw, base) = gateway(
+        &gw_home,
+        &url,
+        &["--cluster", &cluster, "--timeout-s", "30"],
+    );
+    let out = run_script(&["who", &base, &key, "16"]);
+    assert!(
+        out.trim_end()
+            .ends_with(&format!("on providers {member_id}")),
+        "every request ran on the cluster's member {member_id}: {out}"
+    );
 }

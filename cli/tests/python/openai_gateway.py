@@ -3,11 +3,16 @@
 
     openai_gateway.py check  BASE_URL KEY EXPECTED_DIR TEXTS_JSON
     openai_gateway.py slow   BASE_URL KEY COUNT TIMEOUT_S
+    openai_gateway.py limit  BASE_URL KEY
+    openai_gateway.py who    BASE_URL KEY COUNT
 
 `check`: EXPECTED_DIR holds a local `assay run` of minilm-embed on
 TEXTS_JSON (`embeddings`, `tokens.json`); every embedding the gateway returns
 must equal it bit for bit, as floats and as base64, and the errors must be
-OpenAI's. `slow`: one request of COUNT long sentences (a provider is killed
+OpenAI's. `limit`: KEY has a tiny spend limit: its first request is served,
+the next refused with 429 `insufficient_quota`. `who`: COUNT requests from
+concurrent callers; prints the providers that ran them (the `assay` field).
+`slow`: one request of COUNT long sentences (a provider is killed
 while it runs); it must succeed or fail with 503 within TIMEOUT_S.
 Prints one line per check; exits non-zero on the first failure.
 """
@@ -126,10 +131,42 @@ def slow(base_url, key, count, timeout_s):
     assert took <= timeout_s + 5, f"took {took:.1f} s, timeout {timeout_s} s"
 
 
+def limit(base_url, key):
+    client = openai.OpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=120)
+    client.embeddings.create(model=MODEL, input="the request that crosses the limit is served")
+    try:
+        client.embeddings.create(model=MODEL, input="this one is refused")
+        raise AssertionError("a key past its spend limit was served")
+    except openai.RateLimitError as e:
+        assert e.status_code == 429 and e.code == "insufficient_quota", (e.status_code, e.code)
+        print("spend limit: 429", e.code)
+
+
+def who(base_url, key, count):
+    import concurrent.futures
+
+    client = openai.OpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=120)
+
+    def one(i):
+        raw = client.embeddings.with_raw_response.create(model=MODEL, input=[f"request {i} on the cluster"])
+        assay = json.loads(raw.http_response.text)["assay"]
+        return assay["provider"], assay["job_id"]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(one, range(count)))
+    providers = sorted({p for p, _ in results})
+    jobs = len({j for _, j in results})
+    print(f"who: {count} requests in {jobs} jobs on providers {' '.join(providers)}")
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "check":
         check(*args)
+    elif mode == "limit":
+        limit(*args)
+    elif mode == "who":
+        who(args[0], args[1], int(args[2]))
     elif mode == "slow":
         slow(args[0], args[1], int(args[2]), float(args[3]))
     else:

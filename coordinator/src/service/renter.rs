@@ -299,9 +299,12 @@ impl Coordinator {
     }
 }
 
+/// A shard's state, its receipt's signature, and whether it settled.
+type ShardProgress = (String, Option<Vec<u8>>, bool);
+
 /// What a long-polling renter waits to see change: the job's state and each
 /// shard's state, receipt and settlement.
-fn progress(job: &pb::JobStatus) -> (String, Vec<(String, Option<Vec<u8>>, bool)>) {
+fn progress(job: &pb::JobStatus) -> (String, Vec<ShardProgress>) {
     let shards = job
         .shards
         .iter()
