@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use assay_proto::client::{self, REQUEST_TTL_MS};
+use assay_proto::pb::clusters_client::ClustersClient;
 use assay_proto::pb::renter_client::RenterClient;
 use assay_proto::{auth, convert, now_ms, pb};
 use assay_protocol::market::{billable_units, cost};
@@ -196,6 +197,56 @@ impl Market {
             "job finished"
         );
         result
+    }
+
+    /// On a reserved cluster: checks that it is active and runs one
+    /// one-sentence job per active member at once, so that the model is
+    /// resident on the members before the first request (a member's first
+    /// job decodes and packs the weights: seconds, against milliseconds
+    /// after). Returns how many warm-up jobs succeeded (0 off a cluster).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] when the cluster is unknown or has ended.
+    pub async fn warm_up(self: &Arc<Self>) -> Result<usize, Error> {
+        let Some(cluster) = self.cfg.cluster else {
+            return Ok(0);
+        };
+        let status = ClustersClient::new(self.channel.clone())
+            .get_cluster(pb::GetClusterRequest {
+                cluster_id: cluster.0.to_vec(),
+            })
+            .await
+            .map_err(|s| unavailable(&format!("cluster {cluster}"), s.message()))?
+            .into_inner();
+        if status.state != "active" {
+            return Err(Error::Unavailable(format!(
+                "cluster {cluster} is {}: reserve another with `assay cluster create`",
+                status.state
+            )));
+        }
+        let members = status
+            .members
+            .iter()
+            .filter(|m| m.state == "active")
+            .count();
+        let mut jobs = tokio::task::JoinSet::new();
+        for i in 0..members {
+            let market = self.clone();
+            jobs.spawn(async move {
+                let warm = [Sequence::Text(format!("warm-up {i}"))];
+                market.embed(&warm).await
+            });
+        }
+        let mut ok = 0;
+        while let Some(done) = jobs.join_next().await {
+            match done {
+                Ok(Ok(_)) => ok += 1,
+                Ok(Err(e)) => tracing::warn!(error = %e, "a warm-up job failed"),
+                Err(e) => tracing::warn!(error = %e, "a warm-up job panicked"),
+            }
+        }
+        Ok(ok)
     }
 
     async fn wait_done(

@@ -186,7 +186,14 @@ fn serve(args: ServeArgs) -> Result<u8, Failure> {
             .with_context(|| format!("connecting to the coordinator at {coordinator}"))
             .map_err(Failure::fault)?;
         let payer = market.payer();
-        let batcher = Batcher::start(Arc::new(market), batching);
+        let market = Arc::new(market);
+        if cluster.is_some() {
+            let warmed = market.warm_up().await.map_err(Failure::usage)?;
+            println!(
+                "warmed up    {warmed} job(s): the model is resident on the cluster's members"
+            );
+        }
+        let batcher = Batcher::start(market, batching);
         let gateway = Gateway::new(keys, batcher, ModelCard::minilm(vocab), coordinator.clone());
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
