@@ -31,6 +31,11 @@ error, counted in the table. RTT = p50 of 200 `GET /health` to a gateway on
 one keep-alive connection. The goal checked at the end: on the cluster, p50
 for one sentence and one caller ≤ 3 × onnxruntime's p50 + RTT.
 
+The targets take turns cell by cell, so that each ratio to onnxruntime
+compares runs made minutes apart at most; the table's `load` column is the
+1-minute load average as each cell ended (above the core count, something
+else shared the CPU: read those rows with care).
+
 Set-up:
     python3 -m venv /tmp/bench-venv
     /tmp/bench-venv/bin/pip install -r scripts/bench_gateway_requirements.txt
@@ -363,6 +368,7 @@ class Cell:
         self.sentences = 0
         self.jobs = set()
         self.wall = 0.0
+        self.load = float("nan")  # 1-minute load average when the cell ended
         self.lock = threading.Lock()
 
     def record(self, seconds, ok, n=0, job=None, error=None):
@@ -542,8 +548,8 @@ def fmt(v, digits=1):
 def report(cells, rtt, loads):
     anchor = {(c.per_request, c.callers): c for c in cells if c.target == "onnxruntime"}
     print()
-    print("| target | sentences/request | callers | requests | p50 ms | p99 ms | sentences/s | p50 ÷ onnxruntime | throughput ÷ onnxruntime | errors |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| target | sentences/request | callers | requests | p50 ms | p99 ms | sentences/s | p50 ÷ onnxruntime | throughput ÷ onnxruntime | errors | load |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for c in cells:
         a = anchor.get((c.per_request, c.callers))
         tput = c.sentences / c.wall if c.wall > 0 else float("nan")
@@ -553,7 +559,7 @@ def report(cells, rtt, loads):
         ratio_tput = tput / a_tput if a_tput and a_tput == a_tput else float("nan")
         print(
             f"| {c.target} | {c.per_request} | {c.callers} | {c.requests} | {fmt(p50)} | {fmt(c.p(99))} | "
-            f"{fmt(tput)} | {fmt(ratio_p50, 2)} | {fmt(ratio_tput, 2)} | {c.errors} |"
+            f"{fmt(tput)} | {fmt(ratio_p50, 2)} | {fmt(ratio_tput, 2)} | {c.errors} | {fmt(c.load, 2)} |"
         )
     print()
     print(f"RTT (loopback, p50 of 200 GET /health on one keep-alive connection): {rtt:.3f} ms")
@@ -565,7 +571,8 @@ def report(cells, rtt, loads):
         print(
             f"Goal (cluster p50, 1 sentence, 1 caller ≤ 3 × onnxruntime p50 + RTT): "
             f"{cl1.p(50):.1f} ms vs 3 × {ort1.p(50):.2f} + {rtt:.2f} = {bound:.1f} ms: "
-            f"{'MET' if met else 'NOT MET'} ({cl1.p(50) / bound:.1f}× the bound)"
+            f"{'MET' if met else 'NOT MET'} ({cl1.p(50) / bound:.1f}× the bound; "
+            f"load {ort1.load:.2f} and {cl1.load:.2f} as the two cells ended)"
         )
     print()
     print("Batching (requests arriving within the gateway's window share a job; jobs = distinct assay.job_id):")
@@ -588,7 +595,11 @@ def report(cells, rtt, loads):
         for c, e in errs:
             print(f"- {c.target} {c.per_request}×{c.callers}: {e}")
     print()
-    print("Load average (1 min) " + ", ".join(f"{k}: {v:.2f}" for k, v in loads))
+    print(
+        f"load = the machine's 1-minute load average as the cell ended ({os.cpu_count()} cores; "
+        + ", ".join(f"{k} {v:.2f}" for k, v in loads)
+        + "): above the core count, other processes shared the CPU with the cell"
+    )
 
 
 # --- main --------------------------------------------------------------------
@@ -669,9 +680,12 @@ def main() -> int:
         rtt = rtt_ms(addrs["cluster"])
         print(f"RTT          {rtt:.3f} ms", flush=True)
 
-        for target in targets:
-            for per_request in sizes:
-                for n in callers:
+        # The targets take turns cell by cell (not target after target): the
+        # machine's load changes over minutes (other builds), and each ratio
+        # to onnxruntime should compare runs made under the same load.
+        for per_request in sizes:
+            for n in callers:
+                for target in targets:
                     cell = Cell(target, per_request, n)
                     if target == "onnxruntime":
                         make = lambda: OnnxCaller(embedder)  # noqa: E731
@@ -687,22 +701,25 @@ def main() -> int:
                         args.min_seconds_1 if one else args.min_seconds_32,
                         args.max_seconds,
                     )
+                    cell.load = os.getloadavg()[0]
                     cells.append(cell)
                     net.check_alive()
                     print(
                         f"  {target:<11} {per_request:>2} × {n:>2} callers: {cell.requests:>4} requests, "
                         f"p50 {cell.p(50):8.1f} ms, p99 {cell.p(99):8.1f} ms, "
                         f"{cell.sentences / cell.wall if cell.wall else 0:8.1f} sentences/s, {cell.errors} errors, "
-                        f"load {os.getloadavg()[0]:.2f}",
+                        f"load {cell.load:.2f}",
                         flush=True,
                     )
-            loads.append((f"after {target}", os.getloadavg()[0]))
+        loads.append(("end", os.getloadavg()[0]))
+        cells.sort(key=lambda c: (targets.index(c.target), c.per_request, c.callers))
         report(cells, rtt, loads)
         failed = False
         return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         if cells:
+            cells.sort(key=lambda c: (targets.index(c.target), c.per_request, c.callers))
             report(cells, rtt, loads)
         return 130
     finally:
