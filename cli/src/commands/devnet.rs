@@ -83,6 +83,9 @@ fn log_file(dir: &Path, name: &str) -> Result<std::fs::File, Failure> {
         .map_err(Failure::usage)
 }
 
+/// Each devnet provider's stake, µIO (10,000 IO).
+const DEVNET_PROVIDER_STAKE: &str = "10000000000";
+
 pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
     let dir = args
         .dir
@@ -210,7 +213,10 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
             .args(["provider", "--coordinator", &url])
             .args(["--price", &(10 + i).to_string()])
             .args(["--reserve-price", &devnet_reserve_price(i)])
-            .args(["--stake", "100000000", "--faucet", "1000000000"])
+            // A provider bonds stake for each unsettled receipt, in
+            // proportion to the job's value: 100 IO held back a gateway's
+            // stream of jobs after two or three receipts until they settled.
+            .args(["--stake", DEVNET_PROVIDER_STAKE, "--faucet", "20000000000"])
             .args([
                 "--slots",
                 "2",
@@ -226,7 +232,7 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
             .with_context(|| format!("starting {name}"))
             .map_err(Failure::fault)?;
         println!(
-            "{name}   price {} µIOSD/Munit, reserve {} IOSD/slot-hour, stake 100 IO",
+            "{name}   price {} µIOSD/Munit, reserve {} IOSD/slot-hour, stake 10,000 IO",
             10 + i,
             devnet_reserve_price(i)
         );
