@@ -1,9 +1,7 @@
 """The coordinator client: accounts, blobs, jobs, outputs and receipts.
 
 One transport: the coordinator's gRPC contract, ``proto/assay.proto``
-(services ``Renter``, ``Blobs``, ``Economy``). The single exception is
-:meth:`Client.list_jobs`, which reads the coordinator's public JSON API
-because the gRPC contract has no job listing.
+(services ``Renter``, ``Blobs``, ``Economy``).
 
 >>> from assay_client import Client                     # doctest: +SKIP
 >>> c = Client("http://127.0.0.1:7700")                 # doctest: +SKIP
@@ -19,9 +17,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
@@ -35,7 +30,6 @@ from .canonical import content_id
 from .errors import (
     AssayError,
     BlobError,
-    ExplorerError,
     JobFailed,
     JobNotDone,
     JobTimeout,
@@ -219,9 +213,7 @@ class Client:
     ``url`` is the coordinator's gRPC address (default ``$ASSAY_COORDINATOR``
     or ``http://127.0.0.1:7700``). ``key`` signs requests: a
     :class:`NodeKey`, a key file path, or ``None`` for the CLI's own key
-    (``$ASSAY_HOME/node.key``, created when missing). ``explorer_url`` is
-    the coordinator's web address (``--http-listen``), only needed by
-    :meth:`list_jobs`.
+    (``$ASSAY_HOME/node.key``, created when missing).
 
     >>> c = Client("http://127.0.0.1:7700", key=NodeKey.from_seed(bytes(32)))
     >>> c.node_id.hex()[:8]
@@ -234,7 +226,6 @@ class Client:
         url: Optional[str] = None,
         key: Union[NodeKey, str, "os.PathLike[str]", None] = None,
         *,
-        explorer_url: Optional[str] = None,
         timeout: float = 60.0,
     ) -> None:
         self.url = url or os.environ.get("ASSAY_COORDINATOR") or DEFAULT_COORDINATOR
@@ -242,7 +233,6 @@ class Client:
             self.key = key
         else:
             self.key = NodeKey.load_or_create(key)
-        self.explorer_url = explorer_url
         self.timeout = timeout
         target = self.url
         for scheme in ("http://", "grpc://"):
@@ -577,40 +567,41 @@ class Client:
         self, *, renter: Union[bytes, str, None] = b"", offset: int = 0, limit: int = 50
     ) -> List[Dict[str, Any]]:
         """Jobs, newest first: this client's own by default, another
-        renter's (node id), or everyone's (``renter=None``).
+        renter's (node id), or everyone's (``renter=None``); at most
+        ``limit`` (≤ 500) after skipping ``offset`` (``Renter.ListJobs``).
 
-        The gRPC contract has no job listing, so this reads the
-        coordinator's public JSON API, ``GET /api/v1/jobs`` on its
-        ``--http-listen`` address (``Client(explorer_url=…)``). Each item has
-        ``id``, ``renter``, ``state``, ``shards``, ``shards_done``,
-        ``escrow``, ``paid_in``, ``paid_uiosd``, ``verify_rate_ppm``,
-        ``verified``, ``rejected``, ``created_at_ms``.
+        Each item has ``id`` and ``renter`` (hex), ``state``, ``shards``,
+        ``shards_done``, ``escrow``, ``paid_in``, ``paid_uiosd``,
+        ``verify_rate_ppm``, ``verified``, ``rejected``, ``created_at_ms``.
         """
-        if not self.explorer_url:
-            raise ExplorerError(
-                "listing jobs needs the coordinator's web API (the gRPC contract has none): "
-                "pass Client(explorer_url='http://HOST:PORT'), the address of its --http-listen "
-                "(`assay devnet` prints it as `explorer`)"
-            )
-        query: Dict[str, Any] = {"offset": offset, "limit": limit}
         if renter == b"":
             renter = self.node_id
-        if renter is not None:
-            query["renter"] = renter.hex() if isinstance(renter, bytes) else renter
-        url = f"{self.explorer_url.rstrip('/')}/api/v1/jobs?{urllib.parse.urlencode(query)}"
-        try:
-            with urllib.request.urlopen(url, timeout=self.timeout) as r:
-                page = json.load(r)
-        except urllib.error.HTTPError as e:
-            raise ExplorerError(f"{url}: HTTP {e.code}: {e.read().decode('utf-8', 'replace')[:300]}") from None
-        except (urllib.error.URLError, OSError, ValueError) as e:
-            raise ExplorerError(
-                f"cannot read {url}: {e} (is the coordinator serving its web API there? start it with --http-listen)"
-            ) from None
-        items = page.get("items") if isinstance(page, dict) else None
-        if not isinstance(items, list):
-            raise ExplorerError(f"{url}: expected a page with items, got {str(page)[:200]}")
-        return items
+        if isinstance(renter, str):
+            try:
+                renter = bytes.fromhex(renter)
+            except ValueError:
+                raise AssayError(f"renter {renter!r} is not a node id (64 hex digits)") from None
+        resp = self._call(
+            self._renter.ListJobs,
+            pb.ListJobsRequest(renter=renter or b"", offset=offset, limit=limit),
+        )
+        return [
+            {
+                "id": j.job_id.hex(),
+                "renter": j.renter.hex(),
+                "state": j.state,
+                "shards": j.shards,
+                "shards_done": j.shards_done,
+                "escrow": j.escrow,
+                "paid_in": j.paid_in,
+                "paid_uiosd": j.paid,
+                "verify_rate_ppm": j.verify_rate_ppm,
+                "verified": j.verified,
+                "rejected": j.rejected,
+                "created_at_ms": j.created_at_ms,
+            }
+            for j in resp.jobs
+        ]
 
     # ------------------------------------------------------------ embeddings
 

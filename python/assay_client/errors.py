@@ -87,11 +87,6 @@ class ModelError(AssayError):
     ``assay model fetch``."""
 
 
-class ExplorerError(AssayError):
-    """The coordinator's public JSON API (``--http-listen``) failed or is not
-    configured."""
-
-
 def _hint(code: grpc.StatusCode, details: str, url: str) -> str:
     """What to do about a status, in words."""
     if code == grpc.StatusCode.UNAVAILABLE:

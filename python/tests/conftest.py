@@ -176,7 +176,7 @@ def renter(devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     """A renter with a fresh key (saved like the CLI's) and 1,000 IOSD."""
     home = tmp_path_factory.mktemp("renter-home")
     key = NodeKey.load_or_create(home / "node.key")
-    with Client(devnet.url, key=key, explorer_url=devnet.explorer_url) as c:
+    with Client(devnet.url, key=key) as c:
         c.faucet(1_000_000_000)
         yield c
 

@@ -7,6 +7,7 @@ use assay_protocol::{BlobRef, Hash32, NodeId};
 use tonic::{Request, Response, Status};
 
 use super::{BoxStream, Coordinator, auth, bad, blocking, long_poll, wire};
+use crate::explorer::Window;
 use crate::rules::jobs;
 use crate::types::NewJob;
 
@@ -115,6 +116,50 @@ impl Renter for Coordinator {
             }
         }
         Ok(Response::new(last))
+    }
+
+    async fn list_jobs(
+        &self,
+        request: Request<pb::ListJobsRequest>,
+    ) -> Result<Response<pb::ListJobsResponse>, Status> {
+        let req = request.into_inner();
+        let renter = if req.renter.is_empty() {
+            None
+        } else {
+            Some(convert::node_id("renter", &req.renter).map_err(bad)?)
+        };
+        let limit = match req.limit {
+            0 => 50,
+            n => n.min(500),
+        };
+        let window = Window {
+            offset: req.offset,
+            limit,
+        };
+        let store = self.store.clone();
+        let page = blocking(move || store.job_list(renter.as_ref(), window)).await?;
+        let jobs = page
+            .items
+            .iter()
+            .map(|j| pb::JobSummary {
+                job_id: hex::decode(&j.id).unwrap_or_default(),
+                renter: hex::decode(&j.renter).unwrap_or_default(),
+                state: j.state.clone(),
+                shards: j.shards,
+                shards_done: j.shards_done,
+                escrow: j.escrow,
+                paid_in: j.paid_in.clone(),
+                paid: j.paid_uiosd,
+                verify_rate_ppm: j.verify_rate_ppm,
+                verified: j.verified,
+                rejected: j.rejected,
+                created_at_ms: j.created_at_ms,
+            })
+            .collect();
+        Ok(Response::new(pb::ListJobsResponse {
+            jobs,
+            total: page.total,
+        }))
     }
 
     async fn get_account(

@@ -709,6 +709,52 @@ class SubmitJobResponse(_message.Message):
     io_burned: int
     def __init__(self, job_id: _Optional[bytes] = ..., escrow: _Optional[int] = ..., shard_job_ids: _Optional[_Iterable[bytes]] = ..., io_burned: _Optional[int] = ...) -> None: ...
 
+class ListJobsRequest(_message.Message):
+    __slots__ = ("renter", "offset", "limit")
+    RENTER_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    renter: bytes
+    offset: int
+    limit: int
+    def __init__(self, renter: _Optional[bytes] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class JobSummary(_message.Message):
+    __slots__ = ("job_id", "renter", "state", "shards", "shards_done", "escrow", "paid_in", "paid", "verify_rate_ppm", "verified", "rejected", "created_at_ms")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    RENTER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_DONE_FIELD_NUMBER: _ClassVar[int]
+    ESCROW_FIELD_NUMBER: _ClassVar[int]
+    PAID_IN_FIELD_NUMBER: _ClassVar[int]
+    PAID_FIELD_NUMBER: _ClassVar[int]
+    VERIFY_RATE_PPM_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    job_id: bytes
+    renter: bytes
+    state: str
+    shards: int
+    shards_done: int
+    escrow: int
+    paid_in: str
+    paid: int
+    verify_rate_ppm: int
+    verified: int
+    rejected: int
+    created_at_ms: int
+    def __init__(self, job_id: _Optional[bytes] = ..., renter: _Optional[bytes] = ..., state: _Optional[str] = ..., shards: _Optional[int] = ..., shards_done: _Optional[int] = ..., escrow: _Optional[int] = ..., paid_in: _Optional[str] = ..., paid: _Optional[int] = ..., verify_rate_ppm: _Optional[int] = ..., verified: _Optional[int] = ..., rejected: _Optional[int] = ..., created_at_ms: _Optional[int] = ...) -> None: ...
+
+class ListJobsResponse(_message.Message):
+    __slots__ = ("jobs", "total")
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[JobSummary]
+    total: int
+    def __init__(self, jobs: _Optional[_Iterable[_Union[JobSummary, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
+
 class GetJobRequest(_message.Message):
     __slots__ = ("job_id", "wait_ms", "seen_state")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]

@@ -1124,6 +1124,11 @@ class RenterStub:
                 request_serializer=assay__pb2.GetAccountRequest.SerializeToString,
                 response_deserializer=assay__pb2.AccountResponse.FromString,
                 _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/assay.v1.Renter/ListJobs',
+                request_serializer=assay__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=assay__pb2.ListJobsResponse.FromString,
+                _registered_method=True)
         self.ExportLedger = channel.unary_stream(
                 '/assay.v1.Renter/ExportLedger',
                 request_serializer=assay__pb2.ExportLedgerRequest.SerializeToString,
@@ -1176,6 +1181,14 @@ class RenterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListJobs(self, request, context):
+        """Jobs, newest first: one renter's, or everyone's (renter empty). Public
+        data, as the explorer shows it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ExportLedger(self, request, context):
         """The whole ledger, in order, so that a client checks the hash chain and
         the balances itself.
@@ -1218,6 +1231,11 @@ def add_RenterServicer_to_server(servicer, server):
                     servicer.GetAccount,
                     request_deserializer=assay__pb2.GetAccountRequest.FromString,
                     response_serializer=assay__pb2.AccountResponse.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=assay__pb2.ListJobsRequest.FromString,
+                    response_serializer=assay__pb2.ListJobsResponse.SerializeToString,
             ),
             'ExportLedger': grpc.unary_stream_rpc_method_handler(
                     servicer.ExportLedger,
@@ -1367,6 +1385,33 @@ class Renter:
             '/assay.v1.Renter/GetAccount',
             assay__pb2.GetAccountRequest.SerializeToString,
             assay__pb2.AccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assay.v1.Renter/ListJobs',
+            assay__pb2.ListJobsRequest.SerializeToString,
+            assay__pb2.ListJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,
