@@ -1,17 +1,37 @@
 //! Requests that arrive within a short window are batched into one job:
 //! the first request opens a batch, which closes when the window ends or
 //! it holds [`BatchConfig::max_sequences`] sequences; each request then
-//! gets its own rows back. A sequence's embedding does not depend on its
+//! gets its own rows back. When no job of this gateway is running, a batch
+//! does not wait out the window: it takes what is already queued and goes
+//! (a lone request would only lose the window); requests that arrive while
+//! jobs run are batched for the window. A sequence's embedding does not depend on its
 //! batch-mates (the guest is batch-invariant, bit for bit), so batching
 //! changes only how many jobs are paid for, never a result.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Error;
 use crate::market::{JobResult, Market};
+
+/// What runs a batch: the [`Market`] (a job on the network), or a stand-in
+/// in tests.
+pub trait Embedder: Send + Sync + 'static {
+    /// Embeds `sequences` in one job.
+    fn embed(
+        &self,
+        sequences: &[Sequence],
+    ) -> impl std::future::Future<Output = Result<JobResult, Error>> + Send;
+}
+
+impl Embedder for Market {
+    async fn embed(&self, sequences: &[Sequence]) -> Result<JobResult, Error> {
+        Market::embed(self, sequences).await
+    }
+}
 use crate::openai::Sequence;
 
 /// How requests are grouped into jobs.
@@ -69,7 +89,7 @@ impl std::fmt::Debug for Pending {
 
 impl Batcher {
     /// Starts the batching task over `market`.
-    pub fn start(market: Arc<Market>, cfg: BatchConfig) -> Batcher {
+    pub fn start<E: Embedder>(market: Arc<E>, cfg: BatchConfig) -> Batcher {
         let (tx, rx) = mpsc::channel(1024);
         tokio::spawn(run(rx, market, cfg));
         Batcher {
@@ -107,8 +127,10 @@ impl Batcher {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Pending>, market: Arc<Market>, cfg: BatchConfig) {
+async fn run<E: Embedder>(mut rx: mpsc::Receiver<Pending>, market: Arc<E>, cfg: BatchConfig) {
     let mut carried: Option<Pending> = None;
+    // Jobs of this gateway running now.
+    let running = Arc::new(AtomicUsize::new(0));
     loop {
         let first = match carried.take() {
             Some(p) => p,
@@ -119,26 +141,42 @@ async fn run(mut rx: mpsc::Receiver<Pending>, market: Arc<Market>, cfg: BatchCon
         };
         let mut size = first.sequences.len();
         let mut batch = vec![first];
+        let idle = running.load(Ordering::Acquire) == 0;
         let close = tokio::time::Instant::now() + cfg.window;
         while size < cfg.max_sequences {
-            match tokio::time::timeout_at(close, rx.recv()).await {
-                Ok(Some(p)) if size + p.sequences.len() <= cfg.max_sequences => {
+            let next = if idle {
+                // Only what is queued already.
+                rx.try_recv().ok()
+            } else {
+                tokio::time::timeout_at(close, rx.recv())
+                    .await
+                    .ok()
+                    .flatten()
+            };
+            match next {
+                Some(p) if size + p.sequences.len() <= cfg.max_sequences => {
                     size += p.sequences.len();
                     batch.push(p);
                 }
                 // Too big for this batch: it opens the next one.
-                Ok(Some(p)) => {
+                Some(p) => {
                     carried = Some(p);
                     break;
                 }
-                Ok(None) | Err(_) => break,
+                None => break,
             }
         }
-        tokio::spawn(run_batch(market.clone(), batch));
+        running.fetch_add(1, Ordering::AcqRel);
+        let running = running.clone();
+        let market = market.clone();
+        tokio::spawn(async move {
+            run_batch(market, batch).await;
+            running.fetch_sub(1, Ordering::AcqRel);
+        });
     }
 }
 
-async fn run_batch(market: Arc<Market>, batch: Vec<Pending>) {
+async fn run_batch<E: Embedder>(market: Arc<E>, batch: Vec<Pending>) {
     let sequences: Vec<Sequence> = batch
         .iter()
         .flat_map(|p| p.sequences.iter().cloned())
@@ -189,6 +227,99 @@ fn same_kind(e: &Error, message: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use assay_protocol::Hash32;
+
+    /// Records each batch's size; each job takes 50 ms.
+    #[derive(Default)]
+    struct Recorder {
+        batches: std::sync::Mutex<Vec<usize>>,
+    }
+
+    impl Embedder for Recorder {
+        async fn embed(&self, sequences: &[Sequence]) -> Result<JobResult, Error> {
+            self.batches
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(sequences.len());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok(JobResult {
+                rows: sequences.iter().map(|_| vec![0; 4]).collect(),
+                tokens: vec![2; sequences.len()],
+                job: Hash32::of(b"job"),
+                shard_job: Hash32::of(b"shard"),
+                receipt: Hash32::of(b"receipt"),
+                provider: String::new(),
+                outputs_root: Hash32::of(b"root"),
+                cost: 10,
+            })
+        }
+    }
+
+    fn one(text: &str) -> Vec<Sequence> {
+        vec![Sequence::Text(text.into())]
+    }
+
+    #[tokio::test]
+    async fn a_lone_request_goes_at_once_and_requests_during_a_job_share_the_next() {
+        let recorder = Arc::new(Recorder::default());
+        let cfg = BatchConfig {
+            window: Duration::from_millis(20),
+            ..BatchConfig::default()
+        };
+        let batcher = Batcher::start(recorder.clone(), cfg);
+        let started = tokio::time::Instant::now();
+        let first = batcher.embed(one("alone")).await.expect("first");
+        assert_eq!(first.rows, 0..1);
+        assert!(
+            started.elapsed() < Duration::from_millis(50 + 15),
+            "no window when idle"
+        );
+
+        // One request starts a job; five more arrive while it runs and
+        // share the next one, each getting its own rows.
+        let lead = tokio::spawn({
+            let b = batcher.clone();
+            async move { b.embed(one("lead")).await }
+        });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let mut rest = Vec::new();
+        for i in 0..5 {
+            let b = batcher.clone();
+            rest.push(tokio::spawn(async move {
+                b.embed(vec![Sequence::Text(format!("{i}")); 2]).await
+            }));
+        }
+        lead.await.expect("join").expect("lead");
+        let mut rows = Vec::new();
+        for r in rest {
+            let share = r.await.expect("join").expect("share");
+            assert_eq!(share.rows.len(), 2);
+            assert_eq!(share.cost, share_of(10, 2, 10));
+            rows.push(share.rows);
+        }
+        rows.sort_by_key(|r| r.start);
+        assert_eq!(rows, vec![0..2, 2..4, 4..6, 6..8, 8..10]);
+        let batches = recorder
+            .batches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        assert_eq!(batches, vec![1, 1, 10]);
+    }
+
+    #[tokio::test]
+    async fn too_many_waiting_sequences_are_refused() {
+        let cfg = BatchConfig {
+            max_pending: 3,
+            ..BatchConfig::default()
+        };
+        let batcher = Batcher::start(Arc::new(Recorder::default()), cfg);
+        let four = vec![Sequence::Text("x".into()); 4];
+        assert!(matches!(
+            batcher.embed(four).await,
+            Err(Error::Unavailable(_))
+        ));
+    }
 
     #[test]
     fn shares_round_up_and_cover_the_cost() {
