@@ -90,12 +90,27 @@ pub async fn upload_declared(
     bytes: std::sync::Arc<[u8]>,
     hash: Hash32,
 ) -> Result<pb::UploadResponse, Error> {
+    let header = signed_header(key, &bytes, hash)?;
+    send(channel.clone(), header, bytes).await
+}
+
+/// The signed header of an upload of `bytes` declared as `hash`.
+fn signed_header(key: &NodeKey, bytes: &[u8], hash: Hash32) -> Result<pb::UploadHeader, Error> {
     let mut header = pb::UploadHeader {
         auth: None,
         hash: hash.0.to_vec(),
         size: bytes.len() as u64,
     };
     auth::sign(key, &mut header, now_ms(), REQUEST_TTL_MS)?;
+    Ok(header)
+}
+
+/// Streams `bytes` after their signed `header`.
+async fn send(
+    channel: Channel,
+    header: pb::UploadHeader,
+    bytes: std::sync::Arc<[u8]>,
+) -> Result<pb::UploadResponse, Error> {
     let chunks = (0..bytes.len().div_ceil(CHUNK_BYTES)).map(move |i| {
         let end = ((i + 1) * CHUNK_BYTES).min(bytes.len());
         pb::UploadRequest {
@@ -108,7 +123,7 @@ pub async fn upload_declared(
         part: Some(pb::upload_request::Part::Header(header)),
     };
     let stream = tokio_stream::iter(std::iter::once(first).chain(chunks));
-    Ok(blobs(channel).upload(stream).await?.into_inner())
+    Ok(blobs(&channel).upload(stream).await?.into_inner())
 }
 
 /// Uploads whichever of `blobs` the coordinator lacks; returns how many
@@ -126,12 +141,21 @@ pub async fn upload_missing(
     let present = stat(channel, &hashes).await?;
     let mut sent = 0u64;
     let mut done = std::collections::BTreeSet::new();
+    // At once: each upload waits on the coordinator's fsync of its blob.
+    let mut uploads = tokio::task::JoinSet::new();
     for (blob, hash) in blobs.iter().zip(&hashes) {
         if present.contains_key(hash) || !done.insert(*hash) {
             continue;
         }
-        upload(channel, key, blob.clone()).await?;
+        let header = signed_header(key, blob, *hash)?;
+        uploads.spawn(send(channel.clone(), header, blob.clone()));
         sent += blob.len() as u64;
+    }
+    while let Some(done) = uploads.join_next().await {
+        done.map_err(|e| Error::Blob {
+            hash: String::new(),
+            reason: format!("an upload task failed: {e}"),
+        })??;
     }
     Ok(sent)
 }
