@@ -28,6 +28,14 @@ pub enum Error {
         "the model `{0}` does not exist on this gateway; GET /v1/models lists the ones it serves"
     )]
     ModelNotFound(String),
+    /// No such route (404), or not with this method (405).
+    #[error("{message}")]
+    NoRoute {
+        /// What was asked and what this gateway serves.
+        message: String,
+        /// The path exists, with another method.
+        wrong_method: bool,
+    },
     /// The key's spend limit is reached.
     #[error("{0}")]
     SpendLimit(String),
@@ -65,6 +73,13 @@ impl Error {
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Error::ModelNotFound(_) => StatusCode::NOT_FOUND,
+            Error::NoRoute {
+                wrong_method: false,
+                ..
+            } => StatusCode::NOT_FOUND,
+            Error::NoRoute {
+                wrong_method: true, ..
+            } => StatusCode::METHOD_NOT_ALLOWED,
             Error::SpendLimit(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable(_) | Error::Coordinator(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::JobFailed(_) | Error::Keys(_) | Error::Io(_) => {
@@ -83,6 +98,7 @@ impl Error {
                 Some("model"),
                 Some("model_not_found"),
             ),
+            Error::NoRoute { .. } => ("invalid_request_error", None, Some("unknown_url")),
             Error::SpendLimit(_) => ("insufficient_quota", None, Some("insufficient_quota")),
             Error::Unavailable(_) | Error::Coordinator(_) => {
                 ("server_error", None, Some("no_capacity"))
@@ -113,6 +129,14 @@ mod tests {
             (Error::bad("input", "empty"), 400, "invalid_value"),
             (Error::ModelNotFound("gpt-4".into()), 404, "model_not_found"),
             (Error::SpendLimit("spent".into()), 429, "insufficient_quota"),
+            (
+                Error::NoRoute {
+                    message: "x".into(),
+                    wrong_method: true,
+                },
+                405,
+                "unknown_url",
+            ),
             (Error::Unavailable("none".into()), 503, "no_capacity"),
         ];
         for (e, status, code) in cases {

@@ -81,18 +81,26 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/v1/models/{*model}", get(model))
         .route("/v1/embeddings", post(embeddings))
         .fallback(not_found)
+        .method_not_allowed_fallback(wrong_method)
         .with_state(gateway)
 }
 
 async fn not_found(req: Request) -> Error {
-    Error::BadRequest {
+    no_route(&req, false)
+}
+
+async fn wrong_method(req: Request) -> Error {
+    no_route(&req, true)
+}
+
+fn no_route(req: &Request, wrong_method: bool) -> Error {
+    Error::NoRoute {
         message: format!(
-            "no route {} {}: this gateway serves GET /v1/models and POST /v1/embeddings",
+            "invalid URL ({} {}): this gateway serves GET /v1/models, GET /v1/models/{{model}} and POST /v1/embeddings",
             req.method(),
             req.uri().path()
         ),
-        param: None,
-        code: "unknown_url",
+        wrong_method,
     }
 }
 

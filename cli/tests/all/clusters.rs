@@ -227,8 +227,9 @@ fn on_a_devnet_a_cluster_of_one_runs_its_job_and_release_refunds_the_rest() {
     let (p0, p1) = (dir.join("provider-0"), dir.join("provider-1"));
     let renter = tmp.path().join("renter");
     let (id0, id1) = (node_id(&p0, &url), node_id(&p1, &url));
-    wait_staked(&renter, &url, &id0, 100_000_000);
-    wait_staked(&renter, &url, &id1, 100_000_000);
+    // The devnet stakes each provider 10,000 IO.
+    wait_staked(&renter, &url, &id0, 10_000_000_000);
+    wait_staked(&renter, &url, &id1, 10_000_000_000);
     ok(assay(&renter, &url, &["faucet", "--amount", "5000000"]));
     let before = account(&renter, &url, None)["balance"]
         .as_u64()
