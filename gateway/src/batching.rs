@@ -99,6 +99,11 @@ impl Batcher {
         }
     }
 
+    /// The most sequences one job takes.
+    pub fn max_sequences(&self) -> usize {
+        self.cfg.max_sequences.max(1)
+    }
+
     /// Embeds `sequences` in the next batch.
     ///
     /// # Errors

@@ -11,9 +11,12 @@ use axum::routing::{get, post};
 use serde_json::json;
 
 use crate::Error;
-use crate::batching::Batcher;
+use crate::batching::{Batcher, Share};
 use crate::keys::{ApiKey, KeyStore};
+use crate::market::JobResult;
+use crate::openai::Sequence;
 use crate::openai::{self, Embedded, EmbeddingsRequest, ModelCard};
+use assay_protocol::Hash32;
 
 /// The largest request body, bytes.
 pub const MAX_BODY_BYTES: usize = 8 << 20;
@@ -51,6 +54,27 @@ impl Gateway {
             coordinator,
             in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
         }
+    }
+
+    /// Embeds `input` in parts of at most a batch each, at once: a request
+    /// larger than a batch becomes several jobs (one job's escrow, and the
+    /// stake a provider bonds for it, stay bounded), its rows in order.
+    async fn embed_in_parts(&self, input: &[Sequence]) -> Result<Vec<Share>, Error> {
+        let mut parts = tokio::task::JoinSet::new();
+        for (n, chunk) in input.chunks(self.batcher.max_sequences()).enumerate() {
+            let batcher = self.batcher.clone();
+            let chunk = chunk.to_vec();
+            parts.spawn(async move { (n, batcher.embed(chunk).await) });
+        }
+        let mut shares: Vec<Option<Share>> = vec![None; parts.len()];
+        while let Some(done) = parts.join_next().await {
+            let (n, share) =
+                done.map_err(|e| Error::JobFailed(format!("a part of the request failed: {e}")))?;
+            if let Some(slot) = shares.get_mut(n) {
+                *slot = Some(share?);
+            }
+        }
+        Ok(shares.into_iter().flatten().collect())
     }
 
     fn authenticate(&self, headers: &HeaderMap) -> Result<ApiKey, Error> {
@@ -136,30 +160,57 @@ async fn embeddings(State(g): State<Gateway>, req: Request) -> Result<Response, 
             code: "request_too_large",
         })?;
     let request = EmbeddingsRequest::parse(&body, &g.card)?;
-    let share = g.batcher.embed(request.input.clone()).await?;
-    g.keys.charge(key.id, share.cost)?;
-    let job = &share.job;
-    let out = Embedded {
-        rows: job.rows[share.rows.clone()].to_vec(),
-        prompt_tokens: job.tokens[share.rows.clone()].iter().sum(),
+    let shares = g.embed_in_parts(&request.input).await?;
+    let cost: u64 = shares.iter().map(|s| s.cost).fold(0, u64::saturating_add);
+    g.keys.charge(key.id, cost)?;
+    let mut out = Embedded {
+        rows: Vec::with_capacity(request.input.len()),
+        prompt_tokens: 0,
     };
+    let mut parts = Vec::with_capacity(shares.len());
+    for share in &shares {
+        let job = &share.job;
+        out.rows.extend_from_slice(&job.rows[share.rows.clone()]);
+        out.prompt_tokens += job.tokens[share.rows.clone()].iter().sum::<u64>();
+        parts.push(json!({
+            "job_id": job.job.to_hex(),
+            "receipt_id": job.receipt.to_hex(),
+            "shard_job_id": job.shard_job.to_hex(),
+            "provider": job.provider,
+            "outputs_root": job.outputs_root.to_hex(),
+            "rows": [share.rows.start, share.rows.end],
+        }));
+    }
+    // `shares` is never empty: a request has at least one input.
+    let Some(first) = shares.first() else {
+        return Err(Error::JobFailed("no job ran for this request".into()));
+    };
+    let job = &first.job;
     let assay = json!({
         "job_id": job.job.to_hex(),
         "receipt_id": job.receipt.to_hex(),
         "shard_job_id": job.shard_job.to_hex(),
         "provider": job.provider,
         "outputs_root": job.outputs_root.to_hex(),
-        "rows": [share.rows.start, share.rows.end],
-        "cost_micro_iosd": share.cost,
+        "rows": [first.rows.start, first.rows.end],
+        "jobs": parts,
+        "cost_micro_iosd": cost,
         "coordinator": g.coordinator,
         "check": format!("assay job status {} --coordinator {}", job.job.to_hex(), g.coordinator),
     });
     let body = openai::response(&request, &out, assay);
     let mut response = axum::Json(body).into_response();
     let headers = response.headers_mut();
+    let ids = |f: fn(&JobResult) -> Hash32| {
+        shares
+            .iter()
+            .map(|s| f(&s.job).to_hex())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     for (name, value) in [
-        (JOB_HEADER, job.job.to_hex()),
-        (RECEIPT_HEADER, job.receipt.to_hex()),
+        (JOB_HEADER, ids(|j| j.job)),
+        (RECEIPT_HEADER, ids(|j| j.receipt)),
     ] {
         if let Ok(v) = HeaderValue::from_str(&value) {
             headers.insert(name, v);

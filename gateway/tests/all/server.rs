@@ -40,10 +40,14 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with(BatchConfig::default())
+}
+
+fn setup_with(cfg: BatchConfig) -> Setup {
     let dir = tempfile::tempdir().expect("tmp");
     let keys = Arc::new(KeyStore::open(&dir.path().join("keys.sqlite")).expect("keys"));
     let (key, _) = keys.create("test", None).expect("key");
-    let batcher = Batcher::start(Arc::new(Rows), BatchConfig::default());
+    let batcher = Batcher::start(Arc::new(Rows), cfg);
     let gateway = Gateway::new(
         keys.clone(),
         batcher,
@@ -217,4 +221,35 @@ async fn bad_bodies_are_400_and_a_spent_key_is_429() {
     let (status, _, body) = call(&s.app, "POST", "/v1/embeddings", Some(&capped), Some(req)).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(body["error"]["code"], "insufficient_quota");
+}
+
+#[tokio::test]
+async fn a_request_larger_than_a_batch_runs_as_several_jobs_its_rows_in_order() {
+    let s = setup_with(BatchConfig {
+        max_sequences: 2,
+        ..BatchConfig::default()
+    });
+    let input: Vec<String> = (0..5).map(|i| format!("sentence {i}")).collect();
+    let req = json!({"model": "all-MiniLM-L6-v2", "input": input, "encoding_format": "float"});
+    let (status, headers, body) =
+        call(&s.app, "POST", "/v1/embeddings", Some(&s.key), Some(req)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Row i of each job is i: jobs of 2, 2 and 1 sequences, in order.
+    let firsts: Vec<f64> = body["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|d| d["embedding"][0].as_f64().expect("float"))
+        .collect();
+    assert_eq!(firsts, vec![0.0, 1.0, 0.0, 1.0, 0.0]);
+    assert_eq!(body["assay"]["jobs"].as_array().map(Vec::len), Some(3));
+    assert_eq!(body["usage"]["prompt_tokens"], 15);
+    assert_eq!(
+        headers["x-assay-job"]
+            .to_str()
+            .expect("ascii")
+            .split(", ")
+            .count(),
+        3
+    );
 }
