@@ -568,7 +568,7 @@ class Client:
     ) -> List[Dict[str, Any]]:
         """Jobs, newest first: this client's own by default, another
         renter's (node id), or everyone's (``renter=None``); at most
-        ``limit`` (≤ 500) after skipping ``offset`` (``Renter.ListJobs``).
+        ``limit`` (≤ 200) after skipping ``offset`` (``Renter.ListJobs``).
 
         Each item has ``id`` and ``renter`` (hex), ``state``, ``shards``,
         ``shards_done``, ``escrow``, ``paid_in``, ``paid_uiosd``,

@@ -128,14 +128,9 @@ impl Renter for Coordinator {
         } else {
             Some(convert::node_id("renter", &req.renter).map_err(bad)?)
         };
-        let limit = match req.limit {
-            0 => 50,
-            n => n.min(500),
-        };
-        let window = Window {
-            offset: req.offset,
-            limit,
-        };
+        // The explorer's page bound, so this list costs the store what its
+        // pages cost.
+        let window = Window::new(Some(req.offset), (req.limit > 0).then_some(req.limit));
         let store = self.store.clone();
         let page = blocking(move || store.job_list(renter.as_ref(), window)).await?;
         let jobs = page
@@ -222,6 +217,16 @@ impl Renter for Coordinator {
 }
 
 impl Coordinator {
+    async fn job_status(&self, id: Hash32) -> Result<pb::JobStatus, Status> {
+        let store = self.store.clone();
+        match blocking(move || store.job(&id, now_ms())).await? {
+            Some(v) => Ok(wire::job_status(&v, self.store.config().slash_bps)),
+            None => Err(Status::not_found(format!(
+                "no job {id} on this coordinator"
+            ))),
+        }
+    }
+
     /// Decodes a job request into the job the store accepts: shard count
     /// and price bounds, every blob uploaded, inputs split by line stored
     /// as blobs of their own, the verification rate, the market job id.
@@ -329,18 +334,6 @@ impl Coordinator {
             Ok(per)
         })
         .await
-    }
-}
-
-impl Coordinator {
-    async fn job_status(&self, id: Hash32) -> Result<pb::JobStatus, Status> {
-        let store = self.store.clone();
-        match blocking(move || store.job(&id, now_ms())).await? {
-            Some(v) => Ok(wire::job_status(&v, self.store.config().slash_bps)),
-            None => Err(Status::not_found(format!(
-                "no job {id} on this coordinator"
-            ))),
-        }
     }
 }
 
