@@ -117,11 +117,6 @@ impl Market {
         self.key.id().to_hex()
     }
 
-    /// The coordinator's URL.
-    pub fn coordinator(&self) -> &str {
-        &self.cfg.coordinator
-    }
-
     /// The job's spec for `n` sequences.
     pub fn spec(n: usize) -> JobSpec {
         let n = n as u64;
@@ -324,8 +319,10 @@ impl Market {
         };
         let embeddings = find("embeddings")?;
         let tokens = find("tokens.json")?;
-        let bytes = client::download(&self.channel, &embeddings.hash, embeddings.size).await?;
-        let token_bytes = client::download(&self.channel, &tokens.hash, tokens.size).await?;
+        let (bytes, token_bytes) = tokio::try_join!(
+            client::download(&self.channel, &embeddings.hash, embeddings.size),
+            client::download(&self.channel, &tokens.hash, tokens.size),
+        )?;
         let per_row: Vec<Vec<u32>> = serde_json::from_slice(&token_bytes)
             .map_err(|e| Error::JobFailed(format!("job {job}'s tokens.json: {e}")))?;
         if n == 0 || per_row.len() != n || bytes.len() % (4 * n) != 0 {

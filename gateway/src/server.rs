@@ -3,20 +3,19 @@
 
 use std::sync::Arc;
 
+use assay_protocol::Hash32;
 use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::Error;
 use crate::batching::{Batcher, Share};
 use crate::keys::{ApiKey, KeyStore};
 use crate::market::JobResult;
-use crate::openai::Sequence;
-use crate::openai::{self, Embedded, EmbeddingsRequest, ModelCard};
-use assay_protocol::Hash32;
+use crate::openai::{self, Embedded, EmbeddingsRequest, ModelCard, Sequence};
 
 /// The largest request body, bytes.
 pub const MAX_BODY_BYTES: usize = 8 << 20;
@@ -167,37 +166,33 @@ async fn embeddings(State(g): State<Gateway>, req: Request) -> Result<Response, 
         rows: Vec::with_capacity(request.input.len()),
         prompt_tokens: 0,
     };
-    let mut parts = Vec::with_capacity(shares.len());
     for share in &shares {
         let job = &share.job;
         out.rows.extend_from_slice(&job.rows[share.rows.clone()]);
         out.prompt_tokens += job.tokens[share.rows.clone()].iter().sum::<u64>();
-        parts.push(json!({
-            "job_id": job.job.to_hex(),
-            "receipt_id": job.receipt.to_hex(),
-            "shard_job_id": job.shard_job.to_hex(),
-            "provider": job.provider,
-            "outputs_root": job.outputs_root.to_hex(),
-            "rows": [share.rows.start, share.rows.end],
-        }));
     }
-    // `shares` is never empty: a request has at least one input.
-    let Some(first) = shares.first() else {
+    let parts: Vec<Value> = shares.iter().map(job_part).collect();
+    // The first job's ids at the top (most requests are one job), every
+    // job under `jobs`.
+    let Some(Value::Object(mut assay)) = parts.first().cloned() else {
         return Err(Error::JobFailed("no job ran for this request".into()));
     };
-    let job = &first.job;
-    let assay = json!({
-        "job_id": job.job.to_hex(),
-        "receipt_id": job.receipt.to_hex(),
-        "shard_job_id": job.shard_job.to_hex(),
-        "provider": job.provider,
-        "outputs_root": job.outputs_root.to_hex(),
-        "rows": [first.rows.start, first.rows.end],
-        "jobs": parts,
-        "cost_micro_iosd": cost,
-        "coordinator": g.coordinator,
-        "check": format!("assay job status {} --coordinator {}", job.job.to_hex(), g.coordinator),
-    });
+    let first = assay
+        .get("job_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    assay.insert("jobs".into(), Value::Array(parts));
+    assay.insert("cost_micro_iosd".into(), json!(cost));
+    assay.insert("coordinator".into(), json!(g.coordinator));
+    assay.insert(
+        "check".into(),
+        json!(format!(
+            "assay job status {first} --coordinator {}",
+            g.coordinator
+        )),
+    );
+    let assay = Value::Object(assay);
     let body = openai::response(&request, &out, assay);
     let mut response = axum::Json(body).into_response();
     let headers = response.headers_mut();
@@ -217,4 +212,17 @@ async fn embeddings(State(g): State<Gateway>, req: Request) -> Result<Response, 
         }
     }
     Ok(response)
+}
+
+/// One job's part of a response: its ids and the request's rows in it.
+fn job_part(share: &Share) -> Value {
+    let job = &share.job;
+    json!({
+        "job_id": job.job.to_hex(),
+        "receipt_id": job.receipt.to_hex(),
+        "shard_job_id": job.shard_job.to_hex(),
+        "provider": job.provider,
+        "outputs_root": job.outputs_root.to_hex(),
+        "rows": [share.rows.start, share.rows.end],
+    })
 }
