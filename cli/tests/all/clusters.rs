@@ -25,22 +25,7 @@ fn a_job_on_a_reserved_cluster_runs_on_its_member_and_release_refunds_the_rest()
     wait_registered(&renter, &url, &id1);
     ok(assay(&renter, &url, &["faucet", "--amount", "5000000"]));
 
-    let created = json(&ok(assay(
-        &renter,
-        &url,
-        &[
-            "cluster",
-            "create",
-            "--gpus",
-            "1",
-            "--hours",
-            "1",
-            "--max-price",
-            "2",
-            "--json",
-        ],
-    )));
-    let cluster = created["cluster"].as_str().expect("cluster id").to_string();
+    let (cluster, created) = cluster_of_one(&renter, &url);
     assert_eq!(created["state"], "active");
     assert_eq!(
         created["members"][0]["provider"].as_str(),
@@ -235,22 +220,7 @@ fn on_a_devnet_a_cluster_of_one_runs_its_job_and_release_refunds_the_rest() {
         .as_u64()
         .expect("balance");
 
-    let created = json(&ok(assay(
-        &renter,
-        &url,
-        &[
-            "cluster",
-            "create",
-            "--gpus",
-            "1",
-            "--hours",
-            "1",
-            "--max-price",
-            "2",
-            "--json",
-        ],
-    )));
-    let cluster = created["cluster"].as_str().expect("cluster id").to_string();
+    let (cluster, created) = cluster_of_one(&renter, &url);
     assert_eq!(
         created["members"][0]["provider"].as_str(),
         Some(id0.as_str()),

@@ -365,6 +365,28 @@ pub fn stores(test: &str) -> Vec<Store> {
 }
 
 /// A TCP port free now on loopback (for a daemon's `--metrics-listen`).
+/// `assay cluster create --gpus 1 --hours 1 --max-price 2 --json` by the
+/// renter in `home`: the cluster's id and the created cluster.
+pub fn cluster_of_one(home: &Path, url: &str) -> (String, Value) {
+    let created = json(&ok(assay(
+        home,
+        url,
+        &[
+            "cluster",
+            "create",
+            "--gpus",
+            "1",
+            "--hours",
+            "1",
+            "--max-price",
+            "2",
+            "--json",
+        ],
+    )));
+    let cluster = created["cluster"].as_str().expect("cluster id").to_string();
+    (cluster, created)
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use assay_guests::Guest;
 
 use crate::common::{self, Proc};
-use crate::model_store;
+use crate::minilm::model_or_skip;
 
 fn required(var: &str) -> bool {
     std::env::var(var).is_ok_and(|v| v == "1")
@@ -74,21 +74,6 @@ fn last_line(stdout: &[u8]) -> String {
         .expect("the key is the last line")
         .trim()
         .to_string()
-}
-
-/// The model, or None (skipped visibly unless ASSAY_REQUIRE_MODEL=1).
-fn model_or_skip(test: &str) -> Option<model_store::LoadedModel> {
-    match model_store::load() {
-        Ok(m) => Some(m),
-        Err(e) => {
-            assert!(
-                !required("ASSAY_REQUIRE_MODEL"),
-                "ASSAY_REQUIRE_MODEL=1 but the model is not usable: {e}"
-            );
-            println!("SKIPPED {test}: {e} (run `assay model fetch`)");
-            None
-        }
-    }
 }
 
 fn run_script(args: &[&str]) -> String {
@@ -247,22 +232,7 @@ fn a_gateway_on_a_reserved_cluster_runs_every_request_on_its_members() {
     common::wait_registered(&gw_home, &url, &member_id);
     common::wait_registered(&gw_home, &url, &outsider_id);
     common::ok(common::assay(&gw_home, &url, &["faucet"]));
-    let created = common::json(&common::ok(common::assay(
-        &gw_home,
-        &url,
-        &[
-            "cluster",
-            "create",
-            "--gpus",
-            "1",
-            "--hours",
-            "1",
-            "--max-price",
-            "2",
-            "--json",
-        ],
-    )));
-    let cluster = created["cluster"].as_str().expect("cluster id").to_string();
+    let (cluster, _) = common::cluster_of_one(&gw_home, &url);
     let key =
         last_line(&common::ok(common::assay(&gw_home, &url, &["gateway", "key", "create"])).stdout);
     let (_gw, base) = gateway(

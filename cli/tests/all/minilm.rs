@@ -48,7 +48,7 @@ fn testdata() -> PathBuf {
 
 /// The cached model, or `None` after printing why (panics instead when
 /// `ASSAY_REQUIRE_MODEL=1`).
-fn model_or_skip(test: &str) -> Option<LoadedModel> {
+pub fn model_or_skip(test: &str) -> Option<LoadedModel> {
     match model_store::load() {
         Ok(m) => Some(m),
         Err(e) => {
