@@ -221,7 +221,7 @@ def wait_until(what: str, done, timeout: float, net: Network = None, every: floa
         time.sleep(every)
 
 
-def start_network(net: Network, slots: int, gateway_args: list):
+def start_network(net: Network, slots: int, threads: int, gateway_args: list):
     """Coordinator, two providers, a cluster of both, two gateways. Returns
     (plain gateway address, its key, cluster gateway address, its key, cluster id)."""
     r = net.root
@@ -257,7 +257,7 @@ def start_network(net: Network, slots: int, gateway_args: list):
             name,
             home,
             [
-                "provider", "--coordinator", net.url, "--slots", str(slots), "--threads", "1",
+                "provider", "--coordinator", net.url, "--slots", str(slots), "--threads", str(threads),
                 "--poll-ms", "100", "--drain-timeout-ms", "2000",
                 "--faucet", str(PROVIDER_IO), "--stake", str(PROVIDER_IO),
             ],
@@ -270,7 +270,7 @@ def start_network(net: Network, slots: int, gateway_args: list):
             60,
             net,
         )
-    print(f"providers    {', '.join(n[:16] for _, n in providers)} ({slots} slots, 1 thread each)", flush=True)
+    print(f"providers    {', '.join(n[:16] for _, n in providers)} ({slots} slots, {threads} thread(s) each)", flush=True)
 
     gateways = {}
     for name in ("publish", "cluster"):
@@ -622,6 +622,7 @@ def main() -> int:
     ap.add_argument("--max-seconds", type=float, default=40.0, help="a cell stops starting requests after this")
     ap.add_argument("--quick", action="store_true", help="short cells (~3 minutes in all)")
     ap.add_argument("--ort-threads", type=int, default=2)
+    ap.add_argument("--provider-threads", type=int, default=1, help="each provider's --threads")
     ap.add_argument("--slots", type=int, default=2, help="per provider (the cluster reserves one)")
     ap.add_argument("--batch-window-ms", type=int, default=5)
     ap.add_argument("--max-batch", type=int, default=256)
@@ -668,7 +669,7 @@ def main() -> int:
             "--batch-window-ms", str(args.batch_window_ms), "--max-batch", str(args.max_batch),
             "--timeout-s", str(args.timeout_s),
         ]
-        addrs, keys, _cluster = start_network(net, args.slots, gateway_args)
+        addrs, keys, _cluster = start_network(net, args.slots, args.provider_threads, gateway_args)
         source = Sentences()
         for name in ("publish", "cluster"):
             if name in targets:

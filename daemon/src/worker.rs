@@ -132,6 +132,8 @@ pub struct Prepared<J> {
 pub struct Fetched {
     /// The component's bytes (empty when none was asked for).
     pub component: Arc<[u8]>,
+    /// Their hash, checked when they were fetched (`None`: none asked for).
+    pub component_hash: Option<Hash32>,
     /// Input name → bytes.
     pub inputs: BTreeMap<String, Arc<[u8]>>,
 }
@@ -226,7 +228,7 @@ impl Blobs {
         let mut attempt = 0;
         loop {
             let fetched = async {
-                let component = match component {
+                let bytes = match component {
                     Some(c) => self.get(c).await?,
                     None => Arc::from(&[][..]),
                 };
@@ -235,7 +237,8 @@ impl Blobs {
                     by_name.insert(b.name.clone(), self.get(&b.hash).await?);
                 }
                 Ok::<_, assay_proto::Error>(Fetched {
-                    component,
+                    component: bytes,
+                    component_hash: component.copied(),
                     inputs: by_name,
                 })
             }
@@ -784,9 +787,17 @@ impl<W: Work> Worker<W> {
 
     /// Works one item to the end: reported, given back or dropped.
     async fn work_on(self: Arc<Self>, id: Hash32, item: W::Item) {
+        let started = Instant::now();
         if let Some(report) = self.attempt(id, item).await {
+            let ran = started.elapsed();
             self.deliver(&id, report).await;
             self.finish(&id);
+            tracing::debug!(
+                item = %id.short(),
+                ran_ms = ran.as_secs_f64() * 1e3,
+                reported_ms = started.elapsed().as_secs_f64() * 1e3,
+                "{} finished", W::ITEM
+            );
         }
     }
 
@@ -826,6 +837,7 @@ impl<W: Work> Worker<W> {
         let work = self.work.clone();
         let job = prepared.job;
         let started = Instant::now();
+        tracing::debug!(item = %id.short(), "{} fetched", W::ITEM);
         let ran = tokio::task::spawn_blocking(move || work.run(job, blobs)).await;
         self.metrics
             .run_ms

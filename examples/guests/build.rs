@@ -40,6 +40,7 @@ fn main() {
     for path in [
         "wit",
         "guest-sdk",
+        "tokenizer",
         "Cargo.toml",
         "Cargo.lock",
         "rust-toolchain.toml",

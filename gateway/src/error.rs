@@ -52,6 +52,10 @@ pub enum Error {
     /// A coordinator call or blob transfer failed.
     #[error("the coordinator refused or failed: {0}")]
     Coordinator(#[from] assay_proto::Error),
+    /// The model's files cannot be served (no tokenizer, a config that
+    /// does not parse).
+    #[error("{0}")]
+    Model(String),
     /// A local I/O error (the key store's directory).
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -82,7 +86,7 @@ impl Error {
             } => StatusCode::METHOD_NOT_ALLOWED,
             Error::SpendLimit(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable(_) | Error::Coordinator(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::JobFailed(_) | Error::Keys(_) | Error::Io(_) => {
+            Error::JobFailed(_) | Error::Keys(_) | Error::Io(_) | Error::Model(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         }
@@ -103,7 +107,7 @@ impl Error {
             Error::Unavailable(_) | Error::Coordinator(_) => {
                 ("server_error", None, Some("no_capacity"))
             }
-            Error::JobFailed(_) | Error::Keys(_) | Error::Io(_) => ("server_error", None, None),
+            Error::JobFailed(_) | Error::Keys(_) | Error::Io(_) | Error::Model(_) => ("server_error", None, None),
         };
         json!({ "error": { "message": self.to_string(), "type": kind, "param": param, "code": code } })
     }

@@ -1,6 +1,11 @@
 //! Running embeddings on the network: one job of the minilm-embed guest per
 //! batch of sequences, paid from the gateway's account, followed to its
 //! receipt with long polls, its outputs fetched and checked.
+//!
+//! The gateway tokenizes (with `assay-tokenizer`, the code the guest itself
+//! tokenizes with, so the ids are the same) and sends the guest whole token
+//! sequences: a job then does not read the model's 700 KB `tokenizer.json`,
+//! which was most of a one-sentence job's time in the sandbox.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +16,7 @@ use assay_proto::pb::renter_client::RenterClient;
 use assay_proto::{auth, convert, now_ms, pb};
 use assay_protocol::market::{billable_units, cost};
 use assay_protocol::{BlobRef, Hash32, JobSpec, NodeKey, Outcome};
+use assay_tokenizer::Encoder;
 use tonic::transport::Channel;
 
 use crate::Error;
@@ -23,8 +29,9 @@ const WORK_PER_SEQUENCE: u64 = 12_000_000_000;
 /// Work units of a job besides its sequences (weights, pooling): 0.2 G
 /// measured for one short sentence.
 const WORK_PER_JOB: u64 = 2_000_000_000;
-/// Fuel (guest instructions: tokenizer file, tokenization) per job and per
-/// sequence: 33 M measured for one sentence, 72 M for 32 long ones.
+/// Fuel (guest instructions) per job and per sequence: 33 M measured for
+/// one sentence with the tokenizer read in the guest, 72 M for 32 long
+/// ones; the gateway's jobs, given token ids, use far less.
 const FUEL_PER_JOB: u64 = 500_000_000;
 const FUEL_PER_SEQUENCE: u64 = 20_000_000;
 
@@ -35,7 +42,9 @@ pub struct MarketConfig {
     pub coordinator: String,
     /// The minilm-embed component.
     pub component: Arc<[u8]>,
-    /// The model's files, by the guest's input names (`model`, `tokenizer`, …).
+    /// The model's files, by the guest's input names (`model`, `tokenizer`,
+    /// `config`, …). The gateway tokenizes with `tokenizer`; the jobs get
+    /// the others.
     pub model: Vec<(String, Arc<[u8]>)>,
     /// Most µIOSD per million work units.
     pub max_price: u64,
@@ -76,6 +85,80 @@ pub struct Market {
     channel: Channel,
     component_hash: Hash32,
     model_refs: Vec<BlobRef>,
+    tokenizer: Arc<Tokenizer>,
+}
+
+/// The model's tokenizer as the guest would use it.
+#[derive(Debug)]
+struct Tokenizer {
+    encoder: Encoder,
+    max_seq_length: usize,
+}
+
+/// Tokenizing runs on the blocking pool above this many bytes of text.
+const INLINE_TOKENIZING_BYTES: usize = 16 * 1024;
+
+impl Tokenizer {
+    /// Reads `tokenizer.json` and the longest sequence the model takes, as
+    /// the guest does: `sentence_bert_config.json`'s `max_seq_length`, else
+    /// `config.json`'s `max_position_embeddings`.
+    fn of(model: &[(String, Arc<[u8]>)]) -> Result<Tokenizer, Error> {
+        let file = |name: &str| {
+            model
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, bytes)| bytes.clone())
+        };
+        let bad = |what: String| Error::Model(what);
+        let json = |name: &str| -> Result<Option<serde_json::Value>, Error> {
+            file(name)
+                .map(|bytes| {
+                    serde_json::from_slice(&bytes)
+                        .map_err(|e| bad(format!("the model's `{name}` is not JSON: {e}")))
+                })
+                .transpose()
+        };
+        let positive = |v: &serde_json::Value, key: &str| {
+            v.get(key)
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|n| usize::try_from(n).ok())
+        };
+        let config = json("config")?.ok_or_else(|| bad("the model has no `config`".into()))?;
+        let max_seq_length = match json("sentence_bert_config")? {
+            Some(v) => positive(&v, "max_seq_length"),
+            None => positive(&config, "max_position_embeddings"),
+        }
+        .filter(|&n| n >= 2)
+        .ok_or_else(|| bad("the model's files do not say its max_seq_length".into()))?;
+        let bytes = file("tokenizer").ok_or_else(|| bad("the model has no `tokenizer`".into()))?;
+        // Kept for the gateway's lifetime: the vocabulary borrows from it.
+        let bytes: &'static [u8] = Vec::from(&bytes[..]).leak();
+        let encoder = Encoder::read(bytes, max_seq_length)
+            .map_err(|e| bad(format!("the model's tokenizer: {e}")))?;
+        Ok(Tokenizer {
+            encoder,
+            max_seq_length,
+        })
+    }
+
+    /// Each sequence as the model reads it: `[CLS] … [SEP]`, truncated.
+    fn sequences(&self, sequences: &[Sequence]) -> Result<Vec<Vec<u32>>, Error> {
+        sequences
+            .iter()
+            .enumerate()
+            .map(|(n, s)| {
+                match s {
+                    Sequence::Text(text) => self.encoder.ids(text),
+                    Sequence::Tokens(ids) => self.encoder.wrap_ids(ids, self.max_seq_length),
+                }
+                .map_err(|e| Error::BadRequest {
+                    message: format!("input[{n}] cannot be tokenized: {e}"),
+                    param: Some("input"),
+                    code: "invalid_input",
+                })
+            })
+            .collect()
+    }
 }
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> Error {
@@ -94,9 +177,11 @@ impl Market {
         let mut blobs = vec![cfg.component.clone()];
         blobs.extend(cfg.model.iter().map(|(_, b)| b.clone()));
         client::upload_missing(&channel, &key, &blobs).await?;
+        let tokenizer = Arc::new(Tokenizer::of(&cfg.model)?);
         let model_refs = cfg
             .model
             .iter()
+            .filter(|(name, _)| name != "tokenizer")
             .map(|(name, bytes)| BlobRef {
                 name: name.clone(),
                 hash: Hash32::of(bytes),
@@ -109,6 +194,7 @@ impl Market {
             key,
             channel,
             model_refs,
+            tokenizer,
         })
     }
 
@@ -130,10 +216,28 @@ impl Market {
         spec
     }
 
-    /// The `texts` input of a job over `sequences`.
-    pub fn texts(sequences: &[Sequence]) -> Vec<u8> {
-        let items: Vec<serde_json::Value> = sequences.iter().map(Sequence::to_json).collect();
-        serde_json::Value::Array(items).to_string().into_bytes()
+    /// The guest's `sequences` input: whole token-id sequences.
+    pub fn sequences_input(sequences: &[Vec<u32>]) -> Vec<u8> {
+        serde_json::to_vec(sequences).unwrap_or_else(|_| b"[]".to_vec())
+    }
+
+    /// `sequences` tokenized, on the blocking pool when they are long.
+    async fn tokenize(&self, sequences: &[Sequence]) -> Result<Vec<Vec<u32>>, Error> {
+        let text_bytes: usize = sequences
+            .iter()
+            .map(|s| match s {
+                Sequence::Text(t) => t.len(),
+                Sequence::Tokens(ids) => ids.len(),
+            })
+            .sum();
+        if text_bytes <= INLINE_TOKENIZING_BYTES {
+            return self.tokenizer.sequences(sequences);
+        }
+        let tokenizer = self.tokenizer.clone();
+        let sequences = sequences.to_vec();
+        tokio::task::spawn_blocking(move || tokenizer.sequences(&sequences))
+            .await
+            .map_err(|e| Error::JobFailed(format!("tokenizing failed: {e}")))?
     }
 
     /// Embeds `sequences` in one job and waits for its receipt.
@@ -147,15 +251,16 @@ impl Market {
     pub async fn embed(&self, sequences: &[Sequence]) -> Result<JobResult, Error> {
         let started = tokio::time::Instant::now();
         let deadline = started + self.cfg.timeout;
-        let texts: Arc<[u8]> = Self::texts(sequences).into();
-        let texts_ref = BlobRef {
-            name: "texts".into(),
-            hash: Hash32::of(&texts),
-            size: texts.len() as u64,
+        let ids = self.tokenize(sequences).await?;
+        let input: Arc<[u8]> = Self::sequences_input(&ids).into();
+        let input_ref = BlobRef {
+            name: "sequences".into(),
+            hash: Hash32::of(&input),
+            size: input.len() as u64,
         };
-        client::upload(&self.channel, &self.key, texts).await?;
+        client::upload(&self.channel, &self.key, input).await?;
         let mut inputs = self.model_refs.clone();
-        inputs.push(texts_ref);
+        inputs.push(input_ref);
         let spec = Self::spec(sequences.len());
         let mut req = pb::SubmitJobRequest {
             auth: None,
@@ -182,7 +287,7 @@ impl Market {
         let submitted = started.elapsed();
         let status = self.wait_done(&job, deadline).await?;
         let done = started.elapsed();
-        let result = self.result(job, &status, sequences.len()).await;
+        let result = self.result(job, &status, &ids).await;
         tracing::debug!(
             job = %job.short(),
             sequences = sequences.len(),
@@ -297,8 +402,9 @@ impl Market {
         &self,
         job: Hash32,
         status: &pb::JobStatus,
-        n: usize,
+        sequences: &[Vec<u32>],
     ) -> Result<JobResult, Error> {
+        let n = sequences.len();
         let shard = status
             .shards
             .first()
@@ -317,26 +423,21 @@ impl Market {
                 .find(|b| b.name == name)
                 .ok_or_else(|| Error::JobFailed(format!("job {job} has no `{name}` output")))
         };
+        // The job's tokens.json lists the sequences it was given; the
+        // receipt's outputs root covers it, so it is not fetched.
         let embeddings = find("embeddings")?;
-        let tokens = find("tokens.json")?;
-        let (bytes, token_bytes) = tokio::try_join!(
-            client::download(&self.channel, &embeddings.hash, embeddings.size),
-            client::download(&self.channel, &tokens.hash, tokens.size),
-        )?;
-        let per_row: Vec<Vec<u32>> = serde_json::from_slice(&token_bytes)
-            .map_err(|e| Error::JobFailed(format!("job {job}'s tokens.json: {e}")))?;
-        if n == 0 || per_row.len() != n || bytes.len() % (4 * n) != 0 {
+        let bytes = client::download(&self.channel, &embeddings.hash, embeddings.size).await?;
+        if n == 0 || bytes.len() % (4 * n) != 0 {
             return Err(Error::JobFailed(format!(
-                "job {job} returned {} bytes and {} token rows for {n} sequences",
+                "job {job} returned {} bytes for {n} sequences",
                 bytes.len(),
-                per_row.len()
             )));
         }
         let width = bytes.len() / n;
         let units = billable_units(receipt.body.fuel_used, &receipt.body.work);
         Ok(JobResult {
             rows: bytes.chunks_exact(width).map(<[u8]>::to_vec).collect(),
-            tokens: per_row.iter().map(|r| r.len() as u64).collect(),
+            tokens: sequences.iter().map(|r| r.len() as u64).collect(),
             job,
             shard_job: receipt.body.job_id,
             receipt: receipt.id(),
@@ -352,12 +453,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_texts_input_keeps_every_sequence_as_one_item() {
-        let texts = Market::texts(&[
-            Sequence::Text("two\nlines".into()),
-            Sequence::Tokens(vec![7592]),
-        ]);
-        assert_eq!(texts, br#"["two\nlines",[7592]]"#.to_vec());
+    fn the_sequences_input_is_one_array_of_ids_per_sequence() {
+        let input = Market::sequences_input(&[vec![101, 7592, 102], vec![101, 102]]);
+        assert_eq!(input, b"[[101,7592,102],[101,102]]".to_vec());
     }
 
     #[test]

@@ -73,20 +73,10 @@ impl ModelCard {
 /// One sequence to embed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sequence {
-    /// A text, tokenized by the job.
+    /// A text, tokenized by the gateway as the guest would.
     Text(String),
     /// Token ids of a text (without `[CLS]`/`[SEP]`).
     Tokens(Vec<u32>),
-}
-
-impl Sequence {
-    /// The item of the job's `texts` input.
-    pub fn to_json(&self) -> Value {
-        match self {
-            Sequence::Text(t) => Value::String(t.clone()),
-            Sequence::Tokens(ids) => json!(ids),
-        }
-    }
 }
 
 /// How the embeddings are written.

@@ -420,7 +420,11 @@ impl Work for Provider {
     fn run(&self, job: LeaseJob, blobs: Fetched) -> Conclusion<Delivery> {
         let LeaseJob { id, spec } = job;
         tracing::info!(lease = %id.short(), shard = %format!("{}/{}", spec.shard.index, spec.shard.count), "running");
-        let ran = self.runtime.load(&blobs.component).and_then(|loaded| {
+        let loaded = match blobs.component_hash {
+            Some(hash) => self.runtime.load_hashed(hash, &blobs.component),
+            None => self.runtime.load(&blobs.component),
+        };
+        let ran = loaded.and_then(|loaded| {
             let trace = TraceOptions {
                 hashing: self.cfg.trace_hashing,
                 ..TraceOptions::default()
@@ -1063,6 +1067,7 @@ mod tests {
         };
         let blobs = Fetched {
             component: Arc::from(&b"not a component"[..]),
+            component_hash: None,
             inputs: BTreeMap::new(),
         };
         match p.run(job, blobs) {

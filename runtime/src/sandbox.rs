@@ -228,7 +228,17 @@ impl Runtime {
     /// [`Error::BadComponent`] if the bytes are not a component for the
     /// `assay:gpu/job` world, with a message saying what to do.
     pub fn load(&self, bytes: &[u8]) -> Result<Arc<LoadedComponent>, Error> {
-        let hash = Hash32::of(bytes);
+        self.load_hashed(Hash32::of(bytes), bytes)
+    }
+
+    /// [`Sandbox::load`] of bytes whose BLAKE3 hash the caller already
+    /// checked (a blob cache did): a component already loaded is then
+    /// found without hashing its megabytes again for every job.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sandbox::load`].
+    pub fn load_hashed(&self, hash: Hash32, bytes: &[u8]) -> Result<Arc<LoadedComponent>, Error> {
         if let Some(c) = self.loaded.get(&hash) {
             return Ok(Arc::new(LoadedComponent {
                 hash,

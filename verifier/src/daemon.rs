@@ -401,7 +401,11 @@ impl Verifier {
             ..TraceOptions::default()
         };
         let started = std::time::Instant::now();
-        let run = self.runtime.load(&blobs.component).and_then(|loaded| {
+        let loaded = match blobs.component_hash {
+            Some(hash) => self.runtime.load_hashed(hash, &blobs.component),
+            None => self.runtime.load(&blobs.component),
+        };
+        let run = loaded.and_then(|loaded| {
             self.runtime
                 .run_with(&loaded, Arc::new(blobs.inputs), &spec, &options)
         });

@@ -10,7 +10,7 @@
 //! `assay demo --matmul` runs the old demo instead: the embedded `matmul`
 //! guest on two generated matrices (needs no model).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -40,6 +40,11 @@ pub struct DemoArgs {
     /// Matrix size n for --matmul (two n×n matrices).
     #[arg(long, default_value_t = 256, requires = "matmul")]
     pub n: u32,
+    /// Embed the lines of FILE (UTF-8, one sentence per line) instead of
+    /// the 64 built-in sentences, e.g. one sentence to profile a lone
+    /// request as a gateway sends it.
+    #[arg(long, value_name = "FILE", conflicts_with = "matmul")]
+    pub text: Option<PathBuf>,
     /// Sentences per forward pass.
     #[arg(long, default_value_t = 32)]
     pub batch_size: u32,
@@ -82,8 +87,23 @@ pub fn main(args: DemoArgs) -> Result<u8, Failure> {
     for (name, bytes) in &model.files {
         inputs.insert((*name).to_string(), Arc::from(bytes.as_slice()));
     }
-    inputs.insert("text".into(), Arc::from(SENTENCES.as_bytes()));
-    let sentences: Vec<&str> = SENTENCES.lines().collect();
+    let text = match &args.text {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| {
+            Failure::usage(anyhow::anyhow!(
+                "cannot read --text {}: {e} (it must be UTF-8, one sentence per line)",
+                path.display()
+            ))
+        })?,
+        None => SENTENCES.to_string(),
+    };
+    inputs.insert("text".into(), Arc::from(text.as_bytes()));
+    let sentences: Vec<&str> = text.lines().collect();
+    if sentences.is_empty() {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "--text {} has no lines to embed",
+            args.text.as_deref().unwrap_or(Path::new("")).display()
+        )));
+    }
     let mut spec = JobSpec::default();
     spec.params
         .insert("batch_size".into(), args.batch_size.to_string());

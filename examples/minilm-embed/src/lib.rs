@@ -5,9 +5,10 @@
 //! # Inputs
 //! | name | what | needed |
 //! | --- | --- | --- |
-//! | `text` | UTF-8, one sentence per line | yes, unless `texts` |
+//! | `text` | UTF-8, one sentence per line | one of `text`, `texts`, `sequences` |
 //! | `texts` | a JSON array of sequences: each a string, or an array of token ids | instead of `text` |
-//! | `tokenizer` | the model's `tokenizer.json` | yes |
+//! | `sequences` | a JSON array of whole token-id sequences, used as they are | instead of `text` |
+//! | `tokenizer` | the model's `tokenizer.json` | with `text` or `texts` |
 //! | `model` | the model's `model.safetensors` (f32/f16/bf16) | yes |
 //! | `config` | the model's `config.json` (sizes, LayerNorm eps, activation) | yes |
 //! | `sentence_bert_config` | `sentence_bert_config.json` (`max_seq_length`) | no: then `max_position_embeddings` |
@@ -27,6 +28,14 @@
 //! `max_seq_length` like a tokenized text. An id outside the vocabulary, or
 //! an item of any other type, fails the job with a message naming the item.
 //!
+//! `sequences` (what the gateway sends, having tokenized with the same
+//! code, `assay-tokenizer`): row `i` of the output is the embedding of
+//! sequence `i`, taken as it is — special tokens included, as `tokens.json`
+//! lists them, so a text job's `tokens.json` given back as `sequences`
+//! gives the same embeddings bit for bit. Each must have 1 to
+//! `max_seq_length` ids, each inside the vocabulary. The tokenizer is not
+//! read: a one-sentence job is then the forward pass and little else.
+//!
 //! # Params
 //! - `batch_size` (default 32): sentences per forward pass. Sentences are
 //!   sorted by token count (longest first, ties in input order) before
@@ -42,7 +51,7 @@
 //!   (not the batch size: outputs do not depend on it).
 //!
 //! # What it computes
-//! Tokenization (in the guest, `tokenizers`): the tokenizer file's
+//! Tokenization (in the guest, `assay-tokenizer` over `tokenizers`): the tokenizer file's
 //! normaliser and pre-tokenizer, `[CLS] … [SEP]`, truncation to
 //! `max_seq_length` tokens (the tokenizer file's own truncation and padding
 //! settings are replaced, as sentence-transformers does). Then BERT on the
@@ -80,9 +89,7 @@ use assay_guest::UnaryOp;
 use assay_guest::prelude::*;
 use serde_json::Value;
 
-mod wordpiece;
-
-use wordpiece::Encoder;
+use assay_tokenizer::Encoder;
 
 /// The `eps` of sentence-transformers' `Normalize` (`F.normalize`).
 const NORMALIZE_EPS: f32 = 1e-12;
@@ -103,7 +110,7 @@ struct BertConfig {
 }
 
 fn json_input(name: &str) -> Result<Option<Value>> {
-    if !inputs().iter().any(|i| i.name == name) {
+    if !has_input(name) {
         return Ok(None);
     }
     let text = read_input_to_string(name)?;
@@ -531,6 +538,19 @@ pub fn split_lines(text: &str) -> Vec<&str> {
 fn tokenizer(max_seq_length: usize) -> Result<Encoder> {
     let bytes: &'static [u8] = read_input("tokenizer")?.leak();
     Encoder::read(bytes, max_seq_length)
+        .map_err(|e| Error::Format(format!("input `tokenizer`: {e}")))
+}
+
+/// The ids of `text`, `[CLS] … [SEP]` included.
+fn text_ids(tok: &Encoder, text: &str) -> Result<Vec<u32>> {
+    tok.ids(text).map_err(|e| Error::Format(e.to_string()))
+}
+
+/// A token id from JSON, if it is one of the model's `vocab` ids.
+fn vocab_id(id: &Value, vocab: usize) -> Option<u32> {
+    id.as_u64()
+        .and_then(|v| u32::try_from(v).ok())
+        .filter(|&v| (v as usize) < vocab)
 }
 
 /// A token id as the model's `i32` row index (an id past `i32::MAX` cannot
@@ -555,27 +575,18 @@ fn sequence_ids(
     let mut ids = Vec::with_capacity(items.len());
     for (n, item) in items.iter().enumerate() {
         let row = match item {
-            Value::String(text) => tok.ids(text).context(format_args!("texts[{n}]"))?,
+            Value::String(text) => text_ids(tok, text).context(format_args!("texts[{n}]"))?,
             Value::Array(given) => {
-                let (cls, sep) = tok.cls_sep()?;
-                let mut row = Vec::with_capacity(given.len().min(max_seq_length) + 2);
-                row.push(cls);
+                let mut ids = Vec::with_capacity(given.len().min(max_seq_length));
                 for (k, id) in given.iter().enumerate() {
-                    let id = id
-                        .as_u64()
-                        .and_then(|v| u32::try_from(v).ok())
-                        .filter(|&v| (v as usize) < vocab)
-                        .ok_or_else(|| {
-                            Error::Format(format!(
-                                "texts[{n}][{k}] is not a token id of this model (0..{vocab})"
-                            ))
-                        })?;
-                    if row.len() + 1 < max_seq_length {
-                        row.push(id);
-                    }
+                    ids.push(vocab_id(id, vocab).ok_or_else(|| {
+                        Error::Format(format!(
+                            "texts[{n}][{k}] is not a token id of this model (0..{vocab})"
+                        ))
+                    })?);
                 }
-                row.push(sep);
-                row
+                tok.wrap_ids(&ids, max_seq_length)
+                    .map_err(|e| Error::Format(format!("texts[{n}]: {e}")))?
             }
             _ => {
                 return Err(Error::Format(format!(
@@ -586,6 +597,47 @@ fn sequence_ids(
         ids.push(row.into_iter().map(as_row_id).collect());
     }
     Ok(ids)
+}
+
+/// The `sequences` input: whole token-id sequences, each of 1 to
+/// `max_seq_length` ids inside the vocabulary, used as they are.
+fn given_sequences(items: &Value, vocab: usize, max_seq_length: usize) -> Result<Vec<Vec<i32>>> {
+    let Value::Array(items) = items else {
+        return Err(Error::Format(
+            "input `sequences` must be a JSON array of token-id arrays".into(),
+        ));
+    };
+    let mut rows = Vec::with_capacity(items.len());
+    for (n, item) in items.iter().enumerate() {
+        let Value::Array(ids) = item else {
+            return Err(Error::Format(format!(
+                "sequences[{n}] must be an array of token ids"
+            )));
+        };
+        if ids.is_empty() || ids.len() > max_seq_length {
+            return Err(Error::Format(format!(
+                "sequences[{n}] has {} ids; a sequence has 1 to {max_seq_length} (max_seq_length), \
+                 special tokens included",
+                ids.len()
+            )));
+        }
+        let mut row = Vec::with_capacity(ids.len());
+        for (k, id) in ids.iter().enumerate() {
+            let id = vocab_id(id, vocab).ok_or_else(|| {
+                Error::Format(format!(
+                    "sequences[{n}][{k}] is not a token id of this model (0..{vocab})"
+                ))
+            })?;
+            row.push(as_row_id(id));
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Whether the job has input `name`.
+fn has_input(name: &str) -> bool {
+    inputs().iter().any(|i| i.name == name)
 }
 
 fn run() -> Result<()> {
@@ -599,24 +651,31 @@ fn run() -> Result<()> {
         });
     }
 
-    let tok = tokenizer(pipe.max_seq_length)?;
-    let ids = if inputs().iter().any(|i| i.name == "texts") {
-        let items: Value = serde_json::from_slice(&read_input("texts")?)
-            .map_err(|e| Error::Format(format!("input `texts` is not JSON: {e}")))?;
-        sequence_ids(&tok, &items, cfg.vocab, pipe.max_seq_length)?
+    let ids = if has_input("sequences") {
+        let items: Value = serde_json::from_slice(&read_input("sequences")?)
+            .map_err(|e| Error::Format(format!("input `sequences` is not JSON: {e}")))?;
+        given_sequences(&items, cfg.vocab, pipe.max_seq_length)?
     } else {
-        let text = read_input_to_string("text")?;
-        let mut ids: Vec<Vec<i32>> = Vec::new();
-        for (n, line) in split_lines(&text).iter().enumerate() {
-            let row = tok.ids(line).context(format_args!("line {}", n + 1))?;
-            ids.push(row.into_iter().map(as_row_id).collect());
-        }
+        let tok = tokenizer(pipe.max_seq_length)?;
+        let ids = if has_input("texts") {
+            let items: Value = serde_json::from_slice(&read_input("texts")?)
+                .map_err(|e| Error::Format(format!("input `texts` is not JSON: {e}")))?;
+            sequence_ids(&tok, &items, cfg.vocab, pipe.max_seq_length)?
+        } else {
+            let text = read_input_to_string("text")?;
+            let mut ids: Vec<Vec<i32>> = Vec::new();
+            for (n, line) in split_lines(&text).iter().enumerate() {
+                let row = text_ids(&tok, line).context(format_args!("line {}", n + 1))?;
+                ids.push(row.into_iter().map(as_row_id).collect());
+            }
+            ids
+        };
+        // The instance and its memory are discarded after the job; freeing
+        // the vocabulary string by string (tens of thousands of them) took
+        // ~1.5 % of a warm MiniLM job.
+        std::mem::forget(tok);
         ids
     };
-    // The instance and its memory are discarded after the job; freeing the
-    // vocabulary string by string (tens of thousands of them) took ~1.5 %
-    // of a warm MiniLM job.
-    std::mem::forget(tok);
     let total_tokens: usize = ids.iter().map(Vec::len).sum();
     log!(
         "minilm-embed: {} sequences, {total_tokens} tokens (max_seq_length {}, {:?} pooling, normalize {}), batch size {batch_size}",

@@ -1,7 +1,7 @@
 //! Reading a BERT `tokenizer.json` in a fraction of what
 //! `Tokenizer::from_bytes` takes, and encoding with exactly its ids.
 //!
-//! Reading the tokenizer is part of every job (a fresh instance per job),
+//! Reading the tokenizer is part of every guest job that tokenizes (a fresh instance per job),
 //! and in wasm it was the largest serial cost after the tensor ops:
 //! `Tokenizer::from_bytes` buffers the 30k-entry vocabulary three times on
 //! its way through serde's untagged and flattened model enum (measured:
@@ -27,8 +27,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use assay_guest::prelude::*;
 use rustc_hash::FxHashMap;
+use crate::{Error, Result};
 use tokenizers::{
     AddedToken, DecoderWrapper, Encoding, Model, NormalizedString, Normalizer, NormalizerWrapper,
     PostProcessorWrapper, PreTokenizerWrapper, Token, Tokenizer, TokenizerImpl, Trainer,
@@ -47,6 +47,22 @@ type WordPieceTokenizer = TokenizerImpl<
     PostProcessorWrapper,
     DecoderWrapper,
 >;
+
+impl std::fmt::Debug for Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Encoder::WordPiece(tok, ascii) => f
+                .debug_struct("Encoder::WordPiece")
+                .field("vocab", &tok.get_model().get_vocab_size())
+                .field("ascii", ascii)
+                .finish(),
+            Encoder::General(tok) => f
+                .debug_struct("Encoder::General")
+                .field("vocab", &tok.get_vocab_size(true))
+                .finish(),
+        }
+    }
+}
 
 /// A tokenizer read from a `tokenizer.json`, set up as sentence-transformers
 /// uses it.
@@ -72,7 +88,7 @@ impl Encoder {
             return Ok(Encoder::WordPiece(Box::new(tok), ascii));
         }
         let mut tok = Tokenizer::from_bytes(bytes).map_err(|e| {
-            Error::Format(format!("input `tokenizer` is not a tokenizer.json: {e}"))
+            Error::Format(format!("not a tokenizer.json: {e}"))
         })?;
         truncate_unpadded(&mut tok, max_seq_length)?;
         Ok(Encoder::General(Box::new(tok)))
@@ -97,10 +113,26 @@ impl Encoder {
         }
     }
 
+    /// `ids`, the tokens of a text, as a whole sequence: `[CLS]`, the first
+    /// `max_seq_length - 2` of them, `[SEP]` (as [`Encoder::ids`] truncates
+    /// a text). The ids are not checked against the vocabulary.
+    ///
+    /// # Errors
+    /// [`Error::Format`] if the vocabulary has no `[CLS]` or `[SEP]`.
+    pub fn wrap_ids(&self, ids: &[u32], max_seq_length: usize) -> Result<Vec<u32>> {
+        let (cls, sep) = self.cls_sep()?;
+        let kept = ids.len().min(max_seq_length.saturating_sub(2));
+        let mut row = Vec::with_capacity(kept + 2);
+        row.push(cls);
+        row.extend_from_slice(&ids[..kept]);
+        row.push(sep);
+        Ok(row)
+    }
+
     /// The token ids of `line`, `[CLS] … [SEP]` included.
     ///
     /// # Errors
-    /// [`Error::Format`] if the tokenizer fails on the line.
+    /// [`Error::Tokenize`] if the tokenizer fails on the line.
     pub fn ids(&self, line: &str) -> Result<Vec<u32>> {
         let encoding = match self {
             Encoder::WordPiece(tok, ascii) => {
@@ -111,7 +143,7 @@ impl Encoder {
             }
             Encoder::General(tok) => tok.encode(line, true),
         }
-        .map_err(|e| Error::Format(format!("tokenizing: {e}")))?;
+        .map_err(|e| Error::Tokenize(e.to_string()))?;
         Ok(encoding.get_ids().to_vec())
     }
 }
@@ -128,6 +160,7 @@ impl Encoder {
 /// token's text in it (raw, or normalised for a token matched after
 /// normalisation: the added vocabulary would split it there), takes the
 /// general path.
+#[derive(Debug)]
 pub struct AsciiWords {
     clean_text: bool,
     lowercase: bool,
@@ -362,6 +395,16 @@ fn read_wordpiece(bytes: &'static [u8]) -> Option<(WordPieceTokenizer, Option<As
     Some((tok, ascii))
 }
 
+impl std::fmt::Debug for WordPiece {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WordPiece")
+            .field("vocab", &self.vocab.len())
+            .field("unk_token", &self.unk_token)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
 /// BERT's WordPiece: each word split greedily into the longest vocabulary
 /// entries from its start, pieces after the first looked up with the
 /// continuation prefix (`##`); a word with a part no entry matches, or
@@ -463,7 +506,7 @@ impl Model for WordPiece {
     }
 
     fn save(&self, _folder: &Path, _prefix: Option<&str>) -> tokenizers::Result<Vec<PathBuf>> {
-        Err("minilm-embed's WordPiece is read-only: it is never saved".into())
+        Err("assay-tokenizer's WordPiece is read-only: it is never saved".into())
     }
 
     fn get_trainer(&self) -> Untrainable {
@@ -473,6 +516,7 @@ impl Model for WordPiece {
 
 /// [`WordPiece`]'s trainer, which `Model` requires: a job only encodes, so
 /// every call is refused.
+#[derive(Debug)]
 pub struct Untrainable;
 
 impl Trainer for Untrainable {
@@ -483,7 +527,7 @@ impl Trainer for Untrainable {
     }
 
     fn train(&self, _model: &mut WordPiece) -> tokenizers::Result<Vec<AddedToken>> {
-        Err("minilm-embed's WordPiece cannot be trained".into())
+        Err("assay-tokenizer's WordPiece cannot be trained".into())
     }
 
     fn feed<I, S, F>(&mut self, _iterator: I, _process: F) -> tokenizers::Result<()>
@@ -492,7 +536,7 @@ impl Trainer for Untrainable {
         S: AsRef<str> + Send,
         F: Fn(&str) -> tokenizers::Result<Vec<String>> + Sync,
     {
-        Err("minilm-embed's WordPiece cannot be trained".into())
+        Err("assay-tokenizer's WordPiece cannot be trained".into())
     }
 }
 
