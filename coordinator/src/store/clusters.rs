@@ -929,7 +929,8 @@ pub(super) fn reserved_slots(
          (SELECT COUNT(*) FROM shards s WHERE s.provider = m.provider AND s.state = 'leased' \
           AND s.cluster_id = m.cluster_id) \
          FROM cluster_members m JOIN clusters k ON k.id = m.cluster_id \
-         WHERE m.provider = $1 AND m.state = 'active' AND k.state = 'active' ORDER BY k.starts_at, k.id",
+         WHERE m.provider IN ($1) AND m.state = 'active' AND k.state = 'active' \
+         ORDER BY k.starts_at, k.id",
         &[provider.into()],
     )?
     .iter()

@@ -387,7 +387,7 @@ fn read_job(c: &mut dyn Conn, id: &Hash32) -> Result<Option<(JobView, Need)>, Er
     let mut shards = Vec::new();
     for s in c.query(
         "SELECT idx, shard_job_id, state, provider, attempts, receipt_id, inputs, min_stake FROM shards \
-         WHERE job_id = $1 ORDER BY idx",
+         WHERE job_id IN ($1) ORDER BY idx",
         &[id.into()],
     )? {
         need.min_stake = need.min_stake.max(s.u64(7)?);
@@ -423,7 +423,7 @@ fn read_receipts(
     let mut receipts = BTreeMap::new();
     let mut rejected = ByShard::new();
     for r in c.query(
-        &format!("SELECT {RECEIPT_COLS}, idx FROM receipts WHERE job_id = $1 ORDER BY seq"),
+        &format!("SELECT {RECEIPT_COLS}, idx FROM receipts WHERE job_id IN ($1) ORDER BY seq"),
         &[job.into()],
     )? {
         let rec = receipt_row(&r)?;

@@ -396,11 +396,12 @@ fn candidates(
             "SELECT s.job_id, s.idx, s.shard_job_id, s.queued_at, s.max_price, s.memory_bytes, \
              s.gpu_memory_bytes, s.require_gpu, s.min_stake FROM shards s \
              WHERE s.state = 'queued' AND s.cluster_id IS NULL AND s.memory_bytes <= $2 \
-             AND s.gpu_memory_bytes <= $3 AND s.require_gpu <= $4 AND s.min_stake <= $6 \
-             AND ((s.only_provider IS NULL AND s.max_price >= $1) OR s.only_provider = $7) \
-             AND (s.only_provider = $7 OR NOT EXISTS (SELECT 1 FROM leases l \
-               WHERE l.provider = $7 AND l.job_id = s.job_id AND l.idx = s.idx AND l.state = 'returned')) \
-             ORDER BY s.priority DESC, s.job_seq, s.idx LIMIT $5{}",
+             AND s.gpu_memory_bytes <= $3 AND s.require_gpu <= $4 AND s.min_stake <= $5 \
+             AND ((s.only_provider IS NULL AND s.max_price >= $1) OR s.only_provider = $6) \
+             AND (s.only_provider = $6 OR NOT EXISTS (SELECT 1 FROM leases l \
+               WHERE l.provider = $6 AND l.job_id = s.job_id AND l.idx = s.idx AND l.state = 'returned')) \
+             ORDER BY s.priority DESC, s.job_seq, s.idx LIMIT {}{}",
+            u64::from(free) * 4 + 16,
             c.dialect().skip_locked("s")
         ),
         &[
@@ -408,7 +409,6 @@ fn candidates(
             int(me.memory_bytes)?,
             int(me.device_memory())?,
             Value::Int(i64::from(me.gpu_count > 0 && me.hardware_ok)),
-            int(u64::from(free) * 4 + 16)?,
             int(free_stake)?,
             (&me.id).into(),
         ],
@@ -446,7 +446,7 @@ fn choose_reserved(
         let rows = c.query(
             &format!(
                 "SELECT s.job_id, s.idx, s.shard_job_id, s.min_stake FROM shards s \
-                 WHERE s.state = 'queued' AND s.cluster_id = $1 AND s.memory_bytes <= $2 \
+                 WHERE s.state = 'queued' AND s.cluster_id IN ($1) AND s.memory_bytes <= $2 \
                  AND s.gpu_memory_bytes <= $3 AND s.require_gpu <= $4 AND s.max_price >= $5 \
                  AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.provider = $6 AND l.job_id = s.job_id \
                    AND l.idx = s.idx AND l.state = 'returned') \

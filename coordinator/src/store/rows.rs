@@ -209,7 +209,7 @@ pub(super) fn outcome_text(o: Outcome) -> Result<String, Error> {
 pub(super) fn verdicts_of(c: &mut dyn Conn, receipt: &Hash32) -> Result<Vec<VerdictView>, Error> {
     c.query(
         "SELECT verifier, role, agrees, outputs_root, outcome, fuel_used, flops, bytes, at_ms, arbitration \
-         FROM verdicts WHERE receipt_id = $1 ORDER BY seq",
+         FROM verdicts WHERE receipt_id IN ($1) ORDER BY seq",
         &[receipt.into()],
     )?
     .iter()

@@ -5,7 +5,7 @@ use super::sql::{Backend, Dialect, Value};
 use crate::Error;
 
 /// The version the code expects.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 fn migrations(d: Dialect) -> Vec<String> {
     let (blob, serial) = match d {
@@ -447,7 +447,18 @@ ALTER TABLE shards ADD COLUMN cluster_id {blob};
 CREATE INDEX shards_queued_by_cluster ON shards (cluster_id, priority DESC, job_seq, idx) WHERE state = 'queued'",
         default_reserve = crate::rules::clusters::DEFAULT_RESERVE_PRICE
     );
-    vec![v1, v2, v3, v4, v5, v6, v7, v8, v9, v10]
+    // v11: a provider's bonds summed from an index alone (leasing sums
+    // them at every lease, over every unsettled receipt): (provider, bond)
+    // over open leases and over unsettled receipts replace the
+    // provider-only indexes.
+    let v11 = "
+DROP INDEX receipts_by_provider;
+DROP INDEX receipts_unsettled_by_provider;
+DROP INDEX leases_open_by_provider;
+CREATE INDEX receipts_unsettled_bonds ON receipts (provider, bond) WHERE settled_at IS NULL;
+CREATE INDEX leases_open_bonds ON leases (provider, bond) WHERE ended_at IS NULL"
+        .to_string();
+    vec![v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11]
 }
 
 /// Brings the database to [`SCHEMA_VERSION`] (creating it if empty). Safe

@@ -5,6 +5,13 @@
 //! the SQLite backend rewrites them to SQLite's equivalent `?1, ?2, …`. Only
 //! the schema and a few locking clauses differ between the two
 //! ([`Dialect`]).
+//!
+//! Queries on the busy paths (leasing, a job's status) that both constrain
+//! a column to a parameter and order their rows say `col IN ($1)`, not
+//! `col = $1`, and put their `LIMIT` in the text: for `col = ?` next to an
+//! `ORDER BY`, and for `LIMIT ?`, SQLite plans with the bound value and so
+//! prepares the statement again at every use (measured: a sixth of the
+//! coordinator's time under a gateway's load). The plans are the same.
 
 use assay_protocol::{Hash32, NodeId};
 
