@@ -405,6 +405,7 @@ fn run_grpc(stores: Vec<Arc<dyn Store>>, a: &Args) {
         let (ch, ih) = (Hash32::of(&component), Hash32::of(&input));
         move || {
             let mut m = pb::SubmitJobRequest {
+                inline_blobs: Vec::new(),
                 pay_in: String::new(),
                 unverified: true,
                 verify_rate_ppm: 0,

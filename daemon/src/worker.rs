@@ -125,6 +125,10 @@ pub struct Prepared<J> {
     pub component: Option<Hash32>,
     /// The inputs to fetch.
     pub inputs: Vec<BlobRef>,
+    /// Bytes of inputs that came with the item (a lease's small inputs):
+    /// an input whose hash one of them has is taken from here, not
+    /// downloaded.
+    pub carried: Vec<Arc<[u8]>>,
 }
 
 /// The blobs of a [`Prepared`] item, checked against their hashes.
@@ -225,6 +229,23 @@ impl Blobs {
         component: Option<&Hash32>,
         inputs: &[BlobRef],
     ) -> Result<Fetched, assay_proto::Error> {
+        self.fetch_with(component, inputs, &[]).await
+    }
+
+    /// [`Blobs::fetch`], taking inputs found in `carried` (by hash) from
+    /// there.
+    ///
+    /// # Errors
+    ///
+    /// As [`Blobs::fetch`].
+    pub async fn fetch_with(
+        &self,
+        component: Option<&Hash32>,
+        inputs: &[BlobRef],
+        carried: &[Arc<[u8]>],
+    ) -> Result<Fetched, assay_proto::Error> {
+        let carried: BTreeMap<Hash32, Arc<[u8]>> =
+            carried.iter().map(|b| (Hash32::of(b), b.clone())).collect();
         let mut attempt = 0;
         loop {
             let fetched = async {
@@ -234,7 +255,11 @@ impl Blobs {
                 };
                 let mut by_name = BTreeMap::new();
                 for b in inputs {
-                    by_name.insert(b.name.clone(), self.get(&b.hash).await?);
+                    let bytes = match carried.get(&b.hash) {
+                        Some(bytes) => bytes.clone(),
+                        None => self.get(&b.hash).await?,
+                    };
+                    by_name.insert(b.name.clone(), bytes);
                 }
                 Ok::<_, assay_proto::Error>(Fetched {
                     component: bytes,
@@ -819,7 +844,11 @@ impl<W: Work> Worker<W> {
         };
         let blobs = match self
             .blobs
-            .fetch(prepared.component.as_ref(), &prepared.inputs)
+            .fetch_with(
+                prepared.component.as_ref(),
+                &prepared.inputs,
+                &prepared.carried,
+            )
             .await
         {
             Ok(b) => b,

@@ -164,6 +164,7 @@ impl Work for Fake {
                 hash: Hash32::of(INPUT),
                 size: INPUT.len() as u64,
             }],
+            carried: Vec::new(),
         })
     }
 

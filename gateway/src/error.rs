@@ -107,7 +107,9 @@ impl Error {
             Error::Unavailable(_) | Error::Coordinator(_) => {
                 ("server_error", None, Some("no_capacity"))
             }
-            Error::JobFailed(_) | Error::Keys(_) | Error::Io(_) | Error::Model(_) => ("server_error", None, None),
+            Error::JobFailed(_) | Error::Keys(_) | Error::Io(_) | Error::Model(_) => {
+                ("server_error", None, None)
+            }
         };
         json!({ "error": { "message": self.to_string(), "type": kind, "param": param, "code": code } })
     }

@@ -95,6 +95,10 @@ struct Tokenizer {
     max_seq_length: usize,
 }
 
+/// Inputs and outputs of at most this many bytes travel inside the job's
+/// messages instead of as blobs of their own (the coordinator's limit).
+const INLINE_BYTES: usize = 64 * 1024;
+
 /// Tokenizing runs on the blocking pool above this many bytes of text.
 const INLINE_TOKENIZING_BYTES: usize = 16 * 1024;
 
@@ -258,7 +262,13 @@ impl Market {
             hash: Hash32::of(&input),
             size: input.len() as u64,
         };
-        client::upload(&self.channel, &self.key, input).await?;
+        // A few KB go inside the request; more is uploaded first.
+        let inline_blobs = if input.len() <= INLINE_BYTES {
+            vec![input.to_vec()]
+        } else {
+            client::upload(&self.channel, &self.key, input).await?;
+            Vec::new()
+        };
         let mut inputs = self.model_refs.clone();
         inputs.push(input_ref);
         let spec = Self::spec(sequences.len());
@@ -276,6 +286,7 @@ impl Market {
             unverified: false,
             pay_in: String::new(),
             cluster_id: self.cfg.cluster.map(|c| c.0.to_vec()).unwrap_or_default(),
+            inline_blobs,
         };
         auth::sign(&self.key, &mut req, now_ms(), REQUEST_TTL_MS)?;
         let resp = RenterClient::new(self.channel.clone())
@@ -363,6 +374,7 @@ impl Market {
                     job_id: job.0.to_vec(),
                     wait_ms: u32::try_from(wait.as_millis()).unwrap_or(10_000),
                     seen_state: std::mem::take(&mut seen),
+                    inline_outputs_max_bytes: INLINE_BYTES as u32,
                 })
                 .await
                 .map_err(|s| unavailable("the coordinator did not answer", s.message()))?
@@ -426,7 +438,14 @@ impl Market {
         // The job's tokens.json lists the sequences it was given; the
         // receipt's outputs root covers it, so it is not fetched.
         let embeddings = find("embeddings")?;
-        let bytes = client::download(&self.channel, &embeddings.hash, embeddings.size).await?;
+        let carried = shard
+            .inline_outputs
+            .iter()
+            .find(|b| Hash32::of(b) == embeddings.hash);
+        let bytes = match carried {
+            Some(bytes) => bytes.clone(),
+            None => client::download(&self.channel, &embeddings.hash, embeddings.size).await?,
+        };
         if n == 0 || bytes.len() % (4 * n) != 0 {
             return Err(Error::JobFailed(format!(
                 "job {job} returned {} bytes for {n} sequences",

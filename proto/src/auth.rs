@@ -507,6 +507,7 @@ mod tests {
     fn a_cluster_id_and_a_reserve_price_are_signed_only_when_set() {
         let bad = |r: Result<Verified, Error>| matches!(r, Err(Error::BadSignature { .. }));
         let mut job = pb::SubmitJobRequest {
+            inline_blobs: Vec::new(),
             max_price: 7,
             ..Default::default()
         };
@@ -548,6 +549,7 @@ mod tests {
     #[test]
     fn a_signed_request_verifies_once_signed_and_not_after_any_change() {
         let mut req = pb::SubmitJobRequest {
+            inline_blobs: Vec::new(),
             pay_in: String::new(),
             component_hash: vec![1; 32],
             component_size: 10,

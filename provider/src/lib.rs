@@ -271,6 +271,10 @@ impl Provider {
 /// How long a provider's take of leases waits at the coordinator for a
 /// shard (a long poll: a shard published meanwhile is taken at once).
 const LONG_POLL_MS: u32 = 5_000;
+/// Outputs of at most this many bytes in all go inside the receipt
+/// request instead of being uploaded first (the coordinator takes up to
+/// 64 KiB so).
+const INLINE_OUTPUT_BYTES: u64 = 64 * 1024;
 
 impl Work for Provider {
     type Item = pb::Lease;
@@ -413,6 +417,7 @@ impl Work for Provider {
         Ok(Prepared {
             component: Some(convert::hash("component_hash", &lease.component_hash).map_err(bad)?),
             inputs: convert::blob_refs("inputs", &lease.inputs).map_err(bad)?,
+            carried: lease.inline_inputs.into_iter().map(Arc::from).collect(),
             job: LeaseJob { id, spec },
         })
     }
@@ -513,14 +518,22 @@ impl Work for Provider {
     }
 
     async fn report(&self, d: &Delivery) -> Result<(), assay_daemon::Error> {
-        let sent = client::upload_missing(&self.channel, self.key(), &d.blobs).await?;
-        self.metrics.bytes_uploaded.inc_by(sent);
+        // Small outputs go with the receipt (one round trip, not two).
+        let total: u64 = d.blobs.iter().map(|b| b.len() as u64).sum();
+        let inline_outputs = if total <= INLINE_OUTPUT_BYTES {
+            d.blobs.iter().map(|b| b.to_vec()).collect()
+        } else {
+            let sent = client::upload_missing(&self.channel, self.key(), &d.blobs).await?;
+            self.metrics.bytes_uploaded.inc_by(sent);
+            Vec::new()
+        };
         let mut req = pb::SubmitReceiptRequest {
             auth: None,
             lease_id: d.lease.0.to_vec(),
             receipt: Some(pb::Receipt::from(&d.report.receipt)),
             outputs: convert::blob_refs_to_pb(&d.outputs),
             failure_message: failure_message(&d.report),
+            inline_outputs,
         };
         assay_daemon::sign(self.key(), &mut req)?;
         let resp = self.client().submit_receipt(req).await?.into_inner();
@@ -1045,6 +1058,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let p = provider(dir.path());
         let lease = pb::Lease {
+            inline_inputs: Vec::new(),
             lease_id: vec![1; 32],
             component_hash: vec![2; 32],
             spec: None,

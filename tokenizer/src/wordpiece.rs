@@ -27,8 +27,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use rustc_hash::FxHashMap;
 use crate::{Error, Result};
+use rustc_hash::FxHashMap;
 use tokenizers::{
     AddedToken, DecoderWrapper, Encoding, Model, NormalizedString, Normalizer, NormalizerWrapper,
     PostProcessorWrapper, PreTokenizerWrapper, Token, Tokenizer, TokenizerImpl, Trainer,
@@ -87,9 +87,8 @@ impl Encoder {
             truncate_unpadded(&mut tok, max_seq_length)?;
             return Ok(Encoder::WordPiece(Box::new(tok), ascii));
         }
-        let mut tok = Tokenizer::from_bytes(bytes).map_err(|e| {
-            Error::Format(format!("not a tokenizer.json: {e}"))
-        })?;
+        let mut tok = Tokenizer::from_bytes(bytes)
+            .map_err(|e| Error::Format(format!("not a tokenizer.json: {e}")))?;
         truncate_unpadded(&mut tok, max_seq_length)?;
         Ok(Encoder::General(Box::new(tok)))
     }

@@ -626,6 +626,7 @@ impl Work for Verifier {
                 return Ok(assay_daemon::Prepared {
                     component: Some(p.component),
                     inputs: p.inputs.clone(),
+                    carried: Vec::new(),
                     job: CheckJob {
                         check: p,
                         step: Some(Disputed::Guest(step)),
@@ -639,6 +640,7 @@ impl Work for Verifier {
             return Ok(assay_daemon::Prepared {
                 component: None,
                 inputs: step.blobs(&p.inputs),
+                carried: Vec::new(),
                 job: CheckJob {
                     check: p,
                     step: Some(Disputed::Op(step)),
@@ -648,6 +650,7 @@ impl Work for Verifier {
         Ok(assay_daemon::Prepared {
             component: Some(p.component),
             inputs: p.inputs.clone(),
+            carried: Vec::new(),
             job: CheckJob {
                 check: p,
                 step: None,

@@ -56,6 +56,7 @@ async fn get(
 ) -> Result<pb::JobStatus, Failure> {
     Ok(RenterClient::new(channel.clone())
         .get_job(pb::GetJobRequest {
+            inline_outputs_max_bytes: 0,
             job_id: id.0.to_vec(),
             ..Default::default()
         })

@@ -126,6 +126,7 @@ pub fn main(args: PublishArgs) -> Result<u8, Failure> {
         let req = signed(
             &key,
             pb::SubmitJobRequest {
+                inline_blobs: Vec::new(),
                 auth: None,
                 component_hash: Hash32::of(&component).0.to_vec(),
                 component_size: component.len() as u64,
@@ -209,6 +210,7 @@ pub async fn follow(
             .min(Duration::from_secs(10));
         let status = RenterClient::new(channel.clone())
             .get_job(pb::GetJobRequest {
+                inline_outputs_max_bytes: 0,
                 job_id: job.0.to_vec(),
                 wait_ms: u32::try_from(wait.as_millis()).unwrap_or(10_000),
                 seen_state: std::mem::take(&mut seen_state),

@@ -482,6 +482,7 @@ fn bad_requests_are_refused_with_clear_errors() {
         rc.submit_job(signed(
             &renter,
             pb::SubmitJobRequest {
+                inline_blobs: Vec::new(),
                 pay_in: String::new(),
                 unverified: true,
                 verify_rate_ppm: 0,
@@ -557,6 +558,7 @@ fn bad_requests_are_refused_with_clear_errors() {
             signed(
                 &p2,
                 pb::SubmitReceiptRequest {
+                    inline_outputs: Vec::new(),
                     auth: None,
                     lease_id: lease,
                     receipt: Some(pb::Receipt::from(&receipt)),
@@ -584,6 +586,7 @@ fn bad_requests_are_refused_with_clear_errors() {
         let long = signed(
             &p2,
             pb::SubmitReceiptRequest {
+                inline_outputs: Vec::new(),
                 auth: None,
                 lease_id: leases[0].lease_id.clone(),
                 receipt: Some(pb::Receipt::from(&receipt)),
@@ -621,6 +624,173 @@ fn bad_requests_are_refused_with_clear_errors() {
         err.contains("does not cover the escrow") && err.contains("assay faucet"),
         "{err}"
     );
+}
+
+#[test]
+fn small_inputs_and_outputs_travel_inside_the_job_messages() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let (_c, url) = coordinator(&root.join("coordinator"), "127.0.0.1:0", &[]);
+    let renter_home = root.join("renter");
+    ok(assay(&renter_home, &url, &["faucet"]));
+    let renter = node_key(&renter_home);
+    let (_component, _, _) = matmul_inputs(root);
+    let a = std::fs::read(root.join("a.bin")).expect("a");
+    let b = std::fs::read(root.join("b.bin")).expect("b");
+    let input = |name: &str, bytes: &[u8]| pb::BlobRef {
+        name: name.into(),
+        hash: Hash32::of(bytes).0.to_vec(),
+        size: bytes.len() as u64,
+    };
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    let _in_runtime = rt.enter();
+    let ch = assay_proto::client::channel(&url).expect("channel");
+    let mut rc = RenterClient::new(ch.clone());
+    let job = rt.block_on(async {
+        let component: Arc<[u8]> = Guest::Matmul.bytes().to_vec().into();
+        assay_proto::client::upload(&ch, &renter, component.clone())
+            .await
+            .expect("upload");
+        let spec = assay_protocol::JobSpec {
+            fuel: 100_000_000,
+            work_budget: 100_000_000,
+            ..Default::default()
+        };
+        let request = |inline_blobs: Vec<Vec<u8>>| {
+            signed(
+                &renter,
+                pb::SubmitJobRequest {
+                    component_hash: Hash32::of(&component).0.to_vec(),
+                    component_size: component.len() as u64,
+                    inputs: vec![input("a", &a), input("b", &b)],
+                    spec: Some(pb::JobSpec::from(&spec)),
+                    shards: 1,
+                    max_price: 100,
+                    unverified: true,
+                    inline_blobs,
+                    ..Default::default()
+                },
+            )
+        };
+        // More than a message may carry is refused, saying what to do.
+        let e = rc
+            .submit_job(request(vec![vec![7; 65 << 10]]))
+            .await
+            .expect_err("too much inline");
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
+        assert!(e.message().contains("upload larger blobs first"), "{e}");
+        // The inputs only inline, never uploaded: the job is accepted and
+        // they are stored, by hash.
+        let job = rc
+            .submit_job(request(vec![a.clone(), b.clone()]))
+            .await
+            .expect("inline inputs")
+            .into_inner()
+            .job_id;
+        let stored = assay_proto::client::download(&ch, &Hash32::of(&a), 1 << 20)
+            .await
+            .expect("stored");
+        assert_eq!(stored, a);
+
+        // A lease carries them: a provider needs no download.
+        let p1 = NodeKey::from_seed([9; 32]);
+        let mut pc = ProviderClient::new(ch.clone());
+        pc.register(signed(
+            &p1,
+            pb::RegisterRequest {
+                hardware: Some(pb::Hardware {
+                    cpu_cores: 1,
+                    memory_bytes: 1 << 40,
+                    gpus: vec![],
+                }),
+                price: 1,
+                slots: 1,
+                version: "test".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("register");
+        let leases = pc
+            .take_leases(signed(
+                &p1,
+                pb::TakeLeasesRequest {
+                    max: 1,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .expect("lease")
+            .into_inner()
+            .leases;
+        assert_eq!(leases.len(), 1);
+        let mut carried = leases[0].inline_inputs.clone();
+        carried.sort();
+        let mut want = vec![a.clone(), b.clone()];
+        want.sort();
+        assert_eq!(carried, want, "the lease carries both inputs");
+        pc.return_lease(signed(
+            &p1,
+            pb::ReturnLeaseRequest {
+                lease_id: leases[0].lease_id.clone(),
+                reason: "the test only looked".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("give back");
+        job
+    });
+
+    // A real provider runs it; its outputs go inside its receipt request,
+    // and the job's status brings them back when asked to.
+    let _p = provider(&url, &root.join("provider"), 10, 1);
+    rt.block_on(async {
+        let started = Instant::now();
+        let mut seen = String::new();
+        let status = loop {
+            let status = rc
+                .get_job(pb::GetJobRequest {
+                    job_id: job.clone(),
+                    wait_ms: 5_000,
+                    seen_state: std::mem::take(&mut seen),
+                    inline_outputs_max_bytes: 64 << 10,
+                })
+                .await
+                .expect("status")
+                .into_inner();
+            if status.state == "done" || status.state == "settled" {
+                break status;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "{status:?}");
+            seen = status.state;
+        };
+        let shard = &status.shards[0];
+        assert!(!shard.outputs.is_empty(), "{status:?}");
+        assert_eq!(shard.inline_outputs.len(), shard.outputs.len(), "{status:?}");
+        for out in &shard.outputs {
+            let hash = Hash32(out.hash.as_slice().try_into().expect("hash"));
+            let carried = shard
+                .inline_outputs
+                .iter()
+                .find(|b| Hash32::of(b) == hash)
+                .expect("each output carried");
+            let stored = assay_proto::client::download(&ch, &hash, 1 << 20)
+                .await
+                .expect("stored");
+            assert_eq!(&stored, carried, "{}", out.name);
+        }
+        // Not asked: none.
+        let plain = rc
+            .get_job(pb::GetJobRequest {
+                job_id: job.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("status")
+            .into_inner();
+        assert!(plain.shards[0].inline_outputs.is_empty());
+    });
 }
 
 #[test]
@@ -739,6 +909,7 @@ fn split_inputs_give_each_shard_only_its_lines() {
             .submit_job(signed(
                 &renter,
                 pb::SubmitJobRequest {
+                    inline_blobs: Vec::new(),
                     pay_in: String::new(),
                     unverified: true,
                     verify_rate_ppm: 0,

@@ -32,6 +32,7 @@ pub mod auth;
 pub mod blobs;
 pub mod clusters;
 pub mod economy;
+mod inline;
 pub mod long_poll;
 pub mod provider;
 pub mod renter;

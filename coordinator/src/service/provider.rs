@@ -10,7 +10,7 @@ use assay_protocol::market::billable_units;
 use assay_protocol::{BlobRef, Hash32, NodeId};
 use tonic::{Request, Response, Status};
 
-use super::{Coordinator, bad, blocking, long_poll, wire};
+use super::{Coordinator, bad, blocking, inline, long_poll, wire};
 use crate::explorer::TelemetrySample;
 use crate::rules::leases;
 use crate::store::leases::GiveBack;
@@ -118,17 +118,39 @@ impl Provider for Coordinator {
             // Leased shards are progress a renter may be waiting on.
             self.market.changed();
         }
-        Ok(Response::new(pb::TakeLeasesResponse {
-            leases: leases.iter().map(wire::lease).collect(),
-        }))
+        // Small inputs ride along (a job's few-KB text needs no download),
+        // within one budget for the whole answer.
+        let mut left = inline::MAX_TOTAL_BYTES;
+        let mut out = Vec::with_capacity(leases.len());
+        for lease in &leases {
+            let mut pb_lease = wire::lease(lease);
+            if left > 0 {
+                pb_lease.inline_inputs = inline::read(
+                    &self.blobs,
+                    lease.inputs.clone(),
+                    inline::MAX_LEASE_INPUT_BYTES,
+                    left,
+                )
+                .await?;
+                left -= pb_lease
+                    .inline_inputs
+                    .iter()
+                    .map(|b| b.len() as u64)
+                    .sum::<u64>();
+            }
+            out.push(pb_lease);
+        }
+        Ok(Response::new(pb::TakeLeasesResponse { leases: out }))
     }
 
     async fn submit_receipt(
         &self,
         request: Request<pb::SubmitReceiptRequest>,
     ) -> Result<Response<pb::SubmitReceiptResponse>, Status> {
-        let req = request.into_inner();
+        let mut req = request.into_inner();
         let node = self.authenticate(&req).await?;
+        let carried = std::mem::take(&mut req.inline_outputs);
+        inline::store(&self.blobs, "inline_outputs", carried).await?;
         let lease_id = convert::hash("lease_id", &req.lease_id).map_err(bad)?;
         let receipt = convert::receipt(req.receipt.as_ref()).map_err(bad)?;
         let outputs = convert::blob_refs("outputs", &req.outputs).map_err(bad)?;

@@ -6,7 +6,7 @@ use assay_proto::{convert, now_ms, pb};
 use assay_protocol::{BlobRef, Hash32, NodeId};
 use tonic::{Request, Response, Status};
 
-use super::{BoxStream, Coordinator, auth, bad, blocking, long_poll, wire};
+use super::{BoxStream, Coordinator, auth, bad, blocking, inline, long_poll, wire};
 use crate::explorer::Window;
 use crate::rules::jobs;
 use crate::types::NewJob;
@@ -70,8 +70,10 @@ impl Renter for Coordinator {
         &self,
         request: Request<pb::SubmitJobRequest>,
     ) -> Result<Response<pb::SubmitJobResponse>, Status> {
-        let req = request.into_inner();
+        let mut req = request.into_inner();
         let renter = self.authenticate(&req).await?;
+        let carried = std::mem::take(&mut req.inline_blobs);
+        inline::store(&self.blobs, "inline_blobs", carried).await?;
         let job = self.new_job(renter, &req).await?;
         let (id, shards) = (job.id, job.shards);
         // A job for a reserved cluster runs only on its members.
@@ -105,7 +107,7 @@ impl Renter for Coordinator {
         let mut sub = self.market.subscribe();
         let first = self.job_status(id).await?;
         if req.wait_ms == 0 || req.seen_state.is_empty() || first.state != req.seen_state {
-            return Ok(Response::new(first));
+            return self.with_outputs(first, req.inline_outputs_max_bytes).await;
         }
         let seen = progress(&first);
         let mut last = first;
@@ -115,7 +117,7 @@ impl Renter for Coordinator {
                 break;
             }
         }
-        Ok(Response::new(last))
+        self.with_outputs(last, req.inline_outputs_max_bytes).await
     }
 
     async fn list_jobs(
@@ -217,6 +219,30 @@ impl Renter for Coordinator {
 }
 
 impl Coordinator {
+    /// `status` with the bytes of its shards' outputs of at most
+    /// `max_each` bytes (0: none), [`inline::MAX_TOTAL_BYTES`] in all.
+    async fn with_outputs(
+        &self,
+        mut status: pb::JobStatus,
+        max_each: u32,
+    ) -> Result<Response<pb::JobStatus>, Status> {
+        let mut left = inline::MAX_TOTAL_BYTES;
+        for shard in &mut status.shards {
+            if max_each == 0 || left == 0 || shard.outputs.is_empty() {
+                continue;
+            }
+            let refs = convert::blob_refs("outputs", &shard.outputs).map_err(bad)?;
+            shard.inline_outputs =
+                inline::read(&self.blobs, refs, u64::from(max_each), left).await?;
+            left -= shard
+                .inline_outputs
+                .iter()
+                .map(|b| b.len() as u64)
+                .sum::<u64>();
+        }
+        Ok(Response::new(status))
+    }
+
     async fn job_status(&self, id: Hash32) -> Result<pb::JobStatus, Status> {
         let store = self.store.clone();
         match blocking(move || store.job(&id, now_ms())).await? {

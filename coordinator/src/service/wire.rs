@@ -51,6 +51,7 @@ pub(super) fn job_status(view: &JobView, slash_bps: u32) -> pb::JobStatus {
                     .as_ref()
                     .map(|r| r.failure_message.clone())
                     .unwrap_or_default(),
+                inline_outputs: Vec::new(),
             })
             .collect(),
         result_root: view.result_root().map(|h| h.0.to_vec()).unwrap_or_default(),
@@ -148,6 +149,7 @@ pub(super) fn lease(l: &Lease) -> pb::Lease {
         spec: Some(pb::JobSpec::from(&l.spec)),
         expires_at_ms: l.expires_at_ms,
         price: l.price,
+        inline_inputs: Vec::new(),
     }
 }
 

@@ -668,7 +668,7 @@ class Requirements(_message.Message):
     def __init__(self, gpu: _Optional[bool] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("auth", "component_hash", "component_size", "inputs", "spec", "shards", "max_price", "requirements", "split_inputs", "verify_rate_ppm", "unverified", "pay_in", "cluster_id")
+    __slots__ = ("auth", "component_hash", "component_size", "inputs", "spec", "shards", "max_price", "requirements", "split_inputs", "verify_rate_ppm", "unverified", "pay_in", "cluster_id", "inline_blobs")
     AUTH_FIELD_NUMBER: _ClassVar[int]
     COMPONENT_HASH_FIELD_NUMBER: _ClassVar[int]
     COMPONENT_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -682,6 +682,7 @@ class SubmitJobRequest(_message.Message):
     UNVERIFIED_FIELD_NUMBER: _ClassVar[int]
     PAY_IN_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    INLINE_BLOBS_FIELD_NUMBER: _ClassVar[int]
     auth: Auth
     component_hash: bytes
     component_size: int
@@ -695,7 +696,8 @@ class SubmitJobRequest(_message.Message):
     unverified: bool
     pay_in: str
     cluster_id: bytes
-    def __init__(self, auth: _Optional[_Union[Auth, _Mapping]] = ..., component_hash: _Optional[bytes] = ..., component_size: _Optional[int] = ..., inputs: _Optional[_Iterable[_Union[BlobRef, _Mapping]]] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., shards: _Optional[int] = ..., max_price: _Optional[int] = ..., requirements: _Optional[_Union[Requirements, _Mapping]] = ..., split_inputs: _Optional[_Iterable[str]] = ..., verify_rate_ppm: _Optional[int] = ..., unverified: _Optional[bool] = ..., pay_in: _Optional[str] = ..., cluster_id: _Optional[bytes] = ...) -> None: ...
+    inline_blobs: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, auth: _Optional[_Union[Auth, _Mapping]] = ..., component_hash: _Optional[bytes] = ..., component_size: _Optional[int] = ..., inputs: _Optional[_Iterable[_Union[BlobRef, _Mapping]]] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., shards: _Optional[int] = ..., max_price: _Optional[int] = ..., requirements: _Optional[_Union[Requirements, _Mapping]] = ..., split_inputs: _Optional[_Iterable[str]] = ..., verify_rate_ppm: _Optional[int] = ..., unverified: _Optional[bool] = ..., pay_in: _Optional[str] = ..., cluster_id: _Optional[bytes] = ..., inline_blobs: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class SubmitJobResponse(_message.Message):
     __slots__ = ("job_id", "escrow", "shard_job_ids", "io_burned")
@@ -756,17 +758,19 @@ class ListJobsResponse(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[JobSummary, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
-    __slots__ = ("job_id", "wait_ms", "seen_state")
+    __slots__ = ("job_id", "wait_ms", "seen_state", "inline_outputs_max_bytes")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     WAIT_MS_FIELD_NUMBER: _ClassVar[int]
     SEEN_STATE_FIELD_NUMBER: _ClassVar[int]
+    INLINE_OUTPUTS_MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
     job_id: bytes
     wait_ms: int
     seen_state: str
-    def __init__(self, job_id: _Optional[bytes] = ..., wait_ms: _Optional[int] = ..., seen_state: _Optional[str] = ...) -> None: ...
+    inline_outputs_max_bytes: int
+    def __init__(self, job_id: _Optional[bytes] = ..., wait_ms: _Optional[int] = ..., seen_state: _Optional[str] = ..., inline_outputs_max_bytes: _Optional[int] = ...) -> None: ...
 
 class ShardStatus(_message.Message):
-    __slots__ = ("index", "shard_job_id", "state", "provider", "attempts", "receipt", "outputs", "why_not_matched", "settled", "paid", "inputs", "verification", "rejected_receipts", "failure_message")
+    __slots__ = ("index", "shard_job_id", "state", "provider", "attempts", "receipt", "outputs", "why_not_matched", "settled", "paid", "inputs", "verification", "rejected_receipts", "failure_message", "inline_outputs")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     SHARD_JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -781,6 +785,7 @@ class ShardStatus(_message.Message):
     VERIFICATION_FIELD_NUMBER: _ClassVar[int]
     REJECTED_RECEIPTS_FIELD_NUMBER: _ClassVar[int]
     FAILURE_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    INLINE_OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     index: int
     shard_job_id: bytes
     state: str
@@ -795,7 +800,8 @@ class ShardStatus(_message.Message):
     verification: Verification
     rejected_receipts: _containers.RepeatedScalarFieldContainer[bytes]
     failure_message: str
-    def __init__(self, index: _Optional[int] = ..., shard_job_id: _Optional[bytes] = ..., state: _Optional[str] = ..., provider: _Optional[bytes] = ..., attempts: _Optional[int] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., outputs: _Optional[_Iterable[_Union[BlobRef, _Mapping]]] = ..., why_not_matched: _Optional[str] = ..., settled: _Optional[bool] = ..., paid: _Optional[int] = ..., inputs: _Optional[_Iterable[_Union[BlobRef, _Mapping]]] = ..., verification: _Optional[_Union[Verification, _Mapping]] = ..., rejected_receipts: _Optional[_Iterable[bytes]] = ..., failure_message: _Optional[str] = ...) -> None: ...
+    inline_outputs: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, index: _Optional[int] = ..., shard_job_id: _Optional[bytes] = ..., state: _Optional[str] = ..., provider: _Optional[bytes] = ..., attempts: _Optional[int] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., outputs: _Optional[_Iterable[_Union[BlobRef, _Mapping]]] = ..., why_not_matched: _Optional[str] = ..., settled: _Optional[bool] = ..., paid: _Optional[int] = ..., inputs: _Optional[_Iterable[_Union[BlobRef, _Mapping]]] = ..., verification: _Optional[_Union[Verification, _Mapping]] = ..., rejected_receipts: _Optional[_Iterable[bytes]] = ..., failure_message: _Optional[str] = ..., inline_outputs: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class Verification(_message.Message):
     __slots__ = ("state", "epoch", "reason", "verdicts", "note")
@@ -1054,7 +1060,7 @@ class TakeLeasesRequest(_message.Message):
     def __init__(self, auth: _Optional[_Union[Auth, _Mapping]] = ..., max: _Optional[int] = ..., wait_ms: _Optional[int] = ...) -> None: ...
 
 class Lease(_message.Message):
-    __slots__ = ("lease_id", "job_id", "shard_job_id", "component_hash", "component_size", "inputs", "spec", "expires_at_ms", "price")
+    __slots__ = ("lease_id", "job_id", "shard_job_id", "component_hash", "component_size", "inputs", "spec", "expires_at_ms", "price", "inline_inputs")
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     SHARD_JOB_ID_FIELD_NUMBER: _ClassVar[int]
@@ -1064,6 +1070,7 @@ class Lease(_message.Message):
     SPEC_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
     PRICE_FIELD_NUMBER: _ClassVar[int]
+    INLINE_INPUTS_FIELD_NUMBER: _ClassVar[int]
     lease_id: bytes
     job_id: bytes
     shard_job_id: bytes
@@ -1073,7 +1080,8 @@ class Lease(_message.Message):
     spec: JobSpec
     expires_at_ms: int
     price: int
-    def __init__(self, lease_id: _Optional[bytes] = ..., job_id: _Optional[bytes] = ..., shard_job_id: _Optional[bytes] = ..., component_hash: _Optional[bytes] = ..., component_size: _Optional[int] = ..., inputs: _Optional[_Iterable[_Union[BlobRef, _Mapping]]] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., expires_at_ms: _Optional[int] = ..., price: _Optional[int] = ...) -> None: ...
+    inline_inputs: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, lease_id: _Optional[bytes] = ..., job_id: _Optional[bytes] = ..., shard_job_id: _Optional[bytes] = ..., component_hash: _Optional[bytes] = ..., component_size: _Optional[int] = ..., inputs: _Optional[_Iterable[_Union[BlobRef, _Mapping]]] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., expires_at_ms: _Optional[int] = ..., price: _Optional[int] = ..., inline_inputs: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class TakeLeasesResponse(_message.Message):
     __slots__ = ("leases",)
@@ -1082,18 +1090,20 @@ class TakeLeasesResponse(_message.Message):
     def __init__(self, leases: _Optional[_Iterable[_Union[Lease, _Mapping]]] = ...) -> None: ...
 
 class SubmitReceiptRequest(_message.Message):
-    __slots__ = ("auth", "lease_id", "receipt", "outputs", "failure_message")
+    __slots__ = ("auth", "lease_id", "receipt", "outputs", "failure_message", "inline_outputs")
     AUTH_FIELD_NUMBER: _ClassVar[int]
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     FAILURE_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    INLINE_OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     auth: Auth
     lease_id: bytes
     receipt: Receipt
     outputs: _containers.RepeatedCompositeFieldContainer[BlobRef]
     failure_message: str
-    def __init__(self, auth: _Optional[_Union[Auth, _Mapping]] = ..., lease_id: _Optional[bytes] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., outputs: _Optional[_Iterable[_Union[BlobRef, _Mapping]]] = ..., failure_message: _Optional[str] = ...) -> None: ...
+    inline_outputs: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, auth: _Optional[_Union[Auth, _Mapping]] = ..., lease_id: _Optional[bytes] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., outputs: _Optional[_Iterable[_Union[BlobRef, _Mapping]]] = ..., failure_message: _Optional[str] = ..., inline_outputs: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class SubmitReceiptResponse(_message.Message):
     __slots__ = ("receipt_id", "settle_at_ms")
