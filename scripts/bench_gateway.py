@@ -12,8 +12,8 @@ per request with 1, 8 and 64 concurrent callers, against three targets:
 
 The script starts its own network on loopback in a temporary folder with the
 built binary: a coordinator (devnet faucet, a short settlement window), two
-providers (`--threads 1`, two slots each: one reserved by the cluster, one
-open), a renter that reserves a cluster of the two, and two gateways (each
+providers (`--threads 2` by default, as onnxruntime gets 2 intra-op
+threads; two slots each: one reserved by the cluster, one open), a renter that reserves a cluster of the two, and two gateways (each
 its own home, IOSD and API key). Everything is stopped at the end, on
 Ctrl-C and on errors too.
 
@@ -622,7 +622,7 @@ def main() -> int:
     ap.add_argument("--max-seconds", type=float, default=40.0, help="a cell stops starting requests after this")
     ap.add_argument("--quick", action="store_true", help="short cells (~3 minutes in all)")
     ap.add_argument("--ort-threads", type=int, default=2)
-    ap.add_argument("--provider-threads", type=int, default=1, help="each provider's --threads")
+    ap.add_argument("--provider-threads", type=int, default=2, help="each provider's --threads (onnxruntime: --ort-threads)")
     ap.add_argument("--slots", type=int, default=2, help="per provider (the cluster reserves one)")
     ap.add_argument("--batch-window-ms", type=int, default=5)
     ap.add_argument("--max-batch", type=int, default=256)

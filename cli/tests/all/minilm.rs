@@ -447,6 +447,83 @@ fn token_ids_are_those_of_the_tokenizers_library() {
     );
 }
 
+/// What the gateway sends: the `sequences` a text job lists in its
+/// `tokens.json`, tokenized natively by `assay-tokenizer` (the guest's own
+/// reader), given back with no tokenizer at all.
+#[test]
+fn sequences_tokenized_natively_give_the_text_jobs_embeddings_without_a_tokenizer() {
+    let Some(model) = model_or_skip(
+        "sequences_tokenized_natively_give_the_text_jobs_embeddings_without_a_tokenizer",
+    ) else {
+        return;
+    };
+    let text = tokenizer_edge_cases();
+    let rt = runtime(Device::cpu_with_threads(2));
+    let from_text = embed(&rt, &inputs(&model, text.as_bytes()), 16);
+    let tokens: Vec<Vec<u32>> =
+        serde_json::from_slice(&from_text.outputs["tokens.json"]).expect("tokens.json");
+
+    // The gateway's tokenizer gives the guest's ids, line by line.
+    let sentence_bert: serde_json::Value =
+        serde_json::from_slice(model_input(&model, "sentence_bert_config")).expect("json");
+    let max_len = sentence_bert["max_seq_length"]
+        .as_u64()
+        .expect("max_seq_length") as usize;
+    let file: &'static [u8] = model_input(&model, "tokenizer").to_vec().leak();
+    let native = assay_tokenizer::Encoder::read(file, max_len).expect("tokenizer");
+    for (line, want) in text.lines().zip(&tokens) {
+        assert_eq!(&native.ids(line).expect("ids"), want, "{line:?}");
+    }
+
+    let mut given = inputs(&model, b"");
+    given.remove("text");
+    given.remove("tokenizer");
+    given.insert(
+        "sequences".into(),
+        Arc::from(from_text.outputs["tokens.json"].as_slice()),
+    );
+    let from_ids = embed(&rt, &given, 16);
+    assert_eq!(
+        from_ids.outputs["embeddings"], from_text.outputs["embeddings"],
+        "the same bits from the ids as from the text"
+    );
+    assert_eq!(
+        from_ids.outputs["tokens.json"],
+        from_text.outputs["tokens.json"]
+    );
+    assert!(
+        from_ids.receipt.body.fuel_used * 2 < from_text.receipt.body.fuel_used,
+        "no tokenizer is read: {} vs {} guest instructions",
+        from_ids.receipt.body.fuel_used,
+        from_text.receipt.body.fuel_used
+    );
+
+    // Sequences the model cannot read fail the job, naming the sequence.
+    let component = rt
+        .load(assay_guests::MINILM_EMBED_WASM)
+        .expect("load the guest");
+    let too_long = format!("[[{}]]", vec!["101"; max_len + 1].join(","));
+    for (bad, says) in [
+        ("[[101, 102], []]", "sequences[1] has 0 ids"),
+        (
+            "[[101, 99999999, 102]]",
+            "sequences[0][1] is not a token id",
+        ),
+        (too_long.as_str(), "sequences[0] has"),
+        ("[\"text\"]", "sequences[0] must be an array"),
+        ("{}", "must be a JSON array"),
+    ] {
+        let mut job = given.clone();
+        job.insert("sequences".into(), Arc::from(bad.as_bytes()));
+        let report = rt
+            .run(&component, Arc::new(job), &JobSpec::default())
+            .expect("a deterministic result");
+        assert!(!report.outcome.is_success(), "{bad} should fail");
+        let error = report.error.as_deref().unwrap_or("");
+        assert!(error.contains(says), "{bad}: {error}");
+    }
+}
+
 #[test]
 fn assay_demo_runs_the_embedding_job() {
     if model_or_skip("assay_demo_runs_the_embedding_job").is_none() {

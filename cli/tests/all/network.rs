@@ -767,7 +767,11 @@ fn small_inputs_and_outputs_travel_inside_the_job_messages() {
         };
         let shard = &status.shards[0];
         assert!(!shard.outputs.is_empty(), "{status:?}");
-        assert_eq!(shard.inline_outputs.len(), shard.outputs.len(), "{status:?}");
+        assert_eq!(
+            shard.inline_outputs.len(),
+            shard.outputs.len(),
+            "{status:?}"
+        );
         for out in &shard.outputs {
             let hash = Hash32(out.hash.as_slice().try_into().expect("hash"));
             let carried = shard
