@@ -95,6 +95,9 @@ struct Tokenizer {
     max_seq_length: usize,
 }
 
+/// Most rounds of warm-up jobs on a cluster ([`Market::warm_up`]).
+const WARM_UP_ROUNDS: usize = 4;
+
 /// Inputs and outputs of at most this many bytes travel inside the job's
 /// messages instead of as blobs of their own (the coordinator's limit).
 const INLINE_BYTES: usize = 64 * 1024;
@@ -310,11 +313,13 @@ impl Market {
         result
     }
 
-    /// On a reserved cluster: checks that it is active and runs one
-    /// one-sentence job per active member at once, so that the model is
-    /// resident on the members before the first request (a member's first
-    /// job decodes and packs the weights: seconds, against milliseconds
-    /// after). Returns how many warm-up jobs succeeded (0 off a cluster).
+    /// On a reserved cluster: checks that it is active and runs warm-up
+    /// jobs until every active member has run one (at most
+    /// [`WARM_UP_ROUNDS`] rounds of one job per member not yet warm, all
+    /// at once), so that the model is resident on the members before the
+    /// first request: a member's first job decodes and packs the weights,
+    /// seconds, against milliseconds after. Returns the members warmed
+    /// (0 off a cluster); a member that stays cold is logged.
     ///
     /// # Errors
     ///
@@ -336,28 +341,41 @@ impl Market {
                 status.state
             )));
         }
-        let members = status
+        let mut cold: std::collections::BTreeSet<String> = status
             .members
             .iter()
             .filter(|m| m.state == "active")
-            .count();
-        let mut jobs = tokio::task::JoinSet::new();
-        for i in 0..members {
-            let market = self.clone();
-            jobs.spawn(async move {
-                let warm = [Sequence::Text(format!("warm-up {i}"))];
-                market.embed(&warm).await
-            });
-        }
-        let mut ok = 0;
-        while let Some(done) = jobs.join_next().await {
-            match done {
-                Ok(Ok(_)) => ok += 1,
-                Ok(Err(e)) => tracing::warn!(error = %e, "a warm-up job failed"),
-                Err(e) => tracing::warn!(error = %e, "a warm-up job panicked"),
+            .map(|m| hex::encode(&m.provider))
+            .collect();
+        let members = cold.len();
+        for round in 0..WARM_UP_ROUNDS {
+            if cold.is_empty() {
+                break;
+            }
+            // A member's one reserved slot holds one job at a time, so
+            // jobs sent at once spread over the members.
+            let mut jobs = tokio::task::JoinSet::new();
+            for i in 0..cold.len() {
+                let market = self.clone();
+                jobs.spawn(async move {
+                    let warm = [Sequence::Text(format!("warm-up {round}.{i}"))];
+                    market.embed(&warm).await
+                });
+            }
+            while let Some(done) = jobs.join_next().await {
+                match done {
+                    Ok(Ok(r)) => {
+                        cold.remove(&r.provider);
+                    }
+                    Ok(Err(e)) => tracing::warn!(error = %e, "a warm-up job failed"),
+                    Err(e) => tracing::warn!(error = %e, "a warm-up job panicked"),
+                }
             }
         }
-        Ok(ok)
+        for member in &cold {
+            tracing::warn!(member = %member, "a cluster member ran no warm-up job: its first request will be slow");
+        }
+        Ok(members - cold.len())
     }
 
     async fn wait_done(

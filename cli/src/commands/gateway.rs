@@ -184,9 +184,7 @@ fn serve(args: ServeArgs) -> Result<u8, Failure> {
         let market = Arc::new(market);
         if cluster.is_some() {
             let warmed = market.warm_up().await.map_err(Failure::usage)?;
-            println!(
-                "warmed up    {warmed} job(s): the model is resident on the cluster's members"
-            );
+            println!("warmed up    {warmed} member(s): the model is resident on them");
         }
         let batcher = Batcher::start(market, batching);
         let gateway = Gateway::new(keys, batcher, ModelCard::minilm(vocab), coordinator.clone());
