@@ -393,6 +393,42 @@ fn signed<M: assay_proto::auth::Signed>(key: &NodeKey, mut m: M) -> M {
     m
 }
 
+/// A signed registration of a one-core machine at price 1 with one slot.
+fn registration(key: &NodeKey) -> pb::RegisterRequest {
+    signed(
+        key,
+        pb::RegisterRequest {
+            hardware: Some(pb::Hardware {
+                cpu_cores: 1,
+                memory_bytes: 1 << 40,
+                gpus: vec![],
+            }),
+            price: 1,
+            slots: 1,
+            version: "test".into(),
+            ..Default::default()
+        },
+    )
+}
+
+/// At most one lease for `key`, at once.
+async fn take_one(
+    pc: &mut ProviderClient<tonic::transport::Channel>,
+    key: &NodeKey,
+) -> Vec<pb::Lease> {
+    pc.take_leases(signed(
+        key,
+        pb::TakeLeasesRequest {
+            max: 1,
+            ..Default::default()
+        },
+    ))
+    .await
+    .expect("lease")
+    .into_inner()
+    .leases
+}
+
 #[test]
 fn bad_requests_are_refused_with_clear_errors() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -500,39 +536,9 @@ fn bad_requests_are_refused_with_clear_errors() {
         ))
         .await
         .expect("job");
-        let register = |k: &NodeKey| {
-            signed(
-                k,
-                pb::RegisterRequest {
-                    auth: None,
-                    hardware: Some(pb::Hardware {
-                        cpu_cores: 1,
-                        memory_bytes: 1 << 40,
-                        gpus: vec![],
-                    }),
-                    price: 1,
-                    stake: 0,
-                    slots: 1,
-                    version: "test".into(),
-                    reserve_price: 0,
-                },
-            )
-        };
-        pc.register(register(&p1)).await.expect("p1");
-        pc.register(register(&p2)).await.expect("p2");
-        let leases = pc
-            .take_leases(signed(
-                &p1,
-                pb::TakeLeasesRequest {
-                    auth: None,
-                    max: 1,
-                    ..Default::default()
-                },
-            ))
-            .await
-            .expect("lease")
-            .into_inner()
-            .leases;
+        pc.register(registration(&p1)).await.expect("p1");
+        pc.register(registration(&p2)).await.expect("p2");
+        let leases = take_one(&mut pc, &p1).await;
         assert_eq!(leases.len(), 1);
 
         // p2 submits a receipt for p1's lease, and for no lease at all.
@@ -695,34 +701,8 @@ fn small_inputs_and_outputs_travel_inside_the_job_messages() {
         // A lease carries them: a provider needs no download.
         let p1 = NodeKey::from_seed([9; 32]);
         let mut pc = ProviderClient::new(ch.clone());
-        pc.register(signed(
-            &p1,
-            pb::RegisterRequest {
-                hardware: Some(pb::Hardware {
-                    cpu_cores: 1,
-                    memory_bytes: 1 << 40,
-                    gpus: vec![],
-                }),
-                price: 1,
-                slots: 1,
-                version: "test".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("register");
-        let leases = pc
-            .take_leases(signed(
-                &p1,
-                pb::TakeLeasesRequest {
-                    max: 1,
-                    ..Default::default()
-                },
-            ))
-            .await
-            .expect("lease")
-            .into_inner()
-            .leases;
+        pc.register(registration(&p1)).await.expect("register");
+        let leases = take_one(&mut pc, &p1).await;
         assert_eq!(leases.len(), 1);
         let mut carried = leases[0].inline_inputs.clone();
         carried.sort();
