@@ -25,11 +25,20 @@ pub trait Embedder: Send + Sync + 'static {
         &self,
         sequences: &[Sequence],
     ) -> impl std::future::Future<Output = Result<JobResult, Error>> + Send;
+
+    /// The most one sequence's share of a job can cost, µIOSD: a bound on
+    /// [`Share::cost`] per sequence, whatever the batch (see
+    /// [`Market::max_cost_per_sequence`]).
+    fn max_cost_per_sequence(&self) -> u64;
 }
 
 impl Embedder for Market {
     async fn embed(&self, sequences: &[Sequence]) -> Result<JobResult, Error> {
         Market::embed(self, sequences).await
+    }
+
+    fn max_cost_per_sequence(&self) -> u64 {
+        Market::max_cost_per_sequence(self)
     }
 }
 use crate::openai::Sequence;
@@ -77,6 +86,7 @@ pub struct Batcher {
     tx: mpsc::Sender<Pending>,
     pending: Arc<tokio::sync::Semaphore>,
     cfg: BatchConfig,
+    max_cost_per_sequence: u64,
 }
 
 impl std::fmt::Debug for Pending {
@@ -91,12 +101,24 @@ impl Batcher {
     /// Starts the batching task over `market`.
     pub fn start<E: Embedder>(market: Arc<E>, cfg: BatchConfig) -> Batcher {
         let (tx, rx) = mpsc::channel(1024);
+        let max_cost_per_sequence = market.max_cost_per_sequence();
         tokio::spawn(run(rx, market, cfg));
         Batcher {
             tx,
             pending: Arc::new(tokio::sync::Semaphore::new(cfg.max_pending)),
             cfg,
+            max_cost_per_sequence,
         }
+    }
+
+    /// The most a request of `sequences` can be charged, µIOSD: each
+    /// sequence's bound, plus one for the rounding up of each job's share
+    /// (a request runs as one job per [`Batcher::max_sequences`]).
+    pub fn most_cost(&self, sequences: usize) -> u64 {
+        let parts = sequences.div_ceil(self.max_sequences()) as u64;
+        (sequences as u64)
+            .saturating_mul(self.max_cost_per_sequence)
+            .saturating_add(parts)
     }
 
     /// The most sequences one job takes.
@@ -257,6 +279,10 @@ mod tests {
                 outputs_root: Hash32::of(b"root"),
                 cost: 10,
             })
+        }
+
+        fn max_cost_per_sequence(&self) -> u64 {
+            10
         }
     }
 

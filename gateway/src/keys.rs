@@ -2,14 +2,19 @@
 //! the gateway's home, only as SHA-256 hashes (a key is 32 random bytes, so
 //! a plain hash is as strong as a slow one; a stolen database gives no key).
 //!
-//! A key may carry a spend limit in µIOSD. What a request is charged is its
-//! share (by sequences) of its job's cost at the job's max price — an upper
-//! bound on what the providers are paid. A key whose spending has reached
-//! its limit is refused (429); the request that crosses the limit is still
-//! served, so a key can exceed its limit by at most one request.
+//! A key may carry a spend limit in µIOSD, which it never passes. What a
+//! request is charged is its share (by sequences) of its job's cost at the
+//! job's max price — an upper bound on what the providers are paid. Before
+//! it runs, a request holds the most it could be charged (its sequences'
+//! bound, see [`crate::Batcher::most_cost`]) against what the key has left,
+//! counting the holds of its requests in flight; one that does not fit is
+//! refused (429) at once. When it is answered it is charged what it cost
+//! and its hold is released; a request that fails is charged nothing.
+//! Holds live in the gateway's memory: they end with the requests.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
@@ -42,6 +47,42 @@ pub struct ApiKey {
 #[derive(Debug)]
 pub struct KeyStore {
     conn: Mutex<Connection>,
+    /// µIOSD held by each key's requests in flight.
+    holds: Mutex<HashMap<i64, u64>>,
+}
+
+/// What a request in flight holds of its key's spend limit; released when
+/// dropped, or charged by [`Held::settle`].
+#[derive(Debug)]
+pub struct Held {
+    store: Arc<KeyStore>,
+    key: i64,
+    amount: u64,
+}
+
+impl Held {
+    /// Charges the request's `cost` (at most what it held) and releases
+    /// the hold.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Keys`] if the store cannot be written (the hold is still
+    /// released).
+    pub fn settle(self, cost: u64) -> Result<(), Error> {
+        self.store.charge(self.key, cost.min(self.amount))
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut holds = self.store.holds();
+        if let Some(h) = holds.get_mut(&self.key) {
+            *h = h.saturating_sub(self.amount);
+            if *h == 0 {
+                holds.remove(&self.key);
+            }
+        }
+    }
 }
 
 fn hash_of(secret: &str) -> String {
@@ -86,6 +127,50 @@ impl KeyStore {
         )?;
         Ok(KeyStore {
             conn: Mutex::new(conn),
+            holds: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn holds(&self) -> std::sync::MutexGuard<'_, HashMap<i64, u64>> {
+        self.holds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Holds `amount` µIOSD of `key`'s spend limit for a request about to
+    /// run (nothing to hold without a limit).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SpendLimit`] when what the key has spent, what its requests
+    /// in flight hold and `amount` pass its limit; [`Error::Keys`].
+    pub fn hold(self: &Arc<Self>, key: &ApiKey, amount: u64) -> Result<Held, Error> {
+        let mut holds = self.holds();
+        if let Some(limit) = key.spend_limit {
+            let spent = self
+                .conn()
+                .query_row(
+                    "SELECT spent FROM api_keys WHERE id = ?1",
+                    params![key.id],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map(to_u64)?;
+            let held = holds.get(&key.id).copied().unwrap_or(0);
+            let left = limit.saturating_sub(spent).saturating_sub(held);
+            if amount > left {
+                return Err(Error::SpendLimit(format!(
+                    "this request may cost up to {amount} µIOSD and the API key {}… has {left} \
+                     of its {limit} µIOSD limit left ({spent} spent, {held} held by requests in \
+                     flight); send fewer inputs, or ask the operator to raise the limit",
+                    key.prefix
+                )));
+            }
+        }
+        *holds.entry(key.id).or_insert(0) += amount;
+        Ok(Held {
+            store: self.clone(),
+            key: key.id,
+            amount,
         })
     }
 
@@ -270,5 +355,28 @@ mod tests {
             Err(Error::SpendLimit(_))
         ));
         assert_eq!(store.list().expect("list")[0].spent, 104);
+    }
+
+    #[test]
+    fn requests_in_flight_hold_their_most_cost_and_the_limit_is_never_passed() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Arc::new(KeyStore::open(&dir.path().join("k.sqlite")).expect("open"));
+        let (_, key) = store.create("capped", Some(100)).expect("create");
+        let first = store.hold(&key, 60).expect("60 of 100");
+        // 40 left while the first is in flight.
+        assert!(matches!(store.hold(&key, 41), Err(Error::SpendLimit(_))));
+        let second = store.hold(&key, 40).expect("the last 40");
+        // The first cost 10 of its 60: 50 come back.
+        first.settle(10).expect("settle");
+        let third = store.hold(&key, 50).expect("50 back");
+        // A request that fails is charged nothing: its hold comes back.
+        drop(second);
+        drop(third);
+        assert_eq!(store.list().expect("list")[0].spent, 10);
+        assert!(store.hold(&key, 90).is_ok());
+        assert!(matches!(store.hold(&key, 91), Err(Error::SpendLimit(_))));
+        // Without a limit nothing is refused.
+        let (_, free) = store.create("free", None).expect("create");
+        assert!(store.hold(&free, u64::MAX).is_ok());
     }
 }

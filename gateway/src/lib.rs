@@ -44,7 +44,7 @@ mod server;
 
 pub use batching::{BatchConfig, Batcher};
 pub use error::Error;
-pub use keys::{ApiKey, KeyStore};
+pub use keys::{ApiKey, Held, KeyStore};
 pub use market::{Market, MarketConfig};
 pub use openai::ModelCard;
 pub use server::{Gateway, JOB_HEADER, MAX_BODY_BYTES, RECEIPT_HEADER, router};

@@ -210,6 +210,20 @@ impl Market {
         self.key.id().to_hex()
     }
 
+    /// The most one sequence's share of a job can cost, µIOSD, whatever
+    /// the job's size: a job of `N` sequences costs at most
+    /// `cost(p, J + N·S)` (its run cannot pass the spec's budgets; `J`, `S`
+    /// the per-job and per-sequence fuel and work), so `n` of them, their
+    /// share rounded up, at most `n · (cost(p, J + S) + 1) + 1`. The `+ 1`
+    /// per request is [`crate::Batcher::most_cost`]'s.
+    pub fn max_cost_per_sequence(&self) -> u64 {
+        let units = FUEL_PER_JOB
+            .saturating_add(WORK_PER_JOB)
+            .saturating_add(FUEL_PER_SEQUENCE)
+            .saturating_add(WORK_PER_SEQUENCE);
+        cost(self.cfg.max_price, units).map_or(u64::MAX, |c| c.saturating_add(1))
+    }
+
     /// The job's spec for `n` sequences.
     pub fn spec(n: usize) -> JobSpec {
         let n = n as u64;

@@ -159,9 +159,12 @@ async fn embeddings(State(g): State<Gateway>, req: Request) -> Result<Response, 
             code: "request_too_large",
         })?;
     let request = EmbeddingsRequest::parse(&body, &g.card)?;
+    let held = g
+        .keys
+        .hold(&key, g.batcher.most_cost(request.input.len()))?;
     let shares = g.embed_in_parts(&request.input).await?;
     let cost: u64 = shares.iter().map(|s| s.cost).fold(0, u64::saturating_add);
-    g.keys.charge(key.id, cost)?;
+    held.settle(cost)?;
     let mut out = Embedded {
         rows: Vec::with_capacity(request.input.len()),
         prompt_tokens: 0,

@@ -163,7 +163,9 @@ fn the_official_openai_client_gets_embeddings_equal_to_a_local_run_and_openai_er
     ]);
     assert!(out.contains("bit-identical"), "{out}");
 
-    // A key with a spend limit of 1 µIOSD: one request crosses it, the next is refused.
+    // A key with a spend limit of 1 µIOSD: a sentence may cost more, so it
+    // is refused before it runs; a key whose limit is exactly what one
+    // sentence may cost gets one answer, then 429; neither passes its limit.
     let created = common::ok(common::assay(
         &gw_home,
         &url,
@@ -178,7 +180,53 @@ fn the_official_openai_client_gets_embeddings_equal_to_a_local_run_and_openai_er
         ],
     ));
     let tiny = last_line(&created.stdout);
-    run_script(&["limit", &base, &tiny]);
+    let hold: u64 = run_script(&["upfront", &base, &tiny])
+        .lines()
+        .find_map(|l| l.strip_prefix("hold "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("the most a sentence may cost");
+    let exact_limit = format!("{}.{:06}", hold / 1_000_000, hold % 1_000_000);
+    let created = common::ok(common::assay(
+        &gw_home,
+        &url,
+        &[
+            "gateway",
+            "key",
+            "create",
+            "--name",
+            "exact",
+            "--spend-limit",
+            &exact_limit,
+        ],
+    ));
+    let exact = last_line(&created.stdout);
+    run_script(&["limit", &base, &exact]);
+    let listed = common::ok(common::assay(&gw_home, &url, &["gateway", "key", "list"]));
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    for line in listed
+        .lines()
+        .filter(|l| l.starts_with("exact") || l.starts_with("tiny"))
+    {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let after = |w: &str| {
+            words
+                .iter()
+                .position(|x| *x == w)
+                .and_then(|i| words.get(i + 1))
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("no {w} in {line:?}"))
+        };
+        assert!(after("spent") <= after("limit"), "{line}");
+        if line.starts_with("tiny") {
+            assert_eq!(
+                after("spent"),
+                0.0,
+                "a refused request costs nothing: {line}"
+            );
+        } else {
+            assert!(after("spent") > 0.0, "{line}");
+        }
+    }
 
     // The key is stored hashed: its secret is nowhere in the gateway's home.
     let db = std::fs::read(gw_home.join("gateway.sqlite")).expect("key store");

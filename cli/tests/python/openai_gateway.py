@@ -4,13 +4,16 @@
     openai_gateway.py check  BASE_URL KEY EXPECTED_DIR TEXTS_JSON
     openai_gateway.py slow   BASE_URL KEY COUNT TIMEOUT_S
     openai_gateway.py limit  BASE_URL KEY
+    openai_gateway.py upfront BASE_URL KEY
     openai_gateway.py who    BASE_URL KEY COUNT
 
 `check`: EXPECTED_DIR holds a local `assay run` of minilm-embed on
 TEXTS_JSON (`embeddings`, `tokens.json`); every embedding the gateway returns
 must equal it bit for bit, as floats and as base64, and the errors must be
-OpenAI's. `limit`: KEY has a tiny spend limit: its first request is served,
-the next refused with 429 `insufficient_quota`. `who`: COUNT requests from
+OpenAI's. `limit`: KEY's spend limit is what one sentence may cost at most:
+its first request is served, the next refused with 429 `insufficient_quota`.
+`upfront`: KEY's limit is below what one sentence may cost: the request is
+refused with 429 before it runs; prints the most it may cost (`hold N`). `who`: COUNT requests from
 concurrent callers; prints the providers that ran them (the `assay` field).
 `slow`: one request of COUNT long sentences (a provider is killed
 while it runs); it must succeed or fail with 503 within TIMEOUT_S.
@@ -19,6 +22,7 @@ Prints one line per check; exits non-zero on the first failure.
 
 import base64
 import json
+import re
 import struct
 import sys
 import time
@@ -131,9 +135,21 @@ def slow(base_url, key, count, timeout_s):
     assert took <= timeout_s + 5, f"took {took:.1f} s, timeout {timeout_s} s"
 
 
+def upfront(base_url, key):
+    client = openai.OpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=120)
+    try:
+        client.embeddings.create(model=MODEL, input="this may cost more than the key has")
+        raise AssertionError("a request that may pass the key's limit was served")
+    except openai.RateLimitError as e:
+        assert e.status_code == 429 and e.code == "insufficient_quota", (e.status_code, e.code)
+        match = re.search(r"may cost up to (\d+) µIOSD", e.message)
+        assert match, e.message
+        print("hold", match.group(1))
+
+
 def limit(base_url, key):
     client = openai.OpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=120)
-    client.embeddings.create(model=MODEL, input="the request that crosses the limit is served")
+    client.embeddings.create(model=MODEL, input="the one request the limit covers is served")
     try:
         client.embeddings.create(model=MODEL, input="this one is refused")
         raise AssertionError("a key past its spend limit was served")
@@ -165,6 +181,8 @@ if __name__ == "__main__":
         check(*args)
     elif mode == "limit":
         limit(*args)
+    elif mode == "upfront":
+        upfront(*args)
     elif mode == "who":
         who(args[0], args[1], int(args[2]))
     elif mode == "slow":

@@ -30,6 +30,10 @@ impl Embedder for Rows {
             cost: 5,
         })
     }
+
+    fn max_cost_per_sequence(&self) -> u64 {
+        5
+    }
 }
 
 struct Setup {
@@ -198,7 +202,16 @@ async fn bad_bodies_are_400_and_a_spent_key_is_429() {
     let resp = s.app.clone().oneshot(req).await.expect("response");
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
 
-    let (capped, record) = s.keys.create("capped", Some(5)).expect("key");
+    // A request may cost up to 5 per sequence + 1 (the stand-in's bound):
+    // two sequences cannot fit a limit of 6, and are refused before they
+    // run, charging nothing.
+    let (capped, record) = s.keys.create("capped", Some(6)).expect("key");
+    let two = json!({"model": "all-MiniLM-L6-v2", "input": ["x", "y"]});
+    let (status, _, body) = call(&s.app, "POST", "/v1/embeddings", Some(&capped), Some(two)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error"]["code"], "insufficient_quota");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("may cost up to 11"), "{message}");
     let req = json!({"model": "all-MiniLM-L6-v2", "input": "x"});
     let (status, _, _) = call(
         &s.app,
@@ -216,8 +229,11 @@ async fn bad_bodies_are_400_and_a_spent_key_is_429() {
             .iter()
             .find(|k| k.id == record.id)
             .map(|k| k.spent),
-        Some(5)
+        Some(5),
+        "charged what it cost, not what it held"
     );
+    // 1 left: the next may cost 6 and is refused, so the key never passes
+    // its limit.
     let (status, _, body) = call(&s.app, "POST", "/v1/embeddings", Some(&capped), Some(req)).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(body["error"]["code"], "insufficient_quota");
