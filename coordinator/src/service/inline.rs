@@ -24,7 +24,8 @@ pub(super) const MAX_LEASE_INPUT_BYTES: u64 = 16 * 1024;
 ///
 /// # Errors
 ///
-/// `invalid_argument` over [`MAX_TOTAL_BYTES`]; the store's errors.
+/// `invalid_argument` over [`MAX_TOTAL_BYTES`], `resource_exhausted` for
+/// a blob over the upload limit; the store's errors.
 pub(super) async fn store(
     blobs: &Arc<BlobStore>,
     field: &str,
@@ -37,6 +38,14 @@ pub(super) async fn store(
     if total > MAX_TOTAL_BYTES {
         return Err(Status::invalid_argument(format!(
             "{field} carries {total} bytes; at most {MAX_TOTAL_BYTES} may come inline: upload larger blobs first"
+        )));
+    }
+    // What a stranger sends inline obeys the upload limit too.
+    if let Some(big) = carried.iter().find(|b| b.len() as u64 > blobs.max_bytes()) {
+        return Err(Status::resource_exhausted(format!(
+            "a blob in {field} is {} bytes, over this coordinator's limit of {} bytes (--max-blob-bytes)",
+            big.len(),
+            blobs.max_bytes()
         )));
     }
     let blobs = blobs.clone();
@@ -75,4 +84,65 @@ pub(super) async fn read(
         Ok(out)
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store_of(max_bytes: u64) -> (tempfile::TempDir, Arc<BlobStore>) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let blobs = BlobStore::open(dir.path(), max_bytes).expect("blob store");
+        (dir, Arc::new(blobs))
+    }
+
+    #[tokio::test]
+    async fn carried_blobs_are_stored_by_hash_within_both_limits() {
+        let (_dir, blobs) = store_of(4096);
+        store(&blobs, "inline_blobs", vec![b"small".to_vec()])
+            .await
+            .expect("stored");
+        assert_eq!(blobs.size(&Hash32::of(b"small")), Some(5));
+        // Over the coordinator's upload limit, as an upload would be.
+        let e = store(&blobs, "inline_blobs", vec![vec![1; 5000]])
+            .await
+            .expect_err("over --max-blob-bytes");
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e}");
+        // Over what one message may carry.
+        let (_dir, roomy) = store_of(1 << 20);
+        let e = store(&roomy, "inline_outputs", vec![vec![2; 40 << 10]; 2])
+            .await
+            .expect_err("over 64 KiB");
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
+        assert!(e.message().contains("upload larger blobs first"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_message_carries_small_stored_blobs_once_within_its_budget() {
+        let (_dir, blobs) = store_of(1 << 20);
+        let refs: Vec<BlobRef> = [vec![1u8; 100], vec![2; 3000], vec![3; 200]]
+            .iter()
+            .map(|b| {
+                blobs.put(b).expect("put");
+                BlobRef {
+                    name: format!("b{}", b[0]),
+                    hash: Hash32::of(b),
+                    size: b.len() as u64,
+                }
+            })
+            .collect();
+        let mut asked = refs.clone();
+        asked.push(refs[0].clone()); // twice: carried once
+        asked.push(BlobRef {
+            name: "missing".into(),
+            hash: Hash32::of(b"never stored"),
+            size: 3,
+        });
+        // Each at most 1000 bytes, 250 in all: the 100-byte one only.
+        let carried = read(&blobs, asked.clone(), 1000, 250).await.expect("read");
+        assert_eq!(carried, vec![vec![1u8; 100]]);
+        // Room for all: the 3000-byte one is over max_each.
+        let carried = read(&blobs, asked, 1000, 1 << 20).await.expect("read");
+        assert_eq!(carried, vec![vec![1u8; 100], vec![3; 200]]);
+    }
 }
