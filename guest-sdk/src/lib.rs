@@ -110,12 +110,14 @@ pub mod bindings {
 }
 
 pub mod error;
+pub mod gguf;
 pub mod io;
 pub mod safetensors;
 pub mod shape;
 pub mod tensor;
 
 pub use error::{Context, Error};
+pub use gguf::{GgmlType, Gguf, GgufTensor};
 pub use io::{
     Input, Shard, input_size, inputs, log, param, param_opt, param_or, param_str, read_input,
     read_input_range, read_input_to_string, shard, write_output, write_tensor_output,
