@@ -20,10 +20,13 @@
 //! | --- | --- | --- |
 //! | `F32` | 1, 4 | f32 |
 //! | `F16`, `BF16` | 1, 2 | f32 (widened exactly) |
-//! | `Q4_0` | 32, 18: f16 scale `d`, 32 4-bit values | raw blocks only ([`Gguf::read_bytes`]) for now |
-//! | `Q4_1` | 32, 20: f16 `d`, f16 minimum `m`, 32 4-bit values | raw blocks only for now |
-//! | `Q8_0` | 32, 34: f16 `d`, 32 i8 values | raw blocks only for now |
+//! | `Q4_0` | 32, 18: f16 scale `d`, 32 4-bit values | f32 `d·(q − 8)` |
+//! | `Q4_1` | 32, 20: f16 `d`, f16 minimum `m`, 32 4-bit values | f32 `d·q + m` |
+//! | `Q8_0` | 32, 34: f16 `d`, 32 i8 values | f32 `d·q` |
 //! | any other | — | [`Error::Unsupported`] (its size is unknown here) |
+//!
+//! The host decodes the blocks exactly as its SEMANTICS.md defines, the same
+//! bits on every backend; [`Gguf::read_bytes`] gives the blocks as stored.
 //!
 //! # Example
 //! ```no_run
@@ -201,7 +204,10 @@ impl GgmlType {
             GgmlType::F32 => Some(Encoding::F32),
             GgmlType::F16 => Some(Encoding::F16),
             GgmlType::BF16 => Some(Encoding::Bf16),
-            _ => None,
+            GgmlType::Q4_0 => Some(Encoding::Q40),
+            GgmlType::Q4_1 => Some(Encoding::Q41),
+            GgmlType::Q8_0 => Some(Encoding::Q80),
+            GgmlType::Other(_) => None,
         }
     }
 }
@@ -669,8 +675,8 @@ impl Gguf {
     }
 
     /// Makes an f32 device tensor from tensor `name`, straight from the
-    /// input's bytes (F32, F16, BF16; see the table in the
-    /// [module docs](self)).
+    /// input's bytes (F32, F16, BF16, Q4_0, Q4_1, Q8_0 decoded by the host;
+    /// see the table in the [module docs](self)).
     ///
     /// # Errors
     /// [`Error::NotFound`] if there is no such tensor; [`Error::Unsupported`]
@@ -681,8 +687,8 @@ impl Gguf {
         let t = self.info(name)?;
         let Some(encoding) = t.ggml_type.encoding() else {
             return Err(Error::Unsupported(format!(
-                "tensor `{name}` of GGUF input `{}` is {}; the host loads F32, F16 and BF16 \
-                 (read the blocks with `read_bytes`)",
+                "tensor `{name}` of GGUF input `{}` is {}; the host loads F32, F16, BF16, Q4_0, \
+                 Q4_1 and Q8_0 (read other blocks with `read_bytes`)",
                 self.input, t.ggml_type
             )));
         };

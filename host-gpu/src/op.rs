@@ -36,7 +36,9 @@ pub enum ReduceOp {
     Min,
 }
 
-/// How raw little-endian bytes encode elements (for tensors made from input bytes).
+/// How raw little-endian bytes encode elements (for tensors made from input
+/// bytes). The quantised ones are GGML's blocks of 32 values, decoded
+/// exactly as SEMANTICS.md defines ("Input decoding").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SourceEncoding {
     F32,
@@ -44,23 +46,55 @@ pub enum SourceEncoding {
     Bf16,
     I32,
     I64,
+    /// Blocks of 32: f16 scale `d`, 16 bytes of 4-bit `q`; `d·(q − 8)`.
+    Q4_0,
+    /// Blocks of 32: f16 `d`, f16 `m`, 16 bytes of 4-bit `q`; `d·q + m`.
+    Q4_1,
+    /// Blocks of 32: f16 `d`, 32 i8 `q`; `d·q`.
+    Q8_0,
 }
 
 impl SourceEncoding {
-    /// Bytes per encoded element.
-    pub fn size(self) -> usize {
+    /// (elements per block, bytes per block): one element for the plain
+    /// encodings.
+    pub fn block(self) -> (usize, usize) {
         match self {
-            SourceEncoding::F16 | SourceEncoding::Bf16 => 2,
-            SourceEncoding::F32 | SourceEncoding::I32 => 4,
-            SourceEncoding::I64 => 8,
+            SourceEncoding::F16 | SourceEncoding::Bf16 => (1, 2),
+            SourceEncoding::F32 | SourceEncoding::I32 => (1, 4),
+            SourceEncoding::I64 => (1, 8),
+            SourceEncoding::Q4_0 => (32, 18),
+            SourceEncoding::Q4_1 => (32, 20),
+            SourceEncoding::Q8_0 => (32, 34),
         }
+    }
+
+    /// Whether this is a block encoding (rows must be whole blocks).
+    pub fn is_blocked(self) -> bool {
+        self.block().0 > 1
+    }
+
+    /// Bytes that encode `n` elements, or `None` if `n` is not a whole
+    /// number of blocks (or the count overflows).
+    pub fn encoded_len(self, n: usize) -> Option<usize> {
+        let (values, bytes) = self.block();
+        n.is_multiple_of(values)
+            .then(|| (n / values).checked_mul(bytes))
+            .flatten()
+    }
+
+    /// Elements that `len` bytes encode, or `None` if they are not whole blocks.
+    pub fn elements_in(self, len: usize) -> Option<usize> {
+        let (values, bytes) = self.block();
+        len.is_multiple_of(bytes)
+            .then(|| (len / bytes).checked_mul(values))
+            .flatten()
     }
 
     /// The dtype a tensor decoded from this encoding has (floats → f32, integers → i32).
     pub fn dtype(self) -> DType {
         match self {
-            SourceEncoding::F32 | SourceEncoding::F16 | SourceEncoding::Bf16 => DType::F32,
             SourceEncoding::I32 | SourceEncoding::I64 => DType::I32,
+            _ => DType::F32,
         }
     }
 }

@@ -72,12 +72,15 @@ pub(crate) const REDUCE: [(hg::ReduceOp, &str); 4] = [
 ];
 
 /// WIT names of the `encoding` cases (`job-io`).
-pub(crate) const ENCODING: [(hg::SourceEncoding, &str); 5] = [
+pub(crate) const ENCODING: [(hg::SourceEncoding, &str); 8] = [
     (hg::SourceEncoding::F32, "f32"),
     (hg::SourceEncoding::F16, "f16"),
     (hg::SourceEncoding::Bf16, "bf16"),
     (hg::SourceEncoding::I32, "i32"),
     (hg::SourceEncoding::I64, "i64"),
+    (hg::SourceEncoding::Q4_0, "q40"),
+    (hg::SourceEncoding::Q4_1, "q41"),
+    (hg::SourceEncoding::Q8_0, "q80"),
 ];
 
 /// WIT names of the `dtype` cases.

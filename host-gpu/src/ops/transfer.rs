@@ -107,11 +107,22 @@ impl Session {
         let what = "from_encoded";
         let dtype = encoding.dtype();
         let (numel, out_bytes) = self.checked_size(what, shape, dtype)?;
-        let expected = (numel as u128) * encoding.size() as u128;
-        if bytes.len() as u128 != expected {
+        let (block_values, block_bytes) = encoding.block();
+        if encoding.is_blocked() && shape.last().is_none_or(|d| d % block_values != 0) {
             return Err(Error::ShapeMismatch(format!(
-                "{what}: shape {shape:?} as {encoding:?} needs {expected} bytes ({numel} elements of {} bytes) but the range holds {}",
-                encoding.size(),
+                "{what}: shape {shape:?} as {encoding:?}: rows must be whole blocks of {block_values} values \
+                 (the last dimension a multiple of {block_values})"
+            )));
+        }
+        let Some(expected) = encoding.encoded_len(numel) else {
+            return Err(Error::ShapeMismatch(format!(
+                "{what}: shape {shape:?} is not whole {encoding:?} blocks"
+            )));
+        };
+        if bytes.len() != expected {
+            return Err(Error::ShapeMismatch(format!(
+                "{what}: shape {shape:?} as {encoding:?} needs {expected} bytes ({numel} elements, \
+                 {block_bytes} bytes per {block_values}) but the range holds {}",
                 bytes.len()
             )));
         }

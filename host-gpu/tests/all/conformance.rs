@@ -588,6 +588,21 @@ fn cases() -> Vec<Case> {
             .collect();
         s.from_encoded(&[99], SourceEncoding::I64, &bytes)
     }));
+    for (name, enc) in [
+        ("q4_0", SourceEncoding::Q4_0),
+        ("q4_1", SourceEncoding::Q4_1),
+        ("q8_0", SourceEncoding::Q8_0),
+    ] {
+        // Random blocks: scales of every kind (subnormal, infinite, NaN) among them.
+        v.push(case(
+            format!("from_encoded/{name}_random"),
+            move |s, rng| {
+                let len = enc.encoded_len(4 * 96).expect("whole blocks");
+                let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+                s.from_encoded(&[4, 96], enc, &bytes)
+            },
+        ));
+    }
     v.push(case("fill/nan_is_canonical", |s, _| {
         s.fill(&[3, 3], f32::from_bits(0xffc0_1234))
     }));

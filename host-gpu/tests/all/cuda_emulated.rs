@@ -232,10 +232,15 @@ fn every_op_matches_the_cpu_bit_for_bit() {
         SourceEncoding::Bf16,
         SourceEncoding::I32,
         SourceEncoding::I64,
+        SourceEncoding::Q4_0,
+        SourceEncoding::Q4_1,
+        SourceEncoding::Q8_0,
     ] {
         same(&gpu, &format!("from_encoded {enc:?}"), &|s, rng| {
-            let n = 301;
-            let bytes: Vec<u8> = (0..n * enc.size())
+            // Whole blocks for the block encodings: 10 rows of 32.
+            let n = if enc.is_blocked() { 320 } else { 301 };
+            let len = enc.encoded_len(n).expect("whole blocks");
+            let bytes: Vec<u8> = (0..len)
                 .map(|i| {
                     if enc == SourceEncoding::I64 && i % 8 >= 4 {
                         // the high half of an in-range i64 (sign extension)

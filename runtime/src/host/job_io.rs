@@ -99,17 +99,17 @@ pub(crate) fn input_range<'a>(
 ) -> R<&'a [u8]> {
     let count = shape
         .iter()
-        .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
-        .and_then(|n| n.checked_mul(encoding.size() as u64))
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .and_then(|n| encoding.encoded_len(n))
         .ok_or_else(|| {
             refuse(
                 call,
                 RefusalCase::InvalidArgument,
-                format!("shape {shape:?} is too large"),
+                format!("shape {shape:?} is too large, or not whole {encoding:?} blocks"),
             )
         })?;
     let bytes = input(call, inputs, name)?;
-    range(call, bytes, name, offset, count)
+    range(call, bytes, name, offset, count as u64)
 }
 
 /// Bytes `offset..offset + len` of input `name`, or a `not-found` refusal.
@@ -190,6 +190,9 @@ impl job_io::Host for GpuCtxView<'_> {
             W::Bf16 => hg::SourceEncoding::Bf16,
             W::I32 => hg::SourceEncoding::I32,
             W::I64 => hg::SourceEncoding::I64,
+            W::Q40 => hg::SourceEncoding::Q4_0,
+            W::Q41 => hg::SourceEncoding::Q4_1,
+            W::Q80 => hg::SourceEncoding::Q8_0,
         };
         let attrs = if self.ctx.trace.is_on() {
             vec![

@@ -1,5 +1,6 @@
-//! Input decoding on the device: encoded bytes (f32, f16, bf16, i32, i64)
-//! uploaded as they are and decoded by `assay_decode`. The CPU reference is
+//! Input decoding on the device: encoded bytes (f32, f16, bf16, i32, i64,
+//! GGML's Q4_0, Q4_1 and Q8_0 blocks) uploaded as they are and decoded by
+//! `assay_decode`. The CPU reference is
 //! `cpu/encode.rs`.
 
 use super::gpu::Param;
@@ -16,15 +17,16 @@ impl CudaBackend {
         encoding: SourceEncoding,
         dtype: DType,
     ) -> Result<CudaBuffer, Error> {
-        let size = encoding.size();
-        if !bytes.len().is_multiple_of(size) || encoding.dtype() != dtype {
-            return Err(Error::Device(format!(
-                "cuda: {} bytes of {encoding:?} cannot become {} elements",
-                bytes.len(),
-                dtype.name()
-            )));
-        }
-        let n = bytes.len() / size;
+        let n = match encoding.elements_in(bytes.len()) {
+            Some(n) if encoding.dtype() == dtype => n,
+            _ => {
+                return Err(Error::Device(format!(
+                    "cuda: {} bytes of {encoding:?} cannot become {} elements",
+                    bytes.len(),
+                    dtype.name()
+                )));
+            }
+        };
         if encoding == SourceEncoding::I64 {
             for (at, c) in bytes.chunks_exact(8).enumerate() {
                 let mut b = [0u8; 8];
@@ -43,6 +45,9 @@ impl CudaBackend {
             SourceEncoding::Bf16 => 2,
             SourceEncoding::I32 => 3,
             SourceEncoding::I64 => 4,
+            SourceEncoding::Q4_0 => 5,
+            SourceEncoding::Q4_1 => 6,
+            SourceEncoding::Q8_0 => 7,
         };
         // The encoded bytes go to the device as they are (half the traffic
         // for f16/bf16) and are decoded there.

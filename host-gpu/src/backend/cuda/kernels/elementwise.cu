@@ -52,8 +52,29 @@ extern "C" __global__ void assay_decode(const u8 *src, u32 *out, u64 n, int enc)
             bits = __float_as_uint(assay_canon(__uint_as_float(h << 16)));
         } else if (enc == 3) {
             bits = assay_le32(src + 4 * i);
-        } else {
+        } else if (enc == 4) {
             bits = assay_le32(src + 8 * i); /* the low half of an in-range i64 */
+        } else {
+            /* GGML blocks of 32 (SEMANTICS.md, "Input decoding"); byte j of a
+             * 4-bit block holds value j (low nibble) and j + 16 (high). */
+            u64 j = i % 32;
+            u64 bytes = enc == 5 ? 18 : (enc == 6 ? 20 : 34);
+            const u8 *b = src + (i / 32) * bytes;
+            float d = assay_f16_to_f32((u32)b[0] | ((u32)b[1] << 8));
+            float v;
+            if (enc == 7) {
+                v = d * (float)(signed char)b[2 + j];
+            } else {
+                const u8 *qs = b + (enc == 5 ? 2 : 4);
+                int q = j < 16 ? (qs[j] & 0x0f) : (qs[j - 16] >> 4);
+                if (enc == 5) {
+                    v = d * (float)(q - 8);
+                } else {
+                    float m = assay_f16_to_f32((u32)b[2] | ((u32)b[3] << 8));
+                    v = d * (float)q + m; /* --fmad=false: a product, then a sum */
+                }
+            }
+            bits = __float_as_uint(assay_canon(v));
         }
         out[i] = bits;
     }
