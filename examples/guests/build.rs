@@ -22,6 +22,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("minilm-embed", "minilm_embed.wasm", "MINILM_EMBED"),
     ("mlp", "mlp.wasm", "MLP"),
     ("challenge", "challenge.wasm", "CHALLENGE"),
+    ("gguf-inspect", "gguf_inspect.wasm", "GGUF_INSPECT"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

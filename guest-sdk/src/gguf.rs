@@ -46,7 +46,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::io;
-use crate::{Encoding, Error, Result, Tensor};
+use crate::{BlockFormat, Encoding, Error, Result, Tensor};
 
 /// The first four bytes of every GGUF file.
 pub const MAGIC: [u8; 4] = *b"GGUF";
@@ -198,16 +198,23 @@ impl GgmlType {
         })
     }
 
-    /// How the host reads this type into an f32 tensor, if it can.
+    /// How the host reads this type into an f32 tensor, for the plain ones.
     pub fn encoding(&self) -> Option<Encoding> {
         match self {
             GgmlType::F32 => Some(Encoding::F32),
             GgmlType::F16 => Some(Encoding::F16),
             GgmlType::BF16 => Some(Encoding::Bf16),
-            GgmlType::Q4_0 => Some(Encoding::Q40),
-            GgmlType::Q4_1 => Some(Encoding::Q41),
-            GgmlType::Q8_0 => Some(Encoding::Q80),
-            GgmlType::Other(_) => None,
+            _ => None,
+        }
+    }
+
+    /// The host's block format of this type, for the quantised ones.
+    pub fn block_format(&self) -> Option<BlockFormat> {
+        match self {
+            GgmlType::Q4_0 => Some(BlockFormat::Q40),
+            GgmlType::Q4_1 => Some(BlockFormat::Q41),
+            GgmlType::Q8_0 => Some(BlockFormat::Q80),
+            _ => None,
         }
     }
 }
@@ -685,12 +692,12 @@ impl Gguf {
     /// memory quota.
     pub fn load(&self, name: &str) -> Result<Tensor> {
         let t = self.info(name)?;
-        let Some(encoding) = t.ggml_type.encoding() else {
-            return Err(Error::Unsupported(format!(
+        let unsupported = || {
+            Error::Unsupported(format!(
                 "tensor `{name}` of GGUF input `{}` is {}; the host loads F32, F16, BF16, Q4_0, \
                  Q4_1 and Q8_0 (read other blocks with `read_bytes`)",
                 self.input, t.ggml_type
-            )));
+            ))
         };
         let shape: Vec<u32> = t
             .shape
@@ -703,8 +710,15 @@ impl Gguf {
                     t.shape
                 ))
             })?;
-        Tensor::from_input(&self.input, t.offset_in_input, encoding, &shape)
-            .map_err(|e| e.context(format_args!("loading tensor `{name}` of `{}`", self.input)))
+        let at = t.offset_in_input;
+        let loaded = if let Some(encoding) = t.ggml_type.encoding() {
+            Tensor::from_input(&self.input, at, encoding, &shape)
+        } else if let Some(format) = t.ggml_type.block_format() {
+            Tensor::from_blocks(&self.input, at, format, &shape)
+        } else {
+            return Err(unsupported());
+        };
+        loaded.map_err(|e| e.context(format_args!("loading tensor `{name}` of `{}`", self.input)))
     }
 }
 

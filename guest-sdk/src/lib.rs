@@ -124,7 +124,7 @@ pub use io::{
 };
 pub use safetensors::{SafeTensors, TensorInfo};
 pub use shape::{Dim, Dims};
-pub use tensor::{BinaryOp, Dtype, Encoding, ReduceOp, Tensor, UnaryOp};
+pub use tensor::{BinaryOp, BlockFormat, Dtype, Encoding, ReduceOp, Tensor, UnaryOp};
 
 /// `Result<T, assay_guest::Error>`.
 pub type Result<T, E = Error> = core::result::Result<T, E>;

@@ -55,7 +55,7 @@ use crate::bindings::assay::gpu::tensor as wit;
 use crate::shape::{self, Dims};
 use crate::{Error, Result};
 
-pub use crate::bindings::assay::gpu::job_io::Encoding;
+pub use crate::bindings::assay::gpu::job_io::{BlockFormat, Encoding};
 pub use crate::bindings::assay::gpu::tensor::{BinaryOp, Dtype, ReduceOp, UnaryOp};
 
 /// The raw WIT resource behind a [`Tensor`], for code that calls the
@@ -200,6 +200,27 @@ impl Tensor {
     ) -> Result<Tensor> {
         let shape = shape::to_u32s("tensor-from-input shape", shape)?;
         Self::wrap(job_io::tensor_from_input(name, offset, encoding, &shape))
+    }
+
+    /// Makes an f32 tensor of `shape` from GGML blocks (Q4_0, Q4_1, Q8_0:
+    /// 32 values a block) at byte `offset` of input `name`, decoded by the
+    /// host exactly as its SEMANTICS.md defines; the last dimension must be
+    /// a multiple of 32. [`crate::Gguf::load`] calls it for quantised
+    /// tensors.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the input does not exist or the range lies
+    /// outside it; [`Error::InvalidArgument`] or [`Error::ShapeMismatch`]
+    /// for rows that are not whole blocks; [`Error::QuotaExceeded`] past
+    /// the quota.
+    pub fn from_blocks<S: Dims + ?Sized>(
+        name: &str,
+        offset: u64,
+        format: BlockFormat,
+        shape: &S,
+    ) -> Result<Tensor> {
+        let shape = shape::to_u32s("tensor-from-blocks shape", shape)?;
+        Self::wrap(job_io::tensor_from_blocks(name, offset, format, &shape))
     }
 
     // ----- read back ----------------------------------------------------------

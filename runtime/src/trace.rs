@@ -71,7 +71,7 @@ pub(crate) const REDUCE: [(hg::ReduceOp, &str); 4] = [
     (hg::ReduceOp::Min, "min"),
 ];
 
-/// WIT names of the `encoding` cases (`job-io`).
+/// WIT names of the `encoding` and `block-format` cases (`job-io`).
 pub(crate) const ENCODING: [(hg::SourceEncoding, &str); 8] = [
     (hg::SourceEncoding::F32, "f32"),
     (hg::SourceEncoding::F16, "f16"),

@@ -10,6 +10,7 @@ mod clusters;
 mod common;
 mod economy;
 mod gateway;
+mod gguf;
 mod minilm;
 mod network;
 mod python;

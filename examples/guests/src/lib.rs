@@ -24,6 +24,7 @@
 //! | [`Guest::WasiCommand`] | `wasi:cli/command` | a plain `fn main`: the wrong world, which the host must refuse |
 //! | [`Guest::MinilmEmbed`] | `assay:gpu/job` | all-MiniLM-L6-v2 sentence embeddings (see `examples/minilm-embed/src/lib.rs`) |
 //! | [`Guest::Mlp`] | `assay:gpu/job` | a 2-layer MLP; weights from safetensors input `model` (see [`safetensors`]), rows from input `x`; outputs `probs`, `classes.txt`; shards split the rows |
+//! | [`Guest::GgufInspect`] | `assay:gpu/job` | GGUF input `model`: output `header.json` (metadata, tensor table) and `<name>.f32` for each tensor in param `tensors` (see `examples/gguf-inspect/src/lib.rs`) |
 //! | [`Guest::Challenge`] | `assay:gpu/job` | proof of hardware: params `seed`, `n`, `rounds`; ≈ `rounds · 2n³` FLOPs of seeded matmul on the device; output `digest` (see `examples/challenge/src/lib.rs`, sizes in `assay_protocol::challenge`) |
 
 #![forbid(unsafe_code)]
@@ -49,6 +50,8 @@ pub enum Guest {
     Mlp,
     /// `examples/challenge`: the proof-of-hardware job (params `seed`, `n`, `rounds`).
     Challenge,
+    /// `examples/gguf-inspect`: a GGUF file's header, and tensors as the device holds them.
+    GgufInspect,
 }
 
 /// `matmul.wasm`, embedded (only this guest's bytes are linked into a binary that uses it).
@@ -67,10 +70,12 @@ pub static MINILM_EMBED_WASM: &[u8] = include_bytes!(env!("ASSAY_GUEST_MINILM_EM
 pub static MLP_WASM: &[u8] = include_bytes!(env!("ASSAY_GUEST_MLP"));
 /// `challenge.wasm`, embedded (what the coordinator sends as the proof-of-hardware job).
 pub static CHALLENGE_WASM: &[u8] = include_bytes!(env!("ASSAY_GUEST_CHALLENGE"));
+/// `gguf_inspect.wasm`, embedded.
+pub static GGUF_INSPECT_WASM: &[u8] = include_bytes!(env!("ASSAY_GUEST_GGUF_INSPECT"));
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 8] = [
+    pub const ALL: [Guest; 9] = [
         Guest::Hello,
         Guest::Matmul,
         Guest::Hostile,
@@ -79,9 +84,10 @@ impl Guest {
         Guest::Mlp,
         Guest::MinilmEmbed,
         Guest::Challenge,
+        Guest::GgufInspect,
     ];
 
-    /// The guest's package name (`hello`, `matmul`, `hostile`, `microbench`, `wasi-command`, `mlp`, `minilm-embed`, `challenge`).
+    /// The guest's package name (`hello`, `matmul`, `hostile`, `microbench`, `wasi-command`, `mlp`, `minilm-embed`, `challenge`, `gguf-inspect`).
     pub fn name(self) -> &'static str {
         match self {
             Guest::Hello => "hello",
@@ -92,6 +98,7 @@ impl Guest {
             Guest::MinilmEmbed => "minilm-embed",
             Guest::Mlp => "mlp",
             Guest::Challenge => "challenge",
+            Guest::GgufInspect => "gguf-inspect",
         }
     }
 
@@ -116,6 +123,7 @@ impl Guest {
             Guest::MinilmEmbed => env!("ASSAY_GUEST_MINILM_EMBED"),
             Guest::Mlp => env!("ASSAY_GUEST_MLP"),
             Guest::Challenge => env!("ASSAY_GUEST_CHALLENGE"),
+            Guest::GgufInspect => env!("ASSAY_GUEST_GGUF_INSPECT"),
         })
     }
 
@@ -131,6 +139,7 @@ impl Guest {
             Guest::MinilmEmbed => MINILM_EMBED_WASM,
             Guest::Mlp => MLP_WASM,
             Guest::Challenge => CHALLENGE_WASM,
+            Guest::GgufInspect => GGUF_INSPECT_WASM,
         }
     }
 }

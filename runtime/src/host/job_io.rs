@@ -182,7 +182,6 @@ impl job_io::Host for GpuCtxView<'_> {
         encoding: job_io::Encoding,
         shape: Vec<u32>,
     ) -> R<Resource<Tensor>> {
-        const CALL: &str = "job-io.tensor-from-input";
         use job_io::Encoding as W;
         let encoding = match encoding {
             W::F32 => hg::SourceEncoding::F32,
@@ -190,46 +189,24 @@ impl job_io::Host for GpuCtxView<'_> {
             W::Bf16 => hg::SourceEncoding::Bf16,
             W::I32 => hg::SourceEncoding::I32,
             W::I64 => hg::SourceEncoding::I64,
-            W::Q40 => hg::SourceEncoding::Q4_0,
-            W::Q41 => hg::SourceEncoding::Q4_1,
-            W::Q80 => hg::SourceEncoding::Q8_0,
         };
-        let attrs = if self.ctx.trace.is_on() {
-            vec![
-                Attr::Str(name.clone()),
-                Attr::U64(offset),
-                case(&ENCODING, encoding),
-                dims_attr(&shape),
-            ]
-        } else {
-            Vec::new()
+        self.tensor_of_input_range(name, offset, encoding, shape)
+    }
+
+    fn tensor_from_blocks(
+        &mut self,
+        name: String,
+        offset: u64,
+        format: job_io::BlockFormat,
+        shape: Vec<u32>,
+    ) -> R<Resource<Tensor>> {
+        use job_io::BlockFormat as B;
+        let encoding = match format {
+            B::Q40 => hg::SourceEncoding::Q4_0,
+            B::Q41 => hg::SourceEncoding::Q4_1,
+            B::Q80 => hg::SourceEncoding::Q8_0,
         };
-        let shape = dims(&shape);
-        let inputs = self.ctx.inputs.clone();
-        let range = match input_range(CALL, &inputs, &name, offset, encoding, &shape) {
-            Ok(range) => range,
-            Err(e) => {
-                self.ctx.trace.refused(CALL, Vec::new(), attrs, &e);
-                self.stop_if_due(CALL)?;
-                return Err(e);
-            }
-        };
-        let (r, content) = match self.ctx.input_hashes.get(&name) {
-            Some(input) if range.len() >= RESIDENT_MIN_BYTES => {
-                let key = resident_key(input, offset, range.len());
-                let content = Content::Range(range_content_key(&key, encoding));
-                let r = self
-                    .ctx
-                    .session
-                    .from_encoded_resident(&shape, encoding, range, key);
-                (r, content)
-            }
-            _ => (
-                self.ctx.session.from_encoded(&shape, encoding, range),
-                Content::Hash,
-            ),
-        };
-        self.hand_out(CALL, Vec::new(), attrs, content, r)
+        self.tensor_of_input_range(name, offset, encoding, shape)
     }
 
     fn write_output(&mut self, name: String, data: Vec<u8>) -> R<()> {
@@ -286,5 +263,57 @@ impl job_io::Host for GpuCtxView<'_> {
             self.ctx.log.push('\n');
         }
         Ok(())
+    }
+}
+
+impl GpuCtxView<'_> {
+    /// A tensor from a byte range of an input: `tensor-from-input`, and
+    /// `tensor-from-blocks` for GGML's block formats. Both are traced as
+    /// the one step `job-io.tensor-from-input`, the encoding among its
+    /// attributes, so a verifier recomputes either the same way.
+    fn tensor_of_input_range(
+        &mut self,
+        name: String,
+        offset: u64,
+        encoding: hg::SourceEncoding,
+        shape: Vec<u32>,
+    ) -> R<Resource<Tensor>> {
+        const CALL: &str = "job-io.tensor-from-input";
+        let attrs = if self.ctx.trace.is_on() {
+            vec![
+                Attr::Str(name.clone()),
+                Attr::U64(offset),
+                case(&ENCODING, encoding),
+                dims_attr(&shape),
+            ]
+        } else {
+            Vec::new()
+        };
+        let shape = dims(&shape);
+        let inputs = self.ctx.inputs.clone();
+        let range = match input_range(CALL, &inputs, &name, offset, encoding, &shape) {
+            Ok(range) => range,
+            Err(e) => {
+                self.ctx.trace.refused(CALL, Vec::new(), attrs, &e);
+                self.stop_if_due(CALL)?;
+                return Err(e);
+            }
+        };
+        let (r, content) = match self.ctx.input_hashes.get(&name) {
+            Some(input) if range.len() >= RESIDENT_MIN_BYTES => {
+                let key = resident_key(input, offset, range.len());
+                let content = Content::Range(range_content_key(&key, encoding));
+                let r = self
+                    .ctx
+                    .session
+                    .from_encoded_resident(&shape, encoding, range, key);
+                (r, content)
+            }
+            _ => (
+                self.ctx.session.from_encoded(&shape, encoding, range),
+                Content::Hash,
+            ),
+        };
+        self.hand_out(CALL, Vec::new(), attrs, content, r)
     }
 }
