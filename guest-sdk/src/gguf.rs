@@ -699,17 +699,7 @@ impl Gguf {
                 self.input, t.ggml_type
             ))
         };
-        let shape: Vec<u32> = t
-            .shape
-            .iter()
-            .map(|&d| u32::try_from(d))
-            .collect::<core::result::Result<_, _>>()
-            .map_err(|_| {
-                Error::InvalidArgument(format!(
-                    "tensor `{name}` has shape {:?}: a dimension does not fit in u32",
-                    t.shape
-                ))
-            })?;
+        let shape = crate::shape::file_dims(name, &t.shape)?;
         let at = t.offset_in_input;
         let loaded = if let Some(encoding) = t.ggml_type.encoding() {
             Tensor::from_input(&self.input, at, encoding, &shape)

@@ -358,17 +358,7 @@ impl SafeTensors {
                 self.input, info.dtype
             )));
         };
-        let shape: Vec<u32> = info
-            .shape
-            .iter()
-            .map(|&d| u32::try_from(d))
-            .collect::<core::result::Result<_, _>>()
-            .map_err(|_| {
-                Error::InvalidArgument(format!(
-                    "tensor `{name}` has shape {:?}: a dimension does not fit in u32",
-                    info.shape
-                ))
-            })?;
+        let shape = crate::shape::file_dims(name, &info.shape)?;
         Tensor::from_input(&self.input, info.offset_in_input, encoding, &shape)
             .map_err(|e| e.context(format_args!("loading tensor `{name}` of `{}`", self.input)))
     }

@@ -85,6 +85,22 @@ pub(crate) fn to_u32s<S: Dims + ?Sized>(what: &str, dims: &S) -> Result<Vec<u32>
         .collect()
 }
 
+/// A model file's tensor shape as the host's `u32` dimensions.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming tensor `name` if a dimension does not fit.
+pub(crate) fn file_dims(name: &str, shape: &[u64]) -> Result<Vec<u32>> {
+    shape
+        .iter()
+        .map(|&d| u32::try_from(d))
+        .collect::<core::result::Result<_, _>>()
+        .map_err(|_| {
+            Error::InvalidArgument(format!(
+                "tensor `{name}` has shape {shape:?}: a dimension does not fit in u32"
+            ))
+        })
+}
+
 /// Converts a reshape target, resolving at most one `-1` from the element count.
 pub(crate) fn reshape_dims<S: Dims + ?Sized>(dims: &S, numel: u64) -> Result<Vec<u32>> {
     let dims = dims.to_i64s();

@@ -166,40 +166,30 @@ fn the_official_openai_client_gets_embeddings_equal_to_a_local_run_and_openai_er
     // A key with a spend limit of 1 µIOSD: a sentence may cost more, so it
     // is refused before it runs; a key whose limit is exactly what one
     // sentence may cost gets one answer, then 429; neither passes its limit.
-    let created = common::ok(common::assay(
-        &gw_home,
-        &url,
-        &[
-            "gateway",
-            "key",
-            "create",
-            "--name",
-            "tiny",
-            "--spend-limit",
-            "0.000001",
-        ],
-    ));
-    let tiny = last_line(&created.stdout);
+    let key_with_limit = |name: &str, limit: &str| {
+        let created = common::ok(common::assay(
+            &gw_home,
+            &url,
+            &[
+                "gateway",
+                "key",
+                "create",
+                "--name",
+                name,
+                "--spend-limit",
+                limit,
+            ],
+        ));
+        last_line(&created.stdout)
+    };
+    let tiny = key_with_limit("tiny", "0.000001");
     let hold: u64 = run_script(&["upfront", &base, &tiny])
         .lines()
         .find_map(|l| l.strip_prefix("hold "))
         .and_then(|n| n.trim().parse().ok())
         .expect("the most a sentence may cost");
     let exact_limit = format!("{}.{:06}", hold / 1_000_000, hold % 1_000_000);
-    let created = common::ok(common::assay(
-        &gw_home,
-        &url,
-        &[
-            "gateway",
-            "key",
-            "create",
-            "--name",
-            "exact",
-            "--spend-limit",
-            &exact_limit,
-        ],
-    ));
-    let exact = last_line(&created.stdout);
+    let exact = key_with_limit("exact", &exact_limit);
     run_script(&["limit", &base, &exact]);
     let listed = common::ok(common::assay(&gw_home, &url, &["gateway", "key", "list"]));
     let listed = String::from_utf8_lossy(&listed.stdout).to_string();
