@@ -136,8 +136,9 @@ pub struct Prepared<J> {
 pub struct Fetched {
     /// The component's bytes (empty when none was asked for).
     pub component: Arc<[u8]>,
-    /// Their hash, checked when they were fetched (`None`: none asked for).
-    pub component_hash: Option<Hash32>,
+    /// Their BLAKE3 hash, checked when they were fetched, so a runtime
+    /// need not hash them again (`Runtime::load_hashed`).
+    pub component_hash: Hash32,
     /// Input name → bytes.
     pub inputs: BTreeMap<String, Arc<[u8]>>,
 }
@@ -263,7 +264,7 @@ impl Blobs {
                 }
                 Ok::<_, assay_proto::Error>(Fetched {
                     component: bytes,
-                    component_hash: component.copied(),
+                    component_hash: component.copied().unwrap_or_else(|| Hash32::of(&[])),
                     inputs: by_name,
                 })
             }

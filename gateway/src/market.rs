@@ -98,10 +98,6 @@ struct Tokenizer {
 /// Most rounds of warm-up jobs on a cluster ([`Market::warm_up`]).
 const WARM_UP_ROUNDS: usize = 4;
 
-/// Inputs and outputs of at most this many bytes travel inside the job's
-/// messages instead of as blobs of their own (the coordinator's limit).
-const INLINE_BYTES: usize = 64 * 1024;
-
 /// Tokenizing runs on the blocking pool above this many bytes of text.
 const INLINE_TOKENIZING_BYTES: usize = 16 * 1024;
 
@@ -280,7 +276,7 @@ impl Market {
             size: input.len() as u64,
         };
         // A few KB go inside the request; more is uploaded first.
-        let inline_blobs = if input.len() <= INLINE_BYTES {
+        let inline_blobs = if input.len() as u64 <= assay_proto::INLINE_MAX_BYTES {
             vec![input.to_vec()]
         } else {
             client::upload(&self.channel, &self.key, input).await?;
@@ -406,7 +402,8 @@ impl Market {
                     job_id: job.0.to_vec(),
                     wait_ms: u32::try_from(wait.as_millis()).unwrap_or(10_000),
                     seen_state: std::mem::take(&mut seen),
-                    inline_outputs_max_bytes: INLINE_BYTES as u32,
+                    inline_outputs_max_bytes: u32::try_from(assay_proto::INLINE_MAX_BYTES)
+                        .unwrap_or(u32::MAX),
                 })
                 .await
                 .map_err(|s| unavailable("the coordinator did not answer", s.message()))?

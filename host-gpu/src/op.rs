@@ -93,8 +93,13 @@ impl SourceEncoding {
     /// The dtype a tensor decoded from this encoding has (floats → f32, integers → i32).
     pub fn dtype(self) -> DType {
         match self {
+            SourceEncoding::F32
+            | SourceEncoding::F16
+            | SourceEncoding::Bf16
+            | SourceEncoding::Q4_0
+            | SourceEncoding::Q4_1
+            | SourceEncoding::Q8_0 => DType::F32,
             SourceEncoding::I32 | SourceEncoding::I64 => DType::I32,
-            _ => DType::F32,
         }
     }
 }

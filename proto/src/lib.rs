@@ -54,6 +54,12 @@ pub mod pb {
 /// Largest chunk of a blob in one stream message.
 pub const CHUNK_BYTES: usize = 1 << 20;
 
+/// The most bytes of blobs one message carries inline
+/// (`SubmitJobRequest.inline_blobs`, `SubmitReceiptRequest.inline_outputs`,
+/// a lease's `inline_inputs`, a job status's `inline_outputs`): a sender
+/// uploads more as blobs of their own, the coordinator refuses more.
+pub const INLINE_MAX_BYTES: u64 = 64 * 1024;
+
 /// The most bytes of a failed run's message for people
 /// (`SubmitReceiptRequest.failure_message`): a provider cuts it to this, the
 /// coordinator refuses more.

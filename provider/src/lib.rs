@@ -271,10 +271,6 @@ impl Provider {
 /// How long a provider's take of leases waits at the coordinator for a
 /// shard (a long poll: a shard published meanwhile is taken at once).
 const LONG_POLL_MS: u32 = 5_000;
-/// Outputs of at most this many bytes in all go inside the receipt
-/// request instead of being uploaded first (the coordinator takes up to
-/// 64 KiB so).
-const INLINE_OUTPUT_BYTES: u64 = 64 * 1024;
 
 impl Work for Provider {
     type Item = pb::Lease;
@@ -425,10 +421,9 @@ impl Work for Provider {
     fn run(&self, job: LeaseJob, blobs: Fetched) -> Conclusion<Delivery> {
         let LeaseJob { id, spec } = job;
         tracing::info!(lease = %id.short(), shard = %format!("{}/{}", spec.shard.index, spec.shard.count), "running");
-        let loaded = match blobs.component_hash {
-            Some(hash) => self.runtime.load_hashed(hash, &blobs.component),
-            None => self.runtime.load(&blobs.component),
-        };
+        let loaded = self
+            .runtime
+            .load_hashed(blobs.component_hash, &blobs.component);
         let ran = loaded.and_then(|loaded| {
             let trace = TraceOptions {
                 hashing: self.cfg.trace_hashing,
@@ -520,7 +515,7 @@ impl Work for Provider {
     async fn report(&self, d: &Delivery) -> Result<(), assay_daemon::Error> {
         // Small outputs go with the receipt (one round trip, not two).
         let total: u64 = d.blobs.iter().map(|b| b.len() as u64).sum();
-        let inline_outputs = if total <= INLINE_OUTPUT_BYTES {
+        let inline_outputs = if total <= assay_proto::INLINE_MAX_BYTES {
             d.blobs.iter().map(|b| b.to_vec()).collect()
         } else {
             let sent = client::upload_missing(&self.channel, self.key(), &d.blobs).await?;
@@ -668,7 +663,7 @@ impl Party for Provider {
         };
         let runtime = self.data_runtime()?;
         let report = runtime
-            .load(&blobs.component)
+            .load_hashed(blobs.component_hash, &blobs.component)
             .and_then(|loaded| {
                 runtime.run_with(&loaded, Arc::new(blobs.inputs), &rerun.spec, &options)
             })
@@ -1081,7 +1076,7 @@ mod tests {
         };
         let blobs = Fetched {
             component: Arc::from(&b"not a component"[..]),
-            component_hash: None,
+            component_hash: Hash32::of(b"not a component"),
             inputs: BTreeMap::new(),
         };
         match p.run(job, blobs) {

@@ -231,13 +231,13 @@ impl Runtime {
         self.load_hashed(Hash32::of(bytes), bytes)
     }
 
-    /// [`Sandbox::load`] of bytes whose BLAKE3 hash the caller already
+    /// [`Runtime::load`] of bytes whose BLAKE3 hash the caller already
     /// checked (a blob cache did): a component already loaded is then
     /// found without hashing its megabytes again for every job.
     ///
     /// # Errors
     ///
-    /// As [`Sandbox::load`].
+    /// As [`Runtime::load`].
     pub fn load_hashed(&self, hash: Hash32, bytes: &[u8]) -> Result<Arc<LoadedComponent>, Error> {
         if let Some(c) = self.loaded.get(&hash) {
             return Ok(Arc::new(LoadedComponent {

@@ -401,10 +401,9 @@ impl Verifier {
             ..TraceOptions::default()
         };
         let started = std::time::Instant::now();
-        let loaded = match blobs.component_hash {
-            Some(hash) => self.runtime.load_hashed(hash, &blobs.component),
-            None => self.runtime.load(&blobs.component),
-        };
+        let loaded = self
+            .runtime
+            .load_hashed(blobs.component_hash, &blobs.component);
         let run = loaded.and_then(|loaded| {
             self.runtime
                 .run_with(&loaded, Arc::new(blobs.inputs), &spec, &options)
@@ -689,7 +688,7 @@ impl Work for Verifier {
         let inputs = Arc::new(blobs.inputs);
         let run = self
             .runtime
-            .load(&blobs.component)
+            .load_hashed(blobs.component_hash, &blobs.component)
             .and_then(|loaded| self.runtime.run(&loaded, inputs.clone(), &spec));
         if let Ok(r) = &run {
             self.metrics.fuel_used.inc_by(r.receipt.body.fuel_used);
@@ -894,7 +893,7 @@ impl Party for Verifier {
         };
         let runtime = self.data_runtime()?;
         let report = runtime
-            .load(&blobs.component)
+            .load_hashed(blobs.component_hash, &blobs.component)
             .and_then(|loaded| runtime.run_with(&loaded, Arc::new(blobs.inputs), &spec, &options))
             .map_err(|e| e.to_string())?;
         Ok(dispute::RerunTrace {

@@ -413,3 +413,14 @@ pub fn metrics(port: u16) -> String {
     s.read_to_string(&mut body).expect("response");
     body
 }
+
+/// Asserts that a local run succeeded, showing its error and log if not.
+pub fn assert_succeeded(report: &assay_runtime::RunReport) {
+    assert!(
+        report.outcome.is_success(),
+        "the job failed ({}): {}\nlog:\n{}",
+        report.outcome,
+        report.error.as_deref().unwrap_or(""),
+        report.log
+    );
+}

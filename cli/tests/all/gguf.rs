@@ -16,6 +16,8 @@ use assay_protocol::{JobSpec, NodeKey};
 use assay_runtime::{Inputs, RunReport, Runtime, RuntimeOptions};
 use serde_json::Value;
 
+use crate::common::assert_succeeded;
+
 fn runtime(threads: usize) -> Runtime {
     let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("gguf-component-cache");
     Runtime::new(RuntimeOptions {
@@ -39,16 +41,6 @@ fn inspect(rt: &Runtime, model: Arc<[u8]>, tensors: &str) -> RunReport {
     spec.params.insert("tensors".into(), tensors.into());
     rt.run(&component, Arc::new(inputs), &spec)
         .expect("a deterministic result")
-}
-
-fn succeeded(report: &RunReport) {
-    assert!(
-        report.outcome.is_success(),
-        "the job failed ({}): {}\nlog:\n{}",
-        report.outcome,
-        report.error.as_deref().unwrap_or(""),
-        report.log
-    );
 }
 
 fn floats(bytes: &[u8]) -> Vec<f32> {
@@ -128,7 +120,7 @@ fn quantised_tensors_load_as_the_semantics_define_them() {
 
     let rt = runtime(2);
     let report = inspect(&rt, file.clone(), "q41, q40,q80,norm");
-    succeeded(&report);
+    assert_succeeded(&report);
     let header: Value =
         serde_json::from_slice(&report.outputs["header.json"]).expect("header.json");
     assert_eq!(header["version"], 3);
@@ -240,7 +232,7 @@ for name in names:
 
     let file: Arc<[u8]> = std::fs::read(&path).expect("the GGUF file").into();
     let report = inspect(&runtime(2), file, &names.join(","));
-    succeeded(&report);
+    assert_succeeded(&report);
     for name in names {
         let ours = &report.outputs[&format!("{name}.f32")];
         let theirs = std::fs::read(dir.path().join(format!("{name}.f32"))).expect("theirs");

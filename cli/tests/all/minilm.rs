@@ -102,13 +102,7 @@ fn embed(runtime: &Runtime, inputs: &Inputs, batch: usize) -> RunReport {
     let report = runtime
         .run(&component, Arc::new(inputs.clone()), &spec)
         .expect("a deterministic result");
-    assert!(
-        report.outcome.is_success(),
-        "the job failed ({}): {}\nlog:\n{}",
-        report.outcome,
-        report.error.as_deref().unwrap_or(""),
-        report.log
-    );
+    crate::common::assert_succeeded(&report);
     report
 }
 

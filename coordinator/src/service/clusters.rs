@@ -6,10 +6,10 @@ use assay_proto::pb::clusters_server::Clusters as ClustersService;
 use assay_proto::{convert, now_ms, pb};
 use tonic::{Request, Response, Status};
 
+use super::wire::cluster;
 use super::{Coordinator, bad, blocking};
 use crate::rules::clusters::{self as rules, Wanted};
 use crate::store::clusters::Party;
-use crate::types::ClusterView;
 
 #[tonic::async_trait]
 impl ClustersService for Coordinator {
@@ -97,40 +97,5 @@ impl ClustersService for Coordinator {
         Ok(Response::new(pb::ListClustersResponse {
             clusters: list.iter().map(cluster).collect(),
         }))
-    }
-}
-
-/// A cluster as the wire carries it.
-fn cluster(v: &ClusterView) -> pb::Cluster {
-    pb::Cluster {
-        cluster_id: v.id.0.to_vec(),
-        renter: v.renter.0.to_vec(),
-        state: v.state.as_str().to_string(),
-        gpus: v.wanted.gpus,
-        gpu_class: v.wanted.gpu_class.clone(),
-        min_reliability_permille: v.wanted.min_reliability_permille,
-        max_price: v.wanted.max_price,
-        starts_ms: v.starts_ms,
-        ends_ms: v.ends_ms,
-        escrow_left: v.escrow_left(),
-        paid: v.paid,
-        refunded: v.refunded,
-        members: v
-            .members
-            .iter()
-            .map(|m| pb::ClusterMember {
-                provider: m.provider.0.to_vec(),
-                reserve_price: m.reserve_price,
-                work_price: m.work_price,
-                joined_ms: m.joined_ms,
-                left_ms: m.left_ms.unwrap_or(0),
-                state: m.state.as_str().to_string(),
-                why_left: m.why_left.clone(),
-                paid: m.paid,
-                budget: m.budget,
-            })
-            .collect(),
-        escrowed: v.escrowed,
-        ended_ms: v.ended_ms.unwrap_or(0),
     }
 }

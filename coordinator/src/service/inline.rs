@@ -15,7 +15,7 @@ use super::blocking;
 use crate::blobs::BlobStore;
 
 /// Most bytes of blobs one message carries.
-pub(super) const MAX_TOTAL_BYTES: u64 = 64 * 1024;
+pub(super) const MAX_TOTAL_BYTES: u64 = assay_proto::INLINE_MAX_BYTES;
 /// Most bytes of one blob a lease carries (larger inputs are downloaded,
 /// and cached by the provider).
 pub(super) const MAX_LEASE_INPUT_BYTES: u64 = 16 * 1024;
@@ -58,17 +58,22 @@ pub(super) async fn store(
     .await
 }
 
-/// The bytes of those of `refs` of at most `max_each` bytes, until
-/// `max_total` (each blob once; one missing from the store is skipped: the
-/// receiver downloads what it does not find inline).
+/// The bytes of those of `refs` of at most `max_each` bytes, while they fit
+/// in `budget`, which shrinks by what they take (each blob once; one missing
+/// from the store is skipped: the receiver downloads what it does not find
+/// inline).
 pub(super) async fn read(
     blobs: &Arc<BlobStore>,
     refs: Vec<BlobRef>,
     max_each: u64,
-    max_total: u64,
+    budget: &mut u64,
 ) -> Result<Vec<Vec<u8>>, Status> {
+    if *budget == 0 {
+        return Ok(Vec::new());
+    }
     let blobs = blobs.clone();
-    blocking(move || {
+    let max_total = *budget;
+    let (out, left) = blocking(move || {
         let mut seen: BTreeSet<Hash32> = BTreeSet::new();
         let mut left = max_total;
         let mut out = Vec::new();
@@ -81,9 +86,11 @@ pub(super) async fn read(
                 out.push(bytes);
             }
         }
-        Ok(out)
+        Ok((out, left))
     })
-    .await
+    .await?;
+    *budget = left;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -139,10 +146,15 @@ mod tests {
             size: 3,
         });
         // Each at most 1000 bytes, 250 in all: the 100-byte one only.
-        let carried = read(&blobs, asked.clone(), 1000, 250).await.expect("read");
+        let mut budget = 250;
+        let carried = read(&blobs, asked.clone(), 1000, &mut budget)
+            .await
+            .expect("read");
         assert_eq!(carried, vec![vec![1u8; 100]]);
+        assert_eq!(budget, 150, "what it took is gone from the budget");
         // Room for all: the 3000-byte one is over max_each.
-        let carried = read(&blobs, asked, 1000, 1 << 20).await.expect("read");
+        let mut budget = 1 << 20;
+        let carried = read(&blobs, asked, 1000, &mut budget).await.expect("read");
         assert_eq!(carried, vec![vec![1u8; 100], vec![3; 200]]);
     }
 }

@@ -124,20 +124,13 @@ impl Provider for Coordinator {
         let mut out = Vec::with_capacity(leases.len());
         for lease in &leases {
             let mut pb_lease = wire::lease(lease);
-            if left > 0 {
-                pb_lease.inline_inputs = inline::read(
-                    &self.blobs,
-                    lease.inputs.clone(),
-                    inline::MAX_LEASE_INPUT_BYTES,
-                    left,
-                )
-                .await?;
-                left -= pb_lease
-                    .inline_inputs
-                    .iter()
-                    .map(|b| b.len() as u64)
-                    .sum::<u64>();
-            }
+            pb_lease.inline_inputs = inline::read(
+                &self.blobs,
+                lease.inputs.clone(),
+                inline::MAX_LEASE_INPUT_BYTES,
+                &mut left,
+            )
+            .await?;
             out.push(pb_lease);
         }
         Ok(Response::new(pb::TakeLeasesResponse { leases: out }))

@@ -135,26 +135,8 @@ impl Renter for Coordinator {
         let window = Window::new(Some(req.offset), (req.limit > 0).then_some(req.limit));
         let store = self.store.clone();
         let page = blocking(move || store.job_list(renter.as_ref(), window)).await?;
-        let jobs = page
-            .items
-            .iter()
-            .map(|j| pb::JobSummary {
-                job_id: hex::decode(&j.id).unwrap_or_default(),
-                renter: hex::decode(&j.renter).unwrap_or_default(),
-                state: j.state.clone(),
-                shards: j.shards,
-                shards_done: j.shards_done,
-                escrow: j.escrow,
-                paid_in: j.paid_in.clone(),
-                paid: j.paid_uiosd,
-                verify_rate_ppm: j.verify_rate_ppm,
-                verified: j.verified,
-                rejected: j.rejected,
-                created_at_ms: j.created_at_ms,
-            })
-            .collect();
         Ok(Response::new(pb::ListJobsResponse {
-            jobs,
+            jobs: page.items.iter().map(wire::job_summary).collect(),
             total: page.total,
         }))
     }
@@ -228,17 +210,12 @@ impl Coordinator {
     ) -> Result<Response<pb::JobStatus>, Status> {
         let mut left = inline::MAX_TOTAL_BYTES;
         for shard in &mut status.shards {
-            if max_each == 0 || left == 0 || shard.outputs.is_empty() {
+            if max_each == 0 || shard.outputs.is_empty() {
                 continue;
             }
             let refs = convert::blob_refs("outputs", &shard.outputs).map_err(bad)?;
             shard.inline_outputs =
-                inline::read(&self.blobs, refs, u64::from(max_each), left).await?;
-            left -= shard
-                .inline_outputs
-                .iter()
-                .map(|b| b.len() as u64)
-                .sum::<u64>();
+                inline::read(&self.blobs, refs, u64::from(max_each), &mut left).await?;
         }
         Ok(Response::new(status))
     }

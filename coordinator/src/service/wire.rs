@@ -5,13 +5,16 @@ use assay_proto::{convert, pb};
 use assay_protocol::NodeId;
 use assay_protocol::verification::{escape_probability, rate};
 
+use crate::explorer::JobSummary;
 use crate::ledger::{Entry, Unit};
 use crate::rules::disputes::RevealedInput;
 use crate::state::CheckReason;
 use crate::store::claims::{Bond, Note};
 use crate::store::disputes::QuestionTask;
 use crate::store::economy::{Price, RewardEpoch};
-use crate::types::{Account, CheckTask, EpochSeed, JobView, Lease, ReceiptRecord, VerdictView};
+use crate::types::{
+    Account, CheckTask, ClusterView, EpochSeed, JobView, Lease, ReceiptRecord, VerdictView,
+};
 
 /// A job's status message.
 pub(super) fn job_status(view: &JobView, slash_bps: u32) -> pb::JobStatus {
@@ -321,5 +324,58 @@ pub(super) fn bond(b: &Bond) -> pb::BondResponse {
         state: b.state.as_str().to_string(),
         shortfall: b.shortfall,
         holdings: holdings(&b.holdings),
+    }
+}
+
+/// A job of the explorer's job list as `Renter.ListJobs` carries it.
+pub(super) fn job_summary(j: &JobSummary) -> pb::JobSummary {
+    pb::JobSummary {
+        job_id: hex::decode(&j.id).unwrap_or_default(),
+        renter: hex::decode(&j.renter).unwrap_or_default(),
+        state: j.state.clone(),
+        shards: j.shards,
+        shards_done: j.shards_done,
+        escrow: j.escrow,
+        paid_in: j.paid_in.clone(),
+        paid: j.paid_uiosd,
+        verify_rate_ppm: j.verify_rate_ppm,
+        verified: j.verified,
+        rejected: j.rejected,
+        created_at_ms: j.created_at_ms,
+    }
+}
+
+/// A cluster as the wire carries it.
+pub(super) fn cluster(v: &ClusterView) -> pb::Cluster {
+    pb::Cluster {
+        cluster_id: v.id.0.to_vec(),
+        renter: v.renter.0.to_vec(),
+        state: v.state.as_str().to_string(),
+        gpus: v.wanted.gpus,
+        gpu_class: v.wanted.gpu_class.clone(),
+        min_reliability_permille: v.wanted.min_reliability_permille,
+        max_price: v.wanted.max_price,
+        starts_ms: v.starts_ms,
+        ends_ms: v.ends_ms,
+        escrow_left: v.escrow_left(),
+        paid: v.paid,
+        refunded: v.refunded,
+        members: v
+            .members
+            .iter()
+            .map(|m| pb::ClusterMember {
+                provider: m.provider.0.to_vec(),
+                reserve_price: m.reserve_price,
+                work_price: m.work_price,
+                joined_ms: m.joined_ms,
+                left_ms: m.left_ms.unwrap_or(0),
+                state: m.state.as_str().to_string(),
+                why_left: m.why_left.clone(),
+                paid: m.paid,
+                budget: m.budget,
+            })
+            .collect(),
+        escrowed: v.escrowed,
+        ended_ms: v.ended_ms.unwrap_or(0),
     }
 }

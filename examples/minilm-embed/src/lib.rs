@@ -110,7 +110,7 @@ struct BertConfig {
 }
 
 fn json_input(name: &str) -> Result<Option<Value>> {
-    if !has_input(name) {
+    if !inputs().iter().any(|i| i.name == name) {
         return Ok(None);
     }
     let text = read_input_to_string(name)?;
@@ -635,11 +635,6 @@ fn given_sequences(items: &Value, vocab: usize, max_seq_length: usize) -> Result
     Ok(rows)
 }
 
-/// Whether the job has input `name`.
-fn has_input(name: &str) -> bool {
-    inputs().iter().any(|i| i.name == name)
-}
-
 fn run() -> Result<()> {
     let cfg = BertConfig::read()?;
     let pipe = Pipeline::read(&cfg)?;
@@ -651,15 +646,11 @@ fn run() -> Result<()> {
         });
     }
 
-    let ids = if has_input("sequences") {
-        let items: Value = serde_json::from_slice(&read_input("sequences")?)
-            .map_err(|e| Error::Format(format!("input `sequences` is not JSON: {e}")))?;
+    let ids = if let Some(items) = json_input("sequences")? {
         given_sequences(&items, cfg.vocab, pipe.max_seq_length)?
     } else {
         let tok = tokenizer(pipe.max_seq_length)?;
-        let ids = if has_input("texts") {
-            let items: Value = serde_json::from_slice(&read_input("texts")?)
-                .map_err(|e| Error::Format(format!("input `texts` is not JSON: {e}")))?;
+        let ids = if let Some(items) = json_input("texts")? {
             sequence_ids(&tok, &items, cfg.vocab, pipe.max_seq_length)?
         } else {
             let text = read_input_to_string("text")?;
