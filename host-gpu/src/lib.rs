@@ -72,7 +72,7 @@ pub use backend::{
 };
 pub use dtype::DType;
 pub use error::Error;
-pub use op::{BinaryOp, Op, ReduceOp, SourceEncoding, UnaryOp};
+pub use op::{BinaryOp, Op, ReduceOp, RopePairs, SourceEncoding, UnaryOp};
 pub use ops::elementwise::{TRANSCENDENTAL_FLOPS, unary_flops};
 pub use session::{OpTime, Session, SessionLimits, Work};
 pub use tensor::Tensor;

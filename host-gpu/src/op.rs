@@ -36,6 +36,17 @@ pub enum ReduceOp {
     Min,
 }
 
+/// Which columns of a head [`crate::Session::rope`] rotates together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RopePairs {
+    /// Columns `2i` and `2i + 1`: GGML's normal mode (0), as llama.cpp
+    /// rotates Llama models converted to GGUF.
+    Adjacent,
+    /// Columns `i` and `i + d/2`: GGML's NEOX mode, as Hugging Face
+    /// `transformers` rotates Llama models.
+    Halves,
+}
+
 /// How raw little-endian bytes encode elements (for tensors made from input
 /// bytes). The quantised ones are GGML's blocks of 32 values, decoded
 /// exactly as SEMANTICS.md defines ("Input decoding").
@@ -129,6 +140,25 @@ pub enum Op {
         heads: usize,
         scale: f32,
     },
+    /// Inputs `[q, k₀ … k_{blocks−1}, v₀ … v_{blocks−1}]`: q's rows are the
+    /// last positions of the sequence whose keys and values are the
+    /// blocks' rows back to back; each attends to its own and earlier
+    /// positions, query head `h` to key/value head `h / (heads /
+    /// kv_heads)` (see [`crate::Session::causal_attention`]).
+    CausalAttention {
+        blocks: usize,
+        heads: usize,
+        kv_heads: usize,
+        scale: f32,
+    },
+    /// Inputs `[x, cos, sin]`: each head's pairs of columns rotated by
+    /// their row's angles (see [`crate::Session::rope`]).
+    Rope {
+        heads: usize,
+        pairs: RopePairs,
+    },
+    /// Inputs `[gate, up]`: `silu(gate) · up` (see [`crate::Session::swiglu`]).
+    Swiglu,
     Unary(UnaryOp),
     Binary(BinaryOp),
     Scale {

@@ -67,6 +67,56 @@ impl Session {
         )
     }
 
+    /// The SwiGLU gate: `silu(gate) · up` element by element, where
+    /// `silu(g) = g · sigmoid(g)` with `sigmoid` the unary op's (SEMANTICS.md,
+    /// `swiglu`): the activation between a Llama-style FFN's gate and up
+    /// projections and its down projection, in one pass.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a non-f32 operand;
+    /// [`Error::ShapeMismatch`] unless both have the same shape (no
+    /// broadcasting); quota and budget errors as usual.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use assay_host_gpu::{Device, Session, SessionLimits};
+    /// let mut s = Session::new(Device::cpu(), SessionLimits::default());
+    /// let gate = s.upload_f32(&[2], vec![0.0, 20.0])?;
+    /// let up = s.upload_f32(&[2], vec![5.0, 2.0])?;
+    /// let y = s.swiglu(&gate, &up)?;
+    /// let y = s.read_f32(&y)?;
+    /// assert_eq!(y[0], 0.0);
+    /// assert!((y[1] - 40.0).abs() < 1e-4);
+    /// # Ok::<(), assay_host_gpu::Error>(())
+    /// ```
+    pub fn swiglu(&mut self, gate: &Tensor, up: &Tensor) -> Result<Tensor, Error> {
+        let what = "swiglu";
+        self.check_inputs(
+            what,
+            &[
+                ("gate", gate, Some(DType::F32)),
+                ("up", up, Some(DType::F32)),
+            ],
+        )?;
+        if gate.shape != up.shape {
+            return Err(Error::ShapeMismatch(format!(
+                "{what}: gate {:?} and up {:?} must have the same shape",
+                gate.shape, up.shape
+            )));
+        }
+        let flops = gate.numel() as u128 * SWIGLU_FLOPS as u128;
+        self.op(
+            what,
+            Op::Swiglu,
+            &[gate, up],
+            gate.shape.to_vec(),
+            DType::F32,
+            flops,
+        )
+    }
+
     /// Converts between dtypes: f32 → i32 truncates toward zero and
     /// saturates (NaN → 0); i32 → f32 rounds to nearest even.
     ///
@@ -85,6 +135,9 @@ impl Session {
 /// FLOPs charged for one evaluation of a canonical function (`exp`, `log`,
 /// `tanh`, `erf`): a fixed number, so work depends on shapes alone.
 pub const TRANSCENDENTAL_FLOPS: u64 = 16;
+
+/// FLOPs per element of `swiglu`: the sigmoid, `g · σ`, `· up`.
+pub const SWIGLU_FLOPS: u64 = TRANSCENDENTAL_FLOPS + 3 + 2;
 
 /// FLOPs per element of a unary op (see SEMANTICS.md).
 pub fn unary_flops(op: UnaryOp) -> u64 {

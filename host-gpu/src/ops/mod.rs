@@ -18,4 +18,5 @@ pub(crate) mod layout;
 pub(crate) mod matmul;
 pub(crate) mod norm;
 pub(crate) mod reduce;
+pub(crate) mod rotary;
 pub(crate) mod transfer;

@@ -20,7 +20,8 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use assay_host_gpu::{
-    BinaryOp, CpuSimd, DType, Device, Error, ReduceOp, Session, SourceEncoding, Tensor, UnaryOp,
+    BinaryOp, CpuSimd, DType, Device, Error, ReduceOp, RopePairs, Session, SourceEncoding, Tensor,
+    UnaryOp,
 };
 
 use crate::common::{Rng, session, tensor_hash};
@@ -318,6 +319,45 @@ fn cases() -> Vec<Case> {
             let k = input(s, rng, &[tokens, heads * d], values)?;
             let val = input(s, rng, &[tokens, heads * (d + 1)], values)?;
             s.attention(&q, &k, &val, lengths, heads, scale)
+        }));
+    }
+    // A decoder's cache as SmolLM2 holds it (9 query heads over 3 key/value
+    // heads of 64): a prefill block, then decode rows appended as blocks;
+    // queries for the whole prefill, and for one decode step.
+    type CausalCase = (&'static str, &'static [usize], usize, Values, f32);
+    let causal_cases: [CausalCase; 3] = [
+        ("prefill_39_gqa_9_3", &[39], 39, Plain, 0.125),
+        ("decode_gqa_9_3", &[39, 1, 1, 1], 1, Plain, 0.125),
+        ("edgy_tail_gqa_9_3", &[5, 33, 2], 3, Edgy(0.05), 3.0e37),
+    ];
+    for (class, blocks, t, values, scale) in causal_cases {
+        v.push(case(format!("causal_attention/{class}"), move |s, rng| {
+            let q = input(s, rng, &[t, 9 * 64], values)?;
+            let mut keys = Vec::new();
+            let mut vals = Vec::new();
+            for &rows in blocks {
+                keys.push(input(s, rng, &[rows, 3 * 64], values)?);
+                vals.push(input(s, rng, &[rows, 3 * 64], values)?);
+            }
+            let (keys, vals): (Vec<&Tensor>, Vec<&Tensor>) =
+                (keys.iter().collect(), vals.iter().collect());
+            s.causal_attention(&q, &keys, &vals, 9, 3, scale)
+        }));
+    }
+    for (class, values) in [("plain_39x576", Plain), ("edgy_39x576", Edgy(0.05))] {
+        for pairs in [RopePairs::Adjacent, RopePairs::Halves] {
+            let layout = format!("{pairs:?}").to_lowercase();
+            v.push(case(format!("rope/{layout}_{class}"), move |s, rng| {
+                let x = input(s, rng, &[39, 576], values)?;
+                let c = input(s, rng, &[39, 32], values)?;
+                let sn = input(s, rng, &[39, 32], values)?;
+                s.rope(&x, &c, &sn, 9, pairs)
+            }));
+        }
+        v.push(case(format!("swiglu/{class}"), move |s, rng| {
+            let g = input(s, rng, &[39, 576], values)?;
+            let u = input(s, rng, &[39, 576], values)?;
+            s.swiglu(&g, &u)
         }));
     }
     for (class, shape, values) in row_shapes {

@@ -4,7 +4,9 @@
 //! suite shows those bits are the ones the spec defines.
 
 use crate::common::{Rng, session};
-use assay_host_gpu::{BinaryOp, DType, Device, ReduceOp, Session, Tensor, UnaryOp, math};
+use assay_host_gpu::{
+    BinaryOp, DType, Device, ReduceOp, RopePairs, Session, Tensor, UnaryOp, math,
+};
 
 const NAN: u32 = 0x7fc0_0000;
 
@@ -349,6 +351,182 @@ fn attention_refuses_what_does_not_fit_together() {
         .attention(&q, &q, &v, &[5], 2, 1.0)
         .expect_err("over quota");
     assert!(matches!(e, assay_host_gpu::Error::QuotaExceeded(_)), "{e}");
+}
+
+test_device!(causal_attention_is_attention_over_each_rows_prefix_of_its_kv_head);
+fn causal_attention_is_attention_over_each_rows_prefix_of_its_kv_head(name: &str, device: &Device) {
+    // A cache in blocks of uneven rows (a prefill block, then decode rows
+    // of one), queries for the last position alone, for the last few and
+    // for all (a prefill), grouped heads (3 and 2 query heads per
+    // key/value head, and one each), rows past the CPU's query block (64)
+    // and the warp (32), a key width of 0, and a scale that overflows some
+    // scores: every row and head has the bits of `attention` over that
+    // row's query, the cache's positions it sees and its key/value head.
+    let mut rng = Rng::new(43);
+    type Case = (&'static [usize], usize, usize, usize, usize, usize, f32);
+    let cases: [Case; 6] = [
+        (&[1], 1, 1, 1, 4, 4, 0.5),
+        (&[5, 1, 1, 1], 1, 6, 2, 5, 3, 0.25),
+        (&[5, 1, 1, 1], 3, 6, 2, 5, 3, 0.25),
+        (&[70, 1, 2], 73, 3, 1, 8, 6, 0.125),
+        (&[40, 30], 30, 4, 4, 0, 2, 1.0),
+        (&[9, 4], 4, 2, 1, 3, 5, 3.0e37),
+    ];
+    let mut s = session(device);
+    for &(blocks, t, heads, kv_heads, d, dv, scale) in &cases {
+        let n: usize = blocks.iter().sum();
+        let (kw, vw) = (kv_heads * d, kv_heads * dv);
+        let q = up(&mut s, &[t, heads * d], &rng.edgy(t * heads * d, 0.03));
+        let keys: Vec<Tensor> = blocks
+            .iter()
+            .map(|&r| up(&mut s, &[r, kw], &rng.edgy(r * kw, 0.03)))
+            .collect();
+        let values: Vec<Tensor> = blocks
+            .iter()
+            .map(|&r| up(&mut s, &[r, vw], &rng.edgy(r * vw, 0.03)))
+            .collect();
+        let (kr, vr): (Vec<&Tensor>, Vec<&Tensor>) =
+            (keys.iter().collect(), values.iter().collect());
+        let got = out!(s.causal_attention(&q, &kr, &vr, heads, kv_heads, scale));
+        assert_eq!(got.len(), t * heads * dv);
+        let k_all = s.concat(&kr, 0).expect("keys");
+        let v_all = s.concat(&vr, 0).expect("values");
+        for i in 0..t {
+            let seen = n - t + i + 1;
+            for h in 0..heads {
+                let g = h / (heads / kv_heads);
+                let qh = s.slice(&q, 0, i, i + 1).expect("row");
+                let qh = s.slice(&qh, 1, h * d, (h + 1) * d).expect("head");
+                let part = |s: &mut Session, t: &Tensor, w: usize| {
+                    let rows = s.slice(t, 0, 0, seen).expect("rows");
+                    s.slice(&rows, 1, g * w, (g + 1) * w).expect("head")
+                };
+                let (kh, vh) = (part(&mut s, &k_all, d), part(&mut s, &v_all, dv));
+                let scores = s.matmul(&qh, &kh, false, true).expect("scores");
+                let scaled = s.scale(&scores, scale).expect("scale");
+                let probs = s.softmax(&scaled).expect("softmax");
+                let want = out!(s.matmul(&probs, &vh, false, false));
+                let at = i * heads * dv + h * dv;
+                let what = format!(
+                    "causal attention blocks={blocks:?} t={t} heads={heads}/{kv_heads} d={d} dv={dv} scale={scale:e}: row {i}, head {h}"
+                );
+                assert_bits(&what, name, &got[at..at + dv], &want);
+            }
+        }
+    }
+}
+
+#[test]
+fn causal_attention_refuses_what_does_not_fit_together() {
+    let device = assay_host_gpu::Device::cpu();
+    let mut s = session(&device);
+    let q = up(&mut s, &[2, 8], &[0.5; 16]);
+    let k = up(&mut s, &[3, 4], &[0.5; 12]);
+    let v = up(&mut s, &[3, 6], &[0.5; 18]);
+    let v_short = up(&mut s, &[2, 6], &[0.5; 12]);
+    let k_wide = up(&mut s, &[3, 8], &[0.5; 24]);
+    let q_long = up(&mut s, &[4, 8], &[0.5; 32]);
+    let bad = [
+        (s.causal_attention(&q, &[], &[], 2, 1, 1.0), "no blocks"),
+        (
+            s.causal_attention(&q, &[&k], &[&v, &v], 2, 1, 1.0),
+            "unequal block counts",
+        ),
+        (
+            s.causal_attention(&q, &[&k], &[&v], 2, 0, 1.0),
+            "no kv heads",
+        ),
+        (
+            s.causal_attention(&q, &[&k], &[&v], 3, 2, 1.0),
+            "kv heads that do not divide",
+        ),
+        (
+            s.causal_attention(&q, &[&k], &[&v_short], 2, 1, 1.0),
+            "values of other rows",
+        ),
+        (
+            s.causal_attention(&q, &[&k, &k_wide], &[&v, &v], 2, 1, 1.0),
+            "blocks of other widths",
+        ),
+        (
+            s.causal_attention(&q, &[&k_wide], &[&v], 2, 1, 1.0),
+            "heads of other widths",
+        ),
+        (
+            s.causal_attention(&q_long, &[&k], &[&v], 2, 1, 1.0),
+            "more queries than positions",
+        ),
+    ];
+    for (result, what) in bad {
+        let e = result.expect_err(what);
+        assert!(
+            matches!(
+                e,
+                assay_host_gpu::Error::InvalidArgument(_) | assay_host_gpu::Error::ShapeMismatch(_)
+            ),
+            "{what}: {e}"
+        );
+    }
+}
+
+test_device!(rope_rotates_each_heads_pairs_by_its_rows_angles);
+fn rope_rotates_each_heads_pairs_by_its_rows_angles(name: &str, device: &Device) {
+    // Both pairings, one head and several, rows past a parallel chunk,
+    // special values in x and in the angles.
+    let mut rng = Rng::new(44);
+    let mut s = session(device);
+    for (rows, heads, d) in [(1, 1, 2), (7, 3, 8), (300, 9, 64)] {
+        let (width, half) = (heads * d, d / 2);
+        let xv = canon_all(&rng.edgy(rows * width, 0.02));
+        let cv = canon_all(&rng.edgy(rows * half, 0.02));
+        let sv = canon_all(&rng.edgy(rows * half, 0.02));
+        let (x, c, sn) = (
+            up(&mut s, &[rows, width], &xv),
+            up(&mut s, &[rows, half], &cv),
+            up(&mut s, &[rows, half], &sv),
+        );
+        for pairs in [RopePairs::Adjacent, RopePairs::Halves] {
+            let got = out!(s.rope(&x, &c, &sn, heads, pairs));
+            let mut want = xv.clone();
+            for r in 0..rows {
+                for h in 0..heads {
+                    for i in 0..half {
+                        let base = r * width + h * d;
+                        let (ia, ib) = match pairs {
+                            RopePairs::Adjacent => (base + 2 * i, base + 2 * i + 1),
+                            RopePairs::Halves => (base + i, base + i + half),
+                        };
+                        let (a, b) = (xv[ia], xv[ib]);
+                        let (co, si) = (cv[r * half + i], sv[r * half + i]);
+                        want[ia] = a * co - b * si;
+                        want[ib] = a * si + b * co;
+                    }
+                }
+            }
+            let what = format!("rope {pairs:?} rows={rows} heads={heads} d={d}");
+            assert_bits(&what, name, &got, &want);
+        }
+    }
+}
+
+test_device!(swiglu_is_the_silu_of_the_gate_times_up);
+fn swiglu_is_the_silu_of_the_gate_times_up(name: &str, device: &Device) {
+    let mut rng = Rng::new(45);
+    let mut s = session(device);
+    for n in [1, 33, 10_000] {
+        let (g, u) = (canon_all(&rng.edgy(n, 0.05)), canon_all(&rng.edgy(n, 0.05)));
+        let (gt, ut) = (up(&mut s, &[n], &g), up(&mut s, &[n], &u));
+        let got = out!(s.swiglu(&gt, &ut));
+        let want: Vec<f32> = g
+            .iter()
+            .zip(&u)
+            .map(|(&g, &u)| (g * (1.0 / (1.0 + math::exp(-g)))) * u)
+            .collect();
+        assert_bits(&format!("swiglu n={n}"), name, &got, &want);
+    }
+    let (a, b) = (up(&mut s, &[2, 3], &[1.0; 6]), up(&mut s, &[3], &[1.0; 3]));
+    let e = s.swiglu(&a, &b).expect_err("broadcast");
+    assert!(matches!(e, assay_host_gpu::Error::ShapeMismatch(_)), "{e}");
 }
 
 test_device!(linear_is_the_dot_product_then_the_bias_add_then_the_activation);

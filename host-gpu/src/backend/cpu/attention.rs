@@ -1,4 +1,6 @@
-//! Attention over sequences packed back to back (SEMANTICS.md, `attention`).
+//! Attention over sequences packed back to back (SEMANTICS.md, `attention`),
+//! and causal attention over a key/value cache held as blocks
+//! (`causal_attention`), which runs the same per-row programs.
 //!
 //! Each task takes one block of query rows of one sequence and a group of
 //! adjacent heads, and for each head:
@@ -214,6 +216,196 @@ impl Operands<'_> {
             unsafe { out.write(at, &context[i * v_padded..][..dv]) };
         }
         Ok(())
+    }
+}
+
+/// `q` `[t, heads·d]`, the last `t` positions of the sequence whose keys
+/// and values are `blocks`' rows back to back, → `[t, heads·dv]`
+/// (SEMANTICS.md, `causal_attention`).
+///
+/// Each task takes a block of query rows and one key/value head, copies
+/// the keys its last row sees (transposed) and their values into its
+/// scratch once, and runs every query head of the group over them with
+/// `attention`'s own score, softmax and context programs: the scores of a
+/// block's rows are computed over its last row's keys and each row's
+/// softmax and context then read only its own prefix, so every row gets
+/// the bits of `attention` over exactly the positions it sees.
+pub(super) fn causal_attention(
+    ctx: &Ctx<'_>,
+    q: &TensorRef<'_>,
+    blocks: (&[TensorRef<'_>], &[TensorRef<'_>]),
+    (heads, kv_heads): (usize, usize),
+    scale: f32,
+) -> Result<Vec<f32>, Error> {
+    let qv = f32s(q)?;
+    let (keys, values) = blocks;
+    let (&[t, width], Some(k0), Some(v0)) = (q.shape, keys.first(), values.first()) else {
+        return Err(Error::Device("cpu: causal attention operands".into()));
+    };
+    let (k_width, v_width) = (k0.shape[1], v0.shape[1]);
+    if heads == 0 || kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
+        return Err(Error::Device("cpu: causal attention heads".into()));
+    }
+    fn rows_of<'a>(blocks: &[TensorRef<'a>], w: usize) -> Result<Vec<&'a [f32]>, Error> {
+        let mut rows = Vec::new();
+        for b in blocks {
+            if b.shape.len() != 2 || b.shape[1] != w {
+                return Err(Error::Device("cpu: causal attention blocks".into()));
+            }
+            let data = f32s(b)?;
+            if w == 0 {
+                // Rows of no columns: chunks of a width would give none.
+                rows.extend(std::iter::repeat_n(&data[..0], b.shape[0]));
+            } else {
+                rows.extend(data.chunks_exact(w));
+            }
+        }
+        Ok(rows)
+    }
+    let (key_rows, value_rows) = (rows_of(keys, k_width)?, rows_of(values, v_width)?);
+    let n = key_rows.len();
+    if value_rows.len() != n || t == 0 || t > n {
+        return Err(Error::Device("cpu: causal attention rows".into()));
+    }
+    let (d, dv, group) = (width / heads, v_width / kv_heads, heads / kv_heads);
+    let out_width = heads * dv;
+    let mut tasks = Vec::new();
+    let mut cost = 0usize;
+    for first in (0..t).step_by(QUERY_BLOCK) {
+        let rows = QUERY_BLOCK.min(t - first);
+        for head in 0..kv_heads {
+            tasks.push((first, rows, head));
+        }
+        let seen = n - t + first + rows;
+        cost = cost.saturating_add(
+            rows.saturating_mul(seen)
+                .saturating_mul(heads)
+                .saturating_mul(2 * (d + dv) + COST_PER_SCORE),
+        );
+    }
+    let len = t * out_width;
+    let mut out = uninit::<f32>(len)?;
+    let shared = SharedOut::over(&mut out.spare_capacity_mut()[..len]);
+    let cache = Cache {
+        q: qv,
+        width,
+        keys: &key_rows,
+        values: &value_rows,
+        d,
+        dv,
+        group,
+        past: n - t,
+        out_width,
+        scale,
+    };
+    let serial = ctx.serial();
+    let failure = Mutex::new(None);
+    ctx.for_cost(cost).tasks(tasks.len(), |i| {
+        let (first, rows, head) = tasks[i];
+        if let Err(e) = cache.task(&serial, (first, rows), head, &shared) {
+            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+        }
+    });
+    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    // SAFETY: every task returned Ok, so wrote its rows' columns of every
+    // query head of its key/value head; the tasks cover every block of
+    // QUERY_BLOCK rows of 0..t and every key/value head, whose groups of
+    // query heads cover 0..heads.
+    unsafe { out.set_len(len) };
+    Ok(out)
+}
+
+/// What every task of a causal attention reads.
+struct Cache<'a> {
+    q: &'a [f32],
+    width: usize,
+    /// The cache's rows, position by position (each `kv_heads·d`).
+    keys: &'a [&'a [f32]],
+    /// Likewise (each `kv_heads·dv`).
+    values: &'a [&'a [f32]],
+    d: usize,
+    dv: usize,
+    /// Query heads per key/value head.
+    group: usize,
+    /// Positions before q's first row.
+    past: usize,
+    out_width: usize,
+    scale: f32,
+}
+
+impl Cache<'_> {
+    /// Query rows `first..first + rows`, the query heads of key/value head `kv`.
+    fn task(
+        &self,
+        ctx: &Ctx<'_>,
+        (first, rows): (usize, usize),
+        kv: usize,
+        out: &SharedOut,
+    ) -> Result<(), Error> {
+        let (d, dv) = (self.d, self.dv);
+        // The keys the block's last row sees; each row sees a prefix.
+        let len = self.past + first + rows;
+        let padded = len.next_multiple_of(SCORE_KEYS);
+        let v_padded = dv.next_multiple_of(CONTEXT_COLUMNS);
+        let sizes = [d * padded, rows * len, len, len * v_padded, v_padded];
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let scratch: &mut Vec<f32> = &mut scratch;
+            let total: usize = sizes.iter().sum();
+            if scratch.len() < total {
+                scratch
+                    .try_reserve(total - scratch.len())
+                    .map_err(|e| Error::Device(format!("cpu: attention scratch: {e}")))?;
+                scratch.resize(total, 0.0);
+            }
+            let (keys_t, rest) = scratch.split_at_mut(sizes[0]);
+            let (scaled, rest) = rest.split_at_mut(sizes[1]);
+            let (probs, rest) = rest.split_at_mut(sizes[2]);
+            let (values, rest) = rest.split_at_mut(sizes[3]);
+            let context = &mut rest[..sizes[4]];
+            keys_t.fill(0.0);
+            for (j, key) in self.keys[..len].iter().enumerate() {
+                for (c, &x) in key[kv * d..][..d].iter().enumerate() {
+                    keys_t[c * padded + j] = x;
+                }
+            }
+            values.fill(0.0);
+            for (row, value) in values
+                .chunks_exact_mut(v_padded.max(1))
+                .zip(&self.values[..len])
+            {
+                row[..dv].copy_from_slice(&value[kv * dv..][..dv]);
+            }
+            for head in kv * self.group..(kv + 1) * self.group {
+                let queries = &self.q[first * self.width + head * d..];
+                let shape = (rows, len, d, padded);
+                scaled_scores(
+                    ctx.simd, queries, self.width, keys_t, shape, self.scale, scaled,
+                );
+                for i in 0..rows {
+                    let seen = self.past + first + i + 1;
+                    softmax_rows(
+                        ctx.simd,
+                        &scaled[i * len..][..seen],
+                        seen,
+                        &mut probs[..seen],
+                    );
+                    weighted_values(
+                        ctx.simd,
+                        &probs[..seen],
+                        values,
+                        (1, seen, v_padded),
+                        context,
+                    );
+                    let at = (first + i) * self.out_width + head * dv;
+                    // SAFETY: this task is the only writer of its rows' columns of its heads.
+                    unsafe { out.write(at, &context[..dv]) };
+                }
+            }
+            Ok(())
+        })
     }
 }
 

@@ -1,4 +1,4 @@
-//! Element-wise ops: fill, unary, binary (numpy broadcasting), scale, cast.
+//! Element-wise ops: fill, unary, swiglu, binary (numpy broadcasting), scale, cast.
 
 use crate::backend::contract::TensorRef;
 use crate::backend::cpu::alloc::{alloc, numel};
@@ -106,6 +106,29 @@ pub(super) fn unary(ctx: &Ctx<'_>, op: UnaryOp, x: &[f32]) -> Result<Vec<f32>, E
             unary_kernel(ctx.simd, op, &x[start..start + chunk.len()], chunk);
         },
     )
+}
+
+multiversion! {
+    /// `canon((g · sigmoid(g)) · u)` per element.
+    fn swiglu_kernel(gate: &[f32], up: &[f32], out: &mut [f32]) {
+        for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+            *o = canon((g * scalar::sigmoid(g)) * u);
+        }
+    }
+}
+
+/// `silu(gate) · up`, element by element (same shapes).
+pub(super) fn swiglu(ctx: &Ctx<'_>, gate: &[f32], up: &[f32]) -> Result<Vec<f32>, Error> {
+    if gate.len() != up.len() {
+        return Err(Error::Device(
+            "cpu: swiglu operands differ in length".into(),
+        ));
+    }
+    ctx.new_rows(gate.len(), FLAT_ROW, FLAT_ROW * 18, |row, chunk| {
+        let start = row * FLAT_ROW;
+        let end = start + chunk.len();
+        swiglu_kernel(ctx.simd, &gate[start..end], &up[start..end], chunk);
+    })
 }
 
 multiversion! {

@@ -37,6 +37,7 @@ mod layout;
 mod matmul;
 mod norm;
 mod reduce;
+mod rotary;
 
 use crate::backend::contract::{
     Backend, BackendInfo, DeviceBuffer, TensorRef, first_index_outside,
@@ -244,6 +245,37 @@ fn run(
             lengths,
             *heads,
             *scale,
+        )?),
+        Op::CausalAttention {
+            blocks,
+            heads,
+            kv_heads,
+            scale,
+        } => {
+            let blocks = *blocks;
+            if inputs.len() != 1 + 2 * blocks {
+                return Err(Error::Device("cpu: causal attention's blocks".into()));
+            }
+            Values::F32(attention::causal_attention(
+                ctx,
+                x()?,
+                (&inputs[1..=blocks], &inputs[1 + blocks..]),
+                (*heads, *kv_heads),
+                *scale,
+            )?)
+        }
+        Op::Rope { heads, pairs } => Values::F32(rotary::rope(
+            ctx,
+            x()?,
+            f32s(input(inputs, 1)?)?,
+            f32s(input(inputs, 2)?)?,
+            *heads,
+            *pairs,
+        )?),
+        Op::Swiglu => Values::F32(elementwise::swiglu(
+            ctx,
+            f32s(x()?)?,
+            f32s(input(inputs, 1)?)?,
         )?),
         Op::Unary(u) => Values::F32(elementwise::unary(ctx, *u, f32s(x()?)?)?),
         Op::Binary(b) => Values::F32(elementwise::binary(

@@ -1,6 +1,7 @@
-//! The attention launch: per-row sequence starts and lengths uploaded
-//! beside the operands, one warp per query row and head. The CPU reference
-//! is `cpu/attention.rs`.
+//! The attention launches, one warp per query row and head: per-row
+//! sequence starts and lengths uploaded beside the operands, or for causal
+//! attention a table of each cached position's row addresses. The CPU
+//! reference is `cpu/attention.rs`.
 
 use super::gpu::Param;
 use super::{CudaBackend, CudaBuffer, as_bytes, u64of};
@@ -65,6 +66,73 @@ impl CudaBackend {
                 Param::U64(u64of(width / heads)),
                 Param::U64(u64of(v_width / heads)),
                 Param::U64(u64of(longest)),
+                Param::F32(scale),
+            ],
+        )
+    }
+}
+
+impl CudaBackend {
+    /// `causal_attention` (SEMANTICS.md): one warp per query row and head;
+    /// each position's key and value rows are found through a table of
+    /// their device addresses, uploaded beside the operands, so the blocks
+    /// are read where they lie.
+    pub(super) fn causal_attention(
+        &self,
+        q: &TensorRef<'_>,
+        (keys, values): (&[TensorRef<'_>], &[TensorRef<'_>]),
+        (heads, kv_heads): (usize, usize),
+        scale: f32,
+        out: &CudaBuffer,
+    ) -> Result<(), Error> {
+        let &[t, width] = q.shape else {
+            return Err(Error::Device("cuda: causal attention's q".into()));
+        };
+        if heads == 0 || kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
+            return Err(Error::Device("cuda: causal attention heads".into()));
+        }
+        let rows_of = |blocks: &[TensorRef<'_>]| -> Result<Vec<u64>, Error> {
+            let mut rows = Vec::new();
+            for b in blocks {
+                let &[n, w] = b.shape else {
+                    return Err(Error::Device("cuda: causal attention blocks".into()));
+                };
+                let Param::Ptr(base) = self.ptr(b, DType::F32)? else {
+                    return Err(Error::Device("cuda: a block without an address".into()));
+                };
+                let row_bytes = u64of(w * DType::F32.size());
+                rows.extend((0..u64of(n)).map(|j| base + j * row_bytes));
+            }
+            Ok(rows)
+        };
+        let (key_rows, value_rows) = (rows_of(keys)?, rows_of(values)?);
+        let n = key_rows.len();
+        let v_width = values.first().map_or(0, |v| v.shape[1]);
+        if value_rows.len() != n || t == 0 || t > n {
+            return Err(Error::Device("cuda: causal attention rows".into()));
+        }
+        let scratch_len = t
+            .checked_mul(heads)
+            .and_then(|r| r.checked_mul(n))
+            .ok_or_else(|| Error::Device(format!("cuda: causal attention over {n} positions")))?;
+        let scratch = self.alloc(scratch_len, DType::F32)?;
+        let key_rows = self.gpu.upload(as_bytes(&key_rows))?;
+        let value_rows = self.gpu.upload(as_bytes(&value_rows))?;
+        self.launch_rows(
+            "assay_causal_attention_rows",
+            u64of(t * heads),
+            &[
+                self.ptr(q, DType::F32)?,
+                Param::Ptr(key_rows.ptr),
+                Param::Ptr(value_rows.ptr),
+                Param::Ptr(scratch.mem.ptr),
+                Param::Ptr(out.mem.ptr),
+                Param::U64(u64of(t)),
+                Param::U64(u64of(heads)),
+                Param::U64(u64of(heads / kv_heads)),
+                Param::U64(u64of(width / heads)),
+                Param::U64(u64of(v_width / kv_heads)),
+                Param::U64(u64of(n)),
                 Param::F32(scale),
             ],
         )

@@ -1,4 +1,4 @@
-//! Element-wise launches: fill, unary, scale, binary (numpy broadcasting
+//! Element-wise launches: fill, unary, swiglu, rope, scale, binary (numpy broadcasting
 //! through `strided`), cast. The CPU reference is `cpu/elementwise.rs`.
 
 use super::gpu::Param;
@@ -7,7 +7,7 @@ use super::{CudaBackend, CudaBuffer, input, u64of};
 use crate::backend::contract::TensorRef;
 use crate::dtype::DType;
 use crate::error::Error;
-use crate::op::{BinaryOp, UnaryOp};
+use crate::op::{BinaryOp, RopePairs, UnaryOp};
 
 /// The kernel's code for a unary op (the order of `ASSAY_U_*`).
 fn unary_code(op: UnaryOp) -> i32 {
@@ -105,6 +105,59 @@ impl CudaBackend {
             "assay_unary_f32",
             n,
             &[x, out, Param::U64(n), Param::I32(unary_code(op))],
+        )
+    }
+
+    /// `swiglu` (SEMANTICS.md): one thread per element.
+    pub(super) fn swiglu(&self, inputs: &[TensorRef<'_>], out: &CudaBuffer) -> Result<(), Error> {
+        let (gate, up) = (input(inputs, 0)?, input(inputs, 1)?);
+        if gate.shape != up.shape {
+            return Err(Error::Device(
+                "cuda: swiglu operands differ in shape".into(),
+            ));
+        }
+        let n = u64of(out.len);
+        self.launch_flat(
+            "assay_swiglu_f32",
+            n,
+            &[
+                self.ptr(gate, DType::F32)?,
+                self.ptr(up, DType::F32)?,
+                Param::Ptr(out.mem.ptr),
+                Param::U64(n),
+            ],
+        )
+    }
+
+    /// `rope` (SEMANTICS.md): one thread per pair.
+    pub(super) fn rope(
+        &self,
+        inputs: &[TensorRef<'_>],
+        heads: usize,
+        pairs: RopePairs,
+        out: &CudaBuffer,
+    ) -> Result<(), Error> {
+        let (x, cos, sin) = (input(inputs, 0)?, input(inputs, 1)?, input(inputs, 2)?);
+        let &[rows, width] = x.shape else {
+            return Err(Error::Device("cuda: rope's x must be a matrix".into()));
+        };
+        if heads == 0 || !width.is_multiple_of(2 * heads) {
+            return Err(Error::Device("cuda: rope's heads".into()));
+        }
+        let half = width / heads / 2;
+        self.launch_flat(
+            "assay_rope_f32",
+            u64of(rows * heads * half),
+            &[
+                self.ptr(x, DType::F32)?,
+                self.ptr(cos, DType::F32)?,
+                self.ptr(sin, DType::F32)?,
+                Param::Ptr(out.mem.ptr),
+                Param::U64(u64of(rows)),
+                Param::U64(u64of(heads)),
+                Param::U64(u64of(half)),
+                Param::I32(i32::from(pairs == RopePairs::Halves)),
+            ],
         )
     }
 

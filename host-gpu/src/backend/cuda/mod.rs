@@ -399,6 +399,26 @@ impl CudaBackend {
                 *scale,
                 out,
             ),
+            Op::CausalAttention {
+                blocks,
+                heads,
+                kv_heads,
+                scale,
+            } => {
+                let blocks = *blocks;
+                if inputs.len() != 1 + 2 * blocks {
+                    return Err(Error::Device("cuda: causal attention's blocks".into()));
+                }
+                self.causal_attention(
+                    input(inputs, 0)?,
+                    (&inputs[1..=blocks], &inputs[1 + blocks..]),
+                    (*heads, *kv_heads),
+                    *scale,
+                    out,
+                )
+            }
+            Op::Rope { heads, pairs } => self.rope(inputs, *heads, *pairs, out),
+            Op::Swiglu => self.swiglu(inputs, out),
             Op::Unary(u) => self.unary(
                 *u,
                 self.ptr(input(inputs, 0)?, DType::F32)?,

@@ -122,6 +122,33 @@ extern "C" __global__ void assay_unary_f32(const float *x, float *out, u64 n, in
     }
 }
 
+/* SEMANTICS.md swiglu: (g * sigmoid(g)) * u, each product rounded (--fmad=false). */
+extern "C" __global__ void assay_swiglu_f32(const float *gate, const float *up, float *out, u64 n) {
+    for (u64 i = assay_tid(); i < n; i += assay_stride()) {
+        float g = gate[i];
+        out[i] = assay_canon((g * assay_sigmoid(g)) * up[i]);
+    }
+}
+
+/* SEMANTICS.md rope: each head's pair (a, b) of row r becomes
+ * (a*c - b*s, a*s + b*c) with c, s = cos[r, i], sin[r, i]; the products
+ * are rounded before the sums (--fmad=false). The pair is columns 2i, 2i+1
+ * of the head, or i, i + half when `halves`. One thread per pair. */
+extern "C" __global__ void assay_rope_f32(const float *x, const float *cos_t, const float *sin_t,
+                                          float *out, u64 rows, u64 heads, u64 half, int halves) {
+    u64 per_row = heads * half, width = 2 * per_row;
+    for (u64 p = assay_tid(); p < rows * per_row; p += assay_stride()) {
+        u64 r = p / per_row, rest = p - r * per_row;
+        u64 h = rest / half, i = rest - h * half;
+        u64 head = r * width + h * 2 * half;
+        u64 ia = halves ? head + i : head + 2 * i;
+        u64 ib = halves ? head + i + half : head + 2 * i + 1;
+        float a = x[ia], b = x[ib], c = cos_t[r * half + i], s = sin_t[r * half + i];
+        out[ia] = assay_canon(a * c - b * s);
+        out[ib] = assay_canon(a * s + b * c);
+    }
+}
+
 extern "C" __global__ void assay_scale_f32(const float *x, float *out, u64 n, float factor) {
     for (u64 i = assay_tid(); i < n; i += assay_stride()) {
         out[i] = assay_canon(x[i] * factor);

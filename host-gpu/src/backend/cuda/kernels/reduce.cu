@@ -141,6 +141,46 @@ extern "C" __global__ void assay_attention_rows(const float *q, const float *k, 
     }
 }
 
+/* Causal attention over a key/value cache held as blocks (SEMANTICS.md,
+ * causal_attention): one warp per (query row i, head h). `key_rows[j]` and
+ * `value_rows[j]` are the device addresses of position j's rows (kv_heads*d
+ * and kv_heads*dv floats), wherever its block lies. Row i is position
+ * n - t + i and sees positions 0..=n - t + i; head h reads key/value head
+ * h / group. Then attention_rows' program over those positions: scores
+ * into `scratch` (row r at r*n), softmax's row program, the context. */
+extern "C" __global__ void assay_causal_attention_rows(const float *q, const u64 *key_rows,
+                                                       const u64 *value_rows, float *scratch,
+                                                       float *out, u64 t, u64 heads, u64 group,
+                                                       u64 d, u64 dv, u64 n, float scale) {
+    u32 lane = threadIdx.x & 31;
+    u64 width = heads * d, out_width = heads * dv;
+    for (u64 r = assay_first_row(); r < t * heads; r += assay_row_stride()) {
+        u64 i = r / heads, h = r - i * heads, g = h / group;
+        u64 seen = n - t + i + 1;
+        const float *qi = q + i * width + h * d;
+        float *s = scratch + r * n;
+        for (u64 j = lane; j < seen; j += 32) {
+            const float *kj = (const float *)key_rows[j] + g * d;
+            float acc = 0.0f;
+            for (u64 c = 0; c < d; c++) {
+                acc = fmaf(qi[c], kj[c], acc);
+            }
+            s[j] = assay_canon(assay_canon(acc) * scale);
+        }
+        assay_softmax_row(s, s, seen, lane);
+        __syncwarp();
+        float *o = out + i * out_width + h * dv;
+        for (u64 c = lane; c < dv; c += 32) {
+            float acc = 0.0f;
+            for (u64 j = 0; j < seen; j++) {
+                acc = fmaf(s[j], ((const float *)value_rows[j])[g * dv + c], acc);
+            }
+            o[c] = assay_canon(acc);
+        }
+        __syncwarp();
+    }
+}
+
 extern "C" __global__ void assay_layer_norm_rows(const float *x, const float *gamma, const float *beta,
                                                  float *out, u64 rows, u64 n, float eps) {
     u32 lane = threadIdx.x & 31;
