@@ -15,7 +15,8 @@
 //! | --- | --- |
 //! | make | [`Tensor::from_f32`], [`Tensor::from_i32`], [`Tensor::fill`], [`Tensor::zeros`], [`Tensor::ones`], [`Tensor::scalar`], [`Tensor::from_input`] |
 //! | read back | [`Tensor::to_vec_f32`], [`Tensor::to_vec_i32`], [`Tensor::to_scalar_f32`], [`Tensor::shape`], [`Tensor::dtype`], [`Tensor::numel`] |
-//! | linear algebra | [`Tensor::matmul`], [`Tensor::matmul_t`], [`Tensor::linear`], [`Tensor::attention`] |
+//! | linear algebra | [`Tensor::matmul`], [`Tensor::matmul_t`], [`Tensor::linear`], [`Tensor::attention`], [`Tensor::causal_attention`] |
+//! | decoder blocks | [`Tensor::rope`], [`Tensor::swiglu`] |
 //! | element-wise, one operand | [`Tensor::neg`], [`Tensor::abs`], [`Tensor::relu`], [`Tensor::gelu`], [`Tensor::tanh`], [`Tensor::sigmoid`], [`Tensor::exp`], [`Tensor::log`], [`Tensor::sqrt`], [`Tensor::scale`], [`Tensor::unary`] |
 //! | element-wise, two operands (numpy broadcasting) | [`Tensor::add`], [`Tensor::sub`], [`Tensor::mul`], [`Tensor::div`], [`Tensor::maximum`], [`Tensor::minimum`], [`Tensor::binary`] |
 //! | reductions over the last axis | [`Tensor::sum`], [`Tensor::mean`], [`Tensor::max`], [`Tensor::min`], [`Tensor::argmax`], [`Tensor::reduce`] |
@@ -386,6 +387,101 @@ impl Tensor {
         Self::wrap(wit::attention(
             &self.raw, &k.raw, &v.raw, &lengths, heads, scale,
         ))
+    }
+
+    /// A decoder's causal attention with `self` as the queries of the last
+    /// `t` positions (`[t, heads·d]`), over a key/value cache held as
+    /// blocks: `keys[b]` `[n_b, kv_heads·d]` and `values[b]`
+    /// `[n_b, kv_heads·dv]` are the sequence's positions back to back. A
+    /// prefill appends one block of its rows, each decode step one block of
+    /// its row, so growing the cache never copies it (a guest may still
+    /// [`Tensor::concat`] old blocks into one now and then to keep the list
+    /// short). Row `i` is position `n − t + i` and sees positions up to
+    /// itself; query head `h` reads key/value head `h / (heads /
+    /// kv_heads)`. Per row and head, the same bits as [`Tensor::attention`]
+    /// over exactly the positions it sees. Returns `[t, heads·dv]`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for no blocks, unequal numbers of key and
+    /// value blocks, or heads that do not divide; [`Error::ShapeMismatch`]
+    /// when the blocks disagree in width or rows, the head widths of `self`
+    /// and the keys differ, or `self` has more rows than the cache.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # use assay_guest::Tensor;
+    /// # fn f(q: &Tensor, k: Tensor, v: Tensor, keys: &mut Vec<Tensor>, values: &mut Vec<Tensor>) -> assay_guest::Result<()> {
+    /// // One decode step of SmolLM2: 9 query heads over 3 key/value heads of 64.
+    /// keys.push(k); // [1, 192], this step's row
+    /// values.push(v);
+    /// let (k, v): (Vec<&Tensor>, Vec<&Tensor>) = (keys.iter().collect(), values.iter().collect());
+    /// let context = q.causal_attention(&k, &v, 9, 3, 0.125)?; // [1, 576]
+    /// # Ok(()) }
+    /// ```
+    pub fn causal_attention(
+        &self,
+        keys: &[&Tensor],
+        values: &[&Tensor],
+        heads: usize,
+        kv_heads: usize,
+        scale: f32,
+    ) -> Result<Tensor> {
+        let count = |n: usize, what: &str| {
+            u32::try_from(n)
+                .map_err(|_| Error::InvalidArgument(format!("causal_attention: {what} above u32")))
+        };
+        let (heads, kv_heads) = (count(heads, "heads")?, count(kv_heads, "kv_heads")?);
+        let keys: Vec<&RawTensor> = keys.iter().map(|t| &t.raw).collect();
+        let values: Vec<&RawTensor> = values.iter().map(|t| &t.raw).collect();
+        Self::wrap(wit::causal_attention(
+            &self.raw, &keys, &values, heads, kv_heads, scale,
+        ))
+    }
+
+    /// Rotary position embedding: each head's pairs of columns of `self`
+    /// (`[rows, heads·d]`) rotated by their row's angles, given as `cos` and
+    /// `sin` (`[rows, d/2]`): `(a, b) → (a·cos − b·sin, a·sin + b·cos)`,
+    /// each product rounded, then the sum. `halves = false` pairs columns
+    /// `(2i, 2i+1)` of a head, as GGUF Llama models (GGML's normal mode)
+    /// need; `true` pairs `(i, i + d/2)`, as Hugging Face Llama models
+    /// (NEOX) need. Make the angle table once (in the guest, where `sin`
+    /// and `cos` give the same bits on every machine), upload it, and
+    /// [`Tensor::gather`] the rows of the positions at hand.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for zero heads or an odd head width;
+    /// [`Error::ShapeMismatch`] when `cos` or `sin` is not `[rows, d/2]`.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # use assay_guest::Tensor;
+    /// # fn f(q: &Tensor, cos: &Tensor, sin: &Tensor) -> assay_guest::Result<()> {
+    /// let q = q.rope(cos, sin, 9, false)?; // [t, 576], 9 heads of 64
+    /// # Ok(()) }
+    /// ```
+    pub fn rope(&self, cos: &Tensor, sin: &Tensor, heads: usize, halves: bool) -> Result<Tensor> {
+        let heads = u32::try_from(heads)
+            .map_err(|_| Error::InvalidArgument("rope: heads above u32".into()))?;
+        Self::wrap(wit::rope(&self.raw, &cos.raw, &sin.raw, heads, halves))
+    }
+
+    /// The SwiGLU gate of a Llama feed-forward block with `self` as the
+    /// gate: `silu(self) · up`, where `silu(g) = g · sigmoid(g)`, in one op.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] unless `up` has `self`'s shape.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # use assay_guest::Tensor;
+    /// # fn f(x: &Tensor, gate: &Tensor, up: &Tensor, down: &Tensor) -> assay_guest::Result<()> {
+    /// // PyTorch-layout weights [out, in]: x · wᵀ.
+    /// let h = x.matmul_t(gate, false, true)?.swiglu(&x.matmul_t(up, false, true)?)?;
+    /// let y = h.matmul_t(down, false, true)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn swiglu(&self, up: &Tensor) -> Result<Tensor> {
+        Self::wrap(wit::swiglu(&self.raw, &up.raw))
     }
 
     // ----- element-wise -------------------------------------------------------

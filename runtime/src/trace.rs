@@ -640,7 +640,7 @@ impl Recorder {
 }
 
 /// Every call that is a step, by its WIT name.
-const STEP_CALLS: [&str; 28] = [
+const STEP_CALLS: [&str; 31] = [
     "tensor.upload-f32",
     "tensor.upload-i32",
     "tensor.fill",
@@ -651,6 +651,9 @@ const STEP_CALLS: [&str; 28] = [
     "tensor.matmul",
     "tensor.linear",
     "tensor.attention",
+    "tensor.causal-attention",
+    "tensor.rope",
+    "tensor.swiglu",
     "tensor.unary",
     "tensor.binary",
     "tensor.scale",
@@ -947,6 +950,27 @@ fn op<'t>(
         "tensor.matmul" => s.matmul(x(0)?, x(1)?, a.bool(0)?, a.bool(1)?),
         "tensor.linear" => s.linear(x(0)?, x(1)?, x(2)?, a.bool(0)?, a.option_case(1, &UNARY)?),
         "tensor.attention" => s.attention(x(0)?, x(1)?, x(2)?, &a.dims(0)?, a.usize(1)?, a.f32(2)?),
+        "tensor.causal-attention" => {
+            let blocks = a.usize(0)?;
+            if xs.len() != 1 + 2 * blocks {
+                return Err(Replay::Bad(Error::Replay(format!(
+                    "{name}: {} inputs for {blocks} blocks",
+                    xs.len()
+                ))));
+            }
+            let keys: Vec<&Tensor> = xs[1..=blocks].iter().collect();
+            let values: Vec<&Tensor> = xs[1 + blocks..].iter().collect();
+            s.causal_attention(x(0)?, &keys, &values, a.usize(1)?, a.usize(2)?, a.f32(3)?)
+        }
+        "tensor.rope" => {
+            let pairs = if a.bool(1)? {
+                hg::RopePairs::Halves
+            } else {
+                hg::RopePairs::Adjacent
+            };
+            s.rope(x(0)?, x(1)?, x(2)?, a.usize(0)?, pairs)
+        }
+        "tensor.swiglu" => s.swiglu(x(0)?, x(1)?),
         "tensor.unary" => s.unary(a.case(0, &UNARY)?, x(0)?),
         "tensor.binary" => s.binary(a.case(0, &BINARY)?, x(0)?, x(1)?),
         "tensor.scale" => s.scale(x(0)?, a.f32(0)?),

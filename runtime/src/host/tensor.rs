@@ -192,6 +192,69 @@ impl tensor::Host for GpuCtxView<'_> {
         })
     }
 
+    fn causal_attention(
+        &mut self,
+        q: Resource<Tensor>,
+        keys: Vec<Resource<Tensor>>,
+        values: Vec<Resource<Tensor>>,
+        heads: u32,
+        kv_heads: u32,
+        scale: f32,
+    ) -> R<Resource<Tensor>> {
+        let what = "tensor.causal-attention";
+        let query = self.get(what, &q)?;
+        let mut held = Vec::with_capacity(keys.len() + values.len());
+        for r in keys.iter().chain(&values) {
+            held.push(self.get(what, r)?);
+        }
+        // The inputs in the op's order: q, every key block, every value block.
+        let operands: Vec<&Resource<Tensor>> =
+            std::iter::once(&q).chain(&keys).chain(&values).collect();
+        let inputs = self.producers(&operands);
+        let (k, v) = held.split_at(keys.len());
+        let (k, v): (Vec<&Tensor>, Vec<&Tensor>) = (k.iter().collect(), v.iter().collect());
+        let r = self.ctx.session.causal_attention(
+            &query,
+            &k,
+            &v,
+            heads as usize,
+            kv_heads as usize,
+            scale,
+        );
+        let attrs = vec![
+            Attr::U32(keys.len().try_into().unwrap_or(u32::MAX)),
+            Attr::U32(heads),
+            Attr::U32(kv_heads),
+            Attr::f32(scale),
+        ];
+        self.hand_out(what, inputs, attrs, Content::Hash, r)
+    }
+
+    fn rope(
+        &mut self,
+        x: Resource<Tensor>,
+        cos: Resource<Tensor>,
+        sin: Resource<Tensor>,
+        heads: u32,
+        halves: bool,
+    ) -> R<Resource<Tensor>> {
+        let attrs = vec![Attr::U32(heads), Attr::Bool(halves)];
+        let pairs = if halves {
+            hg::RopePairs::Halves
+        } else {
+            hg::RopePairs::Adjacent
+        };
+        self.op("tensor.rope", [&x, &cos, &sin], attrs, |s, [x, c, sn]| {
+            s.rope(x, c, sn, heads as usize, pairs)
+        })
+    }
+
+    fn swiglu(&mut self, gate: Resource<Tensor>, up: Resource<Tensor>) -> R<Resource<Tensor>> {
+        self.op("tensor.swiglu", [&gate, &up], Vec::new(), |s, [g, u]| {
+            s.swiglu(g, u)
+        })
+    }
+
     fn unary(&mut self, op: tensor::UnaryOp, x: Resource<Tensor>) -> R<Resource<Tensor>> {
         let op = unary_op(op);
         let attrs = vec![case(&UNARY, op)];
