@@ -80,7 +80,7 @@ pub fn main(args: DemoArgs) -> Result<u8, Failure> {
     let device = args.device.device().map_err(Failure::usage)?;
 
     eprintln!("[1/4] model {}", model_store::MODEL);
-    let model = super::model::load_or_fetch(args.no_fetch, "The demo")?;
+    let model = super::model::load_or_fetch(model_store::MINILM, args.no_fetch, "The demo")?;
     eprintln!("      {} (SHA-256 checked)", model.dir.display());
 
     let mut inputs = Inputs::new();

