@@ -36,9 +36,11 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Run the built-in demo job end to end (no files needed).
     Demo(commands::demo::DemoArgs),
+    /// Ask SmolLM2-135M-Instruct a question in the sandbox (the chat demo).
+    Chat(commands::chat::ChatArgs),
     /// Check a receipt's signature.
     Verify(commands::verify::VerifyArgs),
-    /// Fetch or check the all-MiniLM-L6-v2 model the demo and the embedding job use.
+    /// Fetch or check the models the demos and example jobs use (all-MiniLM-L6-v2, SmolLM2-135M-Instruct).
     Model(commands::model::ModelArgs),
     /// List this machine's GPUs (NVML telemetry) and the CUDA backend's state.
     Devices(commands::devices::DevicesArgs),
@@ -110,6 +112,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => commands::run::main(args),
         Command::Demo(args) => commands::demo::main(args),
+        Command::Chat(args) => commands::chat::main(args),
         Command::Verify(args) => commands::verify::main(args),
         Command::Model(args) => commands::model::main(args),
         Command::Devices(args) => commands::devices::main(args),

@@ -23,6 +23,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("mlp", "mlp.wasm", "MLP"),
     ("challenge", "challenge.wasm", "CHALLENGE"),
     ("gguf-inspect", "gguf_inspect.wasm", "GGUF_INSPECT"),
+    ("llm-generate", "llm_generate.wasm", "LLM_GENERATE"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

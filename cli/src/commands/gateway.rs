@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use assay_coordinator::ledger::accounts::parse_amount;
-use assay_gateway::{BatchConfig, Batcher, Gateway, KeyStore, Market, MarketConfig, ModelCard};
+use assay_gateway::{
+    BatchConfig, Batcher, ChatConfig, ChatMarket, Gateway, KeyStore, Market, MarketConfig,
+    ModelCard,
+};
 use assay_protocol::Hash32;
 use clap::{Args, Subcommand};
 
@@ -76,6 +79,10 @@ pub struct ServeArgs {
     /// A request that has no result after this long fails with 503.
     #[arg(long, default_value_t = 60)]
     pub timeout_s: u64,
+    /// Also serve chat completions (POST /v1/chat/completions) with
+    /// SmolLM2-135M-Instruct (fetched like `assay model fetch smollm2`).
+    #[arg(long)]
+    pub chat: bool,
 }
 
 fn key_store() -> Result<KeyStore, Failure> {
@@ -175,6 +182,33 @@ fn serve(args: ServeArgs) -> Result<u8, Failure> {
         max_sequences: args.max_batch.max(1),
         ..BatchConfig::default()
     };
+    let chat = if args.chat {
+        let model = super::model::load_or_fetch(
+            crate::model_store::SMOLLM2,
+            false,
+            "The gateway's chat completions (SmolLM2-135M-Instruct)",
+        )?;
+        let (_, gguf) = model
+            .files
+            .into_iter()
+            .next()
+            .ok_or_else(|| Failure::usage(anyhow::anyhow!("the chat model has no file")))?;
+        Some((
+            ChatConfig {
+                coordinator: cfg.coordinator.clone(),
+                component: Arc::from(assay_guests::LLM_GENERATE_WASM),
+                model: Arc::from(gguf),
+                max_price: cfg.max_price,
+                verify_rate_ppm: cfg.verify_rate_ppm,
+                cluster,
+                // A completion takes longer than an embedding.
+                timeout: cfg.timeout.max(Duration::from_secs(300)),
+            },
+            node_key()?,
+        ))
+    } else {
+        None
+    };
     let keys = Arc::new(key_store()?);
     let key = node_key()?;
     let rt = super::net::tokio()?;
@@ -191,7 +225,17 @@ fn serve(args: ServeArgs) -> Result<u8, Failure> {
             println!("warmed up    {warmed} member(s): the model is resident on them");
         }
         let batcher = Batcher::start(market, batching);
-        let gateway = Gateway::new(keys, batcher, ModelCard::minilm(vocab), coordinator.clone());
+        let mut gateway =
+            Gateway::new(keys, batcher, ModelCard::minilm(vocab), coordinator.clone());
+        let mut routes = "/v1/models, /v1/embeddings";
+        if let Some((cfg, key)) = chat {
+            let chat = ChatMarket::connect(cfg, key)
+                .await
+                .with_context(|| format!("uploading the chat model to {coordinator}"))
+                .map_err(Failure::fault)?;
+            gateway = gateway.with_chat(Arc::new(chat));
+            routes = "/v1/models, /v1/embeddings, /v1/chat/completions";
+        }
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))
@@ -199,7 +243,7 @@ fn serve(args: ServeArgs) -> Result<u8, Failure> {
         let addr = listener
             .local_addr()
             .map_err(|e| Failure::fault(anyhow::anyhow!(e)))?;
-        println!("gateway      http://{addr}/v1  (OpenAI API: /v1/models, /v1/embeddings)");
+        println!("gateway      http://{addr}/v1  (OpenAI API: {routes})");
         println!("coordinator  {coordinator}  paid by {payer}");
         if let Some(c) = cluster {
             println!("cluster      {c}");

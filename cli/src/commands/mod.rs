@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod chat;
 pub mod demo;
 pub mod devices;
 pub mod model;

@@ -6,6 +6,7 @@
 //! explorer in a real headless Chromium (`web`). `common` starts
 //! coordinators, providers and verifiers and waits for them.
 
+mod chat;
 mod clusters;
 mod common;
 mod economy;

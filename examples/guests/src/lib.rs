@@ -25,6 +25,7 @@
 //! | [`Guest::MinilmEmbed`] | `assay:gpu/job` | all-MiniLM-L6-v2 sentence embeddings (see `examples/minilm-embed/src/lib.rs`) |
 //! | [`Guest::Mlp`] | `assay:gpu/job` | a 2-layer MLP; weights from safetensors input `model` (see [`safetensors`]), rows from input `x`; outputs `probs`, `classes.txt`; shards split the rows |
 //! | [`Guest::GgufInspect`] | `assay:gpu/job` | GGUF input `model`: output `header.json` (metadata, tensor table) and `<name>.f32` for each tensor in param `tensors` (see `examples/gguf-inspect/src/lib.rs`) |
+//! | [`Guest::LlmGenerate`] | `assay:gpu/job` | chat completion: GGUF Llama input `model` (SmolLM2-135M-Instruct), input `messages`; params `max_tokens`, `temperature`, `top_p`, `stop`, `seed`; output `completion.json` (see `examples/llm-generate/src/lib.rs`) |
 //! | [`Guest::Challenge`] | `assay:gpu/job` | proof of hardware: params `seed`, `n`, `rounds`; ≈ `rounds · 2n³` FLOPs of seeded matmul on the device; output `digest` (see `examples/challenge/src/lib.rs`, sizes in `assay_protocol::challenge`) |
 
 #![forbid(unsafe_code)]
@@ -52,6 +53,8 @@ pub enum Guest {
     Challenge,
     /// `examples/gguf-inspect`: a GGUF file's header, and tensors as the device holds them.
     GgufInspect,
+    /// `examples/llm-generate`: chat completions with a GGUF Llama model (inputs `model`, `messages`).
+    LlmGenerate,
 }
 
 /// `matmul.wasm`, embedded (only this guest's bytes are linked into a binary that uses it).
@@ -72,10 +75,12 @@ pub static MLP_WASM: &[u8] = include_bytes!(env!("ASSAY_GUEST_MLP"));
 pub static CHALLENGE_WASM: &[u8] = include_bytes!(env!("ASSAY_GUEST_CHALLENGE"));
 /// `gguf_inspect.wasm`, embedded.
 pub static GGUF_INSPECT_WASM: &[u8] = include_bytes!(env!("ASSAY_GUEST_GGUF_INSPECT"));
+/// `llm_generate.wasm`, embedded.
+pub static LLM_GENERATE_WASM: &[u8] = include_bytes!(env!("ASSAY_GUEST_LLM_GENERATE"));
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 9] = [
+    pub const ALL: [Guest; 10] = [
         Guest::Hello,
         Guest::Matmul,
         Guest::Hostile,
@@ -85,9 +90,10 @@ impl Guest {
         Guest::MinilmEmbed,
         Guest::Challenge,
         Guest::GgufInspect,
+        Guest::LlmGenerate,
     ];
 
-    /// The guest's package name (`hello`, `matmul`, `hostile`, `microbench`, `wasi-command`, `mlp`, `minilm-embed`, `challenge`, `gguf-inspect`).
+    /// The guest's package name (`hello`, `matmul`, `hostile`, `microbench`, `wasi-command`, `mlp`, `minilm-embed`, `challenge`, `gguf-inspect`, `llm-generate`).
     pub fn name(self) -> &'static str {
         match self {
             Guest::Hello => "hello",
@@ -99,6 +105,7 @@ impl Guest {
             Guest::Mlp => "mlp",
             Guest::Challenge => "challenge",
             Guest::GgufInspect => "gguf-inspect",
+            Guest::LlmGenerate => "llm-generate",
         }
     }
 
@@ -124,6 +131,7 @@ impl Guest {
             Guest::Mlp => env!("ASSAY_GUEST_MLP"),
             Guest::Challenge => env!("ASSAY_GUEST_CHALLENGE"),
             Guest::GgufInspect => env!("ASSAY_GUEST_GGUF_INSPECT"),
+            Guest::LlmGenerate => env!("ASSAY_GUEST_LLM_GENERATE"),
         })
     }
 
@@ -140,6 +148,7 @@ impl Guest {
             Guest::Mlp => MLP_WASM,
             Guest::Challenge => CHALLENGE_WASM,
             Guest::GgufInspect => GGUF_INSPECT_WASM,
+            Guest::LlmGenerate => LLM_GENERATE_WASM,
         }
     }
 }
