@@ -36,13 +36,16 @@
 #![forbid(unsafe_code)]
 
 pub mod batching;
+pub mod chat;
 mod error;
+mod jobs;
 pub mod keys;
 pub mod market;
 pub mod openai;
 mod server;
 
 pub use batching::{BatchConfig, Batcher};
+pub use chat::{ChatCard, ChatConfig, ChatMarket, ChatRequest};
 pub use error::Error;
 pub use keys::{ApiKey, Held, KeyStore};
 pub use market::{Market, MarketConfig};

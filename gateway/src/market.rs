@@ -10,16 +10,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use assay_proto::client::{self, REQUEST_TTL_MS};
+use assay_proto::client;
+use assay_proto::pb;
 use assay_proto::pb::clusters_client::ClustersClient;
-use assay_proto::pb::renter_client::RenterClient;
-use assay_proto::{auth, convert, now_ms, pb};
-use assay_protocol::market::{billable_units, cost};
-use assay_protocol::{BlobRef, Hash32, JobSpec, NodeKey, Outcome};
+use assay_protocol::market::cost;
+use assay_protocol::{BlobRef, Hash32, JobSpec, NodeKey};
 use assay_tokenizer::Encoder;
-use tonic::transport::Channel;
 
 use crate::Error;
+use crate::jobs::{Component, Finished, Jobs};
 use crate::openai::Sequence;
 
 /// Work units a job may use per sequence: a 256-token sequence (MiniLM's
@@ -81,9 +80,8 @@ pub struct JobResult {
 #[derive(Debug)]
 pub struct Market {
     cfg: MarketConfig,
-    key: NodeKey,
-    channel: Channel,
-    component_hash: Hash32,
+    jobs: Jobs,
+    component: Component,
     model_refs: Vec<BlobRef>,
     tokenizer: Arc<Tokenizer>,
 }
@@ -192,10 +190,16 @@ impl Market {
             })
             .collect();
         Ok(Market {
-            component_hash: Hash32::of(&cfg.component),
+            jobs: Jobs {
+                channel,
+                key: Arc::new(key),
+                max_price: cfg.max_price,
+                verify_rate_ppm: cfg.verify_rate_ppm,
+                cluster: cfg.cluster,
+                timeout: cfg.timeout,
+            },
+            component: Component::of(&cfg.component),
             cfg,
-            key,
-            channel,
             model_refs,
             tokenizer,
         })
@@ -203,7 +207,7 @@ impl Market {
 
     /// The node that pays.
     pub fn payer(&self) -> String {
-        self.key.id().to_hex()
+        self.jobs.key.id().to_hex()
     }
 
     /// The most one sequence's share of a job can cost, µIOSD, whatever
@@ -267,56 +271,26 @@ impl Market {
     /// failed.
     pub async fn embed(&self, sequences: &[Sequence]) -> Result<JobResult, Error> {
         let started = tokio::time::Instant::now();
-        let deadline = started + self.cfg.timeout;
         let ids = self.tokenize(sequences).await?;
-        let input: Arc<[u8]> = Self::sequences_input(&ids).into();
-        let input_ref = BlobRef {
-            name: "sequences".into(),
-            hash: Hash32::of(&input),
-            size: input.len() as u64,
-        };
-        // A few KB go inside the request; more is uploaded first.
-        let inline_blobs = if input.len() as u64 <= assay_proto::INLINE_MAX_BYTES {
-            vec![input.to_vec()]
-        } else {
-            client::upload(&self.channel, &self.key, input).await?;
-            Vec::new()
-        };
+        let mut inline = Vec::new();
         let mut inputs = self.model_refs.clone();
-        inputs.push(input_ref);
+        let sequences_input = Self::sequences_input(&ids).into();
+        inputs.push(
+            self.jobs
+                .input("sequences", sequences_input, &mut inline)
+                .await?,
+        );
         let spec = Self::spec(sequences.len());
-        let mut req = pb::SubmitJobRequest {
-            auth: None,
-            component_hash: self.component_hash.0.to_vec(),
-            component_size: self.cfg.component.len() as u64,
-            inputs: convert::blob_refs_to_pb(&inputs),
-            spec: Some(pb::JobSpec::from(&spec)),
-            shards: 1,
-            max_price: self.cfg.max_price,
-            requirements: Some(pb::Requirements { gpu: false }),
-            split_inputs: vec![],
-            verify_rate_ppm: self.cfg.verify_rate_ppm,
-            unverified: false,
-            pay_in: String::new(),
-            cluster_id: self.cfg.cluster.map(|c| c.0.to_vec()).unwrap_or_default(),
-            inline_blobs,
-        };
-        auth::sign(&self.key, &mut req, now_ms(), REQUEST_TTL_MS)?;
-        let resp = RenterClient::new(self.channel.clone())
-            .submit_job(req)
-            .await
-            .map_err(|s| unavailable("the coordinator refused the job", s.message()))?
-            .into_inner();
-        let job = convert::hash("job_id", &resp.job_id)?;
-        let submitted = started.elapsed();
-        let status = self.wait_done(&job, deadline).await?;
-        let done = started.elapsed();
-        let result = self.result(job, &status, &ids).await;
+        let done = self
+            .jobs
+            .run(&self.component, inputs, inline, &spec)
+            .await?;
+        let finished = started.elapsed();
+        let result = self.result(&done, &ids).await;
         tracing::debug!(
-            job = %job.short(),
+            job = %done.job.short(),
             sequences = sequences.len(),
-            submitted_ms = submitted.as_secs_f64() * 1e3,
-            done_ms = done.as_secs_f64() * 1e3,
+            done_ms = finished.as_secs_f64() * 1e3,
             fetched_ms = started.elapsed().as_secs_f64() * 1e3,
             "job finished"
         );
@@ -338,7 +312,7 @@ impl Market {
         let Some(cluster) = self.cfg.cluster else {
             return Ok(0);
         };
-        let status = ClustersClient::new(self.channel.clone())
+        let status = ClustersClient::new(self.jobs.channel.clone())
             .get_cluster(pb::GetClusterRequest {
                 cluster_id: cluster.0.to_vec(),
             })
@@ -388,110 +362,29 @@ impl Market {
         Ok(members - cold.len())
     }
 
-    async fn wait_done(
-        &self,
-        job: &Hash32,
-        deadline: tokio::time::Instant,
-    ) -> Result<pb::JobStatus, Error> {
-        let mut seen = String::new();
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let wait = left.min(Duration::from_secs(10));
-            let status = RenterClient::new(self.channel.clone())
-                .get_job(pb::GetJobRequest {
-                    job_id: job.0.to_vec(),
-                    wait_ms: u32::try_from(wait.as_millis()).unwrap_or(10_000),
-                    seen_state: std::mem::take(&mut seen),
-                    inline_outputs_max_bytes: u32::try_from(assay_proto::INLINE_MAX_BYTES)
-                        .unwrap_or(u32::MAX),
-                })
-                .await
-                .map_err(|s| unavailable("the coordinator did not answer", s.message()))?
-                .into_inner();
-            match status.state.as_str() {
-                "done" | "settled" => return Ok(status),
-                "failed" => {
-                    let why: Vec<&str> = status
-                        .shards
-                        .iter()
-                        .map(|s| s.why_not_matched.as_str())
-                        .collect();
-                    return Err(Error::JobFailed(format!(
-                        "job {job} failed: {}",
-                        why.join("; ")
-                    )));
-                }
-                _ => {}
-            }
-            if left.is_zero() {
-                let why = status
-                    .shards
-                    .first()
-                    .map(|s| s.why_not_matched.clone())
-                    .filter(|w| !w.is_empty())
-                    .unwrap_or_else(|| format!("it is {}", status.state));
-                return Err(Error::Unavailable(format!(
-                    "no provider finished job {job} within {} s ({why}); retry later",
-                    self.cfg.timeout.as_secs()
-                )));
-            }
-            seen = status.state;
-        }
-    }
-
-    async fn result(
-        &self,
-        job: Hash32,
-        status: &pb::JobStatus,
-        sequences: &[Vec<u32>],
-    ) -> Result<JobResult, Error> {
+    async fn result(&self, done: &Finished, sequences: &[Vec<u32>]) -> Result<JobResult, Error> {
         let n = sequences.len();
-        let shard = status
-            .shards
-            .first()
-            .ok_or_else(|| Error::JobFailed(format!("job {job} has no shard")))?;
-        let receipt = convert::receipt(shard.receipt.as_ref())?;
-        if receipt.body.outcome != Outcome::Success {
-            return Err(Error::JobFailed(format!(
-                "job {job} ended in {}: {}",
-                receipt.body.outcome, shard.failure_message
-            )));
-        }
-        let outputs = convert::blob_refs("outputs", &shard.outputs)?;
-        let find = |name: &str| {
-            outputs
-                .iter()
-                .find(|b| b.name == name)
-                .ok_or_else(|| Error::JobFailed(format!("job {job} has no `{name}` output")))
-        };
         // The job's tokens.json lists the sequences it was given; the
         // receipt's outputs root covers it, so it is not fetched.
-        let embeddings = find("embeddings")?;
-        let carried = shard
-            .inline_outputs
-            .iter()
-            .find(|b| Hash32::of(b) == embeddings.hash);
-        let bytes = match carried {
-            Some(bytes) => bytes.clone(),
-            None => client::download(&self.channel, &embeddings.hash, embeddings.size).await?,
-        };
+        let bytes = self.jobs.output(done, "embeddings").await?;
         if n == 0 || bytes.len() % (4 * n) != 0 {
             return Err(Error::JobFailed(format!(
-                "job {job} returned {} bytes for {n} sequences",
+                "job {} returned {} bytes for {n} sequences",
+                done.job,
                 bytes.len(),
             )));
         }
         let width = bytes.len() / n;
-        let units = billable_units(receipt.body.fuel_used, &receipt.body.work);
+        let body = &done.receipt.body;
         Ok(JobResult {
             rows: bytes.chunks_exact(width).map(<[u8]>::to_vec).collect(),
             tokens: sequences.iter().map(|r| r.len() as u64).collect(),
-            job,
-            shard_job: receipt.body.job_id,
-            receipt: receipt.id(),
-            provider: receipt.body.provider_id.to_hex(),
-            outputs_root: receipt.body.outputs_root,
-            cost: cost(self.cfg.max_price, units).unwrap_or(u64::MAX),
+            job: done.job,
+            shard_job: body.job_id,
+            receipt: done.receipt.id(),
+            provider: body.provider_id.to_hex(),
+            outputs_root: body.outputs_root,
+            cost: self.jobs.cost(done),
         })
     }
 }

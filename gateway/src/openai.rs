@@ -107,30 +107,8 @@ impl EmbeddingsRequest {
     /// [`Error::BadRequest`] naming the field at fault, or
     /// [`Error::ModelNotFound`].
     pub fn parse(body: &[u8], card: &ModelCard) -> Result<EmbeddingsRequest, Error> {
-        let v: Value = serde_json::from_slice(body).map_err(|e| Error::BadRequest {
-            message: format!("the body is not JSON: {e}"),
-            param: None,
-            code: "invalid_json",
-        })?;
-        let Value::Object(fields) = v else {
-            return Err(Error::BadRequest {
-                message: "the body must be a JSON object".into(),
-                param: None,
-                code: "invalid_json",
-            });
-        };
-        let model = match fields.get("model") {
-            Some(Value::String(m)) => m.clone(),
-            Some(_) => return Err(Error::bad("model", "`model` must be a string")),
-            None => {
-                return Err(Error::BadRequest {
-                    message: "you must provide a model parameter (e.g. \"all-MiniLM-L6-v2\")"
-                        .into(),
-                    param: Some("model"),
-                    code: "missing_required_parameter",
-                });
-            }
-        };
+        let fields = json_object(body)?;
+        let model = model_field(&fields, "all-MiniLM-L6-v2")?;
         if !card.answers_to(&model) {
             return Err(Error::ModelNotFound(model));
         }
@@ -177,6 +155,39 @@ impl EmbeddingsRequest {
             input,
             encoding_format,
         })
+    }
+}
+
+/// A request body as a JSON object.
+pub(crate) fn json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, Error> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| Error::BadRequest {
+        message: format!("the body is not JSON: {e}"),
+        param: None,
+        code: "invalid_json",
+    })?;
+    match v {
+        Value::Object(fields) => Ok(fields),
+        _ => Err(Error::BadRequest {
+            message: "the body must be a JSON object".into(),
+            param: None,
+            code: "invalid_json",
+        }),
+    }
+}
+
+/// The request's `model`, which it must have (`example` names one).
+pub(crate) fn model_field(
+    fields: &serde_json::Map<String, Value>,
+    example: &str,
+) -> Result<String, Error> {
+    match fields.get("model") {
+        Some(Value::String(m)) => Ok(m.clone()),
+        Some(_) => Err(Error::bad("model", "`model` must be a string")),
+        None => Err(Error::BadRequest {
+            message: format!("you must provide a model parameter (e.g. {example:?})"),
+            param: Some("model"),
+            code: "missing_required_parameter",
+        }),
     }
 }
 

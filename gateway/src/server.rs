@@ -1,5 +1,6 @@
-//! The HTTP server: `/v1/models`, `/v1/models/{model}`, `/v1/embeddings`
-//! (each behind `Authorization: Bearer KEY`), and `/health`.
+//! The HTTP server: `/v1/models`, `/v1/models/{model}`, `/v1/embeddings`,
+//! `/v1/chat/completions` when a chat model is served (each behind
+//! `Authorization: Bearer KEY`), and `/health`.
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::Error;
 use crate::batching::{Batcher, Share};
+use crate::chat::{self, ChatMarket, ChatRequest};
 use crate::keys::{ApiKey, KeyStore};
 use crate::market::JobResult;
 use crate::openai::{self, Embedded, EmbeddingsRequest, ModelCard, Sequence};
@@ -33,6 +35,7 @@ pub struct Gateway {
     keys: Arc<KeyStore>,
     batcher: Batcher,
     card: Arc<ModelCard>,
+    chat: Option<Arc<ChatMarket>>,
     coordinator: String,
     in_flight: Arc<tokio::sync::Semaphore>,
 }
@@ -50,9 +53,44 @@ impl Gateway {
             keys,
             batcher,
             card: Arc::new(card),
+            chat: None,
             coordinator,
             in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
         }
+    }
+
+    /// Also answers `POST /v1/chat/completions` with `chat`'s model.
+    pub fn with_chat(mut self, chat: Arc<ChatMarket>) -> Gateway {
+        self.chat = Some(chat);
+        self
+    }
+
+    /// Every model name served, with who made it.
+    fn model_names(&self) -> Vec<(&str, &str)> {
+        let mut names: Vec<(&str, &str)> = self
+            .card
+            .names
+            .iter()
+            .map(|n| (n.as_str(), self.card.owned_by.as_str()))
+            .collect();
+        if let Some(chat) = &self.chat {
+            names.extend(
+                chat.card
+                    .names
+                    .iter()
+                    .map(|n| (n.as_str(), chat.card.owned_by.as_str())),
+            );
+        }
+        names
+    }
+
+    /// A slot among the requests in flight, or 503.
+    fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+        self.in_flight.clone().try_acquire_owned().map_err(|_| {
+            Error::Unavailable(format!(
+                "the gateway is serving {MAX_IN_FLIGHT} requests already; retry in a moment"
+            ))
+        })
     }
 
     /// Embeds `input` in parts of at most a batch each, at once: a request
@@ -103,6 +141,7 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/models/{*model}", get(model))
         .route("/v1/embeddings", post(embeddings))
+        .route("/v1/chat/completions", post(chat_completions))
         .fallback(not_found)
         .method_not_allowed_fallback(wrong_method)
         .with_state(gateway)
@@ -119,7 +158,7 @@ async fn wrong_method(req: Request) -> Error {
 fn no_route(req: &Request, wrong_method: bool) -> Error {
     Error::NoRoute {
         message: format!(
-            "invalid URL ({} {}): this gateway serves GET /v1/models, GET /v1/models/{{model}} and POST /v1/embeddings",
+            "invalid URL ({} {}): this gateway serves GET /v1/models, GET /v1/models/{{model}}, POST /v1/embeddings and POST /v1/chat/completions",
             req.method(),
             req.uri().path()
         ),
@@ -129,7 +168,16 @@ fn no_route(req: &Request, wrong_method: bool) -> Error {
 
 async fn models(State(g): State<Gateway>, headers: HeaderMap) -> Result<Response, Error> {
     g.authenticate(&headers)?;
-    Ok(axum::Json(g.card.list()).into_response())
+    let data: Vec<Value> = g
+        .model_names()
+        .into_iter()
+        .map(|(name, owner)| model_entry(name, owner))
+        .collect();
+    Ok(axum::Json(json!({ "object": "list", "data": data })).into_response())
+}
+
+fn model_entry(name: &str, owned_by: &str) -> Value {
+    json!({ "id": name, "object": "model", "created": 0, "owned_by": owned_by })
 }
 
 async fn model(
@@ -138,26 +186,18 @@ async fn model(
     headers: HeaderMap,
 ) -> Result<Response, Error> {
     g.authenticate(&headers)?;
-    if !g.card.answers_to(&name) {
-        return Err(Error::ModelNotFound(name));
-    }
-    Ok(axum::Json(g.card.entry(&name)).into_response())
+    let (found, owner) = g
+        .model_names()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .ok_or(Error::ModelNotFound(name))?;
+    Ok(axum::Json(model_entry(found, owner)).into_response())
 }
 
 async fn embeddings(State(g): State<Gateway>, req: Request) -> Result<Response, Error> {
     let key = g.authenticate(req.headers())?;
-    let _slot = g.in_flight.clone().try_acquire_owned().map_err(|_| {
-        Error::Unavailable(format!(
-            "the gateway is serving {MAX_IN_FLIGHT} requests already; retry in a moment"
-        ))
-    })?;
-    let body = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
-        .await
-        .map_err(|e| Error::BadRequest {
-            message: format!("the body could not be read (at most {MAX_BODY_BYTES} bytes): {e}"),
-            param: None,
-            code: "request_too_large",
-        })?;
+    let _slot = g.slot()?;
+    let body = read_body(req).await?;
     let request = EmbeddingsRequest::parse(&body, &g.card)?;
     let held = g
         .keys
@@ -210,6 +250,56 @@ async fn embeddings(State(g): State<Gateway>, req: Request) -> Result<Response, 
         (JOB_HEADER, ids(|j| j.job)),
         (RECEIPT_HEADER, ids(|j| j.receipt)),
     ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    }
+    Ok(response)
+}
+
+/// The request's body, at most [`MAX_BODY_BYTES`].
+async fn read_body(req: Request) -> Result<axum::body::Bytes, Error> {
+    axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+        .await
+        .map_err(|e| Error::BadRequest {
+            message: format!("the body could not be read (at most {MAX_BODY_BYTES} bytes): {e}"),
+            param: None,
+            code: "request_too_large",
+        })
+}
+
+async fn chat_completions(State(g): State<Gateway>, req: Request) -> Result<Response, Error> {
+    let key = g.authenticate(req.headers())?;
+    let chat = g.chat.clone().ok_or_else(|| {
+        Error::ModelNotFound(
+            "(any chat model: this gateway serves embeddings only; start it with --chat)".into(),
+        )
+    })?;
+    let _slot = g.slot()?;
+    let body = read_body(req).await?;
+    let request = ChatRequest::parse(&body, &chat.card)?;
+    let held = g.keys.hold(&key, chat.most_cost(&request))?;
+    let out = chat.complete(&request).await?;
+    held.settle(out.cost)?;
+    let job = out.job.to_hex();
+    let assay = json!({
+        "job_id": job,
+        "receipt_id": out.receipt.to_hex(),
+        "shard_job_id": out.shard_job.to_hex(),
+        "provider": out.provider,
+        "outputs_root": out.outputs_root.to_hex(),
+        "prompt_ids": out.completion["prompt_ids"],
+        "ids": out.completion["ids"],
+        "cost_micro_iosd": out.cost,
+        "coordinator": g.coordinator,
+        "check": format!("assay job status {job} --coordinator {}", g.coordinator),
+    });
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut response = axum::Json(chat::response(&request, &out, created, assay)).into_response();
+    let headers = response.headers_mut();
+    for (name, value) in [(JOB_HEADER, job), (RECEIPT_HEADER, out.receipt.to_hex())] {
         if let Ok(v) = HeaderValue::from_str(&value) {
             headers.insert(name, v);
         }
