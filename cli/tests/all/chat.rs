@@ -25,7 +25,7 @@ fn required() -> bool {
 }
 
 /// The model file, or `None` (after printing why) when the test must skip.
-fn model_or_skip(test: &str) -> Option<Arc<[u8]>> {
+pub fn model_or_skip(test: &str) -> Option<Arc<[u8]>> {
     let path = match std::env::var_os("ASSAY_SMOLLM2_GGUF") {
         Some(p) => PathBuf::from(p),
         None => model_store::SMOLLM2
@@ -423,4 +423,96 @@ fn model_fetch_smollm2_checks_the_pin() {
         !cache.path().join(model_store::SMOLLM2.name).exists(),
         "nothing is written"
     );
+}
+
+/// A chat job published with `assay publish`, sampled for verification at
+/// p = 1: a verifier re-runs it, the hashes agree, the receipt settles, the
+/// outputs are the local run's and the ledger verifies.
+#[test]
+fn a_published_chat_job_is_verified_settles_and_gives_the_local_bytes() {
+    use crate::common::{self, arbiter_key, assay, ok, provider_with, verifier};
+    let Some(model) =
+        model_or_skip("a_published_chat_job_is_verified_settles_and_gives_the_local_bytes")
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let (component, gguf, messages) = (
+        root.join("llm.wasm"),
+        root.join("model.gguf"),
+        root.join("messages.json"),
+    );
+    std::fs::write(&component, assay_guests::LLM_GENERATE_WASM).expect("component");
+    std::fs::write(&gguf, &model[..]).expect("model");
+    std::fs::write(&messages, user("Say hello.").to_string()).expect("messages");
+    let path = |p: &std::path::Path| p.display().to_string();
+    let job_args = [
+        "--input".to_string(),
+        format!("model={}", path(&gguf)),
+        "--input".to_string(),
+        format!("messages={}", path(&messages)),
+        "--param".to_string(),
+        "max_tokens=6".to_string(),
+        "--fuel".to_string(),
+        "3000000000".to_string(),
+        "--work-budget".to_string(),
+        "40000000000".to_string(),
+    ];
+    let local = root.join("local");
+    let mut run = vec!["run".to_string(), path(&component)];
+    run.extend(job_args.iter().cloned());
+    run.extend(["--out".to_string(), path(&local)]);
+    let run: Vec<&str> = run.iter().map(String::as_str).collect();
+    ok(assay(&root.join("local-home"), "http://127.0.0.1:1", &run));
+
+    let (arbiter_home, arbiter) = arbiter_key(root);
+    let flags = [
+        "--verify-rate",
+        "1",
+        "--epoch-ms",
+        "300",
+        "--check-ttl-ms",
+        "8000",
+        "--arbiter-key",
+        arbiter.as_str(),
+    ];
+    let (_c, url) = common::coordinator(&root.join("coordinator"), "127.0.0.1:0", &flags);
+    let _arbiter = verifier(&url, &arbiter_home, &[]);
+    // A check of this job bonds ~1.5 IO of the verifier's stake.
+    let _verifier = verifier(
+        &url,
+        &root.join("verifier"),
+        &["--threads", "1", "--stake", "10000000"],
+    );
+    let _provider = provider_with(&url, &root.join("provider"), 1, 1, &["--threads", "2"]);
+    let renter = root.join("renter");
+    ok(assay(&renter, &url, &["faucet"]));
+    let mut publish = vec![path(&component)];
+    publish.extend(job_args.iter().cloned());
+    publish.extend(["--max-price", "2", "--verify-rate", "1"].map(String::from));
+    let publish: Vec<&str> = publish.iter().map(String::as_str).collect();
+    let job = common::publish(&renter, &url, &publish);
+    let status = common::wait_job(&renter, &url, &job, 300, |s| s["state"] == "settled");
+    let shard = &status["shards"][0];
+    assert!(
+        shard["rejected_receipts"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "{status:#}"
+    );
+    let out = root.join("network");
+    ok(assay(
+        &renter,
+        &url,
+        &["job", "outputs", &job, "--out", &path(&out)],
+    ));
+    let got = std::fs::read(out.join("completion.json")).expect("the network's completion.json");
+    let want = std::fs::read(local.join("completion.json")).expect("the local completion.json");
+    assert_eq!(
+        got, want,
+        "the network's completion differs from the local run's"
+    );
+    let ledger = ok(assay(&renter, &url, &["ledger", "verify"]));
+    assert!(String::from_utf8_lossy(&ledger.stdout).contains("ledger OK"));
 }

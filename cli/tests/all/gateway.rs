@@ -285,3 +285,65 @@ fn a_gateway_on_a_reserved_cluster_runs_every_request_on_its_members() {
         "every request ran on the cluster's member {member_id}: {out}"
     );
 }
+
+/// `POST /v1/chat/completions` (issue #18) through the official client: a
+/// greedy completion equal to a local `assay run` of llm-generate on the
+/// same messages, and OpenAI's errors for what the gateway cannot do.
+#[test]
+fn the_official_openai_client_gets_chat_completions_equal_to_a_local_run() {
+    let test = "chat completions with the openai client";
+    let Some(model) = crate::chat::model_or_skip(test) else {
+        return;
+    };
+    if python_or_skip(test).is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let messages = serde_json::json!([
+        { "role": "system", "content": "You answer in one short sentence." },
+        { "role": "user", "content": "What colour is the sky on a clear day?" },
+    ]);
+    let messages_path = root.join("messages.json");
+    std::fs::write(&messages_path, messages.to_string()).expect("messages");
+    let (component, gguf) = (root.join("llm.wasm"), root.join("model.gguf"));
+    std::fs::write(&component, Guest::LlmGenerate.bytes()).expect("component");
+    std::fs::write(&gguf, &model[..]).expect("model");
+    let local = root.join("local");
+    let path = |p: &Path| p.display().to_string();
+    common::ok(common::assay(
+        &root.join("local-home"),
+        "http://127.0.0.1:1",
+        &[
+            "run",
+            &path(&component),
+            "--input",
+            &format!("model={}", path(&gguf)),
+            "--input",
+            &format!("messages={}", path(&messages_path)),
+            "--param",
+            "max_tokens=12",
+            "--param",
+            "temperature=0",
+            "--out",
+            &path(&local),
+        ],
+    ));
+
+    let (_coord, url) = common::coordinator(&root.join("coord"), "127.0.0.1:0", &[]);
+    let _provider = common::provider(&url, &root.join("provider"), 1, 1);
+    let gw_home = root.join("gateway");
+    common::ok(common::assay(&gw_home, &url, &["faucet"]));
+    let created = common::ok(common::assay(&gw_home, &url, &["gateway", "key", "create"]));
+    let key = last_line(&created.stdout);
+    let (_gw, base) = gateway(&gw_home, &url, &["--chat", "--max-price", "1"]);
+    let out = run_script(&[
+        "chat",
+        &base,
+        &key,
+        &path(&messages_path),
+        &path(&local.join("completion.json")),
+        "12",
+    ]);
+    assert!(out.contains("equal the local run's"), "{out}");
+}

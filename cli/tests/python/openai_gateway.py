@@ -6,6 +6,7 @@
     openai_gateway.py limit  BASE_URL KEY
     openai_gateway.py upfront BASE_URL KEY
     openai_gateway.py who    BASE_URL KEY COUNT
+    openai_gateway.py chat   BASE_URL KEY MESSAGES_JSON EXPECTED_COMPLETION_JSON MAX_TOKENS
 
 `check`: EXPECTED_DIR holds a local `assay run` of minilm-embed on
 TEXTS_JSON (`embeddings`, `tokens.json`); every embedding the gateway returns
@@ -17,6 +18,10 @@ refused with 429 before it runs; prints the most it may cost (`hold N`). `who`: 
 concurrent callers; prints the providers that ran them (the `assay` field).
 `slow`: one request of COUNT long sentences (a provider is killed
 while it runs); it must succeed or fail with 503 within TIMEOUT_S.
+`chat`: a greedy chat completion of MESSAGES_JSON must be the local run's
+(`completion.json` of llm-generate): the text, the token ids (the `assay`
+field), the usage and the finish reason; then OpenAI's errors for what the
+gateway cannot do.
 Prints one line per check; exits non-zero on the first failure.
 """
 
@@ -175,6 +180,53 @@ def who(base_url, key, count):
     print(f"who: {count} requests in {jobs} jobs on providers {' '.join(providers)}")
 
 
+def chat(base_url, key, messages_path, expected_path, max_tokens):
+    client = openai.OpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=600)
+    with open(messages_path) as f:
+        messages = json.load(f)
+    with open(expected_path) as f:
+        want = json.load(f)
+    chat_model = "SmolLM2-135M-Instruct"
+    assert chat_model in [m.id for m in client.models.list().data]
+    raw = client.chat.completions.with_raw_response.create(
+        model=chat_model, messages=messages, max_tokens=max_tokens, temperature=0
+    )
+    r = raw.parse()
+    assay = json.loads(raw.http_response.text)["assay"]
+    choice = r.choices[0]
+    assert r.object == "chat.completion" and len(r.choices) == 1, r
+    assert choice.message.role == "assistant"
+    assert choice.message.content == want["text"], (choice.message.content, want["text"])
+    assert choice.finish_reason == want["finish_reason"], choice.finish_reason
+    assert assay["ids"] == want["ids"] and assay["prompt_ids"] == want["prompt_ids"], assay
+    assert r.usage.prompt_tokens == len(want["prompt_ids"]), r.usage
+    assert r.usage.completion_tokens == len(want["ids"]), r.usage
+    assert raw.http_response.headers["x-assay-job"] == assay["job_id"]
+    print(f"chat: {r.usage.completion_tokens} tokens equal the local run's: {choice.message.content!r}")
+    for kwargs, status in [
+        (dict(model=chat_model, messages=messages, n=2), 400),
+        (dict(model=chat_model, messages=[{"role": "tool", "content": "x"}]), 400),
+        (dict(model=chat_model, messages=messages, max_tokens=100000), 400),
+        (dict(model="no-such-model", messages=messages), 404),
+    ]:
+        try:
+            client.chat.completions.create(**kwargs)
+            raise AssertionError(f"served {kwargs}")
+        except openai.APIStatusError as e:
+            assert e.status_code == status, (kwargs, e.status_code, e.message)
+            body = e.response.json()["error"]
+            assert body["message"] and body["type"], body
+    print("chat: bad requests refused in OpenAI's format")
+    try:
+        openai.OpenAI(base_url=base_url, api_key="sk-assay-wrong", max_retries=0).chat.completions.create(
+            model=chat_model, messages=messages
+        )
+        raise AssertionError("a bad key was served")
+    except openai.AuthenticationError as e:
+        assert e.status_code == 401
+    print("chat: a bad key gets 401")
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "check":
@@ -185,6 +237,8 @@ if __name__ == "__main__":
         upfront(*args)
     elif mode == "who":
         who(args[0], args[1], int(args[2]))
+    elif mode == "chat":
+        chat(args[0], args[1], args[2], args[3], int(args[4]))
     elif mode == "slow":
         slow(args[0], args[1], int(args[2]), float(args[3]))
     else:
