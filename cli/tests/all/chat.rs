@@ -516,3 +516,95 @@ fn a_published_chat_job_is_verified_settles_and_gives_the_local_bytes() {
     let ledger = ok(assay(&renter, &url, &["ledger", "verify"]));
     assert!(String::from_utf8_lossy(&ledger.stdout).contains("ledger OK"));
 }
+
+/// An arbiter can recompute any step of a chat job's trace: every
+/// `causal-attention` (its key/value blocks revealed as they were
+/// recorded), `rope` and `swiglu` step replays on its own to the output
+/// digest the run recorded.
+#[test]
+fn the_decoders_steps_replay_from_the_trace_to_their_recorded_outputs() {
+    use assay_protocol::trace::Call;
+    use assay_runtime::{TraceOptions, replay_step};
+    let Some(model) =
+        model_or_skip("the_decoders_steps_replay_from_the_trace_to_their_recorded_outputs")
+    else {
+        return;
+    };
+    let rt = runtime(Device::cpu_with_threads(2));
+    let component = rt
+        .load(assay_guests::LLM_GENERATE_WASM)
+        .expect("the guest loads");
+    let mut inputs = Inputs::new();
+    inputs.insert("model".into(), model.clone());
+    inputs.insert(
+        "messages".into(),
+        Arc::from(user("Hi").to_string().as_bytes()),
+    );
+    let mut spec = JobSpec::default();
+    spec.params.insert("max_tokens".into(), "3".into());
+    let inputs = Arc::new(inputs);
+    let decoder = ["tensor.causal-attention", "tensor.rope", "tensor.swiglu"];
+    // First the steps, then a run that keeps the inputs of the decoder's.
+    let first = rt
+        .run_with(&component, inputs.clone(), &spec, &TraceOptions::default())
+        .expect("runs");
+    assert_succeeded(&first);
+    let calls: Vec<Call> = first
+        .trace
+        .steps
+        .iter()
+        .map(|s| Call::decode(&s.call).expect("a call"))
+        .collect();
+    let keep = calls
+        .iter()
+        .filter(|c| decoder.contains(&c.name.as_str()))
+        .flat_map(|c| c.inputs.iter().copied())
+        .collect();
+    let kept = rt
+        .run_with(
+            &component,
+            inputs.clone(),
+            &spec,
+            &TraceOptions {
+                keep,
+                ..TraceOptions::default()
+            },
+        )
+        .expect("runs");
+    assert_eq!(kept.receipt.body.trace_root, first.receipt.body.trace_root);
+    let mut replayed = std::collections::BTreeMap::<&str, usize>::new();
+    for (i, call) in calls.iter().enumerate() {
+        if !decoder.contains(&call.name.as_str()) {
+            continue;
+        }
+        let revealed: Vec<_> = call
+            .inputs
+            .iter()
+            .map(|j| kept.trace.kept[j].clone())
+            .collect();
+        let got = replay_step(&Device::cpu(), i as u64, call, &revealed, &inputs)
+            .unwrap_or_else(|e| panic!("step {i} {}: {e}", call.name));
+        assert_eq!(
+            got.output, kept.trace.steps[i].output,
+            "step {i} {}",
+            call.name
+        );
+        assert_eq!(got.leaf, kept.trace.leaves[i], "step {i}");
+        *replayed
+            .entry(
+                decoder
+                    .iter()
+                    .find(|d| **d == call.name)
+                    .expect("a decoder op"),
+            )
+            .or_default() += 1;
+    }
+    // 30 layers, 3 forward passes (the prompt, then two tokens).
+    assert_eq!(
+        replayed.get("tensor.causal-attention"),
+        Some(&90),
+        "{replayed:?}"
+    );
+    assert_eq!(replayed.get("tensor.rope"), Some(&180), "{replayed:?}");
+    assert_eq!(replayed.get("tensor.swiglu"), Some(&90), "{replayed:?}");
+}
