@@ -98,17 +98,7 @@ impl Session {
             )));
         }
         let longest = lengths.iter().copied().max().unwrap_or(0);
-        let (_, scores_bytes) = self.checked_size(what, &[tokens, heads, longest], DType::F32)?;
-        let (_, out_bytes) = self.checked_size(what, &[tokens, v_width], DType::F32)?;
-        let live = self.live_bytes();
-        if live.saturating_add(out_bytes).saturating_add(scores_bytes) > self.limits().memory_quota
-        {
-            return Err(Error::QuotaExceeded(format!(
-                "{what} needs {out_bytes} bytes for its output and {scores_bytes} for its \
-                 scores with {live} bytes alive; the job's quota is {} bytes",
-                self.limits().memory_quota
-            )));
-        }
+        self.check_scores_fit(what, &[tokens, heads, longest], &[tokens, v_width])?;
         // Per sequence and head: the two products (2·n²·d and 2·n²·dv), the
         // scale (n²) and the softmax (n²·(T + 4)).
         let (d, dv) = ((width / heads) as u128, (v_width / heads) as u128);
@@ -256,18 +246,8 @@ impl Session {
                  (append this step's keys and values first)"
             )));
         }
-        let (_, scores_bytes) = self.checked_size(what, &[t, heads, n], DType::F32)?;
         let out_width = v_width / kv_heads * heads;
-        let (_, out_bytes) = self.checked_size(what, &[t, out_width], DType::F32)?;
-        let live = self.live_bytes();
-        if live.saturating_add(out_bytes).saturating_add(scores_bytes) > self.limits().memory_quota
-        {
-            return Err(Error::QuotaExceeded(format!(
-                "{what} needs {out_bytes} bytes for its output and {scores_bytes} for its \
-                 scores with {live} bytes alive; the job's quota is {} bytes",
-                self.limits().memory_quota
-            )));
-        }
+        self.check_scores_fit(what, &[t, heads, n], &[t, out_width])?;
         // Per row and head, for its `p + 1` keys: as `attention` per score.
         let (d, dv) = ((width / heads) as u128, (v_width / kv_heads) as u128);
         let per_score = 2 * d + 2 * dv + 1 + TRANSCENDENTAL_FLOPS as u128 + 4;
@@ -294,5 +274,25 @@ impl Session {
             DType::F32,
             flops,
         )
+    }
+}
+
+impl Session {
+    /// Refuses an attention whose output and scores (a temporary f32
+    /// tensor of `scores` alive during the op, on every backend) would take
+    /// the live bytes past the quota.
+    fn check_scores_fit(&self, what: &str, scores: &[usize], out: &[usize]) -> Result<(), Error> {
+        let (_, scores_bytes) = self.checked_size(what, scores, DType::F32)?;
+        let (_, out_bytes) = self.checked_size(what, out, DType::F32)?;
+        let live = self.live_bytes();
+        if live.saturating_add(out_bytes).saturating_add(scores_bytes) > self.limits().memory_quota
+        {
+            return Err(Error::QuotaExceeded(format!(
+                "{what} needs {out_bytes} bytes for its output and {scores_bytes} for its \
+                 scores with {live} bytes alive; the job's quota is {} bytes",
+                self.limits().memory_quota
+            )));
+        }
+        Ok(())
     }
 }

@@ -172,18 +172,7 @@ impl Operands<'_> {
             len * v_padded,
             rows * v_padded,
         ];
-        let total: usize = sizes.iter().sum();
-        if scratch.len() < total {
-            scratch
-                .try_reserve(total - scratch.len())
-                .map_err(|e| Error::Device(format!("cpu: attention scratch: {e}")))?;
-            scratch.resize(total, 0.0);
-        }
-        let (keys_t, rest) = scratch.split_at_mut(sizes[0]);
-        let (scaled, rest) = rest.split_at_mut(sizes[1]);
-        let (probs, rest) = rest.split_at_mut(sizes[2]);
-        let (values, rest) = rest.split_at_mut(sizes[3]);
-        let context = &mut rest[..sizes[4]];
+        let [keys_t, scaled, probs, values, context] = scratch_parts(scratch, sizes)?;
         // The sequence's keys in the head's columns, transposed: row c holds
         // k[start + j][head·d + c] for every j, then zeros up to `padded`.
         keys_t.fill(0.0);
@@ -352,19 +341,7 @@ impl Cache<'_> {
         let sizes = [d * padded, rows * len, len, len * v_padded, v_padded];
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
-            let scratch: &mut Vec<f32> = &mut scratch;
-            let total: usize = sizes.iter().sum();
-            if scratch.len() < total {
-                scratch
-                    .try_reserve(total - scratch.len())
-                    .map_err(|e| Error::Device(format!("cpu: attention scratch: {e}")))?;
-                scratch.resize(total, 0.0);
-            }
-            let (keys_t, rest) = scratch.split_at_mut(sizes[0]);
-            let (scaled, rest) = rest.split_at_mut(sizes[1]);
-            let (probs, rest) = rest.split_at_mut(sizes[2]);
-            let (values, rest) = rest.split_at_mut(sizes[3]);
-            let context = &mut rest[..sizes[4]];
+            let [keys_t, scaled, probs, values, context] = scratch_parts(&mut scratch, sizes)?;
             keys_t.fill(0.0);
             for (j, key) in self.keys[..len].iter().enumerate() {
                 for (c, &x) in key[kv * d..][..d].iter().enumerate() {
@@ -407,6 +384,24 @@ impl Cache<'_> {
             Ok(())
         })
     }
+}
+
+/// The scratch cut into the five parts a head's work needs (keys
+/// transposed, scaled scores, probabilities, values, context) of `sizes`,
+/// grown first if it is short.
+fn scratch_parts(scratch: &mut Vec<f32>, sizes: [usize; 5]) -> Result<[&mut [f32]; 5], Error> {
+    let total: usize = sizes.iter().sum();
+    if scratch.len() < total {
+        scratch
+            .try_reserve(total - scratch.len())
+            .map_err(|e| Error::Device(format!("cpu: attention scratch: {e}")))?;
+        scratch.resize(total, 0.0);
+    }
+    let (keys_t, rest) = scratch.split_at_mut(sizes[0]);
+    let (scaled, rest) = rest.split_at_mut(sizes[1]);
+    let (probs, rest) = rest.split_at_mut(sizes[2]);
+    let (values, rest) = rest.split_at_mut(sizes[3]);
+    Ok([keys_t, scaled, probs, values, &mut rest[..sizes[4]]])
 }
 
 thread_local! {
