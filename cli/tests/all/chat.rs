@@ -426,7 +426,7 @@ fn model_fetch_smollm2_checks_the_pin() {
 }
 
 /// A chat job published with `assay publish`, sampled for verification at
-/// p = 1: a verifier re-runs it, the hashes agree, the receipt settles, the
+/// p = 1: a verifier re-runs it (on 2 threads; the provider ran on 1), the hashes agree, the receipt settles, the
 /// outputs are the local run's and the ledger verifies.
 #[test]
 fn a_published_chat_job_is_verified_settles_and_gives_the_local_bytes() {
@@ -472,8 +472,11 @@ fn a_published_chat_job_is_verified_settles_and_gives_the_local_bytes() {
         "1",
         "--epoch-ms",
         "300",
+        // A check's deadline: room for a verifier's first chat job (it
+        // decodes the weights) on a loaded CI machine. A verified receipt
+        // settles after the worst-case dispute, ~3 deadlines: ~100 s.
         "--check-ttl-ms",
-        "8000",
+        "30000",
         "--arbiter-key",
         arbiter.as_str(),
     ];
@@ -483,9 +486,9 @@ fn a_published_chat_job_is_verified_settles_and_gives_the_local_bytes() {
     let _verifier = verifier(
         &url,
         &root.join("verifier"),
-        &["--threads", "1", "--stake", "10000000"],
+        &["--threads", "2", "--stake", "10000000"],
     );
-    let _provider = provider_with(&url, &root.join("provider"), 1, 1, &["--threads", "2"]);
+    let _provider = provider_with(&url, &root.join("provider"), 1, 1, &["--threads", "1"]);
     let renter = root.join("renter");
     ok(assay(&renter, &url, &["faucet"]));
     let mut publish = vec![path(&component)];
@@ -493,7 +496,7 @@ fn a_published_chat_job_is_verified_settles_and_gives_the_local_bytes() {
     publish.extend(["--max-price", "2", "--verify-rate", "1"].map(String::from));
     let publish: Vec<&str> = publish.iter().map(String::as_str).collect();
     let job = common::publish(&renter, &url, &publish);
-    let status = common::wait_job(&renter, &url, &job, 300, |s| s["state"] == "settled");
+    let status = common::wait_job(&renter, &url, &job, 600, |s| s["state"] == "settled");
     let shard = &status["shards"][0];
     assert!(
         shard["rejected_receipts"]
