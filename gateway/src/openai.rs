@@ -57,17 +57,6 @@ impl ModelCard {
     pub fn answers_to(&self, name: &str) -> bool {
         self.names.iter().any(|n| n == name)
     }
-
-    /// `GET /v1/models`: one entry per name.
-    pub fn list(&self) -> Value {
-        let data: Vec<Value> = self.names.iter().map(|n| self.entry(n)).collect();
-        json!({ "object": "list", "data": data })
-    }
-
-    /// `GET /v1/models/{name}`.
-    pub fn entry(&self, name: &str) -> Value {
-        json!({ "id": name, "object": "model", "created": 0, "owned_by": self.owned_by })
-    }
 }
 
 /// One sequence to embed.
