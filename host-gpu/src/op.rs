@@ -113,6 +113,27 @@ impl SourceEncoding {
             SourceEncoding::I32 | SourceEncoding::I64 => DType::I32,
         }
     }
+
+    /// The dtype of a tensor that keeps this encoding's blocks as they are
+    /// (`None` for the plain encodings).
+    pub fn blocks_dtype(self) -> Option<DType> {
+        match self {
+            SourceEncoding::Q4_0 => Some(DType::Q4_0),
+            SourceEncoding::Q4_1 => Some(DType::Q4_1),
+            SourceEncoding::Q8_0 => Some(DType::Q8_0),
+            _ => None,
+        }
+    }
+
+    /// The block encoding a tensor of `dtype` keeps (`None` for f32 and i32).
+    pub fn of_blocks(dtype: DType) -> Option<SourceEncoding> {
+        match dtype {
+            DType::Q4_0 => Some(SourceEncoding::Q4_0),
+            DType::Q4_1 => Some(SourceEncoding::Q4_1),
+            DType::Q8_0 => Some(SourceEncoding::Q8_0),
+            DType::F32 | DType::I32 => None,
+        }
+    }
 }
 
 /// One validated op. Shapes of inputs and output travel beside it in

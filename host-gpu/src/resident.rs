@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::backend::DeviceBuffer;
+use crate::dtype::DType;
 use crate::op::SourceEncoding;
 
 /// Bytes of decoded inputs a device keeps by default (1 GiB): a few models
@@ -39,7 +40,7 @@ pub(crate) struct Resident {
 
 #[derive(Debug, Default)]
 struct State {
-    entries: HashMap<(ContentKey, SourceEncoding), Entry>,
+    entries: HashMap<(ContentKey, SourceEncoding, DType), Entry>,
     bytes: u64,
     /// Bumped per lookup; an entry's `used` is the tick of its last hit.
     clock: u64,
@@ -86,11 +87,13 @@ impl Resident {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The buffer decoded earlier from content `key` in `encoding`, if kept.
+    /// The buffer of `dtype` made earlier from content `key` in `encoding`
+    /// (decoded, or its blocks kept), if kept.
     pub(crate) fn get(
         &self,
         key: ContentKey,
         encoding: SourceEncoding,
+        dtype: DType,
         encoded_len: usize,
     ) -> Option<Arc<dyn DeviceBuffer>> {
         let mut state = self.state();
@@ -98,7 +101,7 @@ impl Resident {
         let now = state.clock;
         let found = state
             .entries
-            .get_mut(&(key, encoding))
+            .get_mut(&(key, encoding, dtype))
             .filter(|e| e.encoded_len == encoded_len)
             .map(|e| {
                 e.used = now;
@@ -118,6 +121,7 @@ impl Resident {
         &self,
         key: ContentKey,
         encoding: SourceEncoding,
+        dtype: DType,
         encoded_len: usize,
         buffer: Arc<dyn DeviceBuffer>,
         bytes: u64,
@@ -126,7 +130,7 @@ impl Resident {
             return;
         }
         let mut state = self.state();
-        if let Some(old) = state.entries.remove(&(key, encoding)) {
+        if let Some(old) = state.entries.remove(&(key, encoding, dtype)) {
             state.bytes -= old.bytes;
         }
         while state.bytes + bytes > self.limit {
@@ -145,7 +149,7 @@ impl Resident {
         let used = state.clock;
         state.bytes += bytes;
         state.entries.insert(
-            (key, encoding),
+            (key, encoding, dtype),
             Entry {
                 buffer,
                 encoded_len,

@@ -181,7 +181,7 @@ impl Session {
         let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
         let bytes = numel
             .and_then(|n| u64::try_from(n).ok())
-            .and_then(|n| n.checked_mul(dtype.size() as u64));
+            .and_then(|n| dtype.byte_len(n));
         match (numel, bytes) {
             (Some(numel), Some(bytes)) => Ok((numel, bytes)),
             _ => Err(Error::InvalidArgument(format!(
@@ -222,11 +222,17 @@ impl Session {
             if let Some(want) = dtype
                 && t.dtype != want
             {
+                if t.dtype.is_blocks() {
+                    return Err(blocks_refused(what, name, t.dtype));
+                }
                 return Err(Error::InvalidArgument(format!(
                     "{what}: {name} must be {} but it is {}; cast it first",
                     want.name(),
                     t.dtype.name()
                 )));
+            }
+            if dtype.is_none() && t.dtype.is_blocks() {
+                return Err(blocks_refused(what, name, t.dtype));
             }
         }
         Ok(())
@@ -334,4 +340,14 @@ pub(crate) fn to_work(what: &str, flops: u128, bytes: u128) -> Result<Work, Erro
         (Ok(flops), Ok(bytes)) => Ok(Work { flops, bytes }),
         _ => Err(too_large(what)),
     }
+}
+
+/// The refusal of a tensor of blocks as an operand of `what`, which only
+/// `matmul`/`linear` (as `b`) and `gather` (as the table) read.
+pub(crate) fn blocks_refused(what: &str, name: &str, dtype: DType) -> Error {
+    Error::InvalidArgument(format!(
+        "{what}: {name} is a tensor of {}, which only matmul and linear (as the transposed b) \
+         and gather (as the table) read; decode the blocks to f32 to use them here",
+        dtype.name()
+    ))
 }

@@ -49,7 +49,8 @@ impl Tensor {
 
     /// Size of the elements in bytes.
     pub fn byte_len(&self) -> u64 {
-        self.numel() as u64 * self.dtype.size() as u64
+        // A live tensor's size was checked when it was made.
+        self.dtype.byte_len(self.numel() as u64).unwrap_or(u64::MAX)
     }
 
     /// The elements where they are, if that is host memory (the CPU

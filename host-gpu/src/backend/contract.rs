@@ -102,6 +102,23 @@ pub trait Backend: Send + Sync + Debug {
         dtype: DType,
     ) -> Result<Box<dyn DeviceBuffer>, Error>;
 
+    /// A buffer that keeps `bytes`, whole GGML blocks in `encoding`
+    /// (Q4_0, Q4_1 or Q8_0) making rows of `row_len` values (the tensor's
+    /// last dimension), in whatever layout the backend's kernels read
+    /// best; its values are the decoded ones (SEMANTICS.md, "Tensors of
+    /// blocks"), read only by `matmul`/`linear` as the transposed `b` and
+    /// by `gather` as the table.
+    fn upload_blocks(
+        &self,
+        bytes: &[u8],
+        encoding: SourceEncoding,
+        row_len: usize,
+    ) -> Result<Box<dyn DeviceBuffer>, Error>;
+
+    /// The blocks of a buffer made by [`Backend::upload_blocks`], as GGML
+    /// stores them (the bytes it was made from).
+    fn read_blocks(&self, x: TensorRef<'_>) -> Result<Vec<u8>, Error>;
+
     /// Copies an f32 buffer back to the host.
     fn read_f32(&self, x: TensorRef<'_>) -> Result<Vec<f32>, Error>;
 

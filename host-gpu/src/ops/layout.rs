@@ -11,6 +11,8 @@ use crate::tensor::Tensor;
 
 impl Session {
     /// Embedding lookup: table `[v, d]` (f32 or i32), i32 indices `[...]` → `[..., d]`.
+    /// A table of blocks ([`DType::Q4_0`], …) gives f32 rows, each the
+    /// decoded values of its blocks.
     ///
     /// # Errors
     ///
@@ -19,13 +21,19 @@ impl Session {
     /// charged); quota and budget errors as usual.
     pub fn gather(&mut self, table: &Tensor, indices: &Tensor) -> Result<Tensor, Error> {
         let what = "gather";
+        let table_dtype = table.dtype.is_blocks().then_some(table.dtype);
         self.check_inputs(
             what,
             &[
-                ("table", table, None),
+                ("table", table, table_dtype),
                 ("indices", indices, Some(DType::I32)),
             ],
         )?;
+        let out_dtype = if table.dtype.is_blocks() {
+            DType::F32
+        } else {
+            table.dtype
+        };
         let &[rows, d] = &*table.shape else {
             return Err(Error::InvalidArgument(format!(
                 "{what}: the table must be [rows, dim] but it is {:?}",
@@ -44,7 +52,7 @@ impl Session {
                 "{what}: index {v} at position {at} is outside the table's {rows} rows (valid: 0..{rows})"
             )));
         }
-        let (_, out_bytes) = self.checked_size(what, &out_shape, table.dtype)?;
+        let (_, out_bytes) = self.checked_size(what, &out_shape, out_dtype)?;
         // Reads the indices and the picked rows, writes the output.
         let read = indices.byte_len() as u128 + out_bytes as u128;
         self.op_with_read(
@@ -52,7 +60,7 @@ impl Session {
             Op::Gather,
             &[table, indices],
             out_shape,
-            table.dtype,
+            out_dtype,
             0,
             read,
         )

@@ -111,10 +111,22 @@ impl Session {
         transpose_a: bool,
         transpose_b: bool,
     ) -> Result<(Vec<usize>, u128), Error> {
-        self.check_inputs(
-            what,
-            &[("a", a, Some(DType::F32)), ("b", b, Some(DType::F32))],
-        )?;
+        // A matrix of blocks is read as a model keeps its weights: `[n, k]`,
+        // each row whole blocks along k, multiplied transposed.
+        let b_dtype = if b.dtype.is_blocks() {
+            if !transpose_b || transpose_a || b.shape.len() != 2 {
+                return Err(Error::InvalidArgument(format!(
+                    "{what}: b is a matrix of {} {:?}, which is read only as the transposed b \
+                     of a 2-D weight ([n, k], transpose_b = true) with a not transposed",
+                    b.dtype.name(),
+                    b.shape
+                )));
+            }
+            b.dtype
+        } else {
+            DType::F32
+        };
+        self.check_inputs(what, &[("a", a, Some(DType::F32)), ("b", b, Some(b_dtype))])?;
         for (name, t) in [("a", a), ("b", b)] {
             if t.shape.len() < 2 {
                 return Err(Error::InvalidArgument(format!(

@@ -97,6 +97,32 @@ impl Session {
         self.decode(shape, encoding, bytes, Some(key))
     }
 
+    /// A tensor that keeps GGML blocks as they are (its dtype
+    /// [`DType::Q4_0`], [`DType::Q4_1`] or [`DType::Q8_0`]): the f32 values
+    /// [`Session::from_encoded`] would decode, at 4.5 to 8.5 bits each, for
+    /// `matmul`/`linear` (as the transposed `b`) and `gather` (as the
+    /// table). The device may hand back the buffer an earlier job made from
+    /// the same content `key`, as [`Session::from_encoded_resident`] does.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for an encoding without blocks;
+    /// otherwise as [`Session::from_encoded`].
+    pub fn blocks_from_encoded(
+        &mut self,
+        shape: &[usize],
+        encoding: SourceEncoding,
+        bytes: &[u8],
+        key: Option<ContentKey>,
+    ) -> Result<Tensor, Error> {
+        let Some(dtype) = encoding.blocks_dtype() else {
+            return Err(Error::InvalidArgument(format!(
+                "blocks_from_encoded: {encoding:?} has no blocks to keep; decode it with from_encoded"
+            )));
+        };
+        self.make_from_encoded("blocks_from_encoded", shape, encoding, dtype, bytes, key)
+    }
+
     fn decode(
         &mut self,
         shape: &[usize],
@@ -104,8 +130,27 @@ impl Session {
         bytes: &[u8],
         key: Option<ContentKey>,
     ) -> Result<Tensor, Error> {
-        let what = "from_encoded";
-        let dtype = encoding.dtype();
+        self.make_from_encoded(
+            "from_encoded",
+            shape,
+            encoding,
+            encoding.dtype(),
+            bytes,
+            key,
+        )
+    }
+
+    /// A tensor of `dtype` from `bytes` in `encoding`: decoded, or its
+    /// blocks kept when `dtype` is a block dtype.
+    fn make_from_encoded(
+        &mut self,
+        what: &'static str,
+        shape: &[usize],
+        encoding: SourceEncoding,
+        dtype: DType,
+        bytes: &[u8],
+        key: Option<ContentKey>,
+    ) -> Result<Tensor, Error> {
         let (numel, out_bytes) = self.checked_size(what, shape, dtype)?;
         let (block_values, block_bytes) = encoding.block();
         if encoding.is_blocked() && shape.last().is_none_or(|d| d % block_values != 0) {
@@ -137,17 +182,30 @@ impl Session {
         self.charge(what, work, out_bytes)?;
         let start = Instant::now();
         let resident = self.device().resident();
-        let kept = key.and_then(|k| resident.get(k, encoding, bytes.len()));
+        let kept = key.and_then(|k| resident.get(k, encoding, dtype, bytes.len()));
         let buffer = match kept {
             Some(buffer) => buffer,
             None => {
-                let buffer: Arc<dyn crate::backend::DeviceBuffer> = Arc::from(
-                    self.device()
-                        .backend()
-                        .upload_encoded(bytes, encoding, dtype)?,
-                );
+                let backend = self.device().backend();
+                let buffer: Arc<dyn crate::backend::DeviceBuffer> =
+                    Arc::from(if dtype.is_blocks() {
+                        backend.upload_blocks(
+                            bytes,
+                            encoding,
+                            shape.last().copied().unwrap_or(0),
+                        )?
+                    } else {
+                        backend.upload_encoded(bytes, encoding, dtype)?
+                    });
                 if let Some(k) = key {
-                    resident.keep(k, encoding, bytes.len(), Arc::clone(&buffer), out_bytes);
+                    resident.keep(
+                        k,
+                        encoding,
+                        dtype,
+                        bytes.len(),
+                        Arc::clone(&buffer),
+                        out_bytes,
+                    );
                 }
                 buffer
             }
@@ -188,7 +246,8 @@ impl Session {
         self.device().backend().read_i32(tensor_ref(x))
     }
 
-    /// The tensor's elements as little-endian bytes (for outputs).
+    /// The tensor's elements as little-endian bytes (for outputs); a
+    /// tensor of blocks gives its blocks as GGML stores them.
     ///
     /// # Errors
     ///
@@ -197,6 +256,9 @@ impl Session {
     pub fn read_bytes(&self, x: &Tensor) -> Result<Vec<u8>, Error> {
         self.check_read("read_bytes", x, x.dtype)?;
         Ok(match x.dtype {
+            DType::Q4_0 | DType::Q4_1 | DType::Q8_0 => {
+                self.device().backend().read_blocks(tensor_ref(x))?
+            }
             DType::F32 => self
                 .read_f32(x)?
                 .iter()

@@ -5,7 +5,7 @@
 
 use crate::common::{Rng, session};
 use assay_host_gpu::{
-    BinaryOp, DType, Device, ReduceOp, RopePairs, Session, Tensor, UnaryOp, math,
+    BinaryOp, DType, Device, ReduceOp, RopePairs, Session, SourceEncoding, Tensor, UnaryOp, math,
 };
 
 const NAN: u32 = 0x7fc0_0000;
@@ -1033,4 +1033,124 @@ fn layout_ops_move_bits_unchanged(name: &str, device: &Device) {
     let back = out!(s.cast(&casted, DType::F32));
     let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
     assert_bits("cast i32→f32", name, &back, &want);
+}
+
+/// GGML blocks of `encoding` for `rows` rows of `cols` values: random
+/// quants, and scales that are mostly ordinary f16s but include zero, a
+/// subnormal, a negative, an infinity and a NaN.
+fn random_blocks(rng: &mut Rng, encoding: SourceEncoding, rows: usize, cols: usize) -> Vec<u8> {
+    let (_, block_bytes) = encoding.block();
+    let blocks = rows * cols / 32;
+    let specials: [u16; 6] = [0x0000, 0x0001, 0xb800, 0x7c00, 0x7e00, 0x8000];
+    let mut out = Vec::with_capacity(blocks * block_bytes);
+    for _ in 0..blocks {
+        let mut block: Vec<u8> = (0..block_bytes).map(|_| rng.below(256) as u8).collect();
+        let scales = if encoding == SourceEncoding::Q4_1 {
+            2
+        } else {
+            1
+        };
+        for s in 0..scales {
+            // An ordinary scale: exponent 5..=20 of 30, any sign and mantissa.
+            let ordinary = ((rng.below(2) as u16) << 15)
+                | ((5 + rng.below(16) as u16) << 10)
+                | rng.below(1024) as u16;
+            let h = if rng.below(40) == 0 {
+                specials[rng.below(specials.len() as u64) as usize]
+            } else {
+                ordinary
+            };
+            block[2 * s..2 * s + 2].copy_from_slice(&h.to_le_bytes());
+        }
+        out.extend(block);
+    }
+    out
+}
+
+test_device!(a_matrix_of_blocks_multiplies_and_gathers_as_its_decoded_values);
+fn a_matrix_of_blocks_multiplies_and_gathers_as_its_decoded_values(name: &str, device: &Device) {
+    // A weight kept as GGML blocks is, to matmul, linear and gather, the
+    // f32 tensor its blocks decode to: the same bits, without expanding
+    // it. Row counts around the 16-row groups and the 4-row tiles, one
+    // block and many, a batched x.
+    let mut rng = Rng::new(61);
+    let shapes: &[(usize, usize, usize)] = &[
+        (1, 32, 1),
+        (16, 32, 4),
+        (17, 64, 5),
+        (40, 96, 9),
+        (33, 576, 1),
+        (3, 1536, 2),
+    ];
+    for encoding in [
+        SourceEncoding::Q4_0,
+        SourceEncoding::Q4_1,
+        SourceEncoding::Q8_0,
+    ] {
+        for &(n, k, m) in shapes {
+            let what = format!("{encoding:?} n={n} k={k} m={m}");
+            let mut s = session(device);
+            let bytes = random_blocks(&mut rng, encoding, n, k);
+            let kept = s
+                .blocks_from_encoded(&[n, k], encoding, &bytes, None)
+                .expect("blocks");
+            let decoded = s.from_encoded(&[n, k], encoding, &bytes).expect("decode");
+            assert_eq!(
+                kept.dtype(),
+                encoding.blocks_dtype().expect("a block dtype")
+            );
+            assert_eq!(s.read_bytes(&kept).expect("blocks back"), bytes, "{what}");
+            let x = up(&mut s, &[2, m, k], &rng.edgy(2 * m * k, 0.02));
+            let bias = up(&mut s, &[n], &rng.edgy(n, 0.05));
+            let got = out!(s.matmul(&x, &kept, false, true));
+            let want = out!(s.matmul(&x, &decoded, false, true));
+            assert_bits(&format!("matmul {what}"), name, &got, &want);
+            for activation in [None, Some(UnaryOp::Gelu)] {
+                let got = out!(s.linear(&x, &kept, &bias, true, activation));
+                let want = out!(s.linear(&x, &decoded, &bias, true, activation));
+                assert_bits(&format!("linear {activation:?} {what}"), name, &got, &want);
+            }
+            let ids: Vec<i32> = (0..7).map(|_| rng.below(n as u64) as i32).collect();
+            let ids = s.upload_i32(&[7], ids).expect("ids");
+            let got = out!(s.gather(&kept, &ids));
+            let want = out!(s.gather(&decoded, &ids));
+            assert_bits(&format!("gather {what}"), name, &got, &want);
+        }
+    }
+}
+
+test_device!(a_matrix_of_blocks_is_refused_where_it_cannot_be_read);
+fn a_matrix_of_blocks_is_refused_where_it_cannot_be_read(_name: &str, device: &Device) {
+    let mut rng = Rng::new(62);
+    let mut s = session(device);
+    let bytes = random_blocks(&mut rng, SourceEncoding::Q4_1, 4, 64);
+    let w = s
+        .blocks_from_encoded(&[4, 64], SourceEncoding::Q4_1, &bytes, None)
+        .expect("blocks");
+    let x = up(&mut s, &[2, 64], &[1.0; 128]);
+    let refused = |r: Result<Tensor, assay_host_gpu::Error>, what: &str| {
+        let e = r.expect_err(what);
+        assert!(
+            matches!(e, assay_host_gpu::Error::InvalidArgument(_))
+                && e.to_string().contains("q4_1"),
+            "{what}: {e}"
+        );
+    };
+    refused(s.matmul(&x, &w, false, false), "b not transposed");
+    refused(s.matmul(&w, &x, false, true), "blocks as a");
+    refused(s.unary(UnaryOp::Neg, &w), "unary");
+    refused(s.reshape(&w, &[64, 4]), "reshape");
+    refused(s.cast(&w, DType::F32), "cast");
+    assert!(s.read_f32(&w).is_err(), "read_f32 of blocks");
+    let e = s
+        .blocks_from_encoded(&[4, 48], SourceEncoding::Q4_1, &bytes[..4 * 30], None)
+        .expect_err("48 is not whole blocks");
+    assert!(matches!(e, assay_host_gpu::Error::ShapeMismatch(_)), "{e}");
+    let e = s
+        .blocks_from_encoded(&[16], SourceEncoding::F16, &[0; 32], None)
+        .expect_err("f16 has no blocks");
+    assert!(
+        matches!(e, assay_host_gpu::Error::InvalidArgument(_)),
+        "{e}"
+    );
 }

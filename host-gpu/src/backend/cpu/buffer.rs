@@ -6,6 +6,7 @@ use std::any::Any;
 
 use crate::backend::contract::{DeviceBuffer, HostElements, TensorRef};
 use crate::backend::cpu::alloc::numel;
+use crate::backend::cpu::blocks::BlockRows;
 use crate::backend::cpu::packed::PackCache;
 use crate::dtype::DType;
 use crate::error::Error;
@@ -15,6 +16,8 @@ use crate::error::Error;
 pub(crate) enum Values {
     F32(Vec<f32>),
     I32(Vec<i32>),
+    /// f32 values kept as GGML blocks (`blocks`).
+    Blocks(BlockRows),
 }
 
 impl Values {
@@ -22,6 +25,7 @@ impl Values {
         match self {
             Values::F32(_) => DType::F32,
             Values::I32(_) => DType::I32,
+            Values::Blocks(b) => b.dtype(),
         }
     }
 
@@ -29,6 +33,7 @@ impl Values {
         match self {
             Values::F32(v) => v.len(),
             Values::I32(v) => v.len(),
+            Values::Blocks(b) => b.len(),
         }
     }
 }
@@ -58,10 +63,12 @@ impl DeviceBuffer for CpuBuffer {
     }
 
     fn host_elements(&self) -> Option<HostElements<'_>> {
-        Some(match &self.values {
-            Values::F32(v) => HostElements::F32(v),
-            Values::I32(v) => HostElements::I32(v),
-        })
+        match &self.values {
+            Values::F32(v) => Some(HostElements::F32(v)),
+            Values::I32(v) => Some(HostElements::I32(v)),
+            // Not elements: read them back as GGML bytes (`read_blocks`).
+            Values::Blocks(_) => None,
+        }
     }
 }
 
@@ -93,7 +100,7 @@ pub(crate) fn buffer<'a>(x: &TensorRef<'a>) -> Result<&'a Values, Error> {
 pub(crate) fn f32s<'a>(x: &TensorRef<'a>) -> Result<&'a [f32], Error> {
     match buffer(x)? {
         Values::F32(v) => Ok(v),
-        Values::I32(_) => Err(Error::Device("cpu: expected an f32 buffer".into())),
+        _ => Err(Error::Device("cpu: expected an f32 buffer".into())),
     }
 }
 
@@ -101,7 +108,7 @@ pub(crate) fn f32s<'a>(x: &TensorRef<'a>) -> Result<&'a [f32], Error> {
 pub(crate) fn i32s<'a>(x: &TensorRef<'a>) -> Result<&'a [i32], Error> {
     match buffer(x)? {
         Values::I32(v) => Ok(v),
-        Values::F32(_) => Err(Error::Device("cpu: expected an i32 buffer".into())),
+        _ => Err(Error::Device("cpu: expected an i32 buffer".into())),
     }
 }
 

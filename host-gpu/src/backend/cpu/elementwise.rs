@@ -439,5 +439,7 @@ pub(super) fn cast(ctx: &Ctx<'_>, x: &TensorRef<'_>, to: DType) -> Result<Values
                 i32_to_f32(ctx.simd, &v[start..start + chunk.len()], chunk);
             })?)
         }
+        // The session refuses blocks to `cast`, and no tensor is cast to blocks.
+        _ => return Err(Error::Device("cpu: cast from or to blocks".into())),
     })
 }

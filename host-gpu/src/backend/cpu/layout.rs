@@ -17,6 +17,12 @@ macro_rules! per_dtype {
         match $buf {
             Values::F32($v) => Values::F32($body),
             Values::I32($v) => Values::I32($body),
+            // The session refuses blocks to every layout op.
+            Values::Blocks(_) => {
+                return Err(Error::Device(
+                    "cpu: a layout op on a tensor of blocks".into(),
+                ))
+            }
         }
     };
 }
@@ -152,6 +158,7 @@ pub(super) fn concat(
     Ok(match buffer(first)? {
         Values::F32(_) => join!(F32),
         Values::I32(_) => join!(I32),
+        Values::Blocks(_) => return Err(Error::Device("cpu: concat of blocks".into())),
     })
 }
 

@@ -30,6 +30,7 @@ pub(crate) mod simd;
 mod team;
 
 mod attention;
+mod blocks;
 mod conv;
 mod elementwise;
 mod encode;
@@ -156,6 +157,21 @@ impl Backend for CpuBackend {
         }))
     }
 
+    fn upload_blocks(
+        &self,
+        bytes: &[u8],
+        encoding: SourceEncoding,
+        row_len: usize,
+    ) -> Result<Box<dyn DeviceBuffer>, Error> {
+        Ok(Box::new(CpuBuffer::from(Values::Blocks(
+            blocks::BlockRows::from_ggml(bytes, encoding, row_len)?,
+        ))))
+    }
+
+    fn read_blocks(&self, x: TensorRef<'_>) -> Result<Vec<u8>, Error> {
+        blocks::block_rows(&x)?.to_ggml()
+    }
+
     fn read_f32(&self, x: TensorRef<'_>) -> Result<Vec<f32>, Error> {
         Ok(f32s(&x)?.to_vec())
     }
@@ -184,8 +200,9 @@ impl Backend for CpuBackend {
             // deriving strides of zero-size inputs, whose other dimensions may
             // be as large as a guest likes (their products can overflow).
             return Ok(Box::new(CpuBuffer::from(match out_dtype {
-                DType::F32 => Values::F32(Vec::new()),
                 DType::I32 => Values::I32(Vec::new()),
+                // No op makes a tensor of blocks.
+                _ => Values::F32(Vec::new()),
             })));
         }
         let out = run(&self.ctx(), op, inputs, out_shape)?;
@@ -211,6 +228,17 @@ fn run(
     let x = || input(inputs, 0);
     Ok(match op {
         Op::Fill { value } => Values::F32(elementwise::fill(numel(out_shape)?, *value)?),
+        Op::Matmul { .. } if input(inputs, 1)?.dtype.is_blocks() => {
+            Values::F32(blocks::product(ctx, x()?, input(inputs, 1)?, None)?)
+        }
+        Op::Linear { activation, .. } if input(inputs, 1)?.dtype.is_blocks() => {
+            Values::F32(blocks::product(
+                ctx,
+                x()?,
+                input(inputs, 1)?,
+                Some((f32s(input(inputs, 2)?)?, *activation)),
+            )?)
+        }
         Op::Matmul {
             transpose_a,
             transpose_b,
@@ -299,6 +327,9 @@ fn run(
             Values::F32(norm::rms_norm(ctx, x()?, f32s(input(inputs, 1)?)?, *eps)?)
         }
         Op::L2Normalize { eps } => Values::F32(norm::l2_normalize(ctx, x()?, *eps)?),
+        Op::Gather if x()?.dtype.is_blocks() => {
+            Values::F32(blocks::gather(ctx, x()?, i32s(input(inputs, 1)?)?)?)
+        }
         Op::Gather => layout::gather(ctx, x()?, i32s(input(inputs, 1)?)?)?,
         Op::Permute { axes } => layout::permute(ctx, x()?, axes)?,
         Op::Slice { axis, start, end } => layout::slice(ctx, x()?, *axis, *start, *end)?,

@@ -100,7 +100,7 @@ impl CudaBackend {
                 let Param::Ptr(base) = self.ptr(b, DType::F32)? else {
                     return Err(Error::Device("cuda: a block without an address".into()));
                 };
-                let row_bytes = u64of(w * DType::F32.size());
+                let row_bytes = u64of(w * 4);
                 rows.extend((0..u64of(n)).map(|j| base + j * row_bytes));
             }
             Ok(rows)

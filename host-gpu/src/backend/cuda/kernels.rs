@@ -17,6 +17,7 @@ pub(crate) const KERNEL_NAMES: &[&str] = &[
     "assay_fill_u32",
     "assay_canon_f32",
     "assay_decode",
+    "assay_decode_rows",
     "assay_unary_f32",
     "assay_swiglu_f32",
     "assay_rope_f32",

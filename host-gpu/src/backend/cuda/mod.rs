@@ -110,8 +110,10 @@ impl CudaBackend {
     }
 
     fn alloc(&self, len: usize, dtype: DType) -> Result<CudaBuffer, Error> {
-        let bytes = len
-            .checked_mul(dtype.size())
+        let bytes = u64::try_from(len)
+            .ok()
+            .and_then(|n| dtype.byte_len(n))
+            .and_then(|b| usize::try_from(b).ok())
             .ok_or_else(|| Error::Device(format!("cuda: {len} elements overflow")))?;
         Ok(CudaBuffer {
             mem: self.gpu.alloc(bytes)?,
@@ -283,6 +285,28 @@ impl Backend for CudaBackend {
         Ok(Box::new(self.decode_on_device(bytes, encoding, dtype)?))
     }
 
+    fn upload_blocks(
+        &self,
+        bytes: &[u8],
+        encoding: SourceEncoding,
+        _row_len: usize,
+    ) -> Result<Box<dyn DeviceBuffer>, Error> {
+        Ok(Box::new(self.upload_blocks_as_they_are(bytes, encoding)?))
+    }
+
+    fn read_blocks(&self, x: TensorRef<'_>) -> Result<Vec<u8>, Error> {
+        let b = self.buf(&x)?;
+        let len = u64::try_from(b.len)
+            .ok()
+            .filter(|_| b.dtype.is_blocks())
+            .and_then(|n| b.dtype.byte_len(n))
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| Error::Device("cuda: expected a buffer of blocks".into()))?;
+        let mut out = vec![0u8; len];
+        self.gpu.download(&b.mem, &mut out)?;
+        Ok(out)
+    }
+
     fn read_f32(&self, x: TensorRef<'_>) -> Result<Vec<f32>, Error> {
         let b = self.buf(&x)?;
         if b.dtype != DType::F32 {
@@ -371,6 +395,25 @@ impl CudaBackend {
         out_shape: &[usize],
         out: &CudaBuffer,
     ) -> Result<(), Error> {
+        // A product with a matrix of blocks decodes it for the op's length.
+        if matches!(op, Op::Matmul { .. } | Op::Linear { .. })
+            && let Some(w) = inputs.get(1).filter(|w| w.dtype.is_blocks())
+        {
+            let decoded = self.decoded_blocks(w)?;
+            let mut with_decoded = inputs.to_vec();
+            with_decoded[1] = TensorRef {
+                shape: w.shape,
+                dtype: DType::F32,
+                buffer: &decoded,
+            };
+            return self.run(op, &with_decoded, out_shape, out);
+        }
+        if matches!(op, Op::Gather)
+            && let (Some(table), Some(idx)) = (inputs.first(), inputs.get(1))
+            && table.dtype.is_blocks()
+        {
+            return self.gather_blocks(table, idx, out);
+        }
         match op {
             Op::Fill { value } => self.fill(*value, out),
             Op::Matmul {

@@ -37,8 +37,28 @@ static __device__ __forceinline__ float assay_f16_to_f32(u32 h) {
     return __uint_as_float(sign | ((e + 127 - 15) << 23) | (man << 13));
 }
 
+/* Value i of GGML blocks `enc` (5 Q4_0, 6 Q4_1, 7 Q8_0) at `src`, decoded
+ * (SEMANTICS.md, "Input decoding"); byte j of a 4-bit block holds value j
+ * (low nibble) and j + 16 (high). */
+static __device__ __forceinline__ float assay_block_value(const u8 *src, u64 i, int enc) {
+    u64 j = i % 32;
+    u64 bytes = enc == 5 ? 18 : (enc == 6 ? 20 : 34);
+    const u8 *b = src + (i / 32) * bytes;
+    float d = assay_f16_to_f32((u32)b[0] | ((u32)b[1] << 8));
+    if (enc == 7) {
+        return d * (float)(signed char)b[2 + j];
+    }
+    const u8 *qs = b + (enc == 5 ? 2 : 4);
+    int q = j < 16 ? (qs[j] & 0x0f) : (qs[j - 16] >> 4);
+    if (enc == 5) {
+        return d * (float)(q - 8);
+    }
+    float m = assay_f16_to_f32((u32)b[2] | ((u32)b[3] << 8));
+    return d * (float)q + m; /* --fmad=false: a product, then a sum */
+}
+
 /* Little-endian bytes -> elements. `enc`: 0 f32, 1 f16, 2 bf16, 3 i32, 4 i64
- * (the host checked that every i64 fits in i32). */
+ * (the host checked that every i64 fits in i32), 5-7 GGML blocks. */
 extern "C" __global__ void assay_decode(const u8 *src, u32 *out, u64 n, int enc) {
     for (u64 i = assay_tid(); i < n; i += assay_stride()) {
         u32 bits;
@@ -55,28 +75,20 @@ extern "C" __global__ void assay_decode(const u8 *src, u32 *out, u64 n, int enc)
         } else if (enc == 4) {
             bits = assay_le32(src + 8 * i); /* the low half of an in-range i64 */
         } else {
-            /* GGML blocks of 32 (SEMANTICS.md, "Input decoding"); byte j of a
-             * 4-bit block holds value j (low nibble) and j + 16 (high). */
-            u64 j = i % 32;
-            u64 bytes = enc == 5 ? 18 : (enc == 6 ? 20 : 34);
-            const u8 *b = src + (i / 32) * bytes;
-            float d = assay_f16_to_f32((u32)b[0] | ((u32)b[1] << 8));
-            float v;
-            if (enc == 7) {
-                v = d * (float)(signed char)b[2 + j];
-            } else {
-                const u8 *qs = b + (enc == 5 ? 2 : 4);
-                int q = j < 16 ? (qs[j] & 0x0f) : (qs[j - 16] >> 4);
-                if (enc == 5) {
-                    v = d * (float)(q - 8);
-                } else {
-                    float m = assay_f16_to_f32((u32)b[2] | ((u32)b[3] << 8));
-                    v = d * (float)q + m; /* --fmad=false: a product, then a sum */
-                }
-            }
-            bits = __float_as_uint(assay_canon(v));
+            bits = __float_as_uint(assay_canon(assay_block_value(src, i, enc)));
         }
         out[i] = bits;
+    }
+}
+
+/* gather from a table of GGML blocks: output row r is table row idx[r]
+ * (`cols` values, whole blocks; the host checked every index), decoded. */
+extern "C" __global__ void assay_decode_rows(const u8 *src, const int *idx, float *out,
+                                             u64 rows, u64 cols, int enc) {
+    u64 n = rows * cols;
+    for (u64 i = assay_tid(); i < n; i += assay_stride()) {
+        u64 row = (u64)idx[i / cols];
+        out[i] = assay_canon(assay_block_value(src, row * cols + i % cols, enc));
     }
 }
 
