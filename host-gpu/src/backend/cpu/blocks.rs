@@ -28,7 +28,8 @@ use crate::backend::cpu::ctx::Ctx;
 use crate::backend::cpu::elementwise::unary_in_place;
 use crate::backend::cpu::scalar::canon;
 use crate::backend::cpu::shared_out::SharedOut;
-use crate::backend::cpu::simd::multiversion;
+use crate::backend::cpu::matmul::{SourceB, gemm_rows};
+use crate::backend::cpu::simd::{CpuSimd, multiversion};
 use crate::dtype::DType;
 use crate::error::Error;
 use crate::op::{SourceEncoding, UnaryOp};
@@ -223,7 +224,9 @@ fn fma_step<const R: usize>(
 }
 
 /// The dot products of `R` rows of x (`x_rows[r]`, each `cols` long) with
-/// the 16 rows of one group, k ascending: the tile's accumulators.
+/// the 16 rows of one group, k ascending: the tile's accumulators. (Plain
+/// loops over fixed-size arrays, no `array::from_fn`: that is a call the
+/// compiler keeps out of line, compiled without the caller's features.)
 #[inline(always)]
 fn group_tile<const R: usize>(
     encoding: SourceEncoding,
@@ -232,44 +235,149 @@ fn group_tile<const R: usize>(
 ) -> [[f32; LANES]; R] {
     let gb = GroupBlock::of(encoding);
     let mut acc = [[0.0f32; LANES]; R];
+    let mut x: [&[f32; BLOCK]; R] = [&[0.0; BLOCK]; R];
+    let mut w = [0.0f32; LANES];
     for (b, block) in group.chunks_exact(gb.bytes).enumerate() {
-        let x: [&[f32; BLOCK]; R] = std::array::from_fn(|r| {
-            x_rows[r][b * BLOCK..(b + 1) * BLOCK]
-                .try_into()
-                .unwrap_or(&[0.0; BLOCK])
-        });
+        for r in 0..R {
+            if let Ok(row) = x_rows[r][b * BLOCK..(b + 1) * BLOCK].try_into() {
+                x[r] = row;
+            }
+        }
         let d = lanes_of_f16(block, 0);
         match encoding {
             SourceEncoding::Q8_0 => {
                 for k in 0..BLOCK {
                     let q = quant_lanes(block, gb.quants, k);
-                    let w: [f32; LANES] = std::array::from_fn(|j| d[j] * f32::from(q[j] as i8));
+                    for j in 0..LANES {
+                        w[j] = d[j] * f32::from(q[j] as i8);
+                    }
                     fma_step(&mut acc, &x, k, &w);
                 }
             }
             SourceEncoding::Q4_1 => {
                 let m = lanes_of_f16(block, 2 * LANES);
-                for k in 0..BLOCK {
-                    let q = quant_lanes(block, gb.quants, k % 16);
-                    let shift = if k < 16 { 0 } else { 4 };
-                    let w: [f32; LANES] =
-                        std::array::from_fn(|j| d[j] * f32::from((q[j] >> shift) & 0x0f) + m[j]);
-                    fma_step(&mut acc, &x, k, &w);
+                for half in [0, 4] {
+                    for i in 0..16 {
+                        let q = quant_lanes(block, gb.quants, i);
+                        for j in 0..LANES {
+                            w[j] = d[j] * f32::from((q[j] >> half) & 0x0f) + m[j];
+                        }
+                        fma_step(&mut acc, &x, i + half * 4, &w);
+                    }
                 }
             }
             _ => {
-                for k in 0..BLOCK {
-                    let q = quant_lanes(block, gb.quants, k % 16);
-                    let shift = if k < 16 { 0 } else { 4 };
-                    let w: [f32; LANES] = std::array::from_fn(|j| {
-                        d[j] * (i32::from((q[j] >> shift) & 0x0f) - 8) as f32
-                    });
-                    fma_step(&mut acc, &x, k, &w);
+                for half in [0, 4] {
+                    for i in 0..16 {
+                        let q = quant_lanes(block, gb.quants, i);
+                        for j in 0..LANES {
+                            w[j] = d[j] * (i32::from((q[j] >> half) & 0x0f) - 8) as f32;
+                        }
+                        fma_step(&mut acc, &x, i + half * 4, &w);
+                    }
                 }
             }
         }
     }
     acc
+}
+
+/// A matrix of blocks as the GEMM engine's B operand (read transposed:
+/// `B[k, j] = W[j, k]`), each panel decoded as it is packed: for tall x,
+/// where one decoding serves every row.
+struct BlockSource<'a> {
+    w: &'a BlockRows,
+    simd: CpuSimd,
+}
+
+impl SourceB for BlockSource<'_> {
+    fn pack_panel(&self, k0: usize, kc: usize, j0: usize, width: usize, nr: usize, dst: &mut [f32]) {
+        decode_panel(self.simd, self.w, k0, kc, j0, width, nr, dst);
+    }
+}
+
+/// Lanes `j` of value `k` of a group's block: the decoded weights.
+#[inline(always)]
+fn block_lanes(
+    encoding: SourceEncoding,
+    block: &[u8],
+    (d, m): (&[f32; LANES], &[f32; LANES]),
+    k: usize,
+    out: &mut [f32; LANES],
+) {
+    let gb = GroupBlock::of(encoding);
+    match encoding {
+        SourceEncoding::Q8_0 => {
+            let q = quant_lanes(block, gb.quants, k);
+            for j in 0..LANES {
+                out[j] = d[j] * f32::from(q[j] as i8);
+            }
+        }
+        SourceEncoding::Q4_1 => {
+            let (q, half) = (quant_lanes(block, gb.quants, k % 16), if k < 16 { 0 } else { 4 });
+            for j in 0..LANES {
+                out[j] = d[j] * f32::from((q[j] >> half) & 0x0f) + m[j];
+            }
+        }
+        _ => {
+            let (q, half) = (quant_lanes(block, gb.quants, k % 16), if k < 16 { 0 } else { 4 });
+            for j in 0..LANES {
+                out[j] = d[j] * (i32::from((q[j] >> half) & 0x0f) - 8) as f32;
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// Writes `W[j0 + j, k0 + kk]` to `dst[kk·nr + j]` for `kk < kc`,
+    /// `j < width`, and +0.0 for `width ≤ j < nr` (the engine's panel).
+    fn decode_panel(
+        w: &BlockRows,
+        k0: usize,
+        kc: usize,
+        j0: usize,
+        width: usize,
+        nr: usize,
+        dst: &mut [f32],
+    ) {
+        let gb = GroupBlock::of(w.encoding);
+        let mut lanes = [0.0f32; LANES];
+        for row in dst.chunks_exact_mut(nr).take(kc) {
+            row[width..].fill(0.0);
+        }
+        if width == 0 {
+            return;
+        }
+        for g in j0 / LANES..=(j0 + width - 1) / LANES {
+            let group = w.group(g);
+            let lo = j0.max(g * LANES) - g * LANES;
+            let hi = (j0 + width).min((g + 1) * LANES) - g * LANES;
+            let col = g * LANES + lo - j0;
+            for b in k0 / BLOCK..(k0 + kc).div_ceil(BLOCK) {
+                let block = &group[b * gb.bytes..(b + 1) * gb.bytes];
+                let d = lanes_of_f16(block, 0);
+                let m = if w.encoding == SourceEncoding::Q4_1 {
+                    lanes_of_f16(block, 2 * LANES)
+                } else {
+                    [0.0; LANES]
+                };
+                for k in 0..BLOCK {
+                    let at = (b * BLOCK + k - k0) * nr + col;
+                    // A whole group decodes straight into the panel.
+                    if let Some(out) = dst
+                        .get_mut(at..at + LANES)
+                        .filter(|_| hi - lo == LANES)
+                        .and_then(|o| <&mut [f32; LANES]>::try_from(o).ok())
+                    {
+                        block_lanes(w.encoding, block, (&d, &m), k, out);
+                    } else {
+                        block_lanes(w.encoding, block, (&d, &m), k, &mut lanes);
+                        dst[at..at + hi - lo].copy_from_slice(&lanes[lo..hi]);
+                    }
+                }
+            }
+        }
+    }
 }
 
 multiversion! {
@@ -307,7 +415,10 @@ pub(super) fn block_rows<'a>(w: &TensorRef<'a>) -> Result<&'a BlockRows, Error> 
 
 /// `x · wᵀ` for x `[..., m, k]` and a `[n, k]` matrix of blocks `w`,
 /// plus `bias` and then `activation` when given (`linear`), else
-/// canonicalised only (`matmul`): `[..., m, n]`.
+/// canonicalised only (`matmul`): `[..., m, n]`. A few rows (a decode
+/// step) run the fused kernel, which decodes each weight as it multiplies;
+/// more run the GEMM engine on panels decoded as they are packed, so one
+/// decoding serves every row.
 pub(super) fn product(
     ctx: &Ctx<'_>,
     x: &TensorRef<'_>,
@@ -329,6 +440,10 @@ pub(super) fn product(
         return Err(Error::Device("cpu: linear's bias".into()));
     }
     let m = xs.len() / k;
+    if m > MAX_TILE_ROWS {
+        let source = BlockSource { w, simd: ctx.simd };
+        return gemm_rows(ctx, xs, (m, n, k), &source, epilogue);
+    }
     let mut out = alloc::<f32>(m * n)?;
     let groups = n.div_ceil(LANES);
     let ctx = ctx.for_cost(m.saturating_mul(k).saturating_mul(n));

@@ -712,7 +712,11 @@ pub(super) struct BiasPanels {
 
 impl BiasPanels {
     /// `bias` (one float per output column) for a kernel `nr` columns wide.
-    fn new(bias: &[f32], activation: Option<UnaryOp>, nr: usize) -> Result<BiasPanels, Error> {
+    pub(super) fn new(
+        bias: &[f32],
+        activation: Option<UnaryOp>,
+        nr: usize,
+    ) -> Result<BiasPanels, Error> {
         let mut padded = alloc::<f32>(bias.len().div_ceil(nr) * nr)?;
         padded[..bias.len()].copy_from_slice(bias);
         Ok(BiasPanels { padded, activation })
@@ -1022,6 +1026,51 @@ pub(super) fn matmul(
     )?;
     // SAFETY: each part's gemm returned Ok, so wrote every one of its
     // elements, and the parts cover all `len`.
+    unsafe { out.set_len(len) };
+    Ok(out)
+}
+
+/// `a · B` for a row-major m×k `a` and any B operand `b` (a matrix of
+/// blocks, decoded panel by panel as it is packed), plus `linear`'s bias
+/// and activation, or only canonicalised: the engine and the bits of every
+/// other product.
+pub(super) fn gemm_rows(
+    ctx: &Ctx<'_>,
+    a: &[f32],
+    (m, n, k): (usize, usize, usize),
+    b: &impl SourceB,
+    linear: Option<(&[f32], Option<UnaryOp>)>,
+) -> Result<Vec<f32>, Error> {
+    let len = m
+        .checked_mul(n)
+        .ok_or_else(|| Error::Device("cpu: product size overflows".into()))?;
+    if a.len() != m * k || linear.is_some_and(|(bias, _)| bias.len() != n) {
+        return Err(Error::Device("cpu: product operand sizes".into()));
+    }
+    let nr = Kernel::for_simd(ctx.simd).nr;
+    let bias = match linear {
+        Some((bias, activation)) => Some(BiasPanels::new(bias, activation, nr)?),
+        None => None,
+    };
+    let a = Strided {
+        data: a,
+        off: 0,
+        rs: k,
+        cs: 1,
+    };
+    let mut out = uninit::<f32>(len)?;
+    gemm(
+        &ctx.for_cost(len.saturating_mul(k)),
+        m,
+        n,
+        k,
+        &a,
+        b,
+        None,
+        bias.as_ref(),
+        &mut out.spare_capacity_mut()[..len],
+    )?;
+    // SAFETY: gemm returned Ok, so it wrote every element.
     unsafe { out.set_len(len) };
     Ok(out)
 }
