@@ -135,6 +135,29 @@ fn input(s: &mut Session, rng: &mut Rng, shape: &[usize], values: Values) -> Res
     s.upload_f32(shape, data)
 }
 
+/// GGML blocks for `rows` rows of `cols` values: random quants, random
+/// ordinary f16 scales (exponents 5 to 20 of 30, either sign).
+fn ordinary_blocks(rng: &mut Rng, encoding: SourceEncoding, rows: usize, cols: usize) -> Vec<u8> {
+    let (_, block_bytes) = encoding.block();
+    let scales = if encoding == SourceEncoding::Q4_1 {
+        2
+    } else {
+        1
+    };
+    let mut out = Vec::new();
+    for _ in 0..rows * cols / 32 {
+        let mut block: Vec<u8> = (0..block_bytes).map(|_| rng.next_u64() as u8).collect();
+        for sc in 0..scales {
+            let h = ((rng.below(2) as u16) << 15)
+                | ((5 + rng.below(16) as u16) << 10)
+                | rng.below(1024) as u16;
+            block[2 * sc..2 * sc + 2].copy_from_slice(&h.to_le_bytes());
+        }
+        out.extend(block);
+    }
+    out
+}
+
 fn unary_name(op: UnaryOp) -> String {
     format!("{op:?}").to_lowercase()
 }
@@ -640,6 +663,49 @@ fn cases() -> Vec<Case> {
                 let len = enc.encoded_len(4 * 96).expect("whole blocks");
                 let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
                 s.from_encoded(&[4, 96], enc, &bytes)
+            },
+        ));
+    }
+    // ---- matrices kept as blocks: products (the fused decode-step kernel
+    // and the GEMM engine on decoded panels) and gather, on SmolLM2's shapes.
+    for (name, enc) in [
+        ("q4_0", SourceEncoding::Q4_0),
+        ("q4_1", SourceEncoding::Q4_1),
+        ("q8_0", SourceEncoding::Q8_0),
+    ] {
+        for (shape_name, m, k, n) in [
+            ("decode_1x576x1536", 1, 576, 1536),
+            ("prefill_38x576x200", 38, 576, 200),
+        ] {
+            v.push(case(
+                format!("blocks_matmul/{name}_{shape_name}"),
+                move |s, rng| {
+                    let bytes = ordinary_blocks(rng, enc, n, k);
+                    let w = s.blocks_from_encoded(&[n, k], enc, &bytes, None)?;
+                    let x = input(s, rng, &[m, k], Plain)?;
+                    s.matmul(&x, &w, false, true)
+                },
+            ));
+        }
+        v.push(case(
+            format!("blocks_linear/{name}_gelu_7x96x33"),
+            move |s, rng| {
+                let bytes = ordinary_blocks(rng, enc, 33, 96);
+                let w = s.blocks_from_encoded(&[33, 96], enc, &bytes, None)?;
+                let x = input(s, rng, &[7, 96], Edgy(0.05))?;
+                let b = input(s, rng, &[33], Plain)?;
+                s.linear(&x, &w, &b, true, Some(UnaryOp::Gelu))
+            },
+        ));
+        v.push(case(
+            format!("blocks_gather/{name}_random"),
+            move |s, rng| {
+                let len = enc.encoded_len(40 * 64).expect("whole blocks");
+                let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+                let w = s.blocks_from_encoded(&[40, 64], enc, &bytes, None)?;
+                let ids: Vec<i32> = (0..9).map(|_| rng.below(40) as i32).collect();
+                let ids = s.upload_i32(&[9], ids)?;
+                s.gather(&w, &ids)
             },
         ));
     }

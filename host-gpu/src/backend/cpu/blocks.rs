@@ -26,9 +26,9 @@ use crate::backend::cpu::alloc::alloc;
 use crate::backend::cpu::buffer::{Values, buffer, f32s};
 use crate::backend::cpu::ctx::Ctx;
 use crate::backend::cpu::elementwise::unary_in_place;
+use crate::backend::cpu::matmul::{SourceB, gemm_rows};
 use crate::backend::cpu::scalar::canon;
 use crate::backend::cpu::shared_out::SharedOut;
-use crate::backend::cpu::matmul::{SourceB, gemm_rows};
 use crate::backend::cpu::simd::{CpuSimd, multiversion};
 use crate::dtype::DType;
 use crate::error::Error;
@@ -291,7 +291,15 @@ struct BlockSource<'a> {
 }
 
 impl SourceB for BlockSource<'_> {
-    fn pack_panel(&self, k0: usize, kc: usize, j0: usize, width: usize, nr: usize, dst: &mut [f32]) {
+    fn pack_panel(
+        &self,
+        k0: usize,
+        kc: usize,
+        j0: usize,
+        width: usize,
+        nr: usize,
+        dst: &mut [f32],
+    ) {
         decode_panel(self.simd, self.w, k0, kc, j0, width, nr, dst);
     }
 }
@@ -314,13 +322,19 @@ fn block_lanes(
             }
         }
         SourceEncoding::Q4_1 => {
-            let (q, half) = (quant_lanes(block, gb.quants, k % 16), if k < 16 { 0 } else { 4 });
+            let (q, half) = (
+                quant_lanes(block, gb.quants, k % 16),
+                if k < 16 { 0 } else { 4 },
+            );
             for j in 0..LANES {
                 out[j] = d[j] * f32::from((q[j] >> half) & 0x0f) + m[j];
             }
         }
         _ => {
-            let (q, half) = (quant_lanes(block, gb.quants, k % 16), if k < 16 { 0 } else { 4 });
+            let (q, half) = (
+                quant_lanes(block, gb.quants, k % 16),
+                if k < 16 { 0 } else { 4 },
+            );
             for j in 0..LANES {
                 out[j] = d[j] * (i32::from((q[j] >> half) & 0x0f) - 8) as f32;
             }
