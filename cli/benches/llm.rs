@@ -7,7 +7,9 @@
 //! Decode tokens/s is `(N − 1) / (t(N) − t(1))` from a run of N = 65
 //! greedy tokens and one of 1 token on the same prompt (the prompt forces
 //! no early stop: a poem); prefill tokens/s is the prompt's tokens over
-//! the 1-token run.
+//! the 1-token run. `-- --threads T --json` measures one thread count and
+//! prints it as a JSON line (for `scripts/bench_llm.py`, which puts it
+//! beside llama.cpp and candle).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -47,12 +49,28 @@ fn main() {
         std::process::exit(2);
     };
     let model: Arc<[u8]> = Arc::from(model);
+    // `-- --threads T` runs one thread count (a process per count gives
+    // each its own peak RSS: one provider's); `--json` prints one line per
+    // count for scripts/bench_llm.py. Other arguments (cargo's `--bench`)
+    // are ignored.
+    let args: Vec<String> = std::env::args().collect();
+    let json = args.iter().any(|a| a == "--json");
+    let counts: Vec<usize> = match args.iter().position(|a| a == "--threads") {
+        Some(i) => vec![
+            args.get(i + 1)
+                .and_then(|t| t.parse().ok())
+                .expect("--threads takes a count"),
+        ],
+        None => vec![1, 2],
+    };
     let messages = br#"[{"role": "user", "content": "Write a short poem about the ocean."}]"#;
-    println!(
-        "| threads | prompt tokens | prefill tokens/s | decode tokens/s | first job (weights decoded), s |"
-    );
-    println!("| ---: | ---: | ---: | ---: | ---: |");
-    for threads in [1, 2] {
+    if !json {
+        println!(
+            "| threads | prompt tokens | prefill tokens/s | decode tokens/s | first job (weights loaded), s |"
+        );
+        println!("| ---: | ---: | ---: | ---: | ---: |");
+    }
+    for threads in counts {
         let rt = Runtime::new(RuntimeOptions {
             cache_dir: None,
             device: Device::cpu_with_threads(threads),
@@ -86,15 +104,32 @@ fn main() {
         let generated = cn["ids"].as_array().map_or(0, Vec::len);
         assert_eq!(generated, 65, "the poem stopped early: {cn}");
         let prompt = c1["prompt_ids"].as_array().map_or(0, Vec::len);
+        let (prefill, decode) = (prompt as f64 / t1, 64.0 / (tn - t1));
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "peer": "assay",
+                    "threads": threads,
+                    "prompt_ids": c1["prompt_ids"],
+                    "prompt_tokens": prompt,
+                    "decode_tokens": 64,
+                    "prefill_tok_s": prefill,
+                    "decode_tok_s": decode,
+                    "load_s": cold,
+                    "rss_mib": peak_rss_mib(),
+                    "ids": cn["ids"],
+                })
+            );
+        } else {
+            println!("| {threads} | {prompt} | {prefill:.1} | {decode:.1} | {cold:.2} |");
+        }
+    }
+    if !json {
+        println!();
         println!(
-            "| {threads} | {prompt} | {:.1} | {:.1} | {cold:.2} |",
-            prompt as f64 / t1,
-            64.0 / (tn - t1)
+            "peak RSS of this process (every runtime above, weights kept as blocks): {:.0} MiB",
+            peak_rss_mib()
         );
     }
-    println!();
-    println!(
-        "peak RSS of this process (both runtimes, weights as f32): {:.0} MiB",
-        peak_rss_mib()
-    );
 }

@@ -710,6 +710,24 @@ impl Gguf {
         };
         loaded.map_err(|e| e.context(format_args!("loading tensor `{name}` of `{}`", self.input)))
     }
+
+    /// As [`Gguf::load`], but a quantised tensor (Q4_0, Q4_1, Q8_0) stays
+    /// blocks on the device ([`Tensor::weight_from_blocks`]): for a model's
+    /// `[out, in]` weights and its embeddings, which only
+    /// `matmul_t(w, false, true)`, `linear` and `gather` read. Other types
+    /// load as [`Gguf::load`] loads them.
+    ///
+    /// # Errors
+    /// As [`Gguf::load`].
+    pub fn load_weight(&self, name: &str) -> Result<Tensor> {
+        let t = self.info(name)?;
+        let Some(format) = t.ggml_type.block_format() else {
+            return self.load(name);
+        };
+        let shape = crate::shape::file_dims(name, &t.shape)?;
+        Tensor::weight_from_blocks(&self.input, t.offset_in_input, format, &shape)
+            .map_err(|e| e.context(format_args!("loading weight `{name}` of `{}`", self.input)))
+    }
 }
 
 #[cfg(test)]

@@ -224,6 +224,29 @@ impl Tensor {
         Self::wrap(job_io::tensor_from_blocks(name, offset, format, &shape))
     }
 
+    /// Makes a `[n, k]` weight that **keeps** the GGML blocks at byte
+    /// `offset` of input `name` as they are (4.5, 5 or 8.5 bits a value in
+    /// device memory, against 32 for [`Tensor::from_blocks`]'s f32s). Its
+    /// values are the ones `from_blocks` decodes, and only three calls read
+    /// it, each giving bit for bit what it gives with the decoded tensor:
+    /// [`Tensor::matmul_t`]`(w, false, true)` and [`Tensor::linear`]`(x, w,
+    /// bias, true, ..)` with it as the transposed weight, and
+    /// [`Tensor::gather`] on it as the table. Other ops refuse it.
+    /// [`crate::Gguf::load_weight`] calls it for quantised tensors.
+    ///
+    /// # Errors
+    /// As [`Tensor::from_blocks`]; [`Error::Unsupported`] from a host that
+    /// predates it.
+    pub fn weight_from_blocks<S: Dims + ?Sized>(
+        name: &str,
+        offset: u64,
+        format: BlockFormat,
+        shape: &S,
+    ) -> Result<Tensor> {
+        let shape = shape::to_u32s("blocks-from-input shape", shape)?;
+        Self::wrap(job_io::blocks_from_input(name, offset, format, &shape))
+    }
+
     // ----- read back ----------------------------------------------------------
 
     /// The dimensions, outermost first (one host call).

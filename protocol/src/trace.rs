@@ -16,8 +16,8 @@
 //!
 //! - every `tensor.*` op that returns a tensor (`tensor.matmul`,
 //!   `tensor.reshape`, …), including the guest→host transfers
-//!   `tensor.upload-f32`, `tensor.upload-i32`, `tensor.fill` and
-//!   `job-io.tensor-from-input`;
+//!   `tensor.upload-f32`, `tensor.upload-i32`, `tensor.fill`,
+//!   `job-io.tensor-from-input` and `job-io.blocks-from-input`;
 //! - every host→guest read of a tensor: `tensor.read-f32`,
 //!   `tensor.read-i32` and `job-io.write-tensor-output`.
 //!
@@ -53,7 +53,7 @@
 //! | --- | --- | --- |
 //! | `tensor.upload-f32`, `tensor.upload-i32` | — | shape |
 //! | `tensor.fill` | — | shape, value |
-//! | `job-io.tensor-from-input` | — | name, offset (u64), encoding (case), shape |
+//! | `job-io.tensor-from-input`, `job-io.blocks-from-input` | — | name, offset (u64), encoding (case), shape |
 //! | `tensor.read-f32`, `tensor.read-i32` | x | — |
 //! | `job-io.write-tensor-output` | x | name |
 //! | `tensor.matmul` | a, b | transpose-a, transpose-b |
@@ -68,7 +68,10 @@
 //! - a tensor whose bytes were hashed: `blake3("assay/trace-tensor/v1"
 //!   framed, u8 dtype, u64 rank, u64 dim…, blake3(bytes))` ([`tensor_digest`]),
 //!   with dtype `0` = f32, `1` = i32 and bytes the elements little-endian in
-//!   row-major order. A read's output is the tensor read.
+//!   row-major order; or dtype `2` = Q4_0, `3` = Q4_1, `4` = Q8_0 (a tensor
+//!   of blocks, `job-io.blocks-from-input`) and bytes its blocks as GGML
+//!   stores them (the input range's bytes). A read's output is the tensor
+//!   read.
 //! - a tensor whose bytes were not hashed: `blake3("assay/trace-unhashed/v1"
 //!   framed, u8 dtype, u64 rank, u64 dim…)` ([`unhashed_digest`]). The CUDA
 //!   backend records this for ops whose outputs stay on the device: hashing
@@ -176,6 +179,13 @@ pub enum Dtype {
     F32,
     /// Two's-complement 32-bit integer: code 1.
     I32,
+    /// f32 values kept as GGML Q4_0 blocks (`job-io.blocks-from-input`):
+    /// code 2. Its bytes are the blocks as GGML stores them.
+    Q4_0,
+    /// As [`Dtype::Q4_0`], Q4_1 blocks: code 3.
+    Q4_1,
+    /// As [`Dtype::Q4_0`], Q8_0 blocks: code 4.
+    Q8_0,
 }
 
 impl Dtype {
@@ -184,6 +194,9 @@ impl Dtype {
         match self {
             Dtype::F32 => 0,
             Dtype::I32 => 1,
+            Dtype::Q4_0 => 2,
+            Dtype::Q4_1 => 3,
+            Dtype::Q8_0 => 4,
         }
     }
 
@@ -192,6 +205,9 @@ impl Dtype {
         match code {
             0 => Some(Dtype::F32),
             1 => Some(Dtype::I32),
+            2 => Some(Dtype::Q4_0),
+            3 => Some(Dtype::Q4_1),
+            4 => Some(Dtype::Q8_0),
             _ => None,
         }
     }

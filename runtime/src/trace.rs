@@ -108,6 +108,19 @@ fn dtype(d: hg::DType) -> Dtype {
     match d {
         hg::DType::F32 => Dtype::F32,
         hg::DType::I32 => Dtype::I32,
+        hg::DType::Q4_0 => Dtype::Q4_0,
+        hg::DType::Q4_1 => Dtype::Q4_1,
+        hg::DType::Q8_0 => Dtype::Q8_0,
+    }
+}
+
+/// The block encoding of a trace dtype (`None` for f32 and i32).
+fn blocks_encoding(d: Dtype) -> Option<hg::SourceEncoding> {
+    match d {
+        Dtype::Q4_0 => Some(hg::SourceEncoding::Q4_0),
+        Dtype::Q4_1 => Some(hg::SourceEncoding::Q4_1),
+        Dtype::Q8_0 => Some(hg::SourceEncoding::Q8_0),
+        Dtype::F32 | Dtype::I32 => None,
     }
 }
 
@@ -138,6 +151,15 @@ fn host_content(t: &Tensor) -> Option<Hash32> {
     t.host_elements().map(hash_elements)
 }
 
+/// As [`host_content`], and for a tensor of blocks the blake3 of its
+/// blocks as GGML stores them (read back: replays only).
+fn replayed_content(s: &Session, t: &Tensor) -> Option<Hash32> {
+    if t.dtype().is_blocks() {
+        return s.read_bytes(t).ok().map(|b| Hash32::of(&b));
+    }
+    host_content(t)
+}
+
 /// What a refused call's output digest names: the WIT error case, or the
 /// outcome the call ended the run with.
 fn refusal_case(e: &HostError) -> &'static str {
@@ -159,6 +181,8 @@ pub(crate) enum Content {
     SameAs(usize),
     /// Decoded from a job input range named by this key: remembered.
     Range([u8; 32]),
+    /// Already known (a tensor of blocks: the blake3 of its input range).
+    Known(Hash32),
 }
 
 /// The blake3 of tensors decoded from large input ranges, by the range's
@@ -424,6 +448,22 @@ impl Recorder {
         self.on
     }
 
+    /// Whether outputs' bytes are hashed (on, and not calls only).
+    pub(crate) fn hashes_data(&self) -> bool {
+        self.on && self.hashing != Hashing::CallsOnly
+    }
+
+    /// The hash remembered under `key` (shared by a runtime's runs), or
+    /// `compute`'s, remembered now.
+    pub(crate) fn remembered(&self, key: [u8; 32], compute: impl FnOnce() -> Hash32) -> Hash32 {
+        if let Some(h) = self.ranges.get(&key) {
+            return h;
+        }
+        let h = compute();
+        self.ranges.put(key, h);
+        h
+    }
+
     /// The step whose output is the tensor in table slot `rep`.
     pub(crate) fn producer(&self, rep: u32) -> u64 {
         self.producers.get(&rep).copied().unwrap_or(UNKNOWN_STEP)
@@ -490,6 +530,7 @@ impl Recorder {
                 }
             },
             Content::Hash => self.hash(step, t),
+            Content::Known(h) => Pending::Known(h),
         };
         let output = Output::Tensor {
             dtype: dtype(t.dtype()),
@@ -640,11 +681,12 @@ impl Recorder {
 }
 
 /// Every call that is a step, by its WIT name.
-const STEP_CALLS: [&str; 31] = [
+const STEP_CALLS: [&str; 32] = [
     "tensor.upload-f32",
     "tensor.upload-i32",
     "tensor.fill",
     "job-io.tensor-from-input",
+    "job-io.blocks-from-input",
     "tensor.read-f32",
     "tensor.read-i32",
     "job-io.write-tensor-output",
@@ -829,6 +871,10 @@ fn upload(session: &mut Session, t: &RevealedTensor) -> Result<Tensor, hg::Error
     match t.dtype {
         Dtype::F32 => session.upload_f32(&shape, words.map(f32::from_le_bytes).collect()),
         Dtype::I32 => session.upload_i32(&shape, words.map(i32::from_le_bytes).collect()),
+        Dtype::Q4_0 | Dtype::Q4_1 | Dtype::Q8_0 => {
+            let encoding = blocks_encoding(t.dtype).unwrap_or(hg::SourceEncoding::Q8_0);
+            session.blocks_from_encoded(&shape, encoding, &t.bytes, None)
+        }
     }
 }
 
@@ -854,7 +900,7 @@ fn replay(
     );
     let mut xs = Vec::with_capacity(inputs.len());
     for t in inputs {
-        if t.bytes.len() % 4 != 0 {
+        if blocks_encoding(t.dtype).is_none() && t.bytes.len() % 4 != 0 {
             return Err(bad(
                 call,
                 "a revealed tensor's bytes are not whole elements",
@@ -892,7 +938,7 @@ fn replay(
             {
                 return Ok(refused_digest(refusal_case(&e)));
             }
-            let content = host_content(t).ok_or_else(|| bad(call, "not a host tensor"))?;
+            let content = replayed_content(&s, t).ok_or_else(|| bad(call, "not a host tensor"))?;
             return Ok(tensor_digest_of_content(
                 dtype(t.dtype()),
                 &shape(t),
@@ -910,6 +956,23 @@ fn replay(
                 Err(e) => Err(e),
             }
         }
+        "job-io.blocks-from-input" => {
+            let encoding = a.case(2, &ENCODING)?;
+            let dims = a.dims(3)?;
+            let made =
+                crate::host::input_range(name, job_inputs, a.str(0)?, a.u64(1)?, encoding, &dims)
+                    .and_then(|range| {
+                        s.blocks_from_encoded(&dims, encoding, range, None)
+                            .map(|t| (t, Hash32::of(range)))
+                            .map_err(|e| HostError::from_op(name, e))
+                    });
+            return Ok(match made {
+                Ok((t, content)) => {
+                    tensor_digest_of_content(dtype(t.dtype()), &shape(&t), &content)
+                }
+                Err(e) => refused_digest(refusal_case(&e)),
+            });
+        }
         _ => match op(&mut s, name, &a, &xs, x) {
             Ok(t) => Ok(t),
             Err(Replay::Op(e)) => Err(HostError::from_op(name, e)),
@@ -918,7 +981,7 @@ fn replay(
     };
     Ok(match result {
         Ok(t) => {
-            let content = host_content(&t).ok_or_else(|| bad(call, "not a host tensor"))?;
+            let content = replayed_content(&s, &t).ok_or_else(|| bad(call, "not a host tensor"))?;
             tensor_digest_of_content(dtype(t.dtype()), &shape(&t), &content)
         }
         Err(e) => refused_digest(refusal_case(&e)),

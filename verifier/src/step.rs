@@ -31,8 +31,8 @@ use assay_protocol::{BlobRef, Hash32};
 /// How a hand-back asking for a full re-execution begins.
 pub const FULL_REEXECUTION: &str = "full re-execution: ";
 
-/// The call that reads the job's inputs (the only step that needs them).
-const FROM_INPUT: &str = "job-io.tensor-from-input";
+/// The calls that read the job's inputs (the only steps that need them).
+const FROM_INPUT: [&str; 2] = ["job-io.tensor-from-input", "job-io.blocks-from-input"];
 
 /// A disputed step where the parties' calls differ (`DisputedStep.kind =
 /// "call"`): the guest's own code diverged. The arbiter re-runs the job up
@@ -207,7 +207,7 @@ impl StepCheck {
 
     /// True iff the step reads the job's inputs.
     pub fn needs_job_inputs(&self) -> bool {
-        self.call.name == FROM_INPUT
+        FROM_INPUT.contains(&self.call.name.as_str())
     }
 
     /// The blobs to fetch: each input's tensor (under a name of its own)

@@ -522,8 +522,10 @@ fn a_published_chat_job_is_verified_settles_and_gives_the_local_bytes() {
 
 /// An arbiter can recompute any step of a chat job's trace: every
 /// `causal-attention` (its key/value blocks revealed as they were
-/// recorded), `rope` and `swiglu` step replays on its own to the output
-/// digest the run recorded.
+/// recorded), `rope` and `swiglu` step, every weight kept as blocks
+/// (`blocks-from-input`, from the job's input) and every `matmul` and
+/// `gather` that reads one (the weight revealed as GGML's blocks) replays
+/// on its own to the output digest the run recorded.
 #[test]
 fn the_decoders_steps_replay_from_the_trace_to_their_recorded_outputs() {
     use assay_protocol::trace::Call;
@@ -546,7 +548,14 @@ fn the_decoders_steps_replay_from_the_trace_to_their_recorded_outputs() {
     let mut spec = JobSpec::default();
     spec.params.insert("max_tokens".into(), "3".into());
     let inputs = Arc::new(inputs);
-    let decoder = ["tensor.causal-attention", "tensor.rope", "tensor.swiglu"];
+    let decoder = [
+        "tensor.causal-attention",
+        "tensor.rope",
+        "tensor.swiglu",
+        "job-io.blocks-from-input",
+        "tensor.matmul",
+        "tensor.gather",
+    ];
     // First the steps, then a run that keeps the inputs of the decoder's.
     let first = rt
         .run_with(&component, inputs.clone(), &spec, &TraceOptions::default())
@@ -610,4 +619,18 @@ fn the_decoders_steps_replay_from_the_trace_to_their_recorded_outputs() {
     );
     assert_eq!(replayed.get("tensor.rope"), Some(&180), "{replayed:?}");
     assert_eq!(replayed.get("tensor.swiglu"), Some(&90), "{replayed:?}");
+    // Seven matrices a layer and the embeddings (tied to the output).
+    assert_eq!(
+        replayed.get("job-io.blocks-from-input"),
+        Some(&(30 * 7 + 1)),
+        "{replayed:?}"
+    );
+    // Seven products a layer and the output's, in each of 3 passes; the
+    // embedding rows and the rotary angles' two tables, in each.
+    assert_eq!(
+        replayed.get("tensor.matmul"),
+        Some(&(3 * (30 * 7 + 1))),
+        "{replayed:?}"
+    );
+    assert_eq!(replayed.get("tensor.gather"), Some(&9), "{replayed:?}");
 }

@@ -146,16 +146,16 @@ impl Angles {
 }
 
 impl Model {
-    /// Loads every weight onto the device (quantised blocks decoded by the
-    /// host, and kept there for the next job that reads the same file).
+    /// Loads every weight onto the device (quantised matrices kept as
+    /// blocks, the rest decoded; all kept there for the next job that reads
+    /// the same file).
     ///
     /// # Errors
     /// A tensor missing or of an unexpected shape, or the device's errors.
     pub fn load(model: &Gguf) -> Result<Model> {
         let config = Config::of(model)?;
         let (h, kv) = (config.hidden, config.kv_heads * config.head_dim);
-        let tensor = |name: &str, shape: &[usize]| -> Result<Tensor> {
-            let t = model.load(name).context(name)?;
+        let checked = |t: Tensor, name: &str, shape: &[usize]| -> Result<Tensor> {
             if t.shape() != shape {
                 return Err(Error::ShapeMismatch(format!(
                     "{name} is {:?}; this model's sizes say {shape:?}",
@@ -163,6 +163,14 @@ impl Model {
                 )));
             }
             Ok(t)
+        };
+        // Vectors decoded; matrices kept as blocks (4.5–8.5 bits a value),
+        // which matmul and gather read as their decoded values.
+        let tensor = |name: &str, shape: &[usize]| -> Result<Tensor> {
+            checked(model.load(name).context(name)?, name, shape)
+        };
+        let weight = |name: &str, shape: &[usize]| -> Result<Tensor> {
+            checked(model.load_weight(name).context(name)?, name, shape)
         };
         let ffn = model
             .tensor("blk.0.ffn_gate.weight")
@@ -174,22 +182,22 @@ impl Model {
             let w = |part: &str| format!("blk.{i}.{part}.weight");
             layers.push(Layer {
                 attn_norm: tensor(&w("attn_norm"), &[h])?,
-                q: tensor(&w("attn_q"), &[h, h])?,
-                k: tensor(&w("attn_k"), &[kv, h])?,
-                v: tensor(&w("attn_v"), &[kv, h])?,
-                out: tensor(&w("attn_output"), &[h, h])?,
+                q: weight(&w("attn_q"), &[h, h])?,
+                k: weight(&w("attn_k"), &[kv, h])?,
+                v: weight(&w("attn_v"), &[kv, h])?,
+                out: weight(&w("attn_output"), &[h, h])?,
                 ffn_norm: tensor(&w("ffn_norm"), &[h])?,
-                gate: tensor(&w("ffn_gate"), &[ffn, h])?,
-                up: tensor(&w("ffn_up"), &[ffn, h])?,
-                down: tensor(&w("ffn_down"), &[h, ffn])?,
+                gate: weight(&w("ffn_gate"), &[ffn, h])?,
+                up: weight(&w("ffn_up"), &[ffn, h])?,
+                down: weight(&w("ffn_down"), &[h, ffn])?,
             });
         }
         let output = match model.tensor("output.weight") {
-            Some(_) => Some(tensor("output.weight", &[config.vocab, h])?),
+            Some(_) => Some(weight("output.weight", &[config.vocab, h])?),
             None => None,
         };
         Ok(Model {
-            embeddings: tensor("token_embd.weight", &[config.vocab, h])?,
+            embeddings: weight("token_embd.weight", &[config.vocab, h])?,
             out_norm: tensor("output_norm.weight", &[h])?,
             layers,
             output,

@@ -49,6 +49,25 @@ fn range_content_key(key: &hg::resident::ContentKey, encoding: hg::SourceEncodin
     *h.finalize().as_bytes()
 }
 
+/// The host's encoding of a WIT block format.
+fn block_encoding(format: job_io::BlockFormat) -> hg::SourceEncoding {
+    use job_io::BlockFormat as B;
+    match format {
+        B::Q40 => hg::SourceEncoding::Q4_0,
+        B::Q41 => hg::SourceEncoding::Q4_1,
+        B::Q80 => hg::SourceEncoding::Q8_0,
+    }
+}
+
+/// The trace's memo key of the blake3 of a resident range's bytes as they
+/// are (a tensor of blocks, whose bytes are the range's).
+fn range_bytes_key(key: &hg::resident::ContentKey) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(b"assay/trace-range-bytes/v1");
+    h.update(&key.0);
+    *h.finalize().as_bytes()
+}
+
 /// Refuses an output name outside `[A-Za-z0-9._-]{1,128}` (or `.`, `..`).
 pub(crate) fn check_output_name(call: &'static str, name: &str) -> R<()> {
     let ok = !name.is_empty()
@@ -200,13 +219,17 @@ impl job_io::Host for GpuCtxView<'_> {
         format: job_io::BlockFormat,
         shape: Vec<u32>,
     ) -> R<Resource<Tensor>> {
-        use job_io::BlockFormat as B;
-        let encoding = match format {
-            B::Q40 => hg::SourceEncoding::Q4_0,
-            B::Q41 => hg::SourceEncoding::Q4_1,
-            B::Q80 => hg::SourceEncoding::Q8_0,
-        };
-        self.tensor_of_input_range(name, offset, encoding, shape)
+        self.tensor_of_input_range(name, offset, block_encoding(format), shape)
+    }
+
+    fn blocks_from_input(
+        &mut self,
+        name: String,
+        offset: u64,
+        format: job_io::BlockFormat,
+        shape: Vec<u32>,
+    ) -> R<Resource<Tensor>> {
+        self.blocks_of_input_range(name, offset, block_encoding(format), shape)
     }
 
     fn write_output(&mut self, name: String, data: Vec<u8>) -> R<()> {
@@ -313,6 +336,62 @@ impl GpuCtxView<'_> {
                 self.ctx.session.from_encoded(&shape, encoding, range),
                 Content::Hash,
             ),
+        };
+        self.hand_out(CALL, Vec::new(), attrs, content, r)
+    }
+
+    /// `blocks-from-input`: a tensor that keeps the blocks of a byte range
+    /// of an input. Its trace content is the blake3 of those bytes
+    /// (remembered per range, as a decoded range's is).
+    fn blocks_of_input_range(
+        &mut self,
+        name: String,
+        offset: u64,
+        encoding: hg::SourceEncoding,
+        shape: Vec<u32>,
+    ) -> R<Resource<Tensor>> {
+        const CALL: &str = "job-io.blocks-from-input";
+        let attrs = if self.ctx.trace.is_on() {
+            vec![
+                Attr::Str(name.clone()),
+                Attr::U64(offset),
+                case(&ENCODING, encoding),
+                dims_attr(&shape),
+            ]
+        } else {
+            Vec::new()
+        };
+        let shape = dims(&shape);
+        let inputs = self.ctx.inputs.clone();
+        let range = match input_range(CALL, &inputs, &name, offset, encoding, &shape) {
+            Ok(range) => range,
+            Err(e) => {
+                self.ctx.trace.refused(CALL, Vec::new(), attrs, &e);
+                self.stop_if_due(CALL)?;
+                return Err(e);
+            }
+        };
+        let key = match self.ctx.input_hashes.get(&name) {
+            Some(input) if range.len() >= RESIDENT_MIN_BYTES => {
+                Some(resident_key(input, offset, range.len()))
+            }
+            _ => None,
+        };
+        let r = self
+            .ctx
+            .session
+            .blocks_from_encoded(&shape, encoding, range, key);
+        // As for any op output: a device that keeps tensors off the host
+        // (a GPU) hashes none, so its trace commits to calls only.
+        let on_host = self.ctx.session.device().info().kind == "cpu";
+        let content = if r.is_ok() && on_host && self.ctx.trace.hashes_data() {
+            let hash = || Hash32::of(range);
+            Content::Known(match key {
+                Some(key) => self.ctx.trace.remembered(range_bytes_key(&key), hash),
+                None => hash(),
+            })
+        } else {
+            Content::Hash
         };
         self.hand_out(CALL, Vec::new(), attrs, content, r)
     }

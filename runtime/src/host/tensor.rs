@@ -32,7 +32,8 @@ fn dtype_from_wit(d: tensor::Dtype) -> hg::DType {
 
 fn dtype_to_wit(d: hg::DType) -> tensor::Dtype {
     match d {
-        hg::DType::F32 => tensor::Dtype::F32,
+        // A tensor of blocks holds f32 values (only some ops read it).
+        hg::DType::F32 | hg::DType::Q4_0 | hg::DType::Q4_1 | hg::DType::Q8_0 => tensor::Dtype::F32,
         hg::DType::I32 => tensor::Dtype::I32,
     }
 }
