@@ -260,7 +260,9 @@ fn group_tile<const R: usize>(
                     for i in 0..16 {
                         let q = quant_lanes(block, gb.quants, i);
                         for j in 0..LANES {
-                            w[j] = d[j] * f32::from((q[j] >> half) & 0x0f) + m[j];
+                            // `d·q` is exact (11 by 4 significant bits), so
+                            // one fma rounds as the product then the sum do.
+                            w[j] = d[j].mul_add(f32::from((q[j] >> half) & 0x0f), m[j]);
                         }
                         fma_step(&mut acc, &x, i + half * 4, &w);
                     }
@@ -327,7 +329,8 @@ fn block_lanes(
                 if k < 16 { 0 } else { 4 },
             );
             for j in 0..LANES {
-                out[j] = d[j] * f32::from((q[j] >> half) & 0x0f) + m[j];
+                // Exact product: one fma rounds as product-then-sum does.
+                out[j] = d[j].mul_add(f32::from((q[j] >> half) & 0x0f), m[j]);
             }
         }
         _ => {
@@ -394,10 +397,141 @@ multiversion! {
     }
 }
 
+/// The dot products of rows `first..first + rows` (at most
+/// [`MAX_TILE_ROWS`]) of x (`k` wide) with a group's 16 rows: the explicit
+/// AVX-512 kernel on that path (the compiler splits the portable one into
+/// 256-bit halves), the portable one elsewhere. Both run the same program.
+#[allow(clippy::too_many_arguments)]
+fn tile_products(
+    simd: CpuSimd,
+    encoding: SourceEncoding,
+    group: &[u8],
+    x: &[f32],
+    k: usize,
+    first: usize,
+    rows: usize,
+    acc: &mut [[f32; LANES]; MAX_TILE_ROWS],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if simd == CpuSimd::Avx512 {
+        let rows = rows.clamp(1, MAX_TILE_ROWS);
+        let x = &x[first * k..(first + rows) * k];
+        let gb = GroupBlock::of(encoding);
+        assert!(
+            group.len() == k / BLOCK * gb.bytes && x.len() == rows * k,
+            "blocks: tile extents"
+        );
+        // SAFETY: the path is only chosen on a CPU with AVX-512 (the
+        // backend checked), and the kernel reads `group` (k / 32 group
+        // blocks) and `rows` rows of k floats of x, as asserted above.
+        unsafe {
+            match rows {
+                1 => x86::tile::<1>(encoding, group, x.as_ptr(), k, acc),
+                2 => x86::tile::<2>(encoding, group, x.as_ptr(), k, acc),
+                3 => x86::tile::<3>(encoding, group, x.as_ptr(), k, acc),
+                _ => x86::tile::<4>(encoding, group, x.as_ptr(), k, acc),
+            }
+        }
+        return;
+    }
+    tile_products_portable(simd, encoding, group, x, k, first, rows, acc);
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{BLOCK, GroupBlock, LANES, MAX_TILE_ROWS};
+    use crate::op::SourceEncoding;
+
+    /// [`super::group_tile`] in AVX-512: each group block's 16 scales
+    /// widened by `vcvtph2ps` (exact, as SEMANTICS' f16), then per k the
+    /// 16 weights decoded (`d·(q − 8)`, `fma(d, q, m)` — the product is
+    /// exact, so this rounds as product-then-sum — or `d·q`) and one
+    /// `vfmadd231ps` per row.
+    ///
+    /// # Safety
+    ///
+    /// The CPU has AVX-512F; `group` is whole group blocks of `encoding`,
+    /// `k / 32` of them, and `x` points to `R` rows of `k` floats.
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+    pub(super) unsafe fn tile<const R: usize>(
+        encoding: SourceEncoding,
+        group: &[u8],
+        x: *const f32,
+        k: usize,
+        out: &mut [[f32; LANES]; MAX_TILE_ROWS],
+    ) {
+        let gb = GroupBlock::of(encoding);
+        let mut acc = [_mm512_setzero_ps(); R];
+        // SAFETY: every offset stays inside the extents the caller promises.
+        unsafe {
+            for b in 0..k / BLOCK {
+                let block = group.as_ptr().add(b * gb.bytes);
+                let d = _mm512_cvtph_ps(_mm256_loadu_si256(block.cast()));
+                let quants = block.add(gb.quants);
+                let xb = x.add(b * BLOCK);
+                let mut step = |kk: usize, w: __m512| {
+                    for (r, a) in acc.iter_mut().enumerate() {
+                        let xv = _mm512_set1_ps(*xb.add(r * k + kk));
+                        *a = _mm512_fmadd_ps(xv, w, *a);
+                    }
+                };
+                match encoding {
+                    SourceEncoding::Q8_0 => {
+                        for kk in 0..BLOCK {
+                            let q = _mm512_cvtepi8_epi32(_mm_loadu_si128(
+                                quants.add(kk * LANES).cast(),
+                            ));
+                            step(kk, _mm512_mul_ps(d, _mm512_cvtepi32_ps(q)));
+                        }
+                    }
+                    SourceEncoding::Q4_1 => {
+                        let m = _mm512_cvtph_ps(_mm256_loadu_si256(block.add(2 * LANES).cast()));
+                        let low = _mm512_set1_epi32(0x0f);
+                        for half in 0..2 {
+                            for i in 0..16 {
+                                let q = _mm512_cvtepu8_epi32(_mm_loadu_si128(
+                                    quants.add(i * LANES).cast(),
+                                ));
+                                let q = if half == 0 {
+                                    _mm512_and_si512(q, low)
+                                } else {
+                                    _mm512_srli_epi32::<4>(q)
+                                };
+                                step(i + 16 * half, _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(q), m));
+                            }
+                        }
+                    }
+                    _ => {
+                        let (low, eight) = (_mm512_set1_epi32(0x0f), _mm512_set1_epi32(8));
+                        for half in 0..2 {
+                            for i in 0..16 {
+                                let q = _mm512_cvtepu8_epi32(_mm_loadu_si128(
+                                    quants.add(i * LANES).cast(),
+                                ));
+                                let q = if half == 0 {
+                                    _mm512_and_si512(q, low)
+                                } else {
+                                    _mm512_srli_epi32::<4>(q)
+                                };
+                                let q = _mm512_sub_epi32(q, eight);
+                                step(i + 16 * half, _mm512_mul_ps(d, _mm512_cvtepi32_ps(q)));
+                            }
+                        }
+                    }
+                }
+            }
+            for (r, a) in acc.iter().enumerate() {
+                _mm512_storeu_ps(out[r].as_mut_ptr(), *a);
+            }
+        }
+    }
+}
+
 multiversion! {
-    /// The dot products of rows `first..first + rows` (at most
-    /// [`MAX_TILE_ROWS`]) of x (`k` wide) with group `g`'s 16 rows.
-    fn tile_products(
+    /// The portable form of [`tile_products`].
+    fn tile_products_portable(
         encoding: SourceEncoding,
         group: &[u8],
         x: &[f32],
