@@ -1,14 +1,23 @@
 //! OpenAI's chat completions API over the llm-generate guest: parsing and
 //! checking a request (pure), running it as one verified job, and writing
-//! the response (`chat.completion`, non-streaming).
+//! the response: a `chat.completion`, or with `stream: true` the
+//! `chat.completion.chunk`s of server-sent events ([`chunks`]).
 //!
 //! `messages` are `{role, content}` with role `system` (or `developer`,
 //! taken as system), `user` or `assistant`, and content a string or an
 //! array of `{"type": "text", "text": …}` parts (joined). Honoured:
 //! `max_completion_tokens` (or the older `max_tokens`), `temperature`
-//! (OpenAI's default 1), `top_p`, `stop`, `seed`. Refused clearly: `n`
-//! other than 1, `stream`, tools, logprobs, penalties other than 0, a
-//! `response_format` other than text. `user` is accepted and ignored.
+//! (OpenAI's default 1), `top_p`, `stop`, `seed`, `stream` and
+//! `stream_options.include_usage`. Refused clearly: `n` other than 1,
+//! `stream_options` without `stream`, tools, logprobs, penalties other
+//! than 0, a `response_format` other than text. `user` is accepted and
+//! ignored.
+//!
+//! A job's tokens are seen only with its receipt, so a stream cannot send
+//! them as they are generated: it sends comments while the job runs (so
+//! clients and proxies see the connection alive), then the whole
+//! completion as chunks at once, split at word boundaries ([`pieces`]):
+//! their contents joined are the non-streaming answer's, byte for byte.
 //!
 //! Each request is one job: its `messages` input is the conversation as
 //! the guest reads it, and the model renders it with its own chat
@@ -87,6 +96,10 @@ pub struct ChatRequest {
     pub top_p: f64,
     pub stop: Vec<String>,
     pub seed: Option<u64>,
+    /// Answer with server-sent events (`stream: true`).
+    pub stream: bool,
+    /// Streamed, end with a chunk of `usage` (`stream_options.include_usage`).
+    pub include_usage: bool,
 }
 
 fn number(
@@ -189,6 +202,7 @@ impl ChatRequest {
                     .ok_or_else(|| Error::bad("seed", "`seed` must be an integer"))?,
             ),
         };
+        let (stream, include_usage) = stream_fields(&fields)?;
         refuse_unsupported(&fields)?;
         Ok(ChatRequest {
             model,
@@ -198,6 +212,8 @@ impl ChatRequest {
             top_p,
             stop,
             seed,
+            stream,
+            include_usage,
         })
     }
 
@@ -300,6 +316,56 @@ fn parse_messages(items: &[Value]) -> Result<Vec<(String, String)>, Error> {
     Ok(out)
 }
 
+/// `stream` and `stream_options.include_usage`. As OpenAI does,
+/// `stream_options` is refused unless `stream` is true;
+/// `include_obfuscation` is accepted and ignored (no padding is added).
+fn stream_fields(fields: &serde_json::Map<String, Value>) -> Result<(bool, bool), Error> {
+    let stream = match fields.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(Error::bad("stream", "`stream` must be true or false")),
+    };
+    let options = match fields.get("stream_options") {
+        None | Some(Value::Null) => return Ok((stream, false)),
+        Some(_) if !stream => {
+            return Err(Error::bad(
+                "stream_options",
+                "`stream_options` is only allowed when `stream` is true",
+            ));
+        }
+        Some(Value::Object(options)) => options,
+        Some(_) => {
+            return Err(Error::bad(
+                "stream_options",
+                "`stream_options` must be an object such as {\"include_usage\": true}",
+            ));
+        }
+    };
+    let mut include_usage = false;
+    for (name, value) in options {
+        match (name.as_str(), value) {
+            (_, Value::Null) => {}
+            ("include_usage", Value::Bool(b)) => include_usage = *b,
+            ("include_obfuscation", Value::Bool(_)) => {}
+            ("include_usage" | "include_obfuscation", _) => {
+                return Err(Error::bad(
+                    "stream_options",
+                    format!("`stream_options.{name}` must be true or false"),
+                ));
+            }
+            _ => {
+                return Err(Error::bad(
+                    "stream_options",
+                    format!(
+                        "`stream_options.{name}` is not supported: this gateway takes `include_usage`"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok((stream, include_usage))
+}
+
 /// Fields this gateway cannot honour, refused rather than ignored.
 fn refuse_unsupported(fields: &serde_json::Map<String, Value>) -> Result<(), Error> {
     let set = |name: &str| fields.get(name).is_some_and(|v| !v.is_null());
@@ -310,15 +376,6 @@ fn refuse_unsupported(fields: &serde_json::Map<String, Value>) -> Result<(), Err
         return Err(Error::bad(
             "n",
             "this gateway makes one choice per request: leave `n` out or set it to 1",
-        ));
-    }
-    if fields
-        .get("stream")
-        .is_some_and(|v| v.as_bool() == Some(true))
-    {
-        return Err(Error::bad(
-            "stream",
-            "streaming is not supported: leave `stream` out or false",
         ));
     }
     for name in ["tools", "functions", "tool_choice", "function_call"] {
@@ -481,31 +538,131 @@ impl ChatMarket {
     }
 }
 
+/// The prompt's and the completion's token counts.
+fn token_counts(out: &Completion) -> (u64, u64) {
+    let count = |key: &str| out.completion[key].as_array().map_or(0, Vec::len) as u64;
+    (count("prompt_ids"), count("ids"))
+}
+
+/// OpenAI's `usage` of `out`.
+fn usage(out: &Completion) -> Value {
+    let (prompt, completion) = token_counts(out);
+    json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    })
+}
+
+/// The generated text (empty if the job wrote none).
+fn text(out: &Completion) -> &str {
+    out.completion["text"].as_str().unwrap_or_default()
+}
+
+fn finish_reason(out: &Completion) -> &str {
+    out.completion["finish_reason"].as_str().unwrap_or("stop")
+}
+
+/// The response's id: the job's.
+fn completion_id(out: &Completion) -> String {
+    format!("chatcmpl-{}", out.job.to_hex())
+}
+
+fn fingerprint(out: &Completion) -> String {
+    format!("assay-{}", out.outputs_root.short())
+}
+
 /// The `chat.completion` object for `req` answered by `out`, with `assay`
 /// (the job's ids) added.
 pub fn response(req: &ChatRequest, out: &Completion, created: u64, assay: Value) -> Value {
-    let c = &out.completion;
-    let count = |key: &str| c[key].as_array().map_or(0, Vec::len) as u64;
-    let (prompt, completion) = (count("prompt_ids"), count("ids"));
     json!({
-        "id": format!("chatcmpl-{}", out.job.to_hex()),
+        "id": completion_id(out),
         "object": "chat.completion",
         "created": created,
         "model": req.model,
         "choices": [{
             "index": 0,
-            "message": { "role": "assistant", "content": c["text"].as_str().unwrap_or_default(), "refusal": null },
-            "finish_reason": c["finish_reason"].as_str().unwrap_or("stop"),
+            "message": { "role": "assistant", "content": text(out), "refusal": null },
+            "finish_reason": finish_reason(out),
             "logprobs": null,
         }],
-        "usage": {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-        },
-        "system_fingerprint": format!("assay-{}", out.outputs_root.short()),
+        "usage": usage(out),
+        "system_fingerprint": fingerprint(out),
         "assay": assay,
     })
+}
+
+/// The most bytes of one streamed piece of content.
+pub const MAX_PIECE_BYTES: usize = 48;
+
+/// `text` in the pieces a stream sends: each a word with the whitespace
+/// before it (`"Hello,"`, `" world"`, `"\n\nBye"`), a long word cut at
+/// [`MAX_PIECE_BYTES`]; always at char boundaries. Joined, the pieces are
+/// `text`; no piece is empty, and an empty text has none.
+pub fn pieces(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut after_word = false;
+    for (i, c) in text.char_indices() {
+        let space = c.is_whitespace();
+        let word_ended = space && after_word;
+        let too_long = i - start + c.len_utf8() > MAX_PIECE_BYTES;
+        if i > start
+            && (word_ended || too_long)
+            && let Some(piece) = text.get(start..i)
+        {
+            out.push(piece);
+            start = i;
+        }
+        after_word = !space;
+    }
+    if let Some(rest) = text.get(start..).filter(|r| !r.is_empty()) {
+        out.push(rest);
+    }
+    out
+}
+
+/// The `chat.completion.chunk` objects of a streamed answer, in order: the
+/// assistant's role, the text in [`pieces`], the finish reason, and with
+/// `include_usage` a last chunk of no choices and the usage. Every chunk
+/// has the response's id, `created`, `model` and `system_fingerprint`, and
+/// `assay` with the job's and the receipt's ids; the finish reason's chunk
+/// has the whole `assay` (as a `chat.completion` does).
+pub fn chunks(req: &ChatRequest, out: &Completion, created: u64, assay: Value) -> Vec<Value> {
+    let ids = json!({ "job_id": out.job.to_hex(), "receipt_id": out.receipt.to_hex() });
+    let chunk = |choices: Value, assay: &Value| {
+        let mut chunk = json!({
+            "id": completion_id(out),
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": req.model,
+            "system_fingerprint": fingerprint(out),
+            "choices": choices,
+            "assay": assay,
+        });
+        if req.include_usage {
+            // As OpenAI's: `usage` on every chunk, null but on the last.
+            chunk["usage"] = Value::Null;
+        }
+        chunk
+    };
+    let choice = |delta: Value, finish: Option<&str>| json!([{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }]);
+    let pieces = pieces(text(out));
+    let mut chunks = Vec::with_capacity(pieces.len() + 3);
+    chunks.push(chunk(
+        choice(json!({ "role": "assistant", "content": "" }), None),
+        &ids,
+    ));
+    for piece in pieces {
+        chunks.push(chunk(choice(json!({ "content": piece }), None), &ids));
+    }
+    chunks.push(chunk(choice(json!({}), Some(finish_reason(out))), &assay));
+    if req.include_usage {
+        let mut last = chunk(json!([]), &ids);
+        last["usage"] = usage(out);
+        chunks.push(last);
+    }
+    chunks
 }
 
 #[cfg(test)]
@@ -602,8 +759,28 @@ mod tests {
                 "n",
             ),
             (
-                json!({"model": "SmolLM2-135M-Instruct", "messages": user, "stream": true}),
+                json!({"model": "SmolLM2-135M-Instruct", "messages": user, "stream": "yes"}),
                 "stream",
+            ),
+            (
+                json!({"model": "SmolLM2-135M-Instruct", "messages": user, "stream_options": {"include_usage": true}}),
+                "stream_options",
+            ),
+            (
+                json!({"model": "SmolLM2-135M-Instruct", "messages": user, "stream": false, "stream_options": {"include_usage": true}}),
+                "stream_options",
+            ),
+            (
+                json!({"model": "SmolLM2-135M-Instruct", "messages": user, "stream": true, "stream_options": {"include_usage": 1}}),
+                "stream_options",
+            ),
+            (
+                json!({"model": "SmolLM2-135M-Instruct", "messages": user, "stream": true, "stream_options": {"chunk_size": 4}}),
+                "stream_options",
+            ),
+            (
+                json!({"model": "SmolLM2-135M-Instruct", "messages": user, "stream": true, "stream_options": true}),
+                "stream_options",
             ),
             (
                 json!({"model": "SmolLM2-135M-Instruct", "messages": user, "tools": [{}]}),
@@ -628,5 +805,141 @@ mod tests {
             parse(json!({"model": "gpt-4o", "messages": user})),
             Err(Error::ModelNotFound(_))
         ));
+    }
+
+    #[test]
+    fn stream_and_its_options_are_accepted_only_together() {
+        let user = json!([{"role": "user", "content": "x"}]);
+        let m = "SmolLM2-135M-Instruct";
+        let req = parse(json!({"model": m, "messages": user, "stream": true})).expect("stream");
+        assert!(req.stream && !req.include_usage);
+        let req = parse(json!({
+            "model": m, "messages": user, "stream": true,
+            "stream_options": {"include_usage": true, "include_obfuscation": false},
+        }))
+        .expect("stream with usage");
+        assert!(req.stream && req.include_usage);
+        let req =
+            parse(json!({"model": m, "messages": user, "stream": true, "stream_options": null}))
+                .expect("null options");
+        assert!(req.stream && !req.include_usage);
+        let req =
+            parse(json!({"model": m, "messages": user, "stream": null, "stream_options": null}))
+                .expect("nulls");
+        assert!(!req.stream && !req.include_usage);
+        // Streaming changes how the answer is sent, never the job.
+        let plain = parse(json!({"model": m, "messages": user, "seed": 3})).expect("plain");
+        let streamed = parse(json!({"model": m, "messages": user, "seed": 3, "stream": true}))
+            .expect("streamed");
+        assert_eq!(plain.spec(), streamed.spec());
+        assert_eq!(plain.messages_input(), streamed.messages_input());
+    }
+
+    #[test]
+    fn pieces_are_words_at_char_boundaries_that_join_to_the_text() {
+        assert!(pieces("").is_empty());
+        assert_eq!(
+            pieces("Hello, world!\n\nBye"),
+            ["Hello,", " world!", "\n\nBye"]
+        );
+        assert_eq!(pieces("  Hi  there "), ["  Hi", "  there", " "]);
+        assert_eq!(pieces(" "), [" "]);
+        let long = "ü".repeat(100) + " 🙂🙂 end";
+        let texts = [
+            "The sky is blue.",
+            "Ünïcödé, emoji 🙂 and\tpunctuation!?\r\n",
+            "日本語のテキストには空白がありません日本語のテキストには空白がありません",
+            long.as_str(),
+            "a\u{2003}b\u{00a0}c",
+            "\n",
+        ];
+        for text in texts {
+            let p = pieces(text);
+            assert_eq!(p.concat(), text);
+            assert!(p.iter().all(|s| !s.is_empty()), "{p:?}");
+            assert!(
+                p.iter()
+                    .all(|s| s.len() <= MAX_PIECE_BYTES || s.chars().count() == 1),
+                "{p:?}"
+            );
+        }
+        // A long word is cut, at char boundaries (ü is 2 bytes).
+        let p = pieces(&long);
+        assert!(p.len() > 4 && p[0].len() == MAX_PIECE_BYTES, "{p:?}");
+    }
+
+    fn completion(text: &str) -> Completion {
+        Completion {
+            completion: json!({
+                "prompt_ids": [1, 2, 3],
+                "ids": [4, 5],
+                "text": text,
+                "finish_reason": "length",
+            }),
+            job: Hash32::of(b"job"),
+            shard_job: Hash32::of(b"shard"),
+            receipt: Hash32::of(b"receipt"),
+            provider: "p".into(),
+            outputs_root: Hash32::of(b"root"),
+            cost: 9,
+        }
+    }
+
+    #[test]
+    fn chunks_carry_the_role_the_text_the_finish_reason_and_the_usage() {
+        let m = "SmolLM2-135M-Instruct";
+        let user = json!([{"role": "user", "content": "x"}]);
+        let req = parse(json!({
+            "model": m, "messages": user, "stream": true,
+            "stream_options": {"include_usage": true},
+        }))
+        .expect("req");
+        let out = completion("The sky is blue, ünïcödé 🙂.");
+        let assay = json!({"job_id": out.job.to_hex(), "cost_micro_iosd": 9});
+        let chunks = chunks(&req, &out, 7, assay.clone());
+        let whole = response(&req, &out, 7, assay.clone());
+        for c in &chunks {
+            assert_eq!(c["object"], "chat.completion.chunk");
+            assert_eq!(c["id"], whole["id"]);
+            assert_eq!(c["created"], 7);
+            assert_eq!(c["model"], m);
+            assert_eq!(c["system_fingerprint"], whole["system_fingerprint"]);
+            assert_eq!(c["assay"]["job_id"], out.job.to_hex());
+            assert!(c.get("usage").is_some(), "{c}");
+        }
+        assert_eq!(
+            chunks[0]["choices"][0]["delta"],
+            json!({"role": "assistant", "content": ""})
+        );
+        let text: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert_eq!(text, whole["choices"][0]["message"]["content"]);
+        let [.., finish, last] = &chunks[..] else {
+            panic!("too few chunks: {chunks:?}");
+        };
+        assert_eq!(finish["choices"][0]["delta"], json!({}));
+        assert_eq!(finish["choices"][0]["finish_reason"], "length");
+        assert_eq!(finish["assay"], assay);
+        assert_eq!(finish["usage"], Value::Null);
+        assert_eq!(last["choices"], json!([]));
+        assert_eq!(last["usage"], whole["usage"]);
+        assert_eq!(
+            last["usage"],
+            json!({"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5})
+        );
+        let contents = chunks[1..chunks.len() - 2]
+            .iter()
+            .all(|c| c["choices"][0]["finish_reason"].is_null());
+        assert!(contents);
+
+        // Without usage: no usage chunk, no `usage` field; an empty text
+        // has the role's and the finish reason's chunks only.
+        let req = parse(json!({"model": m, "messages": user, "stream": true})).expect("req");
+        let chunks = super::chunks(&req, &completion(""), 7, json!({}));
+        assert_eq!(chunks.len(), 2);
+        assert!(chunks.iter().all(|c| c.get("usage").is_none()));
+        assert_eq!(chunks[1]["choices"][0]["finish_reason"], "length");
     }
 }

@@ -2,20 +2,27 @@
 //! `/v1/chat/completions` when a chat model is served (each behind
 //! `Authorization: Bearer KEY`), and `/health`.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use assay_protocol::Hash32;
 use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
 
 use crate::Error;
 use crate::batching::{Batcher, Share};
-use crate::chat::{self, ChatMarket, ChatRequest};
-use crate::keys::{ApiKey, KeyStore};
+use crate::chat::{self, ChatMarket, ChatRequest, Completion};
+use crate::keys::{ApiKey, Held, KeyStore};
 use crate::market::JobResult;
 use crate::openai::{self, Embedded, EmbeddingsRequest, ModelCard, Sequence};
 
@@ -28,6 +35,9 @@ pub const MAX_IN_FLIGHT: usize = 1024;
 pub const JOB_HEADER: &str = "x-assay-job";
 /// The response header with the receipt id.
 pub const RECEIPT_HEADER: &str = "x-assay-receipt";
+
+/// How often a streamed chat request says it is still waiting for its job.
+pub const HEARTBEAT: Duration = Duration::from_secs(3);
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -268,6 +278,11 @@ async fn read_body(req: Request) -> Result<axum::body::Bytes, Error> {
         })
 }
 
+/// `POST /v1/chat/completions`: one job per request. Whatever goes wrong
+/// before the job starts (the key, the body, the spend limit) is a JSON
+/// error with its status; then the job runs on its own task
+/// ([`run_detached`]), and the answer is a `chat.completion`, or with
+/// `stream: true` server-sent events ([`stream_events`]).
 async fn chat_completions(State(g): State<Gateway>, req: Request) -> Result<Response, Error> {
     let key = g.authenticate(req.headers())?;
     let chat = g.chat.clone().ok_or_else(|| {
@@ -275,14 +290,43 @@ async fn chat_completions(State(g): State<Gateway>, req: Request) -> Result<Resp
             "(any chat model: this gateway serves embeddings only; start it with --chat)".into(),
         )
     })?;
-    let _slot = g.slot()?;
+    let slot = g.slot()?;
     let body = read_body(req).await?;
     let request = ChatRequest::parse(&body, &chat.card)?;
     let held = g.keys.hold(&key, chat.most_cost(&request))?;
-    let out = chat.complete(&request).await?;
-    held.settle(out.cost)?;
+    let job = {
+        let request = request.clone();
+        run_detached(async move { chat.complete(&request).await }, held, slot)
+    };
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let coordinator = g.coordinator.clone();
+    if request.stream {
+        let render = move |out: &Completion| {
+            chat::chunks(&request, out, created, chat_assay(out, &coordinator))
+        };
+        return Ok(stream_events(job, render, HEARTBEAT));
+    }
+    let out = joined(job.await)?;
+    let assay = chat_assay(&out, &coordinator);
+    let mut response = axum::Json(chat::response(&request, &out, created, assay)).into_response();
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (JOB_HEADER, out.job.to_hex()),
+        (RECEIPT_HEADER, out.receipt.to_hex()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    }
+    Ok(response)
+}
+
+/// A chat answer's `assay`: the job, its receipt and what it cost.
+fn chat_assay(out: &Completion, coordinator: &str) -> Value {
     let job = out.job.to_hex();
-    let assay = json!({
+    json!({
         "job_id": job,
         "receipt_id": out.receipt.to_hex(),
         "shard_job_id": out.shard_job.to_hex(),
@@ -291,20 +335,107 @@ async fn chat_completions(State(g): State<Gateway>, req: Request) -> Result<Resp
         "prompt_ids": out.completion["prompt_ids"],
         "ids": out.completion["ids"],
         "cost_micro_iosd": out.cost,
-        "coordinator": g.coordinator,
-        "check": format!("assay job status {job} --coordinator {}", g.coordinator),
-    });
-    let created = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let mut response = axum::Json(chat::response(&request, &out, created, assay)).into_response();
-    let headers = response.headers_mut();
-    for (name, value) in [(JOB_HEADER, job), (RECEIPT_HEADER, out.receipt.to_hex())] {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(name, v);
+        "coordinator": coordinator,
+        "check": format!("assay job status {job} --coordinator {coordinator}"),
+    })
+}
+
+/// Runs `job` on its own task, to its end whether or not its client still
+/// waits: the job is paid for either way, so the request is charged its
+/// cost (`held` settled) when it succeeds, and charged nothing (`held`
+/// dropped, so released) when it fails or panics. `slot` counts it among
+/// the requests in flight until then.
+fn run_detached<F>(
+    job: F,
+    held: Held,
+    slot: OwnedSemaphorePermit,
+) -> JoinHandle<Result<Completion, Error>>
+where
+    F: Future<Output = Result<Completion, Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let _slot = slot;
+        let out = job.await?;
+        held.settle(out.cost)?;
+        Ok(out)
+    })
+}
+
+/// A detached job's result.
+fn joined(
+    done: Result<Result<Completion, Error>, tokio::task::JoinError>,
+) -> Result<Completion, Error> {
+    done.map_err(|e| Error::JobFailed(format!("the request's job failed: {e}")))?
+}
+
+/// The server-sent events of a streamed chat request (status 200 at once,
+/// `text/event-stream`, `no-cache`): a comment now and every `heartbeat`
+/// while `job` runs (`: waiting for the job's verified receipt (6 s)`),
+/// then `render`'s chunks as `data:` events and `data: [DONE]`; or, if
+/// the job fails, one `data: {"error": …}` event (OpenAI's error object)
+/// and the end, without `[DONE]`. A client that goes away stops the events,
+/// never the job ([`run_detached`]).
+fn stream_events<R>(
+    job: JoinHandle<Result<Completion, Error>>,
+    render: R,
+    heartbeat: Duration,
+) -> Response
+where
+    R: FnOnce(&Completion) -> Vec<Value> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(8);
+    tokio::spawn(send_events(tx, job, render, heartbeat));
+    let mut response = Sse::new(ReceiverStream::new(rx)).into_response();
+    // Proxies that buffer responses (nginx) pass these on as they come.
+    response
+        .headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+async fn send_events<R>(
+    tx: mpsc::Sender<Result<Event, Infallible>>,
+    mut job: JoinHandle<Result<Completion, Error>>,
+    render: R,
+    heartbeat: Duration,
+) where
+    R: FnOnce(&Completion) -> Vec<Value>,
+{
+    let started = tokio::time::Instant::now();
+    let mut beat = tokio::time::interval(heartbeat);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let done = loop {
+        tokio::select! {
+            biased;
+            done = &mut job => break joined(done),
+            () = tx.closed() => return,
+            _ = beat.tick() => {
+                let waiting = format!(
+                    "waiting for the job's verified receipt ({} s)",
+                    started.elapsed().as_secs()
+                );
+                if tx.send(Ok(Event::default().comment(waiting))).await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    let events = match done {
+        Ok(out) => render(&out)
+            .into_iter()
+            .map(|chunk| Event::default().data(chunk.to_string()))
+            .chain([Event::default().data("[DONE]")])
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "a streamed request failed");
+            vec![Event::default().data(e.body().to_string())]
+        }
+    };
+    for event in events {
+        if tx.send(Ok(event)).await.is_err() {
+            return;
         }
     }
-    Ok(response)
 }
 
 /// One job's part of a response: its ids and the request's rows in it.
@@ -318,4 +449,180 @@ fn job_part(share: &Share) -> Value {
         "outputs_root": job.outputs_root.to_hex(),
         "rows": [share.rows.start, share.rows.end],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    struct Setup {
+        keys: Arc<KeyStore>,
+        key: ApiKey,
+        slots: Arc<tokio::sync::Semaphore>,
+        _dir: tempfile::TempDir,
+    }
+
+    /// A key with a limit of 100 µIOSD.
+    fn setup() -> Setup {
+        let dir = tempfile::tempdir().expect("tmp");
+        let keys = Arc::new(KeyStore::open(&dir.path().join("k.sqlite")).expect("keys"));
+        let (_, key) = keys.create("k", Some(100)).expect("key");
+        Setup {
+            keys,
+            key,
+            slots: Arc::new(tokio::sync::Semaphore::new(4)),
+            _dir: dir,
+        }
+    }
+
+    impl Setup {
+        /// A request holding 50 of the key's 100, whose job takes `after`
+        /// and ends in `result`.
+        fn job(
+            &self,
+            after: Duration,
+            result: Result<Completion, Error>,
+        ) -> JoinHandle<Result<Completion, Error>> {
+            let held = self.keys.hold(&self.key, 50).expect("hold");
+            let slot = self.slots.clone().try_acquire_owned().expect("slot");
+            run_detached(
+                async move {
+                    tokio::time::sleep(after).await;
+                    result
+                },
+                held,
+                slot,
+            )
+        }
+
+        fn spent(&self) -> u64 {
+            self.keys.list().expect("list")[0].spent
+        }
+
+        /// Spent `spent`, nothing held, no request in flight.
+        fn settled_at(&self, spent: u64) -> bool {
+            self.spent() == spent
+                && self.slots.available_permits() == 4
+                && self.keys.hold(&self.key, 100 - spent).is_ok()
+        }
+    }
+
+    fn completion(cost: u64) -> Completion {
+        Completion {
+            completion: json!({
+                "prompt_ids": [1, 2, 3],
+                "ids": [4, 5, 6],
+                "text": "The sky is blue.",
+                "finish_reason": "stop",
+            }),
+            job: Hash32::of(b"job"),
+            shard_job: Hash32::of(b"shard"),
+            receipt: Hash32::of(b"receipt"),
+            provider: "p".into(),
+            outputs_root: Hash32::of(b"root"),
+            cost,
+        }
+    }
+
+    fn render() -> impl FnOnce(&Completion) -> Vec<Value> + Send + 'static {
+        let body = json!({
+            "model": "SmolLM2-135M-Instruct",
+            "messages": [{"role": "user", "content": "x"}],
+            "stream": true,
+            "stream_options": {"include_usage": true},
+        });
+        let req = ChatRequest::parse(body.to_string().as_bytes(), &chat::ChatCard::smollm2())
+            .expect("request");
+        move |out: &Completion| chat::chunks(&req, out, 1, chat_assay(out, "http://c"))
+    }
+
+    async fn text_of(response: Response) -> String {
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        String::from_utf8(bytes.to_vec()).expect("utf-8")
+    }
+
+    #[tokio::test]
+    async fn a_stream_says_it_waits_then_sends_the_chunks_and_done_and_the_key_is_charged() {
+        let s = setup();
+        let job = s.job(Duration::from_millis(120), Ok(completion(7)));
+        let response = stream_events(job, render(), Duration::from_millis(20));
+        assert_eq!(response.status(), 200);
+        let headers = response.headers();
+        assert_eq!(headers[header::CONTENT_TYPE], "text/event-stream");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
+        let text = text_of(response).await;
+        let events: Vec<&str> = text.split_terminator("\n\n").collect();
+        assert!(
+            events[0].starts_with(": waiting for the job's verified receipt"),
+            "{text}"
+        );
+        let comments = events.iter().take_while(|e| e.starts_with(": ")).count();
+        assert!(comments >= 2, "{text}");
+        assert_eq!(events.last(), Some(&"data: [DONE]"), "{text}");
+        let chunks: Vec<Value> = events[comments..events.len() - 1]
+            .iter()
+            .map(|e| {
+                let data = e.strip_prefix("data: ").expect("a data event");
+                serde_json::from_str(data).expect("json")
+            })
+            .collect();
+        let content: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert_eq!(content, "The sky is blue.");
+        assert!(chunks.iter().all(|c| c["id"] == chunks[0]["id"]));
+        assert_eq!(chunks[chunks.len() - 1]["usage"]["total_tokens"], 6);
+        assert!(s.settled_at(7), "charged 7, the rest released");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_goes_away_mid_stream_is_still_charged_and_its_hold_released() {
+        let s = setup();
+        let job = s.job(Duration::from_millis(200), Ok(completion(7)));
+        let response = stream_events(job, render(), Duration::from_millis(20));
+        let mut body = response.into_body();
+        let first = body.frame().await.expect("a frame").expect("no error");
+        let first = first.into_data().expect("data");
+        assert!(first.starts_with(b": waiting"), "{first:?}");
+        drop(body);
+        assert_eq!(s.spent(), 0, "the job is still running");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !s.settled_at(7) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the job was not charged: spent {}",
+                s.spent()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_that_fails_mid_stream_ends_it_with_an_openai_error_and_costs_nothing() {
+        let s = setup();
+        let failed = Err(Error::Unavailable("no provider finished job x".into()));
+        let job = s.job(Duration::from_millis(50), failed);
+        let text = text_of(stream_events(job, render(), Duration::from_millis(20))).await;
+        let events: Vec<&str> = text.split_terminator("\n\n").collect();
+        let last = events.last().and_then(|e| e.strip_prefix("data: "));
+        let error: Value = serde_json::from_str(last.expect("a data event")).expect("json");
+        assert_eq!(error["error"]["code"], "no_capacity", "{text}");
+        assert_eq!(error["error"]["type"], "server_error");
+        assert_eq!(error["error"]["message"], "no provider finished job x");
+        assert!(!text.contains("[DONE]"), "{text}");
+        assert!(
+            events[..events.len() - 1]
+                .iter()
+                .all(|e| e.starts_with(": ")),
+            "{text}"
+        );
+        assert!(s.settled_at(0), "a failed request costs nothing");
+    }
 }

@@ -288,7 +288,10 @@ fn a_gateway_on_a_reserved_cluster_runs_every_request_on_its_members() {
 
 /// `POST /v1/chat/completions` (issue #18) through the official client: a
 /// greedy completion equal to a local `assay run` of llm-generate on the
-/// same messages, and OpenAI's errors for what the gateway cannot do.
+/// same messages, streamed too (`stream=True`: the same text in the
+/// chunks' deltas, the usage, the job's id in every chunk; over raw HTTP
+/// `text/event-stream` ending with `data: [DONE]`), and OpenAI's errors
+/// for what the gateway cannot do.
 #[test]
 fn the_official_openai_client_gets_chat_completions_equal_to_a_local_run() {
     let test = "chat completions with the openai client";
@@ -345,5 +348,7 @@ fn the_official_openai_client_gets_chat_completions_equal_to_a_local_run() {
         &path(&local.join("completion.json")),
         "12",
     ]);
-    assert!(out.contains("equal the local run's"), "{out}");
+    assert!(out.contains("tokens equal the local run's"), "{out}");
+    assert!(out.contains("chat stream: "), "{out}");
+    assert!(out.contains("ends with [DONE]"), "{out}");
 }

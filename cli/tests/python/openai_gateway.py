@@ -20,17 +20,22 @@ concurrent callers; prints the providers that ran them (the `assay` field).
 while it runs); it must succeed or fail with 503 within TIMEOUT_S.
 `chat`: a greedy chat completion of MESSAGES_JSON must be the local run's
 (`completion.json` of llm-generate): the text, the token ids (the `assay`
-field), the usage and the finish reason; then OpenAI's errors for what the
-gateway cannot do.
+field), the usage and the finish reason; the same request streamed
+(`stream=True`, usage included) must give the same text in its deltas, the
+finish reason, the usage and the job's id in every chunk, and over plain
+HTTP be `text/event-stream` ending with `data: [DONE]`; then OpenAI's errors
+for what the gateway cannot do.
 Prints one line per check; exits non-zero on the first failure.
 """
 
 import base64
+import http.client
 import json
 import re
 import struct
 import sys
 import time
+import urllib.parse
 
 import openai
 
@@ -203,7 +208,10 @@ def chat(base_url, key, messages_path, expected_path, max_tokens):
     assert r.usage.completion_tokens == len(want["ids"]), r.usage
     assert raw.http_response.headers["x-assay-job"] == assay["job_id"]
     print(f"chat: {r.usage.completion_tokens} tokens equal the local run's: {choice.message.content!r}")
+    chat_stream(client, base_url, key, chat_model, messages, max_tokens, want)
     for kwargs, status in [
+        # As OpenAI: stream_options only with stream.
+        (dict(model=chat_model, messages=messages, stream_options={"include_usage": True}), 400),
         (dict(model=chat_model, messages=messages, n=2), 400),
         (dict(model=chat_model, messages=[{"role": "tool", "content": "x"}]), 400),
         (dict(model=chat_model, messages=messages, max_tokens=100000), 400),
@@ -225,6 +233,81 @@ def chat(base_url, key, messages_path, expected_path, max_tokens):
     except openai.AuthenticationError as e:
         assert e.status_code == 401
     print("chat: a bad key gets 401")
+
+
+def extra(model, name):
+    """A field OpenAI's types do not have (kept by the client's models)."""
+    return (model.model_extra or {}).get(name)
+
+
+def chat_stream(client, base_url, key, chat_model, messages, max_tokens, want):
+    """The greedy request streamed: the same answer, as chunks."""
+    stream = client.chat.completions.create(
+        model=chat_model,
+        messages=messages,
+        max_tokens=max_tokens,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    assert len(chunks) >= 3, chunks
+    with_choices = [c for c in chunks if c.choices]
+    content = "".join(c.choices[0].delta.content or "" for c in with_choices)
+    assert content == want["text"], (content, want["text"])
+    assert with_choices[0].choices[0].delta.role == "assistant", with_choices[0]
+    assert [c.choices[0].delta.role for c in with_choices[1:] if c.choices[0].delta.role] == []
+    finish = [c.choices[0].finish_reason for c in with_choices if c.choices[0].finish_reason]
+    assert finish == [want["finish_reason"]], finish
+    assert with_choices[-1].choices[0].finish_reason, "the finish reason is the last choice"
+    last = chunks[-1]
+    assert last.choices == [] and last.usage is not None, last
+    assert last.usage.prompt_tokens == len(want["prompt_ids"]), last.usage
+    assert last.usage.completion_tokens == len(want["ids"]), last.usage
+    assert last.usage.total_tokens == len(want["prompt_ids"]) + len(want["ids"]), last.usage
+    assert all(c.usage is None for c in chunks[:-1]), "usage comes only on the last chunk"
+    job = extra(chunks[0], "assay")["job_id"]
+    assert job and len(job) == 64, job
+    for c in chunks:
+        assert c.object == "chat.completion.chunk", c.object
+        assert c.id == f"chatcmpl-{job}", (c.id, job)
+        assert c.model == chat_model and c.created == chunks[0].created, c
+        assert c.system_fingerprint == chunks[0].system_fingerprint, c
+        assert extra(c, "assay")["job_id"] == job, extra(c, "assay")
+    full = extra(with_choices[-1], "assay")
+    assert full["ids"] == want["ids"] and full["prompt_ids"] == want["prompt_ids"], full
+    assert full["receipt_id"] and full["cost_micro_iosd"] > 0, full
+    pieces = sum(1 for c in with_choices if c.choices[0].delta.content)
+    print(f"chat stream: {len(chunks)} chunks ({pieces} of text) equal the local run's; job {job}")
+
+    # The raw events: the headers, comments while the job runs, [DONE] last.
+    url = urllib.parse.urlsplit(base_url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=600)
+    body = json.dumps(
+        {"model": chat_model, "messages": messages, "max_tokens": max_tokens, "temperature": 0, "stream": True}
+    )
+    conn.request(
+        "POST",
+        url.path.rstrip("/") + "/chat/completions",
+        body=body,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    resp = conn.getresponse()
+    assert resp.status == 200, (resp.status, resp.read())
+    assert resp.getheader("content-type", "").startswith("text/event-stream"), resp.getheaders()
+    assert resp.getheader("cache-control") == "no-cache", resp.getheaders()
+    text = resp.read().decode()
+    conn.close()
+    events = text.split("\n\n")
+    assert events[-1] == "" and events[-2] == "data: [DONE]", text[-200:]
+    assert events[0].startswith(": "), f"no comment while the job ran: {text[:200]!r}"
+    data = [json.loads(e[len("data: "):]) for e in events[:-2] if e.startswith("data: ")]
+    assert all(e.startswith(": ") or e.startswith("data: ") for e in events[:-1]), text
+    content = "".join(d["choices"][0]["delta"].get("content") or "" for d in data if d["choices"])
+    assert content == want["text"], (content, want["text"])
+    assert all("usage" not in d for d in data), "no usage unless asked"
+    comments = sum(1 for e in events if e.startswith(": "))
+    print(f"chat stream over HTTP: text/event-stream, {comments} comment(s) while waiting, ends with [DONE]")
 
 
 if __name__ == "__main__":

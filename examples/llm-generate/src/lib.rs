@@ -42,9 +42,11 @@
 //! Wasm), causal grouped-query attention, the output projection and
 //! residual, RMSNorm, the SwiGLU feed-forward block and residual; then the
 //! final RMSNorm and the output projection (tied to the embeddings when
-//! the file has no `output.weight`). Weights are the GGUF tensors as the
-//! host decodes them (SEMANTICS.md, "block encodings"), loaded once and
-//! kept resident by the provider for the next job on the same file.
+//! the file has no `output.weight`). The weight matrices and embeddings
+//! stay GGML blocks on the device (SEMANTICS.md, "Tensors of blocks": the
+//! products read them as their decoded values), the norms' vectors are
+//! decoded; all are loaded once and kept resident by the provider for the
+//! next job on the same file.
 //! Choosing tokens (argmax, or the top-p draw from a seeded xoshiro256**)
 //! runs in the guest, where every float operation gives the same bits on
 //! every node.
