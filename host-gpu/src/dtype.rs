@@ -45,7 +45,7 @@ impl DType {
     /// whole blocks).
     pub fn byte_len(self, numel: u64) -> Option<u64> {
         let (values, bytes) = self.block();
-        if numel % values as u64 != 0 {
+        if !numel.is_multiple_of(values as u64) {
             return None;
         }
         (numel / values as u64).checked_mul(bytes as u64)
