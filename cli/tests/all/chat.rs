@@ -230,6 +230,37 @@ fn greedy_tokens_and_prompt_logits_match_an_independent_numpy_forward_pass() {
     }
 }
 
+/// The prompt in passes of 1, 3 or 5 tokens, or in one: each row of each
+/// op is defined on its own (a product with blocks runs the fused kernel
+/// for up to 4 rows and the GEMM engine for more), so every batch gives
+/// the same prompt logits, tokens and outputs root.
+#[test]
+fn every_prefill_batch_gives_the_same_prompt_logits_and_completion() {
+    let Some(model) =
+        model_or_skip("every_prefill_batch_gives_the_same_prompt_logits_and_completion")
+    else {
+        return;
+    };
+    let rt = runtime(Device::cpu_with_threads(2));
+    let messages = user("Why is the sea salty?");
+    let base = [("max_tokens", "6"), ("prompt_logits", "true")];
+    let want = generate(&rt, &model, &messages, &base);
+    assert!(want.outputs.contains_key("prompt_logits.f32"));
+    for batch in ["1", "3", "5"] {
+        let mut params = base.to_vec();
+        params.push(("prefill_batch", batch));
+        let got = generate(&rt, &model, &messages, &params);
+        assert_eq!(
+            got.outputs, want.outputs,
+            "prefill_batch {batch}: the outputs differ from one pass's"
+        );
+        assert_eq!(
+            got.receipt.body.outputs_root,
+            want.receipt.body.outputs_root
+        );
+    }
+}
+
 #[test]
 fn the_same_completion_on_every_cpu_path_thread_count_and_the_emulated_cuda_kernels() {
     const TEST: &str =

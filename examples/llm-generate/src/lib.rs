@@ -20,6 +20,10 @@
 //!   stream (the same on every node that runs the job) seeds them.
 //! - `stop` (optional): a string, or a JSON array of up to 4 strings, that
 //!   ends the completion where it first appears (it is not included).
+//! - `prefill_batch` (default: the whole prompt): the prompt runs in
+//!   passes of this many tokens (a provider short of memory may prefer
+//!   small passes). Every row of every op is defined on its own, so any
+//!   batch gives the same bits: the same tokens and the same outputs.
 //! - `prompt_logits` (default false): also write `prompt_logits.f32`, the
 //!   logits after the prompt (little-endian f32, one per vocabulary entry),
 //!   to compare the model with another implementation.
@@ -99,6 +103,13 @@ fn run() -> Result<()> {
             message: "must be in (0, 1]".into(),
         });
     }
+    let prefill_batch: usize = param_or("prefill_batch", usize::MAX)?;
+    if prefill_batch == 0 {
+        return Err(Error::Param {
+            name: "prefill_batch".into(),
+            message: "must be at least 1 (tokens per prefill pass)".into(),
+        });
+    }
     let stops = Stops::parse(param_str("stop").as_deref())?;
     let seed = match param_opt::<u64>("seed")? {
         Some(seed) => seed,
@@ -118,7 +129,10 @@ fn run() -> Result<()> {
     let angles = Angles::new(&model.config, prompt_ids.len() + budget)?;
     let mut cache = model.cache();
     log!("llm-generate: prefill of {} tokens", prompt_ids.len());
-    let mut logits = model.forward(&prompt_ids, &mut cache, &angles)?;
+    let mut logits = Vec::new();
+    for pass in prompt_ids.chunks(prefill_batch) {
+        logits = model.forward(pass, &mut cache, &angles)?;
+    }
     if param_or("prompt_logits", false)? {
         let bytes: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
         write_output("prompt_logits.f32", bytes)?;
