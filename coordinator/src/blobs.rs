@@ -212,6 +212,15 @@ impl Upload {
 
     /// Drops a failed upload.
     pub fn abort(self) {
+        // Drop removes the temporary file.
+    }
+}
+
+impl Drop for Upload {
+    /// An upload dropped before it finished (an error, or its client gone
+    /// mid-stream) leaves no temporary file behind; after a finish the file
+    /// was renamed away or removed already.
+    fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.tmp);
     }
 }
@@ -244,5 +253,27 @@ mod tests {
 
         let mut u = store.begin(Hash32::of(b"abc"), 3).expect("begin");
         assert!(u.write(b"abcd").is_err(), "more than declared");
+    }
+
+    #[test]
+    fn an_upload_dropped_half_way_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = BlobStore::open(dir.path(), 1 << 20).expect("open");
+        let temporary = || {
+            std::fs::read_dir(dir.path().join("tmp"))
+                .expect("tmp")
+                .count()
+        };
+        let mut u = store.begin(Hash32::of(b"abcdef"), 6).expect("begin");
+        u.write(b"abc").expect("write");
+        assert_eq!(temporary(), 1);
+        // The client went away: the handler's future, and the upload, dropped.
+        drop(u);
+        assert_eq!(temporary(), 0);
+        let mut u = store.begin(Hash32::of(b"abcdef"), 6).expect("begin");
+        u.write(b"abcdef").expect("write");
+        assert!(u.finish().expect("finish"), "new");
+        assert_eq!(temporary(), 0);
+        assert_eq!(store.read(&Hash32::of(b"abcdef")).expect("kept"), b"abcdef");
     }
 }

@@ -16,13 +16,16 @@
 //! # Example
 //!
 //! ```no_run
-//! use assay_daemon::cache::{BlobCache, Source};
+//! use assay_daemon::cache::{BlobCache, SignedChannel, Source};
 //! use assay_protocol::Hash32;
 //!
 //! # async fn demo(hash: Hash32) -> Result<(), assay_proto::Error> {
 //! let channel = assay_proto::client::channel("http://127.0.0.1:7700")?;
+//! let key = assay_protocol::NodeKey::from_seed([7; 32]);
+//! let coordinator = SignedChannel::new(channel, key);
 //! let cache = BlobCache::new("/tmp/assay-blobs", 1 << 30);
-//! let (bytes, source) = cache.get(&channel, &hash).await?;
+//! // Not through a job: only blobs this key uploaded (or as an arbiter).
+//! let (bytes, source) = cache.get(&coordinator, &hash, None).await?;
 //! assert_eq!(Hash32::of(&bytes), hash);
 //! if let Source::Downloaded = source {
 //!     println!("fetched {} bytes", bytes.len());
@@ -44,25 +47,53 @@ use tonic::transport::Channel;
 /// A boxed future that can move between threads.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Where missing blobs come from: the coordinator (a [`Channel`] to it), or
+/// Where missing blobs come from: the coordinator ([`SignedChannel`]), or
 /// a stand-in in tests.
 pub trait BlobSource: Send + Sync {
-    /// The bytes of blob `hash`, at most `max_bytes` of them (not yet
-    /// checked against `hash`: the cache does that).
+    /// The bytes of blob `hash`, read through market job `job` if named
+    /// (the coordinator hands a blob only to a key with a reason to read
+    /// it), at most `max_bytes` of them (not yet checked against `hash`:
+    /// the cache does that).
     fn download<'a>(
         &'a self,
         hash: &'a Hash32,
+        job: Option<&'a Hash32>,
         max_bytes: u64,
     ) -> BoxFuture<'a, Result<Vec<u8>, Error>>;
 }
 
-impl BlobSource for Channel {
+/// The coordinator as a [`BlobSource`]: a channel to it and the key that
+/// signs each download.
+#[derive(Debug, Clone)]
+pub struct SignedChannel {
+    channel: Channel,
+    key: Arc<assay_protocol::NodeKey>,
+}
+
+impl SignedChannel {
+    /// Downloads over `channel`, signed by `key`.
+    pub fn new(channel: Channel, key: assay_protocol::NodeKey) -> SignedChannel {
+        SignedChannel {
+            channel,
+            key: Arc::new(key),
+        }
+    }
+}
+
+impl BlobSource for SignedChannel {
     fn download<'a>(
         &'a self,
         hash: &'a Hash32,
+        job: Option<&'a Hash32>,
         max_bytes: u64,
     ) -> BoxFuture<'a, Result<Vec<u8>, Error>> {
-        Box::pin(client::download(self, hash, max_bytes))
+        Box::pin(client::download(
+            &self.channel,
+            &self.key,
+            job,
+            hash,
+            max_bytes,
+        ))
     }
 }
 
@@ -149,8 +180,8 @@ impl BlobCache {
         Some(bytes)
     }
 
-    /// Blob `hash`: from the cache, or downloaded from `source` (checked
-    /// against `hash`) and stored in the cache.
+    /// Blob `hash`: from the cache, or downloaded from `source` through
+    /// market job `job` (checked against `hash`) and stored in the cache.
     ///
     /// # Errors
     ///
@@ -162,11 +193,12 @@ impl BlobCache {
         &self,
         source: &dyn BlobSource,
         hash: &Hash32,
+        job: Option<&Hash32>,
     ) -> Result<(Arc<[u8]>, Source), Error> {
         if let Some(bytes) = self.cached(hash).await {
             return Ok((bytes, Source::Cache));
         }
-        let bytes = source.download(hash, self.max_bytes).await?;
+        let bytes = source.download(hash, job, self.max_bytes).await?;
         self.store(hash, &bytes).await?;
         let bytes: Arc<[u8]> = bytes.into();
         self.hot_put(*hash, bytes.clone());

@@ -220,6 +220,8 @@ pub struct Rerun {
     pub inputs: Vec<BlobRef>,
     /// The job's spec.
     pub spec: JobSpec,
+    /// The market job its blobs are read through (the checked receipt's).
+    pub job: Option<Hash32>,
 }
 
 /// What a question asks.
@@ -307,6 +309,13 @@ impl Question {
                 inputs: convert::blob_refs("rerun.inputs", &check.inputs)
                     .map_err(|e| e.to_string())?,
                 spec: convert::spec("rerun.spec", check.spec.as_ref())
+                    .map_err(|e| e.to_string())?,
+                job: check
+                    .record
+                    .as_ref()
+                    .filter(|r| !r.job_id.is_empty())
+                    .map(|r| convert::hash("rerun.record.job_id", &r.job_id))
+                    .transpose()
                     .map_err(|e| e.to_string())?,
             }))
         };
@@ -706,7 +715,7 @@ async fn run_again<P: Party>(
 ) -> Result<RerunTrace, String> {
     let blobs = ctx
         .blobs
-        .fetch(Some(&rerun.component), &rerun.inputs)
+        .fetch(Some(&rerun.component), &rerun.inputs, rerun.job.as_ref())
         .await
         .map_err(|e| format!("cannot fetch the job's blobs: {e}"))?;
     let runner = party.clone();
@@ -1074,6 +1083,7 @@ mod tests {
                     component: Hash32::ZERO,
                     inputs: Vec::new(),
                     spec: JobSpec::default(),
+                    job: None,
                 },
             },
             ..question

@@ -129,6 +129,9 @@ pub struct Prepared<J> {
     /// an input whose hash one of them has is taken from here, not
     /// downloaded.
     pub carried: Vec<Arc<[u8]>>,
+    /// The market job the blobs are read through (a lease's or a checked
+    /// receipt's job); `None`: as an arbiter, or blobs this node uploaded.
+    pub through: Option<Hash32>,
 }
 
 /// The blobs of a [`Prepared`] item, checked against their hashes.
@@ -205,13 +208,19 @@ impl fmt::Debug for Blobs {
 }
 
 impl Blobs {
-    /// A blob from the cache, or downloaded into it.
+    /// A blob from the cache, or downloaded into it (through market job
+    /// `job` if named: the coordinator hands a blob only to a key with a
+    /// reason to read it).
     ///
     /// # Errors
     ///
     /// As [`BlobCache::get`].
-    pub async fn get(&self, hash: &Hash32) -> Result<Arc<[u8]>, assay_proto::Error> {
-        let (bytes, source) = self.cache.get(self.source.as_ref(), hash).await?;
+    pub async fn get(
+        &self,
+        hash: &Hash32,
+        job: Option<&Hash32>,
+    ) -> Result<Arc<[u8]>, assay_proto::Error> {
+        let (bytes, source) = self.cache.get(self.source.as_ref(), hash, job).await?;
         match source {
             Source::Cache => self.metrics.blob_cache_hits.inc(),
             Source::Downloaded => self.metrics.bytes_downloaded.inc_by(bytes.len() as u64),
@@ -219,8 +228,8 @@ impl Blobs {
         Ok(bytes)
     }
 
-    /// The component (if any) and inputs, retrying transient errors with
-    /// back-off (until shutdown).
+    /// The component (if any) and inputs, read through market job `job`
+    /// if named, retrying transient errors with back-off (until shutdown).
     ///
     /// # Errors
     ///
@@ -229,8 +238,9 @@ impl Blobs {
         &self,
         component: Option<&Hash32>,
         inputs: &[BlobRef],
+        job: Option<&Hash32>,
     ) -> Result<Fetched, assay_proto::Error> {
-        self.fetch_with(component, inputs, &[]).await
+        self.fetch_with(component, inputs, &[], job).await
     }
 
     /// [`Blobs::fetch`], taking inputs found in `carried` (by hash) from
@@ -244,6 +254,7 @@ impl Blobs {
         component: Option<&Hash32>,
         inputs: &[BlobRef],
         carried: &[Arc<[u8]>],
+        job: Option<&Hash32>,
     ) -> Result<Fetched, assay_proto::Error> {
         let carried: BTreeMap<Hash32, Arc<[u8]>> =
             carried.iter().map(|b| (Hash32::of(b), b.clone())).collect();
@@ -251,14 +262,14 @@ impl Blobs {
         loop {
             let fetched = async {
                 let bytes = match component {
-                    Some(c) => self.get(c).await?,
+                    Some(c) => self.get(c, job).await?,
                     None => Arc::from(&[][..]),
                 };
                 let mut by_name = BTreeMap::new();
                 for b in inputs {
                     let bytes = match carried.get(&b.hash) {
                         Some(bytes) => bytes.clone(),
-                        None => self.get(&b.hash).await?,
+                        None => self.get(&b.hash, job).await?,
                     };
                     by_name.insert(b.name.clone(), bytes);
                 }
@@ -849,6 +860,7 @@ impl<W: Work> Worker<W> {
                 prepared.component.as_ref(),
                 &prepared.inputs,
                 &prepared.carried,
+                prepared.through.as_ref(),
             )
             .await
         {

@@ -22,6 +22,7 @@ use tonic::Status;
 
 const COMPONENT: &[u8] = b"the component";
 const INPUT: &[u8] = b"the input";
+const THROUGH_JOB: &[u8] = b"the market job";
 
 /// One scripted answer to `take`.
 enum Take {
@@ -165,6 +166,7 @@ impl Work for Fake {
                 size: INPUT.len() as u64,
             }],
             carried: Vec::new(),
+            through: Some(Hash32::of(THROUGH_JOB)),
         })
     }
 
@@ -238,10 +240,15 @@ impl BlobSource for Flaky {
     fn download<'a>(
         &'a self,
         hash: &'a Hash32,
+        job: Option<&'a Hash32>,
         _max_bytes: u64,
     ) -> BoxFuture<'a, Result<Vec<u8>, assay_proto::Error>> {
         Box::pin(async move {
             self.calls.fetch_add(1, Ordering::Relaxed);
+            // As the coordinator: the item's blobs only through its job.
+            if job != Some(&Hash32::of(THROUGH_JOB)) {
+                return Err(Status::permission_denied("not through the item's job").into());
+            }
             if self
                 .failures
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))

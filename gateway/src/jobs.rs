@@ -169,7 +169,14 @@ impl Jobs {
             .find(|b| Hash32::of(b) == blob.hash);
         match carried {
             Some(bytes) => Ok(bytes.clone()),
-            None => Ok(client::download(&self.channel, &blob.hash, blob.size).await?),
+            None => Ok(client::download(
+                &self.channel,
+                &self.key,
+                Some(&done.job),
+                &blob.hash,
+                blob.size,
+            )
+            .await?),
         }
     }
 
@@ -188,14 +195,18 @@ impl Jobs {
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let wait = left.min(Duration::from_secs(10));
+            // Signed: the outputs' bytes come back only to the renter.
+            let mut req = pb::GetJobRequest {
+                job_id: job.0.to_vec(),
+                wait_ms: u32::try_from(wait.as_millis()).unwrap_or(10_000),
+                seen_state: std::mem::take(&mut seen),
+                inline_outputs_max_bytes: u32::try_from(assay_proto::INLINE_MAX_BYTES)
+                    .unwrap_or(u32::MAX),
+                auth: None,
+            };
+            auth::sign(&self.key, &mut req, now_ms(), REQUEST_TTL_MS)?;
             let status = RenterClient::new(self.channel.clone())
-                .get_job(pb::GetJobRequest {
-                    job_id: job.0.to_vec(),
-                    wait_ms: u32::try_from(wait.as_millis()).unwrap_or(10_000),
-                    seen_state: std::mem::take(&mut seen),
-                    inline_outputs_max_bytes: u32::try_from(assay_proto::INLINE_MAX_BYTES)
-                        .unwrap_or(u32::MAX),
-                })
+                .get_job(req)
                 .await
                 .map_err(|s| unavailable("the coordinator did not answer", s.message()))?
                 .into_inner();

@@ -239,6 +239,25 @@ macro_rules! signed {
 signed!(UploadHeader, |m, e| {
     e.bytes(&m.hash).u64(m.size);
 });
+signed!(DownloadRequest, |m, e| {
+    e.bytes(&m.hash)
+        .u64(m.offset)
+        .u64(m.length)
+        .bytes(&m.job_id);
+});
+signed!(StatRequest, |m, e| {
+    e.u64(m.hashes.len() as u64);
+    for h in &m.hashes {
+        e.bytes(h);
+    }
+    e.bytes(&m.job_id);
+});
+signed!(GetJobRequest, |m, e| {
+    e.bytes(&m.job_id)
+        .u32(m.wait_ms)
+        .str(&m.seen_state)
+        .u32(m.inline_outputs_max_bytes);
+});
 signed!(FaucetRequest, |m, e| {
     e.u64(m.amount).str(&m.unit);
 });

@@ -41,21 +41,26 @@ fn blobs(channel: &Channel) -> BlobsClient<Channel> {
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
-/// Which of `hashes` the coordinator already stores (hash → size).
+/// Which of `hashes` the coordinator stores and `key` may read (through
+/// `job` if named: see `DownloadRequest` in `assay.proto`), hash → size.
 ///
 /// # Errors
 ///
-/// The call's status as [`Error::Rpc`].
+/// The call's status as [`Error::Rpc`]; [`Error::Random`] if no nonce
+/// could be drawn.
 pub async fn stat(
     channel: &Channel,
+    key: &NodeKey,
+    job: Option<&Hash32>,
     hashes: &[Hash32],
 ) -> Result<std::collections::BTreeMap<Hash32, u64>, Error> {
-    let resp = blobs(channel)
-        .stat(pb::StatRequest {
-            hashes: hashes.iter().map(|h| h.0.to_vec()).collect(),
-        })
-        .await?
-        .into_inner();
+    let mut req = pb::StatRequest {
+        hashes: hashes.iter().map(|h| h.0.to_vec()).collect(),
+        auth: None,
+        job_id: job.map(|j| j.0.to_vec()).unwrap_or_default(),
+    };
+    auth::sign(key, &mut req, now_ms(), REQUEST_TTL_MS)?;
+    let resp = blobs(channel).stat(req).await?.into_inner();
     let mut out = std::collections::BTreeMap::new();
     for b in resp.present {
         out.insert(convert::hash("present.hash", &b.hash)?, b.size);
@@ -138,7 +143,7 @@ pub async fn upload_missing(
     blobs: &[std::sync::Arc<[u8]>],
 ) -> Result<u64, Error> {
     let hashes: Vec<Hash32> = blobs.iter().map(|b| Hash32::of(b)).collect();
-    let present = stat(channel, &hashes).await?;
+    let present = stat(channel, key, None, &hashes).await?;
     let mut sent = 0u64;
     let mut done = std::collections::BTreeSet::new();
     // At once: each upload waits on the coordinator's fsync of its blob.
@@ -160,22 +165,31 @@ pub async fn upload_missing(
     Ok(sent)
 }
 
-/// Downloads blob `hash`, refusing more than `max_bytes`, and checks that
-/// the bytes hash to `hash`.
+/// Downloads blob `hash` as `key`, through `job` if named (who may read
+/// what: `DownloadRequest` in `assay.proto`), refusing more than
+/// `max_bytes`, and checks that the bytes hash to `hash`.
 ///
 /// # Errors
 ///
-/// [`Error::Rpc`] (e.g. not found), [`Error::Blob`] if the bytes do not
-/// match or are too many.
-pub async fn download(channel: &Channel, hash: &Hash32, max_bytes: u64) -> Result<Vec<u8>, Error> {
-    let mut stream = blobs(channel)
-        .download(pb::DownloadRequest {
-            hash: hash.0.to_vec(),
-            offset: 0,
-            length: 0,
-        })
-        .await?
-        .into_inner();
+/// [`Error::Rpc`] (e.g. not found, or `PERMISSION_DENIED` for a key that
+/// may not read it), [`Error::Blob`] if the bytes do not match or are too
+/// many; [`Error::Random`] if no nonce could be drawn.
+pub async fn download(
+    channel: &Channel,
+    key: &NodeKey,
+    job: Option<&Hash32>,
+    hash: &Hash32,
+    max_bytes: u64,
+) -> Result<Vec<u8>, Error> {
+    let mut req = pb::DownloadRequest {
+        hash: hash.0.to_vec(),
+        offset: 0,
+        length: 0,
+        auth: None,
+        job_id: job.map(|j| j.0.to_vec()).unwrap_or_default(),
+    };
+    auth::sign(key, &mut req, now_ms(), REQUEST_TTL_MS)?;
+    let mut stream = blobs(channel).download(req).await?.into_inner();
     let mut out = Vec::new();
     let mut hasher = blake3::Hasher::new();
     while let Some(msg) = stream.next().await {

@@ -20,7 +20,9 @@ pub struct Signature(pub [u8; 64]);
 /// A node's private signing key.
 ///
 /// Created on first use by [`NodeKey::load_or_create`] and stored as 64 hex
-/// digits in a file only its owner can read (mode 0600 on Unix).
+/// digits in a file only its owner can read (mode 0600 on Unix). A clone
+/// is the same identity (a daemon's blob reader signs with it too).
+#[derive(Clone)]
 pub struct NodeKey {
     key: SigningKey,
 }

@@ -33,6 +33,7 @@
 #![forbid(unsafe_code)]
 
 pub mod canonical;
+mod caps;
 pub mod challenge;
 mod error;
 mod failure;
@@ -48,6 +49,7 @@ mod spec;
 pub mod trace;
 pub mod verification;
 
+pub use caps::{OverCap, SpecCaps};
 pub use error::Error;
 pub use failure::{FAILURE_RECORD_VERSION, Failure, TrapCode};
 pub use hash::Hash32;

@@ -176,6 +176,10 @@ pub struct Config {
     /// dtypes and shapes; a dispute re-runs the job to commit to its
     /// outputs) or every output (`Inline`, `Beside`).
     pub trace_hashing: assay_runtime::Hashing,
+    /// The most a lease's spec may ask for (log and output bytes, memory,
+    /// …): a lease over them, or over the memory [`Config::hardware`]
+    /// has, is given back before anything is fetched or run.
+    pub caps: assay_protocol::SpecCaps,
 }
 
 /// The provider's part of the worker loop.
@@ -219,6 +223,27 @@ struct Delivery {
 impl Provider {
     fn key(&self) -> &NodeKey {
         self.runtime.node_key()
+    }
+
+    /// Refuses a spec over this provider's caps or over the memory it
+    /// has: guest memory from RAM, device memory from the largest GPU (RAM
+    /// on a CPU-only machine).
+    fn admits(&self, spec: &assay_protocol::JobSpec) -> Result<(), GiveBack> {
+        let hw = &self.cfg.hardware;
+        let device = hw
+            .gpus
+            .iter()
+            .map(|(_, m)| *m)
+            .max()
+            .unwrap_or(hw.memory_bytes);
+        let offered = assay_protocol::SpecCaps {
+            memory_bytes: self.cfg.caps.memory_bytes.min(hw.memory_bytes),
+            gpu_memory_bytes: self.cfg.caps.gpu_memory_bytes.min(device),
+            ..self.cfg.caps
+        };
+        offered
+            .check(spec)
+            .map_err(|e| GiveBack::new(format!("this provider does not take the lease: {e}")))
     }
 
     fn client(&self) -> ProviderClient<Channel> {
@@ -410,10 +435,12 @@ impl Work for Provider {
         let bad = |e: assay_proto::Error| GiveBack::new(format!("bad lease: {e}"));
         let spec = convert::spec("spec", lease.spec.as_ref())
             .map_err(|e| GiveBack::new(format!("bad spec: {e}")))?;
+        self.admits(&spec)?;
         Ok(Prepared {
             component: Some(convert::hash("component_hash", &lease.component_hash).map_err(bad)?),
             inputs: convert::blob_refs("inputs", &lease.inputs).map_err(bad)?,
             carried: lease.inline_inputs.into_iter().map(Arc::from).collect(),
+            through: Some(convert::hash("job_id", &lease.job_id).map_err(bad)?),
             job: LeaseJob { id, spec },
         })
     }
@@ -753,6 +780,11 @@ pub async fn run(
             "TEST KNOB: this provider lies about one step of every lease's trace and will be slashed"
         );
     }
+    // Downloads are signed: a blob goes only to a key with a reason to read it.
+    let blob_source = Arc::new(assay_daemon::cache::SignedChannel::new(
+        channel.clone(),
+        runtime.node_key().clone(),
+    ));
     let provider = Provider {
         traces: TraceStore::default(),
         cpu_runtime: OnceLock::new(),
@@ -766,7 +798,7 @@ pub async fn run(
         runtime,
         cfg,
     };
-    Worker::new(provider, settings, Arc::new(channel))
+    Worker::new(provider, settings, blob_source)
         .run(shutdown)
         .await?;
     Ok(())
@@ -832,6 +864,7 @@ mod tests {
             cheat_step: false,
             trace_hashing: assay_runtime::Hashing::Inline,
             reserve_price: 0,
+            caps: assay_protocol::SpecCaps::default(),
         };
         let journal = Journal::open(&dir.join("leases.journal")).expect("journal");
         Provider {
@@ -1064,6 +1097,56 @@ mod tests {
             .map(|_| ())
             .expect_err("no spec");
         assert!(!why.fault && why.reason.contains("bad spec"), "{why:?}");
+    }
+
+    #[tokio::test]
+    async fn a_lease_over_the_providers_caps_or_memory_is_given_back_before_it_runs() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = provider(dir.path());
+        let lease = |spec: assay_protocol::JobSpec| pb::Lease {
+            lease_id: vec![1; 32],
+            job_id: vec![3; 32],
+            component_hash: vec![2; 32],
+            spec: Some(pb::JobSpec::from(&spec)),
+            ..Default::default()
+        };
+        let fits = assay_protocol::JobSpec {
+            memory_bytes: 1 << 20,
+            gpu_memory_bytes: 1 << 20,
+            ..Default::default()
+        };
+        assert!(p.prepare(Hash32([1; 32]), lease(fits.clone())).is_ok());
+        // A log of 1 TiB would grow this process until it is killed.
+        for (over, field) in [
+            (
+                assay_protocol::JobSpec {
+                    log_bytes: 1 << 40,
+                    ..fits.clone()
+                },
+                "log_bytes",
+            ),
+            // More guest memory than the machine registered (1 GiB).
+            (
+                assay_protocol::JobSpec {
+                    memory_bytes: 2 << 30,
+                    ..fits.clone()
+                },
+                "memory_bytes",
+            ),
+            (
+                assay_protocol::JobSpec {
+                    gpu_memory_bytes: 2 << 30,
+                    ..fits.clone()
+                },
+                "gpu_memory_bytes",
+            ),
+        ] {
+            let why = p
+                .prepare(Hash32([1; 32]), lease(over))
+                .map(|_| ())
+                .expect_err(field);
+            assert!(!why.fault && why.reason.contains(field), "{why:?}");
+        }
     }
 
     #[tokio::test]

@@ -300,9 +300,12 @@ class Client:
 
     # ------------------------------------------------------------ blobs
 
-    def stat(self, hashes: Sequence[bytes]) -> Dict[bytes, int]:
-        """Which of these content ids the coordinator stores (id → size)."""
-        resp = self._call(self._blobs.Stat, pb.StatRequest(hashes=list(hashes)))
+    def stat(self, hashes: Sequence[bytes], *, job_id: Union[bytes, str, None] = None) -> Dict[bytes, int]:
+        """Which of these content ids the coordinator stores and this key may
+        read (id → size): blobs it uploaded, and with ``job_id`` that job's
+        blobs when this key is its renter (or ran or checked it)."""
+        req = pb.StatRequest(hashes=list(hashes), job_id=_job_id(job_id) if job_id is not None else b"")
+        resp = self._call(self._blobs.Stat, self._signed(req))
         return {b.hash: b.size for b in resp.present}
 
     def upload_blob(self, data: BytesOrPath, *, force: bool = False) -> bytes:
@@ -328,14 +331,20 @@ class Client:
         self._call(self._blobs.Upload, parts(), timeout=timeout)
         return h
 
-    def download_blob(self, hash: bytes, size: Optional[int] = None) -> bytes:
+    def download_blob(
+        self, hash: bytes, size: Optional[int] = None, *, job_id: Union[bytes, str, None] = None
+    ) -> bytes:
         """Downloads a blob and checks that it hashes to ``hash`` (and, when
-        given, is ``size`` bytes)."""
+        given, is ``size`` bytes). The request is signed: the coordinator
+        hands a blob to the key that uploaded it, and through ``job_id`` to
+        that job's renter (a job's outputs need it); anyone else is
+        :class:`~assay_client.errors.Refused`."""
         timeout = self.timeout + 5.0 * ((size or 0) / CHUNK_BYTES)
+        req = self._signed(pb.DownloadRequest(hash=hash, job_id=_job_id(job_id) if job_id is not None else b""))
         chunks: List[bytes] = []
         total = 0
         try:
-            for part in self._blobs.Download(pb.DownloadRequest(hash=hash), timeout=timeout):
+            for part in self._blobs.Download(req, timeout=timeout):
                 chunks.append(part.chunk)
                 total += len(part.chunk)
                 if size is not None and total > size:
@@ -538,7 +547,7 @@ class Client:
             )
         out: List[Dict[str, bytes]] = []
         for x in sorted(status.shards, key=lambda x: x.index):
-            out.append({o.name: self.download_blob(o.hash, o.size) for o in x.outputs})
+            out.append({o.name: self.download_blob(o.hash, o.size, job_id=status.job_id) for o in x.outputs})
         return out
 
     def outputs(self, job_id: Union[bytes, str]) -> Dict[str, bytes]:

@@ -98,7 +98,25 @@ def _submit_job(m: pb.SubmitJobRequest, e: Encoder) -> None:
         e.bytes(cluster_id)
 
 
+def _download(m: pb.DownloadRequest, e: Encoder) -> None:
+    e.bytes(m.hash).u64(m.offset).u64(m.length).bytes(m.job_id)
+
+
+def _stat(m: pb.StatRequest, e: Encoder) -> None:
+    e.u64(len(m.hashes))
+    for h in m.hashes:
+        e.bytes(h)
+    e.bytes(m.job_id)
+
+
+def _get_job(m: pb.GetJobRequest, e: Encoder) -> None:
+    e.bytes(m.job_id).u32(m.wait_ms).str(m.seen_state).u32(m.inline_outputs_max_bytes)
+
+
 _BODIES: Dict[str, Callable[..., None]] = {
+    "DownloadRequest": _download,
+    "StatRequest": _stat,
+    "GetJobRequest": _get_job,
     "UploadHeader": _upload_header,
     "FaucetRequest": _faucet,
     "StakeRequest": _amount,

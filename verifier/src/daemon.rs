@@ -614,6 +614,12 @@ impl Work for Verifier {
                 "cannot confirm that this receipt was sampled; checking it anyway"
             );
         }
+        // The checked receipt's market job: the verifier reads its blobs
+        // through it.
+        let through = check
+            .record
+            .as_ref()
+            .and_then(|r| convert::hash("record.job_id", &r.job_id).ok());
         if let Some(disputed) = &check.step {
             let full = |why: String| {
                 self.metrics.step_fallbacks.inc();
@@ -626,6 +632,7 @@ impl Work for Verifier {
                     component: Some(p.component),
                     inputs: p.inputs.clone(),
                     carried: Vec::new(),
+                    through,
                     job: CheckJob {
                         check: p,
                         step: Some(Disputed::Guest(step)),
@@ -640,6 +647,7 @@ impl Work for Verifier {
                 component: None,
                 inputs: step.blobs(&p.inputs),
                 carried: Vec::new(),
+                through,
                 job: CheckJob {
                     check: p,
                     step: Some(Disputed::Op(step)),
@@ -650,6 +658,7 @@ impl Work for Verifier {
             component: Some(p.component),
             inputs: p.inputs.clone(),
             carried: Vec::new(),
+            through,
             job: CheckJob {
                 check: p,
                 step: None,
@@ -977,6 +986,11 @@ pub async fn run(
         blob_dir: cfg.state_dir.join("blobs"),
         max_blob_bytes: cfg.max_blob_bytes,
     };
+    // Downloads are signed: a blob goes only to a key with a reason to read it.
+    let blob_source = Arc::new(assay_daemon::cache::SignedChannel::new(
+        channel.clone(),
+        runtime.node_key().clone(),
+    ));
     let verifier = Verifier {
         cfg,
         runtime,
@@ -987,7 +1001,7 @@ pub async fn run(
         cpu: OnceLock::new(),
         cpu_runtime: OnceLock::new(),
     };
-    match Worker::new(verifier, settings, Arc::new(channel))
+    match Worker::new(verifier, settings, blob_source)
         .run(shutdown)
         .await
     {

@@ -103,6 +103,38 @@ pub struct CoordinatorArgs {
     /// Largest blob accepted, e.g. 1GiB.
     #[arg(long, default_value = "1GiB", value_parser = parse_size)]
     pub max_blob_bytes: u64,
+    /// The most a job may capture of each of stdout, stderr and its log
+    /// (spec.log_bytes): a job asking more is refused at submission.
+    #[arg(long, default_value = "1MiB", value_parser = parse_size)]
+    pub cap_log_bytes: u64,
+    /// The most output bytes a job may ask for (spec.output_bytes).
+    #[arg(long, default_value = "1GiB", value_parser = parse_size)]
+    pub cap_output_bytes: u64,
+    /// The most guest memory a job may ask for (spec.memory_bytes).
+    #[arg(long, default_value = "4GiB", value_parser = parse_size)]
+    pub cap_memory_bytes: u64,
+    /// The most device memory a job may ask for (spec.gpu_memory_bytes).
+    #[arg(long, default_value = "80GiB", value_parser = parse_size)]
+    pub cap_gpu_memory_bytes: u64,
+    /// The longest watchdog a job may ask for, ms (spec.wall_clock_ms).
+    #[arg(long, default_value_t = 86_400_000)]
+    pub cap_wall_clock_ms: u64,
+    /// The most inputs one job may have.
+    #[arg(long, default_value_t = 1024)]
+    pub max_inputs: usize,
+    /// The most bytes one job's inputs may declare in all.
+    #[arg(long, default_value = "64GiB", value_parser = parse_size)]
+    pub max_input_bytes: u64,
+    /// Most blob downloads streaming at once (more are refused, to retry).
+    #[arg(long, default_value_t = 128)]
+    pub max_downloads: usize,
+    /// Most blob uploads streaming at once.
+    #[arg(long, default_value_t = 64)]
+    pub max_uploads: usize,
+    /// An upload that sends nothing, or a download whose client reads
+    /// nothing, for this long (ms) is dropped.
+    #[arg(long, default_value_t = 30_000)]
+    pub transfer_idle_ms: u64,
     /// Do not challenge providers' GPU claims (proof of hardware): GPU jobs
     /// then match any provider that registered a GPU.
     #[arg(long)]
@@ -285,6 +317,22 @@ pub fn main(args: CoordinatorArgs) -> Result<u8, Failure> {
             faucet: args.faucet,
             heartbeat_interval_ms: args.heartbeat_ms,
             tick_ms: args.tick_ms,
+            caps: assay_protocol::SpecCaps {
+                log_bytes: args.cap_log_bytes,
+                output_bytes: args.cap_output_bytes,
+                memory_bytes: args.cap_memory_bytes,
+                gpu_memory_bytes: args.cap_gpu_memory_bytes,
+                wall_clock_ms: args.cap_wall_clock_ms,
+                ..assay_protocol::SpecCaps::default()
+            },
+            inputs: assay_coordinator::rules::jobs::InputLimits {
+                max_inputs: args.max_inputs,
+                max_input_bytes: args.max_input_bytes,
+                ..Default::default()
+            },
+            max_downloads: args.max_downloads,
+            max_uploads: args.max_uploads,
+            transfer_idle_ms: args.transfer_idle_ms,
             ..ServerConfig::default()
         },
     );

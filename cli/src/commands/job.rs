@@ -30,8 +30,9 @@ pub enum JobCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Download the outputs: each output concatenated over the shards in
-    /// shard order into DIR/NAME, each shard's own copy in DIR/.assay/shard-I/.
+    /// Download the outputs (as the job's renter: this node's key) — each
+    /// output concatenated over the shards in shard order into DIR/NAME,
+    /// each shard's own copy in DIR/.assay/shard-I/.
     Outputs {
         /// The job id.
         id: Hash32,
@@ -158,6 +159,9 @@ pub fn main(args: JobArgs) -> Result<u8, Failure> {
                 Ok(0)
             }
             JobCommand::Outputs { id, out } => {
+                // Signed: a job's outputs go only to its renter (and the
+                // nodes that ran or checked it).
+                let key = super::net::node_key()?;
                 let s = get(&channel, &url, &id).await?;
                 if s.shards.iter().any(|x| x.state != "done") {
                     return Err(Failure::usage(anyhow::anyhow!(
@@ -173,7 +177,7 @@ pub fn main(args: JobArgs) -> Result<u8, Failure> {
                         .with_context(|| format!("creating {}", dir.display()))
                         .map_err(Failure::usage)?;
                     for o in convert::blob_refs("outputs", &x.outputs).map_err(Failure::fault)? {
-                        let bytes = client::download(&channel, &o.hash, o.size)
+                        let bytes = client::download(&channel, &key, Some(&id), &o.hash, o.size)
                             .await
                             .map_err(super::net::proto(&url))?;
                         std::fs::write(dir.join(&o.name), &bytes)

@@ -132,6 +132,7 @@ pub fn main(args: ProviderArgs) -> Result<u8, Failure> {
         } else {
             assay_runtime::Hashing::CallsOnly
         },
+        caps: assay_protocol::SpecCaps::default(),
     };
     eprintln!(
         "assay provider {} → {} (price {} µIOSD/Munit, {slots} slots)",

@@ -214,6 +214,7 @@ pub async fn follow(
                 job_id: job.0.to_vec(),
                 wait_ms: u32::try_from(wait.as_millis()).unwrap_or(10_000),
                 seen_state: std::mem::take(&mut seen_state),
+                auth: None,
             })
             .await
             .map_err(rpc(url))?

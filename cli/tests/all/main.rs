@@ -3,9 +3,12 @@
 //! with separate `assay` processes on loopback (`network`), and sampled
 //! verification, disputes and slashing (`verification`), and the economy —
 //! IO, IOSD, block rewards, notes and bonds (`economy`), and the web
-//! explorer in a real headless Chromium (`web`). `common` starts
+//! explorer in a real headless Chromium (`web`), and the attack suite
+//! (`attacks`: each way found to read what is not yours or take a node
+//! down). `common` starts
 //! coordinators, providers and verifiers and waits for them.
 
+mod attacks;
 mod chat;
 mod clusters;
 mod common;

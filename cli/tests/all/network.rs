@@ -388,13 +388,13 @@ fn a_coordinator_restarted_mid_flight_loses_nothing_postgres() {
     let _ = pg.drop_schema();
 }
 
-fn signed<M: assay_proto::auth::Signed>(key: &NodeKey, mut m: M) -> M {
+pub(super) fn signed<M: assay_proto::auth::Signed>(key: &NodeKey, mut m: M) -> M {
     assay_proto::auth::sign(key, &mut m, assay_proto::now_ms(), 60_000).expect("sign");
     m
 }
 
 /// A signed registration of a one-core machine at price 1 with one slot.
-fn registration(key: &NodeKey) -> pb::RegisterRequest {
+pub(super) fn registration(key: &NodeKey) -> pb::RegisterRequest {
     signed(
         key,
         pb::RegisterRequest {
@@ -412,7 +412,7 @@ fn registration(key: &NodeKey) -> pb::RegisterRequest {
 }
 
 /// At most one lease for `key`, at once.
-async fn take_one(
+pub(super) async fn take_one(
     pc: &mut ProviderClient<tonic::transport::Channel>,
     key: &NodeKey,
 ) -> Vec<pb::Lease> {
@@ -693,9 +693,11 @@ fn small_inputs_and_outputs_travel_inside_the_job_messages() {
             .expect("inline inputs")
             .into_inner()
             .job_id;
-        let stored = assay_proto::client::download(&ch, &Hash32::of(&a), 1 << 20)
-            .await
-            .expect("stored");
+        let job_id = Hash32(job.as_slice().try_into().expect("job id"));
+        let stored =
+            assay_proto::client::download(&ch, &renter, Some(&job_id), &Hash32::of(&a), 1 << 20)
+                .await
+                .expect("stored");
         assert_eq!(stored, a);
 
         // A lease carries them: a provider needs no download.
@@ -730,12 +732,16 @@ fn small_inputs_and_outputs_travel_inside_the_job_messages() {
         let mut seen = String::new();
         let status = loop {
             let status = rc
-                .get_job(pb::GetJobRequest {
-                    job_id: job.clone(),
-                    wait_ms: 5_000,
-                    seen_state: std::mem::take(&mut seen),
-                    inline_outputs_max_bytes: 64 << 10,
-                })
+                .get_job(signed(
+                    &renter,
+                    pb::GetJobRequest {
+                        job_id: job.clone(),
+                        wait_ms: 5_000,
+                        seen_state: std::mem::take(&mut seen),
+                        inline_outputs_max_bytes: 64 << 10,
+                        auth: None,
+                    },
+                ))
                 .await
                 .expect("status")
                 .into_inner();
@@ -759,7 +765,8 @@ fn small_inputs_and_outputs_travel_inside_the_job_messages() {
                 .iter()
                 .find(|b| Hash32::of(b) == hash)
                 .expect("each output carried");
-            let stored = assay_proto::client::download(&ch, &hash, 1 << 20)
+            let job_id = Hash32(job.as_slice().try_into().expect("job id"));
+            let stored = assay_proto::client::download(&ch, &renter, Some(&job_id), &hash, 1 << 20)
                 .await
                 .expect("stored");
             assert_eq!(&stored, carried, "{}", out.name);
@@ -954,7 +961,8 @@ fn split_inputs_give_each_shard_only_its_lines() {
         {
             let inputs = assay_proto::convert::blob_refs("inputs", &l.inputs).expect("inputs");
             let t = inputs.iter().find(|b| b.name == "text").expect("text");
-            let part = assay_proto::client::download(&ch, &t.hash, 1 << 20)
+            let job_id = Hash32(resp.job_id.as_slice().try_into().expect("job id"));
+            let part = assay_proto::client::download(&ch, &p, Some(&job_id), &t.hash, 1 << 20)
                 .await
                 .expect("part");
             assert_eq!(part, want, "shard {i} gets only its lines");
@@ -1104,7 +1112,7 @@ fn minilm_in_two_shards_with_split_text_matches_local_runs() {
 }
 
 /// The provider daemon's node key under `home` (`node_id` created it).
-fn node_key(home: &Path) -> NodeKey {
+pub(super) fn node_key(home: &Path) -> NodeKey {
     NodeKey::load_or_create(&home.join("node.key")).expect("node key")
 }
 

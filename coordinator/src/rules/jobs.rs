@@ -58,6 +58,85 @@ pub fn market_job_id(t: &JobTerms<'_>) -> Hash32 {
 ///
 /// [`Error::Invalid`] for both an opt-out and a rate, or a rate over
 /// always.
+/// What a coordinator accepts in one job request besides its spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputLimits {
+    /// Most inputs (blob references) in one job.
+    pub max_inputs: usize,
+    /// Most bytes of inputs one job declares in all.
+    pub max_input_bytes: u64,
+    /// Longest input name, bytes.
+    pub max_name_bytes: usize,
+}
+
+impl Default for InputLimits {
+    fn default() -> Self {
+        InputLimits {
+            max_inputs: 1024,
+            max_input_bytes: 64 << 30,
+            max_name_bytes: 255,
+        }
+    }
+}
+
+/// Checks a job's inputs and split names against `limits` — counts, sizes,
+/// distinct names, each split name an input — before anything is read or
+/// stored (every check is O(n log n) in what the request carries).
+///
+/// # Errors
+///
+/// [`Error::Invalid`] saying which limit and what to do.
+pub fn check_inputs(
+    limits: &InputLimits,
+    inputs: &[BlobRef],
+    split: &[String],
+) -> Result<(), Error> {
+    if inputs.len() > limits.max_inputs {
+        return Err(Error::Invalid(format!(
+            "{} inputs is over this coordinator's limit of {}: pack them into fewer files",
+            inputs.len(),
+            limits.max_inputs
+        )));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    let mut total: u64 = 0;
+    for b in inputs {
+        if b.name.is_empty() || b.name.len() > limits.max_name_bytes {
+            return Err(Error::Invalid(format!(
+                "input name {:?} must be 1..={} bytes",
+                b.name, limits.max_name_bytes
+            )));
+        }
+        if !names.insert(b.name.as_str()) {
+            return Err(Error::Invalid(format!(
+                "two inputs are named {:?}: give each its own name",
+                b.name
+            )));
+        }
+        total = total.saturating_add(b.size);
+    }
+    if total > limits.max_input_bytes {
+        return Err(Error::Invalid(format!(
+            "the inputs declare {total} bytes in all, over this coordinator's limit of {}: split the job",
+            limits.max_input_bytes
+        )));
+    }
+    let mut split_names = std::collections::BTreeSet::new();
+    for name in split {
+        if !names.contains(name.as_str()) {
+            return Err(Error::Invalid(format!(
+                "split input {name:?} is not one of the job's inputs"
+            )));
+        }
+        if !split_names.insert(name.as_str()) {
+            return Err(Error::Invalid(format!(
+                "split input {name:?} is named twice"
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub fn verify_rate(unverified: bool, requested_ppm: u32, default_ppm: u32) -> Result<u32, Error> {
     match (unverified, requested_ppm) {
         (true, 0) => Ok(0),
@@ -110,6 +189,42 @@ pub fn split_by_lines(bytes: &[u8], shards: u32) -> Vec<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inputs_over_a_limit_or_named_twice_are_refused_before_any_work() {
+        let limits = InputLimits {
+            max_inputs: 3,
+            max_input_bytes: 100,
+            max_name_bytes: 8,
+        };
+        let blob = |name: &str, size: u64| BlobRef {
+            name: name.into(),
+            hash: Hash32::ZERO,
+            size,
+        };
+        let ok = [blob("a", 50), blob("b", 50)];
+        assert!(check_inputs(&limits, &ok, &["a".into()]).is_ok());
+        let refused = |inputs: &[BlobRef], split: &[String], says: &str| {
+            let e = check_inputs(&limits, inputs, split).expect_err(says);
+            assert!(e.to_string().contains(says), "{e}");
+        };
+        refused(
+            &[blob("a", 1), blob("b", 1), blob("c", 1), blob("d", 1)],
+            &[],
+            "4 inputs",
+        );
+        refused(&[blob("a", 60), blob("b", 60)], &[], "120 bytes");
+        refused(
+            &[blob("a", u64::MAX), blob("b", 2)],
+            &[],
+            "over this coordinator",
+        );
+        refused(&[blob("a", 1), blob("a", 1)], &[], "named \"a\"");
+        refused(&[blob("", 1)], &[], "1..=8 bytes");
+        refused(&[blob("ninechars", 1)], &[], "1..=8 bytes");
+        refused(&ok, &["c".into()], "not one of the job's inputs");
+        refused(&ok, &["a".into(), "a".into()], "named twice");
+    }
 
     #[test]
     fn lines_split_evenly_and_keep_every_byte() {

@@ -25,9 +25,12 @@
 //! - [`disputes`]: a dispute's bisection game between rounds — the
 //!   question asked, what answers move it to, when the arbiter recomputes
 //!   one step and when it re-executes in full.
+//! - [`access`]: who may read a blob (its uploader, the arbiters, and a
+//!   job's renter, providers and verifiers through that job).
 //! - [`exposure`]: the stake a provider's open leases and unsettled
 //!   receipts bond, and how long a disputable receipt waits to settle.
 
+pub mod access;
 pub mod challenge;
 pub mod checks;
 pub mod claims;

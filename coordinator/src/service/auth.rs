@@ -13,10 +13,33 @@ impl Coordinator {
     /// Checks signature and expiry, then records the nonce; returns the
     /// signer.
     pub(super) async fn authenticate<M: Signed>(&self, msg: &M) -> Result<NodeId, Status> {
-        let v = auth::verify(msg, now_ms(), self.cfg.max_request_ahead_ms).map_err(bad)?;
+        let v = self.signature(msg)?;
+        self.spend_nonce(v).await
+    }
+
+    /// Checks signature and expiry only: a handler that can refuse the
+    /// request on what it carries does so before [`Coordinator::spend_nonce`]
+    /// writes anything.
+    pub(super) fn signature<M: Signed>(&self, msg: &M) -> Result<auth::Verified, Status> {
+        auth::verify(msg, now_ms(), self.cfg.max_request_ahead_ms).map_err(bad)
+    }
+
+    /// Records a verified request's nonce (a replay is refused); returns
+    /// the signer.
+    pub(super) async fn spend_nonce(&self, v: auth::Verified) -> Result<NodeId, Status> {
         let store = self.store.clone();
         blocking(move || store.use_nonce(&v.node, v.nonce, v.expires_at_ms)).await?;
         Ok(v.node)
+    }
+}
+
+impl Coordinator {
+    /// Checks a read's signature and expiry; returns the signer. A read
+    /// changes nothing, so its nonce is not spent (no write per read).
+    pub(super) fn reader<M: Signed>(&self, msg: &M) -> Result<NodeId, Status> {
+        auth::verify(msg, now_ms(), self.cfg.max_request_ahead_ms)
+            .map(|v| v.node)
+            .map_err(bad)
     }
 }
 

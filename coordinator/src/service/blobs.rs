@@ -1,14 +1,24 @@
 //! The `Blobs` service: content-addressed upload (checked against its
 //! blake3 hash and the size limit), ranged download and stat, over
-//! [`crate::blobs::BlobStore`].
+//! [`crate::blobs::BlobStore`]. Downloads and stats are signed, and answer
+//! only for blobs the signer may read ([`crate::rules::access`]); an upload
+//! makes its signer an owner of the blob.
+
+use std::time::Duration;
 
 use assay_proto::pb::blobs_server::Blobs;
 use assay_proto::{CHUNK_BYTES, convert, pb};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{BoxStream, Coordinator, bad};
+use super::{BoxStream, Coordinator, bad, blocking};
 use crate::Error;
+use crate::rules::access;
+
+/// Most hashes one `Stat` asks about (a job has at most a few hundred
+/// blobs).
+pub const MAX_STAT_HASHES: usize = 4096;
 
 #[tonic::async_trait]
 impl Blobs for Coordinator {
@@ -37,32 +47,48 @@ impl Blobs for Coordinator {
             ))
             .into());
         }
-        self.authenticate(&header).await?;
+        let uploader = self.authenticate(&header).await?;
+        let _slot = self
+            .transfers
+            .uploads
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                Status::resource_exhausted(format!(
+                    "{} uploads are in flight on this coordinator: retry in a moment",
+                    self.cfg.max_uploads
+                ))
+            })?;
         let already = self.blobs.size(&hash).is_some();
+        // Dropped on every early return (an error, or the client gone):
+        // its temporary file goes with it.
         let mut upload = self.blobs.begin(hash, header.size)?;
-        while let Some(msg) = stream.next().await {
-            let chunk = match msg {
-                Ok(pb::UploadRequest {
-                    part: Some(pb::upload_request::Part::Chunk(c)),
-                }) => c,
-                Ok(_) => {
-                    upload.abort();
-                    return Err(Status::invalid_argument("only one header per upload"));
-                }
-                Err(e) => {
-                    upload.abort();
-                    return Err(e);
+        let idle = Duration::from_millis(self.cfg.transfer_idle_ms);
+        loop {
+            let msg = match tokio::time::timeout(idle, stream.next()).await {
+                Ok(Some(msg)) => msg,
+                Ok(None) => break,
+                Err(_) => {
+                    return Err(Status::deadline_exceeded(format!(
+                        "no bytes of blob {hash} for {} ms: the upload was dropped; send it again",
+                        self.cfg.transfer_idle_ms
+                    )));
                 }
             };
-            if let Err(e) = upload.write(&chunk) {
-                upload.abort();
-                return Err(e.into());
-            }
+            let chunk = match msg? {
+                pb::UploadRequest {
+                    part: Some(pb::upload_request::Part::Chunk(c)),
+                } => c,
+                _ => return Err(Status::invalid_argument("only one header per upload")),
+            };
+            upload.write(&chunk)?;
         }
         let size = header.size;
         let new = tokio::task::spawn_blocking(move || upload.finish())
             .await
             .map_err(|e| Status::internal(e.to_string()))??;
+        let store = self.store.clone();
+        blocking(move || store.add_blob_owner(&hash, &uploader)).await?;
         tracing::debug!(blob = %hash.short(), size, new, "blob uploaded");
         Ok(Response::new(pb::UploadResponse {
             hash: hash.0.to_vec(),
@@ -79,11 +105,31 @@ impl Blobs for Coordinator {
     ) -> Result<Response<Self::DownloadStream>, Status> {
         let req = request.into_inner();
         let hash = convert::hash("hash", &req.hash).map_err(bad)?;
+        let job = self.named_job(&req.job_id)?;
+        let node = self.reader(&req)?;
+        if self.readable(node, vec![hash], job).await?.is_empty() {
+            return Err(Status::permission_denied(access::refusal(
+                &node,
+                &hash,
+                job.as_ref(),
+            )));
+        }
+        let slot = self
+            .transfers
+            .downloads
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                Status::resource_exhausted(format!(
+                    "{} downloads are in flight on this coordinator: retry in a moment",
+                    self.cfg.max_downloads
+                ))
+            })?;
         let path = self.blobs.path(&hash);
-        let file = std::fs::File::open(&path).map_err(|_| {
+        let mut file = tokio::fs::File::open(&path).await.map_err(|_| {
             Status::not_found(format!("blob {hash} is not stored on this coordinator"))
         })?;
-        let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let total = file.metadata().await.map(|m| m.len()).unwrap_or(0);
         if req.offset > total {
             return Err(Status::out_of_range(format!(
                 "offset {} is past the end of blob {hash} ({total} bytes)",
@@ -95,19 +141,22 @@ impl Blobs for Coordinator {
         } else {
             req.length.min(total - req.offset)
         };
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tokio::task::spawn_blocking(move || {
-            use std::io::{Read, Seek, SeekFrom};
-            let mut file = file;
-            if let Err(e) = file.seek(SeekFrom::Start(req.offset)) {
-                let _ = tx.blocking_send(Err(Status::internal(e.to_string())));
+        // One chunk ahead of the reader, on an async task: a client that
+        // stops reading holds one chunk and no thread, and is dropped
+        // after the idle time.
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let idle = Duration::from_millis(self.cfg.transfer_idle_ms);
+        tokio::spawn(async move {
+            let _slot = slot;
+            if let Err(e) = file.seek(std::io::SeekFrom::Start(req.offset)).await {
+                let _ = tx.send(Err(Status::internal(e.to_string()))).await;
                 return;
             }
-            loop {
+            while left > 0 {
                 let n = left.min(CHUNK_BYTES as u64) as usize;
                 let mut buf = vec![0u8; n];
-                if let Err(e) = file.read_exact(&mut buf) {
-                    let _ = tx.blocking_send(Err(Status::internal(e.to_string())));
+                if let Err(e) = file.read_exact(&mut buf).await {
+                    let _ = tx.send(Err(Status::internal(e.to_string()))).await;
                     return;
                 }
                 left -= n as u64;
@@ -115,8 +164,10 @@ impl Blobs for Coordinator {
                     chunk: buf,
                     total_size: total,
                 };
-                if tx.blocking_send(Ok(msg)).is_err() || left == 0 {
-                    return;
+                match tokio::time::timeout(idle, tx.send(Ok(msg))).await {
+                    Ok(Ok(())) => {}
+                    // Gone, or not reading.
+                    _ => return,
                 }
             }
         });
@@ -129,16 +180,80 @@ impl Blobs for Coordinator {
         &self,
         request: Request<pb::StatRequest>,
     ) -> Result<Response<pb::StatResponse>, Status> {
+        let req = request.into_inner();
+        if req.hashes.len() > MAX_STAT_HASHES {
+            return Err(Status::invalid_argument(format!(
+                "{} hashes in one stat: ask for at most {MAX_STAT_HASHES} at a time",
+                req.hashes.len()
+            )));
+        }
+        let hashes = req
+            .hashes
+            .iter()
+            .map(|h| convert::hash("hashes", h))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bad)?;
+        let job = self.named_job(&req.job_id)?;
+        let node = self.reader(&req)?;
+        let readable = self.readable(node, hashes, job).await?;
         let mut present = Vec::new();
-        for h in &request.get_ref().hashes {
-            let hash = convert::hash("hashes", h).map_err(bad)?;
+        for hash in readable {
             if let Some(size) = self.blobs.size(&hash) {
                 present.push(pb::BlobInfo {
-                    hash: h.clone(),
+                    hash: hash.0.to_vec(),
                     size,
                 });
             }
         }
         Ok(Response::new(pb::StatResponse { present }))
+    }
+}
+
+impl Coordinator {
+    /// The job a read names (`job_id`), if any.
+    pub(super) fn named_job(
+        &self,
+        job_id: &[u8],
+    ) -> Result<Option<assay_protocol::Hash32>, Status> {
+        if job_id.is_empty() {
+            return Ok(None);
+        }
+        convert::hash("job_id", job_id).map(Some).map_err(bad)
+    }
+
+    /// Which of `hashes` `node` may read, through `job` if named
+    /// ([`access::grant`]).
+    pub(super) async fn readable(
+        &self,
+        node: assay_protocol::NodeId,
+        hashes: Vec<assay_protocol::Hash32>,
+        job: Option<assay_protocol::Hash32>,
+    ) -> Result<std::collections::BTreeSet<assay_protocol::Hash32>, Status> {
+        let store = self.store.clone();
+        blocking(move || {
+            let cfg = store.config();
+            let uploaded = store.uploaded_by(&node, &hashes)?;
+            let parties = match &job {
+                Some(j) => store.job_parties(j, &node)?,
+                None => None,
+            };
+            let public = cfg.challenge_component.as_ref().map(|(h, _)| h);
+            Ok(hashes
+                .iter()
+                .filter(|h| {
+                    access::grant(&access::Read {
+                        node: &node,
+                        hash: h,
+                        uploaded: uploaded.contains(h),
+                        arbiters: &cfg.arbiters,
+                        public,
+                        job: parties.as_ref(),
+                    })
+                    .is_some()
+                })
+                .copied()
+                .collect())
+        })
+        .await
     }
 }

@@ -54,6 +54,21 @@ pub struct ServerConfig {
     pub tick_ms: u64,
     /// Most shards per job.
     pub max_shards: u32,
+    /// The most a job's spec may ask for (log and output bytes, memory, …):
+    /// a job over them is refused at submission.
+    pub caps: assay_protocol::SpecCaps,
+    /// How many inputs, of how many bytes, one job may have.
+    pub inputs: jobs::InputLimits,
+    /// Most blob downloads streaming at once (more are refused with
+    /// `RESOURCE_EXHAUSTED`, to retry).
+    pub max_downloads: usize,
+    /// Most blob uploads streaming at once.
+    pub max_uploads: usize,
+    /// An upload that sends nothing, or a download whose client reads
+    /// nothing, for this long is dropped.
+    pub transfer_idle_ms: u64,
+    /// Most requests in flight on one connection (more wait their turn).
+    pub max_requests_per_connection: usize,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +80,12 @@ impl Default for ServerConfig {
             heartbeat_interval_ms: 5_000,
             tick_ms: 250,
             max_shards: 256,
+            caps: assay_protocol::SpecCaps::default(),
+            inputs: jobs::InputLimits::default(),
+            max_downloads: 128,
+            max_uploads: 64,
+            transfer_idle_ms: 30_000,
+            max_requests_per_connection: 256,
         }
     }
 }
@@ -76,6 +97,15 @@ pub struct Coordinator {
     blobs: Arc<BlobStore>,
     cfg: Arc<ServerConfig>,
     market: Arc<long_poll::MarketSignal>,
+    transfers: Arc<Transfers>,
+}
+
+/// Slots for blob streams in flight ([`ServerConfig::max_downloads`],
+/// [`ServerConfig::max_uploads`]).
+#[derive(Debug)]
+struct Transfers {
+    downloads: Arc<tokio::sync::Semaphore>,
+    uploads: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -112,11 +142,16 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'stati
 impl Coordinator {
     /// A coordinator over `store` and `blobs`.
     pub fn new(store: Arc<dyn Store>, blobs: Arc<BlobStore>, cfg: ServerConfig) -> Coordinator {
+        let transfers = Arc::new(Transfers {
+            downloads: Arc::new(tokio::sync::Semaphore::new(cfg.max_downloads)),
+            uploads: Arc::new(tokio::sync::Semaphore::new(cfg.max_uploads)),
+        });
         Coordinator {
             store,
             blobs,
             cfg: Arc::new(cfg),
             market: Arc::new(long_poll::MarketSignal::default()),
+            transfers,
         }
     }
 
@@ -162,8 +197,17 @@ impl Coordinator {
                 })
             },
         );
+        // A peer that vanished is noticed (keepalive pings), and one
+        // connection cannot hold more than its share of requests.
         let r = tonic::transport::Server::builder()
             .tcp_nodelay(true)
+            .tcp_keepalive(Some(std::time::Duration::from_secs(60)))
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
+            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
+            .concurrency_limit_per_connection(self.cfg.max_requests_per_connection)
+            .max_concurrent_streams(
+                u32::try_from(self.cfg.max_requests_per_connection).unwrap_or(u32::MAX),
+            )
             .add_service(
                 BlobsServer::new(self.clone())
                     .max_decoding_message_size(max)

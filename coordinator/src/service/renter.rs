@@ -71,7 +71,11 @@ impl Renter for Coordinator {
         request: Request<pb::SubmitJobRequest>,
     ) -> Result<Response<pb::SubmitJobResponse>, Status> {
         let mut req = request.into_inner();
-        let renter = self.authenticate(&req).await?;
+        // What the request carries is checked before anything is written
+        // (the nonce included).
+        let signed = self.signature(&req)?;
+        self.check_terms(&req)?;
+        let renter = self.spend_nonce(signed).await?;
         let carried = std::mem::take(&mut req.inline_blobs);
         inline::store(&self.blobs, "inline_blobs", carried).await?;
         let job = self.new_job(renter, &req).await?;
@@ -103,6 +107,9 @@ impl Renter for Coordinator {
     ) -> Result<Response<pb::JobStatus>, Status> {
         let req = request.into_inner();
         let id = convert::hash("job_id", &req.job_id).map_err(bad)?;
+        if req.inline_outputs_max_bytes > 0 {
+            self.may_see_outputs(&req, id).await?;
+        }
         let deadline = long_poll::deadline(req.wait_ms);
         let mut sub = self.market.subscribe();
         let first = self.job_status(id).await?;
@@ -220,6 +227,32 @@ impl Coordinator {
         Ok(Response::new(status))
     }
 
+    /// Refuses a request for a job's output bytes unless it is signed by
+    /// the job's renter, one of its providers or verifiers, or an arbiter.
+    async fn may_see_outputs(&self, req: &pb::GetJobRequest, id: Hash32) -> Result<(), Status> {
+        let node = self.reader(req).map_err(|e| {
+            Status::new(
+                e.code(),
+                format!(
+                    "{}: the bytes of a job's outputs (inline_outputs_max_bytes) are the renter's; \
+                     sign the request with the renter's key, or ask for hashes only",
+                    e.message()
+                ),
+            )
+        })?;
+        if self.store.config().arbiters.contains(&node) {
+            return Ok(());
+        }
+        let store = self.store.clone();
+        match blocking(move || store.job_parties(&id, &node)).await? {
+            Some(p) if !p.includes(&node) => Err(Status::permission_denied(format!(
+                "key {node} takes no part in job {id}: the bytes of its outputs are for its renter, \
+                 its providers and its verifiers; ask without inline_outputs_max_bytes for hashes only"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     async fn job_status(&self, id: Hash32) -> Result<pb::JobStatus, Status> {
         let store = self.store.clone();
         match blocking(move || store.job(&id, now_ms())).await? {
@@ -230,13 +263,9 @@ impl Coordinator {
         }
     }
 
-    /// Decodes a job request into the job the store accepts: shard count
-    /// and price bounds, every blob uploaded, inputs split by line stored
-    /// as blobs of their own, the verification rate, the market job id.
-    async fn new_job(&self, renter: NodeId, req: &pb::SubmitJobRequest) -> Result<NewJob, Status> {
-        let component_hash = convert::hash("component_hash", &req.component_hash).map_err(bad)?;
-        let inputs = convert::blob_refs("inputs", &req.inputs).map_err(bad)?;
-        let mut spec = convert::spec("spec", req.spec.as_ref()).map_err(bad)?;
+    /// The checks on a job request that need nothing stored: shard count,
+    /// price, the spec against the caps, the inputs against their limits.
+    fn check_terms(&self, req: &pb::SubmitJobRequest) -> Result<(), Status> {
         if req.shards == 0 || req.shards > self.cfg.max_shards {
             return Err(Status::invalid_argument(format!(
                 "shards must be 1..={}",
@@ -248,6 +277,50 @@ impl Coordinator {
                 "max_price must be at least 1 µIOSD per million work units",
             ));
         }
+        let spec = convert::spec("spec", req.spec.as_ref()).map_err(bad)?;
+        self.cfg
+            .caps
+            .check(&spec)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let inputs = convert::blob_refs("inputs", &req.inputs).map_err(bad)?;
+        jobs::check_inputs(&self.cfg.inputs, &inputs, &req.split_inputs)?;
+        Ok(())
+    }
+
+    /// Refuses a job whose renter's IOSD balance cannot cover its escrow,
+    /// before splitting its inputs writes blobs (the store checks again,
+    /// in the transaction that takes the escrow).
+    async fn check_balance(&self, renter: NodeId, job: &NewJob) -> Result<(), Status> {
+        if job.pay_in != crate::ledger::Unit::Iosd {
+            return Ok(());
+        }
+        let escrow = crate::rules::money::escrow(
+            job.max_price,
+            &job.spec,
+            job.verify_rate_ppm,
+            job.shards,
+            self.store.config().slash_bps,
+        )?
+        .total;
+        let store = self.store.clone();
+        let have = blocking(move || store.account(&renter)).await?.balance;
+        if have < escrow {
+            return Err(Status::failed_precondition(format!(
+                "your balance of {have} µIOSD does not cover the escrow of {escrow} µIOSD: \
+                 get IOSD (`assay faucet` on a devnet), pay in IO (--pay-in io), or lower \
+                 --max-price, --fuel or --work-budget"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Decodes a job request into the job the store accepts: shard count
+    /// and price bounds, every blob uploaded, inputs split by line stored
+    /// as blobs of their own, the verification rate, the market job id.
+    async fn new_job(&self, renter: NodeId, req: &pb::SubmitJobRequest) -> Result<NewJob, Status> {
+        let component_hash = convert::hash("component_hash", &req.component_hash).map_err(bad)?;
+        let inputs = convert::blob_refs("inputs", &req.inputs).map_err(bad)?;
+        let mut spec = convert::spec("spec", req.spec.as_ref()).map_err(bad)?;
         self.require_blob(
             "component",
             &BlobRef {
@@ -263,12 +336,6 @@ impl Coordinator {
         spec.shard = assay_protocol::Shard {
             index: 0,
             count: req.shards,
-        };
-        let shard_inputs = if req.split_inputs.is_empty() {
-            Vec::new()
-        } else {
-            self.split_inputs(&inputs, &req.split_inputs, req.shards)
-                .await?
         };
         let nonce = auth::nonce(req);
         let require_gpu = req.requirements.as_ref().is_some_and(|r| r.gpu);
@@ -289,7 +356,7 @@ impl Coordinator {
             split_inputs: &req.split_inputs,
             verify_rate_ppm,
         });
-        Ok(NewJob {
+        let mut job = NewJob {
             id,
             renter,
             component_hash,
@@ -300,10 +367,18 @@ impl Coordinator {
             shards: req.shards,
             max_price: req.max_price,
             require_gpu,
-            shard_inputs,
+            shard_inputs: Vec::new(),
             verify_rate_ppm,
             pay_in: wire::unit(&req.pay_in)?,
-        })
+        };
+        if !req.split_inputs.is_empty() {
+            // Splitting reads and writes blobs: only for a renter who can pay.
+            self.check_balance(renter, &job).await?;
+            job.shard_inputs = self
+                .split_inputs(&job.inputs, &req.split_inputs, req.shards)
+                .await?;
+        }
+        Ok(job)
     }
 
     /// Inputs split by line: one part per shard, stored as blobs of their own.
@@ -313,13 +388,7 @@ impl Coordinator {
         names: &[String],
         shards: u32,
     ) -> Result<Vec<Vec<BlobRef>>, Status> {
-        for name in names {
-            if !inputs.iter().any(|b| &b.name == name) {
-                return Err(Status::invalid_argument(format!(
-                    "split input {name:?} is not one of the job's inputs"
-                )));
-            }
-        }
+        // The names were checked (`jobs::check_inputs`).
         let blobs = self.blobs.clone();
         let (names, all) = (names.to_vec(), inputs.to_vec());
         blocking(move || {

@@ -3,7 +3,7 @@
 //!
 //! [`Store`] is the whole store as the services see it: one trait per
 //! domain ([`Nonces`], [`Accounts`], [`Jobs`], [`Providers`], [`Leases`],
-//! [`Receipts`], [`Epochs`], [`Checks`], [`Disputes`], [`Challenges`], [`Economy`], [`Claims`], [`Clusters`], [`Explorer`]), each declared and implemented
+//! [`Receipts`], [`Epochs`], [`Checks`], [`Disputes`], [`Challenges`], [`Economy`], [`Claims`], [`Clusters`], [`Explorer`], [`BlobAccess`]), each declared and implemented
 //! for [`SqlStore`] in its own file, over two real databases: embedded
 //! SQLite ([`sqlite::Sqlite`], the default) and PostgreSQL
 //! ([`postgres::Postgres`], for replicas sharing one database). Every
@@ -19,7 +19,8 @@
 //!   receipts.rs ─► epochs.rs ─► checks.rs ─► disputes.rs, challenges.rs
 //!   ledger.rs (accounts, settlement, slashing) ─ economy.rs (genesis,
 //!   IO price, IO→IOSD, unstaking, reward epochs) ─ claims.rs (notes,
-//!   bonds, a device's earnings through them) ─ nonces.rs
+//!   bonds, a device's earnings through them) ─ nonces.rs ─ access.rs
+//!   (who uploaded which blob, a job's parties)
 //!   rows.rs (row readers, JSON, ids) ─ sql_store.rs (SqlStore)
 //!   sql.rs (Backend, Conn) ─ sqlite.rs ─ postgres.rs ─ schema.rs
 //! ```
@@ -29,6 +30,7 @@
 //! writes. States are [`crate::state`] enums; SQL keeps their text as
 //! literals where a partial index needs it.
 
+pub mod access;
 pub mod challenges;
 pub mod checks;
 pub mod claims;
@@ -53,6 +55,7 @@ pub mod sqlite;
 pub use crate::config::MarketConfig;
 pub use crate::state::LeaseState;
 pub use crate::types::*;
+pub use access::BlobAccess;
 pub use challenges::Challenges;
 pub use checks::Checks;
 pub use claims::Claims;
@@ -75,8 +78,8 @@ use sql::Backend;
 /// (`use assay_coordinator::store::prelude::*;`); a `dyn Store` needs none.
 pub mod prelude {
     pub use crate::store::{
-        Accounts, Challenges, Checks, Claims, Clusters, Disputes, Economy, Epochs, Explorer, Jobs,
-        Leases, Nonces, Providers, Receipts, Store,
+        Accounts, BlobAccess, Challenges, Checks, Claims, Clusters, Disputes, Economy, Epochs,
+        Explorer, Jobs, Leases, Nonces, Providers, Receipts, Store,
     };
 }
 
@@ -96,6 +99,7 @@ pub trait Store:
     + Claims
     + Clusters
     + Explorer
+    + BlobAccess
     + Send
     + Sync
     + 'static

@@ -5,7 +5,7 @@ use super::sql::{Backend, Dialect, Value};
 use crate::Error;
 
 /// The version the code expects.
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 
 fn migrations(d: Dialect) -> Vec<String> {
     let (blob, serial) = match d {
@@ -458,7 +458,17 @@ DROP INDEX leases_open_by_provider;
 CREATE INDEX receipts_unsettled_bonds ON receipts (provider, bond) WHERE settled_at IS NULL;
 CREATE INDEX leases_open_bonds ON leases (provider, bond) WHERE ended_at IS NULL"
         .to_string();
-    vec![v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11]
+    // v12: who uploaded which blob (a blob is readable by its uploaders,
+    // rules::access).
+    let v12 = format!(
+        "
+CREATE TABLE blob_owners (
+    hash {blob} NOT NULL,
+    node {blob} NOT NULL,
+    PRIMARY KEY (hash, node)
+)"
+    );
+    vec![v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12]
 }
 
 /// Brings the database to [`SCHEMA_VERSION`] (creating it if empty). Safe

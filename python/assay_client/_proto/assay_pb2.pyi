@@ -182,14 +182,18 @@ class UploadResponse(_message.Message):
     def __init__(self, hash: _Optional[bytes] = ..., size: _Optional[int] = ..., already_present: _Optional[bool] = ...) -> None: ...
 
 class DownloadRequest(_message.Message):
-    __slots__ = ("hash", "offset", "length")
+    __slots__ = ("hash", "offset", "length", "auth", "job_id")
     HASH_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     LENGTH_FIELD_NUMBER: _ClassVar[int]
+    AUTH_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
     hash: bytes
     offset: int
     length: int
-    def __init__(self, hash: _Optional[bytes] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
+    auth: Auth
+    job_id: bytes
+    def __init__(self, hash: _Optional[bytes] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ..., auth: _Optional[_Union[Auth, _Mapping]] = ..., job_id: _Optional[bytes] = ...) -> None: ...
 
 class DownloadResponse(_message.Message):
     __slots__ = ("chunk", "total_size")
@@ -200,10 +204,14 @@ class DownloadResponse(_message.Message):
     def __init__(self, chunk: _Optional[bytes] = ..., total_size: _Optional[int] = ...) -> None: ...
 
 class StatRequest(_message.Message):
-    __slots__ = ("hashes",)
+    __slots__ = ("hashes", "auth", "job_id")
     HASHES_FIELD_NUMBER: _ClassVar[int]
+    AUTH_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
     hashes: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, hashes: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    auth: Auth
+    job_id: bytes
+    def __init__(self, hashes: _Optional[_Iterable[bytes]] = ..., auth: _Optional[_Union[Auth, _Mapping]] = ..., job_id: _Optional[bytes] = ...) -> None: ...
 
 class BlobInfo(_message.Message):
     __slots__ = ("hash", "size")
@@ -758,16 +766,18 @@ class ListJobsResponse(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[JobSummary, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
-    __slots__ = ("job_id", "wait_ms", "seen_state", "inline_outputs_max_bytes")
+    __slots__ = ("job_id", "wait_ms", "seen_state", "inline_outputs_max_bytes", "auth")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     WAIT_MS_FIELD_NUMBER: _ClassVar[int]
     SEEN_STATE_FIELD_NUMBER: _ClassVar[int]
     INLINE_OUTPUTS_MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    AUTH_FIELD_NUMBER: _ClassVar[int]
     job_id: bytes
     wait_ms: int
     seen_state: str
     inline_outputs_max_bytes: int
-    def __init__(self, job_id: _Optional[bytes] = ..., wait_ms: _Optional[int] = ..., seen_state: _Optional[str] = ..., inline_outputs_max_bytes: _Optional[int] = ...) -> None: ...
+    auth: Auth
+    def __init__(self, job_id: _Optional[bytes] = ..., wait_ms: _Optional[int] = ..., seen_state: _Optional[str] = ..., inline_outputs_max_bytes: _Optional[int] = ..., auth: _Optional[_Union[Auth, _Mapping]] = ...) -> None: ...
 
 class ShardStatus(_message.Message):
     __slots__ = ("index", "shard_job_id", "state", "provider", "attempts", "receipt", "outputs", "why_not_matched", "settled", "paid", "inputs", "verification", "rejected_receipts", "failure_message", "inline_outputs")

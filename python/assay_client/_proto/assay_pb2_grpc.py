@@ -73,15 +73,16 @@ class BlobsServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Download(self, request, context):
-        """Server stream of chunks of one blob (or of a byte range of it).
+        """Server stream of chunks of one blob (or of a byte range of it). Signed:
+        a blob's bytes go only to a key that may read it (see DownloadRequest).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Stat(self, request, context):
-        """Which of these blobs the coordinator already has (so a client uploads
-        only the missing ones).
+        """Which of these blobs the coordinator already has, of those the signer
+        may read (so a client uploads only the missing ones).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,524 @@
+//! The attack suite: one test per way found to read what is not yours or
+//! to take a node down, each run against real processes (a coordinator
+//! and providers on loopback) with raw gRPC calls, as an attacker would.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use assay_guests::Guest;
+use assay_proto::pb;
+use assay_proto::pb::blobs_client::BlobsClient;
+use assay_proto::pb::provider_client::ProviderClient;
+use assay_proto::pb::renter_client::RenterClient;
+use assay_protocol::{Hash32, NodeKey};
+use tonic::Code;
+
+use crate::common::*;
+use crate::network::{node_key, registration, signed, take_one};
+
+/// A download of `hash` as `key` (through `job`): its bytes, or the status.
+async fn read(
+    ch: &tonic::transport::Channel,
+    key: &NodeKey,
+    job: Option<&Hash32>,
+    hash: &Hash32,
+) -> Result<Vec<u8>, Code> {
+    assay_proto::client::download(ch, key, job, hash, 1 << 24)
+        .await
+        .map_err(|e| match e {
+            assay_proto::Error::Rpc(s) => s.code(),
+            other => panic!("not a refusal: {other}"),
+        })
+}
+
+/// Found: `Download` and `Stat` needed no signature and `GetJob` inlined
+/// any job's outputs, so a second key fetched another renter's inputs and
+/// outputs by their hashes (which the explorer lists).
+#[test]
+fn a_strangers_key_reads_no_blob_of_another_renters_job() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let (_c, url) = coordinator(&root.join("coordinator"), "127.0.0.1:0", &[]);
+    let renter_home = root.join("renter");
+    ok(assay(&renter_home, &url, &["faucet"]));
+    let renter = node_key(&renter_home);
+    let stranger = NodeKey::from_seed([66; 32]);
+    let (_component, _, _) = matmul_inputs(root);
+    let a = std::fs::read(root.join("a.bin")).expect("a");
+    let b = std::fs::read(root.join("b.bin")).expect("b");
+    let input = |name: &str, bytes: &[u8]| pb::BlobRef {
+        name: name.into(),
+        hash: Hash32::of(bytes).0.to_vec(),
+        size: bytes.len() as u64,
+    };
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    let _in_runtime = rt.enter();
+    let ch = assay_proto::client::channel(&url).expect("channel");
+    let mut rc = RenterClient::new(ch.clone());
+    let component: Arc<[u8]> = Guest::Matmul.bytes().to_vec().into();
+    let component_hash = Hash32::of(&component);
+    let (a_hash, b_hash) = (Hash32::of(&a), Hash32::of(&b));
+
+    let job = rt.block_on(async {
+        assay_proto::client::upload(&ch, &renter, component.clone())
+            .await
+            .expect("upload");
+        let spec = assay_protocol::JobSpec {
+            fuel: 100_000_000,
+            work_budget: 100_000_000,
+            ..Default::default()
+        };
+        // The inputs travel inside the submission: only the job names them.
+        let job = rc
+            .submit_job(signed(
+                &renter,
+                pb::SubmitJobRequest {
+                    component_hash: component_hash.0.to_vec(),
+                    component_size: component.len() as u64,
+                    inputs: vec![input("a", &a), input("b", &b)],
+                    spec: Some(pb::JobSpec::from(&spec)),
+                    shards: 1,
+                    max_price: 100,
+                    unverified: true,
+                    inline_blobs: vec![a.clone(), b.clone()],
+                    ..Default::default()
+                },
+            ))
+            .await
+            .expect("job")
+            .into_inner()
+            .job_id;
+        let job = Hash32(job.as_slice().try_into().expect("job id"));
+
+        // The lease holder reads the job's blobs through the job, and only so.
+        let holder = NodeKey::from_seed([9; 32]);
+        let mut pc = ProviderClient::new(ch.clone());
+        pc.register(registration(&holder)).await.expect("register");
+        let leases = take_one(&mut pc, &holder).await;
+        assert_eq!(leases.len(), 1);
+        assert_eq!(read(&ch, &holder, Some(&job), &a_hash).await, Ok(a.clone()));
+        assert_eq!(
+            read(&ch, &holder, Some(&job), &component_hash)
+                .await
+                .map(|c| c.len()),
+            Ok(component.len())
+        );
+        assert_eq!(
+            read(&ch, &holder, None, &a_hash).await,
+            Err(Code::PermissionDenied)
+        );
+        pc.return_lease(signed(
+            &holder,
+            pb::ReturnLeaseRequest {
+                lease_id: leases[0].lease_id.clone(),
+                reason: "the test only looked".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("give back");
+        job
+    });
+
+    // A real provider runs it.
+    let _p = provider(&url, &root.join("provider"), 10, 1);
+    rt.block_on(async {
+        let started = Instant::now();
+        let mut seen = String::new();
+        let status = loop {
+            let status = rc
+                .get_job(signed(
+                    &renter,
+                    pb::GetJobRequest {
+                        job_id: job.0.to_vec(),
+                        wait_ms: 5_000,
+                        seen_state: std::mem::take(&mut seen),
+                        inline_outputs_max_bytes: 64 << 10,
+                        auth: None,
+                    },
+                ))
+                .await
+                .expect("the renter's status")
+                .into_inner();
+            if status.state == "done" || status.state == "settled" {
+                break status;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "{status:?}");
+            seen = status.state;
+        };
+        let shard = &status.shards[0];
+        assert!(!shard.outputs.is_empty(), "{status:?}");
+        assert_eq!(shard.inline_outputs.len(), shard.outputs.len());
+        let outputs: Vec<Hash32> = shard
+            .outputs
+            .iter()
+            .map(|o| Hash32(o.hash.as_slice().try_into().expect("hash")))
+            .collect();
+        let mut every = vec![component_hash, a_hash, b_hash];
+        every.extend(&outputs);
+
+        // The renter reads each through its job, and a stat says so.
+        for h in &every {
+            assert!(read(&ch, &renter, Some(&job), h).await.is_ok(), "{h}");
+        }
+        let seen = assay_proto::client::stat(&ch, &renter, Some(&job), &every)
+            .await
+            .expect("stat");
+        assert_eq!(seen.len(), every.len());
+
+        // A stranger reads none, named job or not, and a stat shows none —
+        // the same answer as for a blob that does not exist.
+        let missing = Hash32::of(b"no such blob");
+        for h in every.iter().chain([&missing]) {
+            for through in [Some(&job), None] {
+                assert_eq!(
+                    read(&ch, &stranger, through, h).await,
+                    Err(Code::PermissionDenied),
+                    "{h} through {through:?}"
+                );
+            }
+        }
+        for through in [Some(&job), None] {
+            let seen = assay_proto::client::stat(&ch, &stranger, through, &every)
+                .await
+                .expect("stat");
+            assert!(seen.is_empty(), "a stranger's stat shows {seen:?}");
+        }
+
+        // Unsigned or forged reads are refused before anything is looked up.
+        let mut blobs = BlobsClient::new(ch.clone());
+        let unsigned = pb::DownloadRequest {
+            hash: a_hash.0.to_vec(),
+            job_id: job.0.to_vec(),
+            ..Default::default()
+        };
+        let e = blobs
+            .download(unsigned.clone())
+            .await
+            .expect_err("unsigned");
+        assert_eq!(e.code(), Code::Unauthenticated, "{e}");
+        let mut forged = signed(&stranger, unsigned);
+        if let Some(auth) = forged.auth.as_mut() {
+            auth.node_id = renter.id().0.to_vec();
+        }
+        let e = blobs.download(forged).await.expect_err("forged");
+        assert_eq!(e.code(), Code::Unauthenticated, "{e}");
+        let e = blobs
+            .stat(pb::StatRequest {
+                hashes: vec![a_hash.0.to_vec()],
+                ..Default::default()
+            })
+            .await
+            .expect_err("unsigned stat");
+        assert_eq!(e.code(), Code::Unauthenticated, "{e}");
+
+        // The job's status shows hashes to anyone (as the explorer does),
+        // its output bytes only to the renter.
+        let public = rc
+            .get_job(pb::GetJobRequest {
+                job_id: job.0.to_vec(),
+                ..Default::default()
+            })
+            .await
+            .expect("public status")
+            .into_inner();
+        assert_eq!(public.shards[0].outputs.len(), outputs.len());
+        assert!(public.shards[0].inline_outputs.is_empty());
+        let ask = pb::GetJobRequest {
+            job_id: job.0.to_vec(),
+            inline_outputs_max_bytes: 64 << 10,
+            ..Default::default()
+        };
+        let e = rc.get_job(ask.clone()).await.expect_err("unsigned inline");
+        assert_eq!(e.code(), Code::Unauthenticated, "{e}");
+        assert!(e.message().contains("renter"), "{e}");
+        let e = rc
+            .get_job(signed(&stranger, ask))
+            .await
+            .expect_err("a stranger's inline");
+        assert_eq!(e.code(), Code::PermissionDenied, "{e}");
+
+        // Uploading the bytes proves holding them: then the key may read them.
+        assay_proto::client::upload(&ch, &stranger, a.clone().into())
+            .await
+            .expect("upload");
+        assert_eq!(read(&ch, &stranger, None, &a_hash).await, Ok(a.clone()));
+        assert_eq!(
+            read(&ch, &stranger, None, &b_hash).await,
+            Err(Code::PermissionDenied)
+        );
+    });
+}
+
+/// Every blob file the coordinator keeps under `data` (not the temporary
+/// ones).
+fn stored_blobs(data: &std::path::Path) -> usize {
+    let Ok(dirs) = std::fs::read_dir(data.join("blobs")) else {
+        return 0;
+    };
+    dirs.flatten()
+        .filter(|d| d.file_name() != "tmp")
+        .filter_map(|d| std::fs::read_dir(d.path()).ok())
+        .map(Iterator::count)
+        .sum()
+}
+
+fn temporary_files(data: &std::path::Path) -> usize {
+    std::fs::read_dir(data.join("blobs").join("tmp")).map_or(0, Iterator::count)
+}
+
+/// Found: the renter chose `log_bytes`, `output_bytes` and the memories
+/// freely (a guest writing under `log_bytes` = 1 TiB grew the provider
+/// until it was killed, then every verifier), and `SubmitJob` with split
+/// inputs read, split and stored them before checking the balance (a
+/// zero-balance key wrote a part per shard of any blob).
+#[test]
+fn a_job_over_the_caps_or_unpaid_is_refused_before_anything_is_stored() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("coordinator");
+    let (_c, url) = coordinator(&data, "127.0.0.1:0", &["--cap-log-bytes", "64KiB"]);
+    let broke = NodeKey::from_seed([67; 32]);
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    let _in_runtime = rt.enter();
+    let ch = assay_proto::client::channel(&url).expect("channel");
+    let mut rc = RenterClient::new(ch.clone());
+    // The coordinator's own blobs (its challenge component).
+    let own = stored_blobs(&data);
+    rt.block_on(async {
+        let component: Arc<[u8]> = Guest::Matmul.bytes().to_vec().into();
+        let lines: Vec<u8> = (0..20_000)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
+        for blob in [component.clone(), lines.clone().into()] {
+            assay_proto::client::upload(&ch, &broke, blob)
+                .await
+                .expect("upload");
+        }
+        let stored = stored_blobs(&data);
+        assert_eq!(stored, own + 2);
+        let job = |spec: assay_protocol::JobSpec, shards: u32, split: bool| {
+            signed(
+                &broke,
+                pb::SubmitJobRequest {
+                    component_hash: Hash32::of(&component).0.to_vec(),
+                    component_size: component.len() as u64,
+                    inputs: vec![pb::BlobRef {
+                        name: "text".into(),
+                        hash: Hash32::of(&lines).0.to_vec(),
+                        size: lines.len() as u64,
+                    }],
+                    spec: Some(pb::JobSpec::from(&spec)),
+                    shards,
+                    max_price: 1,
+                    split_inputs: if split { vec!["text".into()] } else { vec![] },
+                    ..Default::default()
+                },
+            )
+        };
+        for (spec, field) in [
+            (
+                assay_protocol::JobSpec {
+                    log_bytes: 1 << 40,
+                    ..Default::default()
+                },
+                "spec.log_bytes",
+            ),
+            (
+                // Over the operator's cap (--cap-log-bytes 64KiB) by one.
+                assay_protocol::JobSpec {
+                    log_bytes: (64 << 10) + 1,
+                    ..Default::default()
+                },
+                "spec.log_bytes",
+            ),
+            (
+                assay_protocol::JobSpec {
+                    output_bytes: 1 << 40,
+                    ..Default::default()
+                },
+                "spec.output_bytes",
+            ),
+            (
+                assay_protocol::JobSpec {
+                    gpu_memory_bytes: 1 << 50,
+                    ..Default::default()
+                },
+                "spec.gpu_memory_bytes",
+            ),
+        ] {
+            let e = rc.submit_job(job(spec, 1, false)).await.expect_err(field);
+            assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+            assert!(e.message().contains(field), "{e}");
+        }
+        // 256 shards of a split input, from a key with no balance.
+        let e = rc
+            .submit_job(job(assay_protocol::JobSpec::default(), 256, true))
+            .await
+            .expect_err("unpaid");
+        assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
+        assert!(e.message().contains("does not cover the escrow"), "{e}");
+        assert_eq!(stored_blobs(&data), stored, "nothing was split or stored");
+        // Twice the same input name, in one request.
+        let mut twice = job(assay_protocol::JobSpec::default(), 1, false);
+        twice.inputs.push(twice.inputs[0].clone());
+        let twice = signed(&broke, twice);
+        let e = rc.submit_job(twice).await.expect_err("twice");
+        assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+        assert!(e.message().contains("\"text\" appears twice"), "{e}");
+    });
+}
+
+/// Found: a download read the blob on a blocking thread and waited there
+/// for the client to take each chunk, so about 512 downloads that never
+/// read parked every blocking thread — and with them every store call
+/// (the tick's too): the coordinator stopped answering anyone.
+#[test]
+fn downloads_that_never_read_do_not_stop_the_coordinator() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (_c, url) = coordinator(
+        &tmp.path().join("coordinator"),
+        "127.0.0.1:0",
+        &["--max-downloads", "64", "--transfer-idle-ms", "2000"],
+    );
+    let attacker = NodeKey::from_seed([68; 32]);
+    let honest = NodeKey::from_seed([69; 32]);
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    let _in_runtime = rt.enter();
+    rt.block_on(async {
+        let big: Arc<[u8]> = vec![7u8; 8 << 20].into();
+        let hash = Hash32::of(&big);
+        let ch = assay_proto::client::channel(&url).expect("channel");
+        assay_proto::client::upload(&ch, &attacker, big.clone())
+            .await
+            .expect("upload");
+        // 600 downloads over 6 connections, none ever read.
+        let mut held = Vec::new();
+        let (mut open, mut refused) = (0, 0);
+        for _ in 0..6 {
+            let ch = assay_proto::client::channel(&url).expect("channel");
+            for _ in 0..100 {
+                let req = signed(
+                    &attacker,
+                    pb::DownloadRequest {
+                        hash: hash.0.to_vec(),
+                        ..Default::default()
+                    },
+                );
+                match BlobsClient::new(ch.clone()).download(req).await {
+                    Ok(stream) => {
+                        open += 1;
+                        held.push(stream);
+                    }
+                    Err(e) if e.code() == Code::ResourceExhausted => refused += 1,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+        assert_eq!(open + refused, 600);
+        assert!(open <= 64, "{open} downloads streaming at once");
+        assert!(refused > 0);
+        // Everyone else is still served: reads and writes of the store.
+        let ch = assay_proto::client::channel(&url).expect("channel");
+        let started = Instant::now();
+        let mut rc = RenterClient::new(ch.clone());
+        rc.get_account(pb::GetAccountRequest {
+            node_id: honest.id().0.to_vec(),
+        })
+        .await
+        .expect("account");
+        rc.faucet(signed(
+            &honest,
+            pb::FaucetRequest {
+                amount: 1_000,
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("faucet");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "answered after {:?}",
+            started.elapsed()
+        );
+        // The stalled downloads are dropped after the idle time: their
+        // slots come back.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let bytes = assay_proto::client::download(&ch, &attacker, None, &hash, 16 << 20)
+            .await
+            .expect("a slot is free again");
+        assert_eq!(bytes.len(), big.len());
+        drop(held);
+    });
+}
+
+/// Found: an upload whose client went away mid-stream left its temporary
+/// file behind, and one that stopped sending held it open for ever.
+#[test]
+fn an_abandoned_upload_leaves_no_temporary_file() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("coordinator");
+    let (_c, url) = coordinator(&data, "127.0.0.1:0", &["--transfer-idle-ms", "1500"]);
+    let key = NodeKey::from_seed([70; 32]);
+    let own = stored_blobs(&data);
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    let _in_runtime = rt.enter();
+    rt.block_on(async {
+        let bytes = vec![5u8; 3 << 20];
+        let header = || {
+            signed(
+                &key,
+                pb::UploadHeader {
+                    hash: Hash32::of(&bytes).0.to_vec(),
+                    size: bytes.len() as u64,
+                    ..Default::default()
+                },
+            )
+        };
+        let first = |h: pb::UploadHeader| {
+            vec![
+                pb::UploadRequest {
+                    part: Some(pb::upload_request::Part::Header(h)),
+                },
+                pb::UploadRequest {
+                    part: Some(pb::upload_request::Part::Chunk(bytes[..1 << 20].to_vec())),
+                },
+            ]
+        };
+        let wait_for = |want: usize| {
+            let data = data.clone();
+            async move {
+                let started = Instant::now();
+                while temporary_files(&data) != want {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(10),
+                        "{} temporary files, not {want}",
+                        temporary_files(&data)
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        // A client that stops sending: dropped after the idle time.
+        let ch = assay_proto::client::channel(&url).expect("channel");
+        let stalled = tokio_stream::StreamExt::chain(
+            tokio_stream::iter(first(header())),
+            tokio_stream::pending(),
+        );
+        let call = tokio::spawn(async move { BlobsClient::new(ch).upload(stalled).await });
+        wait_for(1).await;
+        let e = call.await.expect("task").expect_err("idle");
+        assert_eq!(e.code(), Code::DeadlineExceeded, "{e}");
+        wait_for(0).await;
+        // A client that goes away mid-stream (its connection closed).
+        let ch = assay_proto::client::channel(&url).expect("channel");
+        let stalled = tokio_stream::StreamExt::chain(
+            tokio_stream::iter(first(header())),
+            tokio_stream::pending(),
+        );
+        let call = tokio::spawn(async move { BlobsClient::new(ch).upload(stalled).await });
+        wait_for(1).await;
+        call.abort();
+        wait_for(0).await;
+        assert_eq!(stored_blobs(&data), own, "nothing half-sent was kept");
+    });
+}
