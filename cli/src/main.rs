@@ -9,6 +9,7 @@ mod exit;
 mod home;
 mod model_store;
 mod spec_args;
+mod tls;
 
 use std::process::ExitCode;
 

@@ -109,11 +109,16 @@ pub enum Source {
 /// How many bytes of checked blobs a cache keeps in memory.
 pub const HOT_BYTES: u64 = 1 << 30;
 
+/// How many bytes of blobs a cache keeps on disk by default: past it, the
+/// blobs used longest ago are deleted (a model used by job after job stays).
+pub const DISK_BYTES: u64 = 32 << 30;
+
 /// A directory of blobs named by their hash (hex).
 #[derive(Debug)]
 pub struct BlobCache {
     dir: PathBuf,
     max_bytes: u64,
+    disk_bytes: u64,
     tmp_counter: AtomicU64,
     /// Checked blobs in memory, least recently used first.
     hot: Mutex<Vec<(Hash32, Arc<[u8]>)>>,
@@ -126,8 +131,43 @@ impl BlobCache {
         BlobCache {
             dir: dir.into(),
             max_bytes,
+            disk_bytes: DISK_BYTES.max(max_bytes),
             tmp_counter: AtomicU64::new(0),
             hot: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Keeps at most `bytes` of blobs on disk (at least one blob of the
+    /// largest size it downloads).
+    pub fn with_disk_budget(mut self, bytes: u64) -> BlobCache {
+        self.disk_bytes = bytes.max(self.max_bytes);
+        self
+    }
+
+    /// Deletes the blobs used longest ago (by modification time, which a
+    /// read renews) until the directory holds at most the disk budget;
+    /// `keep` is never deleted.
+    fn evict(dir: &Path, budget: u64, keep: &Path) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .filter_map(|e| {
+                let m = e.metadata().ok().filter(std::fs::Metadata::is_file)?;
+                Some((m.modified().ok()?, m.len(), e.path()))
+            })
+            .collect();
+        let mut total: u64 = files.iter().map(|(_, len, _)| len).sum();
+        files.sort();
+        for (_, len, path) in files {
+            if total <= budget {
+                break;
+            }
+            if path != keep && std::fs::remove_file(&path).is_ok() {
+                total -= len;
+            }
         }
     }
 
@@ -169,12 +209,19 @@ impl BlobCache {
         if let Some(bytes) = self.hot_get(hash) {
             return Some(bytes);
         }
-        let bytes = tokio::fs::read(self.path(hash)).await.ok()?;
+        let path = self.path(hash);
+        let bytes = tokio::fs::read(&path).await.ok()?;
         // Hashing a large blob takes a while: keep it off the async threads.
         let want = *hash;
-        let (ok, bytes) = tokio::task::spawn_blocking(move || (Hash32::of(&bytes) == want, bytes))
-            .await
-            .ok()?;
+        let (ok, bytes) = tokio::task::spawn_blocking(move || {
+            // Used now: the last to be evicted.
+            if let Ok(f) = std::fs::File::options().append(true).open(&path) {
+                let _ = f.set_modified(std::time::SystemTime::now());
+            }
+            (Hash32::of(&bytes) == want, bytes)
+        })
+        .await
+        .ok()?;
         let bytes: Arc<[u8]> = ok.then(|| bytes.into())?;
         self.hot_put(*hash, bytes.clone());
         Some(bytes)
@@ -239,13 +286,17 @@ impl BlobCache {
         }
         tokio::fs::rename(&tmp, &path)
             .await
-            .map_err(|e| io("rename into", &path, e))
+            .map_err(|e| io("rename into", &path, e))?;
+        let (dir, budget) = (self.dir.clone(), self.disk_bytes);
+        let _ = tokio::task::spawn_blocking(move || BlobCache::evict(&dir, budget, &path)).await;
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
@@ -278,6 +329,36 @@ mod tests {
             .filter_map(|e| e.ok().map(|e| e.file_name()))
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from(hash.to_hex())]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn past_its_disk_budget_the_cache_deletes_the_blobs_used_longest_ago() {
+        let dir = scratch("budget");
+        let cache = BlobCache::new(&dir, 100).with_disk_budget(250);
+        let blob = |b: u8| vec![b; 100];
+        let old = std::time::SystemTime::now() - Duration::from_secs(60);
+        for b in [1u8, 2] {
+            cache
+                .store(&Hash32::of(&blob(b)), &blob(b))
+                .await
+                .expect("store");
+            let f = std::fs::File::options()
+                .append(true)
+                .open(cache.path(&Hash32::of(&blob(b))))
+                .expect("open");
+            f.set_modified(old + Duration::from_secs(u64::from(b)))
+                .expect("age");
+        }
+        // Blob 1 is read again (from disk: a fresh cache), so 2 is the oldest.
+        let fresh = BlobCache::new(&dir, 100).with_disk_budget(250);
+        assert!(fresh.cached(&Hash32::of(&blob(1))).await.is_some());
+        fresh
+            .store(&Hash32::of(&blob(3)), &blob(3))
+            .await
+            .expect("store");
+        let on_disk = |b: u8| fresh.path(&Hash32::of(&blob(b))).exists();
+        assert!(on_disk(1) && !on_disk(2) && on_disk(3));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

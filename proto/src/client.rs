@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use assay_protocol::{Hash32, NodeKey};
 use tokio_stream::StreamExt;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::pb::blobs_client::BlobsClient;
 use crate::{CHUNK_BYTES, Error, auth, convert, now_ms, pb};
@@ -15,23 +15,66 @@ pub const REQUEST_TTL_MS: u64 = 60_000;
 /// Largest gRPC message a client accepts or sends.
 pub const MAX_MESSAGE_BYTES: usize = 8 << 20;
 
-/// A channel to `url` (e.g. `http://127.0.0.1:7700`). The connection is made
-/// lazily and re-made after failures, so a coordinator that restarts is
-/// picked up again.
+/// The environment variable naming a PEM file of the certificate
+/// authorities an `https://` coordinator's certificate is checked against
+/// (a devnet's own CA: `assay devnet --tls` prints it). Unset: the public
+/// web PKI roots.
+pub const TLS_CA_ENV: &str = "ASSAY_TLS_CA";
+
+/// A channel to `url` (e.g. `http://127.0.0.1:7700`, or `https://…` for a
+/// coordinator serving TLS: its certificate is checked against
+/// [`TLS_CA_ENV`]'s authorities, else the web PKI's). The connection is
+/// made lazily and re-made after failures, so a coordinator that restarts
+/// is picked up again.
 ///
 /// # Errors
 ///
-/// [`Error::Connect`] if `url` is not a valid endpoint.
+/// [`Error::Connect`] if `url` is not a valid endpoint, or the CA file
+/// cannot be read.
 pub fn channel(url: &str) -> Result<Channel, Error> {
-    let endpoint = Endpoint::from_shared(url.to_string())
-        .map_err(|e| Error::Connect {
-            url: url.to_string(),
-            reason: format!("not a valid URL ({e}); use e.g. http://127.0.0.1:7700"),
+    let ca = std::env::var_os(TLS_CA_ENV).map(std::path::PathBuf::from);
+    channel_trusting(url, ca.as_deref())
+}
+
+/// [`channel`], checking an `https://` coordinator's certificate against
+/// the certificate authorities in the PEM file `ca` (`None`: the web
+/// PKI's) instead of [`TLS_CA_ENV`]'s.
+///
+/// # Errors
+///
+/// As [`channel`].
+pub fn channel_trusting(url: &str, ca: Option<&std::path::Path>) -> Result<Channel, Error> {
+    let connect = |reason: String| Error::Connect {
+        url: url.to_string(),
+        reason,
+    };
+    let mut endpoint = Endpoint::from_shared(url.to_string())
+        .map_err(|e| {
+            connect(format!(
+                "not a valid URL ({e}); use e.g. http://127.0.0.1:7700"
+            ))
         })?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(20))
         .keep_alive_timeout(Duration::from_secs(10));
+    if url.starts_with("https://") {
+        let tls = match ca {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    connect(format!(
+                        "cannot read the certificate authorities in {} ({TLS_CA_ENV}): {e}",
+                        path.display()
+                    ))
+                })?;
+                ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem))
+            }
+            None => ClientTlsConfig::new().with_webpki_roots(),
+        };
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| connect(format!("TLS: {e}")))?;
+    }
     Ok(endpoint.connect_lazy())
 }
 

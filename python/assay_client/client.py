@@ -235,19 +235,31 @@ class Client:
             self.key = NodeKey.load_or_create(key)
         self.timeout = timeout
         target = self.url
-        for scheme in ("http://", "grpc://"):
+        tls = target.startswith("https://")
+        for scheme in ("http://", "grpc://", "https://"):
             if target.startswith(scheme):
                 target = target[len(scheme) :]
-        if target.startswith("https://"):
-            raise AssayError(f"{self.url}: the coordinator serves plain gRPC (no TLS yet); use http://HOST:PORT")
         target = target.rstrip("/")
-        self._channel = grpc.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ],
-        )
+        options = [
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ]
+        if tls:
+            # A coordinator with --tls-cert: its certificate is checked
+            # against ASSAY_TLS_CA's authorities (a devnet's own CA), else
+            # the system's.
+            ca_path = os.environ.get("ASSAY_TLS_CA")
+            roots = None
+            if ca_path:
+                try:
+                    with open(ca_path, "rb") as f:
+                        roots = f.read()
+                except OSError as e:
+                    raise AssayError(f"cannot read the certificate authorities in {ca_path} (ASSAY_TLS_CA): {e}") from None
+            creds = grpc.ssl_channel_credentials(root_certificates=roots)
+            self._channel = grpc.secure_channel(target, creds, options=options)
+        else:
+            self._channel = grpc.insecure_channel(target, options=options)
         self._renter = pb_grpc.RenterStub(self._channel)
         self._blobs = pb_grpc.BlobsStub(self._channel)
         self._economy = pb_grpc.EconomyStub(self._channel)

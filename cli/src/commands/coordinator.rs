@@ -125,6 +125,14 @@ pub struct CoordinatorArgs {
     /// The most bytes one job's inputs may declare in all.
     #[arg(long, default_value = "64GiB", value_parser = parse_size)]
     pub max_input_bytes: u64,
+    /// Serve gRPC over TLS with this certificate chain (PEM, leaf first);
+    /// needs --tls-key. Clients then use an https:// URL (and, for a
+    /// certificate of a private CA, ASSAY_TLS_CA=that CA's PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Most blob downloads streaming at once (more are refused, to retry).
     #[arg(long, default_value_t = 128)]
     pub max_downloads: usize,
@@ -310,6 +318,20 @@ pub fn main(args: CoordinatorArgs) -> Result<u8, Failure> {
     tracing::info!(reward_schedule_start_ms = started, "IO genesis in place");
     let backend = store.backend_name();
     let web_store = store.clone();
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let read = |p: &PathBuf| {
+                std::fs::read(p)
+                    .with_context(|| format!("reading {}", p.display()))
+                    .map_err(Failure::usage)
+            };
+            Some(assay_coordinator::server::ServerTls {
+                cert_pem: read(cert)?,
+                key_pem: read(key)?,
+            })
+        }
+        _ => None,
+    };
     let coordinator = Coordinator::new(
         store,
         blobs,
@@ -333,9 +355,11 @@ pub fn main(args: CoordinatorArgs) -> Result<u8, Failure> {
             max_downloads: args.max_downloads,
             max_uploads: args.max_uploads,
             transfer_idle_ms: args.transfer_idle_ms,
+            tls: tls.clone(),
             ..ServerConfig::default()
         },
     );
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let rt = super::net::tokio()?;
     rt.block_on(async move {
         let listener = assay_coordinator::server::bind(args.listen)
@@ -345,7 +369,7 @@ pub fn main(args: CoordinatorArgs) -> Result<u8, Failure> {
             .local_addr()
             .map_err(|e| Failure::fault(anyhow::anyhow!("listen address: {e}")))?;
         println!(
-            "assay coordinator listening on http://{addr} (store: {backend}, data: {}{})",
+            "assay coordinator listening on {scheme}://{addr} (store: {backend}, data: {}{})",
             data_dir.display(),
             if args.faucet { ", faucet on" } else { "" }
         );
@@ -362,7 +386,7 @@ pub fn main(args: CoordinatorArgs) -> Result<u8, Failure> {
                 grpc_url: args
                     .public_url
                     .clone()
-                    .unwrap_or_else(|| format!("http://{addr}")),
+                    .unwrap_or_else(|| format!("{scheme}://{addr}")),
                 requests_per_minute: args.http_requests_per_minute,
             };
             println!("assay web listening on http://{at}");

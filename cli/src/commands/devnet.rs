@@ -8,7 +8,8 @@
 //! matmul job in two shards, paid in IO (burned into IOSD at the oracle
 //! price), every shard checked by a verifier (p = 1), follows it to
 //! verified settlement, and shows the providers' IOSD earnings and IO
-//! block rewards.
+//! block rewards. `--tls` serves gRPC over TLS with a CA of its own (the
+//! nodes trust it; the printed `ASSAY_TLS_CA` line is for other shells).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -43,6 +44,20 @@ pub struct DevnetArgs {
     /// With --demo: stop the devnet when the demo is done.
     #[arg(long)]
     pub exit_after_demo: bool,
+    /// Serve gRPC over TLS: a CA and a certificate for 127.0.0.1 and
+    /// localhost are made in DIR/tls, every node trusts that CA, and the
+    /// URL is https:// (clients: export ASSAY_TLS_CA=DIR/tls/ca.pem).
+    #[arg(long)]
+    pub tls: bool,
+}
+
+/// `exe` as a devnet node: trusting the devnet's CA when it serves TLS.
+fn node_command(exe: &Path, ca: Option<&Path>) -> Command {
+    let mut command = Command::new(exe);
+    if let Some(ca) = ca {
+        command.env(assay_proto::client::TLS_CA_ENV, ca);
+    }
+    command
 }
 
 /// Children are stopped (SIGTERM, then kill) when this drops.
@@ -114,7 +129,16 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
         .id()
         .to_string();
 
-    let mut coordinator = Command::new(&exe)
+    let tls = if args.tls {
+        Some(
+            crate::tls::make(&dir.join("tls"), &["127.0.0.1", "localhost"])
+                .map_err(Failure::fault)?,
+        )
+    } else {
+        None
+    };
+    let ca = tls.as_ref().map(|t| t.ca.as_path());
+    let mut coordinator = node_command(&exe, ca)
         .args(["coordinator", "--faucet", "--listen", &args.listen])
         .args(["--oracle-key", &oracle_key])
         .args(["--arbiter-key", &arbiter_key])
@@ -146,6 +170,15 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
         } else {
             vec!["--http-listen", args.http_listen.as_str()]
         })
+        .args(match &tls {
+            Some(t) => vec![
+                "--tls-cert".into(),
+                t.cert.clone().into_os_string(),
+                "--tls-key".into(),
+                t.key.clone().into_os_string(),
+            ],
+            None => Vec::new(),
+        })
         .arg("--data-dir")
         .arg(dir.join("coordinator"))
         .env("ASSAY_HOME", dir.join("coordinator"))
@@ -163,7 +196,10 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
     if let Some(out) = stdout.as_mut() {
         let _ = out.read_line(&mut first);
     }
-    let Some(url) = first.split_whitespace().find(|w| w.starts_with("http://")) else {
+    let Some(url) = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://") || w.starts_with("https://"))
+    else {
         return Err(Failure::fault(anyhow::anyhow!(
             "the coordinator did not start (see {}): {first}",
             dir.join("logs/coordinator.log").display()
@@ -187,7 +223,7 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
             }
         }
     }
-    let oracle = Command::new(&exe)
+    let oracle = node_command(&exe, ca)
         .args(["oracle", "run", "--coordinator", &url])
         .args(["--price", ORACLE_PRICE, "--every-ms", "2000"])
         .env("ASSAY_HOME", &oracle_home)
@@ -209,7 +245,7 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
 
     for i in 0..args.providers {
         let name = format!("provider-{i}");
-        let child = Command::new(&exe)
+        let child = node_command(&exe, ca)
             .args(["provider", "--coordinator", &url])
             .args(["--price", &(10 + i).to_string()])
             .args(["--reserve-price", &devnet_reserve_price(i)])
@@ -238,7 +274,7 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
         );
         nodes.push(Node { name, child });
     }
-    let arbiter = Command::new(&exe)
+    let arbiter = node_command(&exe, ca)
         .args(["verifier", "--coordinator", &url])
         .args(["--poll-ms", "200", "--backend", "cpu"])
         .env("ASSAY_HOME", &arbiter_home)
@@ -254,7 +290,7 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
     println!("arbiter      {arbiter_key}  re-executes disputes and re-checks (its result decides)");
     for i in 0..args.verifiers {
         let name = format!("verifier-{i}");
-        let child = Command::new(&exe)
+        let child = node_command(&exe, ca)
             .args(["verifier", "--coordinator", &url])
             .args(["--stake", "100000000", "--faucet", "1000000000"])
             .args(["--poll-ms", "200", "--backend", "cpu"])
@@ -270,6 +306,13 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
     println!();
     println!("try it (another shell):");
     println!("  export ASSAY_COORDINATOR={url}");
+    if let Some(ca) = ca {
+        println!(
+            "  export {}={}   # trust the devnet's CA",
+            assay_proto::client::TLS_CA_ENV,
+            ca.display()
+        );
+    }
     println!("  assay faucet                   # IOSD (minted by burning the faucet's IO)");
     println!("  assay faucet --unit io         # IO");
     println!(
@@ -283,9 +326,9 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
     let _ = std::io::stdout().flush();
 
     // Conversions need the oracle's first price.
-    wait_for_price(&url)?;
+    wait_for_price(&url, ca)?;
     if args.demo {
-        let code = demo(&exe, &dir, &url, args.providers)?;
+        let code = demo(&exe, &dir, &url, args.providers, ca)?;
         if args.exit_after_demo {
             drop(nodes);
             return Ok(code);
@@ -312,11 +355,11 @@ fn devnet_reserve_price(i: u32) -> String {
 const ORACLE_PRICE: &str = "1.5";
 
 /// Waits (up to 30 s) until the coordinator has a fresh IO price.
-fn wait_for_price(url: &str) -> Result<(), Failure> {
+fn wait_for_price(url: &str, ca: Option<&Path>) -> Result<(), Failure> {
     let rt = super::net::tokio()?;
     let channel = {
         let _in = rt.enter();
-        assay_proto::client::channel(url).map_err(Failure::usage)?
+        assay_proto::client::channel_trusting(url, ca).map_err(Failure::usage)?
     };
     rt.block_on(async {
         let mut client = assay_proto::pb::economy_client::EconomyClient::new(channel);
@@ -338,7 +381,13 @@ fn wait_for_price(url: &str) -> Result<(), Failure> {
 
 /// Publishes matmul (2 shards), paid in IO, as a renter; follows it to
 /// settlement; then shows the providers' IOSD earnings and IO rewards.
-fn demo(exe: &Path, dir: &Path, url: &str, providers: u32) -> Result<u8, Failure> {
+fn demo(
+    exe: &Path,
+    dir: &Path,
+    url: &str,
+    providers: u32,
+    ca: Option<&Path>,
+) -> Result<u8, Failure> {
     let work = dir.join("demo");
     std::fs::create_dir_all(&work).map_err(|e| Failure::usage(anyhow::anyhow!("{e}")))?;
     let component = work.join("matmul.wasm");
@@ -356,7 +405,7 @@ fn demo(exe: &Path, dir: &Path, url: &str, providers: u32) -> Result<u8, Failure
     let run = |args: &[&str]| -> Result<u8, Failure> {
         println!("$ assay {}", args.join(" "));
         let _ = std::io::stdout().flush();
-        let status = Command::new(exe)
+        let status = node_command(exe, ca)
             .args(args)
             .env("ASSAY_HOME", dir.join("renter"))
             .env("ASSAY_COORDINATOR", url)

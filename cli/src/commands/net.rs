@@ -56,10 +56,29 @@ pub fn rpc(url: &str) -> impl Fn(tonic::Status) -> Failure + '_ {
         let e = assay_proto::Error::from(s.clone());
         match s.code() {
             tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal => {
-                Failure::fault(anyhow::anyhow!("coordinator at {url}: {e}"))
+                Failure::fault(anyhow::anyhow!(
+                    "coordinator at {url}: {e}{}",
+                    tls_hint(url, &s)
+                ))
             }
             _ => Failure::usage(anyhow::anyhow!("{e}")),
         }
+    }
+}
+
+/// What to do about a failure that looks like a TLS mismatch.
+fn tls_hint(url: &str, s: &tonic::Status) -> String {
+    let text = s.message();
+    if text.contains("invalid peer certificate") {
+        format!(
+            " (its certificate is not signed by an authority this machine trusts: set {}=PATH \
+             to its CA's PEM, e.g. a devnet's DIR/tls/ca.pem)",
+            assay_proto::client::TLS_CA_ENV
+        )
+    } else if url.starts_with("http://") && text.contains("transport error") {
+        " (if that coordinator serves TLS, use its https:// URL)".into()
+    } else {
+        String::new()
     }
 }
 

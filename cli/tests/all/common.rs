@@ -65,7 +65,7 @@ pub fn coordinator(data: &Path, listen: &str, extra: &[&str]) -> (Proc, String) 
         .expect("coordinator started");
     let url = line
         .split_whitespace()
-        .find(|w| w.starts_with("http://"))
+        .find(|w| w.starts_with("http://") || w.starts_with("https://"))
         .unwrap_or_else(|| panic!("no URL in {line:?}"))
         .to_string();
     (Proc(child), url)
@@ -78,6 +78,18 @@ pub fn provider(url: &str, home: &Path, price: u64, slots: u32) -> Proc {
 /// A provider with extra flags (e.g. `--cheat-rate 1`, or `--threads 2`
 /// in place of the default).
 pub fn provider_with(url: &str, home: &Path, price: u64, slots: u32, extra: &[&str]) -> Proc {
+    provider_env(url, home, price, slots, extra, &[])
+}
+
+/// [`provider_with`] with environment variables (e.g. `ASSAY_TLS_CA`).
+pub fn provider_env(
+    url: &str,
+    home: &Path,
+    price: u64,
+    slots: u32,
+    extra: &[&str],
+    env: &[(&str, &Path)],
+) -> Proc {
     let slots = slots.to_string();
     let defaults = [
         ("--slots", slots.as_str()),
@@ -98,13 +110,21 @@ pub fn provider_with(url: &str, home: &Path, price: u64, slots: u32, extra: &[&s
         &defaults,
         extra,
         home,
+        env,
     )
 }
 
 /// Spawns `assay ARGS` with each default flag unless `extra` names it.
-fn daemon(args: &[&str], defaults: &[(&str, &str)], extra: &[&str], home: &Path) -> Proc {
+fn daemon(
+    args: &[&str],
+    defaults: &[(&str, &str)],
+    extra: &[&str],
+    home: &Path,
+    env: &[(&str, &Path)],
+) -> Proc {
     Proc(
         Command::new(BIN)
+            .envs(env.iter().copied())
             .args(args)
             .args(
                 defaults
@@ -240,7 +260,13 @@ pub fn verifier(url: &str, home: &Path, extra: &[&str]) -> Proc {
         ("--poll-ms", "50"),
         ("--slots", "2"),
     ];
-    daemon(&["verifier", "--coordinator", url], &defaults, extra, home)
+    daemon(
+        &["verifier", "--coordinator", url],
+        &defaults,
+        extra,
+        home,
+        &[],
+    )
 }
 
 /// An arbiter's home under `root` and its key (hex), made before the

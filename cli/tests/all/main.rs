@@ -5,7 +5,7 @@
 //! IO, IOSD, block rewards, notes and bonds (`economy`), and the web
 //! explorer in a real headless Chromium (`web`), and the attack suite
 //! (`attacks`: each way found to read what is not yours or take a node
-//! down). `common` starts
+//! down), and the network over TLS (`tls`). `common` starts
 //! coordinators, providers and verifiers and waits for them.
 
 mod attacks;
@@ -19,8 +19,11 @@ mod minilm;
 mod network;
 mod python;
 mod run;
+mod tls;
 mod verification;
 mod web;
 
 #[path = "../../src/model_store.rs"]
 mod model_store;
+#[path = "../../src/tls.rs"]
+mod tls_files;

@@ -69,6 +69,26 @@ pub struct ServerConfig {
     pub transfer_idle_ms: u64,
     /// Most requests in flight on one connection (more wait their turn).
     pub max_requests_per_connection: usize,
+    /// Serve TLS with this certificate (`None`: plaintext).
+    pub tls: Option<ServerTls>,
+}
+
+/// A server's certificate chain and private key, PEM.
+#[derive(Clone)]
+pub struct ServerTls {
+    /// The certificate chain, leaf first.
+    pub cert_pem: Vec<u8>,
+    /// The private key.
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("ServerTls")
+            .field("cert_pem_bytes", &self.cert_pem.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for ServerConfig {
@@ -86,6 +106,7 @@ impl Default for ServerConfig {
             max_uploads: 64,
             transfer_idle_ms: 30_000,
             max_requests_per_connection: 256,
+            tls: None,
         }
     }
 }
@@ -106,6 +127,9 @@ pub struct Coordinator {
 struct Transfers {
     downloads: Arc<tokio::sync::Semaphore>,
     uploads: Arc<tokio::sync::Semaphore>,
+    /// One ledger verification at a time: it reads and hashes the whole
+    /// ledger, and anyone may ask for it.
+    ledger_checks: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -145,6 +169,7 @@ impl Coordinator {
         let transfers = Arc::new(Transfers {
             downloads: Arc::new(tokio::sync::Semaphore::new(cfg.max_downloads)),
             uploads: Arc::new(tokio::sync::Semaphore::new(cfg.max_uploads)),
+            ledger_checks: Arc::new(tokio::sync::Semaphore::new(1)),
         });
         Coordinator {
             store,
@@ -165,16 +190,24 @@ impl Coordinator {
         crate::tick::run(self.store, self.cfg.tick_ms, shutdown).await;
     }
 
-    /// Serves every service on `listener` until `shutdown` resolves.
+    /// Serves every service on `listener` until `shutdown` resolves, over
+    /// TLS when [`ServerConfig::tls`] is set.
     ///
     /// # Errors
     ///
-    /// The transport's error.
+    /// The transport's error (a certificate or key that does not load).
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), tonic::transport::Error> {
+        // A certificate that does not load stops here, before anything runs.
+        let mut server = tonic::transport::Server::builder();
+        if let Some(tls) = &self.cfg.tls {
+            server = server.tls_config(tonic::transport::ServerTlsConfig::new().identity(
+                tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem),
+            ))?;
+        }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let bg = tokio::spawn(self.clone().background({
             let mut rx = stop_rx.clone();
@@ -199,7 +232,7 @@ impl Coordinator {
         );
         // A peer that vanished is noticed (keepalive pings), and one
         // connection cannot hold more than its share of requests.
-        let r = tonic::transport::Server::builder()
+        let r = server
             .tcp_nodelay(true)
             .tcp_keepalive(Some(std::time::Duration::from_secs(60)))
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))

@@ -196,6 +196,16 @@ impl Renter for Coordinator {
         &self,
         _request: Request<pb::VerifyLedgerRequest>,
     ) -> Result<Response<pb::VerifyLedgerResponse>, Status> {
+        let _one = self
+            .transfers
+            .ledger_checks
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                Status::resource_exhausted(
+                    "a ledger verification is running on this coordinator (one at a time): retry when it is done",
+                )
+            })?;
         let store = self.store.clone();
         let r = blocking(move || store.verify_ledger()).await?;
         Ok(Response::new(pb::VerifyLedgerResponse {
