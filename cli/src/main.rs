@@ -70,7 +70,7 @@ enum Command {
     /// The market's ledger: verify its hash chain, balances and supply; show the supply.
     Ledger(commands::ledger::LedgerArgs),
     /// Run the market: job queue, matching, leases, ledger, blob store (gRPC).
-    Coordinator(commands::coordinator::CoordinatorArgs),
+    Coordinator(Box<commands::coordinator::CoordinatorArgs>),
     /// Sell this machine's compute: take leases, run jobs, submit receipts.
     Provider(commands::provider::ProviderArgs),
     /// Check providers: re-execute sampled receipts and sign verdicts (`assay verifier model`: the economics).
@@ -129,7 +129,7 @@ fn main() -> ExitCode {
         Command::Bond(args) => commands::claims::bond(args),
         Command::Cluster(args) => commands::cluster::main(args),
         Command::Ledger(args) => commands::ledger::main(args),
-        Command::Coordinator(args) => commands::coordinator::main(args),
+        Command::Coordinator(args) => commands::coordinator::main(*args),
         Command::Provider(args) => commands::provider::main(args),
         Command::Verifier(args) => commands::verifier::main(args),
         Command::Devnet(args) => commands::devnet::main(args),

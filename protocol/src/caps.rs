@@ -128,7 +128,8 @@ mod tests {
     fn each_limit_is_checked_against_its_own_cap() {
         let caps = SpecCaps::default();
         assert_eq!(caps.check(&JobSpec::default()), Ok(()));
-        let cases: [(&str, fn(&mut JobSpec)); 8] = [
+        type Change = fn(&mut JobSpec);
+        let cases: [(&str, Change); 8] = [
             ("fuel", |s| s.fuel = u64::MAX),
             ("memory_bytes", |s| s.memory_bytes = (4 << 30) + 1),
             ("gpu_memory_bytes", |s| s.gpu_memory_bytes = u64::MAX),
