@@ -75,7 +75,9 @@ fn tls_hint(url: &str, s: &tonic::Status) -> String {
              to its CA's PEM, e.g. a devnet's DIR/tls/ca.pem)",
             assay_proto::client::TLS_CA_ENV
         )
-    } else if url.starts_with("http://") && text.contains("transport error") {
+    } else if url.starts_with("http://")
+        && (text.contains("transport error") || text.contains("h2 protocol error"))
+    {
         " (if that coordinator serves TLS, use its https:// URL)".into()
     } else {
         String::new()

@@ -14,7 +14,7 @@ use assay_protocol::{Hash32, NodeKey};
 use tonic::Code;
 
 use crate::common::*;
-use crate::network::{node_key, registration, signed, take_one};
+use crate::network::{done_with_outputs, give_back, node_key, registration, signed, take_one};
 
 /// A download of `hash` as `key` (through `job`): its bytes, or the status.
 async fn read(
@@ -107,45 +107,14 @@ fn a_strangers_key_reads_no_blob_of_another_renters_job() {
             read(&ch, &holder, None, &a_hash).await,
             Err(Code::PermissionDenied)
         );
-        pc.return_lease(signed(
-            &holder,
-            pb::ReturnLeaseRequest {
-                lease_id: leases[0].lease_id.clone(),
-                reason: "the test only looked".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("give back");
+        give_back(&mut pc, &holder, &leases[0]).await;
         job
     });
 
     // A real provider runs it.
     let _p = provider(&url, &root.join("provider"), 10, 1);
     rt.block_on(async {
-        let started = Instant::now();
-        let mut seen = String::new();
-        let status = loop {
-            let status = rc
-                .get_job(signed(
-                    &renter,
-                    pb::GetJobRequest {
-                        job_id: job.0.to_vec(),
-                        wait_ms: 5_000,
-                        seen_state: std::mem::take(&mut seen),
-                        inline_outputs_max_bytes: 64 << 10,
-                        auth: None,
-                    },
-                ))
-                .await
-                .expect("the renter's status")
-                .into_inner();
-            if status.state == "done" || status.state == "settled" {
-                break status;
-            }
-            assert!(started.elapsed() < Duration::from_secs(60), "{status:?}");
-            seen = status.state;
-        };
+        let status = done_with_outputs(&mut rc, &renter, &job.0).await;
         let shard = &status.shards[0];
         assert!(!shard.outputs.is_empty(), "{status:?}");
         assert_eq!(shard.inline_outputs.len(), shard.outputs.len());
@@ -498,24 +467,23 @@ fn an_abandoned_upload_leaves_no_temporary_file() {
                 }
             }
         };
+        // A header and one chunk of three, then nothing, on a connection of its own.
+        let stall = || {
+            let ch = assay_proto::client::channel(&url).expect("channel");
+            let stalled = tokio_stream::StreamExt::chain(
+                tokio_stream::iter(first(header())),
+                tokio_stream::pending(),
+            );
+            tokio::spawn(async move { BlobsClient::new(ch).upload(stalled).await })
+        };
         // A client that stops sending: dropped after the idle time.
-        let ch = assay_proto::client::channel(&url).expect("channel");
-        let stalled = tokio_stream::StreamExt::chain(
-            tokio_stream::iter(first(header())),
-            tokio_stream::pending(),
-        );
-        let call = tokio::spawn(async move { BlobsClient::new(ch).upload(stalled).await });
+        let call = stall();
         wait_for(1).await;
         let e = call.await.expect("task").expect_err("idle");
         assert_eq!(e.code(), Code::DeadlineExceeded, "{e}");
         wait_for(0).await;
         // A client that goes away mid-stream (its connection closed).
-        let ch = assay_proto::client::channel(&url).expect("channel");
-        let stalled = tokio_stream::StreamExt::chain(
-            tokio_stream::iter(first(header())),
-            tokio_stream::pending(),
-        );
-        let call = tokio::spawn(async move { BlobsClient::new(ch).upload(stalled).await });
+        let call = stall();
         wait_for(1).await;
         call.abort();
         wait_for(0).await;

@@ -411,6 +411,55 @@ pub(super) fn registration(key: &NodeKey) -> pb::RegisterRequest {
     )
 }
 
+/// Gives `lease` back (nobody's fault).
+pub(super) async fn give_back(
+    pc: &mut ProviderClient<tonic::transport::Channel>,
+    key: &NodeKey,
+    lease: &pb::Lease,
+) {
+    pc.return_lease(signed(
+        key,
+        pb::ReturnLeaseRequest {
+            lease_id: lease.lease_id.clone(),
+            reason: "the test only looked".into(),
+            ..Default::default()
+        },
+    ))
+    .await
+    .expect("give back");
+}
+
+/// Long-polls `job` as its renter until done, with its outputs' bytes.
+pub(super) async fn done_with_outputs(
+    rc: &mut RenterClient<tonic::transport::Channel>,
+    renter: &NodeKey,
+    job: &[u8],
+) -> pb::JobStatus {
+    let started = Instant::now();
+    let mut seen = String::new();
+    loop {
+        let status = rc
+            .get_job(signed(
+                renter,
+                pb::GetJobRequest {
+                    job_id: job.to_vec(),
+                    wait_ms: 5_000,
+                    seen_state: std::mem::take(&mut seen),
+                    inline_outputs_max_bytes: 64 << 10,
+                    auth: None,
+                },
+            ))
+            .await
+            .expect("the renter's status")
+            .into_inner();
+        if status.state == "done" || status.state == "settled" {
+            return status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{status:?}");
+        seen = status.state;
+    }
+}
+
 /// At most one lease for `key`, at once.
 pub(super) async fn take_one(
     pc: &mut ProviderClient<tonic::transport::Channel>,
@@ -711,16 +760,7 @@ fn small_inputs_and_outputs_travel_inside_the_job_messages() {
         let mut want = vec![a.clone(), b.clone()];
         want.sort();
         assert_eq!(carried, want, "the lease carries both inputs");
-        pc.return_lease(signed(
-            &p1,
-            pb::ReturnLeaseRequest {
-                lease_id: leases[0].lease_id.clone(),
-                reason: "the test only looked".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("give back");
+        give_back(&mut pc, &p1, &leases[0]).await;
         job
     });
 
@@ -728,29 +768,7 @@ fn small_inputs_and_outputs_travel_inside_the_job_messages() {
     // and the job's status brings them back when asked to.
     let _p = provider(&url, &root.join("provider"), 10, 1);
     rt.block_on(async {
-        let started = Instant::now();
-        let mut seen = String::new();
-        let status = loop {
-            let status = rc
-                .get_job(signed(
-                    &renter,
-                    pb::GetJobRequest {
-                        job_id: job.clone(),
-                        wait_ms: 5_000,
-                        seen_state: std::mem::take(&mut seen),
-                        inline_outputs_max_bytes: 64 << 10,
-                        auth: None,
-                    },
-                ))
-                .await
-                .expect("status")
-                .into_inner();
-            if status.state == "done" || status.state == "settled" {
-                break status;
-            }
-            assert!(started.elapsed() < Duration::from_secs(60), "{status:?}");
-            seen = status.state;
-        };
+        let status = done_with_outputs(&mut rc, &renter, &job).await;
         let shard = &status.shards[0];
         assert!(!shard.outputs.is_empty(), "{status:?}");
         assert_eq!(
