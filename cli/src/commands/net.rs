@@ -55,12 +55,13 @@ pub fn rpc(url: &str) -> impl Fn(tonic::Status) -> Failure + '_ {
     move |s| {
         let e = assay_proto::Error::from(s.clone());
         match s.code() {
-            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal => {
-                Failure::fault(anyhow::anyhow!(
-                    "coordinator at {url}: {e}{}",
-                    tls_hint(url, &s)
-                ))
-            }
+            tonic::Code::Unavailable
+            | tonic::Code::Unknown
+            | tonic::Code::Internal
+            | tonic::Code::Cancelled => Failure::fault(anyhow::anyhow!(
+                "coordinator at {url}: {e}{}",
+                tls_hint(url, &s)
+            )),
             _ => Failure::usage(anyhow::anyhow!("{e}")),
         }
     }
@@ -76,8 +77,17 @@ fn tls_hint(url: &str, s: &tonic::Status) -> String {
             assay_proto::client::TLS_CA_ENV
         )
     } else if url.starts_with("http://")
-        && (text.contains("transport error") || text.contains("h2 protocol error"))
+        && (s.code() == tonic::Code::Cancelled
+            || [
+                "transport error",
+                "h2 protocol error",
+                "operation was canceled",
+            ]
+            .iter()
+            .any(|t| text.contains(t)))
     {
+        // Something listens there but does not speak plaintext HTTP/2; how
+        // that shows (a transport, h2 or cancelled error) varies.
         " (if that coordinator serves TLS, use its https:// URL)".into()
     } else {
         String::new()
