@@ -82,6 +82,8 @@ fn tls_hint(url: &str, s: &tonic::Status) -> String {
                 "transport error",
                 "h2 protocol error",
                 "operation was canceled",
+                "connection reset",
+                "connection closed",
             ]
             .iter()
             .any(|t| text.contains(t)))
