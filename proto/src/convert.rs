@@ -223,14 +223,16 @@ pub fn lease_report_to_pb(ids: &[Hash32]) -> pb::LeaseReport {
     }
 }
 
-/// Blob references → [`BlobRef`]s; names must be non-empty and unique.
+/// Blob references → [`BlobRef`]s; names must be non-empty and unique
+/// (checked in O(n log n): a message may carry a hundred thousand).
 pub fn blob_refs(field: &'static str, refs: &[pb::BlobRef]) -> Result<Vec<BlobRef>, Error> {
     let mut out: Vec<BlobRef> = Vec::with_capacity(refs.len());
+    let mut names = std::collections::BTreeSet::new();
     for r in refs {
         if r.name.is_empty() {
             return Err(Error::invalid(field, "a blob has an empty name"));
         }
-        if out.iter().any(|b| b.name == r.name) {
+        if !names.insert(r.name.as_str()) {
             return Err(Error::invalid(
                 field,
                 format!("name {:?} appears twice", r.name),

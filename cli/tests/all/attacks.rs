@@ -327,6 +327,31 @@ fn a_job_over_the_caps_or_unpaid_is_refused_before_anything_is_stored() {
         assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
         assert!(e.message().contains("does not cover the escrow"), "{e}");
         assert_eq!(stored_blobs(&data), stored, "nothing was split or stored");
+        // Eighty thousand inputs in one message (3.6 MB, under the 4 MiB
+        // limit of a request): refused on
+        // their count, before names are compared (that was quadratic).
+        let mut many = job(assay_protocol::JobSpec::default(), 1, false);
+        many.inputs = (0..80_000)
+            .map(|i| pb::BlobRef {
+                name: format!("i{i}"),
+                hash: vec![0; 32],
+                size: 1,
+            })
+            .collect();
+        let many = signed(&broke, many);
+        let started = Instant::now();
+        let e = RenterClient::new(ch.clone())
+            .max_encoding_message_size(8 << 20)
+            .submit_job(many)
+            .await
+            .expect_err("too many");
+        assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+        assert!(e.message().contains("80000 inputs"), "{e}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
         // Twice the same input name, in one request.
         let mut twice = job(assay_protocol::JobSpec::default(), 1, false);
         twice.inputs.push(twice.inputs[0].clone());

@@ -79,6 +79,21 @@ impl Default for InputLimits {
     }
 }
 
+/// Checks how many inputs a job has (before they are even decoded).
+///
+/// # Errors
+///
+/// [`Error::Invalid`] over [`InputLimits::max_inputs`].
+pub fn check_input_count(limits: &InputLimits, count: usize) -> Result<(), Error> {
+    if count > limits.max_inputs {
+        return Err(Error::Invalid(format!(
+            "{count} inputs is over this coordinator's limit of {}: pack them into fewer files",
+            limits.max_inputs
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a job's inputs and split names against `limits` — counts, sizes,
 /// distinct names, each split name an input — before anything is read or
 /// stored (every check is O(n log n) in what the request carries).
@@ -91,13 +106,7 @@ pub fn check_inputs(
     inputs: &[BlobRef],
     split: &[String],
 ) -> Result<(), Error> {
-    if inputs.len() > limits.max_inputs {
-        return Err(Error::Invalid(format!(
-            "{} inputs is over this coordinator's limit of {}: pack them into fewer files",
-            inputs.len(),
-            limits.max_inputs
-        )));
-    }
+    check_input_count(limits, inputs.len())?;
     let mut names = std::collections::BTreeSet::new();
     let mut total: u64 = 0;
     for b in inputs {

@@ -287,6 +287,8 @@ impl Coordinator {
                 "max_price must be at least 1 µIOSD per million work units",
             ));
         }
+        // Counted before anything is decoded.
+        jobs::check_input_count(&self.cfg.inputs, req.inputs.len())?;
         let spec = convert::spec("spec", req.spec.as_ref()).map_err(bad)?;
         self.cfg
             .caps
