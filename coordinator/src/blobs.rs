@@ -179,40 +179,30 @@ impl Upload {
     /// [`Error::Invalid`] for a short upload; [`Error::DataLoss`] if the
     /// bytes hash to something else; [`Error::Io`].
     pub fn finish(self) -> Result<bool, Error> {
-        let cleanup = |e: Error| {
-            let _ = std::fs::remove_file(&self.tmp);
-            e
-        };
+        // Every way out leaves no temporary file: `Drop` removes it (after
+        // the rename it is gone already).
         if self.written != self.size {
-            return Err(cleanup(Error::Invalid(format!(
+            return Err(Error::Invalid(format!(
                 "blob {}: {} bytes received but {} declared",
                 self.hash, self.written, self.size
-            ))));
+            )));
         }
         let got = Hash32::from(self.hasher.finalize());
         if got != self.hash {
-            return Err(cleanup(Error::DataLoss(format!(
+            return Err(Error::DataLoss(format!(
                 "blob hash mismatch: declared {} but the {} bytes received hash to {got}; upload the right bytes or declare their blake3",
                 self.hash, self.written
-            ))));
+            )));
         }
         if self.dest.exists() {
-            let _ = std::fs::remove_file(&self.tmp);
             return Ok(false);
         }
-        self.file
-            .sync_all()
-            .map_err(|e| cleanup(Error::io(&self.tmp, e)))?;
+        self.file.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
         if let Some(parent) = self.dest.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| cleanup(Error::io(parent, e)))?;
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
-        std::fs::rename(&self.tmp, &self.dest).map_err(|e| cleanup(Error::io(&self.dest, e)))?;
+        std::fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, e))?;
         Ok(true)
-    }
-
-    /// Drops a failed upload.
-    pub fn abort(self) {
-        // Drop removes the temporary file.
     }
 }
 

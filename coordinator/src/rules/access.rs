@@ -17,10 +17,10 @@ use std::collections::BTreeSet;
 use assay_protocol::{Hash32, NodeId};
 
 /// A job's blobs and the keys that take part in it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobParties {
     /// Who pays.
-    pub renter: Option<NodeId>,
+    pub renter: NodeId,
     /// Providers with a lease or a receipt, verifiers with a check.
     pub workers: BTreeSet<NodeId>,
     /// The component, every input (shared and per shard) and every output.
@@ -30,7 +30,7 @@ pub struct JobParties {
 impl JobParties {
     /// Whether `node` takes part in the job.
     pub fn includes(&self, node: &NodeId) -> bool {
-        self.renter.as_ref() == Some(node) || self.workers.contains(node)
+        self.renter == *node || self.workers.contains(node)
     }
 }
 
@@ -121,7 +121,7 @@ mod tests {
     #[test]
     fn a_stranger_reads_nothing_and_each_grant_opens_only_its_blobs() {
         let job = JobParties {
-            renter: Some(node(1)),
+            renter: node(1),
             workers: [node(2), node(3)].into(),
             blobs: [hash(10), hash(11)].into(),
         };

@@ -79,6 +79,24 @@ impl Default for InputLimits {
     }
 }
 
+/// The refusal of a job whose renter's balance, `have` µIOSD, does not
+/// cover its escrow (the service checks before splitting inputs, the store
+/// when it takes the escrow: one message).
+pub fn escrow_not_covered(
+    have: i64,
+    escrow: u64,
+    max_price: u64,
+    spec: &JobSpec,
+    shards: u32,
+) -> Error {
+    Error::Precondition(format!(
+        "your balance of {have} µIOSD does not cover the escrow of {escrow} µIOSD \
+         (max price {max_price} µIOSD/Munit × (fuel {} + work budget {}) × {shards} shards): \
+         get IOSD (`assay faucet` on a devnet), pay in IO (--pay-in io), or lower --max-price, --fuel or --work-budget",
+        spec.fuel, spec.work_budget
+    ))
+}
+
 /// Checks how many inputs a job has (before they are even decoded).
 ///
 /// # Errors

@@ -3,7 +3,7 @@
 
 use assay_proto::pb::renter_server::Renter;
 use assay_proto::{convert, now_ms, pb};
-use assay_protocol::{BlobRef, Hash32, NodeId};
+use assay_protocol::{BlobRef, Hash32, JobSpec, NodeId};
 use tonic::{Request, Response, Status};
 
 use super::{BoxStream, Coordinator, auth, bad, blocking, inline, long_poll, wire};
@@ -74,11 +74,11 @@ impl Renter for Coordinator {
         // What the request carries is checked before anything is written
         // (the nonce included).
         let signed = self.signature(&req)?;
-        self.check_terms(&req)?;
+        let (spec, inputs) = self.check_terms(&req)?;
         let renter = self.spend_nonce(signed).await?;
         let carried = std::mem::take(&mut req.inline_blobs);
         inline::store(&self.blobs, "inline_blobs", carried).await?;
-        let job = self.new_job(renter, &req).await?;
+        let job = self.new_job(renter, &req, spec, inputs).await?;
         let (id, shards) = (job.id, job.shards);
         // A job for a reserved cluster runs only on its members.
         let cluster = (!req.cluster_id.is_empty())
@@ -275,7 +275,8 @@ impl Coordinator {
 
     /// The checks on a job request that need nothing stored: shard count,
     /// price, the spec against the caps, the inputs against their limits.
-    fn check_terms(&self, req: &pb::SubmitJobRequest) -> Result<(), Status> {
+    /// Returns the spec and inputs it decoded, for [`Coordinator::new_job`].
+    fn check_terms(&self, req: &pb::SubmitJobRequest) -> Result<(JobSpec, Vec<BlobRef>), Status> {
         if req.shards == 0 || req.shards > self.cfg.max_shards {
             return Err(Status::invalid_argument(format!(
                 "shards must be 1..={}",
@@ -296,7 +297,7 @@ impl Coordinator {
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let inputs = convert::blob_refs("inputs", &req.inputs).map_err(bad)?;
         jobs::check_inputs(&self.cfg.inputs, &inputs, &req.split_inputs)?;
-        Ok(())
+        Ok((spec, inputs))
     }
 
     /// Refuses a job whose renter's IOSD balance cannot cover its escrow,
@@ -317,11 +318,15 @@ impl Coordinator {
         let store = self.store.clone();
         let have = blocking(move || store.account(&renter)).await?.balance;
         if have < escrow {
-            return Err(Status::failed_precondition(format!(
-                "your balance of {have} µIOSD does not cover the escrow of {escrow} µIOSD: \
-                 get IOSD (`assay faucet` on a devnet), pay in IO (--pay-in io), or lower \
-                 --max-price, --fuel or --work-budget"
-            )));
+            let have = i64::try_from(have).unwrap_or(i64::MAX);
+            return Err(jobs::escrow_not_covered(
+                have,
+                escrow,
+                job.max_price,
+                &job.spec,
+                job.shards,
+            )
+            .into());
         }
         Ok(())
     }
@@ -329,10 +334,14 @@ impl Coordinator {
     /// Decodes a job request into the job the store accepts: shard count
     /// and price bounds, every blob uploaded, inputs split by line stored
     /// as blobs of their own, the verification rate, the market job id.
-    async fn new_job(&self, renter: NodeId, req: &pb::SubmitJobRequest) -> Result<NewJob, Status> {
+    async fn new_job(
+        &self,
+        renter: NodeId,
+        req: &pb::SubmitJobRequest,
+        mut spec: JobSpec,
+        inputs: Vec<BlobRef>,
+    ) -> Result<NewJob, Status> {
         let component_hash = convert::hash("component_hash", &req.component_hash).map_err(bad)?;
-        let inputs = convert::blob_refs("inputs", &req.inputs).map_err(bad)?;
-        let mut spec = convert::spec("spec", req.spec.as_ref()).map_err(bad)?;
         self.require_blob(
             "component",
             &BlobRef {

@@ -84,8 +84,9 @@ fn read_parties(
     };
     let renter = j.node(0)?;
     let mut parties = JobParties {
-        renter: Some(renter),
-        ..JobParties::default()
+        renter,
+        workers: BTreeSet::new(),
+        blobs: BTreeSet::new(),
     };
     // Only the signer's own part is looked up: its leases (an index on
     // provider, job), its receipts and its checks.

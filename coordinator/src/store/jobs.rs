@@ -14,7 +14,7 @@ use super::sql_store::SqlStore;
 use crate::Error;
 use crate::ledger::accounts::io_for_iosd;
 use crate::ledger::{self as accounts, Unit};
-use crate::rules::jobs::{root_of, shard_job_ids, shard_spec};
+use crate::rules::jobs::{escrow_not_covered, root_of, shard_job_ids, shard_spec};
 use crate::rules::matching::{Need, why_not_matched};
 use crate::rules::money::{self, Escrow};
 use crate::state::{CheckState, ShardState};
@@ -274,12 +274,13 @@ fn escrow_from_balance(
     let balance_acct = accounts::balance(Unit::Iosd, &job.renter);
     let have = balance_of(c, &balance_acct)?;
     if have < escrow as i64 {
-        return Err(Error::Precondition(format!(
-            "your balance of {have} µIOSD does not cover the escrow of {escrow} µIOSD \
-             (max price {} µIOSD/Munit × (fuel {} + work budget {}) × {} shards): \
-             get IOSD (`assay faucet` on a devnet), pay in IO (--pay-in io), or lower --max-price, --fuel or --work-budget",
-            job.max_price, job.spec.fuel, job.spec.work_budget, job.shards
-        )));
+        return Err(escrow_not_covered(
+            have,
+            escrow,
+            job.max_price,
+            &job.spec,
+            job.shards,
+        ));
     }
     post(
         c,

@@ -290,6 +290,39 @@ impl job_io::Host for GpuCtxView<'_> {
 }
 
 impl GpuCtxView<'_> {
+    /// An input-range call's traced attributes, its shape and its bytes
+    /// in `inputs`; a refusal is traced (and ends the run when due) before
+    /// it is returned.
+    fn traced_input_range<'a>(
+        &mut self,
+        call: &'static str,
+        inputs: &'a Inputs,
+        name: &str,
+        offset: u64,
+        encoding: hg::SourceEncoding,
+        shape: &[u32],
+    ) -> R<(Vec<Attr>, Vec<usize>, &'a [u8])> {
+        let attrs = if self.ctx.trace.is_on() {
+            vec![
+                Attr::Str(name.to_string()),
+                Attr::U64(offset),
+                case(&ENCODING, encoding),
+                dims_attr(shape),
+            ]
+        } else {
+            Vec::new()
+        };
+        let shape = dims(shape);
+        match input_range(call, inputs, name, offset, encoding, &shape) {
+            Ok(range) => Ok((attrs, shape, range)),
+            Err(e) => {
+                self.ctx.trace.refused(call, Vec::new(), attrs, &e);
+                self.stop_if_due(call)?;
+                Err(e)
+            }
+        }
+    }
+
     /// A tensor from a byte range of an input: `tensor-from-input`, and
     /// `tensor-from-blocks` for GGML's block formats. Both are traced as
     /// the one step `job-io.tensor-from-input`, the encoding among its
@@ -302,26 +335,9 @@ impl GpuCtxView<'_> {
         shape: Vec<u32>,
     ) -> R<Resource<Tensor>> {
         const CALL: &str = "job-io.tensor-from-input";
-        let attrs = if self.ctx.trace.is_on() {
-            vec![
-                Attr::Str(name.clone()),
-                Attr::U64(offset),
-                case(&ENCODING, encoding),
-                dims_attr(&shape),
-            ]
-        } else {
-            Vec::new()
-        };
-        let shape = dims(&shape);
         let inputs = self.ctx.inputs.clone();
-        let range = match input_range(CALL, &inputs, &name, offset, encoding, &shape) {
-            Ok(range) => range,
-            Err(e) => {
-                self.ctx.trace.refused(CALL, Vec::new(), attrs, &e);
-                self.stop_if_due(CALL)?;
-                return Err(e);
-            }
-        };
+        let (attrs, shape, range) =
+            self.traced_input_range(CALL, &inputs, &name, offset, encoding, &shape)?;
         let (r, content) = match self.ctx.input_hashes.get(&name) {
             Some(input) if range.len() >= RESIDENT_MIN_BYTES => {
                 let key = resident_key(input, offset, range.len());
@@ -351,26 +367,9 @@ impl GpuCtxView<'_> {
         shape: Vec<u32>,
     ) -> R<Resource<Tensor>> {
         const CALL: &str = "job-io.blocks-from-input";
-        let attrs = if self.ctx.trace.is_on() {
-            vec![
-                Attr::Str(name.clone()),
-                Attr::U64(offset),
-                case(&ENCODING, encoding),
-                dims_attr(&shape),
-            ]
-        } else {
-            Vec::new()
-        };
-        let shape = dims(&shape);
         let inputs = self.ctx.inputs.clone();
-        let range = match input_range(CALL, &inputs, &name, offset, encoding, &shape) {
-            Ok(range) => range,
-            Err(e) => {
-                self.ctx.trace.refused(CALL, Vec::new(), attrs, &e);
-                self.stop_if_due(CALL)?;
-                return Err(e);
-            }
-        };
+        let (attrs, shape, range) =
+            self.traced_input_range(CALL, &inputs, &name, offset, encoding, &shape)?;
         let key = match self.ctx.input_hashes.get(&name) {
             Some(input) if range.len() >= RESIDENT_MIN_BYTES => {
                 Some(resident_key(input, offset, range.len()))
