@@ -343,6 +343,7 @@ fn main() {
 fn run_grpc(stores: Vec<Arc<dyn Store>>, a: &Args) {
     use assay_coordinator::blobs::BlobStore;
     use assay_coordinator::server::{Coordinator, ServerConfig};
+    use assay_proto::auth::Signer;
     use assay_proto::pb;
     use assay_proto::pb::provider_client::ProviderClient;
     use assay_proto::pb::renter_client::RenterClient;
@@ -375,20 +376,22 @@ fn run_grpc(stores: Vec<Arc<dyn Store>>, a: &Args) {
         .enable_all()
         .build()
         .expect("client runtime");
-    let sign = |k: &NodeKey, mut m: pb::TakeLeasesRequest| {
+    let sign = |k: &Signer, mut m: pb::TakeLeasesRequest| {
         assay_proto::auth::sign(k, &mut m, now_ms(), 60_000).expect("sign");
         m
     };
-    let renter = Arc::new(NodeKey::from_seed([9; 32]));
+    // The coordinators share one database, so one id.
+    let here = stores[0].coordinator_id();
+    let renter = Arc::new(Signer::new(NodeKey::from_seed([9; 32]), here));
     stores[0]
         .mint(&renter.id(), 1_000_000_000_000, "bench", now_ms())
         .expect("mint");
-    let providers: Vec<Arc<NodeKey>> = (0..a.providers)
+    let providers: Vec<Arc<Signer>> = (0..a.providers)
         .map(|i| {
             let mut seed = [0u8; 32];
             seed[..4].copy_from_slice(&i.to_le_bytes());
             seed[31] = 8;
-            Arc::new(NodeKey::from_seed(seed))
+            Arc::new(Signer::new(NodeKey::from_seed(seed), here))
         })
         .collect();
     let channels: Vec<tonic::transport::Channel> = rt.block_on(async {

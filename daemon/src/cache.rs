@@ -22,7 +22,8 @@
 //! # async fn demo(hash: Hash32) -> Result<(), assay_proto::Error> {
 //! let channel = assay_proto::client::channel("http://127.0.0.1:7700")?;
 //! let key = assay_protocol::NodeKey::from_seed([7; 32]);
-//! let coordinator = SignedChannel::new(channel, key);
+//! let signer = assay_proto::client::signer(&channel, key).await?;
+//! let coordinator = SignedChannel::new(channel, signer);
 //! let cache = BlobCache::new("/tmp/assay-blobs", 1 << 30);
 //! // Not through a job: only blobs this key uploaded (or as an arbiter).
 //! let (bytes, source) = cache.get(&coordinator, &hash, None).await?;
@@ -67,15 +68,15 @@ pub trait BlobSource: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct SignedChannel {
     channel: Channel,
-    key: Arc<assay_protocol::NodeKey>,
+    signer: Arc<assay_proto::auth::Signer>,
 }
 
 impl SignedChannel {
-    /// Downloads over `channel`, signed by `key`.
-    pub fn new(channel: Channel, key: assay_protocol::NodeKey) -> SignedChannel {
+    /// Downloads over `channel`, signed by `signer`.
+    pub fn new(channel: Channel, signer: assay_proto::auth::Signer) -> SignedChannel {
         SignedChannel {
             channel,
-            key: Arc::new(key),
+            signer: Arc::new(signer),
         }
     }
 }
@@ -89,7 +90,7 @@ impl BlobSource for SignedChannel {
     ) -> BoxFuture<'a, Result<Vec<u8>, Error>> {
         Box::pin(client::download(
             &self.channel,
-            &self.key,
+            &self.signer,
             job,
             hash,
             max_bytes,

@@ -528,8 +528,8 @@ pub trait Party: Send + Sync + 'static {
     /// `provider` or `verifier`, in logs.
     const ROLE: &'static str;
 
-    /// The key that signs answers and reveals.
-    fn key(&self) -> &NodeKey;
+    /// The key that signs answers and reveals, bound to the coordinator.
+    fn signer(&self) -> &assay_proto::auth::Signer;
 
     /// The coordinator.
     fn channel(&self) -> &Channel;
@@ -625,7 +625,7 @@ pub async fn answer_questions<P: Party>(party: Arc<P>, every: Duration, ctx: Con
 
 async fn take<P: Party>(party: &P) -> Result<Vec<pb::Question>, tonic::Status> {
     let mut req = pb::TakeQuestionsRequest { auth: None };
-    crate::sign(party.key(), &mut req).map_err(|e| tonic::Status::internal(e.to_string()))?;
+    crate::sign(party.signer(), &mut req).map_err(|e| tonic::Status::internal(e.to_string()))?;
     Ok(ArbitrationClient::new(party.channel().clone())
         .max_decoding_message_size(client::MAX_MESSAGE_BYTES)
         .take_questions(req)
@@ -773,7 +773,12 @@ async fn data_claim<P: Party>(
     let mut steps = ran.steps;
     party.commit(&mut steps);
     let data = KeptTrace::new(steps);
-    let a = answer(party.key(), dispute, &data, &Asked::Claim { rerun: None });
+    let a = answer(
+        party.signer().key(),
+        dispute,
+        &data,
+        &Asked::Claim { rerun: None },
+    );
     if !party.traces().keep(id, data) {
         return no("the data trace is too large to keep".into());
     }
@@ -813,7 +818,7 @@ async fn inputs<P: Party>(
         Err(why) => return no(why),
     };
     let blobs: Vec<Arc<[u8]>> = tensors.iter().map(|t| t.bytes.clone()).collect();
-    match client::upload_missing(party.channel(), party.key(), &blobs).await {
+    match client::upload_missing(party.channel(), party.signer(), &blobs).await {
         Ok(sent) => {
             tracing::info!(role = P::ROLE, dispute = %dispute.short(), steps = ?steps, rerun_ms = started.elapsed().as_millis() as u64, uploaded_bytes = sent, "revealed the disputed step's inputs");
         }
@@ -850,7 +855,7 @@ async fn send<P: Party>(party: &P, mut a: pb::AnswerRequest, ctx: &Context) {
         "unable"
     };
     let kind = a.kind.clone();
-    if let Err(e) = crate::sign(party.key(), &mut a) {
+    if let Err(e) = crate::sign(party.signer(), &mut a) {
         ctx.metrics.rpc_errors.inc();
         count(ctx, &kind, "failed");
         tracing::error!(role = P::ROLE, error = %e, "cannot sign an answer");
@@ -899,7 +904,12 @@ pub fn immediate<P: Party>(party: &P, q: &Question) -> Immediate {
     match &q.asked {
         Asked::Inputs { .. } => Immediate::Rerun(trace),
         Asked::Claim { .. } if !trace.data => Immediate::Rerun(trace),
-        _ => Immediate::Answer(Box::new(answer(party.key(), &q.dispute, &trace, &q.asked))),
+        _ => Immediate::Answer(Box::new(answer(
+            party.signer().key(),
+            &q.dispute,
+            &trace,
+            &q.asked,
+        ))),
     }
 }
 
@@ -1021,15 +1031,15 @@ mod tests {
     }
 
     struct Fake {
-        key: NodeKey,
+        signer: assay_proto::auth::Signer,
         channel: Channel,
         traces: TraceStore,
     }
 
     impl Party for Fake {
         const ROLE: &'static str = "test";
-        fn key(&self) -> &NodeKey {
-            &self.key
+        fn signer(&self) -> &assay_proto::auth::Signer {
+            &self.signer
         }
         fn channel(&self) -> &Channel {
             &self.channel
@@ -1054,7 +1064,7 @@ mod tests {
     #[tokio::test]
     async fn a_question_about_a_trace_not_kept_is_answered_unable() {
         let fake = Fake {
-            key: NodeKey::from_seed([1; 32]),
+            signer: assay_proto::auth::Signer::new(NodeKey::from_seed([1; 32]), Hash32([2; 32])),
             channel: client::channel("http://127.0.0.1:1").expect("channel"),
             traces: TraceStore::default(),
         };
@@ -1097,7 +1107,7 @@ mod tests {
         assert!(matches!(immediate(&fake, &question), Immediate::Rerun(_)));
         assert!(
             !answer(
-                fake.key(),
+                fake.signer().key(),
                 &Hash32([7; 32]),
                 &KeptTrace::calls_only(steps(), Vec::new()),
                 &Asked::Claim { rerun: None }

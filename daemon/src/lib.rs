@@ -38,5 +38,5 @@ mod signing;
 pub mod worker;
 
 pub use error::Error;
-pub use signing::sign;
+pub use signing::{bind, sign};
 pub use worker::{Blobs, Conclusion, GiveBack, Prepared, Registered, Settings, Work, Worker};

@@ -472,7 +472,13 @@ impl ChatMarket {
     /// [`Error::Coordinator`] if it cannot be reached or refuses an upload.
     pub async fn connect(cfg: ChatConfig, key: NodeKey) -> Result<ChatMarket, Error> {
         let channel = client::channel(&cfg.coordinator)?;
-        client::upload_missing(&channel, &key, &[cfg.component.clone(), cfg.model.clone()]).await?;
+        let signer = client::signer(&channel, key).await?;
+        client::upload_missing(
+            &channel,
+            &signer,
+            &[cfg.component.clone(), cfg.model.clone()],
+        )
+        .await?;
         Ok(ChatMarket {
             component: Component::of(&cfg.component),
             model: BlobRef {
@@ -482,7 +488,7 @@ impl ChatMarket {
             },
             jobs: Jobs {
                 channel,
-                key: Arc::new(key),
+                signer: Arc::new(signer),
                 max_price: cfg.max_price,
                 verify_rate_ppm: cfg.verify_rate_ppm,
                 cluster: cfg.cluster,

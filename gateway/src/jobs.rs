@@ -11,7 +11,7 @@ use assay_proto::client::{self, REQUEST_TTL_MS};
 use assay_proto::pb::renter_client::RenterClient;
 use assay_proto::{auth, convert, now_ms, pb};
 use assay_protocol::market::{billable_units, cost};
-use assay_protocol::{BlobRef, Hash32, JobSpec, NodeKey, Outcome, Receipt};
+use assay_protocol::{BlobRef, Hash32, JobSpec, Outcome, Receipt};
 use tonic::transport::Channel;
 
 use crate::Error;
@@ -20,7 +20,7 @@ use crate::Error;
 #[derive(Debug, Clone)]
 pub(crate) struct Jobs {
     pub(crate) channel: Channel,
-    pub(crate) key: Arc<NodeKey>,
+    pub(crate) signer: Arc<assay_proto::auth::Signer>,
     /// Most µIOSD per million work units.
     pub(crate) max_price: u64,
     /// The sampling rate, ppm (0: the coordinator's default).
@@ -82,7 +82,7 @@ impl Jobs {
         if carried + blob.size <= assay_proto::INLINE_MAX_BYTES {
             inline.push(bytes.to_vec());
         } else {
-            client::upload(&self.channel, &self.key, bytes).await?;
+            client::upload(&self.channel, &self.signer, bytes).await?;
         }
         Ok(blob)
     }
@@ -120,7 +120,7 @@ impl Jobs {
             cluster_id: self.cluster.map(|c| c.0.to_vec()).unwrap_or_default(),
             inline_blobs,
         };
-        auth::sign(&self.key, &mut req, now_ms(), REQUEST_TTL_MS)?;
+        auth::sign(&self.signer, &mut req, now_ms(), REQUEST_TTL_MS)?;
         let resp = RenterClient::new(self.channel.clone())
             .submit_job(req)
             .await
@@ -171,7 +171,7 @@ impl Jobs {
             Some(bytes) => Ok(bytes.clone()),
             None => Ok(client::download(
                 &self.channel,
-                &self.key,
+                &self.signer,
                 Some(&done.job),
                 &blob.hash,
                 blob.size,
@@ -204,7 +204,7 @@ impl Jobs {
                     .unwrap_or(u32::MAX),
                 auth: None,
             };
-            auth::sign(&self.key, &mut req, now_ms(), REQUEST_TTL_MS)?;
+            auth::sign(&self.signer, &mut req, now_ms(), REQUEST_TTL_MS)?;
             let status = RenterClient::new(self.channel.clone())
                 .get_job(req)
                 .await

@@ -175,9 +175,10 @@ impl Market {
     /// [`Error::Coordinator`] if it cannot be reached or refuses an upload.
     pub async fn connect(cfg: MarketConfig, key: NodeKey) -> Result<Market, Error> {
         let channel = client::channel(&cfg.coordinator)?;
+        let signer = client::signer(&channel, key).await?;
         let mut blobs = vec![cfg.component.clone()];
         blobs.extend(cfg.model.iter().map(|(_, b)| b.clone()));
-        client::upload_missing(&channel, &key, &blobs).await?;
+        client::upload_missing(&channel, &signer, &blobs).await?;
         let tokenizer = Arc::new(Tokenizer::of(&cfg.model)?);
         let model_refs = cfg
             .model
@@ -192,7 +193,7 @@ impl Market {
         Ok(Market {
             jobs: Jobs {
                 channel,
-                key: Arc::new(key),
+                signer: Arc::new(signer),
                 max_price: cfg.max_price,
                 verify_rate_ppm: cfg.verify_rate_ppm,
                 cluster: cfg.cluster,
@@ -207,7 +208,7 @@ impl Market {
 
     /// The node that pays.
     pub fn payer(&self) -> String {
-        self.jobs.key.id().to_hex()
+        self.jobs.signer.id().to_hex()
     }
 
     /// The most one sequence's share of a job can cost, µIOSD, whatever

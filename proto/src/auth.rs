@@ -1,11 +1,13 @@
 //! Signed requests.
 //!
 //! Every state-changing request carries an [`pb::Auth`]: the caller's node
-//! id, a random nonce, an expiry (Unix ms) and an ed25519 signature over
+//! id, the id of the coordinator the request is for, a random nonce, an
+//! expiry (Unix ms) and an ed25519 signature over
 //!
 //! ```text
-//! canonical( domain "assay/rpc/<Message>/v1",
-//!            node id (32 bytes), u64 nonce, u64 expires_at_ms,
+//! canonical( domain "assay/rpc/<Message>/v2",
+//!            node id (32 bytes), coordinator id (32 bytes),
+//!            u64 nonce, u64 expires_at_ms,
 //!            then the request's other fields in field order )
 //! ```
 //!
@@ -15,12 +17,35 @@
 //! `u64` count then the items; maps are sorted by key; absent messages are a
 //! `0` byte, present ones a `1` byte then their fields.
 //!
-//! [`verify`] checks the signature and the expiry window; the nonce must then
-//! be recorded by the receiver (the coordinator keeps `(node, nonce)` until
-//! the expiry passes), which refuses a second use as a replay.
+//! A [`Signer`] is a node key bound to one coordinator (its id comes from
+//! `Renter.GetCoordinator`, see [`crate::client::signer`]): a request signed
+//! for one coordinator names it, so another coordinator refuses it and it
+//! cannot be replayed there.
+//!
+//! [`verify`] checks the signature and the expiry window and returns who
+//! signed for which coordinator; the receiver then checks that the
+//! coordinator is itself ([`Verified::for_coordinator`]) and records the nonce
+//! (the coordinator keeps `(node, nonce)` until the expiry passes), which
+//! refuses a second use as a replay.
+//!
+//! # Example
+//!
+//! ```
+//! use assay_proto::auth::{Signer, sign_with, verify};
+//! use assay_proto::pb;
+//! use assay_protocol::{Hash32, NodeKey};
+//!
+//! let here = Hash32([7; 32]);
+//! let signer = Signer::new(NodeKey::from_seed([1; 32]), here);
+//! let mut req = pb::FaucetRequest { amount: 5, ..Default::default() };
+//! sign_with(&signer, &mut req, 42, 10_000);
+//! let v = verify(&req, 5_000, 60_000).unwrap();
+//! assert!(v.for_coordinator(&here).is_ok());
+//! assert!(v.for_coordinator(&Hash32([8; 32])).is_err());
+//! ```
 
 use assay_protocol::canonical::Encoder;
-use assay_protocol::{NodeId, NodeKey};
+use assay_protocol::{Hash32, NodeId, NodeKey};
 
 use crate::{Error, convert, pb};
 
@@ -36,21 +61,81 @@ pub trait Signed {
     fn encode_body(&self, e: &mut Encoder);
 }
 
-/// Who signed a request that verified.
+/// A node's key and the coordinator its requests are for: what signs.
+#[derive(Debug, Clone)]
+pub struct Signer {
+    key: NodeKey,
+    coordinator: Hash32,
+}
+
+impl Signer {
+    /// `key`, signing requests for the coordinator with id `coordinator`.
+    pub fn new(key: NodeKey, coordinator: Hash32) -> Signer {
+        Signer { key, coordinator }
+    }
+
+    /// The node key.
+    pub fn key(&self) -> &NodeKey {
+        &self.key
+    }
+
+    /// The node's id.
+    pub fn id(&self) -> NodeId {
+        self.key.id()
+    }
+
+    /// The coordinator the requests are for.
+    pub fn coordinator(&self) -> &Hash32 {
+        &self.coordinator
+    }
+}
+
+/// Who signed a request that verified, and for which coordinator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verified {
     /// The signer.
     pub node: NodeId,
+    /// The coordinator the request was signed for.
+    pub coordinator: Hash32,
     /// The request's nonce (record it to refuse replays).
     pub nonce: u64,
     /// Until when the nonce must be remembered.
     pub expires_at_ms: u64,
 }
 
+impl Verified {
+    /// `self`, if the request was signed for the coordinator `here`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OtherCoordinator`] if it names another coordinator (a
+    /// request replayed from elsewhere, or a client that signed for the
+    /// wrong one).
+    pub fn for_coordinator(self, here: &Hash32) -> Result<Verified, Error> {
+        if &self.coordinator == here {
+            Ok(self)
+        } else {
+            Err(Error::OtherCoordinator {
+                signed_for: self.coordinator.to_hex(),
+                here: here.to_hex(),
+            })
+        }
+    }
+}
+
 /// The bytes a request's signature covers.
-pub fn signing_bytes<M: Signed>(msg: &M, node: &[u8], nonce: u64, expires_at_ms: u64) -> Vec<u8> {
-    let mut e = Encoder::new(&format!("assay/rpc/{}/v1", M::KIND));
-    e.bytes(node).u64(nonce).u64(expires_at_ms);
+pub fn signing_bytes<M: Signed>(
+    msg: &M,
+    node: &[u8],
+    coordinator: &[u8],
+    nonce: u64,
+    expires_at_ms: u64,
+) -> Vec<u8> {
+    let mut e = Encoder::new(&format!("assay/rpc/{}/v2", M::KIND));
+    e.bytes(node)
+        .bytes(coordinator)
+        .u64(nonce)
+        .u64(expires_at_ms);
     msg.encode_body(&mut e);
     e.finish()
 }
@@ -66,33 +151,40 @@ pub fn nonce() -> Result<u64, Error> {
     Ok(u64::from_le_bytes(b))
 }
 
-/// Signs `msg` with `key`: a fresh nonce, expiry `now_ms + ttl_ms`.
+/// Signs `msg` as `signer`: a fresh nonce, expiry `now_ms + ttl_ms`.
 ///
 /// # Errors
 ///
 /// [`Error::Random`] if no nonce could be drawn.
-pub fn sign<M: Signed>(key: &NodeKey, msg: &mut M, now_ms: u64, ttl_ms: u64) -> Result<(), Error> {
+pub fn sign<M: Signed>(
+    signer: &Signer,
+    msg: &mut M,
+    now_ms: u64,
+    ttl_ms: u64,
+) -> Result<(), Error> {
     let n = nonce()?;
-    sign_with(key, msg, n, now_ms.saturating_add(ttl_ms));
+    sign_with(signer, msg, n, now_ms.saturating_add(ttl_ms));
     Ok(())
 }
 
 /// Signs `msg` with a chosen nonce and expiry (tests forge replays with it).
-pub fn sign_with<M: Signed>(key: &NodeKey, msg: &mut M, nonce: u64, expires_at_ms: u64) {
-    let id = key.id();
+pub fn sign_with<M: Signed>(signer: &Signer, msg: &mut M, nonce: u64, expires_at_ms: u64) {
+    let id = signer.id();
     *msg.auth_mut() = None;
-    let bytes = signing_bytes(msg, &id.0, nonce, expires_at_ms);
-    let sig = key.sign(&bytes);
+    let bytes = signing_bytes(msg, &id.0, &signer.coordinator.0, nonce, expires_at_ms);
+    let sig = signer.key.sign(&bytes);
     *msg.auth_mut() = Some(pb::Auth {
         node_id: id.0.to_vec(),
         nonce,
         expires_at_ms,
         signature: sig.0.to_vec(),
+        coordinator_id: signer.coordinator.0.to_vec(),
     });
 }
 
 /// Checks `msg`'s signature and that it has not expired and does not expire
-/// more than `max_ahead_ms` after `now_ms`.
+/// more than `max_ahead_ms` after `now_ms`. The receiver still checks the
+/// coordinator ([`Verified::for_coordinator`]) and spends the nonce.
 ///
 /// # Errors
 ///
@@ -101,8 +193,23 @@ pub fn sign_with<M: Signed>(key: &NodeKey, msg: &mut M, nonce: u64, expires_at_m
 pub fn verify<M: Signed>(msg: &M, now_ms: u64, max_ahead_ms: u64) -> Result<Verified, Error> {
     let auth = msg.auth().ok_or(Error::Unsigned)?;
     let node = convert::node_id("auth.node_id", &auth.node_id)?;
+    let coordinator = convert::hash("auth.coordinator_id", &auth.coordinator_id).map_err(|_| {
+        Error::Invalid {
+            field: "auth.coordinator_id",
+            reason: format!(
+                "{} bytes, not the 32 of a coordinator id: sign for the coordinator the request goes to (Renter.GetCoordinator gives its id)",
+                auth.coordinator_id.len()
+            ),
+        }
+    })?;
     let sig = convert::signature("auth.signature", &auth.signature)?;
-    let bytes = signing_bytes(msg, &auth.node_id, auth.nonce, auth.expires_at_ms);
+    let bytes = signing_bytes(
+        msg,
+        &auth.node_id,
+        &auth.coordinator_id,
+        auth.nonce,
+        auth.expires_at_ms,
+    );
     node.verify(&bytes, &sig).map_err(|_| Error::BadSignature {
         node: node.to_hex(),
     })?;
@@ -121,6 +228,7 @@ pub fn verify<M: Signed>(msg: &M, now_ms: u64, max_ahead_ms: u64) -> Result<Veri
     }
     Ok(Verified {
         node,
+        coordinator,
         nonce: auth.nonce,
         expires_at_ms: auth.expires_at_ms,
     })
@@ -448,8 +556,9 @@ signed!(AnswerRequest, |m, e| {
 mod tests {
     use super::*;
 
-    fn key(b: u8) -> NodeKey {
-        NodeKey::from_seed([b; 32])
+    /// Node `b`, signing for coordinator 7.
+    fn key(b: u8) -> Signer {
+        Signer::new(NodeKey::from_seed([b; 32]), Hash32([7; 32]))
     }
 
     #[test]
@@ -531,14 +640,14 @@ mod tests {
             ..Default::default()
         };
         sign_with(&key(1), &mut job, 42, 10_000);
-        let unsigned_before = signing_bytes(&job, &key(1).id().0, 42, 10_000);
+        let unsigned_before = signing_bytes(&job, &key(1).id().0, &[7; 32], 42, 10_000);
         let mut with_cluster = job.clone();
         with_cluster.cluster_id = vec![3; 32];
         assert!(bad(verify(&with_cluster, 5_000, 60_000)));
         sign_with(&key(1), &mut with_cluster, 42, 10_000);
         assert!(verify(&with_cluster, 5_000, 60_000).is_ok());
         assert_ne!(
-            signing_bytes(&with_cluster, &key(1).id().0, 42, 10_000),
+            signing_bytes(&with_cluster, &key(1).id().0, &[7; 32], 42, 10_000),
             unsigned_before
         );
         let mut other = with_cluster.clone();
@@ -653,5 +762,39 @@ mod tests {
             verify(&b, 0, 60_000),
             Err(Error::BadSignature { .. })
         ));
+    }
+
+    #[test]
+    fn a_request_names_its_coordinator_and_no_other_accepts_it() {
+        let mut req = pb::FaucetRequest {
+            amount: 5,
+            ..Default::default()
+        };
+        sign_with(&key(1), &mut req, 9, 10_000);
+        let v = verify(&req, 0, 60_000).expect("verifies");
+        assert_eq!(v.coordinator, Hash32([7; 32]));
+        assert!(v.for_coordinator(&Hash32([7; 32])).is_ok());
+        let e = v
+            .for_coordinator(&Hash32([8; 32]))
+            .expect_err("another coordinator");
+        assert_eq!(e.code(), tonic::Code::Unauthenticated);
+        assert!(e.to_string().contains("GetCoordinator"), "{e}");
+
+        // Rewriting the coordinator id breaks the signature.
+        let mut moved = req.clone();
+        if let Some(a) = moved.auth.as_mut() {
+            a.coordinator_id = vec![8; 32];
+        }
+        assert!(matches!(
+            verify(&moved, 0, 60_000),
+            Err(Error::BadSignature { .. })
+        ));
+        // A request without one (signed the v1 way) is refused plainly.
+        let mut old = req;
+        if let Some(a) = old.auth.as_mut() {
+            a.coordinator_id.clear();
+        }
+        let e = verify(&old, 0, 60_000).expect_err("no coordinator id");
+        assert!(e.to_string().contains("coordinator id"), "{e}");
     }
 }

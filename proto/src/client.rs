@@ -84,6 +84,31 @@ fn blobs(channel: &Channel) -> BlobsClient<Channel> {
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
+/// The id of the coordinator behind `channel`: what every request signed
+/// for it names ([`auth::Signer`]).
+///
+/// # Errors
+///
+/// The call's status as [`Error::Rpc`]; [`Error::Invalid`] if the answer is
+/// not a 32-byte id.
+pub async fn coordinator_id(channel: &Channel) -> Result<Hash32, Error> {
+    let info = crate::pb::renter_client::RenterClient::new(channel.clone())
+        .get_coordinator(pb::GetCoordinatorRequest {})
+        .await?
+        .into_inner();
+    convert::hash("coordinator_id", &info.coordinator_id)
+}
+
+/// `key`, bound to the coordinator behind `channel` (one call to learn its
+/// id): what signs requests for it.
+///
+/// # Errors
+///
+/// As [`coordinator_id`].
+pub async fn signer(channel: &Channel, key: NodeKey) -> Result<auth::Signer, Error> {
+    Ok(auth::Signer::new(key, coordinator_id(channel).await?))
+}
+
 /// Which of `hashes` the coordinator stores and `key` may read (through
 /// `job` if named: see `DownloadRequest` in `assay.proto`), hash → size.
 ///
@@ -93,7 +118,7 @@ fn blobs(channel: &Channel) -> BlobsClient<Channel> {
 /// could be drawn.
 pub async fn stat(
     channel: &Channel,
-    key: &NodeKey,
+    signer: &auth::Signer,
     job: Option<&Hash32>,
     hashes: &[Hash32],
 ) -> Result<std::collections::BTreeMap<Hash32, u64>, Error> {
@@ -102,7 +127,7 @@ pub async fn stat(
         auth: None,
         job_id: job.map(|j| j.0.to_vec()).unwrap_or_default(),
     };
-    auth::sign(key, &mut req, now_ms(), REQUEST_TTL_MS)?;
+    auth::sign(signer, &mut req, now_ms(), REQUEST_TTL_MS)?;
     let resp = blobs(channel).stat(req).await?.into_inner();
     let mut out = std::collections::BTreeMap::new();
     for b in resp.present {
@@ -119,11 +144,11 @@ pub async fn stat(
 /// [`Error::Rpc`].
 pub async fn upload(
     channel: &Channel,
-    key: &NodeKey,
+    signer: &auth::Signer,
     bytes: std::sync::Arc<[u8]>,
 ) -> Result<pb::UploadResponse, Error> {
     let hash = Hash32::of(&bytes);
-    upload_declared(channel, key, bytes, hash).await
+    upload_declared(channel, signer, bytes, hash).await
 }
 
 /// Uploads `bytes` declaring `hash` as their hash (tests use a wrong one to
@@ -134,22 +159,26 @@ pub async fn upload(
 /// As [`upload`].
 pub async fn upload_declared(
     channel: &Channel,
-    key: &NodeKey,
+    signer: &auth::Signer,
     bytes: std::sync::Arc<[u8]>,
     hash: Hash32,
 ) -> Result<pb::UploadResponse, Error> {
-    let header = signed_header(key, &bytes, hash)?;
+    let header = signed_header(signer, &bytes, hash)?;
     send(channel.clone(), header, bytes).await
 }
 
 /// The signed header of an upload of `bytes` declared as `hash`.
-fn signed_header(key: &NodeKey, bytes: &[u8], hash: Hash32) -> Result<pb::UploadHeader, Error> {
+fn signed_header(
+    signer: &auth::Signer,
+    bytes: &[u8],
+    hash: Hash32,
+) -> Result<pb::UploadHeader, Error> {
     let mut header = pb::UploadHeader {
         auth: None,
         hash: hash.0.to_vec(),
         size: bytes.len() as u64,
     };
-    auth::sign(key, &mut header, now_ms(), REQUEST_TTL_MS)?;
+    auth::sign(signer, &mut header, now_ms(), REQUEST_TTL_MS)?;
     Ok(header)
 }
 
@@ -182,11 +211,11 @@ async fn send(
 /// As [`stat`] and [`upload`].
 pub async fn upload_missing(
     channel: &Channel,
-    key: &NodeKey,
+    signer: &auth::Signer,
     blobs: &[std::sync::Arc<[u8]>],
 ) -> Result<u64, Error> {
     let hashes: Vec<Hash32> = blobs.iter().map(|b| Hash32::of(b)).collect();
-    let present = stat(channel, key, None, &hashes).await?;
+    let present = stat(channel, signer, None, &hashes).await?;
     let mut sent = 0u64;
     let mut done = std::collections::BTreeSet::new();
     // At once: each upload waits on the coordinator's fsync of its blob.
@@ -195,7 +224,7 @@ pub async fn upload_missing(
         if present.contains_key(hash) || !done.insert(*hash) {
             continue;
         }
-        let header = signed_header(key, blob, *hash)?;
+        let header = signed_header(signer, blob, *hash)?;
         uploads.spawn(send(channel.clone(), header, blob.clone()));
         sent += blob.len() as u64;
     }
@@ -219,7 +248,7 @@ pub async fn upload_missing(
 /// many; [`Error::Random`] if no nonce could be drawn.
 pub async fn download(
     channel: &Channel,
-    key: &NodeKey,
+    signer: &auth::Signer,
     job: Option<&Hash32>,
     hash: &Hash32,
     max_bytes: u64,
@@ -231,7 +260,7 @@ pub async fn download(
         auth: None,
         job_id: job.map(|j| j.0.to_vec()).unwrap_or_default(),
     };
-    auth::sign(key, &mut req, now_ms(), REQUEST_TTL_MS)?;
+    auth::sign(signer, &mut req, now_ms(), REQUEST_TTL_MS)?;
     let mut stream = blobs(channel).download(req).await?.into_inner();
     let mut out = Vec::new();
     let mut hasher = blake3::Hasher::new();

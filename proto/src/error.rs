@@ -25,6 +25,16 @@ pub enum Error {
         /// The claimed signer.
         node: String,
     },
+    /// The request is signed for another coordinator.
+    #[error(
+        "request signed for coordinator {signed_for}, not this one ({here}): sign for the coordinator you send it to (Renter.GetCoordinator gives its id)"
+    )]
+    OtherCoordinator {
+        /// The coordinator id the request names.
+        signed_for: String,
+        /// This coordinator's id.
+        here: String,
+    },
     /// The request's expiry has passed.
     #[error(
         "request expired at {expires_at_ms} ms but the coordinator's clock reads {now_ms} ms: send a fresh request (and check this machine's clock)"
@@ -116,6 +126,7 @@ impl Error {
             Error::Invalid { .. } => Code::InvalidArgument,
             Error::Unsigned
             | Error::BadSignature { .. }
+            | Error::OtherCoordinator { .. }
             | Error::Expired { .. }
             | Error::TooFarAhead { .. } => Code::Unauthenticated,
             Error::Replayed { .. } => Code::AlreadyExists,

@@ -8,8 +8,9 @@
 //!   messages and back; decoding checks lengths and ranges and names the
 //!   offending field.
 //! - [`auth`]: signed requests. Every state-changing request carries an
-//!   [`pb::Auth`] (node id, nonce, expiry, ed25519 signature) over a
-//!   canonical encoding with a domain tag per message kind.
+//!   [`pb::Auth`] (node id, coordinator id, nonce, expiry, ed25519
+//!   signature) over a canonical encoding with a domain tag per message
+//!   kind.
 //! - [`client`]: connecting, and streaming blobs up and down in chunks.
 //!
 //! What the provider and verifier daemons share above this — the worker
@@ -19,13 +20,15 @@
 //!
 //! ```
 //! use assay_proto::{auth, pb};
-//! use assay_protocol::NodeKey;
+//! use assay_protocol::{Hash32, NodeKey};
 //!
-//! let key = NodeKey::from_seed([7; 32]);
+//! // In a client: `assay_proto::client::signer(&channel, key)` asks the
+//! // coordinator for its id.
+//! let signer = auth::Signer::new(NodeKey::from_seed([7; 32]), Hash32([1; 32]));
 //! let mut req = pb::TakeLeasesRequest { auth: None, max: 4, ..Default::default() };
-//! auth::sign(&key, &mut req, 1_000, 30_000).unwrap();
+//! auth::sign(&signer, &mut req, 1_000, 30_000).unwrap();
 //! let who = auth::verify(&req, 1_500, 300_000).unwrap();
-//! assert_eq!(who.node, key.id());
+//! assert_eq!(who.node, signer.id());
 //! req.max = 5; // any change breaks the signature
 //! assert!(auth::verify(&req, 1_500, 300_000).is_err());
 //! ```

@@ -204,6 +204,8 @@ struct Provider {
     cpu_runtime: OnceLock<Arc<Runtime>>,
     /// The reserved clusters its last heartbeat said it holds a slot for.
     reservations: Mutex<BTreeSet<Hash32>>,
+    /// The node key (the runtime's), bound to the coordinator.
+    signer: assay_proto::auth::Signer,
 }
 
 /// A lease ready to run.
@@ -267,7 +269,7 @@ impl Provider {
             host: host::telemetry(self.cfg.hardware.cpu_cores),
             held: held.as_deref().map(convert::lease_report_to_pb),
         };
-        assay_daemon::sign(self.key(), &mut req)?;
+        assay_daemon::sign(&self.signer, &mut req)?;
         let answer = self.client().heartbeat(req).await?.into_inner();
         self.note_reservations(&answer.clusters);
         Ok(answer.registered)
@@ -326,7 +328,7 @@ impl Work for Provider {
     }
 
     async fn faucet(&self, amount: u64) -> Result<u64, assay_daemon::Error> {
-        faucet(&self.channel, self.key(), amount).await
+        faucet(&self.channel, &self.signer, amount).await
     }
 
     async fn register(&self) -> Result<Registered<pb::RegisterResponse>, assay_daemon::Error> {
@@ -351,7 +353,7 @@ impl Work for Provider {
             version: env!("CARGO_PKG_VERSION").to_string(),
             reserve_price: self.cfg.reserve_price,
         };
-        assay_daemon::sign(self.key(), &mut req)?;
+        assay_daemon::sign(&self.signer, &mut req)?;
         let answer = self.client().register(req).await?.into_inner();
         tracing::info!(
             provider = %self.key().id(),
@@ -412,7 +414,7 @@ impl Work for Provider {
             max,
             wait_ms: LONG_POLL_MS,
         };
-        assay_daemon::sign(self.key(), &mut req)?;
+        assay_daemon::sign(&self.signer, &mut req)?;
         Ok(self.client().take_leases(req).await?.into_inner().leases)
     }
 
@@ -545,7 +547,7 @@ impl Work for Provider {
         let inline_outputs = if total <= assay_proto::INLINE_MAX_BYTES {
             d.blobs.iter().map(|b| b.to_vec()).collect()
         } else {
-            let sent = client::upload_missing(&self.channel, self.key(), &d.blobs).await?;
+            let sent = client::upload_missing(&self.channel, &self.signer, &d.blobs).await?;
             self.metrics.bytes_uploaded.inc_by(sent);
             Vec::new()
         };
@@ -557,7 +559,7 @@ impl Work for Provider {
             failure_message: failure_message(&d.report),
             inline_outputs,
         };
-        assay_daemon::sign(self.key(), &mut req)?;
+        assay_daemon::sign(&self.signer, &mut req)?;
         let resp = self.client().submit_receipt(req).await?.into_inner();
         self.metrics.receipts_accepted.inc();
         let rid = convert::hash("receipt_id", &resp.receipt_id)
@@ -593,7 +595,7 @@ impl Work for Provider {
             reason: why.reason.clone(),
             watchdog,
         };
-        assay_daemon::sign(self.key(), &mut req)?;
+        assay_daemon::sign(&self.signer, &mut req)?;
         self.client().return_lease(req).await?;
         Ok(())
     }
@@ -658,8 +660,8 @@ impl Provider {
 impl Party for Provider {
     const ROLE: &'static str = "provider";
 
-    fn key(&self) -> &NodeKey {
-        self.runtime.node_key()
+    fn signer(&self) -> &assay_proto::auth::Signer {
+        &self.signer
     }
 
     fn channel(&self) -> &Channel {
@@ -728,13 +730,17 @@ fn failure_message(report: &RunReport) -> String {
 /// Asks the devnet faucet for `amount` µIO (to stake) for `key`; answers
 /// the IO balance.
 /// (The verifier asks the same way.)
-async fn faucet(channel: &Channel, key: &NodeKey, amount: u64) -> Result<u64, assay_daemon::Error> {
+async fn faucet(
+    channel: &Channel,
+    signer: &assay_proto::auth::Signer,
+    amount: u64,
+) -> Result<u64, assay_daemon::Error> {
     let mut req = pb::FaucetRequest {
         auth: None,
         amount,
         unit: "io".into(),
     };
-    assay_daemon::sign(key, &mut req)?;
+    assay_daemon::sign(signer, &mut req)?;
     Ok(RenterClient::new(channel.clone())
         .faucet(req)
         .await?
@@ -780,10 +786,15 @@ pub async fn run(
             "TEST KNOB: this provider lies about one step of every lease's trace and will be slashed"
         );
     }
+    let mut shutdown = std::pin::pin!(shutdown);
+    let signer = tokio::select! {
+        signer = assay_daemon::bind(&channel, runtime.node_key().clone(), &cfg.coordinator) => signer?,
+        () = &mut shutdown => return Ok(()),
+    };
     // Downloads are signed: a blob goes only to a key with a reason to read it.
     let blob_source = Arc::new(assay_daemon::cache::SignedChannel::new(
         channel.clone(),
-        runtime.node_key().clone(),
+        signer.clone(),
     ));
     let provider = Provider {
         traces: TraceStore::default(),
@@ -795,6 +806,7 @@ pub async fn run(
         metrics: Metrics::default(),
         journal,
         channel: channel.clone(),
+        signer,
         runtime,
         cfg,
     };
@@ -869,6 +881,7 @@ mod tests {
         let journal = Journal::open(&dir.join("leases.journal")).expect("journal");
         Provider {
             channel: client::channel(&cfg.coordinator).expect("channel"),
+            signer: assay_proto::auth::Signer::new(runtime.node_key().clone(), Hash32([5; 32])),
             runtime: Arc::new(runtime),
             unfinished: Mutex::new(journal.unfinished()),
             watchdog_fired: Mutex::new(BTreeSet::new()),

@@ -260,6 +260,7 @@ class Client:
             self._channel = grpc.secure_channel(target, creds, options=options)
         else:
             self._channel = grpc.insecure_channel(target, options=options)
+        self._coordinator_id: Optional[bytes] = None
         self._renter = pb_grpc.RenterStub(self._channel)
         self._blobs = pb_grpc.BlobsStub(self._channel)
         self._economy = pb_grpc.EconomyStub(self._channel)
@@ -287,8 +288,19 @@ class Client:
         except grpc.RpcError as e:
             raise from_rpc(e, self.url) from None
 
+    @property
+    def coordinator_id(self) -> bytes:
+        """The id of the coordinator this client talks to (32 bytes): every
+        request it signs names it. Asked once, on first use."""
+        if self._coordinator_id is None:
+            info = self._call(self._renter.GetCoordinator, pb.GetCoordinatorRequest())
+            if len(info.coordinator_id) != 32:
+                raise AssayError(f"the coordinator at {self.url} answered a {len(info.coordinator_id)}-byte id, not 32")
+            self._coordinator_id = bytes(info.coordinator_id)
+        return self._coordinator_id
+
     def _signed(self, msg: Any) -> Any:
-        return signing.sign(self.key, msg)
+        return signing.sign(self.key, msg, coordinator_id=self.coordinator_id)
 
     # ------------------------------------------------------------ accounts
 

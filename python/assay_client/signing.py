@@ -2,9 +2,14 @@
 
 The signature covers (``assay_proto::auth`` in Rust)::
 
-    canonical( domain "assay/rpc/<Message>/v1",
-               node id (bytes), u64 nonce, u64 expires_at_ms,
+    canonical( domain "assay/rpc/<Message>/v2",
+               node id (bytes), coordinator id (bytes),
+               u64 nonce, u64 expires_at_ms,
                then the request's other fields in field order )
+
+The coordinator id (32 bytes, ``Renter.GetCoordinator``; :class:`Client`
+asks for it once) names the coordinator a request is for: every other
+coordinator refuses it, so it cannot be replayed there.
 
 with the field encodings of ``proto/src/auth.rs`` (its ``signed!`` bodies),
 never protobuf's own bytes. Only the messages this SDK sends are
@@ -12,7 +17,8 @@ implemented; :func:`signing_bytes` raises ``TypeError`` for others.
 
 >>> from assay_client._proto import assay_pb2 as pb
 >>> from assay_client.keys import NodeKey
->>> req = sign(NodeKey.from_seed(bytes(32)), pb.FaucetRequest(amount=5), at_ms=1_000)
+>>> here = bytes([7]) * 32
+>>> req = sign(NodeKey.from_seed(bytes(32)), pb.FaucetRequest(amount=5), coordinator_id=here, at_ms=1_000)
 >>> req.auth.expires_at_ms, len(req.auth.signature)
 (61000, 64)
 """
@@ -125,14 +131,14 @@ _BODIES: Dict[str, Callable[..., None]] = {
 }
 
 
-def signing_bytes(msg: Message, node_id: bytes, nonce: int, expires_at_ms: int) -> bytes:
+def signing_bytes(msg: Message, node_id: bytes, coordinator_id: bytes, nonce: int, expires_at_ms: int) -> bytes:
     """The bytes a request's signature covers (its ``auth`` is ignored)."""
     kind = msg.DESCRIPTOR.name
     body = _BODIES.get(kind)
     if body is None:
         raise TypeError(f"the SDK does not sign {kind} requests (it signs {', '.join(sorted(_BODIES))})")
-    e = Encoder(f"assay/rpc/{kind}/v1")
-    e.bytes(node_id).u64(nonce).u64(expires_at_ms)
+    e = Encoder(f"assay/rpc/{kind}/v2")
+    e.bytes(node_id).bytes(coordinator_id).u64(nonce).u64(expires_at_ms)
     body(msg, e)
     return e.finish()
 
@@ -146,22 +152,27 @@ def sign(
     key: NodeKey,
     msg: M,
     *,
+    coordinator_id: bytes,
     at_ms: Optional[int] = None,
     ttl_ms: int = REQUEST_TTL_MS,
     nonce: Optional[int] = None,
 ) -> M:
-    """Fills ``msg.auth``: ``key``'s node id, a random nonce (unless given),
-    expiry ``at_ms + ttl_ms`` (``at_ms`` defaults to now), and the
-    signature. Returns ``msg``."""
+    """Fills ``msg.auth``: ``key``'s node id, the coordinator it is for
+    (``coordinator_id``, 32 bytes), a random nonce (unless given), expiry
+    ``at_ms + ttl_ms`` (``at_ms`` defaults to now), and the signature.
+    Returns ``msg``."""
+    if len(coordinator_id) != 32:
+        raise ValueError(f"a coordinator id is 32 bytes, not {len(coordinator_id)} (Client.coordinator_id gives it)")
     if at_ms is None:
         at_ms = now_ms()
     if nonce is None:
         nonce = struct.unpack("<Q", os.urandom(8))[0]
     expires = at_ms + ttl_ms
     msg.ClearField("auth")  # type: ignore[arg-type]
-    sig = key.sign(signing_bytes(msg, key.node_id, nonce, expires))
+    sig = key.sign(signing_bytes(msg, key.node_id, coordinator_id, nonce, expires))
     auth = msg.auth  # type: ignore[attr-defined]
     auth.node_id = key.node_id
+    auth.coordinator_id = coordinator_id
     auth.nonce = nonce
     auth.expires_at_ms = expires
     auth.signature = sig
@@ -173,4 +184,4 @@ def verify(msg: Message) -> bool:
     if not msg.HasField("auth"):  # type: ignore[arg-type]
         return False
     a = msg.auth  # type: ignore[attr-defined]
-    return verify_signature(a.node_id, signing_bytes(msg, a.node_id, a.nonce, a.expires_at_ms), a.signature)
+    return verify_signature(a.node_id, signing_bytes(msg, a.node_id, a.coordinator_id, a.nonce, a.expires_at_ms), a.signature)

@@ -50,9 +50,9 @@ def test_signed_requests_are_accepted_and_a_tampered_one_is_refused(devnet: Devn
         assert c.stake(2_000_000).stake == 2_000_000
 
         stub = pb_grpc.RenterStub(grpc.insecure_channel(devnet.url.removeprefix("http://")))
-        flipped = sign(key, pb.FaucetRequest(amount=1_000))
+        flipped = sign(key, pb.FaucetRequest(amount=1_000), coordinator_id=c.coordinator_id)
         flipped.auth.signature = bytes([flipped.auth.signature[0] ^ 1]) + flipped.auth.signature[1:]
-        changed = sign(key, pb.FaucetRequest(amount=1_000))
+        changed = sign(key, pb.FaucetRequest(amount=1_000), coordinator_id=c.coordinator_id)
         changed.amount = 2_000_000
         for bad in (flipped, changed):
             with pytest.raises(grpc.RpcError) as e:
@@ -62,12 +62,18 @@ def test_signed_requests_are_accepted_and_a_tampered_one_is_refused(devnet: Devn
         with pytest.raises(AuthError, match="signature"):
             c._call(c._renter.Faucet, flipped)
         # A replay of a request that was accepted is refused.
-        once = sign(key, pb.FaucetRequest(amount=1_000))
+        once = sign(key, pb.FaucetRequest(amount=1_000), coordinator_id=c.coordinator_id)
         stub.Faucet(once, timeout=30)
         with pytest.raises(grpc.RpcError) as e:
             stub.Faucet(once, timeout=30)
         assert e.value.code() == grpc.StatusCode.ALREADY_EXISTS
         assert c.account().balance - after.balance in range(1_000, 1_010)
+        # One signed for another coordinator is refused, saying which.
+        elsewhere = sign(key, pb.FaucetRequest(amount=1_000), coordinator_id=bytes([1]) * 32)
+        with pytest.raises(grpc.RpcError) as e:
+            stub.Faucet(elsewhere, timeout=30)
+        assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert "GetCoordinator" in (e.value.details() or ""), e.value.details()
 
 
 def test_blobs_are_uploaded_once_by_content_id(renter: Client) -> None:

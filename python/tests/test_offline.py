@@ -63,6 +63,10 @@ def test_the_committed_stubs_are_what_generate_sh_makes_from_assay_proto(tmp_pat
         )
 
 
+#: A coordinator id for signing offline.
+HERE = bytes([7]) * 32
+
+
 def test_a_signed_request_verifies_and_not_after_any_change() -> None:
     key = NodeKey.from_seed(bytes([1]) * 32)
     req = pb.SubmitJobRequest(
@@ -71,13 +75,14 @@ def test_a_signed_request_verifies_and_not_after_any_change() -> None:
     )
     req.spec.params["b"] = "2"
     req.spec.params["a"] = "1"
-    sign(key, req, at_ms=1_000, nonce=42)
+    sign(key, req, coordinator_id=HERE, at_ms=1_000, nonce=42)
     assert signing.verify(req)
     assert req.auth.node_id == key.node_id and req.auth.nonce == 42 and req.auth.expires_at_ms == 61_000
     for change in (
         lambda m: setattr(m, "max_price", 8),
         lambda m: setattr(m.inputs[0], "size", 4),
         lambda m: setattr(m.auth, "nonce", 43),
+        lambda m: setattr(m.auth, "coordinator_id", bytes([8]) * 32),
         lambda m: m.spec.params.__setitem__("a", "x"),
         lambda m: m.split_inputs.append("a"),
         lambda m: setattr(m, "unverified", True),
@@ -90,23 +95,24 @@ def test_a_signed_request_verifies_and_not_after_any_change() -> None:
 
 
 def test_the_signed_bytes_follow_auth_rs_field_by_field() -> None:
-    # FaucetRequest: domain, node, nonce, expiry, u64 amount, str unit.
+    # FaucetRequest: domain, node, coordinator, nonce, expiry, u64 amount,
+    # str unit.
     node = bytes(range(32))
-    got = signing_bytes(pb.FaucetRequest(amount=5, unit="io"), node, 9, 10)
-    want = Encoder("assay/rpc/FaucetRequest/v1").bytes(node).u64(9).u64(10).u64(5).str("io").finish()
+    got = signing_bytes(pb.FaucetRequest(amount=5, unit="io"), node, HERE, 9, 10)
+    want = Encoder("assay/rpc/FaucetRequest/v2").bytes(node).bytes(HERE).u64(9).u64(10).u64(5).str("io").finish()
     assert got == want
     # A signature for one kind never passes as another.
-    a = sign(NodeKey.from_seed(bytes(32)), pb.FaucetRequest(amount=5))
+    a = sign(NodeKey.from_seed(bytes(32)), pb.FaucetRequest(amount=5), coordinator_id=HERE)
     b = pb.StakeRequest(amount=5)
     b.auth.CopyFrom(a.auth)
     assert signing.verify(a) and not signing.verify(b)
     # A cluster id is signed only when set (open-market jobs sign as before).
     job = pb.SubmitJobRequest(component_hash=bytes(32), shards=1)
-    plain = signing_bytes(job, node, 1, 2)
+    plain = signing_bytes(job, node, HERE, 1, 2)
     job.cluster_id = bytes([3]) * 32
-    assert signing_bytes(job, node, 1, 2) == plain + Encoder("").bytes(bytes([3]) * 32).finish()[8:]
+    assert signing_bytes(job, node, HERE, 1, 2) == plain + Encoder("").bytes(bytes([3]) * 32).finish()[8:]
     with pytest.raises(TypeError, match="does not sign"):
-        signing_bytes(pb.TakeLeasesRequest(max=1), node, 1, 1)
+        signing_bytes(pb.TakeLeasesRequest(max=1), node, HERE, 1, 1)
 
 
 def test_the_key_file_is_the_clis(tmp_path: Path) -> None:

@@ -89,7 +89,7 @@ use assay_host_gpu::Device;
 use assay_proto::pb::renter_client::RenterClient;
 use assay_proto::pb::verifier_client::VerifierClient;
 use assay_proto::{client, convert, now_ms, pb};
-use assay_protocol::{Hash32, NodeKey};
+use assay_protocol::Hash32;
 use assay_runtime::{RunReport, Runtime, TraceOptions};
 use prometheus_client::registry::Registry;
 use tonic::transport::Channel;
@@ -200,6 +200,8 @@ struct Verifier {
     /// A CPU runtime for the traces of a GPU verifier's disagreements and
     /// their disputes' re-runs (made on first use).
     cpu_runtime: OnceLock<Arc<Runtime>>,
+    /// The node key (the runtime's), bound to the coordinator.
+    signer: assay_proto::auth::Signer,
 }
 
 /// Whose the arbiter's result at a disputed step is, of the provider's and
@@ -265,10 +267,6 @@ struct Verdict {
 }
 
 impl Verifier {
-    fn key(&self) -> &NodeKey {
-        self.runtime.node_key()
-    }
-
     fn client(&self) -> VerifierClient<Channel> {
         VerifierClient::new(self.channel.clone())
             .max_decoding_message_size(client::MAX_MESSAGE_BYTES)
@@ -525,7 +523,7 @@ impl Work for Verifier {
             amount,
             unit: "io".into(),
         };
-        assay_daemon::sign(self.key(), &mut req)?;
+        assay_daemon::sign(&self.signer, &mut req)?;
         Ok(RenterClient::new(self.channel.clone())
             .faucet(req)
             .await?
@@ -542,10 +540,10 @@ impl Work for Verifier {
             version: env!("CARGO_PKG_VERSION").to_string(),
             backend: self.runtime.device().info().kind,
         };
-        assay_daemon::sign(self.key(), &mut req)?;
+        assay_daemon::sign(&self.signer, &mut req)?;
         let answer = self.client().register_verifier(req).await?.into_inner();
         tracing::info!(
-            verifier = %self.key().id(),
+            verifier = %self.signer.id(),
             stake = answer.stake,
             check_ttl_ms = answer.check_ttl_ms,
             epoch_ms = answer.epoch_ms,
@@ -575,7 +573,7 @@ impl Work for Verifier {
 
     async fn take(&self, max: u32) -> Result<Vec<pb::Check>, assay_daemon::Error> {
         let mut req = pb::TakeChecksRequest { auth: None, max };
-        assay_daemon::sign(self.key(), &mut req)?;
+        assay_daemon::sign(&self.signer, &mut req)?;
         Ok(self.client().take_checks(req).await?.into_inner().checks)
     }
 
@@ -786,7 +784,7 @@ impl Work for Verifier {
             trace_root: v.trace_root.map(|h| h.0.to_vec()).unwrap_or_default(),
             step_output: v.step_output.map(|h| h.0.to_vec()).unwrap_or_default(),
         };
-        assay_daemon::sign(self.key(), &mut req)?;
+        assay_daemon::sign(&self.signer, &mut req)?;
         let decision = self
             .client()
             .submit_verdict(req)
@@ -822,7 +820,7 @@ impl Work for Verifier {
             check_id: id.0.to_vec(),
             reason: why.reason.clone(),
         };
-        assay_daemon::sign(self.key(), &mut req)?;
+        assay_daemon::sign(&self.signer, &mut req)?;
         self.client().return_check(req).await?;
         Ok(())
     }
@@ -869,8 +867,8 @@ impl Verifier {
 impl Party for Verifier {
     const ROLE: &'static str = "verifier";
 
-    fn key(&self) -> &NodeKey {
-        self.runtime.node_key()
+    fn signer(&self) -> &assay_proto::auth::Signer {
+        &self.signer
     }
 
     fn channel(&self) -> &Channel {
@@ -986,10 +984,15 @@ pub async fn run(
         blob_dir: cfg.state_dir.join("blobs"),
         max_blob_bytes: cfg.max_blob_bytes,
     };
+    let mut shutdown = std::pin::pin!(shutdown);
+    let signer = tokio::select! {
+        signer = assay_daemon::bind(&channel, runtime.node_key().clone(), &cfg.coordinator) => signer?,
+        () = &mut shutdown => return Ok(()),
+    };
     // Downloads are signed: a blob goes only to a key with a reason to read it.
     let blob_source = Arc::new(assay_daemon::cache::SignedChannel::new(
         channel.clone(),
-        runtime.node_key().clone(),
+        signer.clone(),
     ));
     let verifier = Verifier {
         cfg,
@@ -1000,6 +1003,7 @@ pub async fn run(
         traces: TraceStore::default(),
         cpu: OnceLock::new(),
         cpu_runtime: OnceLock::new(),
+        signer,
     };
     match Worker::new(verifier, settings, blob_source)
         .run(shutdown)

@@ -11,7 +11,7 @@ use assay_protocol::{Hash32, NodeId};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::net::{CoordinatorUrl, amount, node_key, rpc, signed};
+use super::net::{CoordinatorUrl, amount, rpc, signed};
 use crate::Failure;
 
 #[derive(Debug, Args)]
@@ -118,10 +118,10 @@ fn own_device(device: Option<NodeId>, me: NodeId) -> Result<(), Failure> {
 }
 
 pub fn note(args: NoteArgs) -> Result<u8, Failure> {
-    let key = node_key()?;
     let url = args.coordinator.coordinator.clone();
     let rt = super::net::tokio()?;
     let channel = args.coordinator.channel(&rt)?;
+    let key = super::net::signer(&rt, &channel, &url)?;
     rt.block_on(async {
         let mut client = EconomyClient::new(channel);
         let r = match args.command {
@@ -244,10 +244,10 @@ fn print_note(n: &pb::NoteResponse) {
 }
 
 pub fn bond(args: BondArgs) -> Result<u8, Failure> {
-    let key = node_key()?;
     let url = args.coordinator.coordinator.clone();
     let rt = super::net::tokio()?;
     let channel = args.coordinator.channel(&rt)?;
+    let key = super::net::signer(&rt, &channel, &url)?;
     rt.block_on(async {
         let mut client = EconomyClient::new(channel);
         let r = match args.command {

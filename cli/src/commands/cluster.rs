@@ -11,7 +11,7 @@ use assay_protocol::{Hash32, NodeId};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::net::{CoordinatorUrl, amount, node_key, rpc, signed};
+use super::net::{CoordinatorUrl, amount, rpc, signed};
 use crate::Failure;
 
 #[derive(Debug, Args)]
@@ -99,10 +99,10 @@ fn parse_permille(s: &str) -> Result<u32, String> {
 }
 
 pub fn main(args: ClusterArgs) -> Result<u8, Failure> {
-    let key = node_key()?;
     let url = args.coordinator.coordinator.clone();
     let rt = super::net::tokio()?;
     let channel = args.coordinator.channel(&rt)?;
+    let key = super::net::signer(&rt, &channel, &url)?;
     rt.block_on(async {
         let mut client = ClustersClient::new(channel);
         let one = match args.command {

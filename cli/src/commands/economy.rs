@@ -261,10 +261,10 @@ fn epoch_json(e: &pb::RewardEpoch) -> serde_json::Value {
 }
 
 pub fn stake(args: StakeArgs, unstake: bool) -> Result<u8, Failure> {
-    let key = node_key()?;
     let url = args.coordinator.coordinator.clone();
     let rt = super::net::tokio()?;
     let channel = args.coordinator.channel(&rt)?;
+    let key = super::net::signer(&rt, &channel, &url)?;
     rt.block_on(async {
         let a = if unstake {
             let req = signed(

@@ -90,10 +90,10 @@ pub(super) fn print(a: &pb::AccountResponse) {
 }
 
 pub fn main(args: FaucetArgs) -> Result<u8, Failure> {
-    let key = node_key()?;
     let url = args.coordinator.coordinator.clone();
     let rt = super::net::tokio()?;
     let channel = args.coordinator.channel(&rt)?;
+    let key = super::net::signer(&rt, &channel, &url)?;
     rt.block_on(async {
         let mut client = RenterClient::new(channel);
         let req = signed(

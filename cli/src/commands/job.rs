@@ -161,7 +161,7 @@ pub fn main(args: JobArgs) -> Result<u8, Failure> {
             JobCommand::Outputs { id, out } => {
                 // Signed: a job's outputs go only to its renter (and the
                 // nodes that ran or checked it).
-                let key = super::net::node_key()?;
+                let key = super::net::bind(&channel, &url).await?;
                 let s = get(&channel, &url, &id).await?;
                 if s.shards.iter().any(|x| x.state != "done") {
                     return Err(Failure::usage(anyhow::anyhow!(

@@ -2,7 +2,7 @@
 //! runtime, the node key, signing, and turning gRPC statuses into exit
 //! statuses.
 
-use assay_proto::auth::{self, Signed};
+use assay_proto::auth::{self, Signed, Signer};
 use assay_proto::client::REQUEST_TTL_MS;
 use assay_proto::now_ms;
 use assay_protocol::NodeKey;
@@ -43,9 +43,26 @@ pub fn node_key() -> Result<NodeKey, Failure> {
     NodeKey::load_or_create(&crate::home::key_file()).map_err(Failure::usage)
 }
 
-/// `m`, signed by `key` with a fresh nonce.
-pub fn signed<M: Signed>(key: &NodeKey, mut m: M) -> Result<M, Failure> {
-    auth::sign(key, &mut m, now_ms(), REQUEST_TTL_MS).map_err(Failure::fault)?;
+/// This node's key, bound to the coordinator behind `channel` (one call
+/// asks for its id: every signed request names it).
+pub async fn bind(channel: &Channel, url: &str) -> Result<Signer, Failure> {
+    assay_proto::client::signer(channel, node_key()?)
+        .await
+        .map_err(proto(url))
+}
+
+/// [`bind`], from outside the runtime.
+pub fn signer(
+    rt: &tokio::runtime::Runtime,
+    channel: &Channel,
+    url: &str,
+) -> Result<Signer, Failure> {
+    rt.block_on(bind(channel, url))
+}
+
+/// `m`, signed by `signer` with a fresh nonce.
+pub fn signed<M: Signed>(signer: &Signer, mut m: M) -> Result<M, Failure> {
+    auth::sign(signer, &mut m, now_ms(), REQUEST_TTL_MS).map_err(Failure::fault)?;
     Ok(m)
 }
 

@@ -14,7 +14,7 @@ use clap::Args;
 use serde_json::json;
 use tonic::transport::Channel;
 
-use super::net::{CoordinatorUrl, amount, node_key, rpc, signed};
+use super::net::{CoordinatorUrl, amount, rpc, signed};
 use crate::Failure;
 use crate::spec_args::{SpecArgs, parse_pair};
 
@@ -98,10 +98,10 @@ pub fn main(args: PublishArgs) -> Result<u8, Failure> {
         )));
     }
     let spec = args.spec.build().map_err(Failure::usage)?;
-    let key = node_key()?;
     let url = args.coordinator.coordinator.clone();
     let rt = super::net::tokio()?;
     let channel = args.coordinator.channel(&rt)?;
+    let key = super::net::signer(&rt, &channel, &url)?;
     rt.block_on(async {
         let mut blobs = vec![component.clone()];
         blobs.extend(inputs.iter().map(|(_, b)| b.clone()));

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use assay_guests::Guest;
+use assay_proto::auth::Signer;
 use assay_proto::pb;
 use assay_proto::pb::blobs_client::BlobsClient;
 use assay_proto::pb::provider_client::ProviderClient;
@@ -14,12 +15,14 @@ use assay_protocol::{Hash32, NodeKey};
 use tonic::Code;
 
 use crate::common::*;
-use crate::network::{done_with_outputs, give_back, node_key, registration, signed, take_one};
+use crate::network::{
+    done_with_outputs, give_back, node_key, registration, signed, signer, take_one,
+};
 
 /// A download of `hash` as `key` (through `job`): its bytes, or the status.
 async fn read(
     ch: &tonic::transport::Channel,
-    key: &NodeKey,
+    key: &Signer,
     job: Option<&Hash32>,
     hash: &Hash32,
 ) -> Result<Vec<u8>, Code> {
@@ -41,8 +44,8 @@ fn a_strangers_key_reads_no_blob_of_another_renters_job() {
     let (_c, url) = coordinator(&root.join("coordinator"), "127.0.0.1:0", &[]);
     let renter_home = root.join("renter");
     ok(assay(&renter_home, &url, &["faucet"]));
-    let renter = node_key(&renter_home);
-    let stranger = NodeKey::from_seed([66; 32]);
+    let renter = signer(&url, node_key(&renter_home));
+    let stranger = signer(&url, NodeKey::from_seed([66; 32]));
     let (_component, _, _) = matmul_inputs(root);
     let a = std::fs::read(root.join("a.bin")).expect("a");
     let b = std::fs::read(root.join("b.bin")).expect("b");
@@ -91,7 +94,7 @@ fn a_strangers_key_reads_no_blob_of_another_renters_job() {
         let job = Hash32(job.as_slice().try_into().expect("job id"));
 
         // The lease holder reads the job's blobs through the job, and only so.
-        let holder = NodeKey::from_seed([9; 32]);
+        let holder = signer(&url, NodeKey::from_seed([9; 32]));
         let mut pc = ProviderClient::new(ch.clone());
         pc.register(registration(&holder)).await.expect("register");
         let leases = take_one(&mut pc, &holder).await;
@@ -246,7 +249,7 @@ fn a_job_over_the_caps_or_unpaid_is_refused_before_anything_is_stored() {
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("coordinator");
     let (_c, url) = coordinator(&data, "127.0.0.1:0", &["--cap-log-bytes", "64KiB"]);
-    let broke = NodeKey::from_seed([67; 32]);
+    let broke = signer(&url, NodeKey::from_seed([67; 32]));
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     let _in_runtime = rt.enter();
     let ch = assay_proto::client::channel(&url).expect("channel");
@@ -374,8 +377,8 @@ fn downloads_that_never_read_do_not_stop_the_coordinator() {
         "127.0.0.1:0",
         &["--max-downloads", "64", "--transfer-idle-ms", "2000"],
     );
-    let attacker = NodeKey::from_seed([68; 32]);
-    let honest = NodeKey::from_seed([69; 32]);
+    let attacker = signer(&url, NodeKey::from_seed([68; 32]));
+    let honest = signer(&url, NodeKey::from_seed([69; 32]));
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     let _in_runtime = rt.enter();
     rt.block_on(async {
@@ -452,7 +455,7 @@ fn an_abandoned_upload_leaves_no_temporary_file() {
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("coordinator");
     let (_c, url) = coordinator(&data, "127.0.0.1:0", &["--transfer-idle-ms", "1500"]);
-    let key = NodeKey::from_seed([70; 32]);
+    let key = signer(&url, NodeKey::from_seed([70; 32]));
     let own = stored_blobs(&data);
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     let _in_runtime = rt.enter();
@@ -513,5 +516,71 @@ fn an_abandoned_upload_leaves_no_temporary_file() {
         call.abort();
         wait_for(0).await;
         assert_eq!(stored_blobs(&data), own, "nothing half-sent was kept");
+    });
+}
+
+/// Found: a signed request did not name its coordinator, so one sent to a
+/// coordinator could be replayed to another within its expiry (there it
+/// was a fresh nonce). Now each coordinator has an id of its own, every
+/// request names one, and a request for another is refused.
+#[test]
+fn a_request_signed_for_one_coordinator_is_refused_by_another() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let (_a, a_url) = coordinator(&root.join("a"), "127.0.0.1:0", &[]);
+    let (_b, b_url) = coordinator(&root.join("b"), "127.0.0.1:0", &[]);
+    let for_a = signer(&a_url, NodeKey::from_seed([71; 32]));
+    let for_b = signer(&b_url, NodeKey::from_seed([71; 32]));
+    assert_ne!(
+        for_a.coordinator(),
+        for_b.coordinator(),
+        "two databases, two ids"
+    );
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    let _in_runtime = rt.enter();
+    let (a, b) = (
+        assay_proto::client::channel(&a_url).expect("channel"),
+        assay_proto::client::channel(&b_url).expect("channel"),
+    );
+    rt.block_on(async {
+        let faucet = signed(
+            &for_a,
+            pb::FaucetRequest {
+                amount: 1_000,
+                ..Default::default()
+            },
+        );
+        RenterClient::new(a.clone())
+            .faucet(faucet.clone())
+            .await
+            .expect("A takes a request signed for it");
+        // The same bytes replayed to B: refused, and the answer says why.
+        let e = RenterClient::new(b.clone())
+            .faucet(faucet)
+            .await
+            .expect_err("replayed to B");
+        assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+        assert!(e.message().contains("GetCoordinator"), "{}", e.message());
+        // Every signed call checks it, reads too.
+        let blob = b"mine".to_vec();
+        assay_proto::client::upload(&a, &for_a, blob.clone().into())
+            .await
+            .expect("upload to A");
+        let e = assay_proto::client::download(&a, &for_b, None, &Hash32::of(&blob), 1 << 20)
+            .await
+            .expect_err("a download signed for B, sent to A");
+        assert!(
+            matches!(&e, assay_proto::Error::Rpc(s) if s.code() == Code::Unauthenticated),
+            "{e}"
+        );
+        // Nothing of it reached B's ledger: the key has no account there.
+        let account = RenterClient::new(b)
+            .get_account(pb::GetAccountRequest {
+                node_id: for_b.id().0.to_vec(),
+            })
+            .await
+            .expect("account")
+            .into_inner();
+        assert_eq!(account.balance, 0);
     });
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use assay_guests::Guest;
+use assay_proto::auth::Signer;
 use assay_proto::pb;
 use assay_proto::pb::provider_client::ProviderClient;
 use assay_proto::pb::renter_client::RenterClient;
@@ -388,13 +389,13 @@ fn a_coordinator_restarted_mid_flight_loses_nothing_postgres() {
     let _ = pg.drop_schema();
 }
 
-pub(super) fn signed<M: assay_proto::auth::Signed>(key: &NodeKey, mut m: M) -> M {
+pub(super) fn signed<M: assay_proto::auth::Signed>(key: &Signer, mut m: M) -> M {
     assay_proto::auth::sign(key, &mut m, assay_proto::now_ms(), 60_000).expect("sign");
     m
 }
 
 /// A signed registration of a one-core machine at price 1 with one slot.
-pub(super) fn registration(key: &NodeKey) -> pb::RegisterRequest {
+pub(super) fn registration(key: &Signer) -> pb::RegisterRequest {
     signed(
         key,
         pb::RegisterRequest {
@@ -414,7 +415,7 @@ pub(super) fn registration(key: &NodeKey) -> pb::RegisterRequest {
 /// Gives `lease` back (nobody's fault).
 pub(super) async fn give_back(
     pc: &mut ProviderClient<tonic::transport::Channel>,
-    key: &NodeKey,
+    key: &Signer,
     lease: &pb::Lease,
 ) {
     pc.return_lease(signed(
@@ -432,7 +433,7 @@ pub(super) async fn give_back(
 /// Long-polls `job` as its renter until done, with its outputs' bytes.
 pub(super) async fn done_with_outputs(
     rc: &mut RenterClient<tonic::transport::Channel>,
-    renter: &NodeKey,
+    renter: &Signer,
     job: &[u8],
 ) -> pb::JobStatus {
     let started = Instant::now();
@@ -463,7 +464,7 @@ pub(super) async fn done_with_outputs(
 /// At most one lease for `key`, at once.
 pub(super) async fn take_one(
     pc: &mut ProviderClient<tonic::transport::Channel>,
-    key: &NodeKey,
+    key: &Signer,
 ) -> Vec<pb::Lease> {
     pc.take_leases(signed(
         key,
@@ -491,9 +492,9 @@ fn bad_requests_are_refused_with_clear_errors() {
     rt.block_on(async {
         let ch = assay_proto::client::channel(&url).expect("channel");
         let (renter, p1, p2) = (
-            NodeKey::from_seed([1; 32]),
-            NodeKey::from_seed([2; 32]),
-            NodeKey::from_seed([3; 32]),
+            signer(&url, NodeKey::from_seed([1; 32])),
+            signer(&url, NodeKey::from_seed([2; 32])),
+            signer(&url, NodeKey::from_seed([3; 32])),
         );
         let mut rc = RenterClient::new(ch.clone());
         let mut pc = ProviderClient::new(ch.clone());
@@ -608,7 +609,7 @@ fn bad_requests_are_refused_with_clear_errors() {
             started_at_ms: 0,
             finished_at_ms: 0,
         };
-        let receipt = body.sign(&p2).expect("sign");
+        let receipt = body.sign(p2.key()).expect("sign");
         let submit = |lease: Vec<u8>| {
             signed(
                 &p2,
@@ -688,7 +689,7 @@ fn small_inputs_and_outputs_travel_inside_the_job_messages() {
     let (_c, url) = coordinator(&root.join("coordinator"), "127.0.0.1:0", &[]);
     let renter_home = root.join("renter");
     ok(assay(&renter_home, &url, &["faucet"]));
-    let renter = node_key(&renter_home);
+    let renter = signer(&url, node_key(&renter_home));
     let (_component, _, _) = matmul_inputs(root);
     let a = std::fs::read(root.join("a.bin")).expect("a");
     let b = std::fs::read(root.join("b.bin")).expect("b");
@@ -750,7 +751,7 @@ fn small_inputs_and_outputs_travel_inside_the_job_messages() {
         assert_eq!(stored, a);
 
         // A lease carries them: a provider needs no download.
-        let p1 = NodeKey::from_seed([9; 32]);
+        let p1 = signer(&url, NodeKey::from_seed([9; 32]));
         let mut pc = ProviderClient::new(ch.clone());
         pc.register(registration(&p1)).await.expect("register");
         let leases = take_one(&mut pc, &p1).await;
@@ -882,7 +883,10 @@ fn split_inputs_give_each_shard_only_its_lines() {
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     rt.block_on(async {
         let ch = assay_proto::client::channel(&url).expect("channel");
-        let (renter, p) = (NodeKey::from_seed([1; 32]), NodeKey::from_seed([2; 32]));
+        let (renter, p) = (
+            signer(&url, NodeKey::from_seed([1; 32])),
+            signer(&url, NodeKey::from_seed([2; 32])),
+        );
         RenterClient::new(ch.clone())
             .faucet(signed(
                 &renter,
@@ -1129,6 +1133,28 @@ fn minilm_in_two_shards_with_split_text_matches_local_runs() {
     );
 }
 
+/// `key`, signing for the coordinator at `url` (asks it for its id).
+pub(super) fn signer(url: &str, key: NodeKey) -> Signer {
+    // On a thread of its own: callers may be inside a runtime already.
+    let id = std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio");
+            rt.block_on(async {
+                let ch = assay_proto::client::channel(url).expect("channel");
+                assay_proto::client::coordinator_id(&ch)
+                    .await
+                    .expect("the coordinator's id")
+            })
+        })
+        .join()
+        .expect("asking for the coordinator's id")
+    });
+    Signer::new(key, id)
+}
+
 /// The provider daemon's node key under `home` (`node_id` created it).
 pub(super) fn node_key(home: &Path) -> NodeKey {
     NodeKey::load_or_create(&home.join("node.key")).expect("node key")
@@ -1182,7 +1208,7 @@ fn orphaned_lease(store: &Store) {
     let (a_home, b_home) = (root.join("a"), root.join("b"));
     let a_id = node_id(&a_home, &url);
     let b_id = node_id(&b_home, &url);
-    let a_key = node_key(&a_home);
+    let a_key = signer(&url, node_key(&a_home));
     let _a = provider(&url, &a_home, 10, 1);
     wait_registered(&renter, &url, &a_id);
     // A is busy with a long job (its one slot full, it asks for no more).

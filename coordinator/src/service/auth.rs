@@ -1,6 +1,7 @@
 //! Request authentication: a state-changing request is signed by its node
-//! and expires soon; its nonce is recorded so a replay is refused
-//! (`ALREADY_EXISTS`).
+//! for this coordinator and expires soon; its nonce is recorded so a replay
+//! is refused (`ALREADY_EXISTS`), and a request signed for another
+//! coordinator is refused (`UNAUTHENTICATED`).
 
 use assay_proto::auth::{self, Signed};
 use assay_proto::now_ms;
@@ -17,11 +18,13 @@ impl Coordinator {
         self.spend_nonce(v).await
     }
 
-    /// Checks signature and expiry only: a handler that can refuse the
+    /// Checks signature, coordinator and expiry only: a handler that can refuse the
     /// request on what it carries does so before [`Coordinator::spend_nonce`]
     /// writes anything.
     pub(super) fn signature<M: Signed>(&self, msg: &M) -> Result<auth::Verified, Status> {
-        auth::verify(msg, now_ms(), self.cfg.max_request_ahead_ms).map_err(bad)
+        auth::verify(msg, now_ms(), self.cfg.max_request_ahead_ms)
+            .and_then(|v| v.for_coordinator(&self.store.coordinator_id()))
+            .map_err(bad)
     }
 
     /// Records a verified request's nonce (a replay is refused); returns
@@ -34,12 +37,11 @@ impl Coordinator {
 }
 
 impl Coordinator {
-    /// Checks a read's signature and expiry; returns the signer. A read
-    /// changes nothing, so its nonce is not spent (no write per read).
+    /// Checks a read's signature, coordinator and expiry; returns the
+    /// signer. A read changes nothing, so its nonce is not spent (no write
+    /// per read).
     pub(super) fn reader<M: Signed>(&self, msg: &M) -> Result<NodeId, Status> {
-        auth::verify(msg, now_ms(), self.cfg.max_request_ahead_ms)
-            .map(|v| v.node)
-            .map_err(bad)
+        self.signature(msg).map(|v| v.node)
     }
 }
 

@@ -215,6 +215,16 @@ impl Renter for Coordinator {
             problems: r.problems,
         }))
     }
+
+    async fn get_coordinator(
+        &self,
+        _request: Request<pb::GetCoordinatorRequest>,
+    ) -> Result<Response<pb::CoordinatorInfo>, Status> {
+        Ok(Response::new(pb::CoordinatorInfo {
+            coordinator_id: self.store.coordinator_id().0.to_vec(),
+            now_ms: now_ms(),
+        }))
+    }
 }
 
 impl Coordinator {

@@ -7,8 +7,11 @@ use super::sql::{Backend, Value, int};
 use super::sql_store::SqlStore;
 use crate::Error;
 
-/// Spent request nonces.
+/// Spent request nonces, and the coordinator id requests are signed for.
 pub trait Nonces {
+    /// The coordinator's id (drawn when the database was created): every
+    /// signed request must name it.
+    fn coordinator_id(&self) -> assay_protocol::Hash32;
     /// Records a request nonce until it expires.
     ///
     /// # Errors
@@ -24,6 +27,10 @@ pub trait Nonces {
 }
 
 impl<B: Backend> Nonces for SqlStore<B> {
+    fn coordinator_id(&self) -> assay_protocol::Hash32 {
+        self.id
+    }
+
     fn use_nonce(&self, node: &NodeId, nonce: u64, expires_at_ms: u64) -> Result<(), Error> {
         let n = self.b.write(&mut |c| {
             c.exec(

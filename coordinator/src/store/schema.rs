@@ -482,6 +482,39 @@ pub fn migrate<B: Backend>(b: &B) -> Result<(), Error> {
     migrate_to(b, SCHEMA_VERSION)
 }
 
+/// The coordinator's id: 32 random bytes drawn the first time a database
+/// is opened and kept in `meta.coordinator_id`. Every signed request names
+/// it, so one signed for another coordinator (another database) is refused;
+/// replicas on one database share it, as they share the spent nonces.
+///
+/// # Errors
+///
+/// [`Error::Database`]; [`Error::Corrupt`] if the stored id is not 64 hex
+/// digits.
+pub fn coordinator_id<B: Backend>(b: &B) -> Result<assay_protocol::Hash32, Error> {
+    let mut fresh = [0u8; 32];
+    getrandom::fill(&mut fresh).map_err(|e| Error::Database {
+        backend: b.dialect().name(),
+        message: format!("drawing the coordinator id from the OS random source: {e}"),
+    })?;
+    let mut id = String::new();
+    b.write(&mut |c| {
+        // Two replicas opening a new database at once: the first insert
+        // wins and both read it back.
+        c.exec(
+            "INSERT INTO meta (key, value) VALUES ('coordinator_id', $1) ON CONFLICT (key) DO NOTHING",
+            &[Value::Text(assay_protocol::Hash32(fresh).to_hex())],
+        )?;
+        let row = c
+            .query_opt("SELECT value FROM meta WHERE key = 'coordinator_id'", &[])?
+            .ok_or_else(|| Error::Corrupt("meta.coordinator_id vanished".into()))?;
+        id = row.text(0)?.to_string();
+        Ok(())
+    })?;
+    id.parse::<assay_protocol::Hash32>()
+        .map_err(|_| Error::Corrupt(format!("meta.coordinator_id {id:?} is not 64 hex digits")))
+}
+
 /// Brings the database to schema version `target` (≤ [`SCHEMA_VERSION`]):
 /// what [`migrate`] does, stopping early — tests build the databases of
 /// older releases with it and check that they upgrade.

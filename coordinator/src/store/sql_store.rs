@@ -17,6 +17,8 @@ pub struct SqlStore<B: Backend> {
     /// The online providers and their free stake at a time (see
     /// `providers.rs`, `online`).
     pub(super) snapshot: Mutex<Option<(u64, Arc<Vec<Offer>>)>>,
+    /// The coordinator's id (`meta.coordinator_id`, see `schema.rs`).
+    pub(super) id: assay_protocol::Hash32,
 }
 
 impl<B: Backend + std::fmt::Debug> std::fmt::Debug for SqlStore<B> {
@@ -36,10 +38,12 @@ impl<B: Backend> SqlStore<B> {
     /// [`Error::Database`], or [`Error::Corrupt`] for a database newer than this build.
     pub fn open(b: B, cfg: MarketConfig) -> Result<SqlStore<B>, Error> {
         schema::migrate(&b)?;
+        let id = schema::coordinator_id(&b)?;
         Ok(SqlStore {
             b,
             cfg,
             snapshot: Mutex::new(None),
+            id,
         })
     }
 

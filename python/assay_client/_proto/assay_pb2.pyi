@@ -29,16 +29,18 @@ OUTCOME_GPU_QUOTA_EXCEEDED: Outcome
 OUTCOME_OUTPUT_LIMIT_EXCEEDED: Outcome
 
 class Auth(_message.Message):
-    __slots__ = ("node_id", "nonce", "expires_at_ms", "signature")
+    __slots__ = ("node_id", "nonce", "expires_at_ms", "signature", "coordinator_id")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    COORDINATOR_ID_FIELD_NUMBER: _ClassVar[int]
     node_id: bytes
     nonce: int
     expires_at_ms: int
     signature: bytes
-    def __init__(self, node_id: _Optional[bytes] = ..., nonce: _Optional[int] = ..., expires_at_ms: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    coordinator_id: bytes
+    def __init__(self, node_id: _Optional[bytes] = ..., nonce: _Optional[int] = ..., expires_at_ms: _Optional[int] = ..., signature: _Optional[bytes] = ..., coordinator_id: _Optional[bytes] = ...) -> None: ...
 
 class Shard(_message.Message):
     __slots__ = ("index", "count")
@@ -620,6 +622,18 @@ class Cluster(_message.Message):
     escrowed: int
     ended_ms: int
     def __init__(self, cluster_id: _Optional[bytes] = ..., renter: _Optional[bytes] = ..., state: _Optional[str] = ..., gpus: _Optional[int] = ..., gpu_class: _Optional[str] = ..., min_reliability_permille: _Optional[int] = ..., max_price: _Optional[int] = ..., starts_ms: _Optional[int] = ..., ends_ms: _Optional[int] = ..., escrow_left: _Optional[int] = ..., paid: _Optional[int] = ..., refunded: _Optional[int] = ..., members: _Optional[_Iterable[_Union[ClusterMember, _Mapping]]] = ..., escrowed: _Optional[int] = ..., ended_ms: _Optional[int] = ...) -> None: ...
+
+class GetCoordinatorRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CoordinatorInfo(_message.Message):
+    __slots__ = ("coordinator_id", "now_ms")
+    COORDINATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    NOW_MS_FIELD_NUMBER: _ClassVar[int]
+    coordinator_id: bytes
+    now_ms: int
+    def __init__(self, coordinator_id: _Optional[bytes] = ..., now_ms: _Optional[int] = ...) -> None: ...
 
 class FaucetRequest(_message.Message):
     __slots__ = ("auth", "amount", "unit")

@@ -1140,6 +1140,11 @@ class RenterStub:
                 request_serializer=assay__pb2.VerifyLedgerRequest.SerializeToString,
                 response_deserializer=assay__pb2.VerifyLedgerResponse.FromString,
                 _registered_method=True)
+        self.GetCoordinator = channel.unary_unary(
+                '/assay.v1.Renter/GetCoordinator',
+                request_serializer=assay__pb2.GetCoordinatorRequest.SerializeToString,
+                response_deserializer=assay__pb2.CoordinatorInfo.FromString,
+                _registered_method=True)
 
 
 class RenterServicer:
@@ -1205,6 +1210,14 @@ class RenterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCoordinator(self, request, context):
+        """Who this coordinator is: the id every signed request names. Replicas
+        on one database share it (they share the spent nonces too).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RenterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1247,6 +1260,11 @@ def add_RenterServicer_to_server(servicer, server):
                     servicer.VerifyLedger,
                     request_deserializer=assay__pb2.VerifyLedgerRequest.FromString,
                     response_serializer=assay__pb2.VerifyLedgerResponse.SerializeToString,
+            ),
+            'GetCoordinator': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCoordinator,
+                    request_deserializer=assay__pb2.GetCoordinatorRequest.FromString,
+                    response_serializer=assay__pb2.CoordinatorInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1467,6 +1485,33 @@ class Renter:
             '/assay.v1.Renter/VerifyLedger',
             assay__pb2.VerifyLedgerRequest.SerializeToString,
             assay__pb2.VerifyLedgerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCoordinator(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assay.v1.Renter/GetCoordinator',
+            assay__pb2.GetCoordinatorRequest.SerializeToString,
+            assay__pb2.CoordinatorInfo.FromString,
             options,
             channel_credentials,
             insecure,
