@@ -142,7 +142,7 @@ fn run<B: Backend>(s: SqlStore<B>, a: &Args) {
     // The last reference to the store is dropped here, outside the runtime:
     // PostgreSQL's sync client may not be dropped on an async thread.
     let keep = store.clone();
-    let server = rt.spawn(assay_web::serve(listener, store, cfg, async move {
+    let server = rt.spawn(assay_web::serve(listener, store, cfg, None, async move {
         let _ = stop_rx.await;
     }));
     let routes: Vec<(String, String)> = [

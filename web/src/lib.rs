@@ -38,7 +38,6 @@
 //! compiled into the binary: nothing is fetched at run time.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use assay_coordinator::Store;
@@ -128,7 +127,8 @@ async fn not_found(req: Request) -> Response {
     }
 }
 
-/// Serves [`router`] on `listener` until `shutdown` completes.
+/// Serves [`router`] on `listener` until `shutdown` completes: HTTPS with
+/// `tls` (see `assay_https`), else plain HTTP.
 ///
 /// # Errors
 ///
@@ -137,12 +137,20 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Arc<dyn Store>,
     cfg: WebConfig,
+    tls: Option<Arc<assay_https::rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(store, cfg).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let app = router(store, cfg).into_make_service_with_connect_info::<assay_https::Peer>();
+    match tls {
+        Some(tls) => {
+            axum::serve(assay_https::TlsListener::new(listener, tls)?, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }

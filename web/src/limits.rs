@@ -3,7 +3,7 @@
 //! a deadline per request.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -68,8 +68,8 @@ pub async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
     let api = req.uri().path().starts_with("/api");
     let ip = req
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+        .get::<ConnectInfo<assay_https::Peer>>()
+        .map(|c| c.0.0.ip())
         .unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let refuse = |e: WebError| {
         if api {

@@ -125,9 +125,10 @@ pub struct CoordinatorArgs {
     /// The most bytes one job's inputs may declare in all.
     #[arg(long, default_value = "64GiB", value_parser = parse_size)]
     pub max_input_bytes: u64,
-    /// Serve gRPC over TLS with this certificate chain (PEM, leaf first);
-    /// needs --tls-key. Clients then use an https:// URL (and, for a
-    /// certificate of a private CA, ASSAY_TLS_CA=that CA's PEM).
+    /// Serve gRPC (and the web pages of --http-listen) over TLS with this
+    /// certificate chain (PEM, leaf first); needs --tls-key. Clients then
+    /// use https:// URLs (and, for a certificate of a private CA,
+    /// ASSAY_TLS_CA=that CA's PEM).
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// The private key of --tls-cert (PEM).
@@ -382,6 +383,15 @@ pub fn main(args: CoordinatorArgs) -> Result<u8, Failure> {
             let at = web
                 .local_addr()
                 .map_err(|e| Failure::fault(anyhow::anyhow!("web listen address: {e}")))?;
+            let web_tls = match &tls {
+                Some(t) => Some(
+                    assay_https::server_config(&t.cert_pem, &t.key_pem)
+                        .context("--tls-cert/--tls-key for the web pages")
+                        .map_err(Failure::usage)?,
+                ),
+                None => None,
+            };
+            let web_scheme = if web_tls.is_some() { "https" } else { "http" };
             let cfg = assay_web::WebConfig {
                 grpc_url: args
                     .public_url
@@ -389,11 +399,12 @@ pub fn main(args: CoordinatorArgs) -> Result<u8, Failure> {
                     .unwrap_or_else(|| format!("{scheme}://{addr}")),
                 requests_per_minute: args.http_requests_per_minute,
             };
-            println!("assay web listening on http://{at}");
+            println!("assay web listening on {web_scheme}://{at}");
             let _ = std::io::stdout().flush();
             tokio::spawn(async move {
                 if let Err(e) =
-                    assay_web::serve(web, web_store, cfg, super::net::shutdown_signal()).await
+                    assay_web::serve(web, web_store, cfg, web_tls, super::net::shutdown_signal())
+                        .await
                 {
                     tracing::error!("web server: {e}");
                 }

@@ -8,8 +8,11 @@
 //! matmul job in two shards, paid in IO (burned into IOSD at the oracle
 //! price), every shard checked by a verifier (p = 1), follows it to
 //! verified settlement, and shows the providers' IOSD earnings and IO
-//! block rewards. `--tls` serves gRPC over TLS with a CA of its own (the
-//! nodes trust it; the printed `ASSAY_TLS_CA` line is for other shells).
+//! block rewards. `--tls` serves gRPC and the explorer over TLS with a CA
+//! of its own (the nodes trust it; the printed `ASSAY_TLS_CA` line is for
+//! other shells and browsers; `assay gateway --tls-cert
+//! DIR/tls/cert.pem --tls-key DIR/tls/key.pem` serves the gateway
+//! with the same certificate).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -44,9 +47,10 @@ pub struct DevnetArgs {
     /// With --demo: stop the devnet when the demo is done.
     #[arg(long)]
     pub exit_after_demo: bool,
-    /// Serve gRPC over TLS: a CA and a certificate for 127.0.0.1 and
-    /// localhost are made in DIR/tls, every node trusts that CA, and the
-    /// URL is https:// (clients: export ASSAY_TLS_CA=DIR/tls/ca.pem).
+    /// Serve gRPC and the explorer over TLS: a CA and a certificate for
+    /// 127.0.0.1 and localhost are made in DIR/tls, every node trusts that
+    /// CA, and the URLs are https:// (clients: export
+    /// ASSAY_TLS_CA=DIR/tls/ca.pem).
     #[arg(long)]
     pub tls: bool,
 }
@@ -212,7 +216,10 @@ pub fn main(args: DevnetArgs) -> Result<u8, Failure> {
         if let Some(out) = stdout.as_mut() {
             let _ = out.read_line(&mut line);
         }
-        match line.split_whitespace().find(|w| w.starts_with("http://")) {
+        match line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
+        {
             Some(web) => println!("explorer     {web}  (worker dashboards at /providers/<id>)"),
             None => {
                 return Err(Failure::fault(anyhow::anyhow!(

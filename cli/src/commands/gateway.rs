@@ -57,6 +57,13 @@ pub struct ServeArgs {
     /// The HTTP address to serve on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs
+    /// --tls-key. Clients then use the https:// base URL.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub coordinator: CoordinatorUrl,
     /// Run every job on this reserved cluster (`assay cluster create`).
@@ -243,21 +250,42 @@ fn serve(args: ServeArgs) -> Result<u8, Failure> {
         let addr = listener
             .local_addr()
             .map_err(|e| Failure::fault(anyhow::anyhow!(e)))?;
-        println!("gateway      http://{addr}/v1  (OpenAI API: {routes})");
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                assay_https::server_config_from_files(cert, key)
+                    .context("--tls-cert/--tls-key")
+                    .map_err(Failure::usage)?,
+            ),
+            _ => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("gateway      {scheme}://{addr}/v1  (OpenAI API: {routes})");
         println!("coordinator  {coordinator}  paid by {payer}");
         if let Some(c) = cluster {
             println!("cluster      {c}");
         }
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
-        // Small JSON replies: no reason to let Nagle's algorithm hold them.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, assay_gateway::router(gateway))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| Failure::fault(anyhow::anyhow!("serving: {e}")))?;
+        let app = assay_gateway::router(gateway);
+        match tls {
+            Some(tls) => {
+                let listener = assay_https::TlsListener::new(listener, tls)
+                    .map_err(|e| Failure::fault(anyhow::anyhow!("TLS listener: {e}")))?;
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await
+            }
+            None => {
+                // Small JSON replies: no reason to let Nagle's algorithm hold them.
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await
+            }
+        }
+        .map_err(|e| Failure::fault(anyhow::anyhow!("serving: {e}")))?;
         Ok(0)
     })
 }

@@ -225,6 +225,50 @@ fn the_official_openai_client_gets_embeddings_equal_to_a_local_run_and_openai_er
         "the key store holds the secret"
     );
 
+    // The same gateway over HTTPS (--tls-cert/--tls-key): a client trusting
+    // the CA lists the models with the key; plain HTTP gets nothing.
+    let tls = crate::tls_files::make(&root.join("tls"), &["127.0.0.1"]).expect("certificates");
+    let (cert, tls_key) = (
+        tls.cert.display().to_string(),
+        tls.key.display().to_string(),
+    );
+    let (_gw_tls, plain_base) = gateway(
+        &gw_home,
+        &url,
+        &["--tls-cert", &cert, "--tls-key", &tls_key],
+    );
+    let https_base = plain_base.replacen("http://", "https://", 1);
+    let ca = ureq::tls::Certificate::from_pem(&std::fs::read(&tls.ca).expect("ca")).expect("pem");
+    let agent = ureq::Agent::config_builder()
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
+                    ca,
+                ])))
+                .build(),
+        )
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .new_agent();
+    let models = agent
+        .get(format!("{https_base}/models"))
+        .header("authorization", format!("Bearer {key}"))
+        .call()
+        .expect("GET /v1/models over HTTPS")
+        .body_mut()
+        .read_to_string()
+        .expect("body");
+    assert!(models.contains("\"data\""), "{models}");
+    assert!(
+        ureq::get(format!("{plain_base}/models"))
+            .config()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .call()
+            .is_err(),
+        "plain HTTP to the HTTPS port"
+    );
+
     // A provider killed mid-request: the lease expires (1.5 s here), a
     // second provider takes the shard, and the request still succeeds —
     // or, if nothing can finish it in time, fails with 503 before its timeout.
