@@ -354,7 +354,12 @@ fn run_grpc(stores: Vec<Arc<dyn Store>>, a: &Args) {
     let mut urls = Vec::new();
     for store in &stores {
         let (tx, rx) = std::sync::mpsc::channel();
-        let c = Coordinator::new(store.clone(), blobs.clone(), ServerConfig::default());
+        // A benchmark's few keys send far more than any one key may.
+        let cfg = ServerConfig {
+            key_rate: None,
+            ..ServerConfig::default()
+        };
+        let c = Coordinator::new(store.clone(), blobs.clone(), cfg);
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

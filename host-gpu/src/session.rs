@@ -238,6 +238,26 @@ impl Session {
         Ok(())
     }
 
+    /// Charges `bytes` that the runtime copies between host and guest
+    /// outside any op — a readback, an input read, an output written, a log
+    /// line — as bytes of work (SEMANTICS.md section 5), or refuses with
+    /// [`Error::WorkBudgetExhausted`], charging nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WorkBudgetExhausted`] past the budget.
+    pub fn charge_copy(&mut self, what: &str, bytes: u64) -> Result<(), Error> {
+        self.charge(what, Work { flops: 0, bytes }, 0)
+    }
+
+    /// Adds `bytes` of copies counted only once the run is over (the
+    /// captured standard streams, at most twice the job's log cap), even
+    /// past the budget: the run is done, and payment is capped by the
+    /// escrow anyway.
+    pub fn add_copied_after_run(&mut self, bytes: u64) {
+        self.work.bytes = self.work.bytes.saturating_add(bytes);
+    }
+
     /// Charges `work` and reserves `out_bytes` of quota, or refuses.
     pub(crate) fn charge(&mut self, what: &str, work: Work, out_bytes: u64) -> Result<(), Error> {
         // The quota comes first: a tensor that can never fit is an error the

@@ -10,5 +10,8 @@
 /// with any change that can move an outputs root, fuel or work.
 ///
 /// History: 1 — failure records `assay/failure/v1` (before, the `error`
-/// output held free text and no version was stated).
-pub const SEMANTICS_VERSION: u32 = 1;
+/// output held free text and no version was stated). 2 — the bytes the
+/// runtime copies between guest and host (readbacks, inputs read, outputs
+/// written, log lines, stdout and stderr) are bytes of work
+/// (`host-gpu/SEMANTICS.md` section 5).
+pub const SEMANTICS_VERSION: u32 = 2;

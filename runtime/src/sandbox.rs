@@ -369,6 +369,11 @@ impl Runtime {
             }
         };
         let root = outputs_root(outputs.iter().map(|(n, b)| (n.as_str(), b.as_slice())));
+        // What the guest wrote to stdout and stderr was copied into the
+        // host: work, counted once the run is over.
+        state.gpu.session.add_copied_after_run(
+            (captured.stdout.contents().len() + captured.stderr.contents().len()) as u64,
+        );
         let work = state.gpu.session.work();
         let info = self.device.info();
         let receipt = ReceiptBody {

@@ -134,6 +134,13 @@ pub struct CoordinatorArgs {
     /// The private key of --tls-cert (PEM).
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Most signed requests one key may send per second, sustained (0: no
+    /// limit); more are refused with the time to wait.
+    #[arg(long, default_value_t = 1_000)]
+    pub key_requests_per_second: u32,
+    /// Most signed requests one key may send at once after a quiet spell.
+    #[arg(long, default_value_t = 2_000)]
+    pub key_burst: u32,
     /// Most blob downloads streaming at once (more are refused, to retry).
     #[arg(long, default_value_t = 128)]
     pub max_downloads: usize,
@@ -353,6 +360,12 @@ pub fn main(args: CoordinatorArgs) -> Result<u8, Failure> {
                 max_input_bytes: args.max_input_bytes,
                 ..Default::default()
             },
+            key_rate: (args.key_requests_per_second > 0).then_some(
+                assay_coordinator::rules::rate::Rate {
+                    per_second: args.key_requests_per_second,
+                    burst: args.key_burst,
+                },
+            ),
             max_downloads: args.max_downloads,
             max_uploads: args.max_uploads,
             transfer_idle_ms: args.transfer_idle_ms,

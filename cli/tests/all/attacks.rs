@@ -584,3 +584,59 @@ fn a_request_signed_for_one_coordinator_is_refused_by_another() {
         assert_eq!(account.balance, 0);
     });
 }
+
+/// Found: any key could send signed requests as fast as the connection
+/// carried them, each one a signature check and a store write or read.
+/// Now each key has a rate (`--key-requests-per-second`, `--key-burst`):
+/// past it the key is told to wait, and other keys are served as before.
+#[test]
+fn a_key_that_floods_signed_requests_is_slowed_and_others_are_not() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (_c, url) = coordinator(
+        &tmp.path().join("coordinator"),
+        "127.0.0.1:0",
+        &["--key-requests-per-second", "5", "--key-burst", "10"],
+    );
+    let flooder = signer(&url, NodeKey::from_seed([72; 32]));
+    let quiet = signer(&url, NodeKey::from_seed([73; 32]));
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    let _in_runtime = rt.enter();
+    let ch = assay_proto::client::channel(&url).expect("channel");
+    rt.block_on(async {
+        let hashes = [Hash32::of(b"anything")];
+        let (mut served, mut slowed) = (0, Vec::new());
+        for _ in 0..40 {
+            match assay_proto::client::stat(&ch, &flooder, None, &hashes).await {
+                Ok(_) => served += 1,
+                Err(assay_proto::Error::Rpc(s)) if s.code() == Code::ResourceExhausted => {
+                    slowed.push(s.message().to_string());
+                }
+                Err(e) => panic!("not a rate refusal: {e}"),
+            }
+        }
+        // The burst of 10, and what 5 per second refilled meanwhile.
+        assert!((10..=20).contains(&served), "{served} served");
+        assert!(slowed.iter().all(|m| m.contains("retry in")), "{slowed:?}");
+        // Writes count too: a faucet call is refused the same way.
+        let e = RenterClient::new(ch.clone())
+            .faucet(signed(
+                &flooder,
+                pb::FaucetRequest {
+                    amount: 1,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .expect_err("still over its rate");
+        assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+        // Another key is served at once.
+        assay_proto::client::stat(&ch, &quiet, None, &hashes)
+            .await
+            .expect("a quiet key is served");
+        // The flooder, after waiting, is served again.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assay_proto::client::stat(&ch, &flooder, None, &hashes)
+            .await
+            .expect("served after waiting");
+    });
+}

@@ -25,6 +25,8 @@
 //! - [`disputes`]: a dispute's bisection game between rounds — the
 //!   question asked, what answers move it to, when the arbiter recomputes
 //!   one step and when it re-executes in full.
+//! - [`rate`]: how many signed requests a key may send (a token bucket
+//!   per key, a bound on the keys tracked).
 //! - [`access`]: who may read a blob (its uploader, the arbiters, and a
 //!   job's renter, providers and verifiers through that job).
 //! - [`exposure`]: the stake a provider's open leases and unsettled
@@ -43,5 +45,6 @@ pub mod jobs;
 pub mod leases;
 pub mod matching;
 pub mod money;
+pub mod rate;
 pub mod rewards;
 pub mod staking;

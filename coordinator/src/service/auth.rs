@@ -22,9 +22,40 @@ impl Coordinator {
     /// request on what it carries does so before [`Coordinator::spend_nonce`]
     /// writes anything.
     pub(super) fn signature<M: Signed>(&self, msg: &M) -> Result<auth::Verified, Status> {
-        auth::verify(msg, now_ms(), self.cfg.max_request_ahead_ms)
+        let v = auth::verify(msg, now_ms(), self.cfg.max_request_ahead_ms)
             .and_then(|v| v.for_coordinator(&self.store.coordinator_id()))
-            .map_err(bad)
+            .map_err(bad)?;
+        self.within_rate(&v.node)?;
+        Ok(v)
+    }
+
+    /// Counts a signed request against its key's rate
+    /// ([`ServerConfig::key_rate`](super::ServerConfig)).
+    fn within_rate(&self, node: &NodeId) -> Result<(), Status> {
+        let Some(rates) = &self.rates else {
+            return Ok(());
+        };
+        let checked = match rates.lock() {
+            Ok(mut l) => l.check(*node, now_ms()),
+            // A panic elsewhere while holding it: count nothing rather
+            // than refuse everyone.
+            Err(_) => Ok(()),
+        };
+        checked.map_err(|r| {
+            if r.too_many_keys {
+                Status::resource_exhausted(format!(
+                    "more than {} keys are sending at once: retry in a second",
+                    self.cfg.max_rate_keys
+                ))
+            } else {
+                let rate = self.cfg.key_rate.map_or(0, |r| r.per_second);
+                Status::resource_exhausted(format!(
+                    "key {} sent more than {rate} signed requests per second: retry in {} ms",
+                    &node.to_hex()[..12],
+                    r.retry_after_ms
+                ))
+            }
+        })
     }
 
     /// Records a verified request's nonce (a replay is refused); returns

@@ -71,6 +71,12 @@ pub struct ServerConfig {
     pub max_requests_per_connection: usize,
     /// Serve TLS with this certificate (`None`: plaintext).
     pub tls: Option<ServerTls>,
+    /// Most signed requests per key (`None`: no limit); more are refused
+    /// with `RESOURCE_EXHAUSTED` and the time to wait.
+    pub key_rate: Option<crate::rules::rate::Rate>,
+    /// Most keys whose rate is tracked at once: past it, a key not yet
+    /// seen waits until some are quiet again.
+    pub max_rate_keys: usize,
 }
 
 /// A server's certificate chain and private key, PEM.
@@ -107,6 +113,11 @@ impl Default for ServerConfig {
             transfer_idle_ms: 30_000,
             max_requests_per_connection: 256,
             tls: None,
+            key_rate: Some(crate::rules::rate::Rate {
+                per_second: 1_000,
+                burst: 2_000,
+            }),
+            max_rate_keys: 100_000,
         }
     }
 }
@@ -119,6 +130,8 @@ pub struct Coordinator {
     cfg: Arc<ServerConfig>,
     market: Arc<long_poll::MarketSignal>,
     transfers: Arc<Transfers>,
+    /// Signed requests per key ([`ServerConfig::key_rate`]).
+    rates: Option<Arc<std::sync::Mutex<crate::rules::rate::Limiter<assay_protocol::NodeId>>>>,
 }
 
 /// Slots for blob streams in flight ([`ServerConfig::max_downloads`],
@@ -171,12 +184,19 @@ impl Coordinator {
             uploads: Arc::new(tokio::sync::Semaphore::new(cfg.max_uploads)),
             ledger_checks: Arc::new(tokio::sync::Semaphore::new(1)),
         });
+        let rates = cfg.key_rate.map(|rate| {
+            Arc::new(std::sync::Mutex::new(crate::rules::rate::Limiter::new(
+                rate,
+                cfg.max_rate_keys,
+            )))
+        });
         Coordinator {
             store,
             blobs,
             cfg: Arc::new(cfg),
             market: Arc::new(long_poll::MarketSignal::default()),
             transfers,
+            rates,
         }
     }
 

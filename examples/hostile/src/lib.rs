@@ -18,6 +18,7 @@
 //! | `work-bomb` | multiplies `[size, size]` matrices forever (param `size`, default 1024) | work budget exhausted |
 //! | `wild-pointer` | loads from an address past the end of linear memory | trap (memory out of bounds) |
 //! | `unwrap-refusal` | `unwrap`s the host's `not-found` for input `does-not-exist` | trap (a panic), naming the refused call |
+//! | `log-flood` | passes the same 1 MiB line to `log` forever (the log keeps only its cap) | work budget exhausted: every byte handed to the host is work |
 //!
 //! A missing or unknown `mode` is a guest error that lists the modes.
 
@@ -27,7 +28,7 @@ use assay_guest::prelude::*;
 
 const MODES: &str = "ok, infinite-loop, memory-bomb, deep-recursion, huge-output, quota-bomb, tensor-hoard, \
                      shape-mismatch, missing-input, bad-output-name, panic, guest-error, work-bomb, wild-pointer, \
-                     unwrap-refusal";
+                     unwrap-refusal, log-flood";
 
 fn run() -> Result<()> {
     let Some(mode) = assay_guest::param_str("mode") else {
@@ -57,6 +58,7 @@ fn run() -> Result<()> {
         )),
         "work-bomb" => work_bomb(),
         "wild-pointer" => wild_pointer(),
+        "log-flood" => log_flood(),
         "unwrap-refusal" => {
             #[allow(clippy::unwrap_used)] // the point: a panic right after a refusal
             read_input_range("does-not-exist", 0, 16).unwrap();
@@ -66,6 +68,15 @@ fn run() -> Result<()> {
             name: "mode".into(),
             message: format!("unknown mode {other:?}; one of: {MODES}"),
         }),
+    }
+}
+
+fn log_flood() -> Result<()> {
+    // Built once: each call costs the guest a little fuel and the host a
+    // 1 MiB copy.
+    let line = "x".repeat(1 << 20);
+    loop {
+        assay_guest::io::log(black_box(&line));
     }
 }
 

@@ -191,7 +191,9 @@ impl job_io::Host for GpuCtxView<'_> {
         }
         // A short read only at the end of the input.
         let len = len.min(size - offset);
-        Ok(range(CALL, &bytes, &name, offset, len)?.to_vec())
+        let out = range(CALL, &bytes, &name, offset, len)?.to_vec();
+        self.charge_copy(CALL, len)?;
+        Ok(out)
     }
 
     fn tensor_from_input(
@@ -235,6 +237,7 @@ impl job_io::Host for GpuCtxView<'_> {
     fn write_output(&mut self, name: String, data: Vec<u8>) -> R<()> {
         const CALL: &str = "job-io.write-output";
         check_output_name(CALL, &name)?;
+        self.charge_copy(CALL, data.len() as u64)?;
         self.ctx.put_output(CALL, name, data)
     }
 
@@ -276,6 +279,9 @@ impl job_io::Host for GpuCtxView<'_> {
     }
 
     fn log(&mut self, message: String) -> wasmtime::Result<()> {
+        // Every byte passed is copied into the host, kept or not: a guest
+        // that logs past its cap still pays for it.
+        self.charge_copy("job-io.log", message.len() as u64)?;
         let room = self.ctx.log_limit.saturating_sub(self.ctx.log.len());
         if room > 0 {
             let mut end = message.len().min(room.saturating_sub(1));
@@ -290,6 +296,15 @@ impl job_io::Host for GpuCtxView<'_> {
 }
 
 impl GpuCtxView<'_> {
+    /// Charges `bytes` copied between guest and host by `call` as work
+    /// (`Session::charge_copy`): past the budget the run ends.
+    fn charge_copy(&mut self, call: &'static str, bytes: u64) -> R<()> {
+        self.ctx
+            .session
+            .charge_copy(call, bytes)
+            .map_err(|e| HostError::from_op(call, e))
+    }
+
     /// An input-range call's traced attributes, its shape and its bytes
     /// in `inputs`; a refusal is traced (and ends the run when due) before
     /// it is returned.

@@ -156,6 +156,16 @@ impl GpuCtxView<'_> {
     ) -> R<T> {
         let t = self.get(call, x)?;
         let inputs = self.producers(&[x]);
+        // The bytes copied out of the device are work; a read that would
+        // pass the budget ends the run, as an op would.
+        let read = |v: &mut Self, t: &Tensor| {
+            let value = read(v, t)?;
+            v.ctx
+                .session
+                .charge_copy(call, t.byte_len())
+                .map_err(|e| HostError::from_op(call, e))?;
+            Ok(value)
+        };
         match read(self, &t) {
             Ok(v) => {
                 let input = inputs.first().copied().unwrap_or(u64::MAX);

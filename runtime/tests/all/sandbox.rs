@@ -206,6 +206,9 @@ fn hostile_guests_end_in_the_right_outcome_and_the_host_keeps_serving() {
         ("panic", Outcome::Trap, "panicked"),
         ("guest-error", Outcome::GuestError, "on purpose"),
         ("work-bomb", Outcome::WorkBudgetExhausted, "work budget"),
+        // Host-side copies are work: a guest that floods the log past its
+        // cap is stopped by the budget, not after the fuel runs out.
+        ("log-flood", Outcome::WorkBudgetExhausted, "job-io.log"),
     ];
     for (mode, outcome, needle) in cases {
         let r = hostile(&rt, mode, &spec);
