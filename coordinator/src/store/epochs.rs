@@ -81,25 +81,27 @@ impl<B: Backend> Epochs for SqlStore<B> {
 /// The epoch a receipt recorded now belongs to, with its commitment
 /// published (created if absent). Never an epoch whose seed is already out:
 /// a replica with a slow clock moves on to the first unrevealed epoch.
+///
+/// The epoch's row is read `FOR SHARE`: until the receipt's transaction
+/// commits, a reveal (which takes the row `FOR UPDATE … SKIP LOCKED`)
+/// leaves that epoch for its next tick. Without it, on PostgreSQL, a reveal
+/// could sample the epoch's receipts before this one was committed, and
+/// this receipt stayed `pending` for ever.
 pub(super) fn open_epoch(c: &mut dyn Conn, epoch_ms: u64, now_ms: u64) -> Result<u64, Error> {
     let mut e = now_ms / epoch_ms.max(1);
+    let read = format!(
+        "SELECT revealed_at FROM epochs WHERE epoch = $1{}",
+        c.dialect().for_share()
+    );
     loop {
         // The background tick publishes epochs ahead, so the row is nearly
         // always there: draw a seed only when it is not.
-        let row = c.query_opt(
-            "SELECT revealed_at FROM epochs WHERE epoch = $1",
-            &[int(e)?],
-        )?;
+        let row = c.query_opt(&read, &[int(e)?])?;
         let revealed = match row {
             Some(r) => r.opt_i64(0)?.is_some(),
             None => {
                 ensure_epoch(c, e, now_ms)?;
-                c.query_one(
-                    "SELECT revealed_at FROM epochs WHERE epoch = $1",
-                    &[int(e)?],
-                )?
-                .opt_i64(0)?
-                .is_some()
+                c.query_one(&read, &[int(e)?])?.opt_i64(0)?.is_some()
             }
         };
         if !revealed {
@@ -158,4 +160,79 @@ fn reveal(c: &mut dyn Conn, epoch: u64, seed: &[u8; 32], now_ms: u64) -> Result<
         }
     }
     Ok(sampled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MarketConfig;
+    use crate::store::postgres::Postgres;
+    use crate::store::sql_store::SqlStore;
+    use std::time::Duration;
+
+    /// Found: on PostgreSQL a reveal could run between a receipt's
+    /// `open_epoch` and its commit, sample the epoch without it, and leave
+    /// it `pending` for ever. Now the reveal leaves an epoch that an open
+    /// transaction was handed, and reveals it once that has committed.
+    #[test]
+    fn an_epoch_handed_to_an_open_transaction_is_not_revealed_under_it() {
+        let Ok(url) = std::env::var("ASSAY_TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var("ASSAY_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "ASSAY_REQUIRE_POSTGRES=1 but ASSAY_TEST_POSTGRES_URL is not set"
+            );
+            eprintln!("SKIPPED the epoch-reveal race on PostgreSQL: set ASSAY_TEST_POSTGRES_URL");
+            return;
+        };
+        let schema = format!(
+            "epoch_race_{}_{}",
+            std::process::id(),
+            assay_proto::now_ms() % 1_000_000
+        );
+        let pg = Postgres::open(&url, Some(&schema)).expect("postgres");
+        let store = SqlStore::open(
+            pg,
+            MarketConfig {
+                epoch_ms: 1_000,
+                ..MarketConfig::default()
+            },
+        )
+        .expect("store");
+        let revealed = |s: &SqlStore<Postgres>| {
+            s.b.read(&mut |c| {
+                c.query_one("SELECT revealed_at FROM epochs WHERE epoch = 0", &[])?
+                    .opt_i64(0)
+            })
+            .expect("read")
+        };
+        // The tick publishes epochs ahead: epoch 0's row is there.
+        store.reveal_epochs(0).expect("publish");
+        let (opened_tx, opened) = std::sync::mpsc::channel();
+        let (go_tx, go) = std::sync::mpsc::channel::<()>();
+        let under_it = std::thread::scope(|s| {
+            let store = &store;
+            let held = s.spawn(move || {
+                store.b.write(&mut |c| {
+                    let e = open_epoch(c, 1_000, 500)?;
+                    let _ = opened_tx.send(e);
+                    let _ = go.recv_timeout(Duration::from_secs(10));
+                    Ok(e)
+                })
+            });
+            assert_eq!(opened.recv().expect("opened"), 0);
+            // Epoch 0 is over at 1,500 ms: its reveal is due.
+            store.reveal_epochs(1_500).expect("reveal");
+            let under_it = revealed(&store);
+            let _ = go_tx.send(());
+            assert_eq!(held.join().expect("thread").expect("commit"), 0);
+            under_it
+        });
+        assert_eq!(under_it, None, "epoch 0 was revealed under an open receipt");
+        store.reveal_epochs(1_600).expect("reveal");
+        assert!(
+            revealed(&store).is_some(),
+            "revealed once the receipt committed"
+        );
+        let _ = store.b.drop_schema();
+    }
 }

@@ -237,8 +237,13 @@ pub(super) fn top_up_stake(
                  get IO (`assay faucet --unit io` on a devnet) or ask for less stake"
             )));
         }
-        // The reference names the stake before and after, so topping up
-        // again after a slash is a new movement, and a retry is not.
+        // The reference names the ledger's head, so topping up again after
+        // a slash (which moved the head) is a new movement; the stake before
+        // and after alone repeat when a slash brings the stake back to
+        // where it was, and the transfer was skipped as a duplicate.
+        let head = c
+            .query_one("SELECT seq FROM ledger_head WHERE id = 1", &[])?
+            .u64(0)?;
         post(
             c,
             Movement {
@@ -246,7 +251,7 @@ pub(super) fn top_up_stake(
                 debit: &ledger::balance(Unit::Io, node),
                 credit: &ledger::stake(node),
                 amount: need,
-                reference: &format!("stake/{node}/{current}/{target}"),
+                reference: &format!("stake/{node}/{head}/{current}/{target}"),
             },
             now_ms,
         )?;
@@ -774,4 +779,64 @@ pub(super) fn stored_balances(c: &mut dyn Conn) -> Result<BTreeMap<String, i128>
 pub(super) fn stored_head(c: &mut dyn Conn) -> Result<(u64, [u8; 32]), Error> {
     let r = c.query_one("SELECT seq, hash FROM ledger_head WHERE id = 1", &[])?;
     Ok((r.u64(0)?, r.hash(1)?.0))
+}
+
+#[cfg(test)]
+mod stake_tests {
+    use super::*;
+    use crate::store::sqlite::Sqlite;
+
+    /// Found: the top-up's reference named only the stake before and
+    /// after, so after a slash back to zero the same top-up was a
+    /// "duplicate", skipped, and the provider counted as staked.
+    #[test]
+    fn a_stake_topped_up_again_after_a_slash_is_moved_again() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = SqlStore::open(
+            Sqlite::open(&dir.path().join("db.sqlite")).expect("sqlite"),
+            MarketConfig::default(),
+        )
+        .expect("store");
+        let node = assay_protocol::NodeKey::from_seed([5; 32]).id();
+        let cfg = MarketConfig::default();
+        store
+            .b
+            .write(&mut |c| {
+                post(
+                    c,
+                    Movement {
+                        kind: "genesis",
+                        debit: &ledger::issuance(Unit::Io),
+                        credit: &ledger::balance(Unit::Io, &node),
+                        amount: 1_000,
+                        reference: "test/mint",
+                    },
+                    1,
+                )?;
+                assert_eq!(top_up_stake(c, &node, 100, 2)?, 100);
+                assert_eq!(stake_of(c, &node)?, 100);
+                // Slashed to nothing: all of it burned.
+                let mut burned = cfg.clone();
+                burned.slash_bps = 10_000;
+                slash(
+                    c,
+                    &burned,
+                    &node,
+                    &[],
+                    &ledger::burned(Unit::Io),
+                    "test/slash",
+                    3,
+                )?;
+                assert_eq!(stake_of(c, &node)?, 0);
+                assert_eq!(top_up_stake(c, &node, 100, 4)?, 100);
+                assert_eq!(stake_of(c, &node)?, 100, "the second top-up moved IO");
+                assert_eq!(
+                    balance_of(c, &ledger::balance(Unit::Io, &node))?,
+                    800,
+                    "two top-ups paid"
+                );
+                Ok(())
+            })
+            .expect("ledger");
+    }
 }

@@ -209,6 +209,16 @@ impl Dialect {
         }
     }
 
+    /// ` FOR SHARE` on PostgreSQL: the row read stays as read until the
+    /// transaction ends (a writer waits or skips it). SQLite's write
+    /// transactions are serial already.
+    pub fn for_share(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR SHARE",
+        }
+    }
+
     /// Locks the selected rows and skips rows other transactions hold, so
     /// replicas lease different shards at once.
     pub fn skip_locked(self, table: &str) -> String {
