@@ -191,11 +191,16 @@ fn node() -> &'static Node {
     })
 }
 
-/// The rest of `data` as request `M`, signed for the coordinator when
-/// `sign` (so the fuzzer reaches past the signature check), with any long
-/// poll cut to nothing.
-fn request<M: Message + Default + Signed>(data: &[u8], sign: bool) -> Option<M> {
+/// The rest of `data` as request `M`, changed by `prepare` (a long poll
+/// cut to nothing), then signed for the coordinator when `sign` (so the
+/// fuzzer reaches past the signature check).
+fn request<M: Message + Default + Signed>(
+    data: &[u8],
+    sign: bool,
+    prepare: impl FnOnce(&mut M),
+) -> Option<M> {
     let mut m = M::decode(data).ok()?;
+    prepare(&mut m);
     if sign {
         let _ = assay_proto::auth::sign(&node().signer, &mut m, assay_proto::now_ms(), 60_000);
     }
@@ -227,7 +232,10 @@ pub fn coordinator_request(data: &[u8]) {
         use assay_proto::pb::verifier_server::Verifier as V;
         macro_rules! signed {
             ($t:ident, $f:path) => {
-                if let Some(m) = request::<pb::$t>(rest, sign) {
+                signed!($t, $f, |_| {})
+            };
+            ($t:ident, $f:path, $prepare:expr) => {
+                if let Some(m) = request::<pb::$t>(rest, sign, $prepare) {
                     let _ = $f(c, Request::new(m)).await;
                 }
             };
@@ -244,39 +252,14 @@ pub fn coordinator_request(data: &[u8]) {
                 0 => signed!(FaucetRequest, R::faucet),
                 1 => signed!(StakeRequest, R::stake),
                 2 => signed!(SubmitJobRequest, R::submit_job),
-                3 => {
-                    if let Some(mut m) = request::<pb::GetJobRequest>(rest, false) {
-                        m.wait_ms = 0;
-                        if sign {
-                            let _ = assay_proto::auth::sign(
-                                &n.signer,
-                                &mut m,
-                                assay_proto::now_ms(),
-                                60_000,
-                            );
-                        }
-                        let _ = R::get_job(c, Request::new(m)).await;
-                    }
-                }
+                // Long polls cut to nothing.
+                3 => signed!(GetJobRequest, R::get_job, |m| m.wait_ms = 0),
                 4 => open!(GetAccountRequest, R::get_account),
                 5 => open!(ListJobsRequest, R::list_jobs),
                 6 => open!(GetCoordinatorRequest, R::get_coordinator),
                 7 => signed!(RegisterRequest, P::register),
                 8 => signed!(HeartbeatRequest, P::heartbeat),
-                9 => {
-                    if let Some(mut m) = request::<pb::TakeLeasesRequest>(rest, false) {
-                        m.wait_ms = 0;
-                        if sign {
-                            let _ = assay_proto::auth::sign(
-                                &n.signer,
-                                &mut m,
-                                assay_proto::now_ms(),
-                                60_000,
-                            );
-                        }
-                        let _ = P::take_leases(c, Request::new(m)).await;
-                    }
-                }
+                9 => signed!(TakeLeasesRequest, P::take_leases, |m| m.wait_ms = 0),
                 10 => signed!(SubmitReceiptRequest, P::submit_receipt),
                 11 => signed!(ReturnLeaseRequest, P::return_lease),
                 12 => signed!(RegisterVerifierRequest, V::register_verifier),

@@ -418,7 +418,10 @@ pub fn challenge_work(n: u32, rounds: u32) -> Result<ChallengeWork, ChallengeErr
             .checked_mul(2)?
             .checked_add(8 * n64)? // w upload
             .checked_add(round_bytes.checked_mul(rounds)?)?
-            .checked_add(4 * n2 + 8 * n64)?;
+            .checked_add(4 * n2 + 8 * n64)?
+            // Host copies (semantics 2): the digest vector read back (4n)
+            // and the digest output written (48 + 4n).
+            .checked_add(8 * n64 + 48)?;
         flops.checked_add(bytes)?; // units must fit too
         Some(ChallengeWork { flops, bytes })
     };

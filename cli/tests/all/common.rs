@@ -450,3 +450,20 @@ pub fn assert_succeeded(report: &assay_runtime::RunReport) {
         report.log
     );
 }
+
+/// An HTTP client that trusts only the certificate authority in `ca_pem`
+/// (a test's own CA), with a 20 s limit per call.
+pub fn https_agent(ca_pem: &[u8]) -> ureq::Agent {
+    let ca = ureq::tls::Certificate::from_pem(ca_pem).expect("a CA PEM");
+    ureq::Agent::config_builder()
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
+                    ca,
+                ])))
+                .build(),
+        )
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .new_agent()
+}

@@ -238,18 +238,7 @@ fn the_official_openai_client_gets_embeddings_equal_to_a_local_run_and_openai_er
         &["--tls-cert", &cert, "--tls-key", &tls_key],
     );
     let https_base = plain_base.replacen("http://", "https://", 1);
-    let ca = ureq::tls::Certificate::from_pem(&std::fs::read(&tls.ca).expect("ca")).expect("pem");
-    let agent = ureq::Agent::config_builder()
-        .tls_config(
-            ureq::tls::TlsConfig::builder()
-                .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
-                    ca,
-                ])))
-                .build(),
-        )
-        .timeout_global(Some(Duration::from_secs(20)))
-        .build()
-        .new_agent();
+    let agent = crate::common::https_agent(&std::fs::read(&tls.ca).expect("ca"));
     let models = agent
         .get(format!("{https_base}/models"))
         .header("authorization", format!("Bearer {key}"))

@@ -137,20 +137,7 @@ fn the_explorer_is_served_over_https_with_the_coordinators_certificate() {
     assert!(web.starts_with("https://"), "{web}");
 
     let ca = std::fs::read(&files.ca).expect("ca");
-    let trusting = |pem: &[u8]| {
-        let cert = ureq::tls::Certificate::from_pem(pem).expect("CA PEM");
-        ureq::Agent::config_builder()
-            .tls_config(
-                ureq::tls::TlsConfig::builder()
-                    .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
-                        cert,
-                    ])))
-                    .build(),
-            )
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build()
-            .new_agent()
-    };
+    let trusting = crate::common::https_agent;
     let agent = trusting(&ca);
     let mut reply = agent
         .get(format!("{web}/api/v1/network"))
