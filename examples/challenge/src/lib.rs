@@ -218,7 +218,6 @@ fn run() -> Result<()> {
     // No log line: every byte handed to the host is work, and the
     // predicted work (`challenge_work`) counts only the digest's copies.
     write_output("digest", &out)
-
 }
 
 assay_guest::job!(run);
