@@ -421,7 +421,7 @@ pub fn challenge_work(n: u32, rounds: u32) -> Result<ChallengeWork, ChallengeErr
             .checked_add(4 * n2 + 8 * n64)?
             // Host copies (semantics 2): the digest vector read back (4n)
             // and the digest output written (48 + 4n).
-            .checked_add(8 * n64 + 48)?;
+            .checked_add(8 * n64 + DIGEST_HEADER_BYTES)?;
         flops.checked_add(bytes)?; // units must fit too
         Some(ChallengeWork { flops, bytes })
     };
@@ -686,7 +686,8 @@ mod tests {
         let round = (2 * n * n * n + 21 * n * n + 3 * n, 40 * n * n + 12 * n);
         let want = ChallengeWork {
             flops: 2 * operand.0 + 2 * round.0 + 2 * n * n,
-            bytes: 2 * operand.1 + 8 * n + 2 * round.1 + 4 * n * n + 8 * n,
+            // … and the host copies: the digest read back and written.
+            bytes: 2 * operand.1 + 8 * n + 2 * round.1 + 4 * n * n + 8 * n + (8 * n + 48),
         };
         assert_eq!(challenge_work(3, 2), Ok(want));
     }
