@@ -222,7 +222,7 @@ mod tests {
             assert_eq!(opened.recv().expect("opened"), 0);
             // Epoch 0 is over at 1,500 ms: its reveal is due.
             store.reveal_epochs(1_500).expect("reveal");
-            let under_it = revealed(&store);
+            let under_it = revealed(store);
             let _ = go_tx.send(());
             assert_eq!(held.join().expect("thread").expect("commit"), 0);
             under_it
