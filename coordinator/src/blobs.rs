@@ -6,10 +6,19 @@
 //! size, no more than the store's limit, and hashes to the declared hash.
 //! Presence on disk is the truth: a coordinator restarted on the same data
 //! directory has every blob it had.
+//!
+//! A blob's modification time is when it was last stored or named by a new
+//! job: storing it again, or a job that names it, [`BlobStore::touch`]es
+//! it. Retention ([`crate::retention`]) collects blobs older than its
+//! period that no live job names; [`BlobStore::collect`] moves a blob aside
+//! before it looks at its time once more, so a blob touched while it was
+//! being collected stays (and a touch that comes after finds no blob: the
+//! caller is told to upload it again).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use assay_protocol::Hash32;
 
@@ -45,17 +54,40 @@ impl BlobStore {
     pub fn open(dir: &Path, max_bytes: u64) -> Result<BlobStore, Error> {
         let tmp = dir.join("tmp");
         std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        // Half-written uploads of an earlier process.
-        if let Ok(rd) = std::fs::read_dir(&tmp) {
-            for e in rd.flatten() {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-        Ok(BlobStore {
+        let store = BlobStore {
             dir: dir.to_owned(),
             max_bytes,
             counter: AtomicU64::new(0),
-        })
+        };
+        // Half-written uploads of an earlier process go; a blob it had set
+        // aside to collect goes back (the next sweep decides again).
+        if let Ok(rd) = std::fs::read_dir(&tmp) {
+            for e in rd.flatten() {
+                let aside = e
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_prefix("collect-"))
+                    .and_then(|n| n.get(..64))
+                    .and_then(|hex| hex.parse::<Hash32>().ok());
+                match aside {
+                    Some(hash) if store.size(&hash).is_none() => {
+                        store.restore(&e.path(), &hash)?;
+                    }
+                    _ => {
+                        let _ = std::fs::remove_file(e.path());
+                    }
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    fn restore(&self, aside: &Path, hash: &Hash32) -> Result<(), Error> {
+        let path = self.path(hash);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        std::fs::rename(aside, &path).map_err(|e| Error::io(&path, e))
     }
 
     /// The largest blob accepted.
@@ -72,6 +104,89 @@ impl BlobStore {
     /// The blob's size if it is stored.
     pub fn size(&self, hash: &Hash32) -> Option<u64> {
         std::fs::metadata(self.path(hash)).ok().map(|m| m.len())
+    }
+
+    /// Marks the blob as used now (retention counts from here) and returns
+    /// its size; `None` if it is not stored.
+    pub fn touch(&self, hash: &Hash32) -> Option<u64> {
+        let path = self.path(hash);
+        let file = std::fs::OpenOptions::new().write(true).open(&path).ok()?;
+        if let Err(e) = file.set_modified(SystemTime::now()) {
+            tracing::warn!(path = %path.display(), error = %e, "could not mark a blob as used");
+        }
+        file.metadata().ok().map(|m| m.len())
+    }
+
+    /// Every stored blob last stored or touched before `before_ms` (ms
+    /// since the Unix epoch), with its size. Reads the directories one at
+    /// a time; a file whose name is not a hash is left alone.
+    pub fn stored_before(&self, before_ms: u64) -> Vec<(Hash32, u64)> {
+        let before = UNIX_EPOCH + Duration::from_millis(before_ms);
+        let mut out = Vec::new();
+        let Ok(top) = std::fs::read_dir(&self.dir) else {
+            return out;
+        };
+        for shard in top.flatten() {
+            let name = shard.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.len() != 2 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                continue;
+            }
+            let Ok(files) = std::fs::read_dir(shard.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let Some(hash) = f
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<Hash32>().ok())
+                else {
+                    continue;
+                };
+                let Ok(meta) = f.metadata() else { continue };
+                if meta.modified().is_ok_and(|m| m < before) {
+                    out.push((hash, meta.len()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Deletes the blob if it was still last stored or touched before
+    /// `before_ms`; its size if it was deleted. The blob is renamed aside
+    /// first and its time read there: a touch that raced the decision
+    /// either shows (the blob is put back) or finds no blob.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if it cannot be moved or deleted.
+    pub fn collect(&self, hash: &Hash32, before_ms: u64) -> Result<Option<u64>, Error> {
+        let before = UNIX_EPOCH + Duration::from_millis(before_ms);
+        let path = self.path(hash);
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let aside = self.dir.join("tmp").join(format!(
+            "collect-{}-{}-{n}",
+            hash.to_hex(),
+            std::process::id()
+        ));
+        match std::fs::rename(&path, &aside) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+        let meta = std::fs::metadata(&aside).map_err(|e| Error::io(&aside, e))?;
+        if meta.modified().map_or(true, |m| m >= before) {
+            // Used while we decided, or a time we cannot read: keep it.
+            // Stored again meanwhile (same bytes): the copy aside goes.
+            if path.exists() {
+                let _ = std::fs::remove_file(&aside);
+            } else {
+                self.restore(&aside, hash)?;
+            }
+            return Ok(None);
+        }
+        std::fs::remove_file(&aside).map_err(|e| Error::io(&aside, e))?;
+        Ok(Some(meta.len()))
     }
 
     /// The blob's bytes.
@@ -129,7 +244,7 @@ impl BlobStore {
     /// As [`Upload::finish`]; [`Error::Io`].
     pub fn put(&self, bytes: &[u8]) -> Result<Hash32, Error> {
         let hash = Hash32::of(bytes);
-        if self.size(&hash).is_some() {
+        if self.touch(&hash).is_some() {
             return Ok(hash);
         }
         let size = bytes.len() as u64;
@@ -194,7 +309,9 @@ impl Upload {
                 self.hash, self.written
             )));
         }
-        if self.dest.exists() {
+        if let Ok(file) = std::fs::OpenOptions::new().write(true).open(&self.dest) {
+            // Stored already: used again now.
+            let _ = file.set_modified(SystemTime::now());
             return Ok(false);
         }
         self.file.sync_all().map_err(|e| Error::io(&self.tmp, e))?;

@@ -49,7 +49,8 @@
 //!   idempotent by reference; [`ledger::verify`] checks a whole history
 //!   (posting is [`store::ledger`]).
 //! - [`blobs`]: the content-addressed blob store on disk (blake3 checked on
-//!   upload, size limits).
+//!   upload, size limits); [`retention`] collects the blobs no live job
+//!   needs after a retention period.
 //! - [`service`] (also [`server`]): the gRPC services of `assay.proto`
 //!   (tonic) — [`service::blobs`], [`service::renter`], [`service::provider`],
 //!   [`service::verifier`] — each handler decoding its request,
@@ -122,6 +123,7 @@ pub mod config;
 mod error;
 pub mod explorer;
 pub mod ledger;
+pub mod retention;
 pub mod rules;
 pub mod service;
 pub mod state;

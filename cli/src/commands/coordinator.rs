@@ -141,6 +141,18 @@ pub struct CoordinatorArgs {
     /// Most signed requests one key may send at once after a quiet spell.
     #[arg(long, default_value_t = 2_000)]
     pub key_burst: u32,
+    /// Blobs no live job names are deleted after this many ms unused (a
+    /// renter has this long after its job settles to fetch the outputs);
+    /// 0: kept forever.
+    #[arg(long, default_value_t = 7 * 86_400_000)]
+    pub blob_retention_ms: u64,
+    /// How often the blob store is swept for blobs past retention.
+    #[arg(long, default_value_t = 3_600_000)]
+    pub blob_sweep_ms: u64,
+    /// Most bytes of blobs one key may keep stored (0: no quota); a
+    /// collected blob frees its uploaders' quota.
+    #[arg(long, default_value_t = assay_coordinator::service::DEFAULT_MAX_STORED_BYTES_PER_KEY)]
+    pub max_stored_bytes_per_key: u64,
     /// Most blob downloads streaming at once (more are refused, to retry).
     #[arg(long, default_value_t = 128)]
     pub max_downloads: usize,
@@ -370,6 +382,14 @@ pub fn main(args: CoordinatorArgs) -> Result<u8, Failure> {
             max_uploads: args.max_uploads,
             transfer_idle_ms: args.transfer_idle_ms,
             tls: tls.clone(),
+            retention: (args.blob_retention_ms > 0).then_some(
+                assay_coordinator::retention::Retention {
+                    keep_ms: args.blob_retention_ms,
+                    sweep_every_ms: args.blob_sweep_ms,
+                },
+            ),
+            max_stored_bytes_per_key: (args.max_stored_bytes_per_key > 0)
+                .then_some(args.max_stored_bytes_per_key),
             ..ServerConfig::default()
         },
     );

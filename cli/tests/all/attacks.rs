@@ -365,6 +365,102 @@ fn a_job_over_the_caps_or_unpaid_is_refused_before_anything_is_stored() {
     });
 }
 
+/// Found: blobs were never collected and a key could store without bound:
+/// one stranger with a key filled the coordinator's disk, and every blob
+/// ever uploaded stayed.
+#[test]
+fn a_key_stores_at_most_its_quota_and_blobs_no_job_needs_are_collected() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("coordinator");
+    let (_c, url) = coordinator(
+        &data,
+        "127.0.0.1:0",
+        &[
+            "--max-stored-bytes-per-key",
+            "100000",
+            "--blob-retention-ms",
+            "1500",
+            "--blob-sweep-ms",
+            "200",
+        ],
+    );
+    let (a, b) = (
+        signer(&url, NodeKey::from_seed([74; 32])),
+        signer(&url, NodeKey::from_seed([75; 32])),
+    );
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    let _in_runtime = rt.enter();
+    let ch = assay_proto::client::channel(&url).expect("channel");
+    // The coordinator's own blobs (the public challenge component: kept).
+    let own = stored_blobs(&data);
+    rt.block_on(async {
+        let blob = |tag: u8, len: usize| -> Arc<[u8]> { vec![tag; len].into() };
+        let upload = |key: &Signer, bytes: Arc<[u8]>| {
+            let (ch, key) = (ch.clone(), key.clone());
+            async move { assay_proto::client::upload(&ch, &key, bytes).await }
+        };
+        upload(&a, blob(1, 60_000)).await.expect("within a's quota");
+        match upload(&a, blob(2, 60_000)).await {
+            Err(assay_proto::Error::Rpc(s)) if s.code() == Code::ResourceExhausted => {
+                assert!(s.message().contains("--max-stored-bytes-per-key"), "{s:?}");
+            }
+            other => panic!("over the quota, not refused: {other:?}"),
+        }
+        upload(&a, blob(1, 60_000))
+            .await
+            .expect("a blob a key stores already costs nothing again");
+        upload(&b, blob(2, 60_000))
+            .await
+            .expect("each key has its own quota");
+        // A job names a's blob (as its component) and waits in the queue:
+        // no provider takes it.
+        RenterClient::new(ch.clone())
+            .faucet(signed(
+                &a,
+                pb::FaucetRequest {
+                    amount: 1_000_000_000,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .expect("faucet");
+        RenterClient::new(ch.clone())
+            .submit_job(signed(
+                &a,
+                pb::SubmitJobRequest {
+                    component_hash: Hash32::of(&blob(1, 60_000)).0.to_vec(),
+                    component_size: 60_000,
+                    spec: Some(pb::JobSpec::from(&assay_protocol::JobSpec::default())),
+                    shards: 1,
+                    max_price: 1,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .expect("job");
+        assert_eq!(stored_blobs(&data), own + 2);
+        // Past the retention period, b's blob (no job names it) goes.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while stored_blobs(&data) > own + 1 {
+            assert!(Instant::now() < deadline, "b's blob was never collected");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Its ownership went with it: b reads it no more.
+        let gone = read(&ch, &b, None, &Hash32::of(&blob(2, 60_000))).await;
+        assert_eq!(gone, Err(Code::PermissionDenied));
+        assert_eq!(
+            read(&ch, &a, None, &Hash32::of(&blob(1, 60_000)))
+                .await
+                .map(|v| v.len()),
+            Ok(60_000),
+            "the queued job's component stays"
+        );
+        // b's quota is free again: 60,000 + 40,000 bytes fit.
+        upload(&b, blob(3, 60_000)).await.expect("quota freed");
+        upload(&b, blob(4, 40_000)).await.expect("quota freed");
+    });
+}
+
 /// Found: a download read the blob on a blocking thread and waited there
 /// for the client to take each chunk, so about 512 downloads that never
 /// read parked every blocking thread — and with them every store call

@@ -27,6 +27,8 @@
 //!   one step and when it re-executes in full.
 //! - [`rate`]: how many signed requests a key may send (a token bucket
 //!   per key, a bound on the keys tracked).
+//! - [`storage`]: the bytes of blobs a key may keep, and when retention
+//!   starts to count.
 //! - [`access`]: who may read a blob (its uploader, the arbiters, and a
 //!   job's renter, providers and verifiers through that job).
 //! - [`exposure`]: the stake a provider's open leases and unsettled
@@ -48,3 +50,4 @@ pub mod money;
 pub mod rate;
 pub mod rewards;
 pub mod staking;
+pub mod storage;

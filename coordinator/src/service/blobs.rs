@@ -2,7 +2,8 @@
 //! blake3 hash and the size limit), ranged download and stat, over
 //! [`crate::blobs::BlobStore`]. Downloads and stats are signed, and answer
 //! only for blobs the signer may read ([`crate::rules::access`]); an upload
-//! makes its signer an owner of the blob.
+//! makes its signer an owner of the blob, within its quota of stored bytes
+//! ([`crate::rules::storage`]).
 
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{BoxStream, Coordinator, bad, blocking};
 use crate::Error;
-use crate::rules::access;
+use crate::rules::{access, storage};
 
 /// Most hashes one `Stat` asks about (a job has at most a few hundred
 /// blobs).
@@ -48,6 +49,12 @@ impl Blobs for Coordinator {
             .into());
         }
         let uploader = self.authenticate(&header).await?;
+        if let Some(quota) = self.cfg.max_stored_bytes_per_key {
+            let store = self.store.clone();
+            let (stored, owned) = blocking(move || store.stored_by(&uploader, &hash)).await?;
+            storage::admit_upload(stored, owned, header.size, Some(quota))
+                .map_err(Status::resource_exhausted)?;
+        }
         let _slot = self
             .transfers
             .uploads
@@ -88,7 +95,8 @@ impl Blobs for Coordinator {
             .await
             .map_err(|e| Status::internal(e.to_string()))??;
         let store = self.store.clone();
-        blocking(move || store.add_blob_owner(&hash, &uploader)).await?;
+        blocking(move || store.add_blob_owner(&hash, &uploader, size, assay_proto::now_ms()))
+            .await?;
         tracing::debug!(blob = %hash.short(), size, new, "blob uploaded");
         Ok(Response::new(pb::UploadResponse {
             hash: hash.0.to_vec(),
@@ -127,7 +135,9 @@ impl Blobs for Coordinator {
             })?;
         let path = self.blobs.path(&hash);
         let mut file = tokio::fs::File::open(&path).await.map_err(|_| {
-            Status::not_found(format!("blob {hash} is not stored on this coordinator"))
+            Status::not_found(format!(
+                "blob {hash} is not stored on this coordinator (blobs no live job names are collected after the retention period): upload it again"
+            ))
         })?;
         let total = file.metadata().await.map(|m| m.len()).unwrap_or(0);
         if req.offset > total {

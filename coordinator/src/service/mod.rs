@@ -77,6 +77,11 @@ pub struct ServerConfig {
     /// Most keys whose rate is tracked at once: past it, a key not yet
     /// seen waits until some are quiet again.
     pub max_rate_keys: usize,
+    /// Blobs nothing uses are collected after this (`None`: kept forever).
+    pub retention: Option<crate::retention::Retention>,
+    /// Most bytes of blobs one key may keep stored (`None`: no quota);
+    /// more uploads are refused with `RESOURCE_EXHAUSTED`.
+    pub max_stored_bytes_per_key: Option<u64>,
 }
 
 /// A server's certificate chain and private key, PEM.
@@ -96,6 +101,9 @@ impl std::fmt::Debug for ServerTls {
             .finish_non_exhaustive()
     }
 }
+
+/// The default quota of stored blob bytes per key: 16 GiB.
+pub const DEFAULT_MAX_STORED_BYTES_PER_KEY: u64 = 16 << 30;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -118,6 +126,8 @@ impl Default for ServerConfig {
                 burst: 2_000,
             }),
             max_rate_keys: 100_000,
+            retention: Some(crate::retention::Retention::default()),
+            max_stored_bytes_per_key: Some(DEFAULT_MAX_STORED_BYTES_PER_KEY),
         }
     }
 }
@@ -205,9 +215,33 @@ impl Coordinator {
         &self.store
     }
 
-    /// Runs the background work ([`crate::tick`]) until `shutdown` resolves.
+    /// Runs the background work ([`crate::tick`]) and blob retention
+    /// ([`crate::retention`]) until `shutdown` resolves.
     pub async fn background(self, shutdown: impl std::future::Future<Output = ()>) {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let sweeper = self.cfg.retention.map(|retention| {
+            let public = self
+                .store
+                .config()
+                .challenge_component
+                .as_ref()
+                .map(|(h, _)| *h);
+            let mut stopped = stopped.clone();
+            tokio::spawn(crate::retention::run(
+                self.blobs.clone(),
+                self.store.clone(),
+                retention,
+                public,
+                async move {
+                    let _ = stopped.wait_for(|v| *v).await;
+                },
+            ))
+        });
         crate::tick::run(self.store, self.cfg.tick_ms, shutdown).await;
+        let _ = stop.send(true);
+        if let Some(s) = sweeper {
+            let _ = s.await;
+        }
     }
 
     /// Serves every service on `listener` until `shutdown` resolves, over
@@ -284,9 +318,10 @@ impl Coordinator {
         r
     }
 
-    /// Checks that a blob is stored with the given size.
+    /// Checks that a blob is stored with the given size, and marks it used
+    /// now (retention counts from the last job that names it).
     fn require_blob(&self, what: &str, b: &BlobRef) -> Result<(), Status> {
-        match self.blobs.size(&b.hash) {
+        match self.blobs.touch(&b.hash) {
             None => Err(Status::failed_precondition(format!(
                 "{what} {:?} (blob {}) is not uploaded: upload it first",
                 b.name, b.hash

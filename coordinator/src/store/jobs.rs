@@ -194,6 +194,10 @@ impl<B: Backend> SqlStore<B> {
             let priority = i64::from(balance_of(c, &accounts::stake(&job.renter))? > 0);
             let seq = insert_job(c, job, &plan, priority, now_ms)?;
             insert_shards(c, job, &plan, min_stake_io, seq, priority, now_ms)?;
+            let named = std::iter::once(&job.component_hash)
+                .chain(job.inputs.iter().map(|b| &b.hash))
+                .chain(job.shard_inputs.iter().flatten().map(|b| &b.hash));
+            super::access::add_refs(c, &job.id, named)?;
             if let Some(cluster) = cluster {
                 c.exec(
                     "UPDATE shards SET cluster_id = $2 WHERE job_id = $1",

@@ -110,6 +110,7 @@ impl<B: Backend> Receipts for SqlStore<B> {
                     int(lease.bond)?,
                 ],
             )?;
+            super::access::add_refs(c, &lease.job, s.outputs.iter().map(|b| &b.hash))?;
             if let (CheckState::Sampled, Some(reason)) = (check_state, check_reason) {
                 open_check(c, &rid, CheckRole::Verify, reason, &[s.provider], now_ms)?;
             }

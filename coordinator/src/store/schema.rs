@@ -5,7 +5,7 @@ use super::sql::{Backend, Dialect, Value};
 use crate::Error;
 
 /// The version the code expects.
-pub const SCHEMA_VERSION: i64 = 12;
+pub const SCHEMA_VERSION: i64 = 13;
 
 fn migrations(d: Dialect) -> Vec<String> {
     let (blob, serial) = match d {
@@ -468,7 +468,23 @@ CREATE TABLE blob_owners (
     PRIMARY KEY (hash, node)
 )"
     );
-    vec![v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12]
+    // v13: blob retention and quotas (`crate::retention`) — each
+    // upload's size and time (a key's stored bytes are summed from an
+    // index), and which jobs name which blob (filled from the jobs, shards
+    // and receipts already stored by `backfill_blob_refs`).
+    let v13 = format!(
+        "
+ALTER TABLE blob_owners ADD COLUMN size BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE blob_owners ADD COLUMN uploaded_at BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX blob_owners_by_node ON blob_owners (node, size);
+CREATE TABLE blob_refs (
+    hash {blob} NOT NULL,
+    job_id {blob} NOT NULL,
+    PRIMARY KEY (hash, job_id)
+);
+CREATE INDEX receipts_settled ON receipts (settled_at) WHERE settled_at IS NOT NULL"
+    );
+    vec![v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13]
 }
 
 /// Brings the database to [`SCHEMA_VERSION`] (creating it if empty). Safe
@@ -561,6 +577,9 @@ pub fn migrate_to<B: Backend>(b: &B, target: i64) -> Result<(), Error> {
                     "INSERT INTO ledger_head (id, seq, hash) VALUES (1, 0, $1)",
                     &[Value::Blob(vec![0; 32])],
                 )?;
+            }
+            if v == 13 {
+                super::access::backfill_blob_refs(c)?;
             }
             tracing::info!(version = v, backend = d.name(), "migrated the store");
         }

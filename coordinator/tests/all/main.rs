@@ -1,6 +1,6 @@
 //! The coordinator's integration tests, one binary (one link): the store
-//! suite, verification, the economy (IO, IOSD, rewards, notes, bonds), and
-//! the ledger's property tests, on real databases
+//! suite, verification, the economy (IO, IOSD, rewards, notes, bonds), blob
+//! retention and quotas, and the ledger's property tests, on real databases
 //! (SQLite always, PostgreSQL when `ASSAY_TEST_POSTGRES_URL` is set).
 
 #[macro_use]
@@ -10,5 +10,6 @@ mod economy;
 mod explorer;
 mod exposure;
 mod ledger_props;
+mod retention;
 mod store;
 mod verification;
