@@ -15,9 +15,12 @@ minutes="${1:-5}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(protocol_records gguf_header safetensors_header coordinator_request component_loader)
+  targets=(protocol_records gguf_header safetensors_header coordinator_request component_loader wit_host_surface)
 fi
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is missing: cargo install cargo-fuzz" >&2; exit 2; }
+# wit_host_surface runs the wit-fuzz guest: built by the guests' crate
+# (stable Rust) into target/guests/.
+cargo build --release -p assay-guests >/dev/null || { echo "could not build the guests" >&2; exit 2; }
 crashed=()
 for t in "${targets[@]}"; do
   kept="fuzz-cases/corpus/$t"

@@ -24,6 +24,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("challenge", "challenge.wasm", "CHALLENGE"),
     ("gguf-inspect", "gguf_inspect.wasm", "GGUF_INSPECT"),
     ("llm-generate", "llm_generate.wasm", "LLM_GENERATE"),
+    ("wit-fuzz", "wit_fuzz.wasm", "WIT_FUZZ"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -250,5 +250,28 @@ fn main() {
             guest.bytes(),
         );
     }
+    // wit_host_surface: programs for the wit-fuzz guest (its
+    // `examples/wit-fuzz/src/lib.rs` reads them). Each calls one op on two
+    // live tensors — fill [2, 3] and fill [3, 2] — with arguments of 1s;
+    // one more walks every op with bytes from a fixed sequence.
+    let fills = [2u8, 2, 2, 3, 100, 2, 2, 3, 2, 100];
+    for op in 0u8..40 {
+        let mut program = fills.to_vec();
+        program.push(op);
+        program.extend([1u8; 24]);
+        write("wit_host_surface", &format!("op-{op:02}"), &program);
+    }
+    let mut state = 0x2545_f491_u32;
+    let mut walk = fills.to_vec();
+    for op in 0u8..40 {
+        walk.push(op);
+        for _ in 0..12 {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            walk.push((state % 200) as u8);
+        }
+    }
+    write("wit_host_surface", "every-op", &walk);
     println!("seeds written under fuzz-cases/corpus/");
 }

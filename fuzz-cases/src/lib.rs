@@ -43,6 +43,7 @@ pub const TARGETS: &[(&str, Case)] = &[
     ("safetensors_header", safetensors_header),
     ("coordinator_request", coordinator_request),
     ("component_loader", component_loader),
+    ("wit_host_surface", wit_host_surface),
 ];
 
 /// The frozen formats a node reads back: a failure record
@@ -147,6 +148,77 @@ pub fn component_loader(data: &[u8]) {
     if let (Ok(a), Ok(b)) = (&first, &second) {
         assert_eq!(a, b, "two runs of one component differ");
     }
+}
+
+/// A runtime and the `wit-fuzz` guest's component loaded in it: from
+/// `ASSAY_WIT_FUZZ_WASM`, else where the guests' build puts it (`cargo
+/// build -p assay-guests`).
+fn wit_fuzz_guest() -> &'static (assay_runtime::Runtime, Arc<assay_runtime::LoadedComponent>) {
+    static GUEST: OnceLock<(assay_runtime::Runtime, Arc<assay_runtime::LoadedComponent>)> =
+        OnceLock::new();
+    GUEST.get_or_init(|| {
+            let path = std::env::var_os("ASSAY_WIT_FUZZ_WASM")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| {
+                    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .join("../target/guests/wasm32-wasip2/release/wit_fuzz.wasm")
+                });
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+                panic!(
+                    "the wit-fuzz guest is not at {} ({e}): build it with `cargo build -p assay-guests` or set ASSAY_WIT_FUZZ_WASM",
+                    path.display()
+                )
+            });
+            let rt = assay_runtime::Runtime::new(assay_runtime::RuntimeOptions {
+                cache_dir: None,
+                device: assay_host_gpu::Device::cpu_with_threads(1),
+                key: NodeKey::from_seed([9; 32]),
+            })
+            .expect("runtime");
+            let component = rt.load(&bytes).expect("the wit-fuzz guest loads");
+            (rt, component)
+        })
+}
+
+/// The WIT host surface, through the `wit-fuzz` guest (`examples/wit-fuzz`):
+/// the bytes are its input `program`, read as calls into every tensor op
+/// and `job-io` call with arguments from the bytes. The guest breaks no
+/// rule, so the run must never trap (the host refuses with an `error`
+/// variant or ends the job at a limit), and two runs must agree on
+/// outcome, outputs root, fuel and work.
+pub fn wit_host_surface(data: &[u8]) {
+    let (rt, component) = wit_fuzz_guest();
+    let spec = assay_protocol::JobSpec {
+        fuel: 50_000_000,
+        memory_bytes: 64 << 20,
+        gpu_memory_bytes: 4 << 20,
+        work_budget: 20_000_000,
+        output_bytes: 64 << 10,
+        log_bytes: 4 << 10,
+        wall_clock_ms: 10_000,
+        ..assay_protocol::JobSpec::default()
+    };
+    let mut inputs = assay_runtime::Inputs::new();
+    inputs.insert("program".into(), Arc::from(data));
+    let inputs = Arc::new(inputs);
+    let run = || {
+        let r = rt
+            .run(component, inputs.clone(), &spec)
+            .unwrap_or_else(|e| panic!("the host failed a run of the wit-fuzz guest: {e}"));
+        let b = &r.receipt.body;
+        assert!(
+            !matches!(
+                r.outcome,
+                assay_protocol::Outcome::Trap | assay_protocol::Outcome::GuestError
+            ),
+            "the wit-fuzz guest broke no rule but ended {:?}: {:?}",
+            r.outcome,
+            r.error
+        );
+        (r.outcome, b.outputs_root, b.fuel_used, b.work)
+    };
+    let (first, second) = (run(), run());
+    assert_eq!(first, second, "two runs of one program differ");
 }
 
 /// One coordinator (SQLite in a temporary directory, the devnet faucet

@@ -23,9 +23,36 @@ impl Drop for Proc {
     }
 }
 
+/// How a process is started: directly, or through a launcher such as
+/// `ip netns exec NAME` (the faults suite runs each node in a network
+/// namespace of its own).
+pub type Launcher<'a> = &'a [&'a str];
+
+/// `assay` started through `launcher` (empty: directly).
+fn command(launcher: Launcher<'_>) -> Command {
+    match launcher.split_first() {
+        None => Command::new(BIN),
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(BIN);
+            c
+        }
+    }
+}
+
 /// Starts a coordinator; returns it and its URL.
 pub fn coordinator(data: &Path, listen: &str, extra: &[&str]) -> (Proc, String) {
-    let mut child = Command::new(BIN)
+    coordinator_via(&[], data, listen, extra)
+}
+
+/// [`coordinator`] started through `launcher`.
+pub fn coordinator_via(
+    launcher: Launcher<'_>,
+    data: &Path,
+    listen: &str,
+    extra: &[&str],
+) -> (Proc, String) {
+    let mut child = command(launcher)
         .args(["coordinator", "--faucet", "--listen", listen])
         .arg("--data-dir")
         .arg(data)
@@ -90,6 +117,19 @@ pub fn provider_env(
     extra: &[&str],
     env: &[(&str, &Path)],
 ) -> Proc {
+    provider_via(&[], url, home, price, slots, extra, env)
+}
+
+/// [`provider_env`] started through `launcher`.
+pub fn provider_via(
+    launcher: Launcher<'_>,
+    url: &str,
+    home: &Path,
+    price: u64,
+    slots: u32,
+    extra: &[&str],
+    env: &[(&str, &Path)],
+) -> Proc {
     let slots = slots.to_string();
     let defaults = [
         ("--slots", slots.as_str()),
@@ -100,6 +140,7 @@ pub fn provider_env(
         ("--threads", "1"),
     ];
     daemon(
+        launcher,
         &[
             "provider",
             "--coordinator",
@@ -116,6 +157,7 @@ pub fn provider_env(
 
 /// Spawns `assay ARGS` with each default flag unless `extra` names it.
 fn daemon(
+    launcher: Launcher<'_>,
     args: &[&str],
     defaults: &[(&str, &str)],
     extra: &[&str],
@@ -123,7 +165,7 @@ fn daemon(
     env: &[(&str, &Path)],
 ) -> Proc {
     Proc(
-        Command::new(BIN)
+        command(launcher)
             .envs(env.iter().copied())
             .args(args)
             .args(
@@ -154,7 +196,12 @@ fn log_to(home: &Path) -> Stdio {
 }
 
 pub fn assay(home: &Path, url: &str, args: &[&str]) -> Output {
-    Command::new(BIN)
+    assay_via(&[], home, url, args)
+}
+
+/// [`assay`] run through `launcher`.
+pub fn assay_via(launcher: Launcher<'_>, home: &Path, url: &str, args: &[&str]) -> Output {
+    command(launcher)
         .args(args)
         .env("ASSAY_HOME", home)
         .env("ASSAY_COORDINATOR", url)
@@ -254,6 +301,11 @@ pub const LIMITS: [&str; 4] = ["--fuel", "100000000", "--work-budget", "10000000
 /// A verifier daemon with a stake of 1 credit (from the faucet) and extra
 /// flags (e.g. `--lie-rate 1`, `--threads 2`).
 pub fn verifier(url: &str, home: &Path, extra: &[&str]) -> Proc {
+    verifier_via(&[], url, home, extra)
+}
+
+/// [`verifier`] started through `launcher`.
+pub fn verifier_via(launcher: Launcher<'_>, url: &str, home: &Path, extra: &[&str]) -> Proc {
     let defaults = [
         ("--faucet", "1000000000"),
         ("--stake", "1000000"),
@@ -261,6 +313,7 @@ pub fn verifier(url: &str, home: &Path, extra: &[&str]) -> Proc {
         ("--slots", "2"),
     ];
     daemon(
+        launcher,
         &["verifier", "--coordinator", url],
         &defaults,
         extra,

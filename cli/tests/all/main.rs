@@ -13,6 +13,7 @@ mod chat;
 mod clusters;
 mod common;
 mod economy;
+mod faults;
 mod gateway;
 mod gguf;
 mod minilm;

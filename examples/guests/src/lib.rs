@@ -27,6 +27,7 @@
 //! | [`Guest::GgufInspect`] | `assay:gpu/job` | GGUF input `model`: output `header.json` (metadata, tensor table) and `<name>.f32` for each tensor in param `tensors` (see `examples/gguf-inspect/src/lib.rs`) |
 //! | [`Guest::LlmGenerate`] | `assay:gpu/job` | chat completion: GGUF Llama input `model` (SmolLM2-135M-Instruct), input `messages`; params `max_tokens`, `temperature`, `top_p`, `stop`, `seed`; output `completion.json` (see `examples/llm-generate/src/lib.rs`) |
 //! | [`Guest::Challenge`] | `assay:gpu/job` | proof of hardware: params `seed`, `n`, `rounds`; ≈ `rounds · 2n³` FLOPs of seeded matmul on the device; output `digest` (see `examples/challenge/src/lib.rs`, sizes in `assay_protocol::challenge`) |
+//! | [`Guest::WitFuzz`] | `assay:gpu/job` | reads input `program` as calls into every tensor op and `job-io` call, arguments from the bytes; output `calls` (what each call gave); driven by the `wit_host_surface` fuzz target |
 
 #![forbid(unsafe_code)]
 
@@ -55,6 +56,8 @@ pub enum Guest {
     GgufInspect,
     /// `examples/llm-generate`: chat completions with a GGUF Llama model (inputs `model`, `messages`).
     LlmGenerate,
+    /// `examples/wit-fuzz`: input `program` read as calls into the whole host surface (for fuzzing).
+    WitFuzz,
 }
 
 /// `matmul.wasm`, embedded (only this guest's bytes are linked into a binary that uses it).
@@ -77,10 +80,12 @@ pub static CHALLENGE_WASM: &[u8] = include_bytes!(env!("ASSAY_GUEST_CHALLENGE"))
 pub static GGUF_INSPECT_WASM: &[u8] = include_bytes!(env!("ASSAY_GUEST_GGUF_INSPECT"));
 /// `llm_generate.wasm`, embedded.
 pub static LLM_GENERATE_WASM: &[u8] = include_bytes!(env!("ASSAY_GUEST_LLM_GENERATE"));
+/// `wit_fuzz.wasm`, embedded.
+pub static WIT_FUZZ_WASM: &[u8] = include_bytes!(env!("ASSAY_GUEST_WIT_FUZZ"));
 
 impl Guest {
     /// Every guest.
-    pub const ALL: [Guest; 10] = [
+    pub const ALL: [Guest; 11] = [
         Guest::Hello,
         Guest::Matmul,
         Guest::Hostile,
@@ -91,9 +96,10 @@ impl Guest {
         Guest::Challenge,
         Guest::GgufInspect,
         Guest::LlmGenerate,
+        Guest::WitFuzz,
     ];
 
-    /// The guest's package name (`hello`, `matmul`, `hostile`, `microbench`, `wasi-command`, `mlp`, `minilm-embed`, `challenge`, `gguf-inspect`, `llm-generate`).
+    /// The guest's package name (`hello`, `matmul`, `hostile`, `microbench`, `wasi-command`, `mlp`, `minilm-embed`, `challenge`, `gguf-inspect`, `llm-generate`, `wit-fuzz`).
     pub fn name(self) -> &'static str {
         match self {
             Guest::Hello => "hello",
@@ -106,6 +112,7 @@ impl Guest {
             Guest::Challenge => "challenge",
             Guest::GgufInspect => "gguf-inspect",
             Guest::LlmGenerate => "llm-generate",
+            Guest::WitFuzz => "wit-fuzz",
         }
     }
 
@@ -132,6 +139,7 @@ impl Guest {
             Guest::Challenge => env!("ASSAY_GUEST_CHALLENGE"),
             Guest::GgufInspect => env!("ASSAY_GUEST_GGUF_INSPECT"),
             Guest::LlmGenerate => env!("ASSAY_GUEST_LLM_GENERATE"),
+            Guest::WitFuzz => env!("ASSAY_GUEST_WIT_FUZZ"),
         })
     }
 
@@ -149,6 +157,7 @@ impl Guest {
             Guest::Challenge => CHALLENGE_WASM,
             Guest::GgufInspect => GGUF_INSPECT_WASM,
             Guest::LlmGenerate => LLM_GENERATE_WASM,
+            Guest::WitFuzz => WIT_FUZZ_WASM,
         }
     }
 }

@@ -159,6 +159,14 @@ impl Session {
                  (the last dimension a multiple of {block_values})"
             )));
         }
+        // Kept blocks with no values (a row of zero blocks, or no rows)
+        // would be a tensor no op can read; the device's layout has no
+        // such thing.
+        if dtype.is_blocks() && numel == 0 {
+            return Err(Error::ShapeMismatch(format!(
+                "{what}: shape {shape:?} holds no values; kept {encoding:?} blocks need at least one row of one block"
+            )));
+        }
         let Some(expected) = encoding.encoded_len(numel) else {
             return Err(Error::ShapeMismatch(format!(
                 "{what}: shape {shape:?} is not whole {encoding:?} blocks"

@@ -1153,4 +1153,16 @@ fn a_matrix_of_blocks_is_refused_where_it_cannot_be_read(_name: &str, device: &D
         matches!(e, assay_host_gpu::Error::InvalidArgument(_)),
         "{e}"
     );
+    // Found by the wit_host_surface fuzz target: rows of zero values (and
+    // no rows) were a device error — a provider fault any guest could
+    // cause — instead of a refusal.
+    for shape in [[4, 0], [0, 64]] {
+        let e = s
+            .blocks_from_encoded(&shape, SourceEncoding::Q4_0, &[], None)
+            .expect_err("no values");
+        assert!(
+            matches!(e, assay_host_gpu::Error::ShapeMismatch(_)),
+            "{shape:?}: {e}"
+        );
+    }
 }
