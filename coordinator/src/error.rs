@@ -48,6 +48,10 @@ pub enum Error {
     /// Stored data is inconsistent (a bug or tampering).
     #[error("corrupt store: {0}")]
     Corrupt(String),
+    /// The object store that replicas share blobs through (S3) failed or
+    /// cannot be reached.
+    #[error("object store: {0}")]
+    ObjectStore(String),
 }
 
 impl Error {
@@ -70,6 +74,7 @@ impl Error {
             Error::TooLarge(_) => Code::ResourceExhausted,
             Error::Auth(e) => e.code(),
             Error::Database { .. } | Error::Io { .. } | Error::Corrupt(_) => Code::Internal,
+            Error::ObjectStore(_) => Code::Unavailable,
         }
     }
 }

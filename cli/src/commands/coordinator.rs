@@ -27,6 +27,12 @@ pub struct CoordinatorArgs {
     /// The store: sqlite://PATH or postgres://USER@HOST:PORT/DB [default: sqlite in the data dir].
     #[arg(long, value_name = "URL")]
     pub database: Option<String>,
+    /// Keep every blob in an S3-compatible bucket too, shared by all
+    /// replicas on one database: s3://BUCKET[/PREFIX], with credentials and
+    /// endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION
+    /// and AWS_ENDPOINT_URL [default: the data dir alone].
+    #[arg(long, value_name = "URL")]
+    pub blob_store: Option<String>,
     /// Turn on the devnet faucet (IO from the `faucet` genesis allocation, IOSD by burning it).
     #[arg(long)]
     pub faucet: bool,
@@ -288,9 +294,15 @@ pub fn main(args: CoordinatorArgs) -> Result<u8, Failure> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))
         .map_err(Failure::usage)?;
-    let blobs = Arc::new(
-        BlobStore::open(&data_dir.join("blobs"), args.max_blob_bytes).map_err(Failure::usage)?,
-    );
+    let rt = super::net::tokio()?;
+    let mut blobs =
+        BlobStore::open(&data_dir.join("blobs"), args.max_blob_bytes).map_err(Failure::usage)?;
+    if let Some(url) = &args.blob_store {
+        let shared = assay_coordinator::blobs::SharedBlobs::s3(url, rt.handle().clone())
+            .map_err(Failure::usage)?;
+        blobs = blobs.with_shared(shared);
+    }
+    let blobs = Arc::new(blobs);
     // Proof of hardware: the challenge guest is a blob like any component.
     let challenge_component = if args.no_challenges {
         None
@@ -394,7 +406,6 @@ pub fn main(args: CoordinatorArgs) -> Result<u8, Failure> {
         },
     );
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let rt = super::net::tokio()?;
     rt.block_on(async move {
         let listener = assay_coordinator::server::bind(args.listen)
             .await

@@ -42,17 +42,19 @@ fn command(launcher: Launcher<'_>) -> Command {
 
 /// Starts a coordinator; returns it and its URL.
 pub fn coordinator(data: &Path, listen: &str, extra: &[&str]) -> (Proc, String) {
-    coordinator_via(&[], data, listen, extra)
+    coordinator_via(&[], data, listen, extra, &[])
 }
 
-/// [`coordinator`] started through `launcher`.
+/// [`coordinator`] started through `launcher`, with environment variables.
 pub fn coordinator_via(
     launcher: Launcher<'_>,
     data: &Path,
     listen: &str,
     extra: &[&str],
+    env: &[(&str, &str)],
 ) -> (Proc, String) {
     let mut child = command(launcher)
+        .envs(env.iter().copied())
         .args(["coordinator", "--faucet", "--listen", listen])
         .arg("--data-dir")
         .arg(data)

@@ -260,7 +260,8 @@ fn faults_across_hosts_lose_no_job_and_pay_none_twice() {
     ];
     let launch = |node: &str| -> Vec<String> { via(node) };
     let c_launcher = launch("c");
-    let (coordinator_proc, url) = coordinator_via(&as_strs(&c_launcher), &data, &listen, &args);
+    let (coordinator_proc, url) =
+        coordinator_via(&as_strs(&c_launcher), &data, &listen, &args, &[]);
     assert_eq!(url, format!("http://{listen}"));
     let renter = root.join("renter");
     let r_launcher = launch("r");
@@ -366,7 +367,7 @@ fn faults_across_hosts_lose_no_job_and_pay_none_twice() {
     drop(coordinator_proc);
     eprintln!("{:?}: coordinator killed", started.elapsed());
     std::thread::sleep(Duration::from_millis(500));
-    let (_coordinator, url2) = coordinator_via(&as_strs(&c_launcher), &data, &listen, &args);
+    let (_coordinator, url2) = coordinator_via(&as_strs(&c_launcher), &data, &listen, &args, &[]);
     assert_eq!(url, url2);
     // p1 comes back (its receipt for the expired lease is refused).
     net.heal("p1");

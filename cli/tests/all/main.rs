@@ -19,6 +19,7 @@ mod gguf;
 mod minilm;
 mod network;
 mod python;
+mod replicas;
 mod run;
 mod tls;
 mod verification;

@@ -66,7 +66,8 @@ impl Blobs for Coordinator {
                     self.cfg.max_uploads
                 ))
             })?;
-        let already = self.blobs.size(&hash).is_some();
+        let blobs = self.blobs.clone();
+        let already = blocking(move || Ok(blobs.size(&hash).is_some())).await?;
         // Dropped on every early return (an error, or the client gone):
         // its temporary file goes with it.
         let mut upload = self.blobs.begin(hash, header.size)?;
@@ -133,7 +134,11 @@ impl Blobs for Coordinator {
                     self.cfg.max_downloads
                 ))
             })?;
-        let path = self.blobs.path(&hash);
+        // Fetched from the shared bucket first when only it holds the blob.
+        let blobs = self.blobs.clone();
+        let path = blocking(move || blobs.local(&hash))
+            .await?
+            .unwrap_or_else(|| self.blobs.path(&hash));
         let mut file = tokio::fs::File::open(&path).await.map_err(|_| {
             Status::not_found(format!(
                 "blob {hash} is not stored on this coordinator (blobs no live job names are collected after the retention period): upload it again"
@@ -206,15 +211,19 @@ impl Blobs for Coordinator {
         let job = self.named_job(&req.job_id)?;
         let node = self.reader(&req)?;
         let readable = self.readable(node, hashes, job).await?;
-        let mut present = Vec::new();
-        for hash in readable {
-            if let Some(size) = self.blobs.size(&hash) {
-                present.push(pb::BlobInfo {
-                    hash: hash.0.to_vec(),
-                    size,
-                });
-            }
-        }
+        let blobs = self.blobs.clone();
+        let present = blocking(move || {
+            Ok(readable
+                .into_iter()
+                .filter_map(|hash| {
+                    blobs.size(&hash).map(|size| pb::BlobInfo {
+                        hash: hash.0.to_vec(),
+                        size,
+                    })
+                })
+                .collect())
+        })
+        .await?;
         Ok(Response::new(pb::StatResponse { present }))
     }
 }

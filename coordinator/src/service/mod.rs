@@ -258,6 +258,10 @@ impl Coordinator {
         // A certificate that does not load stops here, before anything runs.
         let mut server = tonic::transport::Server::builder();
         if let Some(tls) = &self.cfg.tls {
+            // tonic's server takes the process's default provider; the
+            // S3 client links a second one (aws-lc-rs), so there is no
+            // default until one is chosen. Ours is ring, as everywhere.
+            let _ = rustls::crypto::ring::default_provider().install_default();
             server = server.tls_config(tonic::transport::ServerTlsConfig::new().identity(
                 tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem),
             ))?;
@@ -318,20 +322,33 @@ impl Coordinator {
         r
     }
 
-    /// Checks that a blob is stored with the given size, and marks it used
-    /// now (retention counts from the last job that names it).
-    fn require_blob(&self, what: &str, b: &BlobRef) -> Result<(), Status> {
-        match self.blobs.touch(&b.hash) {
-            None => Err(Status::failed_precondition(format!(
-                "{what} {:?} (blob {}) is not uploaded: upload it first",
-                b.name, b.hash
-            ))),
-            Some(size) if size != b.size => Err(Status::invalid_argument(format!(
-                "{what} {:?}: declared {} bytes but blob {} has {size}",
-                b.name, b.size, b.hash
-            ))),
-            Some(_) => Ok(()),
-        }
+    /// Checks that each blob (`what` names them) is stored with its
+    /// declared size, and marks it used now (retention counts from the
+    /// last job that names it); on a blocking thread (the shared bucket is
+    /// asked about a blob this replica lacks).
+    async fn require_blobs(&self, what: &'static str, refs: Vec<BlobRef>) -> Result<(), Status> {
+        let blobs = self.blobs.clone();
+        blocking(move || {
+            for b in &refs {
+                match blobs.touch(&b.hash) {
+                    None => {
+                        return Err(Error::Precondition(format!(
+                            "{what} {:?} (blob {}) is not uploaded: upload it first",
+                            b.name, b.hash
+                        )));
+                    }
+                    Some(size) if size != b.size => {
+                        return Err(Error::Invalid(format!(
+                            "{what} {:?}: declared {} bytes but blob {} has {size}",
+                            b.name, b.size, b.hash
+                        )));
+                    }
+                    Some(_) => {}
+                }
+            }
+            Ok(())
+        })
+        .await
     }
 }
 

@@ -211,9 +211,7 @@ impl Coordinator {
 
     /// The outputs are uploaded and hash to the receipt's outputs root.
     async fn check_outputs(&self, outputs: &[BlobRef], stated: &Hash32) -> Result<(), Status> {
-        for o in outputs {
-            self.require_blob("output", o)?;
-        }
+        self.require_blobs("output", outputs.to_vec()).await?;
         let blobs = self.blobs.clone();
         let outs = outputs.to_vec();
         let root = blocking(move || {

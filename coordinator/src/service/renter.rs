@@ -352,17 +352,16 @@ impl Coordinator {
         inputs: Vec<BlobRef>,
     ) -> Result<NewJob, Status> {
         let component_hash = convert::hash("component_hash", &req.component_hash).map_err(bad)?;
-        self.require_blob(
+        self.require_blobs(
             "component",
-            &BlobRef {
+            vec![BlobRef {
                 name: "component".into(),
                 hash: component_hash,
                 size: req.component_size,
-            },
-        )?;
-        for b in &inputs {
-            self.require_blob("input", b)?;
-        }
+            }],
+        )
+        .await?;
+        self.require_blobs("input", inputs.clone()).await?;
         let root = jobs::root_of(&inputs);
         spec.shard = assay_protocol::Shard {
             index: 0,

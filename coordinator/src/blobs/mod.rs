@@ -5,7 +5,10 @@
 //! (renamed into place, after an fsync) only if it has exactly the declared
 //! size, no more than the store's limit, and hashes to the declared hash.
 //! Presence on disk is the truth: a coordinator restarted on the same data
-//! directory has every blob it had.
+//! directory has every blob it had. Replicas share blobs through an
+//! S3-compatible bucket ([`SharedBlobs`], `--blob-store s3://…`): then the
+//! directory is each replica's copy, every blob kept is also in the
+//! bucket, and a blob missing here is fetched from there.
 //!
 //! A blob's modification time is when it was last stored or named by a new
 //! job: storing it again, or a job that names it, [`BlobStore::touch`]es
@@ -24,12 +27,16 @@ use assay_protocol::Hash32;
 
 use crate::Error;
 
+pub mod shared;
+pub use shared::SharedBlobs;
+
 /// The blob store.
 #[derive(Debug)]
 pub struct BlobStore {
     dir: PathBuf,
     max_bytes: u64,
     counter: AtomicU64,
+    shared: Option<SharedBlobs>,
 }
 
 /// An upload in progress.
@@ -43,6 +50,8 @@ pub struct Upload {
     tmp: PathBuf,
     dest: PathBuf,
     max_bytes: u64,
+    /// Where a kept upload is also put (`None`: a fetch from there).
+    shared: Option<SharedBlobs>,
 }
 
 impl BlobStore {
@@ -58,6 +67,7 @@ impl BlobStore {
             dir: dir.to_owned(),
             max_bytes,
             counter: AtomicU64::new(0),
+            shared: None,
         };
         // Half-written uploads of an earlier process go; a blob it had set
         // aside to collect goes back (the next sweep decides again).
@@ -90,6 +100,18 @@ impl BlobStore {
         std::fs::rename(aside, &path).map_err(|e| Error::io(&path, e))
     }
 
+    /// The same store, keeping every blob in `shared` too and fetching from
+    /// it what this directory lacks.
+    pub fn with_shared(mut self, shared: SharedBlobs) -> BlobStore {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// The shared bucket, if any.
+    pub fn shared(&self) -> Option<&SharedBlobs> {
+        self.shared.as_ref()
+    }
+
     /// The largest blob accepted.
     pub fn max_bytes(&self) -> u64 {
         self.max_bytes
@@ -101,20 +123,83 @@ impl BlobStore {
         self.dir.join(&hex[..2]).join(hex)
     }
 
-    /// The blob's size if it is stored.
+    /// The blob's size if it is stored (here, or in the shared bucket;
+    /// a bucket that does not answer counts as not holding it, logged).
     pub fn size(&self, hash: &Hash32) -> Option<u64> {
-        std::fs::metadata(self.path(hash)).ok().map(|m| m.len())
+        std::fs::metadata(self.path(hash))
+            .ok()
+            .map(|m| m.len())
+            .or_else(|| self.shared_size(hash))
+    }
+
+    fn shared_size(&self, hash: &Hash32) -> Option<u64> {
+        let shared = self.shared.as_ref()?;
+        match shared.head(hash) {
+            Ok(found) => found.map(|(size, _)| size),
+            Err(e) => {
+                tracing::warn!(blob = %hash, error = %e, "the shared blob store did not answer");
+                None
+            }
+        }
     }
 
     /// Marks the blob as used now (retention counts from here) and returns
-    /// its size; `None` if it is not stored.
+    /// its size; `None` if it is not stored. (A blob only in the shared
+    /// bucket keeps its time there: object stores have no touch.)
     pub fn touch(&self, hash: &Hash32) -> Option<u64> {
         let path = self.path(hash);
-        let file = std::fs::OpenOptions::new().write(true).open(&path).ok()?;
+        let Ok(file) = std::fs::OpenOptions::new().write(true).open(&path) else {
+            return self.shared_size(hash);
+        };
         if let Err(e) = file.set_modified(SystemTime::now()) {
             tracing::warn!(path = %path.display(), error = %e, "could not mark a blob as used");
         }
         file.metadata().ok().map(|m| m.len())
+    }
+
+    /// The blob's file in this directory, fetched from the shared bucket
+    /// first if only the bucket holds it (checked against its hash);
+    /// `None` if neither does.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ObjectStore`]; [`Error::DataLoss`] if the bucket's bytes do
+    /// not hash to the blob's hash; [`Error::Io`].
+    pub fn local(&self, hash: &Hash32) -> Result<Option<PathBuf>, Error> {
+        let path = self.path(hash);
+        if path.exists() {
+            return Ok(Some(path));
+        }
+        let Some(shared) = &self.shared else {
+            return Ok(None);
+        };
+        let Some((size, _)) = shared.head(hash)? else {
+            return Ok(None);
+        };
+        let mut upload = self.begin_within(*hash, size, size)?;
+        upload.shared = None;
+        let upload = std::sync::Arc::new(std::sync::Mutex::new(Some(upload)));
+        let sink = upload.clone();
+        let found = shared.fetch(hash, move |chunk| {
+            let mut g = sink
+                .lock()
+                .map_err(|_| Error::Corrupt("blob fetch lock poisoned".into()))?;
+            match g.as_mut() {
+                Some(u) => u.write(chunk),
+                None => Ok(()),
+            }
+        })?;
+        let upload = upload
+            .lock()
+            .map_err(|_| Error::Corrupt("blob fetch lock poisoned".into()))?
+            .take();
+        match (found, upload) {
+            (true, Some(u)) => {
+                u.finish()?;
+                Ok(Some(path))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Every stored blob last stored or touched before `before_ms` (ms
@@ -149,6 +234,16 @@ impl BlobStore {
                 }
             }
         }
+        if let Some(shared) = &self.shared {
+            match shared.stored_before(before_ms) {
+                Ok(there) => {
+                    let here: std::collections::BTreeSet<Hash32> =
+                        out.iter().map(|(h, _)| *h).collect();
+                    out.extend(there.into_iter().filter(|(h, _)| !here.contains(h)));
+                }
+                Err(e) => tracing::warn!(error = %e, "could not list the shared blob store"),
+            }
+        }
         out
     }
 
@@ -169,24 +264,66 @@ impl BlobStore {
             hash.to_hex(),
             std::process::id()
         ));
-        match std::fs::rename(&path, &aside) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        let here = match std::fs::rename(&path, &aside) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
             Err(e) => return Err(Error::io(&path, e)),
-        }
-        let meta = std::fs::metadata(&aside).map_err(|e| Error::io(&aside, e))?;
-        if meta.modified().map_or(true, |m| m >= before) {
-            // Used while we decided, or a time we cannot read: keep it.
-            // Stored again meanwhile (same bytes): the copy aside goes.
-            if path.exists() {
-                let _ = std::fs::remove_file(&aside);
-            } else {
-                self.restore(&aside, hash)?;
+        };
+        let mut size = None;
+        if here {
+            let meta = std::fs::metadata(&aside).map_err(|e| Error::io(&aside, e))?;
+            if meta.modified().map_or(true, |m| m >= before) {
+                // Used while we decided, or a time we cannot read: keep it.
+                self.put_back(&aside, hash)?;
+                return Ok(None);
             }
-            return Ok(None);
+            size = Some(meta.len());
         }
-        std::fs::remove_file(&aside).map_err(|e| Error::io(&aside, e))?;
-        Ok(Some(meta.len()))
+        if let Some(shared) = &self.shared {
+            let there = match shared.head(hash) {
+                Ok(there) => there,
+                Err(e) => {
+                    if here {
+                        self.put_back(&aside, hash)?;
+                    }
+                    return Err(e);
+                }
+            };
+            match there {
+                // Stored again through another replica: keep it.
+                Some((_, stored)) if stored >= before_ms => {
+                    if here {
+                        self.put_back(&aside, hash)?;
+                    }
+                    return Ok(None);
+                }
+                Some((len, _)) => {
+                    if let Err(e) = shared.delete(hash) {
+                        if here {
+                            self.put_back(&aside, hash)?;
+                        }
+                        return Err(e);
+                    }
+                    size = size.or(Some(len));
+                }
+                None => {}
+            }
+        }
+        if here {
+            std::fs::remove_file(&aside).map_err(|e| Error::io(&aside, e))?;
+        }
+        Ok(size)
+    }
+
+    /// Puts a blob set aside back in place (or drops it when the same
+    /// bytes were stored again meanwhile).
+    fn put_back(&self, aside: &Path, hash: &Hash32) -> Result<(), Error> {
+        if self.path(hash).exists() {
+            let _ = std::fs::remove_file(aside);
+            Ok(())
+        } else {
+            self.restore(aside, hash)
+        }
     }
 
     /// The blob's bytes.
@@ -195,6 +332,11 @@ impl BlobStore {
     ///
     /// [`Error::NotFound`] if it is not stored.
     pub fn read(&self, hash: &Hash32) -> Result<Vec<u8>, Error> {
+        if self.local(hash)?.is_none() {
+            return Err(Error::NotFound(format!(
+                "blob {hash} is not stored here: upload it first"
+            )));
+        }
         std::fs::read(self.path(hash)).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::NotFound(format!("blob {hash} is not stored here: upload it first"))
@@ -232,6 +374,7 @@ impl BlobStore {
             tmp,
             dest: self.path(&hash),
             max_bytes,
+            shared: self.shared.clone(),
         })
     }
 
@@ -245,6 +388,11 @@ impl BlobStore {
     pub fn put(&self, bytes: &[u8]) -> Result<Hash32, Error> {
         let hash = Hash32::of(bytes);
         if self.touch(&hash).is_some() {
+            if let Some(shared) = &self.shared
+                && shared.head(&hash)?.is_none()
+            {
+                shared.put(&hash, bytes)?;
+            }
             return Ok(hash);
         }
         let size = bytes.len() as u64;
@@ -309,17 +457,25 @@ impl Upload {
                 self.hash, self.written
             )));
         }
-        if let Ok(file) = std::fs::OpenOptions::new().write(true).open(&self.dest) {
+        let new = if let Ok(file) = std::fs::OpenOptions::new().write(true).open(&self.dest) {
             // Stored already: used again now.
             let _ = file.set_modified(SystemTime::now());
-            return Ok(false);
+            false
+        } else {
+            self.file.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
+            if let Some(parent) = self.dest.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            }
+            std::fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, e))?;
+            true
+        };
+        // Acknowledged only once every replica can read it.
+        if let Some(shared) = &self.shared
+            && shared.head(&self.hash)?.is_none()
+        {
+            shared.put_file(&self.hash, &self.dest, self.size)?;
         }
-        self.file.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
-        if let Some(parent) = self.dest.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        }
-        std::fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, e))?;
-        Ok(true)
+        Ok(new)
     }
 }
 

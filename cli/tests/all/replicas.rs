@@ -1,0 +1,172 @@
+//! Replicas: two coordinators on one PostgreSQL database share their
+//! blobs through an S3-compatible bucket (`--blob-store s3://…`), served
+//! here by a real S3 server, `s3s-fs` (`cargo install s3s-fs --features
+//! binary`). Without it the test says it is skipped; with
+//! `ASSAY_REQUIRE_S3=1` it fails instead.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assay_protocol::{Hash32, NodeKey};
+
+use crate::common::*;
+use crate::network::signer;
+
+const ACCESS_KEY: &str = "assay-test";
+const SECRET_KEY: &str = "assay-test-secret";
+
+/// The `s3s-fs` binary: `ASSAY_S3S_FS`, else on `PATH`, else in cargo's bin.
+fn s3s_fs() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("ASSAY_S3S_FS") {
+        return Some(PathBuf::from(p));
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("s3s-fs"))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| {
+        let home = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
+        Some(home.join("bin").join("s3s-fs")).filter(|p| p.is_file())
+    })
+}
+
+/// An S3 server with bucket `assay` over `root`; its endpoint URL.
+fn s3_server(root: &Path) -> Option<(Proc, String)> {
+    let Some(bin) = s3s_fs() else {
+        assert_ne!(
+            std::env::var("ASSAY_REQUIRE_S3").as_deref(),
+            Ok("1"),
+            "ASSAY_REQUIRE_S3=1 but s3s-fs is not installed (cargo install s3s-fs --features binary)"
+        );
+        eprintln!(
+            "SKIPPED the replicas test: no S3 server (cargo install s3s-fs --features binary, or set ASSAY_S3S_FS)"
+        );
+        return None;
+    };
+    std::fs::create_dir_all(root.join("assay")).expect("bucket");
+    let port = free_port();
+    let child = Command::new(bin)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+        .arg(root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn s3s-fs");
+    let server = Proc(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "s3s-fs never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some((server, format!("http://127.0.0.1:{port}")))
+}
+
+fn blob_files(data: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(dirs) = std::fs::read_dir(data.join("blobs")) {
+        for d in dirs.flatten().filter(|d| d.file_name() != "tmp") {
+            if let Ok(files) = std::fs::read_dir(d.path()) {
+                out.extend(
+                    files
+                        .flatten()
+                        .map(|f| f.file_name().to_string_lossy().into_owned()),
+                );
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn replicas_share_blobs_through_an_s3_bucket() {
+    let Some(db) = stores("replicas")
+        .into_iter()
+        .find(|s| s.name == "postgres")
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let Some((_s3, endpoint)) = s3_server(&root.join("s3")) else {
+        return;
+    };
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let mut flags: Vec<&str> = db.flags.iter().map(String::as_str).collect();
+    flags.extend(["--blob-store", "s3://assay/blobs"]);
+    let (data_a, data_b) = (root.join("a"), root.join("b"));
+    let (_a, url_a) = coordinator_via(&[], &data_a, "127.0.0.1:0", &flags, &env);
+    let (_b, url_b) = coordinator_via(&[], &data_b, "127.0.0.1:0", &flags, &env);
+
+    // An upload to A is downloaded from B, which fetches it from the bucket.
+    let (on_a, on_b) = (
+        signer(&url_a, NodeKey::from_seed([81; 32])),
+        signer(&url_b, NodeKey::from_seed([81; 32])),
+    );
+    let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let hash = Hash32::of(&bytes);
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    let _in_runtime = rt.enter();
+    let (ch_a, ch_b) = (
+        assay_proto::client::channel(&url_a).expect("channel"),
+        assay_proto::client::channel(&url_b).expect("channel"),
+    );
+    rt.block_on(async {
+        assay_proto::client::upload(&ch_a, &on_a, bytes.clone().into())
+            .await
+            .expect("upload to A");
+    });
+    assert!(
+        root.join("s3/assay/blobs").join(hash.to_hex()).is_file(),
+        "the upload was acknowledged before it was in the bucket"
+    );
+    assert!(!blob_files(&data_b).contains(&hash.to_hex()));
+    let got = rt.block_on(async {
+        assay_proto::client::download(&ch_b, &on_b, None, &hash, 1 << 24)
+            .await
+            .expect("download from B")
+    });
+    assert_eq!(got, bytes);
+    assert!(
+        blob_files(&data_b).contains(&hash.to_hex()),
+        "B keeps its copy"
+    );
+
+    // A job published on A, run by a provider of B, its outputs read from A.
+    let renter = root.join("renter");
+    ok(assay(&renter, &url_a, &["faucet"]));
+    let _p = provider(&url_b, &root.join("p"), 10, 1);
+    let (component, a, b) = matmul_inputs(root);
+    let component = component.to_string_lossy().to_string();
+    let mut args = vec![
+        component.as_str(),
+        "--input",
+        &a,
+        "--input",
+        &b,
+        "--max-price",
+        "100",
+    ];
+    args.extend(LIMITS);
+    let job = publish(&renter, &url_a, &args);
+    wait_job(&renter, &url_a, &job, 90, |s| s["state"] == "settled");
+    let out = root.join("out");
+    ok(assay(
+        &renter,
+        &url_a,
+        &["job", "outputs", &job, "--out", &out.to_string_lossy()],
+    ));
+    let c = std::fs::read(out.join("c")).expect("output c");
+    assert!(c.len() > 8, "{} bytes", c.len());
+    ok(assay(&renter, &url_b, &["ledger", "verify"]));
+}
