@@ -170,3 +170,69 @@ fn replicas_share_blobs_through_an_s3_bucket() {
     assert!(c.len() > 8, "{} bytes", c.len());
     ok(assay(&renter, &url_b, &["ledger", "verify"]));
 }
+
+/// Retention collects from the bucket too: a blob no job names, uploaded
+/// through one replica, is deleted from the bucket by the other's sweep
+/// once the period passed, while a blob a queued job names stays.
+#[test]
+fn retention_collects_from_the_shared_bucket() {
+    let Some(db) = stores("replica_retention")
+        .into_iter()
+        .find(|s| s.name == "postgres")
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let Some((_s3, endpoint)) = s3_server(&root.join("s3")) else {
+        return;
+    };
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let mut flags: Vec<&str> = db.flags.iter().map(String::as_str).collect();
+    flags.extend(["--blob-store", "s3://assay/blobs", "--no-challenges"]);
+    let (_a, url_a) = coordinator_via(&[], &root.join("a"), "127.0.0.1:0", &flags, &env);
+    let mut sweeping = flags.clone();
+    sweeping.extend(["--blob-retention-ms", "1500", "--blob-sweep-ms", "200"]);
+    let (_b, _url_b) = coordinator_via(&[], &root.join("b"), "127.0.0.1:0", &sweeping, &env);
+
+    let renter = root.join("renter");
+    ok(assay(&renter, &url_a, &["faucet"]));
+    let key = crate::network::node_key(&renter);
+    let on_a = signer(&url_a, key);
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    let _in_runtime = rt.enter();
+    let ch = assay_proto::client::channel(&url_a).expect("channel");
+    let (orphan, named): (Vec<u8>, Vec<u8>) = (vec![1; 10_000], vec![2; 10_000]);
+    rt.block_on(async {
+        for blob in [&orphan, &named] {
+            assay_proto::client::upload(&ch, &on_a, blob.clone().into())
+                .await
+                .expect("upload");
+        }
+    });
+    // A job names `named` (as its component) and waits: no provider.
+    let component = root.join("named.wasm");
+    std::fs::write(&component, &named).expect("component");
+    let component = component.to_string_lossy().to_string();
+    let mut args = vec![component.as_str(), "--max-price", "100"];
+    args.extend(LIMITS);
+    publish(&renter, &url_a, &args);
+    let in_bucket = |b: &[u8]| {
+        root.join("s3/assay/blobs")
+            .join(Hash32::of(b).to_hex())
+            .is_file()
+    };
+    assert!(in_bucket(&orphan) && in_bucket(&named));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while in_bucket(&orphan) {
+        assert!(Instant::now() < deadline, "the orphan was never collected");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1_000));
+    assert!(in_bucket(&named), "a blob a queued job names was collected");
+}
