@@ -37,7 +37,8 @@ for t in "${targets[@]}"; do
   echo "   $((($(date +%s) - start))) s, ${execs:-?} runs, ${cov:-cov ?}, exit $rc"
   for a in fuzz/artifacts/"$t"/crash-* fuzz/artifacts/"$t"/oom-* fuzz/artifacts/"$t"/timeout-*; do
     [ -e "$a" ] || continue
-    cp "$a" "fuzz-cases/regressions/$t/"
+    # Moved, so a later run reports only what it found itself.
+    mv "$a" "fuzz-cases/regressions/$t/"
     echo "   CRASH kept as fuzz-cases/regressions/$t/$(basename "$a") (see fuzz/$t.log)"
     crashed+=("$t")
   done
