@@ -133,6 +133,8 @@ pub struct Runtime {
     key: NodeKey,
     input_hashes: InputHashes,
     range_hashes: Arc<RangeHashes>,
+    /// The last receipt's `finished_at_ms`: each later one is later still.
+    last_finished_ms: std::sync::atomic::AtomicU64,
 }
 
 /// The blake3 of input buffers this runtime hashed lately, so a daemon that
@@ -208,7 +210,30 @@ impl Runtime {
             key: options.key,
             input_hashes: InputHashes::default(),
             range_hashes: Arc::default(),
+            last_finished_ms: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Now, for a receipt's `finished_at_ms`, but after every earlier
+    /// receipt of this runtime: two runs of identical work (two market jobs
+    /// of one content) finishing in the same millisecond would otherwise
+    /// sign byte-identical receipts, one receipt for two leases.
+    fn finished_now(&self) -> u64 {
+        use std::sync::atomic::Ordering;
+        let now = unix_ms();
+        let mut prev = self.last_finished_ms.load(Ordering::Relaxed);
+        loop {
+            let next = now.max(prev.saturating_add(1));
+            match self.last_finished_ms.compare_exchange_weak(
+                prev,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return next,
+                Err(seen) => prev = seen,
+            }
+        }
     }
 
     /// This node's identity.
@@ -397,7 +422,7 @@ impl Runtime {
             },
             telemetry: None,
             started_at_ms,
-            finished_at_ms: unix_ms(),
+            finished_at_ms: self.finished_now(),
         }
         .sign(&self.key)?;
         Ok(RunReport {

@@ -68,6 +68,17 @@ impl<B: Backend> Receipts for SqlStore<B> {
             if receipt_gate(&s.lease_id, lease.state)? == ReceiptGate::AlreadyDone {
                 return answer_retry(c, &rid, &s.lease_id);
             }
+            // One receipt answers one lease: the same signed receipt for
+            // another lease (identical work) is refused, not a key clash.
+            if let Some(other) = c.query_opt(
+                "SELECT lease_id FROM receipts WHERE id = $1",
+                &[(&rid).into()],
+            )? {
+                return Err(Error::AlreadyExists(format!(
+                    "receipt {rid} already answers lease {}: sign a receipt of this lease's own run",
+                    other.hash(0)?
+                )));
+            }
             let terms = job_terms(c, &lease.job, lease.idx)?;
             let settle_at = settle_at(
                 now_ms,

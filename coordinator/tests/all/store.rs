@@ -394,6 +394,38 @@ fn receipts_are_checked_against_the_lease<B: Backend>(db: Db<'_, B>) {
     assert!(s.take_leases(&key(9).id(), 1, 20).is_err(), "unregistered");
 }
 
+/// Found by the load bench: two market jobs of one content, leased to one
+/// provider, answered with one byte-identical receipt — the second insert
+/// was a database error (a unique key) that the provider retried for
+/// minutes as an outage. Now it is refused: one receipt answers one lease.
+fn one_receipt_answers_one_lease<B: Backend>(db: Db<'_, B>) {
+    let s = db(cfg());
+    let (r, a) = (key(1), key(2));
+    s.mint(&r.id(), 10_000, "m", 0).expect("mint");
+    s.register(&provider(&a, 50, 1 << 30), 0, 0).expect("reg");
+    let first = new_job(&r, 1, 1, 100);
+    let second = NewJob {
+        id: Hash32([77; 32]),
+        ..first.clone()
+    };
+    s.submit_job(&first, 0).expect("job");
+    s.submit_job(&second, 0).expect("the same work again");
+    let l = s.take_leases(&a.id(), 2, 10).expect("take");
+    assert_eq!(l.len(), 2);
+    assert_eq!(l[0].shard_job_id, l[1].shard_job_id, "one content");
+    let answer = receipt_for(&s, &l[0], &a);
+    s.submit_receipt(&answer, 20).expect("first lease");
+    let mut reused = receipt_for(&s, &l[1], &a);
+    assert_eq!(reused.receipt.id(), answer.receipt.id(), "byte-identical");
+    let e = s.submit_receipt(&reused, 20).expect_err("one receipt, two leases");
+    assert!(matches!(e, Error::AlreadyExists(_)), "{e}");
+    // A receipt of its own run (a later finish) is taken.
+    reused.receipt.body.finished_at_ms += 1;
+    reused.receipt = reused.receipt.body.clone().sign(&a).expect("sign");
+    s.submit_receipt(&reused, 21).expect("second lease, own receipt");
+    ledger_ok(&s);
+}
+
 /// `k`'s receipt for `lease` of a run that ran out of fuel, with `message`
 /// beside it.
 fn failed_receipt_for<B: Backend>(
@@ -690,6 +722,7 @@ both_backends!(
     expired_lease_requeues_and_only_one_receipt_pays,
     returned_lease_requeues_and_faults_lower_reliability,
     receipts_are_checked_against_the_lease,
+    one_receipt_answers_one_lease,
     a_failure_message_is_kept_beside_the_receipt,
     a_shard_that_keeps_failing_is_given_up_and_refunded,
     replayed_nonce_is_refused,

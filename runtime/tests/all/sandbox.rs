@@ -38,6 +38,26 @@ fn matmul_is_correct_and_identical_over_20_runs() {
     }
 }
 
+/// Found by the load bench: two market jobs of one content, run by one
+/// provider within a millisecond, got byte-identical receipts (one receipt
+/// id for two leases). Each receipt of a runtime now finishes later than
+/// the one before.
+#[test]
+fn receipts_of_identical_runs_differ() {
+    let rt = runtime();
+    let receipts: Vec<_> = (0..20)
+        .map(|_| {
+            run(&rt, Guest::Hello, Inputs::new(), &JobSpec::default())
+                .receipt
+        })
+        .collect();
+    for pair in receipts.windows(2) {
+        assert_eq!(pair[0].body.outputs_root, pair[1].body.outputs_root);
+        assert!(pair[1].body.finished_at_ms > pair[0].body.finished_at_ms);
+        assert_ne!(pair[0].id(), pair[1].id());
+    }
+}
+
 #[test]
 fn cold_and_warm_component_cache_agree() {
     let dir = tempfile::tempdir().expect("tempdir");
