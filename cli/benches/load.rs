@@ -399,16 +399,27 @@ fn main() {
     sampling.store(false, Ordering::Relaxed);
     let (peak_rss, cpu_ms, sampled) = sampler.join().expect("sampler");
     let total_s = (published_ms as f64 + wall.elapsed().as_millis() as f64) / 1000.0;
-    let rows = db_pairs(
-        &data,
-        pg_url.as_deref(),
-        "SELECT j.created_at, MAX(r.settled_at) FROM jobs j JOIN receipts r ON r.job_id = j.id \
-         WHERE r.settled_at IS NOT NULL GROUP BY j.id, j.created_at",
-    );
-    let mut lat: Vec<u64> = rows
+    // Publish→settled of the jobs whose component has `size` bytes (`=`)
+    // or not (`<>`).
+    let latencies = |op: &str| {
+        let mut lat: Vec<u64> = db_pairs(
+            &data,
+            pg_url.as_deref(),
+            &format!(
+                "SELECT j.created_at, MAX(r.settled_at) FROM jobs j JOIN receipts r ON r.job_id = j.id \
+                 WHERE r.settled_at IS NOT NULL AND j.component_size {op} {} \
+                 GROUP BY j.id, j.created_at",
+                tiny.component.len()
+            ),
+        )
         .iter()
         .map(|(c, s)| u64::try_from(s - c).unwrap_or(0))
         .collect();
+        lat.sort_unstable();
+        lat
+    };
+    let (tiny_lat, minilm_lat) = (latencies("="), latencies("<>"));
+    let mut lat: Vec<u64> = tiny_lat.iter().chain(&minilm_lat).copied().collect();
     lat.sort_unstable();
     let minilm_jobs = if minilm.is_some() && a.minilm_every > 0 {
         a.jobs.div_ceil(a.minilm_every)
@@ -442,6 +453,15 @@ fn main() {
         percentile(&lat, 0.99),
         lat.last().copied().unwrap_or(0)
     );
+    for (kind, l) in [("tiny", &tiny_lat), ("MiniLM", &minilm_lat)] {
+        if !l.is_empty() {
+            println!(
+                "| {kind} jobs: publish→settled p50 / p99 | {} / {} ms |",
+                percentile(l, 0.5),
+                percentile(l, 0.99)
+            );
+        }
+    }
     println!(
         "| simulated providers | {} ({} heartbeats, {} refused) |",
         a.sim_providers,

@@ -417,12 +417,15 @@ fn one_receipt_answers_one_lease<B: Backend>(db: Db<'_, B>) {
     s.submit_receipt(&answer, 20).expect("first lease");
     let mut reused = receipt_for(&s, &l[1], &a);
     assert_eq!(reused.receipt.id(), answer.receipt.id(), "byte-identical");
-    let e = s.submit_receipt(&reused, 20).expect_err("one receipt, two leases");
+    let e = s
+        .submit_receipt(&reused, 20)
+        .expect_err("one receipt, two leases");
     assert!(matches!(e, Error::AlreadyExists(_)), "{e}");
     // A receipt of its own run (a later finish) is taken.
     reused.receipt.body.finished_at_ms += 1;
     reused.receipt = reused.receipt.body.clone().sign(&a).expect("sign");
-    s.submit_receipt(&reused, 21).expect("second lease, own receipt");
+    s.submit_receipt(&reused, 21)
+        .expect("second lease, own receipt");
     ledger_ok(&s);
 }
 

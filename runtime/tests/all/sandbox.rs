@@ -46,10 +46,7 @@ fn matmul_is_correct_and_identical_over_20_runs() {
 fn receipts_of_identical_runs_differ() {
     let rt = runtime();
     let receipts: Vec<_> = (0..20)
-        .map(|_| {
-            run(&rt, Guest::Hello, Inputs::new(), &JobSpec::default())
-                .receipt
-        })
+        .map(|_| run(&rt, Guest::Hello, Inputs::new(), &JobSpec::default()).receipt)
         .collect();
     for pair in receipts.windows(2) {
         assert_eq!(pair[0].body.outputs_root, pair[1].body.outputs_root);
