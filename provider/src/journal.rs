@@ -142,12 +142,12 @@ impl Journal {
         if writeln!(g.file, "end {lease}").is_err() {
             tracing::warn!(path = %self.path.display(), "could not append to the lease journal");
         }
-        if g.finished.len() >= 2 * self.keep_finished {
-            if let Err(e) = self.compact(&mut g) {
-                // The journal keeps growing until a rewrite succeeds; it
-                // is still right.
-                tracing::warn!(error = %e, "could not rewrite the lease journal");
-            }
+        // The journal keeps growing until a rewrite succeeds; it is still
+        // right.
+        if g.finished.len() >= 2 * self.keep_finished
+            && let Err(e) = self.compact(&mut g)
+        {
+            tracing::warn!(error = %e, "could not rewrite the lease journal");
         }
     }
 

@@ -224,10 +224,10 @@ struct Machine {
 impl Machine {
     /// The operand a byte picks (a fresh `[2, 2]` fill when none is live).
     fn pick(&mut self) -> usize {
-        if self.stack.is_empty() {
-            if let Ok(t) = wit::fill(&[2, 2], 1.0) {
-                self.stack.push(t);
-            }
+        if self.stack.is_empty()
+            && let Ok(t) = wit::fill(&[2, 2], 1.0)
+        {
+            self.stack.push(t);
         }
         usize::from(self.p.byte()) % self.stack.len().max(1)
     }
