@@ -123,25 +123,14 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 
 /// Rows of one integer column pair from the coordinator's database.
 fn db_pairs(data: &Path, pg_url: Option<&str>, sql: &str) -> Vec<(i64, i64)> {
-    use assay_coordinator::sql::{Backend, Conn, Value};
-    let read = |c: &mut dyn Conn| {
-        Ok(c.query(sql, &[])?
-            .into_iter()
-            .filter_map(|r| match (r.0.first(), r.0.get(1)) {
-                (Some(Value::Int(a)), Some(Value::Int(b))) => Some((*a, *b)),
-                _ => None,
-            })
-            .collect())
-    };
-    match pg_url {
-        Some(url) => assay_coordinator::postgres::Postgres::open(url, None)
-            .expect("postgres")
-            .read(&mut |c| read(c)),
-        None => assay_coordinator::sqlite::Sqlite::open(&data.join("coordinator.db"))
-            .expect("sqlite")
-            .read(&mut |c| read(c)),
-    }
-    .expect("query")
+    use assay_coordinator::sql::Value;
+    db_rows(data, pg_url, sql)
+        .into_iter()
+        .filter_map(|r| match (r.first(), r.get(1)) {
+            (Some(Value::Int(a)), Some(Value::Int(b))) => Some((*a, *b)),
+            _ => None,
+        })
+        .collect()
 }
 
 struct Kind {

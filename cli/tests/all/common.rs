@@ -300,6 +300,25 @@ pub fn matmul_inputs(dir: &Path) -> (PathBuf, String, String) {
 
 pub const LIMITS: [&str; 4] = ["--fuel", "100000000", "--work-budget", "100000000"];
 
+/// Publishes the matmul job of [`matmul_inputs`] (written under `root`) at
+/// most 100 per unit with [`LIMITS`] and `extra` flags; returns its id.
+pub fn publish_matmul(root: &Path, renter: &Path, url: &str, extra: &[&str]) -> String {
+    let (component, a, b) = matmul_inputs(root);
+    let component = component.to_string_lossy().to_string();
+    let mut args = vec![
+        component.as_str(),
+        "--input",
+        &a,
+        "--input",
+        &b,
+        "--max-price",
+        "100",
+    ];
+    args.extend(LIMITS);
+    args.extend(extra);
+    publish(renter, url, &args)
+}
+
 /// A verifier daemon with a stake of 1 credit (from the faucet) and extra
 /// flags (e.g. `--lie-rate 1`, `--threads 2`).
 pub fn verifier(url: &str, home: &Path, extra: &[&str]) -> Proc {
@@ -443,6 +462,40 @@ pub fn stores(test: &str) -> Vec<Store> {
         }
     }
     out
+}
+
+/// The rows of `sql` on a coordinator's database: the PostgreSQL at `pg`
+/// (a `--database` URL), else the SQLite file in its data dir `data`.
+pub fn db_rows(
+    data: &Path,
+    pg: Option<&str>,
+    sql: &str,
+) -> Vec<Vec<assay_coordinator::sql::Value>> {
+    use assay_coordinator::sql::{Backend, Conn};
+    let read = |c: &mut dyn Conn| Ok(c.query(sql, &[])?.into_iter().map(|r| r.0).collect());
+    match pg {
+        Some(url) => assay_coordinator::postgres::Postgres::open(url, None)
+            .expect("postgres")
+            .read(&mut |c| read(c)),
+        None => assay_coordinator::sqlite::Sqlite::open(&data.join("coordinator.db"))
+            .expect("sqlite")
+            .read(&mut |c| read(c)),
+    }
+    .expect("query")
+}
+
+/// The first column of [`db_rows`], as text (blobs as hex).
+pub fn db_column(data: &Path, pg: Option<&str>, sql: &str) -> Vec<String> {
+    use assay_coordinator::sql::Value;
+    db_rows(data, pg, sql)
+        .into_iter()
+        .map(|r| match r.into_iter().next() {
+            Some(Value::Text(t)) => t,
+            Some(Value::Int(i)) => i.to_string(),
+            Some(Value::Blob(b)) => hex::encode(b),
+            other => format!("{other:?}"),
+        })
+        .collect()
 }
 
 /// A TCP port free now on loopback (for a daemon's `--metrics-listen`).

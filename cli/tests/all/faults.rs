@@ -196,20 +196,7 @@ impl Drop for Net {
 
 /// The first column of `sql` on the coordinator's SQLite database, as text.
 fn db(data: &Path, sql: &str) -> Vec<String> {
-    use assay_coordinator::sql::{Backend, Value};
-    assay_coordinator::sqlite::Sqlite::open(&data.join("coordinator.db"))
-        .expect("sqlite")
-        .read(&mut |c| {
-            Ok(c.query(sql, &[])?
-                .into_iter()
-                .map(|r| match r.0.into_iter().next() {
-                    Some(Value::Text(t)) => t,
-                    Some(Value::Int(i)) => i.to_string(),
-                    other => format!("{other:?}"),
-                })
-                .collect())
-        })
-        .expect("query")
+    db_column(data, None, sql)
 }
 
 fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {

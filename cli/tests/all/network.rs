@@ -1165,27 +1165,7 @@ pub(super) fn node_key(home: &Path) -> NodeKey {
 /// The first column of a query on the coordinator's database (SQLite in
 /// `data`, or `store`'s PostgreSQL), as text.
 fn db_text(store: &Store, data: &Path, sql: &str) -> Vec<String> {
-    use assay_coordinator::sql::{Backend, Conn, Value};
-    let read = |c: &mut dyn Conn| {
-        Ok(c.query(sql, &[])?
-            .into_iter()
-            .map(|r| match r.0.into_iter().next() {
-                Some(Value::Text(t)) => t,
-                Some(Value::Int(i)) => i.to_string(),
-                Some(Value::Blob(b)) => Hash32(b.try_into().unwrap_or([0; 32])).to_hex(),
-                other => format!("{other:?}"),
-            })
-            .collect())
-    };
-    match store.flags.get(1) {
-        Some(url) => assay_coordinator::postgres::Postgres::open(url, None)
-            .expect("postgres")
-            .read(&mut |c| read(c)),
-        None => assay_coordinator::sqlite::Sqlite::open(&data.join("coordinator.db"))
-            .expect("sqlite")
-            .read(&mut |c| read(c)),
-    }
-    .expect("query")
+    db_column(data, store.flags.get(1).map(String::as_str), sql)
 }
 
 #[test]

@@ -83,19 +83,21 @@ fn blob_files(data: &Path) -> Vec<String> {
     out
 }
 
-#[test]
-fn replicas_share_blobs_through_an_s3_bucket() {
-    let Some(db) = stores("replicas")
-        .into_iter()
-        .find(|s| s.name == "postgres")
-    else {
-        return;
-    };
-    let tmp = tempfile::tempdir().expect("tmp");
-    let root = tmp.path();
-    let Some((_s3, endpoint)) = s3_server(&root.join("s3")) else {
-        return;
-    };
+/// Two coordinators (`a`, `b` under `root`) on one fresh PostgreSQL schema
+/// sharing bucket `assay` of a real S3 server, `b` with `extra_b` flags;
+/// `None` (said) without PostgreSQL or the server.
+struct Replicas {
+    _s3: Proc,
+    _a: Proc,
+    _b: Proc,
+    a: String,
+    b: String,
+    _db: Store,
+}
+
+fn replicas(test: &str, root: &Path, extra_b: &[&str]) -> Option<Replicas> {
+    let db = stores(test).into_iter().find(|s| s.name == "postgres")?;
+    let (s3, endpoint) = s3_server(&root.join("s3"))?;
     let env = [
         ("AWS_ENDPOINT_URL", endpoint.as_str()),
         ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
@@ -103,10 +105,29 @@ fn replicas_share_blobs_through_an_s3_bucket() {
         ("AWS_REGION", "us-east-1"),
     ];
     let mut flags: Vec<&str> = db.flags.iter().map(String::as_str).collect();
-    flags.extend(["--blob-store", "s3://assay/blobs"]);
-    let (data_a, data_b) = (root.join("a"), root.join("b"));
-    let (_a, url_a) = coordinator_via(&[], &data_a, "127.0.0.1:0", &flags, &env);
-    let (_b, url_b) = coordinator_via(&[], &data_b, "127.0.0.1:0", &flags, &env);
+    flags.extend(["--blob-store", "s3://assay/blobs", "--no-challenges"]);
+    let (a_proc, a) = coordinator_via(&[], &root.join("a"), "127.0.0.1:0", &flags, &env);
+    flags.extend(extra_b);
+    let (b_proc, b) = coordinator_via(&[], &root.join("b"), "127.0.0.1:0", &flags, &env);
+    Some(Replicas {
+        _s3: s3,
+        _a: a_proc,
+        _b: b_proc,
+        a,
+        b,
+        _db: db,
+    })
+}
+
+#[test]
+fn replicas_share_blobs_through_an_s3_bucket() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    let Some(r) = replicas("replicas", root, &[]) else {
+        return;
+    };
+    let (url_a, url_b) = (r.a.clone(), r.b.clone());
+    let data_b = root.join("b");
 
     // An upload to A is downloaded from B, which fetches it from the bucket.
     let (on_a, on_b) = (
@@ -146,19 +167,7 @@ fn replicas_share_blobs_through_an_s3_bucket() {
     let renter = root.join("renter");
     ok(assay(&renter, &url_a, &["faucet"]));
     let _p = provider(&url_b, &root.join("p"), 10, 1);
-    let (component, a, b) = matmul_inputs(root);
-    let component = component.to_string_lossy().to_string();
-    let mut args = vec![
-        component.as_str(),
-        "--input",
-        &a,
-        "--input",
-        &b,
-        "--max-price",
-        "100",
-    ];
-    args.extend(LIMITS);
-    let job = publish(&renter, &url_a, &args);
+    let job = publish_matmul(root, &renter, &url_a, &[]);
     wait_job(&renter, &url_a, &job, 90, |s| s["state"] == "settled");
     let out = root.join("out");
     ok(assay(
@@ -176,30 +185,13 @@ fn replicas_share_blobs_through_an_s3_bucket() {
 /// once the period passed, while a blob a queued job names stays.
 #[test]
 fn retention_collects_from_the_shared_bucket() {
-    let Some(db) = stores("replica_retention")
-        .into_iter()
-        .find(|s| s.name == "postgres")
-    else {
-        return;
-    };
     let tmp = tempfile::tempdir().expect("tmp");
     let root = tmp.path();
-    let Some((_s3, endpoint)) = s3_server(&root.join("s3")) else {
+    let sweeping = ["--blob-retention-ms", "1500", "--blob-sweep-ms", "200"];
+    let Some(r) = replicas("replica_retention", root, &sweeping) else {
         return;
     };
-    let env = [
-        ("AWS_ENDPOINT_URL", endpoint.as_str()),
-        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
-        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
-        ("AWS_REGION", "us-east-1"),
-    ];
-    let mut flags: Vec<&str> = db.flags.iter().map(String::as_str).collect();
-    flags.extend(["--blob-store", "s3://assay/blobs", "--no-challenges"]);
-    let (_a, url_a) = coordinator_via(&[], &root.join("a"), "127.0.0.1:0", &flags, &env);
-    let mut sweeping = flags.clone();
-    sweeping.extend(["--blob-retention-ms", "1500", "--blob-sweep-ms", "200"]);
-    let (_b, _url_b) = coordinator_via(&[], &root.join("b"), "127.0.0.1:0", &sweeping, &env);
-
+    let url_a = r.a.clone();
     let renter = root.join("renter");
     ok(assay(&renter, &url_a, &["faucet"]));
     let key = crate::network::node_key(&renter);

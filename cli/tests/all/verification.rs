@@ -122,22 +122,6 @@ fn renter_cost(shard: &Value, price: u64) -> u64 {
 
 /// Publishes the matmul job (inputs written into `root`) at max price 100
 /// with `extra` flags; returns the job id.
-fn publish_matmul(root: &Path, renter: &Path, url: &str, extra: &[&str]) -> String {
-    let (component, a, b) = matmul_inputs(root);
-    let component = component.to_string_lossy().to_string();
-    let mut args = vec![
-        component.as_str(),
-        "--input",
-        &a,
-        "--input",
-        &b,
-        "--max-price",
-        "100",
-    ];
-    args.extend(LIMITS);
-    args.extend(extra);
-    publish(renter, url, &args)
-}
 
 #[test]
 fn a_cheating_provider_is_caught_slashed_and_its_jobs_redone() {

@@ -17,7 +17,7 @@ pub fn admit_upload(
     quota: Option<u64>,
 ) -> Result<(), String> {
     let Some(quota) = quota else { return Ok(()) };
-    if already_owned || stored.saturating_add(size) <= quota {
+    if already_owned || stored.checked_add(size).is_some_and(|total| total <= quota) {
         return Ok(());
     }
     Err(format!(

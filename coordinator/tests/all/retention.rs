@@ -9,12 +9,12 @@ use std::time::{Duration, UNIX_EPOCH};
 use assay_coordinator::blobs::BlobStore;
 use assay_coordinator::retention::{Sweep, sweep};
 use assay_coordinator::sql::Backend;
-use assay_coordinator::store::ProviderInfo;
 use assay_coordinator::store::prelude::*;
 use assay_coordinator::{MarketConfig, SqlStore};
-use assay_protocol::{Hash32, JobSpec, NodeKey};
+use assay_protocol::Hash32;
 
 use crate::common::{key, ledger_ok, receipt_for};
+use crate::store::{provider, spec};
 
 type Db<'a, B> = &'a dyn Fn(MarketConfig) -> SqlStore<B>;
 
@@ -26,28 +26,6 @@ fn cfg() -> MarketConfig {
         settlement_delay_ms: 500,
         max_attempts: 0,
         ..MarketConfig::default()
-    }
-}
-
-fn provider(k: &NodeKey) -> ProviderInfo {
-    ProviderInfo {
-        id: k.id(),
-        price: 50,
-        cpu_cores: 4,
-        memory_bytes: 1 << 30,
-        gpus: Vec::new(),
-        slots: 4,
-        version: "test".into(),
-    }
-}
-
-fn spec() -> JobSpec {
-    JobSpec {
-        fuel: 1_000_000,
-        work_budget: 9_000_000,
-        memory_bytes: 1 << 20,
-        gpu_memory_bytes: 1 << 20,
-        ..JobSpec::default()
     }
 }
 
@@ -73,7 +51,8 @@ fn a_sweep_keeps_what_live_jobs_need_and_collects_the_rest<B: Backend>(db: Db<'_
     let blobs = BlobStore::open(dir.path(), 1 << 20).expect("blobs");
     let (r, p) = (key(1), key(2));
     s.mint(&r.id(), 10_000, "m", 0).expect("mint");
-    s.register(&provider(&p), 0, 0).expect("register");
+    s.register(&provider(&p, 50, 1 << 30), 0, 0)
+        .expect("register");
     let job = crate::common::job(&r.id(), 1, 1, 100, 0, spec());
     let (component, input) = (job.component_hash, job.inputs[0].hash);
     let output = Hash32::of(b"result");
@@ -161,7 +140,8 @@ fn references_of_older_jobs_are_filled_in_on_upgrade<B: Backend>(db: Db<'_, B>) 
     let s = db(cfg());
     let (r, p) = (key(1), key(2));
     s.mint(&r.id(), 10_000, "m", 0).expect("mint");
-    s.register(&provider(&p), 0, 0).expect("register");
+    s.register(&provider(&p, 50, 1 << 30), 0, 0)
+        .expect("register");
     let job = crate::common::job(&r.id(), 1, 1, 100, 0, spec());
     s.submit_job(&job, 0).expect("job");
     let lease = s.take_leases(&p.id(), 1, 10).expect("take");

@@ -25,7 +25,7 @@ fn cfg() -> MarketConfig {
     }
 }
 
-fn provider(k: &NodeKey, price: u64, memory: u64) -> ProviderInfo {
+pub(crate) fn provider(k: &NodeKey, price: u64, memory: u64) -> ProviderInfo {
     ProviderInfo {
         id: k.id(),
         price,
@@ -37,7 +37,7 @@ fn provider(k: &NodeKey, price: u64, memory: u64) -> ProviderInfo {
     }
 }
 
-fn spec() -> JobSpec {
+pub(crate) fn spec() -> JobSpec {
     JobSpec {
         fuel: 1_000_000,
         work_budget: 9_000_000,
