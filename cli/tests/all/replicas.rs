@@ -134,7 +134,8 @@ fn replicas_share_blobs_through_an_s3_bucket() {
         signer(&url_a, NodeKey::from_seed([81; 32])),
         signer(&url_b, NodeKey::from_seed([81; 32])),
     );
-    let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    // Over 8 MiB: put to the bucket in parts.
+    let bytes: Vec<u8> = (0..9_000_000u32).map(|i| (i % 251) as u8).collect();
     let hash = Hash32::of(&bytes);
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     let _in_runtime = rt.enter();

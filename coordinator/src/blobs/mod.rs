@@ -147,10 +147,13 @@ impl BlobStore {
     /// its size; `None` if it is not stored. (A blob only in the shared
     /// bucket keeps its time there: object stores have no touch.)
     pub fn touch(&self, hash: &Hash32) -> Option<u64> {
+        self.touch_here(hash).or_else(|| self.shared_size(hash))
+    }
+
+    /// [`BlobStore::touch`] of this directory's copy only.
+    fn touch_here(&self, hash: &Hash32) -> Option<u64> {
         let path = self.path(hash);
-        let Ok(file) = std::fs::OpenOptions::new().write(true).open(&path) else {
-            return self.shared_size(hash);
-        };
+        let file = std::fs::OpenOptions::new().write(true).open(&path).ok()?;
         if let Err(e) = file.set_modified(SystemTime::now()) {
             tracing::warn!(path = %path.display(), error = %e, "could not mark a blob as used");
         }
@@ -177,29 +180,13 @@ impl BlobStore {
             return Ok(None);
         };
         let mut upload = self.begin_within(*hash, size, size)?;
+        // From the bucket: not put back there.
         upload.shared = None;
-        let upload = std::sync::Arc::new(std::sync::Mutex::new(Some(upload)));
-        let sink = upload.clone();
-        let found = shared.fetch(hash, move |chunk| {
-            let mut g = sink
-                .lock()
-                .map_err(|_| Error::Corrupt("blob fetch lock poisoned".into()))?;
-            match g.as_mut() {
-                Some(u) => u.write(chunk),
-                None => Ok(()),
-            }
-        })?;
-        let upload = upload
-            .lock()
-            .map_err(|_| Error::Corrupt("blob fetch lock poisoned".into()))?
-            .take();
-        match (found, upload) {
-            (true, Some(u)) => {
-                u.finish()?;
-                Ok(Some(path))
-            }
-            _ => Ok(None),
+        if !shared.fetch(hash, |chunk| upload.write(chunk))? {
+            return Ok(None);
         }
+        upload.finish()?;
+        Ok(Some(path))
     }
 
     /// Every stored blob last stored or touched before `before_ms` (ms
@@ -269,13 +256,19 @@ impl BlobStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
             Err(e) => return Err(Error::io(&path, e)),
         };
+        // Keeping it puts this directory's copy back.
+        let keep = || {
+            if here {
+                self.put_back(&aside, hash)?;
+            }
+            Ok(None)
+        };
         let mut size = None;
         if here {
             let meta = std::fs::metadata(&aside).map_err(|e| Error::io(&aside, e))?;
             if meta.modified().map_or(true, |m| m >= before) {
-                // Used while we decided, or a time we cannot read: keep it.
-                self.put_back(&aside, hash)?;
-                return Ok(None);
+                // Used while we decided, or a time we cannot read.
+                return keep();
             }
             size = Some(meta.len());
         }
@@ -283,25 +276,16 @@ impl BlobStore {
             let there = match shared.head(hash) {
                 Ok(there) => there,
                 Err(e) => {
-                    if here {
-                        self.put_back(&aside, hash)?;
-                    }
+                    keep()?;
                     return Err(e);
                 }
             };
             match there {
-                // Stored again through another replica: keep it.
-                Some((_, stored)) if stored >= before_ms => {
-                    if here {
-                        self.put_back(&aside, hash)?;
-                    }
-                    return Ok(None);
-                }
+                // Stored again through another replica.
+                Some((_, stored)) if stored >= before_ms => return keep(),
                 Some((len, _)) => {
                     if let Err(e) = shared.delete(hash) {
-                        if here {
-                            self.put_back(&aside, hash)?;
-                        }
+                        keep()?;
                         return Err(e);
                     }
                     size = size.or(Some(len));
@@ -387,7 +371,7 @@ impl BlobStore {
     /// As [`Upload::finish`]; [`Error::Io`].
     pub fn put(&self, bytes: &[u8]) -> Result<Hash32, Error> {
         let hash = Hash32::of(bytes);
-        if self.touch(&hash).is_some() {
+        if self.touch_here(&hash).is_some() {
             if let Some(shared) = &self.shared
                 && shared.head(&hash)?.is_none()
             {

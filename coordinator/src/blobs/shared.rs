@@ -11,7 +11,6 @@
 //! coordinator calls them from blocking threads (`spawn_blocking`), and
 //! the requests run on the runtime the store was opened in.
 
-use std::io::Read;
 use std::sync::Arc;
 
 use assay_protocol::Hash32;
@@ -143,10 +142,13 @@ impl SharedBlobs {
         let path = file.to_owned();
         let what = format!("put of blob {hash}");
         self.wait(async move {
-            let read =
-                |path: &std::path::Path| std::fs::File::open(path).map_err(|e| Error::io(path, e));
+            use tokio::io::AsyncReadExt;
+            let mut file = tokio::fs::File::open(&path)
+                .await
+                .map_err(|e| Error::io(&path, e))?;
             if size <= PART_BYTES as u64 {
-                let bytes = tokio::fs::read(&path)
+                let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+                file.read_to_end(&mut bytes)
                     .await
                     .map_err(|e| Error::io(&path, e))?;
                 store
@@ -160,7 +162,6 @@ impl SharedBlobs {
                 .await
                 .map_err(|e| failed(&what, e))?;
             let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
-            let mut file = read(&path)?;
             let mut buf = vec![0u8; PART_BYTES];
             loop {
                 // At most two parts in flight: memory stays bounded.
@@ -168,7 +169,7 @@ impl SharedBlobs {
                     .wait_for_capacity(2)
                     .await
                     .map_err(|e| failed(&what, e))?;
-                let n = file.read(&mut buf).map_err(|e| Error::io(&path, e))?;
+                let n = file.read(&mut buf).await.map_err(|e| Error::io(&path, e))?;
                 if n == 0 {
                     break;
                 }
@@ -193,32 +194,62 @@ impl SharedBlobs {
             .map_err(|e| failed(&what, e))
     }
 
-    /// Streams the blob into `sink` chunk by chunk; `false` if the bucket
-    /// does not hold it.
+    /// Streams the blob to `each`, chunk by chunk, on the calling thread
+    /// (the download runs on the store's runtime, at most two chunks
+    /// ahead); `false` if the bucket does not hold it.
     ///
     /// # Errors
     ///
-    /// [`Error::ObjectStore`]; whatever `sink` returns.
+    /// [`Error::ObjectStore`]; whatever `each` returns (the download stops).
     pub fn fetch(
         &self,
         hash: &Hash32,
-        sink: impl FnMut(&[u8]) -> Result<(), Error> + Send + 'static,
+        mut each: impl FnMut(&[u8]) -> Result<(), Error>,
     ) -> Result<bool, Error> {
+        enum Piece {
+            Chunk(bytes::Bytes),
+            Missing,
+            Done,
+        }
         let (store, key) = (self.store.clone(), self.key(hash));
         let what = format!("get of blob {hash}");
-        let mut sink = sink;
-        self.wait(async move {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Piece, Error>>(2);
+        self.runtime.spawn(async move {
             let got = match store.get(&key).await {
                 Ok(got) => got,
-                Err(object_store::Error::NotFound { .. }) => return Ok(false),
-                Err(e) => return Err(failed(&what, e)),
+                Err(object_store::Error::NotFound { .. }) => {
+                    let _ = tx.send(Ok(Piece::Missing)).await;
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(failed(&what, e))).await;
+                    return;
+                }
             };
             let mut stream = got.into_stream();
             while let Some(chunk) = stream.next().await {
-                sink(&chunk.map_err(|e| failed(&what, e))?)?;
+                let piece = chunk.map(Piece::Chunk).map_err(|e| failed(&what, e));
+                let failed = piece.is_err();
+                // A receiver gone (its `each` failed) stops the download.
+                if tx.send(piece).await.is_err() || failed {
+                    return;
+                }
             }
-            Ok(true)
-        })?
+            let _ = tx.send(Ok(Piece::Done)).await;
+        });
+        loop {
+            match rx.blocking_recv() {
+                Some(Ok(Piece::Chunk(chunk))) => each(&chunk)?,
+                Some(Ok(Piece::Done)) => return Ok(true),
+                Some(Ok(Piece::Missing)) => return Ok(false),
+                Some(Err(e)) => return Err(e),
+                None => {
+                    return Err(Error::ObjectStore(
+                        "the object store's runtime stopped".into(),
+                    ));
+                }
+            }
+        }
     }
 
     /// Every blob in the bucket stored before `before_ms`, with its size.
