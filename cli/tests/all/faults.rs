@@ -225,7 +225,6 @@ fn faults_across_hosts_lose_no_job_and_pay_none_twice() {
     let started = Instant::now();
     let nodes = ["c", "a", "r", "p1", "p2", "p3", "v1", "v2"];
     let Some(net) = Net::up(&nodes) else { return };
-    let via = |node: &str| net.exec(node);
     let tmp = tempfile::tempdir().expect("tmp");
     let root = tmp.path();
     let data = root.join("coordinator");
@@ -245,16 +244,15 @@ fn faults_across_hosts_lose_no_job_and_pay_none_twice() {
         "--arbiter-key",
         &arbiter,
     ];
-    let launch = |node: &str| -> Vec<String> { via(node) };
-    let c_launcher = launch("c");
+    let c_launcher = net.exec("c");
     let (coordinator_proc, url) =
         coordinator_via(&as_strs(&c_launcher), &data, &listen, &args, &[]);
     assert_eq!(url, format!("http://{listen}"));
     let renter = root.join("renter");
-    let r_launcher = launch("r");
+    let r_launcher = net.exec("r");
     let cli = |args: &[&str]| ok(assay_via(&as_strs(&r_launcher), &renter, &url, args));
     cli(&["faucet"]);
-    let a_launcher = launch("a");
+    let a_launcher = net.exec("a");
     let _arbiter = verifier_via(&as_strs(&a_launcher), &url, &arbiter_home, &[]);
     let homes: Vec<_> = ["p1", "p2", "p3", "v1", "v2"]
         .iter()
@@ -263,7 +261,7 @@ fn faults_across_hosts_lose_no_job_and_pay_none_twice() {
     let ids: Vec<String> = homes.iter().map(|h| id_hex(h)).collect();
     let launchers: Vec<Vec<String>> = ["p1", "p2", "p3", "v1", "v2"]
         .iter()
-        .map(|n| launch(n))
+        .map(|n| net.exec(n))
         .collect();
     let _providers: Vec<Proc> = (0..3)
         .map(|i| provider_via(&as_strs(&launchers[i]), &url, &homes[i], 10, 1, &[], &[]))
